@@ -1,0 +1,195 @@
+//! Token format `scimd_<id>_<secret>`, secret generation, hashing and the token's state.
+//!
+//! The id lets the server find the token's row without scanning; the `scimd_` prefix lets
+//! secret scanners recognise a leaked token. Only an argon2id hash of the secret is stored.
+
+use std::fmt;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+
+pub const PREFIX: &str = "scimd_";
+const ID_BYTES: usize = 8;
+const SECRET_BYTES: usize = 32;
+
+/// A token secret. Its `Debug` and `Display` never print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// A freshly made token: its id, and the full text handed to the operator once.
+pub struct NewToken {
+    pub id: String,
+    pub full: Secret,
+    pub secret: Secret,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    OsRng.fill_bytes(&mut buf);
+    hex(&buf)
+}
+
+pub fn generate() -> NewToken {
+    let id = random_hex(ID_BYTES);
+    let secret = random_hex(SECRET_BYTES);
+    NewToken {
+        full: Secret(format!("{PREFIX}{id}_{secret}")),
+        id,
+        secret: Secret(secret),
+    }
+}
+
+/// Splits a presented token into its id and secret; `None` if it is not a scimd token.
+pub fn parse(text: &str) -> Option<(&str, Secret)> {
+    let rest = text.strip_prefix(PREFIX)?;
+    let (id, secret) = rest.split_once('_')?;
+    let is_hex = |s: &str, len: usize| {
+        s.len() == len * 2
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    if !is_hex(id, ID_BYTES) || !is_hex(secret, SECRET_BYTES) {
+        return None;
+    }
+    Some((id, Secret(secret.to_string())))
+}
+
+/// Whether a token id has the right shape (used to reject junk before touching the database).
+pub fn is_token_id(id: &str) -> bool {
+    id.len() == ID_BYTES * 2
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// An argon2id PHC string of the secret (argon2's default cost: 19 MiB, 2 passes).
+pub fn hash(secret: &Secret) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(secret.0.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing token secret: {e}"))
+}
+
+/// Checks a secret against a stored PHC string. Costs one full argon2 run.
+pub fn verify(secret: &Secret, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(h) => Argon2::default()
+            .verify_password(secret.0.as_bytes(), &h)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Expired => "expired",
+            TokenState::Revoked => "revoked",
+        }
+    }
+}
+
+/// A token is usable while `now < expires` and it was never revoked. Times are unix seconds.
+pub fn state(expires: i64, revoked: Option<i64>, now: i64) -> TokenState {
+    if revoked.is_some() {
+        TokenState::Revoked
+    } else if now >= expires {
+        TokenState::Expired
+    } else {
+        TokenState::Active
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_parse_back() {
+        let t = generate();
+        let full = t.full.expose().to_string();
+        assert!(full.starts_with("scimd_"));
+        let (id, secret) = parse(&full).unwrap();
+        assert_eq!(id, t.id);
+        assert_eq!(secret, t.secret);
+        assert!(is_token_id(id));
+        assert_ne!(generate().full, t.full);
+    }
+
+    #[test]
+    fn malformed_tokens_are_rejected() {
+        let t = generate();
+        let full = t.full.expose();
+        let cases = [
+            String::new(),
+            "scimd_".into(),
+            full.replace("scimd_", "scimx_"),
+            full[..full.len() - 1].to_string(),
+            format!("{full}0"),
+            full.to_uppercase(),
+            full.replacen('_', "-", 2),
+            format!("scimd_{}", t.id),
+        ];
+        for case in cases {
+            assert!(parse(&case).is_none(), "{case:?} parsed");
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let t = generate();
+        assert_eq!(format!("{:?} {}", t.full, t.secret), "*** ***");
+    }
+
+    #[test]
+    fn hash_verifies_only_the_right_secret() {
+        let t = generate();
+        let phc = hash(&t.secret).unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(!phc.contains(t.secret.expose()));
+        assert!(verify(&t.secret, &phc));
+        assert!(!verify(&generate().secret, &phc));
+        assert!(!verify(&t.secret, "not a hash"));
+    }
+
+    #[test]
+    fn state_follows_expiry_and_revocation() {
+        assert_eq!(state(100, None, 99), TokenState::Active);
+        assert_eq!(state(100, None, 100), TokenState::Expired);
+        assert_eq!(state(100, None, 101), TokenState::Expired);
+        assert_eq!(state(100, Some(50), 60), TokenState::Revoked);
+        assert_eq!(state(100, Some(50), 200), TokenState::Revoked);
+    }
+}

@@ -1,0 +1,145 @@
+//! Verifies presented secrets without paying argon2 on every request.
+//!
+//! argon2id costs tens of milliseconds and ~19 MiB per run. A secret that verified once is
+//! remembered as a keyed digest of (token id, secret), so only that exact secret matches later;
+//! the token row itself (expiry, revocation) is still read on every request by the caller.
+//! Secrets that failed are remembered too (a bounded set), and the argon2 runs that do happen
+//! are limited to a few at a time, so a flood of bad tokens cannot exhaust CPU or memory.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use blake2::{Blake2s256, Digest};
+use tokio::sync::Semaphore;
+
+use super::token::{self, Secret};
+
+type Key = [u8; 32];
+
+/// How many failed (id, secret) pairs are remembered before the set starts over.
+const FAILED_CAPACITY: usize = 4096;
+/// `last_used` is written at most this often per token (seconds).
+const LAST_USED_GRANULARITY: i64 = 60;
+
+pub struct Verifier {
+    key: Key,
+    verified: Mutex<HashMap<String, Key>>,
+    failed: Mutex<HashSet<Key>>,
+    last_used: Mutex<HashMap<String, i64>>,
+    argon2_permits: Semaphore,
+}
+
+impl Verifier {
+    /// `concurrency` bounds simultaneous argon2 runs (and so their memory: ~19 MiB each).
+    pub fn new(concurrency: usize) -> Verifier {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        Verifier {
+            key,
+            verified: Mutex::default(),
+            failed: Mutex::default(),
+            last_used: Mutex::default(),
+            argon2_permits: Semaphore::new(concurrency.max(1)),
+        }
+    }
+
+    fn digest(&self, id: &str, secret: &Secret) -> Key {
+        Blake2s256::new()
+            .chain_update(self.key)
+            .chain_update(id.as_bytes())
+            .chain_update([0u8])
+            .chain_update(secret.expose().as_bytes())
+            .finalize()
+            .into()
+    }
+
+    fn remembered(&self, id: &str, d: &Key) -> Option<bool> {
+        if lock(&self.verified).get(id) == Some(d) {
+            return Some(true);
+        }
+        if lock(&self.failed).contains(d) {
+            return Some(false);
+        }
+        None
+    }
+
+    /// True when `secret` is the one whose argon2id hash is `phc`.
+    pub async fn verify(&self, id: &str, secret: &Secret, phc: &str) -> bool {
+        let d = self.digest(id, secret);
+        if let Some(known) = self.remembered(id, &d) {
+            return known;
+        }
+        let Ok(_permit) = self.argon2_permits.acquire().await else {
+            return false;
+        };
+        // Another request may have settled the same secret while this one waited.
+        if let Some(known) = self.remembered(id, &d) {
+            return known;
+        }
+        let (secret2, phc2) = (secret.clone(), phc.to_string());
+        let ok = tokio::task::spawn_blocking(move || token::verify(&secret2, &phc2))
+            .await
+            .unwrap_or(false);
+        if ok {
+            lock(&self.verified).insert(id.to_string(), d);
+        } else {
+            let mut failed = lock(&self.failed);
+            if failed.len() >= FAILED_CAPACITY {
+                failed.clear();
+            }
+            failed.insert(d);
+        }
+        ok
+    }
+
+    /// Whether `last_used` should be written now: once per token per minute, not per request.
+    pub fn should_record_use(&self, id: &str, stored: Option<i64>, now: i64) -> bool {
+        let mut seen = lock(&self.last_used);
+        let last = seen.get(id).copied().max(stored).unwrap_or(i64::MIN);
+        if now.saturating_sub(last) >= LAST_USED_GRANULARITY {
+            seen.insert(id.to_string(), now);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A poisoned lock only means another request panicked mid-update of a cache; the data is
+/// still a valid cache, so keep using it.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn remembers_only_the_exact_secret() {
+        let v = Verifier::new(1);
+        let t = token::generate();
+        let phc = token::hash(&t.secret).unwrap();
+        assert!(v.verify(&t.id, &t.secret, &phc).await);
+        assert!(v.verify(&t.id, &t.secret, &phc).await, "cached success");
+        let other = token::generate().secret;
+        assert!(!v.verify(&t.id, &other, &phc).await);
+        assert!(!v.verify(&t.id, &other, &phc).await, "cached failure");
+        // The same secret under another id is a different cache entry.
+        assert!(!v.verify("0000000000000000", &t.secret, "junk").await);
+    }
+
+    #[test]
+    fn last_used_is_recorded_coarsely() {
+        let v = Verifier::new(1);
+        assert!(v.should_record_use("a", None, 1000));
+        assert!(!v.should_record_use("a", None, 1030));
+        assert!(v.should_record_use("a", None, 1060));
+        assert!(
+            !v.should_record_use("b", Some(990), 1000),
+            "stored value counts"
+        );
+        assert!(v.should_record_use("b", Some(900), 1000));
+    }
+}

@@ -1,0 +1,179 @@
+//! Command-line interface definitions (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::store::providers::ProviderKind;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scimd",
+    version,
+    about = "A SCIM 2.0 server (RFC 7643/7644) with an embedded SQLite database",
+    long_about = "A SCIM 2.0 server (RFC 7643/7644) with an embedded SQLite database.\n\n\
+        Identity providers such as Microsoft Entra ID push Users and Groups to it over SCIM; \
+        each identity provider has its own SCIM base URL, data and bearer tokens.\n\n\
+        Quick trial: `scimd quickstart`. Production: `scimd serve --config /etc/scimd/config.toml`.\n\n\
+        Settings come from built-in defaults, then the --config file, then SCIMD_* environment \
+        variables, then flags; see config.example.toml. Every command works on the same \
+        database file, also while `scimd serve` is running."
+)]
+pub struct Cli {
+    /// TOML configuration file (see config.example.toml). Also: SCIMD_CONFIG.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// SQLite database file; overrides `database` from the file and SCIMD_DATABASE.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub database: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the SCIM server until SIGTERM or SIGINT (requests in flight are finished first).
+    Serve(ServeArgs),
+    /// One-command local trial: create the database, an identity provider and a 24-hour token
+    /// if needed, print the SCIM URL, the token and a curl line to try, then serve.
+    ///
+    /// Running it again on the same database reuses the provider and prints a fresh token.
+    Quickstart(QuickstartArgs),
+    /// Manage identity providers (each has its own SCIM base URL, Users, Groups and tokens).
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Manage bearer tokens. A token's secret is shown once, at creation; only an argon2id
+    /// hash is stored.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Validate the configuration, list every problem, and print the effective settings with
+    /// secrets redacted. Exits non-zero when the configuration is invalid.
+    CheckConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on, e.g. 127.0.0.1:8080 or [::]:8080; port 0 picks a free
+    /// port. Overrides `listen` and SCIMD_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+
+    /// External URL clients use to reach this server, e.g. https://scim.example.com; used in
+    /// SCIM base URLs and meta.location. Overrides `public_url` and SCIMD_PUBLIC_URL.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QuickstartArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Name of the identity provider to create or reuse.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub provider: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KindArg {
+    /// Any RFC 7643/7644 client (Okta, OneLogin, JumpCloud, ...).
+    Generic,
+    /// Microsoft Entra ID: follow Microsoft's documented preferences where the RFC allows a choice.
+    Entra,
+}
+
+impl From<KindArg> for ProviderKind {
+    fn from(k: KindArg) -> Self {
+        match k {
+            KindArg::Generic => ProviderKind::Generic,
+            KindArg::Entra => ProviderKind::Entra,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Create an identity provider and print its SCIM base URL.
+    Add {
+        /// 1-64 letters, digits, '-', '_' or '.'; part of the SCIM base URL.
+        name: String,
+        /// Free text shown in `provider list`.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// What kind of client will connect.
+        #[arg(long = "type", value_enum, default_value = "generic")]
+        kind: KindArg,
+    },
+    /// List identity providers with their SCIM base URLs and how many Users and Groups each holds.
+    List,
+    /// Show one identity provider, its SCIM base URL and its tokens.
+    Show { name: String },
+    /// Change an identity provider's type or description.
+    Set {
+        name: String,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long = "type", value_enum)]
+        kind: Option<KindArg>,
+    },
+    /// Remove an identity provider with its tokens. Refuses while it still holds Users or Groups
+    /// unless --yes is given, which removes them too.
+    Remove {
+        name: String,
+        /// Also delete every User and Group of this provider.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token for an identity provider and print it once.
+    Create {
+        /// The identity provider the token is for.
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        /// Validity from now, e.g. 90d, 12w, 24h.
+        #[arg(
+            long,
+            value_name = "DURATION",
+            conflicts_with = "expires",
+            required_unless_present = "expires"
+        )]
+        valid_for: Option<String>,
+        /// Expiry date (UTC midnight) or time, e.g. 2027-03-01 or 2027-03-01T12:00:00Z.
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
+        /// Free text shown in `token list`, e.g. where the token is configured.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The token may only read (GET and searches); writes get 403.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// List tokens (never their secrets) with scope, dates and state.
+    List {
+        /// Only this identity provider's tokens.
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+    },
+    /// Revoke a token: it stops working on the very next request.
+    Revoke {
+        /// The token id, as shown by `token list` (the part after `scimd_`).
+        id: String,
+    },
+    /// Create a replacement token with the same provider, scope and description, and let the
+    /// old one expire after an overlap, so the identity provider can be switched over without
+    /// a provisioning outage.
+    Rotate {
+        id: String,
+        /// How long the old token keeps working.
+        #[arg(long, default_value = "7d", value_name = "DURATION")]
+        overlap: String,
+        /// Validity of the new token; defaults to the old token's full validity period.
+        #[arg(long, value_name = "DURATION")]
+        valid_for: Option<String>,
+    },
+}

@@ -1,0 +1,605 @@
+//! What each subcommand does: configuration loading, logging set-up and the admin commands.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::auth::{Secret, TokenState, token};
+use crate::cli::{Cli, Command, ProviderCommand, QuickstartArgs, ServeArgs, TokenCommand};
+use crate::config::{self, Config, LogFormat, RawConfig};
+use crate::http;
+use crate::store::providers::{self, Provider, ProviderKind};
+use crate::store::tokens::{self, NewTokenRow, TokenInfo};
+use crate::store::{self, OpenMode, Store};
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::CheckConfig = cli.command {
+        return Ok(check_config(&cli));
+    }
+    let serve_args = match &cli.command {
+        Command::Serve(a) => Some(a),
+        Command::Quickstart(a) => Some(&a.serve),
+        _ => None,
+    };
+    let config = load_config(&cli, serve_args)
+        .map_err(|problems| anyhow!("invalid configuration:\n  {}", problems.join("\n  ")))?;
+    match cli.command {
+        Command::Serve(_) => serve(config)?,
+        Command::Quickstart(args) => quickstart(config, &args)?,
+        Command::Provider(cmd) => provider(&config, cmd)?,
+        Command::Token(cmd) => token_command(&config, cmd)?,
+        Command::CheckConfig => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Merges defaults, the config file, `SCIMD_*` variables and flags, in that order.
+pub fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Vec<String>> {
+    let mut raw = RawConfig::defaults();
+    let file = cli
+        .config
+        .clone()
+        .or_else(|| std::env::var_os("SCIMD_CONFIG").map(Into::into));
+    let mut problems = Vec::new();
+    if let Some(path) = file {
+        match RawConfig::from_file(&path) {
+            Ok(f) => raw = raw.overlay(f),
+            Err(e) => problems.push(e),
+        }
+    }
+    match RawConfig::from_env(std::env::vars()) {
+        Ok(env) => raw = raw.overlay(env),
+        Err(e) => problems.extend(e),
+    }
+    let mut flags = RawConfig::default();
+    if let Some(db) = &cli.database {
+        flags.database = Some(db.to_string_lossy().into_owned());
+    }
+    if let Some(s) = serve {
+        flags.listen.clone_from(&s.listen);
+        flags.public_url.clone_from(&s.public_url);
+    }
+    raw = raw.overlay(flags);
+    match raw.validate() {
+        Ok(c) if problems.is_empty() => Ok(c),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            Err(problems)
+        }
+    }
+}
+
+fn check_config(cli: &Cli) -> ExitCode {
+    match load_config(cli, None) {
+        Ok(c) => {
+            println!("# configuration is valid; effective settings:");
+            print!("{}", c.to_redacted_toml());
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprintln!("configuration has {} problem(s):", problems.len());
+            for p in problems {
+                eprintln!("  - {p}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    let result = match config.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    if let Err(e) = result {
+        eprintln!("warning: logging already initialised: {e}");
+    }
+}
+
+fn open(config: &Config, mode: OpenMode) -> anyhow::Result<Store> {
+    Store::open(
+        &config.database,
+        mode,
+        config.busy_timeout,
+        config.pool_size,
+    )
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(&config);
+    let store = open(&config, OpenMode::CreateIfMissing)?;
+    let (listener, base) = http::bind(&config)?;
+    tracing::info!(database = %config.database.display(), schema = store::schema_version(), "database ready");
+    http::serve(config, store, listener, base)
+}
+
+fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
+    init_logging(&config);
+    let store = open(&config, OpenMode::CreateIfMissing)?;
+    let now = Utc::now();
+    let name = args.provider.clone();
+    let provider = store.call(|c| {
+        store::write_tx(c, |tx| match providers::get(tx, &name)? {
+            Some(p) => Ok(p),
+            None => providers::insert(
+                tx,
+                &name,
+                "created by scimd quickstart",
+                ProviderKind::Generic,
+                now.timestamp(),
+            ),
+        })
+    })?;
+    let expires = now.timestamp() + 24 * 3600;
+    let (info, secret) = create_token(&store, &provider, expires, "quickstart", false, now)?;
+    let (listener, base) = http::bind(&config)?;
+    let scim = http::scim_base(&base, &provider.name);
+    let database = std::fs::canonicalize(&config.database).unwrap_or(config.database.clone());
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nscimd is ready for a trial.\n\n  \
+         database:   {}\n  \
+         provider:   {} ({})\n  \
+         SCIM URL:   {scim}\n  \
+         token:      {}\n  \
+         expires:    {} (token id {}; shown only now)\n\n\
+         Try it:\n\n  \
+         curl -H 'Authorization: Bearer {}' {scim}/ServiceProviderConfig\n\n\
+         For Microsoft Entra ID, use the SCIM URL as Tenant URL and the token as Secret Token \
+         (Entra needs an https URL that it can reach; see README.md).\n\
+         Press Ctrl-C to stop.\n",
+        database.display(),
+        provider.name,
+        provider.kind,
+        secret.expose(),
+        fmt_time(info.expires),
+        info.id,
+        secret.expose(),
+    )?;
+    out.flush()?;
+    drop(out);
+    http::serve(config, store, listener, base)
+}
+
+fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
+    let base = http::public_base(config, config.listen);
+    match cmd {
+        ProviderCommand::Add {
+            name,
+            description,
+            kind,
+        } => {
+            let store = open(config, OpenMode::CreateIfMissing)?;
+            let now = Utc::now().timestamp();
+            let p = store.call(|c| {
+                store::write_tx(c, |tx| {
+                    providers::insert(tx, &name, &description, kind.into(), now)
+                })
+            })?;
+            println!("created identity provider {} ({})", p.name, p.kind);
+            println!("SCIM base URL: {}", http::scim_base(&base, &p.name));
+            println!(
+                "next: scimd token create --provider {} --valid-for 365d",
+                p.name
+            );
+        }
+        ProviderCommand::List => {
+            let store = open(config, OpenMode::MustExist)?;
+            let rows = store.call(|c| {
+                let mut rows = Vec::new();
+                for p in providers::list(c)? {
+                    let usage = providers::usage(c, p.id)?;
+                    rows.push(vec![
+                        p.name.clone(),
+                        p.kind.to_string(),
+                        usage.users.to_string(),
+                        usage.groups.to_string(),
+                        http::scim_base(&base, &p.name),
+                        p.description,
+                    ]);
+                }
+                Ok(rows)
+            })?;
+            if rows.is_empty() {
+                println!("no identity providers yet: scimd provider add NAME");
+            } else {
+                print_table(
+                    &["NAME", "TYPE", "USERS", "GROUPS", "SCIM URL", "DESCRIPTION"],
+                    &rows,
+                );
+            }
+        }
+        ProviderCommand::Show { name } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let now = Utc::now().timestamp();
+            let (p, usage, toks) = store.call(|c| {
+                let p = providers::require(c, &name)?;
+                Ok((
+                    p.clone(),
+                    providers::usage(c, p.id)?,
+                    tokens::list(c, Some(p.id))?,
+                ))
+            })?;
+            let active = toks
+                .iter()
+                .filter(|t| t.state(now) == TokenState::Active)
+                .count();
+            println!("name:          {}", p.name);
+            println!("type:          {}", p.kind);
+            println!("description:   {}", p.description);
+            println!("created:       {}", fmt_time(p.created));
+            println!("SCIM base URL: {}", http::scim_base(&base, &p.name));
+            println!("users:         {}", usage.users);
+            println!("groups:        {}", usage.groups);
+            println!("tokens:        {active} active, {} in total", toks.len());
+            if !toks.is_empty() {
+                println!();
+                print_tokens(&toks, now);
+            }
+        }
+        ProviderCommand::Set {
+            name,
+            description,
+            kind,
+        } => {
+            if description.is_none() && kind.is_none() {
+                bail!("nothing to change: give --type and/or --description");
+            }
+            let store = open(config, OpenMode::MustExist)?;
+            let p = store.call(|c| {
+                store::write_tx(c, |tx| {
+                    providers::update(tx, &name, description.as_deref(), kind.map(Into::into))
+                })
+            })?;
+            println!(
+                "updated identity provider {}: type {}, description {:?}",
+                p.name, p.kind, p.description
+            );
+        }
+        ProviderCommand::Remove { name, yes } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let usage = store.call(|c| {
+                store::write_tx(c, |tx| {
+                    let p = providers::require(tx, &name)?;
+                    let usage = providers::usage(tx, p.id)?;
+                    if (usage.users > 0 || usage.groups > 0) && !yes {
+                        return Err(store::Error::Conflict(format!(
+                            "identity provider {} still holds {} users and {} groups; run again \
+                             with --yes to delete them together with the provider",
+                            p.name, usage.users, usage.groups
+                        )));
+                    }
+                    providers::delete(tx, p.id)?;
+                    Ok(usage)
+                })
+            })?;
+            println!(
+                "removed identity provider {name} with its tokens, {} users and {} groups",
+                usage.users, usage.groups
+            );
+        }
+    }
+    Ok(())
+}
+
+fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
+    let now = Utc::now();
+    match cmd {
+        TokenCommand::Create {
+            provider,
+            valid_for,
+            expires,
+            description,
+            read_only,
+        } => {
+            let expires = expiry(
+                valid_for.as_deref(),
+                expires.as_deref(),
+                now,
+                config.token_max_lifetime,
+            )
+            .map_err(|e| anyhow!(e))?;
+            let store = open(config, OpenMode::CreateIfMissing)?;
+            let p = store.call(|c| providers::require(c, &provider))?;
+            let (info, secret) = create_token(&store, &p, expires, &description, read_only, now)?;
+            print_new_token(config, &p.name, &info, &secret);
+        }
+        TokenCommand::List { provider } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let toks = store.call(|c| {
+                let id = match &provider {
+                    Some(name) => Some(providers::require(c, name)?.id),
+                    None => None,
+                };
+                tokens::list(c, id)
+            })?;
+            if toks.is_empty() {
+                println!("no tokens: scimd token create --provider NAME --valid-for 90d");
+            } else {
+                print_tokens(&toks, now.timestamp());
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let t = store
+                .call(|c| store::write_tx(c, |tx| tokens::revoke(tx, &id, now.timestamp())))?;
+            println!(
+                "revoked token {} of identity provider {}; it stops working on its next request",
+                t.id, t.provider
+            );
+        }
+        TokenCommand::Rotate {
+            id,
+            overlap,
+            valid_for,
+        } => {
+            let overlap =
+                config::parse_duration(&overlap).map_err(|e| anyhow!("--overlap: {e}"))?;
+            let store = open(config, OpenMode::MustExist)?;
+            let (old, p) = store.call(|c| {
+                let old = tokens::require(c, &id)?;
+                let p = providers::require(c, &old.provider)?;
+                Ok((old, p))
+            })?;
+            if old.revoked.is_some() {
+                bail!("token {id} is revoked; create a new one with `scimd token create`");
+            }
+            let lifetime = match valid_for {
+                Some(v) => config::parse_duration(&v).map_err(|e| anyhow!("--valid-for: {e}"))?,
+                None => Duration::from_secs(u64::try_from(old.expires - old.created).unwrap_or(0))
+                    .min(config.token_max_lifetime),
+            };
+            let expires = expiry(
+                Some(&config::format_duration(lifetime)),
+                None,
+                now,
+                config.token_max_lifetime,
+            )
+            .map_err(|e| anyhow!(e))?;
+            let old_until =
+                now.timestamp() + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 2);
+            let new = token::generate();
+            let hash = token::hash(&new.secret).map_err(|e| anyhow!(e))?;
+            let info = store.call(|c| {
+                store::write_tx(c, |tx| {
+                    tokens::rotate(
+                        tx,
+                        &old.id,
+                        &NewTokenRow {
+                            id: &new.id,
+                            provider_id: p.id,
+                            secret_hash: &hash,
+                            description: &old.description,
+                            read_only: old.read_only,
+                            created: now.timestamp(),
+                            expires,
+                        },
+                        old_until,
+                    )?;
+                    tokens::require(tx, &new.id)
+                })
+            })?;
+            let old_now = store.call(|c| tokens::require(c, &old.id))?;
+            print_new_token(config, &p.name, &info, &new.full);
+            println!(
+                "The old token {} keeps working until {}: put the new one into the identity \
+                 provider before then.",
+                old.id,
+                fmt_time(old_now.expires)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Hashes a new secret (outside any transaction: argon2 is slow) and stores the token.
+fn create_token(
+    store: &Store,
+    provider: &Provider,
+    expires: i64,
+    description: &str,
+    read_only: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(TokenInfo, Secret)> {
+    let new = token::generate();
+    let hash = token::hash(&new.secret).map_err(|e| anyhow!(e))?;
+    let info = store.call(|c| {
+        store::write_tx(c, |tx| {
+            tokens::insert(
+                tx,
+                &NewTokenRow {
+                    id: &new.id,
+                    provider_id: provider.id,
+                    secret_hash: &hash,
+                    description,
+                    read_only,
+                    created: now.timestamp(),
+                    expires,
+                },
+            )?;
+            tokens::require(tx, &new.id)
+        })
+    })?;
+    Ok((info, new.full))
+}
+
+fn print_new_token(config: &Config, provider: &str, info: &TokenInfo, secret: &Secret) {
+    let base = http::public_base(config, config.listen);
+    println!(
+        "created {} token {} for identity provider {provider}, valid until {}",
+        info.scope(),
+        info.id,
+        fmt_time(info.expires)
+    );
+    println!("SCIM base URL: {}", http::scim_base(&base, provider));
+    println!("token (shown only this once; only a hash is stored):");
+    println!();
+    println!("{}", secret.expose());
+    println!();
+}
+
+/// The expiry (unix seconds) of a token created at `now`, from `--valid-for` or `--expires`.
+pub fn expiry(
+    valid_for: Option<&str>,
+    expires: Option<&str>,
+    now: DateTime<Utc>,
+    max_lifetime: Duration,
+) -> Result<i64, String> {
+    let at = match (valid_for, expires) {
+        (Some(v), None) => {
+            let d = config::parse_duration(v).map_err(|e| format!("--valid-for: {e}"))?;
+            let d = chrono::Duration::from_std(d)
+                .map_err(|_| format!("--valid-for: {v:?} is too long"))?;
+            now.checked_add_signed(d)
+                .ok_or_else(|| format!("--valid-for: {v:?} is too long"))?
+        }
+        (None, Some(e)) => parse_date(e)?,
+        _ => return Err("give exactly one of --valid-for and --expires".into()),
+    };
+    if at <= now {
+        return Err(format!(
+            "the token would expire at {}, which is not in the future",
+            at.to_rfc3339()
+        ));
+    }
+    let max = chrono::Duration::from_std(max_lifetime).unwrap_or(chrono::Duration::MAX);
+    if at - now > max {
+        return Err(format!(
+            "tokens may be valid for at most {} (token_max_lifetime); ask for less or raise the limit",
+            config::format_duration(max_lifetime)
+        ));
+    }
+    Ok(at.timestamp())
+}
+
+fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| {
+            format!("--expires: {s:?} is not a date such as 2027-03-01 or 2027-03-01T12:00:00Z")
+        })
+}
+
+fn fmt_time(secs: i64) -> String {
+    DateTime::from_timestamp(secs, 0).map_or_else(
+        || secs.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+fn print_tokens(toks: &[TokenInfo], now: i64) {
+    let rows: Vec<Vec<String>> = toks
+        .iter()
+        .map(|t| {
+            let mut state = t.state(now).as_str().to_string();
+            if let Some(r) = &t.replaced_by {
+                state.push_str(&format!(" (replaced by {r})"));
+            }
+            vec![
+                t.id.clone(),
+                t.provider.clone(),
+                t.description.clone(),
+                t.scope().to_string(),
+                fmt_time(t.created),
+                fmt_time(t.expires),
+                t.last_used.map_or_else(|| "never".to_string(), fmt_time),
+                state,
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ID",
+            "PROVIDER",
+            "DESCRIPTION",
+            "SCOPE",
+            "CREATED",
+            "EXPIRES",
+            "LAST USED",
+            "STATE",
+        ],
+        &rows,
+    );
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", parts.join("  ").trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn expiry_from_duration_or_date() {
+        let now = at("2026-11-29T10:00:00Z");
+        let max = Duration::from_secs(730 * 86_400);
+        assert_eq!(
+            expiry(Some("90d"), None, now, max),
+            Ok(at("2027-02-27T10:00:00Z").timestamp())
+        );
+        assert_eq!(
+            expiry(None, Some("2027-03-01"), now, max),
+            Ok(at("2027-03-01T00:00:00Z").timestamp())
+        );
+        assert_eq!(
+            expiry(None, Some("2027-03-01T12:30:00+01:00"), now, max),
+            Ok(at("2027-03-01T11:30:00Z").timestamp())
+        );
+    }
+
+    #[test]
+    fn expiry_refuses_the_past_the_limit_and_nonsense() {
+        let now = at("2026-11-29T10:00:00Z");
+        let max = Duration::from_secs(365 * 86_400);
+        assert!(
+            expiry(None, Some("2026-11-01"), now, max)
+                .unwrap_err()
+                .contains("not in the future")
+        );
+        assert!(expiry(Some("0s"), None, now, max).is_err());
+        assert!(
+            expiry(Some("400d"), None, now, max)
+                .unwrap_err()
+                .contains("at most 365d")
+        );
+        assert!(expiry(None, Some("next tuesday"), now, max).is_err());
+        assert!(expiry(Some("1d"), Some("2027-01-01"), now, max).is_err());
+        assert!(expiry(None, None, now, max).is_err());
+    }
+}

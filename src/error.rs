@@ -1,0 +1,173 @@
+//! The one error type of the HTTP layer and its mapping to SCIM error responses (RFC 7644 §3.12).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+use crate::store;
+
+pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// `scimType` values defined by RFC 7644 §3.12 for 400 responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimType {
+    InvalidSyntax,
+    InvalidValue,
+    Uniqueness,
+}
+
+impl ScimType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScimType::InvalidSyntax => "invalidSyntax",
+            ScimType::InvalidValue => "invalidValue",
+            ScimType::Uniqueness => "uniqueness",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{detail}")]
+    BadRequest { scim_type: ScimType, detail: String },
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method {0} is not allowed on this endpoint")]
+    MethodNotAllowed(String),
+    #[error("request body is larger than the limit of {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("storage failure")]
+    Store(#[from] store::Error),
+}
+
+impl Error {
+    pub fn invalid_syntax(detail: impl Into<String>) -> Error {
+        Error::BadRequest {
+            scim_type: ScimType::InvalidSyntax,
+            detail: detail.into(),
+        }
+    }
+
+    fn scim_type(&self) -> Option<&'static str> {
+        match self {
+            Error::BadRequest { scim_type, .. } => Some(scim_type.as_str()),
+            Error::Store(store::Error::Conflict(_)) => Some(ScimType::Uniqueness.as_str()),
+            Error::Store(store::Error::Invalid(_)) => Some(ScimType::InvalidValue.as_str()),
+            _ => None,
+        }
+    }
+
+    /// What the client is told. Storage failures stay generic: database text never leaves.
+    fn detail(&self) -> String {
+        match self {
+            Error::Store(e @ (store::Error::NotFound(_) | store::Error::Conflict(_))) => {
+                e.to_string()
+            }
+            Error::Store(store::Error::Invalid(e)) => e.clone(),
+            Error::Store(e) if e.is_busy() => {
+                "the database is busy; retry the request shortly".to_string()
+            }
+            Error::Store(_) => "internal server error".to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Store(store::Error::NotFound(_)) => StatusCode::NOT_FOUND,
+            Error::Store(store::Error::Conflict(_)) => StatusCode::CONFLICT,
+            Error::Store(store::Error::Invalid(_)) => StatusCode::BAD_REQUEST,
+            Error::Store(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = %self, cause = ?self, "request failed");
+        }
+        let mut body = json!({
+            "schemas": [ERROR_SCHEMA],
+            "status": status.as_u16().to_string(),
+            "detail": self.detail(),
+        });
+        if let Some(t) = self.scim_type() {
+            body["scimType"] = t.into();
+        }
+        let mut res = HttpResponse::build(status);
+        res.insert_header((header::CONTENT_TYPE, SCIM_CONTENT_TYPE));
+        match status {
+            StatusCode::UNAUTHORIZED => {
+                res.insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"scimd\""),
+                ));
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            _ => {}
+        }
+        res.body(body.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::MessageBody;
+
+    fn body_of(e: &Error) -> serde_json::Value {
+        let bytes = e.error_response().into_body().try_into_bytes().unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn storage_errors_never_leak_database_text() {
+        let e = Error::Store(store::Error::Sqlite(rusqlite::Error::InvalidColumnName(
+            "secret_hash".into(),
+        )));
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(&e);
+        assert_eq!(body["status"], "500");
+        assert!(!body.to_string().contains("secret_hash"), "{body}");
+    }
+
+    #[test]
+    fn unauthorized_has_bearer_challenge_and_scim_body() {
+        let res = Error::Unauthorized("invalid token").error_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert_eq!(
+            res.headers().get(header::CONTENT_TYPE).unwrap(),
+            SCIM_CONTENT_TYPE
+        );
+        let body = body_of(&Error::Unauthorized("invalid token"));
+        assert_eq!(body["schemas"][0], ERROR_SCHEMA);
+        assert!(body.get("scimType").is_none());
+    }
+
+    #[test]
+    fn conflicts_are_uniqueness() {
+        let body = body_of(&Error::Store(store::Error::Conflict("taken".into())));
+        assert_eq!(
+            (body["status"].as_str(), body["scimType"].as_str()),
+            (Some("409"), Some("uniqueness"))
+        );
+    }
+}

@@ -1,0 +1,255 @@
+//! The HTTP server: routes, middleware (access log, body limit), error routing and shutdown.
+
+pub mod auth;
+mod discovery;
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use anyhow::Context;
+
+use crate::auth::Verifier;
+use crate::config::Config;
+use crate::error::Error;
+use crate::jobs;
+use crate::store::Store;
+
+/// Shared by every request handler.
+pub struct AppState {
+    pub store: Store,
+    pub verifier: Verifier,
+    /// Scheme, host and prefix clients reach this server at, without a trailing slash.
+    pub public_base: String,
+    pub config: Config,
+}
+
+impl AppState {
+    /// The SCIM base URL of one identity provider.
+    pub fn scim_base(&self, provider: &str) -> String {
+        scim_base(&self.public_base, provider)
+    }
+}
+
+pub fn scim_base(public_base: &str, provider: &str) -> String {
+    format!("{public_base}/scim/v2/{provider}")
+}
+
+/// `public_url` when configured; otherwise the bound address, with a wildcard address replaced
+/// by loopback so the printed URL works on this machine.
+pub fn public_base(config: &Config, bound: SocketAddr) -> String {
+    if let Some(u) = &config.public_url {
+        return u.clone();
+    }
+    let mut addr = bound;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => [127, 0, 0, 1].into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}")
+}
+
+/// Binds the listener first, so callers can print the real URL (port 0 picks a free port)
+/// before serving.
+pub fn bind(config: &Config) -> anyhow::Result<(TcpListener, String)> {
+    let listener = TcpListener::bind(config.listen).with_context(|| {
+        format!(
+            "binding {}: is another program using the port? Choose another with --listen",
+            config.listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    Ok((listener, public_base(config, addr)))
+}
+
+/// Serves until SIGTERM or SIGINT, then lets requests in flight finish (up to
+/// `shutdown_timeout`) and stops the background jobs.
+pub fn serve(
+    config: Config,
+    store: Store,
+    listener: TcpListener,
+    public_base: String,
+) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let addr = listener.local_addr()?;
+        let argon2_slots = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            verifier: Verifier::new(argon2_slots),
+            public_base: public_base.clone(),
+            config: config.clone(),
+        });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || app(app_state.clone()))
+            .disable_signals()
+            .shutdown_timeout(config.shutdown_timeout.as_secs())
+            .listen(listener)?
+            .run();
+        let handle = server.handle();
+        let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+        let cleanup = actix_web::rt::spawn(jobs::cleanup_loop(store, config.clone(), jobs_stopped));
+        actix_web::rt::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: finishing requests in flight");
+            handle.stop(true).await;
+        });
+        tracing::info!(%addr, "listening on {public_base}");
+        server.await?;
+        let _ = stop_jobs.send(true);
+        let _ = cleanup.await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::warn!("cannot listen for SIGTERM/SIGINT; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The application: every route, with SCIM errors for anything unmatched.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let limit = state.config.max_body_size;
+    App::new()
+        .app_data(state)
+        .app_data(
+            web::JsonConfig::default()
+                .limit(limit)
+                .content_type(|mime| {
+                    mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
+                })
+                .content_type_required(false)
+                .error_handler(|e, _| json_error(e).into()),
+        )
+        .app_data(web::PayloadConfig::new(limit))
+        .wrap(from_fn(limit_body))
+        .wrap(from_fn(access_log))
+        .route("/healthz", web::get().to(healthz))
+        .service(
+            web::scope("/scim/v2/{provider}")
+                .service(discovery::service_provider_config())
+                .default_service(web::to(not_found)),
+        )
+        .default_service(web::to(not_found))
+}
+
+fn json_error(e: actix_web::error::JsonPayloadError) -> Error {
+    use actix_web::error::JsonPayloadError as J;
+    match e {
+        J::Overflow { limit } | J::OverflowKnownLength { limit, .. } => {
+            Error::PayloadTooLarge(limit)
+        }
+        J::ContentType => Error::invalid_syntax("the body must be JSON (application/scim+json)"),
+        J::Deserialize(e) => Error::invalid_syntax(format!("malformed JSON: {e}")),
+        other => Error::invalid_syntax(format!("unreadable request body: {other}")),
+    }
+}
+
+async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    state
+        .store
+        .run(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+        .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(r#"{"status":"ok"}"#))
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
+    Err(Error::NotFound(format!("no endpoint at {}", req.path())))
+}
+
+/// A method the endpoint does not answer: 405 with the SCIM error body.
+pub(crate) async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Error> {
+    Err(Error::MethodNotAllowed(req.method().to_string()))
+}
+
+/// Refuses a body whose declared length is over the limit before reading any of it.
+async fn limit_body(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(usize::MAX, |s| s.config.max_body_size);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(Error::PayloadTooLarge(limit).into());
+    }
+    next.call(req).await
+}
+
+/// One line per request: provider, method, path, status, latency and token id — never a secret.
+async fn access_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_string();
+    let res = next.call(req).await;
+    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    match &res {
+        Ok(res) => {
+            let r = res.request();
+            let provider = r.match_info().get("provider").unwrap_or("-").to_string();
+            let token = r
+                .extensions()
+                .get::<auth::TokenId>()
+                .map_or_else(|| "-".to_string(), |t| t.0.clone());
+            tracing::info!(
+                provider = %provider,
+                method = %method,
+                path = %path,
+                status = res.status().as_u16(),
+                latency_ms = format_args!("{latency_ms:.2}"),
+                token = %token,
+                "request"
+            );
+        }
+        Err(e) => {
+            tracing::info!(
+                method = %method,
+                path = %path,
+                status = e.as_response_error().status_code().as_u16(),
+                latency_ms = format_args!("{latency_ms:.2}"),
+                "request"
+            );
+        }
+    }
+    res
+}

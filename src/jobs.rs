@@ -1,0 +1,145 @@
+//! Periodic token cleanup: delete long-dead tokens, warn about tokens that expire soon.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use tokio::sync::watch;
+use tokio::time::MissedTickBehavior;
+
+use crate::config::Config;
+use crate::store::tokens::{self, TokenInfo};
+use crate::store::{self, Store};
+
+#[derive(Debug, Clone, Copy)]
+pub struct CleanupPolicy {
+    /// Expired and revoked tokens are kept this long (for `token list`) before deletion.
+    pub retention: Duration,
+    /// Active tokens expiring within this window are reported.
+    pub warn_within: Duration,
+}
+
+impl From<&Config> for CleanupPolicy {
+    fn from(c: &Config) -> Self {
+        CleanupPolicy {
+            retention: c.token_retention,
+            warn_within: c.token_expiry_warning,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct CleanupReport {
+    pub deleted: usize,
+    pub expiring_soon: Vec<TokenInfo>,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// One cleanup pass at time `now` (unix seconds); the caller supplies the clock.
+pub fn cleanup_once(
+    c: &mut Connection,
+    now: i64,
+    policy: CleanupPolicy,
+) -> store::Result<CleanupReport> {
+    let deleted = store::write_tx(c, |tx| {
+        tokens::delete_stale(tx, now.saturating_sub(secs(policy.retention)))
+    })?;
+    let expiring_soon = tokens::expiring(c, now, now.saturating_add(secs(policy.warn_within)))?;
+    Ok(CleanupReport {
+        deleted,
+        expiring_soon,
+    })
+}
+
+/// Runs `cleanup_once` at start and then every `cleanup_interval` until `stop` turns true.
+pub async fn cleanup_loop(store: Store, config: Config, mut stop: watch::Receiver<bool>) {
+    let policy = CleanupPolicy::from(&config);
+    let mut tick = tokio::time::interval(config.cleanup_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        let now = Utc::now().timestamp();
+        match store.run(move |c| cleanup_once(c, now, policy)).await {
+            Ok(report) => log_report(&report, now),
+            Err(e) => tracing::warn!(error = %e, "token cleanup failed; will retry"),
+        }
+    }
+}
+
+fn log_report(report: &CleanupReport, now: i64) {
+    if report.deleted > 0 {
+        tracing::info!(
+            deleted = report.deleted,
+            "deleted expired and revoked tokens"
+        );
+    }
+    for t in &report.expiring_soon {
+        let days = (t.expires - now) as f64 / 86_400.0;
+        let when =
+            DateTime::from_timestamp(t.expires, 0).map_or_else(String::new, |d| d.to_rfc3339());
+        tracing::warn!(
+            token = %t.id,
+            provider = %t.provider,
+            expires = %when,
+            "token expires in {days:.1} days: provisioning with it will stop then; \
+             replace it with `scimd token rotate {}`",
+            t.id
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::providers::{self, ProviderKind};
+    use crate::store::test_conn;
+    use crate::store::tokens::NewTokenRow;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn deletes_after_retention_and_reports_soon_expiring() {
+        let mut c = test_conn();
+        let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
+        for (id, expires) in [
+            ("old", 10 * DAY),
+            ("recent", 95 * DAY),
+            ("soon", 105 * DAY),
+            ("later", 200 * DAY),
+        ] {
+            tokens::insert(
+                &c,
+                &NewTokenRow {
+                    id,
+                    provider_id: p.id,
+                    secret_hash: "h",
+                    description: "",
+                    read_only: false,
+                    created: 0,
+                    expires,
+                },
+            )
+            .unwrap();
+        }
+        let policy = CleanupPolicy {
+            retention: Duration::from_secs(30 * 86_400),
+            warn_within: Duration::from_secs(14 * 86_400),
+        };
+        let report = cleanup_once(&mut c, 100 * DAY, policy).unwrap();
+        assert_eq!(report.deleted, 1);
+        let soon: Vec<_> = report.expiring_soon.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(soon, ["soon"]);
+        let left: Vec<_> = tokens::list(&c, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        assert!(left.contains(&"recent".to_string()) && !left.contains(&"old".to_string()));
+    }
+}

@@ -1,0 +1,13 @@
+//! scimd: a SCIM 2.0 server (RFC 7643/7644) with an embedded SQLite database.
+//!
+//! Data flows one way: `http` (routes, auth) -> `store` (SQLite). `auth` holds the token
+//! format and verification; `jobs` the periodic cleanup; `commands` what each CLI command does.
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod store;

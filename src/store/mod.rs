@@ -1,0 +1,225 @@
+//! SQLite storage: the connection pool, embedded migrations, and the way async code reaches it.
+
+pub mod providers;
+pub mod tokens;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use rusqlite_migration::{M, Migrations};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database task failed: {0}")]
+    Task(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    /// True when SQLite gave up waiting for another writer (busy timeout elapsed).
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        )
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The schema history, oldest first. Never edit a shipped migration; append the next one.
+const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+
+/// Whether `Store::open` may create a missing database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    CreateIfMissing,
+    MustExist,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: r2d2::Pool<SqliteConnectionManager>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (and with `CreateIfMissing` creates, mode 0600) the database file, brings its
+    /// schema up to date, and builds the connection pool.
+    pub fn open(
+        path: &Path,
+        mode: OpenMode,
+        busy_timeout: Duration,
+        pool_size: u32,
+    ) -> anyhow::Result<Store> {
+        if !path.exists() {
+            if mode == OpenMode::MustExist {
+                bail!(
+                    "database {} does not exist; pass --database (or set SCIMD_DATABASE) to the \
+                     server's database file",
+                    path.display()
+                );
+            }
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| {
+                    format!(
+                        "creating database {}: check that its directory exists and is writable",
+                        path.display()
+                    )
+                })?;
+        }
+        let mut conn = Connection::open(path)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        configure(&mut conn, busy_timeout)
+            .with_context(|| format!("configuring database {}", path.display()))?;
+        migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
+        drop(conn);
+
+        let manager =
+            SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy_timeout));
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(busy_timeout.max(Duration::from_secs(5)))
+            .build(manager)
+            .with_context(|| format!("opening connection pool for {}", path.display()))?;
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs synchronous database work on the blocking thread pool, off the async executor.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// Runs database work on the calling thread (command-line tools, tests).
+    pub fn call<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        f(&mut conn)
+    }
+}
+
+fn configure(c: &mut Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+    c.busy_timeout(busy_timeout)?;
+    c.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+    // FULL: an acknowledged write survives power loss, also in WAL mode.
+    c.pragma_update(None, "synchronous", "FULL")?;
+    c.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > known {
+        bail!(
+            "it was written by a newer scimd (schema version {current}; this scimd knows up to \
+             {known}). Run the newer scimd, or restore a backup taken before the upgrade."
+        );
+    }
+    Migrations::from_slice(MIGRATIONS)
+        .to_latest(conn)
+        .context("applying schema migrations")?;
+    Ok(())
+}
+
+/// The schema version this binary writes.
+pub fn schema_version() -> usize {
+    MIGRATIONS.len()
+}
+
+/// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, so the write lock is taken up front and two
+/// writers never deadlock upgrading a read lock; any error rolls everything back.
+pub fn write_tx<T>(c: &mut Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let tx = rusqlite::Transaction::new(c, rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) fn test_conn() -> Connection {
+    let mut c = Connection::open_in_memory().unwrap();
+    configure(&mut c, Duration::from_secs(1)).unwrap();
+    migrate(&mut c).unwrap();
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        assert!(Migrations::from_slice(MIGRATIONS).validate().is_ok());
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Store::open(&path, OpenMode::CreateIfMissing, Duration::from_secs(1), 1).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let err = Store::open(&path, OpenMode::MustExist, Duration::from_secs(1), 1)
+            .err()
+            .unwrap();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("newer scimd"), "{msg}");
+        assert!(msg.contains("99"), "{msg}");
+    }
+
+    #[test]
+    fn database_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Store::open(&path, OpenMode::CreateIfMissing, Duration::from_secs(1), 1).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn missing_database_is_refused_when_it_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent.db");
+        assert!(Store::open(&path, OpenMode::MustExist, Duration::from_secs(1), 1).is_err());
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,219 @@
+//! The `providers` table: identity providers, each an isolated namespace of Users and Groups.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Error, Result};
+
+/// How a provider's clients behave; `entra` enables Microsoft Entra ID's documented preferences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Generic,
+    Entra,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Generic => "generic",
+            ProviderKind::Entra => "entra",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "generic" => Ok(ProviderKind::Generic),
+            "entra" => Ok(ProviderKind::Entra),
+            other => Err(format!(
+                "unknown provider type {other:?} (use generic or entra)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub kind: ProviderKind,
+    /// Unix seconds.
+    pub created: i64,
+}
+
+/// How many resources a provider holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub users: i64,
+    pub groups: i64,
+}
+
+/// Provider names appear in URLs: 1–64 characters of letters, digits, `-`, `_` and `.`,
+/// starting with a letter or digit.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok_start = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if name.is_empty() || name.len() > 64 || !ok_start || !ok_chars {
+        return Err(format!(
+            "invalid provider name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', \
+             starting with a letter or digit"
+        ));
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "id, name, description, kind, created";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Provider> {
+    let kind: String = r.get(3)?;
+    Ok(Provider {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        kind: kind.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+        })?,
+        created: r.get(4)?,
+    })
+}
+
+pub fn insert(
+    c: &Connection,
+    name: &str,
+    description: &str,
+    kind: ProviderKind,
+    now: i64,
+) -> Result<Provider> {
+    check_name(name).map_err(Error::Invalid)?;
+    if get(c, name)?.is_some() {
+        return Err(Error::Conflict(format!("provider {name:?} already exists")));
+    }
+    c.execute(
+        "INSERT INTO providers (name, description, kind, created) VALUES (?1, ?2, ?3, ?4)",
+        params![name, description, kind.as_str(), now],
+    )?;
+    Ok(Provider {
+        id: c.last_insert_rowid(),
+        name: name.to_string(),
+        description: description.to_string(),
+        kind,
+        created: now,
+    })
+}
+
+pub fn list(c: &Connection) -> Result<Vec<Provider>> {
+    let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM providers ORDER BY name"))?;
+    let rows = st.query_map([], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Looks a provider up by name, ignoring case (names are unique regardless of case).
+pub fn get(c: &Connection, name: &str) -> Result<Option<Provider>> {
+    Ok(c.query_row(
+        &format!("SELECT {COLUMNS} FROM providers WHERE name = ?1"),
+        [name],
+        from_row,
+    )
+    .optional()?)
+}
+
+pub fn require(c: &Connection, name: &str) -> Result<Provider> {
+    get(c, name)?.ok_or_else(|| Error::NotFound(format!("no provider named {name:?}")))
+}
+
+pub fn update(
+    c: &Connection,
+    name: &str,
+    description: Option<&str>,
+    kind: Option<ProviderKind>,
+) -> Result<Provider> {
+    let mut p = require(c, name)?;
+    if let Some(d) = description {
+        p.description = d.to_string();
+    }
+    if let Some(k) = kind {
+        p.kind = k;
+    }
+    c.execute(
+        "UPDATE providers SET description = ?1, kind = ?2 WHERE id = ?3",
+        params![p.description, p.kind.as_str(), p.id],
+    )?;
+    Ok(p)
+}
+
+pub fn usage(c: &Connection, provider_id: i64) -> Result<Usage> {
+    let mut st =
+        c.prepare("SELECT kind, count(*) FROM resources WHERE provider_id = ?1 GROUP BY kind")?;
+    let mut usage = Usage::default();
+    for row in st.query_map([provider_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+    })? {
+        match row? {
+            (k, n) if k == "User" => usage.users = n,
+            (_, n) => usage.groups = n,
+        }
+    }
+    Ok(usage)
+}
+
+/// Deletes the provider with its tokens, users, groups and memberships (foreign-key cascade).
+pub fn delete(c: &Connection, provider_id: i64) -> Result<()> {
+    c.execute("DELETE FROM providers WHERE id = ?1", [provider_id])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_conn;
+
+    #[test]
+    fn names_are_unique_regardless_of_case() {
+        let c = test_conn();
+        insert(&c, "Okta", "", ProviderKind::Generic, 1).unwrap();
+        let err = insert(&c, "okta", "", ProviderKind::Entra, 2).unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
+        assert_eq!(get(&c, "OKTA").unwrap().unwrap().name, "Okta");
+    }
+
+    #[test]
+    fn names_must_be_url_safe() {
+        for bad in ["", "-x", "a b", "a/b", "ü", &"x".repeat(65)] {
+            assert!(check_name(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in ["default", "entra-prod", "okta_2", "a.b", "X"] {
+            assert!(check_name(good).is_ok(), "{good:?} refused");
+        }
+    }
+
+    #[test]
+    fn update_changes_only_what_is_given() {
+        let c = test_conn();
+        insert(&c, "p", "first", ProviderKind::Generic, 1).unwrap();
+        let p = update(&c, "p", None, Some(ProviderKind::Entra)).unwrap();
+        assert_eq!(
+            (p.description.as_str(), p.kind),
+            ("first", ProviderKind::Entra)
+        );
+        assert!(matches!(
+            update(&c, "q", Some("x"), None),
+            Err(Error::NotFound(_))
+        ));
+    }
+}
