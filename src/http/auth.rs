@@ -1,10 +1,11 @@
-//! The `Principal` extractor: authenticates the bearer token against the provider in the URL.
+//! Bearer-token authentication of every request under a provider's SCIM base URL.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{Ready, ready};
 
-use actix_web::dev::Payload;
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{Method, header};
+use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::Utc;
 
@@ -32,35 +33,48 @@ const INVALID: &str = "invalid bearer token";
 
 impl FromRequest for Principal {
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Principal, Error>>>>;
+    type Future = Ready<Result<Principal, Error>>;
 
+    /// Handlers inside the authenticated scope take the principal `require_token` stored.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
+        ready(
+            req.extensions()
+                .get::<Principal>()
                 .cloned()
-                .ok_or(Error::Unauthorized(INVALID))?;
-            let provider = req
-                .match_info()
-                .get("provider")
-                .unwrap_or_default()
-                .to_string();
-            let header = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .map(|v| v.to_str().unwrap_or_default().to_string());
-            let principal = authenticate(&state, &provider, header.as_deref()).await?;
-            req.extensions_mut()
-                .insert(TokenId(principal.token_id.clone()));
-            let reads_only = matches!(*req.method(), Method::GET | Method::HEAD)
-                || (req.method() == Method::POST && req.path().ends_with("/.search"));
-            if principal.read_only && !reads_only {
-                return Err(Error::Forbidden("this token is read-only"));
-            }
-            Ok(principal)
-        })
+                .ok_or(Error::Unauthorized(INVALID)),
+        )
     }
+}
+
+/// Middleware for everything under a provider's SCIM base URL: every request, also one to an
+/// unknown path, needs a valid token of that provider; read-only tokens may only read.
+pub async fn require_token(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or(Error::Unauthorized(INVALID))?;
+    let provider = req
+        .match_info()
+        .get("provider")
+        .unwrap_or_default()
+        .to_string();
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let principal = authenticate(&state, &provider, header.as_deref()).await?;
+    req.extensions_mut()
+        .insert(TokenId(principal.token_id.clone()));
+    let reads_only = matches!(*req.method(), Method::GET | Method::HEAD)
+        || (req.method() == Method::POST && req.path().ends_with("/.search"));
+    if principal.read_only && !reads_only {
+        return Err(Error::Forbidden("this token is read-only").into());
+    }
+    req.extensions_mut().insert(principal);
+    next.call(req).await
 }
 
 async fn authenticate(

@@ -157,6 +157,7 @@ pub fn app(
         .route("/healthz", web::get().to(healthz))
         .service(
             web::scope("/scim/v2/{provider}")
+                .wrap(from_fn(auth::require_token))
                 .service(discovery::service_provider_config())
                 .default_service(web::to(not_found)),
         )
@@ -221,35 +222,34 @@ async fn access_log(
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.path().to_string();
+    let provider = path
+        .strip_prefix("/scim/v2/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("-")
+        .to_string();
     let res = next.call(req).await;
     let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-    match &res {
-        Ok(res) => {
-            let r = res.request();
-            let provider = r.match_info().get("provider").unwrap_or("-").to_string();
-            let token = r
+    let (status, token) = match &res {
+        Ok(res) => (
+            res.status().as_u16(),
+            res.request()
                 .extensions()
                 .get::<auth::TokenId>()
-                .map_or_else(|| "-".to_string(), |t| t.0.clone());
-            tracing::info!(
-                provider = %provider,
-                method = %method,
-                path = %path,
-                status = res.status().as_u16(),
-                latency_ms = format_args!("{latency_ms:.2}"),
-                token = %token,
-                "request"
-            );
-        }
-        Err(e) => {
-            tracing::info!(
-                method = %method,
-                path = %path,
-                status = e.as_response_error().status_code().as_u16(),
-                latency_ms = format_args!("{latency_ms:.2}"),
-                "request"
-            );
-        }
-    }
+                .map_or_else(|| "-".to_string(), |t| t.0.clone()),
+        ),
+        Err(e) => (
+            e.as_response_error().status_code().as_u16(),
+            "-".to_string(),
+        ),
+    };
+    tracing::info!(
+        provider = %provider,
+        method = %method,
+        path = %path,
+        status,
+        latency_ms = format_args!("{latency_ms:.2}"),
+        token = %token,
+        "request"
+    );
     res
 }

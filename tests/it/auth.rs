@@ -1,0 +1,224 @@
+//! Bearer-token authentication over real HTTP: every way a token can be bad gets 401.
+
+use chrono::Utc;
+use scimd::auth::token;
+use scimd::store::{providers, tokens};
+
+use crate::harness::{Server, TestDb, get, get_bearer, raw};
+
+fn spc(server: &Server, provider: &str) -> String {
+    format!("{}/ServiceProviderConfig", server.scim(provider))
+}
+
+/// Asserts the 401 shape: SCIM error, Bearer challenge.
+fn assert_401(resp: &crate::harness::Resp) {
+    resp.scim_error(401);
+    let challenge = resp.www_authenticate.as_deref().unwrap_or_default();
+    assert!(
+        challenge.starts_with("Bearer"),
+        "WWW-Authenticate: {challenge:?}"
+    );
+}
+
+/// Inserts a token row directly, with any expiry, the way `token create` would store it.
+fn insert_token(db: &TestDb, provider: &str, expires: i64) -> String {
+    let t = token::generate();
+    let hash = token::hash(&t.secret).unwrap();
+    let now = Utc::now().timestamp();
+    db.store()
+        .call(|c| {
+            let p = providers::require(c, provider)?;
+            tokens::insert(
+                c,
+                &tokens::NewTokenRow {
+                    id: &t.id,
+                    provider_id: p.id,
+                    secret_hash: &hash,
+                    description: "test",
+                    read_only: false,
+                    created: now - 3600,
+                    expires,
+                },
+            )
+        })
+        .unwrap();
+    t.full.expose().to_string()
+}
+
+#[test]
+fn valid_token_is_accepted_and_its_use_recorded() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (id, token) = db.create_token("idp", &[]);
+    let server = Server::start(&db);
+    let resp = get_bearer(&spc(&server, "idp"), &token);
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    assert_eq!(resp.content_type, "application/scim+json");
+    let body = resp.json();
+    assert_eq!(
+        body["meta"]["location"],
+        format!("{}/ServiceProviderConfig", server.scim("idp"))
+    );
+    // The scheme name is case-insensitive (RFC 7235).
+    assert_eq!(
+        get(&spc(&server, "idp"), Some(&format!("bearer {token}"))).status,
+        200
+    );
+    let listed = db.ok(&["token", "list"]);
+    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(!row.contains("never"), "last used not recorded: {row}");
+}
+
+#[test]
+fn every_bad_token_gets_401() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (_, good) = db.create_token("idp", &[]);
+    let server = Server::start(&db);
+    let url = spc(&server, "idp");
+    let (id, secret) = good
+        .strip_prefix("scimd_")
+        .unwrap()
+        .split_once('_')
+        .unwrap();
+    let wrong_secret = format!("scimd_{id}_{}", "0".repeat(secret.len()));
+    let unknown_id = format!("scimd_{}_{secret}", "0".repeat(id.len()));
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("missing header", None),
+        ("empty header", Some(String::new())),
+        ("basic scheme", Some("Basic dXNlcjpwYXNz".into())),
+        ("bearer without token", Some("Bearer".into())),
+        ("not a scimd token", Some("Bearer abc.def.ghi".into())),
+        (
+            "truncated",
+            Some(format!("Bearer {}", &good[..good.len() - 2])),
+        ),
+        ("unknown id", Some(format!("Bearer {unknown_id}"))),
+        ("wrong secret", Some(format!("Bearer {wrong_secret}"))),
+    ];
+    for (what, header) in cases {
+        let resp = get(&url, header.as_deref());
+        assert_eq!(resp.status, 401, "{what}: {}", resp.text);
+        assert_401(&resp);
+    }
+    // The good token still works after all that.
+    assert_eq!(get_bearer(&url, &good).status, 200);
+    // No secret ever reaches the log, not even a wrong one.
+    let logs = server.logs().join("\n");
+    assert!(!logs.contains(secret), "secret in logs");
+    assert!(!logs.contains(&wrong_secret), "presented secret in logs");
+}
+
+#[test]
+fn token_that_expired_a_second_ago_gets_401() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let now = Utc::now().timestamp();
+    let expired = insert_token(&db, "idp", now - 1);
+    let server = Server::start(&db);
+    let resp = get_bearer(&spc(&server, "idp"), &expired);
+    assert_401(&resp);
+    assert!(resp.json()["detail"].as_str().unwrap().contains("expired"));
+}
+
+#[test]
+fn expiry_takes_effect_on_the_next_request_despite_the_cache() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (id, token) = db.create_token("idp", &[]);
+    let server = Server::start(&db);
+    let url = spc(&server, "idp");
+    assert_eq!(get_bearer(&url, &token).status, 200);
+    // Time passes: the token's expiry is now one second in the past.
+    let past = Utc::now().timestamp() - 1;
+    db.store()
+        .call(move |c| {
+            c.execute(
+                "UPDATE tokens SET expires = ?1 WHERE id = ?2",
+                rusqlite::params![past, id],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    assert_401(&get_bearer(&url, &token));
+}
+
+#[test]
+fn revocation_from_the_cli_while_serving_takes_effect_on_the_next_request() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (id, token) = db.create_token("idp", &[]);
+    let (_, other) = db.create_token("idp", &[]);
+    let server = Server::start(&db);
+    let url = spc(&server, "idp");
+    assert_eq!(get_bearer(&url, &token).status, 200);
+    let out = db.ok(&["token", "revoke", &id]);
+    assert!(out.contains("revoked"), "{out}");
+    let resp = get_bearer(&url, &token);
+    assert_401(&resp);
+    assert!(resp.json()["detail"].as_str().unwrap().contains("revoked"));
+    assert_eq!(
+        get_bearer(&url, &other).status,
+        200,
+        "other tokens unaffected"
+    );
+    let listed = db.ok(&["token", "list", "--provider", "idp"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains("revoked")),
+        "{listed}"
+    );
+    // Revoking twice is an error, not a silent success.
+    assert!(
+        db.fails(&["token", "revoke", &id])
+            .contains("already revoked")
+    );
+}
+
+#[test]
+fn providers_are_isolated() {
+    let db = TestDb::new();
+    db.add_provider("a");
+    db.add_provider("b");
+    let (_, token_a) = db.create_token("a", &[]);
+    let (_, token_b) = db.create_token("b", &[]);
+    let server = Server::start(&db);
+    assert_eq!(get_bearer(&spc(&server, "a"), &token_a).status, 200);
+    assert_eq!(get_bearer(&spc(&server, "b"), &token_b).status, 200);
+    assert_401(&get_bearer(&spc(&server, "b"), &token_a));
+    assert_401(&get_bearer(&spc(&server, "a"), &token_b));
+    assert_401(&get_bearer(&spc(&server, "nosuch"), &token_a));
+    // Unknown paths under a provider need a token too: nothing is revealed without one.
+    assert_401(&get(&format!("{}/Nothing", server.scim("a")), None));
+    get_bearer(&format!("{}/Nothing", server.scim("a")), &token_a).scim_error(404);
+}
+
+#[test]
+fn read_only_tokens_may_only_read() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (_, ro) = db.create_token("idp", &["--read-only"]);
+    let (_, rw) = db.create_token("idp", &[]);
+    let server = Server::start(&db);
+    assert_eq!(get_bearer(&spc(&server, "idp"), &ro).status, 200);
+    let post = |token: &str| {
+        raw(
+            &server.addr(),
+            &format!(
+                "POST /scim/v2/idp/ServiceProviderConfig HTTP/1.1\r\nHost: x\r\n\
+                 Authorization: Bearer {token}\r\nContent-Type: application/scim+json\r\n\
+                 Content-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            ),
+        )
+    };
+    post(&ro).scim_error(403);
+    // The same write with a read-write token passes authentication (and meets the 405 of
+    // this read-only endpoint).
+    post(&rw).scim_error(405);
+    let listed = db.ok(&["token", "list"]);
+    assert!(
+        listed.contains("read-only") && listed.contains("read-write"),
+        "{listed}"
+    );
+}

@@ -1,0 +1,11 @@
+//! Integration tests: the real `scimd` binary, a temporary database file, real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod cli;
+mod config;
+mod harness;
+mod http_basics;
+mod jobs;
+mod quickstart;

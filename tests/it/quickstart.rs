@@ -1,0 +1,57 @@
+//! The one-command trial, exactly as a newcomer runs it.
+
+use crate::harness::{Server, TestDb, command, get_bearer, token_in};
+
+fn quickstart(db: &TestDb) -> Server {
+    let mut cmd = command(&db.path);
+    cmd.args(["quickstart", "--listen", "127.0.0.1:0"]);
+    Server::spawn(cmd)
+}
+
+#[test]
+fn quickstart_prints_a_working_url_token_and_curl_line() {
+    let db = TestDb::new();
+    let server = quickstart(&db);
+    let printed = server.wait_for_line("curl -H");
+    let out = server.logs().join("\n");
+    let (_, token) = token_in(&out);
+    let url = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SCIM URL:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(url, format!("{}/scim/v2/default", server.base));
+    assert!(
+        printed.contains(&token) && printed.contains(&url),
+        "{printed}"
+    );
+    // The curl line's request, made for real.
+    let resp = get_bearer(&format!("{url}/ServiceProviderConfig"), &token);
+    assert_eq!(resp.status, 200, "{}", resp.text);
+    drop(server);
+
+    // A second run reuses the provider and hands out a new token.
+    let server = quickstart(&db);
+    server.wait_for_line("curl -H");
+    let (_, token2) = token_in(&server.logs().join("\n"));
+    assert_ne!(token, token2);
+    assert_eq!(
+        get_bearer(
+            &format!("{url}/ServiceProviderConfig").replace(&url, &server.scim("default")),
+            &token2
+        )
+        .status,
+        200
+    );
+    drop(server);
+    let providers = db.ok(&["provider", "list"]);
+    assert_eq!(
+        providers
+            .lines()
+            .filter(|l| l.starts_with("default"))
+            .count(),
+        1,
+        "{providers}"
+    );
+}
