@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub shutdown_timeout: Option<String>,
     pub busy_timeout: Option<String>,
     pub pool_size: Option<u32>,
+    pub max_page_size: Option<u32>,
 }
 
 /// Every key, in the order `config.example.toml` documents them.
@@ -44,6 +45,7 @@ pub const KEYS: &[&str] = &[
     "shutdown_timeout",
     "busy_timeout",
     "pool_size",
+    "max_page_size",
 ];
 
 /// Environment variables with the `SCIMD_` prefix that are not configuration keys.
@@ -72,6 +74,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub busy_timeout: Duration,
     pub pool_size: u32,
+    /// Most resources one list or search response carries (`filter.maxResults`).
+    pub max_page_size: u32,
 }
 
 impl RawConfig {
@@ -91,6 +95,7 @@ impl RawConfig {
             shutdown_timeout: Some("30s".into()),
             busy_timeout: Some("5s".into()),
             pool_size: Some(8),
+            max_page_size: Some(1000),
         }
     }
 
@@ -147,12 +152,16 @@ impl RawConfig {
             "max_body_size" => self.max_body_size = v,
             "shutdown_timeout" => self.shutdown_timeout = v,
             "busy_timeout" => self.busy_timeout = v,
-            "pool_size" => {
+            "pool_size" | "max_page_size" => {
                 let n = value
                     .trim()
                     .parse()
-                    .map_err(|_| format!("pool_size must be a whole number, got {value:?}"))?;
-                self.pool_size = Some(n);
+                    .map_err(|_| format!("{key} must be a whole number, got {value:?}"))?;
+                if key == "pool_size" {
+                    self.pool_size = Some(n);
+                } else {
+                    self.max_page_size = Some(n);
+                }
             }
             _ => return Err(format!("unknown setting {key:?}")),
         }
@@ -175,6 +184,7 @@ impl RawConfig {
             shutdown_timeout: other.shutdown_timeout.or(self.shutdown_timeout),
             busy_timeout: other.busy_timeout.or(self.busy_timeout),
             pool_size: other.pool_size.or(self.pool_size),
+            max_page_size: other.max_page_size.or(self.max_page_size),
         }
     }
 
@@ -285,6 +295,10 @@ impl RawConfig {
         if pool_size == 0 {
             problems.push("pool_size: must be at least 1".into());
         }
+        let max_page_size = self.max_page_size.or(d.max_page_size).unwrap_or(1000);
+        if max_page_size == 0 {
+            problems.push("max_page_size: must be at least 1".into());
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -302,6 +316,7 @@ impl RawConfig {
             shutdown_timeout: shutdown,
             busy_timeout: busy,
             pool_size,
+            max_page_size,
         })
     }
 }
@@ -367,6 +382,7 @@ impl Config {
         );
         line("busy_timeout", q(&format_duration(self.busy_timeout)));
         line("pool_size", self.pool_size.to_string());
+        line("max_page_size", self.max_page_size.to_string());
         out
     }
 }

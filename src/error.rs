@@ -5,33 +5,15 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::store;
+use crate::{scim, store};
 
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 
-/// `scimType` values defined by RFC 7644 §3.12 for 400 responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScimType {
-    InvalidSyntax,
-    InvalidValue,
-    Uniqueness,
-}
-
-impl ScimType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScimType::InvalidSyntax => "invalidSyntax",
-            ScimType::InvalidValue => "invalidValue",
-            ScimType::Uniqueness => "uniqueness",
-        }
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{detail}")]
-    BadRequest { scim_type: ScimType, detail: String },
+    #[error(transparent)]
+    Scim(#[from] scim::Error),
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
@@ -48,17 +30,14 @@ pub enum Error {
 
 impl Error {
     pub fn invalid_syntax(detail: impl Into<String>) -> Error {
-        Error::BadRequest {
-            scim_type: ScimType::InvalidSyntax,
-            detail: detail.into(),
-        }
+        Error::Scim(scim::Error::InvalidSyntax(detail.into()))
     }
 
     fn scim_type(&self) -> Option<&'static str> {
         match self {
-            Error::BadRequest { scim_type, .. } => Some(scim_type.as_str()),
-            Error::Store(store::Error::Conflict(_)) => Some(ScimType::Uniqueness.as_str()),
-            Error::Store(store::Error::Invalid(_)) => Some(ScimType::InvalidValue.as_str()),
+            Error::Scim(e) => Some(e.scim_type()),
+            Error::Store(store::Error::Conflict(_)) => Some("uniqueness"),
+            Error::Store(store::Error::Invalid(_)) => Some("invalidValue"),
             _ => None,
         }
     }
@@ -66,9 +45,11 @@ impl Error {
     /// What the client is told. Storage failures stay generic: database text never leaves.
     fn detail(&self) -> String {
         match self {
-            Error::Store(e @ (store::Error::NotFound(_) | store::Error::Conflict(_))) => {
-                e.to_string()
-            }
+            Error::Store(
+                e @ (store::Error::NotFound(_)
+                | store::Error::Conflict(_)
+                | store::Error::PreconditionFailed(_)),
+            ) => e.to_string(),
             Error::Store(store::Error::Invalid(e)) => e.clone(),
             Error::Store(e) if e.is_busy() => {
                 "the database is busy; retry the request shortly".to_string()
@@ -82,7 +63,7 @@ impl Error {
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         match self {
-            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::Scim(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
@@ -91,6 +72,7 @@ impl ResponseError for Error {
             Error::Store(store::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             Error::Store(store::Error::Conflict(_)) => StatusCode::CONFLICT,
             Error::Store(store::Error::Invalid(_)) => StatusCode::BAD_REQUEST,
+            Error::Store(store::Error::PreconditionFailed(_)) => StatusCode::PRECONDITION_FAILED,
             Error::Store(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -10,4 +10,5 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod scim;
 pub mod store;

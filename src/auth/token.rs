@@ -87,11 +87,16 @@ pub fn is_token_id(id: &str) -> bool {
 
 /// An argon2id PHC string of the secret (argon2's default cost: 19 MiB, 2 passes).
 pub fn hash(secret: &Secret) -> Result<String, String> {
+    hash_str(&secret.0)
+}
+
+/// An argon2id PHC string of any secret text (token secrets, user passwords).
+pub fn hash_str(secret: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
-        .hash_password(secret.0.as_bytes(), &salt)
+        .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| format!("hashing token secret: {e}"))
+        .map_err(|e| format!("argon2 hashing failed: {e}"))
 }
 
 /// Checks a secret against a stored PHC string. Costs one full argon2 run.

@@ -93,6 +93,18 @@ impl Verifier {
         ok
     }
 
+    /// Hashes a password with argon2id, sharing the bound on concurrent argon2 runs.
+    pub async fn hash(&self, secret: String) -> Result<String, String> {
+        let _permit = self
+            .argon2_permits
+            .acquire()
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || token::hash_str(&secret))
+            .await
+            .map_err(|e| e.to_string())?
+    }
+
     /// Whether `last_used` should be written now: once per token per minute, not per request.
     pub fn should_record_use(&self, id: &str, stored: Option<i64>, now: i64) -> bool {
         let mut seen = lock(&self.last_used);

@@ -1,31 +1,62 @@
-//! Discovery endpoints (RFC 7644 §4). They advertise only what this server actually does.
+//! Discovery endpoints (RFC 7644 §4). They advertise only what this server actually does, and
+//! `/Schemas` is rendered from the same model that validates requests.
 
 use actix_web::{HttpResponse, Resource, web};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::auth::Principal;
+use super::resources::LIST_RESPONSE;
 use super::{AppState, method_not_allowed};
-use crate::error::SCIM_CONTENT_TYPE;
+use crate::error::{Error, SCIM_CONTENT_TYPE};
+use crate::scim::ResourceKind;
+use crate::scim::schema;
 
-pub fn service_provider_config() -> Resource {
-    web::resource("/ServiceProviderConfig")
-        .route(web::get().to(get_service_provider_config))
-        .default_service(web::to(method_not_allowed))
+const KINDS: [ResourceKind; 2] = [ResourceKind::User, ResourceKind::Group];
+
+pub fn services() -> Vec<Resource> {
+    let read_only = |path: &str, route: actix_web::Route| {
+        web::resource(path.to_string())
+            .route(route)
+            .default_service(web::to(method_not_allowed))
+    };
+    vec![
+        read_only(
+            "/ServiceProviderConfig",
+            web::get().to(service_provider_config),
+        ),
+        read_only("/Schemas", web::get().to(list_schemas)),
+        read_only("/Schemas/{urn}", web::get().to(get_schema)),
+        read_only("/ResourceTypes", web::get().to(list_resource_types)),
+        read_only("/ResourceTypes/{name}", web::get().to(get_resource_type)),
+    ]
 }
 
-async fn get_service_provider_config(
-    state: web::Data<AppState>,
-    principal: Principal,
-) -> HttpResponse {
+fn ok(body: &Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(SCIM_CONTENT_TYPE)
+        .body(body.to_string())
+}
+
+fn list_response(items: Vec<Value>) -> Value {
+    json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": items.len(),
+        "startIndex": 1,
+        "itemsPerPage": items.len(),
+        "Resources": items,
+    })
+}
+
+async fn service_provider_config(state: web::Data<AppState>, principal: Principal) -> HttpResponse {
     let base = state.scim_base(&principal.provider_name);
-    let body = json!({
+    ok(&json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": false},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": false, "maxResults": 0},
+        "filter": {"supported": false, "maxResults": state.config.max_page_size},
         "changePassword": {"supported": false},
         "sort": {"supported": false},
-        "etag": {"supported": false},
+        "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Bearer token",
@@ -37,8 +68,64 @@ async fn get_service_provider_config(
             "resourceType": "ServiceProviderConfig",
             "location": format!("{base}/ServiceProviderConfig")
         }
+    }))
+}
+
+fn schema_json(base: &str, s: &schema::Schema) -> Value {
+    let mut v = s.to_json();
+    v["meta"] = json!({"resourceType": "Schema", "location": format!("{base}/Schemas/{}", s.id)});
+    v
+}
+
+async fn list_schemas(state: web::Data<AppState>, principal: Principal) -> HttpResponse {
+    let base = state.scim_base(&principal.provider_name);
+    ok(&list_response(
+        schema::ALL.iter().map(|s| schema_json(&base, s)).collect(),
+    ))
+}
+
+async fn get_schema(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Error> {
+    let (_, urn) = path.into_inner();
+    let s = schema::by_id(&urn).ok_or_else(|| Error::NotFound(format!("no schema {urn}")))?;
+    Ok(ok(&schema_json(
+        &state.scim_base(&principal.provider_name),
+        s,
+    )))
+}
+
+fn resource_type_json(base: &str, kind: ResourceKind) -> Value {
+    let mut v = kind.resource_type_json();
+    v["meta"] = json!({
+        "resourceType": "ResourceType",
+        "location": format!("{base}/ResourceTypes/{}", kind.name()),
     });
-    HttpResponse::Ok()
-        .content_type(SCIM_CONTENT_TYPE)
-        .body(body.to_string())
+    v
+}
+
+async fn list_resource_types(state: web::Data<AppState>, principal: Principal) -> HttpResponse {
+    let base = state.scim_base(&principal.provider_name);
+    ok(&list_response(
+        KINDS
+            .iter()
+            .map(|k| resource_type_json(&base, *k))
+            .collect(),
+    ))
+}
+
+async fn get_resource_type(
+    state: web::Data<AppState>,
+    principal: Principal,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Error> {
+    let (_, name) = path.into_inner();
+    let kind = ResourceKind::from_name(&name)
+        .ok_or_else(|| Error::NotFound(format!("no resource type {name}")))?;
+    Ok(ok(&resource_type_json(
+        &state.scim_base(&principal.provider_name),
+        kind,
+    )))
 }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod discovery;
+pub mod resources;
 
 use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
@@ -17,6 +18,7 @@ use crate::auth::Verifier;
 use crate::config::Config;
 use crate::error::Error;
 use crate::jobs;
+use crate::scim::ResourceKind;
 use crate::store::Store;
 
 /// Shared by every request handler.
@@ -158,7 +160,9 @@ pub fn app(
         .service(
             web::scope("/scim/v2/{provider}")
                 .wrap(from_fn(auth::require_token))
-                .service(discovery::service_provider_config())
+                .service(discovery::services())
+                .service(resources::services(ResourceKind::User))
+                .service(resources::services(ResourceKind::Group))
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found))
@@ -179,7 +183,7 @@ fn json_error(e: actix_web::error::JsonPayloadError) -> Error {
 async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     state
         .store
-        .run(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+        .run(|c| -> crate::store::Result<()> { Ok(c.query_row("SELECT 1", [], |_| Ok(()))?) })
         .await?;
     Ok(HttpResponse::Ok()
         .content_type("application/json")

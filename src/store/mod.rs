@@ -1,6 +1,7 @@
 //! SQLite storage: the connection pool, embedded migrations, and the way async code reaches it.
 
 pub mod providers;
+pub mod resources;
 pub mod tokens;
 
 use std::fs::OpenOptions;
@@ -27,6 +28,8 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
 }
 
 impl Error {
@@ -113,14 +116,17 @@ impl Store {
     }
 
     /// Runs synchronous database work on the blocking thread pool, off the async executor.
-    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    /// The closure may return any error a store error converts into (handlers use the HTTP
+    /// error type, so validation inside a transaction can fail with a SCIM error).
+    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
+            let mut conn = pool.get().map_err(Error::from)?;
             f(&mut conn)
         })
         .await
@@ -165,10 +171,14 @@ pub fn schema_version() -> usize {
 
 /// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, so the write lock is taken up front and two
 /// writers never deadlock upgrading a read lock; any error rolls everything back.
-pub fn write_tx<T>(c: &mut Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-    let tx = rusqlite::Transaction::new(c, rusqlite::TransactionBehavior::Immediate)?;
+pub fn write_tx<T, E: From<Error>>(
+    c: &mut Connection,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    let tx = rusqlite::Transaction::new(c, rusqlite::TransactionBehavior::Immediate)
+        .map_err(Error::from)?;
     let out = f(&tx)?;
-    tx.commit()?;
+    tx.commit().map_err(Error::from)?;
     Ok(out)
 }
 

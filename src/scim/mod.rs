@@ -1,0 +1,37 @@
+//! Pure SCIM logic, no I/O: the schema model, request validation, and response projection.
+
+pub mod projection;
+pub mod resource;
+pub mod schema;
+
+pub use schema::ResourceKind;
+
+/// Case folding for attributes compared regardless of case (`caseExact: false`), such as
+/// userName and displayName uniqueness.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// A request that breaks a SCIM rule; always a 400 with the `scimType` of RFC 7644 §3.12.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidValue(String),
+    #[error("{0}")]
+    InvalidSyntax(String),
+    #[error("{0}")]
+    Mutability(String),
+    #[error("{0}")]
+    InvalidFilter(String),
+}
+
+impl Error {
+    pub fn scim_type(&self) -> &'static str {
+        match self {
+            Error::InvalidValue(_) => "invalidValue",
+            Error::InvalidSyntax(_) => "invalidSyntax",
+            Error::Mutability(_) => "mutability",
+            Error::InvalidFilter(_) => "invalidFilter",
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! Turning a request body into the document to store (validation against the schema model), and
+//! a stored document back into a SCIM resource.
+//!
+//! Values are kept exactly as the client sent them (identity providers compare what they sent
+//! with what they read back); only attribute names are made canonical, `"True"`/`"False"`
+//! become booleans, and `null` or empty arrays mean "no value".
+
+use serde_json::{Map, Value, json};
+
+use super::Error;
+use super::schema::{Attribute, Mutability, ResourceKind, Schema, Type};
+
+/// A validated request body, split into what the store keeps where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prepared {
+    /// Attributes to store, canonical names, extension objects under their URN. Excludes id,
+    /// meta, schemas, read-only attributes, the password and group members.
+    pub doc: Map<String, Value>,
+    /// userName (User) or displayName (Group), exactly as sent.
+    pub name: String,
+    pub external_id: Option<String>,
+    /// A write-only password, to be hashed before storing.
+    pub password: Option<String>,
+    /// Member ids of a Group, in order of first appearance, without duplicates.
+    pub members: Option<Vec<String>>,
+}
+
+/// Validates a POST or PUT body for `kind`.
+pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
+    let obj = input
+        .as_object()
+        .ok_or_else(|| Error::InvalidSyntax("the request body must be a JSON object".into()))?;
+    let schema = kind.schema();
+    let mut doc = Map::new();
+    let mut password = None;
+    let mut members = None;
+    for (key, value) in obj {
+        if key.eq_ignore_ascii_case("schemas") {
+            check_schemas(value)?;
+            continue;
+        }
+        // Read-only common attributes are ignored, never stored.
+        if key.eq_ignore_ascii_case("id") || key.eq_ignore_ascii_case("meta") {
+            continue;
+        }
+        if key.eq_ignore_ascii_case("externalId") {
+            match value {
+                Value::Null => {}
+                Value::String(_) => insert_once(&mut doc, "externalId", value.clone())?,
+                _ => return Err(Error::InvalidValue("externalId must be a string".into())),
+            }
+            continue;
+        }
+        if let Some(ext) = kind.extension(key) {
+            match value {
+                Value::Null => {}
+                Value::Object(m) => {
+                    let sub = prepare_object(ext, m)?;
+                    if !sub.is_empty() {
+                        insert_once(&mut doc, ext.id, Value::Object(sub))?;
+                    }
+                }
+                _ => {
+                    return Err(Error::InvalidSyntax(format!(
+                        "the {} extension must be a JSON object",
+                        ext.name
+                    )));
+                }
+            }
+            continue;
+        }
+        if key.starts_with("urn:") {
+            // An extension this server does not know: accepted and ignored, like its URN in
+            // `schemas`.
+            continue;
+        }
+        let attr = schema.attribute(key).ok_or_else(|| {
+            Error::InvalidSyntax(format!("{key:?} is not an attribute of a {}", kind.name()))
+        })?;
+        match attr.mutability {
+            Mutability::ReadOnly => continue,
+            Mutability::WriteOnly => {
+                password = match value {
+                    Value::Null => None,
+                    Value::String(s) => Some(s.clone()),
+                    _ => {
+                        return Err(Error::InvalidValue(format!(
+                            "{} must be a string",
+                            attr.name
+                        )));
+                    }
+                };
+                continue;
+            }
+            Mutability::ReadWrite | Mutability::Immutable => {}
+        }
+        if kind == ResourceKind::Group && attr.name == "members" {
+            members = Some(member_ids(attr, value)?);
+            continue;
+        }
+        if let Some(v) = value_of(attr, value, attr.name)? {
+            insert_once(&mut doc, attr.name, v)?;
+        }
+    }
+    for attr in schema.attributes.iter().filter(|a| a.required) {
+        if !doc.contains_key(attr.name) {
+            return Err(Error::InvalidValue(format!(
+                "{} is required for a {}",
+                attr.name,
+                kind.name()
+            )));
+        }
+    }
+    let name = doc
+        .get(kind.name_attribute())
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if name.trim().is_empty() {
+        return Err(Error::InvalidValue(format!(
+            "{} must not be empty",
+            kind.name_attribute()
+        )));
+    }
+    let external_id = doc
+        .get("externalId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(Prepared {
+        doc,
+        name,
+        external_id,
+        password,
+        members,
+    })
+}
+
+fn insert_once(doc: &mut Map<String, Value>, key: &str, v: Value) -> Result<(), Error> {
+    if doc.insert(key.to_string(), v).is_some() {
+        return Err(Error::InvalidSyntax(format!(
+            "{key} is given more than once (attribute names ignore case)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_schemas(value: &Value) -> Result<(), Error> {
+    let ok = match value {
+        Value::Array(items) => items.iter().all(Value::is_string),
+        Value::Null => true,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidSyntax(
+            "schemas must be an array of schema URNs".into(),
+        ))
+    }
+}
+
+fn prepare_object(schema: &Schema, m: &Map<String, Value>) -> Result<Map<String, Value>, Error> {
+    let mut out = Map::new();
+    for (key, value) in m {
+        let attr = schema.attribute(key).ok_or_else(|| {
+            Error::InvalidSyntax(format!("{key:?} is not an attribute of {}", schema.id))
+        })?;
+        if attr.mutability == Mutability::ReadOnly {
+            continue;
+        }
+        if let Some(v) = value_of(attr, value, attr.name)? {
+            insert_once(&mut out, attr.name, v)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Validates one attribute's value; `None` means "no value".
+pub fn value_of(attr: &Attribute, v: &Value, path: &str) -> Result<Option<Value>, Error> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    if attr.multi_valued {
+        let items = v
+            .as_array()
+            .ok_or_else(|| Error::InvalidValue(format!("{path} must be an array")))?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            if let Some(x) = single(attr, item, path)? {
+                out.push(x);
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        check_multi(attr, &out, path)?;
+        return Ok(Some(Value::Array(out)));
+    }
+    if attr.is_complex() && attr.sub("value").is_some() && attr.name == "manager" {
+        // Microsoft Entra ID sends the manager as a bare id, or as a one-element list.
+        match v {
+            Value::String(s) if s.is_empty() => return Ok(None),
+            Value::String(_) => return single(attr, &json!({ "value": v }), path),
+            Value::Array(items) if items.is_empty() => return Ok(None),
+            Value::Array(items) if items.len() == 1 => return value_of(attr, &items[0], path),
+            _ => {}
+        }
+    }
+    single(attr, v, path)
+}
+
+fn single(attr: &Attribute, v: &Value, path: &str) -> Result<Option<Value>, Error> {
+    let wrong = |what: &str| Error::InvalidValue(format!("{path} must be {what}, got {v}"));
+    Ok(Some(match attr.ty {
+        _ if v.is_null() => return Ok(None),
+        Type::Complex => {
+            let m = v.as_object().ok_or_else(|| wrong("an object"))?;
+            let mut out = Map::new();
+            for (key, value) in m {
+                let sub = attr.sub(key).ok_or_else(|| {
+                    Error::InvalidSyntax(format!("{key:?} is not a sub-attribute of {path}"))
+                })?;
+                if sub.mutability == Mutability::ReadOnly {
+                    continue;
+                }
+                if let Some(x) = value_of(sub, value, &format!("{path}.{}", sub.name))? {
+                    insert_once(&mut out, sub.name, x)?;
+                }
+            }
+            if out.is_empty() {
+                return Ok(None);
+            }
+            Value::Object(out)
+        }
+        Type::String | Type::Reference | Type::Binary => {
+            if !v.is_string() {
+                return Err(wrong("a string"));
+            }
+            v.clone()
+        }
+        Type::DateTime => {
+            let s = v.as_str().ok_or_else(|| wrong("a date-time string"))?;
+            if chrono::DateTime::parse_from_rfc3339(s).is_err() {
+                return Err(wrong("an RFC 3339 date-time such as 2026-01-31T12:00:00Z"));
+            }
+            v.clone()
+        }
+        Type::Boolean => Value::Bool(boolean(v).ok_or_else(|| wrong("true or false"))?),
+        Type::Integer => {
+            if !(v.is_i64() || v.is_u64()) {
+                return Err(wrong("an integer"));
+            }
+            v.clone()
+        }
+        Type::Decimal => {
+            if !v.is_number() {
+                return Err(wrong("a number"));
+            }
+            v.clone()
+        }
+    }))
+}
+
+/// A JSON boolean, or the strings "true"/"false" in any case (Microsoft Entra ID sends
+/// "True" and "False").
+pub fn boolean(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// RFC 7643 §2.4: at most one `primary: true`; and one value per `type` where types are keys.
+fn check_multi(attr: &Attribute, values: &[Value], path: &str) -> Result<(), Error> {
+    let primaries = values
+        .iter()
+        .filter(|v| v.get("primary") == Some(&Value::Bool(true)))
+        .count();
+    if primaries > 1 {
+        return Err(Error::InvalidValue(format!(
+            "{path}: {primaries} values are marked primary; at most one may be"
+        )));
+    }
+    if attr.types_are_keys() {
+        let mut seen: Vec<String> = Vec::new();
+        for t in values
+            .iter()
+            .filter_map(|v| v.get("type").and_then(Value::as_str))
+        {
+            let t = t.to_lowercase();
+            if seen.contains(&t) {
+                return Err(Error::InvalidValue(format!(
+                    "{path}: more than one value of type {t:?}; each type may appear once"
+                )));
+            }
+            seen.push(t);
+        }
+    }
+    Ok(())
+}
+
+fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<String>, Error> {
+    let items = match v {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => return Err(Error::InvalidValue("members must be an array".into())),
+    };
+    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    for item in items {
+        let m = item.as_object().ok_or_else(|| {
+            Error::InvalidValue(format!("each member must be an object, got {item}"))
+        })?;
+        let mut value = None;
+        for (key, sv) in m {
+            let sub = attr.sub(key).ok_or_else(|| {
+                Error::InvalidSyntax(format!("{key:?} is not a sub-attribute of members"))
+            })?;
+            if sub.name == "value" {
+                value = Some(sv.as_str().ok_or_else(|| {
+                    Error::InvalidValue(format!("members.value must be a string, got {sv}"))
+                })?);
+            }
+        }
+        let id = value.ok_or_else(|| {
+            Error::InvalidValue("every member needs a value (the member's id)".into())
+        })?;
+        if !ids.iter().any(|x| x == id) {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(ids)
+}
+
+/// PUT may not change an immutable attribute that already has a value (RFC 7644 §3.5.1).
+pub fn check_immutable(
+    schema: &Schema,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+) -> Result<(), Error> {
+    for attr in schema
+        .attributes
+        .iter()
+        .filter(|a| a.mutability == Mutability::Immutable)
+    {
+        if let Some(before) = old.get(attr.name)
+            && new.get(attr.name) != Some(before)
+        {
+            return Err(Error::Mutability(format!(
+                "{} is immutable and cannot be changed",
+                attr.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The weak ETag of a resource version.
+pub fn etag(version: i64) -> String {
+    format!("W/\"{version}\"")
+}
+
+/// Whether an `If-Match` / `If-None-Match` header value names this version (`*` names any).
+/// Tags compare by their opaque part, weak or not, as SCIM clients send back `meta.version`.
+pub fn etag_matches(header: &str, version: i64) -> bool {
+    let want = version.to_string();
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == want)
+}
+
+/// The parts of a stored resource `render` needs.
+pub struct Stored<'a> {
+    pub id: &'a str,
+    pub doc: &'a Map<String, Value>,
+    pub created: &'a str,
+    pub modified: &'a str,
+    pub version: i64,
+    pub location: String,
+}
+
+/// The full SCIM representation: `schemas`, `id`, the stored attributes, computed `members`
+/// (Group) or `groups` (User) when given, and `meta`.
+pub fn render(
+    kind: ResourceKind,
+    r: &Stored<'_>,
+    computed: Option<Vec<Value>>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    let mut schemas = vec![Value::from(kind.schema().id)];
+    for ext in kind.extensions() {
+        if r.doc.contains_key(ext.id) {
+            schemas.push(Value::from(ext.id));
+        }
+    }
+    out.insert("schemas".into(), Value::Array(schemas));
+    out.insert("id".into(), Value::from(r.id));
+    for (k, v) in r.doc {
+        out.insert(k.clone(), v.clone());
+    }
+    // An empty list is the same state as no value (RFC 7643 §2.5); leave it out.
+    if let Some(values) = computed.filter(|v| !v.is_empty()) {
+        let key = match kind {
+            ResourceKind::User => "groups",
+            ResourceKind::Group => "members",
+        };
+        out.insert(key.into(), Value::Array(values));
+    }
+    out.insert(
+        "meta".into(),
+        json!({
+            "resourceType": kind.name(),
+            "created": r.created,
+            "lastModified": r.modified,
+            "location": r.location,
+            "version": etag(r.version),
+        }),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::schema::{ENTERPRISE_USER, GROUP_SCHEMA};
+
+    fn user(v: Value) -> Result<Prepared, Error> {
+        prepare(ResourceKind::User, &v)
+    }
+
+    #[test]
+    fn entra_create_body_is_kept_exactly() {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", ENTERPRISE_USER],
+            "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+            "userName": "Test_User_00aa00aa@contoso.com",
+            "active": true,
+            "emails": [{"primary": true, "type": "work", "value": "Test.User@contoso.com"}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+            "phoneNumbers": [{"type": "mobile", "value": "55555555555"}],
+            "roles": [],
+            "addresses": null,
+            ENTERPRISE_USER: {"department": "R&D – Ünïcode", "employeeNumber": "007"}
+        });
+        let p = user(body.clone()).unwrap();
+        assert_eq!(p.name, "Test_User_00aa00aa@contoso.com");
+        assert_eq!(
+            p.external_id.as_deref(),
+            Some("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef")
+        );
+        for key in [
+            "userName",
+            "active",
+            "emails",
+            "name",
+            "phoneNumbers",
+            ENTERPRISE_USER,
+        ] {
+            assert_eq!(p.doc[key], body[key], "{key}");
+        }
+        assert!(
+            !p.doc.contains_key("roles") && !p.doc.contains_key("addresses"),
+            "no value"
+        );
+        assert!(!p.doc.contains_key("meta") && !p.doc.contains_key("schemas"));
+    }
+
+    #[test]
+    fn names_are_canonical_and_strings_become_booleans() {
+        let p = user(json!({
+            "USERNAME": "bob",
+            "Active": "False",
+            "NAME": {"GivenName": "Bob"},
+            "emails": [{"Value": "b@x", "Primary": "True"}],
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:user": {"Department": "x"}
+        }))
+        .unwrap();
+        assert_eq!(p.doc["userName"], "bob");
+        assert_eq!(p.doc["active"], false);
+        assert_eq!(p.doc["name"], json!({"givenName": "Bob"}));
+        assert_eq!(p.doc["emails"], json!([{"value": "b@x", "primary": true}]));
+        assert_eq!(p.doc[ENTERPRISE_USER], json!({"department": "x"}));
+    }
+
+    #[test]
+    fn read_only_and_unknown_extensions_are_ignored() {
+        let p = user(json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:example:custom"],
+            "userName": "a", "id": "client-chosen", "groups": [{"value": "g"}],
+            "urn:example:custom": {"anything": 1},
+            ENTERPRISE_USER: {"manager": {"value": "m1", "displayName": "ignored"}}
+        }))
+        .unwrap();
+        assert_eq!(p.doc.len(), 2, "{:?}", p.doc);
+        assert_eq!(p.doc[ENTERPRISE_USER], json!({"manager": {"value": "m1"}}));
+    }
+
+    #[test]
+    fn manager_as_bare_id_or_list() {
+        for m in [
+            json!("m1"),
+            json!([{"value": "m1"}]),
+            json!({"value": "m1"}),
+        ] {
+            let p = user(json!({"userName": "a", ENTERPRISE_USER: {"manager": m}})).unwrap();
+            assert_eq!(p.doc[ENTERPRISE_USER]["manager"], json!({"value": "m1"}));
+        }
+        let p = user(json!({"userName": "a", ENTERPRISE_USER: {"manager": ""}})).unwrap();
+        assert!(!p.doc.contains_key(ENTERPRISE_USER));
+    }
+
+    #[test]
+    fn password_is_split_off() {
+        let p = user(json!({"userName": "a", "password": "s3cret"})).unwrap();
+        assert_eq!(p.password.as_deref(), Some("s3cret"));
+        assert!(!p.doc.contains_key("password"));
+    }
+
+    #[test]
+    fn bad_input_names_the_problem() {
+        let cases = [
+            (json!([1]), "invalidSyntax"),
+            (json!({"name": {"givenName": "x"}}), "invalidValue"),
+            (json!({"userName": ""}), "invalidValue"),
+            (json!({"userName": 5}), "invalidValue"),
+            (json!({"userName": "a", "active": "yes"}), "invalidValue"),
+            (
+                json!({"userName": "a", "emails": {"value": "x"}}),
+                "invalidValue",
+            ),
+            (json!({"userName": "a", "nickname": ["x"]}), "invalidValue"),
+            (json!({"userName": "a", "shoeSize": 44}), "invalidSyntax"),
+            (
+                json!({"userName": "a", "name": {"nick": "x"}}),
+                "invalidSyntax",
+            ),
+            (
+                json!({"userName": "a", "schemas": "urn:x"}),
+                "invalidSyntax",
+            ),
+            (json!({"userName": "a", "UserName": "b"}), "invalidSyntax"),
+            (
+                json!({"userName": "a", ENTERPRISE_USER: "x"}),
+                "invalidSyntax",
+            ),
+            (
+                json!({"userName": "a", "emails": [{"value": "1", "primary": true}, {"value": "2", "primary": "True"}]}),
+                "invalidValue",
+            ),
+            (
+                json!({"userName": "a", "phoneNumbers": [{"value": "1", "type": "work"}, {"value": "2", "type": "Work"}]}),
+                "invalidValue",
+            ),
+        ];
+        for (body, scim_type) in cases {
+            let err = user(body.clone()).unwrap_err();
+            assert_eq!(err.scim_type(), scim_type, "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn untyped_and_distinctly_typed_values_are_fine() {
+        let p = user(json!({"userName": "a",
+            "emails": [{"value": "1"}, {"value": "2"}, {"value": "3", "type": "work"}, {"value": "4", "type": "home"}],
+            "roles": [{"value": "r1", "type": "app"}, {"value": "r2", "type": "app"}]}))
+        .unwrap();
+        assert_eq!(p.doc["emails"].as_array().unwrap().len(), 4);
+        assert_eq!(p.doc["roles"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn group_members_are_ids_without_duplicates() {
+        let p = prepare(
+            ResourceKind::Group,
+            &json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
+                            "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                "displayName": "Group1DisplayName",
+                "externalId": "60f1bb27-2e1e-402d-bcc4-ec999564a194",
+                "members": [{"value": "u1", "display": "x", "type": "User"}, {"value": "u2"}, {"value": "u1"}]
+            }),
+        )
+        .unwrap();
+        assert_eq!(
+            p.members.as_deref(),
+            Some(&["u1".to_string(), "u2".to_string()][..])
+        );
+        assert!(!p.doc.contains_key("members"));
+        let err = prepare(
+            ResourceKind::Group,
+            &json!({"displayName": "g", "members": [{"display": "x"}]}),
+        )
+        .unwrap_err();
+        assert_eq!(err.scim_type(), "invalidValue");
+        assert!(
+            prepare(ResourceKind::Group, &json!({"members": []})).is_err(),
+            "displayName required"
+        );
+    }
+
+    #[test]
+    fn immutable_attributes_cannot_change() {
+        static S: Schema = Schema {
+            id: "urn:test",
+            name: "T",
+            description: "",
+            attributes: &[Attribute {
+                mutability: Mutability::Immutable,
+                ..GROUP_SCHEMA.attributes[0]
+            }],
+        };
+        let old: Map<String, Value> = json!({"displayName": "a"}).as_object().unwrap().clone();
+        let same = old.clone();
+        let changed: Map<String, Value> = json!({"displayName": "b"}).as_object().unwrap().clone();
+        assert!(check_immutable(&S, &old, &same).is_ok());
+        assert_eq!(
+            check_immutable(&S, &old, &changed).unwrap_err().scim_type(),
+            "mutability"
+        );
+        assert!(check_immutable(&GROUP_SCHEMA, &old, &changed).is_ok());
+    }
+
+    #[test]
+    fn etags_match_weak_strong_and_star() {
+        assert_eq!(etag(3), "W/\"3\"");
+        assert!(etag_matches("W/\"3\"", 3));
+        assert!(etag_matches("\"3\"", 3));
+        assert!(etag_matches("W/\"1\", W/\"3\"", 3));
+        assert!(etag_matches("*", 3));
+        assert!(!etag_matches("W/\"4\"", 3));
+    }
+}

@@ -1,0 +1,545 @@
+//! The schema model (RFC 7643 §2, §7): one description of every attribute of User, Group and
+//! the Enterprise User extension. Validation, projection and `/Schemas` all read it.
+
+use serde_json::{Value, json};
+
+pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    String,
+    Boolean,
+    Decimal,
+    Integer,
+    DateTime,
+    Binary,
+    Reference,
+    Complex,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutability {
+    ReadOnly,
+    ReadWrite,
+    Immutable,
+    WriteOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned {
+    Always,
+    Never,
+    Default,
+    Request,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uniqueness {
+    None,
+    Server,
+    Global,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Attribute {
+    pub name: &'static str,
+    pub ty: Type,
+    pub multi_valued: bool,
+    pub required: bool,
+    pub case_exact: bool,
+    pub mutability: Mutability,
+    pub returned: Returned,
+    pub uniqueness: Uniqueness,
+    pub canonical_values: &'static [&'static str],
+    pub reference_types: &'static [&'static str],
+    pub sub_attributes: &'static [Attribute],
+    pub description: &'static str,
+}
+
+const fn attr(name: &'static str, ty: Type, description: &'static str) -> Attribute {
+    Attribute {
+        name,
+        ty,
+        multi_valued: false,
+        required: false,
+        case_exact: false,
+        mutability: Mutability::ReadWrite,
+        returned: Returned::Default,
+        uniqueness: Uniqueness::None,
+        canonical_values: &[],
+        reference_types: &[],
+        sub_attributes: &[],
+        description,
+    }
+}
+
+const fn string(name: &'static str, description: &'static str) -> Attribute {
+    attr(name, Type::String, description)
+}
+
+const fn complex(
+    name: &'static str,
+    description: &'static str,
+    subs: &'static [Attribute],
+) -> Attribute {
+    let mut a = attr(name, Type::Complex, description);
+    a.sub_attributes = subs;
+    a
+}
+
+impl Attribute {
+    const fn multi(mut self) -> Self {
+        self.multi_valued = true;
+        self
+    }
+    const fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    const fn case_exact(mut self) -> Self {
+        self.case_exact = true;
+        self
+    }
+    const fn mutability(mut self, m: Mutability) -> Self {
+        self.mutability = m;
+        self
+    }
+    const fn returned(mut self, r: Returned) -> Self {
+        self.returned = r;
+        self
+    }
+    const fn unique(mut self, u: Uniqueness) -> Self {
+        self.uniqueness = u;
+        self
+    }
+    const fn canonical(mut self, values: &'static [&'static str]) -> Self {
+        self.canonical_values = values;
+        self
+    }
+    const fn refs(mut self, types: &'static [&'static str]) -> Self {
+        self.reference_types = types;
+        self
+    }
+
+    /// A sub-attribute by name, ignoring case.
+    pub fn sub(&self, name: &str) -> Option<&'static Attribute> {
+        self.sub_attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn is_complex(&self) -> bool {
+        self.ty == Type::Complex
+    }
+
+    /// Whether values of this multi-valued attribute must have distinct `type`s: true where the
+    /// type has canonical values (work, home, ...), which is what identity providers key on.
+    pub fn types_are_keys(&self) -> bool {
+        self.multi_valued
+            && self
+                .sub("type")
+                .is_some_and(|t| !t.canonical_values.is_empty())
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "name": self.name,
+            "type": match self.ty {
+                Type::String => "string",
+                Type::Boolean => "boolean",
+                Type::Decimal => "decimal",
+                Type::Integer => "integer",
+                Type::DateTime => "dateTime",
+                Type::Binary => "binary",
+                Type::Reference => "reference",
+                Type::Complex => "complex",
+            },
+            "multiValued": self.multi_valued,
+            "description": self.description,
+            "required": self.required,
+            "caseExact": self.case_exact,
+            "mutability": match self.mutability {
+                Mutability::ReadOnly => "readOnly",
+                Mutability::ReadWrite => "readWrite",
+                Mutability::Immutable => "immutable",
+                Mutability::WriteOnly => "writeOnly",
+            },
+            "returned": match self.returned {
+                Returned::Always => "always",
+                Returned::Never => "never",
+                Returned::Default => "default",
+                Returned::Request => "request",
+            },
+            "uniqueness": match self.uniqueness {
+                Uniqueness::None => "none",
+                Uniqueness::Server => "server",
+                Uniqueness::Global => "global",
+            },
+        });
+        if !self.canonical_values.is_empty() {
+            v["canonicalValues"] = json!(self.canonical_values);
+        }
+        if !self.reference_types.is_empty() {
+            v["referenceTypes"] = json!(self.reference_types);
+        }
+        if !self.sub_attributes.is_empty() {
+            v["subAttributes"] = self.sub_attributes.iter().map(Attribute::to_json).collect();
+        }
+        v
+    }
+}
+
+#[derive(Debug)]
+pub struct Schema {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub description: &'static str,
+    pub attributes: &'static [Attribute],
+}
+
+impl Schema {
+    /// An attribute by name, ignoring case.
+    pub fn attribute(&self, name: &str) -> Option<&'static Attribute> {
+        self.attributes
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "attributes": self.attributes.iter().map(Attribute::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+// Sub-attributes shared by the multi-valued attributes of RFC 7643 §2.4.
+const fn value_sub(description: &'static str) -> Attribute {
+    string("value", description)
+}
+const DISPLAY: Attribute = string("display", "A human-readable name for the value.");
+const PRIMARY: Attribute = attr(
+    "primary",
+    Type::Boolean,
+    "Marks the preferred value; at most one value may be primary.",
+);
+const fn typed(canonical: &'static [&'static str]) -> Attribute {
+    string("type", "What the value is used for.").canonical(canonical)
+}
+
+const WORK_HOME_OTHER: &[&str] = &["work", "home", "other"];
+
+const EMAIL_SUBS: &[Attribute] = &[
+    value_sub("The email address, as sent."),
+    DISPLAY,
+    typed(WORK_HOME_OTHER),
+    PRIMARY,
+];
+const PHONE_SUBS: &[Attribute] = &[
+    value_sub("The phone number, stored exactly as sent."),
+    DISPLAY,
+    typed(&["work", "home", "mobile", "fax", "pager", "other"]),
+    PRIMARY,
+];
+const IM_SUBS: &[Attribute] = &[
+    value_sub("The instant messaging address."),
+    DISPLAY,
+    typed(&["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]),
+    PRIMARY,
+];
+const PHOTO_SUBS: &[Attribute] = &[
+    attr("value", Type::Reference, "URL of the image.").refs(&["external"]),
+    DISPLAY,
+    typed(&["photo", "thumbnail"]),
+    PRIMARY,
+];
+const ADDRESS_SUBS: &[Attribute] = &[
+    string("formatted", "The full address, formatted for display."),
+    string("streetAddress", "Street, house number and similar."),
+    string("locality", "City or locality."),
+    string("region", "State or region."),
+    string("postalCode", "Postal code."),
+    string("country", "Country, as an ISO 3166-1 alpha-2 code."),
+    typed(WORK_HOME_OTHER),
+    PRIMARY,
+];
+const GROUP_REF_SUBS: &[Attribute] = &[
+    string("value", "The id of the group.").mutability(Mutability::ReadOnly),
+    attr("$ref", Type::Reference, "URI of the group.")
+        .refs(&["User", "Group"])
+        .mutability(Mutability::ReadOnly),
+    string("display", "The group's displayName.").mutability(Mutability::ReadOnly),
+    string(
+        "type",
+        "\"direct\" or \"indirect\" (through a nested group).",
+    )
+    .canonical(&["direct", "indirect"])
+    .mutability(Mutability::ReadOnly),
+];
+const PLAIN_MULTI_SUBS: &[Attribute] = &[
+    value_sub("The value."),
+    DISPLAY,
+    string("type", "A label for the value."),
+    PRIMARY,
+];
+const CERT_SUBS: &[Attribute] = &[
+    attr("value", Type::Binary, "A DER certificate, base64-encoded."),
+    DISPLAY,
+    string("type", "A label for the certificate."),
+    PRIMARY,
+];
+const NAME_SUBS: &[Attribute] = &[
+    string("formatted", "The full name, formatted for display."),
+    string(
+        "familyName",
+        "Family name (last name in most Western languages).",
+    ),
+    string(
+        "givenName",
+        "Given name (first name in most Western languages).",
+    ),
+    string("middleName", "Middle name(s)."),
+    string("honorificPrefix", "Title before the name, e.g. \"Ms.\"."),
+    string("honorificSuffix", "Suffix after the name, e.g. \"III\"."),
+];
+
+pub static USER_SCHEMA: Schema = Schema {
+    id: USER,
+    name: "User",
+    description: "User account",
+    attributes: &[
+        string("userName", "Unique identifier of the user for the identity provider; unique per provider regardless of case.")
+            .required()
+            .unique(Uniqueness::Server),
+        complex("name", "The components of the user's name.", NAME_SUBS),
+        string("displayName", "The name shown for the user."),
+        string("nickName", "A casual name for the user."),
+        attr("profileUrl", Type::Reference, "URL of the user's online profile.").refs(&["external"]),
+        string("title", "Job title."),
+        string("userType", "Relationship to the organisation, e.g. Employee or Contractor."),
+        string("preferredLanguage", "Preferred written or spoken language, e.g. en-US."),
+        string("locale", "Locale for formatting dates, numbers and currency, e.g. en-US."),
+        string("timezone", "Time zone in IANA form, e.g. Europe/Amsterdam."),
+        attr("active", Type::Boolean, "Whether the account may be used."),
+        string("password", "Write-only: accepted and stored as an argon2id hash, never returned.")
+            .mutability(Mutability::WriteOnly)
+            .returned(Returned::Never),
+        complex("emails", "Email addresses.", EMAIL_SUBS).multi(),
+        complex("phoneNumbers", "Phone numbers.", PHONE_SUBS).multi(),
+        complex("ims", "Instant messaging addresses.", IM_SUBS).multi(),
+        complex("photos", "URLs of photos of the user.", PHOTO_SUBS).multi(),
+        complex("addresses", "Physical mailing addresses.", ADDRESS_SUBS).multi(),
+        complex("groups", "Groups the user belongs to, directly or through nested groups; change memberships through the Group.", GROUP_REF_SUBS)
+            .multi()
+            .mutability(Mutability::ReadOnly),
+        complex("entitlements", "Entitlements of the user.", PLAIN_MULTI_SUBS).multi(),
+        complex("roles", "Roles of the user.", PLAIN_MULTI_SUBS).multi(),
+        complex("x509Certificates", "Certificates of the user.", CERT_SUBS).multi(),
+    ],
+};
+
+const MEMBER_SUBS: &[Attribute] = &[
+    string(
+        "value",
+        "The id of a User or Group of the same identity provider.",
+    )
+    .mutability(Mutability::Immutable)
+    .case_exact(),
+    attr("$ref", Type::Reference, "URI of the member.")
+        .refs(&["User", "Group"])
+        .mutability(Mutability::Immutable),
+    string("display", "The member's display name (computed).").mutability(Mutability::ReadOnly),
+    string("type", "\"User\" or \"Group\" (computed).")
+        .canonical(&["User", "Group"])
+        .mutability(Mutability::Immutable),
+];
+
+pub static GROUP_SCHEMA: Schema = Schema {
+    id: GROUP,
+    name: "Group",
+    description: "Group",
+    attributes: &[
+        string(
+            "displayName",
+            "The group's name; unique per provider regardless of case.",
+        )
+        .required()
+        .unique(Uniqueness::Server),
+        complex("members", "Users and Groups in the group.", MEMBER_SUBS).multi(),
+    ],
+};
+
+const MANAGER_SUBS: &[Attribute] = &[
+    string("value", "The id of the manager's User.").case_exact(),
+    attr("$ref", Type::Reference, "URI of the manager's User.").refs(&["User"]),
+    string("displayName", "The manager's display name.").mutability(Mutability::ReadOnly),
+];
+
+pub static ENTERPRISE_USER_SCHEMA: Schema = Schema {
+    id: ENTERPRISE_USER,
+    name: "EnterpriseUser",
+    description: "Enterprise User",
+    attributes: &[
+        string("employeeNumber", "Identifier assigned by the organisation."),
+        string("costCenter", "Cost center."),
+        string("organization", "Organisation."),
+        string("division", "Division."),
+        string("department", "Department."),
+        complex("manager", "The user's manager.", MANAGER_SUBS),
+    ],
+};
+
+static USER_EXTENSIONS: [&Schema; 1] = [&ENTERPRISE_USER_SCHEMA];
+
+/// Every schema this server knows, in the order `/Schemas` lists them.
+pub static ALL: [&Schema; 3] = [&USER_SCHEMA, &ENTERPRISE_USER_SCHEMA, &GROUP_SCHEMA];
+
+pub fn by_id(id: &str) -> Option<&'static Schema> {
+    ALL.iter().copied().find(|s| s.id.eq_ignore_ascii_case(id))
+}
+
+/// The two kinds of resource, with their schema, extensions and endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceKind {
+    User,
+    Group,
+}
+
+impl ResourceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ResourceKind::User => "User",
+            ResourceKind::Group => "Group",
+        }
+    }
+
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            ResourceKind::User => "Users",
+            ResourceKind::Group => "Groups",
+        }
+    }
+
+    pub fn schema(self) -> &'static Schema {
+        match self {
+            ResourceKind::User => &USER_SCHEMA,
+            ResourceKind::Group => &GROUP_SCHEMA,
+        }
+    }
+
+    pub fn extensions(self) -> &'static [&'static Schema] {
+        match self {
+            ResourceKind::User => &USER_EXTENSIONS,
+            ResourceKind::Group => &[],
+        }
+    }
+
+    pub fn extension(self, urn: &str) -> Option<&'static Schema> {
+        self.extensions()
+            .iter()
+            .copied()
+            .find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// The attribute whose value is unique per provider: userName or displayName.
+    pub fn name_attribute(self) -> &'static str {
+        match self {
+            ResourceKind::User => "userName",
+            ResourceKind::Group => "displayName",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ResourceKind> {
+        [ResourceKind::User, ResourceKind::Group]
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+
+    pub fn resource_type_json(self) -> Value {
+        let extensions: Vec<Value> = self
+            .extensions()
+            .iter()
+            .map(|s| json!({"schema": s.id, "required": false}))
+            .collect();
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
+            "id": self.name(),
+            "name": self.name(),
+            "endpoint": format!("/{}", self.endpoint()),
+            "description": match self {
+                ResourceKind::User => "User accounts",
+                ResourceKind::Group => "Groups of Users and Groups",
+            },
+            "schema": self.schema().id,
+            "schemaExtensions": extensions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_7643_user_attributes_are_all_described() {
+        for name in [
+            "userName",
+            "name",
+            "displayName",
+            "nickName",
+            "profileUrl",
+            "title",
+            "userType",
+            "preferredLanguage",
+            "locale",
+            "timezone",
+            "active",
+            "password",
+            "emails",
+            "phoneNumbers",
+            "ims",
+            "photos",
+            "addresses",
+            "groups",
+            "entitlements",
+            "roles",
+            "x509Certificates",
+        ] {
+            assert!(USER_SCHEMA.attribute(name).is_some(), "{name}");
+        }
+        assert_eq!(USER_SCHEMA.attribute("USERNAME").unwrap().name, "userName");
+        let manager = ENTERPRISE_USER_SCHEMA.attribute("manager").unwrap();
+        assert_eq!(manager.sub("VALUE").unwrap().name, "value");
+    }
+
+    #[test]
+    fn typed_multi_values_are_keyed_by_type() {
+        assert!(USER_SCHEMA.attribute("emails").unwrap().types_are_keys());
+        assert!(USER_SCHEMA.attribute("addresses").unwrap().types_are_keys());
+        assert!(!USER_SCHEMA.attribute("roles").unwrap().types_are_keys());
+        assert!(!USER_SCHEMA.attribute("name").unwrap().types_are_keys());
+    }
+
+    #[test]
+    fn schema_json_has_rfc_shape() {
+        let v = USER_SCHEMA.to_json();
+        assert_eq!(v["id"], USER);
+        let user_name = &v["attributes"][0];
+        assert_eq!(user_name["name"], "userName");
+        assert_eq!(user_name["uniqueness"], "server");
+        assert_eq!(user_name["required"], true);
+        let emails = v["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == "emails")
+            .unwrap();
+        assert_eq!(emails["multiValued"], true);
+        assert_eq!(emails["subAttributes"][2]["canonicalValues"][0], "work");
+    }
+}

@@ -1,0 +1,352 @@
+//! The `resources` and `members` tables: Users and Groups of each provider, and memberships as
+//! one row each (so a membership change never rewrites a member list).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::{Map, Value};
+
+use super::{Error, Result};
+use crate::scim::resource::{Prepared, etag_matches};
+use crate::scim::{ResourceKind, fold};
+
+/// A stored User or Group.
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub seq: i64,
+    pub id: String,
+    pub doc: Map<String, Value>,
+    pub created: String,
+    pub modified: String,
+    pub version: i64,
+}
+
+/// One member of a group, or one group of a user, as the representation shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    pub id: String,
+    pub kind: ResourceKind,
+    pub display: Option<String>,
+    /// For a user's groups: whether the membership is direct (not through a nested group).
+    pub direct: bool,
+}
+
+fn kind_str(kind: ResourceKind) -> &'static str {
+    kind.name()
+}
+
+fn parse_kind(s: &str) -> rusqlite::Result<ResourceKind> {
+    ResourceKind::from_name(s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, s.into())
+    })
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
+    let doc: String = r.get(2)?;
+    let doc = match serde_json::from_str::<Value>(&doc) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(rusqlite::Error::FromSqlConversionFailure(
+                2,
+                rusqlite::types::Type::Text,
+                "stored document is not a JSON object".into(),
+            ));
+        }
+    };
+    Ok(Resource {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        doc,
+        created: r.get(3)?,
+        modified: r.get(4)?,
+        version: r.get(5)?,
+    })
+}
+
+const COLUMNS: &str = "seq, id, doc, created, modified, version";
+
+pub fn get(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<Resource>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM resources WHERE id = ?1 AND provider_id = ?2 AND kind = ?3"
+    ))?
+    .query_row(params![id, provider_id, kind_str(kind)], from_row)
+    .optional()?)
+}
+
+fn require(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Result<Resource> {
+    get(c, provider_id, kind, id)?
+        .ok_or_else(|| Error::NotFound(format!("{} {id} not found", kind.name())))
+}
+
+fn check_if_match(r: &Resource, if_match: Option<&str>) -> Result<()> {
+    match if_match {
+        Some(h) if !etag_matches(h, r.version) => Err(Error::PreconditionFailed(format!(
+            "If-Match {h} does not match the current version W/\"{}\"",
+            r.version
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn check_unique(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    name: &str,
+    except_seq: Option<i64>,
+) -> Result<()> {
+    let taken: Option<i64> = c
+        .prepare_cached(
+            "SELECT seq FROM resources WHERE provider_id = ?1 AND kind = ?2 AND name_key = ?3",
+        )?
+        .query_row(params![provider_id, kind_str(kind), fold(name)], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match taken {
+        Some(seq) if Some(seq) != except_seq => Err(Error::Conflict(format!(
+            "{} {name:?} is already taken (compared regardless of case)",
+            kind.name_attribute()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn doc_text(p: &Prepared) -> Result<String> {
+    serde_json::to_string(&p.doc).map_err(|e| Error::Invalid(format!("unstorable document: {e}")))
+}
+
+/// Creates a resource with a new server-assigned id. Call inside a write transaction.
+pub fn insert(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    p: &Prepared,
+    password_hash: Option<&str>,
+    now: &str,
+) -> Result<Resource> {
+    check_unique(c, provider_id, kind, &p.name, None)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    c.prepare_cached(
+        "INSERT INTO resources (provider_id, kind, id, external_id, name, name_key, doc,
+                                password_hash, created, modified, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1)",
+    )?
+    .execute(params![
+        provider_id,
+        kind_str(kind),
+        id,
+        p.external_id,
+        p.name,
+        fold(&p.name),
+        doc_text(p)?,
+        password_hash,
+        now
+    ])?;
+    let seq = c.last_insert_rowid();
+    if let Some(members) = &p.members {
+        let wanted = member_seqs(c, provider_id, seq, members)?;
+        add_members(c, seq, &wanted)?;
+    }
+    require(c, provider_id, kind, &id)
+}
+
+/// Replaces a resource's attributes (PUT). A password absent from the request keeps the stored
+/// hash, since clients never get it back to resend. Call inside a write transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn replace(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    id: &str,
+    p: &Prepared,
+    password_hash: Option<&str>,
+    if_match: Option<&str>,
+    now: &str,
+) -> Result<Resource> {
+    let old = require(c, provider_id, kind, id)?;
+    check_if_match(&old, if_match)?;
+    check_unique(c, provider_id, kind, &p.name, Some(old.seq))?;
+    c.prepare_cached(
+        "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, doc = ?4,
+                password_hash = coalesce(?5, password_hash), modified = ?6, version = version + 1
+         WHERE seq = ?7",
+    )?
+    .execute(params![
+        p.external_id,
+        p.name,
+        fold(&p.name),
+        doc_text(p)?,
+        password_hash,
+        now,
+        old.seq
+    ])?;
+    if kind == ResourceKind::Group {
+        let wanted = member_seqs(c, provider_id, old.seq, p.members.as_deref().unwrap_or(&[]))?;
+        set_members(c, old.seq, &wanted)?;
+    }
+    require(c, provider_id, kind, id)
+}
+
+/// The stored resource before a PUT, for checks that compare old and new.
+pub fn current(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Result<Resource> {
+    require(c, provider_id, kind, id)
+}
+
+/// Deletes a resource and its memberships. Call inside a write transaction.
+pub fn delete(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    id: &str,
+    if_match: Option<&str>,
+) -> Result<()> {
+    let old = require(c, provider_id, kind, id)?;
+    check_if_match(&old, if_match)?;
+    // Groups that lose this member, and members that lose this group, change representation.
+    c.prepare_cached(
+        "UPDATE resources SET version = version + 1
+         WHERE seq IN (SELECT group_seq FROM members WHERE member_seq = ?1
+                       UNION SELECT member_seq FROM members WHERE group_seq = ?1)",
+    )?
+    .execute([old.seq])?;
+    c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
+        .execute([old.seq])?;
+    Ok(())
+}
+
+/// One page of a provider's resources in creation order, and the total count.
+pub fn list(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    offset: i64,
+    limit: i64,
+) -> Result<(i64, Vec<Resource>)> {
+    let total: i64 = c
+        .prepare_cached("SELECT count(*) FROM resources WHERE provider_id = ?1 AND kind = ?2")?
+        .query_row(params![provider_id, kind_str(kind)], |r| r.get(0))?;
+    if limit == 0 {
+        return Ok((total, Vec::new()));
+    }
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM resources WHERE provider_id = ?1 AND kind = ?2
+         ORDER BY seq LIMIT ?3 OFFSET ?4"
+    ))?;
+    let rows = st.query_map(
+        params![provider_id, kind_str(kind), limit, offset],
+        from_row,
+    )?;
+    Ok((total, rows.collect::<rusqlite::Result<_>>()?))
+}
+
+/// Resolves member ids to internal keys: each must be a User or Group of the same provider,
+/// and a group cannot contain itself.
+fn member_seqs(
+    c: &Connection,
+    provider_id: i64,
+    group_seq: i64,
+    ids: &[String],
+) -> Result<Vec<i64>> {
+    let mut st =
+        c.prepare_cached("SELECT seq FROM resources WHERE id = ?1 AND provider_id = ?2")?;
+    let mut seqs = Vec::with_capacity(ids.len());
+    for id in ids {
+        let seq: i64 = st
+            .query_row(params![id, provider_id], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "member {id:?} is not a User or Group of this identity provider"
+                ))
+            })?;
+        if seq == group_seq {
+            return Err(Error::Invalid(
+                "a group cannot be a member of itself".into(),
+            ));
+        }
+        seqs.push(seq);
+    }
+    Ok(seqs)
+}
+
+fn bump(c: &Connection, seq: i64) -> Result<()> {
+    c.prepare_cached("UPDATE resources SET version = version + 1 WHERE seq = ?1")?
+        .execute([seq])?;
+    Ok(())
+}
+
+/// Adds memberships; existing ones are left as they are. Returns how many were new.
+fn add_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<usize> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO members (group_seq, member_seq) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?;
+    let mut added = 0;
+    for &m in seqs {
+        if st.execute(params![group_seq, m])? > 0 {
+            bump(c, m)?;
+            added += 1;
+        }
+    }
+    Ok(added)
+}
+
+/// Makes the group's members exactly `seqs`.
+fn set_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<()> {
+    let current: Vec<i64> = c
+        .prepare_cached("SELECT member_seq FROM members WHERE group_seq = ?1")?
+        .query_map([group_seq], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut del =
+        c.prepare_cached("DELETE FROM members WHERE group_seq = ?1 AND member_seq = ?2")?;
+    for m in current.iter().filter(|m| !seqs.contains(m)) {
+        del.execute(params![group_seq, m])?;
+        bump(c, *m)?;
+    }
+    add_members(c, group_seq, seqs)?;
+    Ok(())
+}
+
+/// The members of a group, oldest resource first.
+pub fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
+    let mut st = c.prepare_cached(
+        "SELECT r.id, r.kind, coalesce(json_extract(r.doc, '$.displayName'), r.name)
+         FROM members m JOIN resources r ON r.seq = m.member_seq
+         WHERE m.group_seq = ?1 ORDER BY m.member_seq",
+    )?;
+    let rows = st.query_map([group_seq], |r| {
+        Ok(Reference {
+            id: r.get(0)?,
+            kind: parse_kind(&r.get::<_, String>(1)?)?,
+            display: r.get(2)?,
+            direct: true,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The groups a user or group belongs to, directly or through nested groups.
+pub fn groups_of(c: &Connection, member_seq: i64) -> Result<Vec<Reference>> {
+    let mut st = c.prepare_cached(
+        "WITH RECURSIVE up(seq, direct) AS (
+             SELECT group_seq, 1 FROM members WHERE member_seq = ?1
+             UNION
+             SELECT m.group_seq, 0 FROM members m JOIN up ON m.member_seq = up.seq
+         )
+         SELECT r.id, r.name, max(up.direct) FROM up JOIN resources r ON r.seq = up.seq
+         WHERE r.seq != ?1
+         GROUP BY r.seq ORDER BY r.seq",
+    )?;
+    let rows = st.query_map([member_seq], |r| {
+        Ok(Reference {
+            id: r.get(0)?,
+            kind: ResourceKind::Group,
+            display: r.get(1)?,
+            direct: r.get::<_, i64>(2)? == 1,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
