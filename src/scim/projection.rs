@@ -246,7 +246,9 @@ mod tests {
     }
 
     fn keys(m: &Map<String, Value>) -> Vec<&str> {
-        m.keys().map(String::as_str).collect()
+        let mut k: Vec<&str> = m.keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
     }
 
     #[test]

@@ -218,10 +218,26 @@ pub struct Resp {
     pub status: u16,
     pub content_type: String,
     pub www_authenticate: Option<String>,
+    pub headers: Vec<(String, String)>,
     pub text: String,
 }
 
 impl Resp {
+    /// A response header, by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts the status and the SCIM content type, and returns the JSON body.
+    pub fn expect(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.content_type, "application/scim+json", "{}", self.text);
+        self.json()
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{e}: {}", self.text))
     }
@@ -260,10 +276,16 @@ fn into_resp(mut r: ureq::http::Response<ureq::Body>) -> Resp {
     };
     let content_type = header("content-type").unwrap_or_default();
     let www_authenticate = header("www-authenticate");
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+        .collect();
     Resp {
         status: r.status().as_u16(),
         content_type,
         www_authenticate,
+        headers,
         text: r.body_mut().read_to_string().unwrap(),
     }
 }
@@ -279,6 +301,82 @@ pub fn get(url: &str, authorization: Option<&str>) -> Resp {
 
 pub fn get_bearer(url: &str, token: &str) -> Resp {
     get(url, Some(&format!("Bearer {token}")))
+}
+
+/// Any method, with the token, an optional JSON body and extra headers.
+pub fn send(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let mut b = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Authorization", format!("Bearer {token}"));
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = match body {
+        Some(v) => agent().run(
+            b.header("Content-Type", "application/scim+json")
+                .body(v.to_string())
+                .unwrap(),
+        ),
+        None => agent().run(b.body(()).unwrap()),
+    };
+    into_resp(resp.unwrap())
+}
+
+/// A client for one provider's SCIM base URL with one token.
+pub struct Scim {
+    pub base: String,
+    pub token: String,
+}
+
+impl Scim {
+    pub fn new(server: &Server, provider: &str, token: &str) -> Scim {
+        Scim {
+            base: server.scim(provider),
+            token: token.to_string(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        send("GET", &self.url(path), &self.token, None, &[])
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Resp {
+        send("POST", &self.url(path), &self.token, Some(body), &[])
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> Resp {
+        send("PUT", &self.url(path), &self.token, Some(body), &[])
+    }
+
+    pub fn delete(&self, path: &str) -> Resp {
+        send("DELETE", &self.url(path), &self.token, None, &[])
+    }
+
+    pub fn with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        send(method, &self.url(path), &self.token, body, headers)
+    }
+
+    /// Creates a resource, asserting 201, and returns its body.
+    pub fn create(&self, endpoint: &str, body: &Value) -> Value {
+        self.post(endpoint, body).expect(201)
+    }
 }
 
 /// A request with any method and body, over a raw TCP connection (so any method, header and
@@ -312,6 +410,17 @@ pub fn raw(addr: &str, request: &str) -> Resp {
         status,
         content_type,
         www_authenticate,
+        headers: Vec::new(),
         text: body.to_string(),
     }
+}
+
+/// A running server with one provider and a read-write token, and a client for it.
+pub fn scim_server(provider: &str) -> (TestDb, Server, Scim) {
+    let db = TestDb::new();
+    db.add_provider(provider);
+    let (_, token) = db.create_token(provider, &[]);
+    let server = Server::start(&db);
+    let scim = Scim::new(&server, provider, &token);
+    (db, server, scim)
 }

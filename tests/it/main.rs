@@ -5,7 +5,9 @@
 mod auth;
 mod cli;
 mod config;
+mod discovery;
 mod harness;
 mod http_basics;
 mod jobs;
 mod quickstart;
+mod resources;
