@@ -1,5 +1,6 @@
 //! Pure SCIM logic, no I/O: the schema model, request validation, and response projection.
 
+pub mod filter;
 pub mod projection;
 pub mod resource;
 pub mod schema;
