@@ -53,10 +53,18 @@ async fn service_provider_config(state: web::Data<AppState>, principal: Principa
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": false},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
-        "filter": {"supported": false, "maxResults": state.config.max_page_size},
+        "filter": {"supported": true, "maxResults": state.config.max_page_size},
         "changePassword": {"supported": false},
-        "sort": {"supported": false},
+        "sort": {"supported": true},
         "etag": {"supported": true},
+        // RFC 9865: index and cursor pagination.
+        "pagination": {
+            "cursor": true,
+            "index": true,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": state.config.max_page_size,
+            "maxPageSize": state.config.max_page_size
+        },
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Bearer token",

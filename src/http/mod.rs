@@ -163,6 +163,11 @@ pub fn app(
                 .service(discovery::services())
                 .service(resources::services(ResourceKind::User))
                 .service(resources::services(ResourceKind::Group))
+                .service(
+                    web::resource("/.search")
+                        .route(web::post().to(resources::search_all))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found))

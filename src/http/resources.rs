@@ -4,22 +4,26 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 use chrono::{SecondsFormat, Utc};
-use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use super::auth::Principal;
 use super::{AppState, method_not_allowed};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
+use crate::scim::filter;
 use crate::scim::projection::Projection;
-use crate::scim::resource::{self, Stored, etag, etag_matches};
+use crate::scim::resource::{self, etag, etag_matches};
 use crate::scim::{self, ResourceKind};
-use crate::store::resources::{self as rows, Reference};
+use crate::store::query::Compiler;
+use crate::store::resources as rows;
 use crate::store::{self, write_tx};
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 /// The collection and item endpoints of one resource kind.
 pub fn services(kind: ResourceKind) -> Vec<Resource> {
+    let search_endpoint = web::resource(format!("/{}/.search", kind.endpoint()))
+        .route(web::post().to(move |s, p, b| search(kind, s, p, b)))
+        .default_service(web::to(method_not_allowed));
     let collection = web::resource(format!("/{}", kind.endpoint()))
         .route(web::get().to(move |s, p, r| list(kind, s, p, r)))
         .route(web::post().to(move |s, p, r, b| create(kind, s, p, r, b)))
@@ -29,7 +33,8 @@ pub fn services(kind: ResourceKind) -> Vec<Resource> {
         .route(web::put().to(move |s, p, r, id, b| replace(kind, s, p, r, id, b)))
         .route(web::delete().to(move |s, p, r, id| delete(kind, s, p, r, id)))
         .default_service(web::to(method_not_allowed));
-    vec![collection, item]
+    // `.search` before `{id}`, so it is not taken for an id.
+    vec![search_endpoint, collection, item]
 }
 
 /// Query parameters, looked up regardless of case.
@@ -77,55 +82,6 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Builds the representation of a stored resource, loading computed members or groups only
-/// when the projection will keep them.
-fn represent(
-    c: &Connection,
-    base: &str,
-    kind: ResourceKind,
-    r: &rows::Resource,
-    projection: &Projection,
-) -> store::Result<Value> {
-    let computed = match kind {
-        ResourceKind::Group if projection.wants("members") => Some(
-            rows::members_of(c, r.seq)?
-                .into_iter()
-                .map(|m| reference_json(base, &m, m.kind.name()))
-                .collect(),
-        ),
-        ResourceKind::User if projection.wants("groups") => Some(
-            rows::groups_of(c, r.seq)?
-                .into_iter()
-                .map(|g| reference_json(base, &g, if g.direct { "direct" } else { "indirect" }))
-                .collect(),
-        ),
-        _ => None,
-    };
-    let stored = Stored {
-        id: &r.id,
-        doc: &r.doc,
-        created: &r.created,
-        modified: &r.modified,
-        version: r.version,
-        location: format!("{base}/{}/{}", kind.endpoint(), r.id),
-    };
-    Ok(Value::Object(
-        projection.apply(kind, resource::render(kind, &stored, computed)),
-    ))
-}
-
-fn reference_json(base: &str, r: &Reference, type_: &str) -> Value {
-    let mut v = json!({
-        "value": r.id,
-        "$ref": format!("{base}/{}/{}", r.kind.endpoint(), r.id),
-        "type": type_,
-    });
-    if let Some(d) = &r.display {
-        v["display"] = Value::from(d.as_str());
-    }
-    v
-}
-
 fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
         .content_type(SCIM_CONTENT_TYPE)
@@ -166,7 +122,7 @@ async fn create(
                     &now,
                 )
             })?;
-            Ok((represent(c, &base, kind, &r, &projection)?, r.version))
+            Ok((rows::represent(c, &base, kind, &r, &projection)?, r.version))
         })
         .await?;
     let mut res = with_version(StatusCode::CREATED, &body, version);
@@ -217,7 +173,10 @@ async fn get(
             {
                 return Ok((None, r.version));
             }
-            Ok((Some(represent(c, &base, kind, &r, &projection)?), r.version))
+            Ok((
+                Some(rows::represent(c, &base, kind, &r, &projection)?),
+                r.version,
+            ))
         })
         .await?;
     Ok(match found {
@@ -265,7 +224,7 @@ async fn replace(
                     &now,
                 )?)
             })?;
-            Ok((represent(c, &base, kind, &r, &projection)?, r.version))
+            Ok((rows::represent(c, &base, kind, &r, &projection)?, r.version))
         })
         .await?;
     Ok(with_version(StatusCode::OK, &body, version))
@@ -291,6 +250,170 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// What a list or search asks for (RFC 7644 §3.4.2, §3.4.3; RFC 9865 cursors).
+pub struct ListRequest {
+    filter: Option<String>,
+    sort_by: Option<String>,
+    descending: bool,
+    start_index: i64,
+    count: i64,
+    cursor: Option<String>,
+    attributes: Option<String>,
+    excluded: Option<String>,
+}
+
+fn bad_value(msg: String) -> Error {
+    Error::Scim(scim::Error::InvalidValue(msg))
+}
+
+impl ListRequest {
+    fn new(
+        filter: Option<String>,
+        sort_by: Option<String>,
+        sort_order: Option<&str>,
+        start_index: Option<i64>,
+        count: Option<i64>,
+        max: i64,
+    ) -> Result<ListRequest, Error> {
+        let descending = match sort_order.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("ascending") => false,
+            Some("descending") => true,
+            Some(other) => {
+                return Err(bad_value(format!(
+                    "sortOrder must be ascending or descending, got {other:?}"
+                )));
+            }
+        };
+        Ok(ListRequest {
+            filter: filter.filter(|f| !f.trim().is_empty()),
+            sort_by: sort_by.filter(|s| !s.trim().is_empty()),
+            descending,
+            start_index: start_index.unwrap_or(1).max(1),
+            count: count.unwrap_or(max).clamp(0, max),
+            cursor: None,
+            attributes: None,
+            excluded: None,
+        })
+    }
+
+    pub fn from_query(params: &Params, max: i64) -> Result<ListRequest, Error> {
+        let mut r = ListRequest::new(
+            params.get("filter").map(str::to_string),
+            params.get("sortBy").map(str::to_string),
+            params.get("sortOrder"),
+            params.integer("startIndex")?,
+            params.integer("count")?,
+            max,
+        )?;
+        r.cursor = params.get("cursor").map(str::to_string);
+        r.attributes = params.get("attributes").map(str::to_string);
+        r.excluded = params.get("excludedAttributes").map(str::to_string);
+        Ok(r)
+    }
+
+    /// A SearchRequest body (`POST .../.search`).
+    pub fn from_body(body: &Value, max: i64) -> Result<ListRequest, Error> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| Error::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        let field = |name: &str| {
+            obj.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .filter(|v| !v.is_null())
+        };
+        let text = |name: &str| -> Result<Option<String>, Error> {
+            match field(name) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(v) => Err(Error::invalid_syntax(format!(
+                    "{name} must be a string, got {v}"
+                ))),
+            }
+        };
+        let int = |name: &str| -> Result<Option<i64>, Error> {
+            match field(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_i64()
+                    .map(Some)
+                    .ok_or_else(|| bad_value(format!("{name} must be an integer, got {v}"))),
+            }
+        };
+        let names = |name: &str| -> Result<Option<String>, Error> {
+            match field(name) {
+                None => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str().map(str::to_string).ok_or_else(|| {
+                            Error::invalid_syntax(format!("{name} must list attribute names"))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|v| Some(v.join(","))),
+                Some(v) => Err(Error::invalid_syntax(format!(
+                    "{name} must be an array, got {v}"
+                ))),
+            }
+        };
+        let sort_order = text("sortOrder")?;
+        let mut r = ListRequest::new(
+            text("filter")?,
+            text("sortBy")?,
+            sort_order.as_deref(),
+            int("startIndex")?,
+            int("count")?,
+            max,
+        )?;
+        r.cursor = text("cursor")?;
+        r.attributes = names("attributes")?;
+        r.excluded = names("excludedAttributes")?;
+        Ok(r)
+    }
+
+    fn projection(&self, kind: ResourceKind) -> Projection {
+        Projection::parse(kind, self.attributes.as_deref(), self.excluded.as_deref())
+    }
+
+    /// The compiled filter for `kind`, if any.
+    fn condition(&self, kind: ResourceKind, base: &str) -> Result<Option<rows::Condition>, Error> {
+        let Some(text) = &self.filter else {
+            return Ok(None);
+        };
+        compile(kind, base, &filter::parse(text)?).map(Some)
+    }
+}
+
+fn compile(kind: ResourceKind, base: &str, ast: &filter::Filter) -> Result<rows::Condition, Error> {
+    let mut compiler = Compiler::new(kind, base, 3);
+    let sql = compiler.filter(ast)?;
+    let driven = compiler.driven_by_lookup(ast);
+    Ok(rows::Condition {
+        sql,
+        params: compiler.into_params(),
+        driven,
+    })
+}
+
+const CURSOR_PREFIX: &str = "c";
+
+fn decode_cursor(cursor: &str) -> Result<i64, Error> {
+    if cursor.is_empty() {
+        return Ok(0);
+    }
+    cursor
+        .strip_prefix(CURSOR_PREFIX)
+        .and_then(|n| i64::from_str_radix(n, 16).ok())
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            Error::Scim(scim::Error::InvalidCursor(format!(
+                "{cursor:?} is not a cursor this server handed out"
+            )))
+        })
+}
+
 async fn list(
     kind: ResourceKind,
     state: web::Data<AppState>,
@@ -298,24 +421,151 @@ async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
-    if params.get("filter").is_some() {
-        return Err(Error::Scim(scim::Error::InvalidFilter(
-            "filtering is not supported by this version of scimd".into(),
-        )));
-    }
-    let max = i64::from(state.config.max_page_size);
-    let start_index = params.integer("startIndex")?.unwrap_or(1).max(1);
-    let count = params.integer("count")?.unwrap_or(max).clamp(0, max);
-    let projection = params.projection(kind);
+    let request = ListRequest::from_query(&params, i64::from(state.config.max_page_size))?;
+    search_kind(kind, &state, principal, request).await
+}
+
+async fn search(
+    kind: ResourceKind,
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, Error> {
+    let request = ListRequest::from_body(&body, i64::from(state.config.max_page_size))?;
+    search_kind(kind, &state, principal, request).await
+}
+
+async fn search_kind(
+    kind: ResourceKind,
+    state: &AppState,
+    principal: Principal,
+    request: ListRequest,
+) -> Result<HttpResponse, Error> {
     let base = state.scim_base(&principal.provider_name);
+    let condition = request.condition(kind, &base)?;
+    let order = match &request.sort_by {
+        Some(s) => Some(Compiler::new(kind, &base, 1).order_by(s, request.descending)?),
+        None => None,
+    };
+    let after = match &request.cursor {
+        Some(_) if order.is_some() => {
+            return Err(bad_value(
+                "cursor pagination supports the default order only; leave out sortBy".into(),
+            ));
+        }
+        Some(c) => Some(decode_cursor(c)?),
+        None => None,
+    };
+    let projection = request.projection(kind);
+    let (start_index, count) = (request.start_index, request.count);
     let body = state
         .store
         .run(move |c| -> store::Result<Value> {
-            let (total, page) = rows::list(c, principal.provider_id, kind, start_index - 1, count)?;
+            let tx = c.transaction()?;
+            let paging = match after {
+                Some(seq) => rows::Paging::After(seq),
+                None => rows::Paging::Index {
+                    offset: start_index - 1,
+                    order: order.as_deref(),
+                },
+            };
+            let page = rows::search(
+                &tx,
+                principal.provider_id,
+                kind,
+                condition.as_ref(),
+                paging,
+                count,
+            )?;
             let resources = page
+                .items
                 .iter()
-                .map(|r| represent(c, &base, kind, r, &projection))
+                .map(|r| rows::represent(&tx, &base, kind, r, &projection))
                 .collect::<store::Result<Vec<_>>>()?;
+            let mut body = json!({
+                "schemas": [LIST_RESPONSE],
+                "totalResults": page.total,
+                "itemsPerPage": resources.len(),
+            });
+            match after {
+                None => body["startIndex"] = json!(start_index),
+                Some(_) => {
+                    if page.more
+                        && let Some(last) = page.items.last()
+                    {
+                        body["nextCursor"] = json!(format!("{CURSOR_PREFIX}{:x}", last.seq));
+                    }
+                }
+            }
+            body["Resources"] = Value::Array(resources);
+            Ok(body)
+        })
+        .await?;
+    Ok(scim_json(StatusCode::OK, &body))
+}
+
+/// `POST /.search` at the provider's root: Users and Groups together, Users first.
+pub async fn search_all(
+    state: web::Data<AppState>,
+    principal: Principal,
+    body: web::Json<Value>,
+) -> Result<HttpResponse, Error> {
+    let request = ListRequest::from_body(&body, i64::from(state.config.max_page_size))?;
+    if request.sort_by.is_some() || request.cursor.is_some() {
+        return Err(bad_value(
+            "a search across resource types supports neither sortBy nor cursor; search \
+             /Users/.search or /Groups/.search instead"
+                .into(),
+        ));
+    }
+    let base = state.scim_base(&principal.provider_name);
+    // Tests of an attribute one type lacks match nothing of that type; a filter that names no
+    // attribute of either type is an error (reported as for Users).
+    let ast = request.filter.as_deref().map(filter::parse).transpose()?;
+    let mut kinds = Vec::new();
+    for kind in [ResourceKind::User, ResourceKind::Group] {
+        let cond = match &ast {
+            None => None,
+            Some(f) => match filter::prune(kind, f) {
+                Some(pruned) => Some(compile(kind, &base, &pruned)?),
+                None => continue,
+            },
+        };
+        kinds.push((kind, cond, request.projection(kind)));
+    }
+    if kinds.is_empty()
+        && let Some(f) = &ast
+    {
+        filter::check(ResourceKind::User, f)?;
+    }
+    let (start_index, count) = (request.start_index, request.count);
+    let body = state
+        .store
+        .run(move |c| -> store::Result<Value> {
+            let tx = c.transaction()?;
+            let mut total = 0;
+            let mut skip = start_index - 1;
+            let mut room = count;
+            let mut resources = Vec::new();
+            for (kind, cond, projection) in &kinds {
+                let page = rows::search(
+                    &tx,
+                    principal.provider_id,
+                    *kind,
+                    cond.as_ref(),
+                    rows::Paging::Index {
+                        offset: skip,
+                        order: None,
+                    },
+                    room,
+                )?;
+                total += page.total;
+                skip = (skip - page.total).max(0);
+                room -= page.items.len() as i64;
+                for r in &page.items {
+                    resources.push(rows::represent(&tx, &base, *kind, r, projection)?);
+                }
+            }
             Ok(json!({
                 "schemas": [LIST_RESPONSE],
                 "totalResults": total,

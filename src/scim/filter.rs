@@ -67,6 +67,32 @@ pub enum Filter {
     /// `attr[filter]`: some value of the multi-valued `attr` matches the inner filter, whose
     /// paths name sub-attributes.
     ValuePath(AttrPath, Box<Filter>),
+    /// Matches nothing: what a test of an attribute a resource type lacks becomes in a search
+    /// across resource types (see `prune`).
+    Never,
+}
+
+/// For a search across resource types: tests of attributes `kind` does not have match nothing
+/// of that kind. Returns `None` when nothing of the filter applies to `kind`.
+pub fn prune(kind: ResourceKind, f: &Filter) -> Option<Filter> {
+    fn go(kind: ResourceKind, f: &Filter, any: &mut bool) -> Filter {
+        let known = |p: &AttrPath| resolve(kind, p, None).is_ok();
+        match f {
+            Filter::And(a, b) => {
+                Filter::And(Box::new(go(kind, a, any)), Box::new(go(kind, b, any)))
+            }
+            Filter::Or(a, b) => Filter::Or(Box::new(go(kind, a, any)), Box::new(go(kind, b, any))),
+            Filter::Not(a) => Filter::Not(Box::new(go(kind, a, any))),
+            Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) if known(p) => {
+                *any = true;
+                f.clone()
+            }
+            _ => Filter::Never,
+        }
+    }
+    let mut any = false;
+    let pruned = go(kind, f, &mut any);
+    any.then_some(pruned)
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -501,6 +527,7 @@ fn check_in(
             check_in(kind, b, within)
         }
         Filter::Not(a) => check_in(kind, a, within),
+        Filter::Never => Ok(()),
         Filter::Present(p) => resolve(kind, p, within).map(|_| ()),
         Filter::Compare(p, op, v) => {
             let t = resolve(kind, p, within)?;
@@ -580,6 +607,7 @@ fn eval(kind: ResourceKind, f: &Filter, r: &Value, within: Option<&'static Attri
         Filter::And(a, b) => eval(kind, a, r, within) && eval(kind, b, r, within),
         Filter::Or(a, b) => eval(kind, a, r, within) || eval(kind, b, r, within),
         Filter::Not(a) => !eval(kind, a, r, within),
+        Filter::Never => false,
         Filter::Present(p) => match resolve(kind, p, within) {
             Ok(t) => values_at(&t, r, within.is_some()).iter().any(non_empty),
             Err(_) => false,

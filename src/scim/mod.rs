@@ -24,6 +24,8 @@ pub enum Error {
     Mutability(String),
     #[error("{0}")]
     InvalidFilter(String),
+    #[error("{0}")]
+    InvalidCursor(String),
 }
 
 impl Error {
@@ -33,6 +35,7 @@ impl Error {
             Error::InvalidSyntax(_) => "invalidSyntax",
             Error::Mutability(_) => "mutability",
             Error::InvalidFilter(_) => "invalidFilter",
+            Error::InvalidCursor(_) => "invalidCursor",
         }
     }
 }

@@ -371,6 +371,26 @@ pub fn etag_matches(header: &str, version: i64) -> bool {
         .any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == want)
 }
 
+/// A member of a group or a group of a user, as it appears in `members` / `groups`:
+/// `type_` is "User"/"Group" for members and "direct"/"indirect" for groups.
+pub fn reference(
+    base: &str,
+    id: &str,
+    kind: ResourceKind,
+    display: Option<&str>,
+    type_: &str,
+) -> Value {
+    let mut v = json!({
+        "value": id,
+        "$ref": format!("{base}/{}/{id}", kind.endpoint()),
+        "type": type_,
+    });
+    if let Some(d) = display {
+        v["display"] = Value::from(d);
+    }
+    v
+}
+
 /// The parts of a stored resource `render` needs.
 pub struct Stored<'a> {
     pub id: &'a str,

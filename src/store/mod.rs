@@ -1,6 +1,7 @@
 //! SQLite storage: the connection pool, embedded migrations, and the way async code reaches it.
 
 pub mod providers;
+pub mod query;
 pub mod resources;
 pub mod tokens;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
+use rusqlite::functions::FunctionFlags;
 use rusqlite_migration::{M, Migrations};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +48,18 @@ impl Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema history, oldest first. Never edit a shipped migration; append the next one.
-const MIGRATIONS: &[M<'static>] = &[M::up(include_str!("migrations/0001_init.sql"))];
+fn migrations() -> Vec<M<'static>> {
+    vec![
+        M::up(include_str!("migrations/0001_init.sql")),
+        M::up_with_hook(
+            include_str!("migrations/0002_value_index.sql"),
+            |tx: &rusqlite::Transaction<'_>| -> rusqlite_migration::HookResult {
+                resources::reindex_all(tx)
+                    .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
+            },
+        ),
+    ]
+}
 
 /// Whether `Store::open` may create a missing database file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,11 +159,27 @@ fn configure(c: &mut Connection, busy_timeout: Duration) -> rusqlite::Result<()>
     // FULL: an acknowledged write survives power loss, also in WAL mode.
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
+    // The same case folding as Rust's (full Unicode, unlike SQLite's ASCII-only lower()), so
+    // SQL comparisons agree with the name_key and value_index columns written from Rust.
+    c.create_scalar_function(
+        "scim_fold",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Text(t) => {
+                    Some(crate::scim::fold(&String::from_utf8_lossy(t)))
+                }
+                _ => None,
+            })
+        },
+    )?;
     Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
-    let known = MIGRATIONS.len() as i64;
+    let list = migrations();
+    let known = list.len() as i64;
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current > known {
         bail!(
@@ -158,7 +187,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
              {known}). Run the newer scimd, or restore a backup taken before the upgrade."
         );
     }
-    Migrations::from_slice(MIGRATIONS)
+    Migrations::new(list)
         .to_latest(conn)
         .context("applying schema migrations")?;
     Ok(())
@@ -166,7 +195,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 
 /// The schema version this binary writes.
 pub fn schema_version() -> usize {
-    MIGRATIONS.len()
+    migrations().len()
 }
 
 /// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, so the write lock is taken up front and two
@@ -196,7 +225,7 @@ mod tests {
 
     #[test]
     fn migrations_are_valid() {
-        assert!(Migrations::from_slice(MIGRATIONS).validate().is_ok());
+        assert!(Migrations::new(migrations()).validate().is_ok());
     }
 
     #[test]

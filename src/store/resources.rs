@@ -1,11 +1,14 @@
 //! The `resources` and `members` tables: Users and Groups of each provider, and memberships as
 //! one row each (so a membership change never rewrites a member list).
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
 
+use super::query::INDEXED;
 use super::{Error, Result};
-use crate::scim::resource::{Prepared, etag_matches};
+use crate::scim::projection::Projection;
+use crate::scim::resource::{self, Prepared, Stored, etag_matches};
 use crate::scim::{ResourceKind, fold};
 
 /// A stored User or Group.
@@ -61,7 +64,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
     })
 }
 
-const COLUMNS: &str = "seq, id, doc, created, modified, version";
+const COLUMNS: &str = "r.seq, r.id, r.doc, r.created, r.modified, r.version";
 
 pub fn get(
     c: &Connection,
@@ -70,7 +73,7 @@ pub fn get(
     id: &str,
 ) -> Result<Option<Resource>> {
     Ok(c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM resources WHERE id = ?1 AND provider_id = ?2 AND kind = ?3"
+        "SELECT {COLUMNS} FROM resources r WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3"
     ))?
     .query_row(params![id, provider_id, kind_str(kind)], from_row)
     .optional()?)
@@ -115,6 +118,42 @@ fn check_unique(
     }
 }
 
+/// Rewrites the `value_index` rows of one resource from its document.
+fn reindex(c: &Connection, seq: i64, doc: &Map<String, Value>) -> Result<()> {
+    c.prepare_cached("DELETE FROM value_index WHERE seq = ?1")?
+        .execute([seq])?;
+    let mut ins = c.prepare_cached(
+        "INSERT OR IGNORE INTO value_index (seq, attr, value_key) VALUES (?1, ?2, ?3)",
+    )?;
+    for (attr, sub) in INDEXED {
+        let Some(Value::Array(items)) = doc.get(*attr) else {
+            continue;
+        };
+        let key = format!("{attr}.{sub}");
+        for v in items
+            .iter()
+            .filter_map(|i| i.get(*sub).and_then(Value::as_str))
+        {
+            ins.execute(params![seq, key, fold(v)])?;
+        }
+    }
+    Ok(())
+}
+
+/// Builds `value_index` for every stored resource (run by the migration that adds it).
+pub fn reindex_all(c: &Connection) -> Result<()> {
+    let all: Vec<(i64, String)> = c
+        .prepare("SELECT seq, doc FROM resources")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (seq, doc) in all {
+        if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(&doc) {
+            reindex(c, seq, &m)?;
+        }
+    }
+    Ok(())
+}
+
 fn doc_text(p: &Prepared) -> Result<String> {
     serde_json::to_string(&p.doc).map_err(|e| Error::Invalid(format!("unstorable document: {e}")))
 }
@@ -147,6 +186,7 @@ pub fn insert(
         now
     ])?;
     let seq = c.last_insert_rowid();
+    reindex(c, seq, &p.doc)?;
     if let Some(members) = &p.members {
         let wanted = member_seqs(c, provider_id, seq, members)?;
         add_members(c, seq, &wanted)?;
@@ -184,6 +224,7 @@ pub fn replace(
         now,
         old.seq
     ])?;
+    reindex(c, old.seq, &p.doc)?;
     if kind == ResourceKind::Group {
         let wanted = member_seqs(c, provider_id, old.seq, p.members.as_deref().unwrap_or(&[]))?;
         set_members(c, old.seq, &wanted)?;
@@ -218,29 +259,157 @@ pub fn delete(
     Ok(())
 }
 
-/// One page of a provider's resources in creation order, and the total count.
-pub fn list(
+/// A compiled filter condition over `resources r`, with its parameters numbered from ?3
+/// (?1 and ?2 are the provider and the kind).
+pub struct Condition {
+    pub sql: String,
+    pub params: Vec<Sql>,
+    /// Run from the lookup inside the condition, not from the provider's index range.
+    pub driven: bool,
+}
+
+/// How to page through results.
+pub enum Paging<'a> {
+    /// 1-based position and ORDER BY (the creation order when `None`).
+    Index { offset: i64, order: Option<&'a str> },
+    /// Resources created after the one with this key, in creation order (RFC 9865 cursors).
+    After(i64),
+}
+
+/// One page of matching resources, the total number that match, and whether more follow.
+pub struct Page {
+    pub total: i64,
+    pub items: Vec<Resource>,
+    pub more: bool,
+}
+
+/// The count and page statements of a search, with their arguments.
+struct Statements {
+    count_sql: String,
+    page_sql: String,
+    count_args: Vec<Sql>,
+    page_args: Vec<Sql>,
+    probe_more: bool,
+}
+
+fn statements(
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    paging: Paging<'_>,
+    limit: i64,
+) -> Statements {
+    let filter_sql = condition.map_or("1", |f| f.sql.as_str());
+    let mut args: Vec<Sql> = vec![Sql::Integer(provider_id), Sql::Text(kind_str(kind).into())];
+    if let Some(f) = condition {
+        args.extend(f.params.iter().cloned());
+    }
+    // A unary + keeps a term out of index selection.
+    let plus = if condition.is_some_and(|c| c.driven) {
+        "+"
+    } else {
+        ""
+    };
+    let scope = format!("{plus}r.provider_id = ?1 AND {plus}r.kind = ?2 AND ({filter_sql})");
+    let count_sql = format!("SELECT count(*) FROM resources r WHERE {scope}");
+    let count_args = args.clone();
+    let n = args.len();
+    let (page_sql, probe_more) = match paging {
+        Paging::Index { offset, order } => {
+            args.push(Sql::Integer(limit));
+            args.push(Sql::Integer(offset));
+            let order = order.unwrap_or("r.seq");
+            (
+                format!(
+                    "SELECT {COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+                    n + 1,
+                    n + 2
+                ),
+                false,
+            )
+        }
+        Paging::After(seq) => {
+            args.push(Sql::Integer(seq));
+            args.push(Sql::Integer(limit + 1));
+            (
+                format!(
+                    "SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq > ?{} ORDER BY r.seq LIMIT ?{}",
+                    n + 1,
+                    n + 2
+                ),
+                true,
+            )
+        }
+    };
+    Statements {
+        count_sql,
+        page_sql,
+        count_args,
+        page_args: args,
+        probe_more,
+    }
+}
+
+pub fn search(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,
-    offset: i64,
+    condition: Option<&Condition>,
+    paging: Paging<'_>,
     limit: i64,
-) -> Result<(i64, Vec<Resource>)> {
+) -> Result<Page> {
+    let st = statements(provider_id, kind, condition, paging, limit);
     let total: i64 = c
-        .prepare_cached("SELECT count(*) FROM resources WHERE provider_id = ?1 AND kind = ?2")?
-        .query_row(params![provider_id, kind_str(kind)], |r| r.get(0))?;
+        .prepare_cached(&st.count_sql)?
+        .query_row(params_from_iter(st.count_args.iter()), |r| r.get(0))?;
     if limit == 0 {
-        return Ok((total, Vec::new()));
+        return Ok(Page {
+            total,
+            items: Vec::new(),
+            more: total > 0,
+        });
     }
-    let mut st = c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM resources WHERE provider_id = ?1 AND kind = ?2
-         ORDER BY seq LIMIT ?3 OFFSET ?4"
-    ))?;
-    let rows = st.query_map(
-        params![provider_id, kind_str(kind), limit, offset],
-        from_row,
-    )?;
-    Ok((total, rows.collect::<rusqlite::Result<_>>()?))
+    let mut items: Vec<Resource> = c
+        .prepare_cached(&st.page_sql)?
+        .query_map(params_from_iter(st.page_args.iter()), from_row)?
+        .collect::<rusqlite::Result<_>>()?;
+    let more = st.probe_more && items.len() as i64 > limit;
+    if more {
+        items.truncate(limit as usize);
+    }
+    Ok(Page { total, items, more })
+}
+
+/// SQLite's plan for a search's page query (EXPLAIN QUERY PLAN), one line per step.
+pub fn explain(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let st = statements(
+        provider_id,
+        kind,
+        condition,
+        Paging::Index {
+            offset: 0,
+            order: None,
+        },
+        limit,
+    );
+    let mut plan = Vec::new();
+    for (sql, args) in [
+        (&st.count_sql, &st.count_args),
+        (&st.page_sql, &st.page_args),
+    ] {
+        let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let rows = q.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))?;
+        for row in rows {
+            plan.push(row?);
+        }
+    }
+    Ok(plan)
 }
 
 /// Resolves member ids to internal keys: each must be a User or Group of the same provider,
@@ -349,4 +518,46 @@ pub fn groups_of(c: &Connection, member_seq: i64) -> Result<Vec<Reference>> {
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Builds the representation of a stored resource, loading computed members or groups only
+/// when the projection will keep them.
+pub fn represent(
+    c: &Connection,
+    base: &str,
+    kind: ResourceKind,
+    r: &Resource,
+    projection: &Projection,
+) -> Result<Value> {
+    let computed = match kind {
+        ResourceKind::Group if projection.wants("members") => Some(
+            members_of(c, r.seq)?
+                .into_iter()
+                .map(|m| {
+                    resource::reference(base, &m.id, m.kind, m.display.as_deref(), m.kind.name())
+                })
+                .collect(),
+        ),
+        ResourceKind::User if projection.wants("groups") => Some(
+            groups_of(c, r.seq)?
+                .into_iter()
+                .map(|g| {
+                    let type_ = if g.direct { "direct" } else { "indirect" };
+                    resource::reference(base, &g.id, g.kind, g.display.as_deref(), type_)
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
+    let stored = Stored {
+        id: &r.id,
+        doc: &r.doc,
+        created: &r.created,
+        modified: &r.modified,
+        version: r.version,
+        location: format!("{base}/{}/{}", kind.endpoint(), r.id),
+    };
+    Ok(Value::Object(
+        projection.apply(kind, resource::render(kind, &stored, computed)),
+    ))
 }

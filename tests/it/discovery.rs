@@ -47,7 +47,9 @@ fn resource_types_and_service_provider_config() {
     let spc = scim.get("/ServiceProviderConfig").expect(200);
     // Only what works is advertised.
     assert_eq!(spc["patch"]["supported"], false);
-    assert_eq!(spc["filter"]["supported"], false);
+    assert_eq!(spc["filter"]["supported"], true);
+    assert_eq!(spc["sort"]["supported"], true);
+    assert_eq!(spc["pagination"]["cursor"], true);
     assert_eq!(spc["filter"]["maxResults"], 1000);
     assert_eq!(spc["etag"]["supported"], true);
 }

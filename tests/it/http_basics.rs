@@ -85,7 +85,7 @@ fn sigterm_stops_gracefully_and_leaves_a_private_database() {
     let mut server = Server::start(&db);
     assert_eq!(get(&format!("{}/healthz", server.base), None).status, 200);
     assert!(server.terminate(), "exit status after SIGTERM");
-    assert!(server.logs().iter().any(|l| l.contains("stopped")));
+    server.wait_for_line("stopped");
     let mode = std::fs::metadata(&db.path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "database file mode");
 }

@@ -9,5 +9,6 @@ mod discovery;
 mod harness;
 mod http_basics;
 mod jobs;
+mod query;
 mod quickstart;
 mod resources;
