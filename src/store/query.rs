@@ -120,9 +120,13 @@ impl<'a> Compiler<'a> {
                 (self.kind, attr.name),
                 (ResourceKind::Group, "members") | (ResourceKind::User, "groups")
             ) || INDEXED.iter().any(|(a, _)| *a == attr.name);
+            let mut inner_conjuncts = Vec::new();
+            collect_conjuncts(&inner, &mut inner_conjuncts);
             indexed
-                && matches!(&inner, Filter::Compare(q, Op::Eq, CompValue::Str(_))
+                && inner_conjuncts.iter().any(|c| {
+                    matches!(c, Filter::Compare(q, Op::Eq, CompValue::Str(_))
                     if q.uri.is_none() && q.sub.is_none() && q.attr.eq_ignore_ascii_case("value"))
+                })
         };
         !conjuncts.iter().any(|c| direct(c)) && conjuncts.iter().any(|c| lookup(c))
     }
@@ -145,10 +149,7 @@ impl<'a> Compiler<'a> {
                 let Target::Attr { ext, attr, .. } = filter::resolve(self.kind, p, None)? else {
                     return Err(invalid("a value filter needs a complex attribute"));
                 };
-                if let Some(fast) = self.fast_value_eq(attr, inner) {
-                    return Ok(fast);
-                }
-                self.within(ext, attr, |c, sub_expr| c.inner(attr, inner, sub_expr))?
+                self.any_value(ext, attr, inner)?
             }
         })
     }
@@ -251,7 +252,16 @@ impl<'a> Compiler<'a> {
         if let Some(fast) = self.fast_value_eq(attr, inner) {
             return Ok(fast);
         }
-        self.within(ext, attr, |c, sub_expr| c.inner(attr, inner, sub_expr))
+        // `emails[type eq "work" and value eq "x"]`: narrow with the index, then check the
+        // whole inner filter on the few resources left.
+        let mut conjuncts = Vec::new();
+        collect_conjuncts(inner, &mut conjuncts);
+        let narrowing = conjuncts.iter().find_map(|c| self.fast_value_eq(attr, c));
+        let general = self.within(ext, attr, |c, sub_expr| c.inner(attr, inner, sub_expr))?;
+        Ok(match narrowing {
+            Some(n) => format!("({n} AND {general})"),
+            None => general,
+        })
     }
 
     /// Index lookups for the equality tests identity providers run all the time:

@@ -315,6 +315,26 @@ fn statements(
     let count_args = args.clone();
     let n = args.len();
     let (page_sql, probe_more) = match paging {
+        Paging::Index {
+            offset,
+            order: None,
+        } if condition.is_none() => {
+            // Skip `offset` entries of the narrow (provider_id, kind) index instead of whole
+            // rows: deep pages of a large provider stay cheap.
+            args.push(Sql::Integer(limit));
+            args.push(Sql::Integer(offset));
+            (
+                format!(
+                    "SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq >= \
+                     (SELECT s.seq FROM resources s INDEXED BY resources_kind \
+                      WHERE s.provider_id = ?1 AND s.kind = ?2 ORDER BY s.seq LIMIT 1 OFFSET ?{}) \
+                     ORDER BY r.seq LIMIT ?{}",
+                    n + 2,
+                    n + 1
+                ),
+                false,
+            )
+        }
         Paging::Index { offset, order } => {
             args.push(Sql::Integer(limit));
             args.push(Sql::Integer(offset));
@@ -483,7 +503,7 @@ fn set_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<()> {
 pub fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
     let mut st = c.prepare_cached(
         "SELECT r.id, r.kind, coalesce(json_extract(r.doc, '$.displayName'), r.name)
-         FROM members m JOIN resources r ON r.seq = m.member_seq
+         FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
          WHERE m.group_seq = ?1 ORDER BY m.member_seq",
     )?;
     let rows = st.query_map([group_seq], |r| {
@@ -497,7 +517,8 @@ pub fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The groups a user or group belongs to, directly or through nested groups.
+/// The groups a user or group belongs to, directly or through nested groups. (CROSS JOIN
+/// keeps SQLite from scanning `resources` in order instead of starting from the few groups.)
 pub fn groups_of(c: &Connection, member_seq: i64) -> Result<Vec<Reference>> {
     let mut st = c.prepare_cached(
         "WITH RECURSIVE up(seq, direct) AS (
@@ -505,7 +526,7 @@ pub fn groups_of(c: &Connection, member_seq: i64) -> Result<Vec<Reference>> {
              UNION
              SELECT m.group_seq, 0 FROM members m JOIN up ON m.member_seq = up.seq
          )
-         SELECT r.id, r.name, max(up.direct) FROM up JOIN resources r ON r.seq = up.seq
+         SELECT r.id, r.name, max(up.direct) FROM up CROSS JOIN resources r ON r.seq = up.seq
          WHERE r.seq != ?1
          GROUP BY r.seq ORDER BY r.seq",
     )?;

@@ -7,3 +7,6 @@ CREATE TABLE value_index (
     PRIMARY KEY (attr, value_key, seq)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX value_index_seq ON value_index (seq);
+
+-- (provider_id, kind) in creation order: counts and deep pages walk this narrow index.
+CREATE INDEX resources_kind ON resources (provider_id, kind);
