@@ -25,7 +25,7 @@ fn user(i: usize) -> serde_json::Value {
                     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
         "externalId": format!("{i:08x}-8d2a-4f8e-bf98-7363c4aed4ef"),
         "userName": format!("user{i}@contoso.com"),
-        "active": i % 10 != 0,
+        "active": !i.is_multiple_of(10),
         "displayName": format!("User {i} Smith"),
         "emails": [{"primary": true, "type": "work", "value": format!("user{i}@contoso.com")},
                    {"type": "home", "value": format!("u{i}@home.example")}],
