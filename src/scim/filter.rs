@@ -501,12 +501,6 @@ pub fn resolve(
         None => None,
         Some(s) => Some(attr.sub(s).ok_or_else(unknown)?),
     };
-    if attr.is_complex() && sub.is_none() && attr.sub("value").is_none() {
-        return Err(invalid(format!(
-            "{} is complex: name one of its sub-attributes",
-            attr.name
-        )));
-    }
     Ok(Target::Attr { ext, attr, sub })
 }
 
@@ -528,9 +522,9 @@ fn check_in(
         }
         Filter::Not(a) => check_in(kind, a, within),
         Filter::Never => Ok(()),
-        Filter::Present(p) => resolve(kind, p, within).map(|_| ()),
+        Filter::Present(p) => comparable(resolve(kind, p, within)?).map(|_| ()),
         Filter::Compare(p, op, v) => {
-            let t = resolve(kind, p, within)?;
+            let t = comparable(resolve(kind, p, within)?)?;
             check_operands(&t, *op, v)
         }
         Filter::ValuePath(p, inner) => {
@@ -554,6 +548,19 @@ fn check_in(
                 ))),
             }
         }
+    }
+}
+
+/// A complex attribute compares through its `value` sub-attribute, if it has one.
+fn comparable(t: Target) -> Result<Target, Error> {
+    match t {
+        Target::Attr {
+            attr, sub: None, ..
+        } if attr.is_complex() && attr.sub("value").is_none() => Err(invalid(format!(
+            "{} is complex: name one of its sub-attributes",
+            attr.name
+        ))),
+        t => Ok(t),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Pure SCIM logic, no I/O: the schema model, request validation, and response projection.
 
 pub mod filter;
+pub mod patch;
 pub mod projection;
 pub mod resource;
 pub mod schema;
@@ -26,6 +27,10 @@ pub enum Error {
     InvalidFilter(String),
     #[error("{0}")]
     InvalidCursor(String),
+    #[error("{0}")]
+    InvalidPath(String),
+    #[error("{0}")]
+    NoTarget(String),
 }
 
 impl Error {
@@ -36,6 +41,8 @@ impl Error {
             Error::Mutability(_) => "mutability",
             Error::InvalidFilter(_) => "invalidFilter",
             Error::InvalidCursor(_) => "invalidCursor",
+            Error::InvalidPath(_) => "invalidPath",
+            Error::NoTarget(_) => "noTarget",
         }
     }
 }

@@ -1,0 +1,1288 @@
+//! The PATCH engine (RFC 7644 §3.5.2), with the dialects real identity providers send: op names
+//! in any case, no-path values whose keys are themselves paths, string booleans, typed value
+//! paths that create the value they name (Microsoft Entra ID's upsert), the manager as a bare
+//! id, and member removal by value list.
+//!
+//! Pure: it turns a stored document and a list of operations into a new document, plus the
+//! membership changes the store applies row by row (so a group's members are never loaded).
+
+use serde_json::{Map, Value};
+
+use super::Error;
+use super::filter::{self, AttrPath, CompValue, Filter, Op};
+use super::resource::value_of;
+use super::schema::{Attribute, Mutability, ResourceKind};
+
+pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Add,
+    Replace,
+    Remove,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Operation {
+    pub op: Kind,
+    pub path: Option<String>,
+    pub value: Option<Value>,
+}
+
+/// A change to a group's memberships, applied by the store in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    Add(Vec<String>),
+    Remove(Vec<String>),
+    /// Remove the members matching a filter on member sub-attributes (`members[...]`).
+    RemoveWhere(Filter),
+    Replace(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outcome {
+    pub doc: Map<String, Value>,
+    /// `Some(Some(pw))` sets a password, `Some(None)` removes it.
+    pub password: Option<Option<String>>,
+    pub members: Vec<MemberChange>,
+}
+
+fn invalid_path(msg: impl Into<String>) -> Error {
+    Error::InvalidPath(msg.into())
+}
+
+fn syntax(msg: impl Into<String>) -> Error {
+    Error::InvalidSyntax(msg.into())
+}
+
+fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// Parses a PatchOp request body.
+pub fn parse_request(body: &Value) -> Result<Vec<Operation>, Error> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| syntax("a PATCH body must be a JSON object"))?;
+    let ops = field(obj, "Operations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| syntax("a PATCH body needs an \"Operations\" array"))?;
+    if ops.is_empty() {
+        return Err(syntax("\"Operations\" is empty"));
+    }
+    ops.iter()
+        .map(|o| {
+            let o = o
+                .as_object()
+                .ok_or_else(|| syntax(format!("each operation must be an object, got {o}")))?;
+            let op = match field(o, "op")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("add") => Kind::Add,
+                Some("replace") => Kind::Replace,
+                Some("remove") => Kind::Remove,
+                other => {
+                    return Err(syntax(format!(
+                        "op must be add, replace or remove, got {other:?}"
+                    )));
+                }
+            };
+            let path = match field(o, "path") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(p)) if p.trim().is_empty() => None,
+                Some(Value::String(p)) => Some(p.trim().to_string()),
+                Some(v) => return Err(invalid_path(format!("path must be a string, got {v}"))),
+            };
+            let value = field(o, "value").cloned();
+            if op != Kind::Remove && value.is_none() {
+                return Err(syntax(
+                    format!("a {op:?} operation needs a value").to_lowercase(),
+                ));
+            }
+            Ok(Operation { op, path, value })
+        })
+        .collect()
+}
+
+/// A resolved PATCH path.
+#[derive(Debug, Clone)]
+struct Target {
+    /// The extension holding the attribute, if any.
+    ext: Option<&'static str>,
+    attr: &'static Attribute,
+    filter: Option<Filter>,
+    sub: Option<&'static Attribute>,
+}
+
+/// What a path names before schema resolution: the resource's `externalId`, or an attribute.
+enum Resolved {
+    ExternalId,
+    Attr(Target),
+}
+
+fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
+    let bad = |why: &str| invalid_path(format!("{path:?}: {why}"));
+    let (head, filter, tail) = match path.find('[') {
+        Some(open) => {
+            let close = path.rfind(']').ok_or_else(|| bad("unclosed '['"))?;
+            if close < open {
+                return Err(bad("unbalanced brackets"));
+            }
+            let inner = filter::parse(&path[open + 1..close]).map_err(|e| bad(&e.to_string()))?;
+            let rest = &path[close + 1..];
+            let tail = match rest {
+                "" => None,
+                r => Some(
+                    r.strip_prefix('.')
+                        .ok_or_else(|| bad("expected '.' after ']'"))?,
+                ),
+            };
+            (&path[..open], Some(inner), tail)
+        }
+        None => (path, None, None),
+    };
+    let ap = filter::parse_attr_path(head).map_err(|_| bad("not an attribute path"))?;
+    let (schema, ext) = match &ap.uri {
+        None => (kind.schema(), None),
+        Some(u) if u.eq_ignore_ascii_case(kind.schema().id) => (kind.schema(), None),
+        Some(u) => {
+            if let Some(e) = kind.extension(u) {
+                (e, Some(e.id))
+            } else if let Some(e) = kind.extension(&format!("{u}:{}", ap.attr)) {
+                // The whole extension, e.g. path "urn:...:enterprise:2.0:User".
+                return Err(bad(&format!(
+                    "name an attribute of {}, or leave out the path and send the extension object",
+                    e.id
+                )));
+            } else {
+                return Err(bad("unknown schema"));
+            }
+        }
+    };
+    if ext.is_none() && ap.sub.is_none() && filter.is_none() {
+        if ap.attr.eq_ignore_ascii_case("externalId") {
+            return Ok(Resolved::ExternalId);
+        }
+        if ["id", "meta", "schemas"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&ap.attr))
+        {
+            return Err(Error::Mutability(format!("{} cannot be changed", ap.attr)));
+        }
+    }
+    if ext.is_none() && ap.attr.eq_ignore_ascii_case("meta") {
+        return Err(Error::Mutability("meta cannot be changed".into()));
+    }
+    let attr = schema
+        .attribute(&ap.attr)
+        .ok_or_else(|| bad("unknown attribute"))?;
+    let sub_name = match (ap.sub.as_deref(), tail) {
+        (Some(_), Some(_)) => return Err(bad("too many sub-attributes")),
+        (s, t) => s.or(t),
+    };
+    let sub = match sub_name {
+        None => None,
+        Some(s) => Some(attr.sub(s).ok_or_else(|| bad("unknown sub-attribute"))?),
+    };
+    if sub.is_some() && !attr.is_complex() {
+        return Err(bad("only complex attributes have sub-attributes"));
+    }
+    if let Some(f) = &filter {
+        if !attr.multi_valued || !attr.is_complex() {
+            return Err(bad("a value filter needs a multi-valued complex attribute"));
+        }
+        // Check the filter's sub-attributes against the attribute.
+        let wrapped = Filter::ValuePath(
+            AttrPath {
+                uri: ext.map(str::to_string),
+                attr: attr.name.into(),
+                sub: None,
+            },
+            Box::new(f.clone()),
+        );
+        filter::check(kind, &wrapped).map_err(|e| bad(&e.to_string()))?;
+    }
+    if attr.mutability == Mutability::ReadOnly
+        || sub.is_some_and(|s| s.mutability == Mutability::ReadOnly)
+    {
+        return Err(Error::Mutability(format!("{} is read-only", attr.name)));
+    }
+    Ok(Resolved::Attr(Target {
+        ext,
+        attr,
+        filter,
+        sub,
+    }))
+}
+
+/// Applies `ops` to a stored document. The result still has to pass the same validation as a
+/// PUT body (`resource::prepare`).
+pub fn apply(
+    kind: ResourceKind,
+    doc: &Map<String, Value>,
+    ops: &[Operation],
+) -> Result<Outcome, Error> {
+    let mut out = Outcome {
+        doc: doc.clone(),
+        ..Outcome::default()
+    };
+    for op in ops {
+        match &op.path {
+            None => apply_without_path(kind, &mut out, op)?,
+            Some(path) => {
+                let resolved = resolve(kind, path)?;
+                apply_at(kind, &mut out, op.op, resolved, op.value.as_ref())?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `add`/`replace` without a path: the value is an object whose keys are attributes, extension
+/// objects, or (Entra) paths such as "name.givenName" or "urn:...:User:employeeNumber".
+fn apply_without_path(kind: ResourceKind, out: &mut Outcome, op: &Operation) -> Result<(), Error> {
+    if op.op == Kind::Remove {
+        return Err(Error::NoTarget("remove needs a path".into()));
+    }
+    let value = op
+        .value
+        .as_ref()
+        .and_then(Value::as_object)
+        .ok_or_else(|| {
+            Error::InvalidValue("without a path, the value must be an object of attributes".into())
+        })?;
+    for (key, v) in value {
+        if key.eq_ignore_ascii_case("schemas")
+            || key.eq_ignore_ascii_case("id")
+            || key.eq_ignore_ascii_case("meta")
+        {
+            // Echoed read-only attributes are ignored, as in a PUT.
+            continue;
+        }
+        if let Some(ext) = kind.extension(key) {
+            let obj = match v {
+                Value::Null => continue,
+                Value::Object(o) => o,
+                _ => return Err(Error::InvalidValue(format!("{} must be an object", ext.id))),
+            };
+            for (sub_key, sv) in obj {
+                let resolved = resolve(kind, &format!("{}:{sub_key}", ext.id))?;
+                apply_at(kind, out, op.op, resolved, Some(sv))?;
+            }
+            continue;
+        }
+        let resolved = resolve(kind, key)?;
+        apply_at(kind, out, op.op, resolved, Some(v))?;
+    }
+    Ok(())
+}
+
+/// The map holding `t.attr`: the document, or the extension object inside it.
+fn container<'a>(
+    doc: &'a mut Map<String, Value>,
+    ext: Option<&'static str>,
+    create: bool,
+) -> Option<&'a mut Map<String, Value>> {
+    match ext {
+        None => Some(doc),
+        Some(e) => {
+            if create && !doc.get(e).is_some_and(Value::is_object) {
+                doc.insert(e.into(), Value::Object(Map::new()));
+            }
+            doc.get_mut(e).and_then(Value::as_object_mut)
+        }
+    }
+}
+
+/// Drops an extension object left empty.
+fn tidy(doc: &mut Map<String, Value>, ext: Option<&'static str>) {
+    if let Some(e) = ext
+        && doc
+            .get(e)
+            .and_then(Value::as_object)
+            .is_some_and(Map::is_empty)
+    {
+        doc.remove(e);
+    }
+}
+
+fn is_clear(v: Option<&Value>) -> bool {
+    matches!(v, None | Some(Value::Null))
+}
+
+fn apply_at(
+    kind: ResourceKind,
+    out: &mut Outcome,
+    op: Kind,
+    r: Resolved,
+    value: Option<&Value>,
+) -> Result<(), Error> {
+    let t = match r {
+        Resolved::ExternalId => {
+            match (op, value) {
+                (Kind::Remove, _) | (_, None | Some(Value::Null)) => {
+                    out.doc.remove("externalId");
+                }
+                (_, Some(v @ Value::String(_))) => {
+                    out.doc.insert("externalId".into(), v.clone());
+                }
+                (_, Some(v)) => {
+                    return Err(Error::InvalidValue(format!(
+                        "externalId must be a string, got {v}"
+                    )));
+                }
+            }
+            return Ok(());
+        }
+        Resolved::Attr(t) => t,
+    };
+    if t.attr.mutability == Mutability::WriteOnly {
+        out.password = Some(match (op, value) {
+            (Kind::Remove, _) | (_, None | Some(Value::Null)) => None,
+            (_, Some(Value::String(s))) => Some(s.clone()),
+            (_, Some(v)) => {
+                return Err(Error::InvalidValue(format!(
+                    "{} must be a string, got {v}",
+                    t.attr.name
+                )));
+            }
+        });
+        return Ok(());
+    }
+    if kind == ResourceKind::Group && t.attr.name == "members" {
+        return members(out, op, &t, value);
+    }
+    let path = t.attr.name;
+    if t.attr.multi_valued {
+        return multi(kind, out, op, &t, value);
+    }
+    let map = container(&mut out.doc, t.ext, op != Kind::Remove)
+        .ok_or_else(|| Error::NoTarget(format!("{path} has no value")))?;
+    match (op, t.sub) {
+        (Kind::Remove, None) => {
+            map.remove(path);
+        }
+        (Kind::Remove, Some(sub)) => {
+            if let Some(Value::Object(parent)) = map.get_mut(path) {
+                parent.remove(sub.name);
+                if parent.is_empty() {
+                    map.remove(path);
+                }
+            }
+        }
+        (_, None) => {
+            let v = if is_clear(value) {
+                None
+            } else {
+                value_of(t.attr, value.unwrap_or(&Value::Null), path)?
+            };
+            match v {
+                None => {
+                    map.remove(path);
+                }
+                // add and replace both merge the given sub-attributes of a complex attribute
+                // (RFC 7644 §3.5.2.1 and §3.5.2.3); others are set.
+                Some(Value::Object(new)) if t.attr.is_complex() => {
+                    let entry = map.entry(path).or_insert_with(|| Value::Object(Map::new()));
+                    if let Value::Object(existing) = entry {
+                        for (k, v) in new {
+                            existing.insert(k, v);
+                        }
+                    } else {
+                        *entry = Value::Object(new);
+                    }
+                }
+                Some(v) => {
+                    map.insert(path.into(), v);
+                }
+            }
+        }
+        (_, Some(sub)) => {
+            let v = if is_clear(value) {
+                None
+            } else {
+                value_of(
+                    sub,
+                    value.unwrap_or(&Value::Null),
+                    &format!("{path}.{}", sub.name),
+                )?
+            };
+            match v {
+                None => {
+                    if let Some(Value::Object(parent)) = map.get_mut(path) {
+                        parent.remove(sub.name);
+                        if parent.is_empty() {
+                            map.remove(path);
+                        }
+                    }
+                }
+                Some(v) => {
+                    let entry = map.entry(path).or_insert_with(|| Value::Object(Map::new()));
+                    match entry {
+                        Value::Object(parent) => {
+                            parent.insert(sub.name.into(), v);
+                        }
+                        other => {
+                            *other =
+                                Value::Object([(sub.name.to_string(), v)].into_iter().collect())
+                        }
+                    }
+                }
+            }
+        }
+    }
+    tidy(&mut out.doc, t.ext);
+    Ok(())
+}
+
+/// The values of a multi-valued attribute given in a request (an array, or one value).
+fn values_of(attr: &'static Attribute, v: &Value, path: &str) -> Result<Vec<Value>, Error> {
+    let arr = match v {
+        Value::Array(_) => v.clone(),
+        other => Value::Array(vec![other.clone()]),
+    };
+    Ok(match value_of(attr, &arr, path)? {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    })
+}
+
+/// The sub-attribute values a filter of `eq` tests pins down, for creating the value a typed
+/// path names (`emails[type eq "work"]` creates `{"type": "work"}`). `None` when the filter
+/// is anything else.
+fn upsert_seed(attr: &'static Attribute, f: &Filter) -> Option<Map<String, Value>> {
+    fn go(attr: &'static Attribute, f: &Filter, out: &mut Map<String, Value>) -> bool {
+        match f {
+            Filter::And(a, b) => go(attr, a, out) && go(attr, b, out),
+            Filter::Compare(p, Op::Eq, v) if p.uri.is_none() && p.sub.is_none() => {
+                let Some(sub) = attr.sub(&p.attr) else {
+                    return false;
+                };
+                let json = match v {
+                    CompValue::Str(s) => Value::from(s.as_str()),
+                    CompValue::Bool(b) => Value::Bool(*b),
+                    CompValue::Num(n) => Value::Number(n.clone()),
+                    CompValue::Null => return false,
+                };
+                out.insert(sub.name.into(), json);
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut out = Map::new();
+    go(attr, f, &mut out).then_some(out)
+}
+
+/// Whether one value of `attr` matches a value filter, evaluated as `attr[f]` on a resource
+/// holding only that value.
+fn element_matches(kind: ResourceKind, t: &Target, f: &Filter, element: &Value) -> bool {
+    let mut wrapper = Map::new();
+    let holder = Value::Array(vec![element.clone()]);
+    match t.ext {
+        None => {
+            wrapper.insert(t.attr.name.into(), holder);
+        }
+        Some(e) => {
+            wrapper.insert(e.into(), serde_json::json!({ t.attr.name: holder }));
+        }
+    }
+    let wrapped = Filter::ValuePath(
+        AttrPath {
+            uri: t.ext.map(str::to_string),
+            attr: t.attr.name.into(),
+            sub: None,
+        },
+        Box::new(f.clone()),
+    );
+    filter::matches(kind, &wrapped, &Value::Object(wrapper))
+}
+
+/// Demotes every other value when `keep` holds a value marked primary (RFC 7644 §3.5.2).
+fn demote_others(items: &mut [Value], keep: &[usize]) {
+    let promoted = keep
+        .iter()
+        .any(|i| items.get(*i).and_then(|v| v.get("primary")) == Some(&Value::Bool(true)));
+    if !promoted {
+        return;
+    }
+    for (i, v) in items.iter_mut().enumerate() {
+        if !keep.contains(&i)
+            && let Some(o) = v.as_object_mut()
+            && o.get("primary") == Some(&Value::Bool(true))
+        {
+            o.insert("primary".into(), Value::Bool(false));
+        }
+    }
+}
+
+fn multi(
+    kind: ResourceKind,
+    out: &mut Outcome,
+    op: Kind,
+    t: &Target,
+    value: Option<&Value>,
+) -> Result<(), Error> {
+    let attr = t.attr;
+    let path = attr.name;
+    let map = container(&mut out.doc, t.ext, op != Kind::Remove)
+        .ok_or_else(|| Error::NoTarget(format!("{path} has no value")))?;
+    let mut items: Vec<Value> = match map.get(path) {
+        Some(Value::Array(a)) => a.clone(),
+        _ => Vec::new(),
+    };
+    match (&t.filter, t.sub, op) {
+        // Whole attribute.
+        (None, None, Kind::Add) => {
+            if !is_clear(value) {
+                let new = values_of(attr, value.unwrap_or(&Value::Null), path)?;
+                let start = items.len();
+                for v in new {
+                    if !items.contains(&v) {
+                        items.push(v);
+                    }
+                }
+                let added: Vec<usize> = (start..items.len()).collect();
+                demote_others(&mut items, &added);
+            }
+        }
+        (None, None, Kind::Replace) => {
+            items = if is_clear(value) {
+                Vec::new()
+            } else {
+                values_of(attr, value.unwrap_or(&Value::Null), path)?
+            };
+        }
+        (None, None, Kind::Remove) => match value {
+            // Remove only the values listed (matched by their "value"), never all of them.
+            Some(Value::Array(listed)) if !listed.is_empty() => {
+                let keys: Vec<&Value> = listed.iter().filter_map(|l| l.get("value")).collect();
+                items.retain(|i| !i.get("value").is_some_and(|v| keys.contains(&v)));
+            }
+            _ => items.clear(),
+        },
+        // A sub-attribute of every value, e.g. "emails.type".
+        (None, Some(sub), _) => {
+            let sv = match op {
+                Kind::Remove => None,
+                _ if is_clear(value) => None,
+                _ => value_of(
+                    sub,
+                    value.unwrap_or(&Value::Null),
+                    &format!("{path}.{}", sub.name),
+                )?,
+            };
+            if items.is_empty() && sv.is_some() {
+                items.push(Value::Object(Map::new()));
+            }
+            for item in items.iter_mut() {
+                if let Some(o) = item.as_object_mut() {
+                    match &sv {
+                        Some(v) => {
+                            o.insert(sub.name.into(), v.clone());
+                        }
+                        None => {
+                            o.remove(sub.name);
+                        }
+                    }
+                }
+            }
+            items.retain(|i| i.as_object().is_none_or(|o| !o.is_empty()));
+        }
+        // Values selected by a filter.
+        (Some(f), sub, _) => {
+            let hits: Vec<usize> = (0..items.len())
+                .filter(|i| element_matches(kind, t, f, &items[*i]))
+                .collect();
+            match op {
+                Kind::Remove => match sub {
+                    None => {
+                        let mut i = 0;
+                        items.retain(|_| {
+                            i += 1;
+                            !hits.contains(&(i - 1))
+                        });
+                    }
+                    Some(s) => {
+                        for i in &hits {
+                            if let Some(o) = items[*i].as_object_mut() {
+                                o.remove(s.name);
+                            }
+                        }
+                        items.retain(|i| i.as_object().is_none_or(|o| !o.is_empty()));
+                    }
+                },
+                Kind::Add | Kind::Replace => {
+                    // The value (or sub-attribute value) to write, validated.
+                    let new_element = |base: Map<String, Value>| -> Result<Option<Value>, Error> {
+                        let mut el = base;
+                        match sub {
+                            Some(s) => {
+                                let sv = if is_clear(value) {
+                                    None
+                                } else {
+                                    value_of(
+                                        s,
+                                        value.unwrap_or(&Value::Null),
+                                        &format!("{path}.{}", s.name),
+                                    )?
+                                };
+                                match sv {
+                                    Some(v) => {
+                                        el.insert(s.name.into(), v);
+                                    }
+                                    None => {
+                                        el.remove(s.name);
+                                    }
+                                }
+                            }
+                            None => {
+                                let given = match value {
+                                    Some(Value::Object(o)) => o.clone(),
+                                    _ if is_clear(value) => Map::new(),
+                                    Some(v) => {
+                                        return Err(Error::InvalidValue(format!(
+                                            "{path}[...] needs an object value, got {v}"
+                                        )));
+                                    }
+                                    None => Map::new(),
+                                };
+                                for (k, v) in given {
+                                    el.insert(k, v);
+                                }
+                            }
+                        }
+                        let checked = value_of(attr, &Value::Array(vec![Value::Object(el)]), path)?;
+                        Ok(checked.and_then(|v| v.as_array().and_then(|a| a.first().cloned())))
+                    };
+                    if hits.is_empty() {
+                        if is_clear(value) {
+                            return finish(out, t, items);
+                        }
+                        // Entra sends typed paths for values that do not exist yet and expects
+                        // them created; possible when the filter pins the value down with eq.
+                        let seed = upsert_seed(attr, f).ok_or_else(|| {
+                            Error::NoTarget(format!("no value of {path} matches the filter"))
+                        })?;
+                        if let Some(v) = new_element(seed)? {
+                            items.push(v);
+                            let last = items.len() - 1;
+                            demote_others(&mut items, &[last]);
+                        }
+                    } else {
+                        let mut keep = Vec::new();
+                        for i in hits.iter().rev() {
+                            let base = match (op, sub) {
+                                // replace without a sub-attribute replaces the whole value
+                                (Kind::Replace, None) => upsert_seed(attr, f).unwrap_or_default(),
+                                _ => items[*i].as_object().cloned().unwrap_or_default(),
+                            };
+                            match new_element(base)? {
+                                Some(v) => {
+                                    items[*i] = v;
+                                    keep.push(*i);
+                                }
+                                None => {
+                                    items.remove(*i);
+                                }
+                            }
+                        }
+                        demote_others(&mut items, &keep);
+                    }
+                }
+            }
+        }
+    }
+    finish(out, t, items)
+}
+
+fn finish(out: &mut Outcome, t: &Target, items: Vec<Value>) -> Result<(), Error> {
+    if let Some(map) = container(&mut out.doc, t.ext, !items.is_empty()) {
+        if items.is_empty() {
+            map.remove(t.attr.name);
+        } else {
+            map.insert(t.attr.name.into(), Value::Array(items));
+        }
+    }
+    tidy(&mut out.doc, t.ext);
+    Ok(())
+}
+
+/// Member ids in a `members` value: an array of `{"value": id}` (or one such object).
+fn member_ids(v: Option<&Value>) -> Result<Vec<String>, Error> {
+    let items = match v {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(a)) => a.clone(),
+        Some(o @ Value::Object(_)) => vec![o.clone()],
+        Some(other) => {
+            return Err(Error::InvalidValue(format!(
+                "members must be an array, got {other}"
+            )));
+        }
+    };
+    let mut ids: Vec<String> = Vec::new();
+    for item in items {
+        let id = item
+            .as_object()
+            .and_then(|o| field(o, "value"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                Error::InvalidValue(format!("each member needs a string value, got {item}"))
+            })?;
+        if !ids.iter().any(|x| x == id) {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(ids)
+}
+
+fn members(out: &mut Outcome, op: Kind, t: &Target, value: Option<&Value>) -> Result<(), Error> {
+    if t.sub.is_some() {
+        return Err(invalid_path(
+            "members' sub-attributes are immutable: add or remove members instead",
+        ));
+    }
+    let change = match (&t.filter, op) {
+        (None, Kind::Add) => MemberChange::Add(member_ids(value)?),
+        (None, Kind::Replace) => MemberChange::Replace(member_ids(value)?),
+        (None, Kind::Remove) => match member_ids(value)? {
+            // Entra's default dialect lists the members to remove; never read that as "all".
+            ids if !ids.is_empty() => MemberChange::Remove(ids),
+            _ => MemberChange::Replace(Vec::new()),
+        },
+        (Some(f), Kind::Remove) => match value_eqs(f) {
+            Some(ids) => MemberChange::Remove(ids),
+            None => MemberChange::RemoveWhere(f.clone()),
+        },
+        (Some(_), _) => {
+            return Err(invalid_path(
+                "members[...] can only be removed; add members with path \"members\"",
+            ));
+        }
+    };
+    out.members.push(change);
+    Ok(())
+}
+
+/// `value eq "a"` or `value eq "a" or value eq "b"`: the ids named.
+fn value_eqs(f: &Filter) -> Option<Vec<String>> {
+    match f {
+        Filter::Compare(p, Op::Eq, CompValue::Str(s))
+            if p.uri.is_none() && p.sub.is_none() && p.attr.eq_ignore_ascii_case("value") =>
+        {
+            Some(vec![s.clone()])
+        }
+        Filter::Or(a, b) => {
+            let mut ids = value_eqs(a)?;
+            ids.extend(value_eqs(b)?);
+            Some(ids)
+        }
+        _ => None,
+    }
+}
+
+/// The password a request sets, if any, so it can be hashed before the write transaction.
+pub fn password_in(kind: ResourceKind, ops: &[Operation]) -> Option<String> {
+    let mut found = None;
+    for op in ops {
+        match (&op.path, &op.value) {
+            (Some(p), Some(Value::String(s))) if matches!(resolve(kind, p), Ok(Resolved::Attr(t)) if t.attr.mutability == Mutability::WriteOnly) =>
+            {
+                found = Some(s.clone());
+            }
+            (None, Some(Value::Object(o))) => {
+                if let Some(Value::String(s)) = field(o, "password") {
+                    found = Some(s.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::resource::prepare;
+    use crate::scim::schema::ENTERPRISE_USER;
+    use serde_json::json;
+
+    fn doc(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    fn run(kind: ResourceKind, start: Value, ops: Value) -> Result<Outcome, Error> {
+        let ops = parse_request(&json!({"schemas": [PATCH_OP], "Operations": ops}))?;
+        let out = apply(kind, &doc(start), &ops)?;
+        // The result must pass the same validation as a PUT.
+        prepare(kind, &Value::Object(out.doc.clone()))?;
+        Ok(out)
+    }
+
+    fn user(start: Value, ops: Value) -> Map<String, Value> {
+        run(ResourceKind::User, start, ops)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .doc
+    }
+
+    fn user_err(start: Value, ops: Value) -> String {
+        let e = run(ResourceKind::User, start, ops).expect_err("should fail");
+        e.scim_type().to_string()
+    }
+
+    #[test]
+    fn entra_default_dialect() {
+        let start = json!({"userName": "a@contoso.com", "active": true,
+            "emails": [{"type": "work", "value": "a@contoso.com", "primary": true}],
+            "name": {"givenName": "A", "familyName": "B"}});
+        let d = user(
+            start.clone(),
+            json!([
+                {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updated@contoso.com"},
+                {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+                {"op": "Add", "path": "nickName", "value": "Babs"},
+                {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber", "value": "42"},
+                {"op": "Replace", "path": "active", "value": "False"},
+                {"op": "Replace", "path": "userName", "value": "renamed@contoso.com"}
+            ]),
+        );
+        assert_eq!(
+            d["emails"],
+            json!([{"type": "work", "value": "updated@contoso.com", "primary": true}])
+        );
+        assert_eq!(
+            d["name"],
+            json!({"givenName": "A", "familyName": "updatedFamilyName"})
+        );
+        assert_eq!(d["nickName"], "Babs");
+        assert_eq!(d[ENTERPRISE_USER], json!({"employeeNumber": "42"}));
+        assert_eq!(d["active"], false);
+        assert_eq!(d["userName"], "renamed@contoso.com");
+        let d = user(
+            start,
+            json!([{"op": "Replace", "path": "active", "value": "True"}]),
+        );
+        assert_eq!(d["active"], true);
+    }
+
+    #[test]
+    fn entra_aadoptscim062020_dialect() {
+        let start = json!({"userName": "a", "active": true, "name": {"givenName": "A"}});
+        let d = user(
+            start,
+            json!([
+                {"op": "replace", "value": {
+                    "displayName": "Bjfe", "name.givenName": "Kkom", "name.familyName": "Unua",
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "Aklq",
+                    "active": false
+                }},
+                {"op": "replace", "path": "emails[type eq \"work\"].value", "value": "new@x.com"}
+            ]),
+        );
+        assert_eq!(d["displayName"], "Bjfe");
+        assert_eq!(
+            d["name"],
+            json!({"givenName": "Kkom", "familyName": "Unua"})
+        );
+        assert_eq!(d[ENTERPRISE_USER], json!({"employeeNumber": "Aklq"}));
+        assert_eq!(d["active"], false);
+        assert_eq!(
+            d["emails"],
+            json!([{"type": "work", "value": "new@x.com"}]),
+            "typed path upserts"
+        );
+    }
+
+    #[test]
+    fn typed_paths_upsert_for_add_and_replace() {
+        let d = user(
+            json!({"userName": "a", "phoneNumbers": [{"type": "work", "value": "1"}]}),
+            json!([
+                {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "55555555555"},
+                {"op": "Replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "1 Main St"},
+                {"op": "Add", "path": "addresses[type eq \"work\"].locality", "value": "Springfield"}
+            ]),
+        );
+        assert_eq!(
+            d["phoneNumbers"],
+            json!([{"type": "work", "value": "1"}, {"type": "mobile", "value": "55555555555"}])
+        );
+        assert_eq!(
+            d["addresses"],
+            json!([{"type": "work", "streetAddress": "1 Main St", "locality": "Springfield"}])
+        );
+        // A filter that does not pin a value down cannot create one.
+        let e = user_err(
+            json!({"userName": "a"}),
+            json!([
+                {"op": "replace", "path": "emails[value co \"x\"].type", "value": "work"}
+            ]),
+        );
+        assert_eq!(e, "noTarget");
+    }
+
+    #[test]
+    fn manager_set_change_and_clear() {
+        let start = json!({"userName": "a"});
+        for value in [
+            json!("m1"),
+            json!({"value": "m1"}),
+            json!([{"value": "m1"}]),
+        ] {
+            let d = user(
+                start.clone(),
+                json!([{"op": "Add", "path": format!("{ENTERPRISE_USER}:manager"), "value": value}]),
+            );
+            assert_eq!(d[ENTERPRISE_USER], json!({"manager": {"value": "m1"}}));
+        }
+        let with = json!({"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m1"}, "department": "x"}});
+        let d = user(
+            with.clone(),
+            json!([{"op": "replace", "path": format!("{ENTERPRISE_USER}:manager"), "value": "m2"}]),
+        );
+        assert_eq!(d[ENTERPRISE_USER]["manager"], json!({"value": "m2"}));
+        for clear in [
+            json!({"op": "remove", "path": format!("{ENTERPRISE_USER}:manager")}),
+            json!({"op": "replace", "path": format!("{ENTERPRISE_USER}:manager"), "value": ""}),
+            json!({"op": "replace", "path": format!("{ENTERPRISE_USER}:manager"), "value": null}),
+        ] {
+            let d = user(with.clone(), json!([clear]));
+            assert_eq!(d[ENTERPRISE_USER], json!({"department": "x"}), "{clear}");
+        }
+        // Removing the last extension attribute removes the extension object.
+        let d = user(
+            json!({"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m1"}}}),
+            json!([{"op": "remove", "path": format!("{ENTERPRISE_USER}:manager")}]),
+        );
+        assert!(!d.contains_key(ENTERPRISE_USER));
+    }
+
+    #[test]
+    fn rfc_7644_add_examples() {
+        // §3.5.2.1: add a member, add emails and a nickname without a path.
+        let out = run(ResourceKind::Group, json!({"displayName": "Tour Guides"}), json!([
+            {"op": "add", "path": "members", "value": [{"display": "Babs Jensen", "$ref": "https://x/Users/2819c223", "value": "2819c223"}]}
+        ])).unwrap();
+        assert_eq!(out.members, [MemberChange::Add(vec!["2819c223".into()])]);
+        let d = user(
+            json!({"userName": "bjensen", "emails": [{"value": "old@x.com", "type": "home"}]}),
+            json!([
+                {"op": "add", "value": {"emails": [{"value": "babs@jensen.org", "type": "work"}], "nickname": "Babs"}}
+            ]),
+        );
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "old@x.com", "type": "home"}, {"value": "babs@jensen.org", "type": "work"}])
+        );
+        assert_eq!(d["nickName"], "Babs");
+    }
+
+    #[test]
+    fn rfc_7644_remove_examples() {
+        // §3.5.2.2
+        let out = run(ResourceKind::Group, json!({"displayName": "g"}), json!([
+            {"op": "remove", "path": "members[value eq \"2819c223-7f76-453a-919d-413861904646\"]"}
+        ])).unwrap();
+        assert_eq!(
+            out.members,
+            [MemberChange::Remove(vec![
+                "2819c223-7f76-453a-919d-413861904646".into()
+            ])]
+        );
+        let out = run(
+            ResourceKind::Group,
+            json!({"displayName": "g"}),
+            json!([{"op": "remove", "path": "members"}]),
+        )
+        .unwrap();
+        assert_eq!(out.members, [MemberChange::Replace(vec![])]);
+        let out = run(ResourceKind::Group, json!({"displayName": "g"}), json!([
+            {"op": "remove", "path": "members[value eq \"a\" or value eq \"b\"]"},
+            {"op": "remove", "path": "members[display co \"Babs\"]"},
+            {"op": "Remove", "path": "members", "value": [{"value": "u1091"}, {"value": "u1092"}]}
+        ])).unwrap();
+        assert_eq!(
+            out.members[0],
+            MemberChange::Remove(vec!["a".into(), "b".into()])
+        );
+        assert!(matches!(out.members[1], MemberChange::RemoveWhere(_)));
+        assert_eq!(
+            out.members[2],
+            MemberChange::Remove(vec!["u1091".into(), "u1092".into()]),
+            "never all"
+        );
+        let start = json!({"userName": "a", "emails": [{"value": "w@x", "type": "work"}, {"value": "h@x", "type": "home"}],
+                           "x509Certificates": [{"value": "MIIB"}]});
+        let d = user(
+            start.clone(),
+            json!([{"op": "remove", "path": "emails[type eq \"work\"]"}]),
+        );
+        assert_eq!(d["emails"], json!([{"value": "h@x", "type": "home"}]));
+        let d = user(
+            start.clone(),
+            json!([{"op": "remove", "path": "x509Certificates[value eq \"MIIB\"]"}]),
+        );
+        assert!(
+            !d.contains_key("x509Certificates"),
+            "no value left: unassigned"
+        );
+        let d = user(
+            start.clone(),
+            json!([{"op": "remove", "path": "emails[type eq \"other\"]"}]),
+        );
+        assert_eq!(
+            d["emails"], start["emails"],
+            "removing what is not there succeeds"
+        );
+        assert_eq!(user_err(start, json!([{"op": "remove"}])), "noTarget");
+    }
+
+    #[test]
+    fn rfc_7644_replace_examples() {
+        // §3.5.2.3
+        let out = run(ResourceKind::Group, json!({"displayName": "g"}), json!([
+            {"op": "replace", "path": "members", "value": [{"value": "2819c223"}, {"value": "902c246b"}]}
+        ])).unwrap();
+        assert_eq!(
+            out.members,
+            [MemberChange::Replace(vec![
+                "2819c223".into(),
+                "902c246b".into()
+            ])]
+        );
+        let start = json!({"userName": "a", "addresses": [{"type": "work", "streetAddress": "old", "locality": "L"}]});
+        let d = user(
+            start.clone(),
+            json!([{"op": "replace", "path": "addresses[type eq \"work\"]",
+            "value": {"type": "work", "streetAddress": "911 Universal City Plaza", "primary": true}}]),
+        );
+        assert_eq!(
+            d["addresses"],
+            json!([{"type": "work", "streetAddress": "911 Universal City Plaza", "primary": true}])
+        );
+        let d = user(
+            start,
+            json!([{"op": "replace", "path": "addresses[type eq \"work\"].streetAddress", "value": "1010 Broadway Ave"}]),
+        );
+        assert_eq!(d["addresses"][0]["streetAddress"], "1010 Broadway Ave");
+        assert_eq!(d["addresses"][0]["locality"], "L");
+        let d = user(
+            json!({"userName": "a", "name": {"givenName": "x", "familyName": "y"}}),
+            json!([{"op": "replace", "value": {"name": {"givenName": "z"}}}]),
+        );
+        assert_eq!(
+            d["name"],
+            json!({"givenName": "z", "familyName": "y"}),
+            "sub-attributes not given stay"
+        );
+    }
+
+    #[test]
+    fn primary_moves_to_the_new_value() {
+        let d = user(
+            json!({"userName": "a", "emails": [{"value": "1", "type": "work", "primary": true}]}),
+            json!([{"op": "add", "path": "emails", "value": [{"value": "2", "type": "home", "primary": true}]}]),
+        );
+        assert_eq!(
+            d["emails"],
+            json!([{"value": "1", "type": "work", "primary": false}, {"value": "2", "type": "home", "primary": true}])
+        );
+    }
+
+    #[test]
+    fn errors_carry_the_right_scim_type() {
+        let start = json!({"userName": "a", "title": "t"});
+        for (ops, want) in [
+            (
+                json!([{"op": "replace", "path": "nosuch", "value": 1}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "replace", "path": "name.nosuch", "value": 1}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "replace", "path": "emails[type eq", "value": 1}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "replace", "path": "title[value eq \"x\"]", "value": 1}]),
+                "invalidPath",
+            ),
+            (
+                json!([{"op": "replace", "path": "id", "value": "x"}]),
+                "mutability",
+            ),
+            (
+                json!([{"op": "replace", "path": "meta.created", "value": "x"}]),
+                "mutability",
+            ),
+            (
+                json!([{"op": "add", "path": "groups", "value": [{"value": "g"}]}]),
+                "mutability",
+            ),
+            (
+                json!([{"op": "replace", "path": "active", "value": "maybe"}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "path": "title", "value": 5}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "remove", "path": "userName"}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "path": "userName", "value": ""}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "add", "path": "emails", "value": [{"value": "1", "type": "work"}, {"value": "2", "type": "work"}]}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "replace", "value": "not an object"}]),
+                "invalidValue",
+            ),
+            (
+                json!([{"op": "move", "path": "title", "value": 1}]),
+                "invalidSyntax",
+            ),
+            (json!([{"op": "replace", "path": "title"}]), "invalidSyntax"),
+            (json!([]), "invalidSyntax"),
+        ] {
+            assert_eq!(user_err(start.clone(), ops.clone()), want, "{ops}");
+        }
+        let e = run(
+            ResourceKind::Group,
+            json!({"displayName": "g"}),
+            json!([{"op": "add", "path": "members[value eq \"x\"]", "value": 1}]),
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type(), "invalidPath");
+        let e = run(
+            ResourceKind::Group,
+            json!({"displayName": "g"}),
+            json!([{"op": "replace", "path": "members.value", "value": "x"}]),
+        )
+        .unwrap_err();
+        assert_eq!(e.scim_type(), "invalidPath");
+    }
+
+    #[test]
+    fn password_is_taken_out_of_the_document() {
+        let ops = parse_request(
+            &json!({"Operations": [{"op": "replace", "path": "password", "value": "s3cret"}]}),
+        )
+        .unwrap();
+        assert_eq!(
+            password_in(ResourceKind::User, &ops).as_deref(),
+            Some("s3cret")
+        );
+        let out = apply(ResourceKind::User, &doc(json!({"userName": "a"})), &ops).unwrap();
+        assert_eq!(out.password, Some(Some("s3cret".into())));
+        assert!(!out.doc.contains_key("password"));
+        let ops =
+            parse_request(&json!({"Operations": [{"op": "replace", "value": {"password": "x2"}}]}))
+                .unwrap();
+        assert_eq!(password_in(ResourceKind::User, &ops).as_deref(), Some("x2"));
+    }
+
+    #[test]
+    fn external_id_and_echoed_read_only_attributes() {
+        let d = user(
+            json!({"userName": "a"}),
+            json!([
+                {"op": "replace", "value": {"externalId": "e1", "id": "ignored", "meta": {"x": 1}, "schemas": []}}
+            ]),
+        );
+        assert_eq!(d, doc(json!({"userName": "a", "externalId": "e1"})));
+        let d = user(
+            json!({"userName": "a", "externalId": "e1"}),
+            json!([{"op": "remove", "path": "externalId"}]),
+        );
+        assert!(!d.contains_key("externalId"));
+    }
+
+    mod property {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+
+        /// Simple operations on singular attributes, and what they do to a plain JSON copy.
+        #[derive(Debug, Clone)]
+        enum Simple {
+            Set(&'static str, Option<&'static str>, String),
+            Remove(&'static str, Option<&'static str>),
+        }
+
+        fn op_strategy() -> impl Strategy<Value = Simple> {
+            let target = select(vec![
+                ("title", None),
+                ("nickName", None),
+                ("displayName", None),
+                ("locale", None),
+                ("name", Some("givenName")),
+                ("name", Some("familyName")),
+            ]);
+            prop_oneof![
+                (target.clone(), "[a-zA-Zé ]{1,8}").prop_map(|((a, s), v)| Simple::Set(a, s, v)),
+                target.prop_map(|(a, s)| Simple::Remove(a, s)),
+            ]
+        }
+
+        fn path(a: &str, s: Option<&str>) -> String {
+            match s {
+                Some(s) => format!("{a}.{s}"),
+                None => a.to_string(),
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+            #[test]
+            fn patch_equals_editing_a_json_copy(ops in proptest::collection::vec(op_strategy(), 1..12), no_path in any::<bool>()) {
+                let mut expected = doc(json!({"userName": "u"}));
+                let mut request = Vec::new();
+                for op in &ops {
+                    match op {
+                        Simple::Set(a, s, v) => {
+                            match s {
+                                None => { expected.insert((*a).into(), json!(v)); }
+                                Some(s) => {
+                                    let parent = expected.entry(*a).or_insert_with(|| json!({}));
+                                    parent.as_object_mut().unwrap().insert((*s).into(), json!(v));
+                                }
+                            }
+                            request.push(if no_path {
+                                json!({"op": "Replace", "value": {path(a, *s): v}})
+                            } else {
+                                json!({"op": "Replace", "path": path(a, *s), "value": v})
+                            });
+                        }
+                        Simple::Remove(a, s) => {
+                            match s {
+                                None => { expected.remove(*a); }
+                                Some(s) => {
+                                    if let Some(Value::Object(p)) = expected.get_mut(*a) {
+                                        p.remove(*s);
+                                        if p.is_empty() { expected.remove(*a); }
+                                    }
+                                }
+                            }
+                            request.push(json!({"op": "remove", "path": path(a, *s)}));
+                        }
+                    }
+                }
+                let got = user(json!({"userName": "u"}), Value::Array(request));
+                prop_assert_eq!(got, expected);
+            }
+        }
+    }
+}
