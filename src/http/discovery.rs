@@ -51,7 +51,7 @@ async fn service_provider_config(state: web::Data<AppState>, principal: Principa
     let base = state.scim_base(&principal.provider_name);
     ok(&json!({
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
-        "patch": {"supported": false},
+        "patch": {"supported": true},
         "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
         "filter": {"supported": true, "maxResults": state.config.max_page_size},
         "changePassword": {"supported": false},

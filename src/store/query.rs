@@ -69,6 +69,16 @@ impl<'a> Compiler<'a> {
         self.node(f)
     }
 
+    /// A condition over a group's member rows (`members m`, member resource `x`) for the inner
+    /// filter of `members[...]`, as PATCH removes them.
+    pub fn member_filter(&mut self, f: &Filter) -> Result<String, scim::Error> {
+        let attr = ResourceKind::Group
+            .schema()
+            .attribute("members")
+            .ok_or_else(|| invalid("no members attribute"))?;
+        self.inner(attr, f, &|c, sub| c.member_expr(sub))
+    }
+
     /// Whether the best way to run `f` is from a lookup in `value_index` or `members` (an
     /// `IN (...)` on the key) rather than from the provider's part of a resources index.
     /// SQLite's planner, without statistics, prefers the latter; the caller then keeps the

@@ -5,8 +5,9 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
 
-use super::query::INDEXED;
+use super::query::{Compiler, INDEXED};
 use super::{Error, Result};
+use crate::scim::patch::MemberChange;
 use crate::scim::projection::Projection;
 use crate::scim::resource::{self, Prepared, Stored, etag_matches};
 use crate::scim::{ResourceKind, fold};
@@ -84,7 +85,7 @@ fn require(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Re
         .ok_or_else(|| Error::NotFound(format!("{} {id} not found", kind.name())))
 }
 
-fn check_if_match(r: &Resource, if_match: Option<&str>) -> Result<()> {
+pub fn check_if_match(r: &Resource, if_match: Option<&str>) -> Result<()> {
     match if_match {
         Some(h) if !etag_matches(h, r.version) => Err(Error::PreconditionFailed(format!(
             "If-Match {h} does not match the current version W/\"{}\"",
@@ -230,6 +231,120 @@ pub fn replace(
         set_members(c, old.seq, &wanted)?;
     }
     require(c, provider_id, kind, id)
+}
+
+/// How a write treats the stored password hash.
+pub enum PasswordUpdate {
+    Keep,
+    Set(String),
+    Clear,
+}
+
+/// Stores a patched document (same columns as a PUT) and bumps the version. Call inside a
+/// write transaction.
+pub fn update_doc(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    seq: i64,
+    p: &Prepared,
+    password: PasswordUpdate,
+    now: &str,
+) -> Result<()> {
+    check_unique(c, provider_id, kind, &p.name, Some(seq))?;
+    let (set_hash, hash) = match password {
+        PasswordUpdate::Keep => (false, None),
+        PasswordUpdate::Set(h) => (true, Some(h)),
+        PasswordUpdate::Clear => (true, None),
+    };
+    c.prepare_cached(
+        "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, doc = ?4,
+                password_hash = CASE WHEN ?5 THEN ?6 ELSE password_hash END,
+                modified = ?7, version = version + 1
+         WHERE seq = ?8",
+    )?
+    .execute(params![
+        p.external_id,
+        p.name,
+        fold(&p.name),
+        doc_text(p)?,
+        set_hash,
+        hash,
+        now,
+        seq
+    ])?;
+    reindex(c, seq, &p.doc)
+}
+
+/// Marks a resource changed (new version, lastModified) without touching its document.
+pub fn touch(c: &Connection, seq: i64, now: &str) -> Result<()> {
+    c.prepare_cached("UPDATE resources SET modified = ?1, version = version + 1 WHERE seq = ?2")?
+        .execute(params![now, seq])?;
+    Ok(())
+}
+
+/// Applies PATCH membership changes row by row: the cost grows with the members named, not
+/// with the size of the group. Returns whether any membership changed.
+pub fn change_members(
+    c: &Connection,
+    provider_id: i64,
+    group_seq: i64,
+    base: &str,
+    changes: &[MemberChange],
+) -> Result<bool> {
+    let mut changed = false;
+    for change in changes {
+        match change {
+            MemberChange::Add(ids) => {
+                let seqs = member_seqs(c, provider_id, group_seq, ids)?;
+                changed |= add_members(c, group_seq, &seqs)? > 0;
+            }
+            MemberChange::Remove(ids) => {
+                let mut del = c.prepare_cached(
+                    "DELETE FROM members WHERE group_seq = ?1 AND member_seq =
+                       (SELECT seq FROM resources WHERE id = ?2 AND provider_id = ?3)
+                     RETURNING member_seq",
+                )?;
+                for id in ids {
+                    let gone: Option<i64> = del
+                        .query_row(params![group_seq, id, provider_id], |r| r.get(0))
+                        .optional()?;
+                    if let Some(m) = gone {
+                        bump(c, m)?;
+                        changed = true;
+                    }
+                }
+            }
+            MemberChange::RemoveWhere(f) => {
+                let mut compiler = Compiler::new(ResourceKind::Group, base, 2);
+                let cond = compiler
+                    .member_filter(f)
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+                let mut args = vec![Sql::Integer(group_seq)];
+                args.extend(compiler.into_params());
+                let seqs: Vec<i64> = c
+                    .prepare(&format!(
+                        "SELECT m.member_seq FROM members m CROSS JOIN resources x ON x.seq = m.member_seq
+                         WHERE m.group_seq = ?1 AND {cond}"
+                    ))?
+                    .query_map(params_from_iter(args.iter()), |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut del = c.prepare_cached(
+                    "DELETE FROM members WHERE group_seq = ?1 AND member_seq = ?2",
+                )?;
+                for m in seqs {
+                    del.execute(params![group_seq, m])?;
+                    bump(c, m)?;
+                    changed = true;
+                }
+            }
+            MemberChange::Replace(ids) => {
+                let seqs = member_seqs(c, provider_id, group_seq, ids)?;
+                changed |= set_members(c, group_seq, &seqs)?;
+            }
+        }
+    }
+    Ok(changed)
 }
 
 /// The stored resource before a PUT, for checks that compare old and new.
@@ -483,20 +598,22 @@ fn add_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<usize> {
     Ok(added)
 }
 
-/// Makes the group's members exactly `seqs`.
-fn set_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<()> {
+/// Makes the group's members exactly `seqs`; returns whether anything changed.
+fn set_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<bool> {
     let current: Vec<i64> = c
         .prepare_cached("SELECT member_seq FROM members WHERE group_seq = ?1")?
         .query_map([group_seq], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
+    let wanted: std::collections::HashSet<i64> = seqs.iter().copied().collect();
     let mut del =
         c.prepare_cached("DELETE FROM members WHERE group_seq = ?1 AND member_seq = ?2")?;
-    for m in current.iter().filter(|m| !seqs.contains(m)) {
+    let mut changed = false;
+    for m in current.iter().filter(|m| !wanted.contains(m)) {
         del.execute(params![group_seq, m])?;
         bump(c, *m)?;
+        changed = true;
     }
-    add_members(c, group_seq, seqs)?;
-    Ok(())
+    Ok(add_members(c, group_seq, seqs)? > 0 || changed)
 }
 
 /// The members of a group, oldest resource first.

@@ -46,7 +46,7 @@ fn resource_types_and_service_provider_config() {
     scim.get("/ResourceTypes/Device").scim_error(404);
     let spc = scim.get("/ServiceProviderConfig").expect(200);
     // Only what works is advertised.
-    assert_eq!(spc["patch"]["supported"], false);
+    assert_eq!(spc["patch"]["supported"], true);
     assert_eq!(spc["filter"]["supported"], true);
     assert_eq!(spc["sort"]["supported"], true);
     assert_eq!(spc["pagination"]["cursor"], true);

@@ -9,6 +9,7 @@ mod discovery;
 mod harness;
 mod http_basics;
 mod jobs;
+mod patch;
 mod query;
 mod quickstart;
 mod resources;
