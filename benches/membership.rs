@@ -21,7 +21,12 @@ fn invalid(e: impl std::fmt::Display) -> scimd::store::Error {
 
 fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("bench.db"), OpenMode::CreateIfMissing, Duration::from_secs(5), 2)?;
+    let store = Store::open(
+        &dir.path().join("bench.db"),
+        OpenMode::CreateIfMissing,
+        Duration::from_secs(5),
+        2,
+    )?;
     let provider = store.call(|c| providers::insert(c, "bench", "", ProviderKind::Generic, 0))?;
     let now = "2026-11-29T00:00:00.000Z";
     let total_users = 100_000 + 1_000 + 1 + 200;
@@ -31,8 +36,11 @@ fn main() -> anyhow::Result<()> {
             write_tx(c, |tx| {
                 let mut made = Vec::new();
                 for &i in chunk {
-                    let p = prepare(ResourceKind::User, &json!({"userName": format!("user{i}")})).map_err(invalid)?;
-                    made.push(resources::insert(tx, provider.id, ResourceKind::User, &p, None, now)?.id);
+                    let p = prepare(ResourceKind::User, &json!({"userName": format!("user{i}")}))
+                        .map_err(invalid)?;
+                    made.push(
+                        resources::insert(tx, provider.id, ResourceKind::User, &p, None, now)?.id,
+                    );
                 }
                 Ok(made)
             })
@@ -40,14 +48,24 @@ fn main() -> anyhow::Result<()> {
         ids.extend(made);
     }
     println!("scimd membership benchmark: add then remove one member, 200 rounds per group size");
-    println!("{:<16} {:>12} {:>12} {:>12} {:>12}", "group size", "add median", "add p99", "remove median", "remove p99");
+    println!(
+        "{:<16} {:>12} {:>12} {:>12} {:>12}",
+        "group size", "add median", "add p99", "remove median", "remove p99"
+    );
     let mut next = 0;
     for size in [1usize, 1_000, 100_000] {
-        let members: Vec<serde_json::Value> = ids[next..next + size].iter().map(|id| json!({"value": id})).collect();
+        let members: Vec<serde_json::Value> = ids[next..next + size]
+            .iter()
+            .map(|id| json!({"value": id}))
+            .collect();
         next += size;
         let group = store.call(|c| {
             write_tx(c, |tx| {
-                let p = prepare(ResourceKind::Group, &json!({"displayName": format!("g{size}"), "members": members})).map_err(invalid)?;
+                let p = prepare(
+                    ResourceKind::Group,
+                    &json!({"displayName": format!("g{size}"), "members": members}),
+                )
+                .map_err(invalid)?;
                 resources::insert(tx, provider.id, ResourceKind::Group, &p, None, now)
             })
         })?;
@@ -63,10 +81,16 @@ fn main() -> anyhow::Result<()> {
                 store.call(|c| {
                     write_tx(c, |tx| {
                         let ops = patch::parse_request(&body).map_err(invalid)?;
-                        let old = resources::current(tx, provider.id, ResourceKind::Group, &group.id)?;
-                        let out = patch::apply(ResourceKind::Group, &old.doc, &ops).map_err(invalid)?;
-                        assert!(matches!(out.members[0], MemberChange::Add(_) | MemberChange::Remove(_)));
-                        if resources::change_members(tx, provider.id, old.seq, BASE, &out.members)? {
+                        let old =
+                            resources::current(tx, provider.id, ResourceKind::Group, &group.id)?;
+                        let out =
+                            patch::apply(ResourceKind::Group, &old.doc, &ops).map_err(invalid)?;
+                        assert!(matches!(
+                            out.members[0],
+                            MemberChange::Add(_) | MemberChange::Remove(_)
+                        ));
+                        if resources::change_members(tx, provider.id, old.seq, BASE, &out.members)?
+                        {
                             resources::touch(tx, old.seq, now)?;
                         }
                         Ok(())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: formatting, lints, unit and integration tests
-# (the integration tests start the real scimd binary on loopback ports).
+# (the integration tests start the real scimd binary on loopback ports), then the public SCIM
+# conformance checkers against a release build (scripts/conformance.sh installs them itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,3 +11,5 @@ echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --locked
+echo "== conformance checkers (scim2-tester, scim-sanity) against the release binary"
+./scripts/conformance.sh

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::filter::{self, AttrPath, CompValue, Filter, Op};
-use super::resource::value_of;
+use super::resource::{Member, member_ids, value_of};
 use super::schema::{Attribute, Mutability, ResourceKind};
 
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -32,11 +32,11 @@ pub struct Operation {
 /// A change to a group's memberships, applied by the store in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemberChange {
-    Add(Vec<String>),
+    Add(Vec<Member>),
     Remove(Vec<String>),
     /// Remove the members matching a filter on member sub-attributes (`members[...]`).
     RemoveWhere(Filter),
-    Replace(Vec<String>),
+    Replace(Vec<Member>),
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -118,9 +118,10 @@ struct Target {
     sub: Option<&'static Attribute>,
 }
 
-/// What a path names before schema resolution: the resource's `externalId`, or an attribute.
+/// What a path names: the resource's `externalId`, a whole extension, or an attribute.
 enum Resolved {
     ExternalId,
+    Extension(&'static super::schema::Schema),
     Attr(Target),
 }
 
@@ -154,10 +155,10 @@ fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
                 (e, Some(e.id))
             } else if let Some(e) = kind.extension(&format!("{u}:{}", ap.attr)) {
                 // The whole extension, e.g. path "urn:...:enterprise:2.0:User".
-                return Err(bad(&format!(
-                    "name an attribute of {}, or leave out the path and send the extension object",
-                    e.id
-                )));
+                if ap.sub.is_some() || filter.is_some() {
+                    return Err(bad("not an attribute path"));
+                }
+                return Ok(Resolved::Extension(e));
             } else {
                 return Err(bad("unknown schema"));
             }
@@ -264,14 +265,8 @@ fn apply_without_path(kind: ResourceKind, out: &mut Outcome, op: &Operation) -> 
             continue;
         }
         if let Some(ext) = kind.extension(key) {
-            let obj = match v {
-                Value::Null => continue,
-                Value::Object(o) => o,
-                _ => return Err(Error::InvalidValue(format!("{} must be an object", ext.id))),
-            };
-            for (sub_key, sv) in obj {
-                let resolved = resolve(kind, &format!("{}:{sub_key}", ext.id))?;
-                apply_at(kind, out, op.op, resolved, Some(sv))?;
+            if !v.is_null() {
+                apply_at(kind, out, op.op, Resolved::Extension(ext), Some(v))?;
             }
             continue;
         }
@@ -338,6 +333,30 @@ fn apply_at(
             }
             return Ok(());
         }
+        Resolved::Extension(ext) => {
+            match (op, value) {
+                (Kind::Remove, _) | (_, None | Some(Value::Null)) => {
+                    out.doc.remove(ext.id);
+                }
+                // add and replace set the attributes given and leave the others.
+                (_, Some(Value::Object(attrs))) => {
+                    for (key, v) in attrs
+                        .iter()
+                        .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
+                    {
+                        let resolved = resolve(kind, &format!("{}:{key}", ext.id))?;
+                        apply_at(kind, out, op, resolved, Some(v))?;
+                    }
+                }
+                (_, Some(v)) => {
+                    return Err(Error::InvalidValue(format!(
+                        "{} must be an object, got {v}",
+                        ext.id
+                    )));
+                }
+            }
+            return Ok(());
+        }
         Resolved::Attr(t) => t,
     };
     if t.attr.mutability == Mutability::WriteOnly {
@@ -360,8 +379,10 @@ fn apply_at(
     if t.attr.multi_valued {
         return multi(kind, out, op, &t, value);
     }
-    let map = container(&mut out.doc, t.ext, op != Kind::Remove)
-        .ok_or_else(|| Error::NoTarget(format!("{path} has no value")))?;
+    // Only a remove finds no extension object, and then there is nothing to remove.
+    let Some(map) = container(&mut out.doc, t.ext, op != Kind::Remove) else {
+        return Ok(());
+    };
     match (op, t.sub) {
         (Kind::Remove, None) => {
             map.remove(path);
@@ -529,8 +550,10 @@ fn multi(
 ) -> Result<(), Error> {
     let attr = t.attr;
     let path = attr.name;
-    let map = container(&mut out.doc, t.ext, op != Kind::Remove)
-        .ok_or_else(|| Error::NoTarget(format!("{path} has no value")))?;
+    // Only a remove finds no extension object, and then there is nothing to remove.
+    let Some(map) = container(&mut out.doc, t.ext, op != Kind::Remove) else {
+        return Ok(());
+    };
     let mut items: Vec<Value> = match map.get(path) {
         Some(Value::Array(a)) => a.clone(),
         _ => Vec::new(),
@@ -712,32 +735,13 @@ fn finish(out: &mut Outcome, t: &Target, items: Vec<Value>) -> Result<(), Error>
     Ok(())
 }
 
-/// Member ids in a `members` value: an array of `{"value": id}` (or one such object).
-fn member_ids(v: Option<&Value>) -> Result<Vec<String>, Error> {
-    let items = match v {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(a)) => a.clone(),
-        Some(o @ Value::Object(_)) => vec![o.clone()],
-        Some(other) => {
-            return Err(Error::InvalidValue(format!(
-                "members must be an array, got {other}"
-            )));
-        }
-    };
-    let mut ids: Vec<String> = Vec::new();
-    for item in items {
-        let id = item
-            .as_object()
-            .and_then(|o| field(o, "value"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                Error::InvalidValue(format!("each member needs a string value, got {item}"))
-            })?;
-        if !ids.iter().any(|x| x == id) {
-            ids.push(id.to_string());
-        }
+/// The members in a `members` value: an array of `{"value": id}` (or one such object).
+fn members_in(attr: &'static Attribute, v: Option<&Value>) -> Result<Vec<Member>, Error> {
+    match v {
+        None => Ok(Vec::new()),
+        Some(o @ Value::Object(_)) => member_ids(attr, &Value::Array(vec![o.clone()])),
+        Some(other) => member_ids(attr, other),
     }
-    Ok(ids)
 }
 
 fn members(out: &mut Outcome, op: Kind, t: &Target, value: Option<&Value>) -> Result<(), Error> {
@@ -747,11 +751,13 @@ fn members(out: &mut Outcome, op: Kind, t: &Target, value: Option<&Value>) -> Re
         ));
     }
     let change = match (&t.filter, op) {
-        (None, Kind::Add) => MemberChange::Add(member_ids(value)?),
-        (None, Kind::Replace) => MemberChange::Replace(member_ids(value)?),
-        (None, Kind::Remove) => match member_ids(value)? {
+        (None, Kind::Add) => MemberChange::Add(members_in(t.attr, value)?),
+        (None, Kind::Replace) => MemberChange::Replace(members_in(t.attr, value)?),
+        (None, Kind::Remove) => match members_in(t.attr, value)? {
             // Entra's default dialect lists the members to remove; never read that as "all".
-            ids if !ids.is_empty() => MemberChange::Remove(ids),
+            listed if !listed.is_empty() => {
+                MemberChange::Remove(listed.into_iter().map(|m| m.id).collect())
+            }
             _ => MemberChange::Replace(Vec::new()),
         },
         (Some(f), Kind::Remove) => match value_eqs(f) {
@@ -811,6 +817,13 @@ mod tests {
     use crate::scim::resource::prepare;
     use crate::scim::schema::ENTERPRISE_USER;
     use serde_json::json;
+
+    fn member(id: &str, display: Option<&str>) -> Member {
+        Member {
+            id: id.into(),
+            display: display.map(Into::into),
+        }
+    }
 
     fn doc(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
@@ -968,7 +981,13 @@ mod tests {
         let out = run(ResourceKind::Group, json!({"displayName": "Tour Guides"}), json!([
             {"op": "add", "path": "members", "value": [{"display": "Babs Jensen", "$ref": "https://x/Users/2819c223", "value": "2819c223"}]}
         ])).unwrap();
-        assert_eq!(out.members, [MemberChange::Add(vec!["2819c223".into()])]);
+        assert_eq!(
+            out.members,
+            [MemberChange::Add(vec![member(
+                "2819c223",
+                Some("Babs Jensen")
+            )])]
+        );
         let d = user(
             json!({"userName": "bjensen", "emails": [{"value": "old@x.com", "type": "home"}]}),
             json!([
@@ -1051,8 +1070,8 @@ mod tests {
         assert_eq!(
             out.members,
             [MemberChange::Replace(vec![
-                "2819c223".into(),
-                "902c246b".into()
+                member("2819c223", None),
+                member("902c246b", None)
             ])]
         );
         let start = json!({"userName": "a", "addresses": [{"type": "work", "streetAddress": "old", "locality": "L"}]});
@@ -1192,6 +1211,27 @@ mod tests {
             parse_request(&json!({"Operations": [{"op": "replace", "value": {"password": "x2"}}]}))
                 .unwrap();
         assert_eq!(password_in(ResourceKind::User, &ops).as_deref(), Some("x2"));
+    }
+
+    #[test]
+    fn the_whole_extension_as_a_path() {
+        let start =
+            json!({"userName": "a", ENTERPRISE_USER: {"department": "x", "costCenter": "c"}});
+        let d = user(
+            start.clone(),
+            json!([{"op": "replace", "path": ENTERPRISE_USER, "value": {"department": "y"}}]),
+        );
+        assert_eq!(
+            d[ENTERPRISE_USER],
+            json!({"department": "y", "costCenter": "c"})
+        );
+        let d = user(
+            start.clone(),
+            json!([{"op": "add", "path": ENTERPRISE_USER, "value": {"manager": "m1"}}]),
+        );
+        assert_eq!(d[ENTERPRISE_USER]["manager"], json!({"value": "m1"}));
+        let d = user(start, json!([{"op": "remove", "path": ENTERPRISE_USER}]));
+        assert!(!d.contains_key(ENTERPRISE_USER));
     }
 
     #[test]

@@ -21,8 +21,15 @@ pub struct Prepared {
     pub external_id: Option<String>,
     /// A write-only password, to be hashed before storing.
     pub password: Option<String>,
-    /// Member ids of a Group, in order of first appearance, without duplicates.
-    pub members: Option<Vec<String>>,
+    /// Members of a Group, in order of first appearance, without duplicate ids.
+    pub members: Option<Vec<Member>>,
+}
+
+/// One member as a client sent it: the member's id, and the `display` it gave, kept as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub display: Option<String>,
 }
 
 /// Validates a POST or PUT body for `kind`.
@@ -161,7 +168,8 @@ fn check_schemas(value: &Value) -> Result<(), Error> {
 
 fn prepare_object(schema: &Schema, m: &Map<String, Value>) -> Result<Map<String, Value>, Error> {
     let mut out = Map::new();
-    for (key, value) in m {
+    // Some clients repeat `schemas` inside the extension object; it carries no attribute.
+    for (key, value) in m.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
         let attr = schema.attribute(key).ok_or_else(|| {
             Error::InvalidSyntax(format!("{key:?} is not an attribute of {}", schema.id))
         })?;
@@ -301,36 +309,47 @@ fn check_multi(attr: &Attribute, values: &[Value], path: &str) -> Result<(), Err
     Ok(())
 }
 
-fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<String>, Error> {
+/// The members in a `members` value. `type` and `$ref` are computed by the server and ignored;
+/// `display` is kept as sent.
+pub fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<Member>, Error> {
     let items = match v {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
         _ => return Err(Error::InvalidValue("members must be an array".into())),
     };
-    let mut ids: Vec<String> = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    let mut members = Vec::with_capacity(items.len());
     for item in items {
         let m = item.as_object().ok_or_else(|| {
             Error::InvalidValue(format!("each member must be an object, got {item}"))
         })?;
-        let mut value = None;
+        let (mut value, mut display) = (None, None);
         for (key, sv) in m {
             let sub = attr.sub(key).ok_or_else(|| {
                 Error::InvalidSyntax(format!("{key:?} is not a sub-attribute of members"))
             })?;
-            if sub.name == "value" {
-                value = Some(sv.as_str().ok_or_else(|| {
-                    Error::InvalidValue(format!("members.value must be a string, got {sv}"))
-                })?);
+            let text = || match sv {
+                Value::Null => Ok(None),
+                Value::String(s) => Ok(Some(s.clone())),
+                _ => Err(Error::InvalidValue(format!(
+                    "members.{} must be a string, got {sv}",
+                    sub.name
+                ))),
+            };
+            match sub.name {
+                "value" => value = text()?,
+                "display" => display = text()?,
+                _ => {}
             }
         }
         let id = value.ok_or_else(|| {
             Error::InvalidValue("every member needs a value (the member's id)".into())
         })?;
-        if !ids.iter().any(|x| x == id) {
-            ids.push(id.to_string());
+        if seen.insert(id.clone()) {
+            members.push(Member { id, display });
         }
     }
-    Ok(ids)
+    Ok(members)
 }
 
 /// PUT may not change an immutable attribute that already has a value (RFC 7644 §3.5.1).
@@ -604,10 +623,14 @@ mod tests {
             }),
         )
         .unwrap();
-        assert_eq!(
-            p.members.as_deref(),
-            Some(&["u1".to_string(), "u2".to_string()][..])
-        );
+        let ids: Vec<(&str, Option<&str>)> = p
+            .members
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| (m.id.as_str(), m.display.as_deref()))
+            .collect();
+        assert_eq!(ids, [("u1", Some("x")), ("u2", None)]);
         assert!(!p.doc.contains_key("members"));
         let err = prepare(
             ResourceKind::Group,

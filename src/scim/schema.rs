@@ -353,7 +353,10 @@ const MEMBER_SUBS: &[Attribute] = &[
     attr("$ref", Type::Reference, "URI of the member.")
         .refs(&["User", "Group"])
         .mutability(Mutability::Immutable),
-    string("display", "The member's display name (computed).").mutability(Mutability::ReadOnly),
+    string(
+        "display",
+        "A name for the member, stored as the client sent it.",
+    ),
     string("type", "\"User\" or \"Group\" (computed).")
         .canonical(&["User", "Group"])
         .mutability(Mutability::Immutable),

@@ -58,6 +58,7 @@ fn migrations() -> Vec<M<'static>> {
                     .map_err(|e| rusqlite_migration::HookError::Hook(e.to_string()))
             },
         ),
+        M::up(include_str!("migrations/0003_member_display.sql")),
     ]
 }
 

@@ -365,10 +365,7 @@ impl<'a> Compiler<'a> {
         match sub.name {
             "value" => ("x.id".into(), false),
             "type" => ("x.kind".into(), false),
-            "display" => (
-                "coalesce(json_extract(x.doc, '$.\"displayName\"'), x.name)".into(),
-                false,
-            ),
+            "display" => ("m.display".into(), true),
             _ => (self.ref_expr(), false),
         }
     }

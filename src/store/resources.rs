@@ -9,7 +9,7 @@ use super::query::{Compiler, INDEXED};
 use super::{Error, Result};
 use crate::scim::patch::MemberChange;
 use crate::scim::projection::Projection;
-use crate::scim::resource::{self, Prepared, Stored, etag_matches};
+use crate::scim::resource::{self, Member, Prepared, Stored, etag_matches};
 use crate::scim::{ResourceKind, fold};
 
 /// A stored User or Group.
@@ -547,24 +547,25 @@ pub fn explain(
     Ok(plan)
 }
 
-/// Resolves member ids to internal keys: each must be a User or Group of the same provider,
-/// and a group cannot contain itself.
+/// Resolves members to internal keys, keeping each one's display: each must be a User or
+/// Group of the same provider, and a group cannot contain itself.
 fn member_seqs(
     c: &Connection,
     provider_id: i64,
     group_seq: i64,
-    ids: &[String],
-) -> Result<Vec<i64>> {
+    members: &[Member],
+) -> Result<Vec<(i64, Option<String>)>> {
     let mut st =
         c.prepare_cached("SELECT seq FROM resources WHERE id = ?1 AND provider_id = ?2")?;
-    let mut seqs = Vec::with_capacity(ids.len());
-    for id in ids {
+    let mut seqs = Vec::with_capacity(members.len());
+    for m in members {
         let seq: i64 = st
-            .query_row(params![id, provider_id], |r| r.get(0))
+            .query_row(params![m.id, provider_id], |r| r.get(0))
             .optional()?
             .ok_or_else(|| {
                 Error::Invalid(format!(
-                    "member {id:?} is not a User or Group of this identity provider"
+                    "member {:?} is not a User or Group of this identity provider",
+                    m.id
                 ))
             })?;
         if seq == group_seq {
@@ -572,7 +573,7 @@ fn member_seqs(
                 "a group cannot be a member of itself".into(),
             ));
         }
-        seqs.push(seq);
+        seqs.push((seq, m.display.clone()));
     }
     Ok(seqs)
 }
@@ -584,27 +585,29 @@ fn bump(c: &Connection, seq: i64) -> Result<()> {
 }
 
 /// Adds memberships; existing ones are left as they are. Returns how many were new.
-fn add_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<usize> {
+fn add_members(c: &Connection, group_seq: i64, members: &[(i64, Option<String>)]) -> Result<usize> {
     let mut st = c.prepare_cached(
-        "INSERT INTO members (group_seq, member_seq) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        "INSERT INTO members (group_seq, member_seq, display) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO NOTHING",
     )?;
     let mut added = 0;
-    for &m in seqs {
-        if st.execute(params![group_seq, m])? > 0 {
-            bump(c, m)?;
+    for (m, display) in members {
+        if st.execute(params![group_seq, m, display])? > 0 {
+            bump(c, *m)?;
             added += 1;
         }
     }
     Ok(added)
 }
 
-/// Makes the group's members exactly `seqs`; returns whether anything changed.
-fn set_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<bool> {
+/// Makes the group's members exactly `members` (displays included); returns whether anything
+/// changed.
+fn set_members(c: &Connection, group_seq: i64, members: &[(i64, Option<String>)]) -> Result<bool> {
     let current: Vec<i64> = c
         .prepare_cached("SELECT member_seq FROM members WHERE group_seq = ?1")?
         .query_map([group_seq], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let wanted: std::collections::HashSet<i64> = seqs.iter().copied().collect();
+    let wanted: std::collections::HashSet<i64> = members.iter().map(|(s, _)| *s).collect();
     let mut del =
         c.prepare_cached("DELETE FROM members WHERE group_seq = ?1 AND member_seq = ?2")?;
     let mut changed = false;
@@ -613,13 +616,20 @@ fn set_members(c: &Connection, group_seq: i64, seqs: &[i64]) -> Result<bool> {
         bump(c, *m)?;
         changed = true;
     }
-    Ok(add_members(c, group_seq, seqs)? > 0 || changed)
+    let mut redisplay = c.prepare_cached(
+        "UPDATE members SET display = ?3 WHERE group_seq = ?1 AND member_seq = ?2
+         AND display IS NOT ?3",
+    )?;
+    for (m, display) in members {
+        changed |= redisplay.execute(params![group_seq, m, display])? > 0;
+    }
+    Ok(add_members(c, group_seq, members)? > 0 || changed)
 }
 
 /// The members of a group, oldest resource first.
 pub fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
     let mut st = c.prepare_cached(
-        "SELECT r.id, r.kind, coalesce(json_extract(r.doc, '$.displayName'), r.name)
+        "SELECT r.id, r.kind, m.display
          FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
          WHERE m.group_seq = ?1 ORDER BY m.member_seq",
     )?;

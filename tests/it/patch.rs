@@ -129,7 +129,9 @@ fn group_membership_in_both_styles_with_retries() {
     let path = format!("/Groups/{gid}");
 
     // Several members in one operation; a retry of the same request succeeds.
-    let add = json!([{"op": "Add", "path": "members", "value": [{"value": uid(1)}, {"value": uid(2)}, {"value": uid(3)}]}]);
+    let add = json!([{"op": "Add", "path": "members", "value": [
+        {"value": uid(1)}, {"value": uid(2)}, {"value": uid(3), "display": "U3"}
+    ]}]);
     assert_eq!(patch(&scim, &path, add.clone()).status, 200);
     assert_eq!(
         patch(&scim, &path, add).status,

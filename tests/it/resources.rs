@@ -59,8 +59,18 @@ fn user(scim: &Scim, name: &str) -> Value {
     scim.create("/Users", &json!({"schemas": [USER], "userName": name}))
 }
 
+/// A group of `members`, each sent with a display name made from its userName/displayName.
 fn group(scim: &Scim, name: &str, members: &[&Value]) -> Value {
-    let members: Vec<Value> = members.iter().map(|m| json!({"value": m["id"]})).collect();
+    let members: Vec<Value> = members
+        .iter()
+        .map(|m| {
+            let shown = m["userName"]
+                .as_str()
+                .or(m["displayName"].as_str())
+                .unwrap_or_default();
+            json!({"value": m["id"], "display": shown.to_uppercase()})
+        })
+        .collect();
     scim.create(
         "/Groups",
         &json!({"schemas": [GROUP], "displayName": name, "members": members}),
@@ -343,7 +353,10 @@ fn groups_members_and_nested_groups() {
     assert_eq!(members.len(), 2);
     let inner_ref = members.iter().find(|m| m["value"] == inner["id"]).unwrap();
     assert_eq!(inner_ref["type"], "Group");
-    assert_eq!(inner_ref["display"], "inner");
+    assert_eq!(
+        inner_ref["display"], "INNER",
+        "display is kept as the client sent it"
+    );
     assert_eq!(
         inner_ref["$ref"],
         format!("{}/Groups/{}", scim.base, id(&inner))
@@ -351,7 +364,7 @@ fn groups_members_and_nested_groups() {
     let ben_ref = members.iter().find(|m| m["value"] == ben["id"]).unwrap();
     assert_eq!(
         (ben_ref["type"].as_str(), ben_ref["display"].as_str()),
-        (Some("User"), Some("ben"))
+        (Some("User"), Some("BEN"))
     );
 
     // User.groups is computed, direct and through nesting.
