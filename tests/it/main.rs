@@ -12,4 +12,5 @@ mod jobs;
 mod patch;
 mod query;
 mod quickstart;
+mod replays;
 mod resources;
