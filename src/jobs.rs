@@ -54,8 +54,14 @@ pub fn cleanup_once(
     })
 }
 
-/// Runs `cleanup_once` at start and then every `cleanup_interval` until `stop` turns true.
-pub async fn cleanup_loop(store: Store, config: Config, mut stop: watch::Receiver<bool>) {
+/// Runs `cleanup_once` at start and then every `cleanup_interval` until `stop` turns true;
+/// each run also logs the non-standard request shapes accepted so far.
+pub async fn cleanup_loop(
+    store: Store,
+    config: Config,
+    quirks: std::sync::Arc<crate::http::quirks::QuirkCounter>,
+    mut stop: watch::Receiver<bool>,
+) {
     let policy = CleanupPolicy::from(&config);
     let mut tick = tokio::time::interval(config.cleanup_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
@@ -69,6 +75,7 @@ pub async fn cleanup_loop(store: Store, config: Config, mut stop: watch::Receive
             Ok(report) => log_report(&report, now),
             Err(e) => tracing::warn!(error = %e, "token cleanup failed; will retry"),
         }
+        quirks.log_totals();
     }
 }
 

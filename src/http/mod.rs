@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod discovery;
+pub mod quirks;
 pub mod resources;
 
 use std::net::{SocketAddr, TcpListener};
@@ -28,6 +29,8 @@ pub struct AppState {
     /// Scheme, host and prefix clients reach this server at, without a trailing slash.
     pub public_base: String,
     pub config: Config,
+    /// Non-standard request shapes accepted, per identity provider.
+    pub quirks: std::sync::Arc<quirks::QuirkCounter>,
 }
 
 impl AppState {
@@ -81,11 +84,13 @@ pub fn serve(
     actix_web::rt::System::new().block_on(async move {
         let addr = listener.local_addr()?;
         let argon2_slots = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let quirk_counter = std::sync::Arc::new(quirks::QuirkCounter::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             verifier: Verifier::new(argon2_slots),
             public_base: public_base.clone(),
             config: config.clone(),
+            quirks: quirk_counter.clone(),
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()))
@@ -95,7 +100,12 @@ pub fn serve(
             .run();
         let handle = server.handle();
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
-        let cleanup = actix_web::rt::spawn(jobs::cleanup_loop(store, config.clone(), jobs_stopped));
+        let cleanup = actix_web::rt::spawn(jobs::cleanup_loop(
+            store,
+            config.clone(),
+            quirk_counter,
+            jobs_stopped,
+        ));
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
@@ -238,16 +248,18 @@ async fn access_log(
         .to_string();
     let res = next.call(req).await;
     let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-    let (status, token) = match &res {
+    let (status, token, quirk_names) = match &res {
         Ok(res) => (
             res.status().as_u16(),
             res.request()
                 .extensions()
                 .get::<auth::TokenId>()
                 .map_or_else(|| "-".to_string(), |t| t.0.clone()),
+            quirks::names(res.request()),
         ),
         Err(e) => (
             e.as_response_error().status_code().as_u16(),
+            "-".to_string(),
             "-".to_string(),
         ),
     };
@@ -258,6 +270,7 @@ async fn access_log(
         status,
         latency_ms = format_args!("{latency_ms:.2}"),
         token = %token,
+        quirks = %quirk_names,
         "request"
     );
     res

@@ -10,6 +10,7 @@ use super::auth::Principal;
 use super::{AppState, method_not_allowed};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
 use crate::scim::projection::Projection;
+use crate::scim::quirks::Quirks;
 use crate::scim::resource::{self, etag, etag_matches};
 use crate::scim::{self, ResourceKind};
 use crate::scim::{filter, patch};
@@ -23,7 +24,7 @@ pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListRespo
 /// The collection and item endpoints of one resource kind.
 pub fn services(kind: ResourceKind) -> Vec<Resource> {
     let search_endpoint = web::resource(format!("/{}/.search", kind.endpoint()))
-        .route(web::post().to(move |s, p, b| search(kind, s, p, b)))
+        .route(web::post().to(move |s, p, r, b| search(kind, s, p, r, b)))
         .default_service(web::to(method_not_allowed));
     let collection = web::resource(format!("/{}", kind.endpoint()))
         .route(web::get().to(move |s, p, r| list(kind, s, p, r)))
@@ -107,6 +108,9 @@ async fn create(
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
     let prepared = resource::prepare(kind, &body)?;
+    state
+        .quirks
+        .record(&req, &principal.provider_name, prepared.quirks);
     let password_hash = hash_password(&state, &prepared).await?;
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
@@ -204,6 +208,9 @@ async fn replace(
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
     let prepared = resource::prepare(kind, &body)?;
+    state
+        .quirks
+        .record(&req, &principal.provider_name, prepared.quirks);
     let password_hash = hash_password(&state, &prepared).await?;
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
@@ -275,15 +282,18 @@ async fn patch(
     let base = state.scim_base(&principal.provider_name);
     let if_match = if_match(req.headers());
     let now = now();
-    let (body, version) = state
+    let provider_name = principal.provider_name.clone();
+    let (body, version, quirks) = state
         .store
         .run(move |c| -> Result<_, Error> {
-            let r = write_tx(c, |tx| -> Result<_, Error> {
+            let (r, quirks) = write_tx(c, |tx| -> Result<_, Error> {
                 let old = rows::current(tx, principal.provider_id, kind, &id)?;
                 rows::check_if_match(&old, if_match.as_deref())?;
                 let outcome = patch::apply(kind, &old.doc, &ops)?;
                 // The result passes the same validation as a PUT body.
                 let prepared = resource::prepare(kind, &Value::Object(outcome.doc))?;
+                // Only the request's own shapes count; the stored document has none.
+                let quirks = outcome.quirks;
                 resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
                 let password = match (outcome.password, &hash) {
                     (None, _) => rows::PasswordUpdate::Keep,
@@ -315,16 +325,17 @@ async fn patch(
                 if members_changed && !doc_changed {
                     rows::touch(tx, old.seq, &now)?;
                 }
-                Ok(rows::current(tx, principal.provider_id, kind, &id)?)
+                Ok((rows::current(tx, principal.provider_id, kind, &id)?, quirks))
             })?;
             let body = if minimal {
                 None
             } else {
                 Some(rows::represent(c, &base, kind, &r, &projection)?)
             };
-            Ok((body, r.version))
+            Ok((body, r.version, quirks))
         })
         .await?;
+    state.quirks.record(&req, &provider_name, quirks);
     Ok(match body {
         Some(b) => with_version(StatusCode::OK, &b, version),
         None => {
@@ -484,12 +495,15 @@ impl ListRequest {
         Projection::parse(kind, self.attributes.as_deref(), self.excluded.as_deref())
     }
 
-    /// The compiled filter for `kind`, if any.
-    fn condition(&self, kind: ResourceKind, base: &str) -> Result<Option<rows::Condition>, Error> {
-        let Some(text) = &self.filter else {
-            return Ok(None);
-        };
-        compile(kind, base, &filter::parse(text)?).map(Some)
+    /// The parsed filter, if any, and the non-standard shapes it used.
+    fn parsed(&self) -> Result<(Option<filter::Filter>, Quirks), Error> {
+        match &self.filter {
+            None => Ok((None, Quirks::default())),
+            Some(text) => {
+                let (f, q) = filter::parse_noting(text)?;
+                Ok((Some(f), q))
+            }
+        }
     }
 }
 
@@ -529,27 +543,31 @@ async fn list(
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
     let request = ListRequest::from_query(&params, i64::from(state.config.max_page_size))?;
-    search_kind(kind, &state, principal, request).await
+    search_kind(kind, &state, principal, &req, request).await
 }
 
 async fn search(
     kind: ResourceKind,
     state: web::Data<AppState>,
     principal: Principal,
+    req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, Error> {
     let request = ListRequest::from_body(&body, i64::from(state.config.max_page_size))?;
-    search_kind(kind, &state, principal, request).await
+    search_kind(kind, &state, principal, &req, request).await
 }
 
 async fn search_kind(
     kind: ResourceKind,
     state: &AppState,
     principal: Principal,
+    req: &HttpRequest,
     request: ListRequest,
 ) -> Result<HttpResponse, Error> {
     let base = state.scim_base(&principal.provider_name);
-    let condition = request.condition(kind, &base)?;
+    let (ast, quirks) = request.parsed()?;
+    let condition = ast.as_ref().map(|f| compile(kind, &base, f)).transpose()?;
+    state.quirks.record(req, &principal.provider_name, quirks);
     let order = match &request.sort_by {
         Some(s) => Some(Compiler::new(kind, &base, 1).order_by(s, request.descending)?),
         None => None,
@@ -615,6 +633,7 @@ async fn search_kind(
 pub async fn search_all(
     state: web::Data<AppState>,
     principal: Principal,
+    req: HttpRequest,
     body: web::Json<Value>,
 ) -> Result<HttpResponse, Error> {
     let request = ListRequest::from_body(&body, i64::from(state.config.max_page_size))?;
@@ -628,7 +647,8 @@ pub async fn search_all(
     let base = state.scim_base(&principal.provider_name);
     // Tests of an attribute one type lacks match nothing of that type; a filter that names no
     // attribute of either type is an error (reported as for Users).
-    let ast = request.filter.as_deref().map(filter::parse).transpose()?;
+    let (ast, quirks) = request.parsed()?;
+    state.quirks.record(&req, &principal.provider_name, quirks);
     let mut kinds = Vec::new();
     for kind in [ResourceKind::User, ResourceKind::Group] {
         let cond = match &ast {

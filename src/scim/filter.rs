@@ -5,6 +5,7 @@
 use serde_json::{Number, Value};
 
 use super::Error;
+use super::quirks::{Quirk, Quirks};
 use super::schema::{Attribute, ResourceKind, Type};
 
 /// Longest filter accepted, in bytes, and deepest nesting.
@@ -215,9 +216,15 @@ struct Parser {
     toks: Vec<Tok>,
     pos: usize,
     depth: usize,
+    quirks: Quirks,
 }
 
 pub fn parse(text: &str) -> Result<Filter, Error> {
+    parse_noting(text).map(|(f, _)| f)
+}
+
+/// Parses a filter and reports the non-standard shapes it accepted on the way.
+pub fn parse_noting(text: &str) -> Result<(Filter, Quirks), Error> {
     if text.len() > MAX_LEN {
         return Err(invalid(format!("filter is longer than {MAX_LEN} bytes")));
     }
@@ -228,6 +235,7 @@ pub fn parse(text: &str) -> Result<Filter, Error> {
         toks: tokenize(text)?,
         pos: 0,
         depth: 0,
+        quirks: Quirks::default(),
     };
     let f = p.or()?;
     if p.pos != p.toks.len() {
@@ -236,7 +244,7 @@ pub fn parse(text: &str) -> Result<Filter, Error> {
             p.describe()
         )));
     }
-    Ok(f)
+    Ok((f, p.quirks))
 }
 
 impl Parser {
@@ -385,6 +393,15 @@ impl Parser {
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("true") => CompValue::Bool(true),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("false") => CompValue::Bool(false),
             Some(Tok::Word(w)) if w.eq_ignore_ascii_case("null") => CompValue::Null,
+            // An unquoted value (`externalId eq jyoung`, seen in Microsoft's own examples).
+            Some(Tok::Word(w))
+                if !["and", "or", "not"]
+                    .iter()
+                    .any(|k| w.eq_ignore_ascii_case(k)) =>
+            {
+                self.quirks.note(Quirk::BareFilterValue);
+                CompValue::Str(w)
+            }
             _ => {
                 return Err(invalid(format!(
                     "expected a value, found {}",
@@ -474,15 +491,11 @@ pub fn resolve(
             sub: Some(sub),
         });
     }
-    let (schema, ext) = match &path.uri {
-        None => (kind.schema(), None),
-        Some(u) if u.eq_ignore_ascii_case(kind.schema().id) => (kind.schema(), None),
-        Some(u) => {
-            let e = kind.extension(u).ok_or_else(unknown)?;
-            (e, Some(e.id))
-        }
-    };
-    if ext.is_none() {
+    let core = path
+        .uri
+        .as_deref()
+        .is_none_or(|u| u.eq_ignore_ascii_case(kind.schema().id));
+    if core {
         let common = match (path.attr.to_ascii_lowercase().as_str(), path.sub.as_deref()) {
             ("id", None) => Some(Target::Id),
             ("externalid", None) => Some(Target::ExternalId),
@@ -496,7 +509,9 @@ pub fn resolve(
             return Ok(t);
         }
     }
-    let attr = schema.attribute(&path.attr).ok_or_else(unknown)?;
+    let (ext, attr) = kind
+        .locate(path.uri.as_deref(), &path.attr)
+        .ok_or_else(unknown)?;
     let sub = match &path.sub {
         None => None,
         Some(s) => Some(attr.sub(s).ok_or_else(unknown)?),

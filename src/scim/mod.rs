@@ -3,6 +3,7 @@
 pub mod filter;
 pub mod patch;
 pub mod projection;
+pub mod quirks;
 pub mod resource;
 pub mod schema;
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::filter::{self, AttrPath, CompValue, Filter, Op};
+use super::quirks::{Quirk, Quirks};
 use super::resource::{Member, member_ids, value_of};
 use super::schema::{Attribute, Mutability, ResourceKind};
 
@@ -45,6 +46,8 @@ pub struct Outcome {
     /// `Some(Some(pw))` sets a password, `Some(None)` removes it.
     pub password: Option<Option<String>>,
     pub members: Vec<MemberChange>,
+    /// Non-standard shapes the operations used that were accepted.
+    pub quirks: Quirks,
 }
 
 fn invalid_path(msg: impl Into<String>) -> Error {
@@ -178,9 +181,23 @@ fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
     if ext.is_none() && ap.attr.eq_ignore_ascii_case("meta") {
         return Err(Error::Mutability("meta cannot be changed".into()));
     }
-    let attr = schema
-        .attribute(&ap.attr)
-        .ok_or_else(|| bad("unknown attribute"))?;
+    let (ext, attr) = match ext {
+        Some(e) => (
+            Some(e),
+            schema
+                .attribute(&ap.attr)
+                .ok_or_else(|| bad("unknown attribute"))?,
+        ),
+        None if ap.uri.is_some() => (
+            None,
+            schema
+                .attribute(&ap.attr)
+                .ok_or_else(|| bad("unknown attribute"))?,
+        ),
+        None => kind
+            .locate(None, &ap.attr)
+            .ok_or_else(|| bad("unknown attribute"))?,
+    };
     let sub_name = match (ap.sub.as_deref(), tail) {
         (Some(_), Some(_)) => return Err(bad("too many sub-attributes")),
         (s, t) => s.or(t),
@@ -193,8 +210,8 @@ fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
         return Err(bad("only complex attributes have sub-attributes"));
     }
     if let Some(f) = &filter {
-        if !attr.multi_valued || !attr.is_complex() {
-            return Err(bad("a value filter needs a multi-valued complex attribute"));
+        if !attr.is_complex() {
+            return Err(bad("a value filter needs a complex attribute"));
         }
         // Check the filter's sub-attributes against the attribute.
         let wrapped = Filter::ValuePath(
@@ -269,6 +286,9 @@ fn apply_without_path(kind: ResourceKind, out: &mut Outcome, op: &Operation) -> 
                 apply_at(kind, out, op.op, Resolved::Extension(ext), Some(v))?;
             }
             continue;
+        }
+        if key.contains('.') || key.starts_with("urn:") {
+            out.quirks.note(Quirk::PathKeysInValue);
         }
         let resolved = resolve(kind, key)?;
         apply_at(kind, out, op.op, resolved, Some(v))?;
@@ -379,6 +399,23 @@ fn apply_at(
     if t.attr.multi_valued {
         return multi(kind, out, op, &t, value);
     }
+    if let Some(f) = &t.filter {
+        // A value filter on a single-valued complex attribute: Entra removes the manager with
+        // `manager[value eq "<id>"]`. Only removal makes sense; it applies when the value matches.
+        if op != Kind::Remove {
+            return Err(invalid_path(format!("{path}[...] can only be removed")));
+        }
+        if t.attr.name == "manager" {
+            out.quirks.note(Quirk::ManagerValueFilter);
+        }
+        let current = container(&mut out.doc, t.ext, false).and_then(|m| m.get(path).cloned());
+        let Some(current) = current else {
+            return Ok(());
+        };
+        if !element_matches(kind, &t, f, &current) {
+            return Ok(());
+        }
+    }
     // Only a remove finds no extension object, and then there is nothing to remove.
     let Some(map) = container(&mut out.doc, t.ext, op != Kind::Remove) else {
         return Ok(());
@@ -399,7 +436,7 @@ fn apply_at(
             let v = if is_clear(value) {
                 None
             } else {
-                value_of(t.attr, value.unwrap_or(&Value::Null), path)?
+                value_of(t.attr, value.unwrap_or(&Value::Null), path, &mut out.quirks)?
             };
             match v {
                 None => {
@@ -430,6 +467,7 @@ fn apply_at(
                     sub,
                     value.unwrap_or(&Value::Null),
                     &format!("{path}.{}", sub.name),
+                    &mut out.quirks,
                 )?
             };
             match v {
@@ -461,12 +499,18 @@ fn apply_at(
 }
 
 /// The values of a multi-valued attribute given in a request (an array, or one value).
-fn values_of(attr: &'static Attribute, v: &Value, path: &str) -> Result<Vec<Value>, Error> {
+fn values_of(
+    attr: &'static Attribute,
+    v: &Value,
+    path: &str,
+    q: &mut Quirks,
+) -> Result<Vec<Value>, Error> {
+    // One value may come bare; a string goes through as it is (it may hold JSON).
     let arr = match v {
-        Value::Array(_) => v.clone(),
-        other => Value::Array(vec![other.clone()]),
+        Value::Object(_) => Value::Array(vec![v.clone()]),
+        other => other.clone(),
     };
-    Ok(match value_of(attr, &arr, path)? {
+    Ok(match value_of(attr, &arr, path, q)? {
         Some(Value::Array(items)) => items,
         _ => Vec::new(),
     })
@@ -562,7 +606,7 @@ fn multi(
         // Whole attribute.
         (None, None, Kind::Add) => {
             if !is_clear(value) {
-                let new = values_of(attr, value.unwrap_or(&Value::Null), path)?;
+                let new = values_of(attr, value.unwrap_or(&Value::Null), path, &mut out.quirks)?;
                 let start = items.len();
                 for v in new {
                     if !items.contains(&v) {
@@ -577,7 +621,7 @@ fn multi(
             items = if is_clear(value) {
                 Vec::new()
             } else {
-                values_of(attr, value.unwrap_or(&Value::Null), path)?
+                values_of(attr, value.unwrap_or(&Value::Null), path, &mut out.quirks)?
             };
         }
         (None, None, Kind::Remove) => match value {
@@ -597,6 +641,7 @@ fn multi(
                     sub,
                     value.unwrap_or(&Value::Null),
                     &format!("{path}.{}", sub.name),
+                    &mut out.quirks,
                 )?,
             };
             if items.is_empty() && sv.is_some() {
@@ -641,7 +686,9 @@ fn multi(
                 },
                 Kind::Add | Kind::Replace => {
                     // The value (or sub-attribute value) to write, validated.
-                    let new_element = |base: Map<String, Value>| -> Result<Option<Value>, Error> {
+                    let new_element = |base: Map<String, Value>,
+                                       q: &mut Quirks|
+                     -> Result<Option<Value>, Error> {
                         let mut el = base;
                         match sub {
                             Some(s) => {
@@ -652,6 +699,7 @@ fn multi(
                                         s,
                                         value.unwrap_or(&Value::Null),
                                         &format!("{path}.{}", s.name),
+                                        q,
                                     )?
                                 };
                                 match sv {
@@ -679,7 +727,8 @@ fn multi(
                                 }
                             }
                         }
-                        let checked = value_of(attr, &Value::Array(vec![Value::Object(el)]), path)?;
+                        let checked =
+                            value_of(attr, &Value::Array(vec![Value::Object(el)]), path, q)?;
                         Ok(checked.and_then(|v| v.as_array().and_then(|a| a.first().cloned())))
                     };
                     if hits.is_empty() {
@@ -691,7 +740,8 @@ fn multi(
                         let seed = upsert_seed(attr, f).ok_or_else(|| {
                             Error::NoTarget(format!("no value of {path} matches the filter"))
                         })?;
-                        if let Some(v) = new_element(seed)? {
+                        out.quirks.note(Quirk::TypedPathUpsert);
+                        if let Some(v) = new_element(seed, &mut out.quirks)? {
                             items.push(v);
                             let last = items.len() - 1;
                             demote_others(&mut items, &[last]);
@@ -704,7 +754,7 @@ fn multi(
                                 (Kind::Replace, None) => upsert_seed(attr, f).unwrap_or_default(),
                                 _ => items[*i].as_object().cloned().unwrap_or_default(),
                             };
-                            match new_element(base)? {
+                            match new_element(base, &mut out.quirks)? {
                                 Some(v) => {
                                     items[*i] = v;
                                     keep.push(*i);
@@ -756,6 +806,7 @@ fn members(out: &mut Outcome, op: Kind, t: &Target, value: Option<&Value>) -> Re
         (None, Kind::Remove) => match members_in(t.attr, value)? {
             // Entra's default dialect lists the members to remove; never read that as "all".
             listed if !listed.is_empty() => {
+                out.quirks.note(Quirk::MemberRemoveByValue);
                 MemberChange::Remove(listed.into_iter().map(|m| m.id).collect())
             }
             _ => MemberChange::Replace(Vec::new()),
@@ -1211,6 +1262,55 @@ mod tests {
             parse_request(&json!({"Operations": [{"op": "replace", "value": {"password": "x2"}}]}))
                 .unwrap();
         assert_eq!(password_in(ResourceKind::User, &ops).as_deref(), Some("x2"));
+    }
+
+    #[test]
+    fn quirks_are_noted() {
+        let out = run(ResourceKind::User, json!({"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m1"}}}), json!([
+            {"op": "Replace", "path": "active", "value": "False"},
+            {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "1"},
+            {"op": "replace", "value": {"name.givenName": "x"}},
+            {"op": "Add", "path": "roles", "value": "[{\"value\": \"25\", \"display\": \"Role1234\"}]"},
+            {"op": "remove", "path": format!("{ENTERPRISE_USER}:manager[value eq \"m1\"]")}
+        ])).unwrap();
+        let names: Vec<&str> = out.quirks.iter().map(|q| q.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "string_boolean",
+                "typed_path_upsert",
+                "path_keys_in_value",
+                "json_string_value",
+                "manager_value_filter"
+            ]
+        );
+        assert_eq!(
+            out.doc["roles"],
+            json!([{"value": "25", "display": "Role1234"}])
+        );
+        assert!(
+            !out.doc.contains_key(ENTERPRISE_USER),
+            "manager removed through its value filter"
+        );
+        // A filter that does not match removes nothing.
+        let out = run(
+            ResourceKind::User,
+            json!({"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m1"}}}),
+            json!([
+                {"op": "remove", "path": format!("{ENTERPRISE_USER}:manager[value eq \"other\"]")}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out.doc[ENTERPRISE_USER]["manager"]["value"], "m1");
+        let out = run(
+            ResourceKind::Group,
+            json!({"displayName": "g"}),
+            json!([
+                {"op": "Remove", "path": "members", "value": [{"value": "u"}]}
+            ]),
+        )
+        .unwrap();
+        assert!(out.quirks.contains(Quirk::MemberRemoveByValue));
     }
 
     #[test]

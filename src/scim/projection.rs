@@ -128,7 +128,17 @@ fn resolve(kind: ResourceKind, raw: &str) -> Option<Vec<String>> {
         }
         return Some(path);
     }
-    resolve_in(kind.schema(), raw).or_else(|| resolve_common(raw))
+    resolve_in(kind.schema(), raw)
+        .or_else(|| resolve_common(raw))
+        .or_else(|| {
+            // An extension attribute named without its URN, when only one extension has it.
+            let name = raw.split('.').next()?;
+            let (ext, _) = kind.locate(None, name)?;
+            let ext = ext?;
+            let mut path = resolve_in(kind.extension(ext)?, raw)?;
+            path.insert(0, ext.to_string());
+            Some(path)
+        })
 }
 
 fn resolve_in(schema: &Schema, path: &str) -> Option<Vec<String>> {

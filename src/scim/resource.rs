@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use super::Error;
+use super::quirks::{Quirk, Quirks};
 use super::schema::{Attribute, Mutability, ResourceKind, Schema, Type};
 
 /// A validated request body, split into what the store keeps where.
@@ -23,6 +24,8 @@ pub struct Prepared {
     pub password: Option<String>,
     /// Members of a Group, in order of first appearance, without duplicate ids.
     pub members: Option<Vec<Member>>,
+    /// Non-standard shapes the body used that were accepted.
+    pub quirks: Quirks,
 }
 
 /// One member as a client sent it: the member's id, and the `display` it gave, kept as sent.
@@ -41,6 +44,17 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
     let mut doc = Map::new();
     let mut password = None;
     let mut members = None;
+    let mut q = Quirks::default();
+    let listed: Vec<&str> = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
+        .and_then(|(_, v)| v.as_array())
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let known = |urn: &str| urn.eq_ignore_ascii_case(schema.id) || kind.extension(urn).is_some();
+    if listed.iter().any(|u| !known(u)) {
+        q.note(Quirk::UnknownSchema);
+    }
     for (key, value) in obj {
         if key.eq_ignore_ascii_case("schemas") {
             check_schemas(value)?;
@@ -59,10 +73,13 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
             continue;
         }
         if let Some(ext) = kind.extension(key) {
+            if !listed.iter().any(|u| u.eq_ignore_ascii_case(ext.id)) && !value.is_null() {
+                q.note(Quirk::ExtensionWithoutUrn);
+            }
             match value {
                 Value::Null => {}
                 Value::Object(m) => {
-                    let sub = prepare_object(ext, m)?;
+                    let sub = prepare_object(ext, m, &mut q)?;
                     if !sub.is_empty() {
                         insert_once(&mut doc, ext.id, Value::Object(sub))?;
                     }
@@ -79,6 +96,7 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
         if key.starts_with("urn:") {
             // An extension this server does not know: accepted and ignored, like its URN in
             // `schemas`.
+            q.note(Quirk::UnknownSchema);
             continue;
         }
         let attr = schema.attribute(key).ok_or_else(|| {
@@ -105,7 +123,7 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
             members = Some(member_ids(attr, value)?);
             continue;
         }
-        if let Some(v) = value_of(attr, value, attr.name)? {
+        if let Some(v) = value_of(attr, value, attr.name, &mut q)? {
             insert_once(&mut doc, attr.name, v)?;
         }
     }
@@ -139,6 +157,7 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
         external_id,
         password,
         members,
+        quirks: q,
     })
 }
 
@@ -166,7 +185,11 @@ fn check_schemas(value: &Value) -> Result<(), Error> {
     }
 }
 
-fn prepare_object(schema: &Schema, m: &Map<String, Value>) -> Result<Map<String, Value>, Error> {
+fn prepare_object(
+    schema: &Schema,
+    m: &Map<String, Value>,
+    q: &mut Quirks,
+) -> Result<Map<String, Value>, Error> {
     let mut out = Map::new();
     // Some clients repeat `schemas` inside the extension object; it carries no attribute.
     for (key, value) in m.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
@@ -176,7 +199,7 @@ fn prepare_object(schema: &Schema, m: &Map<String, Value>) -> Result<Map<String,
         if attr.mutability == Mutability::ReadOnly {
             continue;
         }
-        if let Some(v) = value_of(attr, value, attr.name)? {
+        if let Some(v) = value_of(attr, value, attr.name, q)? {
             insert_once(&mut out, attr.name, v)?;
         }
     }
@@ -184,9 +207,27 @@ fn prepare_object(schema: &Schema, m: &Map<String, Value>) -> Result<Map<String,
 }
 
 /// Validates one attribute's value; `None` means "no value".
-pub fn value_of(attr: &Attribute, v: &Value, path: &str) -> Result<Option<Value>, Error> {
+pub fn value_of(
+    attr: &Attribute,
+    v: &Value,
+    path: &str,
+    q: &mut Quirks,
+) -> Result<Option<Value>, Error> {
     if v.is_null() {
         return Ok(None);
+    }
+    // A complex value sent as a JSON string (Entra's AppRoleAssignmentsComplex roles).
+    if attr.is_complex()
+        && let Value::String(s) = v
+        && matches!(s.trim_start().chars().next(), Some('{' | '['))
+        && let Ok(parsed @ (Value::Object(_) | Value::Array(_))) = serde_json::from_str::<Value>(s)
+    {
+        q.note(Quirk::JsonStringValue);
+        let parsed = match parsed {
+            Value::Object(_) if attr.multi_valued => Value::Array(vec![parsed]),
+            other => other,
+        };
+        return value_of(attr, &parsed, path, q);
     }
     if attr.multi_valued {
         let items = v
@@ -194,7 +235,7 @@ pub fn value_of(attr: &Attribute, v: &Value, path: &str) -> Result<Option<Value>
             .ok_or_else(|| Error::InvalidValue(format!("{path} must be an array")))?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
-            if let Some(x) = single(attr, item, path)? {
+            if let Some(x) = single(attr, item, path, q)? {
                 out.push(x);
             }
         }
@@ -207,17 +248,28 @@ pub fn value_of(attr: &Attribute, v: &Value, path: &str) -> Result<Option<Value>
     if attr.is_complex() && attr.sub("value").is_some() && attr.name == "manager" {
         // Microsoft Entra ID sends the manager as a bare id, or as a one-element list.
         match v {
-            Value::String(s) if s.is_empty() => return Ok(None),
-            Value::String(_) => return single(attr, &json!({ "value": v }), path),
-            Value::Array(items) if items.is_empty() => return Ok(None),
-            Value::Array(items) if items.len() == 1 => return value_of(attr, &items[0], path),
+            Value::String(s) if s.is_empty() => {
+                q.note(Quirk::ManagerShape);
+                return Ok(None);
+            }
+            Value::String(_) => {
+                q.note(Quirk::ManagerShape);
+                return single(attr, &json!({ "value": v }), path, q);
+            }
+            Value::Array(items) if items.len() <= 1 => {
+                q.note(Quirk::ManagerShape);
+                return match items.first() {
+                    Some(item) => value_of(attr, item, path, q),
+                    None => Ok(None),
+                };
+            }
             _ => {}
         }
     }
-    single(attr, v, path)
+    single(attr, v, path, q)
 }
 
-fn single(attr: &Attribute, v: &Value, path: &str) -> Result<Option<Value>, Error> {
+fn single(attr: &Attribute, v: &Value, path: &str, q: &mut Quirks) -> Result<Option<Value>, Error> {
     let wrong = |what: &str| Error::InvalidValue(format!("{path} must be {what}, got {v}"));
     Ok(Some(match attr.ty {
         _ if v.is_null() => return Ok(None),
@@ -231,7 +283,7 @@ fn single(attr: &Attribute, v: &Value, path: &str) -> Result<Option<Value>, Erro
                 if sub.mutability == Mutability::ReadOnly {
                     continue;
                 }
-                if let Some(x) = value_of(sub, value, &format!("{path}.{}", sub.name))? {
+                if let Some(x) = value_of(sub, value, &format!("{path}.{}", sub.name), q)? {
                     insert_once(&mut out, sub.name, x)?;
                 }
             }
@@ -253,7 +305,12 @@ fn single(attr: &Attribute, v: &Value, path: &str) -> Result<Option<Value>, Erro
             }
             v.clone()
         }
-        Type::Boolean => Value::Bool(boolean(v).ok_or_else(|| wrong("true or false"))?),
+        Type::Boolean => {
+            if v.is_string() {
+                q.note(Quirk::StringBoolean);
+            }
+            Value::Bool(boolean(v).ok_or_else(|| wrong("true or false"))?)
+        }
         Type::Integer => {
             if !(v.is_i64() || v.is_u64()) {
                 return Err(wrong("an integer"));

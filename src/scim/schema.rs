@@ -449,6 +449,38 @@ impl ResourceKind {
             .find(|s| s.id.eq_ignore_ascii_case(urn))
     }
 
+    /// Finds an attribute by name: in the schema `uri` names, or with no URI in the core schema
+    /// and then, when exactly one extension has it, in that extension (`manager` means the
+    /// enterprise manager, as Microsoft Entra ID's older shapes assume). Returns the extension
+    /// URN holding it, if any.
+    pub fn locate(
+        self,
+        uri: Option<&str>,
+        name: &str,
+    ) -> Option<(Option<&'static str>, &'static Attribute)> {
+        match uri {
+            Some(u) if u.eq_ignore_ascii_case(self.schema().id) => {
+                self.schema().attribute(name).map(|a| (None, a))
+            }
+            Some(u) => {
+                let ext = self.extension(u)?;
+                ext.attribute(name).map(|a| (Some(ext.id), a))
+            }
+            None => self
+                .schema()
+                .attribute(name)
+                .map(|a| (None, a))
+                .or_else(|| {
+                    let mut found = self
+                        .extensions()
+                        .iter()
+                        .filter_map(|e| e.attribute(name).map(|a| (Some(e.id), a)));
+                    let first = found.next()?;
+                    found.next().is_none().then_some(first)
+                }),
+        }
+    }
+
     /// The attribute whose value is unique per provider: userName or displayName.
     pub fn name_attribute(self) -> &'static str {
         match self {

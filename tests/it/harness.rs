@@ -185,6 +185,24 @@ impl Server {
         }
     }
 
+    /// Waits (bounded) for a log line containing every one of `needles`.
+    pub fn wait_for_line_with(&self, needles: &[&str]) -> String {
+        let hit = |l: &String| needles.iter().all(|n| l.contains(n));
+        if let Some(l) = self.logs().into_iter().find(hit) {
+            return l;
+        }
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(l) if hit(&l) => return l,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no log line with {needles:?}; logs:\n{}",
+                    self.logs().join("\n")
+                ),
+            }
+        }
+    }
+
     pub fn logs(&self) -> Vec<String> {
         self.logs.lock().unwrap().clone()
     }
