@@ -329,6 +329,17 @@ pub fn send(
     body: Option<&Value>,
     headers: &[(&str, &str)],
 ) -> Resp {
+    try_send(method, url, token, body, headers).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// Like `send`, but a connection failure is an `Err`, not a panic.
+pub fn try_send(
+    method: &str,
+    url: &str,
+    token: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<Resp, ureq::Error> {
     let mut b = ureq::http::Request::builder()
         .method(method)
         .uri(url)
@@ -344,7 +355,7 @@ pub fn send(
         ),
         None => agent().run(b.body(()).unwrap()),
     };
-    into_resp(resp.unwrap())
+    resp.map(into_resp)
 }
 
 /// A client for one provider's SCIM base URL with one token.

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod config;
 mod discovery;
+mod durability;
 mod harness;
 mod http_basics;
 mod jobs;
