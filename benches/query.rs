@@ -15,27 +15,10 @@ use scimd::store::providers::{self, ProviderKind};
 use scimd::store::query::Compiler;
 use scimd::store::resources::{self, Condition, Paging};
 use scimd::store::{OpenMode, Store, write_tx};
-use serde_json::json;
+#[path = "common/users.rs"]
+mod users;
 
 const BASE: &str = "http://127.0.0.1:8080/scim/v2/bench";
-
-fn user(i: usize) -> serde_json::Value {
-    json!({
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
-                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
-        "externalId": format!("{i:08x}-8d2a-4f8e-bf98-7363c4aed4ef"),
-        "userName": format!("user{i}@contoso.com"),
-        "active": !i.is_multiple_of(10),
-        "displayName": format!("User {i} Smith"),
-        "emails": [{"primary": true, "type": "work", "value": format!("user{i}@contoso.com")},
-                   {"type": "home", "value": format!("u{i}@home.example")}],
-        "name": {"givenName": "User", "familyName": format!("Smith{i}")},
-        "phoneNumbers": [{"type": "mobile", "value": format!("+31 6 {i:08}")}],
-        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
-            "department": format!("Dept {}", i % 50), "employeeNumber": format!("{i}")
-        }
-    })
-}
 
 /// A tiny deterministic generator, so runs are comparable.
 struct Lcg(u64);
@@ -77,7 +60,7 @@ fn main() -> anyhow::Result<()> {
         store.call(|c| {
             write_tx(c, |tx| {
                 for &i in chunk {
-                    let p = prepare(ResourceKind::User, &user(i))
+                    let p = prepare(ResourceKind::User, &users::entra_like_user(i))
                         .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
                     resources::insert(tx, provider.id, ResourceKind::User, &p, None, now)?;
                 }

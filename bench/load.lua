@@ -1,0 +1,77 @@
+-- wrk script for bench/run.sh: one request shape per scenario, chosen by BENCH_SCENARIO.
+-- BENCH_DIR holds what the seeder wrote (token, token_id, users.lua, small_group, big_group).
+
+local scenario = os.getenv("BENCH_SCENARIO")
+local dir = os.getenv("BENCH_DIR")
+local base = "/scim/v2/bench"
+local counter = 0
+
+local function read(name)
+  local f = io.open(dir .. "/" .. name)
+  if not f then return nil end
+  local s = f:read("*a"):gsub("%s+$", "")
+  f:close()
+  return s
+end
+
+function setup(thread)
+  tid = (tid or 0) + 1
+  thread:set("tid", tid)
+end
+
+function init(args)
+  math.randomseed(os.time() * 1000 + (tid or 0))
+  token = read("token")
+  if scenario:sub(1, 8) ~= "ceiling_" then
+    ids = dofile(dir .. "/users.lua")
+  end
+  users = tonumber(os.getenv("BENCH_USERS"))
+  group = read(os.getenv("BENCH_GROUP") or "small_group")
+  local token_id = read("token_id")
+  local wrong = string.rep("0", 64)
+  if scenario == "auth_fail_secret" then
+    token = "scimd_" .. token_id .. "_" .. wrong
+  elseif scenario == "auth_fail_unknown" then
+    token = "scimd_0000000000000000_" .. wrong
+  end
+  headers = {["Authorization"] = "Bearer " .. (token or ""), ["Content-Type"] = "application/scim+json"}
+end
+
+local function pick() return ids[math.random(#ids)] end
+
+request = function()
+  counter = counter + 1
+  if scenario == "get_user" or scenario == "auth_fail_secret" or scenario == "auth_fail_unknown" then
+    return wrk.format("GET", base .. "/Users/" .. pick(), headers)
+  elseif scenario == "filter_username" then
+    local n = math.random(users) - 1
+    return wrk.format("GET", base .. "/Users?filter=userName%20eq%20%22user" .. n .. "%40contoso.com%22", headers)
+  elseif scenario == "list_page" then
+    return wrk.format("GET", base .. "/Users?startIndex=" .. math.random(math.max(users - 99, 1)) .. "&count=100", headers)
+  elseif scenario == "create_user" then
+    local name = string.format("load-%d-%d-%d@contoso.com", tid or 0, counter, math.random(1e9))
+    local body = '{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],'
+      .. '"userName":"' .. name .. '","externalId":"' .. name .. '","active":true,"displayName":"Load User",'
+      .. '"emails":[{"primary":true,"type":"work","value":"' .. name .. '"}],'
+      .. '"name":{"givenName":"Load","familyName":"User"},'
+      .. '"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"department":"R&D","employeeNumber":"' .. counter .. '"}}'
+    return wrk.format("POST", base .. "/Users", headers, body)
+  elseif scenario == "patch_user" then
+    local v = tostring(math.random(1e9))
+    local body = '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":['
+      .. '{"op":"Replace","path":"title","value":"T' .. v .. '"},'
+      .. '{"op":"Replace","path":"name.familyName","value":"F' .. v .. '"}]}'
+    return wrk.format("PATCH", base .. "/Users/" .. pick(), headers, body)
+  elseif scenario == "group_add_member" then
+    local body = '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":['
+      .. '{"op":"Add","path":"members","value":[{"value":"' .. pick() .. '"}]}]}'
+    return wrk.format("PATCH", base .. "/Groups/" .. group .. "?excludedAttributes=members", headers, body)
+  elseif scenario == "ceiling_get" then
+    return wrk.format("GET", "/docs/" .. (math.random(users) - 1))
+  elseif scenario == "ceiling_page" then
+    return wrk.format("GET", "/docs?start=" .. math.random(math.max(users - 99, 1)))
+  elseif scenario == "ceiling_insert" then
+    return wrk.format("POST", "/docs", {["Content-Type"] = "application/json"},
+      '{"userName":"load-' .. (tid or 0) .. '-' .. counter .. '","displayName":"Load User","active":true}')
+  end
+end

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Load benchmark of scimd against a ceiling (benches/ceiling: bare actix-web + rusqlite doing the
+# least work for the same requests), both release builds, on loopback, driven by wrk.
+#
+#   bench/run.sh                      10,000 users, 50 groups of 100, a 100,000-member group
+#   bench/run.sh --users 100000       the 100,000-user mode (--users 1000000 for a million)
+#   bench/run.sh --smoke              a few seconds, small data: what CI runs so this cannot rot
+#
+# Options: --duration S (per run, default 10), --runs R (median of R, default 3),
+#          --connections C (default 64), --big-group N (default 100000).
+# Prints req/s, p50 and p99 latency, non-2xx counts, and each scimd figure as a ratio of the
+# ceiling measured minutes earlier in the same run, since these machines are shared and noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --users) users=$2; shift 2 ;;
+        --duration) duration=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --connections) conns=$2; shift 2 ;;
+        --big-group) big=$2; shift 2 ;;
+        --smoke) smoke=1; users=300; duration=1; runs=1; conns=8; big=1000; shift ;;
+        *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+if ! command -v wrk >/dev/null; then
+    echo "== installing wrk (Debian package)"
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+    else
+        sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null
+    fi
+fi
+
+echo "== building release binaries"
+cargo build --release --locked --bin scimd --example ceiling --example seed
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Waits for "listening on http://ADDR" in a log file and prints ADDR.
+addr_of() {
+    local log=$1 pid=$2 a=""
+    for _ in $(seq 1 600); do
+        a=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$log" | head -n 1)
+        [ -n "$a" ] && { echo "$a"; return 0; }
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
+        sleep 0.1
+    done
+    return 1
+}
+
+rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
+
+# Runs one scenario $runs times; prints "reqs p50_ms p99_ms non2xx" of the median run.
+load() {
+    local scenario=$1 url=$2 group=${3:-small_group}
+    local results=()
+    for _ in $(seq 1 "$runs"); do
+        local out
+        out=$(BENCH_SCENARIO=$scenario BENCH_DIR=$work BENCH_USERS=$users BENCH_GROUP=$group \
+              wrk -t2 -c"$conns" -d"${duration}s" --latency -s bench/load.lua "$url")
+        results+=("$(awk '
+            function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+            /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+            /Non-2xx or 3xx responses:/ { bad = $5 }
+            /^Requests\/sec:/ { rps = $2 }
+            END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad + 0 }' <<<"$out")")
+    done
+    printf '%s\n' "${results[@]}" | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2)'
+}
+
+declare -A R
+row() { # name reqs p50 p99 bad ceiling
+    local ratio="-"
+    [ -n "${6:-}" ] && [ "${6:-0}" != "0" ] && ratio=$(awk -v a="$2" -v b="$6" 'BEGIN { printf "%.0f%%", 100 * a / b }')
+    printf '%-30s %10s %9s %9s %8s %12s\n' "$1" "$2" "$3" "$4" "$5" "$ratio"
+}
+
+echo "== ceiling: seeding $users documents"
+"$bin/examples/ceiling" --db "$work/ceiling.db" --listen 127.0.0.1:0 --seed "$users" >"$work/ceiling.log" 2>&1 &
+pids+=($!)
+caddr=$(addr_of "$work/ceiling.log" "${pids[-1]}")
+for s in ceiling_get ceiling_page ceiling_insert; do
+    R[$s]=$(load "$s" "http://$caddr")
+done
+kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
+
+echo "== scimd: seeding $users users, 50 groups of 100, a $big-member group"
+"$bin/examples/seed" --db "$work/scimd.db" --out "$work" --users "$users" --big-group "$big" >/dev/null
+start=$(date +%s%N)
+"$bin/scimd" --database "$work/scimd.db" serve --listen 127.0.0.1:0 >"$work/scimd.log" 2>&1 &
+pid=$!; pids+=($pid)
+saddr=$(addr_of "$work/scimd.log" "$pid")
+startup_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+idle_rss=$(rss_kb "$pid" VmRSS)
+for s in get_user filter_username list_page patch_user create_user; do
+    R[$s]=$(load "$s" "http://$saddr")
+done
+R[group_add_member_100]=$(load group_add_member "http://$saddr" small_group)
+R[group_add_member_big]=$(load group_add_member "http://$saddr" big_group)
+before_auth=$(rss_kb "$pid" VmHWM)
+R[auth_fail_secret]=$(load auth_fail_secret "http://$saddr")
+R[auth_fail_unknown]=$(load auth_fail_unknown "http://$saddr")
+auth_rss=$(rss_kb "$pid" VmRSS)
+peak_rss=$(rss_kb "$pid" VmHWM)
+
+echo
+echo "scimd load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $users users, ${conns} connections,"
+echo "${duration}s per run, median of $runs; scimd start-up ${startup_ms} ms (incl. bind)"
+printf '%-30s %10s %9s %9s %8s %12s\n' scenario "req/s" "p50 ms" "p99 ms" non-2xx "vs ceiling"
+for s in ceiling_get ceiling_page ceiling_insert; do row "$s" ${R[$s]}; done
+c_get=$(cut -d' ' -f1 <<<"${R[ceiling_get]}")
+c_page=$(cut -d' ' -f1 <<<"${R[ceiling_page]}")
+c_ins=$(cut -d' ' -f1 <<<"${R[ceiling_insert]}")
+row get_user ${R[get_user]} "$c_get"
+row filter_username ${R[filter_username]} "$c_get"
+row list_page ${R[list_page]} "$c_page"
+row create_user ${R[create_user]} "$c_ins"
+row patch_user ${R[patch_user]} "$c_ins"
+row "group_add_member (100)" ${R[group_add_member_100]} "$c_ins"
+row "group_add_member ($big)" ${R[group_add_member_big]} "$c_ins"
+get_rps=$(cut -d' ' -f1 <<<"${R[get_user]}")
+row auth_fail_secret ${R[auth_fail_secret]} "$get_rps"
+row auth_fail_unknown ${R[auth_fail_unknown]} "$get_rps"
+echo "(auth_fail rows compare with scimd's own get_user)"
+echo "scimd RSS: idle ${idle_rss} KiB, before auth_fail peak ${before_auth} KiB, after auth_fail ${auth_rss} KiB, peak ${peak_rss} KiB"
+
+if [ "$smoke" -eq 1 ]; then
+    # The smoke run proves the benchmark still works end to end: every scenario answered.
+    for s in "${!R[@]}"; do
+        rps=$(cut -d' ' -f1 <<<"${R[$s]}")
+        bad=$(cut -d' ' -f4 <<<"${R[$s]}")
+        expect_bad=0
+        case "$s" in auth_fail_*) expect_bad=1 ;; esac
+        if [ "${rps:-0}" -le 0 ] || { [ "$expect_bad" -eq 0 ] && [ "$bad" -ne 0 ]; }; then
+            echo "bench smoke: scenario $s failed: ${R[$s]}" >&2; exit 1
+        fi
+    done
+    echo "bench smoke: ${#R[@]} scenarios ran"
+fi

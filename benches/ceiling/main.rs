@@ -1,0 +1,180 @@
+//! The ceiling for scimd's load benchmark: the least work an actix-web + rusqlite server can do
+//! for the same requests, built with the same profile. It serves a stored JSON document by key,
+//! a page of 100 documents, and inserts one row per request through a single writer thread that
+//! commits concurrent inserts together (durably: WAL, synchronous=FULL).
+//!
+//!     cargo run --release --example ceiling -- --db /tmp/ceiling.db --listen 127.0.0.1:9000 --seed 10000
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::oneshot;
+
+type Pool = r2d2::Pool<SqliteConnectionManager>;
+type Job = (String, String, oneshot::Sender<bool>);
+
+fn pragmas(c: &mut Connection) -> rusqlite::Result<()> {
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
+    c.pragma_update(None, "synchronous", "FULL")?;
+    Ok(())
+}
+
+fn doc(i: usize) -> String {
+    serde_json::json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "id": format!("{i:08}-0000-4000-8000-000000000000"),
+        "userName": format!("user{i}@contoso.com"), "active": true, "displayName": format!("User {i} Smith"),
+        "emails": [{"primary": true, "type": "work", "value": format!("user{i}@contoso.com")}],
+        "name": {"givenName": "User", "familyName": format!("Smith{i}")},
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}
+    })
+    .to_string()
+}
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+async fn get_doc(pool: web::Data<Pool>, key: web::Path<String>) -> HttpResponse {
+    let pool = pool.clone();
+    let found = web::block(move || -> Option<String> {
+        let c = pool.get().ok()?;
+        c.prepare_cached("SELECT doc FROM docs WHERE key = ?1")
+            .ok()?
+            .query_row([key.as_str()], |r| r.get(0))
+            .optional()
+            .ok()?
+    })
+    .await
+    .ok()
+    .flatten();
+    match found {
+        Some(d) => HttpResponse::Ok().content_type("application/json").body(d),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct PageQuery {
+    start: i64,
+}
+
+async fn page(pool: web::Data<Pool>, q: web::Query<PageQuery>) -> HttpResponse {
+    let pool = pool.clone();
+    let start = q.start;
+    let body = web::block(move || -> Option<String> {
+        let c = pool.get().ok()?;
+        let mut st = c
+            .prepare_cached("SELECT doc FROM docs WHERE seq >= ?1 ORDER BY seq LIMIT 100")
+            .ok()?;
+        let docs: Vec<String> = st
+            .query_map([start], |r| r.get(0))
+            .ok()?
+            .filter_map(Result::ok)
+            .collect();
+        Some(format!("{{\"Resources\":[{}]}}", docs.join(",")))
+    })
+    .await
+    .ok()
+    .flatten();
+    match body {
+        Some(b) => HttpResponse::Ok().content_type("application/json").body(b),
+        None => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+async fn insert(tx: web::Data<mpsc::Sender<Job>>, body: web::Bytes) -> HttpResponse {
+    let text = String::from_utf8_lossy(&body).to_string();
+    let key = uuid::Uuid::new_v4().to_string();
+    let (done, wait) = oneshot::channel();
+    if tx.send((key, text, done)).is_err() {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    match wait.await {
+        Ok(true) => HttpResponse::Created()
+            .content_type("application/json")
+            .body(body),
+        _ => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// The single writer: takes every insert waiting, commits them in one transaction, answers all.
+fn writer(mut c: Connection, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let ok = (|| -> rusqlite::Result<()> {
+            let tx = c.transaction()?;
+            {
+                let mut st = tx.prepare_cached("INSERT INTO docs (key, doc) VALUES (?1, ?2)")?;
+                for (key, doc, _) in &batch {
+                    st.execute(params![key, doc])?;
+                }
+            }
+            tx.commit()
+        })()
+        .is_ok();
+        for (_, _, done) in batch {
+            let _ = done.send(ok);
+        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let path = arg(&args, "--db").unwrap_or_else(|| "ceiling.db".into());
+    let listen = arg(&args, "--listen").unwrap_or_else(|| "127.0.0.1:9000".into());
+    let seed: usize = arg(&args, "--seed").map_or(Ok(10_000), |s| s.parse())?;
+
+    let mut c = Connection::open(&path)?;
+    pragmas(&mut c)?;
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS docs (seq INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, doc TEXT NOT NULL)",
+    )?;
+    let have: i64 = c.query_row("SELECT count(*) FROM docs", [], |r| r.get(0))?;
+    if have == 0 {
+        let tx = c.transaction()?;
+        for i in 0..seed {
+            tx.execute(
+                "INSERT INTO docs (key, doc) VALUES (?1, ?2)",
+                params![format!("{i}"), doc(i)],
+            )?;
+        }
+        tx.commit()?;
+    }
+    let pool = r2d2::Pool::builder()
+        .max_size(8)
+        .build(SqliteConnectionManager::file(&path).with_init(pragmas))?;
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::spawn(move || writer(c, rx));
+    actix_web::rt::System::new().block_on(async move {
+        let pool = web::Data::new(pool);
+        let tx = web::Data::new(tx);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(pool.clone())
+                .app_data(tx.clone())
+                .route("/docs/{key}", web::get().to(get_doc))
+                .route("/docs", web::get().to(page))
+                .route("/docs", web::post().to(insert))
+        })
+        .bind(&listen)?;
+        for addr in server.addrs() {
+            println!("ceiling listening on http://{addr}");
+        }
+        server.run().await
+    })?;
+    Ok(())
+}

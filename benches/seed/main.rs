@@ -1,0 +1,134 @@
+//! Seeds a scimd database for the load benchmark (bench/run.sh) through scimd's own store code:
+//! a provider `bench`, a token, N Entra-like users, groups of 100 members and one large group.
+//! Writes the token and the ids the load scripts pick from into --out.
+//!
+//!     cargo run --release --example seed -- --db DB --out DIR --users 10000 --big-group 100000
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::Utc;
+use scimd::auth::token;
+use scimd::scim::ResourceKind;
+use scimd::scim::resource::prepare;
+use scimd::store::providers::{self, ProviderKind};
+use scimd::store::tokens::{self, NewTokenRow};
+use scimd::store::{Error, OpenMode, Store, resources, write_tx};
+use serde_json::json;
+
+#[path = "../common/users.rs"]
+mod users;
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+fn lua_list(ids: &[String]) -> String {
+    let mut out = String::from("return {\n");
+    for id in ids {
+        let _ = writeln!(out, "\"{id}\",");
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let db = arg(&args, "--db", "bench.db");
+    let out = std::path::PathBuf::from(arg(&args, "--out", "."));
+    let n: usize = arg(&args, "--users", "10000").parse()?;
+    let groups: usize = arg(&args, "--groups", "50").parse()?;
+    let group_size: usize = arg(&args, "--group-size", "100").parse()?;
+    let big: usize = arg(&args, "--big-group", "0").parse()?;
+    let store = Store::open(
+        db.as_ref(),
+        OpenMode::CreateIfMissing,
+        Duration::from_secs(5),
+        2,
+    )?;
+    let now = Utc::now();
+    let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let provider = store
+        .call(|c| providers::insert(c, "bench", "", ProviderKind::Generic, now.timestamp()))?;
+    let t = token::generate();
+    let hash = token::hash(&t.secret).map_err(invalid)?;
+    store.call(|c| {
+        tokens::insert(
+            c,
+            &NewTokenRow {
+                id: &t.id,
+                provider_id: provider.id,
+                secret_hash: &hash,
+                description: "load benchmark",
+                read_only: false,
+                created: now.timestamp(),
+                expires: now.timestamp() + 86_400,
+            },
+        )
+    })?;
+    std::fs::write(out.join("token"), t.full.expose())?;
+    std::fs::write(out.join("token_id"), &t.id)?;
+
+    // Users beyond N exist only to fill the large group.
+    let total = n.max(big);
+    let mut ids = Vec::with_capacity(total);
+    let all: Vec<usize> = (0..total).collect();
+    for chunk in all.chunks(10_000) {
+        let made = store.call(|c| {
+            write_tx(c, |tx| {
+                let mut made = Vec::new();
+                for &i in chunk {
+                    let p =
+                        prepare(ResourceKind::User, &users::entra_like_user(i)).map_err(invalid)?;
+                    made.push(
+                        resources::insert(tx, provider.id, ResourceKind::User, &p, None, &stamp)?
+                            .id,
+                    );
+                }
+                Ok(made)
+            })
+        })?;
+        ids.extend(made);
+    }
+    let mut group_ids = Vec::new();
+    let mut specs: Vec<(String, usize)> = (0..groups)
+        .map(|g| (format!("Group {g}"), group_size))
+        .collect();
+    if big > 0 {
+        specs.push(("Big group".to_string(), big));
+    }
+    for (g, (name, size)) in specs.iter().enumerate() {
+        let members: Vec<serde_json::Value> = (0..*size)
+            .map(|k| json!({"value": ids[(g * size + k) % total]}))
+            .collect();
+        let id = store.call(|c| {
+            write_tx(c, |tx| {
+                let p = prepare(
+                    ResourceKind::Group,
+                    &json!({"displayName": name, "members": members}),
+                )
+                .map_err(invalid)?;
+                Ok(resources::insert(tx, provider.id, ResourceKind::Group, &p, None, &stamp)?.id)
+            })
+        })?;
+        group_ids.push(id);
+    }
+    std::fs::write(out.join("users.lua"), lua_list(&ids[..n]))?;
+    std::fs::write(out.join("small_group"), &group_ids[0])?;
+    if big > 0 {
+        std::fs::write(
+            out.join("big_group"),
+            group_ids.last().cloned().unwrap_or_default(),
+        )?;
+    }
+    println!("seeded {total} users, {} groups", group_ids.len());
+    Ok(())
+}
