@@ -120,7 +120,7 @@ async fn authenticate(
         let use_id = id.clone();
         if let Err(e) = state
             .store
-            .run(move |c| tokens::record_use(c, &use_id, now))
+            .write(move |c| tokens::record_use(c, &use_id, now))
             .await
         {
             tracing::warn!(token = %id, error = %e, "could not record token use");

@@ -14,10 +14,10 @@ use crate::scim::quirks::Quirks;
 use crate::scim::resource::{self, etag, etag_matches};
 use crate::scim::{self, ResourceKind};
 use crate::scim::{filter, patch};
+use crate::store;
 use crate::store::providers::ProviderKind;
 use crate::store::query::Compiler;
 use crate::store::resources as rows;
-use crate::store::{self, write_tx};
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
@@ -85,6 +85,20 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The representation of a resource whose write has committed (a read on the pool).
+async fn render(
+    state: &AppState,
+    base: String,
+    kind: ResourceKind,
+    r: rows::Resource,
+    projection: Projection,
+) -> Result<Value, Error> {
+    Ok(state
+        .store
+        .run(move |c| rows::represent(c, &base, kind, &r, &projection))
+        .await?)
+}
+
 fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
     HttpResponse::build(status)
         .content_type(SCIM_CONTENT_TYPE)
@@ -115,22 +129,21 @@ async fn create(
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
     let now = now();
-    let (body, version) = state
+    let r = state
         .store
-        .run(move |c| -> Result<_, Error> {
-            let r = write_tx(c, |tx| {
-                rows::insert(
-                    tx,
-                    principal.provider_id,
-                    kind,
-                    &prepared,
-                    password_hash.as_deref(),
-                    &now,
-                )
-            })?;
-            Ok((rows::represent(c, &base, kind, &r, &projection)?, r.version))
+        .write(move |c| {
+            rows::insert(
+                c,
+                principal.provider_id,
+                kind,
+                &prepared,
+                password_hash.as_deref(),
+                &now,
+            )
         })
         .await?;
+    let version = r.version;
+    let body = render(&state, base, kind, r, projection).await?;
     let mut res = with_version(StatusCode::CREATED, &body, version);
     if let Some(loc) = body["meta"]["location"].as_str()
         && let Ok(v) = header::HeaderValue::from_str(loc)
@@ -216,26 +229,25 @@ async fn replace(
     let base = state.scim_base(&principal.provider_name);
     let if_match = if_match(req.headers());
     let now = now();
-    let (body, version) = state
+    let r = state
         .store
-        .run(move |c| -> Result<_, Error> {
-            let r = write_tx(c, |tx| -> Result<_, Error> {
-                let old = rows::current(tx, principal.provider_id, kind, &id)?;
-                resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
-                Ok(rows::replace(
-                    tx,
-                    principal.provider_id,
-                    kind,
-                    &id,
-                    &prepared,
-                    password_hash.as_deref(),
-                    if_match.as_deref(),
-                    &now,
-                )?)
-            })?;
-            Ok((rows::represent(c, &base, kind, &r, &projection)?, r.version))
+        .write(move |c| -> Result<_, Error> {
+            let old = rows::current(c, principal.provider_id, kind, &id)?;
+            resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
+            Ok(rows::replace(
+                c,
+                principal.provider_id,
+                kind,
+                &id,
+                &prepared,
+                password_hash.as_deref(),
+                if_match.as_deref(),
+                &now,
+            )?)
         })
         .await?;
+    let version = r.version;
+    let body = render(&state, base, kind, r, projection).await?;
     Ok(with_version(StatusCode::OK, &body, version))
 }
 
@@ -283,59 +295,52 @@ async fn patch(
     let if_match = if_match(req.headers());
     let now = now();
     let provider_name = principal.provider_name.clone();
-    let (body, version, quirks) = state
+    let (r, quirks) = state
         .store
-        .run(move |c| -> Result<_, Error> {
-            let (r, quirks) = write_tx(c, |tx| -> Result<_, Error> {
-                let old = rows::current(tx, principal.provider_id, kind, &id)?;
-                rows::check_if_match(&old, if_match.as_deref())?;
-                let outcome = patch::apply(kind, &old.doc, &ops)?;
-                // The result passes the same validation as a PUT body.
-                let prepared = resource::prepare(kind, &Value::Object(outcome.doc))?;
-                // Only the request's own shapes count; the stored document has none.
-                let quirks = outcome.quirks;
-                resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
-                let password = match (outcome.password, &hash) {
-                    (None, _) => rows::PasswordUpdate::Keep,
-                    (Some(Some(_)), Some(h)) => rows::PasswordUpdate::Set(h.clone()),
-                    (Some(Some(_)), None) => rows::PasswordUpdate::Keep,
-                    (Some(None), _) => rows::PasswordUpdate::Clear,
-                };
-                let doc_changed =
-                    prepared.doc != old.doc || !matches!(password, rows::PasswordUpdate::Keep);
-                if doc_changed {
-                    rows::update_doc(
-                        tx,
-                        principal.provider_id,
-                        kind,
-                        old.seq,
-                        &prepared,
-                        password,
-                        &now,
-                    )?;
-                }
-                let members_changed = rows::change_members(
+        .write(move |tx| -> Result<_, Error> {
+            let old = rows::current(tx, principal.provider_id, kind, &id)?;
+            rows::check_if_match(&old, if_match.as_deref())?;
+            let outcome = patch::apply(kind, &old.doc, &ops)?;
+            // The result passes the same validation as a PUT body.
+            let prepared = resource::prepare(kind, &Value::Object(outcome.doc))?;
+            // Only the request's own shapes count; the stored document has none.
+            let quirks = outcome.quirks;
+            resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
+            let password = match (outcome.password, &hash) {
+                (None, _) => rows::PasswordUpdate::Keep,
+                (Some(Some(_)), Some(h)) => rows::PasswordUpdate::Set(h.clone()),
+                (Some(Some(_)), None) => rows::PasswordUpdate::Keep,
+                (Some(None), _) => rows::PasswordUpdate::Clear,
+            };
+            let doc_changed =
+                prepared.doc != old.doc || !matches!(password, rows::PasswordUpdate::Keep);
+            if doc_changed {
+                rows::update_doc(
                     tx,
                     principal.provider_id,
+                    kind,
                     old.seq,
-                    &base,
-                    &outcome.members,
+                    &prepared,
+                    password,
+                    &now,
                 )?;
-                // meta.version and lastModified move only when something changed.
-                if members_changed && !doc_changed {
-                    rows::touch(tx, old.seq, &now)?;
-                }
-                Ok((rows::current(tx, principal.provider_id, kind, &id)?, quirks))
-            })?;
-            let body = if minimal {
-                None
-            } else {
-                Some(rows::represent(c, &base, kind, &r, &projection)?)
-            };
-            Ok((body, r.version, quirks))
+            }
+            let members_changed =
+                rows::change_members(tx, principal.provider_id, old.seq, &base, &outcome.members)?;
+            // meta.version and lastModified move only when something changed.
+            if members_changed && !doc_changed {
+                rows::touch(tx, old.seq, &now)?;
+            }
+            Ok((rows::current(tx, principal.provider_id, kind, &id)?, quirks))
         })
         .await?;
     state.quirks.record(&req, &provider_name, quirks);
+    let version = r.version;
+    let body = if minimal {
+        None
+    } else {
+        Some(render(&state, state.scim_base(&provider_name), kind, r, projection).await?)
+    };
     Ok(match body {
         Some(b) => with_version(StatusCode::OK, &b, version),
         None => {
@@ -359,11 +364,7 @@ async fn delete(
     let if_match = if_match(req.headers());
     state
         .store
-        .run(move |c| {
-            write_tx(c, |tx| {
-                rows::delete(tx, principal.provider_id, kind, &id, if_match.as_deref())
-            })
-        })
+        .write(move |c| rows::delete(c, principal.provider_id, kind, &id, if_match.as_deref()))
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -4,6 +4,7 @@ pub mod providers;
 pub mod query;
 pub mod resources;
 pub mod tokens;
+pub mod writer;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -32,16 +33,19 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     PreconditionFailed(String),
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl Error {
     /// True when SQLite gave up waiting for another writer (busy timeout elapsed).
     pub fn is_busy(&self) -> bool {
-        matches!(
-            self,
-            Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        )
+        matches!(self, Error::Busy(_))
+            || matches!(
+                self,
+                Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            )
     }
 }
 
@@ -72,6 +76,7 @@ pub enum OpenMode {
 #[derive(Clone)]
 pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
+    writer: writer::Writer,
     path: PathBuf,
 }
 
@@ -109,7 +114,8 @@ impl Store {
         configure(&mut conn, busy_timeout)
             .with_context(|| format!("configuring database {}", path.display()))?;
         migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
-        drop(conn);
+        // This connection becomes the single writer's.
+        let writer = writer::Writer::start(conn).context("starting the writer thread")?;
 
         let manager =
             SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy_timeout));
@@ -121,6 +127,7 @@ impl Store {
             .with_context(|| format!("opening connection pool for {}", path.display()))?;
         Ok(Store {
             pool,
+            writer,
             path: path.to_path_buf(),
         })
     }
@@ -145,6 +152,17 @@ impl Store {
         })
         .await
         .map_err(|e| Error::Task(e.to_string()))?
+    }
+
+    /// Runs a write in the single writer's next group-committed transaction (inside its own
+    /// savepoint) and returns once it is durable. Do slow work (hashing, JSON) before calling.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.writer.write(f).await
     }
 
     /// Runs database work on the calling thread (command-line tools, tests).
