@@ -3,15 +3,21 @@
 //! argon2id costs tens of milliseconds and ~19 MiB per run. A secret that verified once is
 //! remembered as a keyed digest of (token id, secret), so only that exact secret matches later;
 //! the token row itself (expiry, revocation) is still read on every request by the caller.
-//! Secrets that failed are remembered too (a bounded set), and the argon2 runs that do happen
-//! are limited to a few at a time, so a flood of bad tokens cannot exhaust CPU or memory.
+//! Secrets that failed are remembered too (a bounded set); concurrent requests presenting the
+//! same secret wait for one verification instead of each running argon2; and argon2 runs only on
+//! a few dedicated threads. So a flood of bad tokens cannot exhaust CPU or memory: argon2's
+//! ~19 MiB per run stays with those threads and is reused, not allocated anew across a growing
+//! set of blocking threads.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use blake2::{Blake2s256, Digest};
-use tokio::sync::Semaphore;
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use tokio::sync::oneshot;
 
 use super::token::{self, Secret};
 
@@ -27,7 +33,34 @@ pub struct Verifier {
     verified: Mutex<HashMap<String, Key>>,
     failed: Mutex<HashSet<Key>>,
     last_used: Mutex<HashMap<String, i64>>,
-    argon2_permits: Semaphore,
+    in_flight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+    argon2: Mutex<mpsc::Sender<Argon2Job>>,
+}
+
+type Argon2Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `n` threads that run argon2 jobs one at a time each.
+fn argon2_threads(n: usize) -> mpsc::Sender<Argon2Job> {
+    let (tx, rx) = mpsc::channel::<Argon2Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    for i in 0..n.max(1) {
+        let rx = rx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("scimd-argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    let job = match lock(&rx).recv() {
+                        Ok(job) => job,
+                        Err(_) => return,
+                    };
+                    job();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "could not start an argon2 thread");
+        }
+    }
+    tx
 }
 
 impl Verifier {
@@ -40,7 +73,8 @@ impl Verifier {
             verified: Mutex::default(),
             failed: Mutex::default(),
             last_used: Mutex::default(),
-            argon2_permits: Semaphore::new(concurrency.max(1)),
+            in_flight: Mutex::default(),
+            argon2: Mutex::new(argon2_threads(concurrency)),
         }
     }
 
@@ -64,21 +98,34 @@ impl Verifier {
         None
     }
 
+    /// Runs `f` on an argon2 thread and returns its result.
+    async fn on_argon2_thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        let job: Argon2Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        lock(&self.argon2).send(job).ok()?;
+        rx.await.ok()
+    }
+
     /// True when `secret` is the one whose argon2id hash is `phc`.
     pub async fn verify(&self, id: &str, secret: &Secret, phc: &str) -> bool {
         let d = self.digest(id, secret);
         if let Some(known) = self.remembered(id, &d) {
             return known;
         }
-        let Ok(_permit) = self.argon2_permits.acquire().await else {
-            return false;
-        };
-        // Another request may have settled the same secret while this one waited.
+        // One verification per distinct (id, secret) at a time; the others wait for its answer.
+        let gate = lock(&self.in_flight).entry(d).or_default().clone();
+        let _turn = gate.lock().await;
         if let Some(known) = self.remembered(id, &d) {
             return known;
         }
         let (secret2, phc2) = (secret.clone(), phc.to_string());
-        let ok = tokio::task::spawn_blocking(move || token::verify(&secret2, &phc2))
+        let ok = self
+            .on_argon2_thread(move || token::verify(&secret2, &phc2))
             .await
             .unwrap_or(false);
         if ok {
@@ -90,19 +137,15 @@ impl Verifier {
             }
             failed.insert(d);
         }
+        lock(&self.in_flight).remove(&d);
         ok
     }
 
-    /// Hashes a password with argon2id, sharing the bound on concurrent argon2 runs.
+    /// Hashes a password with argon2id on the argon2 threads.
     pub async fn hash(&self, secret: String) -> Result<String, String> {
-        let _permit = self
-            .argon2_permits
-            .acquire()
+        self.on_argon2_thread(move || token::hash_str(&secret))
             .await
-            .map_err(|e| e.to_string())?;
-        tokio::task::spawn_blocking(move || token::hash_str(&secret))
-            .await
-            .map_err(|e| e.to_string())?
+            .unwrap_or_else(|| Err("argon2 threads stopped".into()))
     }
 
     /// Whether `last_used` should be written now: once per token per minute, not per request.

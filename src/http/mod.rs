@@ -94,6 +94,9 @@ pub fn serve(
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()))
+            // Blocking work is database calls (bounded by the pool) and argon2 (bounded by the
+            // verifier): more threads than that only cost memory under load.
+            .worker_max_blocking_threads(config.pool_size as usize + argon2_slots)
             .disable_signals()
             .shutdown_timeout(config.shutdown_timeout.as_secs())
             .listen(listener)?
