@@ -106,7 +106,11 @@ fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
 }
 
 fn with_version(status: StatusCode, body: &Value, version: i64) -> HttpResponse {
-    let mut res = scim_json(status, body);
+    tag(scim_json(status, body), version)
+}
+
+/// Sets the ETag header of a response to the resource's version.
+fn tag(mut res: HttpResponse, version: i64) -> HttpResponse {
     if let Ok(v) = header::HeaderValue::from_str(&etag(version)) {
         res.headers_mut().insert(header::ETAG, v);
     }
@@ -199,13 +203,7 @@ async fn get(
         })
         .await?;
     Ok(match found {
-        (None, version) => {
-            let mut res = HttpResponse::NotModified().finish();
-            if let Ok(v) = header::HeaderValue::from_str(&etag(version)) {
-                res.headers_mut().insert(header::ETAG, v);
-            }
-            res
-        }
+        (None, version) => tag(HttpResponse::NotModified().finish(), version),
         (Some(body), version) => with_version(StatusCode::OK, &body, version),
     })
 }
@@ -343,13 +341,7 @@ async fn patch(
     };
     Ok(match body {
         Some(b) => with_version(StatusCode::OK, &b, version),
-        None => {
-            let mut res = HttpResponse::NoContent().finish();
-            if let Ok(v) = header::HeaderValue::from_str(&etag(version)) {
-                res.headers_mut().insert(header::ETAG, v);
-            }
-            res
-        }
+        None => tag(HttpResponse::NoContent().finish(), version),
     })
 }
 

@@ -210,22 +210,11 @@ pub fn replace(
 ) -> Result<Resource> {
     let old = require(c, provider_id, kind, id)?;
     check_if_match(&old, if_match)?;
-    check_unique(c, provider_id, kind, &p.name, Some(old.seq))?;
-    c.prepare_cached(
-        "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, doc = ?4,
-                password_hash = coalesce(?5, password_hash), modified = ?6, version = version + 1
-         WHERE seq = ?7",
-    )?
-    .execute(params![
-        p.external_id,
-        p.name,
-        fold(&p.name),
-        doc_text(p)?,
-        password_hash,
-        now,
-        old.seq
-    ])?;
-    reindex(c, old.seq, &p.doc)?;
+    let password = match password_hash {
+        Some(h) => PasswordUpdate::Set(h.to_string()),
+        None => PasswordUpdate::Keep,
+    };
+    update_doc(c, provider_id, kind, old.seq, p, password, now)?;
     if kind == ResourceKind::Group {
         let wanted = member_seqs(c, provider_id, old.seq, p.members.as_deref().unwrap_or(&[]))?;
         set_members(c, old.seq, &wanted)?;
