@@ -129,7 +129,7 @@ async fn create(
     state
         .quirks
         .record(&req, &principal.provider_name, prepared.quirks);
-    let password_hash = hash_password(&state, &prepared).await?;
+    let password_hash = hash_password(&state, prepared.password.clone()).await?;
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
     let now = now();
@@ -157,12 +157,16 @@ async fn create(
     Ok(res)
 }
 
-async fn hash_password(state: &AppState, p: &resource::Prepared) -> Result<Option<String>, Error> {
-    match &p.password {
+/// The argon2id hash of a password a request sets, computed before any transaction opens.
+async fn hash_password(
+    state: &AppState,
+    password: Option<String>,
+) -> Result<Option<String>, Error> {
+    match password {
         None => Ok(None),
         Some(pw) => state
             .verifier
-            .hash(pw.clone())
+            .hash(pw)
             .await
             .map(Some)
             .map_err(|e| Error::Store(store::Error::Task(e))),
@@ -222,7 +226,7 @@ async fn replace(
     state
         .quirks
         .record(&req, &principal.provider_name, prepared.quirks);
-    let password_hash = hash_password(&state, &prepared).await?;
+    let password_hash = hash_password(&state, prepared.password.clone()).await?;
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
     let if_match = if_match(req.headers());
@@ -277,16 +281,7 @@ async fn patch(
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
     let ops = patch::parse_request(&body)?;
-    let hash = match patch::password_in(kind, &ops) {
-        Some(pw) => Some(
-            state
-                .verifier
-                .hash(pw)
-                .await
-                .map_err(|e| Error::Store(store::Error::Task(e)))?,
-        ),
-        None => None,
-    };
+    let hash = hash_password(&state, patch::password_in(kind, &ops)).await?;
     let minimal = patch_minimal(kind, &principal, &req);
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
