@@ -189,26 +189,41 @@ async fn get(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let not_found = move |id: &str| Error::NotFound(format!("{} {id} not found", kind.name()));
+    let unchanged = move |version: i64| {
+        if_none_match
+            .as_deref()
+            .is_some_and(|h| etag_matches(h, version))
+    };
     let found = state
         .store
         .run(move |c| -> Result<_, Error> {
-            let r = rows::get(c, principal.provider_id, kind, &id)?
-                .ok_or_else(|| Error::NotFound(format!("{} {id} not found", kind.name())))?;
-            if if_none_match
-                .as_deref()
-                .is_some_and(|h| etag_matches(h, r.version))
-            {
+            if projection.is_default() {
+                // The common case: the stored document text goes out as it is.
+                let r = rows::get_raw(c, principal.provider_id, kind, &id)?
+                    .ok_or_else(|| not_found(&id))?;
+                if unchanged(r.version) {
+                    return Ok((None, r.version));
+                }
+                return Ok((Some(rows::represent_raw(c, &base, kind, &r)?), r.version));
+            }
+            let r =
+                rows::get(c, principal.provider_id, kind, &id)?.ok_or_else(|| not_found(&id))?;
+            if unchanged(r.version) {
                 return Ok((None, r.version));
             }
-            Ok((
-                Some(rows::represent(c, &base, kind, &r, &projection)?),
-                r.version,
-            ))
+            let body = rows::represent(c, &base, kind, &r, &projection)?;
+            Ok((Some(body.to_string()), r.version))
         })
         .await?;
     Ok(match found {
         (None, version) => tag(HttpResponse::NotModified().finish(), version),
-        (Some(body), version) => with_version(StatusCode::OK, &body, version),
+        (Some(body), version) => tag(
+            HttpResponse::Ok()
+                .content_type(SCIM_CONTENT_TYPE)
+                .body(body),
+            version,
+        ),
     })
 }
 
@@ -573,7 +588,7 @@ async fn search_kind(
     let (start_index, count) = (request.start_index, request.count);
     let body = state
         .store
-        .run(move |c| -> store::Result<Value> {
+        .run(move |c| -> store::Result<String> {
             let tx = c.transaction()?;
             let paging = match after {
                 Some(seq) => rows::Paging::After(seq),
@@ -582,39 +597,69 @@ async fn search_kind(
                     order: order.as_deref(),
                 },
             };
-            let page = rows::search(
-                &tx,
-                principal.provider_id,
-                kind,
-                condition.as_ref(),
-                paging,
-                count,
-            )?;
-            let resources = page
-                .items
-                .iter()
-                .map(|r| rows::represent(&tx, &base, kind, r, &projection))
-                .collect::<store::Result<Vec<_>>>()?;
-            let mut body = json!({
+            let pid = principal.provider_id;
+            // Each resource as JSON text; with the default projection straight from the stored
+            // document text.
+            let (total, more, last, resources) = if projection.is_default() {
+                let page = rows::search_raw(&tx, pid, kind, condition.as_ref(), paging, count)?;
+                let texts = page
+                    .items
+                    .iter()
+                    .map(|r| rows::represent_raw(&tx, &base, kind, r))
+                    .collect::<store::Result<Vec<_>>>()?;
+                (
+                    page.total,
+                    page.more,
+                    page.items.last().map(|r| r.seq),
+                    texts,
+                )
+            } else {
+                let page = rows::search(&tx, pid, kind, condition.as_ref(), paging, count)?;
+                let texts = page
+                    .items
+                    .iter()
+                    .map(|r| Ok(rows::represent(&tx, &base, kind, r, &projection)?.to_string()))
+                    .collect::<store::Result<Vec<_>>>()?;
+                (
+                    page.total,
+                    page.more,
+                    page.items.last().map(|r| r.seq),
+                    texts,
+                )
+            };
+            let mut head = json!({
                 "schemas": [LIST_RESPONSE],
-                "totalResults": page.total,
+                "totalResults": total,
                 "itemsPerPage": resources.len(),
             });
             match after {
-                None => body["startIndex"] = json!(start_index),
+                None => head["startIndex"] = json!(start_index),
                 Some(_) => {
-                    if page.more
-                        && let Some(last) = page.items.last()
-                    {
-                        body["nextCursor"] = json!(format!("{CURSOR_PREFIX}{:x}", last.seq));
+                    if more && let Some(seq) = last {
+                        head["nextCursor"] = json!(format!("{CURSOR_PREFIX}{seq:x}"));
                     }
                 }
             }
-            body["Resources"] = Value::Array(resources);
-            Ok(body)
+            Ok(list_text(&head, &resources))
         })
         .await?;
-    Ok(scim_json(StatusCode::OK, &body))
+    Ok(HttpResponse::Ok()
+        .content_type(SCIM_CONTENT_TYPE)
+        .body(body))
+}
+
+/// A ListResponse as text: `head`'s members, then `"Resources"` holding the given JSON texts.
+fn list_text(head: &Value, resources: &[String]) -> String {
+    let head = head.to_string();
+    let open = head.strip_suffix('}').unwrap_or(&head);
+    let mut out = String::with_capacity(
+        open.len() + 16 + resources.iter().map(|r| r.len() + 1).sum::<usize>(),
+    );
+    out.push_str(open);
+    out.push_str(",\"Resources\":[");
+    out.push_str(&resources.join(","));
+    out.push_str("]}");
+    out
 }
 
 /// `POST /.search` at the provider's root: Users and Groups together, Users first.

@@ -41,6 +41,11 @@ impl Projection {
         }
     }
 
+    /// Neither `attributes` nor `excludedAttributes` given: the full default representation.
+    pub fn is_default(&self) -> bool {
+        self.include.is_none() && self.exclude.is_empty()
+    }
+
     /// Whether the response will contain the top-level `key` (so the caller can skip loading
     /// it, e.g. the members of a large group).
     pub fn wants(&self, key: &str) -> bool {

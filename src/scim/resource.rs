@@ -517,6 +517,60 @@ pub fn render(
     out
 }
 
+/// `render` as JSON text, around a stored document given as its canonical JSON text (as
+/// serde_json writes it: an object, no whitespace), without parsing it.
+#[allow(clippy::too_many_arguments)]
+pub fn render_text(
+    kind: ResourceKind,
+    id: &str,
+    doc: &str,
+    computed: &[Value],
+    created: &str,
+    modified: &str,
+    version: i64,
+    location: &str,
+) -> String {
+    let q = |s: &str| Value::from(s).to_string();
+    let mut out = String::with_capacity(doc.len() + 256);
+    out.push_str("{\"schemas\":[");
+    out.push_str(&q(kind.schema().id));
+    for ext in kind.extensions() {
+        // A top-level key of canonical JSON follows `{` or `,`; inside a string value the
+        // quote would be escaped, so this cannot match string content.
+        let key = format!("{}:", q(ext.id));
+        if doc.starts_with(&format!("{{{key}")) || doc.contains(&format!(",{key}")) {
+            out.push(',');
+            out.push_str(&q(ext.id));
+        }
+    }
+    out.push_str("],\"id\":");
+    out.push_str(&q(id));
+    let inner = doc
+        .strip_prefix('{')
+        .and_then(|d| d.strip_suffix('}'))
+        .unwrap_or_default();
+    if !inner.is_empty() {
+        out.push(',');
+        out.push_str(inner);
+    }
+    if !computed.is_empty() {
+        let key = match kind {
+            ResourceKind::User => "groups",
+            ResourceKind::Group => "members",
+        };
+        out.push_str(&format!(",{}:{}", q(key), Value::Array(computed.to_vec())));
+    }
+    let meta = json!({
+        "resourceType": kind.name(),
+        "created": created,
+        "lastModified": modified,
+        "location": location,
+        "version": etag(version),
+    });
+    out.push_str(&format!(",\"meta\":{meta}}}"));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -721,6 +775,50 @@ mod tests {
             "mutability"
         );
         assert!(check_immutable(&GROUP_SCHEMA, &old, &changed).is_ok());
+    }
+
+    #[test]
+    fn text_rendering_equals_value_rendering() {
+        let docs = [
+            json!({"userName": "a"}),
+            json!({"userName": "b", "title": "\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\":", ENTERPRISE_USER: {"department": "x"}}),
+            json!({ENTERPRISE_USER: {"manager": {"value": "m"}}, "userName": "c", "emails": [{"value": "é@x"}]}),
+            json!({"userName": "d", "nickName": ",\"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User\":"}),
+        ];
+        for d in docs {
+            let doc = d.as_object().unwrap().clone();
+            let text = serde_json::to_string(&doc).unwrap();
+            let groups = vec![reference(
+                "http://b",
+                "g1",
+                ResourceKind::Group,
+                Some("G"),
+                "direct",
+            )];
+            for computed in [vec![], groups] {
+                let stored = Stored {
+                    id: "i\"d",
+                    doc: &doc,
+                    created: "c",
+                    modified: "m",
+                    version: 3,
+                    location: "http://b/Users/i".into(),
+                };
+                let by_value =
+                    Value::Object(render(ResourceKind::User, &stored, Some(computed.clone())));
+                let by_text = render_text(
+                    ResourceKind::User,
+                    "i\"d",
+                    &text,
+                    &computed,
+                    "c",
+                    "m",
+                    3,
+                    "http://b/Users/i",
+                );
+                assert_eq!(by_text, by_value.to_string(), "{d}");
+            }
+        }
     }
 
     #[test]

@@ -23,6 +23,18 @@ pub struct Resource {
     pub version: i64,
 }
 
+/// A stored User or Group with its document left as the JSON text it is stored as, for reads
+/// that return the full representation (no parsing and re-serializing of the document).
+#[derive(Debug, Clone)]
+pub struct RawResource {
+    pub seq: i64,
+    pub id: String,
+    pub doc: String,
+    pub created: String,
+    pub modified: String,
+    pub version: i64,
+}
+
 /// One member of a group, or one group of a user, as the representation shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -65,6 +77,17 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
     })
 }
 
+fn raw_from_row(r: &Row<'_>) -> rusqlite::Result<RawResource> {
+    Ok(RawResource {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        doc: r.get(2)?,
+        created: r.get(3)?,
+        modified: r.get(4)?,
+        version: r.get(5)?,
+    })
+}
+
 const COLUMNS: &str = "r.seq, r.id, r.doc, r.created, r.modified, r.version";
 
 pub fn get(
@@ -77,6 +100,20 @@ pub fn get(
         "SELECT {COLUMNS} FROM resources r WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3"
     ))?
     .query_row(params![id, provider_id, kind_str(kind)], from_row)
+    .optional()?)
+}
+
+/// `get` with the document as stored JSON text.
+pub fn get_raw(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<RawResource>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM resources r WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3"
+    ))?
+    .query_row(params![id, provider_id, kind_str(kind)], raw_from_row)
     .optional()?)
 }
 
@@ -381,9 +418,9 @@ pub enum Paging<'a> {
 }
 
 /// One page of matching resources, the total number that match, and whether more follow.
-pub struct Page {
+pub struct Page<T = Resource> {
     pub total: i64,
-    pub items: Vec<Resource>,
+    pub items: Vec<T>,
     pub more: bool,
 }
 
@@ -482,6 +519,30 @@ pub fn search(
     paging: Paging<'_>,
     limit: i64,
 ) -> Result<Page> {
+    search_rows(c, provider_id, kind, condition, paging, limit, from_row)
+}
+
+/// `search` returning documents as stored JSON text (for full representations).
+pub fn search_raw(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    paging: Paging<'_>,
+    limit: i64,
+) -> Result<Page<RawResource>> {
+    search_rows(c, provider_id, kind, condition, paging, limit, raw_from_row)
+}
+
+fn search_rows<T>(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    paging: Paging<'_>,
+    limit: i64,
+    map: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Page<T>> {
     let st = statements(provider_id, kind, condition, paging, limit);
     let total: i64 = c
         .prepare_cached(&st.count_sql)?
@@ -493,9 +554,9 @@ pub fn search(
             more: total > 0,
         });
     }
-    let mut items: Vec<Resource> = c
+    let mut items: Vec<T> = c
         .prepare_cached(&st.page_sql)?
-        .query_map(params_from_iter(st.page_args.iter()), from_row)?
+        .query_map(params_from_iter(st.page_args.iter()), map)?
         .collect::<rusqlite::Result<_>>()?;
     let more = st.probe_more && items.len() as i64 > limit;
     if more {
@@ -666,25 +727,10 @@ pub fn represent(
     r: &Resource,
     projection: &Projection,
 ) -> Result<Value> {
-    let computed = match kind {
-        ResourceKind::Group if projection.wants("members") => Some(
-            members_of(c, r.seq)?
-                .into_iter()
-                .map(|m| {
-                    resource::reference(base, &m.id, m.kind, m.display.as_deref(), m.kind.name())
-                })
-                .collect(),
-        ),
-        ResourceKind::User if projection.wants("groups") => Some(
-            groups_of(c, r.seq)?
-                .into_iter()
-                .map(|g| {
-                    let type_ = if g.direct { "direct" } else { "indirect" };
-                    resource::reference(base, &g.id, g.kind, g.display.as_deref(), type_)
-                })
-                .collect(),
-        ),
-        _ => None,
+    let computed = if projection.wants(computed_key(kind)) {
+        Some(computed(c, base, kind, r.seq)?)
+    } else {
+        None
     };
     let stored = Stored {
         id: &r.id,
@@ -696,5 +742,52 @@ pub fn represent(
     };
     Ok(Value::Object(
         projection.apply(kind, resource::render(kind, &stored, computed)),
+    ))
+}
+
+fn computed_key(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::User => "groups",
+        ResourceKind::Group => "members",
+    }
+}
+
+/// The computed `members` (Group) or `groups` (User) of a resource.
+fn computed(c: &Connection, base: &str, kind: ResourceKind, seq: i64) -> Result<Vec<Value>> {
+    Ok(match kind {
+        ResourceKind::Group => members_of(c, seq)?
+            .into_iter()
+            .map(|m| resource::reference(base, &m.id, m.kind, m.display.as_deref(), m.kind.name()))
+            .collect(),
+        ResourceKind::User => groups_of(c, seq)?
+            .into_iter()
+            .map(|g| {
+                let type_ = if g.direct { "direct" } else { "indirect" };
+                resource::reference(base, &g.id, g.kind, g.display.as_deref(), type_)
+            })
+            .collect(),
+    })
+}
+
+/// The full representation (no `attributes`/`excludedAttributes`) as JSON text, built around
+/// the stored document text instead of parsing and re-serializing it. Gives the same JSON as
+/// `represent` with the default projection.
+pub fn represent_raw(
+    c: &Connection,
+    base: &str,
+    kind: ResourceKind,
+    r: &RawResource,
+) -> Result<String> {
+    let computed = computed(c, base, kind, r.seq)?;
+    let location = format!("{base}/{}/{}", kind.endpoint(), r.id);
+    Ok(resource::render_text(
+        kind,
+        &r.id,
+        &r.doc,
+        &computed,
+        &r.created,
+        &r.modified,
+        r.version,
+        &location,
     ))
 }
