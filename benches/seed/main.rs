@@ -122,7 +122,9 @@ fn main() -> anyhow::Result<()> {
         group_ids.push(id);
     }
     std::fs::write(out.join("users.lua"), lua_list(&ids[..n]))?;
-    std::fs::write(out.join("small_group"), &group_ids[0])?;
+    if let Some(first) = group_ids.first().filter(|_| groups > 0) {
+        std::fs::write(out.join("small_group"), first)?;
+    }
     if big > 0 {
         std::fs::write(
             out.join("big_group"),
