@@ -55,28 +55,6 @@ fn parse_kind(s: &str) -> rusqlite::Result<ResourceKind> {
     })
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
-    let doc: String = r.get(2)?;
-    let doc = match serde_json::from_str::<Value>(&doc) {
-        Ok(Value::Object(m)) => m,
-        _ => {
-            return Err(rusqlite::Error::FromSqlConversionFailure(
-                2,
-                rusqlite::types::Type::Text,
-                "stored document is not a JSON object".into(),
-            ));
-        }
-    };
-    Ok(Resource {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        doc,
-        created: r.get(3)?,
-        modified: r.get(4)?,
-        version: r.get(5)?,
-    })
-}
-
 fn raw_from_row(r: &Row<'_>) -> rusqlite::Result<RawResource> {
     Ok(RawResource {
         seq: r.get(0)?,
@@ -88,7 +66,40 @@ fn raw_from_row(r: &Row<'_>) -> rusqlite::Result<RawResource> {
     })
 }
 
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
+    let raw = raw_from_row(r)?;
+    let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&raw.doc) else {
+        return Err(rusqlite::Error::FromSqlConversionFailure(
+            2,
+            rusqlite::types::Type::Text,
+            "stored document is not a JSON object".into(),
+        ));
+    };
+    Ok(Resource {
+        seq: raw.seq,
+        id: raw.id,
+        doc,
+        created: raw.created,
+        modified: raw.modified,
+        version: raw.version,
+    })
+}
+
 const COLUMNS: &str = "r.seq, r.id, r.doc, r.created, r.modified, r.version";
+
+fn get_row<T>(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    id: &str,
+    map: fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Option<T>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM resources r WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3"
+    ))?
+    .query_row(params![id, provider_id, kind_str(kind)], map)
+    .optional()?)
+}
 
 pub fn get(
     c: &Connection,
@@ -96,11 +107,7 @@ pub fn get(
     kind: ResourceKind,
     id: &str,
 ) -> Result<Option<Resource>> {
-    Ok(c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM resources r WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3"
-    ))?
-    .query_row(params![id, provider_id, kind_str(kind)], from_row)
-    .optional()?)
+    get_row(c, provider_id, kind, id, from_row)
 }
 
 /// `get` with the document as stored JSON text.
@@ -110,11 +117,7 @@ pub fn get_raw(
     kind: ResourceKind,
     id: &str,
 ) -> Result<Option<RawResource>> {
-    Ok(c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM resources r WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3"
-    ))?
-    .query_row(params![id, provider_id, kind_str(kind)], raw_from_row)
-    .optional()?)
+    get_row(c, provider_id, kind, id, raw_from_row)
 }
 
 fn require(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Result<Resource> {
