@@ -598,39 +598,30 @@ async fn search_kind(
                 },
             };
             let pid = principal.provider_id;
-            // Each resource as JSON text; with the default projection straight from the stored
-            // document text.
-            let (total, more, last, resources) = if projection.is_default() {
+            // The resources as comma-separated JSON texts; with the default projection built
+            // around the stored document texts.
+            let mut resources = String::new();
+            let (total, more, last, items) = if projection.is_default() {
                 let page = rows::search_raw(&tx, pid, kind, condition.as_ref(), paging, count)?;
-                let texts = page
-                    .items
-                    .iter()
-                    .map(|r| rows::represent_raw(&tx, &base, kind, r))
-                    .collect::<store::Result<Vec<_>>>()?;
-                (
-                    page.total,
-                    page.more,
-                    page.items.last().map(|r| r.seq),
-                    texts,
-                )
+                rows::represent_raw_into(&mut resources, &tx, &base, kind, &page.items)?;
+                let last = page.items.last().map(|r| r.seq);
+                (page.total, page.more, last, page.items.len())
             } else {
                 let page = rows::search(&tx, pid, kind, condition.as_ref(), paging, count)?;
-                let texts = page
-                    .items
-                    .iter()
-                    .map(|r| Ok(rows::represent(&tx, &base, kind, r, &projection)?.to_string()))
-                    .collect::<store::Result<Vec<_>>>()?;
-                (
-                    page.total,
-                    page.more,
-                    page.items.last().map(|r| r.seq),
-                    texts,
-                )
+                let values = rows::represent_many(&tx, &base, kind, &page.items, &projection)?;
+                for (i, v) in values.iter().enumerate() {
+                    if i > 0 {
+                        resources.push(',');
+                    }
+                    resources.push_str(&v.to_string());
+                }
+                let last = page.items.last().map(|r| r.seq);
+                (page.total, page.more, last, page.items.len())
             };
             let mut head = json!({
                 "schemas": [LIST_RESPONSE],
                 "totalResults": total,
-                "itemsPerPage": resources.len(),
+                "itemsPerPage": items,
             });
             match after {
                 None => head["startIndex"] = json!(start_index),
@@ -648,16 +639,15 @@ async fn search_kind(
         .body(body))
 }
 
-/// A ListResponse as text: `head`'s members, then `"Resources"` holding the given JSON texts.
-fn list_text(head: &Value, resources: &[String]) -> String {
+/// A ListResponse as text: `head`'s members, then `"Resources"` holding the given
+/// comma-separated JSON texts.
+fn list_text(head: &Value, resources: &str) -> String {
     let head = head.to_string();
     let open = head.strip_suffix('}').unwrap_or(&head);
-    let mut out = String::with_capacity(
-        open.len() + 16 + resources.iter().map(|r| r.len() + 1).sum::<usize>(),
-    );
+    let mut out = String::with_capacity(open.len() + 16 + resources.len());
     out.push_str(open);
     out.push_str(",\"Resources\":[");
-    out.push_str(&resources.join(","));
+    out.push_str(resources);
     out.push_str("]}");
     out
 }
@@ -722,9 +712,13 @@ pub async fn search_all(
                 total += page.total;
                 skip = (skip - page.total).max(0);
                 room -= page.items.len() as i64;
-                for r in &page.items {
-                    resources.push(rows::represent(&tx, &base, *kind, r, projection)?);
-                }
+                resources.extend(rows::represent_many(
+                    &tx,
+                    &base,
+                    *kind,
+                    &page.items,
+                    projection,
+                )?);
             }
             Ok(json!({
                 "schemas": [LIST_RESPONSE],

@@ -517,34 +517,116 @@ pub fn render(
     out
 }
 
-/// `render` as JSON text, around a stored document given as its canonical JSON text (as
-/// serde_json writes it: an object, no whitespace), without parsing it.
-#[allow(clippy::too_many_arguments)]
-pub fn render_text(
+/// Appends the inside of a JSON string literal for `s`, escaped exactly as serde_json does.
+pub fn push_json_inner(out: &mut String, s: &str) {
+    let bytes = s.as_bytes();
+    let mut plain = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        } else {
+            out.push_str(escape);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&s[plain..]);
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    push_json_inner(out, s);
+    out.push('"');
+}
+
+/// Appends `"{base}/{Users|Groups}/{id}"` as a JSON string literal.
+fn push_location(out: &mut String, base: &str, kind: ResourceKind, id: &str) {
+    out.push('"');
+    push_json_inner(out, base);
+    out.push('/');
+    out.push_str(kind.endpoint());
+    out.push('/');
+    push_json_inner(out, id);
+    out.push('"');
+}
+
+/// Appends `reference(..)` as JSON text, without building a value.
+pub fn push_reference(
+    out: &mut String,
+    base: &str,
+    id: &str,
     kind: ResourceKind,
+    display: Option<&str>,
+    type_: &str,
+) {
+    out.push_str("{\"value\":");
+    push_json_str(out, id);
+    out.push_str(",\"$ref\":");
+    push_location(out, base, kind, id);
+    out.push_str(",\"type\":");
+    push_json_str(out, type_);
+    if let Some(d) = display {
+        out.push_str(",\"display\":");
+        push_json_str(out, d);
+    }
+    out.push('}');
+}
+
+/// Whether canonical JSON object text (as serde_json writes it: no whitespace) has the top-level
+/// key `key`. A key follows `{` or `,` and is followed by `:`; inside a string value its quotes
+/// would be escaped, so string content cannot match.
+fn has_top_level_key(doc: &str, key: &str) -> bool {
+    let bytes = doc.as_bytes();
+    doc.match_indices(key).any(|(at, _)| {
+        at >= 2
+            && bytes[at - 1] == b'"'
+            && matches!(bytes[at - 2], b'{' | b',')
+            && bytes.get(at + key.len()) == Some(&b'"')
+            && bytes.get(at + key.len() + 1) == Some(&b':')
+    })
+}
+
+/// Appends `render` as JSON text, around a stored document given as its canonical JSON text,
+/// without parsing it. `computed` is the JSON array text of `members`/`groups`, or empty when
+/// there are none.
+#[allow(clippy::too_many_arguments)]
+pub fn write_text(
+    out: &mut String,
+    kind: ResourceKind,
+    base: &str,
     id: &str,
     doc: &str,
-    computed: &[Value],
+    computed: &str,
     created: &str,
     modified: &str,
     version: i64,
-    location: &str,
-) -> String {
-    let q = |s: &str| Value::from(s).to_string();
-    let mut out = String::with_capacity(doc.len() + 256);
+) {
+    out.reserve(doc.len() + computed.len() + 256);
     out.push_str("{\"schemas\":[");
-    out.push_str(&q(kind.schema().id));
+    push_json_str(out, kind.schema().id);
     for ext in kind.extensions() {
-        // A top-level key of canonical JSON follows `{` or `,`; inside a string value the
-        // quote would be escaped, so this cannot match string content.
-        let key = format!("{}:", q(ext.id));
-        if doc.starts_with(&format!("{{{key}")) || doc.contains(&format!(",{key}")) {
+        if has_top_level_key(doc, ext.id) {
             out.push(',');
-            out.push_str(&q(ext.id));
+            push_json_str(out, ext.id);
         }
     }
     out.push_str("],\"id\":");
-    out.push_str(&q(id));
+    push_json_str(out, id);
     let inner = doc
         .strip_prefix('{')
         .and_then(|d| d.strip_suffix('}'))
@@ -554,21 +636,23 @@ pub fn render_text(
         out.push_str(inner);
     }
     if !computed.is_empty() {
-        let key = match kind {
-            ResourceKind::User => "groups",
-            ResourceKind::Group => "members",
-        };
-        out.push_str(&format!(",{}:{}", q(key), Value::Array(computed.to_vec())));
+        out.push_str(match kind {
+            ResourceKind::User => ",\"groups\":",
+            ResourceKind::Group => ",\"members\":",
+        });
+        out.push_str(computed);
     }
-    let meta = json!({
-        "resourceType": kind.name(),
-        "created": created,
-        "lastModified": modified,
-        "location": location,
-        "version": etag(version),
-    });
-    out.push_str(&format!(",\"meta\":{meta}}}"));
-    out
+    out.push_str(",\"meta\":{\"resourceType\":");
+    push_json_str(out, kind.name());
+    out.push_str(",\"created\":");
+    push_json_str(out, created);
+    out.push_str(",\"lastModified\":");
+    push_json_str(out, modified);
+    out.push_str(",\"location\":");
+    push_location(out, base, kind, id);
+    out.push_str(",\"version\":\"W/\\\"");
+    out.push_str(&version.to_string());
+    out.push_str("\\\"\"}}");
 }
 
 #[cfg(test)]
@@ -802,22 +886,56 @@ mod tests {
                     created: "c",
                     modified: "m",
                     version: 3,
-                    location: "http://b/Users/i".into(),
+                    location: "http://b/Users/i\"d".into(),
                 };
                 let by_value =
                     Value::Object(render(ResourceKind::User, &stored, Some(computed.clone())));
-                let by_text = render_text(
+                let mut computed_text = String::new();
+                if !computed.is_empty() {
+                    computed_text = Value::Array(computed.clone()).to_string();
+                }
+                let mut by_text = String::new();
+                write_text(
+                    &mut by_text,
                     ResourceKind::User,
+                    "http://b",
                     "i\"d",
                     &text,
-                    &computed,
+                    &computed_text,
                     "c",
                     "m",
                     3,
-                    "http://b/Users/i",
                 );
                 assert_eq!(by_text, by_value.to_string(), "{d}");
             }
+        }
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é – \u{2028} 𝄞 \\\" /");
+        for s in [all.as_str(), "", "plain", "\"", "a\\b", "\u{7f}\u{1f}"] {
+            let mut out = String::new();
+            push_json_str(&mut out, s);
+            assert_eq!(out, Value::from(s).to_string(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn references_as_text_equal_references_as_values() {
+        for display in [None, Some("G \"1\"")] {
+            let mut out = String::new();
+            push_reference(
+                &mut out,
+                "http://b/x",
+                "g\n1",
+                ResourceKind::Group,
+                display,
+                "direct",
+            );
+            let value = reference("http://b/x", "g\n1", ResourceKind::Group, display, "direct");
+            assert_eq!(out, value.to_string());
         }
     }
 

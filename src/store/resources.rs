@@ -702,28 +702,107 @@ pub fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The groups a user or group belongs to, directly or through nested groups. (CROSS JOIN
-/// keeps SQLite from scanning `resources` in order instead of starting from the few groups.)
-pub fn groups_of(c: &Connection, member_seq: i64) -> Result<Vec<Reference>> {
-    let mut st = c.prepare_cached(
-        "WITH RECURSIVE up(seq, direct) AS (
-             SELECT group_seq, 1 FROM members WHERE member_seq = ?1
-             UNION
-             SELECT m.group_seq, 0 FROM members m JOIN up ON m.member_seq = up.seq
-         )
-         SELECT r.id, r.name, max(up.direct) FROM up CROSS JOIN resources r ON r.seq = up.seq
-         WHERE r.seq != ?1
-         GROUP BY r.seq ORDER BY r.seq",
+/// A JSON array of integers, for `json_each(?)`: one prepared statement for any number of keys.
+fn seq_list(seqs: impl IntoIterator<Item = i64>) -> String {
+    let mut out = String::from("[");
+    for (i, s) in seqs.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&s.to_string());
+    }
+    out.push(']');
+    out
+}
+
+/// The groups each of `member_seqs` belongs to, directly or through nested groups, oldest group
+/// first; one list per given key, in the same order. A whole page costs a few statements: the
+/// direct memberships of every key at once, then one more per level of group nesting, then the
+/// groups' ids and names.
+pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Reference>>> {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut edges = c.prepare_cached(
+        "SELECT m.member_seq, m.group_seq FROM json_each(?1) j
+         CROSS JOIN members m ON m.member_seq = j.value",
     )?;
-    let rows = st.query_map([member_seq], |r| {
-        Ok(Reference {
-            id: r.get(0)?,
-            kind: ResourceKind::Group,
-            display: r.get(1)?,
-            direct: r.get::<_, i64>(2)? == 1,
+    let mut frontier: Vec<i64> = member_seqs.to_vec();
+    let mut expanded: HashSet<i64> = HashSet::new();
+    while !frontier.is_empty() {
+        expanded.extend(frontier.iter().copied());
+        let mut rows = edges.query([seq_list(frontier.iter().copied())])?;
+        let mut next = Vec::new();
+        while let Some(r) = rows.next()? {
+            let (member, group): (i64, i64) = (r.get(0)?, r.get(1)?);
+            parents.entry(member).or_default().push(group);
+            if !expanded.contains(&group) {
+                next.push(group);
+            }
+        }
+        next.sort_unstable();
+        next.dedup();
+        frontier = next;
+    }
+    // For each key: every group reachable upwards, and whether one path is a single step.
+    let mut reach: Vec<BTreeMap<i64, bool>> = Vec::with_capacity(member_seqs.len());
+    let mut wanted: HashSet<i64> = HashSet::new();
+    for &seq in member_seqs {
+        let mut found: BTreeMap<i64, bool> = BTreeMap::new();
+        let mut stack: Vec<(i64, bool)> = parents
+            .get(&seq)
+            .map(|g| g.iter().map(|&g| (g, true)).collect())
+            .unwrap_or_default();
+        while let Some((g, direct)) = stack.pop() {
+            match found.get_mut(&g) {
+                Some(d) => {
+                    *d |= direct;
+                    continue;
+                }
+                None => {
+                    found.insert(g, direct);
+                }
+            }
+            if let Some(up) = parents.get(&g) {
+                stack.extend(up.iter().map(|&u| (u, false)));
+            }
+        }
+        // A group nested into itself through others is not its own group.
+        found.remove(&seq);
+        wanted.extend(found.keys().copied());
+        reach.push(found);
+    }
+    let mut names: HashMap<i64, (String, Option<String>)> = HashMap::new();
+    if !wanted.is_empty() {
+        let mut st = c.prepare_cached(
+            "SELECT r.seq, r.id, r.name FROM json_each(?1) j CROSS JOIN resources r ON r.seq = j.value",
+        )?;
+        let mut rows = st.query([seq_list(wanted.iter().copied())])?;
+        while let Some(r) = rows.next()? {
+            names.insert(r.get(0)?, (r.get(1)?, r.get(2)?));
+        }
+    }
+    Ok(reach
+        .into_iter()
+        .map(|found| {
+            found
+                .into_iter()
+                .filter_map(|(g, direct)| {
+                    let (id, name) = names.get(&g)?;
+                    Some(Reference {
+                        id: id.clone(),
+                        kind: ResourceKind::Group,
+                        display: name.clone(),
+                        direct,
+                    })
+                })
+                .collect()
         })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        .collect())
+}
+
+/// The groups a user or group belongs to (see `groups_of_many`).
+pub fn groups_of(c: &Connection, member_seq: i64) -> Result<Vec<Reference>> {
+    Ok(groups_of_many(c, &[member_seq])?.pop().unwrap_or_default())
 }
 
 /// Builds the representation of a stored resource, loading computed members or groups only
@@ -735,22 +814,45 @@ pub fn represent(
     r: &Resource,
     projection: &Projection,
 ) -> Result<Value> {
-    let computed = if projection.wants(computed_key(kind)) {
-        Some(computed(c, base, kind, r.seq)?)
+    Ok(
+        represent_many(c, base, kind, std::slice::from_ref(r), projection)?
+            .pop()
+            .unwrap_or(Value::Null),
+    )
+}
+
+/// `represent` for a page of resources, loading the computed attributes of all of them at once.
+pub fn represent_many(
+    c: &Connection,
+    base: &str,
+    kind: ResourceKind,
+    page: &[Resource],
+    projection: &Projection,
+) -> Result<Vec<Value>> {
+    let mut computed = if projection.wants(computed_key(kind)) {
+        let seqs: Vec<i64> = page.iter().map(|r| r.seq).collect();
+        computed_many(c, base, kind, &seqs)?
+            .into_iter()
+            .map(Some)
+            .collect()
     } else {
-        None
+        vec![None; page.len()]
     };
-    let stored = Stored {
-        id: &r.id,
-        doc: &r.doc,
-        created: &r.created,
-        modified: &r.modified,
-        version: r.version,
-        location: format!("{base}/{}/{}", kind.endpoint(), r.id),
-    };
-    Ok(Value::Object(
-        projection.apply(kind, resource::render(kind, &stored, computed)),
-    ))
+    Ok(page
+        .iter()
+        .zip(computed.iter_mut())
+        .map(|(r, computed)| {
+            let stored = Stored {
+                id: &r.id,
+                doc: &r.doc,
+                created: &r.created,
+                modified: &r.modified,
+                version: r.version,
+                location: format!("{base}/{}/{}", kind.endpoint(), r.id),
+            };
+            Value::Object(projection.apply(kind, resource::render(kind, &stored, computed.take())))
+        })
+        .collect())
 }
 
 fn computed_key(kind: ResourceKind) -> &'static str {
@@ -760,21 +862,87 @@ fn computed_key(kind: ResourceKind) -> &'static str {
     }
 }
 
-/// The computed `members` (Group) or `groups` (User) of a resource.
-fn computed(c: &Connection, base: &str, kind: ResourceKind, seq: i64) -> Result<Vec<Value>> {
-    Ok(match kind {
-        ResourceKind::Group => members_of(c, seq)?
-            .into_iter()
-            .map(|m| resource::reference(base, &m.id, m.kind, m.display.as_deref(), m.kind.name()))
-            .collect(),
-        ResourceKind::User => groups_of(c, seq)?
-            .into_iter()
-            .map(|g| {
-                let type_ = if g.direct { "direct" } else { "indirect" };
-                resource::reference(base, &g.id, g.kind, g.display.as_deref(), type_)
+/// The computed `members` (Group) or `groups` (User) of each resource, in the given order.
+fn computed_many(
+    c: &Connection,
+    base: &str,
+    kind: ResourceKind,
+    seqs: &[i64],
+) -> Result<Vec<Vec<Value>>> {
+    match kind {
+        ResourceKind::Group => seqs
+            .iter()
+            .map(|&seq| {
+                Ok(members_of(c, seq)?
+                    .into_iter()
+                    .map(|m| {
+                        resource::reference(
+                            base,
+                            &m.id,
+                            m.kind,
+                            m.display.as_deref(),
+                            m.kind.name(),
+                        )
+                    })
+                    .collect())
             })
             .collect(),
-    })
+        ResourceKind::User => Ok(groups_of_many(c, seqs)?
+            .into_iter()
+            .map(|groups| {
+                groups
+                    .into_iter()
+                    .map(|g| {
+                        let type_ = if g.direct { "direct" } else { "indirect" };
+                        resource::reference(base, &g.id, g.kind, g.display.as_deref(), type_)
+                    })
+                    .collect()
+            })
+            .collect()),
+    }
+}
+
+/// The computed `members` (Group) or `groups` (User) of each resource as JSON array text (empty
+/// when there are none), in the given order.
+fn computed_text_many(
+    c: &Connection,
+    base: &str,
+    kind: ResourceKind,
+    seqs: &[i64],
+) -> Result<Vec<String>> {
+    let lists: Vec<Vec<Reference>> = match kind {
+        ResourceKind::Group => seqs
+            .iter()
+            .map(|&seq| members_of(c, seq))
+            .collect::<Result<_>>()?,
+        ResourceKind::User => groups_of_many(c, seqs)?,
+    };
+    Ok(lists
+        .into_iter()
+        .map(|refs| {
+            let mut out = String::new();
+            for (i, r) in refs.iter().enumerate() {
+                out.push(if i == 0 { '[' } else { ',' });
+                let type_ = match (kind, r.direct) {
+                    (ResourceKind::Group, _) => r.kind.name(),
+                    (ResourceKind::User, true) => "direct",
+                    (ResourceKind::User, false) => "indirect",
+                };
+                resource::push_reference(
+                    &mut out,
+                    base,
+                    &r.id,
+                    r.kind,
+                    r.display.as_deref(),
+                    type_,
+                );
+            }
+            if !out.is_empty() {
+                out.push(']');
+            }
+            out
+        })
+        .collect())
 }
 
 /// The full representation (no `attributes`/`excludedAttributes`) as JSON text, built around
@@ -786,18 +954,40 @@ pub fn represent_raw(
     kind: ResourceKind,
     r: &RawResource,
 ) -> Result<String> {
-    let computed = computed(c, base, kind, r.seq)?;
-    let location = format!("{base}/{}/{}", kind.endpoint(), r.id);
-    Ok(resource::render_text(
-        kind,
-        &r.id,
-        &r.doc,
-        &computed,
-        &r.created,
-        &r.modified,
-        r.version,
-        &location,
-    ))
+    let mut out = String::new();
+    represent_raw_into(&mut out, c, base, kind, std::slice::from_ref(r))?;
+    Ok(out)
+}
+
+/// Appends the full representations of a page of resources to `out`, separated by commas,
+/// loading the computed attributes of all of them at once.
+pub fn represent_raw_into(
+    out: &mut String,
+    c: &Connection,
+    base: &str,
+    kind: ResourceKind,
+    page: &[RawResource],
+) -> Result<()> {
+    let seqs: Vec<i64> = page.iter().map(|r| r.seq).collect();
+    let computed = computed_text_many(c, base, kind, &seqs)?;
+    out.reserve(page.iter().map(|r| r.doc.len() + 320).sum());
+    for (i, (r, computed)) in page.iter().zip(&computed).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        resource::write_text(
+            out,
+            kind,
+            base,
+            &r.id,
+            &r.doc,
+            computed,
+            &r.created,
+            &r.modified,
+            r.version,
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -341,6 +341,60 @@ fn etags_and_conditional_requests() {
 }
 
 #[test]
+fn list_pages_show_the_same_groups_as_single_reads() {
+    // A page computes the groups of all its users at once; it must agree with one-by-one reads,
+    // including direct-and-indirect memberships and groups nested in a cycle.
+    let (_db, _server, scim) = scim_server("p");
+    let users: Vec<Value> = (0..6).map(|i| user(&scim, &format!("u{i}"))).collect();
+    let a = group(&scim, "a", &[&users[0], &users[1]]);
+    let b = group(&scim, "b", &[&a, &users[1], &users[2]]);
+    let c = group(&scim, "c", &[&b]);
+    // c contains b contains a; now a also contains c: a cycle.
+    scim.with_headers(
+        "PATCH",
+        &format!("/Groups/{}", id(&a)),
+        Some(
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": c["id"]}]}]}),
+        ),
+        &[],
+    )
+    .expect(200);
+    let u1 = scim.get(&format!("/Users/{}", id(&users[1]))).expect(200);
+    let kinds: Vec<(String, String)> = u1["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["display"].as_str().unwrap().into(),
+                g["type"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("a", "direct"), ("b", "direct"), ("c", "indirect")]
+            .map(|(d, t)| (d.to_string(), t.to_string())),
+        "oldest group first; direct wins over a path through nesting"
+    );
+    let page = scim.get("/Users?count=10").expect(200);
+    let listed = page["Resources"].as_array().unwrap();
+    assert_eq!(listed.len(), 6);
+    for u in listed {
+        let single = scim.get(&format!("/Users/{}", id(u))).expect(200);
+        assert_eq!(u, &single);
+    }
+    assert!(listed[5].get("groups").is_none(), "u5 is in no group");
+    // A group in the cycle does not list itself among its own groups.
+    let as_groups = scim.get("/Groups?count=10").expect(200);
+    for g in as_groups["Resources"].as_array().unwrap() {
+        let single = scim.get(&format!("/Groups/{}", id(g))).expect(200);
+        assert_eq!(g, &single);
+    }
+}
+
+#[test]
 fn groups_members_and_nested_groups() {
     let (_db, _server, scim) = scim_server("p");
     let ann = user(&scim, "ann");
