@@ -418,6 +418,8 @@ pub enum Paging<'a> {
     Index { offset: i64, order: Option<&'a str> },
     /// Resources created after the one with this key, in creation order (RFC 9865 cursors).
     After(i64),
+    /// Resources from the one with this key on, in creation order (set by `search_rows`).
+    Start(i64),
 }
 
 /// One page of matching resources, the total number that match, and whether more follow.
@@ -464,22 +466,16 @@ fn statements(
     let count_args = args.clone();
     let n = args.len();
     let (page_sql, probe_more) = match paging {
-        Paging::Index {
-            offset,
-            order: None,
-        } if condition.is_none() => {
-            // Skip `offset` entries of the narrow (provider_id, kind) index instead of whole
-            // rows: deep pages of a large provider stay cheap.
+        Paging::Start(seq) => {
+            // The unfiltered page from the key of its first resource (see `nth_seq`).
+            args.push(Sql::Integer(seq));
             args.push(Sql::Integer(limit));
-            args.push(Sql::Integer(offset));
             (
                 format!(
-                    "SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq >= \
-                     (SELECT s.seq FROM resources s INDEXED BY resources_kind \
-                      WHERE s.provider_id = ?1 AND s.kind = ?2 ORDER BY s.seq LIMIT 1 OFFSET ?{}) \
+                    "SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq >= ?{} \
                      ORDER BY r.seq LIMIT ?{}",
-                    n + 2,
-                    n + 1
+                    n + 1,
+                    n + 2
                 ),
                 false,
             )
@@ -551,6 +547,17 @@ fn search_rows<T>(
     limit: i64,
     map: fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<Page<T>> {
+    // An unfiltered page by position starts from the key found through the block counts.
+    let paging = match paging {
+        Paging::Index {
+            offset,
+            order: None,
+        } if condition.is_none() => match nth_seq(c, provider_id, kind, offset)? {
+            Some(seq) => Paging::Start(seq),
+            None => Paging::After(i64::MAX),
+        },
+        p => p,
+    };
     let st = statements(provider_id, kind, condition, paging, limit);
     let total: i64 = c
         .prepare_cached(&st.count_sql)?
@@ -571,6 +578,40 @@ fn search_rows<T>(
         items.truncate(limit as usize);
     }
     Ok(Page { total, items, more })
+}
+
+/// The key of the provider's resource of this kind at 0-based position `offset` in creation
+/// order, if there is one: the block counts (migration 0005) give the block it lies in and how
+/// many come before that block, then at most one block of the index is walked.
+fn nth_seq(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    offset: i64,
+) -> Result<Option<i64>> {
+    let block: Option<(i64, i64)> = c
+        .prepare_cached(
+            "SELECT block, upto - n FROM (
+                 SELECT block, n, sum(n) OVER (ORDER BY block) AS upto FROM resource_blocks
+                 WHERE provider_id = ?1 AND kind = ?2)
+             WHERE upto > ?3 ORDER BY block LIMIT 1",
+        )?
+        .query_row(params![provider_id, kind_str(kind), offset], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((block, before)) = block else {
+        return Ok(None);
+    };
+    Ok(c.prepare_cached(
+        "SELECT seq FROM resources INDEXED BY resources_kind
+             WHERE provider_id = ?1 AND kind = ?2 AND seq >= ?3 ORDER BY seq LIMIT 1 OFFSET ?4",
+    )?
+    .query_row(
+        params![provider_id, kind_str(kind), block << 10, offset - before],
+        |r| r.get(0),
+    )
+    .optional()?)
 }
 
 /// SQLite's plan for a search's page query (EXPLAIN QUERY PLAN), one line per step.
@@ -997,6 +1038,75 @@ mod tests {
     use crate::store::providers::{self, ProviderKind};
     use crate::store::test_conn;
     use serde_json::json;
+
+    #[test]
+    fn positions_from_block_counts_match_offsets_across_deletes_and_providers() {
+        let c = test_conn();
+        let a = providers::insert(&c, "a", "", ProviderKind::Generic, 0).unwrap();
+        let b = providers::insert(&c, "b", "", ProviderKind::Generic, 0).unwrap();
+        let mut ids = Vec::new();
+        // Interleaved providers and kinds over more than two blocks of keys.
+        for i in 0..2600 {
+            let (p, kind, body) = match i % 4 {
+                0 | 1 => (
+                    a.id,
+                    ResourceKind::User,
+                    json!({"userName": format!("u{i}")}),
+                ),
+                2 => (
+                    b.id,
+                    ResourceKind::User,
+                    json!({"userName": format!("u{i}")}),
+                ),
+                _ => (
+                    a.id,
+                    ResourceKind::Group,
+                    json!({"displayName": format!("g{i}")}),
+                ),
+            };
+            let prepared = prepare(kind, &body).unwrap();
+            let id = insert(&c, p, kind, &prepared, None, "t").unwrap().id;
+            ids.push((p, kind, id));
+        }
+        // Holes, including a whole run of one block.
+        for (i, (p, kind, id)) in ids.iter().enumerate() {
+            if i % 7 == 0 || (900..1400).contains(&i) {
+                delete(&c, *p, *kind, id, None).unwrap();
+            }
+        }
+        for (p, kind) in [
+            (a.id, ResourceKind::User),
+            (b.id, ResourceKind::User),
+            (a.id, ResourceKind::Group),
+            (b.id, ResourceKind::Group),
+        ] {
+            let all: Vec<i64> = c
+                .prepare(
+                    "SELECT seq FROM resources WHERE provider_id = ?1 AND kind = ?2 ORDER BY seq",
+                )
+                .unwrap()
+                .query_map(params![p, kind_str(kind)], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            for offset in 0..=all.len() as i64 + 2 {
+                assert_eq!(
+                    nth_seq(&c, p, kind, offset).unwrap(),
+                    all.get(offset as usize).copied(),
+                    "provider {p} {kind:?} offset {offset}"
+                );
+            }
+        }
+        providers::delete(&c, a.id).unwrap();
+        let left: i64 = c
+            .query_row(
+                "SELECT count(*) FROM resource_blocks WHERE provider_id = ?1",
+                [a.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "a removed provider's block counts go with it");
+    }
 
     #[test]
     fn counts_follow_inserts_deletes_and_provider_removal() {
