@@ -1,6 +1,9 @@
 //! Bearer-token authentication of every request under a provider's SCIM base URL.
 
+use std::collections::HashMap;
 use std::future::{Ready, ready};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -13,7 +16,7 @@ use super::AppState;
 use crate::auth::{TokenState, token};
 use crate::error::Error;
 use crate::store::providers::ProviderKind;
-use crate::store::tokens;
+use crate::store::tokens::{self, AuthRecord};
 
 /// The authenticated caller: which token, for which identity provider, with which scope.
 #[derive(Debug, Clone)]
@@ -23,6 +26,80 @@ pub struct Principal {
     pub provider_name: String,
     pub provider_kind: ProviderKind,
     pub read_only: bool,
+    /// Set once the token's row has been read again by this request's database work.
+    checked: Arc<AtomicBool>,
+    /// Set when that read found the provider's type changed since the record was remembered.
+    stale: Arc<AtomicBool>,
+}
+
+impl Principal {
+    /// Reads the token's row again on the connection about to do the request's database work
+    /// (the same pool hop, or inside the writer's transaction): it must still exist, be active
+    /// and belong to the same provider. This keeps revocation and expiry exact while the
+    /// record used to authenticate came from memory.
+    pub fn recheck(&self, c: &rusqlite::Connection) -> Result<(), Error> {
+        let now = Utc::now().timestamp();
+        let record = tokens::auth_record(c, &self.token_id)?.ok_or(Error::Unauthorized(INVALID))?;
+        if record.provider_id != self.provider_id || record.provider_name != self.provider_name {
+            return Err(Error::Unauthorized(
+                "this token belongs to another identity provider",
+            ));
+        }
+        match token::state(record.expires, record.revoked, now) {
+            TokenState::Active => {}
+            TokenState::Expired => return Err(Error::Unauthorized("this token has expired")),
+            TokenState::Revoked => return Err(Error::Unauthorized("this token has been revoked")),
+        }
+        // `provider set --type` while serving: this request keeps the type it started with
+        // (it only decides 200 or 204 for a group PATCH); the next one reads the new type.
+        if record.provider_kind != self.provider_kind || record.read_only != self.read_only {
+            self.stale.store(true, Ordering::Release);
+        }
+        self.checked.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn was_checked(&self) -> bool {
+        self.checked.load(Ordering::Acquire)
+    }
+
+    /// Whether the remembered record of this token should be dropped.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+}
+
+/// Token rows as last read, by token id, so a request with a known token needs no database
+/// round trip of its own to authenticate. Never trusted for a token's state: `recheck` reads
+/// the row again in the request's own database work, and any disagreement drops the entry.
+#[derive(Default)]
+pub struct RecordCache {
+    records: Mutex<HashMap<String, AuthRecord>>,
+}
+
+/// Tokens are few; the bound only stops a pathological number of them from growing memory.
+const RECORD_CAPACITY: usize = 4096;
+
+impl RecordCache {
+    fn get(&self, id: &str) -> Option<AuthRecord> {
+        lock(&self.records).get(id).cloned()
+    }
+
+    fn put(&self, id: &str, record: AuthRecord) {
+        let mut records = lock(&self.records);
+        if records.len() >= RECORD_CAPACITY {
+            records.clear();
+        }
+        records.insert(id.to_string(), record);
+    }
+
+    pub fn forget(&self, id: &str) {
+        lock(&self.records).remove(id);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Put in the request's extensions so the access log can name the token.
@@ -65,7 +142,7 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_string());
-    let principal = authenticate(&state, &provider, header.as_deref()).await?;
+    let (principal, from_memory) = authenticate(&state, &provider, header.as_deref()).await?;
     req.extensions_mut()
         .insert(TokenId(principal.token_id.clone()));
     let reads_only = matches!(*req.method(), Method::GET | Method::HEAD)
@@ -73,15 +150,31 @@ pub async fn require_token(
     if principal.read_only && !reads_only {
         return Err(Error::Forbidden("this token is read-only").into());
     }
-    req.extensions_mut().insert(principal);
-    next.call(req).await
+    req.extensions_mut().insert(principal.clone());
+    let res = next.call(req).await?;
+    // A handler that did no database work (discovery, unknown paths, a request refused before
+    // reaching the store) has not re-read the token: read it now. Such a handler changed
+    // nothing, so its answer can still be replaced by the 401.
+    if from_memory && !principal.was_checked() {
+        let checking = principal.clone();
+        if let Err(e) = state.store.run(move |c| checking.recheck(c)).await {
+            state.records.forget(&principal.token_id);
+            return Err(e.into());
+        }
+    }
+    if principal.is_stale() {
+        state.records.forget(&principal.token_id);
+    }
+    Ok(res)
 }
 
+/// Authenticates a request; also says whether the token's record came from memory (and so
+/// still needs `Principal::recheck`).
 async fn authenticate(
     state: &AppState,
     provider: &str,
     header: Option<&str>,
-) -> Result<Principal, Error> {
+) -> Result<(Principal, bool), Error> {
     let header = header.ok_or(Error::Unauthorized("missing Authorization header"))?;
     let (scheme, value) = header.trim().split_once(' ').unwrap_or((header, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -91,17 +184,36 @@ async fn authenticate(
     }
     let (id, secret) = token::parse(value.trim()).ok_or(Error::Unauthorized(INVALID))?;
     let id = id.to_string();
+    if let Some(record) = state.records.get(&id) {
+        match accept(state, provider, &id, &secret, record).await {
+            // A wrong secret is wrong whatever the row says now.
+            Err(Error::Unauthorized(INVALID)) => return Err(Error::Unauthorized(INVALID)),
+            Ok(p) => return Ok((p, true)),
+            // Any other refusal may come from a stale record: decide on a fresh one.
+            Err(_) => state.records.forget(&id),
+        }
+    }
     let lookup_id = id.clone();
     let record = state
         .store
         .run(move |c| tokens::auth_record(c, &lookup_id))
         .await?
         .ok_or(Error::Unauthorized(INVALID))?;
-    if !state
-        .verifier
-        .verify(&id, &secret, &record.secret_hash)
-        .await
-    {
+    state.records.put(&id, record.clone());
+    let principal = accept(state, provider, &id, &secret, record).await?;
+    principal.checked.store(true, Ordering::Release);
+    Ok((principal, false))
+}
+
+/// Checks a presented secret and the token's record against the provider in the URL.
+async fn accept(
+    state: &AppState,
+    provider: &str,
+    id: &str,
+    secret: &token::Secret,
+    record: AuthRecord,
+) -> Result<Principal, Error> {
+    if !state.verifier.verify(id, secret, &record.secret_hash).await {
         return Err(Error::Unauthorized(INVALID));
     }
     // The secret is right; from here on the holder may learn why the token does not work.
@@ -116,8 +228,8 @@ async fn authenticate(
         TokenState::Expired => return Err(Error::Unauthorized("this token has expired")),
         TokenState::Revoked => return Err(Error::Unauthorized("this token has been revoked")),
     }
-    if state.verifier.should_record_use(&id, record.last_used, now) {
-        let use_id = id.clone();
+    if state.verifier.should_record_use(id, record.last_used, now) {
+        let use_id = id.to_string();
         if let Err(e) = state
             .store
             .write(move |c| tokens::record_use(c, &use_id, now))
@@ -127,10 +239,12 @@ async fn authenticate(
         }
     }
     Ok(Principal {
-        token_id: id,
+        token_id: id.to_string(),
         provider_id: record.provider_id,
         provider_name: record.provider_name,
         provider_kind: record.provider_kind,
         read_only: record.read_only,
+        checked: Arc::new(AtomicBool::new(false)),
+        stale: Arc::new(AtomicBool::new(false)),
     })
 }

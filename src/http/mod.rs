@@ -31,9 +31,60 @@ pub struct AppState {
     pub config: Config,
     /// Non-standard request shapes accepted, per identity provider.
     pub quirks: std::sync::Arc<quirks::QuirkCounter>,
+    /// Token rows as last read (see `auth::RecordCache`).
+    pub records: auth::RecordCache,
 }
 
 impl AppState {
+    /// Database reads on the pool for an authenticated request: the token is read again on the
+    /// same connection first (`Principal::recheck`), so one pool hop both authorizes and reads.
+    pub async fn read<T, E, F>(&self, principal: &auth::Principal, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        E: Into<Error> + Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, E> + Send + 'static,
+    {
+        let p = principal.clone();
+        let res = self
+            .store
+            .run(move |c| -> Result<T, Error> {
+                p.recheck(c)?;
+                f(c).map_err(Into::into)
+            })
+            .await;
+        self.forget_if_refused(principal, res)
+    }
+
+    /// A write for an authenticated request, in the single writer's transaction; the token is
+    /// read again inside that transaction first.
+    pub async fn write<T, E, F>(&self, principal: &auth::Principal, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        E: Into<Error> + Send + 'static,
+        F: FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
+    {
+        let p = principal.clone();
+        let res = self
+            .store
+            .write(move |c| -> Result<T, Error> {
+                p.recheck(c)?;
+                f(c).map_err(Into::into)
+            })
+            .await;
+        self.forget_if_refused(principal, res)
+    }
+
+    fn forget_if_refused<T>(
+        &self,
+        principal: &auth::Principal,
+        res: Result<T, Error>,
+    ) -> Result<T, Error> {
+        if matches!(res, Err(Error::Unauthorized(_))) || principal.is_stale() {
+            self.records.forget(&principal.token_id);
+        }
+        res
+    }
+
     /// The SCIM base URL of one identity provider.
     pub fn scim_base(&self, provider: &str) -> String {
         scim_base(&self.public_base, provider)
@@ -91,6 +142,7 @@ pub fn serve(
             public_base: public_base.clone(),
             config: config.clone(),
             quirks: quirk_counter.clone(),
+            records: auth::RecordCache::default(),
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()))

@@ -85,18 +85,16 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The representation of a resource whose write has committed (a read on the pool).
-async fn render(
-    state: &AppState,
-    base: String,
+/// The representation of a resource a write returned, with the computed attributes that write
+/// loaded in its own transaction.
+fn render(
+    base: &str,
     kind: ResourceKind,
-    r: rows::Resource,
-    projection: Projection,
-) -> Result<Value, Error> {
-    Ok(state
-        .store
-        .run(move |c| rows::represent(c, &base, kind, &r, &projection))
-        .await?)
+    written: &(rows::Resource, Option<Vec<Value>>),
+    projection: &Projection,
+) -> Value {
+    let (r, computed) = written;
+    rows::render_with(base, kind, r, computed.clone(), projection)
 }
 
 fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
@@ -133,21 +131,16 @@ async fn create(
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
     let now = now();
-    let r = state
-        .store
-        .write(move |c| {
-            rows::insert(
-                c,
-                principal.provider_id,
-                kind,
-                &prepared,
-                password_hash.as_deref(),
-                &now,
-            )
+    let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
+    let written = state
+        .write(&principal, move |c| -> Result<_, Error> {
+            let r = rows::insert(c, pid, kind, &prepared, password_hash.as_deref(), &now)?;
+            let computed = rows::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?;
+            Ok((r, computed))
         })
         .await?;
-    let version = r.version;
-    let body = render(&state, base, kind, r, projection).await?;
+    let version = written.0.version;
+    let body = render(&base, kind, &written, &projection);
     let mut res = with_version(StatusCode::CREATED, &body, version);
     if let Some(loc) = body["meta"]["location"].as_str()
         && let Ok(v) = header::HeaderValue::from_str(loc)
@@ -195,20 +188,18 @@ async fn get(
             .as_deref()
             .is_some_and(|h| etag_matches(h, version))
     };
+    let pid = principal.provider_id;
     let found = state
-        .store
-        .run(move |c| -> Result<_, Error> {
+        .read(&principal, move |c| -> Result<_, Error> {
             if projection.is_default() {
                 // The common case: the stored document text goes out as it is.
-                let r = rows::get_raw(c, principal.provider_id, kind, &id)?
-                    .ok_or_else(|| not_found(&id))?;
+                let r = rows::get_raw(c, pid, kind, &id)?.ok_or_else(|| not_found(&id))?;
                 if unchanged(r.version) {
                     return Ok((None, r.version));
                 }
                 return Ok((Some(rows::represent_raw(c, &base, kind, &r)?), r.version));
             }
-            let r =
-                rows::get(c, principal.provider_id, kind, &id)?.ok_or_else(|| not_found(&id))?;
+            let r = rows::get(c, pid, kind, &id)?.ok_or_else(|| not_found(&id))?;
             if unchanged(r.version) {
                 return Ok((None, r.version));
             }
@@ -246,25 +237,27 @@ async fn replace(
     let base = state.scim_base(&principal.provider_name);
     let if_match = if_match(req.headers());
     let now = now();
-    let r = state
-        .store
-        .write(move |c| -> Result<_, Error> {
-            let old = rows::current(c, principal.provider_id, kind, &id)?;
+    let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
+    let written = state
+        .write(&principal, move |c| -> Result<_, Error> {
+            let old = rows::current(c, pid, kind, &id)?;
             resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
-            Ok(rows::replace(
+            let r = rows::replace(
                 c,
-                principal.provider_id,
+                pid,
                 kind,
                 &id,
                 &prepared,
                 password_hash.as_deref(),
                 if_match.as_deref(),
                 &now,
-            )?)
+            )?;
+            let computed = rows::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?;
+            Ok((r, computed))
         })
         .await?;
-    let version = r.version;
-    let body = render(&state, base, kind, r, projection).await?;
+    let version = written.0.version;
+    let body = render(&base, kind, &written, &projection);
     Ok(with_version(StatusCode::OK, &body, version))
 }
 
@@ -303,10 +296,12 @@ async fn patch(
     let if_match = if_match(req.headers());
     let now = now();
     let provider_name = principal.provider_name.clone();
-    let (r, quirks) = state
-        .store
-        .write(move |tx| -> Result<_, Error> {
-            let old = rows::current(tx, principal.provider_id, kind, &id)?;
+    let pid = principal.provider_id;
+    let in_tx = (base.clone(), projection.clone());
+    let (written, quirks) = state
+        .write(&principal, move |tx| -> Result<_, Error> {
+            let base = &in_tx.0;
+            let old = rows::current(tx, pid, kind, &id)?;
             rows::check_if_match(&old, if_match.as_deref())?;
             let outcome = patch::apply(kind, &old.doc, &ops)?;
             // The result passes the same validation as a PUT body.
@@ -323,32 +318,25 @@ async fn patch(
             let doc_changed =
                 prepared.doc != old.doc || !matches!(password, rows::PasswordUpdate::Keep);
             if doc_changed {
-                rows::update_doc(
-                    tx,
-                    principal.provider_id,
-                    kind,
-                    old.seq,
-                    &prepared,
-                    password,
-                    &now,
-                )?;
+                rows::update_doc(tx, pid, kind, old.seq, &prepared, password, &now)?;
             }
-            let members_changed =
-                rows::change_members(tx, principal.provider_id, old.seq, &base, &outcome.members)?;
+            let members_changed = rows::change_members(tx, pid, old.seq, base, &outcome.members)?;
             // meta.version and lastModified move only when something changed.
             if members_changed && !doc_changed {
                 rows::touch(tx, old.seq, &now)?;
             }
-            Ok((rows::current(tx, principal.provider_id, kind, &id)?, quirks))
+            let r = rows::current(tx, pid, kind, &id)?;
+            let computed = if minimal {
+                None
+            } else {
+                rows::computed_for(tx, base, kind, r.seq, &in_tx.1)?
+            };
+            Ok(((r, computed), quirks))
         })
         .await?;
     state.quirks.record(&req, &provider_name, quirks);
-    let version = r.version;
-    let body = if minimal {
-        None
-    } else {
-        Some(render(&state, state.scim_base(&provider_name), kind, r, projection).await?)
-    };
+    let version = written.0.version;
+    let body = (!minimal).then(|| render(&base, kind, &written, &projection));
     Ok(match body {
         Some(b) => with_version(StatusCode::OK, &b, version),
         None => tag(HttpResponse::NoContent().finish(), version),
@@ -364,9 +352,11 @@ async fn delete(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let if_match = if_match(req.headers());
+    let pid = principal.provider_id;
     state
-        .store
-        .write(move |c| rows::delete(c, principal.provider_id, kind, &id, if_match.as_deref()))
+        .write(&principal, move |c| {
+            rows::delete(c, pid, kind, &id, if_match.as_deref())
+        })
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -586,9 +576,9 @@ async fn search_kind(
     };
     let projection = request.projection(kind);
     let (start_index, count) = (request.start_index, request.count);
+    let pid = principal.provider_id;
     let body = state
-        .store
-        .run(move |c| -> store::Result<String> {
+        .read(&principal, move |c| -> store::Result<String> {
             let tx = c.transaction()?;
             let paging = match after {
                 Some(seq) => rows::Paging::After(seq),
@@ -597,7 +587,6 @@ async fn search_kind(
                     order: order.as_deref(),
                 },
             };
-            let pid = principal.provider_id;
             // The resources as comma-separated JSON texts; with the default projection built
             // around the stored document texts.
             let mut resources = String::new();
@@ -689,9 +678,9 @@ pub async fn search_all(
         filter::check(ResourceKind::User, f)?;
     }
     let (start_index, count) = (request.start_index, request.count);
+    let pid = principal.provider_id;
     let body = state
-        .store
-        .run(move |c| -> store::Result<Value> {
+        .read(&principal, move |c| -> store::Result<Value> {
             let tx = c.transaction()?;
             let mut total = 0;
             let mut skip = start_index - 1;
@@ -700,7 +689,7 @@ pub async fn search_all(
             for (kind, cond, projection) in &kinds {
                 let page = rows::search(
                     &tx,
-                    principal.provider_id,
+                    pid,
                     *kind,
                     cond.as_ref(),
                     rows::Paging::Index {

@@ -882,18 +882,42 @@ pub fn represent_many(
     Ok(page
         .iter()
         .zip(computed.iter_mut())
-        .map(|(r, computed)| {
-            let stored = Stored {
-                id: &r.id,
-                doc: &r.doc,
-                created: &r.created,
-                modified: &r.modified,
-                version: r.version,
-                location: format!("{base}/{}/{}", kind.endpoint(), r.id),
-            };
-            Value::Object(projection.apply(kind, resource::render(kind, &stored, computed.take())))
-        })
+        .map(|(r, computed)| render_with(base, kind, r, computed.take(), projection))
         .collect())
+}
+
+/// The computed `members`/`groups` of one resource when `projection` keeps them: what a write
+/// loads inside its own transaction so the response needs no second database round trip.
+pub fn computed_for(
+    c: &Connection,
+    base: &str,
+    kind: ResourceKind,
+    seq: i64,
+    projection: &Projection,
+) -> Result<Option<Vec<Value>>> {
+    if !projection.wants(computed_key(kind)) {
+        return Ok(None);
+    }
+    Ok(computed_many(c, base, kind, &[seq])?.pop())
+}
+
+/// The representation of a resource whose computed attributes are already loaded.
+pub fn render_with(
+    base: &str,
+    kind: ResourceKind,
+    r: &Resource,
+    computed: Option<Vec<Value>>,
+    projection: &Projection,
+) -> Value {
+    let stored = Stored {
+        id: &r.id,
+        doc: &r.doc,
+        created: &r.created,
+        modified: &r.modified,
+        version: r.version,
+        location: format!("{base}/{}/{}", kind.endpoint(), r.id),
+    };
+    Value::Object(projection.apply(kind, resource::render(kind, &stored, computed)))
 }
 
 fn computed_key(kind: ResourceKind) -> &'static str {

@@ -4,7 +4,9 @@ use chrono::Utc;
 use scimd::auth::token;
 use scimd::store::{providers, tokens};
 
-use crate::harness::{Server, TestDb, get, get_bearer, raw};
+use serde_json::{Value, json};
+
+use crate::harness::{Server, TestDb, get, get_bearer, raw, send};
 
 fn spc(server: &Server, provider: &str) -> String {
     format!("{}/ServiceProviderConfig", server.scim(provider))
@@ -221,4 +223,128 @@ fn read_only_tokens_may_only_read() {
         listed.contains("read-only") && listed.contains("read-write"),
         "{listed}"
     );
+}
+
+#[test]
+fn a_remembered_token_is_refused_everywhere_once_revoked_and_nothing_is_written() {
+    // After one successful request the server authenticates this token from memory; every
+    // endpoint and method must still see the revocation on the very next request.
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (id, token) = db.create_token("idp", &[]);
+    let (_, other) = db.create_token("idp", &[]);
+    let server = Server::start(&db);
+    let base = server.scim("idp");
+    let user = send(
+        "POST",
+        &format!("{base}/Users"),
+        &token,
+        Some(&json!({"userName": "kept"})),
+        &[],
+    )
+    .expect(201);
+    let uid = user["id"].as_str().unwrap().to_string();
+    let user_url = format!("{base}/Users/{uid}");
+    // Before each request under test: the token works (and is remembered), then it is revoked.
+    let set_revoked = |revoked: Option<i64>| {
+        let id = id.clone();
+        db.store()
+            .call(move |c| {
+                c.execute(
+                    "UPDATE tokens SET revoked = ?1 WHERE id = ?2",
+                    rusqlite::params![revoked, id],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+    };
+    let remembered_then_revoked = || {
+        set_revoked(None);
+        assert_eq!(get_bearer(&user_url, &token).status, 200);
+        set_revoked(Some(Utc::now().timestamp()));
+    };
+
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "changed"}]});
+    let search = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]});
+    let requests: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", format!("{base}/ServiceProviderConfig"), None),
+        ("GET", format!("{base}/Schemas"), None),
+        ("GET", format!("{base}/ResourceTypes/User"), None),
+        ("GET", format!("{base}/Nothing"), None),
+        ("GET", user_url.clone(), None),
+        (
+            "GET",
+            format!("{base}/Users?filter=userName%20eq%20%22kept%22"),
+            None,
+        ),
+        ("GET", format!("{base}/Groups"), None),
+        (
+            "POST",
+            format!("{base}/Users/.search"),
+            Some(search.clone()),
+        ),
+        ("POST", format!("{base}/.search"), Some(search)),
+        (
+            "POST",
+            format!("{base}/Users"),
+            Some(json!({"userName": "new"})),
+        ),
+        (
+            "POST",
+            format!("{base}/Users"),
+            Some(json!({"userName": 7})),
+        ),
+        (
+            "PUT",
+            user_url.clone(),
+            Some(json!({"userName": "kept", "title": "changed"})),
+        ),
+        ("PATCH", user_url.clone(), Some(patch)),
+        ("DELETE", user_url.clone(), None),
+        ("DELETE", format!("{base}/Groups/nosuch"), None),
+    ];
+    for (method, url, body) in requests {
+        remembered_then_revoked();
+        let resp = send(method, &url, &token, body.as_ref(), &[]);
+        assert_401(&resp);
+        assert!(
+            resp.json()["detail"].as_str().unwrap().contains("revoked"),
+            "{method} {url}: {}",
+            resp.text
+        );
+    }
+    // Nothing the refused requests asked for happened.
+    let after = get_bearer(&user_url, &other).expect(200);
+    assert_eq!(after, get_bearer(&user_url, &other).expect(200));
+    assert!(after.get("title").is_none(), "{after}");
+    let all = get_bearer(&format!("{base}/Users"), &other).expect(200);
+    assert_eq!(all["totalResults"], 1);
+}
+
+#[test]
+fn a_type_change_while_serving_reaches_remembered_tokens() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (_, token) = db.create_token("idp", &[]);
+    let server = Server::start(&db);
+    let base = server.scim("idp");
+    let group = send(
+        "POST",
+        &format!("{base}/Groups"),
+        &token,
+        Some(&json!({"displayName": "g"})),
+        &[],
+    )
+    .expect(201);
+    let url = format!("{base}/Groups/{}", group["id"].as_str().unwrap());
+    let patch = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "displayName", "value": "h"}]});
+    assert_eq!(send("PATCH", &url, &token, Some(&patch), &[]).status, 200);
+    db.ok(&["provider", "set", "idp", "--type", "entra"]);
+    // The request that notices the change may still answer as before; the one after it
+    // answers as an entra provider (204 for a group PATCH).
+    let noticing = send("PATCH", &url, &token, Some(&patch), &[]).status;
+    assert!(matches!(noticing, 200 | 204), "{noticing}");
+    assert_eq!(send("PATCH", &url, &token, Some(&patch), &[]).status, 204);
 }
