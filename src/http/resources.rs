@@ -318,14 +318,33 @@ async fn patch(
             let doc_changed =
                 prepared.doc != old.doc || !matches!(password, rows::PasswordUpdate::Keep);
             if doc_changed {
-                rows::update_doc(tx, pid, kind, old.seq, &prepared, password, &now)?;
+                rows::update_doc(tx, pid, kind, &old, &prepared, password, &now)?;
             }
             let members_changed = rows::change_members(tx, pid, old.seq, base, &outcome.members)?;
             // meta.version and lastModified move only when something changed.
             if members_changed && !doc_changed {
                 rows::touch(tx, old.seq, &now)?;
             }
-            let r = rows::current(tx, pid, kind, &id)?;
+            // The stored row, known without reading it back.
+            let changed = doc_changed || members_changed;
+            let r = rows::Resource {
+                seq: old.seq,
+                id: old.id,
+                doc: prepared.doc,
+                created: old.created,
+                modified: if changed { now } else { old.modified },
+                version: old.version + i64::from(changed),
+            };
+            // Debug builds (every integration test) check that against the database.
+            #[cfg(debug_assertions)]
+            {
+                let stored = rows::current(tx, pid, kind, &r.id)?;
+                assert_eq!(
+                    (&stored.doc, &stored.modified, stored.version),
+                    (&r.doc, &r.modified, r.version),
+                    "PATCH result differs from the stored row"
+                );
+            }
             let computed = if minimal {
                 None
             } else {

@@ -116,8 +116,13 @@ impl Store {
         configure(&mut conn, busy_timeout)
             .with_context(|| format!("configuring database {}", path.display()))?;
         migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
-        // This connection becomes the single writer's.
-        let writer = writer::Writer::start(conn).context("starting the writer thread")?;
+        // This connection becomes the single writer's; a second one runs checkpoints.
+        let mut checkpoints = Connection::open(path)
+            .with_context(|| format!("opening database {}", path.display()))?;
+        configure(&mut checkpoints, busy_timeout)
+            .with_context(|| format!("configuring database {}", path.display()))?;
+        let writer =
+            writer::Writer::start(conn, checkpoints).context("starting the writer thread")?;
 
         let manager =
             SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy_timeout));

@@ -159,6 +159,23 @@ fn check_unique(
     }
 }
 
+/// The `value_index` entries of a document: (attribute key, folded value).
+fn index_entries(doc: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (attr, sub) in INDEXED {
+        let Some(Value::Array(items)) = doc.get(*attr) else {
+            continue;
+        };
+        for v in items
+            .iter()
+            .filter_map(|i| i.get(*sub).and_then(Value::as_str))
+        {
+            out.push((format!("{attr}.{sub}"), fold(v)));
+        }
+    }
+    out
+}
+
 /// Rewrites the `value_index` rows of one resource from its document.
 fn reindex(c: &Connection, seq: i64, doc: &Map<String, Value>) -> Result<()> {
     c.prepare_cached("DELETE FROM value_index WHERE seq = ?1")?
@@ -166,17 +183,8 @@ fn reindex(c: &Connection, seq: i64, doc: &Map<String, Value>) -> Result<()> {
     let mut ins = c.prepare_cached(
         "INSERT OR IGNORE INTO value_index (seq, attr, value_key) VALUES (?1, ?2, ?3)",
     )?;
-    for (attr, sub) in INDEXED {
-        let Some(Value::Array(items)) = doc.get(*attr) else {
-            continue;
-        };
-        let key = format!("{attr}.{sub}");
-        for v in items
-            .iter()
-            .filter_map(|i| i.get(*sub).and_then(Value::as_str))
-        {
-            ins.execute(params![seq, key, fold(v)])?;
-        }
+    for (key, value) in index_entries(doc) {
+        ins.execute(params![seq, key, value])?;
     }
     Ok(())
 }
@@ -254,7 +262,7 @@ pub fn replace(
         Some(h) => PasswordUpdate::Set(h.to_string()),
         None => PasswordUpdate::Keep,
     };
-    update_doc(c, provider_id, kind, old.seq, p, password, now)?;
+    update_doc(c, provider_id, kind, &old, p, password, now)?;
     if kind == ResourceKind::Group {
         let wanted = member_seqs(c, provider_id, old.seq, p.members.as_deref().unwrap_or(&[]))?;
         set_members(c, old.seq, &wanted)?;
@@ -269,40 +277,45 @@ pub enum PasswordUpdate {
     Clear,
 }
 
-/// Stores a patched document (same columns as a PUT) and bumps the version. Call inside a
-/// write transaction.
+/// Stores a new document for `old` (PUT, or a patched one) and bumps the version. Call inside
+/// a write transaction. Columns and index rows whose values did not change are not rewritten
+/// (an unchanged userName or externalId costs no index update).
 pub fn update_doc(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,
-    seq: i64,
+    old: &Resource,
     p: &Prepared,
     password: PasswordUpdate,
     now: &str,
 ) -> Result<()> {
-    check_unique(c, provider_id, kind, &p.name, Some(seq))?;
+    let old_name = old.doc.get(kind.name_attribute()).and_then(Value::as_str);
+    let old_external_id = old.doc.get("externalId").and_then(Value::as_str);
+    let keys_changed =
+        old_name != Some(p.name.as_str()) || old_external_id != p.external_id.as_deref();
+    if keys_changed {
+        check_unique(c, provider_id, kind, &p.name, Some(old.seq))?;
+        c.prepare_cached(
+            "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3 WHERE seq = ?4",
+        )?
+        .execute(params![p.external_id, p.name, fold(&p.name), old.seq])?;
+    }
     let (set_hash, hash) = match password {
         PasswordUpdate::Keep => (false, None),
         PasswordUpdate::Set(h) => (true, Some(h)),
         PasswordUpdate::Clear => (true, None),
     };
     c.prepare_cached(
-        "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3, doc = ?4,
-                password_hash = CASE WHEN ?5 THEN ?6 ELSE password_hash END,
-                modified = ?7, version = version + 1
-         WHERE seq = ?8",
+        "UPDATE resources SET doc = ?1,
+                password_hash = CASE WHEN ?2 THEN ?3 ELSE password_hash END,
+                modified = ?4, version = version + 1
+         WHERE seq = ?5",
     )?
-    .execute(params![
-        p.external_id,
-        p.name,
-        fold(&p.name),
-        doc_text(p)?,
-        set_hash,
-        hash,
-        now,
-        seq
-    ])?;
-    reindex(c, seq, &p.doc)
+    .execute(params![doc_text(p)?, set_hash, hash, now, old.seq])?;
+    if index_entries(&old.doc) != index_entries(&p.doc) {
+        reindex(c, old.seq, &p.doc)?;
+    }
+    Ok(())
 }
 
 /// Marks a resource changed (new version, lastModified) without touching its document.

@@ -7,6 +7,7 @@
 //! sleeps; one writer batching whatever is queued keeps latency flat and throughput high.
 
 use std::sync::mpsc;
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -28,18 +29,38 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> Completion + Send>;
 /// Most writes committed together in one transaction.
 const MAX_BATCH: usize = 256;
 
+/// How long the checkpointer lets commits gather in the WAL before copying them into the
+/// database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
+
+/// WAL pages at which the writer checkpoints by itself: only if the checkpointer falls far
+/// behind (SQLite's default of 1,000 pages put a checkpoint on the writer's path every few
+/// hundred commits).
+const WRITER_CHECKPOINT_PAGES: i64 = 20_000;
+
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`.
-    pub fn start(conn: Connection) -> std::io::Result<Writer> {
+    /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpoints` (a
+    /// second connection to the same database).
+    pub fn start(conn: Connection, checkpoints: Connection) -> std::io::Result<Writer> {
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(std::io::Error::other)?;
+        // Each request's SAVEPOINT keeps the original of every page it changes in a statement
+        // journal; in memory that is a copy, on disk (SQLite's default) a write to a temp file.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(std::io::Error::other)?;
         let (jobs, queue) = mpsc::channel::<Job>();
+        let (committed, commits) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("scimd-checkpoint".into())
+            .spawn(move || checkpointer(checkpoints, commits))?;
         std::thread::Builder::new()
             .name("scimd-writer".into())
-            .spawn(move || run(conn, queue))?;
+            .spawn(move || run(conn, queue, committed))?;
         Ok(Writer { jobs })
     }
 
@@ -73,23 +94,39 @@ impl Writer {
     }
 }
 
+/// Runs one statement without parameters through the statement cache (no parsing per call).
+fn exec(c: &Connection, sql: &str) -> rusqlite::Result<()> {
+    c.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 fn in_savepoint<T, E: From<Error>>(
     c: &Connection,
     f: impl FnOnce(&Connection) -> Result<T, E>,
 ) -> Result<T, E> {
-    c.execute_batch("SAVEPOINT request")
-        .map_err(|e| E::from(e.into()))?;
+    exec(c, "SAVEPOINT request").map_err(|e| E::from(e.into()))?;
     let r = f(c);
-    let end = if r.is_ok() {
-        "RELEASE request"
-    } else {
-        "ROLLBACK TO request; RELEASE request"
-    };
-    c.execute_batch(end).map_err(|e| E::from(e.into()))?;
+    if r.is_err() {
+        exec(c, "ROLLBACK TO request").map_err(|e| E::from(e.into()))?;
+    }
+    exec(c, "RELEASE request").map_err(|e| E::from(e.into()))?;
     r
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
+/// Copies committed WAL pages into the database file off the writer's path. A PASSIVE
+/// checkpoint never blocks the writer or readers; durability does not depend on it (a commit
+/// is durable once its WAL frames are synced).
+fn checkpointer(conn: Connection, commits: mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        while commits.try_recv().is_ok() {}
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "checkpoint did not run");
+        }
+    }
+}
+
+fn run(conn: Connection, queue: mpsc::Receiver<Job>, committed: mpsc::SyncSender<()>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -98,7 +135,7 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
             tracing::warn!(error = %e, "could not start a write transaction");
             let failed = failure(e);
             for job in batch {
@@ -107,10 +144,16 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>) {
             continue;
         }
         let completions: Vec<Completion> = batch.into_iter().map(|job| job(Some(&conn))).collect();
-        let commit = conn.execute_batch("COMMIT").map_err(failure);
-        if let Err(f) = &commit {
-            tracing::error!(error = %f.message, "commit failed; the batch is rolled back");
-            let _ = conn.execute_batch("ROLLBACK");
+        let commit = exec(&conn, "COMMIT").map_err(failure);
+        match &commit {
+            // Wakes the checkpointer unless a wake-up is already pending.
+            Ok(()) => {
+                let _ = committed.try_send(());
+            }
+            Err(f) => {
+                tracing::error!(error = %f.message, "commit failed; the batch is rolled back");
+                let _ = conn.execute_batch("ROLLBACK");
+            }
         }
         for done in completions {
             done(commit.clone());

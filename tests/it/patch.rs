@@ -454,3 +454,83 @@ fn concurrent_patches_never_lose_updates() {
         "every one of the 30 writes produced its own version"
     );
 }
+
+#[test]
+fn lookups_follow_patched_names_external_ids_and_emails() {
+    let (_db, _server, scim) = scim_server("p");
+    let u = scim.create(
+        "/Users",
+        &json!({"userName": "old@x.com", "externalId": "ext-1",
+                "emails": [{"type": "work", "value": "old@x.com"}]}),
+    );
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let count = |filter: &str| {
+        let q = filter.replace(' ', "%20").replace('"', "%22");
+        scim.get(&format!("/Users?filter={q}")).expect(200)["totalResults"].clone()
+    };
+    // A change to other attributes leaves every lookup working.
+    patch(
+        &scim,
+        &path,
+        json!([{"op": "replace", "path": "title", "value": "t"}]),
+    )
+    .expect(200);
+    assert_eq!(count(r#"userName eq "OLD@x.com""#), 1);
+    assert_eq!(count(r#"externalId eq "ext-1""#), 1);
+    assert_eq!(count(r#"emails.value eq "old@x.com""#), 1);
+    // Each key changed alone moves its lookup, and the old value finds nothing.
+    patch(
+        &scim,
+        &path,
+        json!([{"op": "replace", "path": "externalId", "value": "ext-2"}]),
+    )
+    .expect(200);
+    assert_eq!(
+        (
+            count(r#"externalId eq "ext-1""#),
+            count(r#"externalId eq "ext-2""#)
+        ),
+        (json!(0), json!(1))
+    );
+    patch(
+        &scim,
+        &path,
+        json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "new@x.com"}]),
+    )
+    .expect(200);
+    assert_eq!(
+        (
+            count(r#"emails.value eq "old@x.com""#),
+            count(r#"emails.value eq "new@x.com""#)
+        ),
+        (json!(0), json!(1))
+    );
+    patch(
+        &scim,
+        &path,
+        json!([{"op": "replace", "path": "userName", "value": "new@x.com"}]),
+    )
+    .expect(200);
+    assert_eq!(
+        (
+            count(r#"userName eq "old@x.com""#),
+            count(r#"userName eq "new@x.com""#)
+        ),
+        (json!(0), json!(1))
+    );
+    // The freed name can be taken; the new one cannot.
+    scim.create("/Users", &json!({"userName": "OLD@x.com"}));
+    assert_eq!(
+        scim.post("/Users", &json!({"userName": "NEW@x.com"}))
+            .scim_error(409)["scimType"],
+        "uniqueness"
+    );
+    // Removing externalId clears its lookup.
+    patch(
+        &scim,
+        &path,
+        json!([{"op": "remove", "path": "externalId"}]),
+    )
+    .expect(200);
+    assert_eq!(count(r#"externalId eq "ext-2""#), 0);
+}
