@@ -135,7 +135,11 @@ async fn create(
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
             let r = rows::insert(c, pid, kind, &prepared, password_hash.as_deref(), &now)?;
-            let computed = rows::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?;
+            // A user created just now belongs to no group yet.
+            let computed = match kind {
+                ResourceKind::User => None,
+                ResourceKind::Group => rows::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?,
+            };
             Ok((r, computed))
         })
         .await?;
