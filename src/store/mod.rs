@@ -185,6 +185,13 @@ fn configure(c: &mut Connection, busy_timeout: Duration) -> rusqlite::Result<()>
     // FULL: an acknowledged write survives power loss, also in WAL mode.
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
+    // Plans never depend on bound values. Without this, binding a new value to a parameter
+    // SQLite looked at while planning (LIMIT ?, OFFSET ?) expires the cached statement, and
+    // every page query was compiled again on each use.
+    c.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     // The same case folding as Rust's (full Unicode, unlike SQLite's ASCII-only lower()), so
     // SQL comparisons agree with the name_key and value_index columns written from Rust.
     c.create_scalar_function(
@@ -252,6 +259,29 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(Migrations::new(migrations()).validate().is_ok());
+    }
+
+    #[test]
+    fn sqlite_is_built_with_the_options_in_cargo_config() {
+        // .cargo/config.toml passes these to the bundled SQLite build; they are measured
+        // performance choices, so a build without them should not pass unnoticed.
+        let c = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = c
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+        assert!(!options.iter().any(|o| o == "ENABLE_STAT4"), "{options:?}");
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
     }
 
     #[test]
