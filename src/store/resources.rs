@@ -630,17 +630,22 @@ fn nth_seq(
     kind: ResourceKind,
     offset: i64,
 ) -> Result<Option<i64>> {
-    let block: Option<(i64, i64)> = c
-        .prepare_cached(
-            "SELECT block, upto - n FROM (
-                 SELECT block, n, sum(n) OVER (ORDER BY block) AS upto FROM resource_blocks
-                 WHERE provider_id = ?1 AND kind = ?2)
-             WHERE upto > ?3 ORDER BY block LIMIT 1",
-        )?
-        .query_row(params![provider_id, kind_str(kind), offset], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .optional()?;
+    // Block counts in key order, summed until the block holding position `offset`.
+    let mut blocks = c.prepare_cached(
+        "SELECT block, n FROM resource_blocks WHERE provider_id = ?1 AND kind = ?2 ORDER BY block",
+    )?;
+    let mut rows = blocks.query(params![provider_id, kind_str(kind)])?;
+    let mut block = None;
+    let mut before = 0;
+    while let Some(r) = rows.next()? {
+        let n: i64 = r.get(1)?;
+        if before + n > offset {
+            block = Some((r.get::<_, i64>(0)?, before));
+            break;
+        }
+        before += n;
+    }
+    drop(rows);
     let Some((block, before)) = block else {
         return Ok(None);
     };
