@@ -46,6 +46,11 @@ request = function()
   elseif scenario == "filter_username" then
     local n = math.random(users) - 1
     return wrk.format("GET", base .. "/Users?filter=userName%20eq%20%22user" .. n .. "%40contoso.com%22", headers)
+  elseif scenario == "filter_external_id" then
+    local n = math.random(users) - 1
+    return wrk.format("GET", base .. "/Users?filter=externalId%20eq%20%22" .. string.format("%08x", n) .. "-8d2a-4f8e-bf98-7363c4aed4ef%22", headers)
+  elseif scenario == "page_middle" then
+    return wrk.format("GET", base .. "/Users?startIndex=" .. math.floor(users / 2) .. "&count=100", headers)
   elseif scenario == "list_page" then
     return wrk.format("GET", base .. "/Users?startIndex=" .. math.random(math.max(users - 99, 1)) .. "&count=100", headers)
   elseif scenario == "create_user" then
