@@ -327,6 +327,10 @@ pub fn update_doc(
             "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3 WHERE seq = ?4",
         )?
         .execute(params![p.external_id, p.name, fold(&p.name), old.seq])?;
+        // A group's displayName is shown in its members' `groups`.
+        if kind == ResourceKind::Group && old_name != Some(p.name.as_str()) {
+            bump_below(c, old.seq)?;
+        }
     }
     let (set_hash, hash) = match password {
         PasswordUpdate::Keep => (false, None),
@@ -344,6 +348,14 @@ pub fn update_doc(
         reindex(c, old.seq, &p.doc)?;
     }
     Ok(())
+}
+
+/// The current version of a resource.
+pub fn version_of(c: &Connection, seq: i64) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT version FROM resources WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))?,
+    )
 }
 
 /// Marks a resource changed (new version, lastModified) without touching its document.
@@ -432,13 +444,14 @@ pub fn delete(
 ) -> Result<()> {
     let old = require(c, provider_id, kind, id)?;
     check_if_match(&old, if_match)?;
-    // Groups that lose this member, and members that lose this group, change representation.
+    // Groups that lose this member, and everything below a deleted group, whose `groups` lose
+    // it, change representation.
     c.prepare_cached(
         "UPDATE resources SET version = version + 1
-         WHERE seq IN (SELECT group_seq FROM members WHERE member_seq = ?1
-                       UNION SELECT member_seq FROM members WHERE group_seq = ?1)",
+         WHERE seq IN (SELECT group_seq FROM members WHERE member_seq = ?1)",
     )?
     .execute([old.seq])?;
+    bump_below(c, old.seq)?;
     c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
     Ok(())
@@ -723,9 +736,31 @@ fn member_seqs(
     Ok(seqs)
 }
 
+/// A new version for a resource whose memberships changed, and, when it is a group with
+/// members, for everything below it: their `groups` (indirect ones included) changed too.
 fn bump(c: &Connection, seq: i64) -> Result<()> {
     c.prepare_cached("UPDATE resources SET version = version + 1 WHERE seq = ?1")?
         .execute([seq])?;
+    bump_below(c, seq)
+}
+
+/// A new version for every direct and indirect member of a group (whose `groups` show it).
+fn bump_below(c: &Connection, group_seq: i64) -> Result<()> {
+    let has_members: bool = c
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM members WHERE group_seq = ?1)")?
+        .query_row([group_seq], |r| r.get(0))?;
+    if has_members {
+        c.prepare_cached(
+            "WITH RECURSIVE below(seq) AS (
+                 SELECT member_seq FROM members WHERE group_seq = ?1
+                 UNION
+                 SELECT m.member_seq FROM members m JOIN below ON m.group_seq = below.seq
+             )
+             UPDATE resources SET version = version + 1
+             WHERE seq IN (SELECT seq FROM below WHERE seq != ?1)",
+        )?
+        .execute([group_seq])?;
+    }
     Ok(())
 }
 

@@ -575,3 +575,85 @@ fn list_pages() {
         "invalidValue"
     );
 }
+
+#[test]
+fn a_user_gets_a_new_etag_whenever_its_groups_change_through_nesting() {
+    let (_db, _server, scim) = scim_server("p");
+    let ann = user(&scim, "ann");
+    let inner = group(&scim, "inner", &[&ann]);
+    let outer = group(&scim, "outer", &[]);
+    let path = format!("/Users/{}", id(&ann));
+    let etag = |scim: &Scim| scim.get(&path).header("etag").unwrap().to_string();
+    let groups = |scim: &Scim| {
+        let u = scim.get(&path).expect(200);
+        u["groups"]
+            .as_array()
+            .map(|g| {
+                g.iter()
+                    .map(|g| {
+                        format!(
+                            "{}:{}",
+                            g["display"].as_str().unwrap(),
+                            g["type"].as_str().unwrap()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    let patch = |path: String, ops: Value| {
+        scim.with_headers(
+            "PATCH",
+            &path,
+            Some(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})),
+            &[],
+        )
+        .expect(200);
+    };
+    let mut seen = vec![etag(&scim)];
+    let mut step = |what: &str, expect: &[&str]| {
+        assert_eq!(groups(&scim), expect, "{what}");
+        let now = etag(&scim);
+        assert!(
+            !seen.contains(&now),
+            "{what}: the ETag must change ({now} seen before)"
+        );
+        // And a client holding the old ETag gets the new body, not 304.
+        let old = seen.last().unwrap().clone();
+        assert_eq!(
+            scim.with_headers("GET", &path, None, &[("If-None-Match", &old)])
+                .status,
+            200
+        );
+        seen.push(now);
+    };
+    let outer_path = format!("/Groups/{}", id(&outer));
+    let inner_path = format!("/Groups/{}", id(&inner));
+    patch(
+        outer_path.clone(),
+        json!([{"op": "add", "path": "members", "value": [{"value": inner["id"]}]}]),
+    );
+    step("inner put into outer", &["inner:direct", "outer:indirect"]);
+    patch(
+        outer_path.clone(),
+        json!([{"op": "replace", "path": "displayName", "value": "renamed"}]),
+    );
+    step("outer renamed", &["inner:direct", "renamed:indirect"]);
+    patch(
+        inner_path,
+        json!([{"op": "replace", "path": "displayName", "value": "inner2"}]),
+    );
+    step("inner renamed", &["inner2:direct", "renamed:indirect"]);
+    patch(
+        outer_path.clone(),
+        json!([{"op": "remove", "path": "members", "value": [{"value": inner["id"]}]}]),
+    );
+    step("inner taken out of outer", &["inner2:direct"]);
+    patch(
+        outer_path.clone(),
+        json!([{"op": "add", "path": "members", "value": [{"value": inner["id"]}]}]),
+    );
+    step("inner put back", &["inner2:direct", "renamed:indirect"]);
+    assert_eq!(scim.delete(&outer_path).status, 204);
+    step("outer deleted", &["inner2:direct"]);
+}
