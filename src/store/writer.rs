@@ -6,8 +6,9 @@
 //! Several writers sharing the pool would contend for SQLite's write lock and back off with
 //! sleeps; one writer batching whatever is queued keeps latency flat and throughput high.
 
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -29,14 +30,34 @@ type Job = Box<dyn FnOnce(Option<&Connection>) -> Completion + Send>;
 /// Most writes committed together in one transaction.
 const MAX_BATCH: usize = 256;
 
-/// How long the checkpointer lets commits gather in the WAL before copying them into the
-/// database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
+/// WAL pages after which the checkpointer thread copies them into the database file, off the
+/// writer's path.
+const CHECKPOINT_PAGES: i64 = 500;
 
-/// WAL pages at which the writer checkpoints by itself: only if the checkpointer falls far
-/// behind (SQLite's default of 1,000 pages put a checkpoint on the writer's path every few
-/// hundred commits).
-const WRITER_CHECKPOINT_PAGES: i64 = 20_000;
+/// WAL pages at which the writer runs a checkpoint itself. Under a steady stream of commits a
+/// checkpoint on another connection never catches up with the end of the WAL, and SQLite
+/// starts the WAL over only when one has; the writer's own checkpoint, between transactions,
+/// finishes the few pages the checkpointer has not copied yet, so the WAL stays near this size
+/// (about 8 MB) instead of growing.
+const WRITER_CHECKPOINT_PAGES: c_int = 2000;
+
+/// Pages in the WAL after the writer's last commit, as SQLite's WAL hook reports them. One per
+/// process: a Store is opened once per server, and the value only decides when to checkpoint.
+static WAL_PAGES: AtomicI64 = AtomicI64::new(0);
+
+/// The writer connection's WAL hook (it replaces SQLite's auto-checkpoint).
+fn after_commit(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()> {
+    WAL_PAGES.store(i64::from(pages), Ordering::Relaxed);
+    // The transaction has committed whatever happens here: an error returned from this hook
+    // would make the commit look failed, so a checkpoint that cannot run (the checkpointer is
+    // in the middle of one) is left to the next commit.
+    if pages >= WRITER_CHECKPOINT_PAGES
+        && let Err(e) = wal.checkpoint()
+    {
+        tracing::debug!(error = %e, "writer checkpoint did not run");
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 pub struct Writer {
@@ -47,8 +68,7 @@ impl Writer {
     /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpoints` (a
     /// second connection to the same database).
     pub fn start(conn: Connection, checkpoints: Connection) -> std::io::Result<Writer> {
-        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
-            .map_err(std::io::Error::other)?;
+        conn.wal_hook(Some(after_commit));
         // Each request's SAVEPOINT keeps the original of every page it changes in a statement
         // journal; in memory that is a copy, on disk (SQLite's default) a write to a temp file.
         conn.pragma_update(None, "temp_store", "MEMORY")
@@ -118,8 +138,6 @@ fn in_savepoint<T, E: From<Error>>(
 /// is durable once its WAL frames are synced).
 fn checkpointer(conn: Connection, commits: mpsc::Receiver<()>) {
     while commits.recv().is_ok() {
-        std::thread::sleep(CHECKPOINT_EVERY);
-        while commits.try_recv().is_ok() {}
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::debug!(error = %e, "checkpoint did not run");
         }
@@ -146,9 +164,12 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, committed: mpsc::SyncSender
         let completions: Vec<Completion> = batch.into_iter().map(|job| job(Some(&conn))).collect();
         let commit = exec(&conn, "COMMIT").map_err(failure);
         match &commit {
-            // Wakes the checkpointer unless a wake-up is already pending.
+            // Wakes the checkpointer (unless a wake-up is already pending) once the WAL holds
+            // enough pages.
             Ok(()) => {
-                let _ = committed.try_send(());
+                if WAL_PAGES.load(Ordering::Relaxed) >= CHECKPOINT_PAGES {
+                    let _ = committed.try_send(());
+                }
             }
             Err(f) => {
                 tracing::error!(error = %f.message, "commit failed; the batch is rolled back");
