@@ -842,32 +842,50 @@ fn seq_list(seqs: impl IntoIterator<Item = i64>) -> String {
 /// direct memberships of every key at once, then one more per level of group nesting, then the
 /// groups' ids and names.
 pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Reference>>> {
-    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::collections::{BTreeMap, HashMap};
     let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut edges = c.prepare_cached(
-        "SELECT m.member_seq, m.group_seq FROM json_each(?1) j
-         CROSS JOIN members m ON m.member_seq = j.value",
-    )?;
-    let mut frontier: Vec<i64> = member_seqs.to_vec();
-    let mut expanded: HashSet<i64> = HashSet::new();
-    while !frontier.is_empty() {
-        expanded.extend(frontier.iter().copied());
-        let mut rows = edges.query([seq_list(frontier.iter().copied())])?;
-        let mut next = Vec::new();
+    let mut names: HashMap<i64, (String, Option<String>)> = HashMap::new();
+    // The keys' direct groups first; then, a level at a time, each group reached with its id,
+    // its name and the groups it belongs to (none, without nesting: the walk ends there).
+    let mut frontier: Vec<i64> = Vec::new();
+    {
+        let mut edges = c.prepare_cached(
+            "SELECT m.member_seq, m.group_seq FROM json_each(?1) j
+             CROSS JOIN members m ON m.member_seq = j.value",
+        )?;
+        let mut rows = edges.query([seq_list(member_seqs.iter().copied())])?;
         while let Some(r) = rows.next()? {
             let (member, group): (i64, i64) = (r.get(0)?, r.get(1)?);
             parents.entry(member).or_default().push(group);
-            if !expanded.contains(&group) {
-                next.push(group);
+            frontier.push(group);
+        }
+    }
+    let mut up = c.prepare_cached(
+        "SELECT g.seq, g.id, g.name, m.group_seq FROM json_each(?1) j
+         CROSS JOIN resources g ON g.seq = j.value
+         LEFT JOIN members m ON m.member_seq = g.seq",
+    )?;
+    while !frontier.is_empty() {
+        frontier.sort_unstable();
+        frontier.dedup();
+        let mut rows = up.query([seq_list(frontier.iter().copied())])?;
+        let mut next = Vec::new();
+        while let Some(r) = rows.next()? {
+            let group: i64 = r.get(0)?;
+            if let std::collections::hash_map::Entry::Vacant(e) = names.entry(group) {
+                e.insert((r.get(1)?, r.get(2)?));
+            }
+            if let Some(parent) = r.get::<_, Option<i64>>(3)? {
+                parents.entry(group).or_default().push(parent);
+                if !names.contains_key(&parent) {
+                    next.push(parent);
+                }
             }
         }
-        next.sort_unstable();
-        next.dedup();
         frontier = next;
     }
     // For each key: every group reachable upwards, and whether one path is a single step.
     let mut reach: Vec<BTreeMap<i64, bool>> = Vec::with_capacity(member_seqs.len());
-    let mut wanted: HashSet<i64> = HashSet::new();
     for &seq in member_seqs {
         let mut found: BTreeMap<i64, bool> = BTreeMap::new();
         let mut stack: Vec<(i64, bool)> = parents
@@ -890,18 +908,7 @@ pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Ref
         }
         // A group nested into itself through others is not its own group.
         found.remove(&seq);
-        wanted.extend(found.keys().copied());
         reach.push(found);
-    }
-    let mut names: HashMap<i64, (String, Option<String>)> = HashMap::new();
-    if !wanted.is_empty() {
-        let mut st = c.prepare_cached(
-            "SELECT r.seq, r.id, r.name FROM json_each(?1) j CROSS JOIN resources r ON r.seq = j.value",
-        )?;
-        let mut rows = st.query([seq_list(wanted.iter().copied())])?;
-        while let Some(r) = rows.next()? {
-            names.insert(r.get(0)?, (r.get(1)?, r.get(2)?));
-        }
     }
     Ok(reach
         .into_iter()
