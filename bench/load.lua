@@ -27,7 +27,7 @@ function init(args)
   end
   users = tonumber(os.getenv("BENCH_USERS"))
   group = read(os.getenv("BENCH_GROUP") or "small_group")
-  local token_id = read("token_id")
+  token_id = read("token_id")
   local wrong = string.rep("0", 64)
   if scenario == "auth_fail_secret" then
     token = "scimd_" .. token_id .. "_" .. wrong
@@ -43,6 +43,12 @@ request = function()
   counter = counter + 1
   if scenario == "get_user" or scenario == "auth_fail_secret" or scenario == "auth_fail_unknown" then
     return wrk.format("GET", base .. "/Users/" .. pick(), headers)
+  elseif scenario == "auth_fail_guess" then
+    -- A different wrong secret every time for the real token id: someone guessing.
+    local guess = ""
+    for _ = 1, 8 do guess = guess .. string.format("%08x", math.random(0, 0x7fffffff)) end
+    local h = {["Authorization"] = "Bearer scimd_" .. token_id .. "_" .. guess}
+    return wrk.format("GET", base .. "/Users/" .. pick(), h)
   elseif scenario == "filter_username" then
     local n = math.random(users) - 1
     return wrk.format("GET", base .. "/Users?filter=userName%20eq%20%22user" .. n .. "%40contoso.com%22", headers)

@@ -130,6 +130,7 @@ auth_idle=$(rss_kb "$pid" VmRSS)
 sampler=$!
 R[auth_fail_secret]=$(load auth_fail_secret "http://$saddr")
 R[auth_fail_unknown]=$(load auth_fail_unknown "http://$saddr")
+R[auth_fail_guess]=$(load auth_fail_guess "http://$saddr")
 kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
 auth_rss=$(sort -n "$work/auth_rss" | tail -n 1)
 auth_peak=$(rss_kb "$pid" VmHWM)
@@ -156,7 +157,9 @@ row "group_add_member ($big)" ${R[group_add_member_big]} "$c_ins"
 get_rps=$(field get_user 1)
 row auth_fail_secret ${R[auth_fail_secret]} "$get_rps"
 row auth_fail_unknown ${R[auth_fail_unknown]} "$get_rps"
-echo "(auth_fail rows compare with scimd's own get_user)"
+row "auth_fail_guess (429 mostly)" ${R[auth_fail_guess]} "$get_rps"
+echo "(auth_fail rows compare with scimd's own get_user; auth_fail_guess sends a new wrong"
+echo " secret for the real token id every time: beyond a burst they are refused without argon2)"
 echo "scimd RSS: idle ${idle_rss} KiB; after the scenarios above ${loaded_rss} KiB (peak ${loaded_peak} KiB);"
 echo "           a fresh server: idle ${auth_idle} KiB; under the auth_fail loads ${auth_rss} KiB"
 echo "           (largest 100 ms sample), high-water mark ${auth_peak} KiB"
@@ -183,7 +186,7 @@ target "group_add_member ($big) within 20% of (100) ($(pct "$(field group_add_me
     'a >= 0.8 * b' -v a="$(field group_add_member_big 1)" -v b="$(field group_add_member_100 1)"
 target "list_page >= 40% of ceiling_page ($(pct "$(field list_page 1)" "$c_page")%)" \
     'a >= 0.4 * b' -v a="$(field list_page 1)" -v b="$c_page"
-for s in auth_fail_secret auth_fail_unknown; do
+for s in auth_fail_secret auth_fail_unknown auth_fail_guess; do
     target "$s >= 75% of get_user ($(pct "$(field $s 1)" "$get_rps")%)" 'a >= 0.75 * b' -v a="$(field $s 1)" -v b="$get_rps"
 done
 target "RSS under the auth_fail loads <= 2x idle (${auth_rss} vs ${auth_idle} KiB)" \

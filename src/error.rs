@@ -24,6 +24,8 @@ pub enum Error {
     MethodNotAllowed(String),
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("{0}")]
+    TooManyRequests(&'static str),
     #[error("storage failure")]
     Store(#[from] store::Error),
 }
@@ -69,6 +71,7 @@ impl ResponseError for Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Store(store::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             Error::Store(store::Error::Conflict(_)) => StatusCode::CONFLICT,
             Error::Store(store::Error::Invalid(_)) => StatusCode::BAD_REQUEST,
@@ -100,7 +103,7 @@ impl ResponseError for Error {
                     HeaderValue::from_static("Bearer realm=\"scimd\""),
                 ));
             }
-            StatusCode::SERVICE_UNAVAILABLE => {
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
             }
             _ => {}

@@ -5,9 +5,9 @@
 
 use std::fmt;
 
-use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 pub const PREFIX: &str = "scimd_";
 const ID_BYTES: usize = 8;
@@ -92,21 +92,78 @@ pub fn hash(secret: &Secret) -> Result<String, String> {
 
 /// An argon2id PHC string of any secret text (token secrets, user passwords).
 pub fn hash_str(secret: &str) -> Result<String, String> {
+    let fail = |e: &dyn fmt::Display| format!("argon2 hashing failed: {e}");
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(secret.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("argon2 hashing failed: {e}"))
+    let params = Params::default();
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| fail(&e))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password_into_with_memory(
+            secret.as_bytes(),
+            salt_bytes,
+            &mut out,
+            working_memory(params.block_count()),
+        )
+        .map_err(|e| fail(&e))?;
+    let phc = PasswordHash {
+        algorithm: argon2::ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| fail(&e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| fail(&e))?),
+    };
+    Ok(phc.to_string())
 }
 
 /// Checks a secret against a stored PHC string. Costs one full argon2 run.
 pub fn verify(secret: &Secret, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(h) => Argon2::default()
-            .verify_password(secret.0.as_bytes(), &h)
-            .is_ok(),
-        Err(_) => false,
+    verify_str(&secret.0, phc)
+}
+
+fn verify_str(secret: &str, phc: &str) -> bool {
+    let Ok(h) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (Algorithm::try_from(h.algorithm), Params::try_from(&h))
+    else {
+        return false;
+    };
+    let version = match h.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let blocks = working_memory(params.block_count());
+    if Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(secret.as_bytes(), salt_bytes, &mut out, blocks)
+        .is_err()
+    {
+        return false;
     }
+    // Output compares in constant time.
+    Output::new(&out).is_ok_and(|o| o == expected)
+}
+
+/// argon2's working memory (19 MiB at the default cost), allocated so that it goes back to the
+/// system when the run ends. glibc serves a large allocation from its own mapping and unmaps it
+/// when freed, but then raises that size threshold (up to 32 MiB) so later 19 MiB runs come
+/// from per-thread heaps that keep the memory; under a stream of wrong secrets that held over
+/// 150 MiB. A reservation above 32 MiB always gets its own mapping; only the pages argon2
+/// writes become resident.
+fn working_memory(blocks: usize) -> Vec<Block> {
+    const OWN_MAPPING: usize = (33 << 20) / Block::SIZE;
+    let mut memory = Vec::with_capacity(blocks.max(OWN_MAPPING));
+    memory.resize(blocks, Block::default());
+    memory
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,6 +227,39 @@ mod tests {
         for case in cases {
             assert!(parse(&case).is_none(), "{case:?} parsed");
         }
+    }
+
+    #[test]
+    fn hashes_are_standard_argon2id_phc_strings_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        // Ours verify with the argon2 crate's own verifier...
+        let phc = hash_str("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        let parsed = PasswordHash::new(&phc).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        // ...and hashes stored before (made by the crate's own hasher, also with other costs)
+        // verify with ours.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::default()
+            .hash_password(b"battery staple", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_str("battery staple", &theirs));
+        assert!(!verify_str("battery stapler", &theirs));
+        let cheap = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"x", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify_str("x", &cheap) && !verify_str("y", &cheap));
+        assert!(!verify_str("x", "not a phc string"));
     }
 
     #[test]

@@ -5,12 +5,14 @@
 //! the token row itself (expiry, revocation) is still read on every request by the caller.
 //! Secrets that failed are remembered too (a bounded set); concurrent requests presenting the
 //! same secret wait for one verification instead of each running argon2; and argon2 runs only on
-//! a few dedicated threads. So a flood of bad tokens cannot exhaust CPU or memory: argon2's
-//! ~19 MiB per run stays with those threads and is reused, not allocated anew across a growing
-//! set of blocking threads.
+//! a few dedicated threads. New secrets presented for one token id are verified at a bounded
+//! rate (a burst, then one per second): someone guessing secrets for a known token id gets 429
+//! instead of running argon2 for every guess, so a flood of bad tokens cannot exhaust CPU or
+//! memory, and the token's real holder, whose secret is already remembered, is not slowed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use blake2::{Blake2s256, Digest};
@@ -27,6 +29,25 @@ type Key = [u8; 32];
 const FAILED_CAPACITY: usize = 4096;
 /// `last_used` is written at most this often per token (seconds).
 const LAST_USED_GRANULARITY: i64 = 60;
+/// Secrets not seen before that one token id may have verified at once...
+const NEW_SECRETS_BURST: f64 = 10.0;
+/// ...and then one per this interval.
+const NEW_SECRET_EVERY: Duration = Duration::from_secs(1);
+
+/// The outcome of checking a presented secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    /// Not checked: too many new secrets for this token id lately. Retry shortly.
+    Throttled,
+}
+
+/// A token bucket of verifications of new secrets for one token id.
+struct Budget {
+    left: f64,
+    at: Instant,
+}
 
 pub struct Verifier {
     key: Key,
@@ -35,6 +56,7 @@ pub struct Verifier {
     last_used: Mutex<HashMap<String, i64>>,
     in_flight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     argon2: Mutex<mpsc::Sender<Argon2Job>>,
+    budgets: Mutex<HashMap<String, Budget>>,
 }
 
 type Argon2Job = Box<dyn FnOnce() + Send>;
@@ -75,6 +97,29 @@ impl Verifier {
             last_used: Mutex::default(),
             in_flight: Mutex::default(),
             argon2: Mutex::new(argon2_threads(concurrency)),
+            budgets: Mutex::default(),
+        }
+    }
+
+    /// Takes one verification of a new secret from the token id's budget, if any is left.
+    fn spend(&self, id: &str, now: Instant) -> bool {
+        let mut budgets = lock(&self.budgets);
+        if budgets.len() >= FAILED_CAPACITY && !budgets.contains_key(id) {
+            // Only ids with a token row get here; this bound is for pathological numbers.
+            budgets.retain(|_, b| b.left < NEW_SECRETS_BURST);
+        }
+        let b = budgets.entry(id.to_string()).or_insert(Budget {
+            left: NEW_SECRETS_BURST,
+            at: now,
+        });
+        let refill = now.duration_since(b.at).as_secs_f64() / NEW_SECRET_EVERY.as_secs_f64();
+        b.left = (b.left + refill).min(NEW_SECRETS_BURST);
+        b.at = now;
+        if b.left >= 1.0 {
+            b.left -= 1.0;
+            true
+        } else {
+            false
         }
     }
 
@@ -111,17 +156,22 @@ impl Verifier {
         rx.await.ok()
     }
 
-    /// True when `secret` is the one whose argon2id hash is `phc`.
-    pub async fn verify(&self, id: &str, secret: &Secret, phc: &str) -> bool {
+    /// Whether `secret` is the one whose argon2id hash is `phc` (or, for a secret not seen before
+    /// when this token id has had too many of those lately, that it was not checked).
+    pub async fn verify(&self, id: &str, secret: &Secret, phc: &str) -> Verdict {
         let d = self.digest(id, secret);
         if let Some(known) = self.remembered(id, &d) {
-            return known;
+            return verdict(known);
         }
         // One verification per distinct (id, secret) at a time; the others wait for its answer.
         let gate = lock(&self.in_flight).entry(d).or_default().clone();
         let _turn = gate.lock().await;
         if let Some(known) = self.remembered(id, &d) {
-            return known;
+            return verdict(known);
+        }
+        if !self.spend(id, Instant::now()) {
+            lock(&self.in_flight).remove(&d);
+            return Verdict::Throttled;
         }
         let (secret2, phc2) = (secret.clone(), phc.to_string());
         let ok = self
@@ -138,7 +188,7 @@ impl Verifier {
             failed.insert(d);
         }
         lock(&self.in_flight).remove(&d);
-        ok
+        verdict(ok)
     }
 
     /// Hashes a password with argon2id on the argon2 threads.
@@ -161,6 +211,14 @@ impl Verifier {
     }
 }
 
+fn verdict(valid: bool) -> Verdict {
+    if valid {
+        Verdict::Valid
+    } else {
+        Verdict::Invalid
+    }
+}
+
 /// A poisoned lock only means another request panicked mid-update of a cache; the data is
 /// still a valid cache, so keep using it.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -176,13 +234,66 @@ mod tests {
         let v = Verifier::new(1);
         let t = token::generate();
         let phc = token::hash(&t.secret).unwrap();
-        assert!(v.verify(&t.id, &t.secret, &phc).await);
-        assert!(v.verify(&t.id, &t.secret, &phc).await, "cached success");
+        assert_eq!(v.verify(&t.id, &t.secret, &phc).await, Verdict::Valid);
+        assert_eq!(
+            v.verify(&t.id, &t.secret, &phc).await,
+            Verdict::Valid,
+            "cached success"
+        );
         let other = token::generate().secret;
-        assert!(!v.verify(&t.id, &other, &phc).await);
-        assert!(!v.verify(&t.id, &other, &phc).await, "cached failure");
+        assert_eq!(v.verify(&t.id, &other, &phc).await, Verdict::Invalid);
+        assert_eq!(
+            v.verify(&t.id, &other, &phc).await,
+            Verdict::Invalid,
+            "cached failure"
+        );
         // The same secret under another id is a different cache entry.
-        assert!(!v.verify("0000000000000000", &t.secret, "junk").await);
+        assert_eq!(
+            v.verify("0000000000000000", &t.secret, "junk").await,
+            Verdict::Invalid
+        );
+    }
+
+    #[tokio::test]
+    async fn new_secrets_for_one_id_are_rate_limited_but_known_ones_are_not() {
+        let v = Verifier::new(1);
+        let t = token::generate();
+        let phc = token::hash(&t.secret).unwrap();
+        assert_eq!(v.verify(&t.id, &t.secret, &phc).await, Verdict::Valid);
+        // Someone has used up this id's budget of new secrets (see `budgets_refill_with_time`).
+        while v.spend(&t.id, Instant::now()) {}
+        let guess = token::generate().secret;
+        assert_eq!(v.verify(&t.id, &guess, &phc).await, Verdict::Throttled);
+        assert_eq!(
+            v.verify(&t.id, &guess, &phc).await,
+            Verdict::Throttled,
+            "a throttled guess is not remembered as checked"
+        );
+        // The real secret is remembered: the budget does not apply to it.
+        assert_eq!(v.verify(&t.id, &t.secret, &phc).await, Verdict::Valid);
+        // Another token id has its own budget.
+        let u = token::generate();
+        let phc_u = token::hash(&u.secret).unwrap();
+        assert_eq!(v.verify(&u.id, &u.secret, &phc_u).await, Verdict::Valid);
+    }
+
+    #[test]
+    fn budgets_refill_with_time() {
+        let v = Verifier::new(1);
+        let start = Instant::now();
+        for _ in 0..10 {
+            assert!(v.spend("a", start));
+        }
+        assert!(!v.spend("a", start));
+        assert!(!v.spend("a", start + Duration::from_millis(500)));
+        assert!(v.spend("a", start + Duration::from_millis(1100)));
+        assert!(!v.spend("a", start + Duration::from_millis(1200)));
+        // A long pause refills up to the burst, not beyond.
+        let later = start + Duration::from_secs(3600);
+        for _ in 0..10 {
+            assert!(v.spend("a", later));
+        }
+        assert!(!v.spend("a", later));
     }
 
     #[test]

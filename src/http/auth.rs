@@ -13,6 +13,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use chrono::Utc;
 
 use super::AppState;
+use crate::auth::verifier::Verdict;
 use crate::auth::{TokenState, token};
 use crate::error::Error;
 use crate::store::providers::ProviderKind;
@@ -188,6 +189,7 @@ async fn authenticate(
         match accept(state, provider, &id, &secret, record).await {
             // A wrong secret is wrong whatever the row says now.
             Err(Error::Unauthorized(INVALID)) => return Err(Error::Unauthorized(INVALID)),
+            Err(e @ Error::TooManyRequests(_)) => return Err(e),
             Ok(p) => return Ok((p, true)),
             // Any other refusal may come from a stale record: decide on a fresh one.
             Err(_) => state.records.forget(&id),
@@ -213,8 +215,15 @@ async fn accept(
     secret: &token::Secret,
     record: AuthRecord,
 ) -> Result<Principal, Error> {
-    if !state.verifier.verify(id, secret, &record.secret_hash).await {
-        return Err(Error::Unauthorized(INVALID));
+    match state.verifier.verify(id, secret, &record.secret_hash).await {
+        Verdict::Valid => {}
+        Verdict::Invalid => return Err(Error::Unauthorized(INVALID)),
+        Verdict::Throttled => {
+            tracing::warn!(token = %id, "too many new secrets presented for this token id");
+            return Err(Error::TooManyRequests(
+                "too many attempts with this token id; retry in a second",
+            ));
+        }
     }
     // The secret is right; from here on the holder may learn why the token does not work.
     if !record.provider_name.eq_ignore_ascii_case(provider) {

@@ -348,3 +348,43 @@ fn a_type_change_while_serving_reaches_remembered_tokens() {
     assert!(matches!(noticing, 200 | 204), "{noticing}");
     assert_eq!(send("PATCH", &url, &token, Some(&patch), &[]).status, 204);
 }
+
+#[test]
+fn guessing_secrets_for_a_known_token_id_is_throttled_not_hashed() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (id, token) = db.create_token("idp", &[]);
+    let server = Server::start(&db);
+    let url = spc(&server, "idp");
+    assert_eq!(get_bearer(&url, &token).status, 200);
+    // 30 different wrong secrets for the real id at once: a burst of them is checked (401),
+    // the rest are refused before any hashing (429, retry shortly).
+    let guesses: Vec<_> = (0..30)
+        .map(|i| {
+            let (url, guess) = (url.clone(), format!("scimd_{id}_{i:064x}"));
+            std::thread::spawn(move || get_bearer(&url, &guess))
+        })
+        .collect();
+    let answers: Vec<_> = guesses.into_iter().map(|g| g.join().unwrap()).collect();
+    let throttled: Vec<_> = answers.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        answers.iter().all(|r| r.status == 401 || r.status == 429),
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(
+        throttled.len() >= 10,
+        "only {} of 30 throttled",
+        throttled.len()
+    );
+    let body = throttled[0].scim_error(429);
+    assert!(body["detail"].as_str().unwrap().contains("retry"), "{body}");
+    assert_eq!(throttled[0].header("retry-after"), Some("1"));
+    // The token's holder is not slowed: its secret is already known.
+    assert_eq!(get_bearer(&url, &token).status, 200);
+    // Unknown ids cost nothing to refuse and stay 401.
+    assert_401(&get_bearer(
+        &url,
+        &format!("scimd_0000000000000000_{:064x}", 1),
+    ));
+}
