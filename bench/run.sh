@@ -7,13 +7,14 @@
 #   bench/run.sh --smoke              a few seconds, small data: what CI runs so this cannot rot
 #
 # Options: --duration S (per run, default 10), --runs R (median of R, default 3),
-#          --connections C (default 64), --big-group N (default 100000).
+#          --connections C (default 64), --big-group N (default 100000),
+#          --warmup S (unmeasured load before each scenario, default 2).
 # Prints req/s, p50 and p99 latency, non-2xx counts, and each scimd figure as a ratio of the
 # ceiling measured minutes earlier in the same run, since these machines are shared and noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0
+users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0 warmup=2
 while [ $# -gt 0 ]; do
     case "$1" in
         --users) users=$2; shift 2 ;;
@@ -21,7 +22,8 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --connections) conns=$2; shift 2 ;;
         --big-group) big=$2; shift 2 ;;
-        --smoke) smoke=1; users=300; duration=1; runs=1; conns=8; big=1000; shift ;;
+        --warmup) warmup=$2; shift 2 ;;
+        --smoke) smoke=1; users=300; duration=1; runs=1; conns=8; big=1000; warmup=0; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -60,10 +62,15 @@ addr_of() {
 
 rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 
-# Runs one scenario $runs times; prints "reqs p50_ms p99_ms non2xx" of the median run.
+# Runs one scenario $runs times; prints "reqs p50_ms p99_ms non2xx" of the median run. A
+# short unmeasured warm-up first brings the pages the scenario reads into memory.
 load() {
     local scenario=$1 url=$2 group=${3:-small_group}
     local results=()
+    if [ "$warmup" -gt 0 ]; then
+        BENCH_SCENARIO=$scenario BENCH_DIR=$work BENCH_USERS=$users BENCH_GROUP=$group \
+            wrk -t2 -c"$conns" -d"${warmup}s" -s bench/load.lua "$url" >/dev/null
+    fi
     for _ in $(seq 1 "$runs"); do
         local out
         out=$(BENCH_SCENARIO=$scenario BENCH_DIR=$work BENCH_USERS=$users BENCH_GROUP=$group \
@@ -138,7 +145,7 @@ stop_scimd
 
 echo
 echo "scimd load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $users users, ${conns} connections,"
-echo "${duration}s per run, median of $runs; scimd start-up ${first_startup_ms} ms (incl. bind)"
+echo "${duration}s per run after ${warmup}s of warm-up, median of $runs; scimd start-up ${first_startup_ms} ms (incl. bind)"
 printf '%-30s %10s %9s %9s %8s %12s\n' scenario "req/s" "p50 ms" "p99 ms" non-2xx "vs ceiling"
 for s in ceiling_get ceiling_page ceiling_insert; do row "$s" ${R[$s]}; done
 field() { cut -d' ' -f"$2" <<<"${R[$1]}"; }
