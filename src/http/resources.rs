@@ -90,11 +90,10 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
 fn render(
     base: &str,
     kind: ResourceKind,
-    written: &(rows::Resource, Option<Vec<Value>>),
+    (r, computed): (rows::Resource, Option<Vec<Value>>),
     projection: &Projection,
 ) -> Value {
-    let (r, computed) = written;
-    rows::render_with(base, kind, r, computed.clone(), projection)
+    rows::render_with(base, kind, &r, computed, projection)
 }
 
 fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
@@ -144,7 +143,7 @@ async fn create(
         })
         .await?;
     let version = written.0.version;
-    let body = render(&base, kind, &written, &projection);
+    let body = render(&base, kind, written, &projection);
     let mut res = with_version(StatusCode::CREATED, &body, version);
     if let Some(loc) = body["meta"]["location"].as_str()
         && let Ok(v) = header::HeaderValue::from_str(loc)
@@ -261,7 +260,7 @@ async fn replace(
         })
         .await?;
     let version = written.0.version;
-    let body = render(&base, kind, &written, &projection);
+    let body = render(&base, kind, written, &projection);
     Ok(with_version(StatusCode::OK, &body, version))
 }
 
@@ -365,7 +364,7 @@ async fn patch(
         .await?;
     state.quirks.record(&req, &provider_name, quirks);
     let version = written.0.version;
-    let body = (!minimal).then(|| render(&base, kind, &written, &projection));
+    let body = (!minimal).then(|| render(&base, kind, written, &projection));
     Ok(match body {
         Some(b) => with_version(StatusCode::OK, &b, version),
         None => tag(HttpResponse::NoContent().finish(), version),

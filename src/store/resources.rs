@@ -929,11 +929,6 @@ pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Ref
         .collect())
 }
 
-/// The groups a user or group belongs to (see `groups_of_many`).
-pub fn groups_of(c: &Connection, member_seq: i64) -> Result<Vec<Reference>> {
-    Ok(groups_of_many(c, &[member_seq])?.pop().unwrap_or_default())
-}
-
 /// Builds the representation of a stored resource, loading computed members or groups only
 /// when the projection will keep them.
 pub fn represent(
