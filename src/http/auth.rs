@@ -46,11 +46,7 @@ impl Principal {
                 "this token belongs to another identity provider",
             ));
         }
-        match token::state(record.expires, record.revoked, now) {
-            TokenState::Active => {}
-            TokenState::Expired => return Err(Error::Unauthorized("this token has expired")),
-            TokenState::Revoked => return Err(Error::Unauthorized("this token has been revoked")),
-        }
+        usable(&record, now)?;
         // `provider set --type` while serving: this request keeps the type it started with
         // (it only decides 200 or 204 for a group PATCH); the next one reads the new type.
         if record.provider_kind != self.provider_kind || record.read_only != self.read_only {
@@ -67,6 +63,15 @@ impl Principal {
     /// Whether the remembered record of this token should be dropped.
     pub fn is_stale(&self) -> bool {
         self.stale.load(Ordering::Acquire)
+    }
+}
+
+/// Refuses an expired or revoked token, saying which (the secret was right by then).
+fn usable(record: &AuthRecord, now: i64) -> Result<(), Error> {
+    match token::state(record.expires, record.revoked, now) {
+        TokenState::Active => Ok(()),
+        TokenState::Expired => Err(Error::Unauthorized("this token has expired")),
+        TokenState::Revoked => Err(Error::Unauthorized("this token has been revoked")),
     }
 }
 
@@ -232,11 +237,7 @@ async fn accept(
         ));
     }
     let now = Utc::now().timestamp();
-    match token::state(record.expires, record.revoked, now) {
-        TokenState::Active => {}
-        TokenState::Expired => return Err(Error::Unauthorized("this token has expired")),
-        TokenState::Revoked => return Err(Error::Unauthorized("this token has been revoked")),
-    }
+    usable(&record, now)?;
     if state.verifier.should_record_use(id, record.last_used, now) {
         let use_id = id.to_string();
         if let Err(e) = state
