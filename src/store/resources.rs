@@ -842,9 +842,37 @@ fn seq_list(seqs: impl IntoIterator<Item = i64>) -> String {
 /// direct memberships of every key at once, then one more per level of group nesting, then the
 /// groups' ids and names.
 pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Reference>>> {
+    let (names, lists) = group_seqs_of_many(c, member_seqs)?;
+    Ok(lists
+        .into_iter()
+        .map(|groups| {
+            groups
+                .into_iter()
+                .filter_map(|(g, direct)| {
+                    let (id, name) = names.get(&g)?;
+                    Some(Reference {
+                        id: id.clone(),
+                        kind: ResourceKind::Group,
+                        display: name.clone(),
+                        direct,
+                    })
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Each group's id and displayName, by key.
+type GroupNames = std::collections::HashMap<i64, (String, Option<String>)>;
+/// For each member: its groups' keys, oldest first, and whether each is a direct membership.
+type GroupLists = Vec<Vec<(i64, bool)>>;
+
+/// `groups_of_many` as keys: for each member, (group key, direct) oldest first, and the id and
+/// name of every group reached, once.
+fn group_seqs_of_many(c: &Connection, member_seqs: &[i64]) -> Result<(GroupNames, GroupLists)> {
     use std::collections::{BTreeMap, HashMap};
     let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut names: HashMap<i64, (String, Option<String>)> = HashMap::new();
+    let mut names: GroupNames = HashMap::new();
     // The keys' direct groups first; then, a level at a time, each group reached with its id,
     // its name and the groups it belongs to (none, without nesting: the walk ends there).
     let mut frontier: Vec<i64> = Vec::new();
@@ -910,23 +938,16 @@ pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Ref
         found.remove(&seq);
         reach.push(found);
     }
-    Ok(reach
+    let lists = reach
         .into_iter()
         .map(|found| {
             found
                 .into_iter()
-                .filter_map(|(g, direct)| {
-                    let (id, name) = names.get(&g)?;
-                    Some(Reference {
-                        id: id.clone(),
-                        kind: ResourceKind::Group,
-                        display: name.clone(),
-                        direct,
-                    })
-                })
+                .filter(|(g, _)| names.contains_key(g))
                 .collect()
         })
-        .collect())
+        .collect();
+    Ok((names, lists))
 }
 
 /// Builds the representation of a stored resource, loading computed members or groups only
@@ -1058,39 +1079,69 @@ fn computed_text_many(
     kind: ResourceKind,
     seqs: &[i64],
 ) -> Result<Vec<String>> {
-    let lists: Vec<Vec<Reference>> = match kind {
+    match kind {
         ResourceKind::Group => seqs
             .iter()
-            .map(|&seq| members_of(c, seq))
-            .collect::<Result<_>>()?,
-        ResourceKind::User => groups_of_many(c, seqs)?,
-    };
-    Ok(lists
-        .into_iter()
-        .map(|refs| {
-            let mut out = String::new();
-            for (i, r) in refs.iter().enumerate() {
-                out.push(if i == 0 { '[' } else { ',' });
-                let type_ = match (kind, r.direct) {
-                    (ResourceKind::Group, _) => r.kind.name(),
-                    (ResourceKind::User, true) => "direct",
-                    (ResourceKind::User, false) => "indirect",
-                };
-                resource::push_reference(
-                    &mut out,
-                    base,
-                    &r.id,
-                    r.kind,
-                    r.display.as_deref(),
-                    type_,
-                );
-            }
-            if !out.is_empty() {
-                out.push(']');
-            }
-            out
-        })
-        .collect())
+            .map(|&seq| {
+                let mut out = String::new();
+                for r in members_of(c, seq)? {
+                    out.push(if out.is_empty() { '[' } else { ',' });
+                    let display = r.display.as_deref();
+                    resource::push_reference(&mut out, base, &r.id, r.kind, display, r.kind.name());
+                }
+                if !out.is_empty() {
+                    out.push(']');
+                }
+                Ok(out)
+            })
+            .collect(),
+        ResourceKind::User => {
+            let (names, lists) = group_seqs_of_many(c, seqs)?;
+            // Each group's reference is written once per page, around its `type`: the same
+            // groups recur on most users of a page.
+            let rendered: std::collections::HashMap<i64, (String, String)> = names
+                .iter()
+                .map(|(&g, (id, name))| {
+                    let mut whole = String::new();
+                    let marker = "\u{0}";
+                    resource::push_reference(
+                        &mut whole,
+                        base,
+                        id,
+                        ResourceKind::Group,
+                        name.as_deref(),
+                        marker,
+                    );
+                    // The marker, escaped as JSON writes it, splits the text around `type`.
+                    let (head, tail) = whole.split_once("\"\\u0000\"").unwrap_or((&whole, ""));
+                    (g, (head.to_string(), tail.to_string()))
+                })
+                .collect();
+            Ok(lists
+                .into_iter()
+                .map(|groups| {
+                    let mut out = String::new();
+                    for (g, direct) in &groups {
+                        let Some((head, tail)) = rendered.get(g) else {
+                            continue;
+                        };
+                        out.push(if out.is_empty() { '[' } else { ',' });
+                        out.push_str(head);
+                        out.push_str(if *direct {
+                            "\"direct\""
+                        } else {
+                            "\"indirect\""
+                        });
+                        out.push_str(tail);
+                    }
+                    if !out.is_empty() {
+                        out.push(']');
+                    }
+                    out
+                })
+                .collect())
+        }
+    }
 }
 
 /// The full representation (no `attributes`/`excludedAttributes`) as JSON text, built around
