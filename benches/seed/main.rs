@@ -42,10 +42,23 @@ fn id_lines(ids: &[String]) -> String {
     out
 }
 
+const USAGE: &str = "usage: seed --db DB --out DIR [--users N] [--groups N] [--group-size N] \
+                     [--big-group N]";
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let db = arg(&args, "--db", "bench.db");
-    let out = std::path::PathBuf::from(arg(&args, "--out", "."));
+    // Both paths are required: a run without them must not drop files where it happens to be.
+    let (Some(db), Some(out)) = (
+        args.iter()
+            .position(|a| a == "--db")
+            .and_then(|i| args.get(i + 1)),
+        args.iter()
+            .position(|a| a == "--out")
+            .and_then(|i| args.get(i + 1)),
+    ) else {
+        anyhow::bail!("{USAGE}");
+    };
+    let (db, out) = (db.clone(), std::path::PathBuf::from(out));
     let n: usize = arg(&args, "--users", "10000").parse()?;
     let groups: usize = arg(&args, "--groups", "50").parse()?;
     let group_size: usize = arg(&args, "--group-size", "100").parse()?;
