@@ -61,7 +61,7 @@ impl Principal {
     }
 
     /// Whether the remembered record of this token should be dropped.
-    pub fn is_stale(&self) -> bool {
+    fn is_stale(&self) -> bool {
         self.stale.load(Ordering::Acquire)
     }
 }
