@@ -1,9 +1,10 @@
 -- wrk script for bench/run.sh: one request shape per scenario, chosen by BENCH_SCENARIO.
--- BENCH_DIR holds what the seeder wrote (token, token_id, user_ids, small_group, big_group).
+-- BENCH_DIR holds what the seeder wrote (token, token_id, user_ids, small_group, big_group);
+-- BENCH_BASE is the SCIM base path (scimd's by default; bench/run.sh --peer sets the peer's).
 
 local scenario = os.getenv("BENCH_SCENARIO")
 local dir = os.getenv("BENCH_DIR")
-local base = "/scim/v2/bench"
+local base = os.getenv("BENCH_BASE") or "/scim/v2/bench"
 local counter = 0
 
 local function read(name)
@@ -25,7 +26,8 @@ function init(args)
   if scenario:sub(1, 8) ~= "ceiling_" then
     -- One string of fixed-width lines, not a table of strings: nothing for the GC to walk.
     ids = read("user_ids") .. "\n"
-    id_count = math.floor(#ids / 37)
+    width = ids:find("\n", 1, true)
+    id_count = math.floor(#ids / width)
   end
   users = tonumber(os.getenv("BENCH_USERS"))
   group = read(os.getenv("BENCH_GROUP") or "small_group")
@@ -40,8 +42,8 @@ function init(args)
 end
 
 local function pick()
-  local at = (math.random(id_count) - 1) * 37
-  return ids:sub(at + 1, at + 36)
+  local at = (math.random(id_count) - 1) * width
+  return ids:sub(at + 1, at + width - 1)
 end
 
 request = function()

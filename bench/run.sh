@@ -5,6 +5,8 @@
 #   bench/run.sh                      10,000 users, 50 groups of 100, a 100,000-member group
 #   bench/run.sh --users 100000       the 100,000-user mode (--users 1000000 for a million)
 #   bench/run.sh --smoke              a few seconds, small data: what CI runs so this cannot rot
+#   bench/run.sh --peer               also the same scenarios against a Python peer, PyPI's
+#                                     scim2-server (in memory), installed into target/bench-peer
 #
 # Options: --duration S (per run, default 10), --runs R (median of R, default 3),
 #          --connections C (default 64), --big-group N (default 100000),
@@ -14,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0 warmup=2
+users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0 warmup=2 peer=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --users) users=$2; shift 2 ;;
@@ -23,6 +25,7 @@ while [ $# -gt 0 ]; do
         --connections) conns=$2; shift 2 ;;
         --big-group) big=$2; shift 2 ;;
         --warmup) warmup=$2; shift 2 ;;
+        --peer) peer=1; shift ;;
         --smoke) smoke=1; users=300; duration=1; runs=1; conns=8; big=1000; warmup=0; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -62,19 +65,22 @@ addr_of() {
 
 rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 
+# What load.lua reads: the seeder's files and the SCIM base path (the peer's differ).
+dir=$work base=/scim/v2/bench
+
 # Runs one scenario $runs times; prints "reqs p50_ms p99_ms non2xx" of the median run. A
 # short unmeasured warm-up first brings the pages the scenario reads into memory.
 load() {
     local scenario=$1 url=$2 group=${3:-small_group}
     local results=()
     if [ "$warmup" -gt 0 ]; then
-        BENCH_SCENARIO=$scenario BENCH_DIR=$work BENCH_USERS=$users BENCH_GROUP=$group \
-            wrk -t2 -c"$conns" -d"${warmup}s" -s bench/load.lua "$url" >/dev/null
+        BENCH_SCENARIO=$scenario BENCH_DIR=$dir BENCH_BASE=$base BENCH_USERS=$users BENCH_GROUP=$group \
+            wrk -t2 -c"$conns" -d"${warmup}s" --timeout 30s -s bench/load.lua "$url" >/dev/null
     fi
     for _ in $(seq 1 "$runs"); do
         local out
-        out=$(BENCH_SCENARIO=$scenario BENCH_DIR=$work BENCH_USERS=$users BENCH_GROUP=$group \
-              wrk -t2 -c"$conns" -d"${duration}s" --latency -s bench/load.lua "$url")
+        out=$(BENCH_SCENARIO=$scenario BENCH_DIR=$dir BENCH_BASE=$base BENCH_USERS=$users BENCH_GROUP=$group \
+              wrk -t2 -c"$conns" -d"${duration}s" --timeout 30s --latency -s bench/load.lua "$url")
         results+=("$(awk '
             function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
             /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
@@ -149,6 +155,48 @@ guess_rss=$(sort -n "$work/guess_rss" | tail -n 1)
 guess_peak=$(rss_kb "$pid" VmHWM)
 stop_scimd
 
+# The peer: PyPI's scim2-server (pinned) on loopback, seeded over SCIM with the same data, then
+# the same scenarios. Each figure is printed beside scimd's as "scimd x".
+declare -A P
+peer_scenarios="get_user filter_username filter_external_id list_page page_middle patch_user create_user group_add_member_100 group_add_member_big auth_fail_secret auth_fail_unknown"
+if [ "$peer" -eq 1 ]; then
+    peer_pkg="scim2-server==0.8.3"
+    venv="$PWD/target/bench-peer"
+    if [ ! -x "$venv/bin/scim2-server" ] || [ "$(cat "$venv/installed" 2>/dev/null)" != "$peer_pkg" ]; then
+        echo "== installing the peer ($peer_pkg from PyPI) into $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$peer_pkg"
+        echo "$peer_pkg" >"$venv/installed"
+    fi
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    peer_token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    "$venv/bin/scim2-server" --hostname 127.0.0.1 --port "$port" --bearer-token "$peer_token" \
+        --tenant bench >"$work/peer.log" 2>&1 &
+    peer_pid=$!; pids+=($peer_pid)
+    for _ in $(seq 1 300); do
+        curl -sf -o /dev/null -H "Authorization: Bearer $peer_token" \
+            "http://127.0.0.1:$port/bench/ServiceProviderConfig" && break
+        kill -0 "$peer_pid" 2>/dev/null || { cat "$work/peer.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    mkdir -p "$work/peer"
+    echo "== peer: seeding $users users, 50 groups of 100, a $big-member group (SCIM Bulk)"
+    "$venv/bin/python" bench/peer.py --url "http://127.0.0.1:$port/bench" --token "$peer_token" \
+        --out "$work/peer" --users "$users" --big-group "$big"
+    dir=$work/peer base=/bench
+    peer_idle=$(rss_kb "$peer_pid" VmRSS)
+    for s in get_user filter_username filter_external_id list_page page_middle patch_user create_user \
+             auth_fail_secret auth_fail_unknown; do
+        P[$s]=$(load "$s" "http://127.0.0.1:$port")
+    done
+    P[group_add_member_100]=$(load group_add_member "http://127.0.0.1:$port" small_group)
+    P[group_add_member_big]=$(load group_add_member "http://127.0.0.1:$port" big_group)
+    peer_rss=$(rss_kb "$peer_pid" VmRSS)
+    kill "$peer_pid"; wait "$peer_pid" 2>/dev/null || true
+    dir=$work base=/scim/v2/bench
+fi
+
 echo
 echo "scimd load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $users users, ${conns} connections,"
 echo "${duration}s per run after ${warmup}s of warm-up, median of $runs; scimd start-up ${first_startup_ms} ms (incl. bind)"
@@ -177,6 +225,18 @@ echo "scimd RSS: idle ${idle_rss} KiB; after the scenarios above ${loaded_rss} K
 echo "           a fresh server: idle ${auth_idle} KiB; under auth_fail_secret and _unknown ${auth_rss} KiB"
 echo "           (largest 100 ms sample), high-water mark ${auth_peak} KiB; under auth_fail_guess"
 echo "           ${guess_rss} KiB, high-water mark ${guess_peak} KiB (argon2 runs, 19 MiB each)"
+
+if [ "$peer" -eq 1 ]; then
+    echo
+    echo "peer: PyPI $peer_pkg (in memory, one Python process), same data and scenarios"
+    printf '%-30s %10s %9s %9s %8s %12s\n' scenario "req/s" "p50 ms" "p99 ms" non-2xx "scimd x"
+    for s in $peer_scenarios; do
+        times=$(awk -v a="$(cut -d' ' -f1 <<<"${R[$s]}")" -v b="$(cut -d' ' -f1 <<<"${P[$s]}")" \
+            'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }')
+        printf '%-30s %10s %9s %9s %8s %12s\n' "$s" ${P[$s]} "$times"
+    done
+    echo "peer RSS: idle after seeding ${peer_idle} KiB; after the scenarios ${peer_rss} KiB"
+fi
 
 # The targets of the performance issue, checked against this run's own figures.
 echo
@@ -216,16 +276,27 @@ if [ "$users" -ge 1000000 ]; then
     target "start-up <= 1 s (${first_startup_ms} ms)" 'a <= 1000' -v a="$first_startup_ms"
 fi
 
+if [ "$peer" -eq 1 ]; then
+    for s in $peer_scenarios; do
+        target "$s: scimd >= 20x the peer ($(awk -v a="$(field $s 1)" -v b="$(cut -d' ' -f1 <<<"${P[$s]}")" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "-" }')x)" \
+            'b > 0 && a >= 20 * b' -v a="$(field $s 1)" -v b="$(cut -d' ' -f1 <<<"${P[$s]}")"
+    done
+fi
+
 if [ "$smoke" -eq 1 ]; then
     # The smoke run proves the benchmark still works end to end: every scenario answered.
-    for s in "${!R[@]}"; do
-        rps=$(cut -d' ' -f1 <<<"${R[$s]}")
-        bad=$(cut -d' ' -f4 <<<"${R[$s]}")
+    checks=()
+    for s in "${!R[@]}"; do checks+=("$s=${R[$s]}"); done
+    for s in "${!P[@]}"; do checks+=("peer $s=${P[$s]}"); done
+    for c in "${checks[@]}"; do
+        s=${c%%=*} r=${c#*=}
+        rps=$(cut -d' ' -f1 <<<"$r")
+        bad=$(cut -d' ' -f4 <<<"$r")
         expect_bad=0
-        case "$s" in auth_fail_*) expect_bad=1 ;; esac
+        case "$s" in auth_fail_* | "peer auth_fail_"*) expect_bad=1 ;; esac
         if [ "${rps:-0}" -le 0 ] || { [ "$expect_bad" -eq 0 ] && [ "$bad" -ne 0 ]; }; then
-            echo "bench smoke: scenario $s failed: ${R[$s]}" >&2; exit 1
+            echo "bench smoke: scenario $s failed: $r" >&2; exit 1
         fi
     done
-    echo "bench smoke: ${#R[@]} scenarios ran"
+    echo "bench smoke: ${#checks[@]} scenarios ran"
 fi

@@ -13,5 +13,5 @@ echo "== cargo test"
 cargo test --locked
 echo "== conformance checkers (scim2-tester, scim-sanity) against the release binary"
 ./scripts/conformance.sh
-echo "== load benchmark smoke (bench/run.sh --smoke): proves the benchmark still runs"
-./bench/run.sh --smoke
+echo "== load benchmark smoke (bench/run.sh --smoke --peer): proves the benchmark still runs"
+./bench/run.sh --smoke --peer
