@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use chrono::{DateTime, NaiveDate, Utc};
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::auth::{Secret, TokenState, token};
 use crate::cli::{Cli, Command, ProviderCommand, QuickstartArgs, ServeArgs, TokenCommand};
@@ -90,12 +91,21 @@ fn check_config(cli: &Cli) -> ExitCode {
     }
 }
 
-fn init_logging(config: &Config) {
+/// Log lines are formatted on the thread that logs and written to stderr by a thread of their
+/// own (tracing-appender), in batches, so a request never waits on the write to the terminal or
+/// the journal: one write per request cost about a tenth of the point-read throughput. Nothing
+/// is dropped: when the writer falls behind, the logging threads wait. Keep the returned guard
+/// alive while serving; dropping it writes out what is still queued.
+fn init_logging(config: &Config) -> WorkerGuard {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("scimd-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     let result = match config.log_format {
         LogFormat::Text => builder.try_init(),
@@ -104,6 +114,7 @@ fn init_logging(config: &Config) {
     if let Err(e) = result {
         eprintln!("warning: logging already initialised: {e}");
     }
+    guard
 }
 
 fn open(config: &Config, mode: OpenMode) -> anyhow::Result<Store> {
@@ -116,7 +127,7 @@ fn open(config: &Config, mode: OpenMode) -> anyhow::Result<Store> {
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {
-    init_logging(&config);
+    let _log = init_logging(&config);
     let store = open(&config, OpenMode::CreateIfMissing)?;
     let (listener, base) = http::bind(&config)?;
     tracing::info!(database = %config.database.display(), schema = store::schema_version(), "database ready");
@@ -124,7 +135,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
-    init_logging(&config);
+    let _log = init_logging(&config);
     let store = open(&config, OpenMode::CreateIfMissing)?;
     let now = Utc::now();
     let name = args.provider.clone();
