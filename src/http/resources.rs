@@ -615,40 +615,45 @@ async fn search_kind(
                     order: order.as_deref(),
                 },
             };
-            // The resources as comma-separated JSON texts; with the default projection built
-            // around the stored document texts.
-            let mut resources = String::new();
-            let (total, more, last, items) = if projection.is_default() {
+            // The resources as comma-separated JSON texts after the ListResponse's head; with
+            // the default projection built around the stored document texts.
+            let head = |total: i64, items: usize, more: bool, last: Option<i64>| {
+                let mut head = json!({
+                    "schemas": [LIST_RESPONSE],
+                    "totalResults": total,
+                    "itemsPerPage": items,
+                });
+                match after {
+                    None => head["startIndex"] = json!(start_index),
+                    Some(_) => {
+                        if more && let Some(seq) = last {
+                            head["nextCursor"] = json!(format!("{CURSOR_PREFIX}{seq:x}"));
+                        }
+                    }
+                }
+                list_head(&head)
+            };
+            let mut out;
+            if projection.is_default() {
                 let page = rows::search_raw(&tx, pid, kind, condition.as_ref(), paging, count)?;
-                rows::represent_raw_into(&mut resources, &tx, &base, kind, &page.items)?;
-                let last = page.items.last().map(|r| r.seq);
-                (page.total, page.more, last, page.items.len())
+                let views: Vec<_> = page.items.views().collect();
+                let last = views.last().map(|r| r.seq);
+                out = head(page.total, views.len(), page.more, last);
+                rows::represent_raw_into(&mut out, &tx, &base, kind, &views)?;
             } else {
                 let page = rows::search(&tx, pid, kind, condition.as_ref(), paging, count)?;
                 let values = rows::represent_many(&tx, &base, kind, &page.items, &projection)?;
+                let last = page.items.last().map(|r| r.seq);
+                out = head(page.total, page.items.len(), page.more, last);
                 for (i, v) in values.iter().enumerate() {
                     if i > 0 {
-                        resources.push(',');
+                        out.push(',');
                     }
-                    resources.push_str(&v.to_string());
-                }
-                let last = page.items.last().map(|r| r.seq);
-                (page.total, page.more, last, page.items.len())
-            };
-            let mut head = json!({
-                "schemas": [LIST_RESPONSE],
-                "totalResults": total,
-                "itemsPerPage": items,
-            });
-            match after {
-                None => head["startIndex"] = json!(start_index),
-                Some(_) => {
-                    if more && let Some(seq) = last {
-                        head["nextCursor"] = json!(format!("{CURSOR_PREFIX}{seq:x}"));
-                    }
+                    out.push_str(&v.to_string());
                 }
             }
-            Ok(list_text(&head, &resources))
+            out.push_str("]}");
+            Ok(out)
         })
         .await?;
     Ok(HttpResponse::Ok()
@@ -656,16 +661,14 @@ async fn search_kind(
         .body(body))
 }
 
-/// A ListResponse as text: `head`'s members, then `"Resources"` holding the given
-/// comma-separated JSON texts.
-fn list_text(head: &Value, resources: &str) -> String {
+/// The start of a ListResponse as text: `head`'s members, then `"Resources":[`, to be
+/// followed by the comma-separated resources and `]}`.
+fn list_head(head: &Value) -> String {
     let head = head.to_string();
     let open = head.strip_suffix('}').unwrap_or(&head);
-    let mut out = String::with_capacity(open.len() + 16 + resources.len());
+    let mut out = String::with_capacity(open.len() + 16);
     out.push_str(open);
     out.push_str(",\"Resources\":[");
-    out.push_str(resources);
-    out.push_str("]}");
     out
 }
 
