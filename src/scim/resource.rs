@@ -603,15 +603,35 @@ pub fn push_reference(
 /// Whether canonical JSON object text (as serde_json writes it: no whitespace) has the top-level
 /// key `key`. A key follows `{` or `,` and is followed by `:`; inside a string value its quotes
 /// would be escaped, so string content cannot match.
-fn has_top_level_key(doc: &str, key: &str) -> bool {
+///
+/// `finder` searches for `key`, built once beforehand: building one costs more than searching
+/// a stored document with it.
+fn has_top_level_key(doc: &str, key: &str, finder: &memchr::memmem::Finder<'_>) -> bool {
     let bytes = doc.as_bytes();
-    doc.match_indices(key).any(|(at, _)| {
+    finder.find_iter(bytes).any(|at| {
         at >= 2
             && bytes[at - 1] == b'"'
             && matches!(bytes[at - 2], b'{' | b',')
             && bytes.get(at + key.len()) == Some(&b'"')
             && bytes.get(at + key.len() + 1) == Some(&b':')
     })
+}
+
+/// Searchers for the schema URNs of `kind`'s extensions, in the order of `kind.extensions()`.
+fn extension_finders(kind: ResourceKind) -> &'static [memchr::memmem::Finder<'static>] {
+    type Finders = std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>>>;
+    fn build(kind: ResourceKind) -> Vec<memchr::memmem::Finder<'static>> {
+        kind.extensions()
+            .iter()
+            .map(|e| memchr::memmem::Finder::new(e.id))
+            .collect()
+    }
+    static USER: Finders = Finders::new(|| build(ResourceKind::User));
+    static GROUP: Finders = Finders::new(|| build(ResourceKind::Group));
+    match kind {
+        ResourceKind::User => &USER,
+        ResourceKind::Group => &GROUP,
+    }
 }
 
 /// Appends `render` as JSON text, around a stored document given as its canonical JSON text,
@@ -632,8 +652,8 @@ pub fn write_text(
     out.reserve(doc.len() + computed.len() + 256);
     out.push_str("{\"schemas\":[");
     push_json_str(out, kind.schema().id);
-    for ext in kind.extensions() {
-        if has_top_level_key(doc, ext.id) {
+    for (ext, finder) in kind.extensions().iter().zip(extension_finders(kind)) {
+        if has_top_level_key(doc, ext.id, finder) {
             out.push(',');
             push_json_str(out, ext.id);
         }
