@@ -688,7 +688,12 @@ pub fn search_raw(
     paging: Paging<'_>,
     limit: i64,
 ) -> Result<Page<RawPage>> {
-    let mut page = RawPage::default();
+    // Room for a page of typical users up front, so the buffer is not copied as it grows.
+    let rows = limit.clamp(0, 1000) as usize;
+    let mut page = RawPage {
+        text: String::with_capacity(rows * 1024),
+        rows: Vec::with_capacity(rows),
+    };
     let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, |r| {
         page.push(r)
     })?;
@@ -1300,7 +1305,14 @@ pub fn represent_raw_into(
     let seqs: Vec<i64> = page.iter().map(|r| r.seq).collect();
     let mut computed = String::new();
     let ends = computed_text_into(&mut computed, c, base, kind, &seqs)?;
-    out.reserve(page.iter().map(|r| r.doc.len() + 320).sum::<usize>() + computed.len());
+    // The schemas, id and meta around each document take about 300 bytes besides the id, the
+    // timestamps and two copies of the base URL; room for all of it up front.
+    out.reserve(
+        page.iter()
+            .map(|r| r.doc.len() + r.id.len() * 2 + r.created.len() * 2 + base.len() * 2 + 384)
+            .sum::<usize>()
+            + computed.len(),
+    );
     let mut start = 0;
     for (i, (r, &end)) in page.iter().zip(&ends).enumerate() {
         if i > 0 {
