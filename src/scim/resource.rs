@@ -5,6 +5,8 @@
 //! with what they read back); only attribute names are made canonical, `"True"`/`"False"`
 //! become booleans, and `null` or empty arrays mean "no value".
 
+use std::fmt::Write as _;
+
 use serde_json::{Map, Value, json};
 
 use super::Error;
@@ -567,6 +569,15 @@ pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// Appends one of scimd's own names (a schema URN, a resource type) as a JSON string literal:
+/// they hold nothing JSON escapes.
+fn push_plain_str(out: &mut String, s: &'static str) {
+    debug_assert!(!s.bytes().any(|b| NEEDS_ESCAPE[usize::from(b)]));
+    out.push('"');
+    out.push_str(s);
+    out.push('"');
+}
+
 /// Appends `"{base}/{Users|Groups}/{id}"` as a JSON string literal.
 fn push_location(out: &mut String, base: &str, kind: ResourceKind, id: &str) {
     out.push('"');
@@ -651,11 +662,11 @@ pub fn write_text(
 ) {
     out.reserve(doc.len() + computed.len() + 256);
     out.push_str("{\"schemas\":[");
-    push_json_str(out, kind.schema().id);
+    push_plain_str(out, kind.schema().id);
     for (ext, finder) in kind.extensions().iter().zip(extension_finders(kind)) {
         if has_top_level_key(doc, ext.id, finder) {
             out.push(',');
-            push_json_str(out, ext.id);
+            push_plain_str(out, ext.id);
         }
     }
     out.push_str("],\"id\":");
@@ -676,7 +687,7 @@ pub fn write_text(
         out.push_str(computed);
     }
     out.push_str(",\"meta\":{\"resourceType\":");
-    push_json_str(out, kind.name());
+    push_plain_str(out, kind.name());
     out.push_str(",\"created\":");
     push_json_str(out, created);
     out.push_str(",\"lastModified\":");
@@ -684,7 +695,7 @@ pub fn write_text(
     out.push_str(",\"location\":");
     push_location(out, base, kind, id);
     out.push_str(",\"version\":\"W/\\\"");
-    out.push_str(&version.to_string());
+    let _ = write!(out, "{version}");
     out.push_str("\\\"\"}}");
 }
 

@@ -973,48 +973,63 @@ fn seq_list(seqs: impl IntoIterator<Item = i64>) -> String {
 /// groups' ids and names.
 pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Reference>>> {
     let (names, lists) = group_seqs_of_many(c, member_seqs)?;
-    Ok(lists
-        .into_iter()
-        .map(|groups| {
-            groups
-                .into_iter()
-                .filter_map(|(g, direct)| {
-                    let (id, name) = names.get(&g)?;
-                    Some(Reference {
+    Ok((0..member_seqs.len())
+        .map(|i| {
+            lists
+                .of(i)
+                .iter()
+                .map(|&(g, direct)| {
+                    let (_, id, name) = &names[g];
+                    Reference {
                         id: id.clone(),
                         kind: ResourceKind::Group,
                         display: name.clone(),
                         direct,
-                    })
+                    }
                 })
                 .collect()
         })
         .collect())
 }
 
-/// Each group's id and displayName, by key.
-type GroupNames = std::collections::HashMap<i64, (String, Option<String>)>;
-/// For each member: its groups' keys, oldest first, and whether each is a direct membership.
-type GroupLists = Vec<Vec<(i64, bool)>>;
+/// Each group reached: its key, id and displayName, sorted by key.
+type GroupNames = Vec<(i64, String, Option<String>)>;
 
-/// `groups_of_many` as keys: for each member, (group key, direct) oldest first, and the id and
-/// name of every group reached, once.
+/// For each member, its groups oldest first as (index into the `GroupNames`, whether the
+/// membership is direct); all members' lists one after another in one buffer.
+struct GroupLists {
+    items: Vec<(usize, bool)>,
+    ends: Vec<usize>,
+}
+
+impl GroupLists {
+    fn of(&self, member: usize) -> &[(usize, bool)] {
+        let start = member.checked_sub(1).map_or(0, |m| self.ends[m]);
+        &self.items[start..self.ends[member]]
+    }
+}
+
+/// `groups_of_many` as keys: for each member, its groups (as indexes into the names, which are
+/// sorted by key, so oldest first) and whether each is direct, and the id and name of every
+/// group reached, once. Flat buffers and sorted vectors rather than a map per member: a page
+/// of 100 users is answered with a handful of allocations.
 fn group_seqs_of_many(c: &Connection, member_seqs: &[i64]) -> Result<(GroupNames, GroupLists)> {
-    use std::collections::{BTreeMap, HashMap};
-    let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut names: GroupNames = HashMap::new();
+    // (member or group, group it belongs to); sorted below so a key's groups are one slice.
+    let mut edges: Vec<(i64, i64)> = Vec::new();
+    let mut names: GroupNames = Vec::new();
+    let mut named = std::collections::HashSet::new();
     // The keys' direct groups first; then, a level at a time, each group reached with its id,
     // its name and the groups it belongs to (none, without nesting: the walk ends there).
     let mut frontier: Vec<i64> = Vec::new();
     {
-        let mut edges = c.prepare_cached(
+        let mut direct = c.prepare_cached(
             "SELECT m.member_seq, m.group_seq FROM json_each(?1) j
              CROSS JOIN members m ON m.member_seq = j.value",
         )?;
-        let mut rows = edges.query([seq_list(member_seqs.iter().copied())])?;
+        let mut rows = direct.query([seq_list(member_seqs.iter().copied())])?;
         while let Some(r) = rows.next()? {
             let (member, group): (i64, i64) = (r.get(0)?, r.get(1)?);
-            parents.entry(member).or_default().push(group);
+            edges.push((member, group));
             frontier.push(group);
         }
     }
@@ -1030,53 +1045,59 @@ fn group_seqs_of_many(c: &Connection, member_seqs: &[i64]) -> Result<(GroupNames
         let mut next = Vec::new();
         while let Some(r) = rows.next()? {
             let group: i64 = r.get(0)?;
-            if let std::collections::hash_map::Entry::Vacant(e) = names.entry(group) {
-                e.insert((r.get(1)?, r.get(2)?));
+            if named.insert(group) {
+                names.push((group, r.get(1)?, r.get(2)?));
             }
             if let Some(parent) = r.get::<_, Option<i64>>(3)? {
-                parents.entry(group).or_default().push(parent);
-                if !names.contains_key(&parent) {
+                edges.push((group, parent));
+                if !named.contains(&parent) {
                     next.push(parent);
                 }
             }
         }
         frontier = next;
     }
-    // For each key: every group reachable upwards, and whether one path is a single step.
-    let mut reach: Vec<BTreeMap<i64, bool>> = Vec::with_capacity(member_seqs.len());
+    names.sort_unstable_by_key(|n| n.0);
+    edges.sort_unstable();
+    edges.dedup();
+    let parents = |of: i64| {
+        let start = edges.partition_point(|e| e.0 < of);
+        let end = start + edges[start..].partition_point(|e| e.0 == of);
+        edges[start..end].iter().map(|e| e.1)
+    };
+    // For each key: every group reachable upwards (kept sorted by key), and whether one path
+    // is a single step.
+    let mut lists = GroupLists {
+        items: Vec::new(),
+        ends: Vec::with_capacity(member_seqs.len()),
+    };
+    let mut found: Vec<(i64, bool)> = Vec::new();
+    let mut stack: Vec<(i64, bool)> = Vec::new();
     for &seq in member_seqs {
-        let mut found: BTreeMap<i64, bool> = BTreeMap::new();
-        let mut stack: Vec<(i64, bool)> = parents
-            .get(&seq)
-            .map(|g| g.iter().map(|&g| (g, true)).collect())
-            .unwrap_or_default();
+        found.clear();
+        stack.extend(parents(seq).map(|g| (g, true)));
         while let Some((g, direct)) = stack.pop() {
-            match found.get_mut(&g) {
-                Some(d) => {
-                    *d |= direct;
+            match found.binary_search_by_key(&g, |f| f.0) {
+                Ok(at) => {
+                    found[at].1 |= direct;
                     continue;
                 }
-                None => {
-                    found.insert(g, direct);
-                }
+                Err(at) => found.insert(at, (g, direct)),
             }
-            if let Some(up) = parents.get(&g) {
-                stack.extend(up.iter().map(|&u| (u, false)));
-            }
+            stack.extend(parents(g).map(|u| (u, false)));
         }
-        // A group nested into itself through others is not its own group.
-        found.remove(&seq);
-        reach.push(found);
+        // A group nested into itself through others is not its own group; a group that went
+        // away between the statements is left out.
+        lists
+            .items
+            .extend(found.iter().filter(|f| f.0 != seq).filter_map(|&(g, d)| {
+                names
+                    .binary_search_by_key(&g, |n| n.0)
+                    .ok()
+                    .map(|at| (at, d))
+            }));
+        lists.ends.push(lists.items.len());
     }
-    let lists = reach
-        .into_iter()
-        .map(|found| {
-            found
-                .into_iter()
-                .filter(|(g, _)| names.contains_key(g))
-                .collect()
-        })
-        .collect();
     Ok((names, lists))
 }
 
@@ -1229,11 +1250,11 @@ fn computed_text_into(
         ResourceKind::User => {
             let (names, lists) = group_seqs_of_many(c, seqs)?;
             // Each group's reference is written once per page, split around its `type`: the
-            // same groups recur on most users of a page.
+            // same groups recur on most users of a page. [start, type, after type, end] in refs.
             let mut refs = String::new();
-            let rendered: std::collections::HashMap<i64, [usize; 4]> = names
+            let rendered: Vec<[usize; 4]> = names
                 .iter()
-                .map(|(&g, (id, name))| {
+                .map(|(_, id, name)| {
                     let start = refs.len();
                     let marker = "\u{0}";
                     resource::push_reference(
@@ -1247,26 +1268,19 @@ fn computed_text_into(
                     // The marker, as JSON escapes it, splits the text around `type`.
                     let end = refs.len();
                     let escaped = "\"\\u0000\"";
-                    let (at, tail) = match refs[start..].find(escaped) {
-                        Some(i) => (start + i, start + i + escaped.len()),
-                        None => (end, end),
-                    };
-                    (g, [start, at, tail, end])
+                    match refs[start..].find(escaped) {
+                        Some(i) => [start, start + i, start + i + escaped.len(), end],
+                        None => [start, end, end, end],
+                    }
                 })
                 .collect();
-            for groups in lists {
+            for member in 0..seqs.len() {
                 let start = out.len();
-                for (g, direct) in &groups {
-                    let Some(&[head, at, tail, end]) = rendered.get(g) else {
-                        continue;
-                    };
+                for &(g, direct) in lists.of(member) {
+                    let [head, at, tail, end] = rendered[g];
                     out.push(if out.len() == start { '[' } else { ',' });
                     out.push_str(&refs[head..at]);
-                    out.push_str(if *direct {
-                        "\"direct\""
-                    } else {
-                        "\"indirect\""
-                    });
+                    out.push_str(if direct { "\"direct\"" } else { "\"indirect\"" });
                     out.push_str(&refs[tail..end]);
                 }
                 if out.len() > start {
