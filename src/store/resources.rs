@@ -1009,6 +1009,60 @@ impl GroupLists {
     }
 }
 
+/// Appends (member, group) for every direct membership of `member_seqs`. Keys of a page in
+/// creation order lie close together, so their memberships are one range of the member index,
+/// read in one pass and sifted; keys spread wide (a filter's matches) are looked up one by one.
+fn direct_groups(c: &Connection, member_seqs: &[i64], edges: &mut Vec<(i64, i64)>) -> Result<()> {
+    let (Some(&low), Some(&high)) = (member_seqs.iter().min(), member_seqs.iter().max()) else {
+        return Ok(());
+    };
+    let span = u64::try_from(high - low).unwrap_or(u64::MAX);
+    if span <= 4 * member_seqs.len() as u64 + 64 {
+        direct_groups_by_range(c, member_seqs, low, high, edges)
+    } else {
+        direct_groups_by_key(c, member_seqs, edges)
+    }
+}
+
+fn direct_groups_by_range(
+    c: &Connection,
+    member_seqs: &[i64],
+    low: i64,
+    high: i64,
+    edges: &mut Vec<(i64, i64)>,
+) -> Result<()> {
+    let mut wanted = member_seqs.to_vec();
+    wanted.sort_unstable();
+    let mut q = c.prepare_cached(
+        "SELECT member_seq, group_seq FROM members INDEXED BY members_member
+         WHERE member_seq BETWEEN ?1 AND ?2",
+    )?;
+    let mut rows = q.query([low, high])?;
+    while let Some(r) = rows.next()? {
+        let member: i64 = r.get(0)?;
+        if wanted.binary_search(&member).is_ok() {
+            edges.push((member, r.get(1)?));
+        }
+    }
+    Ok(())
+}
+
+fn direct_groups_by_key(
+    c: &Connection,
+    member_seqs: &[i64],
+    edges: &mut Vec<(i64, i64)>,
+) -> Result<()> {
+    let mut q = c.prepare_cached(
+        "SELECT m.member_seq, m.group_seq FROM json_each(?1) j
+         CROSS JOIN members m ON m.member_seq = j.value",
+    )?;
+    let mut rows = q.query([seq_list(member_seqs.iter().copied())])?;
+    while let Some(r) = rows.next()? {
+        edges.push((r.get(0)?, r.get(1)?));
+    }
+    Ok(())
+}
+
 /// `groups_of_many` as keys: for each member, its groups (as indexes into the names, which are
 /// sorted by key, so oldest first) and whether each is direct, and the id and name of every
 /// group reached, once. Flat buffers and sorted vectors rather than a map per member: a page
@@ -1020,19 +1074,8 @@ fn group_seqs_of_many(c: &Connection, member_seqs: &[i64]) -> Result<(GroupNames
     let mut named = std::collections::HashSet::new();
     // The keys' direct groups first; then, a level at a time, each group reached with its id,
     // its name and the groups it belongs to (none, without nesting: the walk ends there).
-    let mut frontier: Vec<i64> = Vec::new();
-    {
-        let mut direct = c.prepare_cached(
-            "SELECT m.member_seq, m.group_seq FROM json_each(?1) j
-             CROSS JOIN members m ON m.member_seq = j.value",
-        )?;
-        let mut rows = direct.query([seq_list(member_seqs.iter().copied())])?;
-        while let Some(r) = rows.next()? {
-            let (member, group): (i64, i64) = (r.get(0)?, r.get(1)?);
-            edges.push((member, group));
-            frontier.push(group);
-        }
-    }
+    direct_groups(c, member_seqs, &mut edges)?;
+    let mut frontier: Vec<i64> = edges.iter().map(|e| e.1).collect();
     let mut up = c.prepare_cached(
         "SELECT g.seq, g.id, g.name, m.group_seq FROM json_each(?1) j
          CROSS JOIN resources g ON g.seq = j.value
@@ -1355,6 +1398,72 @@ mod tests {
     use crate::store::providers::{self, ProviderKind};
     use crate::store::test_conn;
     use serde_json::json;
+
+    #[test]
+    fn direct_groups_by_range_and_by_key_agree() {
+        let c = test_conn();
+        let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
+        let user = |i: usize| prepare(ResourceKind::User, &json!({"userName": format!("u{i}")}));
+        let mut seqs = Vec::new();
+        let mut groups = Vec::new();
+        for i in 0..400 {
+            seqs.push(
+                insert(&c, p.id, ResourceKind::User, &user(i).unwrap(), None, "t")
+                    .unwrap()
+                    .seq,
+            );
+            if i % 80 == 0 {
+                // Groups among the users' keys, each holding users and the group before.
+                let mut members: Vec<Value> = seqs
+                    .iter()
+                    .step_by(3)
+                    .map(|&s| json!({"value": id_of(&c, s)}))
+                    .collect();
+                if let Some(&g) = groups.last() {
+                    members.push(json!({"value": id_of(&c, g)}));
+                }
+                let body = json!({"displayName": format!("g{i}"), "members": members});
+                let g = prepare(ResourceKind::Group, &body).unwrap();
+                groups.push(
+                    insert(&c, p.id, ResourceKind::Group, &g, None, "t")
+                        .unwrap()
+                        .seq,
+                );
+            }
+        }
+        let mut cases: Vec<Vec<i64>> = vec![
+            seqs[..100].to_vec(),
+            seqs[150..250].to_vec(),
+            seqs.iter().step_by(37).copied().collect(),
+            vec![seqs[0], seqs[399]],
+            vec![seqs[5], seqs[5], seqs[6]],
+            groups.clone(),
+            vec![],
+        ];
+        cases.push(seqs[..100].iter().chain(&groups).copied().collect());
+        for case in cases {
+            let (Some(&low), Some(&high)) = (case.iter().min(), case.iter().max()) else {
+                continue;
+            };
+            let mut by_range = Vec::new();
+            direct_groups_by_range(&c, &case, low, high, &mut by_range).unwrap();
+            let mut by_key = Vec::new();
+            direct_groups_by_key(&c, &case, &mut by_key).unwrap();
+            for e in [&mut by_range, &mut by_key] {
+                e.sort_unstable();
+                e.dedup();
+            }
+            assert!(!by_key.is_empty(), "{case:?}");
+            assert_eq!(by_range, by_key, "{case:?}");
+        }
+    }
+
+    fn id_of(c: &Connection, seq: i64) -> String {
+        c.query_row("SELECT id FROM resources WHERE seq = ?1", [seq], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    }
 
     #[test]
     fn positions_from_block_counts_match_offsets_across_deletes_and_providers() {
