@@ -532,14 +532,35 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
+/// The position of the first byte JSON escapes (a control character, `"` or `\`). Eight bytes
+/// are tested at a time while none of them needs escaping; most strings need none at all.
+fn first_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Whether any byte of `v` is below `n` (n <= 0x80): exact as a yes/no.
+    let any_below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGH != 0;
+    let mut at = 0;
+    for chunk in bytes.chunks_exact(8) {
+        let v = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if any_below(v, 0x20)
+            || any_below(v ^ (ONES * u64::from(b'"')), 1)
+            || any_below(v ^ (ONES * u64::from(b'\\')), 1)
+        {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
+        .map(|p| at + p)
+}
+
 /// Appends the inside of a JSON string literal for `s`, escaped exactly as serde_json does.
 pub fn push_json_inner(out: &mut String, s: &str) {
     let bytes = s.as_bytes();
     let mut plain = 0;
-    while let Some(skip) = bytes[plain..]
-        .iter()
-        .position(|&b| NEEDS_ESCAPE[usize::from(b)])
-    {
+    while let Some(skip) = first_escape(&bytes[plain..]) {
         let at = plain + skip;
         out.push_str(&s[plain..at]);
         match bytes[at] {
@@ -953,6 +974,29 @@ mod tests {
                 assert_eq!(by_text, by_value.to_string(), "{d}");
             }
         }
+    }
+
+    #[test]
+    fn first_escape_finds_every_escaped_byte_at_every_position() {
+        let filler = "abcdefghijklmnopqrsté–𝄞xyz0123456789".as_bytes();
+        for b in 0u8..=0x7f {
+            for at in 0..filler.len() {
+                let mut bytes = filler.to_vec();
+                bytes[at] = b;
+                let expected = bytes.iter().position(|&b| NEEDS_ESCAPE[usize::from(b)]);
+                assert_eq!(first_escape(&bytes), expected, "byte {b:#x} at {at}");
+                // One more at the end does not hide the first.
+                bytes.push(b'"');
+                let expected = bytes.iter().position(|&b| NEEDS_ESCAPE[usize::from(b)]);
+                assert_eq!(
+                    first_escape(&bytes),
+                    expected,
+                    "byte {b:#x} at {at}, quote at end"
+                );
+            }
+        }
+        assert_eq!(first_escape(b""), None);
+        assert_eq!(first_escape("\u{80}\u{ff}ÿ€".as_bytes()), None);
     }
 
     #[test]
