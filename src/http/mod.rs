@@ -226,9 +226,11 @@ pub fn app(
         .service(
             web::scope("/scim/v2/{provider}")
                 .wrap(from_fn(auth::require_token))
-                .service(discovery::services())
+                // Users and Groups first: the router tries routes in order, and each route with
+                // a {segment} costs a regular-expression match (14k instructions) when tried.
                 .service(resources::services(ResourceKind::User))
                 .service(resources::services(ResourceKind::Group))
+                .service(discovery::services())
                 .service(
                     web::resource("/.search")
                         .route(web::post().to(resources::search_all))

@@ -129,6 +129,9 @@ impl Store {
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
+            // A connection to a local database file does not go stale; r2d2's check ran an
+            // empty statement through SQLite's parser on every checkout.
+            .test_on_check_out(false)
             .connection_timeout(busy_timeout.max(Duration::from_secs(5)))
             .build(manager)
             .with_context(|| format!("opening connection pool for {}", path.display()))?;
@@ -192,6 +195,9 @@ fn configure(c: &mut Connection, busy_timeout: Duration) -> rusqlite::Result<()>
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
         true,
     )?;
+    // Room for every statement the server prepares (rusqlite keeps 16 by default): a request
+    // that met an evicted one parsed and planned its SQL again.
+    c.set_prepared_statement_cache_capacity(128);
     // The same case folding as Rust's (full Unicode, unlike SQLite's ASCII-only lower()), so
     // SQL comparisons agree with the name_key and value_index columns written from Rust.
     c.create_scalar_function(
