@@ -94,11 +94,14 @@ fn check_config(cli: &Cli) -> ExitCode {
 /// Log lines are formatted on the thread that logs and written to stderr by a thread of their
 /// own (tracing-appender), in batches, so a request never waits on the write to the terminal or
 /// the journal: one write per request cost about a tenth of the point-read throughput. Nothing
-/// is dropped: when the writer falls behind, the logging threads wait. Keep the returned guard
-/// alive while serving; dropping it writes out what is still queued.
+/// is dropped: when the writer falls behind, the logging threads wait. The queue holds 8,192
+/// lines (about 2 MB; tracing-appender's default of 128,000 preallocated 4 MB and let a lagging
+/// writer hold tens of MB of lines). Keep the returned guard alive while serving; dropping it
+/// writes out what is still queued.
 fn init_logging(config: &Config) -> WorkerGuard {
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(8192)
         .thread_name("scimd-log")
         .finish(std::io::BufWriter::new(std::io::stderr()));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
