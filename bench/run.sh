@@ -12,7 +12,8 @@
 #          --connections C (default 64), --big-group N (default 100000),
 #          --warmup S (unmeasured load before each scenario, default 2).
 # Prints req/s, p50 and p99 latency, errors (non-2xx answers, failed and timed-out requests),
-# and each scimd figure as a ratio of the ceiling measured minutes earlier in the same run, since these machines are shared and noisy.
+# and each scimd figure as a ratio of the ceiling measured minutes earlier in the same run,
+# since these machines are shared and noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
