@@ -142,15 +142,75 @@ async fn create(
             Ok((r, computed))
         })
         .await?;
-    let version = written.0.version;
-    let body = render(&base, kind, written, &projection);
-    let mut res = with_version(StatusCode::CREATED, &body, version);
-    if let Some(loc) = body["meta"]["location"].as_str()
-        && let Ok(v) = header::HeaderValue::from_str(loc)
-    {
+    let location = format!("{base}/{}/{}", kind.endpoint(), written.0.id);
+    let mut res = answer(StatusCode::CREATED, &base, kind, written, &projection)?;
+    if let Ok(v) = header::HeaderValue::from_str(&location) {
         res.headers_mut().insert(header::LOCATION, v);
     }
     Ok(res)
+}
+
+/// The answer to a write: the resource as the projection shows it, with its ETag. With the
+/// default projection the representation is written as text around the document's JSON text,
+/// as GET writes it, without building a Value tree (debug builds check both agree).
+fn answer(
+    status: StatusCode,
+    base: &str,
+    kind: ResourceKind,
+    written: (rows::Resource, Option<Vec<Value>>),
+    projection: &Projection,
+) -> Result<HttpResponse, Error> {
+    let version = written.0.version;
+    if !projection.is_default() {
+        return Ok(with_version(
+            status,
+            &render(base, kind, written, projection),
+            version,
+        ));
+    }
+    let text = full_text(base, kind, &written.0, written.1.as_deref())?;
+    debug_assert_eq!(
+        serde_json::from_str::<Value>(&text).ok(),
+        Some(render(base, kind, written, projection)),
+        "the text and value renderings of a written resource differ"
+    );
+    Ok(tag(
+        HttpResponse::build(status)
+            .content_type(SCIM_CONTENT_TYPE)
+            .body(text),
+        version,
+    ))
+}
+
+/// The full representation (default projection) of a resource just written, as JSON text:
+/// the same JSON as `render`.
+fn full_text(
+    base: &str,
+    kind: ResourceKind,
+    r: &rows::Resource,
+    computed: Option<&[Value]>,
+) -> Result<String, Error> {
+    let unwritable = |e: serde_json::Error| {
+        Error::Store(store::Error::Task(format!("rendering a resource: {e}")))
+    };
+    let doc = serde_json::to_string(&r.doc).map_err(unwritable)?;
+    let computed = match computed {
+        Some(c) if !c.is_empty() => serde_json::to_string(c).map_err(unwritable)?,
+        _ => String::new(),
+    };
+    let mut out = String::with_capacity(doc.len() + computed.len() + 512);
+    resource::write_text(
+        &mut out,
+        kind,
+        base,
+        &r.id,
+        &doc,
+        &computed,
+        &r.created,
+        &r.modified,
+        r.version,
+    );
+    Ok(out)
 }
 
 /// The argon2id hash of a password a request sets, computed before any transaction opens.
@@ -259,9 +319,7 @@ async fn replace(
             Ok((r, computed))
         })
         .await?;
-    let version = written.0.version;
-    let body = render(&base, kind, written, &projection);
-    Ok(with_version(StatusCode::OK, &body, version))
+    answer(StatusCode::OK, &base, kind, written, &projection)
 }
 
 /// Whether a PATCH answers 204 without a body: Microsoft advises 204 for group PATCH from
@@ -363,12 +421,10 @@ async fn patch(
         })
         .await?;
     state.quirks.record(&req, &provider_name, quirks);
-    let version = written.0.version;
-    let body = (!minimal).then(|| render(&base, kind, written, &projection));
-    Ok(match body {
-        Some(b) => with_version(StatusCode::OK, &b, version),
-        None => tag(HttpResponse::NoContent().finish(), version),
-    })
+    match minimal {
+        false => answer(StatusCode::OK, &base, kind, written, &projection),
+        true => Ok(tag(HttpResponse::NoContent().finish(), written.0.version)),
+    }
 }
 
 async fn delete(
