@@ -188,6 +188,11 @@ if [ "$peer" -eq 1 ]; then
     "$venv/bin/python" bench/peer.py --url "http://127.0.0.1:$port/bench" --token "$peer_token" \
         --out "$work/peer" --users "$users" --big-group "$big"
     dir=$work/peer base=/bench
+    # The smoke run gives the peer 3 s a scenario: it answers some scenarios a few times a
+    # second, and in 1 s it may finish none.
+    peer_duration=$duration
+    if [ "$smoke" -eq 1 ]; then peer_duration=3; fi
+    saved_duration=$duration duration=$peer_duration
     peer_idle=$(rss_kb "$peer_pid" VmRSS)
     for s in get_user filter_username filter_external_id list_page page_middle patch_user create_user \
              auth_fail_secret auth_fail_unknown; do
@@ -197,7 +202,7 @@ if [ "$peer" -eq 1 ]; then
     P[group_add_member_big]=$(load group_add_member "http://127.0.0.1:$port" big_group)
     peer_rss=$(rss_kb "$peer_pid" VmRSS)
     kill "$peer_pid"; wait "$peer_pid" 2>/dev/null || true
-    dir=$work base=/scim/v2/bench
+    dir=$work base=/scim/v2/bench duration=$saved_duration
 fi
 
 echo
@@ -288,7 +293,7 @@ if [ "$peer" -eq 1 ]; then
     for s in $peer_scenarios; do
         pb=$(cut -d' ' -f1 <<<"${P[$s]}") perr=$(cut -d' ' -f4 <<<"${P[$s]}")
         target "$s: scimd >= 20x the peer ($(awk -v a="$(field $s 1)" -v b="$pb" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "the peer completed none in the run" }'))" \
-            '(b > 0 && a >= 20 * b) || (b == 0 && e == 0 && a * d >= 20)' -v d="$duration" -v a="$(field $s 1)" -v b="$pb" -v e="$perr"
+            '(b > 0 && a >= 20 * b) || (b == 0 && e == 0 && a * d >= 20)' -v d="$peer_duration" -v a="$(field $s 1)" -v b="$pb" -v e="$perr"
     done
 fi
 
