@@ -108,14 +108,6 @@ impl RawPage {
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
     pub fn views(&self) -> impl Iterator<Item = RawView<'_>> {
         let mut start = 0;
         self.rows.iter().map(move |row| {
@@ -676,7 +668,12 @@ pub fn search(
     paging: Paging<'_>,
     limit: i64,
 ) -> Result<Page> {
-    search_rows(c, provider_id, kind, condition, paging, limit, from_row)
+    let mut items = Vec::new();
+    let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, |r| {
+        items.push(from_row(r)?);
+        Ok(())
+    })?;
+    Ok(Page { total, items, more })
 }
 
 /// `search` returning documents as stored JSON text (for full representations).
@@ -702,23 +699,6 @@ pub fn search_raw(
         items: page,
         more,
     })
-}
-
-fn search_rows<T>(
-    c: &Connection,
-    provider_id: i64,
-    kind: ResourceKind,
-    condition: Option<&Condition>,
-    paging: Paging<'_>,
-    limit: i64,
-    map: fn(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Page<Vec<T>>> {
-    let mut items = Vec::new();
-    let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, |r| {
-        items.push(map(r)?);
-        Ok(())
-    })?;
-    Ok(Page { total, items, more })
 }
 
 /// Runs a search, handing each row of the page (at most `limit`) to `visit`; gives the total
