@@ -57,11 +57,11 @@ impl AppState {
 
     /// A write for an authenticated request, in the single writer's transaction; the token is
     /// read again inside that transaction first.
-    pub async fn write<T, E, F>(&self, principal: &auth::Principal, f: F) -> Result<T, Error>
+    pub async fn write<T, E, F>(&self, principal: &auth::Principal, mut f: F) -> Result<T, Error>
     where
         T: Send + 'static,
         E: Into<Error> + Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
+        F: FnMut(&rusqlite::Connection) -> Result<T, E> + Send + 'static,
     {
         let p = principal.clone();
         let res = self

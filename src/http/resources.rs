@@ -393,7 +393,7 @@ async fn patch(
                 id: old.id,
                 doc: prepared.doc,
                 created: old.created,
-                modified: if changed { now } else { old.modified },
+                modified: if changed { now.clone() } else { old.modified },
                 // Membership changes can move the version more than once (in a cycle of
                 // groups a group is also below the members it gains): read it then.
                 version: if members_changed {

@@ -164,13 +164,14 @@ impl Store {
         .map_err(|e| Error::Task(e.to_string()))?
     }
 
-    /// Runs a write in the single writer's next group-committed transaction (inside its own
-    /// savepoint) and returns once it is durable. Do slow work (hashing, JSON) before calling.
+    /// Runs a write in the single writer's next group-committed transaction and returns once
+    /// it is durable. Do slow work (hashing, JSON) before calling. `f` may run more than once
+    /// (see `writer`): it must only touch the database and return its result.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<Error> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.writer.write(f).await
     }

@@ -1,7 +1,15 @@
 //! The one writer: a thread that owns a connection and commits the writes of concurrent
-//! requests together (group commit). Each request's work runs inside its own SAVEPOINT, so one
-//! failing request rolls back alone; every request is answered only after the transaction
-//! holding its write has committed (synchronous=FULL: durable when acknowledged).
+//! requests together (group commit). Every request is answered only after the transaction
+//! holding its write has committed (synchronous=FULL: durable when acknowledged), and one
+//! failing request never takes back another's write.
+//!
+//! A batch first runs its requests one after the other with nothing around them. A request
+//! that fails before changing anything (a 404, a uniqueness conflict found by a SELECT, a
+//! constraint that stopped its statement) leaves the transaction as it was, so the batch goes
+//! on. Only a request that fails after it changed rows makes the writer roll the batch back
+//! and run it again with each request in its own SAVEPOINT, so that one rolls back alone. A
+//! savepoint around every request would make SQLite copy each page a request touches into a
+//! statement journal first; failures after a change are rare, so most batches never pay it.
 //!
 //! Several writers sharing the pool would contend for SQLite's write lock and back off with
 //! sleeps; one writer batching whatever is queued keeps latency flat and throughput high.
@@ -22,10 +30,50 @@ struct Failed {
     busy: bool,
 }
 
-/// Called with the commit's outcome, to answer the request.
-type Completion = Box<dyn FnOnce(Result<(), Failed>) + Send>;
-/// A request's work; `None` means the transaction could not start and the work must not run.
-type Job = Box<dyn FnOnce(Option<&Connection>) -> Completion + Send>;
+/// One request's write, queued for the writer thread. The work can run more than once (a
+/// batch that has to start over runs it again); only the last run's result is answered.
+trait Job: Send {
+    /// Runs the work on `conn`, in its own savepoint when `alone`; true when it succeeded.
+    fn run(&mut self, conn: &Connection, alone: bool) -> bool;
+    /// Answers the request with its result, or with why its transaction did not commit.
+    fn finish(self: Box<Self>, commit: Result<(), Failed>);
+}
+
+struct Task<F, T, E> {
+    work: F,
+    result: Option<Result<T, E>>,
+    answer: oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> Job for Task<F, T, E>
+where
+    T: Send,
+    E: From<Error> + Send,
+    F: FnMut(&Connection) -> Result<T, E> + Send,
+{
+    fn run(&mut self, conn: &Connection, alone: bool) -> bool {
+        let result = if alone {
+            in_savepoint(conn, &mut self.work)
+        } else {
+            (self.work)(conn)
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), Failed>) {
+        let out = match (commit, self.result) {
+            (Ok(()), Some(r)) => r,
+            (Err(f), _) if f.busy => Err(E::from(Error::Busy(f.message))),
+            (Err(f), _) => Err(E::from(Error::Task(f.message))),
+            (Ok(()), None) => Err(E::from(Error::Task("write did not run".into()))),
+        };
+        let _ = self.answer.send(out);
+    }
+}
+
+type Queued = Box<dyn Job>;
 
 /// Most writes committed together in one transaction.
 const MAX_BATCH: usize = 256;
@@ -61,7 +109,7 @@ fn after_commit(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()
 
 #[derive(Clone)]
 pub struct Writer {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Queued>,
 }
 
 impl Writer {
@@ -69,11 +117,12 @@ impl Writer {
     /// second connection to the same database).
     pub fn start(conn: Connection, checkpoints: Connection) -> std::io::Result<Writer> {
         conn.wal_hook(Some(after_commit));
-        // Each request's SAVEPOINT keeps the original of every page it changes in a statement
-        // journal; in memory that is a copy, on disk (SQLite's default) a write to a temp file.
+        // A SAVEPOINT (and a statement that may fail halfway) keeps the original of every page
+        // it changes in a statement journal; in memory that is a copy, on disk (SQLite's
+        // default) a write to a temp file.
         conn.pragma_update(None, "temp_store", "MEMORY")
             .map_err(std::io::Error::other)?;
-        let (jobs, queue) = mpsc::channel::<Job>();
+        let (jobs, queue) = mpsc::channel::<Queued>();
         let (committed, commits) = mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("scimd-checkpoint".into())
@@ -85,25 +134,19 @@ impl Writer {
     }
 
     /// Runs `f` in the next group-committed transaction and returns its result once that
-    /// transaction has committed.
+    /// transaction has committed. `f` may run more than once (when its batch starts over after
+    /// another request failed); it must do nothing but database work and return its result.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<Error> + Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel::<Result<T, E>>();
-        let job: Job = Box::new(move |conn: Option<&Connection>| {
-            let result = conn.map(|c| in_savepoint(c, f));
-            Box::new(move |commit: Result<(), Failed>| {
-                let out = match (commit, result) {
-                    (Ok(()), Some(r)) => r,
-                    (Err(f), _) if f.busy => Err(E::from(Error::Busy(f.message))),
-                    (Err(f), _) => Err(E::from(Error::Task(f.message))),
-                    (Ok(()), None) => Err(E::from(Error::Task("write did not run".into()))),
-                };
-                let _ = answer.send(out);
-            })
+        let job: Queued = Box::new(Task {
+            work: f,
+            result: None,
+            answer,
         });
         self.jobs
             .send(job)
@@ -144,7 +187,7 @@ fn checkpointer(conn: Connection, commits: mpsc::Receiver<()>) {
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Job>, committed: mpsc::SyncSender<()>) {
+fn run(conn: Connection, queue: mpsc::Receiver<Queued>, committed: mpsc::SyncSender<()>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -153,16 +196,7 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, committed: mpsc::SyncSender
                 Err(_) => break,
             }
         }
-        if let Err(e) = exec(&conn, "BEGIN IMMEDIATE") {
-            tracing::warn!(error = %e, "could not start a write transaction");
-            let failed = failure(e);
-            for job in batch {
-                job(None)(Err(failed.clone()));
-            }
-            continue;
-        }
-        let completions: Vec<Completion> = batch.into_iter().map(|job| job(Some(&conn))).collect();
-        let commit = exec(&conn, "COMMIT").map_err(failure);
+        let commit = commit_batch(&conn, &mut batch);
         match &commit {
             // Wakes the checkpointer (unless a wake-up is already pending) once the WAL holds
             // enough pages.
@@ -172,13 +206,56 @@ fn run(conn: Connection, queue: mpsc::Receiver<Job>, committed: mpsc::SyncSender
                 }
             }
             Err(f) => {
-                tracing::error!(error = %f.message, "commit failed; the batch is rolled back");
-                let _ = conn.execute_batch("ROLLBACK");
+                tracing::error!(error = %f.message, "a write batch did not commit; it is rolled back");
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
             }
         }
-        for done in completions {
-            done(commit.clone());
+        for job in batch {
+            job.finish(commit.clone());
         }
+    }
+}
+
+/// Runs a batch in one transaction and commits it. Returns an error when the transaction could
+/// not start or commit, or was lost (SQLite rolls the whole transaction back on some errors);
+/// then the caller rolls back what is left and no request of the batch has written anything.
+fn commit_batch(conn: &Connection, batch: &mut [Queued]) -> Result<(), Failed> {
+    exec(conn, "BEGIN IMMEDIATE").map_err(failure)?;
+    if !run_optimistic(conn, batch) {
+        if !conn.is_autocommit() {
+            exec(conn, "ROLLBACK").map_err(failure)?;
+        }
+        exec(conn, "BEGIN IMMEDIATE").map_err(failure)?;
+        for job in batch.iter_mut() {
+            job.run(conn, true);
+            if conn.is_autocommit() {
+                return Err(lost());
+            }
+        }
+    }
+    exec(conn, "COMMIT").map_err(failure)
+}
+
+/// Runs every job with nothing around it; false (stopping there) when one failed after it had
+/// changed rows, or the failure ended the transaction: the batch must start over.
+fn run_optimistic(conn: &Connection, batch: &mut [Queued]) -> bool {
+    for job in batch.iter_mut() {
+        // Every row a statement inserts, updates or deletes counts, also those of triggers; a
+        // statement that fails is undone by SQLite and counts nothing.
+        let before = conn.total_changes();
+        if !job.run(conn, false) && (conn.total_changes() != before || conn.is_autocommit()) {
+            return false;
+        }
+    }
+    true
+}
+
+fn lost() -> Failed {
+    Failed {
+        message: "the write transaction was rolled back by the database".into(),
+        busy: false,
     }
 }
 
@@ -191,5 +268,115 @@ fn failure(e: rusqlite::Error) -> Failed {
             "the write could not be committed".into()
         },
         busy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    type Answer = oneshot::Receiver<Result<(), Error>>;
+
+    /// A job inserting `x` (and `also`, when given) into `t`, then failing when `fail`;
+    /// counts its runs.
+    fn job(x: i64, also: Option<i64>, fail: bool, runs: &Arc<AtomicUsize>) -> (Queued, Answer) {
+        let (answer, answered) = oneshot::channel();
+        let runs = runs.clone();
+        let work = move |c: &Connection| -> Result<(), Error> {
+            runs.fetch_add(1, Ordering::Relaxed);
+            c.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+            if let Some(y) = also {
+                c.execute("INSERT INTO t (x) VALUES (?1)", [y])?;
+            }
+            if fail {
+                return Err(Error::Invalid("refused".into()));
+            }
+            Ok(())
+        };
+        let task = Task {
+            work,
+            result: None,
+            answer,
+        };
+        (Box::new(task), answered)
+    }
+
+    fn table() -> Connection {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch("CREATE TABLE t (x INTEGER UNIQUE)")
+            .unwrap();
+        c
+    }
+
+    fn rows(c: &Connection) -> Vec<i64> {
+        let mut st = c.prepare("SELECT x FROM t ORDER BY x").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    fn finish(batch: Vec<Queued>, commit: Result<(), Failed>, answers: Vec<Answer>) -> Vec<bool> {
+        for j in batch {
+            j.finish(commit.clone());
+        }
+        answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap().is_ok())
+            .collect()
+    }
+
+    #[test]
+    fn a_failure_that_changed_nothing_does_not_restart_the_batch() {
+        let c = table();
+        c.execute("INSERT INTO t (x) VALUES (1)", []).unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (a, ra) = job(2, None, false, &runs);
+        // The duplicate stops the statement: nothing changed.
+        let (b, rb) = job(1, None, false, &runs);
+        let (d, rd) = job(3, None, false, &runs);
+        let mut batch = vec![a, b, d];
+        let commit = commit_batch(&c, &mut batch);
+        assert!(commit.is_ok());
+        assert_eq!(runs.load(Ordering::Relaxed), 3, "each job ran once");
+        assert_eq!(finish(batch, commit, vec![ra, rb, rd]), [true, false, true]);
+        assert_eq!(rows(&c), [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_failure_after_a_change_rolls_back_that_request_alone() {
+        let c = table();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (a, ra) = job(1, None, false, &runs);
+        // Inserts 2 and 3, then fails: neither may stay.
+        let (b, rb) = job(2, Some(3), true, &runs);
+        // Inserts 4, then its second insert hits the unique 1: 4 must go too.
+        let (d, rd) = job(4, Some(1), false, &runs);
+        let (e, re) = job(5, None, false, &runs);
+        let mut batch = vec![a, b, d, e];
+        let commit = commit_batch(&c, &mut batch);
+        assert!(commit.is_ok());
+        assert_eq!(
+            finish(batch, commit, vec![ra, rb, rd, re]),
+            [true, false, false, true]
+        );
+        assert_eq!(rows(&c), [1, 5]);
+        assert!(c.is_autocommit(), "the transaction committed");
+    }
+
+    #[test]
+    fn a_batch_that_cannot_start_runs_nothing_and_answers_every_request() {
+        let c = table();
+        // A transaction already open: BEGIN fails.
+        c.execute_batch("BEGIN").unwrap();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (a, ra) = job(1, None, false, &runs);
+        let mut batch = vec![a];
+        let commit = commit_batch(&c, &mut batch);
+        assert!(commit.is_err());
+        assert_eq!(runs.load(Ordering::Relaxed), 0);
+        assert_eq!(finish(batch, commit, vec![ra]), [false]);
     }
 }
