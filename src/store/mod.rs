@@ -65,6 +65,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0003_member_display.sql")),
         M::up(include_str!("migrations/0004_resource_counts.sql")),
         M::up(include_str!("migrations/0005_resource_blocks.sql")),
+        M::up(include_str!("migrations/0006_insert_counts_in_code.sql")),
     ]
 }
 

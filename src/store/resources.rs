@@ -326,6 +326,17 @@ pub fn insert(
         now
     ])?;
     let seq = c.last_insert_rowid();
+    // What the DELETE triggers take back (see migration 0006).
+    c.prepare_cached(
+        "INSERT INTO resource_counts (provider_id, kind, n) VALUES (?1, ?2, 1)
+         ON CONFLICT DO UPDATE SET n = n + 1",
+    )?
+    .execute(params![provider_id, kind_str(kind)])?;
+    c.prepare_cached(
+        "INSERT INTO resource_blocks (provider_id, kind, block, n) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT DO UPDATE SET n = n + 1",
+    )?
+    .execute(params![provider_id, kind_str(kind), seq >> 10])?;
     let mut ins = c.prepare_cached(
         "INSERT OR IGNORE INTO value_index (seq, attr, value_key) VALUES (?1, ?2, ?3)",
     )?;
