@@ -308,7 +308,7 @@ pub fn insert(
     now: &str,
 ) -> Result<Resource> {
     check_unique(c, provider_id, kind, &p.name, None)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = uuid::Uuid::now_v7().to_string();
     c.prepare_cached(
         "INSERT INTO resources (provider_id, kind, id, external_id, name, name_key, doc,
                                 password_hash, created, modified, version)
