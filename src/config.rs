@@ -94,7 +94,7 @@ impl RawConfig {
             max_body_size: Some("1MiB".into()),
             shutdown_timeout: Some("30s".into()),
             busy_timeout: Some("5s".into()),
-            pool_size: Some(8),
+            pool_size: Some(default_pool_size()),
             max_page_size: Some(1000),
         }
     }
@@ -291,7 +291,10 @@ impl RawConfig {
                 0
             }
         };
-        let pool_size = self.pool_size.or(d.pool_size).unwrap_or(8);
+        let pool_size = self
+            .pool_size
+            .or(d.pool_size)
+            .unwrap_or_else(default_pool_size);
         if pool_size == 0 {
             problems.push("pool_size: must be at least 1".into());
         }
@@ -385,6 +388,14 @@ impl Config {
         line("max_page_size", self.max_page_size.to_string());
         out
     }
+}
+
+/// Twice the CPUs the process may use. Reads are CPU work once the database is in the page
+/// cache: more threads than that only take turns on the same cores, and each turn costs
+/// throughput and tail latency (measured on 2 CPUs: 4 reading threads served 13-32 % more
+/// point reads than 20). A database larger than memory waits on the disk instead; raise it then.
+pub fn default_pool_size() -> u32 {
+    std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).min(64) as u32)
 }
 
 /// `https://user:secret@host/x` -> `https://***@host/x`.
