@@ -642,6 +642,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(page.total as usize, page.items.len());
+        // That page ended short of its limit, so its total came from its own rows; a full page
+        // and a page past the end take it from the count statement, which must agree.
+        let total_at = |offset: i64, limit: i64| {
+            resources::search(
+                c,
+                provider,
+                kind,
+                Some(&cond),
+                Paging::Index {
+                    offset,
+                    order: None,
+                },
+                limit,
+            )
+            .unwrap()
+            .total
+        };
+        if page.total > 1 {
+            assert_eq!(total_at(0, 1), page.total, "full page: {text}");
+        }
+        assert_eq!(
+            total_at(page.total + 1, 5),
+            page.total,
+            "past the end: {text}"
+        );
         Ok(page.items.into_iter().map(|r| r.id).collect())
     }
 

@@ -723,6 +723,10 @@ fn search_visit(
     limit: i64,
     mut visit: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
 ) -> Result<(i64, bool)> {
+    let first_position = match paging {
+        Paging::Index { offset, .. } => Some(offset),
+        _ => None,
+    };
     // An unfiltered page by position starts from the key found through the block counts.
     let paging = match paging {
         Paging::Index {
@@ -735,10 +739,12 @@ fn search_visit(
         p => p,
     };
     let st = statements(provider_id, kind, condition, paging, limit);
-    let total: i64 = c
-        .prepare_cached(&st.count_sql)?
-        .query_row(params_from_iter(st.count_args.iter()), |r| r.get(0))?;
+    let count = || -> Result<i64> {
+        Ok(c.prepare_cached(&st.count_sql)?
+            .query_row(params_from_iter(st.count_args.iter()), |r| r.get(0))?)
+    };
     if limit == 0 {
+        let total = count()?;
         return Ok((total, total > 0));
     }
     let mut q = c.prepare_cached(&st.page_sql)?;
@@ -747,11 +753,19 @@ fn search_visit(
     while let Some(r) = rows.next()? {
         if seen == limit {
             // The row past the page, fetched only to learn that there is one.
-            return Ok((total, st.probe_more));
+            return Ok((count()?, st.probe_more));
         }
         visit(r)?;
         seen += 1;
     }
+    drop(rows);
+    // A page by position that ends short of its limit has reached the last match, so it shows
+    // the total itself: a lookup by a unique value (`userName eq`, `externalId eq`) runs one
+    // statement, not a count besides. Past the end (no rows at an offset) it does not.
+    let total = match first_position {
+        Some(offset) if seen < limit && (seen > 0 || offset == 0) => offset + seen,
+        _ => count()?,
+    };
     Ok((total, false))
 }
 
@@ -1572,5 +1586,39 @@ mod tests {
             .query_row("SELECT count(*) FROM resource_counts", [], |r| r.get(0))
             .unwrap();
         assert_eq!(counted, 1, "the removed provider's counts went with it");
+    }
+    #[test]
+    fn every_page_reports_the_same_total() {
+        let c = test_conn();
+        let a = providers::insert(&c, "a", "", ProviderKind::Generic, 0).unwrap();
+        for i in 0..5 {
+            let p = prepare(ResourceKind::User, &json!({"userName": format!("u{i}")})).unwrap();
+            insert(&c, a.id, ResourceKind::User, &p, None, "t").unwrap();
+        }
+        // Pages that end short of their limit count their own rows; full pages and pages past
+        // the end run the count: all must say 5.
+        for offset in 0..8 {
+            for limit in 0..7 {
+                let page = search_raw(
+                    &c,
+                    a.id,
+                    ResourceKind::User,
+                    None,
+                    Paging::Index {
+                        offset,
+                        order: None,
+                    },
+                    limit,
+                )
+                .unwrap();
+                assert_eq!(page.total, 5, "offset {offset} limit {limit}");
+                let shown = (5 - offset).clamp(0, limit) as usize;
+                assert_eq!(
+                    page.items.rows.len(),
+                    shown,
+                    "offset {offset} limit {limit}"
+                );
+            }
+        }
     }
 }
