@@ -135,7 +135,9 @@ impl Writer {
 
     /// Runs `f` in the next group-committed transaction and returns its result once that
     /// transaction has committed. `f` may run more than once (when its batch starts over after
-    /// another request failed); it must do nothing but database work and return its result.
+    /// another request failed); it must do nothing but database work and return its result,
+    /// and change the database only through INSERT, UPDATE and DELETE (SQLite counts the rows
+    /// those change, which is how a failure that changed nothing is told apart).
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
