@@ -390,10 +390,11 @@ impl Config {
     }
 }
 
-/// Twice the CPUs the process may use. Reads are CPU work once the database is in the page
-/// cache: more threads than that only take turns on the same cores, and each turn costs
-/// throughput and tail latency (measured on 2 CPUs: 4 reading threads served 13-32 % more
-/// point reads than 20). A database larger than memory waits on the disk instead; raise it then.
+/// Twice the CPUs the process may use (one reader thread per connection). Reads are CPU work
+/// once the database is in the page cache: more threads than that only take turns on the same
+/// cores, and each turn costs throughput and tail latency (measured on 2 CPUs: 4 reading
+/// threads served 13-32 % more point reads than 20). A database larger than memory waits on
+/// the disk instead; raise it then.
 pub fn default_pool_size() -> u32 {
     std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).min(64) as u32)
 }

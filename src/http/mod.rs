@@ -146,14 +146,7 @@ pub fn serve(
             records: auth::RecordCache::default(),
         });
         let app_state = state.clone();
-        // The blocking threads run database reads only (argon2 has its own threads, writes
-        // the writer's): as many threads in all as pooled connections, so a read waits in the
-        // runtime's FIFO queue, never on the pool's condition variable (where a thread that
-        // just returned a connection can take it again before the one woken for it).
-        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let server = HttpServer::new(move || app(app_state.clone()))
-            .workers(workers)
-            .worker_max_blocking_threads((config.pool_size as usize).div_ceil(workers))
             .disable_signals()
             .shutdown_timeout(config.shutdown_timeout.as_secs())
             .listen(listener)?
