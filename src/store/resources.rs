@@ -1587,6 +1587,7 @@ mod tests {
             .unwrap();
         assert_eq!(counted, 1, "the removed provider's counts went with it");
     }
+
     #[test]
     fn every_page_reports_the_same_total() {
         let c = test_conn();
