@@ -614,7 +614,8 @@ fn statements(
     };
     let scope = format!("{plus}r.provider_id = ?1 AND {plus}r.kind = ?2 AND ({filter_sql})");
     let count_sql = match condition {
-        // Kept by triggers (migration 0004): no count over a large provider's index.
+        // Kept on every insert and delete (migrations 0004, 0006): no count over a large
+        // provider's index.
         None => "SELECT coalesce((SELECT n FROM resource_counts WHERE provider_id = ?1 AND kind = ?2), 0)"
             .to_string(),
         Some(_) => format!("SELECT count(*) FROM resources r WHERE {scope}"),

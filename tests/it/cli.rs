@@ -4,17 +4,23 @@ use chrono::Utc;
 
 use crate::harness::{Server, TestDb, get_bearer, token_in};
 
-/// Puts a User into a provider directly, as the SCIM endpoints will.
+/// Puts a User into a provider through the store's own insert, as `POST /Users` does (it also
+/// keeps the provider's row counts).
 fn insert_user(db: &TestDb, provider: &str, user_name: &str) {
+    let kind = scimd::scim::ResourceKind::User;
+    let prepared =
+        scimd::scim::resource::prepare(kind, &serde_json::json!({"userName": user_name})).unwrap();
     let provider = provider.to_string();
-    let user_name = user_name.to_string();
     db.store()
         .call(move |c| {
             let p = scimd::store::providers::require(c, &provider)?;
-            c.execute(
-                "INSERT INTO resources (provider_id, kind, id, name, name_key, doc, created, modified, version)
-                 VALUES (?1, 'User', ?2, ?3, lower(?3), '{}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 1)",
-                rusqlite::params![p.id, uuid::Uuid::new_v4().to_string(), user_name],
+            scimd::store::resources::insert(
+                c,
+                p.id,
+                kind,
+                &prepared,
+                None,
+                "2026-01-01T00:00:00Z",
             )?;
             Ok(())
         })
