@@ -1,6 +1,8 @@
 //! The `resources` and `members` tables: Users and Groups of each provider, and memberships as
 //! one row each (so a membership change never rewrites a member list).
 
+use std::borrow::Cow;
+
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use serde_json::{Map, Value};
@@ -585,13 +587,33 @@ pub struct Page<T = Vec<Resource>> {
     pub more: bool,
 }
 
-/// The count and page statements of a search, with their arguments.
+/// The page statement of a search with its arguments, and what the count statement is made
+/// of: many pages show their total themselves, so its text is only written when it runs.
 struct Statements {
-    count_sql: String,
+    /// The filter's WHERE clause; None without a filter.
+    scope: Option<String>,
     page_sql: String,
-    count_args: Vec<Sql>,
+    /// The page's arguments; the count takes the first `count_arity` of them.
     page_args: Vec<Sql>,
+    count_arity: usize,
     probe_more: bool,
+}
+
+impl Statements {
+    fn count_sql(&self) -> Cow<'static, str> {
+        match &self.scope {
+            // Kept on every insert and delete (migrations 0004, 0006): no count over a large
+            // provider's index.
+            None => Cow::Borrowed(
+                "SELECT coalesce((SELECT n FROM resource_counts WHERE provider_id = ?1 AND kind = ?2), 0)",
+            ),
+            Some(scope) => Cow::Owned(format!("SELECT count(*) FROM resources r WHERE {scope}")),
+        }
+    }
+
+    fn count_args(&self) -> &[Sql] {
+        &self.page_args[..self.count_arity]
+    }
 }
 
 fn statements(
@@ -613,14 +635,6 @@ fn statements(
         ""
     };
     let scope = format!("{plus}r.provider_id = ?1 AND {plus}r.kind = ?2 AND ({filter_sql})");
-    let count_sql = match condition {
-        // Kept on every insert and delete (migrations 0004, 0006): no count over a large
-        // provider's index.
-        None => "SELECT coalesce((SELECT n FROM resource_counts WHERE provider_id = ?1 AND kind = ?2), 0)"
-            .to_string(),
-        Some(_) => format!("SELECT count(*) FROM resources r WHERE {scope}"),
-    };
-    let count_args = args.clone();
     let n = args.len();
     let (page_sql, probe_more) = match paging {
         Paging::Start(seq) => {
@@ -664,10 +678,10 @@ fn statements(
         }
     };
     Statements {
-        count_sql,
+        scope: condition.map(|_| scope),
         page_sql,
-        count_args,
         page_args: args,
+        count_arity: n,
         probe_more,
     }
 }
@@ -741,8 +755,8 @@ fn search_visit(
     };
     let st = statements(provider_id, kind, condition, paging, limit);
     let count = || -> Result<i64> {
-        Ok(c.prepare_cached(&st.count_sql)?
-            .query_row(params_from_iter(st.count_args.iter()), |r| r.get(0))?)
+        Ok(c.prepare_cached(&st.count_sql())?
+            .query_row(params_from_iter(st.count_args().iter()), |r| r.get(0))?)
     };
     if limit == 0 {
         let total = count()?;
@@ -829,8 +843,8 @@ pub fn explain(
     );
     let mut plan = Vec::new();
     for (sql, args) in [
-        (&st.count_sql, &st.count_args),
-        (&st.page_sql, &st.page_args),
+        (st.count_sql(), st.count_args()),
+        (Cow::Borrowed(st.page_sql.as_str()), &st.page_args[..]),
     ] {
         let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
         let rows = q.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))?;
