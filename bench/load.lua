@@ -46,10 +46,18 @@ function init(args)
   headers = {["Authorization"] = "Bearer " .. (token or ""), ["Content-Type"] = "application/scim+json"}
 end
 
-local function pick()
-  ids:seek("set", (math.random(id_count) - 1) * width)
+-- The id on line n (1-based), or on a random line from `from` on.
+local function pick(from)
+  from = from or 1
+  ids:seek("set", (math.random(from, id_count) - 1) * width)
   return ids:read(width - 1)
 end
+
+-- group_add_member: a user in neither group (the small group holds the first 100 lines, the
+-- big group users of its own), added by one request and removed by the next one of this
+-- thread, so every request changes a membership and the group keeps its size; re-adding
+-- members that are already there would measure requests that change nothing.
+local outsider
 
 request = function()
   counter = counter + 1
@@ -86,8 +94,13 @@ request = function()
       .. '{"op":"Replace","path":"name.familyName","value":"F' .. v .. '"}]}'
     return wrk.format("PATCH", base .. "/Users/" .. pick(), headers, body)
   elseif scenario == "group_add_member" then
+    local op = "Remove"
+    if counter % 2 == 1 then
+      op = "Add"
+      outsider = pick(math.min(101, id_count))
+    end
     local body = '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":['
-      .. '{"op":"Add","path":"members","value":[{"value":"' .. pick() .. '"}]}]}'
+      .. '{"op":"' .. op .. '","path":"members","value":[{"value":"' .. outsider .. '"}]}]}'
     return wrk.format("PATCH", base .. "/Groups/" .. group .. "?excludedAttributes=members", headers, body)
   elseif scenario == "ceiling_get" then
     return wrk.format("GET", "/docs/" .. (math.random(users) - 1))

@@ -1,9 +1,10 @@
 """Seeds the Python peer of bench/run.sh --peer (PyPI scim2-server, in memory) over SCIM.
 
 The peer gets the same data as scimd's seeder writes straight into its database: N Entra-like
-users (benches/common/users.rs builds the same bodies), G groups of S members and one big group,
-sent as SCIM Bulk requests of 1,000 operations. Writes what bench/load.lua reads into --out:
-token, token_id, user_ids (one id per line, all lines the same width), small_group, big_group.
+users (benches/common/users.rs builds the same bodies), G groups of S of them and one big group
+of users of its own, sent as SCIM Bulk requests of 1,000 operations. Writes what bench/load.lua
+reads into --out: token, token_id, user_ids (one id per line, all lines the same width),
+small_group, big_group.
 
     python bench/peer.py --url http://127.0.0.1:8080/bench --token T --out DIR --users 10000
 """
@@ -58,7 +59,8 @@ def main():
     parser.add_argument("--big-group", type=int, default=0)
     args = parser.parse_args()
 
-    total = max(args.users, args.big_group)
+    # As scimd's seeder: the big group has users of its own beyond the N that are picked from.
+    total = args.users + args.big_group
     ids = []
     for start in range(0, total, 1000):
         operations = [
@@ -76,7 +78,10 @@ def main():
         specs.append(("Big group", args.big_group))
     group_ids = []
     for g, (name, size) in enumerate(specs):
-        members = [{"value": ids[(g * size + k) % total]} for k in range(size)]
+        if g == args.groups:
+            members = [{"value": i} for i in ids[args.users:]]
+        else:
+            members = [{"value": ids[(g * size + k) % args.users]} for k in range(size)]
         made = send(f"{args.url}/Groups", args.token, "POST",
                     {"schemas": [GROUP], "displayName": name, "members": members})
         group_ids.append(made["id"])

@@ -1,5 +1,6 @@
 //! Seeds a scimd database for the load benchmark (bench/run.sh) through scimd's own store code:
-//! a provider `bench`, a token, N Entra-like users, groups of 100 members and one large group.
+//! a provider `bench`, a token, N Entra-like users, groups of 100 of them and one large group of
+//! users of its own.
 //! Writes the token and the ids the load scripts pick from into --out.
 //!
 //!     cargo run --release --example seed -- --db DB --out DIR --users 10000 --big-group 100000
@@ -92,8 +93,10 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(out.join("token"), t.full.expose())?;
     std::fs::write(out.join("token_id"), &t.id)?;
 
-    // Users beyond N exist only to fill the large group.
-    let total = n.max(big);
+    // The large group has users of its own, beyond the N the load scripts pick from, so a
+    // picked user is a member of neither it nor the first small group (its members are the
+    // first 100 picked lines; bench/load.lua skips them when it adds members).
+    let total = n + big;
     let mut ids = Vec::with_capacity(total);
     let all: Vec<usize> = (0..total).collect();
     for chunk in all.chunks(10_000) {
@@ -121,9 +124,13 @@ fn main() -> anyhow::Result<()> {
         specs.push(("Big group".to_string(), big));
     }
     for (g, (name, size)) in specs.iter().enumerate() {
-        let members: Vec<serde_json::Value> = (0..*size)
-            .map(|k| json!({"value": ids[(g * size + k) % total]}))
-            .collect();
+        let members: Vec<serde_json::Value> = if g == groups {
+            ids[n..].iter().map(|id| json!({ "value": id })).collect()
+        } else {
+            (0..*size)
+                .map(|k| json!({"value": ids[(g * size + k) % n]}))
+                .collect()
+        };
         let id = store.call(|c| {
             write_tx(c, |tx| {
                 let p = prepare(
