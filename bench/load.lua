@@ -5,6 +5,9 @@
 local scenario = os.getenv("BENCH_SCENARIO")
 local dir = os.getenv("BENCH_DIR")
 local base = os.getenv("BENCH_BASE") or "/scim/v2/bench"
+-- How group_add_member removes a member: "value" (the form Entra ID sends, a value list) or
+-- "filter" (members[value eq "..."], the only form some servers take).
+local remove_by_filter = os.getenv("BENCH_REMOVE") == "filter"
 local counter = 0
 
 local function read(name)
@@ -99,8 +102,12 @@ request = function()
       op = "Add"
       outsider = pick(math.min(101, id_count))
     end
+    local change = '{"op":"' .. op .. '","path":"members","value":[{"value":"' .. outsider .. '"}]}'
+    if op == "Remove" and remove_by_filter then
+      change = '{"op":"Remove","path":"members[value eq \\"' .. outsider .. '\\"]"}'
+    end
     local body = '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":['
-      .. '{"op":"' .. op .. '","path":"members","value":[{"value":"' .. outsider .. '"}]}]}'
+      .. change .. ']}'
     return wrk.format("PATCH", base .. "/Groups/" .. group .. "?excludedAttributes=members", headers, body)
   elseif scenario == "ceiling_get" then
     return wrk.format("GET", "/docs/" .. (math.random(users) - 1))

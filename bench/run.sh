@@ -66,32 +66,62 @@ addr_of() {
 
 rss_kb() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 
-# What load.lua reads: the seeder's files and the SCIM base path (the peer's differ).
-dir=$work base=/scim/v2/bench
+# What load.lua reads: the seeder's files, the SCIM base path and how group_add_member removes
+# a member (the peer's differ: it takes only the filter form, RFC 7644 3.5.2.2; scimd also the
+# form Entra ID sends, a value list).
+dir=$work base=/scim/v2/bench remove=value
 
-# Runs one scenario $runs times; prints "reqs p50_ms p99_ms errors" of the median run, where
-# errors are non-2xx answers plus requests that failed or got no answer within 30 s. A
-# short unmeasured warm-up first brings the pages the scenario reads into memory.
+# One measured run of a scenario: prints "reqs p50_ms p99_ms errors", where errors are non-2xx
+# answers plus requests that failed or got no answer within 30 s.
+one_run() {
+    local scenario=$1 url=$2 group=$3 out
+    out=$(BENCH_SCENARIO=$scenario BENCH_DIR=$dir BENCH_BASE=$base BENCH_REMOVE=$remove BENCH_USERS=$users BENCH_GROUP=$group \
+          wrk -t2 -c"$conns" -d"${duration}s" --timeout 30s --latency -s bench/load.lua "$url")
+    awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
+        /Non-2xx or 3xx responses:/ { bad += $5 }
+        /Socket errors:/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
+        /^Requests\/sec:/ { rps = $2 }
+        END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad + 0 }' <<<"$out"
+}
+
+# A short unmeasured warm-up that brings the pages the scenario reads into memory.
+warm() {
+    local scenario=$1 url=$2 group=$3
+    [ "$warmup" -gt 0 ] || return 0
+    BENCH_SCENARIO=$scenario BENCH_DIR=$dir BENCH_BASE=$base BENCH_REMOVE=$remove BENCH_USERS=$users BENCH_GROUP=$group \
+        wrk -t2 -c"$conns" -d"${warmup}s" --timeout 30s -s bench/load.lua "$url" >/dev/null
+}
+
+# The median run (by req/s) of the result lines given.
+median() { printf '%s\n' "$@" | sort -n | awk -v n="$#" 'NR == int((n + 1) / 2)'; }
+
+# Runs one scenario $runs times after a warm-up; prints the median run.
 load() {
     local scenario=$1 url=$2 group=${3:-small_group}
     local results=()
-    if [ "$warmup" -gt 0 ]; then
-        BENCH_SCENARIO=$scenario BENCH_DIR=$dir BENCH_BASE=$base BENCH_USERS=$users BENCH_GROUP=$group \
-            wrk -t2 -c"$conns" -d"${warmup}s" --timeout 30s -s bench/load.lua "$url" >/dev/null
-    fi
+    warm "$scenario" "$url" "$group"
     for _ in $(seq 1 "$runs"); do
-        local out
-        out=$(BENCH_SCENARIO=$scenario BENCH_DIR=$dir BENCH_BASE=$base BENCH_USERS=$users BENCH_GROUP=$group \
-              wrk -t2 -c"$conns" -d"${duration}s" --timeout 30s --latency -s bench/load.lua "$url")
-        results+=("$(awk '
-            function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-            /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
-            /Non-2xx or 3xx responses:/ { bad += $5 }
-            /Socket errors:/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
-            /^Requests\/sec:/ { rps = $2 }
-            END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad + 0 }' <<<"$out")")
+        results+=("$(one_run "$scenario" "$url" "$group")")
     done
-    printf '%s\n' "${results[@]}" | sort -n | awk -v n="$runs" 'NR == int((n + 1) / 2)'
+    median "${results[@]}"
+}
+
+# group_add_member on the small and the big group, their runs alternating so that both see
+# the same state of the machine and the database (the target compares the two); sets
+# ${1}[group_add_member_100] and ${1}[group_add_member_big].
+load_groups() {
+    local -n into=$1
+    local url=$2 small=() bigs=()
+    warm group_add_member "$url" small_group
+    warm group_add_member "$url" big_group
+    for _ in $(seq 1 "$runs"); do
+        small+=("$(one_run group_add_member "$url" small_group)")
+        bigs+=("$(one_run group_add_member "$url" big_group)")
+    done
+    into[group_add_member_100]=$(median "${small[@]}")
+    into[group_add_member_big]=$(median "${bigs[@]}")
 }
 
 declare -A R
@@ -130,8 +160,7 @@ idle_rss=$(rss_kb "$pid" VmRSS)
 for s in get_user filter_username filter_external_id list_page page_middle patch_user create_user; do
     R[$s]=$(load "$s" "http://$saddr")
 done
-R[group_add_member_100]=$(load group_add_member "http://$saddr" small_group)
-R[group_add_member_big]=$(load group_add_member "http://$saddr" big_group)
+load_groups R "http://$saddr"
 loaded_rss=$(rss_kb "$pid" VmRSS)
 loaded_peak=$(rss_kb "$pid" VmHWM)
 stop_scimd
@@ -187,7 +216,7 @@ if [ "$peer" -eq 1 ]; then
     echo "== peer: seeding $users users, 50 groups of 100, a $big-member group (SCIM Bulk)"
     "$venv/bin/python" bench/peer.py --url "http://127.0.0.1:$port/bench" --token "$peer_token" \
         --out "$work/peer" --users "$users" --big-group "$big"
-    dir=$work/peer base=/bench
+    dir=$work/peer base=/bench remove=filter
     # The smoke run gives the peer 3 s a scenario: it answers some scenarios a few times a
     # second, and in 1 s it may finish none.
     peer_duration=$duration
@@ -198,11 +227,10 @@ if [ "$peer" -eq 1 ]; then
              auth_fail_secret auth_fail_unknown; do
         P[$s]=$(load "$s" "http://127.0.0.1:$port")
     done
-    P[group_add_member_100]=$(load group_add_member "http://127.0.0.1:$port" small_group)
-    P[group_add_member_big]=$(load group_add_member "http://127.0.0.1:$port" big_group)
+    load_groups P "http://127.0.0.1:$port"
     peer_rss=$(rss_kb "$peer_pid" VmRSS)
     kill "$peer_pid"; wait "$peer_pid" 2>/dev/null || true
-    dir=$work base=/scim/v2/bench duration=$saved_duration
+    dir=$work base=/scim/v2/bench remove=value duration=$saved_duration
 fi
 
 echo
@@ -227,8 +255,11 @@ get_rps=$(field get_user 1)
 row auth_fail_secret ${R[auth_fail_secret]} "$get_rps"
 row auth_fail_unknown ${R[auth_fail_unknown]} "$get_rps"
 row "auth_fail_guess (429 mostly)" ${R[auth_fail_guess]} "$get_rps"
-echo "(auth_fail rows compare with scimd's own get_user; auth_fail_guess sends a new wrong"
-echo " secret for the real token id every time: beyond a burst they are refused without argon2)"
+echo "(group_add_member adds a user who is in neither group and removes that user with the next"
+echo " request: every request changes a membership and the group keeps its size; the runs on"
+echo " the two groups alternate. auth_fail rows compare with scimd's own get_user; auth_fail_guess"
+echo " sends a new wrong secret for the real token id every time: beyond a burst they are refused"
+echo " without argon2)"
 echo "scimd RSS: idle ${idle_rss} KiB; after the scenarios above ${loaded_rss} KiB (peak ${loaded_peak} KiB);"
 echo "           a fresh server: idle ${auth_idle} KiB; under auth_fail_secret and _unknown ${auth_rss} KiB"
 echo "           (largest 100 ms sample), high-water mark ${auth_peak} KiB; under auth_fail_guess"
