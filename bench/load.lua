@@ -113,6 +113,10 @@ request = function()
     return wrk.format("GET", "/docs/" .. (math.random(users) - 1))
   elseif scenario == "ceiling_page" then
     return wrk.format("GET", "/docs?start=" .. math.random(math.max(users - 99, 1)))
+  elseif scenario == "ceiling_update" then
+    local v = tostring(math.random(1e9))
+    return wrk.format("PATCH", "/docs/" .. (math.random(users) - 1), {["Content-Type"] = "application/json"},
+      '{"title":"T' .. v .. '","familyName":"F' .. v .. '"}')
   elseif scenario == "ceiling_insert" then
     return wrk.format("POST", "/docs", {["Content-Type"] = "application/json"},
       '{"userName":"load-' .. (tid or 0) .. '-' .. counter .. '","displayName":"Load User","active":true}')

@@ -135,7 +135,7 @@ echo "== ceiling: seeding $users documents"
 "$bin/examples/ceiling" --db "$work/ceiling.db" --listen 127.0.0.1:0 --seed "$users" >"$work/ceiling.log" 2>&1 &
 pids+=($!)
 caddr=$(addr_of "$work/ceiling.log" "${pids[-1]}")
-for s in ceiling_get ceiling_page ceiling_insert; do
+for s in ceiling_get ceiling_page ceiling_insert ceiling_update; do
     R[$s]=$(load "$s" "http://$caddr")
 done
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
@@ -237,11 +237,13 @@ echo
 echo "scimd load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $users users, ${conns} connections,"
 echo "${duration}s per run after ${warmup}s of warm-up, median of $runs; scimd start-up ${first_startup_ms} ms (incl. bind)"
 printf '%-30s %10s %9s %9s %8s %12s\n' scenario "req/s" "p50 ms" "p99 ms" errors "vs ceiling"
-for s in ceiling_get ceiling_page ceiling_insert; do row "$s" ${R[$s]}; done
+for s in ceiling_get ceiling_page ceiling_insert ceiling_update; do row "$s" ${R[$s]}; done
 field() { cut -d' ' -f"$2" <<<"${R[$1]}"; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }'; }
 c_get=$(field ceiling_get 1)
 c_page=$(field ceiling_page 1)
 c_ins=$(field ceiling_insert 1)
+c_upd=$(field ceiling_update 1)
 row get_user ${R[get_user]} "$c_get"
 row filter_username ${R[filter_username]} "$c_get"
 row filter_external_id ${R[filter_external_id]} "$c_get"
@@ -255,6 +257,8 @@ get_rps=$(field get_user 1)
 row auth_fail_secret ${R[auth_fail_secret]} "$get_rps"
 row auth_fail_unknown ${R[auth_fail_unknown]} "$get_rps"
 row "auth_fail_guess (429 mostly)" ${R[auth_fail_guess]} "$get_rps"
+echo "(patch_user is $(pct "$(field patch_user 1)" "$c_upd")% of ceiling_update, the ceiling changing two attributes of a"
+echo " random stored document: a random page written per request, where an insert appends)"
 echo "(group_add_member adds a user who is in neither group and removes that user with the next"
 echo " request: every request changes a membership and the group keeps its size; the runs on"
 echo " the two groups alternate. auth_fail rows compare with scimd's own get_user; auth_fail_guess"
@@ -286,7 +290,6 @@ target() { # description, awk condition over the variables given after it
     local desc=$1 cond=$2; shift 2
     if awk "$@" "BEGIN { exit !($cond) }"; then echo "  met      $desc"; else echo "  NOT met  $desc"; fi
 }
-pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b > 0 ? 100 * a / b : 0) }'; }
 for s in get_user filter_username; do
     target "$s >= 50% of ceiling_get ($(pct "$(field $s 1)" "$c_get")%), p99 <= 10 ms ($(field $s 3) ms)" \
         'a >= 0.5 * b && p <= 10' -v a="$(field $s 1)" -v b="$c_get" -v p="$(field $s 3)"

@@ -1,7 +1,8 @@
 //! The ceiling for scimd's load benchmark: the least work an actix-web + rusqlite server can do
 //! for the same requests, built with the same profile. It serves a stored JSON document by key,
-//! a page of 100 documents, and inserts one row per request through a single writer thread that
-//! commits concurrent inserts together (durably: WAL, synchronous=FULL).
+//! a page of 100 documents, inserts one row per request, and changes two attributes of a stored
+//! document (SQLite's json_set, as a PATCH does), writes going through a single writer thread
+//! that commits concurrent ones together (durably: WAL, synchronous=FULL).
 //!
 //!     cargo run --release --example ceiling -- --db /tmp/ceiling.db --listen 127.0.0.1:9000 --seed 10000
 
@@ -17,7 +18,12 @@ use tokio::sync::oneshot;
 mod users;
 
 type Pool = r2d2::Pool<SqliteConnectionManager>;
-type Job = (String, String, oneshot::Sender<bool>);
+/// A write for the writer thread; it answers whether the row was there (None: not committed).
+enum Job {
+    Insert(String, String, oneshot::Sender<Option<bool>>),
+    /// Key, title, family name.
+    Update(String, String, String, oneshot::Sender<Option<bool>>),
+}
 
 fn pragmas(c: &mut Connection) -> rusqlite::Result<()> {
     c.busy_timeout(Duration::from_secs(5))?;
@@ -93,18 +99,45 @@ async fn insert(tx: web::Data<mpsc::Sender<Job>>, body: web::Bytes) -> HttpRespo
     let text = String::from_utf8_lossy(&body).to_string();
     let key = uuid::Uuid::new_v4().to_string();
     let (done, wait) = oneshot::channel();
-    if tx.send((key, text, done)).is_err() {
+    if tx.send(Job::Insert(key, text, done)).is_err() {
         return HttpResponse::ServiceUnavailable().finish();
     }
     match wait.await {
-        Ok(true) => HttpResponse::Created()
+        Ok(Some(_)) => HttpResponse::Created()
             .content_type("application/json")
             .body(body),
         _ => HttpResponse::InternalServerError().finish(),
     }
 }
 
-/// The single writer: takes every insert waiting, commits them in one transaction, answers all.
+#[derive(serde::Deserialize)]
+struct Change {
+    title: String,
+    #[serde(rename = "familyName")]
+    family_name: String,
+}
+
+async fn update(
+    tx: web::Data<mpsc::Sender<Job>>,
+    key: web::Path<String>,
+    change: web::Json<Change>,
+) -> HttpResponse {
+    let Change { title, family_name } = change.into_inner();
+    let (done, wait) = oneshot::channel();
+    if tx
+        .send(Job::Update(key.into_inner(), title, family_name, done))
+        .is_err()
+    {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    match wait.await {
+        Ok(Some(true)) => HttpResponse::NoContent().finish(),
+        Ok(Some(false)) => HttpResponse::NotFound().finish(),
+        _ => HttpResponse::InternalServerError().finish(),
+    }
+}
+
+/// The single writer: takes every write waiting, commits them in one transaction, answers all.
 fn writer(mut c: Connection, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
@@ -114,19 +147,32 @@ fn writer(mut c: Connection, jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let ok = (|| -> rusqlite::Result<()> {
+        let found = (|| -> rusqlite::Result<Vec<bool>> {
             let tx = c.transaction()?;
+            let mut found = Vec::with_capacity(batch.len());
             {
-                let mut st = tx.prepare_cached("INSERT INTO docs (key, doc) VALUES (?1, ?2)")?;
-                for (key, doc, _) in &batch {
-                    st.execute(params![key, doc])?;
+                let mut ins = tx.prepare_cached("INSERT INTO docs (key, doc) VALUES (?1, ?2)")?;
+                let mut upd = tx.prepare_cached(
+                    "UPDATE docs SET doc = json_set(doc, '$.title', ?2, '$.name.familyName', ?3) \
+                     WHERE key = ?1",
+                )?;
+                for job in &batch {
+                    found.push(match job {
+                        Job::Insert(key, doc, _) => ins.execute(params![key, doc])? == 1,
+                        Job::Update(key, title, family, _) => {
+                            upd.execute(params![key, title, family])? == 1
+                        }
+                    });
                 }
             }
-            tx.commit()
-        })()
-        .is_ok();
-        for (_, _, done) in batch {
-            let _ = done.send(ok);
+            tx.commit()?;
+            Ok(found)
+        })();
+        for (i, job) in batch.into_iter().enumerate() {
+            let done = match job {
+                Job::Insert(.., done) | Job::Update(.., done) => done,
+            };
+            let _ = done.send(found.as_ref().ok().map(|f| f[i]));
         }
     }
 }
@@ -168,6 +214,7 @@ fn main() -> anyhow::Result<()> {
                 .route("/docs/{key}", web::get().to(get_doc))
                 .route("/docs", web::get().to(page))
                 .route("/docs", web::post().to(insert))
+                .route("/docs/{key}", web::patch().to(update))
         })
         .bind(&listen)?;
         for addr in server.addrs() {
