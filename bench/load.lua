@@ -49,7 +49,7 @@ function init(args)
   headers = {["Authorization"] = "Bearer " .. (token or ""), ["Content-Type"] = "application/scim+json"}
 end
 
--- The id on line n (1-based), or on a random line from `from` on.
+-- The id on a random line, from line `from` (1-based, default 1) to the last.
 local function pick(from)
   from = from or 1
   ids:seek("set", (math.random(from, id_count) - 1) * width)

@@ -64,6 +64,8 @@ fn main() -> anyhow::Result<()> {
     let groups: usize = arg(&args, "--groups", "50").parse()?;
     let group_size: usize = arg(&args, "--group-size", "100").parse()?;
     let big: usize = arg(&args, "--big-group", "0").parse()?;
+    // The small groups are made of the N users the load scripts pick from.
+    anyhow::ensure!(n > 0, "--users must be at least 1");
     let store = Store::open(
         db.as_ref(),
         OpenMode::CreateIfMissing,
