@@ -49,7 +49,8 @@ pub const KEYS: &[&str] = &[
 ];
 
 /// Environment variables with the `SCIMD_` prefix that are not configuration keys.
-const ENV_NOT_KEYS: &[&str] = &["SCIMD_CONFIG"];
+/// (`SCIMD_TEST_FAULTS` enables the fault injection of debug builds, see `http::faults`.)
+const ENV_NOT_KEYS: &[&str] = &["SCIMD_CONFIG", "SCIMD_TEST_FAULTS"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {

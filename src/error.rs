@@ -27,7 +27,16 @@ pub enum Error {
     #[error("{0}")]
     TooManyRequests(&'static str),
     #[error("storage failure")]
-    Store(#[from] store::Error),
+    Store(store::Error),
+}
+
+impl From<store::Error> for Error {
+    fn from(e: store::Error) -> Error {
+        match e {
+            store::Error::Rejected(e) => Error::Scim(e),
+            e => Error::Store(e),
+        }
+    }
 }
 
 impl Error {
@@ -40,6 +49,7 @@ impl Error {
             Error::Scim(e) => Some(e.scim_type()),
             Error::Store(store::Error::Conflict(_)) => Some("uniqueness"),
             Error::Store(store::Error::Invalid(_)) => Some("invalidValue"),
+            Error::Store(store::Error::Rejected(e)) => Some(e.scim_type()),
             _ => None,
         }
     }
@@ -50,13 +60,17 @@ impl Error {
             Error::Store(
                 e @ (store::Error::NotFound(_)
                 | store::Error::Conflict(_)
-                | store::Error::PreconditionFailed(_)),
+                | store::Error::Invalid(_)
+                | store::Error::Rejected(_)
+                | store::Error::VersionMismatch(_)),
             ) => e.to_string(),
-            Error::Store(store::Error::Invalid(e)) => e.clone(),
-            Error::Store(e) if e.is_busy() => {
+            Error::Store(store::Error::Busy(_)) => {
                 "the database is busy; retry the request shortly".to_string()
             }
-            Error::Store(_) => "internal server error".to_string(),
+            Error::Store(store::Error::Unavailable(_)) => {
+                "the server cannot write or read its database right now; see /healthz".to_string()
+            }
+            Error::Store(store::Error::Internal(_)) => "internal server error".to_string(),
             other => other.to_string(),
         }
     }
@@ -74,10 +88,14 @@ impl ResponseError for Error {
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Store(store::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             Error::Store(store::Error::Conflict(_)) => StatusCode::CONFLICT,
-            Error::Store(store::Error::Invalid(_)) => StatusCode::BAD_REQUEST,
-            Error::Store(store::Error::PreconditionFailed(_)) => StatusCode::PRECONDITION_FAILED,
-            Error::Store(e) if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Store(store::Error::Invalid(_) | store::Error::Rejected(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::Store(store::Error::VersionMismatch(_)) => StatusCode::PRECONDITION_FAILED,
+            Error::Store(store::Error::Busy(_) | store::Error::Unavailable(_)) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Error::Store(store::Error::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -124,7 +142,7 @@ mod tests {
 
     #[test]
     fn storage_errors_never_leak_database_text() {
-        let e = Error::Store(store::Error::Sqlite(rusqlite::Error::InvalidColumnName(
+        let e = Error::Store(store::Error::from(rusqlite::Error::InvalidColumnName(
             "secret_hash".into(),
         )));
         assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);

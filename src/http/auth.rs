@@ -31,6 +31,9 @@ pub struct Principal {
     checked: Arc<AtomicBool>,
     /// Set when that read found the provider's type changed since the record was remembered.
     stale: Arc<AtomicBool>,
+    /// A fault a test asked this request to inject (debug builds only).
+    #[cfg(debug_assertions)]
+    pub(crate) fault: Option<super::faults::Fault>,
 }
 
 impl Principal {
@@ -148,7 +151,12 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_string());
-    let (principal, from_memory) = authenticate(&state, &provider, header.as_deref()).await?;
+    #[allow(unused_mut)]
+    let (mut principal, from_memory) = authenticate(&state, &provider, header.as_deref()).await?;
+    #[cfg(debug_assertions)]
+    {
+        principal.fault = super::faults::requested(&req);
+    }
     req.extensions_mut()
         .insert(TokenId(principal.token_id.clone()));
     let reads_only = matches!(*req.method(), Method::GET | Method::HEAD)
@@ -256,5 +264,7 @@ async fn accept(
         read_only: record.read_only,
         checked: Arc::new(AtomicBool::new(false)),
         stale: Arc::new(AtomicBool::new(false)),
+        #[cfg(debug_assertions)]
+        fault: None,
     })
 }

@@ -2,6 +2,8 @@
 
 pub mod auth;
 mod discovery;
+#[cfg(debug_assertions)]
+mod faults;
 pub mod quirks;
 pub mod resources;
 
@@ -48,6 +50,8 @@ impl AppState {
         let res = self
             .store
             .run(move |c| -> Result<T, Error> {
+                #[cfg(debug_assertions)]
+                faults::before_read(p.fault);
                 p.recheck(c)?;
                 f(c).map_err(Into::into)
             })
@@ -68,7 +72,10 @@ impl AppState {
             .store
             .write(move |c| -> Result<T, Error> {
                 p.recheck(c)?;
-                f(c).map_err(Into::into)
+                let out = f(c).map_err(Into::into);
+                #[cfg(debug_assertions)]
+                faults::after_write(p.fault);
+                out
             })
             .await;
         self.forget_if_refused(principal, res)
@@ -250,14 +257,28 @@ fn json_error(e: actix_web::error::JsonPayloadError) -> Error {
     }
 }
 
-async fn healthz(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
-    state
-        .store
-        .run(|c| -> crate::store::Result<()> { Ok(c.query_row("SELECT 1", [], |_| Ok(()))?) })
-        .await?;
-    Ok(HttpResponse::Ok()
+/// `200 {"status":"ok"}` while the writer and the readers work; otherwise `503` naming the
+/// part that is gone or stuck (`writer`, `readers`), so a load balancer or systemd watchdog
+/// stops sending traffic to a server that can no longer write.
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    let health = state.store.health().await;
+    if health.is_ok() {
+        return HttpResponse::Ok()
+            .content_type("application/json")
+            .body(r#"{"status":"ok"}"#);
+    }
+    tracing::error!(writer = ?health.writer, readers = ?health.readers, "health check failed");
+    let mut body = serde_json::json!({"status": "unavailable"});
+    if let Some(w) = &health.writer {
+        body["writer"] = w.as_str().into();
+    }
+    if let Some(r) = &health.readers {
+        body["readers"] = r.as_str().into();
+    }
+    HttpResponse::ServiceUnavailable()
         .content_type("application/json")
-        .body(r#"{"status":"ok"}"#))
+        .insert_header((header::RETRY_AFTER, "1"))
+        .body(body.to_string())
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, Error> {

@@ -191,7 +191,7 @@ fn full_text(
     computed: Option<&[Value]>,
 ) -> Result<String, Error> {
     let unwritable = |e: serde_json::Error| {
-        Error::Store(store::Error::Task(format!("rendering a resource: {e}")))
+        Error::Store(store::Error::Internal(format!("rendering a resource: {e}")))
     };
     let doc = serde_json::to_string(&r.doc).map_err(unwritable)?;
     let computed = match computed {
@@ -225,7 +225,7 @@ async fn hash_password(
             .hash(pw)
             .await
             .map(Some)
-            .map_err(|e| Error::Store(store::Error::Task(e))),
+            .map_err(|e| Error::Store(store::Error::Internal(e))),
     }
 }
 

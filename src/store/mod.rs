@@ -9,6 +9,8 @@ pub mod writer;
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -17,35 +19,63 @@ use rusqlite::Connection;
 use rusqlite::functions::FunctionFlags;
 use rusqlite_migration::{M, Migrations};
 
+/// What a store operation can fail with. The first variants are outcomes of the domain (the
+/// HTTP layer maps each to its status); `Busy` and `Unavailable` are conditions a client may
+/// retry; `Internal` is everything else (SQLite, the pool, a panicking job, a value that
+/// cannot be serialized): its text is logged, never sent to a client.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("no database connection available: {0}")]
-    Pool(#[from] r2d2::Error),
-    #[error("database task failed: {0}")]
-    Task(String),
+    /// The resource, provider or token named does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A value that must be unique is taken.
     #[error("{0}")]
     Conflict(String),
+    /// The input breaks a rule only the stored data can check (an unknown member, a cycle).
     #[error("{0}")]
     Invalid(String),
+    /// A request that violates a SCIM rule, found while applying it to the stored resource.
+    #[error(transparent)]
+    Rejected(#[from] crate::scim::Error),
+    /// The version the client expects (If-Match) is not the stored one.
     #[error("{0}")]
-    PreconditionFailed(String),
+    VersionMismatch(String),
+    /// Another process holds the database's write lock longer than `busy_timeout`.
     #[error("{0}")]
     Busy(String),
+    /// The writer or the reader threads are gone.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal failure: {0}")]
+    Internal(String),
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        match &e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) =>
+            {
+                Error::Busy(format!("the database is locked by another process: {e}"))
+            }
+            _ => Error::Internal(format!("database error: {e}")),
+        }
+    }
+}
+
+impl From<r2d2::Error> for Error {
+    fn from(e: r2d2::Error) -> Error {
+        Error::Internal(format!("no database connection available: {e}"))
+    }
 }
 
 impl Error {
     /// True when SQLite gave up waiting for another writer (busy timeout elapsed).
     pub fn is_busy(&self) -> bool {
         matches!(self, Error::Busy(_))
-            || matches!(
-                self,
-                Error::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-                    if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            )
     }
 }
 
@@ -81,7 +111,33 @@ pub struct Store {
     pool: r2d2::Pool<SqliteConnectionManager>,
     writer: writer::Writer,
     readers: crossbeam_channel::Sender<ReadJob>,
+    /// Reader threads still running.
+    readers_alive: Arc<AtomicUsize>,
+    /// How long a write batch or a health probe read may take before `/healthz` calls it stuck.
+    stuck_after: Duration,
     path: PathBuf,
+}
+
+/// What is wrong with the store's threads, part by part; `None` where a part is fine.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub writer: Option<String>,
+    pub readers: Option<String>,
+}
+
+impl Health {
+    pub fn is_ok(&self) -> bool {
+        self.writer.is_none() && self.readers.is_none()
+    }
+}
+
+/// Counts a reader thread as running while held.
+struct ReaderAlive(Arc<AtomicUsize>);
+
+impl Drop for ReaderAlive {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A read for a reader thread: called with a pooled connection (or why none could be had).
@@ -94,13 +150,17 @@ type ReadJob = Box<dyn FnOnce(std::result::Result<&mut Connection, Error>) + Sen
 fn start_readers(
     pool: &r2d2::Pool<SqliteConnectionManager>,
     n: u32,
+    alive: &Arc<AtomicUsize>,
 ) -> std::io::Result<crossbeam_channel::Sender<ReadJob>> {
     let (jobs, queue) = crossbeam_channel::unbounded::<ReadJob>();
     for i in 0..n.max(1) {
         let (pool, queue) = (pool.clone(), queue.clone());
+        alive.fetch_add(1, Ordering::AcqRel);
+        let held = ReaderAlive(alive.clone());
         std::thread::Builder::new()
             .name(format!("scimd-read-{i}"))
             .spawn(move || {
+                let _held = held;
                 while let Ok(job) = queue.recv() {
                     // A panicking read answers its request with an error (its answer channel
                     // is dropped) and leaves the thread serving.
@@ -169,13 +229,47 @@ impl Store {
             .connection_timeout(busy_timeout.max(Duration::from_secs(5)))
             .build(manager)
             .with_context(|| format!("opening connection pool for {}", path.display()))?;
-        let readers = start_readers(&pool, pool_size).context("starting the reader threads")?;
+        let readers_alive = Arc::new(AtomicUsize::new(0));
+        let readers = start_readers(&pool, pool_size, &readers_alive)
+            .context("starting the reader threads")?;
         Ok(Store {
             pool,
             writer,
             readers,
+            readers_alive,
+            stuck_after: (busy_timeout * 2).max(Duration::from_secs(1)),
             path: path.to_path_buf(),
         })
+    }
+
+    /// Whether the writer and the reader threads are there and answering: the writer by its own
+    /// account (a batch running longer than twice `busy_timeout` is stuck), the readers by a
+    /// probe read that must be answered within that time.
+    pub async fn health(&self) -> Health {
+        let limit = self.stuck_after;
+        let writer = match self.writer.state() {
+            writer::State::Gone => Some("gone: the writer thread has stopped".to_string()),
+            writer::State::Running(busy) if busy > limit => Some(format!(
+                "stuck: one write batch has been running for {:.1} s",
+                busy.as_secs_f64()
+            )),
+            writer::State::Running(_) => None,
+        };
+        let readers = if self.readers_alive.load(Ordering::Acquire) == 0 {
+            Some("gone: no reader thread is running".to_string())
+        } else {
+            let probe =
+                self.run(|c| -> Result<()> { Ok(c.query_row("SELECT 1", [], |_| Ok(()))?) });
+            match tokio::time::timeout(limit, probe).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("failing: {e}")),
+                Err(_) => Some(format!(
+                    "stuck: a probe read was not answered within {:.1} s",
+                    limit.as_secs_f64()
+                )),
+            }
+        };
+        Health { writer, readers }
     }
 
     pub fn path(&self) -> &Path {
@@ -203,10 +297,10 @@ impl Store {
         });
         self.readers
             .send(job)
-            .map_err(|_| E::from(Error::Task("the reader threads have stopped".into())))?;
+            .map_err(|_| E::from(Error::Unavailable("the reader threads have stopped".into())))?;
         answered
             .await
-            .map_err(|_| E::from(Error::Task("a read stopped without an answer".into())))?
+            .map_err(|_| E::from(Error::Internal("a read stopped without an answer".into())))?
     }
 
     /// Runs a write in the single writer's next group-committed transaction and returns once
@@ -320,7 +414,7 @@ mod tests {
         .unwrap();
         for _ in 0..3 {
             let r: Result<i64> = store.run(|_| panic!("a bug in a read")).await;
-            assert!(matches!(r, Err(Error::Task(_))), "{:?}", r.err());
+            assert!(matches!(r, Err(Error::Internal(_))), "{:?}", r.err());
         }
         // More reads at once than readers: all are answered.
         let reads: Vec<_> = (0..8i64)

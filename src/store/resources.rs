@@ -220,7 +220,7 @@ fn require(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Re
 
 pub fn check_if_match(r: &Resource, if_match: Option<&str>) -> Result<()> {
     match if_match {
-        Some(h) if !etag_matches(h, r.version) => Err(Error::PreconditionFailed(format!(
+        Some(h) if !etag_matches(h, r.version) => Err(Error::VersionMismatch(format!(
             "If-Match {h} does not match the current version W/\"{}\"",
             r.version
         ))),

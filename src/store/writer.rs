@@ -15,8 +15,9 @@
 //! sleeps; one writer batching whatever is queued keeps latency flat and throughput high.
 
 use std::ffi::c_int;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -52,10 +53,11 @@ where
     F: FnMut(&Connection) -> Result<T, E> + Send,
 {
     fn run(&mut self, conn: &Connection, alone: bool) -> bool {
+        let work = &mut self.work;
         let result = if alone {
-            in_savepoint(conn, &mut self.work)
+            in_savepoint(conn, |c| guarded(|| work(c)))
         } else {
-            (self.work)(conn)
+            guarded(|| work(conn))
         };
         let ok = result.is_ok();
         self.result = Some(result);
@@ -66,8 +68,8 @@ where
         let out = match (commit, self.result) {
             (Ok(()), Some(r)) => r,
             (Err(f), _) if f.busy => Err(E::from(Error::Busy(f.message))),
-            (Err(f), _) => Err(E::from(Error::Task(f.message))),
-            (Ok(()), None) => Err(E::from(Error::Task("write did not run".into()))),
+            (Err(f), _) => Err(E::from(Error::Internal(f.message))),
+            (Ok(()), None) => Err(E::from(Error::Internal("write did not run".into()))),
         };
         let _ = self.answer.send(out);
     }
@@ -110,6 +112,47 @@ fn after_commit(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Queued>,
+    health: Arc<Health>,
+}
+
+/// What the writer thread says about itself, for `/healthz`.
+struct Health {
+    epoch: Instant,
+    /// Milliseconds since `epoch` (plus one) when the batch now running started; 0 when idle.
+    busy_since: AtomicU64,
+    alive: AtomicBool,
+}
+
+/// The writer's state as `/healthz` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for work, or running a batch that started this long ago.
+    Running(Duration),
+    /// The thread has ended: no write can be made.
+    Gone,
+}
+
+/// Marks the writer gone when its thread ends, also by a panic that escaped every guard.
+struct AliveWhileHeld(Arc<Health>);
+
+impl Drop for AliveWhileHeld {
+    fn drop(&mut self) {
+        self.0.alive.store(false, Ordering::Release);
+        if std::thread::panicking() {
+            tracing::error!("the writer thread stopped: writes fail until scimd is restarted");
+        }
+    }
+}
+
+impl Health {
+    fn start_batch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.busy_since.store(ms + 1, Ordering::Release);
+    }
+
+    fn end_batch(&self) {
+        self.busy_since.store(0, Ordering::Release);
+    }
 }
 
 impl Writer {
@@ -124,21 +167,67 @@ impl Writer {
             .map_err(std::io::Error::other)?;
         let (jobs, queue) = mpsc::channel::<Queued>();
         let (committed, commits) = mpsc::sync_channel::<()>(1);
+        let health = Arc::new(Health {
+            epoch: Instant::now(),
+            busy_since: AtomicU64::new(0),
+            alive: AtomicBool::new(true),
+        });
         std::thread::Builder::new()
             .name("scimd-checkpoint".into())
             .spawn(move || checkpointer(checkpoints, commits))?;
+        let alive = AliveWhileHeld(health.clone());
         std::thread::Builder::new()
             .name("scimd-writer".into())
-            .spawn(move || run(conn, queue, committed))?;
-        Ok(Writer { jobs })
+            .spawn(move || run(conn, queue, committed, alive))?;
+        Ok(Writer { jobs, health })
+    }
+
+    /// Whether the writer thread is there, and how long its current batch has been running.
+    pub fn state(&self) -> State {
+        if !self.health.alive.load(Ordering::Acquire) {
+            return State::Gone;
+        }
+        match self.health.busy_since.load(Ordering::Acquire) {
+            0 => State::Running(Duration::ZERO),
+            since => {
+                let now =
+                    u64::try_from(self.health.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                State::Running(Duration::from_millis(now.saturating_sub(since - 1)))
+            }
+        }
     }
 
     /// Runs `f` in the next group-committed transaction and returns its result once that
     /// transaction has committed. `f` may run more than once (when its batch starts over after
     /// another request failed); it must do nothing but database work and return its result,
     /// and change the database only through INSERT, UPDATE and DELETE (SQLite counts the rows
-    /// those change, which is how a failure that changed nothing is told apart).
+    /// those change, which is how a failure that changed nothing is told apart). A panic in
+    /// `f` answers this request with `Error::Internal` and leaves the writer serving.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.submit(f)?
+            .await
+            .map_err(|_| E::from(Error::Internal("the writer dropped a request".into())))?
+    }
+
+    /// `write` for callers without an async runtime (the command-line tools): blocks the
+    /// calling thread until the write has committed.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.submit(f)?
+            .blocking_recv()
+            .map_err(|_| E::from(Error::Internal("the writer dropped a request".into())))?
+    }
+
+    fn submit<T, E, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, E>>, E>
     where
         T: Send + 'static,
         E: From<Error> + Send + 'static,
@@ -152,10 +241,8 @@ impl Writer {
         });
         self.jobs
             .send(job)
-            .map_err(|_| E::from(Error::Task("the writer has stopped".into())))?;
-        answered
-            .await
-            .map_err(|_| E::from(Error::Task("the writer dropped a request".into())))?
+            .map_err(|_| E::from(Error::Unavailable("the writer has stopped".into())))?;
+        Ok(answered)
     }
 }
 
@@ -163,6 +250,30 @@ impl Writer {
 fn exec(c: &Connection, sql: &str) -> rusqlite::Result<()> {
     c.prepare_cached(sql)?.execute([])?;
     Ok(())
+}
+
+/// Runs one job's work, turning a panic (a bug) into an internal error for that request alone:
+/// the writer thread and the other requests of the batch go on. The panic's message is logged.
+fn guarded<T, E: From<Error>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic_text(panic.as_ref());
+            tracing::error!(panic = %what, "a write panicked; its request is answered with an internal error");
+            Err(E::from(Error::Internal(format!(
+                "a write panicked: {what}"
+            ))))
+        }
+    }
+}
+
+/// The message a panic carries, when it is text.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
 }
 
 fn in_savepoint<T, E: From<Error>>(
@@ -189,7 +300,13 @@ fn checkpointer(conn: Connection, commits: mpsc::Receiver<()>) {
     }
 }
 
-fn run(conn: Connection, queue: mpsc::Receiver<Queued>, committed: mpsc::SyncSender<()>) {
+fn run(
+    conn: Connection,
+    queue: mpsc::Receiver<Queued>,
+    committed: mpsc::SyncSender<()>,
+    alive: AliveWhileHeld,
+) {
+    let health = alive.0.clone();
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -198,7 +315,18 @@ fn run(conn: Connection, queue: mpsc::Receiver<Queued>, committed: mpsc::SyncSen
                 Err(_) => break,
             }
         }
-        let commit = commit_batch(&conn, &mut batch);
+        health.start_batch();
+        // Each job's panic is caught where it runs (`guarded`); this catches one in the
+        // batch's own statements, so the thread survives that too.
+        let commit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            commit_batch(&conn, &mut batch)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(Failed {
+                message: format!("the write batch panicked: {}", panic_text(panic.as_ref())),
+                busy: false,
+            })
+        });
         match &commit {
             // Wakes the checkpointer (unless a wake-up is already pending) once the WAL holds
             // enough pages.
@@ -217,7 +345,9 @@ fn run(conn: Connection, queue: mpsc::Receiver<Queued>, committed: mpsc::SyncSen
         for job in batch {
             job.finish(commit.clone());
         }
+        health.end_batch();
     }
+    drop(alive);
 }
 
 /// Runs a batch in one transaction and commits it. Returns an error when the transaction could
@@ -262,7 +392,7 @@ fn lost() -> Failed {
 }
 
 fn failure(e: rusqlite::Error) -> Failed {
-    let busy = Error::Sqlite(e).is_busy();
+    let busy = Error::from(e).is_busy();
     Failed {
         message: if busy {
             "the database is locked by another process".into()
@@ -296,6 +426,23 @@ mod tests {
                 return Err(Error::Invalid("refused".into()));
             }
             Ok(())
+        };
+        let task = Task {
+            work,
+            result: None,
+            answer,
+        };
+        (Box::new(task), answered)
+    }
+
+    /// A job inserting `x`, then panicking: a bug halfway through a write.
+    fn panicking(x: i64, runs: &Arc<AtomicUsize>) -> (Queued, Answer) {
+        let (answer, answered) = oneshot::channel();
+        let runs = runs.clone();
+        let work = move |c: &Connection| -> Result<(), Error> {
+            runs.fetch_add(1, Ordering::Relaxed);
+            c.execute("INSERT INTO t (x) VALUES (?1)", [x])?;
+            panic!("injected: a bug after a change");
         };
         let task = Task {
             work,
@@ -366,6 +513,63 @@ mod tests {
         );
         assert_eq!(rows(&c), [1, 5]);
         assert!(c.is_autocommit(), "the transaction committed");
+    }
+
+    #[test]
+    fn a_panicking_job_fails_alone_and_its_change_is_rolled_back() {
+        let c = table();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (a, ra) = job(1, None, false, &runs);
+        let (b, mut rb) = panicking(2, &runs);
+        let (d, rd) = job(3, None, false, &runs);
+        let mut batch = vec![a, b, d];
+        let commit = commit_batch(&c, &mut batch);
+        assert!(commit.is_ok());
+        for j in batch {
+            j.finish(commit.clone());
+        }
+        assert!(ra.blocking_recv().unwrap().is_ok());
+        assert!(rd.blocking_recv().unwrap().is_ok());
+        let failed = rb.try_recv().unwrap();
+        assert!(
+            matches!(failed, Err(Error::Internal(ref m)) if m.contains("panicked")),
+            "{failed:?}"
+        );
+        assert_eq!(
+            rows(&c),
+            [1, 3],
+            "the panicking job's insert was taken back"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_writer_thread_survives_a_panicking_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let open = || {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            c
+        };
+        let conn = open();
+        conn.execute_batch("CREATE TABLE t (x INTEGER UNIQUE)")
+            .unwrap();
+        let writer = Writer::start(conn, open()).unwrap();
+        for i in 0..3i64 {
+            let r: Result<(), Error> = writer
+                .write(move |c| {
+                    c.execute("INSERT INTO t (x) VALUES (?1)", [100 + i])?;
+                    panic!("injected");
+                })
+                .await;
+            assert!(matches!(r, Err(Error::Internal(_))), "{r:?}");
+            let ok: Result<usize, Error> = writer
+                .write(move |c| Ok(c.execute("INSERT INTO t (x) VALUES (?1)", [i])?))
+                .await;
+            assert_eq!(ok.unwrap(), 1);
+        }
+        assert!(matches!(writer.state(), State::Running(_)));
+        assert_eq!(rows(&open()), [0, 1, 2]);
     }
 
     #[test]

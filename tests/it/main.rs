@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod discovery;
 mod durability;
+mod faults;
 mod harness;
 mod http_basics;
 mod jobs;
