@@ -5,12 +5,13 @@
 
 use std::time::{Duration, Instant};
 
+use scimd::scim::ProviderKind;
 use scimd::scim::ResourceKind;
-use scimd::scim::patch::{self, MemberChange};
+use scimd::scim::patch;
 use scimd::scim::resource::prepare;
-use scimd::store::providers::{self, ProviderKind};
+use scimd::store::providers;
 use scimd::store::resources;
-use scimd::store::{OpenMode, Store, write_tx};
+use scimd::store::{OpenMode, Store};
 use serde_json::json;
 
 const BASE: &str = "http://127.0.0.1:8080/scim/v2/bench";
@@ -27,23 +28,21 @@ fn main() -> anyhow::Result<()> {
         Duration::from_secs(5),
         2,
     )?;
-    let provider = store.call(|c| providers::insert(c, "bench", "", ProviderKind::Generic, 0))?;
+    let provider =
+        store.write_blocking(|c| providers::insert(c, "bench", "", ProviderKind::Generic, 0))?;
     let now = "2026-11-29T00:00:00.000Z";
     let total_users = 100_000 + 1_000 + 1 + 200;
     let mut ids = Vec::with_capacity(total_users);
     for chunk in (0..total_users).collect::<Vec<_>>().chunks(10_000) {
-        let made = store.call(|c| {
-            write_tx(c, |tx| {
-                let mut made = Vec::new();
-                for &i in chunk {
-                    let p = prepare(ResourceKind::User, &json!({"userName": format!("user{i}")}))
-                        .map_err(invalid)?;
-                    made.push(
-                        resources::insert(tx, provider.id, ResourceKind::User, &p, None, now)?.id,
-                    );
-                }
-                Ok(made)
-            })
+        let (chunk, pid) = (chunk.to_vec(), provider.id);
+        let made = store.write_blocking(move |c| {
+            let mut made = Vec::new();
+            for &i in &chunk {
+                let p = prepare(ResourceKind::User, &json!({"userName": format!("user{i}")}))
+                    .map_err(invalid)?;
+                made.push(resources::create(c, pid, ResourceKind::User, &p, None, now)?.id);
+            }
+            Ok::<_, scimd::store::Error>(made)
         })?;
         ids.extend(made);
     }
@@ -59,15 +58,14 @@ fn main() -> anyhow::Result<()> {
             .map(|id| json!({"value": id}))
             .collect();
         next += size;
-        let group = store.call(|c| {
-            write_tx(c, |tx| {
-                let p = prepare(
-                    ResourceKind::Group,
-                    &json!({"displayName": format!("g{size}"), "members": members}),
-                )
-                .map_err(invalid)?;
-                resources::insert(tx, provider.id, ResourceKind::Group, &p, None, now)
-            })
+        let pid = provider.id;
+        let group = store.write_blocking(move |c| {
+            let p = prepare(
+                ResourceKind::Group,
+                &json!({"displayName": format!("g{size}"), "members": members}),
+            )
+            .map_err(invalid)?;
+            resources::create(c, pid, ResourceKind::Group, &p, None, now)
         })?;
         let spare = &ids[ids.len() - 200..];
         let (mut adds, mut removes) = (Vec::new(), Vec::new());
@@ -78,24 +76,22 @@ fn main() -> anyhow::Result<()> {
                     else { json!({"op": "remove", "path": format!("members[value eq \"{id}\"]")}) }
                 ]});
                 let t = Instant::now();
-                store.call(|c| {
-                    write_tx(c, |tx| {
-                        let ops = patch::parse_request(&body).map_err(invalid)?;
-                        let old =
-                            resources::current(tx, provider.id, ResourceKind::Group, &group.id)?;
-                        let out =
-                            patch::apply(ResourceKind::Group, &old.doc, &ops).map_err(invalid)?;
-                        assert!(matches!(
-                            out.members[0],
-                            MemberChange::Add(_) | MemberChange::Remove(_)
-                        ));
-                        if resources::change_members(tx, provider.id, old.seq, BASE, &out.members)?
-                        {
-                            resources::touch(tx, old.seq, now)?;
-                        }
-                        Ok(())
-                    })
+                let ops = patch::parse_request(&body).map_err(invalid)?;
+                let group_id = group.id.clone();
+                let patched = store.write_blocking(move |c| {
+                    resources::patch(
+                        c,
+                        pid,
+                        ResourceKind::Group,
+                        &group_id,
+                        &ops,
+                        None,
+                        None,
+                        now,
+                        BASE,
+                    )
                 })?;
+                assert!(patched.changed, "every round changes one membership");
                 times.push(t.elapsed());
             }
         }

@@ -7,14 +7,17 @@
 
 use std::time::{Duration, Instant};
 
+use scimd::scim::ProviderKind;
 use scimd::scim::ResourceKind;
 use scimd::scim::filter;
 use scimd::scim::projection::Projection;
 use scimd::scim::resource::prepare;
-use scimd::store::providers::{self, ProviderKind};
+use scimd::store::providers;
 use scimd::store::query::Compiler;
-use scimd::store::resources::{self, Condition, Paging};
-use scimd::store::{OpenMode, Store, write_tx};
+use scimd::store::render;
+use scimd::store::resources;
+use scimd::store::search::{self, Condition, Paging};
+use scimd::store::{OpenMode, Store};
 #[path = "common/users.rs"]
 mod users;
 
@@ -52,20 +55,20 @@ fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("bench.db");
     let store = Store::open(&path, OpenMode::CreateIfMissing, Duration::from_secs(5), 2)?;
-    let provider = store.call(|c| providers::insert(c, "bench", "", ProviderKind::Generic, 0))?;
+    let provider =
+        store.write_blocking(|c| providers::insert(c, "bench", "", ProviderKind::Generic, 0))?;
 
     let t = Instant::now();
     let now = "2026-11-29T00:00:00.000Z";
     for chunk in (0..users).collect::<Vec<_>>().chunks(10_000) {
-        store.call(|c| {
-            write_tx(c, |tx| {
-                for &i in chunk {
-                    let p = prepare(ResourceKind::User, &users::entra_like_user(i))
-                        .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
-                    resources::insert(tx, provider.id, ResourceKind::User, &p, None, now)?;
-                }
-                Ok(())
-            })
+        let (chunk, pid) = (chunk.to_vec(), provider.id);
+        store.write_blocking(move |c| {
+            for &i in &chunk {
+                let p = prepare(ResourceKind::User, &users::entra_like_user(i))
+                    .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
+                resources::create(c, pid, ResourceKind::User, &p, None, now)?;
+            }
+            Ok::<_, scimd::store::Error>(())
         })?;
     }
     let seeded = t.elapsed();
@@ -151,7 +154,7 @@ fn main() -> anyhow::Result<()> {
                     })
                 };
                 let offset = offset.map_or(0, |o| o.min(users as i64 - 100).max(0));
-                let page = resources::search(
+                let page = search::search(
                     c,
                     provider.id,
                     ResourceKind::User,
@@ -163,7 +166,7 @@ fn main() -> anyhow::Result<()> {
                     100,
                 )?;
                 for r in &page.items {
-                    resources::represent(c, BASE, ResourceKind::User, r, &Projection::default())?;
+                    render::represent(c, BASE, ResourceKind::User, r, &Projection::default())?;
                 }
                 Ok(page.items.len())
             })?;

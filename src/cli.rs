@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::store::providers::ProviderKind;
+use crate::scim::ProviderKind;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -12,7 +12,8 @@ use crate::auth::{Secret, TokenState, token};
 use crate::cli::{Cli, Command, ProviderCommand, QuickstartArgs, ServeArgs, TokenCommand};
 use crate::config::{self, Config, LogFormat, RawConfig};
 use crate::http;
-use crate::store::providers::{self, Provider, ProviderKind};
+use crate::scim::ProviderKind;
+use crate::store::providers::{self, Provider};
 use crate::store::tokens::{self, NewTokenRow, TokenInfo};
 use crate::store::{self, OpenMode, Store};
 
@@ -142,17 +143,14 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     let store = open(&config, OpenMode::CreateIfMissing)?;
     let now = Utc::now();
     let name = args.provider.clone();
-    let provider = store.call(|c| {
-        store::write_tx(c, |tx| match providers::get(tx, &name)? {
-            Some(p) => Ok(p),
-            None => providers::insert(
-                tx,
-                &name,
-                "created by scimd quickstart",
-                ProviderKind::Generic,
-                now.timestamp(),
-            ),
-        })
+    let provider = store.write_blocking(move |c| {
+        providers::ensure(
+            c,
+            &name,
+            "created by scimd quickstart",
+            ProviderKind::Generic,
+            now.timestamp(),
+        )
     })?;
     let expires = now.timestamp() + 24 * 3600;
     let (info, secret) = create_token(&store, &provider, expires, "quickstart", false, now)?;
@@ -196,11 +194,9 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
         } => {
             let store = open(config, OpenMode::CreateIfMissing)?;
             let now = Utc::now().timestamp();
-            let p = store.call(|c| {
-                store::write_tx(c, |tx| {
-                    providers::insert(tx, &name, &description, kind.into(), now)
-                })
-            })?;
+            let kind = kind.into();
+            let p = store
+                .write_blocking(move |c| providers::insert(c, &name, &description, kind, now))?;
             println!("created identity provider {} ({})", p.name, p.kind);
             println!("SCIM base URL: {}", http::scim_base(&base, &p.name));
             println!(
@@ -271,10 +267,9 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                 bail!("nothing to change: give --type and/or --description");
             }
             let store = open(config, OpenMode::MustExist)?;
-            let p = store.call(|c| {
-                store::write_tx(c, |tx| {
-                    providers::update(tx, &name, description.as_deref(), kind.map(Into::into))
-                })
+            let kind = kind.map(Into::into);
+            let p = store.write_blocking(move |c| {
+                providers::update(c, &name, description.as_deref(), kind)
             })?;
             println!(
                 "updated identity provider {}: type {}, description {:?}",
@@ -283,21 +278,8 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
         }
         ProviderCommand::Remove { name, yes } => {
             let store = open(config, OpenMode::MustExist)?;
-            let usage = store.call(|c| {
-                store::write_tx(c, |tx| {
-                    let p = providers::require(tx, &name)?;
-                    let usage = providers::usage(tx, p.id)?;
-                    if (usage.users > 0 || usage.groups > 0) && !yes {
-                        return Err(store::Error::Conflict(format!(
-                            "identity provider {} still holds {} users and {} groups; run again \
-                             with --yes to delete them together with the provider",
-                            p.name, usage.users, usage.groups
-                        )));
-                    }
-                    providers::delete(tx, p.id)?;
-                    Ok(usage)
-                })
-            })?;
+            let removing = name.clone();
+            let usage = store.write_blocking(move |c| providers::remove(c, &removing, yes))?;
             println!(
                 "removed identity provider {name} with its tokens, {} users and {} groups",
                 usage.users, usage.groups
@@ -346,8 +328,8 @@ fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Revoke { id } => {
             let store = open(config, OpenMode::MustExist)?;
-            let t = store
-                .call(|c| store::write_tx(c, |tx| tokens::revoke(tx, &id, now.timestamp())))?;
+            let at = now.timestamp();
+            let t = store.write_blocking(move |c| tokens::revoke(c, &id, at))?;
             println!(
                 "revoked token {} of identity provider {}; it stops working on its next request",
                 t.id, t.provider
@@ -385,26 +367,24 @@ fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
                 now.timestamp() + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 2);
             let new = token::generate();
             let hash = token::hash(&new.secret).map_err(|e| anyhow!(e))?;
-            let info = store.call(|c| {
-                store::write_tx(c, |tx| {
-                    tokens::rotate(
-                        tx,
-                        &old.id,
-                        &NewTokenRow {
-                            id: &new.id,
-                            provider_id: p.id,
-                            secret_hash: &hash,
-                            description: &old.description,
-                            read_only: old.read_only,
-                            created: now.timestamp(),
-                            expires,
-                        },
-                        old_until,
-                    )?;
-                    tokens::require(tx, &new.id)
-                })
+            let (new_id, provider_id, created) = (new.id.clone(), p.id, now.timestamp());
+            let rotated = old.clone();
+            let (info, old_now) = store.write_blocking(move |c| {
+                tokens::rotate(
+                    c,
+                    &rotated.id,
+                    &NewTokenRow {
+                        id: &new_id,
+                        provider_id,
+                        secret_hash: &hash,
+                        description: &rotated.description,
+                        read_only: rotated.read_only,
+                        created,
+                        expires,
+                    },
+                    old_until,
+                )
             })?;
-            let old_now = store.call(|c| tokens::require(c, &old.id))?;
             print_new_token(config, &p.name, &info, &new.full);
             println!(
                 "The old token {} keeps working until {}: put the new one into the identity \
@@ -428,22 +408,21 @@ fn create_token(
 ) -> anyhow::Result<(TokenInfo, Secret)> {
     let new = token::generate();
     let hash = token::hash(&new.secret).map_err(|e| anyhow!(e))?;
-    let info = store.call(|c| {
-        store::write_tx(c, |tx| {
-            tokens::insert(
-                tx,
-                &NewTokenRow {
-                    id: &new.id,
-                    provider_id: provider.id,
-                    secret_hash: &hash,
-                    description,
-                    read_only,
-                    created: now.timestamp(),
-                    expires,
-                },
-            )?;
-            tokens::require(tx, &new.id)
-        })
+    let (id, provider_id, created) = (new.id.clone(), provider.id, now.timestamp());
+    let description = description.to_string();
+    let info = store.write_blocking(move |c| {
+        tokens::create(
+            c,
+            &NewTokenRow {
+                id: &id,
+                provider_id,
+                secret_hash: &hash,
+                description: &description,
+                read_only,
+                created,
+                expires,
+            },
+        )
     })?;
     Ok((info, new.full))
 }

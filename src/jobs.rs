@@ -3,11 +3,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
+use crate::scim::quirks::QuirkCounter;
 use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, Store};
 
@@ -38,16 +38,17 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// One cleanup pass at time `now` (unix seconds); the caller supplies the clock.
+/// One cleanup pass at time `now` (unix seconds); the caller supplies the clock. The deletion
+/// runs on the store's writer like every other change; blocks the calling thread.
 pub fn cleanup_once(
-    c: &mut Connection,
+    store: &Store,
     now: i64,
     policy: CleanupPolicy,
 ) -> store::Result<CleanupReport> {
-    let deleted = store::write_tx(c, |tx| {
-        tokens::delete_stale(tx, now.saturating_sub(secs(policy.retention)))
-    })?;
-    let expiring_soon = tokens::expiring(c, now, now.saturating_add(secs(policy.warn_within)))?;
+    let cutoff = now.saturating_sub(secs(policy.retention));
+    let deleted = store.write_blocking(move |c| tokens::delete_stale(c, cutoff))?;
+    let until = now.saturating_add(secs(policy.warn_within));
+    let expiring_soon = store.call(|c| tokens::expiring(c, now, until))?;
     Ok(CleanupReport {
         deleted,
         expiring_soon,
@@ -59,7 +60,7 @@ pub fn cleanup_once(
 pub async fn cleanup_loop(
     store: Store,
     config: Config,
-    quirks: std::sync::Arc<crate::http::quirks::QuirkCounter>,
+    quirks: std::sync::Arc<QuirkCounter>,
     mut stop: watch::Receiver<bool>,
 ) {
     let policy = CleanupPolicy::from(&config);
@@ -71,9 +72,11 @@ pub async fn cleanup_loop(
             _ = tick.tick() => {}
         }
         let now = Utc::now().timestamp();
-        match store.run(move |c| cleanup_once(c, now, policy)).await {
-            Ok(report) => log_report(&report, now),
-            Err(e) => tracing::warn!(error = %e, "token cleanup failed; will retry"),
+        let pass = store.clone();
+        match tokio::task::spawn_blocking(move || cleanup_once(&pass, now, policy)).await {
+            Ok(Ok(report)) => log_report(&report, now),
+            Ok(Err(e)) => tracing::warn!(error = %e, "token cleanup failed; will retry"),
+            Err(e) => tracing::error!(error = %e, "token cleanup stopped unexpectedly; will retry"),
         }
         quirks.log_totals();
     }
@@ -104,15 +107,24 @@ fn log_report(report: &CleanupReport, now: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::providers::{self, ProviderKind};
-    use crate::store::test_conn;
+    use crate::scim::ProviderKind;
+    use crate::store::providers;
     use crate::store::tokens::NewTokenRow;
 
     const DAY: i64 = 86_400;
 
     #[test]
     fn deletes_after_retention_and_reports_soon_expiring() {
-        let mut c = test_conn();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("t.db"),
+            store::OpenMode::CreateIfMissing,
+            Duration::from_secs(1),
+            1,
+        )
+        .unwrap();
+        let pooled = store.call(|c| Ok(c.path().map(str::to_string))).unwrap();
+        let c = rusqlite::Connection::open(pooled.unwrap()).unwrap();
         let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
         for (id, expires) in [
             ("old", 10 * DAY),
@@ -138,7 +150,7 @@ mod tests {
             retention: Duration::from_secs(30 * 86_400),
             warn_within: Duration::from_secs(14 * 86_400),
         };
-        let report = cleanup_once(&mut c, 100 * DAY, policy).unwrap();
+        let report = cleanup_once(&store, 100 * DAY, policy).unwrap();
         assert_eq!(report.deleted, 1);
         let soon: Vec<_> = report.expiring_soon.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(soon, ["soon"]);

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use chrono::Utc;
 use scimd::auth::token;
+use scimd::scim::ProviderKind;
 use scimd::scim::ResourceKind;
 use scimd::scim::resource::prepare;
-use scimd::store::providers::{self, ProviderKind};
+use scimd::store::providers;
 use scimd::store::tokens::{self, NewTokenRow};
-use scimd::store::{Error, OpenMode, Store, resources, write_tx};
+use scimd::store::{Error, OpenMode, Store, resources};
 use serde_json::json;
 
 #[path = "../common/users.rs"]
@@ -74,21 +75,24 @@ fn main() -> anyhow::Result<()> {
     )?;
     let now = Utc::now();
     let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let provider = store
-        .call(|c| providers::insert(c, "bench", "", ProviderKind::Generic, now.timestamp()))?;
+    let created = now.timestamp();
+    let provider = store.write_blocking(move |c| {
+        providers::insert(c, "bench", "", ProviderKind::Generic, created)
+    })?;
     let t = token::generate();
     let hash = token::hash(&t.secret).map_err(invalid)?;
-    store.call(|c| {
-        tokens::insert(
+    let (token_id, pid) = (t.id.clone(), provider.id);
+    store.write_blocking(move |c| {
+        tokens::create(
             c,
             &NewTokenRow {
-                id: &t.id,
-                provider_id: provider.id,
+                id: &token_id,
+                provider_id: pid,
                 secret_hash: &hash,
                 description: "load benchmark",
                 read_only: false,
-                created: now.timestamp(),
-                expires: now.timestamp() + 86_400,
+                created,
+                expires: created + 86_400,
             },
         )
     })?;
@@ -102,19 +106,14 @@ fn main() -> anyhow::Result<()> {
     let mut ids = Vec::with_capacity(total);
     let all: Vec<usize> = (0..total).collect();
     for chunk in all.chunks(10_000) {
-        let made = store.call(|c| {
-            write_tx(c, |tx| {
-                let mut made = Vec::new();
-                for &i in chunk {
-                    let p =
-                        prepare(ResourceKind::User, &users::entra_like_user(i)).map_err(invalid)?;
-                    made.push(
-                        resources::insert(tx, provider.id, ResourceKind::User, &p, None, &stamp)?
-                            .id,
-                    );
-                }
-                Ok(made)
-            })
+        let (chunk, pid, stamp) = (chunk.to_vec(), provider.id, stamp.clone());
+        let made = store.write_blocking(move |c| {
+            let mut made = Vec::new();
+            for &i in &chunk {
+                let p = prepare(ResourceKind::User, &users::entra_like_user(i)).map_err(invalid)?;
+                made.push(resources::create(c, pid, ResourceKind::User, &p, None, &stamp)?.id);
+            }
+            Ok::<_, Error>(made)
         })?;
         ids.extend(made);
     }
@@ -133,15 +132,14 @@ fn main() -> anyhow::Result<()> {
                 .map(|k| json!({"value": ids[(g * size + k) % n]}))
                 .collect()
         };
-        let id = store.call(|c| {
-            write_tx(c, |tx| {
-                let p = prepare(
-                    ResourceKind::Group,
-                    &json!({"displayName": name, "members": members}),
-                )
-                .map_err(invalid)?;
-                Ok(resources::insert(tx, provider.id, ResourceKind::Group, &p, None, &stamp)?.id)
-            })
+        let (name, pid, stamp) = (name.clone(), provider.id, stamp.clone());
+        let id = store.write_blocking(move |c| {
+            let p = prepare(
+                ResourceKind::Group,
+                &json!({"displayName": name, "members": members}),
+            )
+            .map_err(invalid)?;
+            Ok::<_, Error>(resources::create(c, pid, ResourceKind::Group, &p, None, &stamp)?.id)
         })?;
         group_ids.push(id);
     }

@@ -16,7 +16,7 @@ use super::AppState;
 use crate::auth::verifier::Verdict;
 use crate::auth::{TokenState, token};
 use crate::error::Error;
-use crate::store::providers::ProviderKind;
+use crate::scim::ProviderKind;
 use crate::store::tokens::{self, AuthRecord};
 
 /// The authenticated caller: which token, for which identity provider, with which scope.

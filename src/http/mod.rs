@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::jobs;
 use crate::scim::ResourceKind;
+use crate::scim::quirks::{QuirkCounter, Quirks};
 use crate::store::Store;
 
 /// Shared by every request handler.
@@ -32,7 +33,7 @@ pub struct AppState {
     pub public_base: String,
     pub config: Config,
     /// Non-standard request shapes accepted, per identity provider.
-    pub quirks: std::sync::Arc<quirks::QuirkCounter>,
+    pub quirks: std::sync::Arc<QuirkCounter>,
     /// Token rows as last read (see `auth::RecordCache`).
     pub records: auth::RecordCache,
 }
@@ -93,6 +94,11 @@ impl AppState {
         res
     }
 
+    /// Notes and counts the non-standard shapes a request used.
+    pub fn record_quirks(&self, req: &HttpRequest, provider: &str, used: Quirks) {
+        quirks::record(&self.quirks, req, provider, used);
+    }
+
     /// The SCIM base URL of one identity provider.
     pub fn scim_base(&self, provider: &str) -> String {
         scim_base(&self.public_base, provider)
@@ -143,7 +149,7 @@ pub fn serve(
     actix_web::rt::System::new().block_on(async move {
         let addr = listener.local_addr()?;
         let argon2_slots = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let quirk_counter = std::sync::Arc::new(quirks::QuirkCounter::default());
+        let quirk_counter = std::sync::Arc::new(QuirkCounter::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             verifier: Verifier::new(argon2_slots),

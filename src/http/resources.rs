@@ -15,9 +15,10 @@ use crate::scim::resource::{self, etag, etag_matches};
 use crate::scim::{self, ResourceKind};
 use crate::scim::{filter, patch};
 use crate::store;
-use crate::store::providers::ProviderKind;
 use crate::store::query::Compiler;
+use crate::store::render;
 use crate::store::resources as rows;
+use crate::store::search::{self, Condition, Paging};
 
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
@@ -93,7 +94,7 @@ fn render(
     (r, computed): (rows::Resource, Option<Vec<Value>>),
     projection: &Projection,
 ) -> Value {
-    rows::render_with(base, kind, &r, computed, projection)
+    render::render_with(base, kind, &r, computed, projection)
 }
 
 fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
@@ -123,9 +124,7 @@ async fn create(
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
     let prepared = resource::prepare(kind, &body)?;
-    state
-        .quirks
-        .record(&req, &principal.provider_name, prepared.quirks);
+    state.record_quirks(&req, &principal.provider_name, prepared.quirks);
     let password_hash = hash_password(&state, prepared.password.clone()).await?;
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
@@ -133,11 +132,11 @@ async fn create(
     let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
-            let r = rows::insert(c, pid, kind, &prepared, password_hash.as_deref(), &now)?;
+            let r = rows::create(c, pid, kind, &prepared, password_hash.as_deref(), &now)?;
             // A user created just now belongs to no group yet.
             let computed = match kind {
                 ResourceKind::User => None,
-                ResourceKind::Group => rows::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?,
+                ResourceKind::Group => render::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?,
             };
             Ok((r, computed))
         })
@@ -260,13 +259,13 @@ async fn get(
                 if unchanged(r.version) {
                     return Ok((None, r.version));
                 }
-                return Ok((Some(rows::represent_raw(c, &base, kind, &r)?), r.version));
+                return Ok((Some(render::represent_raw(c, &base, kind, &r)?), r.version));
             }
             let r = rows::get(c, pid, kind, &id)?.ok_or_else(|| not_found(&id))?;
             if unchanged(r.version) {
                 return Ok((None, r.version));
             }
-            let body = rows::represent(c, &base, kind, &r, &projection)?;
+            let body = render::represent(c, &base, kind, &r, &projection)?;
             Ok((Some(body.to_string()), r.version))
         })
         .await?;
@@ -292,9 +291,7 @@ async fn replace(
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
     let prepared = resource::prepare(kind, &body)?;
-    state
-        .quirks
-        .record(&req, &principal.provider_name, prepared.quirks);
+    state.record_quirks(&req, &principal.provider_name, prepared.quirks);
     let password_hash = hash_password(&state, prepared.password.clone()).await?;
     let projection = params.projection(kind);
     let base = state.scim_base(&principal.provider_name);
@@ -303,8 +300,6 @@ async fn replace(
     let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
-            let old = rows::current(c, pid, kind, &id)?;
-            resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
             let r = rows::replace(
                 c,
                 pid,
@@ -315,7 +310,7 @@ async fn replace(
                 if_match.as_deref(),
                 &now,
             )?;
-            let computed = rows::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?;
+            let computed = render::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?;
             Ok((r, computed))
         })
         .await?;
@@ -335,7 +330,7 @@ fn patch_minimal(kind: ResourceKind, principal: &Principal, req: &HttpRequest) -
     match prefer.as_deref() {
         Some("minimal") => true,
         Some("representation") => false,
-        _ => kind == ResourceKind::Group && principal.provider_kind == ProviderKind::Entra,
+        _ => principal.provider_kind.patch_answers_minimal(kind),
     }
 }
 
@@ -361,66 +356,27 @@ async fn patch(
     let in_tx = (base.clone(), projection.clone());
     let (written, quirks) = state
         .write(&principal, move |tx| -> Result<_, Error> {
-            let base = &in_tx.0;
-            let old = rows::current(tx, pid, kind, &id)?;
-            rows::check_if_match(&old, if_match.as_deref())?;
-            let outcome = patch::apply(kind, &old.doc, &ops)?;
-            // The result passes the same validation as a PUT body.
-            let prepared = resource::prepare(kind, &Value::Object(outcome.doc))?;
-            // Only the request's own shapes count; the stored document has none.
-            let quirks = outcome.quirks;
-            resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
-            let password = match (outcome.password, &hash) {
-                (None, _) => rows::PasswordUpdate::Keep,
-                (Some(Some(_)), Some(h)) => rows::PasswordUpdate::Set(h.clone()),
-                (Some(Some(_)), None) => rows::PasswordUpdate::Keep,
-                (Some(None), _) => rows::PasswordUpdate::Clear,
-            };
-            let doc_changed =
-                prepared.doc != old.doc || !matches!(password, rows::PasswordUpdate::Keep);
-            if doc_changed {
-                rows::update_doc(tx, pid, kind, &old, &prepared, password, &now)?;
-            }
-            let members_changed = rows::change_members(tx, pid, old.seq, base, &outcome.members)?;
-            // meta.version and lastModified move only when something changed.
-            if members_changed && !doc_changed {
-                rows::touch(tx, old.seq, &now)?;
-            }
-            // The stored row, known without reading it back.
-            let changed = doc_changed || members_changed;
-            let r = rows::Resource {
-                seq: old.seq,
-                id: old.id,
-                doc: prepared.doc,
-                created: old.created,
-                modified: if changed { now.clone() } else { old.modified },
-                // Membership changes can move the version more than once (in a cycle of
-                // groups a group is also below the members it gains): read it then.
-                version: if members_changed {
-                    rows::version_of(tx, old.seq)?
-                } else {
-                    old.version + i64::from(changed)
-                },
-            };
-            // Debug builds (every integration test) check that against the database.
-            #[cfg(debug_assertions)]
-            {
-                let stored = rows::current(tx, pid, kind, &r.id)?;
-                assert_eq!(
-                    (&stored.doc, &stored.modified, stored.version),
-                    (&r.doc, &r.modified, r.version),
-                    "PATCH result differs from the stored row"
-                );
-            }
+            let (base, projection) = &in_tx;
+            let patched = rows::patch(
+                tx,
+                pid,
+                kind,
+                &id,
+                &ops,
+                hash.as_deref(),
+                if_match.as_deref(),
+                &now,
+                base,
+            )?;
             let computed = if minimal {
                 None
             } else {
-                rows::computed_for(tx, base, kind, r.seq, &in_tx.1)?
+                render::computed_for(tx, base, kind, patched.resource.seq, projection)?
             };
-            Ok(((r, computed), quirks))
+            Ok(((patched.resource, computed), patched.quirks))
         })
         .await?;
-    state.quirks.record(&req, &provider_name, quirks);
+    state.record_quirks(&req, &provider_name, quirks);
     match minimal {
         false => answer(StatusCode::OK, &base, kind, written, &projection),
         true => Ok(tag(HttpResponse::NoContent().finish(), written.0.version)),
@@ -584,11 +540,11 @@ impl ListRequest {
     }
 }
 
-fn compile(kind: ResourceKind, base: &str, ast: &filter::Filter) -> Result<rows::Condition, Error> {
+fn compile(kind: ResourceKind, base: &str, ast: &filter::Filter) -> Result<Condition, Error> {
     let mut compiler = Compiler::new(kind, base, 3);
     let sql = compiler.filter(ast)?;
     let driven = compiler.driven_by_lookup(ast);
-    Ok(rows::Condition {
+    Ok(Condition {
         sql,
         params: compiler.into_params(),
         driven,
@@ -644,7 +600,7 @@ async fn search_kind(
     let base = state.scim_base(&principal.provider_name);
     let (ast, quirks) = request.parsed()?;
     let condition = ast.as_ref().map(|f| compile(kind, &base, f)).transpose()?;
-    state.quirks.record(req, &principal.provider_name, quirks);
+    state.record_quirks(req, &principal.provider_name, quirks);
     let order = match &request.sort_by {
         Some(s) => Some(Compiler::new(kind, &base, 1).order_by(s, request.descending)?),
         None => None,
@@ -665,8 +621,8 @@ async fn search_kind(
         .read(&principal, move |c| -> store::Result<String> {
             let tx = c.transaction()?;
             let paging = match after {
-                Some(seq) => rows::Paging::After(seq),
-                None => rows::Paging::Index {
+                Some(seq) => Paging::After(seq),
+                None => Paging::Index {
                     offset: start_index - 1,
                     order: order.as_deref(),
                 },
@@ -691,14 +647,14 @@ async fn search_kind(
             };
             let mut out;
             if projection.is_default() {
-                let page = rows::search_raw(&tx, pid, kind, condition.as_ref(), paging, count)?;
+                let page = search::search_raw(&tx, pid, kind, condition.as_ref(), paging, count)?;
                 let views: Vec<_> = page.items.views().collect();
                 let last = views.last().map(|r| r.seq);
                 out = head(page.total, views.len(), page.more, last);
-                rows::represent_raw_into(&mut out, &tx, &base, kind, &views)?;
+                render::represent_raw_into(&mut out, &tx, &base, kind, &views)?;
             } else {
-                let page = rows::search(&tx, pid, kind, condition.as_ref(), paging, count)?;
-                let values = rows::represent_many(&tx, &base, kind, &page.items, &projection)?;
+                let page = search::search(&tx, pid, kind, condition.as_ref(), paging, count)?;
+                let values = render::represent_many(&tx, &base, kind, &page.items, &projection)?;
                 let last = page.items.last().map(|r| r.seq);
                 out = head(page.total, page.items.len(), page.more, last);
                 for (i, v) in values.iter().enumerate() {
@@ -747,7 +703,7 @@ pub async fn search_all(
     // Tests of an attribute one type lacks match nothing of that type; a filter that names no
     // attribute of either type is an error (reported as for Users).
     let (ast, quirks) = request.parsed()?;
-    state.quirks.record(&req, &principal.provider_name, quirks);
+    state.record_quirks(&req, &principal.provider_name, quirks);
     let mut kinds = Vec::new();
     for kind in [ResourceKind::User, ResourceKind::Group] {
         let cond = match &ast {
@@ -774,12 +730,12 @@ pub async fn search_all(
             let mut room = count;
             let mut resources = Vec::new();
             for (kind, cond, projection) in &kinds {
-                let page = rows::search(
+                let page = search::search(
                     &tx,
                     pid,
                     *kind,
                     cond.as_ref(),
-                    rows::Paging::Index {
+                    Paging::Index {
                         offset: skip,
                         order: None,
                     },
@@ -788,7 +744,7 @@ pub async fn search_all(
                 total += page.total;
                 skip = (skip - page.total).max(0);
                 room -= page.items.len() as i64;
-                resources.extend(rows::represent_many(
+                resources.extend(render::represent_many(
                     &tx,
                     &base,
                     *kind,

@@ -6,7 +6,7 @@ use serde_json::{Number, Value};
 
 use super::Error;
 use super::quirks::{Quirk, Quirks};
-use super::schema::{Attribute, ResourceKind, Type};
+use super::schema::{self, Attribute, ResourceKind, Role, Type};
 
 /// Longest filter accepted, in bytes, and deepest nesting.
 pub const MAX_LEN: usize = 4096;
@@ -419,8 +419,8 @@ impl Parser {
 pub enum Target {
     Id,
     ExternalId,
-    /// meta.created / meta.lastModified / meta.resourceType
-    Meta(&'static str),
+    /// A sub-attribute of `meta` kept in a column: created, lastModified, resourceType.
+    Meta(&'static Attribute),
     /// An attribute of the stored document: `ext` is the extension URN holding it, if any.
     Attr {
         ext: Option<&'static str>,
@@ -445,7 +445,7 @@ impl Target {
             Target::Attr { attr, sub, .. } => match sub {
                 Some(s) => s.case_exact,
                 // `emails eq "x"` compares the values of a multi-valued complex attribute.
-                None if attr.is_complex() => attr.sub("value").is_some_and(|v| v.case_exact),
+                None if attr.is_complex() => attr.default_sub().is_some_and(|v| v.case_exact),
                 None => attr.case_exact,
             },
         }
@@ -453,11 +453,11 @@ impl Target {
 
     pub fn ty(&self) -> Type {
         match self {
-            Target::Meta("created" | "lastModified") => Type::DateTime,
-            Target::Id | Target::ExternalId | Target::Meta(_) => Type::String,
+            Target::Meta(m) => m.ty,
+            Target::Id | Target::ExternalId => Type::String,
             Target::Attr { attr, sub, .. } => match sub {
                 Some(s) => s.ty,
-                None if attr.is_complex() => attr.sub("value").map_or(Type::Complex, |v| v.ty),
+                None if attr.is_complex() => attr.default_sub().map_or(Type::Complex, |v| v.ty),
                 None => attr.ty,
             },
         }
@@ -496,15 +496,15 @@ pub fn resolve(
         .as_deref()
         .is_none_or(|u| u.eq_ignore_ascii_case(kind.schema().id));
     if core {
-        let common = match (path.attr.to_ascii_lowercase().as_str(), path.sub.as_deref()) {
-            ("id", None) => Some(Target::Id),
-            ("externalid", None) => Some(Target::ExternalId),
-            ("meta", Some(s)) => ["created", "lastModified", "resourceType"]
-                .into_iter()
-                .find(|m| m.eq_ignore_ascii_case(s))
+        let common = schema::common(&path.attr).and_then(|a| match (a.role, &path.sub) {
+            (Role::Id, None) => Some(Target::Id),
+            (Role::ExternalId, None) => Some(Target::ExternalId),
+            (Role::Meta, Some(s)) => a
+                .sub(s)
+                .filter(|m| matches!(m.role, Role::Created | Role::Modified | Role::ResourceType))
                 .map(Target::Meta),
             _ => None,
-        };
+        });
         if let Some(t) = common {
             return Ok(t);
         }
@@ -571,7 +571,7 @@ fn comparable(t: Target) -> Result<Target, Error> {
     match t {
         Target::Attr {
             attr, sub: None, ..
-        } if attr.is_complex() && attr.sub("value").is_none() => Err(invalid(format!(
+        } if attr.is_complex() && attr.default_sub().is_none() => Err(invalid(format!(
             "{} is complex: name one of its sub-attributes",
             attr.name
         ))),
@@ -680,9 +680,9 @@ fn non_empty(v: &Value) -> bool {
 fn values_at(t: &Target, r: &Value, element: bool) -> Vec<Value> {
     let get = |v: Option<&Value>| v.cloned().into_iter().collect::<Vec<_>>();
     match t {
-        Target::Id => get(r.get("id")),
-        Target::ExternalId => get(r.get("externalId")),
-        Target::Meta(m) => get(r.get("meta").and_then(|x| x.get(*m))),
+        Target::Id => get(r.get(schema::ID.name)),
+        Target::ExternalId => get(r.get(schema::EXTERNAL_ID.name)),
+        Target::Meta(m) => get(r.get(schema::META.name).and_then(|x| x.get(m.name))),
         Target::Attr { ext, attr, sub } => {
             if element {
                 return get(sub.and_then(|s| r.get(s.name)));
@@ -693,7 +693,7 @@ fn values_at(t: &Target, r: &Value, element: bool) -> Vec<Value> {
             };
             let leaf_name = match (sub, attr.is_complex()) {
                 (Some(s), _) => Some(s.name),
-                (None, true) => Some("value"),
+                (None, true) => attr.default_sub().map(|s| s.name),
                 (None, false) => None,
             };
             let items: Vec<&Value> = match base {

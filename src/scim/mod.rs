@@ -3,10 +3,12 @@
 pub mod filter;
 pub mod patch;
 pub mod projection;
+pub mod provider;
 pub mod quirks;
 pub mod resource;
 pub mod schema;
 
+pub use provider::ProviderKind;
 pub use schema::ResourceKind;
 
 /// Case folding for attributes compared regardless of case (`caseExact: false`), such as

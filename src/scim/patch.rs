@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 use super::Error;
 use super::filter::{self, AttrPath, CompValue, Filter, Op};
 use super::quirks::{Quirk, Quirks};
-use super::resource::{Member, member_ids, value_of};
-use super::schema::{Attribute, Mutability, ResourceKind};
+use super::resource::{Member, PasswordUpdate, is_schemas, member_ids, value_of};
+use super::schema::{self, Attribute, Mutability, ResourceKind, Role};
 
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -48,6 +48,18 @@ pub struct Outcome {
     pub members: Vec<MemberChange>,
     /// Non-standard shapes the operations used that were accepted.
     pub quirks: Quirks,
+}
+
+impl Outcome {
+    /// What the operations do to the stored password, given the hash of the password they set
+    /// (hashed before the write, since argon2 is slow).
+    pub fn password_update(&self, hash: Option<&str>) -> PasswordUpdate {
+        match (&self.password, hash) {
+            (None, _) | (Some(Some(_)), None) => PasswordUpdate::Keep,
+            (Some(Some(_)), Some(h)) => PasswordUpdate::Set(h.to_string()),
+            (Some(None), _) => PasswordUpdate::Clear,
+        }
+    }
 }
 
 fn invalid_path(msg: impl Into<String>) -> Error {
@@ -167,19 +179,19 @@ fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
             }
         }
     };
-    if ext.is_none() && ap.sub.is_none() && filter.is_none() {
-        if ap.attr.eq_ignore_ascii_case("externalId") {
-            return Ok(Resolved::ExternalId);
-        }
-        if ["id", "meta", "schemas"]
-            .iter()
-            .any(|n| n.eq_ignore_ascii_case(&ap.attr))
-        {
-            return Err(Error::Mutability(format!("{} cannot be changed", ap.attr)));
-        }
-    }
-    if ext.is_none() && ap.attr.eq_ignore_ascii_case("meta") {
-        return Err(Error::Mutability("meta cannot be changed".into()));
+    if ext.is_none()
+        && let Some(common) = schema::common(&ap.attr)
+    {
+        let whole = ap.sub.is_none() && filter.is_none();
+        return match common.role {
+            Role::ExternalId if whole => Ok(Resolved::ExternalId),
+            _ if whole => Err(Error::Mutability(format!("{} cannot be changed", ap.attr))),
+            Role::Meta => Err(Error::Mutability(format!(
+                "{} cannot be changed",
+                common.name
+            ))),
+            _ => Err(bad("unknown attribute")),
+        };
     }
     let (ext, attr) = match ext {
         Some(e) => (
@@ -274,11 +286,8 @@ fn apply_without_path(kind: ResourceKind, out: &mut Outcome, op: &Operation) -> 
             Error::InvalidValue("without a path, the value must be an object of attributes".into())
         })?;
     for (key, v) in value {
-        if key.eq_ignore_ascii_case("schemas")
-            || key.eq_ignore_ascii_case("id")
-            || key.eq_ignore_ascii_case("meta")
-        {
-            // Echoed read-only attributes are ignored, as in a PUT.
+        if schema::common(key).is_some_and(|a| a.mutability == Mutability::ReadOnly) {
+            // Echoed read-only attributes (schemas, id, meta) are ignored, as in a PUT.
             continue;
         }
         if let Some(ext) = kind.extension(key) {
@@ -340,14 +349,15 @@ fn apply_at(
         Resolved::ExternalId => {
             match (op, value) {
                 (Kind::Remove, _) | (_, None | Some(Value::Null)) => {
-                    out.doc.remove("externalId");
+                    out.doc.remove(schema::EXTERNAL_ID.name);
                 }
                 (_, Some(v @ Value::String(_))) => {
-                    out.doc.insert("externalId".into(), v.clone());
+                    out.doc.insert(schema::EXTERNAL_ID.name.into(), v.clone());
                 }
                 (_, Some(v)) => {
                     return Err(Error::InvalidValue(format!(
-                        "externalId must be a string, got {v}"
+                        "{} must be a string, got {v}",
+                        schema::EXTERNAL_ID.name
                     )));
                 }
             }
@@ -360,10 +370,7 @@ fn apply_at(
                 }
                 // add and replace set the attributes given and leave the others.
                 (_, Some(Value::Object(attrs))) => {
-                    for (key, v) in attrs
-                        .iter()
-                        .filter(|(k, _)| !k.eq_ignore_ascii_case("schemas"))
-                    {
+                    for (key, v) in attrs.iter().filter(|(k, _)| !is_schemas(k)) {
                         let resolved = resolve(kind, &format!("{}:{key}", ext.id))?;
                         apply_at(kind, out, op, resolved, Some(v))?;
                     }
@@ -379,7 +386,7 @@ fn apply_at(
         }
         Resolved::Attr(t) => t,
     };
-    if t.attr.mutability == Mutability::WriteOnly {
+    if t.attr.role == Role::Secret {
         out.password = Some(match (op, value) {
             (Kind::Remove, _) | (_, None | Some(Value::Null)) => None,
             (_, Some(Value::String(s))) => Some(s.clone()),
@@ -392,7 +399,7 @@ fn apply_at(
         });
         return Ok(());
     }
-    if kind == ResourceKind::Group && t.attr.name == "members" {
+    if t.attr.role == Role::Relation {
         return members(out, op, &t, value);
     }
     let path = t.attr.name;
@@ -405,7 +412,7 @@ fn apply_at(
         if op != Kind::Remove {
             return Err(invalid_path(format!("{path}[...] can only be removed")));
         }
-        if t.attr.name == "manager" {
+        if t.attr.role == Role::Reference {
             out.quirks.note(Quirk::ManagerValueFilter);
         }
         let current = container(&mut out.doc, t.ext, false).and_then(|m| m.get(path).cloned());
@@ -627,8 +634,9 @@ fn multi(
         (None, None, Kind::Remove) => match value {
             // Remove only the values listed (matched by their "value"), never all of them.
             Some(Value::Array(listed)) if !listed.is_empty() => {
-                let keys: Vec<&Value> = listed.iter().filter_map(|l| l.get("value")).collect();
-                items.retain(|i| !i.get("value").is_some_and(|v| keys.contains(&v)));
+                let key = attr.default_sub().map_or("", |s| s.name);
+                let keys: Vec<&Value> = listed.iter().filter_map(|l| l.get(key)).collect();
+                items.retain(|i| !i.get(key).is_some_and(|v| keys.contains(&v)));
             }
             _ => items.clear(),
         },
@@ -795,11 +803,13 @@ fn members_in(attr: &'static Attribute, v: Option<&Value>) -> Result<Vec<Member>
 }
 
 fn members(out: &mut Outcome, op: Kind, t: &Target, value: Option<&Value>) -> Result<(), Error> {
+    let name = t.attr.name;
     if t.sub.is_some() {
-        return Err(invalid_path(
-            "members' sub-attributes are immutable: add or remove members instead",
-        ));
+        return Err(invalid_path(format!(
+            "{name}' sub-attributes are immutable: add or remove {name} instead"
+        )));
     }
+    let id = t.attr.sub_with(Role::RefId).map_or("", |s| s.name);
     let change = match (&t.filter, op) {
         (None, Kind::Add) => MemberChange::Add(members_in(t.attr, value)?),
         (None, Kind::Replace) => MemberChange::Replace(members_in(t.attr, value)?),
@@ -811,31 +821,32 @@ fn members(out: &mut Outcome, op: Kind, t: &Target, value: Option<&Value>) -> Re
             }
             _ => MemberChange::Replace(Vec::new()),
         },
-        (Some(f), Kind::Remove) => match value_eqs(f) {
+        (Some(f), Kind::Remove) => match value_eqs(f, id) {
             Some(ids) => MemberChange::Remove(ids),
             None => MemberChange::RemoveWhere(f.clone()),
         },
         (Some(_), _) => {
-            return Err(invalid_path(
-                "members[...] can only be removed; add members with path \"members\"",
-            ));
+            return Err(invalid_path(format!(
+                "{name}[...] can only be removed; add {name} with path \"{name}\""
+            )));
         }
     };
     out.members.push(change);
     Ok(())
 }
 
-/// `value eq "a"` or `value eq "a" or value eq "b"`: the ids named.
-fn value_eqs(f: &Filter) -> Option<Vec<String>> {
+/// `value eq "a"` or `value eq "a" or value eq "b"` (`id` is the sub-attribute holding a
+/// member's id): the ids named.
+fn value_eqs(f: &Filter, id: &str) -> Option<Vec<String>> {
     match f {
         Filter::Compare(p, Op::Eq, CompValue::Str(s))
-            if p.uri.is_none() && p.sub.is_none() && p.attr.eq_ignore_ascii_case("value") =>
+            if p.uri.is_none() && p.sub.is_none() && p.attr.eq_ignore_ascii_case(id) =>
         {
             Some(vec![s.clone()])
         }
         Filter::Or(a, b) => {
-            let mut ids = value_eqs(a)?;
-            ids.extend(value_eqs(b)?);
+            let mut ids = value_eqs(a, id)?;
+            ids.extend(value_eqs(b, id)?);
             Some(ids)
         }
         _ => None,
@@ -847,12 +858,17 @@ pub fn password_in(kind: ResourceKind, ops: &[Operation]) -> Option<String> {
     let mut found = None;
     for op in ops {
         match (&op.path, &op.value) {
-            (Some(p), Some(Value::String(s))) if matches!(resolve(kind, p), Ok(Resolved::Attr(t)) if t.attr.mutability == Mutability::WriteOnly) =>
+            (Some(p), Some(Value::String(s))) if matches!(resolve(kind, p), Ok(Resolved::Attr(t)) if t.attr.role == Role::Secret) =>
             {
                 found = Some(s.clone());
             }
             (None, Some(Value::Object(o))) => {
-                if let Some(Value::String(s)) = field(o, "password") {
+                let secret = kind
+                    .schema()
+                    .attributes
+                    .iter()
+                    .find(|a| a.role == Role::Secret);
+                if let Some(Value::String(s)) = secret.and_then(|a| field(o, a.name)) {
                     found = Some(s.clone());
                 }
             }

@@ -3,17 +3,15 @@
 
 use serde_json::{Map, Value};
 
-use super::schema::{ResourceKind, Returned, Schema};
+use super::schema::{self, ResourceKind, Returned, Schema};
 
-/// Keys every response carries, whatever was asked for (`returned: always`).
-const ALWAYS: &[&str] = &["schemas", "id"];
-const META_SUBS: &[&str] = &[
-    "resourceType",
-    "created",
-    "lastModified",
-    "location",
-    "version",
-];
+/// Whether `key` is a common attribute every response carries, whatever was asked for
+/// (`returned: always`: schemas, id).
+fn always(key: &str) -> bool {
+    schema::COMMON
+        .iter()
+        .any(|a| a.name == key && a.returned == Returned::Always)
+}
 
 /// A parsed `attributes` / `excludedAttributes` pair. Paths are canonical keys of the rendered
 /// resource, e.g. `["name", "givenName"]` or `[<enterprise URN>, "manager", "value"]`.
@@ -49,7 +47,7 @@ impl Projection {
     /// Whether the response will contain the top-level `key` (so the caller can skip loading
     /// it, e.g. the members of a large group).
     pub fn wants(&self, key: &str) -> bool {
-        if ALWAYS.contains(&key) {
+        if always(key) {
             return true;
         }
         if self.exclude.iter().any(|p| p.len() == 1 && p[0] == key) {
@@ -67,7 +65,7 @@ impl Projection {
                 obj = obj
                     .into_iter()
                     .filter_map(|(k, v)| {
-                        if ALWAYS.contains(&k.as_str()) {
+                        if always(&k) {
                             return Some((k, v));
                         }
                         let rests: Vec<&[String]> = paths
@@ -94,7 +92,7 @@ impl Projection {
             }
         }
         for path in &self.exclude {
-            if !ALWAYS.contains(&path[0].as_str()) && !is_always(kind, path) {
+            if !always(&path[0]) && !is_always(kind, path) {
                 remove(&mut obj, path);
             }
         }
@@ -158,21 +156,10 @@ fn resolve_in(schema: &Schema, path: &str) -> Option<Vec<String>> {
 
 fn resolve_common(path: &str) -> Option<Vec<String>> {
     let mut parts = path.splitn(2, '.');
-    let first = parts.next()?;
-    let name = ["id", "externalId", "meta", "schemas"]
-        .into_iter()
-        .find(|n| n.eq_ignore_ascii_case(first))?;
-    let mut out = vec![name.to_string()];
+    let attr = schema::common(parts.next()?)?;
+    let mut out = vec![attr.name.to_string()];
     if let Some(sub) = parts.next() {
-        if name != "meta" {
-            return None;
-        }
-        out.push(
-            META_SUBS
-                .iter()
-                .find(|m| m.eq_ignore_ascii_case(sub))?
-                .to_string(),
-        );
+        out.push(attr.sub(sub)?.name.to_string());
     }
     Some(out)
 }

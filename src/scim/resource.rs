@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::Error;
 use super::quirks::{Quirk, Quirks};
-use super::schema::{Attribute, Mutability, ResourceKind, Schema, Type};
+use super::schema::{self, Attribute, Mutability, ResourceKind, Role, Schema, Type};
 
 /// A validated request body, split into what the store keeps where.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +49,7 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
     let mut q = Quirks::default();
     let listed: Vec<&str> = obj
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
+        .find(|(k, _)| schema::common(k).is_some_and(|a| a.role == Role::Schemas))
         .and_then(|(_, v)| v.as_array())
         .map(|a| a.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
@@ -58,19 +58,21 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
         q.note(Quirk::UnknownSchema);
     }
     for (key, value) in obj {
-        if key.eq_ignore_ascii_case("schemas") {
-            check_schemas(value)?;
-            continue;
-        }
-        // Read-only common attributes are ignored, never stored.
-        if key.eq_ignore_ascii_case("id") || key.eq_ignore_ascii_case("meta") {
-            continue;
-        }
-        if key.eq_ignore_ascii_case("externalId") {
-            match value {
-                Value::Null => {}
-                Value::String(_) => insert_once(&mut doc, "externalId", value.clone())?,
-                _ => return Err(Error::InvalidValue("externalId must be a string".into())),
+        if let Some(common) = schema::common(key) {
+            match common.role {
+                Role::Schemas => check_schemas(value)?,
+                Role::ExternalId => match value {
+                    Value::Null => {}
+                    Value::String(_) => insert_once(&mut doc, common.name, value.clone())?,
+                    _ => {
+                        return Err(Error::InvalidValue(format!(
+                            "{} must be a string",
+                            common.name
+                        )));
+                    }
+                },
+                // Read-only common attributes (id, meta) are ignored, never stored.
+                _ => {}
             }
             continue;
         }
@@ -106,7 +108,7 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
         })?;
         match attr.mutability {
             Mutability::ReadOnly => continue,
-            Mutability::WriteOnly => {
+            Mutability::WriteOnly if attr.role == Role::Secret => {
                 password = match value {
                     Value::Null => None,
                     Value::String(s) => Some(s.clone()),
@@ -119,9 +121,9 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
                 };
                 continue;
             }
-            Mutability::ReadWrite | Mutability::Immutable => {}
+            Mutability::WriteOnly | Mutability::ReadWrite | Mutability::Immutable => {}
         }
-        if kind == ResourceKind::Group && attr.name == "members" {
+        if attr.role == Role::Relation {
             members = Some(member_ids(attr, value)?);
             continue;
         }
@@ -150,7 +152,7 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
         )));
     }
     let external_id = doc
-        .get("externalId")
+        .get(schema::EXTERNAL_ID.name)
         .and_then(Value::as_str)
         .map(str::to_string);
     Ok(Prepared {
@@ -161,6 +163,11 @@ pub fn prepare(kind: ResourceKind, input: &Value) -> Result<Prepared, Error> {
         members,
         quirks: q,
     })
+}
+
+/// Whether `key` names the common `schemas` attribute.
+pub fn is_schemas(key: &str) -> bool {
+    key.eq_ignore_ascii_case(schema::SCHEMAS.name)
 }
 
 fn insert_once(doc: &mut Map<String, Value>, key: &str, v: Value) -> Result<(), Error> {
@@ -194,7 +201,7 @@ fn prepare_object(
 ) -> Result<Map<String, Value>, Error> {
     let mut out = Map::new();
     // Some clients repeat `schemas` inside the extension object; it carries no attribute.
-    for (key, value) in m.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("schemas")) {
+    for (key, value) in m.iter().filter(|(k, _)| !is_schemas(k)) {
         let attr = schema.attribute(key).ok_or_else(|| {
             Error::InvalidSyntax(format!("{key:?} is not an attribute of {}", schema.id))
         })?;
@@ -247,7 +254,9 @@ pub fn value_of(
         check_multi(attr, &out, path)?;
         return Ok(Some(Value::Array(out)));
     }
-    if attr.is_complex() && attr.sub("value").is_some() && attr.name == "manager" {
+    if attr.role == Role::Reference
+        && let Some(id) = attr.default_sub()
+    {
         // Microsoft Entra ID sends the manager as a bare id, or as a one-element list.
         match v {
             Value::String(s) if s.is_empty() => {
@@ -256,7 +265,9 @@ pub fn value_of(
             }
             Value::String(_) => {
                 q.note(Quirk::ManagerShape);
-                return single(attr, &json!({ "value": v }), path, q);
+                let mut wrapped = Map::new();
+                wrapped.insert(id.name.to_string(), v.clone());
+                return single(attr, &Value::Object(wrapped), path, q);
             }
             Value::Array(items) if items.len() <= 1 => {
                 q.note(Quirk::ManagerShape);
@@ -340,6 +351,7 @@ pub fn boolean(v: &Value) -> Option<bool> {
 }
 
 /// RFC 7643 §2.4: at most one `primary: true`; and one value per `type` where types are keys.
+/// (`primary` and `type` are the sub-attributes §2.4 defines for multi-valued attributes.)
 fn check_multi(attr: &Attribute, values: &[Value], path: &str) -> Result<(), Error> {
     let primaries = values
         .iter()
@@ -374,7 +386,12 @@ pub fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<Member>, Error> {
     let items = match v {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
-        _ => return Err(Error::InvalidValue("members must be an array".into())),
+        _ => {
+            return Err(Error::InvalidValue(format!(
+                "{} must be an array",
+                attr.name
+            )));
+        }
     };
     let mut seen = std::collections::HashSet::with_capacity(items.len());
     let mut members = Vec::with_capacity(items.len());
@@ -385,19 +402,19 @@ pub fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<Member>, Error> {
         let (mut value, mut display) = (None, None);
         for (key, sv) in m {
             let sub = attr.sub(key).ok_or_else(|| {
-                Error::InvalidSyntax(format!("{key:?} is not a sub-attribute of members"))
+                Error::InvalidSyntax(format!("{key:?} is not a sub-attribute of {}", attr.name))
             })?;
             let text = || match sv {
                 Value::Null => Ok(None),
                 Value::String(s) => Ok(Some(s.clone())),
                 _ => Err(Error::InvalidValue(format!(
-                    "members.{} must be a string, got {sv}",
-                    sub.name
+                    "{}.{} must be a string, got {sv}",
+                    attr.name, sub.name
                 ))),
             };
-            match sub.name {
-                "value" => value = text()?,
-                "display" => display = text()?,
+            match sub.role {
+                Role::RefId => value = text()?,
+                Role::RefDisplay => display = text()?,
                 _ => {}
             }
         }
@@ -409,6 +426,14 @@ pub fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<Member>, Error> {
         }
     }
     Ok(members)
+}
+
+/// What a write does to the stored password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordUpdate {
+    Keep,
+    Set(String),
+    Clear,
 }
 
 /// PUT may not change an immutable attribute that already has a value (RFC 7644 §3.5.1).

@@ -1,5 +1,10 @@
-//! The schema model (RFC 7643 §2, §7): one description of every attribute of User, Group and
-//! the Enterprise User extension. Validation, projection and `/Schemas` all read it.
+//! The schema model (RFC 7643 §2, §3, §7): one description of every attribute of User, Group,
+//! the Enterprise User extension and the common attributes every resource has. Validation,
+//! PATCH, filters, projection, rendering, the store's indexes and `/Schemas` all read it.
+//!
+//! Beyond the RFC's characteristics each attribute has a `Role`: how scimd keeps and finds it
+//! (a column, an index, relation rows, a computed value, a write-only secret). Code outside this
+//! module asks for roles and never recognises an attribute by its name.
 
 use serde_json::{Value, json};
 
@@ -42,9 +47,61 @@ pub enum Uniqueness {
     Global,
 }
 
+/// How scimd keeps, finds and shows an attribute, beyond its RFC 7643 characteristics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Kept in the stored document exactly as sent (almost every attribute).
+    Document,
+    /// `schemas`: written from the schemas a resource's document uses.
+    Schemas,
+    /// `id`: assigned by the server, a column of its own.
+    Id,
+    /// `externalId`: kept in the document and in an indexed column.
+    ExternalId,
+    /// `meta`: written from the row's columns (created, modified, version).
+    Meta,
+    /// The attribute unique per provider regardless of case (User `userName`, Group
+    /// `displayName`): kept in the document and, case-folded, in an indexed column.
+    UniqueName,
+    /// Kept as rows of the `members` table, one per value, never in the document (Group
+    /// `members`): changing one value never rewrites the others.
+    Relation,
+    /// Computed from other resources' relation rows, nested ones included (User `groups`).
+    Computed,
+    /// A reference to another resource of the same provider, which Microsoft Entra ID sends as
+    /// a bare id, an object or a one-element list, and clears with `""` (enterprise `manager`).
+    Reference,
+    /// Write-only: hashed with argon2id, kept apart from the document, never returned
+    /// (`password`).
+    Secret,
+    /// A sub-attribute of a `Relation` or `Computed` value: the referenced resource's id.
+    RefId,
+    /// A sub-attribute of a `Relation` or `Computed` value: its URI, built from the id.
+    RefUri,
+    /// A sub-attribute of a `Relation` or `Computed` value: its display name.
+    RefDisplay,
+    /// A sub-attribute of a `Relation` value: the referenced resource's type (User or Group);
+    /// of a `Computed` value: whether the membership is direct or through a nested group.
+    RefType,
+    /// `meta.resourceType`: the row's kind.
+    ResourceType,
+    /// `meta.created`: a column.
+    Created,
+    /// `meta.lastModified`: a column.
+    Modified,
+    /// `meta.location`: built from the provider's base URL and the id.
+    Location,
+    /// `meta.version`: the weak ETag of the row's version counter.
+    Version,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Attribute {
     pub name: &'static str,
+    pub role: Role,
+    /// For a sub-attribute of a multi-valued attribute: its values are kept case-folded in the
+    /// `value_index` table, so `eq` on it is an index lookup (`emails.value`).
+    pub indexed: bool,
     pub ty: Type,
     pub multi_valued: bool,
     pub required: bool,
@@ -61,6 +118,8 @@ pub struct Attribute {
 const fn attr(name: &'static str, ty: Type, description: &'static str) -> Attribute {
     Attribute {
         name,
+        role: Role::Document,
+        indexed: false,
         ty,
         multi_valued: false,
         required: false,
@@ -121,6 +180,36 @@ impl Attribute {
     const fn refs(mut self, types: &'static [&'static str]) -> Self {
         self.reference_types = types;
         self
+    }
+    const fn role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+    const fn index(mut self) -> Self {
+        self.indexed = true;
+        self
+    }
+
+    /// The sub-attribute a filter or PATCH means when it names a complex attribute without
+    /// one: `value`, which RFC 7643 §2.4 defines for multi-valued attributes (`emails eq "x"`,
+    /// a member list `[{"value": id}]`).
+    pub fn default_sub(&self) -> Option<&'static Attribute> {
+        self.sub("value")
+    }
+
+    /// The sub-attribute with `role`, if any.
+    pub fn sub_with(&self, role: Role) -> Option<&'static Attribute> {
+        self.sub_attributes.iter().find(|a| a.role == role)
+    }
+
+    /// The sub-attribute whose values are indexed, if any.
+    pub fn indexed_sub(&self) -> Option<&'static Attribute> {
+        self.sub_attributes.iter().find(|a| a.indexed)
+    }
+
+    /// Whether values come from membership rows rather than from the stored document.
+    pub fn is_linked(&self) -> bool {
+        matches!(self.role, Role::Relation | Role::Computed)
     }
 
     /// A sub-attribute by name, ignoring case.
@@ -235,7 +324,7 @@ const fn typed(canonical: &'static [&'static str]) -> Attribute {
 const WORK_HOME_OTHER: &[&str] = &["work", "home", "other"];
 
 const EMAIL_SUBS: &[Attribute] = &[
-    value_sub("The email address, as sent."),
+    value_sub("The email address, as sent.").index(),
     DISPLAY,
     typed(WORK_HOME_OTHER),
     PRIMARY,
@@ -269,17 +358,23 @@ const ADDRESS_SUBS: &[Attribute] = &[
     PRIMARY,
 ];
 const GROUP_REF_SUBS: &[Attribute] = &[
-    string("value", "The id of the group.").mutability(Mutability::ReadOnly),
+    string("value", "The id of the group.")
+        .mutability(Mutability::ReadOnly)
+        .role(Role::RefId),
     attr("$ref", Type::Reference, "URI of the group.")
         .refs(&["User", "Group"])
-        .mutability(Mutability::ReadOnly),
-    string("display", "The group's displayName.").mutability(Mutability::ReadOnly),
+        .mutability(Mutability::ReadOnly)
+        .role(Role::RefUri),
+    string("display", "The group's displayName.")
+        .mutability(Mutability::ReadOnly)
+        .role(Role::RefDisplay),
     string(
         "type",
         "\"direct\" or \"indirect\" (through a nested group).",
     )
     .canonical(&["direct", "indirect"])
-    .mutability(Mutability::ReadOnly),
+    .mutability(Mutability::ReadOnly)
+    .role(Role::RefType),
 ];
 const PLAIN_MULTI_SUBS: &[Attribute] = &[
     value_sub("The value."),
@@ -315,7 +410,8 @@ pub static USER_SCHEMA: Schema = Schema {
     attributes: &[
         string("userName", "Unique identifier of the user for the identity provider; unique per provider regardless of case.")
             .required()
-            .unique(Uniqueness::Server),
+            .unique(Uniqueness::Server)
+            .role(Role::UniqueName),
         complex("name", "The components of the user's name.", NAME_SUBS),
         string("displayName", "The name shown for the user."),
         string("nickName", "A casual name for the user."),
@@ -328,7 +424,8 @@ pub static USER_SCHEMA: Schema = Schema {
         attr("active", Type::Boolean, "Whether the account may be used."),
         string("password", "Write-only: accepted and stored as an argon2id hash, never returned.")
             .mutability(Mutability::WriteOnly)
-            .returned(Returned::Never),
+            .returned(Returned::Never)
+            .role(Role::Secret),
         complex("emails", "Email addresses.", EMAIL_SUBS).multi(),
         complex("phoneNumbers", "Phone numbers.", PHONE_SUBS).multi(),
         complex("ims", "Instant messaging addresses.", IM_SUBS).multi(),
@@ -336,7 +433,8 @@ pub static USER_SCHEMA: Schema = Schema {
         complex("addresses", "Physical mailing addresses.", ADDRESS_SUBS).multi(),
         complex("groups", "Groups the user belongs to, directly or through nested groups; change memberships through the Group.", GROUP_REF_SUBS)
             .multi()
-            .mutability(Mutability::ReadOnly),
+            .mutability(Mutability::ReadOnly)
+            .role(Role::Computed),
         complex("entitlements", "Entitlements of the user.", PLAIN_MULTI_SUBS).multi(),
         complex("roles", "Roles of the user.", PLAIN_MULTI_SUBS).multi(),
         complex("x509Certificates", "Certificates of the user.", CERT_SUBS).multi(),
@@ -349,17 +447,21 @@ const MEMBER_SUBS: &[Attribute] = &[
         "The id of a User or Group of the same identity provider.",
     )
     .mutability(Mutability::Immutable)
-    .case_exact(),
+    .case_exact()
+    .role(Role::RefId),
     attr("$ref", Type::Reference, "URI of the member.")
         .refs(&["User", "Group"])
-        .mutability(Mutability::Immutable),
+        .mutability(Mutability::Immutable)
+        .role(Role::RefUri),
     string(
         "display",
         "A name for the member, stored as the client sent it.",
-    ),
+    )
+    .role(Role::RefDisplay),
     string("type", "\"User\" or \"Group\" (computed).")
         .canonical(&["User", "Group"])
-        .mutability(Mutability::Immutable),
+        .mutability(Mutability::Immutable)
+        .role(Role::RefType),
 ];
 
 pub static GROUP_SCHEMA: Schema = Schema {
@@ -372,8 +474,11 @@ pub static GROUP_SCHEMA: Schema = Schema {
             "The group's name; unique per provider regardless of case.",
         )
         .required()
-        .unique(Uniqueness::Server),
-        complex("members", "Users and Groups in the group.", MEMBER_SUBS).multi(),
+        .unique(Uniqueness::Server)
+        .role(Role::UniqueName),
+        complex("members", "Users and Groups in the group.", MEMBER_SUBS)
+            .multi()
+            .role(Role::Relation),
     ],
 };
 
@@ -393,9 +498,79 @@ pub static ENTERPRISE_USER_SCHEMA: Schema = Schema {
         string("organization", "Organisation."),
         string("division", "Division."),
         string("department", "Department."),
-        complex("manager", "The user's manager.", MANAGER_SUBS),
+        complex("manager", "The user's manager.", MANAGER_SUBS).role(Role::Reference),
     ],
 };
+
+const META_SUBS: &[Attribute] = &[
+    string("resourceType", "The resource's type: User or Group.")
+        .case_exact()
+        .mutability(Mutability::ReadOnly)
+        .role(Role::ResourceType),
+    attr("created", Type::DateTime, "When the resource was created.")
+        .mutability(Mutability::ReadOnly)
+        .role(Role::Created),
+    attr(
+        "lastModified",
+        Type::DateTime,
+        "When the resource last changed.",
+    )
+    .mutability(Mutability::ReadOnly)
+    .role(Role::Modified),
+    attr("location", Type::Reference, "The resource's URI.")
+        .case_exact()
+        .mutability(Mutability::ReadOnly)
+        .role(Role::Location),
+    string("version", "The resource's weak ETag.")
+        .case_exact()
+        .mutability(Mutability::ReadOnly)
+        .role(Role::Version),
+];
+
+/// `schemas` (RFC 7643 §3): the schema URNs a resource uses.
+pub static SCHEMAS: Attribute = attr(
+    "schemas",
+    Type::Reference,
+    "The schema URNs the resource uses.",
+)
+.multi()
+.case_exact()
+.mutability(Mutability::ReadOnly)
+.returned(Returned::Always)
+.role(Role::Schemas);
+/// `id` (RFC 7643 §3.1).
+pub static ID: Attribute = string("id", "Assigned by the server; unique and stable.")
+    .case_exact()
+    .mutability(Mutability::ReadOnly)
+    .returned(Returned::Always)
+    .unique(Uniqueness::Server)
+    .role(Role::Id);
+/// `externalId` (RFC 7643 §3.1).
+pub static EXTERNAL_ID: Attribute = string(
+    "externalId",
+    "The identifier the identity provider uses for the resource.",
+)
+.case_exact()
+.role(Role::ExternalId);
+/// `meta` (RFC 7643 §3.1).
+pub static META: Attribute = complex(
+    "meta",
+    "Resource metadata, maintained by the server.",
+    META_SUBS,
+)
+.mutability(Mutability::ReadOnly)
+.role(Role::Meta);
+
+/// The attributes every resource has, whatever its schema.
+pub static COMMON: [&Attribute; 4] = [&SCHEMAS, &ID, &EXTERNAL_ID, &META];
+
+/// A common attribute by name, ignoring case.
+pub fn common(name: &str) -> Option<&'static Attribute> {
+    COMMON
+        .iter()
+        .copied()
+        .find(|a| a.name.eq_ignore_ascii_case(name))
+}
 
 static USER_EXTENSIONS: [&Schema; 1] = [&ENTERPRISE_USER_SCHEMA];
 
@@ -481,12 +656,29 @@ impl ResourceKind {
         }
     }
 
-    /// The attribute whose value is unique per provider: userName or displayName.
+    /// The attribute whose value is unique per provider (`Role::UniqueName`): userName or
+    /// displayName.
     pub fn name_attribute(self) -> &'static str {
-        match self {
-            ResourceKind::User => "userName",
-            ResourceKind::Group => "displayName",
-        }
+        self.schema()
+            .attributes
+            .iter()
+            .find(|a| a.role == Role::UniqueName)
+            .map_or("", |a| a.name)
+    }
+
+    /// The attribute whose values come from membership rows (`Role::Relation` or
+    /// `Role::Computed`): a Group's members, a User's groups.
+    pub fn linked(self) -> Option<&'static Attribute> {
+        self.schema().attributes.iter().find(|a| a.is_linked())
+    }
+
+    /// The multi-valued attributes (with the extension URN holding them) whose sub-attribute
+    /// values are kept in `value_index`, with that sub-attribute.
+    pub fn indexed(self) -> impl Iterator<Item = (&'static Attribute, &'static Attribute)> {
+        self.schema()
+            .attributes
+            .iter()
+            .filter_map(|a| a.indexed_sub().map(|s| (a, s)))
     }
 
     pub fn from_name(name: &str) -> Option<ResourceKind> {

@@ -1,8 +1,11 @@
 //! SQLite storage: the connection pool, embedded migrations, and the way async code reaches it.
 
+pub mod members;
 pub mod providers;
 pub mod query;
+pub mod render;
 pub mod resources;
+pub mod search;
 pub mod tokens;
 pub mod writer;
 
@@ -315,7 +318,19 @@ impl Store {
         self.writer.write(f).await
     }
 
-    /// Runs database work on the calling thread (command-line tools, tests).
+    /// `write` for callers without an async runtime (the command-line tools, jobs on a
+    /// blocking thread): blocks until the write has committed.
+    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.writer.write_blocking(f)
+    }
+
+    /// Runs a read on the calling thread (command-line tools, tests). Changes go through
+    /// `write` or `write_blocking`, never through this.
     pub fn call<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self.pool.get()?;
         f(&mut conn)
@@ -375,19 +390,6 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 /// The schema version this binary writes.
 pub fn schema_version() -> usize {
     migrations().len()
-}
-
-/// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, so the write lock is taken up front and two
-/// writers never deadlock upgrading a read lock; any error rolls everything back.
-pub fn write_tx<T, E: From<Error>>(
-    c: &mut Connection,
-    f: impl FnOnce(&Connection) -> Result<T, E>,
-) -> Result<T, E> {
-    let tx = rusqlite::Transaction::new(c, rusqlite::TransactionBehavior::Immediate)
-        .map_err(Error::from)?;
-    let out = f(&tx)?;
-    tx.commit().map_err(Error::from)?;
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,46 +1,9 @@
 //! The `providers` table: identity providers, each an isolated namespace of Users and Groups.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Error, Result};
-
-/// How a provider's clients behave; `entra` enables Microsoft Entra ID's documented preferences.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProviderKind {
-    Generic,
-    Entra,
-}
-
-impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Generic => "generic",
-            ProviderKind::Entra => "entra",
-        }
-    }
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ProviderKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "generic" => Ok(ProviderKind::Generic),
-            "entra" => Ok(ProviderKind::Entra),
-            other => Err(format!(
-                "unknown provider type {other:?} (use generic or entra)"
-            )),
-        }
-    }
-}
+use crate::scim::ProviderKind;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
@@ -176,6 +139,38 @@ pub fn usage(c: &Connection, provider_id: i64) -> Result<Usage> {
 pub fn delete(c: &Connection, provider_id: i64) -> Result<()> {
     c.execute("DELETE FROM providers WHERE id = ?1", [provider_id])?;
     Ok(())
+}
+
+/// The provider named `name`, created with `description` and `kind` when it does not exist yet
+/// (`quickstart`). Runs on the writer.
+pub fn ensure(
+    c: &Connection,
+    name: &str,
+    description: &str,
+    kind: ProviderKind,
+    now: i64,
+) -> Result<Provider> {
+    match get(c, name)? {
+        Some(p) => Ok(p),
+        None => insert(c, name, description, kind, now),
+    }
+}
+
+/// Removes a provider. One that still holds users or groups is refused unless `with_data`,
+/// which deletes them with it, in the same transaction. Returns what was deleted. Runs on the
+/// writer.
+pub fn remove(c: &Connection, name: &str, with_data: bool) -> Result<Usage> {
+    let p = require(c, name)?;
+    let usage = usage(c, p.id)?;
+    if (usage.users > 0 || usage.groups > 0) && !with_data {
+        return Err(Error::Conflict(format!(
+            "identity provider {} still holds {} users and {} groups; run again with --yes to \
+             delete them together with the provider",
+            p.name, usage.users, usage.groups
+        )));
+    }
+    delete(c, p.id)?;
+    Ok(usage)
 }
 
 #[cfg(test)]

@@ -9,11 +9,17 @@
 use rusqlite::types::Value as Sql;
 
 use crate::scim::filter::{self, CompValue, Filter, Op, Target, normalize_instant};
-use crate::scim::schema::{Attribute, Type};
+use crate::scim::schema::{Attribute, Role, Type};
 use crate::scim::{self, ResourceKind, fold};
 
-/// Multi-valued sub-attributes kept case-folded in `value_index`, one row per value.
-pub const INDEXED: &[(&str, &str)] = &[("emails", "value")];
+/// The column a `meta` sub-attribute is kept in.
+fn meta_column(m: &Attribute) -> &'static str {
+    match m.role {
+        Role::Created => "r.created",
+        Role::Modified => "r.modified",
+        _ => "r.kind",
+    }
+}
 
 /// A compiled condition (or ORDER BY) and its parameters, numbered from `first`.
 pub struct Compiler<'a> {
@@ -73,9 +79,8 @@ impl<'a> Compiler<'a> {
     /// filter of `members[...]`, as PATCH removes them.
     pub fn member_filter(&mut self, f: &Filter) -> Result<String, scim::Error> {
         let attr = ResourceKind::Group
-            .schema()
-            .attribute("members")
-            .ok_or_else(|| invalid("no members attribute"))?;
+            .linked()
+            .ok_or_else(|| invalid("groups have no member attribute"))?;
         self.inner(attr, f, &|c, sub| c.member_expr(sub))
     }
 
@@ -92,7 +97,7 @@ impl<'a> Compiler<'a> {
                     filter::resolve(self.kind, p, None),
                     Ok(Target::Id | Target::ExternalId)
                 ) || matches!(filter::resolve(self.kind, p, None),
-                        Ok(Target::Attr { ext: None, attr, .. }) if attr.name == self.kind.name_attribute())
+                        Ok(Target::Attr { ext: None, attr, .. }) if attr.role == Role::UniqueName)
             }
             _ => false,
         };
@@ -126,17 +131,15 @@ impl<'a> Compiler<'a> {
             else {
                 return false;
             };
-            let indexed = matches!(
-                (self.kind, attr.name),
-                (ResourceKind::Group, "members") | (ResourceKind::User, "groups")
-            ) || INDEXED.iter().any(|(a, _)| *a == attr.name);
+            let Some(key) = lookup_key(attr) else {
+                return false;
+            };
             let mut inner_conjuncts = Vec::new();
             collect_conjuncts(&inner, &mut inner_conjuncts);
-            indexed
-                && inner_conjuncts.iter().any(|c| {
-                    matches!(c, Filter::Compare(q, Op::Eq, CompValue::Str(_))
-                    if q.uri.is_none() && q.sub.is_none() && q.attr.eq_ignore_ascii_case("value"))
-                })
+            inner_conjuncts.iter().any(|c| {
+                matches!(c, Filter::Compare(q, Op::Eq, CompValue::Str(_))
+                    if q.uri.is_none() && q.sub.is_none() && q.attr.eq_ignore_ascii_case(key.name))
+            })
         };
         !conjuncts.iter().any(|c| direct(c)) && conjuncts.iter().any(|c| lookup(c))
     }
@@ -203,20 +206,18 @@ impl<'a> Compiler<'a> {
         let expr = match t {
             Target::Id => column("r.id", false),
             Target::ExternalId => column("r.external_id", true),
-            Target::Meta("created") => column("r.created", false),
-            Target::Meta("lastModified") => column("r.modified", false),
-            Target::Meta(_) => column("r.kind", false),
+            Target::Meta(m) => column(meta_column(m), false),
             Target::Attr { ext, attr, sub } => {
-                let is_name = ext.is_none() && attr.name == self.kind.name_attribute();
+                let is_name = ext.is_none() && attr.role == Role::UniqueName;
                 if is_name {
                     // The unique name has its own column, case-folded in `name_key` (indexed).
                     if let Some((Op::Eq, CompValue::Str(s))) = cmp {
                         return Ok(format!("r.name_key = {}", self.bind(Sql::Text(fold(s)))));
                     }
                     column("r.name", false)
-                } else if attr.multi_valued || attr.name == "members" || attr.name == "groups" {
+                } else if attr.multi_valued || attr.is_linked() {
                     let sub = sub
-                        .or_else(|| attr.sub("value"))
+                        .or_else(|| attr.default_sub())
                         .ok_or_else(|| invalid("bad sub-attribute"))?;
                     let path = filter::AttrPath {
                         uri: None,
@@ -237,10 +238,9 @@ impl<'a> Compiler<'a> {
                 } else {
                     let mut parts: Vec<&str> = ext.iter().copied().collect();
                     parts.push(attr.name);
-                    match sub {
-                        Some(s) => parts.push(s.name),
-                        None if attr.is_complex() => parts.push("value"),
-                        None => {}
+                    match sub.or_else(|| attr.default_sub()) {
+                        Some(s) if attr.is_complex() => parts.push(s.name),
+                        _ => {}
                     }
                     (json_at("r.doc", &parts), true)
                 }
@@ -280,18 +280,19 @@ impl<'a> Compiler<'a> {
         let Filter::Compare(p, Op::Eq, CompValue::Str(s)) = inner else {
             return None;
         };
-        if p.uri.is_some() || p.sub.is_some() || !p.attr.eq_ignore_ascii_case("value") {
+        let key = lookup_key(attr)?;
+        if p.uri.is_some() || p.sub.is_some() || !p.attr.eq_ignore_ascii_case(key.name) {
             return None;
         }
-        match (self.kind, attr.name) {
-            (ResourceKind::Group, "members") => {
+        match attr.role {
+            Role::Relation => {
                 let id = self.bind(Sql::Text(s.clone()));
                 Some(format!(
                     "r.seq IN (SELECT m.group_seq FROM members m WHERE m.member_seq IN \
                      (SELECT x.seq FROM resources x WHERE x.id = {id}))"
                 ))
             }
-            (ResourceKind::User, "groups") => {
+            Role::Computed => {
                 let id = self.bind(Sql::Text(s.clone()));
                 Some(format!(
                     "r.seq IN (WITH RECURSIVE down(seq) AS (\
@@ -301,13 +302,13 @@ impl<'a> Compiler<'a> {
                      SELECT seq FROM down)"
                 ))
             }
-            (_, name) if INDEXED.contains(&(name, "value")) => {
-                let key = self.bind(Sql::Text(fold(s)));
+            _ => {
+                let value_key = self.bind(Sql::Text(fold(s)));
+                let index = self.bind(Sql::Text(index_attr(attr, key)));
                 Some(format!(
-                    "r.seq IN (SELECT v.seq FROM value_index v WHERE v.attr = '{name}.value' AND v.value_key = {key})"
+                    "r.seq IN (SELECT v.seq FROM value_index v WHERE v.attr = {index} AND v.value_key = {value_key})"
                 ))
             }
-            _ => None,
         }
     }
 
@@ -322,15 +323,15 @@ impl<'a> Compiler<'a> {
             &dyn Fn(&mut Self, &Attribute) -> Expr,
         ) -> Result<String, scim::Error>,
     ) -> Result<String, scim::Error> {
-        match (self.kind, attr.name) {
-            (ResourceKind::Group, "members") => {
+        match attr.role {
+            Role::Relation => {
                 let c = cond(self, &|c, sub| c.member_expr(sub))?;
                 Ok(format!(
                     "EXISTS (SELECT 1 FROM members m JOIN resources x ON x.seq = m.member_seq \
                      WHERE m.group_seq = r.seq AND {c})"
                 ))
             }
-            (ResourceKind::User, "groups") => {
+            Role::Computed => {
                 let c = cond(self, &|c, sub| c.group_expr(sub))?;
                 Ok(format!(
                     "EXISTS (WITH RECURSIVE up(seq) AS (\
@@ -361,20 +362,22 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// A sub-attribute of a member row (`members m`, member resource `x`).
     fn member_expr(&mut self, sub: &Attribute) -> Expr {
-        match sub.name {
-            "value" => ("x.id".into(), false),
-            "type" => ("x.kind".into(), false),
-            "display" => ("m.display".into(), true),
+        match sub.role {
+            Role::RefId => ("x.id".into(), false),
+            Role::RefType => ("x.kind".into(), false),
+            Role::RefDisplay => ("m.display".into(), true),
             _ => (self.ref_expr(), false),
         }
     }
 
+    /// A sub-attribute of one of a user's groups (group resource `x`).
     fn group_expr(&mut self, sub: &Attribute) -> Expr {
-        match sub.name {
-            "value" => ("x.id".into(), false),
-            "display" => ("x.name".into(), false),
-            "type" => (
+        match sub.role {
+            Role::RefId => ("x.id".into(), false),
+            Role::RefDisplay => ("x.name".into(), false),
+            Role::RefType => (
                 "CASE WHEN EXISTS (SELECT 1 FROM members d WHERE d.group_seq = x.seq \
                  AND d.member_seq = r.seq) THEN 'direct' ELSE 'indirect' END"
                     .into(),
@@ -471,13 +474,11 @@ impl<'a> Compiler<'a> {
         let expr = match &t {
             Target::Id => "r.id".to_string(),
             Target::ExternalId => "r.external_id".to_string(),
-            Target::Meta("created") => "r.created".to_string(),
-            Target::Meta("lastModified") => "r.modified".to_string(),
-            Target::Meta(_) => "r.kind".to_string(),
+            Target::Meta(m) => meta_column(m).to_string(),
             Target::Attr {
                 ext: None, attr, ..
-            } if attr.name == self.kind.name_attribute() => "r.name_key".to_string(),
-            Target::Attr { attr, .. } if attr.name == "members" || attr.name == "groups" => {
+            } if attr.role == Role::UniqueName => "r.name_key".to_string(),
+            Target::Attr { attr, .. } if attr.is_linked() => {
                 return Err(scim::Error::InvalidValue(format!(
                     "sortBy: cannot sort by {}",
                     attr.name
@@ -487,11 +488,13 @@ impl<'a> Compiler<'a> {
                 let mut parts: Vec<&str> = ext.iter().copied().collect();
                 parts.push(attr.name);
                 let leaf = sub
-                    .map(|s| s.name)
-                    .or_else(|| attr.is_complex().then_some("value"));
+                    .or_else(|| attr.default_sub().filter(|_| attr.is_complex()))
+                    .map(|s| s.name);
                 if attr.multi_valued {
                     // The primary value, or else the first.
-                    let leaf = leaf.unwrap_or("value");
+                    let leaf = leaf
+                        .or(attr.default_sub().map(|s| s.name))
+                        .unwrap_or_default();
                     fold_if(
                         format!(
                             "(SELECT {} FROM json_each(r.doc, '{}') e \
@@ -510,6 +513,23 @@ impl<'a> Compiler<'a> {
         let dir = if descending { "DESC" } else { "ASC" };
         Ok(format!("({expr}) IS NULL, ({expr}) {dir}, r.seq"))
     }
+}
+
+/// The sub-attribute whose `eq` test an index answers, for an attribute with such an index:
+/// the member's or group's id (relation rows), or the indexed sub-attribute (`value_index`).
+fn lookup_key(attr: &Attribute) -> Option<&'static Attribute> {
+    if attr.is_linked() {
+        attr.sub_with(Role::RefId)
+    } else if attr.multi_valued {
+        attr.indexed_sub()
+    } else {
+        None
+    }
+}
+
+/// The `value_index.attr` key of an indexed sub-attribute: `emails.value`.
+pub(crate) fn index_attr(attr: &Attribute, sub: &Attribute) -> String {
+    format!("{}.{}", attr.name, sub.name)
 }
 
 fn collect_conjuncts<'f>(f: &'f Filter, out: &mut Vec<&'f Filter>) {
@@ -550,12 +570,15 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::scim::ProviderKind;
     use crate::scim::filter::{matches, parse};
     use crate::scim::projection::Projection;
     use crate::scim::resource::prepare;
     use crate::scim::schema::ENTERPRISE_USER;
-    use crate::store::providers::{self, ProviderKind};
-    use crate::store::resources::{self, Condition, Paging};
+    use crate::store::providers;
+    use crate::store::render;
+    use crate::store::resources;
+    use crate::store::search::{self, Condition, Paging};
     use crate::store::test_conn;
 
     const BASE: &str = "http://x/scim/v2/p";
@@ -570,7 +593,7 @@ mod tests {
         for u in users {
             let prepared = prepare(ResourceKind::User, u).unwrap();
             user_ids.push(
-                resources::insert(
+                resources::create(
                     &c,
                     p.id,
                     ResourceKind::User,
@@ -599,7 +622,7 @@ mod tests {
             )
             .unwrap();
             group_ids.push(
-                resources::insert(
+                resources::create(
                     &c,
                     p.id,
                     ResourceKind::Group,
@@ -629,7 +652,7 @@ mod tests {
             params: compiler.into_params(),
             driven,
         };
-        let page = resources::search(
+        let page = search::search(
             c,
             provider,
             kind,
@@ -645,7 +668,7 @@ mod tests {
         // That page ended short of its limit, so its total came from its own rows; a full page
         // and a page past the end take it from the count statement, which must agree.
         let total_at = |offset: i64, limit: i64| {
-            resources::search(
+            search::search(
                 c,
                 provider,
                 kind,
@@ -672,7 +695,7 @@ mod tests {
 
     fn by_oracle(c: &Connection, provider: i64, kind: ResourceKind, text: &str) -> Vec<String> {
         let f = parse(text).unwrap();
-        let all = resources::search(
+        let all = search::search(
             c,
             provider,
             kind,
@@ -687,8 +710,7 @@ mod tests {
         all.items
             .iter()
             .filter(|r| {
-                let rendered =
-                    resources::represent(c, BASE, kind, r, &Projection::default()).unwrap();
+                let rendered = render::represent(c, BASE, kind, r, &Projection::default()).unwrap();
                 matches(kind, &f, &rendered)
             })
             .map(|r| r.id.clone())
@@ -960,7 +982,7 @@ mod tests {
             let o = Compiler::new(ResourceKind::User, BASE, 1)
                 .order_by(by, desc)
                 .unwrap();
-            resources::search(
+            search::search(
                 &c,
                 provider,
                 ResourceKind::User,
@@ -1018,7 +1040,7 @@ mod tests {
                 params: compiler.into_params(),
                 driven,
             };
-            resources::explain(&c, provider, kind, Some(&cond), 100)
+            search::explain(&c, provider, kind, Some(&cond), 100)
                 .unwrap()
                 .join("\n")
         };

@@ -2,10 +2,10 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::providers::ProviderKind;
 use super::{Error, Result};
 use crate::auth::TokenState;
 use crate::auth::token;
+use crate::scim::ProviderKind;
 
 /// A token as listed to operators: never the secret, not even its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,15 +178,27 @@ pub fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// Stores a new token (its secret already hashed) and returns it as listed. Runs on the writer.
+pub fn create(c: &Connection, t: &NewTokenRow<'_>) -> Result<TokenInfo> {
+    insert(c, t)?;
+    require(c, t.id)
+}
+
 /// Inserts `new` as the replacement of `old_id`, and shortens the old token's life to
-/// `old_expires` (never lengthens it). Call inside a write transaction.
-pub fn rotate(c: &Connection, old_id: &str, new: &NewTokenRow<'_>, old_expires: i64) -> Result<()> {
+/// `old_expires` (never lengthens it). Returns the new token and the old one as they are now.
+/// Runs on the writer.
+pub fn rotate(
+    c: &Connection,
+    old_id: &str,
+    new: &NewTokenRow<'_>,
+    old_expires: i64,
+) -> Result<(TokenInfo, TokenInfo)> {
     insert(c, new)?;
     c.execute(
         "UPDATE tokens SET expires = min(expires, ?1), replaced_by = ?2 WHERE id = ?3",
         params![old_expires, new.id, old_id],
     )?;
-    Ok(())
+    Ok((require(c, new.id)?, require(c, old_id)?))
 }
 
 /// Deletes tokens that expired or were revoked before `cutoff`; returns how many.

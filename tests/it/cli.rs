@@ -12,9 +12,9 @@ fn insert_user(db: &TestDb, provider: &str, user_name: &str) {
         scimd::scim::resource::prepare(kind, &serde_json::json!({"userName": user_name})).unwrap();
     let provider = provider.to_string();
     db.store()
-        .call(move |c| {
+        .write_blocking(move |c| {
             let p = scimd::store::providers::require(c, &provider)?;
-            scimd::store::resources::insert(
+            scimd::store::resources::create(
                 c,
                 p.id,
                 kind,
@@ -22,7 +22,7 @@ fn insert_user(db: &TestDb, provider: &str, user_name: &str) {
                 None,
                 "2026-01-01T00:00:00Z",
             )?;
-            Ok(())
+            Ok::<_, scimd::store::Error>(())
         })
         .unwrap();
 }

@@ -51,10 +51,7 @@ fn cleanup_deletes_long_expired_tokens_and_reports_soon_expiring_ones() {
         retention: Duration::from_secs(30 * 86_400),
         warn_within: Duration::from_secs(14 * 86_400),
     };
-    let report = db
-        .store()
-        .call(move |c| cleanup_once(c, now, policy))
-        .unwrap();
+    let report = cleanup_once(&db.store(), now, policy).unwrap();
     // The server's own cleanup run at start-up may have deleted the long-dead token first.
     assert!(report.deleted <= 1);
     assert_eq!(
@@ -77,10 +74,7 @@ fn cleanup_deletes_long_expired_tokens_and_reports_soon_expiring_ones() {
     // Fifty days on (the clock is a parameter): the tokens that expired yesterday and in three
     // days are past their 30-day retention; the 60-day token is active and reported as expiring.
     let later = now + 50 * DAY;
-    let report = db
-        .store()
-        .call(move |c| cleanup_once(c, later, policy))
-        .unwrap();
+    let report = cleanup_once(&db.store(), later, policy).unwrap();
     assert_eq!(report.deleted, 2);
     assert_eq!(
         report
@@ -91,10 +85,7 @@ fn cleanup_deletes_long_expired_tokens_and_reports_soon_expiring_ones() {
         [&fine]
     );
     let much_later = now + 200 * DAY;
-    let report = db
-        .store()
-        .call(move |c| cleanup_once(c, much_later, policy))
-        .unwrap();
+    let report = cleanup_once(&db.store(), much_later, policy).unwrap();
     assert_eq!(report.deleted, 1);
     assert!(db.ok(&["token", "list"]).contains("no tokens"));
     get_bearer(&url, &soon_token).scim_error(401);

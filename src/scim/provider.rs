@@ -1,0 +1,51 @@
+//! The type of an identity provider: which client's documented preferences scimd follows where
+//! the RFCs leave a choice.
+
+use std::fmt;
+use std::str::FromStr;
+
+use super::ResourceKind;
+
+/// How a provider's clients behave; `entra` enables Microsoft Entra ID's documented preferences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    Generic,
+    Entra,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Generic => "generic",
+            ProviderKind::Entra => "entra",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "generic" => Ok(ProviderKind::Generic),
+            "entra" => Ok(ProviderKind::Entra),
+            other => Err(format!(
+                "unknown provider type {other:?} (use generic or entra)"
+            )),
+        }
+    }
+}
+
+impl ProviderKind {
+    /// Whether a PATCH answers `204` without a body when the client states no preference
+    /// (RFC 7240 `Prefer: return=...` decides otherwise): Microsoft advises 204 for group PATCH
+    /// from Entra ("returning all the members isn't advisable").
+    pub fn patch_answers_minimal(self, kind: ResourceKind) -> bool {
+        self == ProviderKind::Entra && kind == ResourceKind::Group
+    }
+}

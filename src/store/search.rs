@@ -1,0 +1,468 @@
+//! Searches: a compiled filter, a page by position or by cursor, and the total that matches.
+
+use std::borrow::Cow;
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+
+use super::Result;
+use super::resources::{COLUMNS, RawPage, Resource, from_row, kind_str};
+use crate::scim::ResourceKind;
+
+/// A compiled filter condition over `resources r`, with its parameters numbered from ?3
+/// (?1 and ?2 are the provider and the kind).
+pub struct Condition {
+    pub sql: String,
+    pub params: Vec<Sql>,
+    /// Run from the lookup inside the condition, not from the provider's index range.
+    pub driven: bool,
+}
+
+/// How to page through results.
+pub enum Paging<'a> {
+    /// 1-based position and ORDER BY (the creation order when `None`).
+    Index { offset: i64, order: Option<&'a str> },
+    /// Resources created after the one with this key, in creation order (RFC 9865 cursors).
+    After(i64),
+    /// Resources from the one with this key on, in creation order (set by `search_rows`).
+    Start(i64),
+}
+
+/// One page of matching resources, the total number that match, and whether more follow.
+pub struct Page<T = Vec<Resource>> {
+    pub total: i64,
+    pub items: T,
+    pub more: bool,
+}
+
+/// The page statement of a search with its arguments, and what the count statement is made
+/// of: many pages show their total themselves, so its text is only written when it runs.
+struct Statements {
+    /// The filter's WHERE clause; None without a filter.
+    scope: Option<String>,
+    page_sql: String,
+    /// The page's arguments; the count takes the first `count_arity` of them.
+    page_args: Vec<Sql>,
+    count_arity: usize,
+    probe_more: bool,
+}
+
+impl Statements {
+    fn count_sql(&self) -> Cow<'static, str> {
+        match &self.scope {
+            // Kept on every insert and delete (migrations 0004, 0006): no count over a large
+            // provider's index.
+            None => Cow::Borrowed(
+                "SELECT coalesce((SELECT n FROM resource_counts WHERE provider_id = ?1 AND kind = ?2), 0)",
+            ),
+            Some(scope) => Cow::Owned(format!("SELECT count(*) FROM resources r WHERE {scope}")),
+        }
+    }
+
+    fn count_args(&self) -> &[Sql] {
+        &self.page_args[..self.count_arity]
+    }
+}
+
+fn statements(
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    paging: Paging<'_>,
+    limit: i64,
+) -> Statements {
+    let filter_sql = condition.map_or("1", |f| f.sql.as_str());
+    let mut args: Vec<Sql> = vec![Sql::Integer(provider_id), Sql::Text(kind_str(kind).into())];
+    if let Some(f) = condition {
+        args.extend(f.params.iter().cloned());
+    }
+    // A unary + keeps a term out of index selection.
+    let plus = if condition.is_some_and(|c| c.driven) {
+        "+"
+    } else {
+        ""
+    };
+    let scope = format!("{plus}r.provider_id = ?1 AND {plus}r.kind = ?2 AND ({filter_sql})");
+    let n = args.len();
+    let (page_sql, probe_more) = match paging {
+        Paging::Start(seq) => {
+            // The unfiltered page from the key of its first resource (see `nth_seq`).
+            args.push(Sql::Integer(seq));
+            args.push(Sql::Integer(limit));
+            (
+                format!(
+                    "SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq >= ?{} \
+                     ORDER BY r.seq LIMIT ?{}",
+                    n + 1,
+                    n + 2
+                ),
+                false,
+            )
+        }
+        Paging::Index { offset, order } => {
+            args.push(Sql::Integer(limit));
+            args.push(Sql::Integer(offset));
+            let order = order.unwrap_or("r.seq");
+            (
+                format!(
+                    "SELECT {COLUMNS} FROM resources r WHERE {scope} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+                    n + 1,
+                    n + 2
+                ),
+                false,
+            )
+        }
+        Paging::After(seq) => {
+            args.push(Sql::Integer(seq));
+            args.push(Sql::Integer(limit + 1));
+            (
+                format!(
+                    "SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq > ?{} ORDER BY r.seq LIMIT ?{}",
+                    n + 1,
+                    n + 2
+                ),
+                true,
+            )
+        }
+    };
+    Statements {
+        scope: condition.map(|_| scope),
+        page_sql,
+        page_args: args,
+        count_arity: n,
+        probe_more,
+    }
+}
+
+pub fn search(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    paging: Paging<'_>,
+    limit: i64,
+) -> Result<Page> {
+    let mut items = Vec::new();
+    let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, |r| {
+        items.push(from_row(r)?);
+        Ok(())
+    })?;
+    Ok(Page { total, items, more })
+}
+
+/// `search` returning documents as stored JSON text (for full representations).
+pub fn search_raw(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    paging: Paging<'_>,
+    limit: i64,
+) -> Result<Page<RawPage>> {
+    // Room for a page of typical users up front, so the buffer is not copied as it grows.
+    let rows = limit.clamp(0, 1000) as usize;
+    let mut page = RawPage {
+        text: String::with_capacity(rows * 1024),
+        rows: Vec::with_capacity(rows),
+    };
+    let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, |r| {
+        page.push(r)
+    })?;
+    Ok(Page {
+        total,
+        items: page,
+        more,
+    })
+}
+
+/// Runs a search, handing each row of the page (at most `limit`) to `visit`; gives the total
+/// and whether more rows follow the page.
+fn search_visit(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    paging: Paging<'_>,
+    limit: i64,
+    mut visit: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
+) -> Result<(i64, bool)> {
+    let first_position = match paging {
+        Paging::Index { offset, .. } => Some(offset),
+        _ => None,
+    };
+    // An unfiltered page by position starts from the key found through the block counts.
+    let paging = match paging {
+        Paging::Index {
+            offset,
+            order: None,
+        } if condition.is_none() => match nth_seq(c, provider_id, kind, offset)? {
+            Some(seq) => Paging::Start(seq),
+            None => Paging::After(i64::MAX),
+        },
+        p => p,
+    };
+    let st = statements(provider_id, kind, condition, paging, limit);
+    let count = || -> Result<i64> {
+        Ok(c.prepare_cached(&st.count_sql())?
+            .query_row(params_from_iter(st.count_args().iter()), |r| r.get(0))?)
+    };
+    if limit == 0 {
+        let total = count()?;
+        return Ok((total, total > 0));
+    }
+    let mut q = c.prepare_cached(&st.page_sql)?;
+    let mut rows = q.query(params_from_iter(st.page_args.iter()))?;
+    let mut seen = 0;
+    while let Some(r) = rows.next()? {
+        if seen == limit {
+            // The row past the page, fetched only to learn that there is one.
+            return Ok((count()?, st.probe_more));
+        }
+        visit(r)?;
+        seen += 1;
+    }
+    drop(rows);
+    // A page by position that ends short of its limit has reached the last match, so it shows
+    // the total itself: a lookup by a unique value (`userName eq`, `externalId eq`) runs one
+    // statement, not a count besides. Past the end (no rows at an offset) it does not.
+    let total = match first_position {
+        Some(offset) if seen < limit && (seen > 0 || offset == 0) => offset + seen,
+        _ => count()?,
+    };
+    Ok((total, false))
+}
+
+/// The key of the provider's resource of this kind at 0-based position `offset` in creation
+/// order, if there is one: the block counts (migration 0005) give the block it lies in and how
+/// many come before that block, then at most one block of the index is walked.
+fn nth_seq(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    offset: i64,
+) -> Result<Option<i64>> {
+    // Block counts in key order, summed until the block holding position `offset`.
+    let mut blocks = c.prepare_cached(
+        "SELECT block, n FROM resource_blocks WHERE provider_id = ?1 AND kind = ?2 ORDER BY block",
+    )?;
+    let mut rows = blocks.query(params![provider_id, kind_str(kind)])?;
+    let mut block = None;
+    let mut before = 0;
+    while let Some(r) = rows.next()? {
+        let n: i64 = r.get(1)?;
+        if before + n > offset {
+            block = Some((r.get::<_, i64>(0)?, before));
+            break;
+        }
+        before += n;
+    }
+    drop(rows);
+    let Some((block, before)) = block else {
+        return Ok(None);
+    };
+    Ok(c.prepare_cached(
+        "SELECT seq FROM resources INDEXED BY resources_kind
+             WHERE provider_id = ?1 AND kind = ?2 AND seq >= ?3 ORDER BY seq LIMIT 1 OFFSET ?4",
+    )?
+    .query_row(
+        params![provider_id, kind_str(kind), block << 10, offset - before],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// SQLite's plan for a search's page query (EXPLAIN QUERY PLAN), one line per step.
+pub fn explain(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    limit: i64,
+) -> Result<Vec<String>> {
+    let st = statements(
+        provider_id,
+        kind,
+        condition,
+        Paging::Index {
+            offset: 0,
+            order: None,
+        },
+        limit,
+    );
+    let mut plan = Vec::new();
+    for (sql, args) in [
+        (st.count_sql(), st.count_args()),
+        (Cow::Borrowed(st.page_sql.as_str()), &st.page_args[..]),
+    ] {
+        let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+        let rows = q.query_map(params_from_iter(args.iter()), |r| r.get::<_, String>(3))?;
+        for row in rows {
+            plan.push(row?);
+        }
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::ProviderKind;
+    use crate::scim::resource::prepare;
+    use crate::store::providers;
+    use crate::store::resources::{create as insert, delete};
+    use crate::store::test_conn;
+    use serde_json::json;
+
+    #[test]
+    fn positions_from_block_counts_match_offsets_across_deletes_and_providers() {
+        let c = test_conn();
+        let a = providers::insert(&c, "a", "", ProviderKind::Generic, 0).unwrap();
+        let b = providers::insert(&c, "b", "", ProviderKind::Generic, 0).unwrap();
+        let mut ids = Vec::new();
+        // Interleaved providers and kinds over more than two blocks of keys.
+        for i in 0..2600 {
+            let (p, kind, body) = match i % 4 {
+                0 | 1 => (
+                    a.id,
+                    ResourceKind::User,
+                    json!({"userName": format!("u{i}")}),
+                ),
+                2 => (
+                    b.id,
+                    ResourceKind::User,
+                    json!({"userName": format!("u{i}")}),
+                ),
+                _ => (
+                    a.id,
+                    ResourceKind::Group,
+                    json!({"displayName": format!("g{i}")}),
+                ),
+            };
+            let prepared = prepare(kind, &body).unwrap();
+            let id = insert(&c, p, kind, &prepared, None, "t").unwrap().id;
+            ids.push((p, kind, id));
+        }
+        // Holes, including a whole run of one block.
+        for (i, (p, kind, id)) in ids.iter().enumerate() {
+            if i % 7 == 0 || (900..1400).contains(&i) {
+                delete(&c, *p, *kind, id, None).unwrap();
+            }
+        }
+        for (p, kind) in [
+            (a.id, ResourceKind::User),
+            (b.id, ResourceKind::User),
+            (a.id, ResourceKind::Group),
+            (b.id, ResourceKind::Group),
+        ] {
+            let all: Vec<i64> = c
+                .prepare(
+                    "SELECT seq FROM resources WHERE provider_id = ?1 AND kind = ?2 ORDER BY seq",
+                )
+                .unwrap()
+                .query_map(params![p, kind_str(kind)], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            for offset in 0..=all.len() as i64 + 2 {
+                assert_eq!(
+                    nth_seq(&c, p, kind, offset).unwrap(),
+                    all.get(offset as usize).copied(),
+                    "provider {p} {kind:?} offset {offset}"
+                );
+            }
+        }
+        providers::delete(&c, a.id).unwrap();
+        let left: i64 = c
+            .query_row(
+                "SELECT count(*) FROM resource_blocks WHERE provider_id = ?1",
+                [a.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "a removed provider's block counts go with it");
+    }
+
+    #[test]
+    fn counts_follow_inserts_deletes_and_provider_removal() {
+        let c = test_conn();
+        let a = providers::insert(&c, "a", "", ProviderKind::Generic, 0).unwrap();
+        let b = providers::insert(&c, "b", "", ProviderKind::Generic, 0).unwrap();
+        let total = |p: i64, kind| {
+            search(
+                &c,
+                p,
+                kind,
+                None,
+                Paging::Index {
+                    offset: 0,
+                    order: None,
+                },
+                0,
+            )
+            .unwrap()
+            .total
+        };
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let p = prepare(ResourceKind::User, &json!({"userName": format!("u{i}")})).unwrap();
+            ids.push(
+                insert(&c, a.id, ResourceKind::User, &p, None, "t")
+                    .unwrap()
+                    .id,
+            );
+        }
+        let g = prepare(ResourceKind::Group, &json!({"displayName": "g"})).unwrap();
+        insert(&c, b.id, ResourceKind::Group, &g, None, "t").unwrap();
+        assert_eq!(
+            (
+                total(a.id, ResourceKind::User),
+                total(a.id, ResourceKind::Group)
+            ),
+            (5, 0)
+        );
+        assert_eq!(total(b.id, ResourceKind::Group), 1);
+        delete(&c, a.id, ResourceKind::User, &ids[0], None).unwrap();
+        assert_eq!(total(a.id, ResourceKind::User), 4);
+        providers::delete(&c, a.id).unwrap();
+        assert_eq!(total(a.id, ResourceKind::User), 0);
+        let counted: i64 = c
+            .query_row("SELECT count(*) FROM resource_counts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(counted, 1, "the removed provider's counts went with it");
+    }
+
+    #[test]
+    fn every_page_reports_the_same_total() {
+        let c = test_conn();
+        let a = providers::insert(&c, "a", "", ProviderKind::Generic, 0).unwrap();
+        for i in 0..5 {
+            let p = prepare(ResourceKind::User, &json!({"userName": format!("u{i}")})).unwrap();
+            insert(&c, a.id, ResourceKind::User, &p, None, "t").unwrap();
+        }
+        // Pages that end short of their limit count their own rows; full pages and pages past
+        // the end run the count: all must say 5.
+        for offset in 0..8 {
+            for limit in 0..7 {
+                let page = search_raw(
+                    &c,
+                    a.id,
+                    ResourceKind::User,
+                    None,
+                    Paging::Index {
+                        offset,
+                        order: None,
+                    },
+                    limit,
+                )
+                .unwrap();
+                assert_eq!(page.total, 5, "offset {offset} limit {limit}");
+                let shown = (5 - offset).clamp(0, limit) as usize;
+                assert_eq!(
+                    page.items.rows.len(),
+                    shown,
+                    "offset {offset} limit {limit}"
+                );
+            }
+        }
+    }
+}
