@@ -38,9 +38,14 @@ fn main() -> anyhow::Result<()> {
         let made = store.write_blocking(move |c| {
             let mut made = Vec::new();
             for &i in &chunk {
-                let p = prepare(ResourceKind::User, &json!({"userName": format!("user{i}")}))
-                    .map_err(invalid)?;
-                made.push(resources::create(c, pid, ResourceKind::User, &p, None, now)?.id);
+                let p = prepare(
+                    ResourceKind::User.builtin(),
+                    &json!({"userName": format!("user{i}")}),
+                )
+                .map_err(invalid)?;
+                made.push(
+                    resources::create(c, pid, ResourceKind::User.builtin(), &p, None, now)?.id,
+                );
             }
             Ok::<_, scimd::store::Error>(made)
         })?;
@@ -61,11 +66,11 @@ fn main() -> anyhow::Result<()> {
         let pid = provider.id;
         let group = store.write_blocking(move |c| {
             let p = prepare(
-                ResourceKind::Group,
+                ResourceKind::Group.builtin(),
                 &json!({"displayName": format!("g{size}"), "members": members}),
             )
             .map_err(invalid)?;
-            resources::create(c, pid, ResourceKind::Group, &p, None, now)
+            resources::create(c, pid, ResourceKind::Group.builtin(), &p, None, now)
         })?;
         let spare = &ids[ids.len() - 200..];
         let (mut adds, mut removes) = (Vec::new(), Vec::new());
@@ -82,7 +87,7 @@ fn main() -> anyhow::Result<()> {
                     resources::patch(
                         c,
                         pid,
-                        ResourceKind::Group,
+                        ResourceKind::Group.builtin(),
                         &group_id,
                         &ops,
                         None,

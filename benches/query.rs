@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use scimd::render;
 use scimd::scim::ProviderKind;
 use scimd::scim::ResourceKind;
 use scimd::scim::filter;
@@ -14,7 +15,6 @@ use scimd::scim::projection::Projection;
 use scimd::scim::resource::prepare;
 use scimd::store::providers;
 use scimd::store::query::Compiler;
-use scimd::store::render;
 use scimd::store::resources;
 use scimd::store::search::{self, Condition, Paging};
 use scimd::store::{OpenMode, Store};
@@ -64,9 +64,9 @@ fn main() -> anyhow::Result<()> {
         let (chunk, pid) = (chunk.to_vec(), provider.id);
         store.write_blocking(move |c| {
             for &i in &chunk {
-                let p = prepare(ResourceKind::User, &users::entra_like_user(i))
+                let p = prepare(ResourceKind::User.builtin(), &users::entra_like_user(i))
                     .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
-                resources::create(c, pid, ResourceKind::User, &p, None, now)?;
+                resources::create(c, pid, ResourceKind::User.builtin(), &p, None, now)?;
             }
             Ok::<_, scimd::store::Error>(())
         })?;
@@ -142,7 +142,7 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     let ast = filter::parse(&text)
                         .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
-                    let mut compiler = Compiler::new(ResourceKind::User, BASE, 3);
+                    let mut compiler = Compiler::new(ResourceKind::User.builtin(), BASE, 3);
                     let sql = compiler
                         .filter(&ast)
                         .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
@@ -165,9 +165,11 @@ fn main() -> anyhow::Result<()> {
                     },
                     100,
                 )?;
-                for r in &page.items {
-                    render::represent(c, BASE, ResourceKind::User, r, &Projection::default())?;
-                }
+                // Rendered as the server renders a page.
+                let rows: Vec<_> = page.items.iter().collect();
+                let mut body = Vec::new();
+                let user = ResourceKind::User.builtin();
+                render::push_rows(&mut body, c, user, BASE, &rows, &Projection::default())?;
                 Ok(page.items.len())
             })?;
             times.push(t.elapsed());

@@ -10,5 +10,6 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod jobs;
+pub mod render;
 pub mod scim;
 pub mod store;

@@ -110,8 +110,11 @@ fn main() -> anyhow::Result<()> {
         let made = store.write_blocking(move |c| {
             let mut made = Vec::new();
             for &i in &chunk {
-                let p = prepare(ResourceKind::User, &users::entra_like_user(i)).map_err(invalid)?;
-                made.push(resources::create(c, pid, ResourceKind::User, &p, None, &stamp)?.id);
+                let p = prepare(ResourceKind::User.builtin(), &users::entra_like_user(i))
+                    .map_err(invalid)?;
+                made.push(
+                    resources::create(c, pid, ResourceKind::User.builtin(), &p, None, &stamp)?.id,
+                );
             }
             Ok::<_, Error>(made)
         })?;
@@ -135,11 +138,13 @@ fn main() -> anyhow::Result<()> {
         let (name, pid, stamp) = (name.clone(), provider.id, stamp.clone());
         let id = store.write_blocking(move |c| {
             let p = prepare(
-                ResourceKind::Group,
+                ResourceKind::Group.builtin(),
                 &json!({"displayName": name, "members": members}),
             )
             .map_err(invalid)?;
-            Ok::<_, Error>(resources::create(c, pid, ResourceKind::Group, &p, None, &stamp)?.id)
+            Ok::<_, Error>(
+                resources::create(c, pid, ResourceKind::Group.builtin(), &p, None, &stamp)?.id,
+            )
         })?;
         group_ids.push(id);
     }

@@ -5,13 +5,11 @@ use actix_web::{HttpResponse, Resource, web};
 use serde_json::{Value, json};
 
 use super::auth::Principal;
-use super::resources::LIST_RESPONSE;
 use super::{AppState, method_not_allowed};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
+use crate::render::LIST_RESPONSE;
 use crate::scim::ResourceKind;
-use crate::scim::schema;
-
-const KINDS: [ResourceKind; 2] = [ResourceKind::User, ResourceKind::Group];
+use crate::scim::schema::{self, ResourceType};
 
 pub fn services() -> Vec<Resource> {
     let read_only = |path: &str, route: actix_web::Route| {
@@ -87,8 +85,9 @@ fn schema_json(base: &str, s: &schema::Schema) -> Value {
 
 async fn list_schemas(state: web::Data<AppState>, principal: Principal) -> HttpResponse {
     let base = state.scim_base(&principal.provider_name);
+    let model = state.model(&principal);
     ok(&list_response(
-        schema::ALL.iter().map(|s| schema_json(&base, s)).collect(),
+        model.schemas().map(|s| schema_json(&base, s)).collect(),
     ))
 }
 
@@ -98,28 +97,33 @@ async fn get_schema(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Error> {
     let (_, urn) = path.into_inner();
-    let s = schema::by_id(&urn).ok_or_else(|| Error::NotFound(format!("no schema {urn}")))?;
+    let s = state
+        .model(&principal)
+        .schema(&urn)
+        .ok_or_else(|| Error::NotFound(format!("no schema {urn}")))?;
     Ok(ok(&schema_json(
         &state.scim_base(&principal.provider_name),
         s,
     )))
 }
 
-fn resource_type_json(base: &str, kind: ResourceKind) -> Value {
-    let mut v = kind.resource_type_json();
+fn resource_type_json(base: &str, rt: &ResourceType) -> Value {
+    let mut v = rt.resource_type_json();
     v["meta"] = json!({
         "resourceType": "ResourceType",
-        "location": format!("{base}/ResourceTypes/{}", kind.name()),
+        "location": format!("{base}/ResourceTypes/{}", rt.name()),
     });
     v
 }
 
 async fn list_resource_types(state: web::Data<AppState>, principal: Principal) -> HttpResponse {
     let base = state.scim_base(&principal.provider_name);
+    let model = state.model(&principal);
     ok(&list_response(
-        KINDS
+        model
+            .resource_types()
             .iter()
-            .map(|k| resource_type_json(&base, *k))
+            .map(|rt| resource_type_json(&base, rt))
             .collect(),
     ))
 }
@@ -134,6 +138,6 @@ async fn get_resource_type(
         .ok_or_else(|| Error::NotFound(format!("no resource type {name}")))?;
     Ok(ok(&resource_type_json(
         &state.scim_base(&principal.provider_name),
-        kind,
+        state.model(&principal).get(kind),
     )))
 }

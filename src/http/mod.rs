@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::jobs;
 use crate::scim::ResourceKind;
 use crate::scim::quirks::{QuirkCounter, Quirks};
+use crate::scim::schema::Model;
 use crate::store::Store;
 
 /// Shared by every request handler.
@@ -36,6 +37,8 @@ pub struct AppState {
     pub quirks: std::sync::Arc<QuirkCounter>,
     /// Token rows as last read (see `auth::RecordCache`).
     pub records: auth::RecordCache,
+    /// The schema model every provider has (until providers register extensions of their own).
+    pub builtin_model: std::sync::Arc<Model>,
 }
 
 impl AppState {
@@ -92,6 +95,11 @@ impl AppState {
             self.records.forget(&principal.token_id);
         }
         res
+    }
+
+    /// The schema model of the request's identity provider.
+    pub fn model(&self, _principal: &auth::Principal) -> std::sync::Arc<Model> {
+        self.builtin_model.clone()
     }
 
     /// Notes and counts the non-standard shapes a request used.
@@ -157,6 +165,7 @@ pub fn serve(
             config: config.clone(),
             quirks: quirk_counter.clone(),
             records: auth::RecordCache::default(),
+            builtin_model: std::sync::Arc::new(Model::builtin().clone()),
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()))

@@ -1,26 +1,27 @@
-//! `/Users` and `/Groups`: create, read, replace, delete and list (RFC 7644 §3.3–§3.6).
+//! `/Users` and `/Groups`: create, read, replace, delete and list (RFC 7644 §3.3–§3.6). Each
+//! handler parses the request, lets `scim` decide, runs a store use case and answers with what
+//! `render` writes.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 use chrono::{SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::Principal;
 use super::{AppState, method_not_allowed};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
+use crate::render::{self, Computed, Paged};
 use crate::scim::projection::Projection;
 use crate::scim::quirks::Quirks;
-use crate::scim::resource::{self, etag, etag_matches};
+use crate::scim::resource::{self, etag_matches};
+use crate::scim::schema::ResourceType;
 use crate::scim::{self, ResourceKind};
 use crate::scim::{filter, patch};
 use crate::store;
 use crate::store::query::Compiler;
-use crate::store::render;
 use crate::store::resources as rows;
 use crate::store::search::{self, Condition, Paging};
-
-pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 /// The collection and item endpoints of one resource kind.
 pub fn services(kind: ResourceKind) -> Vec<Resource> {
@@ -58,8 +59,8 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn projection(&self, kind: ResourceKind) -> Projection {
-        Projection::parse(kind, self.get("attributes"), self.get("excludedAttributes"))
+    pub fn projection(&self, rt: &ResourceType) -> Projection {
+        Projection::parse(rt, self.get("attributes"), self.get("excludedAttributes"))
     }
 
     fn integer(&self, name: &str) -> Result<Option<i64>, Error> {
@@ -86,33 +87,31 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-/// The representation of a resource a write returned, with the computed attributes that write
-/// loaded in its own transaction.
-fn render(
-    base: &str,
-    kind: ResourceKind,
-    (r, computed): (rows::Resource, Option<Vec<Value>>),
-    projection: &Projection,
-) -> Value {
-    render::render_with(base, kind, &r, computed, projection)
-}
-
-fn scim_json(status: StatusCode, body: &Value) -> HttpResponse {
+/// A SCIM JSON response with `body`.
+fn scim_body(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     HttpResponse::build(status)
         .content_type(SCIM_CONTENT_TYPE)
-        .body(body.to_string())
-}
-
-fn with_version(status: StatusCode, body: &Value, version: i64) -> HttpResponse {
-    tag(scim_json(status, body), version)
+        .body(body)
 }
 
 /// Sets the ETag header of a response to the resource's version.
 fn tag(mut res: HttpResponse, version: i64) -> HttpResponse {
-    if let Ok(v) = header::HeaderValue::from_str(&etag(version)) {
+    if let Ok(v) = header::HeaderValue::from_str(&render::etag(version)) {
         res.headers_mut().insert(header::ETAG, v);
     }
     res
+}
+
+/// The answer to a write: the resource as the projection shows it, with its ETag.
+fn answer(
+    status: StatusCode,
+    rt: &ResourceType,
+    base: &str,
+    (r, computed): &(rows::Resource, Computed),
+    projection: &Projection,
+) -> Result<HttpResponse, Error> {
+    let body = render::written(rt, base, r, computed, projection)?;
+    Ok(tag(scim_body(status, body), r.version))
 }
 
 async fn create(
@@ -123,93 +122,31 @@ async fn create(
     body: web::Json<Value>,
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
-    let prepared = resource::prepare(kind, &body)?;
+    let model = state.model(&principal);
+    let rt = model.get(kind);
+    let prepared = resource::prepare(rt, &body)?;
     state.record_quirks(&req, &principal.provider_name, prepared.quirks);
     let password_hash = hash_password(&state, prepared.password.clone()).await?;
-    let projection = params.projection(kind);
+    let projection = params.projection(rt);
     let base = state.scim_base(&principal.provider_name);
     let now = now();
     let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
+    let tx_model = model.clone();
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
-            let r = rows::create(c, pid, kind, &prepared, password_hash.as_deref(), &now)?;
-            // A user created just now belongs to no group yet.
-            let computed = match kind {
-                ResourceKind::User => None,
-                ResourceKind::Group => render::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?,
-            };
+            let rt = tx_model.get(kind);
+            let r = rows::create(c, pid, rt, &prepared, password_hash.as_deref(), &now)?;
+            // A resource created just now is nobody's member yet; a group's members are loaded.
+            let computed = render::computed(c, &in_tx.0, rt, &[r.seq], &in_tx.1)?;
             Ok((r, computed))
         })
         .await?;
     let location = format!("{base}/{}/{}", kind.endpoint(), written.0.id);
-    let mut res = answer(StatusCode::CREATED, &base, kind, written, &projection)?;
+    let mut res = answer(StatusCode::CREATED, rt, &base, &written, &projection)?;
     if let Ok(v) = header::HeaderValue::from_str(&location) {
         res.headers_mut().insert(header::LOCATION, v);
     }
     Ok(res)
-}
-
-/// The answer to a write: the resource as the projection shows it, with its ETag. With the
-/// default projection the representation is written as text around the document's JSON text,
-/// as GET writes it, without building a Value tree (debug builds check both agree).
-fn answer(
-    status: StatusCode,
-    base: &str,
-    kind: ResourceKind,
-    written: (rows::Resource, Option<Vec<Value>>),
-    projection: &Projection,
-) -> Result<HttpResponse, Error> {
-    let version = written.0.version;
-    if !projection.is_default() {
-        return Ok(with_version(
-            status,
-            &render(base, kind, written, projection),
-            version,
-        ));
-    }
-    let text = full_text(base, kind, &written.0, written.1.as_deref())?;
-    debug_assert_eq!(
-        serde_json::from_str::<Value>(&text).ok(),
-        Some(render(base, kind, written, projection)),
-        "the text and value renderings of a written resource differ"
-    );
-    Ok(tag(
-        HttpResponse::build(status)
-            .content_type(SCIM_CONTENT_TYPE)
-            .body(text),
-        version,
-    ))
-}
-
-/// The full representation (default projection) of a resource just written, as JSON text:
-/// the same JSON as `render`.
-fn full_text(
-    base: &str,
-    kind: ResourceKind,
-    r: &rows::Resource,
-    computed: Option<&[Value]>,
-) -> Result<String, Error> {
-    let unwritable = |e: serde_json::Error| {
-        Error::Store(store::Error::Internal(format!("rendering a resource: {e}")))
-    };
-    let doc = serde_json::to_string(&r.doc).map_err(unwritable)?;
-    let computed = match computed {
-        Some(c) if !c.is_empty() => serde_json::to_string(c).map_err(unwritable)?,
-        _ => String::new(),
-    };
-    let mut out = String::with_capacity(doc.len() + computed.len() + 512);
-    resource::write_text(
-        &mut out,
-        kind,
-        base,
-        &r.id,
-        &doc,
-        &computed,
-        &r.created,
-        &r.modified,
-        r.version,
-    );
-    Ok(out)
 }
 
 /// The argon2id hash of a password a request sets, computed before any transaction opens.
@@ -237,46 +174,34 @@ async fn get(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let projection = params.projection(kind);
+    let model = state.model(&principal);
+    let projection = params.projection(model.get(kind));
     let base = state.scim_base(&principal.provider_name);
     let if_none_match = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let not_found = move |id: &str| Error::NotFound(format!("{} {id} not found", kind.name()));
-    let unchanged = move |version: i64| {
-        if_none_match
-            .as_deref()
-            .is_some_and(|h| etag_matches(h, version))
-    };
     let pid = principal.provider_id;
     let found = state
         .read(&principal, move |c| -> Result<_, Error> {
-            if projection.is_default() {
-                // The common case: the stored document text goes out as it is.
-                let r = rows::get_raw(c, pid, kind, &id)?.ok_or_else(|| not_found(&id))?;
-                if unchanged(r.version) {
-                    return Ok((None, r.version));
-                }
-                return Ok((Some(render::represent_raw(c, &base, kind, &r)?), r.version));
+            let rows = rows::read(c, pid, kind, &id)?;
+            let Some(row) = rows.iter().next() else {
+                return Err(Error::NotFound(format!("{} {id} not found", kind.name())));
+            };
+            if if_none_match
+                .as_deref()
+                .is_some_and(|h| etag_matches(h, row.version))
+            {
+                return Ok((None, row.version));
             }
-            let r = rows::get(c, pid, kind, &id)?.ok_or_else(|| not_found(&id))?;
-            if unchanged(r.version) {
-                return Ok((None, r.version));
-            }
-            let body = render::represent(c, &base, kind, &r, &projection)?;
-            Ok((Some(body.to_string()), r.version))
+            let body = render::resource(c, model.get(kind), &base, row, &projection)?;
+            Ok((Some(body), row.version))
         })
         .await?;
     Ok(match found {
         (None, version) => tag(HttpResponse::NotModified().finish(), version),
-        (Some(body), version) => tag(
-            HttpResponse::Ok()
-                .content_type(SCIM_CONTENT_TYPE)
-                .body(body),
-            version,
-        ),
+        (Some(body), version) => tag(scim_body(StatusCode::OK, body), version),
     })
 }
 
@@ -290,35 +215,39 @@ async fn replace(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let prepared = resource::prepare(kind, &body)?;
+    let model = state.model(&principal);
+    let rt = model.get(kind);
+    let prepared = resource::prepare(rt, &body)?;
     state.record_quirks(&req, &principal.provider_name, prepared.quirks);
     let password_hash = hash_password(&state, prepared.password.clone()).await?;
-    let projection = params.projection(kind);
+    let projection = params.projection(rt);
     let base = state.scim_base(&principal.provider_name);
     let if_match = if_match(req.headers());
     let now = now();
     let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
+    let tx_model = model.clone();
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
+            let rt = tx_model.get(kind);
             let r = rows::replace(
                 c,
                 pid,
-                kind,
+                rt,
                 &id,
                 &prepared,
                 password_hash.as_deref(),
                 if_match.as_deref(),
                 &now,
             )?;
-            let computed = render::computed_for(c, &in_tx.0, kind, r.seq, &in_tx.1)?;
+            let computed = render::computed(c, &in_tx.0, rt, &[r.seq], &in_tx.1)?;
             Ok((r, computed))
         })
         .await?;
-    answer(StatusCode::OK, &base, kind, written, &projection)
+    answer(StatusCode::OK, rt, &base, &written, &projection)
 }
 
-/// Whether a PATCH answers 204 without a body: Microsoft advises 204 for group PATCH from
-/// Entra; a client can ask either way with `Prefer: return=minimal|representation` (RFC 7240).
+/// Whether a PATCH answers 204 without a body: the client's `Prefer: return=minimal` or
+/// `return=representation` (RFC 7240) decides; without one, the provider type's default.
 fn patch_minimal(kind: ResourceKind, principal: &Principal, req: &HttpRequest) -> bool {
     let prefer = req
         .headers()
@@ -344,23 +273,26 @@ async fn patch(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
+    let model = state.model(&principal);
+    let rt = model.get(kind);
     let ops = patch::parse_request(&body)?;
-    let hash = hash_password(&state, patch::password_in(kind, &ops)).await?;
+    let hash = hash_password(&state, patch::password_in(rt, &ops)).await?;
     let minimal = patch_minimal(kind, &principal, &req);
-    let projection = params.projection(kind);
+    let projection = params.projection(rt);
     let base = state.scim_base(&principal.provider_name);
     let if_match = if_match(req.headers());
     let now = now();
-    let provider_name = principal.provider_name.clone();
     let pid = principal.provider_id;
     let in_tx = (base.clone(), projection.clone());
+    let tx_model = model.clone();
     let (written, quirks) = state
         .write(&principal, move |tx| -> Result<_, Error> {
             let (base, projection) = &in_tx;
+            let rt = tx_model.get(kind);
             let patched = rows::patch(
                 tx,
                 pid,
-                kind,
+                rt,
                 &id,
                 &ops,
                 hash.as_deref(),
@@ -369,16 +301,16 @@ async fn patch(
                 base,
             )?;
             let computed = if minimal {
-                None
+                Computed::none(1)
             } else {
-                render::computed_for(tx, base, kind, patched.resource.seq, projection)?
+                render::computed(tx, base, rt, &[patched.resource.seq], projection)?
             };
             Ok(((patched.resource, computed), patched.quirks))
         })
         .await?;
-    state.record_quirks(&req, &provider_name, quirks);
+    state.record_quirks(&req, &principal.provider_name, quirks);
     match minimal {
-        false => answer(StatusCode::OK, &base, kind, written, &projection),
+        false => answer(StatusCode::OK, rt, &base, &written, &projection),
         true => Ok(tag(HttpResponse::NoContent().finish(), written.0.version)),
     }
 }
@@ -524,8 +456,8 @@ impl ListRequest {
         Ok(r)
     }
 
-    fn projection(&self, kind: ResourceKind) -> Projection {
-        Projection::parse(kind, self.attributes.as_deref(), self.excluded.as_deref())
+    fn projection(&self, rt: &ResourceType) -> Projection {
+        Projection::parse(rt, self.attributes.as_deref(), self.excluded.as_deref())
     }
 
     /// The parsed filter, if any, and the non-standard shapes it used.
@@ -540,8 +472,8 @@ impl ListRequest {
     }
 }
 
-fn compile(kind: ResourceKind, base: &str, ast: &filter::Filter) -> Result<Condition, Error> {
-    let mut compiler = Compiler::new(kind, base, 3);
+fn compile(rt: &ResourceType, base: &str, ast: &filter::Filter) -> Result<Condition, Error> {
+    let mut compiler = Compiler::new(rt, base, 3);
     let sql = compiler.filter(ast)?;
     let driven = compiler.driven_by_lookup(ast);
     Ok(Condition {
@@ -598,11 +530,13 @@ async fn search_kind(
     request: ListRequest,
 ) -> Result<HttpResponse, Error> {
     let base = state.scim_base(&principal.provider_name);
+    let model = state.model(&principal);
+    let rt = model.get(kind);
     let (ast, quirks) = request.parsed()?;
-    let condition = ast.as_ref().map(|f| compile(kind, &base, f)).transpose()?;
+    let condition = ast.as_ref().map(|f| compile(rt, &base, f)).transpose()?;
     state.record_quirks(req, &principal.provider_name, quirks);
     let order = match &request.sort_by {
-        Some(s) => Some(Compiler::new(kind, &base, 1).order_by(s, request.descending)?),
+        Some(s) => Some(Compiler::new(rt, &base, 1).order_by(s, request.descending)?),
         None => None,
     };
     let after = match &request.cursor {
@@ -614,11 +548,12 @@ async fn search_kind(
         Some(c) => Some(decode_cursor(c)?),
         None => None,
     };
-    let projection = request.projection(kind);
+    let projection = request.projection(rt);
     let (start_index, count) = (request.start_index, request.count);
     let pid = principal.provider_id;
     let body = state
-        .read(&principal, move |c| -> store::Result<String> {
+        .read(&principal, move |c| -> store::Result<Vec<u8>> {
+            let rt = model.get(kind);
             let tx = c.transaction()?;
             let paging = match after {
                 Some(seq) => Paging::After(seq),
@@ -627,61 +562,26 @@ async fn search_kind(
                     order: order.as_deref(),
                 },
             };
-            // The resources as comma-separated JSON texts after the ListResponse's head; with
-            // the default projection built around the stored document texts.
-            let head = |total: i64, items: usize, more: bool, last: Option<i64>| {
-                let mut head = json!({
-                    "schemas": [LIST_RESPONSE],
-                    "totalResults": total,
-                    "itemsPerPage": items,
-                });
-                match after {
-                    None => head["startIndex"] = json!(start_index),
-                    Some(_) => {
-                        if more && let Some(seq) = last {
-                            head["nextCursor"] = json!(format!("{CURSOR_PREFIX}{seq:x}"));
-                        }
-                    }
-                }
-                list_head(&head)
+            let page = search::search(&tx, pid, kind, condition.as_ref(), paging, count)?;
+            let paged = match after {
+                None => Paged::Index(start_index),
+                Some(_) => Paged::Cursor(
+                    page.items
+                        .iter()
+                        .last()
+                        .filter(|_| page.more)
+                        .map(|r| format!("{CURSOR_PREFIX}{:x}", r.seq)),
+                ),
             };
-            let mut out;
-            if projection.is_default() {
-                let page = search::search_raw(&tx, pid, kind, condition.as_ref(), paging, count)?;
-                let views: Vec<_> = page.items.views().collect();
-                let last = views.last().map(|r| r.seq);
-                out = head(page.total, views.len(), page.more, last);
-                render::represent_raw_into(&mut out, &tx, &base, kind, &views)?;
-            } else {
-                let page = search::search(&tx, pid, kind, condition.as_ref(), paging, count)?;
-                let values = render::represent_many(&tx, &base, kind, &page.items, &projection)?;
-                let last = page.items.last().map(|r| r.seq);
-                out = head(page.total, page.items.len(), page.more, last);
-                for (i, v) in values.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&v.to_string());
-                }
-            }
-            out.push_str("]}");
+            let mut out = Vec::with_capacity(page.items.len() * 1536 + 256);
+            render::list_start(&mut out, page.total, page.items.len(), &paged);
+            let rows: Vec<_> = page.items.iter().collect();
+            render::push_rows(&mut out, &tx, rt, &base, &rows, &projection)?;
+            render::list_end(&mut out);
             Ok(out)
         })
         .await?;
-    Ok(HttpResponse::Ok()
-        .content_type(SCIM_CONTENT_TYPE)
-        .body(body))
-}
-
-/// The start of a ListResponse as text: `head`'s members, then `"Resources":[`, to be
-/// followed by the comma-separated resources and `]}`.
-fn list_head(head: &Value) -> String {
-    let head = head.to_string();
-    let open = head.strip_suffix('}').unwrap_or(&head);
-    let mut out = String::with_capacity(open.len() + 16);
-    out.push_str(open);
-    out.push_str(",\"Resources\":[");
-    out
+    Ok(scim_body(StatusCode::OK, body))
 }
 
 /// `POST /.search` at the provider's root: Users and Groups together, Users first.
@@ -700,66 +600,63 @@ pub async fn search_all(
         ));
     }
     let base = state.scim_base(&principal.provider_name);
+    let model = state.model(&principal);
     // Tests of an attribute one type lacks match nothing of that type; a filter that names no
     // attribute of either type is an error (reported as for Users).
     let (ast, quirks) = request.parsed()?;
     state.record_quirks(&req, &principal.provider_name, quirks);
     let mut kinds = Vec::new();
     for kind in [ResourceKind::User, ResourceKind::Group] {
+        let rt = model.get(kind);
         let cond = match &ast {
             None => None,
-            Some(f) => match filter::prune(kind, f) {
-                Some(pruned) => Some(compile(kind, &base, &pruned)?),
+            Some(f) => match filter::prune(rt, f) {
+                Some(pruned) => Some(compile(rt, &base, &pruned)?),
                 None => continue,
             },
         };
-        kinds.push((kind, cond, request.projection(kind)));
+        kinds.push((kind, cond, request.projection(rt)));
     }
     if kinds.is_empty()
         && let Some(f) = &ast
     {
-        filter::check(ResourceKind::User, f)?;
+        filter::check(model.get(ResourceKind::User), f)?;
     }
     let (start_index, count) = (request.start_index, request.count);
     let pid = principal.provider_id;
     let body = state
-        .read(&principal, move |c| -> store::Result<Value> {
+        .read(&principal, move |c| -> store::Result<Vec<u8>> {
             let tx = c.transaction()?;
             let mut total = 0;
             let mut skip = start_index - 1;
             let mut room = count;
-            let mut resources = Vec::new();
+            let mut items = Vec::new();
+            let mut shown = 0;
             for (kind, cond, projection) in &kinds {
-                let page = search::search(
-                    &tx,
-                    pid,
-                    *kind,
-                    cond.as_ref(),
-                    Paging::Index {
-                        offset: skip,
-                        order: None,
-                    },
-                    room,
-                )?;
+                let paging = Paging::Index {
+                    offset: skip,
+                    order: None,
+                };
+                let page = search::search(&tx, pid, *kind, cond.as_ref(), paging, room)?;
                 total += page.total;
                 skip = (skip - page.total).max(0);
                 room -= page.items.len() as i64;
-                resources.extend(render::represent_many(
-                    &tx,
-                    &base,
-                    *kind,
-                    &page.items,
-                    projection,
-                )?);
+                if !page.items.is_empty() {
+                    if shown > 0 {
+                        items.push(b',');
+                    }
+                    shown += page.items.len();
+                    let rt = model.get(*kind);
+                    let rows: Vec<_> = page.items.iter().collect();
+                    render::push_rows(&mut items, &tx, rt, &base, &rows, projection)?;
+                }
             }
-            Ok(json!({
-                "schemas": [LIST_RESPONSE],
-                "totalResults": total,
-                "startIndex": start_index,
-                "itemsPerPage": resources.len(),
-                "Resources": resources,
-            }))
+            let mut out = Vec::with_capacity(items.len() + 256);
+            render::list_start(&mut out, total, shown, &Paged::Index(start_index));
+            out.extend_from_slice(&items);
+            render::list_end(&mut out);
+            Ok(out)
         })
         .await?;
-    Ok(scim_json(StatusCode::OK, &body))
+    Ok(scim_body(StatusCode::OK, body))
 }

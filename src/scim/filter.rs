@@ -6,7 +6,7 @@ use serde_json::{Number, Value};
 
 use super::Error;
 use super::quirks::{Quirk, Quirks};
-use super::schema::{self, Attribute, ResourceKind, Role, Type};
+use super::schema::{self, Attribute, ResourceType, Role, Type};
 
 /// Longest filter accepted, in bytes, and deepest nesting.
 pub const MAX_LEN: usize = 4096;
@@ -75,15 +75,13 @@ pub enum Filter {
 
 /// For a search across resource types: tests of attributes `kind` does not have match nothing
 /// of that kind. Returns `None` when nothing of the filter applies to `kind`.
-pub fn prune(kind: ResourceKind, f: &Filter) -> Option<Filter> {
-    fn go(kind: ResourceKind, f: &Filter, any: &mut bool) -> Filter {
-        let known = |p: &AttrPath| resolve(kind, p, None).is_ok();
+pub fn prune(rt: &ResourceType, f: &Filter) -> Option<Filter> {
+    fn go(rt: &ResourceType, f: &Filter, any: &mut bool) -> Filter {
+        let known = |p: &AttrPath| resolve(rt, p, None).is_ok();
         match f {
-            Filter::And(a, b) => {
-                Filter::And(Box::new(go(kind, a, any)), Box::new(go(kind, b, any)))
-            }
-            Filter::Or(a, b) => Filter::Or(Box::new(go(kind, a, any)), Box::new(go(kind, b, any))),
-            Filter::Not(a) => Filter::Not(Box::new(go(kind, a, any))),
+            Filter::And(a, b) => Filter::And(Box::new(go(rt, a, any)), Box::new(go(rt, b, any))),
+            Filter::Or(a, b) => Filter::Or(Box::new(go(rt, a, any)), Box::new(go(rt, b, any))),
+            Filter::Not(a) => Filter::Not(Box::new(go(rt, a, any))),
             Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) if known(p) => {
                 *any = true;
                 f.clone()
@@ -92,7 +90,7 @@ pub fn prune(kind: ResourceKind, f: &Filter) -> Option<Filter> {
         }
     }
     let mut any = false;
-    let pruned = go(kind, f, &mut any);
+    let pruned = go(rt, f, &mut any);
     any.then_some(pruned)
 }
 
@@ -467,7 +465,7 @@ impl Target {
 /// Resolves a path of a filter on `kind` resources (`within` is the multi-valued attribute a
 /// value filter applies to, whose sub-attributes the inner paths name).
 pub fn resolve(
-    kind: ResourceKind,
+    rt: &ResourceType,
     path: &AttrPath,
     within: Option<&'static Attribute>,
 ) -> Result<Target, Error> {
@@ -478,7 +476,7 @@ pub fn resolve(
             (None, Some(s)) => format!("{}.{s}", path.attr),
             (None, None) => path.attr.clone(),
         };
-        invalid(format!("unknown attribute {full:?} for {}", kind.name()))
+        invalid(format!("unknown attribute {full:?} for {}", rt.name()))
     };
     if let Some(parent) = within {
         if path.uri.is_some() || path.sub.is_some() {
@@ -494,7 +492,7 @@ pub fn resolve(
     let core = path
         .uri
         .as_deref()
-        .is_none_or(|u| u.eq_ignore_ascii_case(kind.schema().id));
+        .is_none_or(|u| u.eq_ignore_ascii_case(rt.schema().id));
     if core {
         let common = schema::common(&path.attr).and_then(|a| match (a.role, &path.sub) {
             (Role::Id, None) => Some(Target::Id),
@@ -509,7 +507,7 @@ pub fn resolve(
             return Ok(t);
         }
     }
-    let (ext, attr) = kind
+    let (ext, attr) = rt
         .locate(path.uri.as_deref(), &path.attr)
         .ok_or_else(unknown)?;
     let sub = match &path.sub {
@@ -521,42 +519,42 @@ pub fn resolve(
 
 /// Checks every path and operator of a filter for `kind`, so errors surface as 400
 /// `invalidFilter` before any query runs.
-pub fn check(kind: ResourceKind, f: &Filter) -> Result<(), Error> {
-    check_in(kind, f, None)
+pub fn check(rt: &ResourceType, f: &Filter) -> Result<(), Error> {
+    check_in(rt, f, None)
 }
 
 fn check_in(
-    kind: ResourceKind,
+    rt: &ResourceType,
     f: &Filter,
     within: Option<&'static Attribute>,
 ) -> Result<(), Error> {
     match f {
         Filter::And(a, b) | Filter::Or(a, b) => {
-            check_in(kind, a, within)?;
-            check_in(kind, b, within)
+            check_in(rt, a, within)?;
+            check_in(rt, b, within)
         }
-        Filter::Not(a) => check_in(kind, a, within),
+        Filter::Not(a) => check_in(rt, a, within),
         Filter::Never => Ok(()),
-        Filter::Present(p) => comparable(resolve(kind, p, within)?).map(|_| ()),
+        Filter::Present(p) => comparable(resolve(rt, p, within)?).map(|_| ()),
         Filter::Compare(p, op, v) => {
-            let t = comparable(resolve(kind, p, within)?)?;
+            let t = comparable(resolve(rt, p, within)?)?;
             check_operands(&t, *op, v)
         }
         Filter::ValuePath(p, inner) => {
             if within.is_some() {
                 return Err(invalid("value filters cannot nest"));
             }
-            match resolve(kind, p, None)? {
+            match resolve(rt, p, None)? {
                 Target::Attr {
                     ext: None,
                     attr,
                     sub: None,
-                } if attr.multi_valued && attr.is_complex() => check_in(kind, inner, Some(attr)),
+                } if attr.multi_valued && attr.is_complex() => check_in(rt, inner, Some(attr)),
                 Target::Attr {
                     ext: Some(_),
                     attr,
                     sub: None,
-                } if attr.is_complex() => check_in(kind, inner, Some(attr)),
+                } if attr.is_complex() => check_in(rt, inner, Some(attr)),
                 _ => Err(invalid(format!(
                     "{}[...] needs a complex attribute",
                     p.attr
@@ -620,21 +618,21 @@ pub fn normalize_instant(s: &str) -> Option<String> {
 /// Evaluates a (checked) filter against a rendered resource. Semantics, shared with the SQL
 /// compiler: a multi-valued attribute matches when any value matches; `ne` is `not eq`;
 /// `pr` means a non-empty value; case rules come from the schema.
-pub fn matches(kind: ResourceKind, f: &Filter, resource: &Value) -> bool {
-    eval(kind, f, resource, None)
+pub fn matches(rt: &ResourceType, f: &Filter, resource: &Value) -> bool {
+    eval(rt, f, resource, None)
 }
 
-fn eval(kind: ResourceKind, f: &Filter, r: &Value, within: Option<&'static Attribute>) -> bool {
+fn eval(rt: &ResourceType, f: &Filter, r: &Value, within: Option<&'static Attribute>) -> bool {
     match f {
-        Filter::And(a, b) => eval(kind, a, r, within) && eval(kind, b, r, within),
-        Filter::Or(a, b) => eval(kind, a, r, within) || eval(kind, b, r, within),
-        Filter::Not(a) => !eval(kind, a, r, within),
+        Filter::And(a, b) => eval(rt, a, r, within) && eval(rt, b, r, within),
+        Filter::Or(a, b) => eval(rt, a, r, within) || eval(rt, b, r, within),
+        Filter::Not(a) => !eval(rt, a, r, within),
         Filter::Never => false,
-        Filter::Present(p) => match resolve(kind, p, within) {
+        Filter::Present(p) => match resolve(rt, p, within) {
             Ok(t) => values_at(&t, r, within.is_some()).iter().any(non_empty),
             Err(_) => false,
         },
-        Filter::Compare(p, op, v) => match resolve(kind, p, within) {
+        Filter::Compare(p, op, v) => match resolve(rt, p, within) {
             Ok(t) => {
                 let vals = values_at(&t, r, within.is_some());
                 if *v == CompValue::Null {
@@ -648,7 +646,7 @@ fn eval(kind: ResourceKind, f: &Filter, r: &Value, within: Option<&'static Attri
             }
             Err(_) => false,
         },
-        Filter::ValuePath(p, inner) => match resolve(kind, p, None) {
+        Filter::ValuePath(p, inner) => match resolve(rt, p, None) {
             Ok(Target::Attr { ext, attr, .. }) => {
                 let container = match ext {
                     Some(e) => r.get(e).and_then(|x| x.get(attr.name)),
@@ -659,7 +657,7 @@ fn eval(kind: ResourceKind, f: &Filter, r: &Value, within: Option<&'static Attri
                     Some(v @ Value::Object(_)) => vec![v],
                     _ => Vec::new(),
                 };
-                elements.iter().any(|e| eval(kind, inner, e, Some(attr)))
+                elements.iter().any(|e| eval(rt, inner, e, Some(attr)))
             }
             _ => false,
         },
@@ -763,6 +761,7 @@ fn compare(t: &Target, actual: &Value, op: Op, want: &CompValue) -> bool {
 mod tests {
     use super::*;
     use crate::scim::schema::ENTERPRISE_USER;
+    use crate::scim::schema::ResourceKind;
     use serde_json::json;
 
     fn p(s: &str) -> Filter {
@@ -949,7 +948,7 @@ mod tests {
 
     #[test]
     fn resolution_against_the_schema() {
-        let u = ResourceKind::User;
+        let u = ResourceKind::User.builtin();
         for ok in [
             "userName eq \"a\"",
             "USERNAME eq \"a\"",
@@ -986,17 +985,17 @@ mod tests {
             assert_eq!(e.scim_type(), "invalidFilter", "{bad}");
         }
         check(
-            ResourceKind::Group,
+            ResourceKind::Group.builtin(),
             &p(r#"members[value eq "u"] and id eq "g""#),
         )
         .unwrap();
-        check(ResourceKind::Group, &p(r#"members.value eq "u""#)).unwrap();
-        check(ResourceKind::Group, &p(r#"members eq "u""#)).unwrap();
+        check(ResourceKind::Group.builtin(), &p(r#"members.value eq "u""#)).unwrap();
+        check(ResourceKind::Group.builtin(), &p(r#"members eq "u""#)).unwrap();
     }
 
     #[test]
     fn evaluation_follows_case_rules_and_any_value() {
-        let u = ResourceKind::User;
+        let u = ResourceKind::User.builtin();
         let r = json!({
             "id": "AbC", "externalId": "Ext-1", "userName": "Alice@Contoso.com", "active": false,
             "name": {"familyName": "Ölund"},

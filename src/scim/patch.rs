@@ -12,7 +12,7 @@ use super::Error;
 use super::filter::{self, AttrPath, CompValue, Filter, Op};
 use super::quirks::{Quirk, Quirks};
 use super::resource::{Member, PasswordUpdate, is_schemas, member_ids, value_of};
-use super::schema::{self, Attribute, Mutability, ResourceKind, Role};
+use super::schema::{self, Attribute, Mutability, ResourceType, Role};
 
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
@@ -140,7 +140,7 @@ enum Resolved {
     Attr(Target),
 }
 
-fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
+fn resolve(rt: &ResourceType, path: &str) -> Result<Resolved, Error> {
     let bad = |why: &str| invalid_path(format!("{path:?}: {why}"));
     let (head, filter, tail) = match path.find('[') {
         Some(open) => {
@@ -163,12 +163,12 @@ fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
     };
     let ap = filter::parse_attr_path(head).map_err(|_| bad("not an attribute path"))?;
     let (schema, ext) = match &ap.uri {
-        None => (kind.schema(), None),
-        Some(u) if u.eq_ignore_ascii_case(kind.schema().id) => (kind.schema(), None),
+        None => (rt.schema(), None),
+        Some(u) if u.eq_ignore_ascii_case(rt.schema().id) => (rt.schema(), None),
         Some(u) => {
-            if let Some(e) = kind.extension(u) {
+            if let Some(e) = rt.extension(u) {
                 (e, Some(e.id))
-            } else if let Some(e) = kind.extension(&format!("{u}:{}", ap.attr)) {
+            } else if let Some(e) = rt.extension(&format!("{u}:{}", ap.attr)) {
                 // The whole extension, e.g. path "urn:...:enterprise:2.0:User".
                 if ap.sub.is_some() || filter.is_some() {
                     return Err(bad("not an attribute path"));
@@ -206,7 +206,7 @@ fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
                 .attribute(&ap.attr)
                 .ok_or_else(|| bad("unknown attribute"))?,
         ),
-        None => kind
+        None => rt
             .locate(None, &ap.attr)
             .ok_or_else(|| bad("unknown attribute"))?,
     };
@@ -234,7 +234,7 @@ fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
             },
             Box::new(f.clone()),
         );
-        filter::check(kind, &wrapped).map_err(|e| bad(&e.to_string()))?;
+        filter::check(rt, &wrapped).map_err(|e| bad(&e.to_string()))?;
     }
     if attr.mutability == Mutability::ReadOnly
         || sub.is_some_and(|s| s.mutability == Mutability::ReadOnly)
@@ -252,7 +252,7 @@ fn resolve(kind: ResourceKind, path: &str) -> Result<Resolved, Error> {
 /// Applies `ops` to a stored document. The result still has to pass the same validation as a
 /// PUT body (`resource::prepare`).
 pub fn apply(
-    kind: ResourceKind,
+    rt: &ResourceType,
     doc: &Map<String, Value>,
     ops: &[Operation],
 ) -> Result<Outcome, Error> {
@@ -262,10 +262,10 @@ pub fn apply(
     };
     for op in ops {
         match &op.path {
-            None => apply_without_path(kind, &mut out, op)?,
+            None => apply_without_path(rt, &mut out, op)?,
             Some(path) => {
-                let resolved = resolve(kind, path)?;
-                apply_at(kind, &mut out, op.op, resolved, op.value.as_ref())?;
+                let resolved = resolve(rt, path)?;
+                apply_at(rt, &mut out, op.op, resolved, op.value.as_ref())?;
             }
         }
     }
@@ -274,7 +274,7 @@ pub fn apply(
 
 /// `add`/`replace` without a path: the value is an object whose keys are attributes, extension
 /// objects, or (Entra) paths such as "name.givenName" or "urn:...:User:employeeNumber".
-fn apply_without_path(kind: ResourceKind, out: &mut Outcome, op: &Operation) -> Result<(), Error> {
+fn apply_without_path(rt: &ResourceType, out: &mut Outcome, op: &Operation) -> Result<(), Error> {
     if op.op == Kind::Remove {
         return Err(Error::NoTarget("remove needs a path".into()));
     }
@@ -290,17 +290,17 @@ fn apply_without_path(kind: ResourceKind, out: &mut Outcome, op: &Operation) -> 
             // Echoed read-only attributes (schemas, id, meta) are ignored, as in a PUT.
             continue;
         }
-        if let Some(ext) = kind.extension(key) {
+        if let Some(ext) = rt.extension(key) {
             if !v.is_null() {
-                apply_at(kind, out, op.op, Resolved::Extension(ext), Some(v))?;
+                apply_at(rt, out, op.op, Resolved::Extension(ext), Some(v))?;
             }
             continue;
         }
         if key.contains('.') || key.starts_with("urn:") {
             out.quirks.note(Quirk::PathKeysInValue);
         }
-        let resolved = resolve(kind, key)?;
-        apply_at(kind, out, op.op, resolved, Some(v))?;
+        let resolved = resolve(rt, key)?;
+        apply_at(rt, out, op.op, resolved, Some(v))?;
     }
     Ok(())
 }
@@ -339,7 +339,7 @@ fn is_clear(v: Option<&Value>) -> bool {
 }
 
 fn apply_at(
-    kind: ResourceKind,
+    rt: &ResourceType,
     out: &mut Outcome,
     op: Kind,
     r: Resolved,
@@ -371,8 +371,8 @@ fn apply_at(
                 // add and replace set the attributes given and leave the others.
                 (_, Some(Value::Object(attrs))) => {
                     for (key, v) in attrs.iter().filter(|(k, _)| !is_schemas(k)) {
-                        let resolved = resolve(kind, &format!("{}:{key}", ext.id))?;
-                        apply_at(kind, out, op, resolved, Some(v))?;
+                        let resolved = resolve(rt, &format!("{}:{key}", ext.id))?;
+                        apply_at(rt, out, op, resolved, Some(v))?;
                     }
                 }
                 (_, Some(v)) => {
@@ -404,7 +404,7 @@ fn apply_at(
     }
     let path = t.attr.name;
     if t.attr.multi_valued {
-        return multi(kind, out, op, &t, value);
+        return multi(rt, out, op, &t, value);
     }
     if let Some(f) = &t.filter {
         // A value filter on a single-valued complex attribute: Entra removes the manager with
@@ -419,7 +419,7 @@ fn apply_at(
         let Some(current) = current else {
             return Ok(());
         };
-        if !element_matches(kind, &t, f, &current) {
+        if !element_matches(rt, &t, f, &current) {
             return Ok(());
         }
     }
@@ -552,7 +552,7 @@ fn upsert_seed(attr: &'static Attribute, f: &Filter) -> Option<Map<String, Value
 
 /// Whether one value of `attr` matches a value filter, evaluated as `attr[f]` on a resource
 /// holding only that value.
-fn element_matches(kind: ResourceKind, t: &Target, f: &Filter, element: &Value) -> bool {
+fn element_matches(rt: &ResourceType, t: &Target, f: &Filter, element: &Value) -> bool {
     let mut wrapper = Map::new();
     let holder = Value::Array(vec![element.clone()]);
     match t.ext {
@@ -571,7 +571,7 @@ fn element_matches(kind: ResourceKind, t: &Target, f: &Filter, element: &Value) 
         },
         Box::new(f.clone()),
     );
-    filter::matches(kind, &wrapped, &Value::Object(wrapper))
+    filter::matches(rt, &wrapped, &Value::Object(wrapper))
 }
 
 /// Demotes every other value when `keep` holds a value marked primary (RFC 7644 §3.5.2).
@@ -593,7 +593,7 @@ fn demote_others(items: &mut [Value], keep: &[usize]) {
 }
 
 fn multi(
-    kind: ResourceKind,
+    rt: &ResourceType,
     out: &mut Outcome,
     op: Kind,
     t: &Target,
@@ -672,7 +672,7 @@ fn multi(
         // Values selected by a filter.
         (Some(f), sub, _) => {
             let hits: Vec<usize> = (0..items.len())
-                .filter(|i| element_matches(kind, t, f, &items[*i]))
+                .filter(|i| element_matches(rt, t, f, &items[*i]))
                 .collect();
             match op {
                 Kind::Remove => match sub {
@@ -854,16 +854,16 @@ fn value_eqs(f: &Filter, id: &str) -> Option<Vec<String>> {
 }
 
 /// The password a request sets, if any, so it can be hashed before the write transaction.
-pub fn password_in(kind: ResourceKind, ops: &[Operation]) -> Option<String> {
+pub fn password_in(rt: &ResourceType, ops: &[Operation]) -> Option<String> {
     let mut found = None;
     for op in ops {
         match (&op.path, &op.value) {
-            (Some(p), Some(Value::String(s))) if matches!(resolve(kind, p), Ok(Resolved::Attr(t)) if t.attr.role == Role::Secret) =>
+            (Some(p), Some(Value::String(s))) if matches!(resolve(rt, p), Ok(Resolved::Attr(t)) if t.attr.role == Role::Secret) =>
             {
                 found = Some(s.clone());
             }
             (None, Some(Value::Object(o))) => {
-                let secret = kind
+                let secret = rt
                     .schema()
                     .attributes
                     .iter()
@@ -883,6 +883,7 @@ mod tests {
     use super::*;
     use crate::scim::resource::prepare;
     use crate::scim::schema::ENTERPRISE_USER;
+    use crate::scim::schema::ResourceKind;
     use serde_json::json;
 
     fn member(id: &str, display: Option<&str>) -> Member {
@@ -896,7 +897,7 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
-    fn run(kind: ResourceKind, start: Value, ops: Value) -> Result<Outcome, Error> {
+    fn run(kind: &ResourceType, start: Value, ops: Value) -> Result<Outcome, Error> {
         let ops = parse_request(&json!({"schemas": [PATCH_OP], "Operations": ops}))?;
         let out = apply(kind, &doc(start), &ops)?;
         // The result must pass the same validation as a PUT.
@@ -905,13 +906,13 @@ mod tests {
     }
 
     fn user(start: Value, ops: Value) -> Map<String, Value> {
-        run(ResourceKind::User, start, ops)
+        run(ResourceKind::User.builtin(), start, ops)
             .unwrap_or_else(|e| panic!("{e}"))
             .doc
     }
 
     fn user_err(start: Value, ops: Value) -> String {
-        let e = run(ResourceKind::User, start, ops).expect_err("should fail");
+        let e = run(ResourceKind::User.builtin(), start, ops).expect_err("should fail");
         e.scim_type().to_string()
     }
 
@@ -1045,7 +1046,7 @@ mod tests {
     #[test]
     fn rfc_7644_add_examples() {
         // §3.5.2.1: add a member, add emails and a nickname without a path.
-        let out = run(ResourceKind::Group, json!({"displayName": "Tour Guides"}), json!([
+        let out = run(ResourceKind::Group.builtin(), json!({"displayName": "Tour Guides"}), json!([
             {"op": "add", "path": "members", "value": [{"display": "Babs Jensen", "$ref": "https://x/Users/2819c223", "value": "2819c223"}]}
         ])).unwrap();
         assert_eq!(
@@ -1071,7 +1072,7 @@ mod tests {
     #[test]
     fn rfc_7644_remove_examples() {
         // §3.5.2.2
-        let out = run(ResourceKind::Group, json!({"displayName": "g"}), json!([
+        let out = run(ResourceKind::Group.builtin(), json!({"displayName": "g"}), json!([
             {"op": "remove", "path": "members[value eq \"2819c223-7f76-453a-919d-413861904646\"]"}
         ])).unwrap();
         assert_eq!(
@@ -1081,13 +1082,13 @@ mod tests {
             ])]
         );
         let out = run(
-            ResourceKind::Group,
+            ResourceKind::Group.builtin(),
             json!({"displayName": "g"}),
             json!([{"op": "remove", "path": "members"}]),
         )
         .unwrap();
         assert_eq!(out.members, [MemberChange::Replace(vec![])]);
-        let out = run(ResourceKind::Group, json!({"displayName": "g"}), json!([
+        let out = run(ResourceKind::Group.builtin(), json!({"displayName": "g"}), json!([
             {"op": "remove", "path": "members[value eq \"a\" or value eq \"b\"]"},
             {"op": "remove", "path": "members[display co \"Babs\"]"},
             {"op": "Remove", "path": "members", "value": [{"value": "u1091"}, {"value": "u1092"}]}
@@ -1131,7 +1132,7 @@ mod tests {
     #[test]
     fn rfc_7644_replace_examples() {
         // §3.5.2.3
-        let out = run(ResourceKind::Group, json!({"displayName": "g"}), json!([
+        let out = run(ResourceKind::Group.builtin(), json!({"displayName": "g"}), json!([
             {"op": "replace", "path": "members", "value": [{"value": "2819c223"}, {"value": "902c246b"}]}
         ])).unwrap();
         assert_eq!(
@@ -1246,14 +1247,14 @@ mod tests {
             assert_eq!(user_err(start.clone(), ops.clone()), want, "{ops}");
         }
         let e = run(
-            ResourceKind::Group,
+            ResourceKind::Group.builtin(),
             json!({"displayName": "g"}),
             json!([{"op": "add", "path": "members[value eq \"x\"]", "value": 1}]),
         )
         .unwrap_err();
         assert_eq!(e.scim_type(), "invalidPath");
         let e = run(
-            ResourceKind::Group,
+            ResourceKind::Group.builtin(),
             json!({"displayName": "g"}),
             json!([{"op": "replace", "path": "members.value", "value": "x"}]),
         )
@@ -1268,21 +1269,29 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            password_in(ResourceKind::User, &ops).as_deref(),
+            password_in(ResourceKind::User.builtin(), &ops).as_deref(),
             Some("s3cret")
         );
-        let out = apply(ResourceKind::User, &doc(json!({"userName": "a"})), &ops).unwrap();
+        let out = apply(
+            ResourceKind::User.builtin(),
+            &doc(json!({"userName": "a"})),
+            &ops,
+        )
+        .unwrap();
         assert_eq!(out.password, Some(Some("s3cret".into())));
         assert!(!out.doc.contains_key("password"));
         let ops =
             parse_request(&json!({"Operations": [{"op": "replace", "value": {"password": "x2"}}]}))
                 .unwrap();
-        assert_eq!(password_in(ResourceKind::User, &ops).as_deref(), Some("x2"));
+        assert_eq!(
+            password_in(ResourceKind::User.builtin(), &ops).as_deref(),
+            Some("x2")
+        );
     }
 
     #[test]
     fn quirks_are_noted() {
-        let out = run(ResourceKind::User, json!({"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m1"}}}), json!([
+        let out = run(ResourceKind::User.builtin(), json!({"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m1"}}}), json!([
             {"op": "Replace", "path": "active", "value": "False"},
             {"op": "Add", "path": "phoneNumbers[type eq \"mobile\"].value", "value": "1"},
             {"op": "replace", "value": {"name.givenName": "x"}},
@@ -1310,7 +1319,7 @@ mod tests {
         );
         // A filter that does not match removes nothing.
         let out = run(
-            ResourceKind::User,
+            ResourceKind::User.builtin(),
             json!({"userName": "a", ENTERPRISE_USER: {"manager": {"value": "m1"}}}),
             json!([
                 {"op": "remove", "path": format!("{ENTERPRISE_USER}:manager[value eq \"other\"]")}
@@ -1319,7 +1328,7 @@ mod tests {
         .unwrap();
         assert_eq!(out.doc[ENTERPRISE_USER]["manager"]["value"], "m1");
         let out = run(
-            ResourceKind::Group,
+            ResourceKind::Group.builtin(),
             json!({"displayName": "g"}),
             json!([
                 {"op": "Remove", "path": "members", "value": [{"value": "u"}]}

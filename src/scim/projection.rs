@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::schema::{self, ResourceKind, Returned, Schema};
+use super::schema::{self, ResourceType, Returned, Schema};
 
 /// Whether `key` is a common attribute every response carries, whatever was asked for
 /// (`returned: always`: schemas, id).
@@ -24,14 +24,12 @@ pub struct Projection {
 impl Projection {
     /// Parses the comma-separated lists. Names that match no attribute are ignored.
     pub fn parse(
-        kind: ResourceKind,
+        rt: &ResourceType,
         attributes: Option<&str>,
         excluded: Option<&str>,
     ) -> Projection {
         let list = |s: &str| -> Vec<Vec<String>> {
-            s.split(',')
-                .filter_map(|p| resolve(kind, p.trim()))
-                .collect()
+            s.split(',').filter_map(|p| resolve(rt, p.trim())).collect()
         };
         Projection {
             include: attributes.filter(|s| !s.trim().is_empty()).map(list),
@@ -59,7 +57,7 @@ impl Projection {
         }
     }
 
-    pub fn apply(&self, kind: ResourceKind, mut obj: Map<String, Value>) -> Map<String, Value> {
+    pub fn apply(&self, rt: &ResourceType, mut obj: Map<String, Value>) -> Map<String, Value> {
         match &self.include {
             Some(paths) => {
                 obj = obj
@@ -84,7 +82,7 @@ impl Projection {
                     .collect();
             }
             None => {
-                for attr in kind.schema().attributes.iter() {
+                for attr in rt.schema().attributes.iter() {
                     if attr.returned == Returned::Request {
                         obj.remove(attr.name);
                     }
@@ -92,7 +90,7 @@ impl Projection {
             }
         }
         for path in &self.exclude {
-            if !always(&path[0]) && !is_always(kind, path) {
+            if !always(&path[0]) && !is_always(rt, path) {
                 remove(&mut obj, path);
             }
         }
@@ -100,18 +98,18 @@ impl Projection {
     }
 }
 
-fn is_always(kind: ResourceKind, path: &[String]) -> bool {
-    kind.schema()
+fn is_always(rt: &ResourceType, path: &[String]) -> bool {
+    rt.schema()
         .attribute(&path[0])
         .is_some_and(|a| a.returned == Returned::Always)
 }
 
 /// Canonical key path of one `attributes` entry, or `None` if it names nothing.
-fn resolve(kind: ResourceKind, raw: &str) -> Option<Vec<String>> {
+fn resolve(rt: &ResourceType, raw: &str) -> Option<Vec<String>> {
     if raw.is_empty() {
         return None;
     }
-    let schemas = std::iter::once(kind.schema()).chain(kind.extensions().iter().copied());
+    let schemas = std::iter::once(rt.schema()).chain(rt.extensions().iter().copied());
     for schema in schemas {
         let Some(prefix) = raw.get(..schema.id.len()) else {
             continue;
@@ -120,7 +118,7 @@ fn resolve(kind: ResourceKind, raw: &str) -> Option<Vec<String>> {
             continue;
         }
         let rest = &raw[schema.id.len()..];
-        let is_ext = schema.id != kind.schema().id;
+        let is_ext = schema.id != rt.schema().id;
         if rest.is_empty() {
             return is_ext.then(|| vec![schema.id.to_string()]);
         }
@@ -131,14 +129,14 @@ fn resolve(kind: ResourceKind, raw: &str) -> Option<Vec<String>> {
         }
         return Some(path);
     }
-    resolve_in(kind.schema(), raw)
+    resolve_in(rt.schema(), raw)
         .or_else(|| resolve_common(raw))
         .or_else(|| {
             // An extension attribute named without its URN, when only one extension has it.
             let name = raw.split('.').next()?;
-            let (ext, _) = kind.locate(None, name)?;
+            let (ext, _) = rt.locate(None, name)?;
             let ext = ext?;
-            let mut path = resolve_in(kind.extension(ext)?, raw)?;
+            let mut path = resolve_in(rt.extension(ext)?, raw)?;
             path.insert(0, ext.to_string());
             Some(path)
         })
@@ -230,6 +228,7 @@ fn remove(obj: &mut Map<String, Value>, path: &[String]) {
 mod tests {
     use super::*;
     use crate::scim::schema::ENTERPRISE_USER;
+    use crate::scim::schema::ResourceKind;
     use serde_json::json;
 
     fn user() -> Map<String, Value> {
@@ -256,11 +255,11 @@ mod tests {
     #[test]
     fn attributes_keep_only_what_is_asked_plus_always() {
         let p = Projection::parse(
-            ResourceKind::User,
+            ResourceKind::User.builtin(),
             Some("USERNAME,name.givenName,emails.value"),
             None,
         );
-        let out = p.apply(ResourceKind::User, user());
+        let out = p.apply(ResourceKind::User.builtin(), user());
         assert_eq!(keys(&out), ["emails", "id", "name", "schemas", "userName"]);
         assert_eq!(out["name"], json!({"givenName": "Alice"}));
         assert_eq!(out["emails"], json!([{"value": "a@x"}, {"value": "b@x"}]));
@@ -269,18 +268,18 @@ mod tests {
     #[test]
     fn urn_qualified_paths() {
         let p = Projection::parse(
-            ResourceKind::User,
+            ResourceKind::User.builtin(),
             Some(&format!(
                 "urn:ietf:params:scim:schemas:core:2.0:User:userName,{ENTERPRISE_USER}:manager.value"
             )),
             None,
         );
-        let out = p.apply(ResourceKind::User, user());
+        let out = p.apply(ResourceKind::User.builtin(), user());
         assert_eq!(out["userName"], "alice");
         assert_eq!(out[ENTERPRISE_USER], json!({"manager": {"value": "2"}}));
-        let p = Projection::parse(ResourceKind::User, Some(ENTERPRISE_USER), None);
+        let p = Projection::parse(ResourceKind::User.builtin(), Some(ENTERPRISE_USER), None);
         assert_eq!(
-            p.apply(ResourceKind::User, user())[ENTERPRISE_USER]["department"],
+            p.apply(ResourceKind::User.builtin(), user())[ENTERPRISE_USER]["department"],
             "R&D"
         );
     }
@@ -288,13 +287,13 @@ mod tests {
     #[test]
     fn excluded_attributes_drop_paths_but_never_id() {
         let p = Projection::parse(
-            ResourceKind::User,
+            ResourceKind::User.builtin(),
             None,
             Some(&format!(
                 "emails.type,id,meta,{ENTERPRISE_USER}:department,name.givenName,name.familyName"
             )),
         );
-        let out = p.apply(ResourceKind::User, user());
+        let out = p.apply(ResourceKind::User.builtin(), user());
         assert_eq!(out["id"], "1");
         assert!(!out.contains_key("meta") && !out.contains_key("name"));
         assert_eq!(out["emails"], json!([{"value": "a@x"}, {"value": "b@x"}]));
@@ -303,7 +302,7 @@ mod tests {
 
     #[test]
     fn wants_tells_whether_to_load_members() {
-        let g = ResourceKind::Group;
+        let g = ResourceKind::Group.builtin();
         assert!(Projection::parse(g, None, None).wants("members"));
         assert!(!Projection::parse(g, None, Some("members")).wants("members"));
         assert!(!Projection::parse(g, Some("displayName"), None).wants("members"));
@@ -314,11 +313,11 @@ mod tests {
     #[test]
     fn unknown_names_are_ignored() {
         let p = Projection::parse(
-            ResourceKind::User,
+            ResourceKind::User.builtin(),
             Some("nosuch,name.nosuch,urn:x:y"),
             Some("bogus"),
         );
-        let out = p.apply(ResourceKind::User, user());
+        let out = p.apply(ResourceKind::User.builtin(), user());
         assert_eq!(keys(&out), ["id", "schemas"]);
     }
 }

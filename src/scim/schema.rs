@@ -572,16 +572,7 @@ pub fn common(name: &str) -> Option<&'static Attribute> {
         .find(|a| a.name.eq_ignore_ascii_case(name))
 }
 
-static USER_EXTENSIONS: [&Schema; 1] = [&ENTERPRISE_USER_SCHEMA];
-
-/// Every schema this server knows, in the order `/Schemas` lists them.
-pub static ALL: [&Schema; 3] = [&USER_SCHEMA, &ENTERPRISE_USER_SCHEMA, &GROUP_SCHEMA];
-
-pub fn by_id(id: &str) -> Option<&'static Schema> {
-    ALL.iter().copied().find(|s| s.id.eq_ignore_ascii_case(id))
-}
-
-/// The two kinds of resource, with their schema, extensions and endpoint.
+/// The two kinds of resource: what the store's rows are, and their endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResourceKind {
     User,
@@ -603,22 +594,81 @@ impl ResourceKind {
         }
     }
 
-    pub fn schema(self) -> &'static Schema {
-        match self {
-            ResourceKind::User => &USER_SCHEMA,
-            ResourceKind::Group => &GROUP_SCHEMA,
+    pub fn from_name(name: &str) -> Option<ResourceKind> {
+        [ResourceKind::User, ResourceKind::Group]
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name))
+    }
+
+    /// This kind's resource type in the built-in model (for tools and tests that have no
+    /// provider; requests use their provider's model).
+    pub fn builtin(self) -> &'static ResourceType {
+        Model::builtin().get(self)
+    }
+}
+
+/// One resource type as a model describes it: its kind, its core schema and the extension
+/// schemas it accepts. What requests ask of it often (the unique name, the attribute kept as
+/// membership rows) is found once, when the type is built.
+#[derive(Debug, Clone)]
+pub struct ResourceType {
+    kind: ResourceKind,
+    schema: &'static Schema,
+    extensions: Vec<&'static Schema>,
+    unique_name: Option<&'static Attribute>,
+    linked: Option<&'static Attribute>,
+    /// Searchers for the extension URNs in stored document text, in the order of
+    /// `extensions`: building one costs more than searching a document with it.
+    finders: Vec<memchr::memmem::Finder<'static>>,
+}
+
+impl ResourceType {
+    fn new(kind: ResourceKind, schema: &'static Schema, extensions: Vec<&'static Schema>) -> Self {
+        ResourceType {
+            kind,
+            schema,
+            unique_name: schema
+                .attributes
+                .iter()
+                .find(|a| a.role == Role::UniqueName),
+            linked: schema.attributes.iter().find(|a| a.is_linked()),
+            finders: extensions
+                .iter()
+                .map(|e| memchr::memmem::Finder::new(e.id))
+                .collect(),
+            extensions,
         }
     }
 
-    pub fn extensions(self) -> &'static [&'static Schema] {
-        match self {
-            ResourceKind::User => &USER_EXTENSIONS,
-            ResourceKind::Group => &[],
-        }
+    /// Each extension with a searcher for its URN (see `render`).
+    pub fn extension_finders(
+        &self,
+    ) -> impl Iterator<Item = (&'static Schema, &memchr::memmem::Finder<'static>)> {
+        self.extensions.iter().copied().zip(&self.finders)
     }
 
-    pub fn extension(self, urn: &str) -> Option<&'static Schema> {
-        self.extensions()
+    pub fn kind(&self) -> ResourceKind {
+        self.kind
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.name()
+    }
+
+    pub fn endpoint(&self) -> &'static str {
+        self.kind.endpoint()
+    }
+
+    pub fn schema(&self) -> &'static Schema {
+        self.schema
+    }
+
+    pub fn extensions(&self) -> &[&'static Schema] {
+        &self.extensions
+    }
+
+    pub fn extension(&self, urn: &str) -> Option<&'static Schema> {
+        self.extensions
             .iter()
             .copied()
             .find(|s| s.id.eq_ignore_ascii_case(urn))
@@ -629,67 +679,53 @@ impl ResourceKind {
     /// enterprise manager, as Microsoft Entra ID's older shapes assume). Returns the extension
     /// URN holding it, if any.
     pub fn locate(
-        self,
+        &self,
         uri: Option<&str>,
         name: &str,
     ) -> Option<(Option<&'static str>, &'static Attribute)> {
         match uri {
-            Some(u) if u.eq_ignore_ascii_case(self.schema().id) => {
-                self.schema().attribute(name).map(|a| (None, a))
+            Some(u) if u.eq_ignore_ascii_case(self.schema.id) => {
+                self.schema.attribute(name).map(|a| (None, a))
             }
             Some(u) => {
                 let ext = self.extension(u)?;
                 ext.attribute(name).map(|a| (Some(ext.id), a))
             }
-            None => self
-                .schema()
-                .attribute(name)
-                .map(|a| (None, a))
-                .or_else(|| {
-                    let mut found = self
-                        .extensions()
-                        .iter()
-                        .filter_map(|e| e.attribute(name).map(|a| (Some(e.id), a)));
-                    let first = found.next()?;
-                    found.next().is_none().then_some(first)
-                }),
+            None => self.schema.attribute(name).map(|a| (None, a)).or_else(|| {
+                let mut found = self
+                    .extensions
+                    .iter()
+                    .filter_map(|e| e.attribute(name).map(|a| (Some(e.id), a)));
+                let first = found.next()?;
+                found.next().is_none().then_some(first)
+            }),
         }
     }
 
-    /// The attribute whose value is unique per provider (`Role::UniqueName`): userName or
+    /// The name of the attribute unique per provider (`Role::UniqueName`): userName or
     /// displayName.
-    pub fn name_attribute(self) -> &'static str {
-        self.schema()
-            .attributes
-            .iter()
-            .find(|a| a.role == Role::UniqueName)
-            .map_or("", |a| a.name)
+    pub fn name_attribute(&self) -> &'static str {
+        self.unique_name.map_or("", |a| a.name)
     }
 
     /// The attribute whose values come from membership rows (`Role::Relation` or
     /// `Role::Computed`): a Group's members, a User's groups.
-    pub fn linked(self) -> Option<&'static Attribute> {
-        self.schema().attributes.iter().find(|a| a.is_linked())
+    pub fn linked(&self) -> Option<&'static Attribute> {
+        self.linked
     }
 
-    /// The multi-valued attributes (with the extension URN holding them) whose sub-attribute
-    /// values are kept in `value_index`, with that sub-attribute.
-    pub fn indexed(self) -> impl Iterator<Item = (&'static Attribute, &'static Attribute)> {
-        self.schema()
+    /// The multi-valued attributes of the core schema whose sub-attribute values are kept in
+    /// `value_index`, with that sub-attribute.
+    pub fn indexed(&self) -> impl Iterator<Item = (&'static Attribute, &'static Attribute)> {
+        self.schema
             .attributes
             .iter()
             .filter_map(|a| a.indexed_sub().map(|s| (a, s)))
     }
 
-    pub fn from_name(name: &str) -> Option<ResourceKind> {
-        [ResourceKind::User, ResourceKind::Group]
-            .into_iter()
-            .find(|k| k.name().eq_ignore_ascii_case(name))
-    }
-
-    pub fn resource_type_json(self) -> Value {
+    pub fn resource_type_json(&self) -> Value {
         let extensions: Vec<Value> = self
-            .extensions()
+            .extensions
             .iter()
             .map(|s| json!({"schema": s.id, "required": false}))
             .collect();
@@ -698,13 +734,77 @@ impl ResourceKind {
             "id": self.name(),
             "name": self.name(),
             "endpoint": format!("/{}", self.endpoint()),
-            "description": match self {
+            "description": match self.kind {
                 ResourceKind::User => "User accounts",
                 ResourceKind::Group => "Groups of Users and Groups",
             },
-            "schema": self.schema().id,
+            "schema": self.schema.id,
             "schemaExtensions": extensions,
         })
+    }
+}
+
+/// The schema model of one identity provider: its User and Group resource types. Every
+/// provider starts from the built-in model (RFC 7643 User with the Enterprise User extension,
+/// and Group); `with_extension` builds a model with one more extension schema, so a provider's
+/// own extensions can be added at run time without touching anyone else's.
+#[derive(Debug, Clone)]
+pub struct Model {
+    user: ResourceType,
+    group: ResourceType,
+}
+
+impl Model {
+    /// The model every provider has until it registers extensions of its own.
+    pub fn builtin() -> &'static Model {
+        static BUILTIN: std::sync::LazyLock<Model> = std::sync::LazyLock::new(|| Model {
+            user: ResourceType::new(
+                ResourceKind::User,
+                &USER_SCHEMA,
+                vec![&ENTERPRISE_USER_SCHEMA],
+            ),
+            group: ResourceType::new(ResourceKind::Group, &GROUP_SCHEMA, Vec::new()),
+        });
+        &BUILTIN
+    }
+
+    pub fn get(&self, kind: ResourceKind) -> &ResourceType {
+        match kind {
+            ResourceKind::User => &self.user,
+            ResourceKind::Group => &self.group,
+        }
+    }
+
+    /// This model with one more extension schema for `kind`.
+    pub fn with_extension(&self, kind: ResourceKind, extension: &'static Schema) -> Model {
+        let mut model = self.clone();
+        let t = match kind {
+            ResourceKind::User => &mut model.user,
+            ResourceKind::Group => &mut model.group,
+        };
+        *t = ResourceType::new(kind, t.schema, {
+            let mut exts = t.extensions.clone();
+            exts.push(extension);
+            exts
+        });
+        model
+    }
+
+    /// Every schema of the model, in the order `/Schemas` lists them: each resource type's
+    /// core schema followed by its extensions.
+    pub fn schemas(&self) -> impl Iterator<Item = &'static Schema> + '_ {
+        [&self.user, &self.group]
+            .into_iter()
+            .flat_map(|t| std::iter::once(t.schema).chain(t.extensions.iter().copied()))
+    }
+
+    /// A schema of the model by its URN, ignoring case.
+    pub fn schema(&self, id: &str) -> Option<&'static Schema> {
+        self.schemas().find(|s| s.id.eq_ignore_ascii_case(id))
+    }
+
+    pub fn resource_types(&self) -> [&ResourceType; 2] {
+        [&self.user, &self.group]
     }
 }
 

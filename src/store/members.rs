@@ -10,12 +10,14 @@ use super::{Error, Result};
 use crate::scim::ResourceKind;
 use crate::scim::patch::MemberChange;
 use crate::scim::resource::Member;
+use crate::scim::schema::ResourceType;
 
 /// Applies PATCH membership changes row by row: the cost grows with the members named, not
 /// with the size of the group. Returns whether any membership changed.
 pub(super) fn change_members(
     c: &Connection,
     provider_id: i64,
+    rt: &ResourceType,
     group_seq: i64,
     base: &str,
     changes: &[MemberChange],
@@ -44,7 +46,7 @@ pub(super) fn change_members(
                 }
             }
             MemberChange::RemoveWhere(f) => {
-                let mut compiler = Compiler::new(ResourceKind::Group, base, 2);
+                let mut compiler = Compiler::new(rt, base, 2);
                 let cond = compiler
                     .member_filter(f)
                     .map_err(|e| Error::Invalid(e.to_string()))?;
@@ -241,17 +243,17 @@ pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Ref
 }
 
 /// Each group reached: its key, id and displayName, sorted by key.
-type GroupNames = Vec<(i64, String, Option<String>)>;
+pub(crate) type GroupNames = Vec<(i64, String, Option<String>)>;
 
 /// For each member, its groups oldest first as (index into the `GroupNames`, whether the
 /// membership is direct); all members' lists one after another in one buffer.
-pub(super) struct GroupLists {
+pub(crate) struct GroupLists {
     items: Vec<(usize, bool)>,
     ends: Vec<usize>,
 }
 
 impl GroupLists {
-    pub(super) fn of(&self, member: usize) -> &[(usize, bool)] {
+    pub(crate) fn of(&self, member: usize) -> &[(usize, bool)] {
         let start = member.checked_sub(1).map_or(0, |m| self.ends[m]);
         &self.items[start..self.ends[member]]
     }
@@ -315,7 +317,7 @@ fn direct_groups_by_key(
 /// sorted by key, so oldest first) and whether each is direct, and the id and name of every
 /// group reached, once. Flat buffers and sorted vectors rather than a map per member: a page
 /// of 100 users is answered with a handful of allocations.
-pub(super) fn group_seqs_of_many(
+pub(crate) fn group_seqs_of_many(
     c: &Connection,
     member_seqs: &[i64],
 ) -> Result<(GroupNames, GroupLists)> {
@@ -409,14 +411,26 @@ mod tests {
     fn direct_groups_by_range_and_by_key_agree() {
         let c = test_conn();
         let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
-        let user = |i: usize| prepare(ResourceKind::User, &json!({"userName": format!("u{i}")}));
+        let user = |i: usize| {
+            prepare(
+                ResourceKind::User.builtin(),
+                &json!({"userName": format!("u{i}")}),
+            )
+        };
         let mut seqs = Vec::new();
         let mut groups = Vec::new();
         for i in 0..400 {
             seqs.push(
-                insert(&c, p.id, ResourceKind::User, &user(i).unwrap(), None, "t")
-                    .unwrap()
-                    .seq,
+                insert(
+                    &c,
+                    p.id,
+                    ResourceKind::User.builtin(),
+                    &user(i).unwrap(),
+                    None,
+                    "t",
+                )
+                .unwrap()
+                .seq,
             );
             if i % 80 == 0 {
                 // Groups among the users' keys, each holding users and the group before.
@@ -429,9 +443,9 @@ mod tests {
                     members.push(json!({"value": id_of(&c, g)}));
                 }
                 let body = json!({"displayName": format!("g{i}"), "members": members});
-                let g = prepare(ResourceKind::Group, &body).unwrap();
+                let g = prepare(ResourceKind::Group.builtin(), &body).unwrap();
                 groups.push(
-                    insert(&c, p.id, ResourceKind::Group, &g, None, "t")
+                    insert(&c, p.id, ResourceKind::Group.builtin(), &g, None, "t")
                         .unwrap()
                         .seq,
                 );

@@ -3,7 +3,6 @@
 pub mod members;
 pub mod providers;
 pub mod query;
-pub mod render;
 pub mod resources;
 pub mod search;
 pub mod tokens;

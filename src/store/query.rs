@@ -9,8 +9,8 @@
 use rusqlite::types::Value as Sql;
 
 use crate::scim::filter::{self, CompValue, Filter, Op, Target, normalize_instant};
-use crate::scim::schema::{Attribute, Role, Type};
-use crate::scim::{self, ResourceKind, fold};
+use crate::scim::schema::{Attribute, ResourceType, Role, Type};
+use crate::scim::{self, fold};
 
 /// The column a `meta` sub-attribute is kept in.
 fn meta_column(m: &Attribute) -> &'static str {
@@ -23,7 +23,7 @@ fn meta_column(m: &Attribute) -> &'static str {
 
 /// A compiled condition (or ORDER BY) and its parameters, numbered from `first`.
 pub struct Compiler<'a> {
-    kind: ResourceKind,
+    rt: &'a ResourceType,
     base: &'a str,
     first: usize,
     params: Vec<Sql>,
@@ -51,9 +51,9 @@ fn invalid(msg: impl Into<String>) -> scim::Error {
 impl<'a> Compiler<'a> {
     /// `base` is the provider's SCIM base URL (for `$ref` values); parameters are numbered
     /// from `first`.
-    pub fn new(kind: ResourceKind, base: &'a str, first: usize) -> Compiler<'a> {
+    pub fn new(rt: &'a ResourceType, base: &'a str, first: usize) -> Compiler<'a> {
         Compiler {
-            kind,
+            rt,
             base,
             first,
             params: Vec::new(),
@@ -71,16 +71,17 @@ impl<'a> Compiler<'a> {
 
     /// A boolean SQL condition selecting the resources `f` matches.
     pub fn filter(&mut self, f: &Filter) -> Result<String, scim::Error> {
-        filter::check(self.kind, f)?;
+        filter::check(self.rt, f)?;
         self.node(f)
     }
 
     /// A condition over a group's member rows (`members m`, member resource `x`) for the inner
     /// filter of `members[...]`, as PATCH removes them.
     pub fn member_filter(&mut self, f: &Filter) -> Result<String, scim::Error> {
-        let attr = ResourceKind::Group
+        let attr = self
+            .rt
             .linked()
-            .ok_or_else(|| invalid("groups have no member attribute"))?;
+            .ok_or_else(|| invalid("this resource type has no member attribute"))?;
         self.inner(attr, f, &|c, sub| c.member_expr(sub))
     }
 
@@ -94,9 +95,9 @@ impl<'a> Compiler<'a> {
         let direct = |f: &Filter| match f {
             Filter::Compare(p, Op::Eq, CompValue::Str(_)) => {
                 matches!(
-                    filter::resolve(self.kind, p, None),
+                    filter::resolve(self.rt, p, None),
                     Ok(Target::Id | Target::ExternalId)
-                ) || matches!(filter::resolve(self.kind, p, None),
+                ) || matches!(filter::resolve(self.rt, p, None),
                         Ok(Target::Attr { ext: None, attr, .. }) if attr.role == Role::UniqueName)
             }
             _ => false,
@@ -127,7 +128,7 @@ impl<'a> Compiler<'a> {
             };
             let Ok(Target::Attr {
                 ext: None, attr, ..
-            }) = filter::resolve(self.kind, &p, None)
+            }) = filter::resolve(self.rt, &p, None)
             else {
                 return false;
             };
@@ -151,15 +152,15 @@ impl<'a> Compiler<'a> {
             Filter::Not(a) => format!("(NOT {})", self.node(a)?),
             Filter::Never => "0".to_string(),
             Filter::Present(p) => {
-                let t = filter::resolve(self.kind, p, None)?;
+                let t = filter::resolve(self.rt, p, None)?;
                 self.leaf(&t, None)?
             }
             Filter::Compare(p, op, v) => {
-                let t = filter::resolve(self.kind, p, None)?;
+                let t = filter::resolve(self.rt, p, None)?;
                 self.leaf(&t, Some((*op, v)))?
             }
             Filter::ValuePath(p, inner) => {
-                let Target::Attr { ext, attr, .. } = filter::resolve(self.kind, p, None)? else {
+                let Target::Attr { ext, attr, .. } = filter::resolve(self.rt, p, None)? else {
                     return Err(invalid("a value filter needs a complex attribute"));
                 };
                 self.any_value(ext, attr, inner)?
@@ -188,7 +189,7 @@ impl<'a> Compiler<'a> {
             Filter::Not(a) => format!("(NOT {})", self.inner(attr, a, sub_expr)?),
             Filter::Never => "0".to_string(),
             Filter::Present(p) | Filter::Compare(p, _, _) => {
-                let t = filter::resolve(self.kind, p, Some(attr))?;
+                let t = filter::resolve(self.rt, p, Some(attr))?;
                 let sub = t.leaf().ok_or_else(|| invalid("bad sub-attribute"))?;
                 let expr = sub_expr(self, sub);
                 match f {
@@ -463,7 +464,7 @@ impl<'a> Compiler<'a> {
     pub fn order_by(&mut self, sort_by: &str, descending: bool) -> Result<String, scim::Error> {
         let bad = |e: scim::Error| scim::Error::InvalidValue(format!("sortBy: {e}"));
         let path = filter::parse_attr_path(sort_by).map_err(bad)?;
-        let t = filter::resolve(self.kind, &path, None).map_err(bad)?;
+        let t = filter::resolve(self.rt, &path, None).map_err(bad)?;
         let fold_if = |sql: String, t: &Target| {
             if t.case_exact() || !matches!(t.ty(), Type::String | Type::Reference) {
                 sql
@@ -570,13 +571,14 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
+    use crate::render;
     use crate::scim::ProviderKind;
+    use crate::scim::ResourceKind;
     use crate::scim::filter::{matches, parse};
     use crate::scim::projection::Projection;
     use crate::scim::resource::prepare;
     use crate::scim::schema::ENTERPRISE_USER;
     use crate::store::providers;
-    use crate::store::render;
     use crate::store::resources;
     use crate::store::search::{self, Condition, Paging};
     use crate::store::test_conn;
@@ -591,12 +593,12 @@ mod tests {
         let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
         let mut user_ids = Vec::new();
         for u in users {
-            let prepared = prepare(ResourceKind::User, u).unwrap();
+            let prepared = prepare(ResourceKind::User.builtin(), u).unwrap();
             user_ids.push(
                 resources::create(
                     &c,
                     p.id,
-                    ResourceKind::User,
+                    ResourceKind::User.builtin(),
                     &prepared,
                     None,
                     "2026-03-01T00:00:00.000Z",
@@ -617,7 +619,7 @@ mod tests {
                     .map(|i| json!({"value": group_ids[*i]})),
             );
             let prepared = prepare(
-                ResourceKind::Group,
+                ResourceKind::Group.builtin(),
                 &json!({"displayName": name, "members": members}),
             )
             .unwrap();
@@ -625,7 +627,7 @@ mod tests {
                 resources::create(
                     &c,
                     p.id,
-                    ResourceKind::Group,
+                    ResourceKind::Group.builtin(),
                     &prepared,
                     None,
                     "2026-03-02T00:00:00.000Z",
@@ -643,7 +645,7 @@ mod tests {
         kind: ResourceKind,
         text: &str,
     ) -> Result<Vec<String>, scim::Error> {
-        let mut compiler = Compiler::new(kind, BASE, 3);
+        let mut compiler = Compiler::new(kind.builtin(), BASE, 3);
         let ast = parse(text)?;
         let sql = compiler.filter(&ast)?;
         let driven = compiler.driven_by_lookup(&ast);
@@ -690,7 +692,7 @@ mod tests {
             page.total,
             "past the end: {text}"
         );
-        Ok(page.items.into_iter().map(|r| r.id).collect())
+        Ok(page.items.iter().map(|r| r.id.to_string()).collect())
     }
 
     fn by_oracle(c: &Connection, provider: i64, kind: ResourceKind, text: &str) -> Vec<String> {
@@ -710,10 +712,11 @@ mod tests {
         all.items
             .iter()
             .filter(|r| {
-                let rendered = render::represent(c, BASE, kind, r, &Projection::default()).unwrap();
-                matches(kind, &f, &rendered)
+                let body = render::resource(c, kind.builtin(), BASE, *r, &Projection::default());
+                let rendered: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+                matches(kind.builtin(), &f, &rendered)
             })
-            .map(|r| r.id.clone())
+            .map(|r| r.id.to_string())
             .collect()
     }
 
@@ -869,7 +872,7 @@ mod tests {
             let (c, provider, _, _) = db_with(&users, &[]);
             for f in &filters {
                 let ast = parse(f).unwrap();
-                if filter::check(ResourceKind::User, &ast).is_err() {
+                if filter::check(ResourceKind::User.builtin(), &ast).is_err() {
                     prop_assert!(by_sql(&c, provider, ResourceKind::User, f).is_err());
                     continue;
                 }
@@ -954,7 +957,7 @@ mod tests {
 
     #[test]
     fn values_are_bound_never_spliced() {
-        let mut compiler = Compiler::new(ResourceKind::User, BASE, 3);
+        let mut compiler = Compiler::new(ResourceKind::User.builtin(), BASE, 3);
         let sql = compiler
             .filter(
                 &parse(
@@ -979,7 +982,7 @@ mod tests {
             .collect();
         let (c, provider, _, _) = db_with(&users, &[]);
         let order = |by: &str, desc: bool| -> Vec<String> {
-            let o = Compiler::new(ResourceKind::User, BASE, 1)
+            let o = Compiler::new(ResourceKind::User.builtin(), BASE, 1)
                 .order_by(by, desc)
                 .unwrap();
             search::search(
@@ -996,7 +999,10 @@ mod tests {
             .unwrap()
             .items
             .iter()
-            .map(|r| r.doc["userName"].as_str().unwrap().to_string())
+            .map(|r| {
+                let doc: Value = serde_json::from_str(r.doc).unwrap();
+                doc["userName"].as_str().unwrap().to_string()
+            })
             .collect()
         };
         assert_eq!(order("userName", false), ["A", "b", "c"]);
@@ -1007,12 +1013,12 @@ mod tests {
             "Alpha, beta, then no title"
         );
         assert!(
-            Compiler::new(ResourceKind::User, BASE, 1)
+            Compiler::new(ResourceKind::User.builtin(), BASE, 1)
                 .order_by("nope", false)
                 .is_err()
         );
         assert!(
-            Compiler::new(ResourceKind::User, BASE, 1)
+            Compiler::new(ResourceKind::User.builtin(), BASE, 1)
                 .order_by("groups", false)
                 .is_err()
         );
@@ -1031,7 +1037,7 @@ mod tests {
             &[("g1", vec![0, 1], vec![]), ("g2", vec![2], vec![])],
         );
         let plan = |kind: ResourceKind, text: &str| -> String {
-            let mut compiler = Compiler::new(kind, BASE, 3);
+            let mut compiler = Compiler::new(kind.builtin(), BASE, 3);
             let ast = parse(text).unwrap();
             let sql = compiler.filter(&ast).unwrap();
             let driven = compiler.driven_by_lookup(&ast);

@@ -12,6 +12,7 @@ use super::{Error, Result};
 use crate::scim::patch::{self, Operation};
 use crate::scim::quirks::Quirks;
 use crate::scim::resource::{self, PasswordUpdate, Prepared, etag_matches};
+use crate::scim::schema::{ResourceType, Role};
 use crate::scim::{ResourceKind, fold, schema};
 
 /// A stored User or Group.
@@ -25,34 +26,10 @@ pub struct Resource {
     pub version: i64,
 }
 
-/// A stored User or Group with its document left as the JSON text it is stored as, for reads
-/// that return the full representation (no parsing and re-serializing of the document).
-#[derive(Debug, Clone)]
-pub struct RawResource {
-    pub seq: i64,
-    pub id: String,
-    pub doc: String,
-    pub created: String,
-    pub modified: String,
-    pub version: i64,
-}
-
-impl RawResource {
-    pub fn view(&self) -> RawView<'_> {
-        RawView {
-            seq: self.seq,
-            id: &self.id,
-            doc: &self.doc,
-            created: &self.created,
-            modified: &self.modified,
-            version: self.version,
-        }
-    }
-}
-
-/// A stored resource's columns, borrowed from a `RawResource` or a `RawPage`.
+/// A stored User or Group as the renderer reads it: its columns, with the document as the JSON
+/// text it is stored as (a full representation never parses it). Borrowed from `Rows`.
 #[derive(Debug, Clone, Copy)]
-pub struct RawView<'a> {
+pub struct Stored<'a> {
     pub seq: i64,
     pub id: &'a str,
     pub doc: &'a str,
@@ -61,23 +38,32 @@ pub struct RawView<'a> {
     pub version: i64,
 }
 
-/// The rows of a page with their text columns kept in one buffer: one growing allocation per
-/// page instead of four per row.
+/// Rows read for rendering (a page, or the one resource a GET reads), their text columns kept
+/// in one buffer: one growing allocation per page instead of four per row.
 #[derive(Debug, Default)]
-pub struct RawPage {
-    pub(super) text: String,
-    pub(super) rows: Vec<RawRow>,
+pub struct Rows {
+    text: String,
+    rows: Vec<RowEnds>,
 }
 
 #[derive(Debug)]
-pub(super) struct RawRow {
+struct RowEnds {
     seq: i64,
     version: i64,
     /// Where id, doc, created and modified end in `text`; each starts where the one before ends.
     ends: [usize; 4],
 }
 
-impl RawPage {
+impl Rows {
+    /// Room for `rows` rows of typical users, so the buffer is not copied as it grows.
+    pub(super) fn with_capacity(rows: usize) -> Rows {
+        Rows {
+            text: String::with_capacity(rows * 1024),
+            rows: Vec::with_capacity(rows),
+        }
+    }
+
+    /// Appends a row selected as `COLUMNS`.
     pub(super) fn push(&mut self, r: &Row<'_>) -> rusqlite::Result<()> {
         let mut ends = [0; 4];
         for (end, col) in ends.iter_mut().zip(1..) {
@@ -102,7 +88,7 @@ impl RawPage {
             }
             *end = self.text.len();
         }
-        self.rows.push(RawRow {
+        self.rows.push(RowEnds {
             seq: r.get(0)?,
             version: r.get(5)?,
             ends,
@@ -110,11 +96,19 @@ impl RawPage {
         Ok(())
     }
 
-    pub fn views(&self) -> impl Iterator<Item = RawView<'_>> {
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Stored<'_>> {
         let mut start = 0;
         self.rows.iter().map(move |row| {
             let [a, b, c, d] = row.ends;
-            let view = RawView {
+            let view = Stored {
                 seq: row.seq,
                 id: &self.text[start..a],
                 doc: &self.text[a..b],
@@ -148,20 +142,9 @@ pub(super) fn parse_kind(s: &str) -> rusqlite::Result<ResourceKind> {
     })
 }
 
-fn raw_from_row(r: &Row<'_>) -> rusqlite::Result<RawResource> {
-    Ok(RawResource {
-        seq: r.get(0)?,
-        id: r.get(1)?,
-        doc: r.get(2)?,
-        created: r.get(3)?,
-        modified: r.get(4)?,
-        version: r.get(5)?,
-    })
-}
-
-pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
-    let raw = raw_from_row(r)?;
-    let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&raw.doc) else {
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
+    let doc: String = r.get(2)?;
+    let Ok(Value::Object(doc)) = serde_json::from_str::<Value>(&doc) else {
         return Err(rusqlite::Error::FromSqlConversionFailure(
             2,
             rusqlite::types::Type::Text,
@@ -169,48 +152,47 @@ pub(super) fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
         ));
     };
     Ok(Resource {
-        seq: raw.seq,
-        id: raw.id,
+        seq: r.get(0)?,
+        id: r.get(1)?,
         doc,
-        created: raw.created,
-        modified: raw.modified,
-        version: raw.version,
+        created: r.get(3)?,
+        modified: r.get(4)?,
+        version: r.get(5)?,
     })
 }
 
 pub(super) const COLUMNS: &str = "r.seq, r.id, r.doc, r.created, r.modified, r.version";
 
-fn get_row<T>(
-    c: &Connection,
-    provider_id: i64,
-    kind: ResourceKind,
-    id: &str,
-    map: fn(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<Option<T>> {
-    Ok(c.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM resources r WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3"
-    ))?
-    .query_row(params![id, provider_id, kind_str(kind)], map)
-    .optional()?)
-}
+const GET_SQL: &str = "SELECT r.seq, r.id, r.doc, r.created, r.modified, r.version FROM resources r \
+     WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3";
 
+/// A stored resource with its document parsed, for writes that change it.
 pub fn get(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,
     id: &str,
 ) -> Result<Option<Resource>> {
-    get_row(c, provider_id, kind, id, from_row)
+    Ok(c.prepare_cached(GET_SQL)?
+        .query_row(params![id, provider_id, kind_str(kind)], from_row)
+        .optional()?)
 }
 
-/// `get` with the document as stored JSON text.
-pub fn get_raw(
-    c: &Connection,
-    provider_id: i64,
-    kind: ResourceKind,
-    id: &str,
-) -> Result<Option<RawResource>> {
-    get_row(c, provider_id, kind, id, raw_from_row)
+/// A stored resource for rendering: no row when it does not exist.
+pub fn read(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Result<Rows> {
+    let mut out = Rows::with_capacity(1);
+    let mut st = c.prepare_cached(GET_SQL)?;
+    let mut rows = st.query(params![id, provider_id, kind_str(kind)])?;
+    if let Some(r) = rows.next()? {
+        out.push(r)?;
+    }
+    Ok(out)
+}
+
+/// Whether resources of this type hold members (Groups): their name shows in their members'
+/// computed values.
+fn holds_members(rt: &ResourceType) -> bool {
+    rt.linked().is_some_and(|a| a.role == Role::Relation)
 }
 
 fn require(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Result<Resource> {
@@ -231,7 +213,7 @@ pub fn check_if_match(r: &Resource, if_match: Option<&str>) -> Result<()> {
 fn check_unique(
     c: &Connection,
     provider_id: i64,
-    kind: ResourceKind,
+    rt: &ResourceType,
     name: &str,
     except_seq: Option<i64>,
 ) -> Result<()> {
@@ -239,14 +221,14 @@ fn check_unique(
         .prepare_cached(
             "SELECT seq FROM resources WHERE provider_id = ?1 AND kind = ?2 AND name_key = ?3",
         )?
-        .query_row(params![provider_id, kind_str(kind), fold(name)], |r| {
+        .query_row(params![provider_id, kind_str(rt.kind()), fold(name)], |r| {
             r.get(0)
         })
         .optional()?;
     match taken {
         Some(seq) if Some(seq) != except_seq => Err(Error::Conflict(format!(
             "{} {name:?} is already taken (compared regardless of case)",
-            kind.name_attribute()
+            rt.name_attribute()
         ))),
         _ => Ok(()),
     }
@@ -254,9 +236,9 @@ fn check_unique(
 
 /// The `value_index` entries of a document: (attribute key, folded value), one per value of
 /// each sub-attribute the schema model marks indexed.
-fn index_entries(kind: ResourceKind, doc: &Map<String, Value>) -> Vec<(String, String)> {
+fn index_entries(rt: &ResourceType, doc: &Map<String, Value>) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (attr, sub) in kind.indexed() {
+    for (attr, sub) in rt.indexed() {
         let Some(Value::Array(items)) = doc.get(attr.name) else {
             continue;
         };
@@ -271,13 +253,13 @@ fn index_entries(kind: ResourceKind, doc: &Map<String, Value>) -> Vec<(String, S
 }
 
 /// Rewrites the `value_index` rows of one resource from its document.
-fn reindex(c: &Connection, seq: i64, kind: ResourceKind, doc: &Map<String, Value>) -> Result<()> {
+fn reindex(c: &Connection, seq: i64, rt: &ResourceType, doc: &Map<String, Value>) -> Result<()> {
     c.prepare_cached("DELETE FROM value_index WHERE seq = ?1")?
         .execute([seq])?;
     let mut ins = c.prepare_cached(
         "INSERT OR IGNORE INTO value_index (seq, attr, value_key) VALUES (?1, ?2, ?3)",
     )?;
-    for (key, value) in index_entries(kind, doc) {
+    for (key, value) in index_entries(rt, doc) {
         ins.execute(params![seq, key, value])?;
     }
     Ok(())
@@ -291,7 +273,7 @@ pub fn reindex_all(c: &Connection) -> Result<()> {
         .collect::<rusqlite::Result<_>>()?;
     for (seq, kind, doc) in all {
         if let (Ok(kind), Ok(Value::Object(m))) = (parse_kind(&kind), serde_json::from_str(&doc)) {
-            reindex(c, seq, kind, &m)?;
+            reindex(c, seq, kind.builtin(), &m)?;
         }
     }
     Ok(())
@@ -305,12 +287,12 @@ fn doc_text(p: &Prepared) -> Result<String> {
 pub fn create(
     c: &Connection,
     provider_id: i64,
-    kind: ResourceKind,
+    rt: &ResourceType,
     p: &Prepared,
     password_hash: Option<&str>,
     now: &str,
 ) -> Result<Resource> {
-    check_unique(c, provider_id, kind, &p.name, None)?;
+    check_unique(c, provider_id, rt, &p.name, None)?;
     let id = uuid::Uuid::now_v7().to_string();
     c.prepare_cached(
         "INSERT INTO resources (provider_id, kind, id, external_id, name, name_key, doc,
@@ -319,7 +301,7 @@ pub fn create(
     )?
     .execute(params![
         provider_id,
-        kind_str(kind),
+        kind_str(rt.kind()),
         id,
         p.external_id,
         p.name,
@@ -334,16 +316,16 @@ pub fn create(
         "INSERT INTO resource_counts (provider_id, kind, n) VALUES (?1, ?2, 1)
          ON CONFLICT DO UPDATE SET n = n + 1",
     )?
-    .execute(params![provider_id, kind_str(kind)])?;
+    .execute(params![provider_id, kind_str(rt.kind())])?;
     c.prepare_cached(
         "INSERT INTO resource_blocks (provider_id, kind, block, n) VALUES (?1, ?2, ?3, 1)
          ON CONFLICT DO UPDATE SET n = n + 1",
     )?
-    .execute(params![provider_id, kind_str(kind), seq >> 10])?;
+    .execute(params![provider_id, kind_str(rt.kind()), seq >> 10])?;
     let mut ins = c.prepare_cached(
         "INSERT OR IGNORE INTO value_index (seq, attr, value_key) VALUES (?1, ?2, ?3)",
     )?;
-    for (key, value) in index_entries(kind, &p.doc) {
+    for (key, value) in index_entries(rt, &p.doc) {
         ins.execute(params![seq, key, value])?;
     }
     if let Some(members) = &p.members {
@@ -361,7 +343,7 @@ pub fn create(
     };
     #[cfg(debug_assertions)]
     {
-        let stored = require(c, provider_id, kind, &created.id)?;
+        let stored = require(c, provider_id, rt.kind(), &created.id)?;
         assert_eq!(
             (
                 &stored.doc,
@@ -382,26 +364,26 @@ pub fn create(
 pub fn replace(
     c: &Connection,
     provider_id: i64,
-    kind: ResourceKind,
+    rt: &ResourceType,
     id: &str,
     p: &Prepared,
     password_hash: Option<&str>,
     if_match: Option<&str>,
     now: &str,
 ) -> Result<Resource> {
-    let old = require(c, provider_id, kind, id)?;
+    let old = require(c, provider_id, rt.kind(), id)?;
     check_if_match(&old, if_match)?;
-    resource::check_immutable(kind.schema(), &old.doc, &p.doc)?;
+    resource::check_immutable(rt.schema(), &old.doc, &p.doc)?;
     let password = match password_hash {
         Some(h) => PasswordUpdate::Set(h.to_string()),
         None => PasswordUpdate::Keep,
     };
-    update_doc(c, provider_id, kind, &old, p, password, now)?;
-    if kind == ResourceKind::Group {
+    update_doc(c, provider_id, rt, &old, p, password, now)?;
+    if holds_members(rt) {
         let wanted = member_seqs(c, provider_id, old.seq, p.members.as_deref().unwrap_or(&[]))?;
         set_members(c, old.seq, &wanted)?;
     }
-    require(c, provider_id, kind, id)
+    require(c, provider_id, rt.kind(), id)
 }
 
 /// Stores a new document for `old` (PUT, or a patched one) and bumps the version. Columns and index rows whose values did not change are not rewritten
@@ -409,13 +391,13 @@ pub fn replace(
 fn update_doc(
     c: &Connection,
     provider_id: i64,
-    kind: ResourceKind,
+    rt: &ResourceType,
     old: &Resource,
     p: &Prepared,
     password: PasswordUpdate,
     now: &str,
 ) -> Result<()> {
-    let old_name = old.doc.get(kind.name_attribute()).and_then(Value::as_str);
+    let old_name = old.doc.get(rt.name_attribute()).and_then(Value::as_str);
     let old_external_id = old
         .doc
         .get(schema::EXTERNAL_ID.name)
@@ -423,13 +405,13 @@ fn update_doc(
     let keys_changed =
         old_name != Some(p.name.as_str()) || old_external_id != p.external_id.as_deref();
     if keys_changed {
-        check_unique(c, provider_id, kind, &p.name, Some(old.seq))?;
+        check_unique(c, provider_id, rt, &p.name, Some(old.seq))?;
         c.prepare_cached(
             "UPDATE resources SET external_id = ?1, name = ?2, name_key = ?3 WHERE seq = ?4",
         )?
         .execute(params![p.external_id, p.name, fold(&p.name), old.seq])?;
         // A group's displayName is shown in its members' `groups`.
-        if kind == ResourceKind::Group && old_name != Some(p.name.as_str()) {
+        if holds_members(rt) && old_name != Some(p.name.as_str()) {
             bump_below(c, old.seq)?;
         }
     }
@@ -445,8 +427,8 @@ fn update_doc(
          WHERE seq = ?5",
     )?
     .execute(params![doc_text(p)?, set_hash, hash, now, old.seq])?;
-    if index_entries(kind, &old.doc) != index_entries(kind, &p.doc) {
-        reindex(c, old.seq, kind, &p.doc)?;
+    if index_entries(rt, &old.doc) != index_entries(rt, &p.doc) {
+        reindex(c, old.seq, rt, &p.doc)?;
     }
     Ok(())
 }
@@ -484,7 +466,7 @@ pub struct Patched {
 pub fn patch(
     c: &Connection,
     provider_id: i64,
-    kind: ResourceKind,
+    rt: &ResourceType,
     id: &str,
     ops: &[Operation],
     password_hash: Option<&str>,
@@ -492,19 +474,19 @@ pub fn patch(
     now: &str,
     base: &str,
 ) -> Result<Patched> {
-    let old = require(c, provider_id, kind, id)?;
+    let old = require(c, provider_id, rt.kind(), id)?;
     check_if_match(&old, if_match)?;
-    let outcome = patch::apply(kind, &old.doc, ops)?;
+    let outcome = patch::apply(rt, &old.doc, ops)?;
     let password = outcome.password_update(password_hash);
     // Only the request's own shapes count; the stored document has none.
     let quirks = outcome.quirks;
-    let prepared = resource::prepare(kind, &Value::Object(outcome.doc))?;
-    resource::check_immutable(kind.schema(), &old.doc, &prepared.doc)?;
+    let prepared = resource::prepare(rt, &Value::Object(outcome.doc))?;
+    resource::check_immutable(rt.schema(), &old.doc, &prepared.doc)?;
     let doc_changed = prepared.doc != old.doc || !matches!(password, PasswordUpdate::Keep);
     if doc_changed {
-        update_doc(c, provider_id, kind, &old, &prepared, password, now)?;
+        update_doc(c, provider_id, rt, &old, &prepared, password, now)?;
     }
-    let members_changed = change_members(c, provider_id, old.seq, base, &outcome.members)?;
+    let members_changed = change_members(c, provider_id, rt, old.seq, base, &outcome.members)?;
     if members_changed && !doc_changed {
         touch(c, old.seq, now)?;
     }
@@ -531,7 +513,7 @@ pub fn patch(
     // Debug builds (every integration test) check that against the database.
     #[cfg(debug_assertions)]
     {
-        let stored = require(c, provider_id, kind, &r.id)?;
+        let stored = require(c, provider_id, rt.kind(), &r.id)?;
         assert_eq!(
             (&stored.doc, &stored.modified, stored.version),
             (&r.doc, &r.modified, r.version),

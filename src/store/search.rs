@@ -6,7 +6,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::Result;
-use super::resources::{COLUMNS, RawPage, Resource, from_row, kind_str};
+use super::resources::{COLUMNS, Rows, kind_str};
 use crate::scim::ResourceKind;
 
 /// A compiled filter condition over `resources r`, with its parameters numbered from ?3
@@ -29,9 +29,9 @@ pub enum Paging<'a> {
 }
 
 /// One page of matching resources, the total number that match, and whether more follow.
-pub struct Page<T = Vec<Resource>> {
+pub struct Page {
     pub total: i64,
-    pub items: T,
+    pub items: Rows,
     pub more: bool,
 }
 
@@ -134,6 +134,8 @@ fn statements(
     }
 }
 
+/// One page of the resources of `kind` that match `condition`, in the order of `paging`, with
+/// the total that match and whether more follow.
 pub fn search(
     c: &Connection,
     provider_id: i64,
@@ -142,35 +144,13 @@ pub fn search(
     paging: Paging<'_>,
     limit: i64,
 ) -> Result<Page> {
-    let mut items = Vec::new();
+    let mut rows = Rows::with_capacity(limit.clamp(0, 1000) as usize);
     let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, |r| {
-        items.push(from_row(r)?);
-        Ok(())
-    })?;
-    Ok(Page { total, items, more })
-}
-
-/// `search` returning documents as stored JSON text (for full representations).
-pub fn search_raw(
-    c: &Connection,
-    provider_id: i64,
-    kind: ResourceKind,
-    condition: Option<&Condition>,
-    paging: Paging<'_>,
-    limit: i64,
-) -> Result<Page<RawPage>> {
-    // Room for a page of typical users up front, so the buffer is not copied as it grows.
-    let rows = limit.clamp(0, 1000) as usize;
-    let mut page = RawPage {
-        text: String::with_capacity(rows * 1024),
-        rows: Vec::with_capacity(rows),
-    };
-    let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, |r| {
-        page.push(r)
+        rows.push(r)
     })?;
     Ok(Page {
         total,
-        items: page,
+        items: rows,
         more,
     })
 }
@@ -338,8 +318,10 @@ mod tests {
                     json!({"displayName": format!("g{i}")}),
                 ),
             };
-            let prepared = prepare(kind, &body).unwrap();
-            let id = insert(&c, p, kind, &prepared, None, "t").unwrap().id;
+            let prepared = prepare(kind.builtin(), &body).unwrap();
+            let id = insert(&c, p, kind.builtin(), &prepared, None, "t")
+                .unwrap()
+                .id;
             ids.push((p, kind, id));
         }
         // Holes, including a whole run of one block.
@@ -404,15 +386,19 @@ mod tests {
         };
         let mut ids = Vec::new();
         for i in 0..5 {
-            let p = prepare(ResourceKind::User, &json!({"userName": format!("u{i}")})).unwrap();
+            let p = prepare(
+                ResourceKind::User.builtin(),
+                &json!({"userName": format!("u{i}")}),
+            )
+            .unwrap();
             ids.push(
-                insert(&c, a.id, ResourceKind::User, &p, None, "t")
+                insert(&c, a.id, ResourceKind::User.builtin(), &p, None, "t")
                     .unwrap()
                     .id,
             );
         }
-        let g = prepare(ResourceKind::Group, &json!({"displayName": "g"})).unwrap();
-        insert(&c, b.id, ResourceKind::Group, &g, None, "t").unwrap();
+        let g = prepare(ResourceKind::Group.builtin(), &json!({"displayName": "g"})).unwrap();
+        insert(&c, b.id, ResourceKind::Group.builtin(), &g, None, "t").unwrap();
         assert_eq!(
             (
                 total(a.id, ResourceKind::User),
@@ -436,14 +422,18 @@ mod tests {
         let c = test_conn();
         let a = providers::insert(&c, "a", "", ProviderKind::Generic, 0).unwrap();
         for i in 0..5 {
-            let p = prepare(ResourceKind::User, &json!({"userName": format!("u{i}")})).unwrap();
-            insert(&c, a.id, ResourceKind::User, &p, None, "t").unwrap();
+            let p = prepare(
+                ResourceKind::User.builtin(),
+                &json!({"userName": format!("u{i}")}),
+            )
+            .unwrap();
+            insert(&c, a.id, ResourceKind::User.builtin(), &p, None, "t").unwrap();
         }
         // Pages that end short of their limit count their own rows; full pages and pages past
         // the end run the count: all must say 5.
         for offset in 0..8 {
             for limit in 0..7 {
-                let page = search_raw(
+                let page = search(
                     &c,
                     a.id,
                     ResourceKind::User,
@@ -457,11 +447,7 @@ mod tests {
                 .unwrap();
                 assert_eq!(page.total, 5, "offset {offset} limit {limit}");
                 let shown = (5 - offset).clamp(0, limit) as usize;
-                assert_eq!(
-                    page.items.rows.len(),
-                    shown,
-                    "offset {offset} limit {limit}"
-                );
+                assert_eq!(page.items.len(), shown, "offset {offset} limit {limit}");
             }
         }
     }

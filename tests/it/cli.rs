@@ -9,7 +9,8 @@ use crate::harness::{Server, TestDb, get_bearer, token_in};
 fn insert_user(db: &TestDb, provider: &str, user_name: &str) {
     let kind = scimd::scim::ResourceKind::User;
     let prepared =
-        scimd::scim::resource::prepare(kind, &serde_json::json!({"userName": user_name})).unwrap();
+        scimd::scim::resource::prepare(kind.builtin(), &serde_json::json!({"userName": user_name}))
+            .unwrap();
     let provider = provider.to_string();
     db.store()
         .write_blocking(move |c| {
@@ -17,7 +18,7 @@ fn insert_user(db: &TestDb, provider: &str, user_name: &str) {
             scimd::store::resources::create(
                 c,
                 p.id,
-                kind,
+                kind.builtin(),
                 &prepared,
                 None,
                 "2026-01-01T00:00:00Z",
