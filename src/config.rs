@@ -10,43 +10,105 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// One layer of configuration as written by the operator; `None` means "not set here".
-#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    pub listen: Option<String>,
-    pub database: Option<String>,
-    pub public_url: Option<String>,
-    pub log_level: Option<String>,
-    pub log_format: Option<String>,
-    pub cleanup_interval: Option<String>,
-    pub token_retention: Option<String>,
-    pub token_expiry_warning: Option<String>,
-    pub token_max_lifetime: Option<String>,
-    pub max_body_size: Option<String>,
-    pub shutdown_timeout: Option<String>,
-    pub busy_timeout: Option<String>,
-    pub pool_size: Option<u32>,
-    pub max_page_size: Option<u32>,
+/// Declares every configuration key once: its raw type in a layer (what a file, a variable or
+/// a flag gives), its validated type in `Config`, its default as an operator would write it,
+/// how it is checked, and how `check-config` shows it. From this one table come the layer
+/// type `RawConfig` (serde, unknown keys refused), `KEYS`, setting a key from text, merging
+/// layers, validation reporting every problem at once, `Config` and its redacted output.
+macro_rules! settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $raw:ty => $ty:ty = $default:expr, check $check:path, show $show:path;
+    )*) => {
+        /// One layer of configuration as written by the operator; `None` means "not set here".
+        #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        pub struct RawConfig {
+            $(pub $key: Option<$raw>,)*
+        }
+
+        /// Every key, in the order `config.example.toml` documents them.
+        pub const KEYS: &[&str] = &[$(stringify!($key)),*];
+
+        /// The validated configuration every part of the server reads.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $($(#[doc = $doc])* pub $key: $ty,)*
+        }
+
+        impl RawConfig {
+            /// The built-in defaults, written the way an operator would write them.
+            pub fn defaults() -> RawConfig {
+                RawConfig {
+                    $($key: $default,)*
+                }
+            }
+
+            /// Sets one key from its text form (environment variables and flags arrive as
+            /// text).
+            pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+                match key {
+                    $(stringify!($key) => self.$key = Some(FromText::from_text(key, value)?),)*
+                    _ => return Err(format!("unknown setting {key:?}")),
+                }
+                Ok(())
+            }
+
+            /// `other` wins wherever it sets a value.
+            pub fn overlay(self, other: RawConfig) -> RawConfig {
+                RawConfig {
+                    $($key: other.$key.or(self.$key),)*
+                }
+            }
+
+            /// Checks every key (falling back to its default) and reports all problems at
+            /// once.
+            fn check_each(&self, problems: &mut Vec<String>) -> Option<Config> {
+                let d = RawConfig::defaults();
+                $(
+                    let $key = $check(self.$key.as_ref().or(d.$key.as_ref()))
+                        .map_err(|e| problems.push(format!("{}: {e}", stringify!($key))))
+                        .ok();
+                )*
+                Some(Config {
+                    $($key: $key?,)*
+                })
+            }
+        }
+
+        impl Config {
+            /// The effective configuration as TOML, with anything secret replaced by `***`.
+            pub fn to_redacted_toml(&self) -> String {
+                let mut out = String::new();
+                $(out.push_str(&format!("{} = {}\n", stringify!($key), $show(&self.$key)));)*
+                out
+            }
+        }
+    };
 }
 
-/// Every key, in the order `config.example.toml` documents them.
-pub const KEYS: &[&str] = &[
-    "listen",
-    "database",
-    "public_url",
-    "log_level",
-    "log_format",
-    "cleanup_interval",
-    "token_retention",
-    "token_expiry_warning",
-    "token_max_lifetime",
-    "max_body_size",
-    "shutdown_timeout",
-    "busy_timeout",
-    "pool_size",
-    "max_page_size",
-];
+settings! {
+    listen: String => SocketAddr = Some("127.0.0.1:8080".into()),
+        check socket_address, show shown_text;
+    database: String => PathBuf = Some("scimd.db".into()), check file_path, show shown_path;
+    /// Scheme, host and optional path prefix, without a trailing slash.
+    public_url: String => Option<String> = None, check public_url, show shown_url;
+    log_level: String => String = Some("info".into()), check log_level, show shown_text;
+    log_format: String => LogFormat = Some("text".into()), check log_format, show shown_format;
+    cleanup_interval: String => Duration = Some("1h".into()),
+        check positive_duration, show shown_duration;
+    token_retention: String => Duration = Some("30d".into()), check duration, show shown_duration;
+    token_expiry_warning: String => Duration = Some("14d".into()),
+        check duration, show shown_duration;
+    token_max_lifetime: String => Duration = Some("730d".into()),
+        check positive_duration, show shown_duration;
+    max_body_size: String => usize = Some("1MiB".into()), check body_size, show shown_size;
+    shutdown_timeout: String => Duration = Some("30s".into()), check duration, show shown_duration;
+    busy_timeout: String => Duration = Some("5s".into()), check duration, show shown_duration;
+    pool_size: u32 => u32 = Some(default_pool_size()), check at_least_one, show shown_number;
+    /// Most resources one list or search response carries (`filter.maxResults`).
+    max_page_size: u32 => u32 = Some(1000), check at_least_one, show shown_number;
+}
 
 /// Environment variables with the `SCIMD_` prefix that are not configuration keys.
 /// (`SCIMD_TEST_FAULTS` enables the fault injection of debug builds, see `http::faults`.)
@@ -58,48 +120,129 @@ pub enum LogFormat {
     Json,
 }
 
-/// The validated configuration every part of the server reads.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub listen: SocketAddr,
-    pub database: PathBuf,
-    /// Scheme, host and optional path prefix, without a trailing slash.
-    pub public_url: Option<String>,
-    pub log_level: String,
-    pub log_format: LogFormat,
-    pub cleanup_interval: Duration,
-    pub token_retention: Duration,
-    pub token_expiry_warning: Duration,
-    pub token_max_lifetime: Duration,
-    pub max_body_size: usize,
-    pub shutdown_timeout: Duration,
-    pub busy_timeout: Duration,
-    pub pool_size: u32,
-    /// Most resources one list or search response carries (`filter.maxResults`).
-    pub max_page_size: u32,
+/// A raw value from its text form.
+trait FromText: Sized {
+    fn from_text(key: &str, text: &str) -> Result<Self, String>;
+}
+
+impl FromText for String {
+    fn from_text(_: &str, text: &str) -> Result<String, String> {
+        Ok(text.to_string())
+    }
+}
+
+impl FromText for u32 {
+    fn from_text(key: &str, text: &str) -> Result<u32, String> {
+        text.trim()
+            .parse()
+            .map_err(|_| format!("{key} must be a whole number, got {text:?}"))
+    }
+}
+
+fn given<T>(v: Option<&T>) -> Result<&T, String> {
+    v.ok_or_else(|| "missing".to_string())
+}
+
+fn socket_address(v: Option<&String>) -> Result<SocketAddr, String> {
+    let s = given(v)?;
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an IP address and port such as 127.0.0.1:8080 or [::]:8080")
+    })
+}
+
+fn file_path(v: Option<&String>) -> Result<PathBuf, String> {
+    let s = given(v)?;
+    if s.trim().is_empty() {
+        return Err("must name a file".into());
+    }
+    Ok(PathBuf::from(s))
+}
+
+fn public_url(v: Option<&String>) -> Result<Option<String>, String> {
+    match v.map(|s| s.trim()) {
+        None | Some("") => Ok(None),
+        Some(u) => check_public_url(u).map(Some),
+    }
+}
+
+fn log_level(v: Option<&String>) -> Result<String, String> {
+    let s = given(v)?;
+    tracing_subscriber::EnvFilter::builder()
+        .parse(s)
+        .map_err(|e| format!("{s:?} is not a valid level or filter: {e}"))?;
+    Ok(s.clone())
+}
+
+fn log_format(v: Option<&String>) -> Result<LogFormat, String> {
+    match given(v)?.as_str() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        other => Err(format!("{other:?} must be \"text\" or \"json\"")),
+    }
+}
+
+fn duration(v: Option<&String>) -> Result<Duration, String> {
+    parse_duration(given(v)?)
+}
+
+fn positive_duration(v: Option<&String>) -> Result<Duration, String> {
+    match duration(v)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
+fn body_size(v: Option<&String>) -> Result<usize, String> {
+    match parse_size(given(v)?)? {
+        0 => Err("must be larger than zero".into()),
+        n => Ok(n),
+    }
+}
+
+fn at_least_one(v: Option<&u32>) -> Result<u32, String> {
+    match *given(v)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+/// A TOML string literal.
+fn quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn shown_text(v: &impl std::fmt::Display) -> String {
+    quoted(&v.to_string())
+}
+
+fn shown_path(p: &Path) -> String {
+    quoted(&p.to_string_lossy())
+}
+
+fn shown_url(u: &Option<String>) -> String {
+    quoted(&u.as_deref().map(redact_userinfo).unwrap_or_default())
+}
+
+fn shown_format(f: &LogFormat) -> String {
+    quoted(match f {
+        LogFormat::Text => "text",
+        LogFormat::Json => "json",
+    })
+}
+
+fn shown_duration(d: &Duration) -> String {
+    quoted(&format_duration(*d))
+}
+
+fn shown_size(n: &usize) -> String {
+    quoted(&format_size(*n))
+}
+
+fn shown_number(n: &u32) -> String {
+    n.to_string()
 }
 
 impl RawConfig {
-    /// The built-in defaults, written the way an operator would write them.
-    pub fn defaults() -> RawConfig {
-        RawConfig {
-            listen: Some("127.0.0.1:8080".into()),
-            database: Some("scimd.db".into()),
-            public_url: None,
-            log_level: Some("info".into()),
-            log_format: Some("text".into()),
-            cleanup_interval: Some("1h".into()),
-            token_retention: Some("30d".into()),
-            token_expiry_warning: Some("14d".into()),
-            token_max_lifetime: Some("730d".into()),
-            max_body_size: Some("1MiB".into()),
-            shutdown_timeout: Some("30s".into()),
-            busy_timeout: Some("5s".into()),
-            pool_size: Some(default_pool_size()),
-            max_page_size: Some(1000),
-        }
-    }
-
     pub fn from_toml(text: &str) -> Result<RawConfig, String> {
         toml::from_str(text).map_err(|e| e.message().to_string())
     }
@@ -137,191 +280,13 @@ impl RawConfig {
         }
     }
 
-    /// Sets one key from its text form (environment variables and flags arrive as text).
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let v = Some(value.to_string());
-        match key {
-            "listen" => self.listen = v,
-            "database" => self.database = v,
-            "public_url" => self.public_url = v,
-            "log_level" => self.log_level = v,
-            "log_format" => self.log_format = v,
-            "cleanup_interval" => self.cleanup_interval = v,
-            "token_retention" => self.token_retention = v,
-            "token_expiry_warning" => self.token_expiry_warning = v,
-            "token_max_lifetime" => self.token_max_lifetime = v,
-            "max_body_size" => self.max_body_size = v,
-            "shutdown_timeout" => self.shutdown_timeout = v,
-            "busy_timeout" => self.busy_timeout = v,
-            "pool_size" | "max_page_size" => {
-                let n = value
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("{key} must be a whole number, got {value:?}"))?;
-                if key == "pool_size" {
-                    self.pool_size = Some(n);
-                } else {
-                    self.max_page_size = Some(n);
-                }
-            }
-            _ => return Err(format!("unknown setting {key:?}")),
-        }
-        Ok(())
-    }
-
-    /// `other` wins wherever it sets a value.
-    pub fn overlay(self, other: RawConfig) -> RawConfig {
-        RawConfig {
-            listen: other.listen.or(self.listen),
-            database: other.database.or(self.database),
-            public_url: other.public_url.or(self.public_url),
-            log_level: other.log_level.or(self.log_level),
-            log_format: other.log_format.or(self.log_format),
-            cleanup_interval: other.cleanup_interval.or(self.cleanup_interval),
-            token_retention: other.token_retention.or(self.token_retention),
-            token_expiry_warning: other.token_expiry_warning.or(self.token_expiry_warning),
-            token_max_lifetime: other.token_max_lifetime.or(self.token_max_lifetime),
-            max_body_size: other.max_body_size.or(self.max_body_size),
-            shutdown_timeout: other.shutdown_timeout.or(self.shutdown_timeout),
-            busy_timeout: other.busy_timeout.or(self.busy_timeout),
-            pool_size: other.pool_size.or(self.pool_size),
-            max_page_size: other.max_page_size.or(self.max_page_size),
-        }
-    }
-
     /// Checks every key and reports all problems at once.
     pub fn validate(&self) -> Result<Config, Vec<String>> {
-        let d = RawConfig::defaults();
         let mut problems = Vec::new();
-        let mut text = |key: &str, own: &Option<String>, def: &Option<String>| -> String {
-            match own.as_ref().or(def.as_ref()) {
-                Some(v) => v.clone(),
-                None => {
-                    problems.push(format!("{key}: missing"));
-                    String::new()
-                }
-            }
-        };
-        let listen_s = text("listen", &self.listen, &d.listen);
-        let database_s = text("database", &self.database, &d.database);
-        let log_level = text("log_level", &self.log_level, &d.log_level);
-        let log_format_s = text("log_format", &self.log_format, &d.log_format);
-        let durations = [
-            (
-                "cleanup_interval",
-                &self.cleanup_interval,
-                &d.cleanup_interval,
-            ),
-            ("token_retention", &self.token_retention, &d.token_retention),
-            (
-                "token_expiry_warning",
-                &self.token_expiry_warning,
-                &d.token_expiry_warning,
-            ),
-            (
-                "token_max_lifetime",
-                &self.token_max_lifetime,
-                &d.token_max_lifetime,
-            ),
-            (
-                "shutdown_timeout",
-                &self.shutdown_timeout,
-                &d.shutdown_timeout,
-            ),
-            ("busy_timeout", &self.busy_timeout, &d.busy_timeout),
-        ]
-        .map(|(key, own, def)| (key, text(key, own, def)));
-        let body_s = text("max_body_size", &self.max_body_size, &d.max_body_size);
-
-        let listen = listen_s.parse::<SocketAddr>().unwrap_or_else(|_| {
-            problems.push(format!(
-                "listen: {listen_s:?} is not an IP address and port such as 127.0.0.1:8080 or [::]:8080"
-            ));
-            SocketAddr::from(([127, 0, 0, 1], 8080))
-        });
-        if database_s.trim().is_empty() {
-            problems.push("database: must name a file".into());
+        match self.check_each(&mut problems) {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(problems),
         }
-        let public_url = match self.public_url.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(u) => match check_public_url(u) {
-                Ok(u) => Some(u),
-                Err(e) => {
-                    problems.push(format!("public_url: {e}"));
-                    None
-                }
-            },
-        };
-        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&log_level) {
-            problems.push(format!(
-                "log_level: {log_level:?} is not a valid level or filter: {e}"
-            ));
-        }
-        let log_format = match log_format_s.as_str() {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            other => {
-                problems.push(format!(
-                    "log_format: {other:?} must be \"text\" or \"json\""
-                ));
-                LogFormat::Text
-            }
-        };
-        let [cleanup, retention, warning, max_lifetime, shutdown, busy] =
-            durations.map(|(key, v)| match parse_duration(&v) {
-                Ok(d) => d,
-                Err(e) => {
-                    problems.push(format!("{key}: {e}"));
-                    Duration::ZERO
-                }
-            });
-        if cleanup.is_zero() && !problems.iter().any(|p| p.starts_with("cleanup_interval")) {
-            problems.push("cleanup_interval: must be longer than zero".into());
-        }
-        if max_lifetime.is_zero() && !problems.iter().any(|p| p.starts_with("token_max_lifetime")) {
-            problems.push("token_max_lifetime: must be longer than zero".into());
-        }
-        let max_body_size = match parse_size(&body_s) {
-            Ok(0) => {
-                problems.push("max_body_size: must be larger than zero".into());
-                0
-            }
-            Ok(n) => n,
-            Err(e) => {
-                problems.push(format!("max_body_size: {e}"));
-                0
-            }
-        };
-        let pool_size = self
-            .pool_size
-            .or(d.pool_size)
-            .unwrap_or_else(default_pool_size);
-        if pool_size == 0 {
-            problems.push("pool_size: must be at least 1".into());
-        }
-        let max_page_size = self.max_page_size.or(d.max_page_size).unwrap_or(1000);
-        if max_page_size == 0 {
-            problems.push("max_page_size: must be at least 1".into());
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(Config {
-            listen,
-            database: PathBuf::from(database_s),
-            public_url,
-            log_level,
-            log_format,
-            cleanup_interval: cleanup,
-            token_retention: retention,
-            token_expiry_warning: warning,
-            token_max_lifetime: max_lifetime,
-            max_body_size,
-            shutdown_timeout: shutdown,
-            busy_timeout: busy,
-            pool_size,
-            max_page_size,
-        })
     }
 }
 
@@ -347,47 +312,6 @@ impl Config {
             Ok(c) => c,
             Err(problems) => unreachable!("built-in defaults are invalid: {problems:?}"),
         }
-    }
-
-    /// The effective configuration as TOML, with anything secret replaced by `***`.
-    pub fn to_redacted_toml(&self) -> String {
-        let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
-        let mut out = String::new();
-        let mut line = |k: &str, v: String| out.push_str(&format!("{k} = {v}\n"));
-        line("listen", q(&self.listen.to_string()));
-        line("database", q(&self.database.to_string_lossy()));
-        match &self.public_url {
-            Some(u) => line("public_url", q(&redact_userinfo(u))),
-            None => line("public_url", q("")),
-        }
-        line("log_level", q(&self.log_level));
-        let fmt = match self.log_format {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-        };
-        line("log_format", q(fmt));
-        line(
-            "cleanup_interval",
-            q(&format_duration(self.cleanup_interval)),
-        );
-        line("token_retention", q(&format_duration(self.token_retention)));
-        line(
-            "token_expiry_warning",
-            q(&format_duration(self.token_expiry_warning)),
-        );
-        line(
-            "token_max_lifetime",
-            q(&format_duration(self.token_max_lifetime)),
-        );
-        line("max_body_size", q(&format_size(self.max_body_size)));
-        line(
-            "shutdown_timeout",
-            q(&format_duration(self.shutdown_timeout)),
-        );
-        line("busy_timeout", q(&format_duration(self.busy_timeout)));
-        line("pool_size", self.pool_size.to_string());
-        line("max_page_size", self.max_page_size.to_string());
-        out
     }
 }
 
