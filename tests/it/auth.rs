@@ -1,8 +1,6 @@
 //! Bearer-token authentication over real HTTP: every way a token can be bad gets 401.
 
 use chrono::Utc;
-use scimd::auth::token;
-use scimd::store::{providers, tokens};
 
 use serde_json::{Value, json};
 
@@ -22,29 +20,10 @@ fn assert_401(resp: &crate::harness::Resp) {
     );
 }
 
-/// Inserts a token row directly, with any expiry, the way `token create` would store it.
+/// Stores a token with any expiry, the way `token create` would store it.
 fn insert_token(db: &TestDb, provider: &str, expires: i64) -> String {
-    let t = token::generate();
-    let hash = token::hash(&t.secret).unwrap();
-    let now = Utc::now().timestamp();
-    db.store()
-        .call(|c| {
-            let p = providers::require(c, provider)?;
-            tokens::insert(
-                c,
-                &tokens::NewTokenRow {
-                    id: &t.id,
-                    provider_id: p.id,
-                    secret_hash: &hash,
-                    description: "test",
-                    read_only: false,
-                    created: now - 3600,
-                    expires,
-                },
-            )
-        })
-        .unwrap();
-    t.full.expose().to_string()
+    db.insert_token(provider, Utc::now().timestamp() - 3600, expires)
+        .1
 }
 
 #[test]

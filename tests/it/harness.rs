@@ -13,6 +13,17 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_scimd");
 
+pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+pub const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+
+/// A PatchOp request body with these operations.
+pub fn patch_op(operations: Value) -> Value {
+    serde_json::json!({"schemas": [PATCH], "Operations": operations})
+}
+
 /// A temporary directory holding one database file.
 pub struct TestDb {
     pub dir: tempfile::TempDir,
@@ -70,6 +81,33 @@ impl TestDb {
         args.extend(extra);
         let out = self.ok(&args);
         token_in(&out)
+    }
+
+    /// Stores a token for `provider` the way `token create` does, with any creation and expiry
+    /// time (unix seconds); returns (token id, full token text).
+    pub fn insert_token(&self, provider: &str, created: i64, expires: i64) -> (String, String) {
+        use scimd::store::{providers, tokens};
+        let t = scimd::auth::token::generate();
+        let hash = scimd::auth::token::hash(&t.secret).unwrap();
+        let (id, provider) = (t.id.clone(), provider.to_string());
+        self.store()
+            .write_blocking(move |c| {
+                let p = providers::require(c, &provider)?;
+                tokens::create(
+                    c,
+                    &tokens::NewTokenRow {
+                        id: &id,
+                        provider_id: p.id,
+                        secret_hash: &hash,
+                        description: "test",
+                        read_only: false,
+                        created,
+                        expires,
+                    },
+                )
+            })
+            .unwrap();
+        (t.id, t.full.expose().to_string())
     }
 
     pub fn store(&self) -> scimd::store::Store {
@@ -170,19 +208,7 @@ impl Server {
 
     /// Waits (bounded) for a log line containing `needle`, and returns it.
     pub fn wait_for_line(&self, needle: &str) -> String {
-        if let Some(l) = self.logs().into_iter().find(|l| l.contains(needle)) {
-            return l;
-        }
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(30)) {
-                Ok(l) if l.contains(needle) => return l,
-                Ok(_) => {}
-                Err(_) => panic!(
-                    "no log line with {needle:?}; logs:\n{}",
-                    self.logs().join("\n")
-                ),
-            }
-        }
+        self.wait_for_line_with(&[needle])
     }
 
     /// Waits (bounded) for a log line containing every one of `needles`.
@@ -406,6 +432,19 @@ impl Scim {
     pub fn create(&self, endpoint: &str, body: &Value) -> Value {
         self.post(endpoint, body).expect(201)
     }
+
+    /// PATCHes with these operations.
+    pub fn patch(&self, path: &str, operations: Value) -> Resp {
+        self.with_headers("PATCH", path, Some(&patch_op(operations)), &[])
+    }
+
+    /// Creates a User with only a userName, asserting 201.
+    pub fn user(&self, user_name: &str) -> Value {
+        self.create(
+            "/Users",
+            &serde_json::json!({"schemas": [USER], "userName": user_name}),
+        )
+    }
 }
 
 /// A request with any method and body, over a raw TCP connection (so any method, header and
@@ -446,8 +485,13 @@ pub fn raw(addr: &str, request: &str) -> Resp {
 
 /// A running server with one provider and a read-write token, and a client for it.
 pub fn scim_server(provider: &str) -> (TestDb, Server, Scim) {
+    scim_server_of_type(provider, "generic")
+}
+
+/// `scim_server` with a provider of type `kind` (generic or entra).
+pub fn scim_server_of_type(provider: &str, kind: &str) -> (TestDb, Server, Scim) {
     let db = TestDb::new();
-    db.add_provider(provider);
+    db.ok(&["provider", "add", provider, "--type", kind]);
     let (_, token) = db.create_token(provider, &[]);
     let server = Server::start(&db);
     let scim = Scim::new(&server, provider, &token);

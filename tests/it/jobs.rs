@@ -4,36 +4,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use scimd::auth::token;
 use scimd::jobs::{CleanupPolicy, cleanup_once};
-use scimd::store::{providers, tokens};
 
 use crate::harness::{Server, TestDb, get_bearer};
 
 const DAY: i64 = 86_400;
 
 fn insert(db: &TestDb, provider: &str, expires: i64) -> (String, String) {
-    let t = token::generate();
-    let hash = token::hash(&t.secret).unwrap();
-    let (id, provider) = (t.id.clone(), provider.to_string());
-    db.store()
-        .call(move |c| {
-            let p = providers::require(c, &provider)?;
-            tokens::insert(
-                c,
-                &tokens::NewTokenRow {
-                    id: &id,
-                    provider_id: p.id,
-                    secret_hash: &hash,
-                    description: "",
-                    read_only: false,
-                    created: expires - 100 * DAY,
-                    expires,
-                },
-            )
-        })
-        .unwrap();
-    (t.id, t.full.expose().to_string())
+    db.insert_token(provider, expires - 100 * DAY, expires)
 }
 
 #[test]

@@ -2,22 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Scim, Server, TestDb, scim_server, send};
-
-const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-
-fn ops(list: Value) -> Value {
-    json!({"schemas": [PATCH], "Operations": list})
-}
-
-fn patch(scim: &Scim, path: &str, list: Value) -> crate::harness::Resp {
-    scim.with_headers("PATCH", path, Some(&ops(list)), &[])
-}
-
-fn user(scim: &Scim, name: &str) -> Value {
-    scim.create("/Users", &json!({"userName": name}))
-}
+use crate::harness::{ENT, Scim, Server, TestDb, patch_op, scim_server, send};
 
 fn member_ids(scim: &Scim, gid: &str) -> Vec<String> {
     let g = scim.get(&format!("/Groups/{gid}")).expect(200);
@@ -36,7 +21,7 @@ fn member_ids(scim: &Scim, gid: &str) -> Vec<String> {
 #[test]
 fn entra_user_updates_in_both_dialects() {
     let (_db, _server, scim) = scim_server("entra");
-    let boss = user(&scim, "boss@contoso.com");
+    let boss = scim.user("boss@contoso.com");
     let u = scim.create(
         "/Users",
         &json!({
@@ -47,9 +32,7 @@ fn entra_user_updates_in_both_dialects() {
     );
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     // Default dialect: one op per attribute, string booleans, typed-path upsert.
-    let r = patch(
-        &scim,
-        &path,
+    let r = scim.patch(&path,
         json!([
             {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@contoso.com"},
             {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
@@ -73,16 +56,16 @@ fn entra_user_updates_in_both_dialects() {
     assert_eq!(found["totalResults"], 1);
 
     // aadOptscim062020: one no-path replace with path keys, JSON booleans.
-    let body = patch(
-        &scim,
-        &path,
-        json!([
-            {"op": "replace", "value": {"displayName": "Bjfe", "name.givenName": "Kkom",
-                format!("{ENT}:employeeNumber"): "Aklq", "active": true}},
-            {"op": "replace", "path": "userName", "value": "Renamed@contoso.com"}
-        ]),
-    )
-    .expect(200);
+    let body = scim
+        .patch(
+            &path,
+            json!([
+                {"op": "replace", "value": {"displayName": "Bjfe", "name.givenName": "Kkom",
+                    format!("{ENT}:employeeNumber"): "Aklq", "active": true}},
+                {"op": "replace", "path": "userName", "value": "Renamed@contoso.com"}
+            ]),
+        )
+        .expect(200);
     assert_eq!(body["displayName"], "Bjfe");
     assert_eq!(
         body["name"],
@@ -97,19 +80,21 @@ fn entra_user_updates_in_both_dialects() {
     );
 
     // Manager cleared by replace with "".
-    let body = patch(
-        &scim,
-        &path,
-        json!([{"op": "replace", "path": format!("{ENT}:manager"), "value": ""}]),
-    )
-    .expect(200);
+    let body = scim
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": format!("{ENT}:manager"), "value": ""}]),
+        )
+        .expect(200);
     assert!(body[ENT].get("manager").is_none());
     // attributes= applies to the PATCH response too.
     let body = scim
         .with_headers(
             "PATCH",
             &format!("{path}?attributes=userName"),
-            Some(&ops(json!([{"op": "add", "path": "title", "value": "x"}]))),
+            Some(&patch_op(
+                json!([{"op": "add", "path": "title", "value": "x"}]),
+            )),
             &[],
         )
         .expect(200);
@@ -119,7 +104,7 @@ fn entra_user_updates_in_both_dialects() {
 #[test]
 fn group_membership_in_both_styles_with_retries() {
     let (_db, _server, scim) = scim_server("p");
-    let users: Vec<Value> = (0..5).map(|i| user(&scim, &format!("u{i}"))).collect();
+    let users: Vec<Value> = (0..5).map(|i| scim.user(&format!("u{i}"))).collect();
     let uid = |i: usize| users[i]["id"].as_str().unwrap().to_string();
     let g = scim.create(
         "/Groups",
@@ -132,9 +117,9 @@ fn group_membership_in_both_styles_with_retries() {
     let add = json!([{"op": "Add", "path": "members", "value": [
         {"value": uid(1)}, {"value": uid(2)}, {"value": uid(3), "display": "U3"}
     ]}]);
-    assert_eq!(patch(&scim, &path, add.clone()).status, 200);
+    assert_eq!(scim.patch(&path, add.clone()).status, 200);
     assert_eq!(
-        patch(&scim, &path, add).status,
+        scim.patch(&path, add).status,
         200,
         "adding existing members succeeds"
     );
@@ -144,16 +129,15 @@ fn group_membership_in_both_styles_with_retries() {
 
     // Default dialect removal: only the listed members, never all.
     let remove = json!([{"op": "Remove", "path": "members", "value": [{"value": uid(1)}]}]);
-    assert_eq!(patch(&scim, &path, remove.clone()).status, 200);
+    assert_eq!(scim.patch(&path, remove.clone()).status, 200);
     assert_eq!(
-        patch(&scim, &path, remove).status,
+        scim.patch(&path, remove).status,
         200,
         "removing an absent member succeeds"
     );
     // aadOptscim062020 removal by filter.
     assert_eq!(
-        patch(
-            &scim,
+        scim.patch(
             &path,
             json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", uid(2))}])
         )
@@ -165,8 +149,7 @@ fn group_membership_in_both_styles_with_retries() {
     assert_eq!(member_ids(&scim, &gid), want);
     // Removal by another filter.
     assert_eq!(
-        patch(
-            &scim,
+        scim.patch(
             &path,
             json!([{"op": "remove", "path": "members[display eq \"U3\"]"}])
         )
@@ -175,32 +158,33 @@ fn group_membership_in_both_styles_with_retries() {
     );
     assert_eq!(member_ids(&scim, &gid), [uid(0)]);
     // Replace all, then rename.
-    let body = patch(
-        &scim,
-        &path,
-        json!([
-            {"op": "replace", "path": "members", "value": [{"value": uid(4)}]},
-            {"op": "replace", "path": "displayName", "value": "Renamed"}
-        ]),
-    )
-    .expect(200);
+    let body = scim
+        .patch(
+            &path,
+            json!([
+                {"op": "replace", "path": "members", "value": [{"value": uid(4)}]},
+                {"op": "replace", "path": "displayName", "value": "Renamed"}
+            ]),
+        )
+        .expect(200);
     assert_eq!(body["displayName"], "Renamed");
     assert_eq!(member_ids(&scim, &gid), [uid(4)]);
     // A member that does not exist is refused, and nothing of the request is applied.
-    let e = patch(
-        &scim,
-        &path,
-        json!([
-            {"op": "replace", "path": "displayName", "value": "Never"},
-            {"op": "add", "path": "members", "value": [{"value": "no-such-id"}]}
-        ]),
-    )
-    .scim_error(400);
+    let e = scim
+        .patch(
+            &path,
+            json!([
+                {"op": "replace", "path": "displayName", "value": "Never"},
+                {"op": "add", "path": "members", "value": [{"value": "no-such-id"}]}
+            ]),
+        )
+        .scim_error(400);
     assert_eq!(e["scimType"], "invalidValue");
     assert_eq!(scim.get(&path).expect(200)["displayName"], "Renamed");
     // Remove all.
     assert_eq!(
-        patch(&scim, &path, json!([{"op": "remove", "path": "members"}])).status,
+        scim.patch(&path, json!([{"op": "remove", "path": "members"}]))
+            .status,
         200
     );
     assert!(member_ids(&scim, &gid).is_empty());
@@ -218,8 +202,7 @@ fn entra_providers_get_204_for_group_patch_others_200() {
         let scim = Scim::new(&server, provider, token);
         let g = scim.create("/Groups", &json!({"displayName": "G"}));
         let path = format!("/Groups/{}", g["id"].as_str().unwrap());
-        let r = patch(
-            &scim,
+        let r = scim.patch(
             &path,
             json!([{"op": "replace", "path": "displayName", "value": "H"}]),
         );
@@ -229,7 +212,7 @@ fn entra_providers_get_204_for_group_patch_others_200() {
         let minimal = scim.with_headers(
             "PATCH",
             &path,
-            Some(&ops(
+            Some(&patch_op(
                 json!([{"op": "replace", "path": "displayName", "value": "I"}]),
             )),
             &[("Prefer", "return=minimal")],
@@ -239,16 +222,15 @@ fn entra_providers_get_204_for_group_patch_others_200() {
         let full = scim.with_headers(
             "PATCH",
             &path,
-            Some(&ops(
+            Some(&patch_op(
                 json!([{"op": "replace", "path": "displayName", "value": "J"}]),
             )),
             &[("Prefer", "return=representation")],
         );
         assert_eq!(full.expect(200)["displayName"], "J");
         // Users get the representation either way.
-        let u = user(&scim, "x");
-        let r = patch(
-            &scim,
+        let u = scim.user("x");
+        let r = scim.patch(
             &format!("/Users/{}", u["id"].as_str().unwrap()),
             json!([{"op": "add", "path": "title", "value": "t"}]),
         );
@@ -259,7 +241,7 @@ fn entra_providers_get_204_for_group_patch_others_200() {
 #[test]
 fn errors_are_atomic_and_typed() {
     let (_db, _server, scim) = scim_server("p");
-    user(&scim, "taken");
+    scim.user("taken");
     let u = scim.create("/Users", &json!({"userName": "me", "title": "before"}));
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let version = u["meta"]["version"].clone();
@@ -305,7 +287,7 @@ fn errors_are_atomic_and_typed() {
             "uniqueness",
         ),
     ] {
-        let e = patch(&scim, &path, list.clone()).scim_error(status);
+        let e = scim.patch(&path, list.clone()).scim_error(status);
         assert_eq!(e["scimType"], scim_type, "{list}");
     }
     let after = scim.get(&path).expect(200);
@@ -323,7 +305,9 @@ fn errors_are_atomic_and_typed() {
     scim.with_headers(
         "PATCH",
         "/Users/nope",
-        Some(&ops(json!([{"op": "add", "path": "title", "value": "t"}]))),
+        Some(&patch_op(
+            json!([{"op": "add", "path": "title", "value": "t"}]),
+        )),
         &[],
     )
     .scim_error(404);
@@ -335,12 +319,12 @@ fn versions_move_only_on_change_and_if_match_guards() {
     let u = scim.create("/Users", &json!({"userName": "v", "title": "same"}));
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let v1 = u["meta"]["version"].as_str().unwrap().to_string();
-    let same = patch(
-        &scim,
-        &path,
-        json!([{"op": "replace", "path": "title", "value": "same"}]),
-    )
-    .expect(200);
+    let same = scim
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "title", "value": "same"}]),
+        )
+        .expect(200);
     assert_eq!(
         same["meta"]["version"],
         v1.as_str(),
@@ -350,7 +334,7 @@ fn versions_move_only_on_change_and_if_match_guards() {
     let stale = scim.with_headers(
         "PATCH",
         &path,
-        Some(&ops(
+        Some(&patch_op(
             json!([{"op": "replace", "path": "title", "value": "x"}]),
         )),
         &[("If-Match", "W/\"999\"")],
@@ -359,7 +343,7 @@ fn versions_move_only_on_change_and_if_match_guards() {
     let ok = scim.with_headers(
         "PATCH",
         &path,
-        Some(&ops(
+        Some(&patch_op(
             json!([{"op": "replace", "path": "title", "value": "x"}]),
         )),
         &[("If-Match", &v1)],
@@ -380,7 +364,9 @@ fn read_only_tokens_cannot_patch() {
         "PATCH",
         &url,
         &ro,
-        Some(&ops(json!([{"op": "add", "path": "title", "value": "t"}]))),
+        Some(&patch_op(
+            json!([{"op": "add", "path": "title", "value": "t"}]),
+        )),
         &[],
     )
     .scim_error(403);
@@ -393,7 +379,7 @@ fn concurrent_patches_never_lose_updates() {
     let gid = g["id"].as_str().unwrap().to_string();
     let users: Vec<String> = (0..50)
         .map(|i| {
-            user(&scim, &format!("c{i}"))["id"]
+            scim.user(&format!("c{i}"))["id"]
                 .as_str()
                 .unwrap()
                 .to_string()
@@ -408,7 +394,7 @@ fn concurrent_patches_never_lose_updates() {
                     "PATCH",
                     url,
                     token,
-                    Some(&ops(
+                    Some(&patch_op(
                         json!([{"op": "add", "path": "members", "value": [{"value": uid}]}]),
                     )),
                     &[],
@@ -423,7 +409,7 @@ fn concurrent_patches_never_lose_updates() {
 
     // Each request sets title and nickName to the same value: any interleaving of two
     // requests would leave them different.
-    let u = user(&scim, "contended");
+    let u = scim.user("contended");
     let user_url = format!("{}/Users/{}", scim.base, u["id"].as_str().unwrap());
     std::thread::scope(|s| {
         for i in 0..30 {
@@ -434,7 +420,7 @@ fn concurrent_patches_never_lose_updates() {
                     "PATCH",
                     url,
                     token,
-                    Some(&ops(json!([
+                    Some(&patch_op(json!([
                         {"op": "replace", "path": "title", "value": v},
                         {"op": "replace", "path": "nickName", "value": v}
                     ]))),
@@ -469,8 +455,7 @@ fn lookups_follow_patched_names_external_ids_and_emails() {
         scim.get(&format!("/Users?filter={q}")).expect(200)["totalResults"].clone()
     };
     // A change to other attributes leaves every lookup working.
-    patch(
-        &scim,
+    scim.patch(
         &path,
         json!([{"op": "replace", "path": "title", "value": "t"}]),
     )
@@ -479,8 +464,7 @@ fn lookups_follow_patched_names_external_ids_and_emails() {
     assert_eq!(count(r#"externalId eq "ext-1""#), 1);
     assert_eq!(count(r#"emails.value eq "old@x.com""#), 1);
     // Each key changed alone moves its lookup, and the old value finds nothing.
-    patch(
-        &scim,
+    scim.patch(
         &path,
         json!([{"op": "replace", "path": "externalId", "value": "ext-2"}]),
     )
@@ -492,8 +476,7 @@ fn lookups_follow_patched_names_external_ids_and_emails() {
         ),
         (json!(0), json!(1))
     );
-    patch(
-        &scim,
+    scim.patch(
         &path,
         json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "new@x.com"}]),
     )
@@ -505,8 +488,7 @@ fn lookups_follow_patched_names_external_ids_and_emails() {
         ),
         (json!(0), json!(1))
     );
-    patch(
-        &scim,
+    scim.patch(
         &path,
         json!([{"op": "replace", "path": "userName", "value": "new@x.com"}]),
     )
@@ -526,11 +508,7 @@ fn lookups_follow_patched_names_external_ids_and_emails() {
         "uniqueness"
     );
     // Removing externalId clears its lookup.
-    patch(
-        &scim,
-        &path,
-        json!([{"op": "remove", "path": "externalId"}]),
-    )
-    .expect(200);
+    scim.patch(&path, json!([{"op": "remove", "path": "externalId"}]))
+        .expect(200);
     assert_eq!(count(r#"externalId eq "ext-2""#), 0);
 }

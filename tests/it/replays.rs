@@ -4,37 +4,13 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Resp, Scim, Server, TestDb, get};
-
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-
-fn setup(kind: &str) -> (TestDb, Server, Scim) {
-    let db = TestDb::new();
-    db.ok(&["provider", "add", "idp", "--type", kind]);
-    let (_, token) = db.create_token("idp", &[]);
-    let server = Server::start(&db);
-    let scim = Scim::new(&server, "idp", &token);
-    (db, server, scim)
-}
+use crate::harness::{ENT, GROUP, LIST, Scim, USER, get, scim_server_of_type};
 
 /// GET with the query string as Entra encodes it.
 fn query(scim: &Scim, path_and_query: &str) -> Value {
     let body = scim.get(path_and_query).expect(200);
     assert_eq!(body["schemas"], json!([LIST]));
     body
-}
-
-fn patch(scim: &Scim, path: &str, ops: Value) -> Resp {
-    scim.with_headers(
-        "PATCH",
-        path,
-        Some(&json!({"schemas": [PATCH], "Operations": ops})),
-        &[],
-    )
 }
 
 fn entra_user(n: u32) -> Value {
@@ -61,7 +37,7 @@ fn entra_user(n: u32) -> Value {
 /// One full Entra cycle; `flag` selects the aadOptscim062020 dialect. `kind` is the provider
 /// type: every Entra shape works under `generic` too, only group PATCH answers 200 there.
 fn entra_cycle(flag: bool, kind: &str) {
-    let (_db, server, scim) = setup(kind);
+    let (_db, server, scim) = scim_server_of_type("idp", kind);
     let group_patch = if kind == "entra" { 204 } else { 200 };
     // Test Connection: lookups with a random GUID answer an empty 200 list; a wrong token 401.
     let empty = query(
@@ -144,12 +120,12 @@ fn entra_cycle(flag: bool, kind: &str) {
             {"op": "Replace", "path": "active", "value": "False"}
         ])
     };
-    let r = patch(&scim, &alice, updates.clone());
+    let r = scim.patch(&alice, updates.clone());
     let body = r.expect(200);
     assert_eq!(body["active"], false);
     assert_eq!(body[ENT]["manager"], json!({"value": boss}));
     // A retried request answers 2xx and changes nothing more.
-    let again = patch(&scim, &alice, updates).expect(200);
+    let again = scim.patch(&alice, updates).expect(200);
     assert_eq!(again["meta"]["version"], body["meta"]["version"]);
     // The disabled user stays readable and filterable.
     let disabled = query(
@@ -158,23 +134,21 @@ fn entra_cycle(flag: bool, kind: &str) {
     );
     assert_eq!(disabled["Resources"][0]["active"], false);
     // Manager change, then clear; enable again.
-    patch(
-        &scim,
+    scim.patch(
         &alice,
         json!([{"op": "Replace", "path": format!("{ENT}:manager"), "value": ids[0]}]),
     )
     .expect(200);
-    let cleared = patch(
-        &scim,
-        &alice,
-        json!([{"op": "Replace", "path": format!("{ENT}:manager"), "value": ""}]),
-    )
-    .expect(200);
+    let cleared = scim
+        .patch(
+            &alice,
+            json!([{"op": "Replace", "path": format!("{ENT}:manager"), "value": ""}]),
+        )
+        .expect(200);
     assert!(cleared[ENT].get("manager").is_none());
     let enable = if flag { json!(true) } else { json!("True") };
     assert_eq!(
-        patch(
-            &scim,
+        scim.patch(
             &alice,
             json!([{"op": "Replace", "path": "active", "value": enable}])
         )
@@ -198,8 +172,7 @@ fn entra_cycle(flag: bool, kind: &str) {
         .get(&format!("{group}?excludedAttributes=members"))
         .expect(200);
     assert!(no_members.get("members").is_none());
-    let renamed = patch(
-        &scim,
+    let renamed = scim.patch(
         &group,
         json!([{"op": "Replace", "path": "displayName", "value": "Group1 Updated"}]),
     );
@@ -207,9 +180,7 @@ fn entra_cycle(flag: bool, kind: &str) {
         renamed.status, group_patch,
         "Entra gets 204 for group PATCH"
     );
-    let add = patch(
-        &scim,
-        &group,
+    let add = scim.patch(&group,
         json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": ids[0]}, {"$ref": null, "value": ids[1]}]}]),
     );
     assert_eq!(add.status, group_patch);
@@ -229,9 +200,9 @@ fn entra_cycle(flag: bool, kind: &str) {
     } else {
         json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": ids[0]}]}])
     };
-    assert_eq!(patch(&scim, &group, remove.clone()).status, group_patch);
+    assert_eq!(scim.patch(&group, remove.clone()).status, group_patch);
     assert_eq!(
-        patch(&scim, &group, remove).status,
+        scim.patch(&group, remove).status,
         group_patch,
         "retried removal"
     );
@@ -316,7 +287,7 @@ fn entra_shapes_work_under_a_generic_provider_too() {
 
 #[test]
 fn entra_documented_oddities() {
-    let (_db, _server, scim) = setup("entra");
+    let (_db, _server, scim) = scim_server_of_type("idp", "entra");
     let u = scim.create(
         "/Users",
         &json!({"userName": "jyoung", "externalId": "jyoung"}),
@@ -329,8 +300,7 @@ fn entra_documented_oddities() {
         1
     );
     // The manager pre-check and removal by value filter.
-    patch(
-        &scim,
+    scim.patch(
         &path,
         json!([{"op": "Add", "path": format!("{ENT}:manager"), "value": boss["id"]}]),
     )
@@ -345,12 +315,10 @@ fn entra_documented_oddities() {
     );
     assert_eq!(pre["totalResults"], 1);
     assert!(pre["Resources"][0].get("userName").is_none());
-    let removed = patch(&scim, &path, json!([{"op": "remove", "path": format!("{ENT}:manager[value eq \"{}\"]", boss["id"].as_str().unwrap())}])).expect(200);
+    let removed = scim.patch(&path, json!([{"op": "remove", "path": format!("{ENT}:manager[value eq \"{}\"]", boss["id"].as_str().unwrap())}])).expect(200);
     assert!(removed.get(ENT).is_none());
     // A role assigned through AppRoleAssignmentsComplex arrives as a JSON string.
-    let role = patch(
-        &scim,
-        &path,
+    let role = scim.patch(&path,
         json!([{"op": "Add", "path": "roles",
         "value": "{\"id\":\"06b07648-ecfe-589f-9d2f-6325724a46ee\",\"value\":\"25\",\"display\":\"Role1234\"}"}]),
     );
@@ -359,13 +327,13 @@ fn entra_documented_oddities() {
         body["scimType"], "invalidSyntax",
         "roles have no id sub-attribute: {body}"
     );
-    let role = patch(
-        &scim,
-        &path,
-        json!([{"op": "Add", "path": "roles",
+    let role = scim
+        .patch(
+            &path,
+            json!([{"op": "Add", "path": "roles",
         "value": "{\"value\":\"25\",\"display\":\"Role1234\",\"primary\":true}"}]),
-    )
-    .expect(200);
+        )
+        .expect(200);
     assert_eq!(
         role["roles"],
         json!([{"value": "25", "display": "Role1234", "primary": true}])
@@ -374,7 +342,7 @@ fn entra_documented_oddities() {
 
 #[test]
 fn okta_cycle() {
-    let (_db, _server, scim) = setup("generic");
+    let (_db, _server, scim) = scim_server_of_type("idp", "generic");
     // Connection probe.
     let probe = query(&scim, "/Users?startIndex=1&count=2");
     assert_eq!(
@@ -407,12 +375,12 @@ fn okta_cycle() {
     assert_eq!(put["name"]["familyName"], "Murphy-Burns");
     assert_eq!(put["nickName"], "Zero Cool");
     // Deactivate.
-    let off = patch(
-        &scim,
-        &path,
-        json!([{"op": "replace", "value": {"active": false}}]),
-    )
-    .expect(200);
+    let off = scim
+        .patch(
+            &path,
+            json!([{"op": "replace", "value": {"active": false}}]),
+        )
+        .expect(200);
     assert_eq!(off["active"], false);
     // Group push: create, add/remove members, rename by PATCH and by PUT, delete.
     let g = scim
@@ -422,16 +390,16 @@ fn okta_cycle() {
         )
         .expect(201);
     let gpath = format!("/Groups/{}", g["id"].as_str().unwrap());
-    let added = patch(&scim, &gpath, json!([{"op": "add", "path": "members", "value": [{"value": u["id"], "display": "dade.murphy@example.com"}]}])).expect(200);
+    let added = scim.patch(&gpath, json!([{"op": "add", "path": "members", "value": [{"value": u["id"], "display": "dade.murphy@example.com"}]}])).expect(200);
     assert_eq!(added["members"][0]["display"], "dade.murphy@example.com");
-    let renamed = patch(
-        &scim,
-        &gpath,
-        json!([{"op": "replace", "value": {"id": g["id"], "displayName": "Renamed SCIMv2"}}]),
-    )
-    .expect(200);
+    let renamed = scim
+        .patch(
+            &gpath,
+            json!([{"op": "replace", "value": {"id": g["id"], "displayName": "Renamed SCIMv2"}}]),
+        )
+        .expect(200);
     assert_eq!(renamed["displayName"], "Renamed SCIMv2");
-    let removed = patch(&scim, &gpath, json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", u["id"].as_str().unwrap())}])).expect(200);
+    let removed = scim.patch(&gpath, json!([{"op": "remove", "path": format!("members[value eq \"{}\"]", u["id"].as_str().unwrap())}])).expect(200);
     assert!(removed.get("members").is_none());
     let put = scim.put(&gpath, &json!({"schemas": [GROUP], "id": g["id"], "displayName": "Put SCIMv2",
                                        "members": [{"value": u["id"], "display": "dade.murphy@example.com"}]})).expect(200);
@@ -450,7 +418,7 @@ fn okta_cycle() {
 
 #[test]
 fn jumpcloud_and_onelogin_test_connection_leaves_nothing_behind() {
-    let (db, server, scim) = setup("generic");
+    let (db, server, scim) = scim_server_of_type("idp", "generic");
     // JumpCloud's connection test: create and delete a throwaway user and group.
     let u = scim.post("/Users", &json!({"schemas": [USER], "userName": "jctest-2c1f7e@example.com",
                                          "emails": [{"value": "jctest-2c1f7e@example.com", "primary": true}]})).expect(201);

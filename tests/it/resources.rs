@@ -2,11 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::harness::{Scim, scim_server};
-
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use crate::harness::{ENT, GROUP, Scim, USER, scim_server};
 
 /// A user with every attribute Microsoft Entra ID maps, odd formatting and unicode included.
 fn entra_user(user_name: &str, manager_id: &str) -> Value {
@@ -55,10 +51,6 @@ fn entra_user(user_name: &str, manager_id: &str) -> Value {
     })
 }
 
-fn user(scim: &Scim, name: &str) -> Value {
-    scim.create("/Users", &json!({"schemas": [USER], "userName": name}))
-}
-
 /// A group of `members`, each sent with a display name made from its userName/displayName.
 fn group(scim: &Scim, name: &str, members: &[&Value]) -> Value {
     let members: Vec<Value> = members
@@ -84,7 +76,7 @@ fn id(v: &Value) -> &str {
 #[test]
 fn full_entra_user_round_trips_byte_for_byte() {
     let (_db, _server, scim) = scim_server("entra");
-    let boss = user(&scim, "boss@contoso.com");
+    let boss = scim.user("boss@contoso.com");
     let sent = entra_user("Zoë.OBrien@Contoso.com", id(&boss));
     let created = scim.post("/Users", &sent);
     let body = created.expect(201);
@@ -111,7 +103,7 @@ fn full_entra_user_round_trips_byte_for_byte() {
 #[test]
 fn user_name_is_unique_regardless_of_case() {
     let (_db, _server, scim) = scim_server("p");
-    user(&scim, "Alice@Contoso.com");
+    scim.user("Alice@Contoso.com");
     let body = scim
         .post("/Users", &json!({"userName": "alice@contoso.COM"}))
         .scim_error(409);
@@ -127,7 +119,7 @@ fn user_name_is_unique_regardless_of_case() {
         .scim_error(409);
     assert_eq!(body["scimType"], "uniqueness");
     // Users and groups are separate namespaces.
-    user(&scim, "Sales");
+    scim.user("Sales");
 }
 
 #[test]
@@ -135,7 +127,7 @@ fn unknown_and_deleted_ids_get_404() {
     let (_db, _server, scim) = scim_server("p");
     let body = scim.get("/Users/5171a35d82074e068ce2").scim_error(404);
     assert!(body.get("scimType").is_none());
-    let u = user(&scim, "bob");
+    let u = scim.user("bob");
     let path = format!("/Users/{}", id(&u));
     assert_eq!(scim.delete(&path).status, 204);
     scim.get(&path).scim_error(404);
@@ -144,7 +136,7 @@ fn unknown_and_deleted_ids_get_404() {
     // A user id is not a group id.
     scim.get(&format!("/Groups/{}", id(&u))).scim_error(404);
     // Ids are never reused.
-    let again = user(&scim, "bob");
+    let again = scim.user("bob");
     assert_ne!(id(&again), id(&u));
 }
 
@@ -195,7 +187,7 @@ fn entra_quirks_are_accepted() {
 #[test]
 fn bad_input_gets_400_and_changes_nothing() {
     let (_db, _server, scim) = scim_server("p");
-    let u = user(&scim, "frank");
+    let u = scim.user("frank");
     let path = format!("/Users/{}", id(&u));
     let cases = [
         (json!({"userName": 42}), "invalidValue"),
@@ -262,7 +254,7 @@ fn bad_input_gets_400_and_changes_nothing() {
 #[test]
 fn put_replaces_and_respects_uniqueness() {
     let (_db, _server, scim) = scim_server("p");
-    user(&scim, "taken");
+    scim.user("taken");
     let u = scim.create(
         "/Users",
         &json!({"userName": "gina", "title": "Dev", "nickName": "g", "password": "pw"}),
@@ -291,7 +283,7 @@ fn put_replaces_and_respects_uniqueness() {
 #[test]
 fn etags_and_conditional_requests() {
     let (_db, _server, scim) = scim_server("p");
-    let u = user(&scim, "hal");
+    let u = scim.user("hal");
     let path = format!("/Users/{}", id(&u));
     let v1 = u["meta"]["version"].as_str().unwrap().to_string();
     let got = scim.get(&path);
@@ -345,7 +337,7 @@ fn list_pages_show_the_same_groups_as_single_reads() {
     // A page computes the groups of all its users at once; it must agree with one-by-one reads,
     // including direct-and-indirect memberships and groups nested in a cycle.
     let (_db, _server, scim) = scim_server("p");
-    let users: Vec<Value> = (0..6).map(|i| user(&scim, &format!("u{i}"))).collect();
+    let users: Vec<Value> = (0..6).map(|i| scim.user(&format!("u{i}"))).collect();
     let a = group(&scim, "a", &[&users[0], &users[1]]);
     let b = group(&scim, "b", &[&a, &users[1], &users[2]]);
     let c = group(&scim, "c", &[&b]);
@@ -397,8 +389,8 @@ fn list_pages_show_the_same_groups_as_single_reads() {
 #[test]
 fn groups_members_and_nested_groups() {
     let (_db, _server, scim) = scim_server("p");
-    let ann = user(&scim, "ann");
-    let ben = user(&scim, "ben");
+    let ann = scim.user("ann");
+    let ben = scim.user("ben");
     let inner = group(&scim, "inner", &[&ann]);
     let outer = group(&scim, "outer", &[&inner, &ben]);
 
@@ -480,8 +472,8 @@ fn groups_members_and_nested_groups() {
 #[test]
 fn deleting_a_user_removes_it_from_its_groups() {
     let (_db, _server, scim) = scim_server("p");
-    let u1 = user(&scim, "u1");
-    let u2 = user(&scim, "u2");
+    let u1 = scim.user("u1");
+    let u2 = scim.user("u2");
     let g = group(&scim, "team", &[&u1, &u2]);
     let before = scim.get(&format!("/Groups/{}", id(&g))).expect(200);
     assert_eq!(scim.delete(&format!("/Users/{}", id(&u1))).status, 204);
@@ -510,9 +502,9 @@ fn resources_are_isolated_per_provider() {
     db.add_provider("b");
     let (_, token_b) = db.create_token("b", &[]);
     let b = Scim::new(&server, "b", &token_b);
-    let ua = user(&a, "same@contoso.com");
+    let ua = a.user("same@contoso.com");
     // The same userName is free in another provider.
-    let ub = user(&b, "same@contoso.com");
+    let ub = b.user("same@contoso.com");
     b.get(&format!("/Users/{}", id(&ua))).scim_error(404);
     b.delete(&format!("/Users/{}", id(&ua))).scim_error(404);
     assert_eq!(b.get("/Users").expect(200)["totalResults"], 1);
@@ -533,7 +525,7 @@ fn resources_are_isolated_per_provider() {
 fn list_pages() {
     let (_db, _server, scim) = scim_server("p");
     for i in 0..5 {
-        user(&scim, &format!("user{i}"));
+        scim.user(&format!("user{i}"));
     }
     let page = scim.get("/Users?startIndex=2&count=2").expect(200);
     assert_eq!(
@@ -579,7 +571,7 @@ fn list_pages() {
 #[test]
 fn a_user_gets_a_new_etag_whenever_its_groups_change_through_nesting() {
     let (_db, _server, scim) = scim_server("p");
-    let ann = user(&scim, "ann");
+    let ann = scim.user("ann");
     let inner = group(&scim, "inner", &[&ann]);
     let outer = group(&scim, "outer", &[]);
     let path = format!("/Users/{}", id(&ann));
@@ -665,7 +657,7 @@ fn failing_writes_in_a_concurrent_burst_take_back_only_themselves() {
     // a group, then refused for an unknown member), some before (a taken userName); every
     // other write must stay, and the failed ones must leave nothing behind.
     let (_db, _server, scim) = scim_server("p");
-    user(&scim, "taken");
+    scim.user("taken");
     let target = scim.create(
         "/Groups",
         &json!({"schemas": [GROUP], "displayName": "Stable"}),
