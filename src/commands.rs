@@ -39,7 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Merges defaults, the config file, `SCIMD_*` variables and flags, in that order.
-pub fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Vec<String>> {
+pub(crate) fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config, Vec<String>> {
     let mut raw = RawConfig::defaults();
     let file = cli
         .config
@@ -443,7 +443,7 @@ fn print_new_token(config: &Config, provider: &str, info: &TokenInfo, secret: &S
 }
 
 /// The expiry (unix seconds) of a token created at `now`, from `--valid-for` or `--expires`.
-pub fn expiry(
+pub(crate) fn expiry(
     valid_for: Option<&str>,
     expires: Option<&str>,
     now: DateTime<Utc>,

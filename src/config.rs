@@ -28,6 +28,7 @@ macro_rules! settings {
         }
 
         /// Every key, in the order `config.example.toml` documents them.
+        #[cfg(test)]
         pub const KEYS: &[&str] = &[$(stringify!($key)),*];
 
         /// The validated configuration every part of the server reads.

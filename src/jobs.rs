@@ -57,7 +57,7 @@ pub fn cleanup_once(
 
 /// Runs `cleanup_once` at start and then every `cleanup_interval` until `stop` turns true;
 /// each run also logs the non-standard request shapes accepted so far.
-pub async fn cleanup_loop(
+pub(crate) async fn cleanup_loop(
     store: Store,
     config: Config,
     quirks: std::sync::Arc<QuirkCounter>,

@@ -6,9 +6,9 @@
 pub mod auth;
 pub mod cli;
 pub mod commands;
-pub mod config;
-pub mod error;
-pub mod http;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod http;
 pub mod jobs;
 pub mod render;
 pub mod scim;

@@ -20,10 +20,10 @@ use crate::store::members::{group_seqs_of_many, members_of};
 use crate::store::resources::{Resource, Stored};
 use crate::store::{self, Error};
 
-pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub(crate) const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
 
 /// The weak ETag of a resource version: `meta.version` and the `ETag` header.
-pub fn etag(version: i64) -> String {
+pub(crate) fn etag(version: i64) -> String {
     format!("W/\"{version}\"")
 }
 
@@ -36,14 +36,14 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
 /// The computed attribute's values for each row of a page, each as JSON array text (empty when
 /// a row has none, or when the projection leaves the attribute out).
 #[derive(Debug, Default)]
-pub struct Computed {
+pub(crate) struct Computed {
     text: Vec<u8>,
     ends: Vec<usize>,
 }
 
 impl Computed {
     /// No computed values for `rows` rows.
-    pub fn none(rows: usize) -> Computed {
+    pub(crate) fn none(rows: usize) -> Computed {
         Computed {
             text: Vec::new(),
             ends: vec![0; rows],
@@ -117,7 +117,7 @@ fn push_location(out: &mut Vec<u8>, base: &str, kind: ResourceKind, id: &str) {
 
 /// Loads the computed attribute of each row (by key, in the given order) when `projection`
 /// keeps it. A whole page costs a few statements (see `store::members`).
-pub fn computed(
+pub(crate) fn computed(
     c: &Connection,
     base: &str,
     rt: &ResourceType,
@@ -303,7 +303,7 @@ pub fn push_rows(
 }
 
 /// One resource as a GET answers it, its computed values loaded here.
-pub fn resource(
+pub(crate) fn resource(
     c: &Connection,
     rt: &ResourceType,
     base: &str,
@@ -317,7 +317,7 @@ pub fn resource(
 
 /// The answer to a write: the resource as the write stored it, with the computed values it
 /// loaded in its transaction (`computed` for its one row).
-pub fn written(
+pub(crate) fn written(
     rt: &ResourceType,
     base: &str,
     r: &Resource,
@@ -339,7 +339,7 @@ pub fn written(
 }
 
 /// How a ListResponse pages (RFC 7644 §3.4.2.4; RFC 9865 cursors).
-pub enum Paged {
+pub(crate) enum Paged {
     /// By position: the 1-based index of the first resource.
     Index(i64),
     /// By cursor: the cursor of the next page, if there is one.
@@ -348,7 +348,7 @@ pub enum Paged {
 
 /// Starts a ListResponse: its members up to `"Resources":[`, to be followed by the
 /// comma-separated resources and `list_end`.
-pub fn list_start(out: &mut Vec<u8>, total: i64, items: usize, paged: &Paged) {
+pub(crate) fn list_start(out: &mut Vec<u8>, total: i64, items: usize, paged: &Paged) {
     out.extend_from_slice(b"{\"schemas\":[");
     push_str(out, LIST_RESPONSE);
     out.extend_from_slice(
@@ -366,7 +366,7 @@ pub fn list_start(out: &mut Vec<u8>, total: i64, items: usize, paged: &Paged) {
 }
 
 /// Ends a ListResponse started with `list_start`.
-pub fn list_end(out: &mut Vec<u8>) {
+pub(crate) fn list_end(out: &mut Vec<u8>) {
     out.extend_from_slice(b"]}");
 }
 

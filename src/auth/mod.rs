@@ -3,5 +3,5 @@
 pub mod token;
 pub mod verifier;
 
-pub use token::{Secret, TokenState};
-pub use verifier::Verifier;
+pub(crate) use token::{Secret, TokenState};
+pub(crate) use verifier::Verifier;

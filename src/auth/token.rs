@@ -9,7 +9,7 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
-pub const PREFIX: &str = "scimd_";
+pub(crate) const PREFIX: &str = "scimd_";
 const ID_BYTES: usize = 8;
 const SECRET_BYTES: usize = 32;
 
@@ -63,7 +63,7 @@ pub fn generate() -> NewToken {
 }
 
 /// Splits a presented token into its id and secret; `None` if it is not a scimd token.
-pub fn parse(text: &str) -> Option<(&str, Secret)> {
+pub(crate) fn parse(text: &str) -> Option<(&str, Secret)> {
     let rest = text.strip_prefix(PREFIX)?;
     let (id, secret) = rest.split_once('_')?;
     let is_hex = |s: &str, len: usize| {
@@ -77,21 +77,13 @@ pub fn parse(text: &str) -> Option<(&str, Secret)> {
     Some((id, Secret(secret.to_string())))
 }
 
-/// Whether a token id has the right shape (used to reject junk before touching the database).
-pub fn is_token_id(id: &str) -> bool {
-    id.len() == ID_BYTES * 2
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// An argon2id PHC string of the secret (argon2's default cost: 19 MiB, 2 passes).
 pub fn hash(secret: &Secret) -> Result<String, String> {
     hash_str(&secret.0)
 }
 
 /// An argon2id PHC string of any secret text (token secrets, user passwords).
-pub fn hash_str(secret: &str) -> Result<String, String> {
+pub(crate) fn hash_str(secret: &str) -> Result<String, String> {
     let fail = |e: &dyn fmt::Display| format!("argon2 hashing failed: {e}");
     let salt = SaltString::generate(&mut OsRng);
     let params = Params::default();
@@ -117,7 +109,7 @@ pub fn hash_str(secret: &str) -> Result<String, String> {
 }
 
 /// Checks a secret against a stored PHC string. Costs one full argon2 run.
-pub fn verify(secret: &Secret, phc: &str) -> bool {
+pub(crate) fn verify(secret: &Secret, phc: &str) -> bool {
     verify_str(&secret.0, phc)
 }
 
@@ -167,14 +159,14 @@ fn working_memory(blocks: usize) -> Vec<Block> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenState {
+pub(crate) enum TokenState {
     Active,
     Expired,
     Revoked,
 }
 
 impl TokenState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TokenState::Active => "active",
             TokenState::Expired => "expired",
@@ -184,7 +176,7 @@ impl TokenState {
 }
 
 /// A token is usable while `now < expires` and it was never revoked. Times are unix seconds.
-pub fn state(expires: i64, revoked: Option<i64>, now: i64) -> TokenState {
+pub(crate) fn state(expires: i64, revoked: Option<i64>, now: i64) -> TokenState {
     if revoked.is_some() {
         TokenState::Revoked
     } else if now >= expires {
@@ -206,7 +198,7 @@ mod tests {
         let (id, secret) = parse(&full).unwrap();
         assert_eq!(id, t.id);
         assert_eq!(secret, t.secret);
-        assert!(is_token_id(id));
+        assert!(id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()));
         assert_ne!(generate().full, t.full);
     }
 

@@ -36,7 +36,7 @@ const NEW_SECRET_EVERY: Duration = Duration::from_secs(1);
 
 /// The outcome of checking a presented secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     Valid,
     Invalid,
     /// Not checked: too many new secrets for this token id lately. Retry shortly.
@@ -49,7 +49,7 @@ struct Budget {
     at: Instant,
 }
 
-pub struct Verifier {
+pub(crate) struct Verifier {
     key: Key,
     verified: Mutex<HashMap<String, Key>>,
     failed: Mutex<HashSet<Key>>,
@@ -87,7 +87,7 @@ fn argon2_threads(n: usize) -> mpsc::Sender<Argon2Job> {
 
 impl Verifier {
     /// `concurrency` bounds simultaneous argon2 runs (and so their memory: ~19 MiB each).
-    pub fn new(concurrency: usize) -> Verifier {
+    pub(crate) fn new(concurrency: usize) -> Verifier {
         let mut key = [0u8; 32];
         OsRng.fill_bytes(&mut key);
         Verifier {
@@ -158,7 +158,7 @@ impl Verifier {
 
     /// Whether `secret` is the one whose argon2id hash is `phc` (or, for a secret not seen before
     /// when this token id has had too many of those lately, that it was not checked).
-    pub async fn verify(&self, id: &str, secret: &Secret, phc: &str) -> Verdict {
+    pub(crate) async fn verify(&self, id: &str, secret: &Secret, phc: &str) -> Verdict {
         let d = self.digest(id, secret);
         if let Some(known) = self.remembered(id, &d) {
             return verdict(known);
@@ -192,14 +192,14 @@ impl Verifier {
     }
 
     /// Hashes a password with argon2id on the argon2 threads.
-    pub async fn hash(&self, secret: String) -> Result<String, String> {
+    pub(crate) async fn hash(&self, secret: String) -> Result<String, String> {
         self.on_argon2_thread(move || token::hash_str(&secret))
             .await
             .unwrap_or_else(|| Err("argon2 threads stopped".into()))
     }
 
     /// Whether `last_used` should be written now: once per token per minute, not per request.
-    pub fn should_record_use(&self, id: &str, stored: Option<i64>, now: i64) -> bool {
+    pub(crate) fn should_record_use(&self, id: &str, stored: Option<i64>, now: i64) -> bool {
         let mut seen = lock(&self.last_used);
         let last = seen.get(id).copied().max(stored).unwrap_or(i64::MIN);
         if now.saturating_sub(last) >= LAST_USED_GRANULARITY {

@@ -9,8 +9,8 @@ use super::quirks::{Quirk, Quirks};
 use super::schema::{self, Attribute, ResourceType, Role, Type};
 
 /// Longest filter accepted, in bytes, and deepest nesting.
-pub const MAX_LEN: usize = 4096;
-pub const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_LEN: usize = 4096;
+pub(crate) const MAX_DEPTH: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -75,7 +75,7 @@ pub enum Filter {
 
 /// For a search across resource types: tests of attributes `kind` does not have match nothing
 /// of that kind. Returns `None` when nothing of the filter applies to `kind`.
-pub fn prune(rt: &ResourceType, f: &Filter) -> Option<Filter> {
+pub(crate) fn prune(rt: &ResourceType, f: &Filter) -> Option<Filter> {
     fn go(rt: &ResourceType, f: &Filter, any: &mut bool) -> Filter {
         let known = |p: &AttrPath| resolve(rt, p, None).is_ok();
         match f {
@@ -189,7 +189,7 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, Error> {
 }
 
 /// Splits `urn:...:User:name.givenName` or `name.givenName` into its parts.
-pub fn parse_attr_path(word: &str) -> Result<AttrPath, Error> {
+pub(crate) fn parse_attr_path(word: &str) -> Result<AttrPath, Error> {
     let bad = || invalid(format!("{word:?} is not an attribute path"));
     let (uri, rest) = if word.len() > 4 && word[..4].eq_ignore_ascii_case("urn:") {
         let cut = word.rfind(':').ok_or_else(bad)?;
@@ -222,7 +222,7 @@ pub fn parse(text: &str) -> Result<Filter, Error> {
 }
 
 /// Parses a filter and reports the non-standard shapes it accepted on the way.
-pub fn parse_noting(text: &str) -> Result<(Filter, Quirks), Error> {
+pub(crate) fn parse_noting(text: &str) -> Result<(Filter, Quirks), Error> {
     if text.len() > MAX_LEN {
         return Err(invalid(format!("filter is longer than {MAX_LEN} bytes")));
     }
@@ -414,7 +414,7 @@ impl Parser {
 
 /// What an attribute path names, once checked against the schema.
 #[derive(Debug, Clone, Copy)]
-pub enum Target {
+pub(crate) enum Target {
     Id,
     ExternalId,
     /// A sub-attribute of `meta` kept in a column: created, lastModified, resourceType.
@@ -429,14 +429,14 @@ pub enum Target {
 
 impl Target {
     /// The attribute that decides the type and case rules of comparisons.
-    pub fn leaf(&self) -> Option<&'static Attribute> {
+    pub(crate) fn leaf(&self) -> Option<&'static Attribute> {
         match self {
             Target::Attr { attr, sub, .. } => Some(sub.unwrap_or(attr)),
             _ => None,
         }
     }
 
-    pub fn case_exact(&self) -> bool {
+    pub(crate) fn case_exact(&self) -> bool {
         match self {
             Target::Id | Target::ExternalId => true,
             Target::Meta(_) => true,
@@ -449,7 +449,7 @@ impl Target {
         }
     }
 
-    pub fn ty(&self) -> Type {
+    pub(crate) fn ty(&self) -> Type {
         match self {
             Target::Meta(m) => m.ty,
             Target::Id | Target::ExternalId => Type::String,
@@ -464,7 +464,7 @@ impl Target {
 
 /// Resolves a path of a filter on `kind` resources (`within` is the multi-valued attribute a
 /// value filter applies to, whose sub-attributes the inner paths name).
-pub fn resolve(
+pub(crate) fn resolve(
     rt: &ResourceType,
     path: &AttrPath,
     within: Option<&'static Attribute>,
@@ -519,7 +519,7 @@ pub fn resolve(
 
 /// Checks every path and operator of a filter for `kind`, so errors surface as 400
 /// `invalidFilter` before any query runs.
-pub fn check(rt: &ResourceType, f: &Filter) -> Result<(), Error> {
+pub(crate) fn check(rt: &ResourceType, f: &Filter) -> Result<(), Error> {
     check_in(rt, f, None)
 }
 
@@ -608,7 +608,7 @@ fn check_operands(t: &Target, op: Op, v: &CompValue) -> Result<(), Error> {
 
 /// An RFC 3339 instant in the one form timestamps are stored in (UTC, milliseconds, `Z`), so
 /// that comparing the strings compares the instants.
-pub fn normalize_instant(s: &str) -> Option<String> {
+pub(crate) fn normalize_instant(s: &str) -> Option<String> {
     chrono::DateTime::parse_from_rfc3339(s).ok().map(|d| {
         d.with_timezone(&chrono::Utc)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -618,7 +618,7 @@ pub fn normalize_instant(s: &str) -> Option<String> {
 /// Evaluates a (checked) filter against a rendered resource. Semantics, shared with the SQL
 /// compiler: a multi-valued attribute matches when any value matches; `ne` is `not eq`;
 /// `pr` means a non-empty value; case rules come from the schema.
-pub fn matches(rt: &ResourceType, f: &Filter, resource: &Value) -> bool {
+pub(crate) fn matches(rt: &ResourceType, f: &Filter, resource: &Value) -> bool {
     eval(rt, f, resource, None)
 }
 

@@ -13,7 +13,7 @@ pub use schema::ResourceKind;
 
 /// Case folding for attributes compared regardless of case (`caseExact: false`), such as
 /// userName and displayName uniqueness.
-pub fn fold(s: &str) -> String {
+pub(crate) fn fold(s: &str) -> String {
     s.to_lowercase()
 }
 
@@ -37,7 +37,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn scim_type(&self) -> &'static str {
+    pub(crate) fn scim_type(&self) -> &'static str {
         match self {
             Error::InvalidValue(_) => "invalidValue",
             Error::InvalidSyntax(_) => "invalidSyntax",

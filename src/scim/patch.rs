@@ -14,7 +14,8 @@ use super::quirks::{Quirk, Quirks};
 use super::resource::{Member, PasswordUpdate, is_schemas, member_ids, value_of};
 use super::schema::{self, Attribute, Mutability, ResourceType, Role};
 
-pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+#[cfg(test)]
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -32,7 +33,7 @@ pub struct Operation {
 
 /// A change to a group's memberships, applied by the store in order.
 #[derive(Debug, Clone, PartialEq)]
-pub enum MemberChange {
+pub(crate) enum MemberChange {
     Add(Vec<Member>),
     Remove(Vec<String>),
     /// Remove the members matching a filter on member sub-attributes (`members[...]`).
@@ -41,7 +42,7 @@ pub enum MemberChange {
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub doc: Map<String, Value>,
     /// `Some(Some(pw))` sets a password, `Some(None)` removes it.
     pub password: Option<Option<String>>,
@@ -53,7 +54,7 @@ pub struct Outcome {
 impl Outcome {
     /// What the operations do to the stored password, given the hash of the password they set
     /// (hashed before the write, since argon2 is slow).
-    pub fn password_update(&self, hash: Option<&str>) -> PasswordUpdate {
+    pub(crate) fn password_update(&self, hash: Option<&str>) -> PasswordUpdate {
         match (&self.password, hash) {
             (None, _) | (Some(Some(_)), None) => PasswordUpdate::Keep,
             (Some(Some(_)), Some(h)) => PasswordUpdate::Set(h.to_string()),
@@ -251,7 +252,7 @@ fn resolve(rt: &ResourceType, path: &str) -> Result<Resolved, Error> {
 
 /// Applies `ops` to a stored document. The result still has to pass the same validation as a
 /// PUT body (`resource::prepare`).
-pub fn apply(
+pub(crate) fn apply(
     rt: &ResourceType,
     doc: &Map<String, Value>,
     ops: &[Operation],
@@ -854,7 +855,7 @@ fn value_eqs(f: &Filter, id: &str) -> Option<Vec<String>> {
 }
 
 /// The password a request sets, if any, so it can be hashed before the write transaction.
-pub fn password_in(rt: &ResourceType, ops: &[Operation]) -> Option<String> {
+pub(crate) fn password_in(rt: &ResourceType, ops: &[Operation]) -> Option<String> {
     let mut found = None;
     for op in ops {
         match (&op.path, &op.value) {

@@ -23,7 +23,7 @@ pub struct Projection {
 
 impl Projection {
     /// Parses the comma-separated lists. Names that match no attribute are ignored.
-    pub fn parse(
+    pub(crate) fn parse(
         rt: &ResourceType,
         attributes: Option<&str>,
         excluded: Option<&str>,
@@ -38,13 +38,13 @@ impl Projection {
     }
 
     /// Neither `attributes` nor `excludedAttributes` given: the full default representation.
-    pub fn is_default(&self) -> bool {
+    pub(crate) fn is_default(&self) -> bool {
         self.include.is_none() && self.exclude.is_empty()
     }
 
     /// Whether the response will contain the top-level `key` (so the caller can skip loading
     /// it, e.g. the members of a large group).
-    pub fn wants(&self, key: &str) -> bool {
+    pub(crate) fn wants(&self, key: &str) -> bool {
         if always(key) {
             return true;
         }
@@ -57,7 +57,11 @@ impl Projection {
         }
     }
 
-    pub fn apply(&self, rt: &ResourceType, mut obj: Map<String, Value>) -> Map<String, Value> {
+    pub(crate) fn apply(
+        &self,
+        rt: &ResourceType,
+        mut obj: Map<String, Value>,
+    ) -> Map<String, Value> {
         match &self.include {
             Some(paths) => {
                 obj = obj

@@ -14,7 +14,7 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Generic => "generic",
             ProviderKind::Entra => "entra",
@@ -45,7 +45,7 @@ impl ProviderKind {
     /// Whether a PATCH answers `204` without a body when the client states no preference
     /// (RFC 7240 `Prefer: return=...` decides otherwise): Microsoft advises 204 for group PATCH
     /// from Entra ("returning all the members isn't advisable").
-    pub fn patch_answers_minimal(self, kind: ResourceKind) -> bool {
+    pub(crate) fn patch_answers_minimal(self, kind: ResourceKind) -> bool {
         self == ProviderKind::Entra && kind == ResourceKind::Group
     }
 }

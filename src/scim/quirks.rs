@@ -4,7 +4,7 @@
 
 /// One tolerated deviation from RFC 7643/7644.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Quirk {
+pub(crate) enum Quirk {
     /// `"True"` / `"False"` strings for booleans (Microsoft Entra ID's default dialect).
     StringBoolean,
     /// `manager` as a bare id, a one-element list, or `""` to clear it (Entra).
@@ -28,7 +28,7 @@ pub enum Quirk {
 }
 
 impl Quirk {
-    pub const ALL: [Quirk; 10] = [
+    pub(crate) const ALL: [Quirk; 10] = [
         Quirk::StringBoolean,
         Quirk::ManagerShape,
         Quirk::TypedPathUpsert,
@@ -41,7 +41,7 @@ impl Quirk {
         Quirk::ManagerValueFilter,
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Quirk::StringBoolean => "string_boolean",
             Quirk::ManagerShape => "manager_shape",
@@ -62,23 +62,23 @@ impl Quirk {
 pub struct Quirks(u32);
 
 impl Quirks {
-    pub fn note(&mut self, q: Quirk) {
+    pub(crate) fn note(&mut self, q: Quirk) {
         self.0 |= 1 << (q as u32);
     }
 
-    pub fn merge(&mut self, other: Quirks) {
+    pub(crate) fn merge(&mut self, other: Quirks) {
         self.0 |= other.0;
     }
 
-    pub fn contains(&self, q: Quirk) -> bool {
+    pub(crate) fn contains(&self, q: Quirk) -> bool {
         self.0 & (1 << (q as u32)) != 0
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0 == 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = Quirk> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Quirk> + '_ {
         Quirk::ALL.into_iter().filter(|q| self.contains(*q))
     }
 }
@@ -86,13 +86,13 @@ impl Quirks {
 /// Counts, per identity provider, the non-standard request shapes scimd accepted, and makes
 /// them visible in the logs: once when first seen, and as totals with every cleanup run.
 #[derive(Default)]
-pub struct QuirkCounter {
+pub(crate) struct QuirkCounter {
     counts: std::sync::Mutex<std::collections::BTreeMap<(String, Quirk), u64>>,
 }
 
 impl QuirkCounter {
     /// Counts the quirks a request of `provider` used.
-    pub fn count(&self, provider: &str, quirks: Quirks) {
+    pub(crate) fn count(&self, provider: &str, quirks: Quirks) {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         for q in quirks.iter() {
             let n = counts.entry((provider.to_string(), q)).or_insert(0);
@@ -108,7 +108,7 @@ impl QuirkCounter {
     }
 
     /// Logs the totals since start, one line per provider.
-    pub fn log_totals(&self) {
+    pub(crate) fn log_totals(&self) {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let mut by_provider: std::collections::BTreeMap<&str, Vec<String>> =
             std::collections::BTreeMap::new();

@@ -163,7 +163,7 @@ pub fn prepare(rt: &ResourceType, input: &Value) -> Result<Prepared, Error> {
 }
 
 /// Whether `key` names the common `schemas` attribute.
-pub fn is_schemas(key: &str) -> bool {
+pub(crate) fn is_schemas(key: &str) -> bool {
     key.eq_ignore_ascii_case(schema::SCHEMAS.name)
 }
 
@@ -213,7 +213,7 @@ fn prepare_object(
 }
 
 /// Validates one attribute's value; `None` means "no value".
-pub fn value_of(
+pub(crate) fn value_of(
     attr: &Attribute,
     v: &Value,
     path: &str,
@@ -338,7 +338,7 @@ fn single(attr: &Attribute, v: &Value, path: &str, q: &mut Quirks) -> Result<Opt
 
 /// A JSON boolean, or the strings "true"/"false" in any case (Microsoft Entra ID sends
 /// "True" and "False").
-pub fn boolean(v: &Value) -> Option<bool> {
+pub(crate) fn boolean(v: &Value) -> Option<bool> {
     match v {
         Value::Bool(b) => Some(*b),
         Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
@@ -379,7 +379,7 @@ fn check_multi(attr: &Attribute, values: &[Value], path: &str) -> Result<(), Err
 
 /// The members in a `members` value. `type` and `$ref` are computed by the server and ignored;
 /// `display` is kept as sent.
-pub fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<Member>, Error> {
+pub(crate) fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<Member>, Error> {
     let items = match v {
         Value::Null => return Ok(Vec::new()),
         Value::Array(items) => items,
@@ -427,14 +427,14 @@ pub fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<Member>, Error> {
 
 /// What a write does to the stored password hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordUpdate {
+pub(crate) enum PasswordUpdate {
     Keep,
     Set(String),
     Clear,
 }
 
 /// PUT may not change an immutable attribute that already has a value (RFC 7644 §3.5.1).
-pub fn check_immutable(
+pub(crate) fn check_immutable(
     schema: &Schema,
     old: &Map<String, Value>,
     new: &Map<String, Value>,
@@ -458,7 +458,7 @@ pub fn check_immutable(
 
 /// Whether an `If-Match` / `If-None-Match` header value names this version (`*` names any).
 /// Tags compare by their opaque part, weak or not, as SCIM clients send back `meta.version`.
-pub fn etag_matches(header: &str, version: i64) -> bool {
+pub(crate) fn etag_matches(header: &str, version: i64) -> bool {
     let want = version.to_string();
     header
         .split(',')

@@ -8,9 +8,10 @@
 
 use serde_json::{Value, json};
 
-pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-pub const ENTERPRISE_USER: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+pub(crate) const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+pub(crate) const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+pub(crate) const ENTERPRISE_USER: &str =
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Type {
@@ -193,39 +194,39 @@ impl Attribute {
     /// The sub-attribute a filter or PATCH means when it names a complex attribute without
     /// one: `value`, which RFC 7643 §2.4 defines for multi-valued attributes (`emails eq "x"`,
     /// a member list `[{"value": id}]`).
-    pub fn default_sub(&self) -> Option<&'static Attribute> {
+    pub(crate) fn default_sub(&self) -> Option<&'static Attribute> {
         self.sub("value")
     }
 
     /// The sub-attribute with `role`, if any.
-    pub fn sub_with(&self, role: Role) -> Option<&'static Attribute> {
+    pub(crate) fn sub_with(&self, role: Role) -> Option<&'static Attribute> {
         self.sub_attributes.iter().find(|a| a.role == role)
     }
 
     /// The sub-attribute whose values are indexed, if any.
-    pub fn indexed_sub(&self) -> Option<&'static Attribute> {
+    pub(crate) fn indexed_sub(&self) -> Option<&'static Attribute> {
         self.sub_attributes.iter().find(|a| a.indexed)
     }
 
     /// Whether values come from membership rows rather than from the stored document.
-    pub fn is_linked(&self) -> bool {
+    pub(crate) fn is_linked(&self) -> bool {
         matches!(self.role, Role::Relation | Role::Computed)
     }
 
     /// A sub-attribute by name, ignoring case.
-    pub fn sub(&self, name: &str) -> Option<&'static Attribute> {
+    pub(crate) fn sub(&self, name: &str) -> Option<&'static Attribute> {
         self.sub_attributes
             .iter()
             .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
-    pub fn is_complex(&self) -> bool {
+    pub(crate) fn is_complex(&self) -> bool {
         self.ty == Type::Complex
     }
 
     /// Whether values of this multi-valued attribute must have distinct `type`s: true where the
     /// type has canonical values (work, home, ...), which is what identity providers key on.
-    pub fn types_are_keys(&self) -> bool {
+    pub(crate) fn types_are_keys(&self) -> bool {
         self.multi_valued
             && self
                 .sub("type")
@@ -290,7 +291,7 @@ pub struct Schema {
 
 impl Schema {
     /// An attribute by name, ignoring case.
-    pub fn attribute(&self, name: &str) -> Option<&'static Attribute> {
+    pub(crate) fn attribute(&self, name: &str) -> Option<&'static Attribute> {
         self.attributes
             .iter()
             .find(|a| a.name.eq_ignore_ascii_case(name))
@@ -403,7 +404,7 @@ const NAME_SUBS: &[Attribute] = &[
     string("honorificSuffix", "Suffix after the name, e.g. \"III\"."),
 ];
 
-pub static USER_SCHEMA: Schema = Schema {
+pub(crate) static USER_SCHEMA: Schema = Schema {
     id: USER,
     name: "User",
     description: "User account",
@@ -464,7 +465,7 @@ const MEMBER_SUBS: &[Attribute] = &[
         .role(Role::RefType),
 ];
 
-pub static GROUP_SCHEMA: Schema = Schema {
+pub(crate) static GROUP_SCHEMA: Schema = Schema {
     id: GROUP,
     name: "Group",
     description: "Group",
@@ -488,7 +489,7 @@ const MANAGER_SUBS: &[Attribute] = &[
     string("displayName", "The manager's display name.").mutability(Mutability::ReadOnly),
 ];
 
-pub static ENTERPRISE_USER_SCHEMA: Schema = Schema {
+pub(crate) static ENTERPRISE_USER_SCHEMA: Schema = Schema {
     id: ENTERPRISE_USER,
     name: "EnterpriseUser",
     description: "Enterprise User",
@@ -528,7 +529,7 @@ const META_SUBS: &[Attribute] = &[
 ];
 
 /// `schemas` (RFC 7643 §3): the schema URNs a resource uses.
-pub static SCHEMAS: Attribute = attr(
+pub(crate) static SCHEMAS: Attribute = attr(
     "schemas",
     Type::Reference,
     "The schema URNs the resource uses.",
@@ -539,21 +540,21 @@ pub static SCHEMAS: Attribute = attr(
 .returned(Returned::Always)
 .role(Role::Schemas);
 /// `id` (RFC 7643 §3.1).
-pub static ID: Attribute = string("id", "Assigned by the server; unique and stable.")
+pub(crate) static ID: Attribute = string("id", "Assigned by the server; unique and stable.")
     .case_exact()
     .mutability(Mutability::ReadOnly)
     .returned(Returned::Always)
     .unique(Uniqueness::Server)
     .role(Role::Id);
 /// `externalId` (RFC 7643 §3.1).
-pub static EXTERNAL_ID: Attribute = string(
+pub(crate) static EXTERNAL_ID: Attribute = string(
     "externalId",
     "The identifier the identity provider uses for the resource.",
 )
 .case_exact()
 .role(Role::ExternalId);
 /// `meta` (RFC 7643 §3.1).
-pub static META: Attribute = complex(
+pub(crate) static META: Attribute = complex(
     "meta",
     "Resource metadata, maintained by the server.",
     META_SUBS,
@@ -562,10 +563,10 @@ pub static META: Attribute = complex(
 .role(Role::Meta);
 
 /// The attributes every resource has, whatever its schema.
-pub static COMMON: [&Attribute; 4] = [&SCHEMAS, &ID, &EXTERNAL_ID, &META];
+pub(crate) static COMMON: [&Attribute; 4] = [&SCHEMAS, &ID, &EXTERNAL_ID, &META];
 
 /// A common attribute by name, ignoring case.
-pub fn common(name: &str) -> Option<&'static Attribute> {
+pub(crate) fn common(name: &str) -> Option<&'static Attribute> {
     COMMON
         .iter()
         .copied()
@@ -580,21 +581,21 @@ pub enum ResourceKind {
 }
 
 impl ResourceKind {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ResourceKind::User => "User",
             ResourceKind::Group => "Group",
         }
     }
 
-    pub fn endpoint(self) -> &'static str {
+    pub(crate) fn endpoint(self) -> &'static str {
         match self {
             ResourceKind::User => "Users",
             ResourceKind::Group => "Groups",
         }
     }
 
-    pub fn from_name(name: &str) -> Option<ResourceKind> {
+    pub(crate) fn from_name(name: &str) -> Option<ResourceKind> {
         [ResourceKind::User, ResourceKind::Group]
             .into_iter()
             .find(|k| k.name().eq_ignore_ascii_case(name))
@@ -641,33 +642,33 @@ impl ResourceType {
     }
 
     /// Each extension with a searcher for its URN (see `render`).
-    pub fn extension_finders(
+    pub(crate) fn extension_finders(
         &self,
     ) -> impl Iterator<Item = (&'static Schema, &memchr::memmem::Finder<'static>)> {
         self.extensions.iter().copied().zip(&self.finders)
     }
 
-    pub fn kind(&self) -> ResourceKind {
+    pub(crate) fn kind(&self) -> ResourceKind {
         self.kind
     }
 
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         self.kind.name()
     }
 
-    pub fn endpoint(&self) -> &'static str {
+    pub(crate) fn endpoint(&self) -> &'static str {
         self.kind.endpoint()
     }
 
-    pub fn schema(&self) -> &'static Schema {
+    pub(crate) fn schema(&self) -> &'static Schema {
         self.schema
     }
 
-    pub fn extensions(&self) -> &[&'static Schema] {
+    pub(crate) fn extensions(&self) -> &[&'static Schema] {
         &self.extensions
     }
 
-    pub fn extension(&self, urn: &str) -> Option<&'static Schema> {
+    pub(crate) fn extension(&self, urn: &str) -> Option<&'static Schema> {
         self.extensions
             .iter()
             .copied()
@@ -678,7 +679,7 @@ impl ResourceType {
     /// and then, when exactly one extension has it, in that extension (`manager` means the
     /// enterprise manager, as Microsoft Entra ID's older shapes assume). Returns the extension
     /// URN holding it, if any.
-    pub fn locate(
+    pub(crate) fn locate(
         &self,
         uri: Option<&str>,
         name: &str,
@@ -704,26 +705,26 @@ impl ResourceType {
 
     /// The name of the attribute unique per provider (`Role::UniqueName`): userName or
     /// displayName.
-    pub fn name_attribute(&self) -> &'static str {
+    pub(crate) fn name_attribute(&self) -> &'static str {
         self.unique_name.map_or("", |a| a.name)
     }
 
     /// The attribute whose values come from membership rows (`Role::Relation` or
     /// `Role::Computed`): a Group's members, a User's groups.
-    pub fn linked(&self) -> Option<&'static Attribute> {
+    pub(crate) fn linked(&self) -> Option<&'static Attribute> {
         self.linked
     }
 
     /// The multi-valued attributes of the core schema whose sub-attribute values are kept in
     /// `value_index`, with that sub-attribute.
-    pub fn indexed(&self) -> impl Iterator<Item = (&'static Attribute, &'static Attribute)> {
+    pub(crate) fn indexed(&self) -> impl Iterator<Item = (&'static Attribute, &'static Attribute)> {
         self.schema
             .attributes
             .iter()
             .filter_map(|a| a.indexed_sub().map(|s| (a, s)))
     }
 
-    pub fn resource_type_json(&self) -> Value {
+    pub(crate) fn resource_type_json(&self) -> Value {
         let extensions: Vec<Value> = self
             .extensions
             .iter()
@@ -768,7 +769,7 @@ impl Model {
         &BUILTIN
     }
 
-    pub fn get(&self, kind: ResourceKind) -> &ResourceType {
+    pub(crate) fn get(&self, kind: ResourceKind) -> &ResourceType {
         match kind {
             ResourceKind::User => &self.user,
             ResourceKind::Group => &self.group,
@@ -799,11 +800,11 @@ impl Model {
     }
 
     /// A schema of the model by its URN, ignoring case.
-    pub fn schema(&self, id: &str) -> Option<&'static Schema> {
+    pub(crate) fn schema(&self, id: &str) -> Option<&'static Schema> {
         self.schemas().find(|s| s.id.eq_ignore_ascii_case(id))
     }
 
-    pub fn resource_types(&self) -> [&ResourceType; 2] {
+    pub(crate) fn resource_types(&self) -> [&ResourceType; 2] {
         [&self.user, &self.group]
     }
 }

@@ -7,7 +7,6 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::query::Compiler;
 use super::resources::{Reference, parse_kind};
 use super::{Error, Result};
-use crate::scim::ResourceKind;
 use crate::scim::patch::MemberChange;
 use crate::scim::resource::Member;
 use crate::scim::schema::ResourceType;
@@ -187,7 +186,7 @@ pub(super) fn set_members(
 }
 
 /// The members of a group, oldest resource first.
-pub fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
+pub(crate) fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
     let mut st = c.prepare_cached(
         "SELECT r.id, r.kind, m.display
          FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
@@ -198,7 +197,6 @@ pub fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
             id: r.get(0)?,
             kind: parse_kind(&r.get::<_, String>(1)?)?,
             display: r.get(2)?,
-            direct: true,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -215,31 +213,6 @@ fn seq_list(seqs: impl IntoIterator<Item = i64>) -> String {
     }
     out.push(']');
     out
-}
-
-/// The groups each of `member_seqs` belongs to, directly or through nested groups, oldest group
-/// first; one list per given key, in the same order. A whole page costs a few statements: the
-/// direct memberships of every key at once, then one more per level of group nesting, then the
-/// groups' ids and names.
-pub fn groups_of_many(c: &Connection, member_seqs: &[i64]) -> Result<Vec<Vec<Reference>>> {
-    let (names, lists) = group_seqs_of_many(c, member_seqs)?;
-    Ok((0..member_seqs.len())
-        .map(|i| {
-            lists
-                .of(i)
-                .iter()
-                .map(|&(g, direct)| {
-                    let (_, id, name) = &names[g];
-                    Reference {
-                        id: id.clone(),
-                        kind: ResourceKind::Group,
-                        display: name.clone(),
-                        direct,
-                    }
-                })
-                .collect()
-        })
-        .collect())
 }
 
 /// Each group reached: its key, id and displayName, sorted by key.
@@ -401,6 +374,7 @@ pub(crate) fn group_seqs_of_many(
 mod tests {
     use super::*;
     use crate::scim::ProviderKind;
+    use crate::scim::ResourceKind;
     use crate::scim::resource::prepare;
     use crate::store::providers;
     use crate::store::resources::create as insert;

@@ -10,7 +10,7 @@ pub mod writer;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -76,12 +76,12 @@ impl From<r2d2::Error> for Error {
 
 impl Error {
     /// True when SQLite gave up waiting for another writer (busy timeout elapsed).
-    pub fn is_busy(&self) -> bool {
+    pub(crate) fn is_busy(&self) -> bool {
         matches!(self, Error::Busy(_))
     }
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema history, oldest first. Never edit a shipped migration; append the next one.
 fn migrations() -> Vec<M<'static>> {
@@ -117,18 +117,17 @@ pub struct Store {
     readers_alive: Arc<AtomicUsize>,
     /// How long a write batch or a health probe read may take before `/healthz` calls it stuck.
     stuck_after: Duration,
-    path: PathBuf,
 }
 
 /// What is wrong with the store's threads, part by part; `None` where a part is fine.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Health {
+pub(crate) struct Health {
     pub writer: Option<String>,
     pub readers: Option<String>,
 }
 
 impl Health {
-    pub fn is_ok(&self) -> bool {
+    pub(crate) fn is_ok(&self) -> bool {
         self.writer.is_none() && self.readers.is_none()
     }
 }
@@ -240,14 +239,13 @@ impl Store {
             readers,
             readers_alive,
             stuck_after: (busy_timeout * 2).max(Duration::from_secs(1)),
-            path: path.to_path_buf(),
         })
     }
 
     /// Whether the writer and the reader threads are there and answering: the writer by its own
     /// account (a batch running longer than twice `busy_timeout` is stuck), the readers by a
     /// probe read that must be answered within that time.
-    pub async fn health(&self) -> Health {
+    pub(crate) async fn health(&self) -> Health {
         let limit = self.stuck_after;
         let writer = match self.writer.state() {
             writer::State::Gone => Some("gone: the writer thread has stopped".to_string()),
@@ -274,16 +272,12 @@ impl Store {
         Health { writer, readers }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Runs synchronous database work on a reader thread, off the async executor, and returns
     /// its result. Reads wait in one queue, in arrival order, for the next free reader; there
     /// are as many readers as pooled connections, so none waits for a connection.
     /// The closure may return any error a store error converts into (handlers use the HTTP
     /// error type, so validation inside a transaction can fail with a SCIM error).
-    pub async fn run<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn run<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<Error> + Send + 'static,
@@ -308,7 +302,7 @@ impl Store {
     /// Runs a write in the single writer's next group-committed transaction and returns once
     /// it is durable. Do slow work (hashing, JSON) before calling. `f` may run more than once
     /// (see `writer`): it must only touch the database and return its result.
-    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<Error> + Send + 'static,
@@ -387,7 +381,7 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 }
 
 /// The schema version this binary writes.
-pub fn schema_version() -> usize {
+pub(crate) fn schema_version() -> usize {
     migrations().len()
 }
 

@@ -17,14 +17,14 @@ pub struct Provider {
 
 /// How many resources a provider holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Usage {
+pub(crate) struct Usage {
     pub users: i64,
     pub groups: i64,
 }
 
 /// Provider names appear in URLs: 1–64 characters of letters, digits, `-`, `_` and `.`,
 /// starting with a letter or digit.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     let ok_start = name
         .chars()
         .next()
@@ -80,14 +80,14 @@ pub fn insert(
     })
 }
 
-pub fn list(c: &Connection) -> Result<Vec<Provider>> {
+pub(crate) fn list(c: &Connection) -> Result<Vec<Provider>> {
     let mut st = c.prepare(&format!("SELECT {COLUMNS} FROM providers ORDER BY name"))?;
     let rows = st.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Looks a provider up by name, ignoring case (names are unique regardless of case).
-pub fn get(c: &Connection, name: &str) -> Result<Option<Provider>> {
+pub(crate) fn get(c: &Connection, name: &str) -> Result<Option<Provider>> {
     Ok(c.query_row(
         &format!("SELECT {COLUMNS} FROM providers WHERE name = ?1"),
         [name],
@@ -100,7 +100,7 @@ pub fn require(c: &Connection, name: &str) -> Result<Provider> {
     get(c, name)?.ok_or_else(|| Error::NotFound(format!("no provider named {name:?}")))
 }
 
-pub fn update(
+pub(crate) fn update(
     c: &Connection,
     name: &str,
     description: Option<&str>,
@@ -120,7 +120,7 @@ pub fn update(
     Ok(p)
 }
 
-pub fn usage(c: &Connection, provider_id: i64) -> Result<Usage> {
+pub(crate) fn usage(c: &Connection, provider_id: i64) -> Result<Usage> {
     let mut st =
         c.prepare("SELECT kind, count(*) FROM resources WHERE provider_id = ?1 GROUP BY kind")?;
     let mut usage = Usage::default();
@@ -136,14 +136,14 @@ pub fn usage(c: &Connection, provider_id: i64) -> Result<Usage> {
 }
 
 /// Deletes the provider with its tokens, users, groups and memberships (foreign-key cascade).
-pub fn delete(c: &Connection, provider_id: i64) -> Result<()> {
+pub(crate) fn delete(c: &Connection, provider_id: i64) -> Result<()> {
     c.execute("DELETE FROM providers WHERE id = ?1", [provider_id])?;
     Ok(())
 }
 
 /// The provider named `name`, created with `description` and `kind` when it does not exist yet
 /// (`quickstart`). Runs on the writer.
-pub fn ensure(
+pub(crate) fn ensure(
     c: &Connection,
     name: &str,
     description: &str,
@@ -159,7 +159,7 @@ pub fn ensure(
 /// Removes a provider. One that still holds users or groups is refused unless `with_data`,
 /// which deletes them with it, in the same transaction. Returns what was deleted. Runs on the
 /// writer.
-pub fn remove(c: &Connection, name: &str, with_data: bool) -> Result<Usage> {
+pub(crate) fn remove(c: &Connection, name: &str, with_data: bool) -> Result<Usage> {
     let p = require(c, name)?;
     let usage = usage(c, p.id)?;
     if (usage.users > 0 || usage.groups > 0) && !with_data {

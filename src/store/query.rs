@@ -77,7 +77,7 @@ impl<'a> Compiler<'a> {
 
     /// A condition over a group's member rows (`members m`, member resource `x`) for the inner
     /// filter of `members[...]`, as PATCH removes them.
-    pub fn member_filter(&mut self, f: &Filter) -> Result<String, scim::Error> {
+    pub(crate) fn member_filter(&mut self, f: &Filter) -> Result<String, scim::Error> {
         let attr = self
             .rt
             .linked()
@@ -461,7 +461,11 @@ impl<'a> Compiler<'a> {
 
     /// An ORDER BY clause for `sortBy`: values in the attribute's case rules, resources without
     /// a value last, and the creation order as the tie-breaker so pages are stable.
-    pub fn order_by(&mut self, sort_by: &str, descending: bool) -> Result<String, scim::Error> {
+    pub(crate) fn order_by(
+        &mut self,
+        sort_by: &str,
+        descending: bool,
+    ) -> Result<String, scim::Error> {
         let bad = |e: scim::Error| scim::Error::InvalidValue(format!("sortBy: {e}"));
         let path = filter::parse_attr_path(sort_by).map_err(bad)?;
         let t = filter::resolve(self.rt, &path, None).map_err(bad)?;

@@ -122,14 +122,12 @@ impl Rows {
     }
 }
 
-/// One member of a group, or one group of a user, as the representation shows it.
+/// One member of a group, as the representation shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
+pub(crate) struct Reference {
     pub id: String,
     pub kind: ResourceKind,
     pub display: Option<String>,
-    /// For a user's groups: whether the membership is direct (not through a nested group).
-    pub direct: bool,
 }
 
 pub(super) fn kind_str(kind: ResourceKind) -> &'static str {
@@ -167,7 +165,7 @@ const GET_SQL: &str = "SELECT r.seq, r.id, r.doc, r.created, r.modified, r.versi
      WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3";
 
 /// A stored resource with its document parsed, for writes that change it.
-pub fn get(
+pub(crate) fn get(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,
@@ -179,7 +177,7 @@ pub fn get(
 }
 
 /// A stored resource for rendering: no row when it does not exist.
-pub fn read(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Result<Rows> {
+pub(crate) fn read(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Result<Rows> {
     let mut out = Rows::with_capacity(1);
     let mut st = c.prepare_cached(GET_SQL)?;
     let mut rows = st.query(params![id, provider_id, kind_str(kind)])?;
@@ -200,7 +198,7 @@ fn require(c: &Connection, provider_id: i64, kind: ResourceKind, id: &str) -> Re
         .ok_or_else(|| Error::NotFound(format!("{} {id} not found", kind.name())))
 }
 
-pub fn check_if_match(r: &Resource, if_match: Option<&str>) -> Result<()> {
+pub(crate) fn check_if_match(r: &Resource, if_match: Option<&str>) -> Result<()> {
     match if_match {
         Some(h) if !etag_matches(h, r.version) => Err(Error::VersionMismatch(format!(
             "If-Match {h} does not match the current version W/\"{}\"",
@@ -266,7 +264,7 @@ fn reindex(c: &Connection, seq: i64, rt: &ResourceType, doc: &Map<String, Value>
 }
 
 /// Builds `value_index` for every stored resource (run by the migration that adds it).
-pub fn reindex_all(c: &Connection) -> Result<()> {
+pub(crate) fn reindex_all(c: &Connection) -> Result<()> {
     let all: Vec<(i64, String, String)> = c
         .prepare("SELECT seq, kind, doc FROM resources")?
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
@@ -361,7 +359,7 @@ pub fn create(
 /// Replaces a resource's attributes (PUT). A password absent from the request keeps the stored
 /// hash, since clients never get it back to resend. Runs on the writer.
 #[allow(clippy::too_many_arguments)]
-pub fn replace(
+pub(crate) fn replace(
     c: &Connection,
     provider_id: i64,
     rt: &ResourceType,
@@ -528,7 +526,7 @@ pub fn patch(
 }
 
 /// Deletes a resource and its memberships (DELETE). Runs on the writer.
-pub fn delete(
+pub(crate) fn delete(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,

@@ -252,7 +252,8 @@ fn nth_seq(
 }
 
 /// SQLite's plan for a search's page query (EXPLAIN QUERY PLAN), one line per step.
-pub fn explain(
+#[cfg(test)]
+pub(crate) fn explain(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,

@@ -22,11 +22,11 @@ pub struct TokenInfo {
 }
 
 impl TokenInfo {
-    pub fn state(&self, now: i64) -> TokenState {
+    pub(crate) fn state(&self, now: i64) -> TokenState {
         token::state(self.expires, self.revoked, now)
     }
 
-    pub fn scope(&self) -> &'static str {
+    pub(crate) fn scope(&self) -> &'static str {
         if self.read_only {
             "read-only"
         } else {
@@ -37,7 +37,7 @@ impl TokenInfo {
 
 /// What the server needs to authenticate a request made with a token.
 #[derive(Debug, Clone)]
-pub struct AuthRecord {
+pub(crate) struct AuthRecord {
     pub provider_id: i64,
     pub provider_name: String,
     pub provider_kind: ProviderKind,
@@ -76,7 +76,7 @@ fn info_from_row(r: &Row<'_>) -> rusqlite::Result<TokenInfo> {
     })
 }
 
-pub fn insert(c: &Connection, t: &NewTokenRow<'_>) -> Result<()> {
+pub(crate) fn insert(c: &Connection, t: &NewTokenRow<'_>) -> Result<()> {
     c.execute(
         "INSERT INTO tokens (id, provider_id, secret_hash, description, read_only, created, expires)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -104,7 +104,7 @@ pub fn list(c: &Connection, provider_id: Option<i64>) -> Result<Vec<TokenInfo>> 
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn get(c: &Connection, id: &str) -> Result<Option<TokenInfo>> {
+pub(crate) fn get(c: &Connection, id: &str) -> Result<Option<TokenInfo>> {
     Ok(c.query_row(
         &format!(
             "SELECT {INFO_COLUMNS} FROM tokens t JOIN providers p ON p.id = t.provider_id
@@ -116,11 +116,11 @@ pub fn get(c: &Connection, id: &str) -> Result<Option<TokenInfo>> {
     .optional()?)
 }
 
-pub fn require(c: &Connection, id: &str) -> Result<TokenInfo> {
+pub(crate) fn require(c: &Connection, id: &str) -> Result<TokenInfo> {
     get(c, id)?.ok_or_else(|| Error::NotFound(format!("no token with id {id:?}")))
 }
 
-pub fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>> {
+pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>> {
     let row = c
         .prepare_cached(
             "SELECT t.provider_id, p.name, p.kind, t.secret_hash, t.read_only, t.expires,
@@ -158,7 +158,7 @@ pub fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>> {
 }
 
 /// Marks a token revoked; it stops working on the very next request.
-pub fn revoke(c: &Connection, id: &str, now: i64) -> Result<TokenInfo> {
+pub(crate) fn revoke(c: &Connection, id: &str, now: i64) -> Result<TokenInfo> {
     let t = require(c, id)?;
     if t.revoked.is_some() {
         return Err(Error::Conflict(format!("token {id} is already revoked")));
@@ -170,7 +170,7 @@ pub fn revoke(c: &Connection, id: &str, now: i64) -> Result<TokenInfo> {
     require(c, id)
 }
 
-pub fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
+pub(crate) fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE tokens SET last_used = ?1 WHERE id = ?2 AND (last_used IS NULL OR last_used < ?1)",
         params![now, id],
@@ -187,7 +187,7 @@ pub fn create(c: &Connection, t: &NewTokenRow<'_>) -> Result<TokenInfo> {
 /// Inserts `new` as the replacement of `old_id`, and shortens the old token's life to
 /// `old_expires` (never lengthens it). Returns the new token and the old one as they are now.
 /// Runs on the writer.
-pub fn rotate(
+pub(crate) fn rotate(
     c: &Connection,
     old_id: &str,
     new: &NewTokenRow<'_>,
@@ -202,7 +202,7 @@ pub fn rotate(
 }
 
 /// Deletes tokens that expired or were revoked before `cutoff`; returns how many.
-pub fn delete_stale(c: &Connection, cutoff: i64) -> Result<usize> {
+pub(crate) fn delete_stale(c: &Connection, cutoff: i64) -> Result<usize> {
     Ok(c.execute(
         "DELETE FROM tokens WHERE expires < ?1 OR revoked < ?1",
         [cutoff],
@@ -210,7 +210,7 @@ pub fn delete_stale(c: &Connection, cutoff: i64) -> Result<usize> {
 }
 
 /// Active tokens whose expiry falls in `[now, until)`, soonest first.
-pub fn expiring(c: &Connection, now: i64, until: i64) -> Result<Vec<TokenInfo>> {
+pub(crate) fn expiring(c: &Connection, now: i64, until: i64) -> Result<Vec<TokenInfo>> {
     let mut st = c.prepare(&format!(
         "SELECT {INFO_COLUMNS} FROM tokens t JOIN providers p ON p.id = t.provider_id
          WHERE t.revoked IS NULL AND t.expires >= ?1 AND t.expires < ?2

@@ -110,7 +110,7 @@ fn after_commit(wal: &rusqlite::hooks::Wal, pages: c_int) -> rusqlite::Result<()
 }
 
 #[derive(Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     jobs: mpsc::Sender<Queued>,
     health: Arc<Health>,
 }
@@ -125,7 +125,7 @@ struct Health {
 
 /// The writer's state as `/healthz` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Waiting for work, or running a batch that started this long ago.
     Running(Duration),
     /// The thread has ended: no write can be made.
@@ -158,7 +158,7 @@ impl Health {
 impl Writer {
     /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpoints` (a
     /// second connection to the same database).
-    pub fn start(conn: Connection, checkpoints: Connection) -> std::io::Result<Writer> {
+    pub(crate) fn start(conn: Connection, checkpoints: Connection) -> std::io::Result<Writer> {
         conn.wal_hook(Some(after_commit));
         // A SAVEPOINT (and a statement that may fail halfway) keeps the original of every page
         // it changes in a statement journal; in memory that is a copy, on disk (SQLite's
@@ -183,7 +183,7 @@ impl Writer {
     }
 
     /// Whether the writer thread is there, and how long its current batch has been running.
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         if !self.health.alive.load(Ordering::Acquire) {
             return State::Gone;
         }
@@ -203,7 +203,7 @@ impl Writer {
     /// and change the database only through INSERT, UPDATE and DELETE (SQLite counts the rows
     /// those change, which is how a failure that changed nothing is told apart). A panic in
     /// `f` answers this request with `Error::Internal` and leaves the writer serving.
-    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<Error> + Send + 'static,
@@ -216,7 +216,7 @@ impl Writer {
 
     /// `write` for callers without an async runtime (the command-line tools): blocks the
     /// calling thread until the write has committed.
-    pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
+    pub(crate) fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<Error> + Send + 'static,
