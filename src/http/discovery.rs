@@ -1,5 +1,7 @@
 //! Discovery endpoints (RFC 7644 §4). They advertise only what this server actually does, and
-//! `/Schemas` is rendered from the same model that validates requests.
+//! `/Schemas` and `/ResourceTypes` are rendered from the provider's schema model. The keys
+//! written here are the wire format of RFC 7643 §5–§7 (ServiceProviderConfig, ResourceType,
+//! Schema and their `meta`), not attributes of the model.
 
 use actix_web::{HttpResponse, Resource, web};
 use serde_json::{Value, json};

@@ -102,45 +102,39 @@ impl<'a> Compiler<'a> {
             }
             _ => false,
         };
-        let lookup = |f: &Filter| {
-            let (p, inner) = match f {
-                Filter::ValuePath(p, inner) => (p.clone(), (**inner).clone()),
-                Filter::Compare(p, Op::Eq, v @ CompValue::Str(_)) => {
-                    let sub = p.sub.clone().unwrap_or_else(|| "value".into());
-                    (
-                        filter::AttrPath {
-                            uri: p.uri.clone(),
-                            attr: p.attr.clone(),
-                            sub: None,
-                        },
-                        Filter::Compare(
-                            filter::AttrPath {
-                                uri: None,
-                                attr: sub,
-                                sub: None,
-                            },
-                            Op::Eq,
-                            v.clone(),
-                        ),
-                    )
-                }
-                _ => return false,
-            };
-            let Ok(Target::Attr {
-                ext: None, attr, ..
-            }) = filter::resolve(self.rt, &p, None)
-            else {
-                return false;
-            };
-            let Some(key) = lookup_key(attr) else {
-                return false;
-            };
-            let mut inner_conjuncts = Vec::new();
-            collect_conjuncts(&inner, &mut inner_conjuncts);
-            inner_conjuncts.iter().any(|c| {
-                matches!(c, Filter::Compare(q, Op::Eq, CompValue::Str(_))
-                    if q.uri.is_none() && q.sub.is_none() && q.attr.eq_ignore_ascii_case(key.name))
-            })
+        // `attr[key eq "x" ...]` or `attr.key eq "x"` (`attr eq "x"` meaning its default
+        // sub-attribute), where an index answers `key eq`.
+        let lookup = |f: &Filter| match f {
+            Filter::ValuePath(p, inner) => {
+                let Ok(Target::Attr {
+                    ext: None, attr, ..
+                }) = filter::resolve(self.rt, p, None)
+                else {
+                    return false;
+                };
+                let Some(key) = lookup_key(attr) else {
+                    return false;
+                };
+                let mut inner_conjuncts = Vec::new();
+                collect_conjuncts(inner, &mut inner_conjuncts);
+                inner_conjuncts.iter().any(|c| {
+                    matches!(c, Filter::Compare(q, Op::Eq, CompValue::Str(_))
+                        if q.uri.is_none() && q.sub.is_none() && q.attr.eq_ignore_ascii_case(key.name))
+                })
+            }
+            Filter::Compare(p, Op::Eq, CompValue::Str(_)) => {
+                let Ok(Target::Attr {
+                    ext: None,
+                    attr,
+                    sub,
+                }) = filter::resolve(self.rt, p, None)
+                else {
+                    return false;
+                };
+                let tested = sub.or_else(|| attr.default_sub());
+                lookup_key(attr).is_some_and(|key| tested.is_some_and(|t| std::ptr::eq(t, key)))
+            }
+            _ => false,
         };
         !conjuncts.iter().any(|c| direct(c)) && conjuncts.iter().any(|c| lookup(c))
     }
