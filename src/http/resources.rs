@@ -136,8 +136,7 @@ async fn create(
         .write(&principal, move |c| -> Result<_, Error> {
             let rt = tx_model.get(kind);
             let r = rows::create(c, pid, rt, &prepared, password_hash.as_deref(), &now)?;
-            // A resource created just now is nobody's member yet; a group's members are loaded.
-            let computed = render::computed(c, &in_tx.0, rt, &[r.seq], &in_tx.1)?;
+            let computed = render::computed_of_new(c, &in_tx.0, rt, r.seq, &in_tx.1)?;
             Ok((r, computed))
         })
         .await?;

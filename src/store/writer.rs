@@ -573,6 +573,26 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_whose_thread_has_ended_is_gone() {
+        let (jobs, _queue) = mpsc::channel::<Queued>();
+        let health = Arc::new(Health {
+            epoch: Instant::now(),
+            busy_since: AtomicU64::new(0),
+            alive: AtomicBool::new(true),
+        });
+        let writer = Writer {
+            jobs,
+            health: health.clone(),
+        };
+        assert_eq!(writer.state(), State::Running(Duration::ZERO));
+        health.start_batch();
+        assert!(matches!(writer.state(), State::Running(_)));
+        // What the thread holds until it ends, however it ends.
+        drop(AliveWhileHeld(health));
+        assert_eq!(writer.state(), State::Gone);
+    }
+
+    #[test]
     fn a_batch_that_cannot_start_runs_nothing_and_answers_every_request() {
         let c = table();
         // A transaction already open: BEGIN fails.
