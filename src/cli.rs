@@ -35,7 +35,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the SCIM server until SIGTERM or SIGINT (requests in flight are finished first).
-    Serve(ServeArgs),
+    ///
+    /// The database file must exist (`provider add` or `quickstart` creates it), so that a
+    /// database that was moved or deleted is never silently replaced by an empty one; `--create`
+    /// allows creating it on a first start.
+    Serve(ServeCommand),
     /// One-command local trial: create the database, an identity provider and a 24-hour token
     /// if needed, print the SCIM URL, the token and a curl line to try, then serve.
     ///
@@ -64,6 +68,17 @@ pub struct ServeArgs {
     /// SCIM base URLs and meta.location. Overrides `public_url` and SCIMD_PUBLIC_URL.
     #[arg(long, value_name = "URL")]
     pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeCommand {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+
+    /// Create the database file if it does not exist yet (a new installation). Without it,
+    /// a missing database is an error.
+    #[arg(long)]
+    pub create: bool,
 }
 
 #[derive(Debug, Args)]

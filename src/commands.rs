@@ -22,14 +22,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(check_config(&cli));
     }
     let serve_args = match &cli.command {
-        Command::Serve(a) => Some(a),
+        Command::Serve(a) => Some(&a.serve),
         Command::Quickstart(a) => Some(&a.serve),
         _ => None,
     };
     let config = load_config(&cli, serve_args)
         .map_err(|problems| anyhow!("invalid configuration:\n  {}", problems.join("\n  ")))?;
     match cli.command {
-        Command::Serve(_) => serve(config)?,
+        Command::Serve(a) => serve(config, a.create)?,
         Command::Quickstart(args) => quickstart(config, &args)?,
         Command::Provider(cmd) => provider(&config, cmd)?,
         Command::Token(cmd) => token_command(&config, cmd)?,
@@ -130,9 +130,13 @@ fn open(config: &Config, mode: OpenMode) -> anyhow::Result<Store> {
     )
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, create: bool) -> anyhow::Result<()> {
     let _log = init_logging(&config);
-    let store = open(&config, OpenMode::CreateIfMissing)?;
+    let mode = match create {
+        true => OpenMode::CreateIfMissing,
+        false => OpenMode::MustExistToServe,
+    };
+    let store = open(&config, mode)?;
     let (listener, base) = http::bind(&config)?;
     tracing::info!(database = %config.database.display(), schema = store::schema_version(), "database ready");
     http::serve(config, store, listener, base)

@@ -30,6 +30,15 @@ pub enum Error {
     Store(store::Error),
 }
 
+impl store::writer::StorageFailure for Error {
+    fn storage_failure(&self) -> Option<store::writer::Failure> {
+        match self {
+            Error::Store(e) => e.storage_failure(),
+            _ => None,
+        }
+    }
+}
+
 impl From<store::Error> for Error {
     fn from(e: store::Error) -> Error {
         match e {
@@ -70,6 +79,9 @@ impl Error {
             Error::Store(store::Error::Unavailable(_)) => {
                 "the server cannot write or read its database right now; see /healthz".to_string()
             }
+            Error::Store(store::Error::Full(_)) => {
+                "the server's disk is full; nothing was written, retry later".to_string()
+            }
             Error::Store(store::Error::Internal(_)) => "internal server error".to_string(),
             other => other.to_string(),
         }
@@ -95,13 +107,21 @@ impl ResponseError for Error {
             Error::Store(store::Error::Busy(_) | store::Error::Unavailable(_)) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Error::Store(store::Error::Full(_)) => StatusCode::INSUFFICIENT_STORAGE,
             Error::Store(store::Error::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        if status.is_server_error() {
+        // The writer logs a failing database itself, at most once a minute.
+        let reported = matches!(
+            self,
+            Error::Store(
+                store::Error::Full(_) | store::Error::Unavailable(_) | store::Error::Busy(_)
+            )
+        );
+        if status.is_server_error() && !reported {
             tracing::error!(error = %self, cause = ?self, "request failed");
         }
         let mut body = json!({

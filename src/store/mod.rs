@@ -45,24 +45,31 @@ pub enum Error {
     /// Another process holds the database's write lock longer than `busy_timeout`.
     #[error("{0}")]
     Busy(String),
-    /// The writer or the reader threads are gone.
+    /// The database cannot take writes: the writer is gone, the file is read-only, or it was
+    /// removed or replaced while serving.
     #[error("{0}")]
     Unavailable(String),
+    /// The disk holding the database is full.
+    #[error("{0}")]
+    Full(String),
     #[error("internal failure: {0}")]
     Internal(String),
 }
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
+        use rusqlite::ErrorCode as C;
         match &e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if matches!(
-                    f.code,
-                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-                ) =>
-            {
-                Error::Busy(format!("the database is locked by another process: {e}"))
-            }
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                C::DatabaseBusy | C::DatabaseLocked => {
+                    Error::Busy(format!("the database is locked by another process: {e}"))
+                }
+                C::DiskFull => Error::Full(format!("the disk is full: {e}")),
+                C::ReadOnly | C::PermissionDenied => {
+                    Error::Unavailable(format!("the database file cannot be written: {e}"))
+                }
+                _ => Error::Internal(format!("database error: {e}")),
+            },
             _ => Error::Internal(format!("database error: {e}")),
         }
     }
@@ -71,13 +78,6 @@ impl From<rusqlite::Error> for Error {
 impl From<r2d2::Error> for Error {
     fn from(e: r2d2::Error) -> Error {
         Error::Internal(format!("no database connection available: {e}"))
-    }
-}
-
-impl Error {
-    /// True when SQLite gave up waiting for another writer (busy timeout elapsed).
-    pub(crate) fn is_busy(&self) -> bool {
-        matches!(self, Error::Busy(_))
     }
 }
 
@@ -105,7 +105,11 @@ fn migrations() -> Vec<M<'static>> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenMode {
     CreateIfMissing,
+    /// For commands that work on a database the server already uses.
     MustExist,
+    /// For `serve`: a missing file is refused with what to do about it, never replaced by an
+    /// empty database.
+    MustExistToServe,
 }
 
 #[derive(Clone)]
@@ -117,6 +121,8 @@ pub struct Store {
     readers_alive: Arc<AtomicUsize>,
     /// How long a write batch or a health probe read may take before `/healthz` calls it stuck.
     stuck_after: Duration,
+    /// The database file as opened, to notice when its path names another file or none.
+    file: writer::DatabaseFile,
 }
 
 /// What is wrong with the store's threads, part by part; `None` where a part is fine.
@@ -187,12 +193,22 @@ impl Store {
         pool_size: u32,
     ) -> anyhow::Result<Store> {
         if !path.exists() {
-            if mode == OpenMode::MustExist {
-                bail!(
+            match mode {
+                OpenMode::MustExist => bail!(
                     "database {} does not exist; pass --database (or set SCIMD_DATABASE) to the \
                      server's database file",
                     path.display()
-                );
+                ),
+                OpenMode::MustExistToServe => bail!(
+                    "database {} does not exist, and scimd serve does not create one, so that a \
+                     database that was moved or deleted is never replaced by an empty one. If \
+                     scimd ran here before, restore the file (or point --database / \
+                     SCIMD_DATABASE at it). For a new installation, create it with `scimd \
+                     provider add NAME` (or `scimd quickstart`), or start once with `scimd serve \
+                     --create`.",
+                    path.display()
+                ),
+                OpenMode::CreateIfMissing => {}
             }
             OpenOptions::new()
                 .write(true)
@@ -216,8 +232,10 @@ impl Store {
             .with_context(|| format!("opening database {}", path.display()))?;
         configure(&mut checkpoints, busy_timeout)
             .with_context(|| format!("configuring database {}", path.display()))?;
-        let writer =
-            writer::Writer::start(conn, checkpoints).context("starting the writer thread")?;
+        let file = writer::DatabaseFile::of(path)
+            .with_context(|| format!("reading the metadata of database {}", path.display()))?;
+        let writer = writer::Writer::start(conn, checkpoints, Some(file.clone()))
+            .context("starting the writer thread")?;
 
         let manager =
             SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy_timeout));
@@ -239,6 +257,7 @@ impl Store {
             readers,
             readers_alive,
             stuck_after: (busy_timeout * 2).max(Duration::from_secs(1)),
+            file,
         })
     }
 
@@ -248,7 +267,17 @@ impl Store {
     pub(crate) async fn health(&self) -> Health {
         let limit = self.stuck_after;
         let writer = match self.writer.state() {
+            _ if !self.file.is_current() => Some(format!(
+                "failing: {} no longer names the database file scimd opened (removed or \
+                 replaced); writes are refused: restore the file or restart scimd on it",
+                self.file.path().display()
+            )),
             writer::State::Gone => Some("gone: the writer thread has stopped".to_string()),
+            writer::State::Failing(kind, since) => Some(format!(
+                "failing: {} (for {:.0} s; a write that commits clears this)",
+                kind.describe(),
+                since.as_secs_f64()
+            )),
             writer::State::Running(busy) if busy > limit => Some(format!(
                 "stuck: one write batch has been running for {:.1} s",
                 busy.as_secs_f64()
@@ -305,7 +334,7 @@ impl Store {
     pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<Error> + Send + 'static,
+        E: From<Error> + writer::StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.writer.write(f).await
@@ -316,7 +345,7 @@ impl Store {
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<Error> + Send + 'static,
+        E: From<Error> + writer::StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.writer.write_blocking(f)

@@ -24,11 +24,79 @@ use tokio::sync::oneshot;
 
 use super::Error;
 
-/// Why a batch did not commit: SQLite's message, and whether another process held the lock.
+/// Why a batch did not commit.
 #[derive(Clone)]
 struct Failed {
+    kind: Failure,
+    /// What happened, with SQLite's reason where there is one (for the log; never sent).
     message: String,
-    busy: bool,
+}
+
+/// An error a write may end with, saying whether the database itself failed it (a full disk,
+/// a file that cannot be written): `/healthz` reports those, and they are logged by the writer
+/// at most once a minute instead of once per request.
+pub trait StorageFailure {
+    fn storage_failure(&self) -> Option<Failure>;
+}
+
+impl StorageFailure for Error {
+    fn storage_failure(&self) -> Option<Failure> {
+        match self {
+            Error::Full(_) => Some(Failure::Full),
+            Error::Unavailable(_) => Some(Failure::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
+/// The kinds of commit failure a client is told apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Another process held the write lock longer than `busy_timeout`.
+    Busy,
+    /// The disk (or the database's size limit) is full.
+    Full,
+    /// The database file cannot be written (permissions, a read-only mount).
+    ReadOnly,
+    /// The path no longer names the file scimd opened: it was removed or replaced.
+    Replaced,
+    /// Anything else.
+    Other,
+}
+
+impl Failure {
+    fn of(e: &rusqlite::Error) -> Failure {
+        use rusqlite::ErrorCode as C;
+        match e {
+            rusqlite::Error::SqliteFailure(f, _) => match f.code {
+                C::DatabaseBusy | C::DatabaseLocked => Failure::Busy,
+                C::DiskFull => Failure::Full,
+                C::ReadOnly | C::PermissionDenied => Failure::ReadOnly,
+                _ => Failure::Other,
+            },
+            _ => Failure::Other,
+        }
+    }
+
+    /// What a waiting request is answered with.
+    fn error(self, message: String) -> Error {
+        match self {
+            Failure::Busy => Error::Busy(message),
+            Failure::Full => Error::Full(message),
+            Failure::ReadOnly | Failure::Replaced => Error::Unavailable(message),
+            Failure::Other => Error::Internal(message),
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Failure::Busy => "the database is locked by another process",
+            Failure::Full => "the disk is full",
+            Failure::ReadOnly => "the database file cannot be written",
+            Failure::Replaced => "the database file was removed or replaced while serving",
+            Failure::Other => "the write could not be committed",
+        }
+    }
 }
 
 /// One request's write, queued for the writer thread. The work can run more than once (a
@@ -36,6 +104,8 @@ struct Failed {
 trait Job: Send {
     /// Runs the work on `conn`, in its own savepoint when `alone`; true when it succeeded.
     fn run(&mut self, conn: &Connection, alone: bool) -> bool;
+    /// How the database failed the last run, if it did (a full disk met by a statement).
+    fn failure(&self) -> Option<Failure>;
     /// Answers the request with its result, or with why its transaction did not commit.
     fn finish(self: Box<Self>, commit: Result<(), Failed>);
 }
@@ -49,9 +119,16 @@ struct Task<F, T, E> {
 impl<F, T, E> Job for Task<F, T, E>
 where
     T: Send,
-    E: From<Error> + Send,
+    E: From<Error> + StorageFailure + Send,
     F: FnMut(&Connection) -> Result<T, E> + Send,
 {
+    fn failure(&self) -> Option<Failure> {
+        match &self.result {
+            Some(Err(e)) => e.storage_failure(),
+            _ => None,
+        }
+    }
+
     fn run(&mut self, conn: &Connection, alone: bool) -> bool {
         let work = &mut self.work;
         let result = if alone {
@@ -67,8 +144,7 @@ where
     fn finish(self: Box<Self>, commit: Result<(), Failed>) {
         let out = match (commit, self.result) {
             (Ok(()), Some(r)) => r,
-            (Err(f), _) if f.busy => Err(E::from(Error::Busy(f.message))),
-            (Err(f), _) => Err(E::from(Error::Internal(f.message))),
+            (Err(f), _) => Err(E::from(f.kind.error(f.message))),
             (Ok(()), None) => Err(E::from(Error::Internal("write did not run".into()))),
         };
         let _ = self.answer.send(out);
@@ -121,6 +197,41 @@ struct Health {
     /// Milliseconds since `epoch` (plus one) when the batch now running started; 0 when idle.
     busy_since: AtomicU64,
     alive: AtomicBool,
+    /// Why batches fail to commit (not counting a busy lock) and since when; cleared by the
+    /// next commit.
+    failing: std::sync::Mutex<Option<(Failure, Instant)>>,
+}
+
+/// The file the writer was opened on: its path, and the device and inode it named then.
+#[derive(Debug, Clone)]
+pub(crate) struct DatabaseFile {
+    path: std::path::PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl DatabaseFile {
+    pub(crate) fn of(path: &std::path::Path) -> std::io::Result<DatabaseFile> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path)?;
+        Ok(DatabaseFile {
+            path: path.to_path_buf(),
+            dev: m.dev(),
+            ino: m.ino(),
+        })
+    }
+
+    /// Whether the path still names the file that was opened. Writes to a removed file (an
+    /// operator cleaning up) or to a replaced one (a restore done wrong) would be lost to the
+    /// next start.
+    pub(crate) fn is_current(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
 }
 
 /// The writer's state as `/healthz` reports it.
@@ -128,6 +239,8 @@ struct Health {
 pub(crate) enum State {
     /// Waiting for work, or running a batch that started this long ago.
     Running(Duration),
+    /// Batches have failed to commit for this long, for this reason.
+    Failing(Failure, Duration),
     /// The thread has ended: no write can be made.
     Gone,
 }
@@ -153,12 +266,48 @@ impl Health {
     fn end_batch(&self) {
         self.busy_since.store(0, Ordering::Release);
     }
+
+    /// Records how a batch ended. A failure is logged with its reason when it starts and then
+    /// at most once a minute while it lasts (a disk-full flood must not fill the log too).
+    fn record(&self, outcome: Option<&Failed>, last_logged: &mut Option<(Failure, Instant)>) {
+        let mut failing = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(f) = outcome else {
+            if let Some((kind, since)) = failing.take() {
+                tracing::warn!(
+                    failure = kind.describe(),
+                    lasted_s = since.elapsed().as_secs(),
+                    "writes commit again"
+                );
+            }
+            *last_logged = None;
+            return;
+        };
+        if f.kind != Failure::Busy && failing.is_none_or(|(k, _)| k != f.kind) {
+            *failing = Some((f.kind, Instant::now()));
+        }
+        let due = last_logged.is_none_or(|(k, at)| k != f.kind || at.elapsed() >= LOG_EVERY);
+        if due {
+            tracing::error!(
+                failure = f.kind.describe(),
+                cause = %f.message,
+                "a write batch did not commit; it is rolled back (logged at most once a minute)"
+            );
+            *last_logged = Some((f.kind, Instant::now()));
+        }
+    }
 }
+
+/// How often a lasting commit failure is logged again.
+const LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl Writer {
     /// Starts the writer thread on `conn`, and the checkpointer thread on `checkpoints` (a
     /// second connection to the same database).
-    pub(crate) fn start(conn: Connection, checkpoints: Connection) -> std::io::Result<Writer> {
+    pub(crate) fn start(
+        conn: Connection,
+        checkpoints: Connection,
+        file: Option<DatabaseFile>,
+    ) -> std::io::Result<Writer> {
         conn.wal_hook(Some(after_commit));
         // A SAVEPOINT (and a statement that may fail halfway) keeps the original of every page
         // it changes in a statement journal; in memory that is a copy, on disk (SQLite's
@@ -171,6 +320,7 @@ impl Writer {
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
             alive: AtomicBool::new(true),
+            failing: std::sync::Mutex::new(None),
         });
         std::thread::Builder::new()
             .name("scimd-checkpoint".into())
@@ -178,7 +328,7 @@ impl Writer {
         let alive = AliveWhileHeld(health.clone());
         std::thread::Builder::new()
             .name("scimd-writer".into())
-            .spawn(move || run(conn, queue, committed, alive))?;
+            .spawn(move || run(conn, queue, committed, alive, file))?;
         Ok(Writer { jobs, health })
     }
 
@@ -186,6 +336,14 @@ impl Writer {
     pub(crate) fn state(&self) -> State {
         if !self.health.alive.load(Ordering::Acquire) {
             return State::Gone;
+        }
+        let failing = *self
+            .health
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((kind, since)) = failing {
+            return State::Failing(kind, since.elapsed());
         }
         match self.health.busy_since.load(Ordering::Acquire) {
             0 => State::Running(Duration::ZERO),
@@ -206,7 +364,7 @@ impl Writer {
     pub(crate) async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<Error> + Send + 'static,
+        E: From<Error> + StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.submit(f)?
@@ -219,7 +377,7 @@ impl Writer {
     pub(crate) fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: From<Error> + Send + 'static,
+        E: From<Error> + StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.submit(f)?
@@ -230,7 +388,7 @@ impl Writer {
     fn submit<T, E, F>(&self, f: F) -> Result<oneshot::Receiver<Result<T, E>>, E>
     where
         T: Send + 'static,
-        E: From<Error> + Send + 'static,
+        E: From<Error> + StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel::<Result<T, E>>();
@@ -305,8 +463,10 @@ fn run(
     queue: mpsc::Receiver<Queued>,
     committed: mpsc::SyncSender<()>,
     alive: AliveWhileHeld,
+    file: Option<DatabaseFile>,
 ) {
     let health = alive.0.clone();
+    let mut last_logged = None;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -316,17 +476,37 @@ fn run(
             }
         }
         health.start_batch();
+        let replaced = file.as_ref().filter(|f| !f.is_current()).map(|f| Failed {
+            kind: Failure::Replaced,
+            message: format!(
+                "{} no longer names the database file scimd opened (removed or replaced); \
+                 writes are refused until scimd is restarted on the right file",
+                f.path.display()
+            ),
+        });
         // Each job's panic is caught where it runs (`guarded`); this catches one in the
         // batch's own statements, so the thread survives that too.
-        let commit = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            commit_batch(&conn, &mut batch)
-        }))
-        .unwrap_or_else(|panic| {
-            Err(Failed {
-                message: format!("the write batch panicked: {}", panic_text(panic.as_ref())),
-                busy: false,
+        let commit = match replaced {
+            Some(f) => Err(f),
+            None => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                commit_batch(&conn, &mut batch)
+            }))
+            .unwrap_or_else(|panic| {
+                Err(Failed {
+                    kind: Failure::Other,
+                    message: format!("the write batch panicked: {}", panic_text(panic.as_ref())),
+                })
+            }),
+        };
+        // A statement can meet a full disk before the commit does: that request fails alone,
+        // and the failure is the writer's to report.
+        let met = commit.as_ref().ok().and_then(|()| {
+            batch.iter().find_map(|j| j.failure()).map(|kind| Failed {
+                kind,
+                message: format!("{} (met by a statement)", kind.describe()),
             })
         });
+        health.record(commit.as_ref().err().or(met.as_ref()), &mut last_logged);
         match &commit {
             // Wakes the checkpointer (unless a wake-up is already pending) once the WAL holds
             // enough pages.
@@ -335,8 +515,7 @@ fn run(
                     let _ = committed.try_send(());
                 }
             }
-            Err(f) => {
-                tracing::error!(error = %f.message, "a write batch did not commit; it is rolled back");
+            Err(_) => {
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
@@ -386,20 +565,16 @@ fn run_optimistic(conn: &Connection, batch: &mut [Queued]) -> bool {
 
 fn lost() -> Failed {
     Failed {
+        kind: Failure::Other,
         message: "the write transaction was rolled back by the database".into(),
-        busy: false,
     }
 }
 
 fn failure(e: rusqlite::Error) -> Failed {
-    let busy = Error::from(e).is_busy();
+    let kind = Failure::of(&e);
     Failed {
-        message: if busy {
-            "the database is locked by another process".into()
-        } else {
-            "the write could not be committed".into()
-        },
-        busy,
+        kind,
+        message: format!("{}: {e}", kind.describe()),
     }
 }
 
@@ -554,7 +729,7 @@ mod tests {
         let conn = open();
         conn.execute_batch("CREATE TABLE t (x INTEGER UNIQUE)")
             .unwrap();
-        let writer = Writer::start(conn, open()).unwrap();
+        let writer = Writer::start(conn, open(), DatabaseFile::of(&path).ok()).unwrap();
         for i in 0..3i64 {
             let r: Result<(), Error> = writer
                 .write(move |c| {
@@ -579,6 +754,7 @@ mod tests {
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
             alive: AtomicBool::new(true),
+            failing: std::sync::Mutex::new(None),
         });
         let writer = Writer {
             jobs,

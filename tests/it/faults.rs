@@ -145,3 +145,186 @@ fn wait_for_health(
     }
     panic!("/healthz never reached the expected state");
 }
+
+/// Removes the database file and its WAL and shared-memory files, as an operator cleaning up
+/// would.
+fn remove_database(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+#[test]
+fn a_removed_database_file_refuses_writes_and_is_never_recreated_by_serve() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let server = Server::start(&db);
+    let scim = Scim::new(&server, "p", &token);
+    scim.create("/Users", &json!({"userName": "before"}));
+    remove_database(&db.path);
+    // Every write is refused, not acknowledged into the unlinked file.
+    for i in 0..3 {
+        let body = scim
+            .post("/Users", &json!({"userName": format!("after{i}")}))
+            .scim_error(503);
+        assert!(body.get("scimType").is_none(), "{body}");
+    }
+    let health = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(health.status, 503, "{}", health.text);
+    let writer = health.json()["writer"].as_str().unwrap().to_string();
+    assert!(writer.contains("removed or replaced"), "{writer}");
+    server.wait_for_line("removed or replaced");
+    let logged = server
+        .logs()
+        .iter()
+        .filter(|l| l.contains("did not commit"))
+        .count();
+    assert_eq!(
+        logged, 1,
+        "one ERROR for a lasting failure, not one per request"
+    );
+    drop(server);
+    // The next start does not create an empty database in its place.
+    remove_database(&db.path);
+    let err = db.fails(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(err.contains("serve --create"), "{err}");
+    assert!(!db.path.exists(), "serve created a database");
+}
+
+#[test]
+fn a_database_file_replaced_while_serving_refuses_writes() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let server = Server::start(&db);
+    let scim = Scim::new(&server, "p", &token);
+    scim.create("/Users", &json!({"userName": "kept"}));
+    // A restore done wrong: another file moved into the database's place.
+    let other = db.dir.path().join("other.db");
+    std::fs::copy(&db.path, &other).unwrap();
+    std::fs::rename(&other, &db.path).unwrap();
+    scim.post("/Users", &json!({"userName": "lost"}))
+        .scim_error(503);
+    let health = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(health.status, 503, "{}", health.text);
+}
+
+/// A size-limited tmpfs mounted for one test (root can mount here and in CI), unmounted when
+/// dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "this test mounts a small tmpfs to fill its disk, which needs root"
+        );
+        SmallDisk { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_answers_507_logs_once_and_recovers_when_space_returns() {
+    let disk = SmallDisk::mount("4m");
+    let path = disk.path().join("scimd.db");
+    let cli = |args: &[&str]| {
+        let out = crate::harness::command(&path).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    cli(&["provider", "add", "p"]);
+    let (_, token) = crate::harness::token_in(&cli(&[
+        "token",
+        "create",
+        "--provider",
+        "p",
+        "--valid-for",
+        "1d",
+    ]));
+    let server = Server::start_with(&path, &[], &[]);
+    let scim = Scim::new(&server, "p", &token);
+    scim.create("/Users", &json!({"userName": "first"}));
+    // Fill what is left of the disk.
+    let filler = disk.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let big = "x".repeat(8 * 1024);
+    let mut full = 0;
+    for i in 0..50 {
+        let r = scim.post(
+            "/Users",
+            &json!({"userName": format!("u{i}"), "title": big}),
+        );
+        if r.status == 507 {
+            r.scim_error(507);
+            full += 1;
+        }
+    }
+    assert!(full > 0, "no write met the full disk");
+    let health = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert!(
+        health.json()["writer"]
+            .as_str()
+            .unwrap()
+            .contains("disk is full"),
+        "{}",
+        health.text
+    );
+    let logged = server
+        .logs()
+        .iter()
+        .filter(|l| l.contains("disk is full"))
+        .count();
+    assert_eq!(
+        logged,
+        1,
+        "the cause is logged once, not per request: {:#?}",
+        server
+            .logs()
+            .iter()
+            .filter(|l| l.contains("disk is full"))
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+    // Space returns: writes commit again by themselves, and health follows.
+    std::fs::remove_file(&filler).unwrap();
+    scim.create("/Users", &json!({"userName": "after"}));
+    let health = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(health.status, 200, "{}", health.text);
+    server.wait_for_line("writes commit again");
+}

@@ -6,7 +6,7 @@ use crate::harness::{Server, TestDb, get, get_bearer, raw};
 #[test]
 fn healthz_needs_no_token() {
     let db = TestDb::new();
-    let server = Server::start(&db);
+    let server = Server::start_with(&db.path, &["--create"], &[]);
     let resp = get(&format!("{}/healthz", server.base), None);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.json()["status"], "ok");
@@ -82,7 +82,7 @@ fn access_log_names_provider_token_and_status_but_never_the_secret() {
 fn sigterm_stops_gracefully_and_leaves_a_private_database() {
     use std::os::unix::fs::PermissionsExt;
     let db = TestDb::new();
-    let mut server = Server::start(&db);
+    let mut server = Server::start_with(&db.path, &["--create"], &[]);
     assert_eq!(get(&format!("{}/healthz", server.base), None).status, 200);
     assert!(server.terminate(), "exit status after SIGTERM");
     server.wait_for_line("stopped");
