@@ -94,6 +94,7 @@ fn main() -> anyhow::Result<()> {
                         None,
                         now,
                         BASE,
+                        None,
                     )
                 })?;
                 assert!(patched.changed, "every round changes one membership");

@@ -109,6 +109,8 @@ settings! {
     pool_size: u32 => u32 = Some(default_pool_size()), check at_least_one, show shown_number;
     /// Most resources one list or search response carries (`filter.maxResults`).
     max_page_size: u32 => u32 = Some(1000), check at_least_one, show shown_number;
+    /// Most operations one PATCH request may carry.
+    max_patch_operations: u32 => u32 = Some(1000), check at_least_one, show shown_number;
 }
 
 /// Environment variables with the `SCIMD_` prefix that are not configuration keys.

@@ -245,6 +245,10 @@ async fn replace(
     answer(StatusCode::OK, rt, &base, &written, &projection)
 }
 
+/// PATCHes with more operations than this are applied on a reader before the write (see
+/// `store::resources::PatchPlan`); identity providers send one to a few.
+const PLAN_ON_A_READER: usize = 8;
+
 /// Whether a PATCH answers 204 without a body: the client's `Prefer: return=minimal` or
 /// `return=representation` (RFC 7240) decides; without one, the provider type's default.
 fn patch_minimal(kind: ResourceKind, principal: &Principal, req: &HttpRequest) -> bool {
@@ -275,6 +279,7 @@ async fn patch(
     let model = state.model(&principal);
     let rt = model.get(kind);
     let ops = patch::parse_request(&body)?;
+    patch::check_count(&ops, state.config.max_patch_operations as usize)?;
     let hash = hash_password(&state, patch::password_in(rt, &ops)).await?;
     let minimal = patch_minimal(kind, &principal, &req);
     let projection = params.projection(rt);
@@ -282,6 +287,27 @@ async fn patch(
     let if_match = if_match(req.headers());
     let now = now();
     let pid = principal.provider_id;
+    // Many operations are applied on a reader first, so that their work does not hold the
+    // writer; the writer uses that plan unless the resource changed in between.
+    let plan = if ops.len() > PLAN_ON_A_READER {
+        let (model, id, ops, hash, if_match) = (
+            model.clone(),
+            id.clone(),
+            ops.clone(),
+            hash.clone(),
+            if_match.clone(),
+        );
+        let plan = state
+            .read(&principal, move |c| {
+                let rt = model.get(kind);
+                let (hash, if_match) = (hash.as_deref(), if_match.as_deref());
+                rows::read_and_plan_patch(c, pid, rt, &id, &ops, hash, if_match)
+            })
+            .await?;
+        Some(plan)
+    } else {
+        None
+    };
     let in_tx = (base.clone(), projection.clone());
     let tx_model = model.clone();
     let (written, quirks) = state
@@ -298,6 +324,7 @@ async fn patch(
                 if_match.as_deref(),
                 &now,
                 base,
+                plan.as_ref(),
             )?;
             let computed = if minimal {
                 Computed::none(1)

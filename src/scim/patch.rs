@@ -49,6 +49,63 @@ pub(crate) struct Outcome {
     pub members: Vec<MemberChange>,
     /// Non-standard shapes the operations used that were accepted.
     pub quirks: Quirks,
+    /// What a run of `add` operations on one multi-valued attribute has seen.
+    adds: AddIndex,
+}
+
+/// For a run of `add` operations on one multi-valued attribute: the canonical text of every
+/// value it holds and which one is primary, so that each `add` costs the same however many came
+/// before it (a PATCH of thousands of adds was quadratic, all of it inside the writer).
+#[derive(Debug, Clone, PartialEq, Default)]
+struct AddIndex {
+    /// The attribute indexed (its extension URN, if any, and name); `None` when invalid.
+    of: Option<(Option<&'static str>, &'static str)>,
+    seen: std::collections::HashSet<String>,
+    primary: Option<usize>,
+    len: usize,
+}
+
+/// Whether a value of a multi-valued attribute is marked primary (RFC 7643 §2.4).
+fn is_primary(v: &Value) -> bool {
+    v.get("primary") == Some(&Value::Bool(true))
+}
+
+/// JSON text of `v` with object keys sorted: equal values (which compare regardless of key
+/// order) give equal text.
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(k.as_str()).to_string());
+                out.push(':');
+                canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+fn canonical_text(v: &Value) -> String {
+    let mut out = String::new();
+    canonical(v, &mut out);
+    out
 }
 
 impl Outcome {
@@ -75,6 +132,19 @@ fn field<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     obj.iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
+}
+
+/// Refuses a PATCH with more operations than `max` (the `max_patch_operations` setting) before
+/// any of them is applied.
+pub(crate) fn check_count(ops: &[Operation], max: usize) -> Result<(), Error> {
+    if ops.len() > max {
+        return Err(Error::InvalidValue(format!(
+            "a PATCH may carry at most {max} operations (the server's max_patch_operations); \
+             this one has {}: send them in several requests",
+            ops.len()
+        )));
+    }
+    Ok(())
 }
 
 /// Parses a PatchOp request body.
@@ -346,6 +416,13 @@ fn apply_at(
     r: Resolved,
     value: Option<&Value>,
 ) -> Result<(), Error> {
+    // Only plain adds to a multi-valued attribute keep the add index; anything else may change
+    // what it describes.
+    let plain_add = matches!(&r, Resolved::Attr(t)
+        if op == Kind::Add && t.attr.multi_valued && t.filter.is_none() && t.sub.is_none());
+    if !plain_add {
+        out.adds.of = None;
+    }
     let t = match r {
         Resolved::ExternalId => {
             match (op, value) {
@@ -606,23 +683,41 @@ fn multi(
     let Some(map) = container(&mut out.doc, t.ext, op != Kind::Remove) else {
         return Ok(());
     };
-    let mut items: Vec<Value> = match map.get(path) {
-        Some(Value::Array(a)) => a.clone(),
+    // Taken out rather than copied (put back by `finish`); a failing operation fails the
+    // whole request, so nothing half-done is kept.
+    let mut items: Vec<Value> = match map.get_mut(path) {
+        Some(Value::Array(a)) => std::mem::take(a),
         _ => Vec::new(),
     };
     match (&t.filter, t.sub, op) {
-        // Whole attribute.
+        // Whole attribute: adds what is not there yet; an added primary value demotes the
+        // one before (RFC 7644 §3.5.2.1). Costs the size of the values added.
         (None, None, Kind::Add) => {
             if !is_clear(value) {
                 let new = values_of(attr, value.unwrap_or(&Value::Null), path, &mut out.quirks)?;
+                let index = &mut out.adds;
+                if index.of != Some((t.ext, path)) || index.len != items.len() {
+                    index.seen = items.iter().map(canonical_text).collect();
+                    index.primary = items.iter().rposition(is_primary);
+                    index.of = Some((t.ext, path));
+                }
                 let start = items.len();
                 for v in new {
-                    if !items.contains(&v) {
+                    if index.seen.insert(canonical_text(&v)) {
+                        if is_primary(&v) {
+                            if let Some(before) = index.primary.filter(|p| *p < start) {
+                                index.seen.remove(&canonical_text(&items[before]));
+                                if let Some(o) = items[before].as_object_mut() {
+                                    o.insert("primary".into(), Value::Bool(false));
+                                }
+                                index.seen.insert(canonical_text(&items[before]));
+                            }
+                            index.primary = Some(items.len());
+                        }
                         items.push(v);
                     }
                 }
-                let added: Vec<usize> = (start..items.len()).collect();
-                demote_others(&mut items, &added);
+                index.len = items.len();
             }
         }
         (None, None, Kind::Replace) => {

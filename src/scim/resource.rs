@@ -360,18 +360,17 @@ fn check_multi(attr: &Attribute, values: &[Value], path: &str) -> Result<(), Err
         )));
     }
     if attr.types_are_keys() {
-        let mut seen: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for t in values
             .iter()
             .filter_map(|v| v.get("type").and_then(Value::as_str))
         {
             let t = t.to_lowercase();
-            if seen.contains(&t) {
+            if !seen.insert(t.clone()) {
                 return Err(Error::InvalidValue(format!(
                     "{path}: more than one value of type {t:?}; each type may appear once"
                 )));
             }
-            seen.push(t);
         }
     }
     Ok(())

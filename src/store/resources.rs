@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::members::{add_members, bump_below, change_members, member_seqs, set_members};
 use super::query::index_attr;
 use super::{Error, Result};
-use crate::scim::patch::{self, Operation};
+use crate::scim::patch::{self, MemberChange, Operation};
 use crate::scim::quirks::Quirks;
 use crate::scim::resource::{self, PasswordUpdate, Prepared, etag_matches};
 use crate::scim::schema::{ResourceType, Role};
@@ -455,11 +455,63 @@ pub struct Patched {
     pub quirks: Quirks,
 }
 
+/// PATCH operations applied to a resource as it was at `version`: everything a PATCH decides,
+/// without writing. Made on a reader thread for a PATCH with many operations, so that its work
+/// does not hold the writer; `patch` uses it when the resource has not changed since.
+#[derive(Debug, Clone)]
+pub struct PatchPlan {
+    version: i64,
+    prepared: Prepared,
+    password: PasswordUpdate,
+    members: Vec<MemberChange>,
+    quirks: Quirks,
+}
+
+/// Applies `ops` to `old` (RFC 7644 §3.5.2) and validates the result as a PUT body is
+/// validated. `password_hash` is the hash of the password the operations set, computed
+/// beforehand (`patch::password_in`).
+pub fn plan_patch(
+    rt: &ResourceType,
+    old: &Resource,
+    ops: &[Operation],
+    password_hash: Option<&str>,
+) -> Result<PatchPlan> {
+    let outcome = patch::apply(rt, &old.doc, ops)?;
+    let password = outcome.password_update(password_hash);
+    let prepared = resource::prepare(rt, &Value::Object(outcome.doc))?;
+    resource::check_immutable(rt.schema(), &old.doc, &prepared.doc)?;
+    Ok(PatchPlan {
+        version: old.version,
+        prepared,
+        password,
+        members: outcome.members,
+        // Only the request's own shapes count; the stored document has none.
+        quirks: outcome.quirks,
+    })
+}
+
+/// Reads a resource and plans a PATCH of it (`plan_patch`), checking `If-Match` first as the
+/// write will. Runs on a reader.
+pub fn read_and_plan_patch(
+    c: &Connection,
+    provider_id: i64,
+    rt: &ResourceType,
+    id: &str,
+    ops: &[Operation],
+    password_hash: Option<&str>,
+    if_match: Option<&str>,
+) -> Result<PatchPlan> {
+    let old = require(c, provider_id, rt.kind(), id)?;
+    check_if_match(&old, if_match)?;
+    plan_patch(rt, &old, ops, password_hash)
+}
+
 /// Applies PATCH operations (RFC 7644 §3.5.2) to a stored resource. The result passes the same
 /// validation as a PUT body; `meta.version` and `lastModified` move only when the document or a
 /// membership changed. Membership changes are row operations, whatever the group's size.
-/// `password_hash` is the hash of the password the operations set, computed beforehand
-/// (`patch::password_in`). Runs on the writer.
+/// `planned` is the plan made beforehand on a reader, if one was: it is used when the resource
+/// is still at the version it was planned for, and made again here otherwise. Runs on the
+/// writer.
 #[allow(clippy::too_many_arguments)]
 pub fn patch(
     c: &Connection,
@@ -471,20 +523,26 @@ pub fn patch(
     if_match: Option<&str>,
     now: &str,
     base: &str,
+    planned: Option<&PatchPlan>,
 ) -> Result<Patched> {
     let old = require(c, provider_id, rt.kind(), id)?;
     check_if_match(&old, if_match)?;
-    let outcome = patch::apply(rt, &old.doc, ops)?;
-    let password = outcome.password_update(password_hash);
-    // Only the request's own shapes count; the stored document has none.
-    let quirks = outcome.quirks;
-    let prepared = resource::prepare(rt, &Value::Object(outcome.doc))?;
-    resource::check_immutable(rt.schema(), &old.doc, &prepared.doc)?;
+    let plan = match planned {
+        Some(p) if p.version == old.version => p.clone(),
+        _ => plan_patch(rt, &old, ops, password_hash)?,
+    };
+    let PatchPlan {
+        prepared,
+        password,
+        members,
+        quirks,
+        ..
+    } = plan;
     let doc_changed = prepared.doc != old.doc || !matches!(password, PasswordUpdate::Keep);
     if doc_changed {
         update_doc(c, provider_id, rt, &old, &prepared, password, now)?;
     }
-    let members_changed = change_members(c, provider_id, rt, old.seq, base, &outcome.members)?;
+    let members_changed = change_members(c, provider_id, rt, old.seq, base, &members)?;
     if members_changed && !doc_changed {
         touch(c, old.seq, now)?;
     }
@@ -546,4 +604,65 @@ pub(crate) fn delete(
     c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::patch::parse_request;
+    use crate::scim::resource::prepare;
+    use crate::scim::{ProviderKind, ResourceKind};
+    use crate::store::{providers, test_conn};
+    use serde_json::json;
+
+    #[test]
+    fn a_plan_made_before_a_concurrent_change_is_made_again() {
+        let c = test_conn();
+        let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
+        let rt = ResourceKind::User.builtin();
+        let body = json!({"userName": "u", "title": "before"});
+        let u = create(&c, p.id, rt, &prepare(rt, &body).unwrap(), None, "t1").unwrap();
+        let ops = |v: serde_json::Value| parse_request(&json!({"Operations": v})).unwrap();
+        let add = ops(json!([{"op": "add", "path": "emails", "value": [{"value": "x@y"}]}]));
+        let plan = plan_patch(rt, &u, &add, None).unwrap();
+        // Another request changes the user between the plan and the write.
+        let retitle = ops(json!([{"op": "replace", "path": "title", "value": "after"}]));
+        patch(&c, p.id, rt, &u.id, &retitle, None, None, "t2", "b", None).unwrap();
+        let done = patch(
+            &c,
+            p.id,
+            rt,
+            &u.id,
+            &add,
+            None,
+            None,
+            "t3",
+            "b",
+            Some(&plan),
+        )
+        .unwrap();
+        assert_eq!(
+            done.resource.doc["title"], "after",
+            "the other change is kept"
+        );
+        assert_eq!(done.resource.doc["emails"], json!([{"value": "x@y"}]));
+        assert_eq!(done.resource.version, 3);
+        // An up-to-date plan is used as it is.
+        let current = get(&c, p.id, ResourceKind::User, &u.id).unwrap().unwrap();
+        let plan = plan_patch(rt, &current, &retitle, None).unwrap();
+        let same = patch(
+            &c,
+            p.id,
+            rt,
+            &u.id,
+            &retitle,
+            None,
+            None,
+            "t4",
+            "b",
+            Some(&plan),
+        )
+        .unwrap();
+        assert!(!same.changed);
+    }
 }

@@ -512,3 +512,63 @@ fn lookups_follow_patched_names_external_ids_and_emails() {
         .expect(200);
     assert_eq!(count(r#"externalId eq "ext-2""#), 0);
 }
+
+#[test]
+fn many_operations_apply_like_few_and_too_many_are_refused_whole() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let server = Server::start_with(&db.path, &[], &[("SCIMD_MAX_PATCH_OPERATIONS", "300")]);
+    let scim = Scim::new(&server, "p", &token);
+    let u = scim.user("many@contoso.com");
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    // 300 adds, typed upserts and a primary that demotes the one before: planned on a reader,
+    // written by the writer; the same result as one operation at a time.
+    let mut ops: Vec<Value> = (0..250)
+        .map(|i| json!({"op": "add", "path": "emails", "value": [{"value": format!("e{i}@x")}]}))
+        .collect();
+    ops.push(json!({"op": "add", "path": "emails", "value": [{"value": "e3@x"}]}));
+    ops.push(json!({"op": "add", "path": "emails", "value": [{"value": "p1@x", "primary": true}]}));
+    ops.push(json!({"op": "add", "path": "emails", "value": [{"value": "p2@x", "primary": true}]}));
+    for i in 0..47 {
+        ops.push(json!({"op": "replace", "path": format!("phoneNumbers[type eq \"t{i}\"].value"), "value": format!("{i}")}));
+    }
+    assert_eq!(ops.len(), 300);
+    let body = scim.patch(&path, json!(ops)).expect(200);
+    let emails = body["emails"].as_array().unwrap();
+    assert_eq!(emails.len(), 252, "the repeated e3 is added once");
+    let primaries: Vec<&Value> = emails.iter().filter(|e| e["primary"] == true).collect();
+    assert_eq!(primaries.len(), 1);
+    assert_eq!(primaries[0]["value"], "p2@x");
+    assert_eq!(body["phoneNumbers"].as_array().unwrap().len(), 47);
+    assert_eq!(scim.get(&path).expect(200), body);
+    // A failing operation among many changes nothing.
+    let mut bad: Vec<Value> = (0..20)
+        .map(|i| json!({"op": "add", "path": "emails", "value": [{"value": format!("x{i}@x")}]}))
+        .collect();
+    bad.push(json!({"op": "replace", "path": "nosuch", "value": "x"}));
+    scim.patch(&path, json!(bad)).scim_error(400);
+    // If-Match is checked before the work, as for a small PATCH.
+    let stale = scim.with_headers(
+        "PATCH",
+        &path,
+        Some(&patch_op(json!(bad[..20]))),
+        &[("If-Match", "W/\"1\"")],
+    );
+    stale.scim_error(412);
+    assert_eq!(scim.get(&path).expect(200), body, "nothing changed");
+    // One more than the limit: refused whole, naming the setting.
+    let too_many: Vec<Value> = (0..301)
+        .map(|i| json!({"op": "add", "path": "emails", "value": [{"value": format!("y{i}@x")}]}))
+        .collect();
+    let err = scim.patch(&path, json!(too_many)).scim_error(400);
+    assert_eq!(err["scimType"], "invalidValue");
+    assert!(
+        err["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_patch_operations"),
+        "{err}"
+    );
+    assert_eq!(scim.get(&path).expect(200), body, "nothing changed");
+}
