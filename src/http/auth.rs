@@ -147,6 +147,15 @@ pub async fn require_token(
         .get("provider")
         .unwrap_or_default()
         .to_string();
+    check_request_target(req.request())?;
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .nth(1)
+        .is_some()
+    {
+        return Err(Error::invalid_syntax("send one Authorization header, not several").into());
+    }
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -180,6 +189,47 @@ pub async fn require_token(
         state.records.forget(&principal.token_id);
     }
     Ok(res)
+}
+
+/// Refuses a path or query that is not UTF-8 once percent-decoded: replaced by U+FFFD it could
+/// even match a stored value.
+fn check_request_target(req: &HttpRequest) -> Result<(), Error> {
+    let target = req.uri().path_and_query().map_or("", |pq| pq.as_str());
+    if decodes_to_utf8(target) {
+        Ok(())
+    } else {
+        Err(Error::invalid_syntax(
+            "the request's path or query is not UTF-8 once percent-decoded",
+        ))
+    }
+}
+
+fn decodes_to_utf8(s: &str) -> bool {
+    // Already text, and nothing encoded to decode: most requests.
+    if !s.contains('%') {
+        return true;
+    }
+    let hex = |b: u8| (b as char).to_digit(16);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&out).is_ok()
 }
 
 /// Authenticates a request; also says whether the token's record came from memory (and so

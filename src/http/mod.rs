@@ -1,6 +1,7 @@
 //! The HTTP server: routes, middleware (access log, body limit), error routing and shutdown.
 
 pub mod auth;
+mod body;
 mod discovery;
 #[cfg(debug_assertions)]
 mod faults;
@@ -229,15 +230,6 @@ pub fn app(
     let limit = state.config.max_body_size;
     App::new()
         .app_data(state)
-        .app_data(
-            web::JsonConfig::default()
-                .limit(limit)
-                .content_type(|mime| {
-                    mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
-                })
-                .content_type_required(false)
-                .error_handler(|e, _| json_error(e).into()),
-        )
         .app_data(web::PayloadConfig::new(limit))
         .wrap(from_fn(limit_body))
         .wrap(from_fn(access_log))
@@ -258,18 +250,6 @@ pub fn app(
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found))
-}
-
-fn json_error(e: actix_web::error::JsonPayloadError) -> Error {
-    use actix_web::error::JsonPayloadError as J;
-    match e {
-        J::Overflow { limit } | J::OverflowKnownLength { limit, .. } => {
-            Error::PayloadTooLarge(limit)
-        }
-        J::ContentType => Error::invalid_syntax("the body must be JSON (application/scim+json)"),
-        J::Deserialize(e) => Error::invalid_syntax(format!("malformed JSON: {e}")),
-        other => Error::invalid_syntax(format!("unreadable request body: {other}")),
-    }
 }
 
 /// `200 {"status":"ok"}` while the writer and the readers work; otherwise `503` naming the

@@ -9,6 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
 use super::auth::Principal;
+use super::body::ScimJson;
 use super::{AppState, method_not_allowed};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
 use crate::render::{self, Computed, Paged};
@@ -42,14 +43,43 @@ pub fn services(kind: ResourceKind) -> Vec<Resource> {
     vec![search_endpoint, collection, item]
 }
 
+/// The query parameters of RFC 7644 (§3.4.2, §3.9) and RFC 9865.
+const SCIM_PARAMETERS: &[&str] = &[
+    "filter",
+    "sortBy",
+    "sortOrder",
+    "startIndex",
+    "count",
+    "cursor",
+    "attributes",
+    "excludedAttributes",
+];
+
 /// Query parameters, looked up regardless of case.
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
+    /// The query's parameters. One that SCIM defines may appear once: which of two would
+    /// count is exactly what a proxy and scimd could disagree about.
     pub fn from_request(req: &HttpRequest) -> Result<Params, Error> {
-        web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        let params = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
             .map(|q| Params(q.into_inner()))
-            .map_err(|e| Error::invalid_syntax(format!("malformed query string: {e}")))
+            .map_err(|e| Error::invalid_syntax(format!("malformed query string: {e}")))?;
+        for name in SCIM_PARAMETERS {
+            let n = params
+                .0
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .count();
+            if n > 1 {
+                let detail = format!("the query parameter {name} is given {n} times");
+                return Err(Error::Scim(match *name {
+                    "filter" => scim::Error::InvalidFilter(detail),
+                    _ => scim::Error::InvalidSyntax(detail),
+                }));
+            }
+        }
+        Ok(params)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -119,7 +149,7 @@ async fn create(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
     let model = state.model(&principal);
@@ -210,7 +240,7 @@ async fn replace(
     principal: Principal,
     req: HttpRequest,
     id: web::Path<(String, String)>,
-    body: web::Json<Value>,
+    body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
@@ -272,7 +302,7 @@ async fn patch(
     principal: Principal,
     req: HttpRequest,
     id: web::Path<(String, String)>,
-    body: web::Json<Value>,
+    body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
@@ -393,8 +423,15 @@ impl ListRequest {
                 )));
             }
         };
+        // A blank filter is a mistake, never "no filter": an identity provider that sends a
+        // broken one must not get every resource back.
+        if filter.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            return Err(Error::Scim(scim::Error::InvalidFilter(
+                "the filter is empty; leave the parameter out to list everything".into(),
+            )));
+        }
         Ok(ListRequest {
-            filter: filter.filter(|f| !f.trim().is_empty()),
+            filter,
             sort_by: sort_by.filter(|s| !s.trim().is_empty()),
             descending,
             start_index: start_index.unwrap_or(1).max(1),
@@ -542,7 +579,7 @@ async fn search(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let request = ListRequest::from_body(&body, i64::from(state.config.max_page_size))?;
     search_kind(kind, &state, principal, &req, request).await
@@ -615,7 +652,7 @@ pub async fn search_all(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let request = ListRequest::from_body(&body, i64::from(state.config.max_page_size))?;
     if request.sort_by.is_some() || request.cursor.is_some() {

@@ -9,6 +9,7 @@ mod discovery;
 mod durability;
 mod faults;
 mod harness;
+mod hostile;
 mod http_basics;
 mod jobs;
 mod patch;

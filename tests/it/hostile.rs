@@ -1,0 +1,200 @@
+//! Hostile and careless input, one row per case: every bad request gets a SCIM error with the
+//! right status and changes nothing.
+
+use serde_json::json;
+
+use crate::harness::{Resp, Scim, raw, scim_server};
+
+/// A request sent byte for byte, with the test's token unless `auth` says otherwise.
+fn send_raw(
+    scim: &Scim,
+    addr: &str,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &str,
+) -> Resp {
+    let path = scim.base.split_once("//").unwrap().1;
+    let path = &path[path.find('/').unwrap()..];
+    let mut req =
+        format!("{method} {path}{target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if !headers.iter().any(|h| h.starts_with("Authorization")) {
+        req.push_str(&format!("Authorization: Bearer {}\r\n", scim.token));
+    }
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    raw(addr, &req)
+}
+
+/// (case, method, target, headers, body, status, scimType)
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    Vec<&'a str>,
+    &'a str,
+    u16,
+    Option<&'a str>,
+);
+
+#[test]
+fn every_bad_request_gets_a_scim_error_and_changes_nothing() {
+    let (_db, server, scim) = scim_server("p");
+    scim.user("alice@contoso.com");
+    let addr = server.addr();
+    let auth = format!("Authorization: Bearer {}", scim.token);
+    let json_type = "Content-Type: application/scim+json";
+    let user = r#"{"userName":"mallory"}"#;
+    let cases: Vec<Case> = vec![
+        (
+            "blank filter",
+            "GET",
+            "/Users?filter=",
+            vec![],
+            "",
+            400,
+            Some("invalidFilter"),
+        ),
+        (
+            "space filter",
+            "GET",
+            "/Users?filter=%20",
+            vec![],
+            "",
+            400,
+            Some("invalidFilter"),
+        ),
+        (
+            "repeated filter",
+            "GET",
+            "/Users?filter=userName%20eq%20%22x%22&filter=userName%20pr",
+            vec![],
+            "",
+            400,
+            Some("invalidFilter"),
+        ),
+        (
+            "repeated count",
+            "GET",
+            "/Users?count=1&COUNT=2",
+            vec![],
+            "",
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "not UTF-8 in the query",
+            "GET",
+            "/Users?filter=userName%20eq%20%22alice%FF%22",
+            vec![],
+            "",
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "not UTF-8 in the path",
+            "GET",
+            "/Users/%C3%28",
+            vec![],
+            "",
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "a key twice in the body",
+            "POST",
+            "/Users",
+            vec![json_type],
+            r#"{"userName":"mallory","userName":"alice@contoso.com"}"#,
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "a key twice, nested",
+            "POST",
+            "/Users",
+            vec![json_type],
+            r#"{"userName":"mallory","name":{"givenName":"a","givenName":"b"}}"#,
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "two Authorization headers",
+            "POST",
+            "/Users",
+            vec![json_type, &auth, &auth],
+            user,
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "text/plain",
+            "POST",
+            "/Users",
+            vec!["Content-Type: text/plain"],
+            user,
+            415,
+            None,
+        ),
+        (
+            "XML",
+            "POST",
+            "/Users",
+            vec!["Content-Type: application/xml"],
+            user,
+            415,
+            None,
+        ),
+        (
+            "a form",
+            "POST",
+            "/Users",
+            vec!["Content-Type: application/x-www-form-urlencoded"],
+            user,
+            415,
+            None,
+        ),
+        (
+            "not UTF-8",
+            "POST",
+            "/Users",
+            vec!["Content-Type: application/scim+json; charset=iso-8859-1"],
+            user,
+            415,
+            None,
+        ),
+        (
+            "a search with an empty filter",
+            "POST",
+            "/Users/.search",
+            vec![json_type],
+            r#"{"filter":""}"#,
+            400,
+            Some("invalidFilter"),
+        ),
+    ];
+    for (case, method, target, headers, body, status, scim_type) in cases {
+        let r = send_raw(&scim, &addr, method, target, &headers, body);
+        let err = r.scim_error(status);
+        assert_eq!(err["scimType"].as_str(), scim_type, "{case}: {err}");
+    }
+    // Nothing was created, and the good forms still work.
+    let list = scim.get("/Users").expect(200);
+    assert_eq!(list["totalResults"], 1, "{list}");
+    for (i, content_type) in [
+        vec![json_type],
+        vec!["Content-Type: application/json; charset=UTF-8"],
+        vec![],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("ok{i}");
+        let body = json!({"userName": name}).to_string();
+        let r = send_raw(&scim, &addr, "POST", "/Users", &content_type, &body);
+        assert_eq!(r.status, 201, "{content_type:?}: {}", r.text);
+    }
+}
