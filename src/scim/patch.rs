@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use super::Error;
 use super::filter::{self, AttrPath, CompValue, Filter, Op};
 use super::quirks::{Quirk, Quirks};
-use super::resource::{Member, PasswordUpdate, is_schemas, member_ids, value_of};
+use super::resource::{Member, PasswordUpdate, check_text, is_schemas, member_ids, value_of};
 use super::schema::{self, Attribute, Mutability, ResourceType, Role};
 
 #[cfg(test)]
@@ -429,7 +429,8 @@ fn apply_at(
                 (Kind::Remove, _) | (_, None | Some(Value::Null)) => {
                     out.doc.remove(schema::EXTERNAL_ID.name);
                 }
-                (_, Some(v @ Value::String(_))) => {
+                (_, Some(v @ Value::String(s))) => {
+                    check_text(&schema::EXTERNAL_ID, s, schema::EXTERNAL_ID.name)?;
                     out.doc.insert(schema::EXTERNAL_ID.name.into(), v.clone());
                 }
                 (_, Some(v)) => {
@@ -467,7 +468,10 @@ fn apply_at(
     if t.attr.role == Role::Secret {
         out.password = Some(match (op, value) {
             (Kind::Remove, _) | (_, None | Some(Value::Null)) => None,
-            (_, Some(Value::String(s))) => Some(s.clone()),
+            (_, Some(Value::String(s))) => {
+                check_text(t.attr, s, t.attr.name)?;
+                Some(s.clone())
+            }
             (_, Some(v)) => {
                 return Err(Error::InvalidValue(format!(
                     "{} must be a string, got {v}",

@@ -60,7 +60,10 @@ pub fn prepare(rt: &ResourceType, input: &Value) -> Result<Prepared, Error> {
                 Role::Schemas => check_schemas(value)?,
                 Role::ExternalId => match value {
                     Value::Null => {}
-                    Value::String(_) => insert_once(&mut doc, common.name, value.clone())?,
+                    Value::String(s) => {
+                        check_text(common, s, common.name)?;
+                        insert_once(&mut doc, common.name, value.clone())?
+                    }
                     _ => {
                         return Err(Error::InvalidValue(format!(
                             "{} must be a string",
@@ -108,7 +111,10 @@ pub fn prepare(rt: &ResourceType, input: &Value) -> Result<Prepared, Error> {
             Mutability::WriteOnly if attr.role == Role::Secret => {
                 password = match value {
                     Value::Null => None,
-                    Value::String(s) => Some(s.clone()),
+                    Value::String(s) => {
+                        check_text(attr, s, attr.name)?;
+                        Some(s.clone())
+                    }
                     _ => {
                         return Err(Error::InvalidValue(format!(
                             "{} must be a string",
@@ -160,6 +166,24 @@ pub fn prepare(rt: &ResourceType, input: &Value) -> Result<Prepared, Error> {
         members,
         quirks: q,
     })
+}
+
+/// A string value within its attribute's length limit, and without control characters when it
+/// identifies something (a NUL or a newline in a userName breaks every system it reaches).
+pub(crate) fn check_text(attr: &Attribute, s: &str, path: &str) -> Result<(), Error> {
+    if s.len() > attr.max_len() {
+        return Err(Error::InvalidValue(format!(
+            "{path} is {} bytes long; at most {} are accepted",
+            s.len(),
+            attr.max_len()
+        )));
+    }
+    if attr.is_identifier() && s.chars().any(char::is_control) {
+        return Err(Error::InvalidValue(format!(
+            "{path} must not contain control characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `key` names the common `schemas` attribute.
@@ -303,9 +327,10 @@ fn single(attr: &Attribute, v: &Value, path: &str, q: &mut Quirks) -> Result<Opt
             Value::Object(out)
         }
         Type::String | Type::Reference | Type::Binary => {
-            if !v.is_string() {
+            let Value::String(s) = v else {
                 return Err(wrong("a string"));
-            }
+            };
+            check_text(attr, s, path)?;
             v.clone()
         }
         Type::DateTime => {
@@ -412,6 +437,9 @@ pub(crate) fn member_ids(attr: &Attribute, v: &Value) -> Result<Vec<Member>, Err
                 Role::RefId => value = text()?,
                 Role::RefDisplay => display = text()?,
                 _ => {}
+            }
+            if let Value::String(s) = sv {
+                check_text(sub, s, &format!("{}.{}", attr.name, sub.name))?;
             }
         }
         let id = value.ok_or_else(|| {

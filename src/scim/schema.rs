@@ -96,6 +96,13 @@ pub enum Role {
     Version,
 }
 
+/// The longest identifier (userName, a group's displayName, externalId, a member's id) or
+/// password a request may set, in bytes.
+pub const IDENTIFIER_MAX: usize = 1024;
+
+/// The longest value of any other string attribute, in bytes (a photo URL, a certificate).
+pub const TEXT_MAX: usize = 64 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Attribute {
     pub name: &'static str,
@@ -206,6 +213,26 @@ impl Attribute {
     /// The sub-attribute whose values are indexed, if any.
     pub(crate) fn indexed_sub(&self) -> Option<&'static Attribute> {
         self.sub_attributes.iter().find(|a| a.indexed)
+    }
+
+    /// Whether values identify something (a unique name, an external id, the id of a
+    /// referenced resource): they are compared and looked up, so they hold no control
+    /// characters and stay short.
+    pub fn is_identifier(&self) -> bool {
+        matches!(
+            self.role,
+            Role::UniqueName | Role::ExternalId | Role::Id | Role::RefId
+        )
+    }
+
+    /// The longest value of this attribute, in bytes of UTF-8: `IDENTIFIER_MAX` for
+    /// identifiers and a password, `TEXT_MAX` for any other string.
+    pub fn max_len(&self) -> usize {
+        if self.is_identifier() || self.role == Role::Secret {
+            IDENTIFIER_MAX
+        } else {
+            TEXT_MAX
+        }
     }
 
     /// Whether values come from membership rows rather than from the stored document.

@@ -198,3 +198,64 @@ fn every_bad_request_gets_a_scim_error_and_changes_nothing() {
         assert_eq!(r.status, 201, "{content_type:?}: {}", r.text);
     }
 }
+
+#[test]
+fn oversized_and_control_character_values_are_refused_naming_the_attribute() {
+    let (_db, _server, scim) = scim_server("p");
+    let u = scim.user("bob@contoso.com");
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let long_name = "a".repeat(1_000_000);
+    let long_password = "p".repeat(900 * 1024);
+    let long_title = "t".repeat(70 * 1024);
+    let cases = [
+        (json!({"userName": long_name}), "userName"),
+        (json!({"userName": "nul\u{0}byte"}), "userName"),
+        (json!({"userName": "line\nbreak"}), "userName"),
+        (
+            json!({"userName": "ok1", "externalId": "x\u{7f}"}),
+            "externalId",
+        ),
+        (
+            json!({"userName": "ok2", "password": long_password}),
+            "password",
+        ),
+        (json!({"userName": "ok3", "title": long_title}), "title"),
+    ];
+    for (body, attr) in cases {
+        let err = scim.post("/Users", &body).scim_error(400);
+        assert_eq!(err["scimType"], "invalidValue", "{attr}: {err}");
+        assert!(
+            err["detail"].as_str().unwrap().contains(attr),
+            "{attr}: {err}"
+        );
+    }
+    let g = scim.create("/Groups", &json!({"displayName": "g"}));
+    let gpath = format!("/Groups/{}", g["id"].as_str().unwrap());
+    let err = scim
+        .patch(
+            &gpath,
+            json!([{"op": "add", "path": "members", "value": [{"value": "x\u{0}"}]}]),
+        )
+        .scim_error(400);
+    assert!(
+        err["detail"].as_str().unwrap().contains("members.value"),
+        "{err}"
+    );
+    let err = scim
+        .patch(
+            &path,
+            json!([{"op": "replace", "path": "userName", "value": "tab\there"}]),
+        )
+        .scim_error(400);
+    assert!(
+        err["detail"].as_str().unwrap().contains("userName"),
+        "{err}"
+    );
+    // Line breaks stay fine where they mean something.
+    scim.patch(
+        &path,
+        json!([{"op": "replace", "path": "addresses", "value": [{"formatted": "1 Main St\nSpringfield"}]}]),
+    )
+    .expect(200);
+    assert_eq!(scim.get("/Users").expect(200)["totalResults"], 1);
+}
