@@ -5,10 +5,12 @@
 //! the token row itself (expiry, revocation) is still read on every request by the caller.
 //! Secrets that failed are remembered too (a bounded set); concurrent requests presenting the
 //! same secret wait for one verification instead of each running argon2; and argon2 runs only on
-//! a few dedicated threads. New secrets presented for one token id are verified at a bounded
-//! rate (a burst, then one per second): someone guessing secrets for a known token id gets 429
-//! instead of running argon2 for every guess, so a flood of bad tokens cannot exhaust CPU or
-//! memory, and the token's real holder, whose secret is already remembered, is not slowed.
+//! a few dedicated threads. New secrets presented for one token id from one client address are
+//! verified at a bounded rate (a burst, then one per second): someone guessing secrets for a
+//! known token id gets 429 instead of running argon2 for every guess, so a flood of bad tokens
+//! cannot exhaust CPU or memory. The budget is the client's own, so the token's real holder
+//! gets through during a flood even when its secret is not remembered yet (after a restart, a
+//! new token): token ids are not secret, addresses cannot be spoofed over TCP.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -158,7 +160,15 @@ impl Verifier {
 
     /// Whether `secret` is the one whose argon2id hash is `phc` (or, for a secret not seen before
     /// when this token id has had too many of those lately, that it was not checked).
-    pub(crate) async fn verify(&self, id: &str, secret: &Secret, phc: &str) -> Verdict {
+    /// Checks `secret` for token `id` against its stored argon2 `phc`; `client` is the
+    /// address the request came from (whose budget of new secrets it spends).
+    pub(crate) async fn verify(
+        &self,
+        id: &str,
+        secret: &Secret,
+        phc: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Verdict {
         let d = self.digest(id, secret);
         if let Some(known) = self.remembered(id, &d) {
             return verdict(known);
@@ -169,7 +179,11 @@ impl Verifier {
         if let Some(known) = self.remembered(id, &d) {
             return verdict(known);
         }
-        if !self.spend(id, Instant::now()) {
+        let budget = match client {
+            Some(ip) => format!("{id} {ip}"),
+            None => id.to_string(),
+        };
+        if !self.spend(&budget, Instant::now()) {
             lock(&self.in_flight).remove(&d);
             return Verdict::Throttled;
         }
@@ -234,22 +248,22 @@ mod tests {
         let v = Verifier::new(1);
         let t = token::generate();
         let phc = token::hash(&t.secret).unwrap();
-        assert_eq!(v.verify(&t.id, &t.secret, &phc).await, Verdict::Valid);
+        assert_eq!(v.verify(&t.id, &t.secret, &phc, None).await, Verdict::Valid);
         assert_eq!(
-            v.verify(&t.id, &t.secret, &phc).await,
+            v.verify(&t.id, &t.secret, &phc, None).await,
             Verdict::Valid,
             "cached success"
         );
         let other = token::generate().secret;
-        assert_eq!(v.verify(&t.id, &other, &phc).await, Verdict::Invalid);
+        assert_eq!(v.verify(&t.id, &other, &phc, None).await, Verdict::Invalid);
         assert_eq!(
-            v.verify(&t.id, &other, &phc).await,
+            v.verify(&t.id, &other, &phc, None).await,
             Verdict::Invalid,
             "cached failure"
         );
         // The same secret under another id is a different cache entry.
         assert_eq!(
-            v.verify("0000000000000000", &t.secret, "junk").await,
+            v.verify("0000000000000000", &t.secret, "junk", None).await,
             Verdict::Invalid
         );
     }
@@ -259,22 +273,56 @@ mod tests {
         let v = Verifier::new(1);
         let t = token::generate();
         let phc = token::hash(&t.secret).unwrap();
-        assert_eq!(v.verify(&t.id, &t.secret, &phc).await, Verdict::Valid);
+        assert_eq!(v.verify(&t.id, &t.secret, &phc, None).await, Verdict::Valid);
         // Someone has used up this id's budget of new secrets (see `budgets_refill_with_time`).
         while v.spend(&t.id, Instant::now()) {}
         let guess = token::generate().secret;
-        assert_eq!(v.verify(&t.id, &guess, &phc).await, Verdict::Throttled);
         assert_eq!(
-            v.verify(&t.id, &guess, &phc).await,
+            v.verify(&t.id, &guess, &phc, None).await,
+            Verdict::Throttled
+        );
+        assert_eq!(
+            v.verify(&t.id, &guess, &phc, None).await,
             Verdict::Throttled,
             "a throttled guess is not remembered as checked"
         );
         // The real secret is remembered: the budget does not apply to it.
-        assert_eq!(v.verify(&t.id, &t.secret, &phc).await, Verdict::Valid);
+        assert_eq!(v.verify(&t.id, &t.secret, &phc, None).await, Verdict::Valid);
         // Another token id has its own budget.
         let u = token::generate();
         let phc_u = token::hash(&u.secret).unwrap();
-        assert_eq!(v.verify(&u.id, &u.secret, &phc_u).await, Verdict::Valid);
+        assert_eq!(
+            v.verify(&u.id, &u.secret, &phc_u, None).await,
+            Verdict::Valid
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flood_from_one_address_does_not_lock_the_holder_out_from_another() {
+        let v = Verifier::new(1);
+        let t = token::generate();
+        let phc = token::hash(&t.secret).unwrap();
+        let attacker = Some(std::net::IpAddr::from([203, 0, 113, 7]));
+        let holder = Some(std::net::IpAddr::from([198, 51, 100, 1]));
+        // The attacker spends its whole budget on guesses; the next one is throttled...
+        for _ in 0..10 {
+            let guess = token::generate().secret;
+            assert_eq!(
+                v.verify(&t.id, &guess, &phc, attacker).await,
+                Verdict::Invalid
+            );
+        }
+        let guess = token::generate().secret;
+        assert_eq!(
+            v.verify(&t.id, &guess, &phc, attacker).await,
+            Verdict::Throttled
+        );
+        // ...while the holder, whose secret is not remembered yet (a restart, a new token), is
+        // verified.
+        assert_eq!(
+            v.verify(&t.id, &t.secret, &phc, holder).await,
+            Verdict::Valid
+        );
     }
 
     #[test]

@@ -161,7 +161,9 @@ pub async fn require_token(
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_string());
     #[allow(unused_mut)]
-    let (mut principal, from_memory) = authenticate(&state, &provider, header.as_deref()).await?;
+    let client = req.peer_addr().map(|a| a.ip());
+    let (mut principal, from_memory) =
+        authenticate(&state, &provider, header.as_deref(), client).await?;
     #[cfg(debug_assertions)]
     {
         principal.fault = super::faults::requested(&req);
@@ -238,6 +240,7 @@ async fn authenticate(
     state: &AppState,
     provider: &str,
     header: Option<&str>,
+    client: Option<std::net::IpAddr>,
 ) -> Result<(Principal, bool), Error> {
     let header = header.ok_or(Error::Unauthorized("missing Authorization header"))?;
     let (scheme, value) = header.trim().split_once(' ').unwrap_or((header, ""));
@@ -249,7 +252,7 @@ async fn authenticate(
     let (id, secret) = token::parse(value.trim()).ok_or(Error::Unauthorized(INVALID))?;
     let id = id.to_string();
     if let Some(record) = state.records.get(&id) {
-        match accept(state, provider, &id, &secret, record).await {
+        match accept(state, provider, &id, &secret, record, client).await {
             // A wrong secret is wrong whatever the row says now.
             Err(Error::Unauthorized(INVALID)) => return Err(Error::Unauthorized(INVALID)),
             Err(e @ Error::TooManyRequests(_)) => return Err(e),
@@ -265,7 +268,7 @@ async fn authenticate(
         .await?
         .ok_or(Error::Unauthorized(INVALID))?;
     state.records.put(&id, record.clone());
-    let principal = accept(state, provider, &id, &secret, record).await?;
+    let principal = accept(state, provider, &id, &secret, record, client).await?;
     principal.checked.store(true, Ordering::Release);
     Ok((principal, false))
 }
@@ -277,12 +280,16 @@ async fn accept(
     id: &str,
     secret: &token::Secret,
     record: AuthRecord,
+    client: Option<std::net::IpAddr>,
 ) -> Result<Principal, Error> {
-    match state.verifier.verify(id, secret, &record.secret_hash).await {
+    match state
+        .verifier
+        .verify(id, secret, &record.secret_hash, client)
+        .await
+    {
         Verdict::Valid => {}
         Verdict::Invalid => return Err(Error::Unauthorized(INVALID)),
         Verdict::Throttled => {
-            tracing::warn!(token = %id, "too many new secrets presented for this token id");
             return Err(Error::TooManyRequests(
                 "too many attempts with this token id; retry in a second",
             ));

@@ -6,6 +6,7 @@ mod discovery;
 #[cfg(debug_assertions)]
 mod faults;
 pub mod quirks;
+mod refusals;
 pub mod resources;
 
 use std::net::{SocketAddr, TcpListener};
@@ -40,6 +41,8 @@ pub struct AppState {
     pub records: auth::RecordCache,
     /// The schema model every provider has (until providers register extensions of their own).
     pub builtin_model: std::sync::Arc<Model>,
+    /// Refused authentications, counted for the log.
+    refusals: std::sync::Arc<refusals::Refusals>,
 }
 
 impl AppState {
@@ -159,6 +162,7 @@ pub fn serve(
         let addr = listener.local_addr()?;
         let argon2_slots = std::thread::available_parallelism().map_or(2, |n| n.get());
         let quirk_counter = std::sync::Arc::new(QuirkCounter::default());
+        let refusals = std::sync::Arc::new(refusals::Refusals::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             verifier: Verifier::new(argon2_slots),
@@ -167,6 +171,7 @@ pub fn serve(
             quirks: quirk_counter.clone(),
             records: auth::RecordCache::default(),
             builtin_model: std::sync::Arc::new(Model::builtin().clone()),
+            refusals: refusals.clone(),
         });
         let app_state = state.clone();
         let server = HttpServer::new(move || app(app_state.clone()))
@@ -182,6 +187,16 @@ pub fn serve(
             quirk_counter,
             jobs_stopped,
         ));
+        let totals = refusals.clone();
+        let refusal_totals = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                totals.log_totals();
+            }
+        });
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
@@ -191,6 +206,8 @@ pub fn serve(
         server.await?;
         let _ = stop_jobs.send(true);
         let _ = cleanup.await;
+        refusal_totals.abort();
+        refusals.log_totals();
         tracing::info!("stopped");
         Ok(())
     })
@@ -311,6 +328,13 @@ async fn access_log(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .and_then(|(_, t)| crate::auth::token::parse(t.trim()).map(|(id, _)| id.to_string()));
     let method = req.method().clone();
     let path = req.path().to_string();
     let provider = path
@@ -335,6 +359,13 @@ async fn access_log(
             "-".to_string(),
         ),
     };
+    if let (401 | 429, Some(state), Err(e)) = (status, &state, &res) {
+        let token = presented.as_deref().unwrap_or("-");
+        state
+            .refusals
+            .count(&provider, token, status, &e.to_string());
+        return res;
+    }
     tracing::info!(
         provider = %provider,
         method = %method,

@@ -367,3 +367,77 @@ fn guessing_secrets_for_a_known_token_id_is_throttled_not_hashed() {
         &format!("scimd_0000000000000000_{:064x}", 1),
     ));
 }
+
+/// A GET sent from a chosen loopback source address.
+fn get_from(source: [u8; 4], addr: &str, path: &str, token: &str) -> crate::harness::Resp {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&std::net::SocketAddr::from((source, 0)).into())
+        .unwrap();
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    sock.connect(&target.into()).unwrap();
+    let mut stream: std::net::TcpStream = sock.into();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    crate::harness::Resp {
+        status,
+        content_type: String::new(),
+        www_authenticate: None,
+        headers: Vec::new(),
+        text,
+    }
+}
+
+#[test]
+fn a_guessing_flood_neither_locks_the_holder_out_nor_floods_the_log() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (id, token) = db.create_token("idp", &[]);
+    // A fresh server: the holder's secret is not remembered yet, as after every restart.
+    let mut server = Server::start(&db);
+    let addr = server.addr();
+    let path = "/scim/v2/idp/ServiceProviderConfig";
+    // Someone who knows the token id floods it with guesses from 127.0.0.1.
+    let mut throttled = 0;
+    for i in 0..200 {
+        let guess = format!("scimd_{id}_{i:064x}");
+        let r = get_from([127, 0, 0, 1], &addr, path, &guess);
+        assert!(r.status == 401 || r.status == 429, "{}", r.text);
+        throttled += usize::from(r.status == 429);
+    }
+    assert!(
+        throttled > 150,
+        "guesses beyond the burst are throttled: {throttled}"
+    );
+    // The holder, from another address, gets through during the flood.
+    let r = get_from([127, 0, 0, 2], &addr, path, &token);
+    assert_eq!(r.status, 200, "{}", r.text);
+    // 200 refusals left one line as they happened and one line of totals at shutdown.
+    assert!(server.terminate());
+    server.wait_for_line("stopped");
+    let logs = server.logs();
+    let refused: Vec<&String> = logs
+        .iter()
+        .filter(|l| l.contains("authentication refus"))
+        .collect();
+    assert_eq!(refused.len(), 2, "{refused:#?}");
+    assert!(
+        refused[1].contains("throttled=") && refused[1].contains(&format!("token={id}")),
+        "{}",
+        refused[1]
+    );
+    let per_request = logs
+        .iter()
+        .filter(|l| l.contains("status=401") || l.contains("status=429"))
+        .count();
+    assert!(
+        per_request <= 1,
+        "refused requests are not logged one by one: {per_request}"
+    );
+}
