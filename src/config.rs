@@ -104,6 +104,9 @@ settings! {
     token_max_lifetime: String => Duration = Some("730d".into()),
         check positive_duration, show shown_duration;
     max_body_size: String => usize = Some("1MiB".into()), check body_size, show shown_size;
+    /// How long a request body may take to arrive once the request's head has.
+    body_timeout: String => Duration = Some("30s".into()),
+        check positive_duration, show shown_duration;
     shutdown_timeout: String => Duration = Some("30s".into()), check duration, show shown_duration;
     busy_timeout: String => Duration = Some("5s".into()), check duration, show shown_duration;
     pool_size: u32 => u32 = Some(default_pool_size()), check at_least_one, show shown_number;

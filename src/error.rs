@@ -26,6 +26,8 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
     #[error("{0}")]
     TooManyRequests(&'static str),
     #[error("storage failure")]
@@ -100,6 +102,7 @@ impl ResponseError for Error {
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Store(store::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             Error::Store(store::Error::Conflict(_)) => StatusCode::CONFLICT,
@@ -146,6 +149,10 @@ impl ResponseError for Error {
             }
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
                 res.insert_header((header::RETRY_AFTER, HeaderValue::from_static("1")));
+            }
+            // The rest of the body may never come: the connection cannot be reused.
+            StatusCode::REQUEST_TIMEOUT => {
+                res.insert_header((header::CONNECTION, HeaderValue::from_static("close")));
             }
             _ => {}
         }

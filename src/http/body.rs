@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::error::PayloadError;
@@ -31,18 +32,23 @@ impl FromRequest for ScimJson {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let media = check_media_type(req);
-        let limit = req
+        let (limit, timeout) = req
             .app_data::<web::Data<super::AppState>>()
-            .map_or(usize::MAX, |s| s.config.max_body_size);
+            .map_or((usize::MAX, Duration::MAX), |s| {
+                (s.config.max_body_size, s.config.body_timeout)
+            });
         let bytes = web::Bytes::from_request(req, payload);
         Box::pin(async move {
             media?;
-            let bytes = bytes
+            // A client that declares a body and sends it slowly, or never, must not keep its
+            // connection and a worker's attention forever.
+            let bytes = tokio::time::timeout(timeout, bytes)
                 .await
-                .map_err(|e| match e.as_error::<PayloadError>() {
-                    Some(PayloadError::Overflow) => Error::PayloadTooLarge(limit),
-                    _ => Error::invalid_syntax(format!("unreadable request body: {e}")),
-                })?;
+                .map_err(|_| Error::BodyTimeout(timeout.as_secs()))?;
+            let bytes = bytes.map_err(|e| match e.as_error::<PayloadError>() {
+                Some(PayloadError::Overflow) => Error::PayloadTooLarge(limit),
+                _ => Error::invalid_syntax(format!("unreadable request body: {e}")),
+            })?;
             parse_strict(&bytes).map(ScimJson)
         })
     }

@@ -259,3 +259,34 @@ fn oversized_and_control_character_values_are_refused_naming_the_attribute() {
     .expect(200);
     assert_eq!(scim.get("/Users").expect(200)["totalResults"], 1);
 }
+
+#[test]
+fn a_body_that_never_arrives_times_out_with_408_and_the_connection_closes() {
+    use std::io::{Read, Write};
+    let db = crate::harness::TestDb::new();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let server = crate::harness::Server::start_with(&db.path, &[], &[("SCIMD_BODY_TIMEOUT", "1s")]);
+    let addr = server.addr();
+    let mut slow = Vec::new();
+    for _ in 0..5 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        write!(
+            s,
+            "POST /scim/v2/p/Users HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/scim+json\r\nContent-Length: 100\r\n\r\n{{\"userName\""
+        )
+        .unwrap();
+        slow.push(s);
+    }
+    for mut s in slow {
+        let mut text = String::new();
+        // Read to the end: the server closes the connection after its answer.
+        s.read_to_string(&mut text).unwrap();
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("application/scim+json"), "{text}");
+        assert!(text.contains("\"status\":\"408\""), "{text}");
+    }
+}
