@@ -159,7 +159,28 @@ impl<'de> Visitor<'de> for StrictVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// Arbitrary bytes never panic the parser; JSON text without repeated keys parses to
+        /// what serde_json makes of it.
+        #[test]
+        fn strict_parsing_never_panics_and_agrees_with_serde_json(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            keys in proptest::collection::vec("[a-z]{1,3}", 0..6),
+            nested in any::<bool>(),
+        ) {
+            let _ = parse_strict(&bytes);
+            let mut object = Map::new();
+            for (i, k) in keys.iter().enumerate() {
+                object.insert(k.clone(), json!(i));
+            }
+            let value = if nested { json!({"outer": [object.clone(), object]}) } else { Value::Object(object) };
+            let text = serde_json::to_vec(&value).unwrap();
+            prop_assert_eq!(parse_strict(&text).unwrap(), value);
+        }
+    }
 
     #[test]
     fn strict_parsing_equals_serde_json_but_refuses_repeated_keys() {

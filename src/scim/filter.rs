@@ -191,7 +191,12 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, Error> {
 /// Splits `urn:...:User:name.givenName` or `name.givenName` into its parts.
 pub(crate) fn parse_attr_path(word: &str) -> Result<AttrPath, Error> {
     let bad = || invalid(format!("{word:?} is not an attribute path"));
-    let (uri, rest) = if word.len() > 4 && word[..4].eq_ignore_ascii_case("urn:") {
+    // `get`, not an index: the fifth byte may be inside a multi-byte character.
+    let (uri, rest) = if word.len() > 4
+        && word
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+    {
         let cut = word.rfind(':').ok_or_else(bad)?;
         (Some(word[..cut].to_string()), &word[cut + 1..])
     } else {

@@ -1,6 +1,8 @@
 //! Pure SCIM logic, no I/O: the schema model, request validation, and response projection.
 
 pub mod filter;
+#[cfg(test)]
+mod fuzz;
 pub mod patch;
 pub mod projection;
 pub mod provider;
