@@ -329,12 +329,8 @@ async fn access_log(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().split_once(' '))
-        .and_then(|(_, t)| crate::auth::token::parse(t.trim()).map(|(id, _)| id.to_string()));
+    // Kept as it is (a reference count), read only if the request is refused.
+    let presented = req.headers().get(header::AUTHORIZATION).cloned();
     let method = req.method().clone();
     let path = req.path().to_string();
     let provider = path
@@ -360,7 +356,12 @@ async fn access_log(
         ),
     };
     if let (401 | 429, Some(state), Err(e)) = (status, &state, &res) {
-        let token = presented.as_deref().unwrap_or("-");
+        let token = presented
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .and_then(|(_, t)| crate::auth::token::parse(t.trim()).map(|(id, _)| id.to_string()));
+        let token = token.as_deref().unwrap_or("-");
         state
             .refusals
             .count(&provider, token, status, &e.to_string());
