@@ -160,14 +160,14 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_string());
-    #[allow(unused_mut)]
     let client = req.peer_addr().map(|a| a.ip());
-    let (mut principal, from_memory) =
+    let (principal, from_memory) =
         authenticate(&state, &provider, header.as_deref(), client).await?;
     #[cfg(debug_assertions)]
-    {
-        principal.fault = super::faults::requested(&req);
-    }
+    let principal = Principal {
+        fault: super::faults::requested(&req),
+        ..principal
+    };
     req.extensions_mut()
         .insert(TokenId(principal.token_id.clone()));
     let reads_only = matches!(*req.method(), Method::GET | Method::HEAD)
