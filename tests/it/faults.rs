@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{Scim, Server, TestDb, get};
+use crate::harness::{Scim, Server, TestDb, get, scim_server};
 
 fn server_with_faults(db: &TestDb, extra_env: &[(&str, &str)]) -> (Server, Scim) {
     db.add_provider("p");
@@ -158,11 +158,7 @@ fn remove_database(path: &std::path::Path) {
 
 #[test]
 fn a_removed_database_file_refuses_writes_and_is_never_recreated_by_serve() {
-    let db = TestDb::new();
-    db.add_provider("p");
-    let (_, token) = db.create_token("p", &[]);
-    let server = Server::start(&db);
-    let scim = Scim::new(&server, "p", &token);
+    let (db, server, scim) = scim_server("p");
     scim.create("/Users", &json!({"userName": "before"}));
     remove_database(&db.path);
     // Every write is refused, not acknowledged into the unlinked file.
@@ -197,11 +193,7 @@ fn a_removed_database_file_refuses_writes_and_is_never_recreated_by_serve() {
 
 #[test]
 fn a_database_file_replaced_while_serving_refuses_writes() {
-    let db = TestDb::new();
-    db.add_provider("p");
-    let (_, token) = db.create_token("p", &[]);
-    let server = Server::start(&db);
-    let scim = Scim::new(&server, "p", &token);
+    let (db, server, scim) = scim_server("p");
     scim.create("/Users", &json!({"userName": "kept"}));
     // A restore done wrong: another file moved into the database's place.
     let other = db.dir.path().join("other.db");
