@@ -208,30 +208,10 @@ fn check_request_target(req: &HttpRequest) -> Result<(), Error> {
 
 fn decodes_to_utf8(s: &str) -> bool {
     // Already text, and nothing encoded to decode: most requests.
-    if !s.contains('%') {
-        return true;
-    }
-    let hex = |b: u8| (b as char).to_digit(16);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (
-            bytes[i],
-            bytes.get(i + 1).copied().and_then(hex),
-            bytes.get(i + 2).copied().and_then(hex),
-        ) {
-            (b'%', Some(h), Some(l)) => {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    std::str::from_utf8(&out).is_ok()
+    !s.contains('%')
+        || percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .is_ok()
 }
 
 /// Authenticates a request; also says whether the token's record came from memory (and so
