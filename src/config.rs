@@ -107,6 +107,9 @@ settings! {
     /// How long a request body may take to arrive once the request's head has.
     body_timeout: String => Duration = Some("30s".into()),
         check positive_duration, show shown_duration;
+    /// How long a client may read nothing of a response before its connection is closed.
+    send_timeout: String => Duration = Some("60s".into()),
+        check positive_duration, show shown_duration;
     shutdown_timeout: String => Duration = Some("30s".into()), check duration, show shown_duration;
     busy_timeout: String => Duration = Some("5s".into()), check duration, show shown_duration;
     pool_size: u32 => u32 = Some(default_pool_size()), check at_least_one, show shown_number;

@@ -9,6 +9,8 @@ use crate::{scim, store};
 
 pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
 pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+/// Longest request target (path and query) answered; a SCIM filter fits many times over.
+pub const MAX_TARGET: usize = 8 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,6 +32,8 @@ pub enum Error {
     BodyTimeout(u64),
     #[error("{0}")]
     TooManyRequests(&'static str),
+    #[error("the request target is {0} bytes long; at most {max} are read", max = MAX_TARGET)]
+    UriTooLong(usize),
     #[error("storage failure")]
     Store(store::Error),
 }
@@ -104,6 +108,7 @@ impl ResponseError for Error {
             Error::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Error::Store(store::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             Error::Store(store::Error::Conflict(_)) => StatusCode::CONFLICT,
             Error::Store(store::Error::Invalid(_) | store::Error::Rejected(_)) => {

@@ -2,6 +2,7 @@
 
 pub mod auth;
 mod body;
+mod conn;
 mod discovery;
 #[cfg(debug_assertions)]
 mod faults;
@@ -12,11 +13,12 @@ pub mod resources;
 use std::net::{SocketAddr, TcpListener};
 use std::time::Instant;
 
+use actix_service::{IntoServiceFactory, ServiceFactoryExt};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, web};
 use anyhow::Context;
 
 use crate::auth::Verifier;
@@ -174,10 +176,33 @@ pub fn serve(
             refusals: refusals.clone(),
         });
         let app_state = state.clone();
-        let server = HttpServer::new(move || app(app_state.clone()))
+        let send_timeout = config.send_timeout;
+        // actix-web's HttpServer, built by hand so each connection's stream can be wrapped
+        // (`conn::Conn`); the settings are HttpServer's defaults.
+        let server = actix_server::Server::build()
             .disable_signals()
             .shutdown_timeout(config.shutdown_timeout.as_secs())
-            .listen(listener)?
+            .listen("scim", listener, move || {
+                let app = app(app_state.clone())
+                    .into_factory()
+                    .map_err(|e| e.error_response());
+                actix_service::fn_service(move |io: actix_web::rt::net::TcpStream| {
+                    let peer = io.peer_addr().ok();
+                    std::future::ready(Ok::<_, actix_http::error::DispatchError>((
+                        conn::Conn::new(io, send_timeout),
+                        peer,
+                    )))
+                })
+                .and_then(
+                    actix_http::HttpService::build()
+                        .client_request_timeout(std::time::Duration::from_secs(5))
+                        .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                        .local_addr(addr)
+                        .h1(actix_service::map_config(app, |()| {
+                            actix_web::dev::AppConfig::default()
+                        })),
+                )
+            })?
             .run();
         let handle = server.handle();
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
@@ -295,7 +320,13 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
-    Err(Error::NotFound(format!("no endpoint at {}", req.path())))
+    let path = req.path();
+    // Quoted back, but not at any length.
+    let shown = match path.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}...", &path[..cut]),
+        None => path.to_string(),
+    };
+    Err(Error::NotFound(format!("no endpoint at {shown}")))
 }
 
 /// A method the endpoint does not answer: 405 with the SCIM error body.
@@ -303,11 +334,16 @@ pub(crate) async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse,
     Err(Error::MethodNotAllowed(req.method().to_string()))
 }
 
-/// Refuses a body whose declared length is over the limit before reading any of it.
+/// Refuses a request target over `MAX_TARGET` bytes (`414`), and a body whose declared length is
+/// over the limit before reading any of it (`413`).
 async fn limit_body(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if target > crate::error::MAX_TARGET {
+        return Err(Error::UriTooLong(target).into());
+    }
     let limit = req
         .app_data::<web::Data<AppState>>()
         .map_or(usize::MAX, |s| s.config.max_body_size);

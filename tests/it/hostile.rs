@@ -290,3 +290,162 @@ fn a_body_that_never_arrives_times_out_with_408_and_the_connection_closes() {
         assert!(text.contains("\"status\":\"408\""), "{text}");
     }
 }
+
+/// Requests the HTTP/1 parser refuses before any handler runs: the same statuses as ever, now
+/// with a SCIM error body; and a target over 8 KiB is a `414`.
+#[test]
+fn requests_the_http_parser_refuses_get_a_scim_error_too() {
+    let (_db, server, scim) = scim_server("p");
+    let addr = server.addr();
+    let auth = format!("Authorization: Bearer {}", scim.token);
+    let many_headers: String = (0..120).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let big_header = format!("X-Big: {}\r\n", "b".repeat(140 * 1024));
+    let long_target = format!(
+        "/scim/v2/p/Users?filter=userName%20eq%20%22{}%22",
+        "a".repeat(9000)
+    );
+    let cases: Vec<(&str, String, u16, Option<&str>)> = vec![
+        (
+            "an unencoded quote in the query",
+            format!(
+                "GET /scim/v2/p/Users?filter=userName eq \"a\" HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n\r\n"
+            ),
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "no Host",
+            format!("GET /scim/v2/p/Users HTTP/1.1\r\n{auth}\r\n\r\n"),
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "Content-Length and Transfer-Encoding",
+            format!(
+                "POST /scim/v2/p/Users HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\nContent-Length: 2\r\n\
+                 Transfer-Encoding: chunked\r\n\r\n{{}}"
+            ),
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "two different Content-Lengths",
+            format!(
+                "POST /scim/v2/p/Users HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\nContent-Length: 2\r\n\
+                 Content-Length: 3\r\n\r\n{{}} "
+            ),
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "not a request line",
+            "HELLO\r\n\r\n".to_string(),
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "a control character in a header",
+            format!("GET /scim/v2/p/Users HTTP/1.1\r\nHost: {addr}\r\nX-Note: a\u{1}b\r\n\r\n"),
+            400,
+            Some("invalidSyntax"),
+        ),
+        (
+            "120 header fields",
+            format!("GET /scim/v2/p/Users HTTP/1.1\r\nHost: {addr}\r\n{many_headers}\r\n"),
+            431,
+            None,
+        ),
+        (
+            "a 140 KiB header",
+            format!("GET /scim/v2/p/Users HTTP/1.1\r\nHost: {addr}\r\n{big_header}\r\n"),
+            431,
+            None,
+        ),
+        (
+            "a 9 KiB target",
+            format!(
+                "GET {long_target} HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\nConnection: close\r\n\r\n"
+            ),
+            414,
+            None,
+        ),
+    ];
+    for (case, request, status, scim_type) in cases {
+        let err = raw(&addr, &request).scim_error(status);
+        assert_eq!(err["scimType"].as_str(), scim_type, "{case}: {err}");
+    }
+    // Behind a good request on the same connection: the first answer is untouched.
+    let good = format!("GET /scim/v2/p/Users HTTP/1.1\r\nHost: {addr}\r\n{auth}\r\n\r\n");
+    let bad = format!("GET /scim/v2/p/Users?x=\"y\" HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let text = raw_text(&addr, &format!("{good}{bad}"));
+    let (first, second) = text.split_at(text.find("HTTP/1.1 400").expect(&text));
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    assert!(first.contains("\"totalResults\":0"), "{first}");
+    assert!(second.contains("application/scim+json"), "{second}");
+    assert!(second.ends_with("}"), "{second}");
+    // A head that never ends: 408 with a body once the head timeout (5 s) passes.
+    let partial = format!("GET /scim/v2/p/Users HTTP/1.1\r\nHost: {addr}\r\n");
+    raw(&addr, &partial).scim_error(408);
+}
+
+fn raw_text(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).to_string()
+}
+
+/// A client that pipelines large lists and reads nothing is disconnected after `send_timeout`,
+/// so it cannot keep rendered pages in the server's memory; other clients are served meanwhile.
+#[test]
+fn a_client_that_never_reads_is_disconnected_after_send_timeout() {
+    use std::io::{Read, Write};
+    let db = crate::harness::TestDb::new();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let server = crate::harness::Server::start_with(&db.path, &[], &[("SCIMD_SEND_TIMEOUT", "1s")]);
+    let addr = server.addr();
+    let scim = Scim::new(&server, "p", &token);
+    let title = "t".repeat(2000);
+    for i in 0..200 {
+        scim.create(
+            "/Users",
+            &json!({"userName": format!("u{i}"), "title": title}),
+        );
+    }
+    let list = format!(
+        "GET /scim/v2/p/Users?count=1000 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    );
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let target: std::net::SocketAddr = addr.parse().unwrap();
+    socket.connect(&target.into()).unwrap();
+    let mut stalled: std::net::TcpStream = socket.into();
+    // 40 pages of ~400 KB: far more than the socket buffers hold.
+    stalled.write_all(list.repeat(40).as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // Meanwhile another client is served.
+    assert_eq!(scim.get("/Users?count=1").expect(200)["totalResults"], 200);
+    stalled
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = loop {
+        match stalled.read(&mut buf) {
+            Ok(0) => break "closed",
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break "reset",
+            Err(e) => panic!("the server kept the connection open ({got} bytes read): {e}"),
+        }
+    };
+    let page = scim.get("/Users?count=1000").text.len();
+    assert!(
+        got < page * 40,
+        "{ended} after {got} bytes, all 40 pages of {page} bytes"
+    );
+}
