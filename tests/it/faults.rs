@@ -1,6 +1,7 @@
 //! Injected faults (debug builds, `SCIMD_TEST_FAULTS=1`): a panicking write answers its own
 //! request with a 500 SCIM error while the writer keeps serving everyone else, and `/healthz`
-//! names a writer or reader that is stuck.
+//! names a writer or reader that is stuck. And real faults: the database file removed,
+//! replaced, read-only, or its disk full.
 
 use std::thread;
 use std::time::Duration;
@@ -319,4 +320,59 @@ fn a_full_disk_answers_507_logs_once_and_recovers_when_space_returns() {
     let health = get(&format!("{}/healthz", server.base), None);
     assert_eq!(health.status, 200, "{}", health.text);
     server.wait_for_line("writes commit again");
+}
+
+/// A database the server may read but not write (a read-only file, a read-only mount, a wrong
+/// owner after a restore): reads are served, every write is a `503` SCIM error, `/healthz` says
+/// why, and the failure is logged once. The server runs as `nobody` on a file owned by it with
+/// mode 0444, which is how root's test can take write access away.
+#[test]
+fn a_read_only_database_serves_reads_and_refuses_writes() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let db = TestDb::new();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    {
+        let server = Server::start_with(&db.path, &[], &[]);
+        Scim::new(&server, "p", &token).create("/Users", &json!({"userName": "kept"}));
+    }
+    let dir = db.dir.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap_or_else(|e| {
+            panic!("this test hands the database to `nobody`, which needs root: {e}")
+        });
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    }
+    let mut cmd = crate::harness::command(&db.path);
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .uid(NOBODY)
+        .gid(NOBODY);
+    let server = Server::spawn(cmd);
+    let scim = Scim::new(&server, "p", &token);
+    let list = scim.get("/Users").expect(200);
+    assert_eq!(list["Resources"][0]["userName"], "kept", "{list}");
+    for i in 0..3 {
+        let body = scim
+            .post("/Users", &json!({"userName": format!("new{i}")}))
+            .scim_error(503);
+        assert!(body.get("scimType").is_none(), "{body}");
+    }
+    let health = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(health.status, 503, "{}", health.text);
+    let writer = health.json()["writer"].as_str().unwrap().to_string();
+    assert!(writer.contains("cannot be written"), "{writer}");
+    let logged = server
+        .logs()
+        .iter()
+        .filter(|l| l.contains("did not commit"))
+        .count();
+    assert_eq!(
+        logged, 1,
+        "one ERROR for a lasting failure, not one per request"
+    );
+    assert_eq!(scim.get("/Users").expect(200)["totalResults"], 1);
 }
