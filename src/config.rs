@@ -107,6 +107,9 @@ settings! {
     /// How long a request body may take to arrive once the request's head has.
     body_timeout: String => Duration = Some("30s".into()),
         check positive_duration, show shown_duration;
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or networks).
+    trusted_proxies: String => Vec<ipnet::IpNet> = Some(String::new()),
+        check networks, show shown_networks;
     /// How long a client may read nothing of a response before its connection is closed.
     send_timeout: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;
@@ -206,6 +209,25 @@ fn body_size(v: Option<&String>) -> Result<usize, String> {
         0 => Err("must be larger than zero".into()),
         n => Ok(n),
     }
+}
+
+/// A comma-separated list of IP addresses and networks (`10.0.0.5, 192.168.0.0/16, ::1`).
+pub(crate) fn networks(v: Option<&String>) -> Result<Vec<ipnet::IpNet>, String> {
+    given(v)?
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{s:?} is not an IP address or a network such as 10.0.0.0/8"))
+        })
+        .collect()
+}
+
+fn shown_networks(v: &[ipnet::IpNet]) -> String {
+    let list: Vec<String> = v.iter().map(|n| n.to_string()).collect();
+    quoted(&list.join(", "))
 }
 
 fn at_least_one(v: Option<&u32>) -> Result<u32, String> {

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::future::{Ready, ready};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -160,7 +161,11 @@ pub async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or_default().to_string());
-    let client = req.peer_addr().map(|a| a.ip());
+    let client = client_address(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers().get_all("x-forwarded-for"),
+        &state.config.trusted_proxies,
+    );
     let (principal, from_memory) =
         authenticate(&state, &provider, header.as_deref(), client).await?;
     #[cfg(debug_assertions)]
@@ -195,6 +200,37 @@ pub async fn require_token(
 
 /// Refuses a path or query that is not UTF-8 once percent-decoded: replaced by U+FFFD it could
 /// even match a stored value.
+/// The address a request came from: the peer, or, when the peer is a trusted proxy, the
+/// nearest address in `X-Forwarded-For` (read right to left, past other trusted proxies) that
+/// is not one. Entries a proxy did not add cannot be told from forged ones, so none is believed
+/// beyond the first untrusted hop; an unreadable entry stops the walk at the last trusted one.
+fn client_address<'a>(
+    peer: Option<IpAddr>,
+    forwarded: impl DoubleEndedIterator<Item = &'a header::HeaderValue>,
+    trusted: &[ipnet::IpNet],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let mut client = peer?;
+    if !is_trusted(&client) {
+        return Some(client);
+    }
+    for value in forwarded.rev() {
+        let Ok(text) = value.to_str() else {
+            return Some(client);
+        };
+        for hop in text.rsplit(',') {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                return Some(client);
+            };
+            client = ip;
+            if !is_trusted(&client) {
+                return Some(client);
+            }
+        }
+    }
+    Some(client)
+}
+
 fn check_request_target(req: &HttpRequest) -> Result<(), Error> {
     let target = req.uri().path_and_query().map_or("", |pq| pq.as_str());
     if decodes_to_utf8(target) {
@@ -304,4 +340,55 @@ async fn accept(
         #[cfg(debug_assertions)]
         fault: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(peer: &str, forwarded: &[&str], trusted: &str) -> Option<IpAddr> {
+        let values: Vec<header::HeaderValue> = forwarded
+            .iter()
+            .map(|v| {
+                header::HeaderValue::from_str(v).unwrap_or(header::HeaderValue::from_static(""))
+            })
+            .collect();
+        let trusted = crate::config::networks(Some(&trusted.to_string())).unwrap_or_default();
+        client_address(peer.parse().ok(), values.iter(), &trusted)
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        s.parse().ok()
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_a_trusted_proxy() {
+        // No proxy trusted: the header is anyone's to write.
+        assert_eq!(
+            client("203.0.113.9", &["198.51.100.1"], ""),
+            ip("203.0.113.9")
+        );
+        // From a trusted proxy: the hop it added, not what the client claimed before it.
+        assert_eq!(
+            client("10.0.0.2", &["192.0.2.66, 198.51.100.1"], "10.0.0.0/8"),
+            ip("198.51.100.1")
+        );
+        // Through two trusted proxies, on separate header lines.
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.1", "10.0.0.3"], "10.0.0.0/8"),
+            ip("198.51.100.1")
+        );
+        // Only proxies, or nothing forwarded: the last trusted address.
+        assert_eq!(
+            client("10.0.0.2", &["10.0.0.3"], "10.0.0.0/8"),
+            ip("10.0.0.3")
+        );
+        assert_eq!(client("10.0.0.2", &[], "10.0.0.2"), ip("10.0.0.2"));
+        // An unreadable hop stops the walk where trust ends.
+        assert_eq!(
+            client("10.0.0.2", &["198.51.100.1, bogus"], "10.0.0.0/8"),
+            ip("10.0.0.2")
+        );
+        assert_eq!(client("::1", &["2001:db8::7"], "::1"), ip("2001:db8::7"));
+    }
 }

@@ -370,6 +370,17 @@ fn guessing_secrets_for_a_known_token_id_is_throttled_not_hashed() {
 
 /// A GET sent from a chosen loopback source address.
 fn get_from(source: [u8; 4], addr: &str, path: &str, token: &str) -> crate::harness::Resp {
+    get_via(source, addr, path, token, "")
+}
+
+/// A GET from a given loopback address, with extra header lines (each ending in CRLF).
+fn get_via(
+    source: [u8; 4],
+    addr: &str,
+    path: &str,
+    token: &str,
+    headers: &str,
+) -> crate::harness::Resp {
     use std::io::{Read, Write};
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&std::net::SocketAddr::from((source, 0)).into())
@@ -379,7 +390,7 @@ fn get_from(source: [u8; 4], addr: &str, path: &str, token: &str) -> crate::harn
     let mut stream: std::net::TcpStream = sock.into();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();
@@ -439,5 +450,50 @@ fn a_guessing_flood_neither_locks_the_holder_out_nor_floods_the_log() {
     assert!(
         per_request <= 1,
         "refused requests are not logged one by one: {per_request}"
+    );
+}
+
+/// Behind a reverse proxy every request comes from the proxy's address. Listed in
+/// `trusted_proxies`, the proxy's `X-Forwarded-For` keeps the budgets apart; unlisted, a client
+/// cannot escape its budget by writing the header itself.
+#[test]
+fn behind_a_trusted_proxy_the_holder_gets_through_a_flood_and_forged_headers_do_not_help() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (id, token) = db.create_token("idp", &[]);
+    let path = "/scim/v2/idp/ServiceProviderConfig";
+    let flood = |addr: &str, forwarded: &dyn Fn(usize) -> String| {
+        (0..60)
+            .filter(|i| {
+                let guess = format!("scimd_{id}_{i:064x}");
+                let r = get_via([127, 0, 0, 1], addr, path, &guess, &forwarded(*i));
+                assert!(r.status == 401 || r.status == 429, "{}", r.text);
+                r.status == 429
+            })
+            .count()
+    };
+    let proxied = Server::start_with(
+        &db.path,
+        &[],
+        &[("SCIMD_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")],
+    );
+    let addr = proxied.addr();
+    // The attacker's client, behind the proxy, puts its own guesses in front of the hop the
+    // proxy adds: only the proxy's entry counts.
+    let throttled = flood(&addr, &|i| {
+        format!("X-Forwarded-For: 192.0.2.{i}, 198.51.100.66\r\n")
+    });
+    assert!(throttled > 40, "the flood is throttled: {throttled}");
+    let holder = "X-Forwarded-For: 198.51.100.7\r\n";
+    let r = get_via([127, 0, 0, 1], &addr, path, &token, holder);
+    assert_eq!(r.status, 200, "{}", r.text);
+    drop(proxied);
+    // No proxy trusted: a different forged address on every guess changes nothing.
+    let direct = Server::start(&db);
+    let addr = direct.addr();
+    let throttled = flood(&addr, &|i| format!("X-Forwarded-For: 192.0.2.{i}\r\n"));
+    assert!(
+        throttled > 40,
+        "forged headers escape the budget: {throttled}"
     );
 }
