@@ -108,7 +108,7 @@ request = function()
     end
     local body = '{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":['
       .. change .. ']}'
-    return wrk.format("PATCH", base .. "/Groups/" .. group .. "?excludedAttributes=members", headers, body)
+    return wrk.format("PATCH", base .. "/Groups/" .. group, headers, body)
   elseif scenario == "ceiling_get" then
     return wrk.format("GET", "/docs/" .. (math.random(users) - 1))
   elseif scenario == "ceiling_page" then

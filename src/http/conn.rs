@@ -7,6 +7,11 @@
 //! before any handler runs and without a hook. `Conn` recognises that head on its way out and
 //! gives it a SCIM error body, so every answer scimd sends is one a SCIM client can read.
 //!
+//! Clients also send characters in the request target that the URI parser refuses
+//! (Microsoft's validator: `?filter=userName+eq+"x"`). `Conn` follows the request stream's
+//! framing (request line, header fields, `Content-Length` bodies) and percent-encodes them in
+//! request lines only, so such a request is answered like its encoded form.
+//!
 //! A client that sends requests and never reads the answers would otherwise hold a rendered
 //! response (up to a page of resources) for as long as the connection lives. When the socket
 //! accepts no byte for `send_timeout`, `Conn` fails the write and the connection is dropped.
@@ -28,6 +33,12 @@ const STATUS_LINE: &[u8] = b"HTTP/1.1 ";
 
 pub struct Conn<T = TcpStream> {
     io: T,
+    inflow: Inflow,
+    /// Request bytes rewritten but not yet handed to the parser.
+    inbound: Vec<u8>,
+    taken: usize,
+    /// Where `inflow` found bytes to encode in the last read (kept to reuse its allocation).
+    positions: Vec<usize>,
     /// A rewritten head and its body, still to be written (`written` bytes of it are).
     pending: Vec<u8>,
     written: usize,
@@ -41,6 +52,10 @@ impl<T> Conn<T> {
     pub fn new(io: T, send_timeout: Duration) -> Self {
         Conn {
             io,
+            inflow: Inflow::default(),
+            inbound: Vec::new(),
+            taken: 0,
+            positions: Vec::new(),
             pending: Vec::new(),
             written: 0,
             send_timeout,
@@ -100,7 +115,38 @@ impl<T: AsyncRead + Unpin> AsyncRead for Conn<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        if this.taken < this.inbound.len() {
+            let n = buf.remaining().min(this.inbound.len() - this.taken);
+            buf.put_slice(&this.inbound[this.taken..this.taken + n]);
+            this.taken += n;
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        this.positions.clear();
+        this.inflow
+            .advance(&buf.filled()[before..], &mut this.positions);
+        if this.positions.is_empty() {
+            // Almost every read: the bytes stay where the socket put them.
+            return Poll::Ready(Ok(()));
+        }
+        let read = &buf.filled()[before..];
+        let mut out = Vec::with_capacity(read.len() + 2 * this.positions.len());
+        let mut from = 0;
+        for &at in &this.positions {
+            out.extend_from_slice(&read[from..at]);
+            out.push(b'%');
+            out.extend_from_slice(format!("{:02X}", read[at]).as_bytes());
+            from = at + 1;
+        }
+        out.extend_from_slice(&read[from..]);
+        buf.set_filled(before);
+        let n = buf.remaining().min(out.len());
+        buf.put_slice(&out[..n]);
+        this.inbound = out;
+        this.taken = n;
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -140,6 +186,147 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Conn<T> {
         let this = self.get_mut();
         ready!(this.poll_pending(cx))?;
         Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+/// Bytes clients leave unencoded in a request target that the URI parser refuses.
+fn needs_encoding(b: u8) -> bool {
+    matches!(b, b'"' | b'<' | b'>' | b'`')
+}
+
+/// How much of a header line is kept: enough for `Content-Length` and its value.
+const LINE_KEPT: usize = 64;
+
+/// Where the request stream is, so that only request lines are rewritten.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Inbound {
+    /// Before or in a request line; `started` once it has more than line breaks.
+    RequestLine { started: bool },
+    /// In the header fields.
+    Headers,
+    /// This many body bytes still to come.
+    Body(u64),
+    /// Framing no longer followed (a chunked body, an unreadable length): bytes pass as they
+    /// are, and the parser refuses what it refuses.
+    Opaque,
+}
+
+#[derive(Debug, Clone)]
+struct Inflow {
+    state: Inbound,
+    /// The first bytes of the current header line.
+    line: [u8; LINE_KEPT],
+    line_len: usize,
+    length: Option<u64>,
+}
+
+impl Default for Inflow {
+    fn default() -> Self {
+        Inflow {
+            state: Inbound::RequestLine { started: false },
+            line: [0; LINE_KEPT],
+            line_len: 0,
+            length: None,
+        }
+    }
+}
+
+impl Inflow {
+    /// Follows `input`; pushes the positions (in `input`) of bytes to percent-encode.
+    fn advance(&mut self, input: &[u8], encode: &mut Vec<usize>) {
+        let mut i = 0;
+        while i < input.len() {
+            let rest = &input[i..];
+            match self.state {
+                Inbound::Opaque => return,
+                Inbound::Body(left) => {
+                    let take = left.min(rest.len() as u64);
+                    i += take as usize;
+                    self.state = match left - take {
+                        0 => Inbound::RequestLine { started: false },
+                        left => Inbound::Body(left),
+                    };
+                }
+                Inbound::RequestLine { started } => {
+                    let end = memchr::memchr(b'\n', rest);
+                    let line = &rest[..end.unwrap_or(rest.len())];
+                    encode.extend(
+                        line.iter()
+                            .enumerate()
+                            .filter(|(_, b)| needs_encoding(**b))
+                            .map(|(k, _)| i + k),
+                    );
+                    let started = started || line.iter().any(|b| *b != b'\r');
+                    match end {
+                        Some(e) => {
+                            i += e + 1;
+                            self.state = if started {
+                                self.line_len = 0;
+                                self.length = None;
+                                Inbound::Headers
+                            } else {
+                                Inbound::RequestLine { started: false }
+                            };
+                        }
+                        None => {
+                            i = input.len();
+                            self.state = Inbound::RequestLine { started };
+                        }
+                    }
+                }
+                Inbound::Headers => {
+                    let end = memchr::memchr(b'\n', rest);
+                    let line = &rest[..end.unwrap_or(rest.len())];
+                    let k = line.len().min(LINE_KEPT - self.line_len);
+                    self.line[self.line_len..self.line_len + k].copy_from_slice(&line[..k]);
+                    self.line_len += k;
+                    let Some(e) = end else {
+                        return;
+                    };
+                    i += e + 1;
+                    let kept = self.line_len;
+                    self.line_len = 0;
+                    let line = self.line[..kept]
+                        .strip_suffix(b"\r")
+                        .unwrap_or(&self.line[..kept]);
+                    if line.is_empty() {
+                        self.state = match self.length {
+                            None | Some(0) => Inbound::RequestLine { started: false },
+                            Some(n) => Inbound::Body(n),
+                        };
+                    } else {
+                        self.header(kept, kept == LINE_KEPT);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the framing from one header line (its first `kept` bytes are in `self.line`).
+    fn header(&mut self, kept: usize, cut: bool) {
+        let line = &self.line[..kept];
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return;
+        };
+        let name = &line[..colon];
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let value = std::str::from_utf8(&line[colon + 1..])
+                .ok()
+                .map(|v| v.trim())
+                .and_then(|v| v.parse::<u64>().ok());
+            self.state = match (value, self.length) {
+                (Some(n), None) if !cut => {
+                    self.length = Some(n);
+                    Inbound::Headers
+                }
+                (Some(n), Some(m)) if n == m && !cut => Inbound::Headers,
+                _ => Inbound::Opaque,
+            };
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding")
+            || name.eq_ignore_ascii_case(b"upgrade")
+        {
+            self.state = Inbound::Opaque;
+        }
     }
 }
 
@@ -300,6 +487,73 @@ mod tests {
         let (head, body) = split(&out[ok.len()..]);
         assert!(head.starts_with("HTTP/1.1 400"));
         assert_eq!(body["status"], "400");
+    }
+
+    /// What `Inflow` makes of a request stream fed in pieces of `step` bytes.
+    fn rewrite(stream: &[u8], step: usize) -> String {
+        let mut flow = Inflow::default();
+        let mut out = Vec::new();
+        for piece in stream.chunks(step) {
+            let mut at = Vec::new();
+            flow.advance(piece, &mut at);
+            for (k, b) in piece.iter().enumerate() {
+                if at.contains(&k) {
+                    out.extend_from_slice(format!("%{b:02X}").as_bytes());
+                } else {
+                    out.push(*b);
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).to_string()
+    }
+
+    #[test]
+    fn only_request_lines_are_encoded_whatever_the_pieces() {
+        let stream = b"GET /Users?filter=userName+eq+\"a\" HTTP/1.1\r\nHost: x\r\n\r\n\
+                       POST /Users HTTP/1.1\r\ncontent-length: 16\r\n\r\n{\"userName\":\"b\"}\
+                       \r\nGET /Users?filter=title+eq+\"<b>`\" HTTP/1.1\r\nX: \"q\"\r\n\r\n";
+        let want = "GET /Users?filter=userName+eq+%22a%22 HTTP/1.1\r\nHost: x\r\n\r\n\
+                    POST /Users HTTP/1.1\r\ncontent-length: 16\r\n\r\n{\"userName\":\"b\"}\
+                    \r\nGET /Users?filter=title+eq+%22%3Cb%3E%60%22 HTTP/1.1\r\nX: \"q\"\r\n\r\n";
+        for step in [1, 2, 3, 7, 64, stream.len()] {
+            assert_eq!(rewrite(stream, step), want, "pieces of {step}");
+        }
+    }
+
+    #[test]
+    fn framing_it_cannot_follow_is_left_alone() {
+        for head in [
+            "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "POST /a HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+        ] {
+            let stream = format!("{head}GET /b?q=\"x\" HTTP/1.1\r\n\r\n");
+            assert_eq!(rewrite(stream.as_bytes(), 5), stream, "{head}");
+        }
+    }
+
+    #[tokio::test]
+    async fn reads_give_the_parser_the_encoded_target() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut conn = Conn::new(server, Duration::from_secs(5));
+        client
+            .write_all(b"GET /a?f=\"x\" HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap_or_default();
+        drop(client);
+        let mut got = Vec::new();
+        // A small buffer: the rewritten bytes arrive over several reads.
+        let mut small = [0u8; 4];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut conn, &mut small)
+                .await
+                .unwrap_or_default();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&small[..n]);
+        }
+        assert_eq!(got, b"GET /a?f=%22x%22 HTTP/1.1\r\n\r\n");
     }
 
     #[tokio::test(start_paused = true)]

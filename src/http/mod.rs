@@ -6,6 +6,7 @@ mod conn;
 mod discovery;
 #[cfg(debug_assertions)]
 mod faults;
+mod paths;
 pub mod quirks;
 mod refusals;
 pub mod resources;
@@ -273,7 +274,7 @@ pub fn app(
     App::new()
         .app_data(state)
         .app_data(web::PayloadConfig::new(limit))
-        .wrap(from_fn(limit_body))
+        .wrap(from_fn(admit))
         .wrap(from_fn(access_log))
         .route("/healthz", web::get().to(healthz))
         .service(
@@ -334,15 +335,28 @@ pub(crate) async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse,
     Err(Error::MethodNotAllowed(req.method().to_string()))
 }
 
-/// Refuses a request target over `MAX_TARGET` bytes (`414`), and a body whose declared length is
-/// over the limit before reading any of it (`413`).
-async fn limit_body(
-    req: ServiceRequest,
+/// Before routing: refuses a request target over `MAX_TARGET` bytes (`414`) and a body whose
+/// declared length is over the limit before reading any of it (`413`); spells endpoint names as
+/// RFC 7644 does and drops a trailing slash (`paths::canonical`).
+async fn admit(
+    mut req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
     if target > crate::error::MAX_TARGET {
         return Err(Error::UriTooLong(target).into());
+    }
+    if let Some(path) = paths::canonical(req.path()) {
+        let target = match req.query_string() {
+            "" => path,
+            query => format!("{path}?{query}"),
+        };
+        let mut parts = req.head().uri.clone().into_parts();
+        parts.path_and_query = target.parse().ok();
+        if let Ok(uri) = actix_web::http::Uri::from_parts(parts) {
+            req.match_info_mut().get_mut().update(&uri);
+            req.head_mut().uri = uri;
+        }
     }
     let limit = req
         .app_data::<web::Data<AppState>>()

@@ -17,9 +17,10 @@ use crate::scim::projection::Projection;
 use crate::scim::quirks::Quirks;
 use crate::scim::resource::{self, etag_matches};
 use crate::scim::schema::ResourceType;
-use crate::scim::{self, ResourceKind};
+use crate::scim::{self, ProviderKind, ResourceKind};
 use crate::scim::{filter, patch};
 use crate::store;
+use crate::store::members;
 use crate::store::query::Compiler;
 use crate::store::resources as rows;
 use crate::store::search::{self, Condition, Paging};
@@ -279,9 +280,32 @@ async fn replace(
 /// `store::resources::PatchPlan`); identity providers send one to a few.
 const PLAN_ON_A_READER: usize = 8;
 
-/// Whether a PATCH answers 204 without a body: the client's `Prefer: return=minimal` or
-/// `return=representation` (RFC 7240) decides; without one, the provider type's default.
-fn patch_minimal(kind: ResourceKind, principal: &Principal, req: &HttpRequest) -> bool {
+/// How a PATCH is answered (RFC 7644 §3.5.2 allows `200` with the resource or `204`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PatchAnswer {
+    /// `204`, no body.
+    Minimal,
+    /// `200` with the resource (subject to `attributes` / `excludedAttributes`).
+    Full,
+    /// `200` with the group while it has at most `GROUP_ANSWER_MEMBERS` members, else `204`:
+    /// the answer to adding one member never grows with the group.
+    FullWhenSmall,
+}
+
+/// Most members a group PATCH answers with in full when the client did not ask either way.
+const GROUP_ANSWER_MEMBERS: usize = 100;
+
+/// The client's `Prefer: return=minimal` or `return=representation` (RFC 7240) decides; a
+/// request naming `attributes` or `excludedAttributes` wants the representation. Otherwise a
+/// User PATCH answers in full, a Group PATCH from an `entra` provider with 204 (Microsoft advises
+/// it: "returning all the members isn't advisable"), and from other providers in full while
+/// the group is small.
+fn patch_answer(
+    kind: ResourceKind,
+    provider: ProviderKind,
+    params: &Params,
+    req: &HttpRequest,
+) -> PatchAnswer {
     let prefer = req
         .headers()
         .get_all("prefer")
@@ -289,10 +313,15 @@ fn patch_minimal(kind: ResourceKind, principal: &Principal, req: &HttpRequest) -
         .flat_map(|v| v.split(','))
         .map(|p| p.trim().to_ascii_lowercase())
         .find_map(|p| p.strip_prefix("return=").map(str::to_string));
-    match prefer.as_deref() {
-        Some("minimal") => true,
-        Some("representation") => false,
-        _ => principal.provider_kind.patch_answers_minimal(kind),
+    let projected =
+        params.get("attributes").is_some() || params.get("excludedAttributes").is_some();
+    match (prefer.as_deref(), kind, provider) {
+        (Some("minimal"), _, _) => PatchAnswer::Minimal,
+        (Some("representation"), _, _) => PatchAnswer::Full,
+        (_, ResourceKind::User, _) => PatchAnswer::Full,
+        _ if projected => PatchAnswer::Full,
+        (_, ResourceKind::Group, ProviderKind::Entra) => PatchAnswer::Minimal,
+        (_, ResourceKind::Group, ProviderKind::Generic) => PatchAnswer::FullWhenSmall,
     }
 }
 
@@ -311,7 +340,7 @@ async fn patch(
     let ops = patch::parse_request(&body)?;
     patch::check_count(&ops, state.config.max_patch_operations as usize)?;
     let hash = hash_password(&state, patch::password_in(rt, &ops)).await?;
-    let minimal = patch_minimal(kind, &principal, &req);
+    let answer_with = patch_answer(kind, principal.provider_kind, &params, &req);
     let projection = params.projection(rt);
     let base = state.scim_base(&principal.provider_name);
     let if_match = if_match(req.headers());
@@ -356,18 +385,30 @@ async fn patch(
                 base,
                 plan.as_ref(),
             )?;
-            let computed = if minimal {
-                Computed::none(1)
+            let seq = patched.resource.seq;
+            let full = match answer_with {
+                PatchAnswer::Minimal => false,
+                PatchAnswer::Full => true,
+                PatchAnswer::FullWhenSmall => members::at_most(tx, seq, GROUP_ANSWER_MEMBERS)?,
+            };
+            let computed = if full {
+                Some(render::computed(tx, base, rt, &[seq], projection)?)
             } else {
-                render::computed(tx, base, rt, &[patched.resource.seq], projection)?
+                None
             };
             Ok(((patched.resource, computed), patched.quirks))
         })
         .await?;
     state.record_quirks(&req, &principal.provider_name, quirks);
-    match minimal {
-        false => answer(StatusCode::OK, rt, &base, &written, &projection),
-        true => Ok(tag(HttpResponse::NoContent().finish(), written.0.version)),
+    match written {
+        (resource, Some(computed)) => answer(
+            StatusCode::OK,
+            rt,
+            &base,
+            &(resource, computed),
+            &projection,
+        ),
+        (resource, None) => Ok(tag(HttpResponse::NoContent().finish(), resource.version)),
     }
 }
 

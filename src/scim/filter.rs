@@ -150,13 +150,23 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, Error> {
             b'-' | b'0'..=b'9' => {
                 let start = i;
                 i += 1;
-                while i < b.len() && matches!(b[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                while i < b.len()
+                    && !b[i].is_ascii_whitespace()
+                    && !matches!(b[i], b'(' | b')' | b'[' | b']' | b'"')
                 {
                     i += 1;
                 }
-                let n: Number = serde_json::from_str(&s[start..i])
-                    .map_err(|_| invalid(format!("bad number {}", &s[start..i])))?;
-                out.push(Tok::Num(n));
+                let text = &s[start..i];
+                match serde_json::from_str::<Number>(text) {
+                    Ok(n) => out.push(Tok::Num(n)),
+                    // An unquoted date-time (`meta.created gt 2015-10-10T14:38:21Z`): a bare
+                    // value like the unquoted words tolerated below, checked by the
+                    // attribute's type.
+                    Err(_) if text.starts_with(|c: char| c.is_ascii_digit()) => {
+                        out.push(Tok::Word(text.to_string()))
+                    }
+                    Err(_) => return Err(invalid(format!("bad number {text}"))),
+                }
             }
             // `emails[type eq "work"].value`: a sub-attribute right after the brackets.
             b'.' if out.last() == Some(&Tok::RBracket) => {
@@ -805,6 +815,25 @@ mod tests {
         }
         assert_eq!(p("title pr"), Filter::Present(path("title", None)));
         assert_eq!(p("title PR"), Filter::Present(path("title", None)));
+    }
+
+    #[test]
+    fn an_unquoted_date_time_is_a_bare_value_and_numbers_stay_numbers() {
+        let quoted = p(r#"meta.created gt "2015-10-10T14:38:21Z""#);
+        assert_eq!(p("meta.created gt 2015-10-10T14:38:21Z"), quoted);
+        assert_eq!(
+            p("(meta.lastModified ge 2015-10-10T14:38:21.5+02:00)"),
+            p(r#"meta.lastModified ge "2015-10-10T14:38:21.5+02:00""#)
+        );
+        assert!(matches!(
+            p("x gt -1.5e3"),
+            Filter::Compare(_, Op::Gt, CompValue::Num(_))
+        ));
+        assert!(matches!(
+            p("(x eq 7)"),
+            Filter::Compare(_, Op::Eq, CompValue::Num(_))
+        ));
+        assert!(parse("x gt -1.5.5").is_err());
     }
 
     #[test]

@@ -1108,6 +1108,37 @@ mod tests {
     }
 
     #[test]
+    fn typed_paths_replace_every_value_of_the_type_and_create_only_when_none_has_it() {
+        let two_work = json!({"userName": "a", "emails": [
+            {"type": "work", "value": "a@x"}, {"type": "home", "value": "h@x"}, {"type": "work", "value": "b@x"}]});
+        let d = user(
+            two_work,
+            json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "c@x"}]),
+        );
+        assert_eq!(
+            d["emails"],
+            json!([{"type": "work", "value": "c@x"}, {"type": "home", "value": "h@x"}, {"type": "work", "value": "c@x"}])
+        );
+        let d = user(
+            json!({"userName": "a", "emails": [{"type": "home", "value": "h@x"}]}),
+            json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "w@x"}]),
+        );
+        assert_eq!(
+            d["emails"],
+            json!([{"type": "home", "value": "h@x"}, {"type": "work", "value": "w@x"}])
+        );
+        // Adding a second value of a type already present keeps both (RFC 7643 allows it).
+        let d = user(
+            json!({"userName": "a", "emails": [{"type": "work", "value": "1"}]}),
+            json!([{"op": "add", "path": "emails", "value": [{"type": "work", "value": "2"}]}]),
+        );
+        assert_eq!(
+            d["emails"],
+            json!([{"type": "work", "value": "1"}, {"type": "work", "value": "2"}])
+        );
+    }
+
+    #[test]
     fn manager_set_change_and_clear() {
         let start = json!({"userName": "a"});
         for value in [
@@ -1330,7 +1361,7 @@ mod tests {
                 "invalidValue",
             ),
             (
-                json!([{"op": "add", "path": "emails", "value": [{"value": "1", "type": "work"}, {"value": "2", "type": "work"}]}]),
+                json!([{"op": "add", "path": "emails", "value": [{"value": "1", "primary": true}, {"value": "2", "primary": true}]}]),
                 "invalidValue",
             ),
             (

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::ResourceKind;
-
 /// How a provider's clients behave; `entra` enables Microsoft Entra ID's documented preferences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProviderKind {
@@ -38,14 +36,5 @@ impl FromStr for ProviderKind {
                 "unknown provider type {other:?} (use generic or entra)"
             )),
         }
-    }
-}
-
-impl ProviderKind {
-    /// Whether a PATCH answers `204` without a body when the client states no preference
-    /// (RFC 7240 `Prefer: return=...` decides otherwise): Microsoft advises 204 for group PATCH
-    /// from Entra ("returning all the members isn't advisable").
-    pub(crate) fn patch_answers_minimal(self, kind: ResourceKind) -> bool {
-        self == ProviderKind::Entra && kind == ResourceKind::Group
     }
 }

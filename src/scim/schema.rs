@@ -251,15 +251,6 @@ impl Attribute {
         self.ty == Type::Complex
     }
 
-    /// Whether values of this multi-valued attribute must have distinct `type`s: true where the
-    /// type has canonical values (work, home, ...), which is what identity providers key on.
-    pub(crate) fn types_are_keys(&self) -> bool {
-        self.multi_valued
-            && self
-                .sub("type")
-                .is_some_and(|t| !t.canonical_values.is_empty())
-    }
-
     pub fn to_json(&self) -> Value {
         let mut v = json!({
             "name": self.name,
@@ -434,7 +425,7 @@ const NAME_SUBS: &[Attribute] = &[
 pub(crate) static USER_SCHEMA: Schema = Schema {
     id: USER,
     name: "User",
-    description: "User account",
+    description: "User Account",
     attributes: &[
         string("userName", "Unique identifier of the user for the identity provider; unique per provider regardless of case.")
             .required()
@@ -763,8 +754,8 @@ impl ResourceType {
             "name": self.name(),
             "endpoint": format!("/{}", self.endpoint()),
             "description": match self.kind {
-                ResourceKind::User => "User accounts",
-                ResourceKind::Group => "Groups of Users and Groups",
+                ResourceKind::User => "User Account",
+                ResourceKind::Group => "Group",
             },
             "schema": self.schema.id,
             "schemaExtensions": extensions,
@@ -870,14 +861,6 @@ mod tests {
         assert_eq!(USER_SCHEMA.attribute("USERNAME").unwrap().name, "userName");
         let manager = ENTERPRISE_USER_SCHEMA.attribute("manager").unwrap();
         assert_eq!(manager.sub("VALUE").unwrap().name, "value");
-    }
-
-    #[test]
-    fn typed_multi_values_are_keyed_by_type() {
-        assert!(USER_SCHEMA.attribute("emails").unwrap().types_are_keys());
-        assert!(USER_SCHEMA.attribute("addresses").unwrap().types_are_keys());
-        assert!(!USER_SCHEMA.attribute("roles").unwrap().types_are_keys());
-        assert!(!USER_SCHEMA.attribute("name").unwrap().types_are_keys());
     }
 
     #[test]

@@ -185,6 +185,16 @@ pub(super) fn set_members(
     Ok(add_members(c, group_seq, members)? > 0 || changed)
 }
 
+/// Whether a group has at most `n` members; reads at most `n + 1` index entries, whatever the
+/// group's size.
+pub(crate) fn at_most(c: &Connection, group_seq: i64, n: usize) -> Result<bool> {
+    let mut st = c.prepare_cached(
+        "SELECT count(*) FROM (SELECT 1 FROM members WHERE group_seq = ?1 LIMIT ?2)",
+    )?;
+    let count: i64 = st.query_row(params![group_seq, n as i64 + 1], |r| r.get(0))?;
+    Ok(count as usize <= n)
+}
+
 /// The members of a group, oldest resource first.
 pub(crate) fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
     let mut st = c.prepare_cached(

@@ -454,7 +454,8 @@ impl<'a> Compiler<'a> {
     }
 
     /// An ORDER BY clause for `sortBy`: values in the attribute's case rules, resources without
-    /// a value last, and the creation order as the tie-breaker so pages are stable.
+    /// a value last when ascending and first when descending (RFC 7644 §3.4.2.3), and the
+    /// creation order as the tie-breaker so pages are stable.
     pub(crate) fn order_by(
         &mut self,
         sort_by: &str,
@@ -510,7 +511,7 @@ impl<'a> Compiler<'a> {
             }
         };
         let dir = if descending { "DESC" } else { "ASC" };
-        Ok(format!("({expr}) IS NULL, ({expr}) {dir}, r.seq"))
+        Ok(format!("({expr}) IS NULL {dir}, ({expr}) {dir}, r.seq"))
     }
 }
 
@@ -969,7 +970,7 @@ mod tests {
     }
 
     #[test]
-    fn sort_orders_by_case_rules_with_missing_values_last() {
+    fn sort_orders_by_case_rules_with_missing_values_last_or_first_descending() {
         let users: Vec<Value> = ["b", "A", "c"]
             .iter()
             .zip([Some("beta"), None, Some("Alpha")])
@@ -1009,6 +1010,11 @@ mod tests {
             order("title", false),
             ["c", "b", "A"],
             "Alpha, beta, then no title"
+        );
+        assert_eq!(
+            order("title", true),
+            ["A", "b", "c"],
+            "no title first, then beta, Alpha"
         );
         assert!(
             Compiler::new(ResourceKind::User.builtin(), BASE, 1)

@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod hostile;
 mod http_basics;
+mod interop;
 mod jobs;
 mod patch;
 mod query;

@@ -298,6 +298,19 @@ fn sorting() {
         names("sortBy=emails.value"),
         ["Alice@Contoso.com", "bob@contoso.com", "carol@contoso.com"]
     );
+    // Carol has no email: last ascending, first descending (RFC 7644 §3.4.2.3).
+    assert_eq!(
+        names("sortBy=emails.value&sortOrder=descending"),
+        ["carol@contoso.com", "bob@contoso.com", "Alice@Contoso.com"]
+    );
+    assert_eq!(
+        names("sortBy=name.familyName"),
+        ["carol@contoso.com", "Alice@Contoso.com", "bob@contoso.com"]
+    );
+    assert_eq!(
+        names("sortBy=name.familyName&sortOrder=descending"),
+        ["bob@contoso.com", "Alice@Contoso.com", "carol@contoso.com"]
+    );
     assert_eq!(
         scim.get("/Users?sortBy=nosuch").scim_error(400)["scimType"],
         "invalidValue"
