@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::scim::ProviderKind;
+use crate::scim::schema::Unknown;
+use crate::scim::{ProviderKind, ResourceKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +53,11 @@ pub enum Command {
     /// hash is stored.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage an identity provider's extension schemas (custom attributes, e.g. Entra's
+    /// `urn:ietf:params:scim:schemas:extension:<Name>:2.0:User`). Changes reach a running
+    /// server with the provider's next request.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Validate the configuration, list every problem, and print the effective settings with
     /// secrets redacted. Exits non-zero when the configuration is invalid.
     CheckConfig,
@@ -132,12 +138,92 @@ pub enum ProviderCommand {
         description: Option<String>,
         #[arg(long = "type", value_enum)]
         kind: Option<KindArg>,
+        /// What to do with attributes of schemas the provider has not registered: `reject`
+        /// (400 naming the attribute; the default) or `ignore` (drop them, log them once).
+        #[arg(long, value_enum, value_name = "POLICY")]
+        unknown_attributes: Option<UnknownArg>,
     },
     /// Remove an identity provider with its tokens. Refuses while it still holds Users or Groups
     /// unless --yes is given, which removes them too.
     Remove {
         name: String,
         /// Also delete every User and Group of this provider.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum UnknownArg {
+    /// Refuse the request with 400, naming the attribute and the command that registers it.
+    Reject,
+    /// Drop the attribute; it is counted as a quirk and logged the first time.
+    Ignore,
+}
+
+impl From<UnknownArg> for Unknown {
+    fn from(u: UnknownArg) -> Self {
+        match u {
+            UnknownArg::Reject => Unknown::Reject,
+            UnknownArg::Ignore => Unknown::Ignore,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ResourceTypeArg {
+    User,
+    Group,
+}
+
+impl From<ResourceTypeArg> for ResourceKind {
+    fn from(r: ResourceTypeArg) -> Self {
+        match r {
+            ResourceTypeArg::User => ResourceKind::User,
+            ResourceTypeArg::Group => ResourceKind::Group,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Register an extension schema from a file holding its RFC 7643 §7 representation:
+    /// {"id": URN, "name": ..., "description": ..., "attributes": [{"name", "type", "multiValued",
+    /// "caseExact", "required", "mutability", "returned", "uniqueness", "canonicalValues",
+    /// "subAttributes"}, ...]}. Use - to read standard input.
+    Add {
+        /// The identity provider it is for.
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        /// The resource type it extends.
+        #[arg(long, value_enum, default_value = "user")]
+        resource_type: ResourceTypeArg,
+        /// A single-valued string attribute to index, so an identity provider can match on it
+        /// (`eq` is an index lookup, like externalId). Repeat for several.
+        #[arg(long, value_name = "ATTRIBUTE")]
+        index: Vec<String>,
+        /// The schema file (JSON), or - for standard input.
+        file: PathBuf,
+    },
+    /// List registered extension schemas.
+    List {
+        /// Only this identity provider's schemas.
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+    },
+    /// Print a registered schema as it was given, and how many resources hold values of it.
+    Show {
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        urn: String,
+    },
+    /// Remove a registered schema. Refuses while resources hold values of it unless --yes is
+    /// given, which deletes those values in the same transaction.
+    Remove {
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        urn: String,
+        /// Also delete every value stored under this schema.
         #[arg(long)]
         yes: bool,
     },

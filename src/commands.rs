@@ -9,11 +9,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::auth::{Secret, TokenState, token};
-use crate::cli::{Cli, Command, ProviderCommand, QuickstartArgs, ServeArgs, TokenCommand};
+use crate::cli::{
+    Cli, Command, ProviderCommand, QuickstartArgs, SchemaCommand, ServeArgs, TokenCommand,
+};
 use crate::config::{self, Config, LogFormat, RawConfig};
 use crate::http;
 use crate::scim::ProviderKind;
 use crate::store::providers::{self, Provider};
+use crate::store::schemas;
 use crate::store::tokens::{self, NewTokenRow, TokenInfo};
 use crate::store::{self, OpenMode, Store};
 
@@ -33,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quickstart(args) => quickstart(config, &args)?,
         Command::Provider(cmd) => provider(&config, cmd)?,
         Command::Token(cmd) => token_command(&config, cmd)?,
+        Command::Schema(cmd) => schema_command(&config, cmd)?,
         Command::CheckConfig => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -266,18 +270,26 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             name,
             description,
             kind,
+            unknown_attributes,
         } => {
-            if description.is_none() && kind.is_none() {
-                bail!("nothing to change: give --type and/or --description");
+            if description.is_none() && kind.is_none() && unknown_attributes.is_none() {
+                bail!("nothing to change: give --type, --description and/or --unknown-attributes");
             }
             let store = open(config, OpenMode::MustExist)?;
             let kind = kind.map(Into::into);
+            let unknown = unknown_attributes.map(Into::into);
             let p = store.write_blocking(move |c| {
+                if let Some(u) = unknown {
+                    schemas::set_unknown(c, &name, u)?;
+                }
                 providers::update(c, &name, description.as_deref(), kind)
             })?;
             println!(
-                "updated identity provider {}: type {}, description {:?}",
-                p.name, p.kind, p.description
+                "updated identity provider {}: type {}, unknown attributes {}, description {:?}",
+                p.name,
+                p.kind,
+                p.unknown_attributes.as_str(),
+                p.description
             );
         }
         ProviderCommand::Remove { name, yes } => {
@@ -287,6 +299,102 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             println!(
                 "removed identity provider {name} with its tokens, {} users and {} groups",
                 usage.users, usage.groups
+            );
+        }
+    }
+    Ok(())
+}
+
+fn schema_command(config: &Config, cmd: SchemaCommand) -> anyhow::Result<()> {
+    match cmd {
+        SchemaCommand::Add {
+            provider,
+            resource_type,
+            index,
+            file,
+        } => {
+            let definition = if file.as_os_str() == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)?;
+                text
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow!("reading {}: {e}", file.display()))?
+            };
+            let store = open(config, OpenMode::MustExist)?;
+            let now = Utc::now().timestamp();
+            let kind = resource_type.into();
+            let name = match file.as_os_str() == "-" {
+                true => "standard input".to_string(),
+                false => file.display().to_string(),
+            };
+            let s = store
+                .write_blocking(move |c| schemas::add(c, &provider, kind, &definition, &index, now))
+                .map_err(|e| match e {
+                    store::Error::Invalid(why) => anyhow!("{name}: {why}"),
+                    other => other.into(),
+                })?;
+            println!(
+                "registered {} for {} of identity provider {}",
+                s.urn,
+                s.kind.endpoint(),
+                s.provider
+            );
+            if !s.indexed.is_empty() {
+                println!("indexed: {}", s.indexed.join(", "));
+            }
+        }
+        SchemaCommand::List { provider } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let rows = store.call(move |c| schemas::list(c, provider.as_deref()))?;
+            if rows.is_empty() {
+                println!(
+                    "no extension schemas registered: scimd schema add --provider NAME FILE.json"
+                );
+            } else {
+                let rows: Vec<Vec<String>> = rows
+                    .into_iter()
+                    .map(|s| {
+                        vec![
+                            s.provider,
+                            s.kind.name().to_string(),
+                            s.urn,
+                            s.indexed.join(","),
+                            fmt_time(s.created),
+                        ]
+                    })
+                    .collect();
+                print_table(&["PROVIDER", "TYPE", "URN", "INDEXED", "REGISTERED"], &rows);
+            }
+        }
+        SchemaCommand::Show { provider, urn } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let (s, used) = store.call(move |c| {
+                let s = schemas::require(c, &provider, &urn)?;
+                let used = schemas::usage(c, &provider, &s.urn)?;
+                Ok((s, used))
+            })?;
+            println!("# {} for {} of {}", s.urn, s.kind.endpoint(), s.provider);
+            println!(
+                "# registered {}; values in {used} resources",
+                fmt_time(s.created)
+            );
+            if !s.indexed.is_empty() {
+                println!("# indexed: {}", s.indexed.join(", "));
+            }
+            println!("{}", s.definition.trim_end());
+        }
+        SchemaCommand::Remove { provider, urn, yes } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let (p, u) = (provider.clone(), urn.clone());
+            let (urn, changed) = store.write_blocking(move |c| {
+                let urn = schemas::require(c, &p, &u)?.urn;
+                let changed = schemas::remove(c, &p, &u, yes, &now)?;
+                Ok::<_, store::Error>((urn, changed))
+            })?;
+            println!(
+                "removed {urn} from identity provider {provider}; values deleted from {changed} resources"
             );
         }
     }

@@ -34,6 +34,11 @@ pub enum Error {
     TooManyRequests(&'static str),
     #[error("the request target is {0} bytes long; at most {max} are read", max = MAX_TARGET)]
     UriTooLong(usize),
+    #[error(
+        "the identity provider's schemas changed while this request was in flight; nothing \
+         was written, retry it"
+    )]
+    ModelChanged,
     #[error("storage failure")]
     Store(store::Error),
 }
@@ -109,6 +114,7 @@ impl ResponseError for Error {
             Error::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Error::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Error::ModelChanged => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(store::Error::NotFound(_)) => StatusCode::NOT_FOUND,
             Error::Store(store::Error::Conflict(_)) => StatusCode::CONFLICT,
             Error::Store(store::Error::Invalid(_) | store::Error::Rejected(_)) => {

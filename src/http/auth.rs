@@ -28,6 +28,8 @@ pub struct Principal {
     pub provider_name: String,
     pub provider_kind: ProviderKind,
     pub read_only: bool,
+    /// The provider's schema model version when the token's record was read.
+    pub model_version: i64,
     /// Set once the token's row has been read again by this request's database work.
     checked: Arc<AtomicBool>,
     /// Set when that read found the provider's type changed since the record was remembered.
@@ -42,7 +44,11 @@ impl Principal {
     /// (the same pool hop, or inside the writer's transaction): it must still exist, be active
     /// and belong to the same provider. This keeps revocation and expiry exact while the
     /// record used to authenticate came from memory.
-    pub fn recheck(&self, c: &rusqlite::Connection) -> Result<(), Error> {
+    ///
+    /// A write also refuses to go on with a schema model that changed since the request was
+    /// validated against it (`scimd schema add/remove` while serving): `503`, and the retry
+    /// uses the new model. A read answers with the model it started with.
+    pub fn recheck(&self, c: &rusqlite::Connection, writing: bool) -> Result<(), Error> {
         let now = Utc::now().timestamp();
         let record = tokens::auth_record(c, &self.token_id)?.ok_or(Error::Unauthorized(INVALID))?;
         if record.provider_id != self.provider_id || record.provider_name != self.provider_name {
@@ -53,8 +59,14 @@ impl Principal {
         usable(&record, now)?;
         // `provider set --type` while serving: this request keeps the type it started with
         // (it only decides 200 or 204 for a group PATCH); the next one reads the new type.
-        if record.provider_kind != self.provider_kind || record.read_only != self.read_only {
+        if record.provider_kind != self.provider_kind
+            || record.read_only != self.read_only
+            || record.model_version != self.model_version
+        {
             self.stale.store(true, Ordering::Release);
+        }
+        if writing && record.model_version != self.model_version {
+            return Err(Error::ModelChanged);
         }
         self.checked.store(true, Ordering::Release);
         Ok(())
@@ -187,7 +199,7 @@ pub async fn require_token(
     // nothing, so its answer can still be replaced by the 401.
     if from_memory && !principal.was_checked() {
         let checking = principal.clone();
-        if let Err(e) = state.store.run(move |c| checking.recheck(c)).await {
+        if let Err(e) = state.store.run(move |c| checking.recheck(c, false)).await {
             state.records.forget(&principal.token_id);
             return Err(e.into());
         }
@@ -335,6 +347,7 @@ async fn accept(
         provider_name: record.provider_name,
         provider_kind: record.provider_kind,
         read_only: record.read_only,
+        model_version: record.model_version,
         checked: Arc::new(AtomicBool::new(false)),
         stale: Arc::new(AtomicBool::new(false)),
         #[cfg(debug_assertions)]

@@ -85,12 +85,15 @@ fn schema_json(base: &str, s: &schema::Schema) -> Value {
     v
 }
 
-async fn list_schemas(state: web::Data<AppState>, principal: Principal) -> HttpResponse {
+async fn list_schemas(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, Error> {
     let base = state.scim_base(&principal.provider_name);
-    let model = state.model(&principal);
-    ok(&list_response(
+    let model = state.model(&principal).await?;
+    Ok(ok(&list_response(
         model.schemas().map(|s| schema_json(&base, s)).collect(),
-    ))
+    )))
 }
 
 async fn get_schema(
@@ -99,8 +102,8 @@ async fn get_schema(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Error> {
     let (_, urn) = path.into_inner();
-    let s = state
-        .model(&principal)
+    let model = state.model(&principal).await?;
+    let s = model
         .schema(&urn)
         .ok_or_else(|| Error::NotFound(format!("no schema {urn}")))?;
     Ok(ok(&schema_json(
@@ -118,16 +121,19 @@ fn resource_type_json(base: &str, rt: &ResourceType) -> Value {
     v
 }
 
-async fn list_resource_types(state: web::Data<AppState>, principal: Principal) -> HttpResponse {
+async fn list_resource_types(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, Error> {
     let base = state.scim_base(&principal.provider_name);
-    let model = state.model(&principal);
-    ok(&list_response(
+    let model = state.model(&principal).await?;
+    Ok(ok(&list_response(
         model
             .resource_types()
             .iter()
             .map(|rt| resource_type_json(&base, rt))
             .collect(),
-    ))
+    )))
 }
 
 async fn get_resource_type(
@@ -140,6 +146,6 @@ async fn get_resource_type(
         .ok_or_else(|| Error::NotFound(format!("no resource type {name}")))?;
     Ok(ok(&resource_type_json(
         &state.scim_base(&principal.provider_name),
-        state.model(&principal).get(kind),
+        state.model(&principal).await?.get(kind),
     )))
 }

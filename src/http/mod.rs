@@ -11,7 +11,9 @@ pub mod quirks;
 mod refusals;
 pub mod resources;
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use actix_service::{IntoServiceFactory, ServiceFactoryExt};
@@ -31,6 +33,14 @@ use crate::scim::quirks::{QuirkCounter, Quirks};
 use crate::scim::schema::Model;
 use crate::store::Store;
 
+/// Providers' models kept at once; the bound only stops a pathological number of providers
+/// from growing memory.
+const MODEL_CAPACITY: usize = 1024;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Shared by every request handler.
 pub struct AppState {
     pub store: Store,
@@ -42,8 +52,10 @@ pub struct AppState {
     pub quirks: std::sync::Arc<QuirkCounter>,
     /// Token rows as last read (see `auth::RecordCache`).
     pub records: auth::RecordCache,
-    /// The schema model every provider has (until providers register extensions of their own).
-    pub builtin_model: std::sync::Arc<Model>,
+    /// The schema model every provider has until it registers extensions of its own.
+    pub builtin_model: Arc<Model>,
+    /// Providers' own models, by provider id (see `model`).
+    models: Mutex<HashMap<i64, Arc<Model>>>,
     /// Refused authentications, counted for the log.
     refusals: std::sync::Arc<refusals::Refusals>,
 }
@@ -63,7 +75,7 @@ impl AppState {
             .run(move |c| -> Result<T, Error> {
                 #[cfg(debug_assertions)]
                 faults::before_read(p.fault);
-                p.recheck(c)?;
+                p.recheck(c, false)?;
                 f(c).map_err(Into::into)
             })
             .await;
@@ -82,7 +94,7 @@ impl AppState {
         let res = self
             .store
             .write(move |c| -> Result<T, Error> {
-                p.recheck(c)?;
+                p.recheck(c, true)?;
                 let out = f(c).map_err(Into::into);
                 #[cfg(debug_assertions)]
                 faults::after_write(p.fault);
@@ -104,9 +116,38 @@ impl AppState {
         res
     }
 
-    /// The schema model of the request's identity provider.
-    pub fn model(&self, _principal: &auth::Principal) -> std::sync::Arc<Model> {
-        self.builtin_model.clone()
+    /// The schema model of the request's identity provider: the built-in one until the
+    /// provider registers an extension or changes its unknown-attribute policy; otherwise the
+    /// one built from the database for the version the token's record carries, kept until the
+    /// version changes.
+    pub async fn model(&self, principal: &auth::Principal) -> Result<Arc<Model>, Error> {
+        if principal.model_version == 0 {
+            return Ok(self.builtin_model.clone());
+        }
+        let pid = principal.provider_id;
+        if let Some(m) = lock(&self.models).get(&pid)
+            && m.version() >= principal.model_version
+        {
+            return Ok(m.clone());
+        }
+        let model = Arc::new(
+            self.store
+                .run(move |c| crate::store::schemas::model(c, pid))
+                .await?,
+        );
+        let mut models = lock(&self.models);
+        if models.len() >= MODEL_CAPACITY {
+            models.clear();
+        }
+        let newest = models
+            .entry(pid)
+            .and_modify(|m| {
+                if m.version() < model.version() {
+                    *m = model.clone();
+                }
+            })
+            .or_insert_with(|| model.clone());
+        Ok(newest.clone())
     }
 
     /// Notes and counts the non-standard shapes a request used.
@@ -173,7 +214,8 @@ pub fn serve(
             config: config.clone(),
             quirks: quirk_counter.clone(),
             records: auth::RecordCache::default(),
-            builtin_model: std::sync::Arc::new(Model::builtin().clone()),
+            builtin_model: Arc::new(Model::builtin().clone()),
+            models: Mutex::default(),
             refusals: refusals.clone(),
         });
         let app_state = state.clone();

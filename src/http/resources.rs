@@ -153,7 +153,7 @@ async fn create(
     body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
-    let model = state.model(&principal);
+    let model = state.model(&principal).await?;
     let rt = model.get(kind);
     let prepared = resource::prepare(rt, &body)?;
     state.record_quirks(&req, &principal.provider_name, prepared.quirks);
@@ -204,7 +204,7 @@ async fn get(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let model = state.model(&principal);
+    let model = state.model(&principal).await?;
     let projection = params.projection(model.get(kind));
     let base = state.scim_base(&principal.provider_name);
     let if_none_match = req
@@ -245,7 +245,7 @@ async fn replace(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let model = state.model(&principal);
+    let model = state.model(&principal).await?;
     let rt = model.get(kind);
     let prepared = resource::prepare(rt, &body)?;
     state.record_quirks(&req, &principal.provider_name, prepared.quirks);
@@ -335,7 +335,7 @@ async fn patch(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let model = state.model(&principal);
+    let model = state.model(&principal).await?;
     let rt = model.get(kind);
     let ops = patch::parse_request(&body)?;
     patch::check_count(&ops, state.config.max_patch_operations as usize)?;
@@ -634,7 +634,7 @@ async fn search_kind(
     request: ListRequest,
 ) -> Result<HttpResponse, Error> {
     let base = state.scim_base(&principal.provider_name);
-    let model = state.model(&principal);
+    let model = state.model(&principal).await?;
     let rt = model.get(kind);
     let (ast, quirks) = request.parsed()?;
     let condition = ast.as_ref().map(|f| compile(rt, &base, f)).transpose()?;
@@ -704,7 +704,7 @@ pub async fn search_all(
         ));
     }
     let base = state.scim_base(&principal.provider_name);
-    let model = state.model(&principal);
+    let model = state.model(&principal).await?;
     // Tests of an attribute one type lacks match nothing of that type; a filter that names no
     // attribute of either type is an error (reported as for Users).
     let (ast, quirks) = request.parsed()?;

@@ -1,5 +1,6 @@
 //! Pure SCIM logic, no I/O: the schema model, request validation, and response projection.
 
+pub mod extension;
 pub mod filter;
 #[cfg(test)]
 mod fuzz;

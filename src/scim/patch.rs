@@ -11,8 +11,9 @@ use serde_json::{Map, Value};
 use super::Error;
 use super::filter::{self, AttrPath, CompValue, Filter, Op};
 use super::quirks::{Quirk, Quirks};
+use super::resource::unregistered;
 use super::resource::{Member, PasswordUpdate, check_text, is_schemas, member_ids, value_of};
-use super::schema::{self, Attribute, Mutability, ResourceType, Role};
+use super::schema::{self, Attribute, Mutability, ResourceType, Role, Unknown};
 
 #[cfg(test)]
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -209,6 +210,8 @@ enum Resolved {
     ExternalId,
     Extension(&'static super::schema::Schema),
     Attr(Target),
+    /// In a schema the provider has not registered, which it ignores.
+    Ignored,
 }
 
 fn resolve(rt: &ResourceType, path: &str) -> Result<Resolved, Error> {
@@ -245,8 +248,10 @@ fn resolve(rt: &ResourceType, path: &str) -> Result<Resolved, Error> {
                     return Err(bad("not an attribute path"));
                 }
                 return Ok(Resolved::Extension(e));
+            } else if rt.unknown() == Unknown::Ignore {
+                return Ok(Resolved::Ignored);
             } else {
-                return Err(bad("unknown schema"));
+                return Err(invalid_path(unregistered(path)));
             }
         }
     };
@@ -424,6 +429,10 @@ fn apply_at(
         out.adds.of = None;
     }
     let t = match r {
+        Resolved::Ignored => {
+            out.quirks.note(Quirk::UnknownSchema);
+            return Ok(());
+        }
         Resolved::ExternalId => {
             match (op, value) {
                 (Kind::Remove, _) | (_, None | Some(Value::Null)) => {
@@ -1136,6 +1145,28 @@ mod tests {
             d["emails"],
             json!([{"type": "work", "value": "1"}, {"type": "work", "value": "2"}])
         );
+    }
+
+    #[test]
+    fn paths_into_unregistered_schemas_follow_the_policy() {
+        let ops = json!([
+            {"op": "add", "path": "urn:example:custom:2.0:User:badge", "value": "1"},
+            {"op": "replace", "value": {"urn:example:custom:2.0:User": {"badge": "2"}, "title": "t"}}
+        ]);
+        let e = user_err(json!({"userName": "a"}), ops.clone());
+        assert_eq!(e, "invalidPath");
+        let ignoring = schema::Model::for_provider(1, Unknown::Ignore, &[]);
+        let out = run(
+            ignoring.get(ResourceKind::User),
+            json!({"userName": "a"}),
+            ops,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            Value::Object(out.doc),
+            json!({"userName": "a", "title": "t"})
+        );
+        assert!(out.quirks.contains(Quirk::UnknownSchema));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::Error;
 use super::quirks::{Quirk, Quirks};
-use super::schema::{self, Attribute, Mutability, ResourceType, Role, Schema, Type};
+use super::schema::{self, Attribute, Mutability, ResourceType, Role, Schema, Type, Unknown};
 
 /// A validated request body, split into what the store keeps where.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +32,17 @@ pub struct Prepared {
 pub struct Member {
     pub id: String,
     pub display: Option<String>,
+}
+
+/// What a provider that refuses unknown attributes answers about one (`what` is a key or a
+/// PATCH path in a schema it has not registered).
+pub(crate) fn unregistered(what: &str) -> String {
+    format!(
+        "{what:?} is in a schema this identity provider has not registered, so its values \
+         would be lost: register the schema with `scimd schema add --provider <provider> \
+         FILE.json`, or let the provider drop such attributes with `scimd provider set \
+         <provider> --unknown-attributes ignore`"
+    )
 }
 
 /// Validates a POST or PUT body for `kind`.
@@ -98,8 +109,11 @@ pub fn prepare(rt: &ResourceType, input: &Value) -> Result<Prepared, Error> {
             continue;
         }
         if key.starts_with("urn:") {
-            // An extension this server does not know: accepted and ignored, like its URN in
-            // `schemas`.
+            // The core schema's URN as a key, or an extension the provider has not registered:
+            // refused (values would be lost) unless the provider ignores unknown attributes.
+            if rt.unknown() == Unknown::Reject && !key.eq_ignore_ascii_case(schema.id) {
+                return Err(Error::InvalidSyntax(unregistered(key)));
+            }
             q.note(Quirk::UnknownSchema);
             continue;
         }
@@ -547,14 +561,27 @@ mod tests {
     }
 
     #[test]
-    fn read_only_and_unknown_extensions_are_ignored() {
-        let p = user(json!({
+    fn read_only_attributes_are_ignored_and_unknown_extensions_follow_the_policy() {
+        let body = json!({
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:example:custom"],
             "userName": "a", "id": "client-chosen", "groups": [{"value": "g"}],
             "urn:example:custom": {"anything": 1},
             ENTERPRISE_USER: {"manager": {"value": "m1", "displayName": "ignored"}}
-        }))
-        .unwrap();
+        });
+        // Refused by default: its values would be lost.
+        let e = user(body.clone()).unwrap_err();
+        assert_eq!(e.scim_type(), "invalidSyntax");
+        assert!(e.to_string().contains("urn:example:custom"), "{e}");
+        assert!(e.to_string().contains("scimd schema add"), "{e}");
+        // A URN only listed in `schemas` is no attribute: fine either way.
+        let mut listed = body.clone();
+        listed
+            .as_object_mut()
+            .map(|o| o.remove("urn:example:custom"));
+        assert!(user(listed).is_ok());
+        // A provider that ignores them drops the object.
+        let ignoring = schema::Model::for_provider(1, Unknown::Ignore, &[]);
+        let p = prepare(ignoring.get(ResourceKind::User), &body).unwrap();
         assert_eq!(p.doc.len(), 2, "{:?}", p.doc);
         assert_eq!(p.doc[ENTERPRISE_USER], json!({"manager": {"value": "m1"}}));
     }

@@ -626,6 +626,39 @@ impl ResourceKind {
     }
 }
 
+/// What a provider does with an attribute of a schema it has not registered (an extension
+/// object under an unknown URN, a PATCH path into one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unknown {
+    /// Refuse the request with `400`, naming the attribute and the command that registers it.
+    #[default]
+    Reject,
+    /// Drop it, count it as a quirk, log it the first time.
+    Ignore,
+}
+
+impl Unknown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unknown::Reject => "reject",
+            Unknown::Ignore => "ignore",
+        }
+    }
+}
+
+impl std::str::FromStr for Unknown {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "reject" => Ok(Unknown::Reject),
+            "ignore" => Ok(Unknown::Ignore),
+            other => Err(format!(
+                "unknown-attributes policy {other:?} must be reject or ignore"
+            )),
+        }
+    }
+}
+
 /// One resource type as a model describes it: its kind, its core schema and the extension
 /// schemas it accepts. What requests ask of it often (the unique name, the attribute kept as
 /// membership rows) is found once, when the type is built.
@@ -636,6 +669,9 @@ pub struct ResourceType {
     extensions: Vec<&'static Schema>,
     unique_name: Option<&'static Attribute>,
     linked: Option<&'static Attribute>,
+    unknown: Unknown,
+    /// Extension attributes kept in `value_index` (singular ones a provider marked indexed).
+    indexed_extension: Vec<(&'static str, &'static Attribute)>,
     /// Searchers for the extension URNs in stored document text, in the order of
     /// `extensions`: building one costs more than searching a document with it.
     finders: Vec<memchr::memmem::Finder<'static>>,
@@ -651,6 +687,8 @@ impl ResourceType {
                 .iter()
                 .find(|a| a.role == Role::UniqueName),
             linked: schema.attributes.iter().find(|a| a.is_linked()),
+            unknown: Unknown::default(),
+            indexed_extension: Vec::new(),
             finders: extensions
                 .iter()
                 .map(|e| memchr::memmem::Finder::new(e.id))
@@ -668,6 +706,18 @@ impl ResourceType {
 
     pub(crate) fn kind(&self) -> ResourceKind {
         self.kind
+    }
+
+    /// What this provider does with attributes of schemas it has not registered.
+    pub(crate) fn unknown(&self) -> Unknown {
+        self.unknown
+    }
+
+    /// Extension attributes whose values are indexed, with their extension's URN.
+    pub(crate) fn indexed_extension(
+        &self,
+    ) -> impl Iterator<Item = (&'static str, &'static Attribute)> + '_ {
+        self.indexed_extension.iter().copied()
     }
 
     pub(crate) fn name(&self) -> &'static str {
@@ -771,6 +821,17 @@ impl ResourceType {
 pub struct Model {
     user: ResourceType,
     group: ResourceType,
+    /// The provider's `model_version` this model was built from (0: the built-in model).
+    version: i64,
+}
+
+/// One extension a provider registered, as the model needs it.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub kind: ResourceKind,
+    pub schema: &'static Schema,
+    /// Names of its singular attributes kept in `value_index`.
+    pub indexed: Vec<&'static str>,
 }
 
 impl Model {
@@ -783,8 +844,39 @@ impl Model {
                 vec![&ENTERPRISE_USER_SCHEMA],
             ),
             group: ResourceType::new(ResourceKind::Group, &GROUP_SCHEMA, Vec::new()),
+            version: 0,
         });
         &BUILTIN
+    }
+
+    /// A provider's model: the built-in one with its registered extensions and its policy for
+    /// unknown attributes, as of `version`.
+    pub fn for_provider(version: i64, unknown: Unknown, extensions: &[Registered]) -> Model {
+        let mut model = Model::builtin().clone();
+        for e in extensions {
+            model = model.with_extension(e.kind, e.schema);
+            let t = model.get_mut(e.kind);
+            for name in &e.indexed {
+                if let Some(a) = e.schema.attribute(name) {
+                    t.indexed_extension.push((e.schema.id, a));
+                }
+            }
+        }
+        model.user.unknown = unknown;
+        model.group.unknown = unknown;
+        model.version = version;
+        model
+    }
+
+    pub fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn get_mut(&mut self, kind: ResourceKind) -> &mut ResourceType {
+        match kind {
+            ResourceKind::User => &mut self.user,
+            ResourceKind::Group => &mut self.group,
+        }
     }
 
     pub(crate) fn get(&self, kind: ResourceKind) -> &ResourceType {
@@ -801,11 +893,15 @@ impl Model {
             ResourceKind::User => &mut model.user,
             ResourceKind::Group => &mut model.group,
         };
+        let indexed = std::mem::take(&mut t.indexed_extension);
+        let unknown = t.unknown;
         *t = ResourceType::new(kind, t.schema, {
             let mut exts = t.extensions.clone();
             exts.push(extension);
             exts
         });
+        t.indexed_extension = indexed;
+        t.unknown = unknown;
         model
     }
 

@@ -4,6 +4,7 @@ pub mod members;
 pub mod providers;
 pub mod query;
 pub mod resources;
+pub mod schemas;
 pub mod search;
 pub mod tokens;
 pub mod writer;
@@ -98,6 +99,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0004_resource_counts.sql")),
         M::up(include_str!("migrations/0005_resource_blocks.sql")),
         M::up(include_str!("migrations/0006_insert_counts_in_code.sql")),
+        M::up(include_str!("migrations/0007_extension_schemas.sql")),
     ]
 }
 

@@ -4,6 +4,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Error, Result};
 use crate::scim::ProviderKind;
+use crate::scim::schema::Unknown;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
@@ -13,6 +14,8 @@ pub struct Provider {
     pub kind: ProviderKind,
     /// Unix seconds.
     pub created: i64,
+    /// What requests with attributes of unregistered schemas get.
+    pub unknown_attributes: Unknown,
 }
 
 /// How many resources a provider holds.
@@ -41,7 +44,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-const COLUMNS: &str = "id, name, description, kind, created";
+const COLUMNS: &str = "id, name, description, kind, created, unknown_attributes";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Provider> {
     let kind: String = r.get(3)?;
@@ -53,6 +56,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Provider> {
             rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
         })?,
         created: r.get(4)?,
+        unknown_attributes: r.get::<_, String>(5)?.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
+        })?,
     })
 }
 
@@ -77,6 +83,7 @@ pub fn insert(
         description: description.to_string(),
         kind,
         created: now,
+        unknown_attributes: Unknown::default(),
     })
 }
 

@@ -11,6 +11,8 @@ use rusqlite::types::Value as Sql;
 use crate::scim::filter::{self, CompValue, Filter, Op, Target, normalize_instant};
 use crate::scim::schema::{Attribute, ResourceType, Role, Type};
 use crate::scim::{self, fold};
+use crate::store::resources::{extension_index_attr, extension_index_value};
+use serde_json::Value;
 
 /// The column a `meta` sub-attribute is kept in.
 fn meta_column(m: &Attribute) -> &'static str {
@@ -123,6 +125,14 @@ impl<'a> Compiler<'a> {
                 })
             }
             Filter::Compare(p, Op::Eq, CompValue::Str(_)) => {
+                if let Ok(Target::Attr {
+                    ext: Some(urn),
+                    attr,
+                    sub: None,
+                }) = filter::resolve(self.rt, p, None)
+                {
+                    return self.is_indexed_extension(urn, attr);
+                }
                 let Ok(Target::Attr {
                     ext: None,
                     attr,
@@ -231,6 +241,11 @@ impl<'a> Compiler<'a> {
                     let any = self.any_value(*ext, attr, &inner)?;
                     return Ok(if negate { format!("(NOT {any})") } else { any });
                 } else {
+                    if let (Some(urn), Some((Op::Eq, v))) = (ext, cmp)
+                        && let Some(sql) = self.indexed_extension_eq(urn, attr, v)
+                    {
+                        return Ok(sql);
+                    }
                     let mut parts: Vec<&str> = ext.iter().copied().collect();
                     parts.push(attr.name);
                     match sub.or_else(|| attr.default_sub()) {
@@ -267,6 +282,36 @@ impl<'a> Compiler<'a> {
             Some(n) => format!("({n} AND {general})"),
             None => general,
         })
+    }
+
+    /// `eq` on an extension attribute the provider indexed: a `value_index` lookup.
+    fn indexed_extension_eq(
+        &mut self,
+        urn: &str,
+        attr: &'static Attribute,
+        v: &CompValue,
+    ) -> Option<String> {
+        if !self.is_indexed_extension(urn, attr) {
+            return None;
+        }
+        let value = match v {
+            CompValue::Str(s) => Value::String(s.clone()),
+            CompValue::Num(n) => Value::Number(n.clone()),
+            CompValue::Bool(b) => Value::Bool(*b),
+            CompValue::Null => return None,
+        };
+        let key = extension_index_value(attr, &value)?;
+        let value_key = self.bind(Sql::Text(key));
+        let index = self.bind(Sql::Text(extension_index_attr(urn, attr)));
+        Some(format!(
+            "r.seq IN (SELECT v.seq FROM value_index v WHERE v.attr = {index} AND v.value_key = {value_key})"
+        ))
+    }
+
+    fn is_indexed_extension(&self, urn: &str, attr: &Attribute) -> bool {
+        self.rt
+            .indexed_extension()
+            .any(|(u, a)| u == urn && std::ptr::eq(a, attr))
     }
 
     /// Index lookups for the equality tests identity providers run all the time:

@@ -12,7 +12,7 @@ use super::{Error, Result};
 use crate::scim::patch::{self, MemberChange, Operation};
 use crate::scim::quirks::Quirks;
 use crate::scim::resource::{self, PasswordUpdate, Prepared, etag_matches};
-use crate::scim::schema::{ResourceType, Role};
+use crate::scim::schema::{Attribute, ResourceType, Role, Uniqueness};
 use crate::scim::{ResourceKind, fold, schema};
 
 /// A stored User or Group.
@@ -233,7 +233,8 @@ fn check_unique(
 }
 
 /// The `value_index` entries of a document: (attribute key, folded value), one per value of
-/// each sub-attribute the schema model marks indexed.
+/// each sub-attribute the schema model marks indexed, and one per indexed extension attribute
+/// (its key `urn:attribute`, its value folded unless the attribute is case-exact).
 fn index_entries(rt: &ResourceType, doc: &Map<String, Value>) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for (attr, sub) in rt.indexed() {
@@ -247,7 +248,82 @@ fn index_entries(rt: &ResourceType, doc: &Map<String, Value>) -> Vec<(String, St
             out.push((index_attr(attr, sub), fold(v)));
         }
     }
+    for (urn, attr) in rt.indexed_extension() {
+        if let Some(v) = doc.get(urn).and_then(|e| e.get(attr.name))
+            && let Some(key) = extension_index_value(attr, v)
+        {
+            out.push((extension_index_attr(urn, attr), key));
+        }
+    }
     out
+}
+
+/// The `value_index.attr` key of an indexed extension attribute: `urn:...:User:badgeNumber`.
+pub(crate) fn extension_index_attr(urn: &str, attr: &Attribute) -> String {
+    format!("{urn}:{}", attr.name)
+}
+
+/// What `value_index` keeps of an extension attribute's value: text folded unless the
+/// attribute is case-exact; numbers and booleans as JSON.
+pub(crate) fn extension_index_value(attr: &Attribute, v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if attr.case_exact => Some(s.clone()),
+        Value::String(s) => Some(fold(s)),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+/// Refuses a value of an extension attribute with `uniqueness` that another resource of the
+/// provider already has (such attributes are always indexed, so this is an index lookup).
+fn check_unique_extensions(
+    c: &Connection,
+    provider_id: i64,
+    rt: &ResourceType,
+    doc: &Map<String, Value>,
+    except_seq: Option<i64>,
+) -> Result<()> {
+    for (urn, attr) in rt
+        .indexed_extension()
+        .filter(|(_, a)| a.uniqueness != Uniqueness::None)
+    {
+        let Some(v) = doc.get(urn).and_then(|e| e.get(attr.name)) else {
+            continue;
+        };
+        let Some(key) = extension_index_value(attr, v) else {
+            continue;
+        };
+        let taken: Option<i64> = c
+            .prepare_cached(
+                "SELECT v.seq FROM value_index v JOIN resources r ON r.seq = v.seq
+                 WHERE v.attr = ?1 AND v.value_key = ?2 AND r.provider_id = ?3 AND r.kind = ?4
+                   AND v.seq IS NOT ?5 LIMIT 1",
+            )?
+            .query_row(
+                params![
+                    extension_index_attr(urn, attr),
+                    key,
+                    provider_id,
+                    kind_str(rt.kind()),
+                    except_seq
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if taken.is_some() {
+            return Err(Error::Conflict(format!(
+                "{}:{} {v} is already taken{}",
+                urn,
+                attr.name,
+                if attr.case_exact {
+                    ""
+                } else {
+                    " (compared regardless of case)"
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Rewrites the `value_index` rows of one resource from its document.
@@ -291,6 +367,7 @@ pub fn create(
     now: &str,
 ) -> Result<Resource> {
     check_unique(c, provider_id, rt, &p.name, None)?;
+    check_unique_extensions(c, provider_id, rt, &p.doc, None)?;
     let id = uuid::Uuid::now_v7().to_string();
     c.prepare_cached(
         "INSERT INTO resources (provider_id, kind, id, external_id, name, name_key, doc,
@@ -395,6 +472,11 @@ fn update_doc(
     password: PasswordUpdate,
     now: &str,
 ) -> Result<()> {
+    // Conflicts are found before anything changes (see store::writer).
+    let reindexing = index_entries(rt, &old.doc) != index_entries(rt, &p.doc);
+    if reindexing {
+        check_unique_extensions(c, provider_id, rt, &p.doc, Some(old.seq))?;
+    }
     let old_name = old.doc.get(rt.name_attribute()).and_then(Value::as_str);
     let old_external_id = old
         .doc
@@ -425,7 +507,7 @@ fn update_doc(
          WHERE seq = ?5",
     )?
     .execute(params![doc_text(p)?, set_hash, hash, now, old.seq])?;
-    if index_entries(rt, &old.doc) != index_entries(rt, &p.doc) {
+    if reindexing {
         reindex(c, old.seq, rt, &p.doc)?;
     }
     Ok(())

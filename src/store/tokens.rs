@@ -46,6 +46,8 @@ pub(crate) struct AuthRecord {
     pub expires: i64,
     pub revoked: Option<i64>,
     pub last_used: Option<i64>,
+    /// The provider's `model_version` (its extension schemas and unknown-attribute policy).
+    pub model_version: i64,
 }
 
 /// A token row to insert; `secret_hash` is already the argon2id PHC string.
@@ -124,7 +126,7 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
     let row = c
         .prepare_cached(
             "SELECT t.provider_id, p.name, p.kind, t.secret_hash, t.read_only, t.expires,
-                    t.revoked, t.last_used
+                    t.revoked, t.last_used, p.model_version
              FROM tokens t JOIN providers p ON p.id = t.provider_id WHERE t.id = ?1",
         )?
         .query_row([id], |r| {
@@ -137,11 +139,21 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
                 r.get::<_, i64>(5)?,
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, Option<i64>>(7)?,
+                r.get::<_, i64>(8)?,
             ))
         })
         .optional()?;
-    let Some((provider_id, provider_name, kind, secret_hash, read_only, expires, revoked, used)) =
-        row
+    let Some((
+        provider_id,
+        provider_name,
+        kind,
+        secret_hash,
+        read_only,
+        expires,
+        revoked,
+        used,
+        model_version,
+    )) = row
     else {
         return Ok(None);
     };
@@ -154,6 +166,7 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
         expires,
         revoked,
         last_used: used,
+        model_version,
     }))
 }
 
