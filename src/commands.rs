@@ -241,12 +241,13 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
         ProviderCommand::Show { name } => {
             let store = open(config, OpenMode::MustExist)?;
             let now = Utc::now().timestamp();
-            let (p, usage, toks) = store.call(|c| {
+            let (p, usage, toks, extensions) = store.call(|c| {
                 let p = providers::require(c, &name)?;
                 Ok((
                     p.clone(),
                     providers::usage(c, p.id)?,
                     tokens::list(c, Some(p.id))?,
+                    schemas::list(c, Some(&p.name))?,
                 ))
             })?;
             let active = toks
@@ -260,6 +261,13 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             println!("SCIM base URL: {}", http::scim_base(&base, &p.name));
             println!("users:         {}", usage.users);
             println!("groups:        {}", usage.groups);
+            println!(
+                "unknown attributes: {} (attributes of schemas not registered)",
+                p.unknown_attributes.as_str()
+            );
+            for e in &extensions {
+                println!("extension:     {} ({})", e.urn, e.kind.name());
+            }
             println!("tokens:        {active} active, {} in total", toks.len());
             if !toks.is_empty() {
                 println!();

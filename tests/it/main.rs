@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod discovery;
 mod durability;
+mod extensions;
 mod faults;
 mod harness;
 mod hostile;
