@@ -30,6 +30,9 @@ trap cleanup EXIT
 
 db="$work/scimd.db"
 "$bin" --database "$db" provider add conformance >/dev/null
+# An extension schema registered as an operator would, so the checkers also read a provider's
+# own schema in /Schemas and /ResourceTypes.
+"$bin" --database "$db" schema add --provider conformance tests/conformance/extension.json >/dev/null
 token=$("$bin" --database "$db" token create --provider conformance --valid-for 1d | grep '^scimd_')
 
 "$bin" --database "$db" serve --listen 127.0.0.1:0 2>"$work/server.log" &

@@ -23,11 +23,19 @@ def main() -> int:
     client = SyncSCIMClient(http)
     results = check_server(client)
     passed = failed = allowed_failures = 0
+    def keys(r):
+        """The allow-list keys a result answers to: its title, with its resource type, and
+        with the attribute it checked (so one attribute can be allowed, not the whole check)."""
+        title = f"{r.title}" + (f" [{r.resource_type}]" if getattr(r, "resource_type", None) else "")
+        data = getattr(r, "data", None)
+        urn = data.get("urn") if isinstance(data, dict) else None
+        return [r.title, title] + ([f"{title} {urn}"] if urn else [])
+
     for r in results:
         status = r.status
-        title = f"{r.title}" + (f" [{r.resource_type}]" if getattr(r, "resource_type", None) else "")
+        title = keys(r)[1]
         if status in FAILING:
-            if r.title in allowed or title in allowed:
+            if any(k in allowed for k in keys(r)):
                 allowed_failures += 1
                 print(f"ALLOWED {title}: {r.reason}")
             else:
@@ -36,7 +44,7 @@ def main() -> int:
         else:
             passed += 1
             print(f"{status.name:<7} {title}")
-    stale = [k for k in allowed if not any(k in (r.title, f"{r.title} [{getattr(r, 'resource_type', '')}]") and r.status in FAILING for r in results)]
+    stale = [k for k in allowed if not any(k in keys(r) and r.status in FAILING for r in results)]
     for k in stale:
         print(f"STALE   allow-list entry no longer needed: {k}")
     counts = {}
