@@ -548,7 +548,7 @@ mod tests {
 
         fn value_for(ty: &str, seed: u32) -> Value {
             match ty {
-                "boolean" => Value::Bool(seed % 2 == 0),
+                "boolean" => Value::Bool(seed.is_multiple_of(2)),
                 "integer" => json!(seed as i64 - 1000),
                 "decimal" => json!(f64::from(seed) / 8.0),
                 "dateTime" => json!(format!(
