@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::body::MessageBody;
@@ -30,6 +30,8 @@ pub struct Principal {
     pub read_only: bool,
     /// The provider's schema model version when the token's record was read.
     pub model_version: i64,
+    /// The version of the model this request validated against (`AppState::model`).
+    pub(crate) model_used: Arc<AtomicI64>,
     /// Set once the token's row has been read again by this request's database work.
     checked: Arc<AtomicBool>,
     /// Set when that read found the provider's type changed since the record was remembered.
@@ -65,11 +67,16 @@ impl Principal {
         {
             self.stale.store(true, Ordering::Release);
         }
-        if writing && record.model_version != self.model_version {
+        if writing && record.model_version != self.model_used.load(Ordering::Acquire) {
             return Err(Error::ModelChanged);
         }
         self.checked.store(true, Ordering::Release);
         Ok(())
+    }
+
+    /// Notes the version of the model the request validates against.
+    pub(crate) fn used_model(&self, version: i64) {
+        self.model_used.store(version, Ordering::Release);
     }
 
     fn was_checked(&self) -> bool {
@@ -348,6 +355,7 @@ async fn accept(
         provider_kind: record.provider_kind,
         read_only: record.read_only,
         model_version: record.model_version,
+        model_used: Arc::new(AtomicI64::new(record.model_version)),
         checked: Arc::new(AtomicBool::new(false)),
         stale: Arc::new(AtomicBool::new(false)),
         #[cfg(debug_assertions)]

@@ -121,6 +121,12 @@ impl AppState {
     /// one built from the database for the version the token's record carries, kept until the
     /// version changes.
     pub async fn model(&self, principal: &auth::Principal) -> Result<Arc<Model>, Error> {
+        let model = self.find_model(principal).await?;
+        principal.used_model(model.version());
+        Ok(model)
+    }
+
+    async fn find_model(&self, principal: &auth::Principal) -> Result<Arc<Model>, Error> {
         if principal.model_version == 0 {
             return Ok(self.builtin_model.clone());
         }
@@ -130,6 +136,37 @@ impl AppState {
         {
             return Ok(m.clone());
         }
+        self.load_model(pid).await
+    }
+
+    /// `model`, made sure to know each schema URN the request names (keys of its body, PATCH
+    /// paths) when the database does: a URN the model does not know costs one read of the
+    /// provider's model version, so a schema registered while serving counts from the very
+    /// next request that uses it.
+    pub async fn model_knowing<'u>(
+        &self,
+        principal: &auth::Principal,
+        mut urns: impl Iterator<Item = &'u str>,
+    ) -> Result<Arc<Model>, Error> {
+        let model = self.model(principal).await?;
+        if urns.all(|u| model.knows(u)) {
+            return Ok(model);
+        }
+        let pid = principal.provider_id;
+        let current = self
+            .store
+            .run(move |c| crate::store::schemas::model_version(c, pid))
+            .await?;
+        if current == model.version() {
+            return Ok(model);
+        }
+        let model = self.load_model(pid).await?;
+        principal.used_model(model.version());
+        Ok(model)
+    }
+
+    /// Builds a provider's model from the database and keeps it (the newest of any two).
+    async fn load_model(&self, pid: i64) -> Result<Arc<Model>, Error> {
         let model = Arc::new(
             self.store
                 .run(move |c| crate::store::schemas::model(c, pid))

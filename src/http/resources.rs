@@ -145,6 +145,15 @@ fn answer(
     Ok(tag(scim_body(status, body), r.version))
 }
 
+/// The schema URNs a body names as keys (extension objects).
+fn body_urns(body: &Value) -> impl Iterator<Item = &str> {
+    body.as_object()
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .map(String::as_str)
+        .filter(|k| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")))
+}
+
 async fn create(
     kind: ResourceKind,
     state: web::Data<AppState>,
@@ -153,7 +162,7 @@ async fn create(
     body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
-    let model = state.model(&principal).await?;
+    let model = state.model_knowing(&principal, body_urns(&body)).await?;
     let rt = model.get(kind);
     let prepared = resource::prepare(rt, &body)?;
     state.record_quirks(&req, &principal.provider_name, prepared.quirks);
@@ -245,7 +254,7 @@ async fn replace(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let model = state.model(&principal).await?;
+    let model = state.model_knowing(&principal, body_urns(&body)).await?;
     let rt = model.get(kind);
     let prepared = resource::prepare(rt, &body)?;
     state.record_quirks(&req, &principal.provider_name, prepared.quirks);
@@ -335,9 +344,9 @@ async fn patch(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let model = state.model(&principal).await?;
-    let rt = model.get(kind);
     let ops = patch::parse_request(&body)?;
+    let model = state.model_knowing(&principal, patch::urns(&ops)).await?;
+    let rt = model.get(kind);
     patch::check_count(&ops, state.config.max_patch_operations as usize)?;
     let hash = hash_password(&state, patch::password_in(rt, &ops)).await?;
     let answer_with = patch_answer(kind, principal.provider_kind, &params, &req);

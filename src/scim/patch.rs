@@ -240,14 +240,15 @@ fn resolve(rt: &ResourceType, path: &str) -> Result<Resolved, Error> {
         None => (rt.schema(), None),
         Some(u) if u.eq_ignore_ascii_case(rt.schema().id) => (rt.schema(), None),
         Some(u) => {
-            if let Some(e) = rt.extension(u) {
-                (e, Some(e.id))
-            } else if let Some(e) = rt.extension(&format!("{u}:{}", ap.attr)) {
-                // The whole extension, e.g. path "urn:...:enterprise:2.0:User".
-                if ap.sub.is_some() || filter.is_some() {
-                    return Err(bad("not an attribute path"));
-                }
+            // The longest registered URN the path starts with: the whole path first (the
+            // whole extension, e.g. "urn:...:enterprise:2.0:User"), then all but its last part.
+            let whole = (ap.sub.is_none() && filter.is_none())
+                .then(|| rt.extension(&format!("{u}:{}", ap.attr)))
+                .flatten();
+            if let Some(e) = whole {
                 return Ok(Resolved::Extension(e));
+            } else if let Some(e) = rt.extension(u) {
+                (e, Some(e.id))
             } else if rt.unknown() == Unknown::Ignore {
                 return Ok(Resolved::Ignored);
             } else {
@@ -963,6 +964,20 @@ fn value_eqs(f: &Filter, id: &str) -> Option<Vec<String>> {
 }
 
 /// The password a request sets, if any, so it can be hashed before the write transaction.
+/// The schema URNs the operations name: paths, and keys of path-less values, that start with
+/// `urn:`.
+pub(crate) fn urns(ops: &[Operation]) -> impl Iterator<Item = &str> {
+    let is_urn = |k: &&str| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+    ops.iter().flat_map(move |op| {
+        let path = op.path.as_deref().filter(is_urn);
+        let keys = match (&op.path, &op.value) {
+            (None, Some(Value::Object(o))) => Some(o.keys().map(String::as_str).filter(is_urn)),
+            _ => None,
+        };
+        path.into_iter().chain(keys.into_iter().flatten())
+    })
+}
+
 pub(crate) fn password_in(rt: &ResourceType, ops: &[Operation]) -> Option<String> {
     let mut found = None;
     for op in ops {
@@ -1144,6 +1159,50 @@ mod tests {
         assert_eq!(
             d["emails"],
             json!([{"type": "work", "value": "1"}, {"type": "work", "value": "2"}])
+        );
+    }
+
+    #[test]
+    fn a_path_resolves_by_the_longest_registered_urn() {
+        let read = |text: &str| {
+            crate::scim::extension::parse(text, &[])
+                .unwrap_or_else(|e| panic!("{e}"))
+                .schema
+        };
+        let outer =
+            read(r#"{"id": "urn:acme:ext", "attributes": [{"name": "inner", "type": "string"}]}"#);
+        let inner = read(
+            r#"{"id": "urn:acme:ext:inner", "attributes": [{"name": "x", "type": "string"}]}"#,
+        );
+        let reg = |schema| schema::Registered {
+            kind: ResourceKind::User,
+            schema,
+            indexed: Vec::new(),
+        };
+        let model = schema::Model::for_provider(1, Unknown::Reject, &[reg(outer), reg(inner)]);
+        let rt = model.get(ResourceKind::User);
+        let out = run(
+            rt,
+            json!({"userName": "a"}),
+            json!([
+                {"op": "add", "path": "urn:acme:ext:inner", "value": {"x": "whole"}},
+                {"op": "add", "path": "urn:acme:ext:inner:x", "value": "attr"},
+                {"op": "add", "path": "urn:acme:ext:inner.y", "value": "no such sub"}
+            ]),
+        );
+        assert!(out.is_err(), "inner has no sub-attribute y");
+        let out = run(
+            rt,
+            json!({"userName": "a"}),
+            json!([
+                {"op": "add", "path": "urn:acme:ext:inner", "value": {"x": "whole"}},
+                {"op": "add", "path": "urn:acme:ext:inner:x", "value": "attr"}
+            ]),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            Value::Object(out.doc),
+            json!({"userName": "a", "urn:acme:ext:inner": {"x": "attr"}})
         );
     }
 

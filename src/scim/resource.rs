@@ -157,6 +157,20 @@ pub fn prepare(rt: &ResourceType, input: &Value) -> Result<Prepared, Error> {
             )));
         }
     }
+    // An extension's required attributes, once the resource carries that extension.
+    for ext in rt.extensions() {
+        if let Some(Value::Object(o)) = doc.get(ext.id)
+            && let Some(a) = ext
+                .attributes
+                .iter()
+                .find(|a| a.required && !o.contains_key(a.name))
+        {
+            return Err(Error::InvalidValue(format!(
+                "{}:{} is required when the {} extension has values",
+                ext.id, a.name, ext.name
+            )));
+        }
+    }
     let name = doc
         .get(rt.name_attribute())
         .and_then(Value::as_str)

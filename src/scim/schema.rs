@@ -913,6 +913,16 @@ impl Model {
             .flat_map(|t| std::iter::once(t.schema).chain(t.extensions.iter().copied()))
     }
 
+    /// Whether `urn` (a schema URN, or a path or key starting with one) belongs to a schema of
+    /// this model, ignoring case.
+    pub fn knows(&self, urn: &str) -> bool {
+        self.schemas().any(|s| {
+            urn.get(..s.id.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(s.id))
+                && matches!(urn.as_bytes().get(s.id.len()), None | Some(b':'))
+        })
+    }
+
     /// A schema of the model by its URN, ignoring case.
     pub(crate) fn schema(&self, id: &str) -> Option<&'static Schema> {
         self.schemas().find(|s| s.id.eq_ignore_ascii_case(id))

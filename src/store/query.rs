@@ -1074,6 +1074,77 @@ mod tests {
     }
 
     #[test]
+    fn an_indexed_extension_attribute_is_an_index_lookup() {
+        let urn = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User";
+        let text = format!(
+            r#"{{"id": "{urn}", "attributes": [
+                {{"name": "costCenter", "type": "string"}},
+                {{"name": "badge", "type": "string", "caseExact": true}},
+                {{"name": "plain", "type": "string"}}]}}"#
+        );
+        let parsed =
+            crate::scim::extension::parse(&text, &["costCenter".to_string(), "badge".to_string()])
+                .unwrap();
+        let model = crate::scim::schema::Model::for_provider(
+            1,
+            crate::scim::schema::Unknown::Reject,
+            &[crate::scim::schema::Registered {
+                kind: ResourceKind::User,
+                schema: parsed.schema,
+                indexed: parsed.indexed,
+            }],
+        );
+        let rt = model.get(ResourceKind::User);
+        let c = test_conn();
+        let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
+        for i in 0..20 {
+            let body = json!({"userName": format!("u{i}"),
+                urn: {"costCenter": format!("CC-{}", i % 5), "badge": format!("B{i}"), "plain": "x"}});
+            let prepared = prepare(rt, &body).unwrap();
+            resources::create(&c, p.id, rt, &prepared, None, "2026-03-01T00:00:00.000Z").unwrap();
+        }
+        let run = |text: &str| -> (String, usize) {
+            let mut compiler = Compiler::new(rt, BASE, 3);
+            let ast = parse(text).unwrap();
+            let sql = compiler.filter(&ast).unwrap();
+            let driven = compiler.driven_by_lookup(&ast);
+            let cond = Condition {
+                sql,
+                params: compiler.into_params(),
+                driven,
+            };
+            let plan = search::explain(&c, p.id, ResourceKind::User, Some(&cond), 100)
+                .unwrap()
+                .join("\n");
+            let found = search::search(
+                &c,
+                p.id,
+                ResourceKind::User,
+                Some(&cond),
+                Paging::Index {
+                    offset: 0,
+                    order: None,
+                },
+                100,
+            )
+            .unwrap()
+            .total;
+            (plan, found as usize)
+        };
+        let lookup = "SEARCH v USING PRIMARY KEY (attr=? AND value_key=?)";
+        let (plan, found) = run(&format!("{urn}:costCenter eq \"cc-3\""));
+        assert!(plan.contains(lookup), "{plan}");
+        assert_eq!(found, 4, "regardless of case");
+        let (plan, found) = run(&format!("{urn}:badge eq \"B7\""));
+        assert!(plan.contains(lookup), "{plan}");
+        assert_eq!(found, 1);
+        assert_eq!(run(&format!("{urn}:badge eq \"b7\"")).1, 0, "case-exact");
+        let (plan, found) = run(&format!("{urn}:plain eq \"X\""));
+        assert!(!plan.contains(lookup), "not indexed: {plan}");
+        assert_eq!(found, 20);
+    }
+
+    #[test]
     fn identity_provider_lookups_use_indexes() {
         let users: Vec<Value> = (0..50)
             .map(|i| {

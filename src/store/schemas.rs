@@ -223,6 +223,14 @@ pub fn set_unknown(c: &Connection, provider: &str, policy: Unknown) -> Result<()
     bump(c, p.id)
 }
 
+/// A provider's model version as stored now.
+pub(crate) fn model_version(c: &Connection, provider_id: i64) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT model_version FROM providers WHERE id = ?1")?
+            .query_row([provider_id], |r| r.get(0))?,
+    )
+}
+
 /// A provider's schema model as stored now.
 pub(crate) fn model(c: &Connection, provider_id: i64) -> Result<Model> {
     let (version, unknown): (i64, String) = c.query_row(

@@ -221,18 +221,23 @@ fn discovery_shows_a_providers_own_extensions_and_changes_reach_a_running_server
         "{detail}"
     );
     db.ok(&["schema", "add", "--provider", "a", &contoso_file()]);
-    // The provider's next requests see it (the first may still answer with the old model).
-    let mut created = None;
-    for _ in 0..3 {
-        let r = a.post("/Users", &body);
-        if r.status == 201 {
-            created = Some(r.json());
-            break;
-        }
-        assert!(r.status == 400 || r.status == 503, "{}", r.text);
-    }
-    let created = created.expect("the registered schema never took effect");
+    // The provider's very next request that uses it sees it.
+    let created = a.post("/Users", &body).expect(201);
     assert_eq!(ext(&created)["costCenter"], "1");
+    // And a PATCH of a schema registered since.
+    let second = json!({"id": "urn:example:second:2.0:User",
+                        "attributes": [{"name": "n", "type": "integer"}]})
+    .to_string();
+    let file = schema_file(&db, "second.json", &second);
+    db.ok(&["schema", "add", "--provider", "a", &file]);
+    let path = format!("/Users/{}", created["id"].as_str().unwrap());
+    let r = a
+        .patch(
+            &path,
+            json!([{"op": "add", "path": "urn:example:second:2.0:User:n", "value": 5}]),
+        )
+        .expect(200);
+    assert_eq!(r["urn:example:second:2.0:User"]["n"], 5);
     let schemas = a.get("/Schemas").expect(200);
     let ids: Vec<&str> = schemas["Resources"]
         .as_array()
@@ -349,6 +354,31 @@ fn validator_and_non_ietf_urns_work_on_users_and_groups() {
         &json!({"displayName": "G", group_urn: {"testAttribute": "g"}}),
     );
     assert_eq!(g[group_urn]["testAttribute"], "g");
+    // A required attribute of an extension, once the extension has values.
+    let text = json!({"id": "urn:example:req:2.0:User", "attributes": [
+        {"name": "must", "type": "string", "required": true},
+        {"name": "may", "type": "string"}]})
+    .to_string();
+    let file = schema_file(&db, "req.json", &text);
+    db.ok(&["schema", "add", "--provider", "p", &file]);
+    let err = scim
+        .post(
+            "/Users",
+            &json!({"userName": "r", "urn:example:req:2.0:User": {"may": "x"}}),
+        )
+        .scim_error(400);
+    assert!(
+        err["detail"]
+            .as_str()
+            .unwrap()
+            .contains("urn:example:req:2.0:User:must"),
+        "{err}"
+    );
+    scim.create(
+        "/Users",
+        &json!({"userName": "r", "urn:example:req:2.0:User": {"must": "x"}}),
+    );
+    scim.create("/Users", &json!({"userName": "s"}));
     // A group extension is not a user's.
     scim.post(
         "/Users",
