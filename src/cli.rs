@@ -58,6 +58,11 @@ pub enum Command {
     /// server with the provider's next request.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Show the activity log: what identity providers changed, what was refused and why, and
+    /// refused authentications per minute. Newest last; works while `scimd serve` runs.
+    ///
+    /// A resource's history: `scimd activity --resource ID` (or --user NAME, --group NAME).
+    Activity(ActivityArgs),
     /// Validate the configuration, list every problem, and print the effective settings with
     /// secrets redacted. Exits non-zero when the configuration is invalid.
     CheckConfig,
@@ -142,6 +147,10 @@ pub enum ProviderCommand {
         /// (400 naming the attribute; the default) or `ignore` (drop them, log them once).
         #[arg(long, value_enum, value_name = "POLICY")]
         unknown_attributes: Option<UnknownArg>,
+        /// Whether activity records carry the new attribute values (personal data): on or off
+        /// (the default).
+        #[arg(long, value_enum, value_name = "ON_OFF")]
+        activity_values: Option<OnOff>,
     },
     /// Remove an identity provider with its tokens. Refuses while it still holds Users or Groups
     /// unless --yes is given, which removes them too.
@@ -151,6 +160,46 @@ pub enum ProviderCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct ActivityArgs {
+    /// Only this identity provider's records.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// From this long ago (e.g. 1h, 7d) or this date or time (2026-11-30, 2026-11-30T08:00:00Z).
+    #[arg(long, value_name = "AGE|DATE")]
+    pub since: Option<String>,
+    /// Up to this date or time.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only refused requests and authentication failures (status 400 and above).
+    #[arg(long)]
+    pub failed: bool,
+    /// One resource's history, by its SCIM id.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["user", "group"])]
+    pub resource: Option<String>,
+    /// The history of the user with this userName (regardless of case).
+    #[arg(long, value_name = "USERNAME", conflicts_with = "group")]
+    pub user: Option<String>,
+    /// The history of the group with this displayName (regardless of case).
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+    /// Most records shown (the newest).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: usize,
+    /// Keep running and print new records as they are committed.
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -10,11 +10,13 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::auth::{Secret, TokenState, token};
 use crate::cli::{
-    Cli, Command, ProviderCommand, QuickstartArgs, SchemaCommand, ServeArgs, TokenCommand,
+    ActivityArgs, Cli, Command, OnOff, ProviderCommand, QuickstartArgs, SchemaCommand, ServeArgs,
+    TokenCommand,
 };
 use crate::config::{self, Config, LogFormat, RawConfig};
 use crate::http;
 use crate::scim::ProviderKind;
+use crate::store::activity;
 use crate::store::providers::{self, Provider};
 use crate::store::schemas;
 use crate::store::tokens::{self, NewTokenRow, TokenInfo};
@@ -37,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Provider(cmd) => provider(&config, cmd)?,
         Command::Token(cmd) => token_command(&config, cmd)?,
         Command::Schema(cmd) => schema_command(&config, cmd)?,
+        Command::Activity(args) => activity_command(&config, args)?,
         Command::CheckConfig => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -214,15 +217,20 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
         }
         ProviderCommand::List => {
             let store = open(config, OpenMode::MustExist)?;
-            let rows = store.call(|c| {
+            let now_ms = Utc::now().timestamp_millis();
+            let rows = store.call(move |c| {
                 let mut rows = Vec::new();
                 for p in providers::list(c)? {
                     let usage = providers::usage(c, p.id)?;
+                    let st = activity::status(c, p.id, now_ms)?;
                     rows.push(vec![
                         p.name.clone(),
                         p.kind.to_string(),
                         usage.users.to_string(),
                         usage.groups.to_string(),
+                        ago(st.last_request, now_ms),
+                        ago(st.last_write, now_ms),
+                        st.errors_24h.to_string(),
                         http::scim_base(&base, &p.name),
                         p.description,
                     ]);
@@ -233,7 +241,17 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                 println!("no identity providers yet: scimd provider add NAME");
             } else {
                 print_table(
-                    &["NAME", "TYPE", "USERS", "GROUPS", "SCIM URL", "DESCRIPTION"],
+                    &[
+                        "NAME",
+                        "TYPE",
+                        "USERS",
+                        "GROUPS",
+                        "LAST REQUEST",
+                        "LAST WRITE",
+                        "ERRORS 24H",
+                        "SCIM URL",
+                        "DESCRIPTION",
+                    ],
                     &rows,
                 );
             }
@@ -241,13 +259,15 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
         ProviderCommand::Show { name } => {
             let store = open(config, OpenMode::MustExist)?;
             let now = Utc::now().timestamp();
-            let (p, usage, toks, extensions) = store.call(|c| {
+            let now_ms = Utc::now().timestamp_millis();
+            let (p, usage, toks, extensions, st) = store.call(move |c| {
                 let p = providers::require(c, &name)?;
                 Ok((
                     p.clone(),
                     providers::usage(c, p.id)?,
                     tokens::list(c, Some(p.id))?,
                     schemas::list(c, Some(&p.name))?,
+                    activity::status(c, p.id, now_ms)?,
                 ))
             })?;
             let active = toks
@@ -268,6 +288,20 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             for e in &extensions {
                 println!("extension:     {} ({})", e.urn, e.kind.name());
             }
+            println!(
+                "activity values: {} (new attribute values in activity records)",
+                if p.activity_values { "on" } else { "off" }
+            );
+            println!("last request:  {}", when(st.last_request, now_ms));
+            println!("last write:    {}", when(st.last_write, now_ms));
+            match &st.last_error {
+                Some((at, what)) => println!("last error:    {}: {what}", when(Some(*at), now_ms)),
+                None => println!("last error:    none"),
+            }
+            println!(
+                "last 24 hours: {} requests, {} writes, {} errors",
+                st.requests_24h, st.writes_24h, st.errors_24h
+            );
             println!("tokens:        {active} active, {} in total", toks.len());
             if !toks.is_empty() {
                 println!();
@@ -279,24 +313,38 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             description,
             kind,
             unknown_attributes,
+            activity_values,
         } => {
-            if description.is_none() && kind.is_none() && unknown_attributes.is_none() {
-                bail!("nothing to change: give --type, --description and/or --unknown-attributes");
+            if description.is_none()
+                && kind.is_none()
+                && unknown_attributes.is_none()
+                && activity_values.is_none()
+            {
+                bail!(
+                    "nothing to change: give --type, --description, --unknown-attributes \
+                     and/or --activity-values"
+                );
             }
             let store = open(config, OpenMode::MustExist)?;
             let kind = kind.map(Into::into);
             let unknown = unknown_attributes.map(Into::into);
+            let values = activity_values.map(|v| matches!(v, OnOff::On));
             let p = store.write_blocking(move |c| {
                 if let Some(u) = unknown {
                     schemas::set_unknown(c, &name, u)?;
                 }
+                if let Some(v) = values {
+                    providers::set_activity_values(c, &name, v)?;
+                }
                 providers::update(c, &name, description.as_deref(), kind)
             })?;
             println!(
-                "updated identity provider {}: type {}, unknown attributes {}, description {:?}",
+                "updated identity provider {}: type {}, unknown attributes {}, activity values \
+                 {}, description {:?}",
                 p.name,
                 p.kind,
                 p.unknown_attributes.as_str(),
+                if p.activity_values { "on" } else { "off" },
                 p.description
             );
         }
@@ -407,6 +455,170 @@ fn schema_command(config: &Config, cmd: SchemaCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// "3 min ago", for a table.
+fn ago(at_ms: Option<i64>, now_ms: i64) -> String {
+    let Some(at) = at_ms else {
+        return "never".into();
+    };
+    let secs = (now_ms - at).max(0) / 1000;
+    match secs {
+        0..60 => format!("{secs} s ago"),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86_400 => format!("{} h ago", secs / 3600),
+        _ => format!("{} d ago", secs / 86_400),
+    }
+}
+
+/// A time with how long ago it was.
+fn when(at_ms: Option<i64>, now_ms: i64) -> String {
+    match at_ms {
+        None => "never".into(),
+        Some(at) => format!("{} ({})", fmt_ms(at), ago(Some(at), now_ms)),
+    }
+}
+
+fn fmt_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string(),
+    )
+}
+
+/// `--since 1h` (that long ago) or a date or time.
+fn since_arg(text: &str, flag: &str, now: DateTime<Utc>) -> anyhow::Result<i64> {
+    if let Ok(d) = config::parse_duration(text) {
+        let d = chrono::Duration::from_std(d).map_err(|e| anyhow!("{flag}: {e}"))?;
+        return Ok((now - d).timestamp_millis());
+    }
+    parse_date(text).map(|d| d.timestamp_millis()).map_err(|_| {
+        anyhow!(
+            "{flag}: {text:?} is neither an age such as 1h or 7d nor a date such as \
+             2026-11-30 or 2026-11-30T08:00:00Z"
+        )
+    })
+}
+
+fn activity_command(config: &Config, args: ActivityArgs) -> anyhow::Result<()> {
+    let now = Utc::now();
+    let mut q = activity::Query {
+        provider: args.provider.clone(),
+        since: args
+            .since
+            .as_deref()
+            .map(|s| since_arg(s, "--since", now))
+            .transpose()?,
+        until: args
+            .until
+            .as_deref()
+            .map(|s| since_arg(s, "--until", now))
+            .transpose()?,
+        failed: args.failed,
+        resource_id: args.resource.clone(),
+        name: match (&args.user, &args.group) {
+            (Some(u), _) => Some((crate::scim::ResourceKind::User, u.clone())),
+            (_, Some(g)) => Some((crate::scim::ResourceKind::Group, g.clone())),
+            _ => None,
+        },
+        after_seq: None,
+        limit: args.limit,
+    };
+    let store = open(config, OpenMode::MustExist)?;
+    if let Some(p) = &args.provider {
+        let p = p.clone();
+        store.call(move |c| providers::require(c, &p).map(|_| ()))?;
+    }
+    let query = q.clone();
+    let records = store.call(move |c| activity::query(c, &query))?;
+    if records.is_empty() && !args.follow && !args.json {
+        println!("no activity recorded that matches");
+    }
+    print_records(&records, args.json, true);
+    if !args.follow {
+        return Ok(());
+    }
+    // Onwards from the newest record there is now, matching or not.
+    let mut last: i64 = store.call(|c| {
+        Ok(
+            c.query_row("SELECT coalesce(max(seq), 0) FROM activity", [], |r| {
+                r.get(0)
+            })?,
+        )
+    })?;
+    q.limit = 1000;
+    loop {
+        std::io::stdout().flush()?;
+        std::thread::sleep(Duration::from_millis(500));
+        q.after_seq = Some(last);
+        let query = q.clone();
+        let records = store.call(move |c| activity::query(c, &query))?;
+        if let Some(r) = records.last() {
+            last = r.seq;
+        }
+        print_records(&records, args.json, false);
+    }
+}
+
+fn print_records(records: &[activity::Record], json: bool, header: bool) {
+    if json {
+        for r in records {
+            if let Ok(line) = serde_json::to_string(r) {
+                println!("{line}");
+            }
+        }
+        return;
+    }
+    if records.is_empty() {
+        return;
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            let what = match (&r.resource_type, &r.name, &r.resource_id) {
+                (Some(t), Some(n), _) if !n.is_empty() => format!("{t} {n}"),
+                (Some(t), _, Some(id)) => format!("{t} {id}"),
+                _ => r.path.clone().unwrap_or_else(|| "-".into()),
+            };
+            let mut detail = Vec::new();
+            if !r.changed.is_empty() {
+                detail.push(r.changed.join(","));
+            }
+            if let Some(v) = r.version {
+                detail.push(format!("v{v}"));
+            }
+            if let Some(t) = &r.scim_type {
+                detail.push(t.clone());
+            }
+            if let Some(d) = &r.detail {
+                detail.push(d.clone());
+            }
+            if r.count > 1 {
+                detail.push(format!("x{}", r.count));
+            }
+            vec![
+                fmt_ms(r.at),
+                r.provider.clone(),
+                r.token_id.clone().unwrap_or_else(|| "-".into()),
+                r.action.clone(),
+                r.status.to_string(),
+                what,
+                detail.join("; "),
+            ]
+        })
+        .collect();
+    if header {
+        print_table(
+            &[
+                "TIME", "PROVIDER", "TOKEN", "ACTION", "STATUS", "RESOURCE", "DETAIL",
+            ],
+            &rows,
+        );
+    } else {
+        for r in rows {
+            println!("{}", r.join("  "));
+        }
+    }
 }
 
 fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {

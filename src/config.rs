@@ -110,6 +110,14 @@ settings! {
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or networks).
     trusted_proxies: String => Vec<ipnet::IpNet> = Some(String::new()),
         check networks, show shown_networks;
+    /// How long activity records are kept.
+    activity_retention: String => Duration = Some("30d".into()),
+        check duration, show shown_duration;
+    /// Most activity records kept per identity provider (the oldest go first).
+    activity_max_records: u32 => u32 = Some(1_000_000), check at_least_one, show shown_number;
+    /// How often refused authentications and request counts are written to the activity log.
+    activity_interval: String => Duration = Some("60s".into()),
+        check positive_duration, show shown_duration;
     /// How long a client may read nothing of a response before its connection is closed.
     send_timeout: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;

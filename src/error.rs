@@ -66,7 +66,7 @@ impl Error {
         Error::Scim(scim::Error::InvalidSyntax(detail.into()))
     }
 
-    fn scim_type(&self) -> Option<&'static str> {
+    pub(crate) fn scim_type(&self) -> Option<&'static str> {
         match self {
             Error::Scim(e) => Some(e.scim_type()),
             Error::Store(store::Error::Conflict(_)) => Some("uniqueness"),
@@ -77,7 +77,7 @@ impl Error {
     }
 
     /// What the client is told. Storage failures stay generic: database text never leaves.
-    fn detail(&self) -> String {
+    pub(crate) fn detail(&self) -> String {
         match self {
             Error::Store(
                 e @ (store::Error::NotFound(_)

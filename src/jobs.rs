@@ -8,6 +8,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
 use crate::scim::quirks::QuirkCounter;
+use crate::store::activity;
 use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, Store};
 
@@ -17,6 +18,10 @@ pub struct CleanupPolicy {
     pub retention: Duration,
     /// Active tokens expiring within this window are reported.
     pub warn_within: Duration,
+    /// Activity records are kept this long...
+    pub activity_retention: Duration,
+    /// ...and at most this many per identity provider.
+    pub activity_max_records: u32,
 }
 
 impl From<&Config> for CleanupPolicy {
@@ -24,6 +29,8 @@ impl From<&Config> for CleanupPolicy {
         CleanupPolicy {
             retention: c.token_retention,
             warn_within: c.token_expiry_warning,
+            activity_retention: c.activity_retention,
+            activity_max_records: c.activity_max_records,
         }
     }
 }
@@ -31,8 +38,13 @@ impl From<&Config> for CleanupPolicy {
 #[derive(Debug)]
 pub struct CleanupReport {
     pub deleted: usize,
+    /// Activity records removed (past retention, or over the per-provider cap).
+    pub activity_removed: usize,
     pub expiring_soon: Vec<TokenInfo>,
 }
+
+/// Activity records removed by one write of the cleanup job.
+const ACTIVITY_BATCH: usize = 5000;
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
@@ -49,8 +61,23 @@ pub fn cleanup_once(
     let deleted = store.write_blocking(move |c| tokens::delete_stale(c, cutoff))?;
     let until = now.saturating_add(secs(policy.warn_within));
     let expiring_soon = store.call(|c| tokens::expiring(c, now, until))?;
+    // Old activity goes in batches, each its own short write, so requests are never held long.
+    let before_ms = now
+        .saturating_sub(secs(policy.activity_retention))
+        .saturating_mul(1000);
+    let keep = i64::from(policy.activity_max_records);
+    let mut activity_removed = 0;
+    loop {
+        let n =
+            store.write_blocking(move |c| activity::prune(c, before_ms, keep, ACTIVITY_BATCH))?;
+        activity_removed += n;
+        if n < ACTIVITY_BATCH {
+            break;
+        }
+    }
     Ok(CleanupReport {
         deleted,
+        activity_removed,
         expiring_soon,
     })
 }
@@ -87,6 +114,12 @@ fn log_report(report: &CleanupReport, now: i64) {
         tracing::info!(
             deleted = report.deleted,
             "deleted expired and revoked tokens"
+        );
+    }
+    if report.activity_removed > 0 {
+        tracing::info!(
+            removed = report.activity_removed,
+            "removed activity records past activity_retention or activity_max_records"
         );
     }
     for t in &report.expiring_soon {
@@ -149,6 +182,8 @@ mod tests {
         let policy = CleanupPolicy {
             retention: Duration::from_secs(30 * 86_400),
             warn_within: Duration::from_secs(14 * 86_400),
+            activity_retention: Duration::from_secs(30 * 86_400),
+            activity_max_records: 1_000_000,
         };
         let report = cleanup_once(&store, 100 * DAY, policy).unwrap();
         assert_eq!(report.deleted, 1);

@@ -30,6 +30,8 @@ pub struct Principal {
     pub read_only: bool,
     /// The provider's schema model version when the token's record was read.
     pub model_version: i64,
+    /// Whether the provider's activity records carry attribute values.
+    pub activity_values: bool,
     /// The version of the model this request validated against (`AppState::model`).
     pub(crate) model_used: Arc<AtomicI64>,
     /// Set once the token's row has been read again by this request's database work.
@@ -63,6 +65,7 @@ impl Principal {
         // (it only decides 200 or 204 for a group PATCH); the next one reads the new type.
         if record.provider_kind != self.provider_kind
             || record.read_only != self.read_only
+            || record.activity_values != self.activity_values
             || record.model_version != self.model_version
         {
             self.stale.store(true, Ordering::Release);
@@ -356,6 +359,7 @@ async fn accept(
         read_only: record.read_only,
         model_version: record.model_version,
         model_used: Arc::new(AtomicI64::new(record.model_version)),
+        activity_values: record.activity_values,
         checked: Arc::new(AtomicBool::new(false)),
         stale: Arc::new(AtomicBool::new(false)),
         #[cfg(debug_assertions)]

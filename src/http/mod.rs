@@ -10,6 +10,7 @@ mod paths;
 pub mod quirks;
 mod refusals;
 pub mod resources;
+mod traffic;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
@@ -58,6 +59,8 @@ pub struct AppState {
     models: Mutex<HashMap<i64, Arc<Model>>>,
     /// Refused authentications, counted for the log.
     refusals: std::sync::Arc<refusals::Refusals>,
+    /// Authenticated requests per provider, counted for `provider_traffic`.
+    traffic: Arc<traffic::Traffic>,
 }
 
 impl AppState {
@@ -187,6 +190,25 @@ impl AppState {
         Ok(newest.clone())
     }
 
+    /// Who is asking, for the request's activity records.
+    pub fn activity_context(
+        &self,
+        principal: &auth::Principal,
+        req: &HttpRequest,
+    ) -> crate::store::activity::Context {
+        crate::store::activity::Context {
+            token_id: principal.token_id.clone(),
+            request_id: req
+                .extensions()
+                .get::<RequestId>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+            method: req.method().to_string(),
+            path: req.uri().to_string(),
+            values: principal.activity_values,
+        }
+    }
+
     /// Notes and counts the non-standard shapes a request used.
     pub fn record_quirks(&self, req: &HttpRequest, provider: &str, used: Quirks) {
         quirks::record(&self.quirks, req, provider, used);
@@ -244,6 +266,7 @@ pub fn serve(
         let argon2_slots = std::thread::available_parallelism().map_or(2, |n| n.get());
         let quirk_counter = std::sync::Arc::new(QuirkCounter::default());
         let refusals = std::sync::Arc::new(refusals::Refusals::default());
+        let traffic = Arc::new(traffic::Traffic::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             verifier: Verifier::new(argon2_slots),
@@ -253,6 +276,7 @@ pub fn serve(
             records: auth::RecordCache::default(),
             builtin_model: Arc::new(Model::builtin().clone()),
             models: Mutex::default(),
+            traffic: traffic.clone(),
             refusals: refusals.clone(),
         });
         let app_state = state.clone();
@@ -292,14 +316,16 @@ pub fn serve(
             quirk_counter,
             jobs_stopped,
         ));
-        let totals = refusals.clone();
+        let (totals, counted, flush_store) =
+            (refusals.clone(), traffic.clone(), state.store.clone());
+        let interval = config.activity_interval;
         let refusal_totals = actix_web::rt::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             tick.tick().await;
             loop {
                 tick.tick().await;
-                totals.log_totals();
+                flush_counts(&flush_store, &totals, &counted).await;
             }
         });
         actix_web::rt::spawn(async move {
@@ -312,10 +338,29 @@ pub fn serve(
         let _ = stop_jobs.send(true);
         let _ = cleanup.await;
         refusal_totals.abort();
-        refusals.log_totals();
+        flush_counts(&state.store, &refusals, &traffic).await;
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// Logs the refused authentications of the interval and writes them, with the requests
+/// counted per provider, to the activity tables.
+async fn flush_counts(store: &Store, refusals: &refusals::Refusals, traffic: &traffic::Traffic) {
+    let refused = refusals.log_totals();
+    let counted = traffic.take();
+    if refused.is_empty() && counted.is_empty() {
+        return;
+    }
+    let res = store
+        .write(move |c| -> crate::store::Result<()> {
+            crate::store::activity::record_auth_failures(c, &refused)?;
+            crate::store::activity::add_traffic(c, &counted)
+        })
+        .await;
+    if let Err(e) = res {
+        tracing::warn!(error = %e, "could not write the interval's counts to the activity log");
+    }
 }
 
 async fn wait_for_signal() {
@@ -452,12 +497,55 @@ async fn admit(
 }
 
 /// One line per request: provider, method, path, status, latency and token id — never a secret.
+/// The id of a request: the client's `X-Request-Id` when it is a plausible one, else one made
+/// here; echoed in the response and kept in the access log and the activity log.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn of(req: &ServiceRequest) -> RequestId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        static PREFIX: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!("{:08x}", chrono::Utc::now().timestamp_millis() as u32)
+        });
+        let given = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= 64
+                    && v.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')
+                    })
+            });
+        match given {
+            Some(v) => RequestId(v.to_string()),
+            None => {
+                let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                RequestId(format!("{}-{n:x}", *PREFIX))
+            }
+        }
+    }
+}
+
+/// Marks a list request that was Entra's Test Connection (see `store::activity`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionTest;
+
 async fn access_log(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let start = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let request_id = RequestId::of(&req);
+    req.extensions_mut().insert(request_id.clone());
+    let body_bytes = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
     // Kept as it is (a reference count), read only if the request is refused.
     let presented = req.headers().get(header::AUTHORIZATION).cloned();
     let method = req.method().clone();
@@ -467,8 +555,17 @@ async fn access_log(
         .and_then(|rest| rest.split('/').next())
         .unwrap_or("-")
         .to_string();
-    let res = next.call(req).await;
+    let mut res = next.call(req).await;
     let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if let Ok(r) = &mut res
+        && let Ok(v) = header::HeaderValue::from_str(&request_id.0)
+    {
+        r.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    if let (Some(state), Ok(r)) = (&state, &res) {
+        record_activity(state, r, body_bytes).await;
+    }
     let (status, token, quirk_names) = match &res {
         Ok(res) => (
             res.status().as_u16(),
@@ -504,7 +601,63 @@ async fn access_log(
         latency_ms = format_args!("{latency_ms:.2}"),
         token = %token,
         quirks = %quirk_names,
+        request_id = %request_id.0,
         "request"
     );
     res
+}
+
+/// Counts an authenticated request for its provider, and records it in the activity log when
+/// it was refused (4xx or 5xx) or was Entra's Test Connection. Changes record themselves, in
+/// their own transaction.
+async fn record_activity<B>(state: &AppState, res: &ServiceResponse<B>, body_bytes: Option<i64>) {
+    let req = res.request();
+    let Some(principal) = req.extensions().get::<auth::Principal>().cloned() else {
+        return;
+    };
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    state.traffic.count(&principal.provider_name, now_ms);
+    let status = res.status().as_u16();
+    let connection_test = req.extensions().get::<ConnectionTest>().is_some();
+    if status < 400 && !connection_test {
+        return;
+    }
+    let error = res.response().error().and_then(|e| e.as_error::<Error>());
+    // `/scim/v2/{provider}/{Users|Groups}/{id}`
+    let mut segments = req.path().split('/').skip(4);
+    let kind = segments.next().and_then(|e| {
+        [ResourceKind::User, ResourceKind::Group]
+            .into_iter()
+            .find(|k| k.endpoint() == e)
+    });
+    let resource_id = segments
+        .next()
+        .filter(|id| kind.is_some() && !id.starts_with('.'))
+        .map(str::to_string);
+    let refusal = crate::store::activity::Refusal {
+        status,
+        scim_type: error.and_then(|e| e.scim_type()).map(str::to_string),
+        detail: error.map(|e| e.detail()),
+        body_bytes,
+        kind,
+        resource_id,
+        connection_test,
+    };
+    let ctx = state.activity_context(&principal, req);
+    let pid = principal.provider_id;
+    let store = state.store.clone();
+    let recorded = async move {
+        let write = store
+            .write(move |c| crate::store::activity::record_refusal(c, pid, &ctx, &refusal))
+            .await;
+        if let Err(e) = write {
+            tracing::debug!(error = %e, "could not record a refused request in the activity log");
+        }
+    };
+    // A server error may come from the writer itself: its record must not hold the answer.
+    if status >= 500 {
+        actix_web::rt::spawn(recorded);
+    } else {
+        recorded.await;
+    }
 }

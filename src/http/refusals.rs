@@ -46,11 +46,13 @@ impl Refusals {
         }
     }
 
-    /// Logs the counts of the interval that ends now, and starts the next.
-    pub(crate) fn log_totals(&self) {
+    /// Logs the counts of the interval that ends now, starts the next, and returns them as
+    /// (provider, token id, refused with 401, refused with 429) for the activity log.
+    pub(crate) fn log_totals(&self) -> Vec<(String, String, u64, u64)> {
         let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
         let mut keys: Vec<_> = counts.into_iter().collect();
         keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::with_capacity(keys.len());
         for ((provider, token), c) in keys {
             tracing::warn!(
                 provider = %provider,
@@ -59,6 +61,8 @@ impl Refusals {
                 throttled = c.throttled,
                 "authentication refusals in the last interval"
             );
+            out.push((provider, token, c.unauthorized, c.throttled));
         }
+        out
     }
 }

@@ -4,9 +4,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::{HttpRequest, HttpResponse, Resource, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, Resource, web};
 use chrono::{SecondsFormat, Utc};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::auth::Principal;
 use super::body::ScimJson;
@@ -20,6 +20,7 @@ use crate::scim::schema::ResourceType;
 use crate::scim::{self, ProviderKind, ResourceKind};
 use crate::scim::{filter, patch};
 use crate::store;
+use crate::store::activity;
 use crate::store::members;
 use crate::store::query::Compiler;
 use crate::store::resources as rows;
@@ -172,10 +173,30 @@ async fn create(
     let now = now();
     let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
     let tx_model = model.clone();
+    let ctx = state.activity_context(&principal, &req);
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
             let rt = tx_model.get(kind);
             let r = rows::create(c, pid, rt, &prepared, password_hash.as_deref(), &now)?;
+            let mut changed = activity::changed_paths(&Map::new(), &r.doc);
+            if prepared.password.is_some() {
+                changed.push("password".into());
+            }
+            if prepared.members.as_ref().is_some_and(|m| !m.is_empty()) {
+                changed.push("members".into());
+            }
+            let change = activity::Change {
+                kind,
+                id: &r.id,
+                name: &prepared.name,
+                action: activity::Action::Created,
+                values: Some(activity::values_of(&r.doc, &changed)),
+                changed,
+                version: r.version,
+                detail: None,
+                status: 201,
+            };
+            activity::record_change(c, pid, &ctx, &change)?;
             let computed = render::computed_of_new(c, &in_tx.0, rt, r.seq, &in_tx.1)?;
             Ok((r, computed))
         })
@@ -265,10 +286,11 @@ async fn replace(
     let now = now();
     let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
     let tx_model = model.clone();
+    let ctx = state.activity_context(&principal, &req);
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
             let rt = tx_model.get(kind);
-            let r = rows::replace(
+            let replaced = rows::replace(
                 c,
                 pid,
                 rt,
@@ -278,6 +300,26 @@ async fn replace(
                 if_match.as_deref(),
                 &now,
             )?;
+            let r = replaced.resource;
+            let mut changed = activity::changed_paths(&replaced.before, &r.doc);
+            if prepared.password.is_some() {
+                changed.push("password".into());
+            }
+            if replaced.members_changed {
+                changed.push("members".into());
+            }
+            let change = activity::Change {
+                kind,
+                id: &r.id,
+                name: &prepared.name,
+                action: activity::action_for(&replaced.before, &r.doc, activity::Action::Replaced),
+                values: Some(activity::values_of(&r.doc, &changed)),
+                changed,
+                version: r.version,
+                detail: None,
+                status: 200,
+            };
+            activity::record_change(c, pid, &ctx, &change)?;
             let computed = render::computed(c, &in_tx.0, rt, &[r.seq], &in_tx.1)?;
             Ok((r, computed))
         })
@@ -378,6 +420,8 @@ async fn patch(
     };
     let in_tx = (base.clone(), projection.clone());
     let tx_model = model.clone();
+    let ctx = state.activity_context(&principal, &req);
+    let password_set = hash.is_some();
     let (written, quirks) = state
         .write(&principal, move |tx| -> Result<_, Error> {
             let (base, projection) = &in_tx;
@@ -400,6 +444,45 @@ async fn patch(
                 PatchAnswer::Full => true,
                 PatchAnswer::FullWhenSmall => members::at_most(tx, seq, GROUP_ANSWER_MEMBERS)?,
             };
+            let r = &patched.resource;
+            let mut changed = activity::changed_paths(&patched.before, &r.doc);
+            if password_set {
+                changed.push("password".into());
+            }
+            let m = patched.members;
+            if m.any() {
+                changed.push(rt.linked().map_or("members", |a| a.name).into());
+            }
+            let action = match (changed.len(), m.added, m.removed, m.replaced) {
+                (1, 1.., 0, false) => activity::Action::MemberAdded,
+                (1, 0, 1.., false) => activity::Action::MemberRemoved,
+                _ => activity::action_for(&patched.before, &r.doc, activity::Action::Patched),
+            };
+            let detail = m.any().then(|| {
+                format!(
+                    "members: {} added, {} removed{}",
+                    m.added,
+                    m.removed,
+                    if m.replaced { ", list replaced" } else { "" }
+                )
+            });
+            let name = r
+                .doc
+                .get(rt.name_attribute())
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let change = activity::Change {
+                kind,
+                id: &r.id,
+                name,
+                action,
+                values: Some(activity::values_of(&r.doc, &changed)),
+                changed,
+                version: r.version,
+                detail,
+                status: if full { 200 } else { 204 },
+            };
+            activity::record_change(tx, pid, &ctx, &change)?;
             let computed = if full {
                 Some(render::computed(tx, base, rt, &[seq], projection)?)
             } else {
@@ -431,9 +514,30 @@ async fn delete(
     let (_, id) = id.into_inner();
     let if_match = if_match(req.headers());
     let pid = principal.provider_id;
+    let ctx = state.activity_context(&principal, &req);
+    let model = state.model(&principal).await?;
+    let name_attribute = model.get(kind).name_attribute();
     state
-        .write(&principal, move |c| {
-            rows::delete(c, pid, kind, &id, if_match.as_deref())
+        .write(&principal, move |c| -> Result<_, Error> {
+            let old = rows::delete(c, pid, kind, &id, if_match.as_deref())?;
+            let name = old
+                .doc
+                .get(name_attribute)
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let change = activity::Change {
+                kind,
+                id: &old.id,
+                name,
+                action: activity::Action::Deleted,
+                changed: Vec::new(),
+                values: None,
+                version: old.version,
+                detail: None,
+                status: 204,
+            };
+            activity::record_change(c, pid, &ctx, &change)?;
+            Ok(())
         })
         .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -664,8 +768,9 @@ async fn search_kind(
     let projection = request.projection(rt);
     let (start_index, count) = (request.start_index, request.count);
     let pid = principal.provider_id;
-    let body = state
-        .read(&principal, move |c| -> store::Result<Vec<u8>> {
+    let guid_lookup = ast.as_ref().is_some_and(looks_up_a_guid);
+    let (body, total) = state
+        .read(&principal, move |c| -> store::Result<(Vec<u8>, i64)> {
             let rt = model.get(kind);
             let tx = c.transaction()?;
             let paging = match after {
@@ -691,10 +796,27 @@ async fn search_kind(
             let rows: Vec<_> = page.items.iter().collect();
             render::push_rows(&mut out, &tx, rt, &base, &rows, &projection)?;
             render::list_end(&mut out);
-            Ok(out)
+            Ok((out, page.total))
         })
         .await?;
+    if guid_lookup && total == 0 {
+        req.extensions_mut().insert(super::ConnectionTest);
+    }
     Ok(scim_body(StatusCode::OK, body))
+}
+
+/// Whether a filter is `attribute eq "<a GUID>"`: Entra's Test Connection looks up a random
+/// GUID in the matching attribute and expects an empty list.
+fn looks_up_a_guid(f: &filter::Filter) -> bool {
+    let filter::Filter::Compare(_, filter::Op::Eq, filter::CompValue::Str(v)) = f else {
+        return false;
+    };
+    let b = v.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
 }
 
 /// `POST /.search` at the provider's root: Users and Groups together, Users first.

@@ -20,13 +20,13 @@ pub(super) fn change_members(
     group_seq: i64,
     base: &str,
     changes: &[MemberChange],
-) -> Result<bool> {
-    let mut changed = false;
+) -> Result<MemberDelta> {
+    let mut delta = MemberDelta::default();
     for change in changes {
         match change {
             MemberChange::Add(ids) => {
                 let seqs = member_seqs(c, provider_id, group_seq, ids)?;
-                changed |= add_members(c, group_seq, &seqs)? > 0;
+                delta.added += add_members(c, group_seq, &seqs)?;
             }
             MemberChange::Remove(ids) => {
                 let mut del = c.prepare_cached(
@@ -40,7 +40,7 @@ pub(super) fn change_members(
                         .optional()?;
                     if let Some(m) = gone {
                         bump(c, m)?;
-                        changed = true;
+                        delta.removed += 1;
                     }
                 }
             }
@@ -64,16 +64,31 @@ pub(super) fn change_members(
                 for m in seqs {
                     del.execute(params![group_seq, m])?;
                     bump(c, m)?;
-                    changed = true;
+                    delta.removed += 1;
                 }
             }
             MemberChange::Replace(ids) => {
                 let seqs = member_seqs(c, provider_id, group_seq, ids)?;
-                changed |= set_members(c, group_seq, &seqs)?;
+                delta.replaced |= set_members(c, group_seq, &seqs)?;
             }
         }
     }
-    Ok(changed)
+    Ok(delta)
+}
+
+/// What a PATCH did to a group's memberships.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberDelta {
+    pub added: usize,
+    pub removed: usize,
+    /// A replacement of the whole list changed it.
+    pub replaced: bool,
+}
+
+impl MemberDelta {
+    pub fn any(&self) -> bool {
+        self.added > 0 || self.removed > 0 || self.replaced
+    }
 }
 
 /// Resolves members to internal keys, keeping each one's display: each must be a User or

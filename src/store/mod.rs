@@ -1,5 +1,6 @@
 //! SQLite storage: the connection pool, embedded migrations, and the way async code reaches it.
 
+pub mod activity;
 pub mod members;
 pub mod providers;
 pub mod query;
@@ -100,6 +101,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0005_resource_blocks.sql")),
         M::up(include_str!("migrations/0006_insert_counts_in_code.sql")),
         M::up(include_str!("migrations/0007_extension_schemas.sql")),
+        M::up(include_str!("migrations/0008_activity.sql")),
     ]
 }
 

@@ -16,6 +16,8 @@ pub struct Provider {
     pub created: i64,
     /// What requests with attributes of unregistered schemas get.
     pub unknown_attributes: Unknown,
+    /// Whether activity records carry new attribute values.
+    pub activity_values: bool,
 }
 
 /// How many resources a provider holds.
@@ -44,7 +46,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-const COLUMNS: &str = "id, name, description, kind, created, unknown_attributes";
+const COLUMNS: &str = "id, name, description, kind, created, unknown_attributes, activity_values";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Provider> {
     let kind: String = r.get(3)?;
@@ -59,6 +61,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Provider> {
         unknown_attributes: r.get::<_, String>(5)?.parse().map_err(|e: String| {
             rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
         })?,
+        activity_values: r.get(6)?,
     })
 }
 
@@ -84,6 +87,7 @@ pub fn insert(
         kind,
         created: now,
         unknown_attributes: Unknown::default(),
+        activity_values: false,
     })
 }
 
@@ -105,6 +109,16 @@ pub(crate) fn get(c: &Connection, name: &str) -> Result<Option<Provider>> {
 
 pub fn require(c: &Connection, name: &str) -> Result<Provider> {
     get(c, name)?.ok_or_else(|| Error::NotFound(format!("no provider named {name:?}")))
+}
+
+/// Whether the provider's activity records carry new attribute values.
+pub(crate) fn set_activity_values(c: &Connection, name: &str, on: bool) -> Result<()> {
+    let p = require(c, name)?;
+    c.execute(
+        "UPDATE providers SET activity_values = ?1 WHERE id = ?2",
+        params![on, p.id],
+    )?;
+    Ok(())
 }
 
 pub(crate) fn update(

@@ -6,7 +6,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
-use super::members::{add_members, bump_below, change_members, member_seqs, set_members};
+use super::members::{
+    MemberDelta, add_members, bump_below, change_members, member_seqs, set_members,
+};
 use super::query::index_attr;
 use super::{Error, Result};
 use crate::scim::patch::{self, MemberChange, Operation};
@@ -445,7 +447,7 @@ pub(crate) fn replace(
     password_hash: Option<&str>,
     if_match: Option<&str>,
     now: &str,
-) -> Result<Resource> {
+) -> Result<Replaced> {
     let old = require(c, provider_id, rt.kind(), id)?;
     check_if_match(&old, if_match)?;
     resource::check_immutable(rt.schema(), &old.doc, &p.doc)?;
@@ -454,11 +456,16 @@ pub(crate) fn replace(
         None => PasswordUpdate::Keep,
     };
     update_doc(c, provider_id, rt, &old, p, password, now)?;
+    let mut members_changed = false;
     if holds_members(rt) {
         let wanted = member_seqs(c, provider_id, old.seq, p.members.as_deref().unwrap_or(&[]))?;
-        set_members(c, old.seq, &wanted)?;
+        members_changed = set_members(c, old.seq, &wanted)?;
     }
-    require(c, provider_id, rt.kind(), id)
+    Ok(Replaced {
+        resource: require(c, provider_id, rt.kind(), id)?,
+        before: old.doc,
+        members_changed,
+    })
 }
 
 /// Stores a new document for `old` (PUT, or a patched one) and bumps the version. Columns and index rows whose values did not change are not rewritten
@@ -535,6 +542,16 @@ pub struct Patched {
     pub resource: Resource,
     pub changed: bool,
     pub quirks: Quirks,
+    /// The document before the PATCH.
+    pub before: Map<String, Value>,
+    pub members: MemberDelta,
+}
+
+/// What a PUT wrote, and what was there before.
+pub struct Replaced {
+    pub resource: Resource,
+    pub before: Map<String, Value>,
+    pub members_changed: bool,
 }
 
 /// PATCH operations applied to a resource as it was at `version`: everything a PATCH decides,
@@ -624,12 +641,14 @@ pub fn patch(
     if doc_changed {
         update_doc(c, provider_id, rt, &old, &prepared, password, now)?;
     }
-    let members_changed = change_members(c, provider_id, rt, old.seq, base, &members)?;
+    let delta = change_members(c, provider_id, rt, old.seq, base, &members)?;
+    let members_changed = delta.any();
     if members_changed && !doc_changed {
         touch(c, old.seq, now)?;
     }
     // The stored row, known without reading it back.
     let changed = doc_changed || members_changed;
+    let before = old.doc;
     let r = Resource {
         seq: old.seq,
         id: old.id,
@@ -662,17 +681,19 @@ pub fn patch(
         resource: r,
         changed,
         quirks,
+        before,
+        members: delta,
     })
 }
 
-/// Deletes a resource and its memberships (DELETE). Runs on the writer.
+/// Deletes a resource and its memberships (DELETE); returns it as it was. Runs on the writer.
 pub(crate) fn delete(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,
     id: &str,
     if_match: Option<&str>,
-) -> Result<()> {
+) -> Result<Resource> {
     let old = require(c, provider_id, kind, id)?;
     check_if_match(&old, if_match)?;
     // Groups that lose this member, and everything below a deleted group, whose `groups` lose
@@ -685,7 +706,7 @@ pub(crate) fn delete(
     bump_below(c, old.seq)?;
     c.prepare_cached("DELETE FROM resources WHERE seq = ?1")?
         .execute([old.seq])?;
-    Ok(())
+    Ok(old)
 }
 
 #[cfg(test)]

@@ -48,6 +48,8 @@ pub(crate) struct AuthRecord {
     pub last_used: Option<i64>,
     /// The provider's `model_version` (its extension schemas and unknown-attribute policy).
     pub model_version: i64,
+    /// The provider's `activity_values` setting.
+    pub activity_values: bool,
 }
 
 /// A token row to insert; `secret_hash` is already the argon2id PHC string.
@@ -126,7 +128,7 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
     let row = c
         .prepare_cached(
             "SELECT t.provider_id, p.name, p.kind, t.secret_hash, t.read_only, t.expires,
-                    t.revoked, t.last_used, p.model_version
+                    t.revoked, t.last_used, p.model_version, p.activity_values
              FROM tokens t JOIN providers p ON p.id = t.provider_id WHERE t.id = ?1",
         )?
         .query_row([id], |r| {
@@ -140,6 +142,7 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
                 r.get::<_, Option<i64>>(6)?,
                 r.get::<_, Option<i64>>(7)?,
                 r.get::<_, i64>(8)?,
+                r.get::<_, bool>(9)?,
             ))
         })
         .optional()?;
@@ -153,6 +156,7 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
         revoked,
         used,
         model_version,
+        activity_values,
     )) = row
     else {
         return Ok(None);
@@ -167,6 +171,7 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
         revoked,
         last_used: used,
         model_version,
+        activity_values,
     }))
 }
 

@@ -1,0 +1,566 @@
+//! The `activity` table: what each identity provider did and what scimd answered. A change's
+//! record is written by the same transaction as the change, so a committed change always has
+//! one and a rolled-back one has none.
+
+use rusqlite::{Connection, params, params_from_iter, types::Value as Sql};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::Result;
+use crate::scim::ResourceKind;
+
+/// Who asked, for a record: the token, the request, and whether values may be recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub token_id: String,
+    pub request_id: String,
+    pub method: String,
+    pub path: String,
+    /// The provider's `activity_values` setting: record the new values of what changed.
+    pub values: bool,
+}
+
+/// What a record says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Replaced,
+    Patched,
+    /// `active` went from true (or absent) to false.
+    Deactivated,
+    /// `active` went from false to true (or absent).
+    Reactivated,
+    Deleted,
+    MemberAdded,
+    MemberRemoved,
+    /// A request answered 4xx or 5xx after authentication.
+    Refused,
+    /// Refused authentications of one token id (or of unknown tokens) in one minute.
+    AuthFailed,
+    /// Entra's Test Connection: a lookup of a random GUID that finds nothing.
+    ConnectionTest,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Created => "created",
+            Action::Replaced => "replaced",
+            Action::Patched => "patched",
+            Action::Deactivated => "deactivated",
+            Action::Reactivated => "reactivated",
+            Action::Deleted => "deleted",
+            Action::MemberAdded => "member added",
+            Action::MemberRemoved => "member removed",
+            Action::Refused => "refused",
+            Action::AuthFailed => "auth failed",
+            Action::ConnectionTest => "connection test",
+        }
+    }
+}
+
+/// One change, as the store use cases report it.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub kind: ResourceKind,
+    pub id: &'a str,
+    pub name: &'a str,
+    pub action: Action,
+    pub changed: Vec<String>,
+    pub version: i64,
+    /// The new values of what changed (recorded only when the context allows it).
+    pub values: Option<Map<String, Value>>,
+    pub detail: Option<String>,
+    pub status: u16,
+}
+
+/// The attribute paths whose values differ between two documents: top-level attributes, and
+/// the attributes inside extension objects as `urn:...:attr`. Pure, in key order of `new` then
+/// of what `old` alone has.
+pub fn changed_paths(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    let empty = Map::new();
+    let mut visit = |key: &String, a: Option<&Value>, b: Option<&Value>| {
+        if a == b {
+            return;
+        }
+        let is_extension = key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"));
+        match (is_extension, a, b) {
+            (true, a, b) => {
+                let a = a.and_then(Value::as_object).unwrap_or(&empty);
+                let b = b.and_then(Value::as_object).unwrap_or(&empty);
+                for k in b.keys().chain(a.keys().filter(|k| !b.contains_key(*k))) {
+                    if a.get(k) != b.get(k) {
+                        out.push(format!("{key}:{k}"));
+                    }
+                }
+            }
+            _ => out.push(key.clone()),
+        }
+    };
+    for (k, v) in new {
+        visit(k, old.get(k), Some(v));
+    }
+    for (k, v) in old.iter().filter(|(k, _)| !new.contains_key(*k)) {
+        visit(k, Some(v), None);
+    }
+    out
+}
+
+/// `Deactivated` or `Reactivated` when `active` changed that way, else `otherwise`.
+pub fn action_for(old: &Map<String, Value>, new: &Map<String, Value>, otherwise: Action) -> Action {
+    let active = |m: &Map<String, Value>| m.get("active") != Some(&Value::Bool(false));
+    match (active(old), active(new)) {
+        (true, false) => Action::Deactivated,
+        (false, true) => Action::Reactivated,
+        _ => otherwise,
+    }
+}
+
+/// The new values of `paths` in `doc` (for providers that record values).
+pub fn values_of(doc: &Map<String, Value>, paths: &[String]) -> Map<String, Value> {
+    let mut out = Map::new();
+    for p in paths {
+        let v = match doc.get(p) {
+            Some(v) => v.clone(),
+            None => match p.rsplit_once(':') {
+                Some((urn, attr)) => doc
+                    .get(urn)
+                    .and_then(|e| e.get(attr))
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                None => Value::Null,
+            },
+        };
+        out.insert(p.clone(), v);
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Records a change; called inside the change's transaction.
+pub fn record_change(
+    c: &Connection,
+    provider_id: i64,
+    ctx: &Context,
+    change: &Change<'_>,
+) -> Result<()> {
+    let values = match (&change.values, ctx.values) {
+        (Some(v), true) => Some(Value::Object(v.clone()).to_string()),
+        _ => None,
+    };
+    c.prepare_cached(
+        "INSERT INTO activity (at, provider_id, token_id, request_id, method, path, kind,
+                               resource_id, name, action, changed, version, status, detail,
+                               doc_values)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?
+    .execute(params![
+        now_ms(),
+        provider_id,
+        ctx.token_id,
+        ctx.request_id,
+        ctx.method,
+        ctx.path,
+        change.kind.name(),
+        change.id,
+        change.name,
+        change.action.as_str(),
+        serde_json::to_string(&change.changed).unwrap_or_else(|_| "[]".into()),
+        change.version,
+        change.status,
+        change.detail,
+        values,
+    ])?;
+    Ok(())
+}
+
+/// A refused request (4xx or 5xx after authentication), or a connection test.
+#[derive(Debug, Clone, Default)]
+pub struct Refusal {
+    pub status: u16,
+    pub scim_type: Option<String>,
+    pub detail: Option<String>,
+    pub body_bytes: Option<i64>,
+    /// The resource the request named, when its path names one.
+    pub kind: Option<ResourceKind>,
+    pub resource_id: Option<String>,
+    pub connection_test: bool,
+}
+
+pub fn record_refusal(c: &Connection, provider_id: i64, ctx: &Context, r: &Refusal) -> Result<()> {
+    let action = match r.connection_test {
+        true => Action::ConnectionTest,
+        false => Action::Refused,
+    };
+    c.prepare_cached(
+        "INSERT INTO activity (at, provider_id, token_id, request_id, method, path, kind,
+                               resource_id, action, status, scim_type, detail, body_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        now_ms(),
+        provider_id,
+        ctx.token_id,
+        ctx.request_id,
+        ctx.method,
+        ctx.path,
+        r.kind.map(ResourceKind::name),
+        r.resource_id,
+        action.as_str(),
+        r.status,
+        r.scim_type,
+        r.detail,
+        r.body_bytes,
+    ])?;
+    Ok(())
+}
+
+/// Refused authentications of one interval, as counted: (provider name, token id as presented,
+/// refused with 401, refused with 429). A token id that is not one of the provider's tokens is
+/// counted with the provider's unknown tokens (`token_id` NULL), so the rows an interval adds
+/// are bounded by the provider's real tokens whatever ids a flood makes up; providers that do
+/// not exist are skipped. Returns the rows written.
+pub fn record_auth_failures(
+    c: &Connection,
+    counted: &[(String, String, u64, u64)],
+) -> Result<usize> {
+    use std::collections::BTreeMap;
+    let mut known = c.prepare_cached(
+        "SELECT 1 FROM tokens t JOIN providers p ON p.id = t.provider_id
+         WHERE t.id = ?1 AND p.name = ?2",
+    )?;
+    let mut rows: BTreeMap<(String, Option<String>), (u64, u64)> = BTreeMap::new();
+    for (provider, token, unauthorized, throttled) in counted {
+        let token = known
+            .exists(params![token, provider])?
+            .then(|| token.clone());
+        let e = rows.entry((provider.clone(), token)).or_default();
+        e.0 += unauthorized;
+        e.1 += throttled;
+    }
+    let mut st = c.prepare_cached(
+        "INSERT INTO activity (at, provider_id, token_id, action, status, detail, count)
+         SELECT ?1, id, ?3, ?4, ?5, ?6, ?7 FROM providers WHERE name = ?2",
+    )?;
+    let at = now_ms();
+    let mut n = 0;
+    for ((provider, token), (unauthorized, throttled)) in rows {
+        for (status, count, detail) in [
+            (
+                401,
+                unauthorized,
+                "refused: missing, malformed, wrong, expired or revoked token",
+            ),
+            (
+                429,
+                throttled,
+                "refused: too many new secrets for this token id from one address",
+            ),
+        ] {
+            if count > 0 {
+                n += st.execute(params![
+                    at,
+                    provider,
+                    token,
+                    Action::AuthFailed.as_str(),
+                    status,
+                    match &token {
+                        Some(_) => detail.to_string(),
+                        None => format!("{detail} (tokens this provider does not have)"),
+                    },
+                    count as i64
+                ])?;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// One stored record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    pub provider: String,
+    pub token_id: Option<String>,
+    pub request_id: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub name: Option<String>,
+    pub action: String,
+    pub changed: Vec<String>,
+    pub version: Option<i64>,
+    pub status: i64,
+    pub scim_type: Option<String>,
+    pub detail: Option<String>,
+    pub body_bytes: Option<i64>,
+    pub count: i64,
+    pub values: Option<Value>,
+}
+
+/// Which records to read.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub provider: Option<String>,
+    /// Unix milliseconds, inclusive.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub failed: bool,
+    pub resource_id: Option<String>,
+    /// A user's userName or a group's displayName, regardless of case.
+    pub name: Option<(ResourceKind, String)>,
+    /// Only records after this one (for following).
+    pub after_seq: Option<i64>,
+    pub limit: usize,
+}
+
+/// Records matching `q`, oldest first: the last `limit` of them, or with `after_seq` the first
+/// `limit` after it.
+pub fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
+    let mut cond = vec!["1".to_string()];
+    let mut args: Vec<Sql> = Vec::new();
+    let bind = |v: Sql, args: &mut Vec<Sql>| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    if let Some(p) = &q.provider {
+        let b = bind(Sql::Text(p.clone()), &mut args);
+        cond.push(format!(
+            "a.provider_id = (SELECT id FROM providers WHERE name = {b})"
+        ));
+    }
+    if let Some(t) = q.since {
+        let b = bind(Sql::Integer(t), &mut args);
+        cond.push(format!("a.at >= {b}"));
+    }
+    if let Some(t) = q.until {
+        let b = bind(Sql::Integer(t), &mut args);
+        cond.push(format!("a.at <= {b}"));
+    }
+    if q.failed {
+        cond.push("a.status >= 400".into());
+    }
+    if let Some(id) = &q.resource_id {
+        let b = bind(Sql::Text(id.clone()), &mut args);
+        cond.push(format!("a.resource_id = {b}"));
+    }
+    if let Some((kind, name)) = &q.name {
+        // Every record of the resources that had this name at some point.
+        let k = bind(Sql::Text(kind.name().into()), &mut args);
+        let n = bind(Sql::Text(name.clone()), &mut args);
+        cond.push(format!(
+            "a.resource_id IN (SELECT resource_id FROM activity
+                               WHERE kind = {k} AND name = {n} COLLATE NOCASE)"
+        ));
+    }
+    if let Some(s) = q.after_seq {
+        let b = bind(Sql::Integer(s), &mut args);
+        cond.push(format!("a.seq > {b}"));
+    }
+    let limit = bind(Sql::Integer(q.limit.max(1) as i64), &mut args);
+    // Following reads forward from a position; otherwise the newest `limit`, shown oldest first.
+    let (order, outer) = match q.after_seq {
+        Some(_) => ("ASC", "ASC"),
+        None => ("DESC", "ASC"),
+    };
+    let sql = format!(
+        "SELECT * FROM (
+           SELECT a.seq, a.at, p.name, a.token_id, a.request_id, a.method, a.path, a.kind,
+                  a.resource_id, a.name, a.action, a.changed, a.version, a.status, a.scim_type,
+                  a.detail, a.body_bytes, a.count, a.doc_values
+           FROM activity a JOIN providers p ON p.id = a.provider_id
+           WHERE {} ORDER BY a.seq {order} LIMIT {limit})
+         ORDER BY seq {outer}",
+        cond.join(" AND ")
+    );
+    let mut st = c.prepare(&sql)?;
+    let rows = st
+        .query_map(params_from_iter(args), |r| {
+            let changed: Option<String> = r.get(11)?;
+            let values: Option<String> = r.get(18)?;
+            Ok(Record {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                provider: r.get(2)?,
+                token_id: r.get(3)?,
+                request_id: r.get(4)?,
+                method: r.get(5)?,
+                path: r.get(6)?,
+                resource_type: r.get(7)?,
+                resource_id: r.get(8)?,
+                name: r.get(9)?,
+                action: r.get(10)?,
+                changed: changed
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .unwrap_or_default(),
+                version: r.get(12)?,
+                status: r.get(13)?,
+                scim_type: r.get(14)?,
+                detail: r.get(15)?,
+                body_bytes: r.get(16)?,
+                count: r.get(17)?,
+                values: values.and_then(|v| serde_json::from_str(&v).ok()),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
+/// Deletes records older than `before` (unix milliseconds) and, per provider, all but the
+/// newest `keep` — at most `batch` rows per call, so the writer is never held long; returns how
+/// many went (call again while it returns `batch`).
+pub fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Result<usize> {
+    let mut n = c
+        .prepare_cached(
+            "DELETE FROM activity WHERE seq IN
+               (SELECT seq FROM activity WHERE at < ?1 ORDER BY at LIMIT ?2)",
+        )?
+        .execute(params![before, batch as i64])?;
+    if n < batch {
+        let providers: Vec<i64> = c
+            .prepare_cached("SELECT id FROM providers")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut over = c.prepare_cached(
+            "DELETE FROM activity WHERE seq IN
+               (SELECT seq FROM activity WHERE provider_id = ?1
+                  AND seq <= (SELECT seq FROM activity WHERE provider_id = ?1
+                              ORDER BY seq DESC LIMIT 1 OFFSET ?2)
+                ORDER BY seq LIMIT ?3)",
+        )?;
+        for p in providers {
+            if n >= batch {
+                break;
+            }
+            n += over.execute(params![p, keep, (batch - n) as i64])?;
+        }
+    }
+    c.prepare_cached("DELETE FROM provider_traffic WHERE hour < ?1")?
+        .execute([before / 3_600_000])?;
+    Ok(n)
+}
+
+/// Adds the requests a server counted since its last flush (provider name -> (count, last
+/// request in unix milliseconds)).
+pub fn add_traffic(c: &Connection, counted: &[(String, u64, i64)]) -> Result<()> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO provider_traffic (provider_id, hour, requests, last_at)
+         SELECT id, ?2 / 3600000, ?3, ?2 FROM providers WHERE name = ?1
+         ON CONFLICT DO UPDATE SET requests = requests + excluded.requests,
+                                   last_at = max(last_at, excluded.last_at)",
+    )?;
+    for (provider, n, last) in counted {
+        st.execute(params![provider, last, *n as i64])?;
+    }
+    Ok(())
+}
+
+/// What `provider list` and `provider show` say about a provider's recent activity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Status {
+    /// Unix milliseconds.
+    pub last_request: Option<i64>,
+    pub last_write: Option<i64>,
+    pub last_error: Option<(i64, String)>,
+    pub requests_24h: i64,
+    pub writes_24h: i64,
+    pub errors_24h: i64,
+}
+
+const CHANGES: &str = "('created','replaced','patched','deactivated','reactivated','deleted',\
+                       'member added','member removed')";
+
+pub fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Status> {
+    let day_ago = now_ms - 86_400_000;
+    let (requests_24h, last_traffic): (i64, Option<i64>) = c
+        .prepare_cached(
+            "SELECT coalesce(sum(requests), 0), max(last_at) FROM provider_traffic
+             WHERE provider_id = ?1 AND hour >= ?2",
+        )?
+        .query_row(params![provider_id, day_ago / 3_600_000], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let last_any: Option<i64> = c
+        .prepare_cached(
+            "SELECT at FROM activity WHERE provider_id = ?1 AND action != 'auth failed'
+             ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([provider_id], |r| r.get(0))
+        .ok();
+    let last_write: Option<i64> = c
+        .prepare_cached(&format!(
+            "SELECT at FROM activity WHERE provider_id = ?1 AND action IN {CHANGES}
+             ORDER BY seq DESC LIMIT 1"
+        ))?
+        .query_row([provider_id], |r| r.get(0))
+        .ok();
+    let last_error: Option<(i64, String)> = c
+        .prepare_cached(
+            "SELECT at, status || ' ' || coalesce(method || ' ' || path || ': ', '') ||
+                    coalesce(detail, '')
+             FROM activity WHERE provider_id = ?1 AND status >= 400
+             ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([provider_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .ok();
+    let (writes_24h, errors_24h): (i64, i64) = c
+        .prepare_cached(&format!(
+            "SELECT coalesce(sum(action IN {CHANGES}), 0),
+                    coalesce(sum(CASE WHEN status >= 400 THEN count ELSE 0 END), 0)
+             FROM activity WHERE provider_id = ?1 AND at >= ?2"
+        ))?
+        .query_row(params![provider_id, day_ago], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(Status {
+        last_request: last_traffic.max(last_any),
+        last_write,
+        last_error,
+        requests_24h,
+        writes_24h,
+        errors_24h,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn changed_paths_name_attributes_and_extension_attributes() {
+        let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let old = map(json!({"userName": "a", "title": "t", "active": true,
+                              urn: {"department": "d", "costCenter": "1"}}));
+        let new = map(json!({"userName": "a", "displayName": "A", "active": false,
+                              urn: {"department": "e", "costCenter": "1", "division": "x"}}));
+        assert_eq!(
+            changed_paths(&old, &new),
+            [
+                "displayName",
+                "active",
+                &format!("{urn}:department"),
+                &format!("{urn}:division"),
+                "title"
+            ]
+        );
+        assert!(changed_paths(&old, &old).is_empty());
+        assert_eq!(action_for(&old, &new, Action::Patched), Action::Deactivated);
+        assert_eq!(action_for(&new, &old, Action::Patched), Action::Reactivated);
+        assert_eq!(action_for(&old, &old, Action::Replaced), Action::Replaced);
+        let values = values_of(&new, &changed_paths(&old, &new));
+        assert_eq!(values["title"], Value::Null);
+        assert_eq!(values[&format!("{urn}:division")], "x");
+    }
+}
