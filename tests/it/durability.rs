@@ -100,6 +100,62 @@ fn check_ledger(db: &TestDb, token: &str, acked: &[Acked]) {
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(integrity, "ok");
+    // Every committed change has exactly one activity record, written by its own transaction:
+    // one `created` per user, and one `patched` per PATCH that committed (each set the title
+    // to the next counter), with the versions in order.
+    let users: i64 = check
+        .query_row(
+            "SELECT count(*) FROM resources WHERE kind = 'User'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let created: i64 = check
+        .query_row(
+            "SELECT count(*) FROM activity WHERE action = 'created' AND resource_id IN
+               (SELECT id FROM resources)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let orphans: i64 = check
+        .query_row(
+            "SELECT count(*) FROM activity WHERE resource_id NOT IN (SELECT id FROM resources)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        (created, orphans),
+        (users, 0),
+        "one created record per stored user"
+    );
+    let mut per_user = check
+        .prepare(
+            "SELECT r.id, json_extract(r.doc, '$.title'), r.version,
+                    (SELECT count(*) FROM activity a WHERE a.resource_id = r.id
+                       AND a.action = 'patched'),
+                    (SELECT group_concat(a.version) FROM activity a WHERE a.resource_id = r.id)
+             FROM resources r",
+        )
+        .unwrap();
+    let rows: Vec<(String, String, i64, i64, String)> = per_user
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (id, title, version, patched, versions) in rows {
+        let title: i64 = title.parse().unwrap();
+        assert_eq!(
+            patched, title,
+            "{id}: {patched} patched records for {title} committed PATCHes"
+        );
+        let want: Vec<String> = (1..=version).map(|v| v.to_string()).collect();
+        assert_eq!(versions, want.join(","), "{id}: record versions");
+    }
+    drop(per_user);
     drop(check);
 
     let server = Server::start(db);
