@@ -367,8 +367,8 @@ pub fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
     let limit = bind(Sql::Integer(q.limit.max(1) as i64), &mut args);
     // Following reads forward from a position; otherwise the newest `limit`, shown oldest first.
     let (order, outer) = match q.after_seq {
-        Some(_) => ("ASC", "ASC"),
-        None => ("DESC", "ASC"),
+        Some(_) => ("a.seq ASC", "seq ASC"),
+        None => ("a.at DESC, a.seq DESC", "at ASC, seq ASC"),
     };
     let sql = format!(
         "SELECT * FROM (
@@ -376,8 +376,8 @@ pub fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
                   a.resource_id, a.name, a.action, a.changed, a.version, a.status, a.scim_type,
                   a.detail, a.body_bytes, a.count, a.doc_values
            FROM activity a JOIN providers p ON p.id = a.provider_id
-           WHERE {} ORDER BY a.seq {order} LIMIT {limit})
-         ORDER BY seq {outer}",
+           WHERE {} ORDER BY {order} LIMIT {limit})
+         ORDER BY {outer}",
         cond.join(" AND ")
     );
     let mut st = c.prepare(&sql)?;
@@ -417,28 +417,28 @@ pub fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
 /// newest `keep` — at most `batch` rows per call, so the writer is never held long; returns how
 /// many went (call again while it returns `batch`).
 pub fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Result<usize> {
-    let mut n = c
-        .prepare_cached(
-            "DELETE FROM activity WHERE seq IN
-               (SELECT seq FROM activity WHERE at < ?1 ORDER BY at LIMIT ?2)",
-        )?
-        .execute(params![before, batch as i64])?;
-    if n < batch {
-        let providers: Vec<i64> = c
-            .prepare_cached("SELECT id FROM providers")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut over = c.prepare_cached(
-            "DELETE FROM activity WHERE seq IN
-               (SELECT seq FROM activity WHERE provider_id = ?1
-                  AND seq <= (SELECT seq FROM activity WHERE provider_id = ?1
-                              ORDER BY seq DESC LIMIT 1 OFFSET ?2)
-                ORDER BY seq LIMIT ?3)",
-        )?;
-        for p in providers {
-            if n >= batch {
-                break;
-            }
+    let providers: Vec<i64> = c
+        .prepare_cached("SELECT id FROM providers")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut old = c.prepare_cached(
+        "DELETE FROM activity WHERE seq IN
+           (SELECT seq FROM activity WHERE provider_id = ?1 AND at < ?2 ORDER BY at LIMIT ?3)",
+    )?;
+    let mut over = c.prepare_cached(
+        "DELETE FROM activity WHERE seq IN
+           (SELECT seq FROM activity WHERE provider_id = ?1
+              AND (at, seq) <= (SELECT at, seq FROM activity WHERE provider_id = ?1
+                                ORDER BY at DESC, seq DESC LIMIT 1 OFFSET ?2)
+            ORDER BY at LIMIT ?3)",
+    )?;
+    let mut n = 0;
+    for p in providers {
+        if n >= batch {
+            break;
+        }
+        n += old.execute(params![p, before, (batch - n) as i64])?;
+        if n < batch {
             n += over.execute(params![p, keep, (batch - n) as i64])?;
         }
     }
@@ -490,14 +490,14 @@ pub fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Status> {
     let last_any: Option<i64> = c
         .prepare_cached(
             "SELECT at FROM activity WHERE provider_id = ?1 AND action != 'auth failed'
-             ORDER BY seq DESC LIMIT 1",
+             ORDER BY at DESC LIMIT 1",
         )?
         .query_row([provider_id], |r| r.get(0))
         .ok();
     let last_write: Option<i64> = c
         .prepare_cached(&format!(
             "SELECT at FROM activity WHERE provider_id = ?1 AND action IN {CHANGES}
-             ORDER BY seq DESC LIMIT 1"
+             ORDER BY at DESC LIMIT 1"
         ))?
         .query_row([provider_id], |r| r.get(0))
         .ok();
@@ -506,7 +506,7 @@ pub fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Status> {
             "SELECT at, status || ' ' || coalesce(method || ' ' || path || ': ', '') ||
                     coalesce(detail, '')
              FROM activity WHERE provider_id = ?1 AND status >= 400
-             ORDER BY seq DESC LIMIT 1",
+             ORDER BY at DESC LIMIT 1",
         )?
         .query_row([provider_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .ok();
