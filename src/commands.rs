@@ -85,6 +85,29 @@ pub(crate) fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config
 fn check_config(cli: &Cli) -> ExitCode {
     match load_config(cli, None) {
         Ok(c) => {
+            if let (Some(cert), Some(key)) = (&c.tls_cert, &c.tls_key) {
+                match http::tls::load(cert, key) {
+                    Err(e) => {
+                        eprintln!("configuration has 1 problem(s):");
+                        eprintln!("  - {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    Ok(loaded) => match loaded.not_after {
+                        Some(at) if at - Utc::now() < chrono::Duration::days(14) => eprintln!(
+                            "warning: the TLS certificate expires {} ({} days): renew it",
+                            at.to_rfc3339(),
+                            (at - Utc::now()).num_days()
+                        ),
+                        Some(at) => {
+                            println!(
+                                "# TLS certificate and key go together; expires {}",
+                                at.to_rfc3339()
+                            )
+                        }
+                        None => println!("# TLS certificate and key go together"),
+                    },
+                }
+            }
             println!("# configuration is valid; effective settings:");
             print!("{}", c.to_redacted_toml());
             ExitCode::SUCCESS

@@ -118,6 +118,10 @@ settings! {
     /// How often refused authentications and request counts are written to the activity log.
     activity_interval: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;
+    /// PEM certificate chain (leaf first) for native TLS; with `tls_key`, scimd speaks HTTPS.
+    tls_cert: String => Option<PathBuf> = Some(String::new()), check optional_path, show shown_optional_path;
+    /// PEM private key of `tls_cert`.
+    tls_key: String => Option<PathBuf> = Some(String::new()), check optional_path, show shown_optional_path;
     /// How long a client may read nothing of a response before its connection is closed.
     send_timeout: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;
@@ -238,6 +242,21 @@ fn shown_networks(v: &[ipnet::IpNet]) -> String {
     quoted(&list.join(", "))
 }
 
+fn optional_path(v: Option<&String>) -> Result<Option<PathBuf>, String> {
+    match v.map(|s| s.trim()) {
+        None | Some("") => Ok(None),
+        Some(p) => Ok(Some(PathBuf::from(p))),
+    }
+}
+
+fn shown_optional_path(p: &Option<PathBuf>) -> String {
+    quoted(
+        &p.as_deref()
+            .map(|p| p.to_string_lossy().to_string())
+            .unwrap_or_default(),
+    )
+}
+
 fn at_least_one(v: Option<&u32>) -> Result<u32, String> {
     match *given(v)? {
         0 => Err("must be at least 1".into()),
@@ -323,7 +342,16 @@ impl RawConfig {
     pub fn validate(&self) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         match self.check_each(&mut problems) {
-            Some(config) if problems.is_empty() => Ok(config),
+            Some(config) if problems.is_empty() => {
+                if config.tls_cert.is_some() != config.tls_key.is_some() {
+                    return Err(vec![
+                        "tls_cert and tls_key: give both (a certificate chain and its key) or \
+                         neither"
+                            .into(),
+                    ]);
+                }
+                Ok(config)
+            }
             _ => Err(problems),
         }
     }

@@ -21,7 +21,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use actix_web::rt::net::TcpStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -31,7 +30,7 @@ const EMPTY: &[u8] = b"\r\ncontent-length: 0\r\n";
 const CLOSE: &[u8] = b"connection: close\r\n";
 const STATUS_LINE: &[u8] = b"HTTP/1.1 ";
 
-pub struct Conn<T = TcpStream> {
+pub struct Conn<T = super::tls::Stream> {
     io: T,
     inflow: Inflow,
     /// Request bytes rewritten but not yet handed to the parser.

@@ -10,6 +10,7 @@ mod paths;
 pub mod quirks;
 mod refusals;
 pub mod resources;
+pub mod tls;
 mod traffic;
 
 use std::collections::HashMap;
@@ -237,7 +238,12 @@ pub fn public_base(config: &Config, bound: SocketAddr) -> String {
             SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
         });
     }
-    format!("http://{addr}")
+    let scheme = if config.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    format!("{scheme}://{addr}")
 }
 
 /// Binds the listener first, so callers can print the real URL (port 0 picks a free port)
@@ -281,6 +287,17 @@ pub fn serve(
         });
         let app_state = state.clone();
         let send_timeout = config.send_timeout;
+        let resolver = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(
+                tls::Resolver::new(cert, key).map_err(|e| anyhow::anyhow!(e))?,
+            )),
+            _ => None,
+        };
+        let acceptor = resolver
+            .clone()
+            .map(tls::acceptor)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!(e))?;
         // actix-web's HttpServer, built by hand so each connection's stream can be wrapped
         // (`conn::Conn`); the settings are HttpServer's defaults.
         let server = actix_server::Server::build()
@@ -290,12 +307,29 @@ pub fn serve(
                 let app = app(app_state.clone())
                     .into_factory()
                     .map_err(|e| e.error_response());
+                let acceptor = acceptor.clone();
                 actix_service::fn_service(move |io: actix_web::rt::net::TcpStream| {
-                    let peer = io.peer_addr().ok();
-                    std::future::ready(Ok::<_, actix_http::error::DispatchError>((
-                        conn::Conn::new(io, send_timeout),
-                        peer,
-                    )))
+                    let acceptor = acceptor.clone();
+                    async move {
+                        let peer = io.peer_addr().ok();
+                        let stream = match acceptor {
+                            None => tls::Stream::Plain(io),
+                            Some(a) => {
+                                let handshake =
+                                    tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, a.accept(io));
+                                let tls = handshake
+                                    .await
+                                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
+                                    .and_then(|r| r)
+                                    .map_err(actix_http::error::DispatchError::Io)?;
+                                tls::Stream::Tls(Box::new(tls))
+                            }
+                        };
+                        Ok::<_, actix_http::error::DispatchError>((
+                            conn::Conn::new(stream, send_timeout),
+                            peer,
+                        ))
+                    }
                 })
                 .and_then(
                     actix_http::HttpService::build()
@@ -328,6 +362,9 @@ pub fn serve(
                 flush_counts(&flush_store, &totals, &counted).await;
             }
         });
+        if let Some(r) = resolver.clone() {
+            actix_web::rt::spawn(watch_certificate(r));
+        }
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
@@ -360,6 +397,51 @@ async fn flush_counts(store: &Store, refusals: &refusals::Refusals, traffic: &tr
         .await;
     if let Err(e) = res {
         tracing::warn!(error = %e, "could not write the interval's counts to the activity log");
+    }
+}
+
+/// Reads the certificate and key again on SIGHUP (new handshakes get the new certificate; open
+/// connections keep theirs), and warns once a day, and after each reload, while the certificate
+/// expires within 14 days.
+async fn watch_certificate(resolver: Arc<tls::Resolver>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let warn_if_expiring = |not_after: Option<chrono::DateTime<chrono::Utc>>| {
+        if let Some(at) = not_after {
+            let left = at - chrono::Utc::now();
+            if left < chrono::Duration::days(14) {
+                tracing::warn!(
+                    expires = %at.to_rfc3339(),
+                    "the TLS certificate expires in {} days: renew it, then send SIGHUP \
+                     (systemctl reload scimd)",
+                    left.num_days()
+                );
+            }
+        }
+    };
+    warn_if_expiring(resolver.not_after());
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP: the TLS certificate will not be reloaded");
+        return;
+    };
+    let mut daily = tokio::time::interval(std::time::Duration::from_secs(86_400));
+    daily.tick().await;
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => match resolver.reload() {
+                Ok(not_after) => {
+                    tracing::info!(
+                        expires = %not_after.map(|d| d.to_rfc3339()).unwrap_or_default(),
+                        "SIGHUP: TLS certificate reloaded"
+                    );
+                    warn_if_expiring(not_after);
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "SIGHUP: the TLS certificate was not reloaded; the one in use stays"
+                ),
+            },
+            _ = daily.tick() => warn_if_expiring(resolver.not_after()),
+        }
     }
 }
 

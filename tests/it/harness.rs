@@ -238,7 +238,10 @@ impl Server {
     }
 
     pub fn addr(&self) -> String {
-        self.base.trim_start_matches("http://").to_string()
+        self.base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string()
     }
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited cleanly.

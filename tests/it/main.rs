@@ -20,3 +20,4 @@ mod query;
 mod quickstart;
 mod replays;
 mod resources;
+mod tls;

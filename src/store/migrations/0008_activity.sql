@@ -22,10 +22,11 @@ CREATE TABLE activity (
     count       INTEGER NOT NULL DEFAULT 1,   -- requests this row stands for
     doc_values  TEXT                          -- JSON of the changed values, when the provider records them
 ) STRICT;
--- A provider's records by time (listing, status, retention and the per-provider cap), and a
--- resource's history. Two indexes only: each is one more B-tree insert in every change.
+-- A provider's records by time: listing, status, retention and the per-provider cap. The only
+-- index: records are appended in time order, so its inserts land on the same few pages, where
+-- an index by resource would put every PATCH of a random user on a page of its own (a page
+-- more to write per change). A resource's history is read by scanning instead.
 CREATE INDEX activity_provider ON activity (provider_id, at);
-CREATE INDEX activity_resource ON activity (resource_id, seq) WHERE resource_id IS NOT NULL;
 
 -- Whether the activity records of a provider carry attribute values (personal data); off.
 ALTER TABLE providers ADD COLUMN activity_values INTEGER NOT NULL DEFAULT 0;
