@@ -63,6 +63,25 @@ pub enum Command {
     ///
     /// A resource's history: `scimd activity --resource ID` (or --user NAME, --group NAME).
     Activity(ActivityArgs),
+    /// Write a consistent copy of the database to PATH (mode 0600), also while `scimd serve`
+    /// runs: SQLite's online backup copies the pages of one read transaction.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        path: PathBuf,
+        /// Write a compacted copy (VACUUM INTO) instead of a page-for-page one.
+        #[arg(long)]
+        vacuum: bool,
+    },
+    /// Replace the database with a backup. Refuses while a server uses the database, and
+    /// refuses a file that is not a scimd database or was written by a newer scimd; the
+    /// replaced file is kept beside it (`<database>.replaced-<time>`).
+    Restore {
+        /// The backup to restore.
+        path: PathBuf,
+    },
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Validate the configuration, list every problem, and print the effective settings with
     /// secrets redacted. Exits non-zero when the configuration is invalid.
     CheckConfig,
@@ -160,6 +179,13 @@ pub enum ProviderCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Check the database: SQLite's integrity and foreign key checks and the schema version.
+    /// Exits 0 when all is well, 1 otherwise (for scripts and monitoring).
+    Check,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -10,8 +10,8 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::auth::{Secret, TokenState, token};
 use crate::cli::{
-    ActivityArgs, Cli, Command, OnOff, ProviderCommand, QuickstartArgs, SchemaCommand, ServeArgs,
-    TokenCommand,
+    ActivityArgs, Cli, Command, DbCommand, OnOff, ProviderCommand, QuickstartArgs, SchemaCommand,
+    ServeArgs, TokenCommand,
 };
 use crate::config::{self, Config, LogFormat, RawConfig};
 use crate::http;
@@ -40,6 +40,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token_command(&config, cmd)?,
         Command::Schema(cmd) => schema_command(&config, cmd)?,
         Command::Activity(args) => activity_command(&config, args)?,
+        Command::Backup { path, vacuum } => {
+            let r = store::maintenance::backup(&config.database, &path, vacuum)?;
+            println!(
+                "backed up {} to {} ({} bytes, schema {})",
+                config.database.display(),
+                path.display(),
+                r.bytes,
+                r.schema_version
+            );
+        }
+        Command::Restore { path } => {
+            let now = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+            let aside = store::maintenance::restore(&config.database, &path, &now)?;
+            println!(
+                "restored {} from {}",
+                config.database.display(),
+                path.display()
+            );
+            if let Some(a) = aside {
+                println!("the replaced database is kept as {}", a.display());
+            }
+        }
+        Command::Db(DbCommand::Check) => return db_check(&config),
         Command::CheckConfig => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -160,6 +183,31 @@ fn open(config: &Config, mode: OpenMode) -> anyhow::Result<Store> {
     )
 }
 
+/// `scimd db check`: prints what it found; exit code 0 when all is well.
+fn db_check(config: &Config) -> anyhow::Result<ExitCode> {
+    let r = store::maintenance::check(&config.database)?;
+    println!("database:        {}", config.database.display());
+    println!(
+        "schema version:  {} (this binary: {})",
+        r.schema_version, r.latest_version
+    );
+    match r.integrity.is_empty() {
+        true => println!("integrity:       ok"),
+        false => println!("integrity:       {}", r.integrity.join("; ")),
+    }
+    match r.foreign_keys.is_empty() {
+        true => println!("foreign keys:    ok"),
+        false => println!("foreign keys:    {}", r.foreign_keys.join("; ")),
+    }
+    if r.schema_version < r.latest_version {
+        println!("(the next `scimd serve` upgrades the schema)");
+    }
+    Ok(match r.is_ok() {
+        true => ExitCode::SUCCESS,
+        false => ExitCode::FAILURE,
+    })
+}
+
 fn serve(config: Config, create: bool) -> anyhow::Result<()> {
     let _log = init_logging(&config);
     let mode = match create {
@@ -167,6 +215,8 @@ fn serve(config: Config, create: bool) -> anyhow::Result<()> {
         false => OpenMode::MustExistToServe,
     };
     let store = open(&config, mode)?;
+    // Held while serving, so `scimd restore` can tell the database is in use.
+    let _in_use = store::maintenance::hold(&config.database)?;
     let (listener, base) = http::bind(&config)?;
     tracing::info!(database = %config.database.display(), schema = store::schema_version(), "database ready");
     http::serve(config, store, listener, base)
@@ -175,6 +225,7 @@ fn serve(config: Config, create: bool) -> anyhow::Result<()> {
 fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     let _log = init_logging(&config);
     let store = open(&config, OpenMode::CreateIfMissing)?;
+    let _in_use = store::maintenance::hold(&config.database)?;
     let now = Utc::now();
     let name = args.provider.clone();
     let provider = store.write_blocking(move |c| {

@@ -368,8 +368,15 @@ pub fn serve(
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
+            notify(sd_notify::NotifyState::Stopping);
             handle.stop(true).await;
         });
+        // Migrations ran (the store is open) and the socket is bound: ready for systemd.
+        notify(sd_notify::NotifyState::Ready);
+        let mut watchdog_usec = 0;
+        if sd_notify::watchdog_enabled(false, &mut watchdog_usec) {
+            actix_web::rt::spawn(watchdog(state.store.clone(), watchdog_usec));
+        }
         tracing::info!(%addr, "listening on {public_base}");
         server.await?;
         let _ = stop_jobs.send(true);
@@ -445,6 +452,34 @@ async fn watch_certificate(resolver: Arc<tls::Resolver>) {
     }
 }
 
+/// Tells systemd (`Type=notify`) about a state change; nothing without `NOTIFY_SOCKET`.
+fn notify(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(false, &[state]) {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
+}
+
+/// Pings systemd's watchdog twice per `WatchdogSec` while the store's threads are alive: a
+/// stuck or vanished writer stops the pings, and systemd restarts the service. A writer that
+/// only fails (a full disk) keeps them going, since a restart would not help.
+async fn watchdog(store: Store, usec: u64) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_micros(usec / 2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let health = store.health().await;
+        if health.is_alive() {
+            notify(sd_notify::NotifyState::Watchdog);
+        } else {
+            tracing::error!(
+                writer = ?health.writer,
+                readers = ?health.readers,
+                "not pinging systemd's watchdog: the store is not alive"
+            );
+        }
+    }
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (
@@ -483,6 +518,7 @@ pub fn app(
         .wrap(from_fn(admit))
         .wrap(from_fn(access_log))
         .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
         .service(
             web::scope("/scim/v2/{provider}")
                 .wrap(from_fn(auth::require_token))
@@ -501,12 +537,24 @@ pub fn app(
         .default_service(web::to(not_found))
 }
 
-/// `200 {"status":"ok"}` while the writer and the readers work; otherwise `503` naming the
-/// part that is gone or stuck (`writer`, `readers`), so a load balancer or systemd watchdog
-/// stops sending traffic to a server that can no longer write.
+/// Liveness: `200` while the writer and the readers are there and moving, even if writes
+/// fail for a reason a restart would not fix (a full disk); `503` naming the part that is gone
+/// or stuck, so systemd or an orchestrator restarts the process.
 async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let health = state.store.health().await;
-    if health.is_ok() {
+    health_answer(&health, health.is_alive())
+}
+
+/// Readiness: `200` while writes can commit and reads answer; `503` naming the part that
+/// cannot (`"writer":"failing: the disk is full ..."`), so a load balancer stops sending
+/// traffic to a server that can no longer write.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let health = state.store.health().await;
+    health_answer(&health, health.is_ok())
+}
+
+fn health_answer(health: &crate::store::Health, ok: bool) -> HttpResponse {
+    if ok {
         return HttpResponse::Ok()
             .content_type("application/json")
             .body(r#"{"status":"ok"}"#);

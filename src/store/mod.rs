@@ -1,6 +1,7 @@
 //! SQLite storage: the connection pool, embedded migrations, and the way async code reaches it.
 
 pub mod activity;
+pub mod maintenance;
 pub mod members;
 pub mod providers;
 pub mod query;
@@ -86,6 +87,11 @@ impl From<r2d2::Error> for Error {
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema history, oldest first. Never edit a shipped migration; append the next one.
+/// The schema version the newest migration leaves (`PRAGMA user_version`).
+pub fn latest_schema_version() -> i64 {
+    migrations().len() as i64
+}
+
 fn migrations() -> Vec<M<'static>> {
     vec![
         M::up(include_str!("migrations/0001_init.sql")),
@@ -139,6 +145,14 @@ pub(crate) struct Health {
 impl Health {
     pub(crate) fn is_ok(&self) -> bool {
         self.writer.is_none() && self.readers.is_none()
+    }
+
+    /// Whether the threads are there and moving (a restart would not help otherwise): true
+    /// while a part is only failing (a full disk, a read-only or removed file).
+    pub(crate) fn is_alive(&self) -> bool {
+        [&self.writer, &self.readers]
+            .iter()
+            .all(|p| p.as_deref().is_none_or(|p| p.starts_with("failing")))
     }
 }
 

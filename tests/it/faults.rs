@@ -169,8 +169,11 @@ fn a_removed_database_file_refuses_writes_and_is_never_recreated_by_serve() {
             .scim_error(503);
         assert!(body.get("scimType").is_none(), "{body}");
     }
-    let health = get(&format!("{}/healthz", server.base), None);
+    let health = get(&format!("{}/readyz", server.base), None);
     assert_eq!(health.status, 503, "{}", health.text);
+    // Alive all the same: a restart would not fix it.
+    let live = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(live.status, 200, "{}", live.text);
     let writer = health.json()["writer"].as_str().unwrap().to_string();
     assert!(writer.contains("removed or replaced"), "{writer}");
     server.wait_for_line("removed or replaced");
@@ -202,8 +205,11 @@ fn a_database_file_replaced_while_serving_refuses_writes() {
     std::fs::rename(&other, &db.path).unwrap();
     scim.post("/Users", &json!({"userName": "lost"}))
         .scim_error(503);
-    let health = get(&format!("{}/healthz", server.base), None);
+    let health = get(&format!("{}/readyz", server.base), None);
     assert_eq!(health.status, 503, "{}", health.text);
+    // Alive all the same: a restart would not fix it.
+    let live = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(live.status, 200, "{}", live.text);
 }
 
 /// A size-limited tmpfs mounted for one test (root can mount here and in CI), unmounted when
@@ -288,8 +294,11 @@ fn a_full_disk_answers_507_logs_once_and_recovers_when_space_returns() {
         }
     }
     assert!(full > 0, "no write met the full disk");
-    let health = get(&format!("{}/healthz", server.base), None);
+    let health = get(&format!("{}/readyz", server.base), None);
     assert_eq!(health.status, 503, "{}", health.text);
+    // Alive all the same: a restart would not fix it.
+    let live = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(live.status, 200, "{}", live.text);
     assert!(
         health.json()["writer"]
             .as_str()
@@ -317,7 +326,7 @@ fn a_full_disk_answers_507_logs_once_and_recovers_when_space_returns() {
     // Space returns: writes commit again by themselves, and health follows.
     std::fs::remove_file(&filler).unwrap();
     scim.create("/Users", &json!({"userName": "after"}));
-    let health = get(&format!("{}/healthz", server.base), None);
+    let health = get(&format!("{}/readyz", server.base), None);
     assert_eq!(health.status, 200, "{}", health.text);
     server.wait_for_line("writes commit again");
 }
@@ -361,8 +370,11 @@ fn a_read_only_database_serves_reads_and_refuses_writes() {
             .scim_error(503);
         assert!(body.get("scimType").is_none(), "{body}");
     }
-    let health = get(&format!("{}/healthz", server.base), None);
+    let health = get(&format!("{}/readyz", server.base), None);
     assert_eq!(health.status, 503, "{}", health.text);
+    // Alive all the same: a restart would not fix it.
+    let live = get(&format!("{}/healthz", server.base), None);
+    assert_eq!(live.status, 200, "{}", live.text);
     let writer = health.json()["writer"].as_str().unwrap().to_string();
     assert!(writer.contains("cannot be written"), "{writer}");
     let logged = server

@@ -15,6 +15,7 @@ mod hostile;
 mod http_basics;
 mod interop;
 mod jobs;
+mod ops;
 mod patch;
 mod query;
 mod quickstart;

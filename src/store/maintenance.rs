@@ -1,0 +1,258 @@
+//! Backup, restore and checks of the database file. A backup is consistent while a server
+//! writes (SQLite's online backup API copies the pages of one read transaction); a restore
+//! refuses while a server holds the file.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::Error;
+
+/// What `backup` wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupReport {
+    pub bytes: u64,
+    pub schema_version: i64,
+}
+
+/// What `check` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// `PRAGMA integrity_check` lines other than "ok".
+    pub integrity: Vec<String>,
+    /// `PRAGMA foreign_key_check` rows, as text.
+    pub foreign_keys: Vec<String>,
+    pub schema_version: i64,
+    pub latest_version: i64,
+}
+
+impl CheckReport {
+    pub fn is_ok(&self) -> bool {
+        self.integrity.is_empty()
+            && self.foreign_keys.is_empty()
+            && self.schema_version == self.latest_version
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::Invalid(e.to_string())
+}
+
+fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    if !path.exists() {
+        return Err(Error::NotFound(format!(
+            "{} does not exist",
+            path.display()
+        )));
+    }
+    Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| invalid(format!("{}: {e}", path.display())))
+}
+
+/// Writes a consistent copy of the database at `db` to `to` (which must not exist), mode 0600,
+/// synced to disk. `vacuum` writes a compacted copy (`VACUUM INTO`) instead of a page copy.
+pub fn backup(db: &Path, to: &Path, vacuum: bool) -> Result<BackupReport, Error> {
+    let src = open_read_only(db)?;
+    // Created here, empty and private, so the copy is never readable by others, not even
+    // while it is being written.
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(to)
+        .map_err(|e| invalid(format!("{}: {e}", to.display())))?;
+    let done = if vacuum {
+        src.execute("VACUUM INTO ?1", [to.to_string_lossy()])
+            .map(|_| ())
+            .map_err(|e| invalid(format!("copying into {}: {e}", to.display())))
+    } else {
+        (|| -> rusqlite::Result<()> {
+            let mut dst = Connection::open(to)?;
+            let b = rusqlite::backup::Backup::new(&src, &mut dst)?;
+            // All pages in one step: one read transaction, so one consistent state, whatever
+            // the server commits meanwhile.
+            loop {
+                match b.step(-1)? {
+                    rusqlite::backup::StepResult::Done => return Ok(()),
+                    rusqlite::backup::StepResult::More => continue,
+                    _ => std::thread::sleep(std::time::Duration::from_millis(10)),
+                }
+            }
+        })()
+        .map_err(|e| invalid(format!("copying into {}: {e}", to.display())))
+    };
+    if let Err(e) = done {
+        let _ = std::fs::remove_file(to);
+        return Err(e);
+    }
+    sync(to)?;
+    let schema_version = version_of(&open_read_only(to)?)?;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    Ok(BackupReport {
+        bytes,
+        schema_version,
+    })
+}
+
+/// Flushes a file and its directory entry to disk.
+fn sync(path: &Path) -> Result<(), Error> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| invalid(format!("{}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+fn version_of(c: &Connection) -> Result<i64, Error> {
+    c.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(invalid)
+}
+
+/// Checks the database at `db` without changing it.
+pub fn check(db: &Path) -> Result<CheckReport, Error> {
+    let c = open_read_only(db)?;
+    let integrity: Vec<String> = c
+        .prepare("PRAGMA integrity_check")
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(invalid)?;
+    let foreign_keys: Vec<String> = c
+        .prepare("PRAGMA foreign_key_check")
+        .and_then(|mut st| {
+            st.query_map([], |r| {
+                Ok(format!(
+                    "{} row {} refers to a missing row of {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?.unwrap_or_default(),
+                    r.get::<_, String>(2)?
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()
+        })
+        .map_err(invalid)?;
+    Ok(CheckReport {
+        integrity: integrity.into_iter().filter(|l| l != "ok").collect(),
+        foreign_keys,
+        schema_version: version_of(&c)?,
+        latest_version: super::latest_schema_version(),
+    })
+}
+
+/// The file a server holds a shared lock on while it serves (see `hold`): the database file.
+fn lock_file(db: &Path) -> Result<File, Error> {
+    File::open(db).map_err(|e| invalid(format!("{}: {e}", db.display())))
+}
+
+/// Held by a running server for its whole life, so `restore` can tell the file is in use.
+pub struct InUse(#[allow(dead_code)] File);
+
+/// Marks the database at `db` as in use by this process (a shared lock; any number of servers
+/// and commands may hold one). Fails while a restore holds the file.
+pub fn hold(db: &Path) -> Result<InUse, Error> {
+    let f = lock_file(db)?;
+    f.try_lock_shared().map_err(|_| {
+        Error::Conflict(format!(
+            "{} is being restored; start the server once `scimd restore` has finished",
+            db.display()
+        ))
+    })?;
+    Ok(InUse(f))
+}
+
+/// Replaces the database at `db` with the backup at `from`, keeping the replaced file (and its
+/// WAL) aside; returns where. Refuses while a server uses `db`, and refuses a file that is not
+/// a scimd database or was written by a newer scimd.
+pub fn restore(db: &Path, from: &Path, now: &str) -> Result<Option<PathBuf>, Error> {
+    let report = check(from).map_err(|e| invalid(format!("{}: {e}", from.display())))?;
+    let has_tables = open_read_only(from)?
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
+               ('providers', 'tokens', 'resources', 'members')",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(invalid)?;
+    if has_tables != 4 {
+        return Err(invalid(format!(
+            "{} is not a scimd database (it lacks scimd's tables)",
+            from.display()
+        )));
+    }
+    if report.schema_version > report.latest_version {
+        return Err(invalid(format!(
+            "{} was written by a newer scimd (schema {}, this binary knows up to {}); restore \
+             it with that version",
+            from.display(),
+            report.schema_version,
+            report.latest_version
+        )));
+    }
+    if !report.integrity.is_empty() {
+        return Err(invalid(format!(
+            "{} is damaged: {}",
+            from.display(),
+            report.integrity.join("; ")
+        )));
+    }
+    // Held until the new file is in place: a server starting meanwhile waits for nothing and
+    // refuses (see `hold`).
+    let guard = if db.exists() {
+        let f = lock_file(db)?;
+        f.try_lock().map_err(|_| {
+            Error::Conflict(format!(
+                "a scimd server is using {}: stop it first (systemctl stop scimd), restore, \
+                 then start it again",
+                db.display()
+            ))
+        })?;
+        Some(f)
+    } else {
+        None
+    };
+    let aside = match guard {
+        Some(_) => {
+            let stamp: String = now.chars().filter(char::is_ascii_alphanumeric).collect();
+            let aside = PathBuf::from(format!("{}.replaced-{stamp}", db.display()));
+            for suffix in ["", "-wal", "-shm"] {
+                let from = PathBuf::from(format!("{}{suffix}", db.display()));
+                if from.exists() {
+                    let to = PathBuf::from(format!("{}{suffix}", aside.display()));
+                    std::fs::rename(&from, &to)
+                        .map_err(|e| invalid(format!("moving {} aside: {e}", from.display())))?;
+                }
+            }
+            Some(aside)
+        }
+        None => None,
+    };
+    let staging = PathBuf::from(format!("{}.restoring", db.display()));
+    let _ = std::fs::remove_file(&staging);
+    let copied = (|| -> std::io::Result<()> {
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staging)?;
+        std::io::copy(&mut File::open(from)?, &mut out)?;
+        out.sync_all()
+    })();
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&staging);
+        return Err(invalid(format!("copying {}: {e}", from.display())));
+    }
+    std::fs::rename(&staging, db).map_err(|e| invalid(format!("{}: {e}", db.display())))?;
+    sync(db)?;
+    drop(guard);
+    Ok(aside)
+}

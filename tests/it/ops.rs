@@ -1,0 +1,178 @@
+//! Operating scimd: backup during a write load and restore, `db check`, systemd's readiness
+//! protocol, and the liveness/readiness split.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{Scim, Server, TestDb, get, try_send};
+
+/// A backup taken while eight writers create users holds every user acknowledged before the
+/// backup started; restored in place of the database (refused while the server runs), a server
+/// on it serves them all.
+#[test]
+fn a_backup_taken_under_load_restores_every_write_acknowledged_before_it() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let server = Server::start(&db);
+    let base = server.scim("p");
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (base, token, acked, stop) =
+                (base.clone(), token.clone(), acked.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let body = json!({"userName": format!("w{w}-{n}")});
+                    if let Ok(r) =
+                        try_send("POST", &format!("{base}/Users"), &token, Some(&body), &[])
+                    {
+                        assert_eq!(r.status, 201, "{}", r.text);
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(r.json()["id"].as_str().unwrap().to_string());
+                    }
+                }
+            })
+        })
+        .collect();
+    while acked.lock().unwrap().len() < 200 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let before: Vec<String> = acked.lock().unwrap().clone();
+    let copy = db.dir.path().join("backup.db");
+    let out = db.ok(&["backup", copy.to_str().unwrap()]);
+    assert!(out.contains("backed up"), "{out}");
+    // Writes went on during the backup.
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    // A running server holds the database: restore refuses and says what to do.
+    let err = db.fails(&["restore", copy.to_str().unwrap()]);
+    assert!(err.contains("stop it first"), "{err}");
+    drop(server);
+    let out = db.ok(&["restore", copy.to_str().unwrap()]);
+    assert!(out.contains("kept as"), "{out}");
+    let server = Server::start(&db);
+    let scim = Scim::new(&server, "p", &token);
+    for id in &before {
+        scim.get(&format!("/Users/{id}")).expect(200);
+    }
+    let total = scim.get("/Users?count=0").expect(200)["totalResults"]
+        .as_u64()
+        .unwrap();
+    assert!(total as usize >= before.len());
+    assert!(db.ok(&["db", "check"]).contains("integrity:       ok"));
+}
+
+#[test]
+fn restore_refuses_what_is_not_a_scimd_database_and_db_check_reports_damage() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let dir = db.dir.path();
+    // Not a database at all, another SQLite database, and one from a newer scimd.
+    let junk = dir.join("junk.db");
+    std::fs::write(&junk, "hello").unwrap();
+    let other = dir.join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let newer = dir.join("newer.db");
+    db.ok(&["backup", newer.to_str().unwrap(), "--vacuum"]);
+    rusqlite::Connection::open(&newer)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999")
+        .unwrap();
+    for (file, want) in [
+        (&junk, "not a database"),
+        (&other, "not a scimd database"),
+        (&newer, "newer scimd"),
+    ] {
+        let err = db.fails(&["restore", file.to_str().unwrap()]);
+        assert!(err.contains(want), "{}: {err}", file.display());
+    }
+    // Nothing was replaced.
+    assert!(db.ok(&["provider", "list"]).contains('p'));
+    // A damaged copy: db check says so and exits 1.
+    let damaged = dir.join("damaged.db");
+    db.ok(&["backup", damaged.to_str().unwrap()]);
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    // Every page after the first: its B-tree header and cell pointers overwritten.
+    let page = 4096;
+    for start in (page..bytes.len()).step_by(page) {
+        for b in &mut bytes[start..start + 64] {
+            *b = 0x7f;
+        }
+    }
+    std::fs::write(&damaged, &bytes).unwrap();
+    let out = crate::harness::command(&damaged)
+        .args(["db", "check"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(!said.contains("integrity:       ok"), "{said}");
+    let ok = db.cli(&["db", "check"]);
+    assert_eq!(ok.status.code(), Some(0));
+}
+
+/// `Type=notify`: READY once serving, watchdog pings while alive, STOPPING at shutdown.
+#[test]
+fn systemd_hears_ready_watchdog_and_stopping() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let socket_path = db.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // systemd names the process the watchdog is for: the shell's pid, kept by exec.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args([
+        "-c",
+        "WATCHDOG_PID=$$ exec \"$0\" \"$@\"",
+        crate::harness::BIN,
+    ])
+    .arg("--database")
+    .arg(&db.path)
+    .args(["serve", "--listen", "127.0.0.1:0"])
+    .env("NOTIFY_SOCKET", &socket_path)
+    .env("WATCHDOG_USEC", "200000");
+    let mut server = Server::spawn(cmd);
+    let mut heard = Vec::new();
+    let mut buf = [0u8; 256];
+    while heard
+        .iter()
+        .filter(|m: &&String| m.contains("WATCHDOG=1"))
+        .count()
+        < 2
+    {
+        let n = socket.recv(&mut buf).unwrap();
+        heard.push(String::from_utf8_lossy(&buf[..n]).to_string());
+    }
+    assert!(heard[0].contains("READY=1"), "{heard:?}");
+    // Alive and ready.
+    assert_eq!(get(&format!("{}/healthz", server.base), None).status, 200);
+    assert_eq!(get(&format!("{}/readyz", server.base), None).status, 200);
+    assert!(server.terminate());
+    loop {
+        let n = socket.recv(&mut buf).unwrap();
+        if String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1") {
+            break;
+        }
+    }
+}
