@@ -13,5 +13,7 @@ echo "== cargo test"
 cargo test --locked
 echo "== conformance checkers (scim2-tester, scim-sanity) against the release binary"
 ./scripts/conformance.sh
+echo "== export of 1,000,000 users in bounded memory"
+./scripts/export-memory.sh
 echo "== load benchmark smoke (bench/run.sh --smoke --peer): proves the benchmark still runs"
 ./bench/run.sh --smoke --peer

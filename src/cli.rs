@@ -82,6 +82,17 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Write every User (or Group) of a provider to standard output, as SCIM JSON lines (the
+    /// representation a GET returns) or as CSV of the common attributes; memory stays small
+    /// whatever the number. Works while `scimd serve` runs.
+    Export {
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        #[arg(long, value_enum, default_value = "user")]
+        resource_type: ResourceTypeArg,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+    },
     /// Validate the configuration, list every problem, and print the effective settings with
     /// secrets redacted. Exits non-zero when the configuration is invalid.
     CheckConfig,
@@ -179,6 +190,15 @@ pub enum ProviderCommand {
         #[arg(long)]
         yes: bool,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// One SCIM JSON resource per line.
+    Jsonl,
+    /// A header line, then id, externalId, userName or displayName and the other common
+    /// attributes (RFC 4180).
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]

@@ -63,6 +63,29 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Db(DbCommand::Check) => return db_check(&config),
+        Command::Export {
+            provider,
+            resource_type,
+            format,
+        } => {
+            let store = open(&config, OpenMode::MustExist)?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let format = match format {
+                crate::cli::ExportFormat::Jsonl => crate::export::Format::Jsonl,
+                crate::cli::ExportFormat::Csv => crate::export::Format::Csv,
+            };
+            let n = crate::export::export(
+                &store,
+                &provider,
+                resource_type.into(),
+                format,
+                &cli_base(&config),
+                &mut out,
+            )?;
+            drop(out);
+            eprintln!("exported {n} resources");
+        }
         Command::CheckConfig => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)
@@ -269,8 +292,18 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     http::serve(config, store, listener, base)
 }
 
+/// The base URL commands print: `public_url` when configured, else the one the last server
+/// on this database served under, else the configured listen address.
+fn cli_base(config: &Config) -> String {
+    match &config.public_url {
+        Some(u) => u.clone(),
+        None => store::served_url(&config.database)
+            .unwrap_or_else(|| http::public_base(config, config.listen)),
+    }
+}
+
 fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
-    let base = http::public_base(config, config.listen);
+    let base = cli_base(config);
     match cmd {
         ProviderCommand::Add {
             name,
@@ -834,7 +867,7 @@ fn create_token(
 }
 
 fn print_new_token(config: &Config, provider: &str, info: &TokenInfo, secret: &Secret) {
-    let base = http::public_base(config, config.listen);
+    let base = cli_base(config);
     println!(
         "created {} token {} for identity provider {provider}, valid until {}",
         info.scope(),

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod commands;
 pub(crate) mod config;
 pub(crate) mod error;
+pub mod export;
 pub(crate) mod http;
 pub mod jobs;
 pub mod render;

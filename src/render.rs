@@ -347,11 +347,24 @@ pub fn push_rows(
     rows: &[Stored<'_>],
     projection: &Projection,
 ) -> store::Result<()> {
+    push_rows_separated(out, c, rt, base, rows, projection, b",")
+}
+
+/// `push_rows` with another separator (a newline, for JSON lines).
+pub fn push_rows_separated(
+    out: &mut Vec<u8>,
+    c: &Connection,
+    rt: &ResourceType,
+    base: &str,
+    rows: &[Stored<'_>],
+    projection: &Projection,
+    separator: &[u8],
+) -> store::Result<()> {
     let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
     let computed = computed(c, base, rt, &seqs, projection)?;
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.extend_from_slice(separator);
         }
         push_resource(out, rt, base, row, computed.of(i), projection)?;
     }

@@ -377,6 +377,14 @@ pub fn serve(
         if sd_notify::watchdog_enabled(false, &mut watchdog_usec) {
             actix_web::rt::spawn(watchdog(state.store.clone(), watchdog_usec));
         }
+        let served = public_base.clone();
+        if let Err(e) = state
+            .store
+            .write(move |c| crate::store::set_served_url(c, &served))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the public URL for the command line");
+        }
         tracing::info!(%addr, "listening on {public_base}");
         server.await?;
         let _ = stop_jobs.send(true);

@@ -87,6 +87,28 @@ impl From<r2d2::Error> for Error {
 pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The schema history, oldest first. Never edit a shipped migration; append the next one.
+/// Records the public URL a server serves under (see `served_url`).
+pub(crate) fn set_served_url(c: &Connection, url: &str) -> Result<()> {
+    c.execute(
+        "INSERT INTO server_state (key, value) VALUES ('public_url', ?1)
+         ON CONFLICT DO UPDATE SET value = excluded.value",
+        [url],
+    )?;
+    Ok(())
+}
+
+/// The public URL the last server to start on the database at `path` served under, if any;
+/// read without opening the store (a command that only prints a URL).
+pub fn served_url(path: &std::path::Path) -> Option<String> {
+    let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+    c.query_row(
+        "SELECT value FROM server_state WHERE key = 'public_url'",
+        [],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
 /// The schema version the newest migration leaves (`PRAGMA user_version`).
 pub fn latest_schema_version() -> i64 {
     migrations().len() as i64
@@ -108,6 +130,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0006_insert_counts_in_code.sql")),
         M::up(include_str!("migrations/0007_extension_schemas.sql")),
         M::up(include_str!("migrations/0008_activity.sql")),
+        M::up(include_str!("migrations/0009_server_state.sql")),
     ]
 }
 

@@ -176,3 +176,52 @@ fn systemd_hears_ready_watchdog_and_stopping() {
         }
     }
 }
+
+/// `scimd export`: JSON lines are exactly what GET returns; CSV has the common attributes.
+#[test]
+fn export_writes_each_resource_as_get_returns_it() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let server = Server::start(&db);
+    let scim = Scim::new(&server, "p", &token);
+    let mut ids = Vec::new();
+    for (i, name) in ["ada@contoso.com", "bob, jr@contoso.com", "carol \"cc\""]
+        .iter()
+        .enumerate()
+    {
+        let u = scim.create(
+            "/Users",
+            &json!({"userName": name, "active": i != 1,
+                    "emails": [{"value": format!("u{i}@contoso.com"), "primary": true}],
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "R&D"}}),
+        );
+        ids.push(u["id"].as_str().unwrap().to_string());
+    }
+    let g = scim.create(
+        "/Groups",
+        &json!({"displayName": "G", "members": [{"value": ids[0]}]}),
+    );
+    let lines = db.ok(&["export", "--provider", "p"]);
+    let exported: Vec<&str> = lines.lines().collect();
+    assert_eq!(exported.len(), 3);
+    for (line, id) in exported.iter().zip(&ids) {
+        assert_eq!(*line, scim.get(&format!("/Users/{id}")).text, "user {id}");
+    }
+    let groups = db.ok(&["export", "--provider", "p", "--resource-type", "group"]);
+    assert_eq!(
+        groups.trim_end(),
+        scim.get(&format!("/Groups/{}", g["id"].as_str().unwrap()))
+            .text
+    );
+    let csv = db.ok(&["export", "--provider", "p", "--format", "csv"]);
+    let rows: Vec<&str> = csv.split("\r\n").filter(|l| !l.is_empty()).collect();
+    assert!(rows[0].starts_with("id,externalId,userName,"), "{csv}");
+    assert!(rows[2].contains("\"bob, jr@contoso.com\""), "{csv}");
+    assert!(rows[3].contains("\"carol \"\"cc\"\"\""), "{csv}");
+    assert!(rows[1].contains("u0@contoso.com,true,,R&D"), "{csv}");
+    // The URLs in the export, and in what commands print, are those the server serves.
+    let list = db.ok(&["provider", "list"]);
+    assert!(list.contains(&server.scim("p")), "{list}");
+    assert!(lines.contains(&format!("{}/Users/", server.scim("p"))));
+}
