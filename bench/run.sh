@@ -7,6 +7,9 @@
 #   bench/run.sh --smoke              a few seconds, small data: what CI runs so this cannot rot
 #   bench/run.sh --peer               also the same scenarios against a Python peer, PyPI's
 #                                     scim2-server (in memory), installed into target/bench-peer
+#   bench/run.sh --tls                scimd serves HTTPS (a self-signed certificate made here
+#                                     with openssl); the ceiling stays plain HTTP, so the
+#                                     ratios show what TLS costs
 #
 # Options: --duration S (per run, default 10), --runs R (median of R, default 3),
 #          --connections C (default 64), --big-group N (default 100000),
@@ -17,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0 warmup=2 peer=0
+users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0 warmup=2 peer=0 tls=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --users) users=$2; shift 2 ;;
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
         --big-group) big=$2; shift 2 ;;
         --warmup) warmup=$2; shift 2 ;;
         --peer) peer=1; shift ;;
+        --tls) tls=1; shift ;;
         --smoke) smoke=1; users=300; duration=1; runs=1; conns=8; big=1000; warmup=0; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -52,11 +56,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Waits for "listening on http://ADDR" in a log file and prints ADDR.
+# Waits for "listening on http(s)://ADDR" in a log file and prints ADDR.
 addr_of() {
     local log=$1 pid=$2 a=""
     for _ in $(seq 1 600); do
-        a=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$log" | head -n 1)
+        a=$(sed -n 's/.*listening on https\{0,1\}:\/\/\([0-9.:]*\).*/\1/p' "$log" | head -n 1)
         [ -n "$a" ] && { echo "$a"; return 0; }
         kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; return 1; }
         sleep 0.1
@@ -147,11 +151,23 @@ echo "== scimd: seeding $users users, 50 groups of 100, a $big-member group"
 "$bin/scimd" --database "$work/scimd.db" schema add --provider bench --index costCenter \
     tests/it/schemas/contoso.json >/dev/null
 
+# scimd's scheme; with --tls, a self-signed certificate for 127.0.0.1 (wrk does not verify).
+scheme=http
+tls_env=(SCIMD_ADMIN_LISTEN=127.0.0.1:0)
+if [ "$tls" -eq 1 ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+    scheme=https
+    tls_env+=(SCIMD_TLS_CERT="$work/tls.crt" SCIMD_TLS_KEY="$work/tls.key")
+fi
+
 # Starts scimd on the seeded database; sets pid, saddr and startup_ms.
 start_scimd() {
     local start
     start=$(date +%s%N)
-    "$bin/scimd" --database "$work/scimd.db" serve --listen 127.0.0.1:0 >"$work/scimd.log" 2>&1 &
+    env "${tls_env[@]}" "$bin/scimd" --database "$work/scimd.db" serve --listen 127.0.0.1:0 \
+        >"$work/scimd.log" 2>&1 &
     pid=$!; pids+=($pid)
     saddr=$(addr_of "$work/scimd.log" "$pid")
     startup_ms=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -162,9 +178,9 @@ start_scimd
 first_startup_ms=$startup_ms
 idle_rss=$(rss_kb "$pid" VmRSS)
 for s in get_user filter_username filter_external_id list_page page_middle patch_user create_user; do
-    R[$s]=$(load "$s" "http://$saddr")
+    R[$s]=$(load "$s" "$scheme://$saddr")
 done
-load_groups R "http://$saddr"
+load_groups R "$scheme://$saddr"
 loaded_rss=$(rss_kb "$pid" VmRSS)
 loaded_peak=$(rss_kb "$pid" VmHWM)
 stop_scimd
@@ -177,15 +193,15 @@ auth_idle=$(rss_kb "$pid" VmRSS)
 # high-water mark, which also holds the one argon2 run that first meets the wrong secret.
 ( while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid" VmRSS; sleep 0.1; done >"$work/auth_rss" ) &
 sampler=$!
-R[auth_fail_secret]=$(load auth_fail_secret "http://$saddr")
-R[auth_fail_unknown]=$(load auth_fail_unknown "http://$saddr")
+R[auth_fail_secret]=$(load auth_fail_secret "$scheme://$saddr")
+R[auth_fail_unknown]=$(load auth_fail_unknown "$scheme://$saddr")
 kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
 auth_rss=$(sort -n "$work/auth_rss" | tail -n 1)
 auth_peak=$(rss_kb "$pid" VmHWM)
 # Guessing: argon2 runs for the burst of new secrets the server allows, 19 MiB each.
 ( while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid" VmRSS; sleep 0.1; done >"$work/guess_rss" ) &
 sampler=$!
-R[auth_fail_guess]=$(load auth_fail_guess "http://$saddr")
+R[auth_fail_guess]=$(load auth_fail_guess "$scheme://$saddr")
 kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
 guess_rss=$(sort -n "$work/guess_rss" | tail -n 1)
 guess_peak=$(rss_kb "$pid" VmHWM)
@@ -241,6 +257,7 @@ echo
 echo "scimd load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $users users, ${conns} connections,"
 echo "${duration}s per run after ${warmup}s of warm-up, median of $runs; scimd start-up ${first_startup_ms} ms (incl. bind);"
 echo "the provider has an extension schema registered (tests/it/schemas/contoso.json)"
+[ "$tls" -eq 1 ] && echo "scimd serves HTTPS (TLS 1.3, ECDSA P-256); the ceiling plain HTTP"
 printf '%-30s %10s %9s %9s %8s %12s\n' scenario "req/s" "p50 ms" "p99 ms" errors "vs ceiling"
 for s in ceiling_get ceiling_page ceiling_insert ceiling_update; do row "$s" ${R[$s]}; done
 field() { cut -d' ' -f"$2" <<<"${R[$1]}"; }

@@ -35,7 +35,7 @@ db="$work/scimd.db"
 "$bin" --database "$db" schema add --provider conformance tests/conformance/extension.json >/dev/null
 token=$("$bin" --database "$db" token create --provider conformance --valid-for 1d | grep '^scimd_')
 
-"$bin" --database "$db" serve --listen 127.0.0.1:0 2>"$work/server.log" &
+SCIMD_ADMIN_LISTEN=127.0.0.1:0 "$bin" --database "$db" serve --listen 127.0.0.1:0 2>"$work/server.log" &
 server_pid=$!
 base=""
 for _ in $(seq 1 100); do

@@ -118,6 +118,9 @@ settings! {
     /// How often refused authentications and request counts are written to the activity log.
     activity_interval: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;
+    /// Address of the admin listener (`/metrics`); empty disables it. Never the SCIM port.
+    admin_listen: String => Option<SocketAddr> = Some("127.0.0.1:8081".into()),
+        check optional_socket_address, show shown_optional_address;
     /// PEM certificate chain (leaf first) for native TLS; with `tls_key`, scimd speaks HTTPS.
     tls_cert: String => Option<PathBuf> = Some(String::new()), check optional_path, show shown_optional_path;
     /// PEM private key of `tls_cert`.
@@ -240,6 +243,19 @@ pub(crate) fn networks(v: Option<&String>) -> Result<Vec<ipnet::IpNet>, String> 
 fn shown_networks(v: &[ipnet::IpNet]) -> String {
     let list: Vec<String> = v.iter().map(|n| n.to_string()).collect();
     quoted(&list.join(", "))
+}
+
+fn optional_socket_address(v: Option<&String>) -> Result<Option<SocketAddr>, String> {
+    match v.map(|s| s.trim()) {
+        None | Some("") => Ok(None),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            format!("{s:?} is not an IP address and port such as 127.0.0.1:8081 (empty: off)")
+        }),
+    }
+}
+
+fn shown_optional_address(a: &Option<SocketAddr>) -> String {
+    quoted(&a.map(|a| a.to_string()).unwrap_or_default())
 }
 
 fn optional_path(v: Option<&String>) -> Result<Option<PathBuf>, String> {

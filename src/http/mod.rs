@@ -6,6 +6,7 @@ mod conn;
 mod discovery;
 #[cfg(debug_assertions)]
 mod faults;
+pub mod metrics;
 mod paths;
 pub mod quirks;
 mod refusals;
@@ -286,6 +287,18 @@ pub fn serve(
             refusals: refusals.clone(),
         });
         let app_state = state.clone();
+        let admin = match config.admin_listen {
+            Some(a) => Some(TcpListener::bind(a).with_context(|| {
+                format!(
+                    "binding admin_listen {a}: is another program using the port? Choose \
+                     another admin_listen, or set it empty to turn the admin listener off"
+                )
+            })?),
+            None => None,
+        };
+        if admin.is_some() {
+            metrics::install().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        }
         let send_timeout = config.send_timeout;
         let resolver = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(Arc::new(
@@ -340,8 +353,38 @@ pub fn serve(
                             actix_web::dev::AppConfig::default()
                         })),
                 )
-            })?
-            .run();
+            })?;
+        let server = match admin {
+            None => server,
+            Some(listener) => {
+                let admin_addr = listener.local_addr()?;
+                let admin_state = state.clone();
+                tracing::info!(addr = %admin_addr, "admin listener (/metrics) on http://{admin_addr}");
+                server.listen("admin", listener, move || {
+                    let app = App::new()
+                        .app_data(admin_state.clone())
+                        .route("/metrics", web::get().to(metrics::scrape))
+                        .default_service(web::to(not_found))
+                        .into_factory()
+                        .map_err(|e| e.error_response());
+                    actix_service::fn_service(move |io: actix_web::rt::net::TcpStream| {
+                        let peer = io.peer_addr().ok();
+                        std::future::ready(Ok::<_, actix_http::error::DispatchError>((
+                            conn::Conn::new(tls::Stream::Plain(io), send_timeout),
+                            peer,
+                        )))
+                    })
+                    .and_then(
+                        actix_http::HttpService::build()
+                            .client_request_timeout(std::time::Duration::from_secs(5))
+                            .h1(actix_service::map_config(app, |()| {
+                                actix_web::dev::AppConfig::default()
+                            })),
+                    )
+                })?
+            }
+        };
+        let server = server.run();
         let handle = server.handle();
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
         let cleanup = actix_web::rt::spawn(jobs::cleanup_loop(
@@ -704,6 +747,14 @@ async fn access_log(
     if let (Some(state), Ok(r)) = (&state, &res) {
         record_activity(state, r, body_bytes).await;
     }
+    let authenticated = match &res {
+        Ok(r) => r
+            .request()
+            .extensions()
+            .get::<auth::Principal>()
+            .map(|p| p.provider_name.clone()),
+        Err(_) => None,
+    };
     let (status, token, quirk_names) = match &res {
         Ok(res) => (
             res.status().as_u16(),
@@ -719,6 +770,13 @@ async fn access_log(
             "-".to_string(),
         ),
     };
+    metrics::request(
+        authenticated.as_deref().unwrap_or("-"),
+        method_label(&method),
+        &path,
+        status,
+        latency_ms / 1000.0,
+    );
     if let (401 | 429, Some(state), Err(e)) = (status, &state, &res) {
         let token = presented
             .as_ref()
@@ -743,6 +801,20 @@ async fn access_log(
         "request"
     );
     res
+}
+
+/// The method as a metrics label, from a fixed set.
+fn method_label(m: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        _ => "other",
+    }
 }
 
 /// Counts an authenticated request for its provider, and records it in the activity log when

@@ -24,6 +24,9 @@ use tokio::sync::oneshot;
 
 use super::Error;
 
+/// Writes sent to the writer and not yet taken into a batch (for the queue-depth gauge).
+static QUEUED: AtomicI64 = AtomicI64::new(0);
+
 /// Why a batch did not commit.
 #[derive(Clone)]
 struct Failed {
@@ -400,6 +403,7 @@ impl Writer {
         self.jobs
             .send(job)
             .map_err(|_| E::from(Error::Unavailable("the writer has stopped".into())))?;
+        QUEUED.fetch_add(1, Ordering::AcqRel);
         Ok(answered)
     }
 }
@@ -476,6 +480,11 @@ fn run(
             }
         }
         health.start_batch();
+        let started = std::time::Instant::now();
+        metrics::histogram!("scimd_writer_batch_size").record(batch.len() as f64);
+        let taken = batch.len() as i64;
+        let waiting = (QUEUED.fetch_sub(taken, Ordering::AcqRel) - taken).max(0);
+        metrics::gauge!("scimd_writer_queue_depth").set(waiting as f64);
         let replaced = file.as_ref().filter(|f| !f.is_current()).map(|f| Failed {
             kind: Failure::Replaced,
             message: format!(
@@ -521,6 +530,7 @@ fn run(
                 }
             }
         }
+        metrics::histogram!("scimd_writer_commit_seconds").record(started.elapsed().as_secs_f64());
         for job in batch {
             job.finish(commit.clone());
         }

@@ -140,6 +140,8 @@ pub fn command(db: &Path) -> Command {
             c.env_remove(k);
         }
     }
+    // Many servers run at once: each admin listener on a port of its own.
+    c.env("SCIMD_ADMIN_LISTEN", "127.0.0.1:0");
     c.arg("--database").arg(db);
     c
 }

@@ -225,3 +225,65 @@ fn export_writes_each_resource_as_get_returns_it() {
     assert!(list.contains(&server.scim("p")), "{list}");
     assert!(lines.contains(&format!("{}/Users/", server.scim("p"))));
 }
+
+/// `/metrics` on the admin listener after known traffic: exact counts, the token's expiry, the
+/// database size; and not on the SCIM port.
+#[test]
+fn metrics_count_known_traffic_on_the_admin_listener_only() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let (token_id, token) = db.create_token("p", &[]);
+    let server = Server::start(&db);
+    let line = server.wait_for_line("admin listener (/metrics) on ");
+    let admin = line
+        .split("admin listener (/metrics) on ")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .next()
+        .unwrap()
+        .to_string();
+    let scim = Scim::new(&server, "p", &token);
+    for _ in 0..3 {
+        scim.get("/Users").expect(200);
+    }
+    scim.get("/Users/nope").scim_error(404);
+    scim.create("/Users", &json!({"userName": "a"}));
+    scim.create("/Users", &json!({"userName": "b"}));
+    assert_eq!(
+        crate::harness::get_bearer(&format!("{}/Users", scim.base), "nope").status,
+        401
+    );
+    let scraped = get(&format!("{admin}/metrics"), None);
+    assert_eq!(scraped.status, 200);
+    let text = scraped.text;
+    let value = |series: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let requests = |provider: &str, method: &str, endpoint: &str, status: u16| {
+        value(&format!(
+            "scimd_requests_total{{provider=\"{provider}\",method=\"{method}\",endpoint=\"{endpoint}\",status=\"{status}\"}}"
+        ))
+    };
+    assert_eq!(requests("p", "GET", "Users", 200), Some(3.0), "{text}");
+    assert_eq!(requests("p", "GET", "Users/{id}", 404), Some(1.0));
+    assert_eq!(requests("p", "POST", "Users", 201), Some(2.0));
+    assert_eq!(requests("-", "GET", "Users", 401), Some(1.0));
+    assert_eq!(
+        value("scimd_request_duration_seconds_count{method=\"GET\",endpoint=\"Users\"}"),
+        Some(4.0)
+    );
+    let expiry = value(&format!(
+        "scimd_token_expiry_seconds{{provider=\"p\",token=\"{token_id}\"}}"
+    ))
+    .unwrap();
+    assert!(expiry > 0.0 && expiry <= 90.0 * 86_400.0, "{expiry}");
+    assert!(value("scimd_database_bytes").unwrap() > 0.0);
+    assert!(value("scimd_writer_commit_seconds_count").unwrap() >= 2.0);
+    assert!(text.contains("scimd_build_info{version="));
+    // The SCIM port, facing the identity provider, has no /metrics.
+    assert_eq!(get(&format!("{}/metrics", server.base), None).status, 404);
+}
