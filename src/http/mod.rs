@@ -298,6 +298,13 @@ pub fn serve(
         };
         if admin.is_some() {
             metrics::install().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+            actix_web::rt::spawn(async {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+                loop {
+                    tick.tick().await;
+                    metrics::upkeep();
+                }
+            });
         }
         let send_timeout = config.send_timeout;
         let resolver = match (&config.tls_cert, &config.tls_key) {
