@@ -15,5 +15,7 @@ echo "== conformance checkers (scim2-tester, scim-sanity) against the release bi
 ./scripts/conformance.sh
 echo "== export of 1,000,000 users in bounded memory"
 ./scripts/export-memory.sh
+echo "== the Debian package: built, installed with dpkg, removed, purged (scripts/deb-test.sh)"
+./scripts/deb-test.sh
 echo "== load benchmark smoke (bench/run.sh --smoke --peer): proves the benchmark still runs"
 ./bench/run.sh --smoke --peer
