@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -93,7 +93,11 @@ struct Handles {
     histograms: HashMap<(&'static str, &'static str), metrics::Histogram>,
 }
 
-static HANDLES: std::sync::LazyLock<Mutex<Handles>> = std::sync::LazyLock::new(Default::default);
+thread_local! {
+    /// Per worker thread, so recording takes no lock; the handles of one series share its
+    /// atomic across threads.
+    static HANDLES: std::cell::RefCell<Handles> = std::cell::RefCell::new(Handles::default());
+}
 
 /// Counts one answered request. `provider` is the authenticated provider's name, or "-" (a
 /// name taken from an unauthenticated URL would let anyone add label values).
@@ -102,7 +106,17 @@ pub fn request(provider: &str, method: &'static str, path: &str, status: u16, se
         return;
     }
     let endpoint = endpoint(path);
-    let mut h = HANDLES.lock().unwrap_or_else(|e| e.into_inner());
+    HANDLES.with_borrow_mut(|h| record(h, provider, method, endpoint, status, seconds));
+}
+
+fn record(
+    h: &mut Handles,
+    provider: &str,
+    method: &'static str,
+    endpoint: &'static str,
+    status: u16,
+    seconds: f64,
+) {
     let by_provider = match h.counters.get_mut(provider) {
         Some(m) => m,
         None => h.counters.entry(provider.to_string()).or_default(),
