@@ -153,7 +153,9 @@ echo "== scimd: seeding $users users, 50 groups of 100, a $big-member group"
 
 # scimd's scheme; with --tls, a self-signed certificate for 127.0.0.1 (wrk does not verify).
 scheme=http
-tls_env=(SCIMD_ADMIN_LISTEN=127.0.0.1:0)
+# The admin listener (and with it metrics) is on, as by default; BENCH_ADMIN_LISTEN= (empty)
+# measures without it.
+tls_env=(SCIMD_ADMIN_LISTEN="${BENCH_ADMIN_LISTEN-127.0.0.1:0}")
 if [ "$tls" -eq 1 ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
         -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \

@@ -829,16 +829,24 @@ fn method_label(m: &actix_web::http::Method) -> &'static str {
 /// their own transaction.
 async fn record_activity<B>(state: &AppState, res: &ServiceResponse<B>, body_bytes: Option<i64>) {
     let req = res.request();
-    let Some(principal) = req.extensions().get::<auth::Principal>().cloned() else {
-        return;
-    };
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    state.traffic.count(&principal.provider_name, now_ms);
     let status = res.status().as_u16();
-    let connection_test = req.extensions().get::<ConnectionTest>().is_some();
+    let connection_test = {
+        let ext = req.extensions();
+        let Some(principal) = ext.get::<auth::Principal>() else {
+            return;
+        };
+        state.traffic.count(
+            &principal.provider_name,
+            chrono::Utc::now().timestamp_millis(),
+        );
+        ext.get::<ConnectionTest>().is_some()
+    };
     if status < 400 && !connection_test {
         return;
     }
+    let Some(principal) = req.extensions().get::<auth::Principal>().cloned() else {
+        return;
+    };
     let error = res.response().error().and_then(|e| e.as_error::<Error>());
     // `/scim/v2/{provider}/{Users|Groups}/{id}`
     let mut segments = req.path().split('/').skip(4);
