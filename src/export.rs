@@ -139,40 +139,33 @@ pub fn export(
             let page = search::search(c, pid, kind, None, Paging::After(after), PAGE)?;
             let rows: Vec<_> = page.items.iter().collect();
             let last = rows.last().map(|r| r.seq);
-            let mut chunk = Vec::with_capacity(rows.len() * 1024);
-            match format {
+            let mut json = Vec::with_capacity(rows.len() * 1024);
+            render::push_rows_separated(
+                &mut json,
+                c,
+                rt,
+                &base,
+                &rows,
+                &Projection::default(),
+                b"\n",
+            )?;
+            let chunk = match format {
                 Format::Jsonl => {
-                    render::push_rows_separated(
-                        &mut chunk,
-                        c,
-                        rt,
-                        &base,
-                        &rows,
-                        &Projection::default(),
-                        b"\n",
-                    )?;
                     if !rows.is_empty() {
-                        chunk.push(b'\n');
+                        json.push(b'\n');
                     }
+                    json
                 }
                 Format::Csv => {
-                    let mut json = Vec::new();
-                    render::push_rows_separated(
-                        &mut json,
-                        c,
-                        rt,
-                        &base,
-                        &rows,
-                        &Projection::default(),
-                        b"\n",
-                    )?;
+                    let mut csv = Vec::with_capacity(rows.len() * 256);
                     for line in json.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                         let v: Value = serde_json::from_slice(line)
                             .map_err(|e| store::Error::Internal(e.to_string()))?;
-                        csv_line(&csv_row(kind, &v), &mut chunk);
+                        csv_line(&csv_row(kind, &v), &mut csv);
                     }
+                    csv
                 }
-            }
+            };
             Ok::<_, store::Error>((chunk, last, rows.len()))
         })?;
         match out.write_all(&chunk) {

@@ -754,14 +754,6 @@ async fn access_log(
     if let (Some(state), Ok(r)) = (&state, &res) {
         record_activity(state, r, body_bytes).await;
     }
-    let authenticated = match &res {
-        Ok(r) => r
-            .request()
-            .extensions()
-            .get::<auth::Principal>()
-            .map(|p| p.provider_name.clone()),
-        Err(_) => None,
-    };
     let (status, token, quirk_names) = match &res {
         Ok(res) => (
             res.status().as_u16(),
@@ -777,13 +769,20 @@ async fn access_log(
             "-".to_string(),
         ),
     };
-    metrics::request(
-        authenticated.as_deref().unwrap_or("-"),
-        method_label(&method),
-        &path,
-        status,
-        latency_ms / 1000.0,
-    );
+    {
+        let ext = res.as_ref().ok().map(|r| r.request().extensions());
+        let provider = ext
+            .as_ref()
+            .and_then(|e| e.get::<auth::Principal>())
+            .map_or("-", |p| p.provider_name.as_str());
+        metrics::request(
+            provider,
+            method_label(&method),
+            &path,
+            status,
+            latency_ms / 1000.0,
+        );
+    }
     if let (401 | 429, Some(state), Err(e)) = (status, &state, &res) {
         let token = presented
             .as_ref()
