@@ -82,6 +82,10 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Manage the admin console's accounts (the console is served on `admin_listen`, by
+    /// default http://127.0.0.1:8081/). Passwords are stored as argon2id hashes.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Write every User (or Group) of a provider to standard output, as SCIM JSON lines (the
     /// representation a GET returns) or as CSV of the common attributes; memory stays small
     /// whatever the number. Works while `scimd serve` runs.
@@ -206,6 +210,27 @@ pub enum DbCommand {
     /// Check the database: SQLite's integrity and foreign key checks and the schema version.
     /// Exits 0 when all is well, 1 otherwise (for scripts and monitoring).
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Add an admin account. The password (12 characters or more) is asked for twice on the
+    /// terminal, or read from the first line of standard input with --password-stdin.
+    Add {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password for an account; ends all of its console sessions.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List the admin accounts with their last login and open sessions.
+    List,
+    /// Remove an admin account and end its sessions.
+    Remove { name: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -10,13 +10,14 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::auth::{Secret, TokenState, token};
 use crate::cli::{
-    ActivityArgs, Cli, Command, DbCommand, OnOff, ProviderCommand, QuickstartArgs, SchemaCommand,
-    ServeArgs, TokenCommand,
+    ActivityArgs, AdminCommand, Cli, Command, DbCommand, OnOff, ProviderCommand, QuickstartArgs,
+    SchemaCommand, ServeArgs, TokenCommand,
 };
 use crate::config::{self, Config, LogFormat, RawConfig};
 use crate::http;
 use crate::scim::ProviderKind;
 use crate::store::activity;
+use crate::store::admins;
 use crate::store::providers::{self, Provider};
 use crate::store::schemas;
 use crate::store::tokens::{self, NewTokenRow, TokenInfo};
@@ -63,6 +64,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Db(DbCommand::Check) => return db_check(&config),
+        Command::Admin(cmd) => admin_command(&config, cmd)?,
         Command::Export {
             provider,
             resource_type,
@@ -265,6 +267,30 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     let (listener, base) = http::bind(&config)?;
     let scim = http::scim_base(&base, &provider.name);
     let database = std::fs::canonicalize(&config.database).unwrap_or(config.database.clone());
+    let console = match config.admin_listen {
+        None => "off (admin_listen is empty)".to_string(),
+        Some(_) => {
+            let url = console_url(&config);
+            // The first admin account, with a password shown now and never again; later runs
+            // leave existing accounts alone.
+            let password = crate::console::session::random_token()[..24].to_string();
+            let hash = token::hash_str(&password).map_err(|e| anyhow!(e))?;
+            let created = now.timestamp();
+            let made = store.write_blocking(move |c| {
+                if admins::count(c)? > 0 {
+                    return Ok(false);
+                }
+                admins::add(c, "admin", &hash, created).map(|_| true)
+            })?;
+            match made {
+                true => format!(
+                    "{url}\n  console login: admin / {password} (shown only now; change it with \
+                     `scimd admin passwd admin`)"
+                ),
+                false => format!("{url} (log in with your admin account)"),
+            }
+        }
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -273,7 +299,8 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
          provider:   {} ({})\n  \
          SCIM URL:   {scim}\n  \
          token:      {}\n  \
-         expires:    {} (token id {}; shown only now)\n\n\
+         expires:    {} (token id {}; shown only now)\n  \
+         console:    {console}\n\n\
          Try it:\n\n  \
          curl -H 'Authorization: Bearer {}' {scim}/ServiceProviderConfig\n\n\
          For Microsoft Entra ID, use the SCIM URL as Tenant URL and the token as Secret Token \
@@ -834,6 +861,97 @@ fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A new password: the first line of standard input, or typed twice on the terminal.
+fn read_password(from_stdin: bool) -> anyhow::Result<String> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let first = rpassword::prompt_password("New password: ").map_err(|e| {
+            anyhow!("reading the password from the terminal: {e} (or use --password-stdin)")
+        })?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        first
+    };
+    admins::check_password(&password).map_err(|e| anyhow!(e))?;
+    Ok(password)
+}
+
+fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
+    let now = Utc::now().timestamp();
+    match cmd {
+        AdminCommand::Add {
+            name,
+            password_stdin,
+        } => {
+            admins::check_name(&name).map_err(|e| anyhow!(e))?;
+            let password = read_password(password_stdin)?;
+            let hash = token::hash_str(&password).map_err(|e| anyhow!(e))?;
+            let store = open(config, OpenMode::CreateIfMissing)?;
+            let a = store.write_blocking(move |c| admins::add(c, &name, &hash, now))?;
+            println!("added admin {}; log in at {}", a.name, console_url(config));
+        }
+        AdminCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let checked = name.clone();
+            store.call(move |c| admins::require(c, &checked))?;
+            let password = read_password(password_stdin)?;
+            let hash = token::hash_str(&password).map_err(|e| anyhow!(e))?;
+            let a = store.write_blocking(move |c| admins::set_password(c, &name, &hash, now))?;
+            println!(
+                "changed the password of {}; its console sessions have ended",
+                a.name
+            );
+        }
+        AdminCommand::List => {
+            let store = open(config, OpenMode::MustExist)?;
+            let list = store.call(|c| admins::list(c))?;
+            if list.is_empty() {
+                println!("no admin accounts: scimd admin add NAME");
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.name.clone(),
+                            fmt_time(a.created),
+                            a.last_login.map_or("never".into(), fmt_time),
+                            a.sessions.to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["NAME", "CREATED", "LAST LOGIN", "SESSIONS"], &rows);
+            }
+        }
+        AdminCommand::Remove { name } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let a = store.write_blocking(move |c| admins::remove(c, &name, false))?;
+            println!("removed admin {} and ended its sessions", a.name);
+        }
+    }
+    Ok(())
+}
+
+/// Where the admin console is served, as the command line tells people.
+fn console_url(config: &Config) -> String {
+    let scheme = if config.tls_cert.is_some() && config.tls_key.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    match config.admin_listen {
+        Some(a) => format!("{scheme}://{a}/"),
+        None => "the admin console once admin_listen is set".into(),
+    }
 }
 
 /// Hashes a new secret (outside any transaction: argon2 is slow) and stores the token.

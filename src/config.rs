@@ -118,9 +118,16 @@ settings! {
     /// How often refused authentications and request counts are written to the activity log.
     activity_interval: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;
-    /// Address of the admin listener (`/metrics`); empty disables it. Never the SCIM port.
+    /// Address of the admin listener (the admin console and `/metrics`); empty disables it.
+    /// Never the SCIM port.
     admin_listen: String => Option<SocketAddr> = Some("127.0.0.1:8081".into()),
         check optional_socket_address, show shown_optional_address;
+    /// How long an admin console session lasts without a request.
+    admin_session_idle: String => Duration = Some("30m".into()),
+        check positive_duration, show shown_duration;
+    /// How long an admin console session lasts at most after logging in, however busy.
+    admin_session_lifetime: String => Duration = Some("12h".into()),
+        check positive_duration, show shown_duration;
     /// PEM certificate chain (leaf first) for native TLS; with `tls_key`, scimd speaks HTTPS.
     tls_cert: String => Option<PathBuf> = Some(String::new()), check optional_path, show shown_optional_path;
     /// PEM private key of `tls_cert`.

@@ -91,6 +91,10 @@ pub(crate) async fn cleanup_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let policy = CleanupPolicy::from(&config);
+    let sessions = crate::store::admins::Lifetimes {
+        idle: secs(config.admin_session_idle),
+        absolute: secs(config.admin_session_lifetime),
+    };
     let mut tick = tokio::time::interval(config.cleanup_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
@@ -100,6 +104,17 @@ pub(crate) async fn cleanup_loop(
         }
         let now = Utc::now().timestamp();
         let pass = store.clone();
+        let ended = store.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || {
+            ended.write_blocking(move |c| {
+                crate::store::admins::delete_expired_sessions(c, now, sessions)
+            })
+        })
+        .await
+        .unwrap_or_else(|e| Err(crate::store::Error::Internal(e.to_string())))
+        {
+            tracing::warn!(error = %e, "removing ended admin console sessions failed; will retry");
+        }
         match tokio::task::spawn_blocking(move || cleanup_once(&pass, now, policy)).await {
             Ok(Ok(report)) => log_report(&report, now),
             Ok(Err(e)) => tracing::warn!(error = %e, "token cleanup failed; will retry"),

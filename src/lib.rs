@@ -25,6 +25,7 @@ pub mod auth;
 pub mod cli;
 pub mod commands;
 pub(crate) mod config;
+pub(crate) mod console;
 pub(crate) mod error;
 pub mod export;
 pub(crate) mod http;

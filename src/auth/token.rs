@@ -113,7 +113,7 @@ pub(crate) fn verify(secret: &Secret, phc: &str) -> bool {
     verify_str(&secret.0, phc)
 }
 
-fn verify_str(secret: &str, phc: &str) -> bool {
+pub(crate) fn verify_str(secret: &str, phc: &str) -> bool {
     let Ok(h) = PasswordHash::new(phc) else {
         return false;
     };

@@ -205,6 +205,20 @@ impl Verifier {
         verdict(ok)
     }
 
+    /// Whether `password` matches the argon2id PHC string `phc`, checked on the argon2 threads;
+    /// an empty `phc` (no such account) costs a full run against a throwaway hash, so the
+    /// answer takes as long either way. `None` if the argon2 threads have stopped.
+    pub(crate) async fn check_password(&self, password: String, phc: String) -> Option<bool> {
+        self.on_argon2_thread(move || {
+            if phc.is_empty() {
+                let _ = token::hash_str(&password);
+                return false;
+            }
+            token::verify_str(&password, &phc)
+        })
+        .await
+    }
+
     /// Hashes a password with argon2id on the argon2 threads.
     pub(crate) async fn hash(&self, secret: String) -> Result<String, String> {
         self.on_argon2_thread(move || token::hash_str(&secret))

@@ -226,7 +226,7 @@ pub async fn require_token(
 /// nearest address in `X-Forwarded-For` (read right to left, past other trusted proxies) that
 /// is not one. Entries a proxy did not add cannot be told from forged ones, so none is believed
 /// beyond the first untrusted hop; an unreadable entry stops the walk at the last trusted one.
-fn client_address<'a>(
+pub(crate) fn client_address<'a>(
     peer: Option<IpAddr>,
     forwarded: impl DoubleEndedIterator<Item = &'a header::HeaderValue>,
     trusted: &[ipnet::IpNet],

@@ -318,6 +318,7 @@ pub fn serve(
             .map(tls::acceptor)
             .transpose()
             .map_err(|e| anyhow::anyhow!(e))?;
+        let admin_acceptor = acceptor.clone();
         // actix-web's HttpServer, built by hand so each connection's stream can be wrapped
         // (`conn::Conn`); the settings are HttpServer's defaults.
         let server = actix_server::Server::build()
@@ -329,27 +330,7 @@ pub fn serve(
                     .map_err(|e| e.error_response());
                 let acceptor = acceptor.clone();
                 actix_service::fn_service(move |io: actix_web::rt::net::TcpStream| {
-                    let acceptor = acceptor.clone();
-                    async move {
-                        let peer = io.peer_addr().ok();
-                        let stream = match acceptor {
-                            None => tls::Stream::Plain(io),
-                            Some(a) => {
-                                let handshake =
-                                    tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, a.accept(io));
-                                let tls = handshake
-                                    .await
-                                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
-                                    .and_then(|r| r)
-                                    .map_err(actix_http::error::DispatchError::Io)?;
-                                tls::Stream::Tls(Box::new(tls))
-                            }
-                        };
-                        Ok::<_, actix_http::error::DispatchError>((
-                            conn::Conn::new(stream, send_timeout),
-                            peer,
-                        ))
-                    }
+                    accept(acceptor.clone(), io, send_timeout)
                 })
                 .and_then(
                     actix_http::HttpService::build()
@@ -366,20 +347,23 @@ pub fn serve(
             Some(listener) => {
                 let admin_addr = listener.local_addr()?;
                 let admin_state = state.clone();
-                tracing::info!(addr = %admin_addr, "admin listener (/metrics) on http://{admin_addr}");
+                let console = web::Data::new(crate::console::Console::default());
+                let scheme = if admin_acceptor.is_some() { "https" } else { "http" };
+                tracing::info!(addr = %admin_addr, "admin console and /metrics on {scheme}://{admin_addr}/");
                 server.listen("admin", listener, move || {
                     let app = App::new()
                         .app_data(admin_state.clone())
+                        .app_data(console.clone())
+                        .app_data(web::FormConfig::default().limit(1 << 20))
                         .route("/metrics", web::get().to(metrics::scrape))
-                        .default_service(web::to(not_found))
+                        .configure(crate::console::routes)
+                        .default_service(web::to(crate::console::not_found))
+                        .wrap(actix_web::middleware::from_fn(crate::console::guard))
                         .into_factory()
                         .map_err(|e| e.error_response());
+                    let acceptor = admin_acceptor.clone();
                     actix_service::fn_service(move |io: actix_web::rt::net::TcpStream| {
-                        let peer = io.peer_addr().ok();
-                        std::future::ready(Ok::<_, actix_http::error::DispatchError>((
-                            conn::Conn::new(tls::Stream::Plain(io), send_timeout),
-                            peer,
-                        )))
+                        accept(acceptor.clone(), io, send_timeout)
                     })
                     .and_then(
                         actix_http::HttpService::build()
@@ -444,6 +428,37 @@ pub fn serve(
         tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// A new connection's stream: after the TLS handshake when TLS is on, wrapped in `Conn`.
+async fn accept(
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    io: actix_web::rt::net::TcpStream,
+    send_timeout: std::time::Duration,
+) -> Result<(conn::Conn<tls::Stream>, Option<SocketAddr>), actix_http::error::DispatchError> {
+    let peer = io.peer_addr().ok();
+    let stream = match acceptor {
+        None => tls::Stream::Plain(io),
+        Some(a) => {
+            let handshake = tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, a.accept(io));
+            let tls = handshake
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))
+                .and_then(|r| r)
+                .map_err(actix_http::error::DispatchError::Io)?;
+            tls::Stream::Tls(Box::new(tls))
+        }
+    };
+    Ok((conn::Conn::new(stream, send_timeout), peer))
+}
+
+/// The address a request came from, as `trusted_proxies` lets it be known.
+pub(crate) fn client_ip(req: &HttpRequest, config: &Config) -> Option<std::net::IpAddr> {
+    auth::client_address(
+        req.peer_addr().map(|a| a.ip()),
+        req.headers().get_all("x-forwarded-for"),
+        &config.trusted_proxies,
+    )
 }
 
 /// Logs the refused authentications of the interval and writes them, with the requests

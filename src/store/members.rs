@@ -210,6 +210,23 @@ pub(crate) fn at_most(c: &Connection, group_seq: i64, n: usize) -> Result<bool> 
     Ok(count as usize <= n)
 }
 
+/// The first `n` members of a group, oldest resource first (a group's page in the console).
+pub(crate) fn first_members(c: &Connection, group_seq: i64, n: usize) -> Result<Vec<Reference>> {
+    let mut st = c.prepare_cached(
+        "SELECT r.id, r.kind, m.display
+         FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
+         WHERE m.group_seq = ?1 ORDER BY m.member_seq LIMIT ?2",
+    )?;
+    let rows = st.query_map(params![group_seq, n as i64], |r| {
+        Ok(Reference {
+            id: r.get(0)?,
+            kind: parse_kind(&r.get::<_, String>(1)?)?,
+            display: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The members of a group, oldest resource first.
 pub(crate) fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
     let mut st = c.prepare_cached(

@@ -1,6 +1,7 @@
 //! SQLite storage: the connection pool, embedded migrations, and the way async code reaches it.
 
 pub mod activity;
+pub mod admins;
 pub mod maintenance;
 pub mod members;
 pub mod providers;
@@ -131,6 +132,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0007_extension_schemas.sql")),
         M::up(include_str!("migrations/0008_activity.sql")),
         M::up(include_str!("migrations/0009_server_state.sql")),
+        M::up(include_str!("migrations/0010_admin_console.sql")),
     ]
 }
 

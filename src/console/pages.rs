@@ -1,0 +1,1445 @@
+//! The console's pages and the changes they make. Reads run on the store's reader threads;
+//! changes on the writer through the same store functions as the command line.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::html;
+use serde::Deserialize;
+
+use super::session::{self, Console, Signed};
+use super::view::{self, Chrome, Nav};
+use super::{Failure, html_response, redirect, urlencode};
+use crate::auth::{TokenState, token};
+use crate::http::AppState;
+use crate::scim::ResourceKind;
+use crate::scim::projection::Projection;
+use crate::store::activity::{self, Query};
+use crate::store::providers::{self, Provider};
+use crate::store::search::{self, Condition, Paging};
+use crate::store::tokens::{self, NewTokenRow, TokenInfo};
+use crate::store::{self, admins, schemas};
+
+type Page = Result<HttpResponse, Failure>;
+
+/// Items per page of Users, Groups and activity.
+const PAGE: i64 = 50;
+const ACTIVITY_ROWS: usize = 200;
+/// Tokens expiring within this many days are highlighted.
+const EXPIRY_WARNING_DAYS: i64 = 14;
+/// Members listed on a group's page.
+const MEMBERS_SHOWN: usize = 200;
+
+fn chrome(s: &Signed) -> Chrome<'_> {
+    Chrome {
+        admin: &s.session.admin,
+        csrf: &s.session.csrf,
+    }
+}
+
+fn ok(title: &str, nav: Nav, s: &Signed, body: maud::Markup) -> Page {
+    Ok(html_response(
+        StatusCode::OK,
+        view::page(title, nav, Some(&chrome(s)), body),
+    ))
+}
+
+fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+fn is_tls(state: &AppState) -> bool {
+    state.config.tls_cert.is_some() && state.config.tls_key.is_some()
+}
+
+/// Only local paths are followed after login, so a link cannot send an admin elsewhere.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        _ => "/".into(),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct NextQuery {
+    next: Option<String>,
+}
+
+pub(crate) async fn login_form(q: web::Query<NextQuery>) -> HttpResponse {
+    html_response(
+        StatusCode::OK,
+        view::login(&safe_next(q.next.as_deref()), "", None),
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    name: String,
+    password: String,
+    next: Option<String>,
+}
+
+/// A login from another site's page is refused: with `SameSite=Strict` a forged login could
+/// not read the console, but it could sign a victim's browser into the attacker's account.
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let host = req.connection_info().host().to_string();
+    origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .is_some_and(|(_, h)| h == host)
+}
+
+pub(crate) async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    console: web::Data<Console>,
+    form: web::Form<LoginForm>,
+) -> Page {
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    if !same_origin(&req) {
+        return Err(Failure::Forbidden(
+            "this login form was sent from another site".into(),
+        ));
+    }
+    let client = crate::http::client_ip(&req, &state.config);
+    let refuse = |status: StatusCode, message: &str| {
+        html_response(status, view::login(&next, &form.name, Some(message)))
+    };
+    if let Some(secs) = console.wait(&form.name, client) {
+        return Ok(refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many failed logins: wait {} minutes and try again.",
+                secs.div_ceil(60)
+            ),
+        ));
+    }
+    let name = form.name.clone();
+    let stored = state
+        .store
+        .run(move |c| admins::password_hash(c, &name))
+        .await?;
+    // An unknown account costs an argon2 run too, so timing does not tell which names exist.
+    let (admin_id, phc) = stored.unwrap_or((0, String::new()));
+    let password = form.password.clone();
+    let verified = state
+        .verifier
+        .check_password(password, phc)
+        .await
+        .unwrap_or(false);
+    if !verified || admin_id == 0 {
+        console.failed(&form.name, client);
+        tracing::warn!(account = %form.name, client = ?client, "admin console login failed");
+        return Ok(refuse(
+            StatusCode::UNAUTHORIZED,
+            "Wrong account name or password.",
+        ));
+    }
+    console.succeeded(&form.name);
+    let cookie = session::random_token();
+    let csrf = session::random_token();
+    let at = now().timestamp();
+    let (stored_cookie, client_text) = (
+        cookie.clone(),
+        client.map_or_else(|| "-".to_string(), |c| c.to_string()),
+    );
+    state
+        .store
+        .write(move |c| admins::start_session(c, admin_id, &stored_cookie, &csrf, &client_text, at))
+        .await?;
+    tracing::info!(account = %form.name, client = ?client, "admin console login");
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, next))
+        .insert_header((
+            header::SET_COOKIE,
+            session::set_cookie(&cookie, is_tls(&state)),
+        ))
+        .finish())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: String,
+}
+
+pub(crate) async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    s: Signed,
+    form: web::Form<CsrfForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    if let Some(cookie) = session::cookie_of(&req) {
+        state
+            .store
+            .write(move |c| admins::end_session(c, &cookie))
+            .await?;
+    }
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, "/login"))
+        .insert_header((header::SET_COOKIE, session::clear_cookie(is_tls(&state))))
+        .finish())
+}
+
+fn scim_url(state: &AppState, provider: &str) -> String {
+    crate::http::scim_base(&state.public_base, provider)
+}
+
+fn token_state(t: &TokenInfo, now: i64) -> (&'static str, bool) {
+    let state = t.state(now);
+    let soon = state == TokenState::Active && t.expires - now <= EXPIRY_WARNING_DAYS * 86400;
+    (state.as_str(), soon)
+}
+
+pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
+    let now_ms = now().timestamp_millis();
+    let now_s = now_ms / 1000;
+    let rows = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let mut rows = Vec::new();
+            for p in providers::list(c)? {
+                let usage = providers::usage(c, p.id)?;
+                let st = activity::status(c, p.id, now_ms)?;
+                rows.push((p, usage, st));
+            }
+            let soon = tokens::expiring(c, now_s, now_s + EXPIRY_WARNING_DAYS * 86400)?;
+            Ok((rows, soon))
+        })
+        .await?;
+    let (providers, expiring) = rows;
+    ok(
+        "Dashboard",
+        Nav::Dashboard,
+        &s,
+        html! {
+            @if !expiring.is_empty() {
+                section.warning aria-labelledby="expiring" {
+                    h2 #expiring { "Tokens expiring within " (EXPIRY_WARNING_DAYS) " days" }
+                    ul {
+                        @for t in &expiring {
+                            li {
+                                a href={"/providers/" (urlencode(&t.provider))} { (t.provider) }
+                                ": token " code { (t.id) } " (" (t.description) ") expires "
+                                (view::time(t.expires))
+                            }
+                        }
+                    }
+                }
+            }
+            @if providers.is_empty() {
+                p { "No identity providers yet. " a href="/providers/new" { "Add one" } "." }
+            } @else {
+                (view::table(
+                    &["Provider", "Type", "Users", "Groups", "Last request", "Last write", "Errors (24 h)"],
+                    html! {
+                        @for (p, usage, st) in &providers {
+                            tr.failed[st.errors_24h > 0] {
+                                td { a href={"/providers/" (urlencode(&p.name))} { (p.name) } }
+                                td { (kind_label(p)) }
+                                td { (usage.users) }
+                                td { (usage.groups) }
+                                td { (view::time_ms(st.last_request)) }
+                                td { (view::time_ms(st.last_write)) }
+                                td { (st.errors_24h) }
+                            }
+                        }
+                    }
+                ))
+            }
+        },
+    )
+}
+
+fn kind_label(p: &Provider) -> &'static str {
+    match p.kind {
+        crate::scim::ProviderKind::Generic => "Generic",
+        crate::scim::ProviderKind::Entra => "Entra ID",
+    }
+}
+
+pub(crate) async fn providers(state: web::Data<AppState>, s: Signed) -> Page {
+    let list = state.store.run(|c| providers::list(c)).await?;
+    ok(
+        "Identity providers",
+        Nav::Providers,
+        &s,
+        html! {
+            p { a.button href="/providers/new" { "Add identity provider" } }
+            @if list.is_empty() {
+                p { "None yet." }
+            } @else {
+                (view::table(&["Name", "Type", "Description", "Created"], html! {
+                    @for p in &list {
+                        tr {
+                            td { a href={"/providers/" (urlencode(&p.name))} { (p.name) } }
+                            td { (kind_label(p)) }
+                            td { (p.description) }
+                            td { (view::time(p.created)) }
+                        }
+                    }
+                }))
+            }
+        },
+    )
+}
+
+fn provider_form(
+    s: &Signed,
+    action: &str,
+    name: Option<&str>,
+    description: &str,
+    kind: &str,
+    message: Option<&str>,
+) -> maud::Markup {
+    html! {
+        (view::error_box(message))
+        form.stack method="post" action=(action) {
+            (view::csrf(&s.session.csrf))
+            @if let Some(n) = name {
+                label for="name" { "Name (used in the SCIM URL)" }
+                input #name name="name" type="text" required maxlength="64"
+                    pattern="[A-Za-z0-9][A-Za-z0-9._-]*" value=(n);
+            }
+            label for="description" { "Description" }
+            input #description name="description" type="text" value=(description);
+            fieldset {
+                legend { "Provider type" }
+                label { input type="radio" name="kind" value="generic" checked[kind != "entra"]; " Generic (Okta, OneLogin, JumpCloud, any SCIM client)" }
+                label { input type="radio" name="kind" value="entra" checked[kind == "entra"]; " Microsoft Entra ID" }
+            }
+            button type="submit" { "Save" }
+        }
+    }
+}
+
+pub(crate) async fn new_provider(s: Signed) -> Page {
+    ok(
+        "Add identity provider",
+        Nav::Providers,
+        &s,
+        provider_form(&s, "/providers", Some(""), "", "generic", None),
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ProviderForm {
+    csrf: String,
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    kind: String,
+}
+
+pub(crate) async fn add_provider(
+    state: web::Data<AppState>,
+    s: Signed,
+    form: web::Form<ProviderForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let form = form.into_inner();
+    let name = form.name.clone().unwrap_or_default().trim().to_string();
+    let again = |message: &str| {
+        Ok(html_response(
+            StatusCode::BAD_REQUEST,
+            view::page(
+                "Add identity provider",
+                Nav::Providers,
+                Some(&chrome(&s)),
+                provider_form(
+                    &s,
+                    "/providers",
+                    Some(&name),
+                    &form.description,
+                    &form.kind,
+                    Some(message),
+                ),
+            ),
+        ))
+    };
+    let kind = match form.kind.parse::<crate::scim::ProviderKind>() {
+        Ok(k) => k,
+        Err(e) => return again(&e),
+    };
+    let at = now().timestamp();
+    let (n, d) = (name.clone(), form.description.clone());
+    match state
+        .store
+        .write(move |c| providers::insert(c, &n, &d, kind, at))
+        .await
+    {
+        Ok(p) => Ok(redirect(&format!("/providers/{}", urlencode(&p.name)))),
+        Err(store::Error::Conflict(m) | store::Error::Invalid(m)) => again(&m),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn require_provider(state: &AppState, name: &str) -> Result<Provider, Failure> {
+    let name = name.to_string();
+    Ok(state
+        .store
+        .run(move |c| providers::require(c, &name))
+        .await?)
+}
+
+pub(crate) async fn edit_provider_form(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+) -> Page {
+    let p = require_provider(&state, &path).await?;
+    ok(
+        &format!("Edit {}", p.name),
+        Nav::Providers,
+        &s,
+        provider_form(
+            &s,
+            &format!("/providers/{}/edit", urlencode(&p.name)),
+            None,
+            &p.description,
+            p.kind.as_str(),
+            None,
+        ),
+    )
+}
+
+pub(crate) async fn edit_provider(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+    form: web::Form<ProviderForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let kind = form
+        .kind
+        .parse::<crate::scim::ProviderKind>()
+        .map_err(Failure::Invalid)?;
+    let (name, description) = (path.into_inner(), form.description.clone());
+    let p = state
+        .store
+        .write(move |c| providers::update(c, &name, Some(&description), Some(kind)))
+        .await?;
+    Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
+}
+
+pub(crate) async fn remove_provider_form(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+) -> Page {
+    let name = path.into_inner();
+    let (p, usage, toks) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let p = providers::require(c, &name)?;
+            Ok((
+                p.clone(),
+                providers::usage(c, p.id)?,
+                tokens::list(c, Some(p.id))?.len(),
+            ))
+        })
+        .await?;
+    ok(
+        &format!("Remove {}?", p.name),
+        Nav::Providers,
+        &s,
+        html! {
+            p.warning role="alert" {
+                "Removing identity provider " strong { (p.name) } " deletes, for good: "
+                (usage.users) " users, " (usage.groups) " groups and " (toks) " tokens, "
+                "with their activity. Its SCIM URL stops working at once. Take a backup first "
+                "if in doubt (" code { "scimd backup FILE" } ")."
+            }
+            form method="post" action={"/providers/" (urlencode(&p.name)) "/remove"} {
+                (view::csrf(&s.session.csrf))
+                input type="hidden" name="confirm" value=(p.name);
+                button.danger type="submit" { "Remove " (p.name) " and its data" }
+                " "
+                a href={"/providers/" (urlencode(&p.name))} { "Cancel" }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ConfirmForm {
+    csrf: String,
+    confirm: String,
+}
+
+pub(crate) async fn remove_provider(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+    form: web::Form<ConfirmForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let name = path.into_inner();
+    if form.confirm != name {
+        return Err(Failure::Invalid(
+            "the confirmation does not name this provider".into(),
+        ));
+    }
+    state
+        .store
+        .write(move |c| providers::remove(c, &name, true))
+        .await?;
+    Ok(redirect("/providers"))
+}
+
+/// The provider page: its SCIM tab (URL, type, tokens, token creation) and its extensions.
+pub(crate) async fn provider(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+) -> Page {
+    provider_page(&state, &s, &path, None, StatusCode::OK).await
+}
+
+async fn provider_page(
+    state: &AppState,
+    s: &Signed,
+    name: &str,
+    message: Option<&str>,
+    status: StatusCode,
+) -> Page {
+    let now_ms = now().timestamp_millis();
+    let now_s = now_ms / 1000;
+    let name = name.to_string();
+    let (p, usage, toks, exts, st) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let p = providers::require(c, &name)?;
+            Ok((
+                p.clone(),
+                providers::usage(c, p.id)?,
+                tokens::list(c, Some(p.id))?,
+                schemas::list(c, Some(&p.name))?,
+                activity::status(c, p.id, now_ms)?,
+            ))
+        })
+        .await?;
+    let base = format!("/providers/{}", urlencode(&p.name));
+    let body = html! {
+        (view::error_box(message))
+        p.summary {
+            (kind_label(&p)) " · " (p.description) " · "
+            a href={(base) "/Users"} { (usage.users) " users" } " · "
+            a href={(base) "/Groups"} { (usage.groups) " groups" } " · "
+            "last request " (view::time_ms(st.last_request)) " · "
+            a href={"/activity?provider=" (urlencode(&p.name))} { "activity" }
+        }
+        p {
+            a href={(base) "/edit"} { "Edit" } " · "
+            a href={(base) "/remove"} { "Remove…" }
+        }
+        section aria-labelledby="scim" {
+            h2 #scim { "SCIM" }
+            label for="scim-url" { "SCIM base URL" }
+            (view::copyable("scim-url", &scim_url(state, &p.name), "SCIM base URL"))
+            p.hint {
+                @if p.kind == crate::scim::ProviderKind::Entra {
+                    "In Entra ID: Provisioning → Admin Credentials → Tenant URL; the token goes into Secret Token."
+                } @else {
+                    "Give the identity provider this URL and a token as a Bearer token."
+                }
+            }
+            h3 { "Tokens" }
+            @if toks.is_empty() {
+                p { "No tokens yet." }
+            } @else {
+                (view::table(&["Token", "Description", "Created", "Expires", "Last used", "State", ""], html! {
+                    @for t in &toks {
+                        @let (label, soon) = token_state(t, now_s);
+                        tr.soon[soon] {
+                            td { code { (t.id) } }
+                            td { (t.description) @if t.read_only { " (read-only)" } }
+                            td { (view::time(t.created)) }
+                            td { (view::time(t.expires)) @if soon { " — expires soon" } }
+                            td { (t.last_used.map_or("never".to_string(), view::time)) }
+                            td { (label) }
+                            td {
+                                @if label == "active" {
+                                    a href={(base) "/tokens/" (t.id) "/rotate"} { "Rotate" } " · "
+                                    a href={(base) "/tokens/" (t.id) "/revoke"} { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }))
+            }
+            h3 { "Create token" }
+            form.stack method="post" action={(base) "/tokens"} {
+                (view::csrf(&s.session.csrf))
+                label for="token-description" { "Description" }
+                input #token-description name="description" type="text" value="";
+                label for="validity" { "Valid for" }
+                select #validity name="validity" {
+                    option value="30d" { "30 days" }
+                    option value="90d" { "90 days" }
+                    option value="180d" { "180 days" }
+                    option value="365d" selected { "365 days" }
+                    option value="date" { "until a date…" }
+                }
+                label for="until" { "Date (when “until a date” is chosen; midnight UTC)" }
+                input #until name="until" type="date";
+                button type="submit" { "Create token" }
+            }
+        }
+        section aria-labelledby="schemas" {
+            h2 #schemas { "Extension schemas" }
+            @if exts.is_empty() {
+                p { "None: the provider uses the core schemas and the enterprise extension." }
+            } @else {
+                (view::table(&["Schema", "For", "Indexed", "Added", ""], html! {
+                    @for e in &exts {
+                        tr {
+                            td { code { (e.urn) } }
+                            td { (e.kind.endpoint()) }
+                            td { (e.indexed.join(", ")) }
+                            td { (view::time(e.created)) }
+                            td { a href={(base) "/schemas/remove?urn=" (urlencode(&e.urn))} { "Remove…" } }
+                        }
+                    }
+                }))
+            }
+            h3 { "Add an extension schema" }
+            form.stack method="post" action={(base) "/schemas"} {
+                (view::csrf(&s.session.csrf))
+                label for="schema-kind" { "For" }
+                select #schema-kind name="kind" {
+                    option value="User" { "Users" }
+                    option value="Group" { "Groups" }
+                }
+                label for="schema-file" { "Schema file (JSON, RFC 7643 section 7)" }
+                input #schema-file type="file" accept=".json,application/json" data-into="schema-definition";
+                label for="schema-definition" { "…or paste it" }
+                textarea #schema-definition name="definition" rows="8" required {}
+                label for="schema-index" { "Index these attributes (comma-separated, optional)" }
+                input #schema-index name="index" type="text";
+                button type="submit" { "Add schema" }
+            }
+        }
+    };
+    Ok(html_response(
+        status,
+        view::page(&p.name, Nav::Providers, Some(&chrome(s)), body),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TokenForm {
+    csrf: String,
+    #[serde(default)]
+    description: String,
+    validity: String,
+    #[serde(default)]
+    until: String,
+}
+
+/// Hashes a fresh secret on the argon2 threads; the caller stores it.
+async fn new_secret(state: &AppState) -> Result<(token::NewToken, String), Failure> {
+    let new = token::generate();
+    let hash = state
+        .verifier
+        .hash(new.secret.expose().to_string())
+        .await
+        .map_err(Failure::Internal)?;
+    Ok((new, hash))
+}
+
+fn shown_once(
+    s: &Signed,
+    state: &AppState,
+    p: &Provider,
+    info: &TokenInfo,
+    secret: &str,
+    note: Option<String>,
+) -> Page {
+    let base = format!("/providers/{}", urlencode(&p.name));
+    let body = html! {
+        div.dialog role="dialog" aria-labelledby="new-token" {
+            h2 #new-token { "Token " code { (info.id) } " created" }
+            p.warning role="alert" {
+                "Copy the token now: it will not be shown again. Only a hash of it is stored."
+            }
+            label for="token" { "Token" }
+            (view::copyable("token", secret, "Token"))
+            label for="token-scim-url" { "SCIM base URL" }
+            (view::copyable("token-scim-url", &scim_url(state, &p.name), "SCIM base URL"))
+            p { "Valid until " (view::time(info.expires)) "." }
+            @if let Some(n) = note { p { (n) } }
+            p { a.button href=(base) { "Done" } }
+        }
+    };
+    let mut res = html_response(
+        StatusCode::OK,
+        view::page("New token", Nav::Providers, Some(&chrome(s)), body),
+    );
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
+}
+
+pub(crate) async fn create_token(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+    form: web::Form<TokenForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let p = require_provider(&state, &path).await?;
+    let at = now();
+    let expires = if form.validity == "date" {
+        crate::commands::expiry(None, Some(&form.until), at, state.config.token_max_lifetime)
+    } else {
+        crate::commands::expiry(
+            Some(&form.validity),
+            None,
+            at,
+            state.config.token_max_lifetime,
+        )
+    };
+    let expires = match expires {
+        Ok(e) => e,
+        Err(m) => {
+            let m = m.replace("--expires: ", "").replace("--valid-for: ", "");
+            return provider_page(&state, &s, &p.name, Some(&m), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let (new, hash) = new_secret(&state).await?;
+    let (id, pid, description) = (new.id.clone(), p.id, form.description.clone());
+    let created = at.timestamp();
+    let info = state
+        .store
+        .write(move |c| {
+            tokens::create(
+                c,
+                &NewTokenRow {
+                    id: &id,
+                    provider_id: pid,
+                    secret_hash: &hash,
+                    description: &description,
+                    read_only: false,
+                    created,
+                    expires,
+                },
+            )
+        })
+        .await?;
+    tracing::info!(provider = %p.name, token = %info.id, admin = %s.session.admin, "token created in the admin console");
+    shown_once(&s, &state, &p, &info, new.full.expose(), None)
+}
+
+async fn token_of(
+    state: &AppState,
+    provider: &str,
+    id: &str,
+) -> Result<(Provider, TokenInfo), Failure> {
+    let (provider, id) = (provider.to_string(), id.to_string());
+    let (p, t) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let p = providers::require(c, &provider)?;
+            let t = tokens::require(c, &id)?;
+            Ok((p, t))
+        })
+        .await?;
+    if t.provider != p.name {
+        return Err(Failure::NotFound(format!(
+            "identity provider {} has no token {}",
+            p.name, t.id
+        )));
+    }
+    Ok((p, t))
+}
+
+pub(crate) async fn rotate_token_form(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+) -> Page {
+    let (p, t) = token_of(&state, &path.0, &path.1).await?;
+    let base = format!("/providers/{}", urlencode(&p.name));
+    ok(
+        &format!("Rotate token {}", t.id),
+        Nav::Providers,
+        &s,
+        html! {
+            p {
+                "A new token replaces " code { (t.id) } " (" (t.description) "), valid as long as "
+                "this one was. The old token keeps working for the overlap you choose, so the "
+                "identity provider can be given the new one without a gap."
+            }
+            form.stack method="post" action={(base) "/tokens/" (t.id) "/rotate"} {
+                (view::csrf(&s.session.csrf))
+                label for="overlap" { "The old token keeps working for" }
+                select #overlap name="overlap" {
+                    option value="1h" { "1 hour" }
+                    option value="24h" selected { "24 hours" }
+                    option value="7d" { "7 days" }
+                }
+                button type="submit" { "Rotate" }
+                a href=(base) { "Cancel" }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RotateForm {
+    csrf: String,
+    overlap: String,
+}
+
+pub(crate) async fn rotate_token(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+    form: web::Form<RotateForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let (p, old) = token_of(&state, &path.0, &path.1).await?;
+    if old.state(now().timestamp()) != TokenState::Active {
+        return Err(Failure::Invalid(format!(
+            "token {} is no longer active; create a new one instead",
+            old.id
+        )));
+    }
+    let overlap = crate::config::parse_duration(&form.overlap).map_err(Failure::Invalid)?;
+    let at = now();
+    let lifetime = (old.expires - old.created).clamp(
+        1,
+        i64::try_from(state.config.token_max_lifetime.as_secs()).unwrap_or(i64::MAX),
+    );
+    let expires = at.timestamp() + lifetime;
+    let old_until = at.timestamp() + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 4);
+    let (new, hash) = new_secret(&state).await?;
+    let (new_id, pid, rotated, created) = (new.id.clone(), p.id, old.clone(), at.timestamp());
+    let (info, old_now) = state
+        .store
+        .write(move |c| {
+            tokens::rotate(
+                c,
+                &rotated.id,
+                &NewTokenRow {
+                    id: &new_id,
+                    provider_id: pid,
+                    secret_hash: &hash,
+                    description: &rotated.description,
+                    read_only: rotated.read_only,
+                    created,
+                    expires,
+                },
+                old_until,
+            )
+        })
+        .await?;
+    tracing::info!(provider = %p.name, old = %old.id, token = %info.id, admin = %s.session.admin, "token rotated in the admin console");
+    let note = format!(
+        "The old token {} keeps working until {}: put the new one into the identity provider \
+         before then.",
+        old.id,
+        view::time(old_now.expires)
+    );
+    shown_once(&s, &state, &p, &info, new.full.expose(), Some(note))
+}
+
+pub(crate) async fn revoke_token_form(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+) -> Page {
+    let (p, t) = token_of(&state, &path.0, &path.1).await?;
+    let base = format!("/providers/{}", urlencode(&p.name));
+    ok(
+        &format!("Revoke token {}?", t.id),
+        Nav::Providers,
+        &s,
+        html! {
+            p.warning role="alert" {
+                "Token " code { (t.id) } " (" (t.description) ") stops working at once: the "
+                "next SCIM request that uses it gets 401, and an identity provider still using "
+                "it stops provisioning."
+            }
+            form method="post" action={(base) "/tokens/" (t.id) "/revoke"} {
+                (view::csrf(&s.session.csrf))
+                button.danger type="submit" { "Revoke token" }
+                " "
+                a href=(base) { "Cancel" }
+            }
+        },
+    )
+}
+
+pub(crate) async fn revoke_token(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let (p, t) = token_of(&state, &path.0, &path.1).await?;
+    let (id, at) = (t.id.clone(), now().timestamp());
+    state
+        .store
+        .write(move |c| tokens::revoke(c, &id, at))
+        .await?;
+    // The server's memory of verified tokens must not outlive the revocation.
+    state.records.forget(&t.id);
+    tracing::info!(provider = %p.name, token = %t.id, admin = %s.session.admin, "token revoked in the admin console");
+    Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SchemaForm {
+    csrf: String,
+    kind: String,
+    definition: String,
+    #[serde(default)]
+    index: String,
+}
+
+pub(crate) async fn add_schema(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+    form: web::Form<SchemaForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let form = form.into_inner();
+    let kind = ResourceKind::from_name(&form.kind)
+        .ok_or_else(|| Failure::Invalid(format!("unknown resource type {:?}", form.kind)))?;
+    let index: Vec<String> = form
+        .index
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let (name, at) = (path.into_inner(), now().timestamp());
+    let provider = name.clone();
+    match state
+        .store
+        .write(move |c| schemas::add(c, &provider, kind, &form.definition, &index, at))
+        .await
+    {
+        Ok(_) => Ok(redirect(&format!(
+            "/providers/{}#schemas",
+            urlencode(&name)
+        ))),
+        Err(store::Error::Invalid(m) | store::Error::Conflict(m)) => {
+            provider_page(&state, &s, &name, Some(&m), StatusCode::BAD_REQUEST).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UrnQuery {
+    urn: String,
+}
+
+pub(crate) async fn remove_schema_form(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+    q: web::Query<UrnQuery>,
+) -> Page {
+    let (name, urn) = (path.into_inner(), q.urn.clone());
+    let (p, holders) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let p = providers::require(c, &name)?;
+            schemas::require(c, &p.name, &urn)?;
+            Ok((p.clone(), schemas::usage(c, &p.name, &urn)?))
+        })
+        .await?;
+    let base = format!("/providers/{}", urlencode(&p.name));
+    ok(
+        "Remove extension schema?",
+        Nav::Providers,
+        &s,
+        html! {
+            p.warning role="alert" {
+                "Removing " code { (q.urn) } " from " (p.name) " deletes its values from "
+                (holders) " resources. Requests that still send its attributes are then "
+                "treated as the provider's unknown-attribute setting says."
+            }
+            form method="post" action={(base) "/schemas/remove"} {
+                (view::csrf(&s.session.csrf))
+                input type="hidden" name="confirm" value=(q.urn);
+                button.danger type="submit" { "Remove schema" }
+                " "
+                a href=(base) { "Cancel" }
+            }
+        },
+    )
+}
+
+pub(crate) async fn remove_schema(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<String>,
+    form: web::Form<ConfirmForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let (name, urn) = (path.into_inner(), form.confirm.clone());
+    let at = now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let provider = name.clone();
+    state
+        .store
+        .write(move |c| schemas::remove(c, &provider, &urn, true, &at))
+        .await?;
+    Ok(redirect(&format!(
+        "/providers/{}#schemas",
+        urlencode(&name)
+    )))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ResourceQuery {
+    /// A name or email to look for (starts with, any case).
+    q: Option<String>,
+    /// A SCIM filter.
+    filter: Option<String>,
+    /// The key of the last resource of the previous page.
+    after: Option<i64>,
+}
+
+fn kind_of(segment: &str) -> Result<ResourceKind, Failure> {
+    match segment {
+        "Users" => Ok(ResourceKind::User),
+        "Groups" => Ok(ResourceKind::Group),
+        other => Err(Failure::NotFound(format!("no page {other:?} here"))),
+    }
+}
+
+/// The SCIM filter the simple search box stands for.
+fn simple_filter(kind: ResourceKind, q: &str) -> String {
+    let v = serde_json::to_string(q.trim()).unwrap_or_else(|_| "\"\"".into());
+    match kind {
+        ResourceKind::User => format!(
+            "userName sw {v} or displayName sw {v} or emails.value sw {v} or name.familyName sw {v}"
+        ),
+        ResourceKind::Group => format!("displayName sw {v}"),
+    }
+}
+
+pub(crate) async fn resources(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+    q: web::Query<ResourceQuery>,
+) -> Page {
+    let (provider, kind) = (path.0.clone(), kind_of(&path.1)?);
+    let q = q.into_inner();
+    let simple = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let advanced = q.filter.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let filter_text = match (advanced, simple) {
+        (Some(f), _) => Some(f.to_string()),
+        (None, Some(s)) => Some(simple_filter(kind, s)),
+        _ => None,
+    };
+    let parsed = match filter_text.as_deref().map(crate::scim::filter::parse) {
+        Some(Err(e)) => Err(e.to_string()),
+        Some(Ok(f)) => Ok(Some(f)),
+        None => Ok(None),
+    };
+    let after = q.after.unwrap_or(0).max(0);
+    let base = state.public_base.clone();
+    let scim = crate::http::scim_base(&base, &provider);
+    let looked_up = provider.clone();
+    let result = match parsed {
+        Err(m) => Err(m),
+        Ok(ast) => {
+            let answer = state
+                .store
+                .run(move |c| -> store::Result<_> {
+                    let p = providers::require(c, &looked_up)?;
+                    let model = schemas::model(c, p.id)?;
+                    let rt = model.get(kind);
+                    let condition = match &ast {
+                        None => None,
+                        Some(f) => {
+                            let mut compiler = crate::store::query::Compiler::new(rt, &scim, 3);
+                            let sql = compiler.filter(f)?;
+                            let driven = compiler.driven_by_lookup(f);
+                            Some(Condition {
+                                sql,
+                                params: compiler.into_params(),
+                                driven,
+                            })
+                        }
+                    };
+                    let tx = c.transaction()?;
+                    let page = search::search(
+                        &tx,
+                        p.id,
+                        kind,
+                        condition.as_ref(),
+                        Paging::After(after),
+                        PAGE,
+                    )?;
+                    let mut out = Vec::new();
+                    let rows: Vec<_> = page.items.iter().collect();
+                    let projection = Projection::parse(rt, None, Some("members"));
+                    crate::render::push_rows(&mut out, &tx, rt, &scim, &rows, &projection)?;
+                    let last = rows.last().map(|r| r.seq);
+                    Ok((page.total, page.more, last, out))
+                })
+                .await;
+            match answer {
+                Ok(a) => Ok(a),
+                Err(store::Error::Rejected(e)) => Err(e.to_string()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let pbase = format!("/providers/{}", urlencode(&provider));
+    let endpoint = kind.endpoint();
+    let carry = |after: i64| {
+        let mut url = format!("{pbase}/{endpoint}?after={after}");
+        if let Some(s) = simple {
+            url.push_str(&format!("&q={}", urlencode(s)));
+        }
+        if let Some(f) = advanced {
+            url.push_str(&format!("&filter={}", urlencode(f)));
+        }
+        url
+    };
+    let (message, total, more, last, docs) = match result {
+        Err(m) => (Some(m), 0, false, None, Vec::new()),
+        Ok((total, more, last, bytes)) => {
+            let text = format!("[{}]", String::from_utf8_lossy(&bytes));
+            let docs: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+            (None, total, more, last, docs)
+        }
+    };
+    let str_of = |d: &serde_json::Value, k: &str| {
+        d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+    };
+    ok(
+        &format!("{} · {endpoint}", provider),
+        Nav::Providers,
+        &s,
+        html! {
+            p { a href=(pbase) { "← " (provider) } }
+            form.search method="get" action={(pbase) "/" (endpoint)} role="search" {
+                label for="q" { @if kind == ResourceKind::User { "Name or email starts with" } @else { "Name starts with" } }
+                input #q name="q" type="search" value=(simple.unwrap_or(""));
+                label for="filter" { "or a SCIM filter" }
+                input #filter name="filter" type="text" placeholder="userName eq \"a@example.com\"" value=(advanced.unwrap_or(""));
+                button type="submit" { "Search" }
+            }
+            (view::error_box(message.as_deref()))
+            p.count { (total) " " (endpoint) @if filter_text.is_some() { " match" } }
+            (view::table(
+                &if kind == ResourceKind::User { vec!["userName", "Display name", "Email", "Active", "Last modified"] } else { vec!["Display name", "External id", "Last modified"] },
+                html! {
+                    @for d in &docs {
+                        @let id = str_of(d, "id");
+                        @let href = format!("{pbase}/{endpoint}/{}", urlencode(&id));
+                        @let modified = d.pointer("/meta/lastModified").and_then(|v| v.as_str()).unwrap_or("").to_string();
+                        @if kind == ResourceKind::User {
+                            tr {
+                                td { a href=(href) { (str_of(d, "userName")) } }
+                                td { (str_of(d, "displayName")) }
+                                td { (d.pointer("/emails/0/value").and_then(|v| v.as_str()).unwrap_or("")) }
+                                td { (d.get("active").map_or("".to_string(), |v| v.to_string())) }
+                                td { (modified) }
+                            }
+                        } @else {
+                            tr {
+                                td { a href=(href) { (str_of(d, "displayName")) } }
+                                td { (str_of(d, "externalId")) }
+                                td { (modified) }
+                            }
+                        }
+                    }
+                }
+            ))
+            nav.pager aria-label="Pages" {
+                @if after > 0 { a href=(carry(0)) { "First page" } }
+                @if more { @if let Some(l) = last { a href=(carry(l)) rel="next" { "Next page" } } }
+            }
+        },
+    )
+}
+
+pub(crate) async fn resource(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<(String, String, String)>,
+) -> Page {
+    let (provider, kind, id) = path.into_inner();
+    let kind = kind_of(&kind)?;
+    let scim = crate::http::scim_base(&state.public_base, &provider);
+    let (looked_up, rid) = (provider.clone(), id.clone());
+    let (doc, members, more_members, history) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let p = providers::require(c, &looked_up)?;
+            let model = schemas::model(c, p.id)?;
+            let rt = model.get(kind);
+            let rows = crate::store::resources::read(c, p.id, kind, &rid)?;
+            let Some(row) = rows.iter().next() else {
+                return Err(store::Error::NotFound(format!(
+                    "{} {rid} not found",
+                    kind.name()
+                )));
+            };
+            let projection = Projection::parse(rt, None, Some("members"));
+            let bytes = crate::render::resource(c, rt, &scim, row, &projection)?;
+            let (members, more) = match kind {
+                ResourceKind::Group => {
+                    let all = crate::store::members::first_members(c, row.seq, MEMBERS_SHOWN)?;
+                    let more = !crate::store::members::at_most(c, row.seq, MEMBERS_SHOWN)?;
+                    (all, more)
+                }
+                ResourceKind::User => (Vec::new(), false),
+            };
+            let history = activity::query(
+                c,
+                &Query {
+                    provider: Some(p.name.clone()),
+                    resource_id: Some(rid.clone()),
+                    limit: 100,
+                    ..Query::default()
+                },
+            )?;
+            Ok((bytes, members, more, history))
+        })
+        .await?;
+    let doc: serde_json::Value = serde_json::from_slice(&doc)
+        .map_err(|e| Failure::Internal(format!("rendering a resource: {e}")))?;
+    let pbase = format!("/providers/{}", urlencode(&provider));
+    let title = doc
+        .get(if kind == ResourceKind::User {
+            "userName"
+        } else {
+            "displayName"
+        })
+        .and_then(|v| v.as_str())
+        .unwrap_or(&id)
+        .to_string();
+    let groups = doc
+        .get("groups")
+        .and_then(|g| g.as_array())
+        .cloned()
+        .unwrap_or_default();
+    ok(
+        &title,
+        Nav::Providers,
+        &s,
+        html! {
+            p { a href={(pbase) "/" (kind.endpoint())} { "← " (provider) " " (kind.endpoint()) } }
+            h2 { "Attributes" }
+            (view::attributes(&doc))
+            @if kind == ResourceKind::User {
+                h2 { "Group memberships" }
+                @if groups.is_empty() { p { "None." } }
+                ul {
+                    @for g in &groups {
+                        @let gid = g.get("value").and_then(|v| v.as_str()).unwrap_or("");
+                        li { a href={(pbase) "/Groups/" (urlencode(gid))} { (g.get("display").and_then(|v| v.as_str()).unwrap_or(gid)) } }
+                    }
+                }
+            } @else {
+                h2 { "Members" }
+                @if members.is_empty() { p { "None." } }
+                ul {
+                    @for m in &members {
+                        li { a href={(pbase) "/" (m.kind.endpoint()) "/" (urlencode(&m.id))} { (m.display.clone().unwrap_or(m.id.clone())) } }
+                    }
+                }
+                @if more_members { p.hint { "The first " (MEMBERS_SHOWN) " members are shown; filter the SCIM endpoint for the rest." } }
+            }
+            h2 { "Activity" }
+            @if history.is_empty() { p { "No activity recorded for this resource." } }
+            @else {
+                (view::table(view::HISTORY_HEADERS, html! {
+                    @for r in history.iter().rev() { (view::activity_row(r, false)) }
+                }))
+            }
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct ActivityQuery {
+    provider: Option<String>,
+    /// Dates or date-times (UTC) bounding the records, inclusive.
+    since: Option<String>,
+    until: Option<String>,
+    failed: Option<String>,
+    resource: Option<String>,
+    /// Only records after this one (what the page's script asks for).
+    after: Option<i64>,
+}
+
+fn parse_when(text: &str, end_of_day: bool) -> Result<Option<i64>, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let time = if end_of_day {
+            chrono::NaiveTime::from_hms_milli_opt(23, 59, 59, 999).unwrap_or_default()
+        } else {
+            chrono::NaiveTime::MIN
+        };
+        return Ok(Some(d.and_time(time).and_utc().timestamp_millis()));
+    }
+    for f in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(t, f) {
+            return Ok(Some(d.and_utc().timestamp_millis()));
+        }
+    }
+    Err(format!(
+        "{t:?} is not a date such as 2026-11-30 or 2026-11-30T08:00"
+    ))
+}
+
+impl ActivityQuery {
+    fn to_query(&self) -> Result<Query, String> {
+        let text = |o: &Option<String>| {
+            o.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
+        Ok(Query {
+            provider: text(&self.provider),
+            since: parse_when(self.since.as_deref().unwrap_or(""), false)?,
+            until: parse_when(self.until.as_deref().unwrap_or(""), true)?,
+            failed: self.failed.is_some(),
+            resource_id: text(&self.resource),
+            after_seq: self.after,
+            limit: ACTIVITY_ROWS,
+            ..Query::default()
+        })
+    }
+}
+
+pub(crate) async fn activity(
+    state: web::Data<AppState>,
+    s: Signed,
+    q: web::Query<ActivityQuery>,
+) -> Page {
+    let (query, message) = match q.to_query() {
+        Ok(query) => (Some(query), None),
+        Err(m) => (None, Some(m)),
+    };
+    let (records, names) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let names: Vec<String> = providers::list(c)?.into_iter().map(|p| p.name).collect();
+            let records = match &query {
+                Some(q) => activity::query(c, q)?,
+                None => Vec::new(),
+            };
+            Ok((records, names))
+        })
+        .await?;
+    let chosen = q.provider.clone().unwrap_or_default();
+    let follow = q.until.as_deref().unwrap_or("").trim().is_empty();
+    let last = records.last().map_or(0, |r| r.seq);
+    let mut rows_url = format!(
+        "/activity/rows?failed={}",
+        if q.failed.is_some() { "1" } else { "" }
+    );
+    for (k, v) in [
+        ("provider", &q.provider),
+        ("since", &q.since),
+        ("resource", &q.resource),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            rows_url.push_str(&format!("&{k}={}", urlencode(v)));
+        }
+    }
+    ok(
+        "Activity",
+        Nav::Activity,
+        &s,
+        html! {
+            form.search method="get" action="/activity" {
+                label for="provider" { "Provider" }
+                select #provider name="provider" {
+                    option value="" { "all" }
+                    @for n in &names { option value=(n) selected[*n == chosen] { (n) } }
+                }
+                label for="since" { "From (UTC)" }
+                input #since name="since" type="text" placeholder="2026-11-30" value=(q.since.clone().unwrap_or_default());
+                label for="until" { "To (UTC)" }
+                input #until name="until" type="text" placeholder="2026-11-30T18:00" value=(q.until.clone().unwrap_or_default());
+                label for="resource" { "Resource id" }
+                input #resource name="resource" type="text" value=(q.resource.clone().unwrap_or_default());
+                label.check { input type="checkbox" name="failed" value="1" checked[q.failed.is_some()]; " failed only" }
+                button type="submit" { "Show" }
+            }
+            (view::error_box(message.as_deref()))
+            p.hint {
+                "Newest first; at most " (ACTIVITY_ROWS) " records. "
+                @if follow { "New records appear here as they arrive." }
+            }
+            div.scroll {
+                table #activity data-follow=[follow.then_some(rows_url.as_str())] data-last=(last) {
+                    thead { tr { @for h in view::ACTIVITY_HEADERS { th scope="col" { (h) } } } }
+                    tbody {
+                        @for r in records.iter().rev() { (view::activity_row(r, true)) }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Rows newer than `after`, newest first, for the activity page's script to put on top.
+pub(crate) async fn activity_rows(
+    state: web::Data<AppState>,
+    _s: Signed,
+    q: web::Query<ActivityQuery>,
+) -> Page {
+    let query = q.to_query().map_err(Failure::Invalid)?;
+    let records = state.store.run(move |c| activity::query(c, &query)).await?;
+    let body = html! { @for r in records.iter().rev() { (view::activity_row(r, true)) } };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body.into_string()))
+}
+
+pub(crate) async fn settings(state: web::Data<AppState>, s: Signed) -> Page {
+    let admins = state.store.run(|c| admins::list(c)).await?;
+    let config = state.config.to_redacted_toml();
+    ok(
+        "Settings",
+        Nav::Settings,
+        &s,
+        html! {
+            h2 { "Effective configuration" }
+            p.hint { "Secrets are shown as ***. Change settings in the configuration file or SCIMD_* variables and restart." }
+            pre.config { (config) }
+            h2 { "Admin accounts" }
+            (view::table(&["Account", "Created", "Password changed", "Last login", "Sessions"], html! {
+                @for a in &admins {
+                    tr {
+                        td { (a.name) @if a.name == s.session.admin { " (you)" } }
+                        td { (view::time(a.created)) }
+                        td { (view::time(a.changed)) }
+                        td { (a.last_login.map_or("never".to_string(), view::time)) }
+                        td { (a.sessions) }
+                    }
+                }
+            }))
+            p.hint { "Accounts are managed on the server: " code { "scimd admin add|passwd|remove NAME" } "." }
+            p.hint { (view::raw("Times are shown in UTC.")) }
+        },
+    )
+}

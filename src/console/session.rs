@@ -1,0 +1,266 @@
+//! Console sign-in: the session cookie, the extractor every page but login uses, CSRF checks,
+//! and the login attempt budget (per account and per client address).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, web};
+
+use super::Failure;
+use crate::http::AppState;
+use crate::store::admins::{self, Lifetimes, Session};
+
+pub(crate) const COOKIE: &str = "scimd_console";
+
+/// Failed logins allowed per account, and per client address, within `WINDOW`.
+const PER_ACCOUNT: usize = 5;
+const PER_CLIENT: usize = 20;
+const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Accounts and addresses tracked at once; beyond that the oldest failures are forgotten.
+const TRACKED: usize = 10_000;
+
+/// `last_seen` is written at most this often per session (seconds), not on every page.
+const TOUCH_EVERY: i64 = 60;
+
+/// The console's own state beside `AppState`.
+#[derive(Default)]
+pub(crate) struct Console {
+    failures: Mutex<Failures>,
+}
+
+#[derive(Default)]
+struct Failures {
+    by_account: HashMap<String, Vec<Instant>>,
+    by_client: HashMap<IpAddr, Vec<Instant>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn recent(list: &mut Vec<Instant>, now: Instant) -> usize {
+    list.retain(|t| now.duration_since(*t) < WINDOW);
+    list.len()
+}
+
+impl Console {
+    /// Seconds until `account` from `client` may try again, if it has spent its budget.
+    pub(crate) fn wait(&self, account: &str, client: Option<IpAddr>) -> Option<u64> {
+        let now = Instant::now();
+        let mut f = lock(&self.failures);
+        let mut wait = None;
+        let until = |list: &Vec<Instant>| {
+            list.first()
+                .map(|first| (WINDOW - now.duration_since(*first)).as_secs() + 1)
+        };
+        if let Some(list) = f.by_account.get_mut(account)
+            && recent(list, now) >= PER_ACCOUNT
+        {
+            wait = until(list);
+        }
+        if let Some(ip) = client
+            && let Some(list) = f.by_client.get_mut(&ip)
+            && recent(list, now) >= PER_CLIENT
+        {
+            wait = wait.max(until(list));
+        }
+        wait
+    }
+
+    pub(crate) fn failed(&self, account: &str, client: Option<IpAddr>) {
+        let now = Instant::now();
+        let mut f = lock(&self.failures);
+        if f.by_account.len() >= TRACKED {
+            f.by_account.clear();
+        }
+        if f.by_client.len() >= TRACKED {
+            f.by_client.clear();
+        }
+        f.by_account
+            .entry(account.to_string())
+            .or_default()
+            .push(now);
+        if let Some(ip) = client {
+            f.by_client.entry(ip).or_default().push(now);
+        }
+    }
+
+    pub(crate) fn succeeded(&self, account: &str) {
+        lock(&self.failures).by_account.remove(account);
+    }
+}
+
+/// The session's lifetimes from the configuration.
+pub(crate) fn lifetimes(state: &AppState) -> Lifetimes {
+    let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4);
+    Lifetimes {
+        idle: secs(state.config.admin_session_idle),
+        absolute: secs(state.config.admin_session_lifetime),
+    }
+}
+
+/// The value of the console's cookie in a request, if any.
+pub(crate) fn cookie_of(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The `Set-Cookie` value that starts a session (`Secure` when the console speaks HTTPS).
+pub(crate) fn set_cookie(value: &str, secure: bool) -> String {
+    format!(
+        "{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+pub(crate) fn clear_cookie(secure: bool) -> String {
+    format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// 32 random bytes as hex: session cookies and CSRF tokens.
+pub(crate) fn random_token() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut buf = [0u8; 32];
+    OsRng.fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Equal strings, compared in time that depends only on their lengths.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A request from a signed-in admin. Extracting it from a request without a valid session
+/// sends a page request to the login page (and back afterwards) and refuses anything else.
+pub(crate) struct Signed {
+    pub session: Session,
+}
+
+impl Signed {
+    /// Refuses a state-changing request whose form does not carry the session's CSRF token.
+    pub(crate) fn check(&self, csrf: &str) -> Result<(), Failure> {
+        if same(csrf, &self.session.csrf) {
+            Ok(())
+        } else {
+            Err(Failure::Forbidden(
+                "this form has expired or did not come from the console: reload the page and \
+                 try again"
+                    .into(),
+            ))
+        }
+    }
+}
+
+impl FromRequest for Signed {
+    type Error = Failure;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Signed, Failure>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let cookie = cookie_of(req);
+        let next = req
+            .uri()
+            .path_and_query()
+            .map_or("/".to_string(), |p| p.as_str().to_string());
+        let is_page = req.method() == actix_web::http::Method::GET;
+        Box::pin(async move {
+            let Some(state) = state else {
+                return Err(Failure::Internal("console state missing".into()));
+            };
+            let to_login = || {
+                if is_page {
+                    Failure::Login(next.clone())
+                } else {
+                    Failure::Forbidden(
+                        "your session has ended: log in again and repeat the change".into(),
+                    )
+                }
+            };
+            let Some(cookie) = cookie else {
+                return Err(to_login());
+            };
+            let limits = lifetimes(&state);
+            let now = chrono::Utc::now().timestamp();
+            let looked_up = cookie.clone();
+            let found = state
+                .store
+                .run(move |c| admins::find_session(c, &looked_up, now, limits))
+                .await
+                .map_err(Failure::Store)?;
+            let Some((session, last_seen)) = found else {
+                return Err(to_login());
+            };
+            if now - last_seen >= TOUCH_EVERY {
+                let touched = cookie.clone();
+                state
+                    .store
+                    .write(move |c| admins::touch_session(c, &touched, now))
+                    .await
+                    .map_err(Failure::Store)?;
+            }
+            Ok(Signed { session })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_is_paused_after_five_failures() {
+        let c = Console::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        for _ in 0..PER_ACCOUNT {
+            assert_eq!(c.wait("alice", Some(ip)), None);
+            c.failed("alice", Some(ip));
+        }
+        assert!(c.wait("alice", Some(ip)).is_some_and(|s| s > 0 && s <= 901));
+        // Another account from the same address still may.
+        assert_eq!(c.wait("bob", Some(ip)), None);
+    }
+
+    #[test]
+    fn an_address_is_paused_after_twenty_failures_over_any_accounts() {
+        let c = Console::default();
+        let ip: IpAddr = "192.0.2.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        for i in 0..PER_CLIENT {
+            c.failed(&format!("user{i}"), Some(ip));
+        }
+        assert!(c.wait("someone-else", Some(ip)).is_some());
+        assert_eq!(c.wait("someone-else", None), None);
+    }
+
+    #[test]
+    fn cookies_are_read_among_others() {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((header::COOKIE, "a=1; scimd_console=abc; b=2"))
+            .to_http_request();
+        assert_eq!(cookie_of(&req).as_deref(), Some("abc"));
+        assert!(set_cookie("x", true).contains("HttpOnly; SameSite=Strict; Secure"));
+        assert!(!set_cookie("x", false).contains("Secure"));
+    }
+
+    #[test]
+    fn comparison_is_exact() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd"));
+        assert!(!same("abc", "abcd"));
+    }
+}

@@ -1,0 +1,256 @@
+//! The console's HTML: one layout and a function per page, written with maud, which escapes
+//! every interpolated value (a userName of `<script>` is shown as text). No inline script or
+//! style: the page loads `/static/console.js` and `/static/console.css` only.
+
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde_json::Value;
+
+use crate::store::activity::Record;
+
+/// A unix time in seconds, as the console shows every time: with its zone.
+pub(crate) fn time(secs: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, 0).map_or_else(
+        || secs.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+pub(crate) fn time_ms(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) => time(ms.div_euclid(1000)),
+        None => "never".into(),
+    }
+}
+
+/// Which part of the navigation a page belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Nav {
+    Dashboard,
+    Providers,
+    Activity,
+    Settings,
+    None,
+}
+
+/// Who is signed in, for the header and the logout form.
+pub(crate) struct Chrome<'a> {
+    pub admin: &'a str,
+    pub csrf: &'a str,
+}
+
+pub(crate) fn page(title: &str, nav: Nav, chrome: Option<&Chrome<'_>>, body: Markup) -> Markup {
+    let link = |href: &str, label: &str, this: Nav| {
+        html! {
+            a href=(href) aria-current=[(nav == this).then_some("page")] { (label) }
+        }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · scimd" }
+                link rel="stylesheet" href="/static/console.css";
+                script src="/static/console.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    span.brand { "scimd" }
+                    @if let Some(c) = chrome {
+                        nav aria-label="Main" {
+                            (link("/", "Dashboard", Nav::Dashboard))
+                            (link("/providers", "Identity providers", Nav::Providers))
+                            (link("/activity", "Activity", Nav::Activity))
+                            (link("/settings", "Settings", Nav::Settings))
+                        }
+                        form.logout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(c.csrf);
+                            span.who { (c.admin) }
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main #main tabindex="-1" {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn error_box(message: Option<&str>) -> Markup {
+    html! {
+        @if let Some(m) = message {
+            p.error role="alert" { (m) }
+        }
+    }
+}
+
+pub(crate) fn csrf(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+pub(crate) fn copyable(id: &str, value: &str, label: &str) -> Markup {
+    html! {
+        div.copy {
+            input #(id) type="text" readonly value=(value) aria-label=(label);
+            button type="button" data-copy=(id) { "Copy" }
+        }
+    }
+}
+
+/// A table that scrolls sideways on a narrow screen instead of the page.
+pub(crate) fn table(headers: &[&str], rows: Markup) -> Markup {
+    html! {
+        div.scroll {
+            table {
+                thead { tr { @for h in headers { th scope="col" { (h) } } } }
+                tbody { (rows) }
+            }
+        }
+    }
+}
+
+pub(crate) fn login(next: &str, name: &str, message: Option<&str>) -> Markup {
+    page(
+        "Log in",
+        Nav::None,
+        None,
+        html! {
+            (error_box(message))
+            form.stack method="post" action="/login" {
+                input type="hidden" name="next" value=(next);
+                label for="name" { "Admin account" }
+                input #name name="name" type="text" autocomplete="username" required value=(name) autofocus;
+                label for="password" { "Password" }
+                input #password name="password" type="password" autocomplete="current-password" required;
+                button type="submit" { "Log in" }
+            }
+            p.hint { "No account yet? On the server: " code { "scimd admin add NAME" } }
+        },
+    )
+}
+
+/// One line of the activity page or of a resource's history.
+pub(crate) fn activity_row(r: &Record, with_provider: bool) -> Markup {
+    let failed = r.status >= 400;
+    let what = match (&r.resource_type, &r.name, &r.resource_id) {
+        (Some(t), Some(n), _) => format!("{t} {n}"),
+        (Some(t), None, Some(id)) => format!("{t} {id}"),
+        (Some(t), None, None) => t.clone(),
+        _ => r.path.clone().unwrap_or_default(),
+    };
+    html! {
+        tr.failed[failed] data-seq=(r.seq) {
+            td { (time_ms(Some(r.at))) }
+            @if with_provider { td { (r.provider) } }
+            td { (r.action) @if r.count > 1 { " ×" (r.count) } }
+            td { (what) }
+            td { (r.status) }
+            td {
+                @if !r.changed.is_empty() { (r.changed.join(", ")) }
+                @if let Some(d) = &r.detail { (d) }
+            }
+        }
+    }
+}
+
+pub(crate) const ACTIVITY_HEADERS: &[&str] = &[
+    "Time",
+    "Provider",
+    "Action",
+    "Resource",
+    "Status",
+    "Changed / detail",
+];
+pub(crate) const HISTORY_HEADERS: &[&str] =
+    &["Time", "Action", "Resource", "Status", "Changed / detail"];
+
+/// A resource's attributes as rows of path and value, sub-attributes and list items flattened.
+pub(crate) fn attributes(doc: &Value) -> Markup {
+    let mut rows = Vec::new();
+    flatten("", doc, &mut rows);
+    html! {
+        (table(&["Attribute", "Value"], html! {
+            @for (k, v) in &rows { tr { th scope="row" { (k) } td { (v) } } }
+        }))
+    }
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Array(items) if items.iter().any(|i| i.is_object()) => {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&format!("{prefix}[{i}]"), item, out);
+            }
+        }
+        Value::Array(items) => out.push((
+            prefix.to_string(),
+            items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+        Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// Text known to hold no markup (fixed strings of the program).
+pub(crate) fn raw(s: &'static str) -> PreEscaped<&'static str> {
+    PreEscaped(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_escaped() {
+        let html =
+            attributes(&serde_json::json!({"userName": "<script>alert(1)</script>"})).into_string();
+        assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!html.contains("<script>alert"));
+    }
+
+    #[test]
+    fn nested_values_are_flattened() {
+        let mut rows = Vec::new();
+        flatten(
+            "",
+            &serde_json::json!({"name": {"givenName": "A"}, "emails": [{"value": "a@x"}], "schemas": ["x", "y"]}),
+            &mut rows,
+        );
+        assert_eq!(
+            rows,
+            vec![
+                ("name.givenName".into(), "A".into()),
+                ("emails[0].value".into(), "a@x".into()),
+                ("schemas".into(), "x, y".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn times_carry_their_zone() {
+        assert_eq!(time(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time_ms(None), "never");
+    }
+}
