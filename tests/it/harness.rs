@@ -235,6 +235,20 @@ impl Server {
         self.logs.lock().unwrap().clone()
     }
 
+    /// The admin listener's base URL (console and /metrics), from the server's log.
+    pub fn admin(&self) -> String {
+        let needle = "admin console and /metrics on ";
+        let line = self.wait_for_line(needle);
+        line.split(needle)
+            .nth(1)
+            .unwrap()
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .next()
+            .unwrap()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
     pub fn scim(&self, provider: &str) -> String {
         format!("{}/scim/v2/{provider}", self.base)
     }

@@ -6,6 +6,7 @@ mod activity;
 mod auth;
 mod cli;
 mod config;
+mod console;
 mod discovery;
 mod durability;
 mod extensions;

@@ -234,15 +234,7 @@ fn metrics_count_known_traffic_on_the_admin_listener_only() {
     db.add_provider("p");
     let (token_id, token) = db.create_token("p", &[]);
     let server = Server::start(&db);
-    let line = server.wait_for_line("admin listener (/metrics) on ");
-    let admin = line
-        .split("admin listener (/metrics) on ")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| c.is_whitespace() || c == '"')
-        .next()
-        .unwrap()
-        .to_string();
+    let admin = server.admin();
     let scim = Scim::new(&server, "p", &token);
     for _ in 0..3 {
         scim.get("/Users").expect(200);

@@ -1,0 +1,460 @@
+//! The admin console over real HTTP: accounts from the command line, login and its limits,
+//! sessions (idle and absolute expiry, logout, a new password), CSRF, the security headers,
+//! escaping, bearer tokens refused, and the token flow from a form to a SCIM request.
+//! (tests/browser/ drives the same pages in Chromium.)
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::harness::{Scim, Server, TestDb, command, get_bearer};
+
+const PASSWORD: &str = "correct horse battery";
+
+/// A browser without a browser: keeps the console cookie, follows no redirect.
+struct Browser {
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Page {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of the first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a csrf field")
+            + 19;
+        self.body[at..at + 64].to_string()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn page(r: ureq::http::Response<ureq::Body>) -> Page {
+    let mut r = r;
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect::<Vec<_>>();
+    let find = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    Page {
+        status: r.status().as_u16(),
+        location: find("location"),
+        set_cookie: find("set-cookie"),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+        headers,
+    }
+}
+
+impl Browser {
+    fn new(server: &Server) -> Browser {
+        Browser {
+            base: server.admin(),
+            cookie: None,
+        }
+    }
+
+    fn get(&self, path: &str) -> Page {
+        let mut req = agent().get(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", format!("scimd_console={c}"));
+        }
+        page(req.call().unwrap())
+    }
+
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let mut req = agent().post(format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("Cookie", format!("scimd_console={c}"));
+        }
+        page(req.send_form(form.iter().copied()).unwrap())
+    }
+
+    fn login(&mut self, name: &str, password: &str) -> Page {
+        let p = self.post(
+            "/login",
+            &[("name", name), ("password", password), ("next", "/")],
+        );
+        if let Some(c) = &p.set_cookie {
+            let value = c.split(';').next().unwrap().split_once('=').unwrap().1;
+            self.cookie = Some(value.to_string());
+        }
+        p
+    }
+}
+
+fn add_admin(db: &TestDb, name: &str, password: &str) -> std::process::Output {
+    let mut child = command(&db.path)
+        .args(["admin", "add", name, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn console() -> (TestDb, Server, Browser) {
+    let db = TestDb::new();
+    assert!(add_admin(&db, "alice", PASSWORD).status.success());
+    let server = Server::start(&db);
+    let browser = Browser::new(&server);
+    (db, server, browser)
+}
+
+#[test]
+fn admin_accounts_are_managed_from_the_command_line() {
+    let db = TestDb::new();
+    let out = add_admin(&db, "alice", "too short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 12 characters"));
+    assert!(add_admin(&db, "alice", PASSWORD).status.success());
+    let again = add_admin(&db, "alice", PASSWORD);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("admin alice exists"));
+    let list = db.ok(&["admin", "list"]);
+    assert!(list.contains("alice") && list.contains("never"), "{list}");
+    // Only a hash is stored.
+    let stored: String = db
+        .store()
+        .call(|c| Ok(c.query_row("SELECT password_hash FROM admins", [], |r| r.get(0))?))
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$") && !stored.contains(PASSWORD));
+    db.ok(&["admin", "remove", "alice"]);
+    assert!(db.ok(&["admin", "list"]).contains("no admin accounts"));
+    assert!(
+        db.fails(&["admin", "remove", "alice"])
+            .contains("no admin named alice")
+    );
+}
+
+#[test]
+fn every_page_but_login_needs_a_session() {
+    let (_db, _server, b) = console();
+    for path in [
+        "/",
+        "/providers",
+        "/providers/new",
+        "/activity",
+        "/settings",
+        "/providers/x/Users",
+    ] {
+        let p = b.get(path);
+        assert_eq!(p.status, 303, "{path}");
+        assert!(
+            p.location.as_deref().unwrap().starts_with("/login?next="),
+            "{path}"
+        );
+    }
+    // A change without a session is refused outright.
+    assert_eq!(b.post("/providers", &[("name", "x")]).status, 403);
+    let login = b.get("/login?next=/settings");
+    assert_eq!(login.status, 200);
+    assert!(login.body.contains("value=\"/settings\""));
+    // The assets the login page needs are public.
+    assert_eq!(b.get("/static/console.css").status, 200);
+}
+
+#[test]
+fn login_sets_a_strict_http_only_cookie_and_pages_carry_the_security_headers() {
+    let (_db, _server, mut b) = console();
+    let p = b.login("alice", PASSWORD);
+    assert_eq!(p.status, 303);
+    assert_eq!(p.location.as_deref(), Some("/"));
+    let cookie = p.set_cookie.unwrap();
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let home = b.get("/");
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains("Dashboard"));
+    let csp = home.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(home.header("x-frame-options"), Some("DENY"));
+    assert_eq!(home.header("cache-control"), Some("no-store"));
+    assert!(!home.body.contains("<script>"), "no inline script");
+    // A login link cannot send the admin to another site afterwards.
+    let other = Browser {
+        base: b.base.clone(),
+        cookie: None,
+    };
+    let p = other.post(
+        "/login",
+        &[
+            ("name", "alice"),
+            ("password", PASSWORD),
+            ("next", "//evil.example/"),
+        ],
+    );
+    assert_eq!(p.location.as_deref(), Some("/"));
+}
+
+#[test]
+fn wrong_passwords_are_refused_and_then_limited_per_account() {
+    let (_db, server, mut b) = console();
+    for _ in 0..5 {
+        let p = b.login("alice", "not the password at all");
+        assert_eq!(p.status, 401);
+        assert!(p.body.contains("Wrong account name or password."));
+        assert!(p.set_cookie.is_none());
+    }
+    // The sixth try is not even checked, right password or not.
+    let p = b.login("alice", PASSWORD);
+    assert_eq!(p.status, 429);
+    assert!(p.body.contains("Too many failed logins"), "{}", p.body);
+    // An unknown account gets the same answer as a wrong password.
+    let p = b.login("mallory", PASSWORD);
+    assert_eq!(p.status, 401);
+    assert!(p.body.contains("Wrong account name or password."));
+    server.wait_for_line("admin console login failed");
+}
+
+#[test]
+fn forms_without_the_session_csrf_token_change_nothing() {
+    let (db, _server, mut b) = console();
+    b.login("alice", PASSWORD);
+    let csrf = b.get("/providers/new").csrf();
+    for bad in ["", "0000", &"a".repeat(64)] {
+        let p = b.post(
+            "/providers",
+            &[("csrf", bad), ("name", "okta"), ("kind", "generic")],
+        );
+        assert_eq!(p.status, 403, "csrf {bad:?}");
+        assert!(p.body.contains("did not come from the console"));
+    }
+    assert!(
+        db.ok(&["provider", "list"])
+            .contains("no identity providers")
+    );
+    let p = b.post(
+        "/providers",
+        &[("csrf", &csrf), ("name", "okta"), ("kind", "generic")],
+    );
+    assert_eq!(p.status, 303);
+    assert_eq!(p.location.as_deref(), Some("/providers/okta"));
+    // A login posted from another site's page is refused.
+    let foreign = agent()
+        .post(format!("{}/login", b.base))
+        .header("Origin", "https://evil.example")
+        .send_form([("name", "alice"), ("password", PASSWORD)])
+        .unwrap();
+    assert_eq!(foreign.status().as_u16(), 403);
+}
+
+#[test]
+fn bearer_tokens_do_not_open_the_console_and_sessions_do_not_open_scim() {
+    let (db, server, mut b) = console();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let p = page(
+        agent()
+            .get(format!("{}/", b.base))
+            .header("Authorization", format!("Bearer {token}"))
+            .call()
+            .unwrap(),
+    );
+    assert_eq!(p.status, 401);
+    assert!(p.body.contains("does not take SCIM bearer tokens"));
+    b.login("alice", PASSWORD);
+    let scim = agent()
+        .get(format!("{}/Users", server.scim("p")))
+        .header(
+            "Cookie",
+            format!("scimd_console={}", b.cookie.clone().unwrap()),
+        )
+        .call()
+        .unwrap();
+    assert_eq!(scim.status().as_u16(), 401);
+    // Nor is the console on the SCIM port.
+    assert_eq!(
+        get_bearer(&format!("{}/settings", server.base), &token).status,
+        404
+    );
+}
+
+#[test]
+fn sessions_end_on_logout_idle_lifetime_and_a_new_password() {
+    let (db, _server, mut b) = console();
+    b.login("alice", PASSWORD);
+    let csrf = b.get("/").csrf();
+    let p = b.post("/logout", &[("csrf", &csrf)]);
+    assert_eq!(p.status, 303);
+    assert!(p.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(b.get("/").status, 303, "the old cookie no longer works");
+
+    // Idle: the session's last request moved 31 minutes into the past (time injected in the
+    // database; the default idle timeout is 30 minutes).
+    b.login("alice", PASSWORD);
+    assert_eq!(b.get("/").status, 200);
+    let age = |column: &str, secs: i64| {
+        let sql = format!("UPDATE admin_sessions SET {column} = {column} - {secs}");
+        db.store().call(move |c| Ok(c.execute(&sql, [])?)).unwrap();
+    };
+    age("last_seen", 31 * 60);
+    assert_eq!(b.get("/").status, 303);
+
+    // Absolute: busy all along, but logged in 12 hours and a minute ago.
+    b.login("alice", PASSWORD);
+    age("created", 12 * 3600 + 60);
+    assert_eq!(b.get("/").status, 303);
+
+    // A new password ends every session of the account.
+    b.login("alice", PASSWORD);
+    assert_eq!(b.get("/").status, 200);
+    let mut child = command(&db.path)
+        .args(["admin", "passwd", "alice", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "another good password").unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    assert_eq!(b.get("/").status, 303);
+    assert_eq!(b.login("alice", PASSWORD).status, 401);
+    assert_eq!(b.login("alice", "another good password").status, 303);
+}
+
+#[test]
+fn a_token_made_in_the_console_works_for_scim_until_revoked() {
+    let (_db, server, mut b) = console();
+    b.login("alice", PASSWORD);
+    let csrf = b.get("/providers/new").csrf();
+    b.post(
+        "/providers",
+        &[
+            ("csrf", &csrf),
+            ("name", "entra"),
+            ("description", "Contoso tenant"),
+            ("kind", "entra"),
+        ],
+    );
+    let tab = b.get("/providers/entra");
+    assert!(tab.body.contains(&server.scim("entra")), "the SCIM URL");
+    assert!(tab.body.contains("Entra ID"));
+    let made = b.post(
+        "/providers/entra/tokens",
+        &[
+            ("csrf", &csrf),
+            ("description", "provisioning"),
+            ("validity", "90d"),
+        ],
+    );
+    assert_eq!(made.status, 200);
+    assert!(made.body.contains("will not be shown again"));
+    assert_eq!(made.header("cache-control"), Some("no-store"));
+    let at = made.body.find("scimd_").unwrap();
+    let token: String = made.body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    let scim = Scim::new(&server, "entra", &token);
+    scim.create("/Users", &json!({"userName": "<script>alert(1)</script>"}));
+    // The token is listed without its secret, with its use.
+    let tab = b.get("/providers/entra");
+    assert!(!tab.body.contains(&token));
+    assert!(tab.body.contains("provisioning"));
+    // The user shows as text, never as markup; its page has its activity.
+    let users = b.get("/providers/entra/Users?q=%3Cscript");
+    assert!(
+        users.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        users.body
+    );
+    assert!(!users.body.contains("<script>alert"));
+    let id = scim.get("/Users").json()["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let detail = b.get(&format!("/providers/entra/Users/{id}"));
+    assert!(
+        detail.body.contains("created"),
+        "activity history: {}",
+        detail.body
+    );
+    // Revoked: the next SCIM request is refused.
+    let token_id = token.split('_').nth(1).unwrap().to_string();
+    let confirm = b.get(&format!("/providers/entra/tokens/{token_id}/revoke"));
+    assert!(confirm.body.contains("stops working at once"));
+    let p = b.post(
+        &format!("/providers/entra/tokens/{token_id}/revoke"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(p.status, 303);
+    assert_eq!(scim.get("/Users").status, 401);
+}
+
+#[test]
+fn bad_input_gets_a_clear_page_not_a_crash() {
+    let (_db, _server, mut b) = console();
+    b.login("alice", PASSWORD);
+    let csrf = b.get("/").csrf();
+    let p = b.post(
+        "/providers",
+        &[("csrf", &csrf), ("name", "a b"), ("kind", "generic")],
+    );
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("invalid provider name"), "{}", p.body);
+    b.post(
+        "/providers",
+        &[("csrf", &csrf), ("name", "okta"), ("kind", "generic")],
+    );
+    let dup = b.post(
+        "/providers",
+        &[("csrf", &csrf), ("name", "OKTA"), ("kind", "generic")],
+    );
+    assert_eq!(dup.status, 400);
+    let past = b.post(
+        "/providers/okta/tokens",
+        &[
+            ("csrf", &csrf),
+            ("validity", "date"),
+            ("until", "2001-01-01"),
+        ],
+    );
+    assert_eq!(past.status, 400);
+    assert!(past.body.contains("not in the future"), "{}", past.body);
+    let filter = b.get("/providers/okta/Users?filter=userName%20eq");
+    assert_eq!(filter.status, 200);
+    assert!(filter.body.contains("class=\"error\""), "{}", filter.body);
+    assert_eq!(b.get("/providers/nope").status, 404);
+    assert_eq!(b.get("/nowhere").status, 404);
+    let schema = b.post(
+        "/providers/okta/schemas",
+        &[
+            ("csrf", &csrf),
+            ("kind", "User"),
+            ("definition", "{not json"),
+        ],
+    );
+    assert_eq!(schema.status, 400);
+}
