@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: formatting, lints, unit and integration tests
 # (the integration tests start the real scimd binary on loopback ports), then the public SCIM
-# conformance checkers against a release build (scripts/conformance.sh installs them itself).
+# conformance checkers against a release build (scripts/conformance.sh installs them itself), and
+# the admin console in a real browser (scripts/browser.sh installs Playwright and chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,8 @@ echo "== cargo test"
 cargo test --locked
 echo "== conformance checkers (scim2-tester, scim-sanity) against the release binary"
 ./scripts/conformance.sh
+echo "== the admin console in Chromium (scripts/browser.sh installs Playwright and chromium)"
+./scripts/browser.sh
 echo "== export of 1,000,000 users in bounded memory"
 ./scripts/export-memory.sh
 echo "== the Debian package: built, installed with dpkg, removed, purged (scripts/deb-test.sh)"

@@ -133,6 +133,7 @@ pub(crate) fn redirect(to: &str) -> HttpResponse {
 pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/console.css", web::get().to(css))
         .route("/static/console.js", web::get().to(js))
+        .route("/favicon.ico", web::get().to(HttpResponse::NoContent))
         .route("/login", web::get().to(pages::login_form))
         .route("/login", web::post().to(pages::login))
         .route("/logout", web::post().to(pages::logout))
@@ -237,7 +238,7 @@ pub(crate) async fn guard(
     );
     h.insert(
         header::REFERRER_POLICY,
-        header::HeaderValue::from_static("no-referrer"),
+        header::HeaderValue::from_static("same-origin"),
     );
     if !is_static {
         h.insert(

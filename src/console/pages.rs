@@ -303,7 +303,7 @@ fn provider_form(
             @if let Some(n) = name {
                 label for="name" { "Name (used in the SCIM URL)" }
                 input #name name="name" type="text" required maxlength="64"
-                    pattern="[A-Za-z0-9][A-Za-z0-9._-]*" value=(n);
+                    pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" value=(n);
             }
             label for="description" { "Description" }
             input #description name="description" type="text" value=(description);
@@ -1308,6 +1308,10 @@ fn parse_when(text: &str, end_of_day: bool) -> Result<Option<i64>, String> {
 }
 
 impl ActivityQuery {
+    fn failed_only(&self) -> bool {
+        self.failed.as_deref().is_some_and(|v| !v.is_empty())
+    }
+
     fn to_query(&self) -> Result<Query, String> {
         let text = |o: &Option<String>| {
             o.as_deref()
@@ -1319,7 +1323,7 @@ impl ActivityQuery {
             provider: text(&self.provider),
             since: parse_when(self.since.as_deref().unwrap_or(""), false)?,
             until: parse_when(self.until.as_deref().unwrap_or(""), true)?,
-            failed: self.failed.is_some(),
+            failed: self.failed_only(),
             resource_id: text(&self.resource),
             after_seq: self.after,
             limit: ACTIVITY_ROWS,
@@ -1353,7 +1357,7 @@ pub(crate) async fn activity(
     let last = records.last().map_or(0, |r| r.seq);
     let mut rows_url = format!(
         "/activity/rows?failed={}",
-        if q.failed.is_some() { "1" } else { "" }
+        if q.failed_only() { "1" } else { "" }
     );
     for (k, v) in [
         ("provider", &q.provider),
@@ -1381,7 +1385,7 @@ pub(crate) async fn activity(
                 input #until name="until" type="text" placeholder="2026-11-30T18:00" value=(q.until.clone().unwrap_or_default());
                 label for="resource" { "Resource id" }
                 input #resource name="resource" type="text" value=(q.resource.clone().unwrap_or_default());
-                label.check { input type="checkbox" name="failed" value="1" checked[q.failed.is_some()]; " failed only" }
+                label.check { input type="checkbox" name="failed" value="1" checked[q.failed_only()]; " failed only" }
                 button type="submit" { "Show" }
             }
             (view::error_box(message.as_deref()))

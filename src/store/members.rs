@@ -210,10 +210,12 @@ pub(crate) fn at_most(c: &Connection, group_seq: i64, n: usize) -> Result<bool> 
     Ok(count as usize <= n)
 }
 
-/// The first `n` members of a group, oldest resource first (a group's page in the console).
+/// The first `n` members of a group, oldest resource first, each named by the display the
+/// client sent or else its own name (a group's page in the console).
 pub(crate) fn first_members(c: &Connection, group_seq: i64, n: usize) -> Result<Vec<Reference>> {
     let mut st = c.prepare_cached(
-        "SELECT r.id, r.kind, m.display
+        "SELECT r.id, r.kind, coalesce(m.display, json_extract(r.doc, '$.userName'),
+                                       json_extract(r.doc, '$.displayName'))
          FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
          WHERE m.group_seq = ?1 ORDER BY m.member_seq LIMIT ?2",
     )?;

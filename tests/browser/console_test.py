@@ -1,0 +1,321 @@
+"""The admin console in a real browser (Chromium through Playwright) against the real binary.
+
+Run by scripts/browser.sh, which installs what it needs. Usage:
+    console_test.py SCIMD_BINARY ARTIFACT_DIR
+Each step prints its name; screenshots of every page go to ARTIFACT_DIR.
+"""
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from playwright.sync_api import expect, sync_playwright
+
+BIN, ARTIFACTS = sys.argv[1], sys.argv[2]
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PASSWORD = "correct horse battery"
+os.makedirs(ARTIFACTS, exist_ok=True)
+
+
+def step(name):
+    print(f"-- {name}", flush=True)
+
+
+class Scimd:
+    """`scimd serve` on ephemeral ports with a database in a temporary directory."""
+
+    def __init__(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.db = os.path.join(self.dir.name, "scimd.db")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SCIMD_")}
+        env["SCIMD_ADMIN_LISTEN"] = "127.0.0.1:0"
+        env["SCIMD_LOG_FORMAT"] = "text"
+        self.env = env
+        add = subprocess.run(
+            [BIN, "--database", self.db, "admin", "add", "alice", "--password-stdin"],
+            input=PASSWORD + "\n", text=True, env=env, capture_output=True,
+        )
+        assert add.returncode == 0, add.stderr
+        self.proc = subprocess.Popen(
+            [BIN, "--database", self.db, "serve", "--create", "--listen", "127.0.0.1:0"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines = []
+        self.scim_base = self.admin = None
+        ready = threading.Event()
+
+        def read():
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                m = re.search(r"admin console and /metrics on (\S+?)/?(\s|$)", line)
+                if m:
+                    self.admin = m.group(1)
+                m = re.search(r"listening on (\S+)", line)
+                if m:
+                    self.scim_base = m.group(1)
+                if self.admin and self.scim_base:
+                    ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        assert ready.wait(30), "".join(self.lines)
+
+    def scim(self, method, url, token, body=None):
+        req = urllib.request.Request(url, method=method, headers={"Authorization": f"Bearer {token}"})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            req.add_header("Content-Type", "application/scim+json")
+        try:
+            with urllib.request.urlopen(req, data, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def sql(self, statement):
+        with sqlite3.connect(self.db, timeout=10) as c:
+            c.execute(statement)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+        self.dir.cleanup()
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"), full_page=True)
+
+
+def login(page, admin):
+    page.goto(admin + "/")
+    expect(page).to_have_url(re.compile(r"/login\?next="))
+    page.get_by_label("Admin account").fill("alice")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+def token_in(page):
+    value = page.locator("#token").input_value()
+    assert re.fullmatch(r"scimd_[0-9a-f]{16}_[0-9a-f]{64}", value), value
+    return value
+
+
+def main():
+    server = Scimd()
+    admin = server.admin
+    alerts = []
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            context = browser.new_context(viewport={"width": 1280, "height": 860})
+            context.grant_permissions(["clipboard-read", "clipboard-write"], origin=admin)
+            page = context.new_page()
+            page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
+            errors = []
+            # Refusals the steps below provoke (401 wrong password, 403 forged form) are logged
+            # by the browser too; anything else is a fault.
+            expected = ("status of 401", "status of 403")
+            page.on("console", lambda m: errors.append(m.text)
+                    if m.type == "error" and not any(e in m.text for e in expected) else None)
+
+            step("the login page, reached with the keyboard")
+            page.goto(admin + "/")
+            shot(page, "01-login")
+            # The account field has the focus; Tab goes to the password, Enter sends.
+            expect(page.get_by_label("Admin account")).to_be_focused()
+            page.keyboard.type("alice")
+            page.keyboard.press("Tab")
+            expect(page.get_by_label("Password")).to_be_focused()
+            page.keyboard.type("wrong password!")
+            page.keyboard.press("Enter")
+            expect(page.get_by_role("alert")).to_have_text("Wrong account name or password.")
+            shot(page, "02-login-failed")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_label("Password").press("Enter")
+            expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+            expect(page.get_by_text("No identity providers yet")).to_be_visible()
+            page.keyboard.press("Tab")  # the first stop on every page skips the navigation
+            expect(page.locator("a.skip")).to_be_focused()
+            page.keyboard.press("Enter")
+            expect(page.locator("#main")).to_be_focused()
+
+            step("add an identity provider (Entra ID)")
+            page.get_by_role("link", name="Identity providers").click()
+            page.get_by_role("link", name="Add identity provider").click()
+            page.get_by_label("Name (used in the SCIM URL)").fill("contoso")
+            page.get_by_label("Description").fill("Contoso Entra tenant")
+            page.get_by_label("Microsoft Entra ID").check()
+            shot(page, "03-add-provider")
+            page.get_by_role("button", name="Save").click()
+            expect(page.get_by_role("heading", name="contoso")).to_be_visible()
+            scim_url = f"{server.scim_base}/scim/v2/contoso"
+            expect(page.locator("#scim-url")).to_have_value(scim_url)
+
+            step("copy the SCIM URL")
+            page.locator("button[data-copy=scim-url]").click()
+            expect(page.locator("button[data-copy=scim-url]")).to_have_text("Copied")
+            assert page.evaluate("navigator.clipboard.readText()") == scim_url
+
+            step("create a token valid for 30 days; it is shown once")
+            page.get_by_label("Description").fill("Entra provisioning")
+            page.get_by_label("Valid for").select_option("30d")
+            page.get_by_role("button", name="Create token").click()
+            expect(page.get_by_role("dialog")).to_contain_text("it will not be shown again")
+            token = token_in(page)
+            page.locator("button[data-copy=token]").click()
+            expect(page.locator("button[data-copy=token]")).to_have_text("Copied")
+            copied = page.evaluate("navigator.clipboard.readText()")
+            assert copied == token, "the copy button copies the token"
+            shot(page, "04-token-created")
+            page.get_by_role("link", name="Done").click()
+            assert token not in page.content(), "the token is never shown again"
+            expect(page.get_by_role("cell", name="Entra provisioning")).to_be_visible()
+            shot(page, "05-provider-scim-tab")
+
+            step("the copied token works for a SCIM request; the user and its activity appear")
+            page.goto(admin + "/activity")
+            expect(page.get_by_role("heading", name="Activity")).to_be_visible()
+            status, body = server.scim("POST", scim_url + "/Users", copied, {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "adele@contoso.com", "displayName": "Adele Vance",
+                "emails": [{"value": "adele@contoso.com", "type": "work", "primary": True}],
+            })
+            assert status == 201, (status, body)
+            adele = body["id"]
+            # No reload: the page's script brings the new record in.
+            expect(page.locator("#activity tbody")).to_contain_text("User adele@contoso.com", timeout=15000)
+            shot(page, "06-activity-live")
+            page.get_by_label("failed only").check()
+            page.get_by_role("button", name="Show").click()
+            expect(page.locator("#activity tbody tr")).to_have_count(0)
+
+            step("a hostile userName renders as text")
+            status, _ = server.scim("POST", scim_url + "/Users", copied, {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "<script>alert(1)</script>", "displayName": "<img src=x onerror=alert(2)>",
+            })
+            assert status == 201
+            page.goto(f"{admin}/providers/contoso/Users")
+            expect(page.get_by_role("link", name="<script>alert(1)</script>")).to_be_visible()
+            expect(page.get_by_role("cell", name="<img src=x onerror=alert(2)>")).to_be_visible()
+            shot(page, "07-users")
+
+            step("search by name, and with a SCIM filter")
+            page.get_by_label("Name or email starts with").fill("adele")
+            page.get_by_role("button", name="Search").click()
+            expect(page.locator("p.count")).to_have_text("1 Users match")
+            page.get_by_label("Name or email starts with").fill("")
+            page.get_by_label("or a SCIM filter").fill('userName eq "nobody"')
+            page.get_by_role("button", name="Search").click()
+            expect(page.locator("p.count")).to_have_text("0 Users match")
+            page.get_by_label("or a SCIM filter").fill('userName eq')
+            page.get_by_role("button", name="Search").click()
+            expect(page.get_by_role("alert")).to_be_visible()
+
+            step("a user's page: attributes, groups and its activity")
+            status, _ = server.scim("POST", scim_url + "/Groups", copied, {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Sales", "members": [{"value": adele}],
+            })
+            assert status == 201
+            page.goto(f"{admin}/providers/contoso/Users/{adele}")
+            expect(page.get_by_role("row", name=re.compile("userName adele@contoso.com"))).to_be_visible()
+            expect(page.get_by_role("link", name="Sales")).to_be_visible()
+            expect(page.locator("table").last).to_contain_text("created")
+            shot(page, "08-user-detail")
+            page.get_by_role("link", name="Sales").click()
+            shot(page, "08b-group-detail")
+            expect(page.get_by_role("link", name="adele@contoso.com")).to_be_visible()
+
+            step("rotate the token: the old one keeps working for the overlap")
+            page.goto(f"{admin}/providers/contoso")
+            page.get_by_role("link", name="Rotate").click()
+            page.get_by_label("The old token keeps working for").select_option("1h")
+            page.get_by_role("button", name="Rotate").click()
+            rotated = token_in(page)
+            assert rotated != token
+            expect(page.get_by_role("dialog")).to_contain_text("keeps working until")
+            shot(page, "09-token-rotated")
+            assert server.scim("GET", scim_url + "/Users", token)[0] == 200
+            assert server.scim("GET", scim_url + "/Users", rotated)[0] == 200
+
+            step("revoke the new token after confirming; the next SCIM request gets 401")
+            page.get_by_role("link", name="Done").click()
+            rotated_id = rotated.split("_")[1]
+            page.locator(f"a[href$='/tokens/{rotated_id}/revoke']").click()
+            expect(page.get_by_role("alert")).to_contain_text("stops working at once")
+            shot(page, "10-revoke-confirm")
+            page.get_by_role("button", name="Revoke token").click()
+            expect(page.get_by_role("row", name=re.compile(rotated_id))).to_contain_text("revoked")
+            assert server.scim("GET", scim_url + "/Users", rotated)[0] == 401
+
+            step("a form with a forged CSRF token is refused")
+            page.goto(f"{admin}/providers/new")
+            page.evaluate("document.querySelector('form[action=\"/providers\"] input[name=csrf]').value = 'f'.repeat(64)")
+            page.get_by_label("Name (used in the SCIM URL)").fill("forged")
+            page.get_by_role("button", name="Save").click()
+            expect(page.get_by_role("alert")).to_contain_text("did not come from the console")
+            page.goto(f"{admin}/providers")
+            expect(page.get_by_role("link", name="forged")).to_have_count(0)
+
+            step("remove a provider, after a confirmation that says what goes")
+            page.goto(f"{admin}/providers/new")
+            page.get_by_label("Name (used in the SCIM URL)").fill("scratch")
+            page.get_by_role("button", name="Save").click()
+            page.get_by_role("link", name="Remove…").click()
+            expect(page.get_by_role("alert")).to_contain_text("0 users, 0 groups and 0 tokens")
+            page.get_by_role("button", name=re.compile("Remove scratch")).click()
+            expect(page.get_by_role("link", name="scratch")).to_have_count(0)
+
+            step("dashboard and settings")
+            page.goto(admin + "/")
+            expect(page.get_by_role("row", name=re.compile("contoso"))).to_contain_text("Entra ID")
+            shot(page, "11-dashboard")
+            page.get_by_role("link", name="Settings").click()
+            expect(page.locator("pre.config")).to_contain_text("admin_session_idle")
+            expect(page.get_by_role("cell", name="alice (you)")).to_be_visible()
+            shot(page, "12-settings")
+
+            step("the session expires (its last request moved an hour back)")
+            server.sql("UPDATE admin_sessions SET last_seen = last_seen - 3600")
+            page.goto(admin + "/providers")
+            expect(page).to_have_url(re.compile(r"/login\?next=%2Fproviders"))
+            login(page, admin)
+
+            step("log out")
+            page.get_by_role("button", name="Log out").click()
+            expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+            page.goto(admin + "/settings")
+            expect(page.get_by_role("heading", name="Log in")).to_be_visible()
+
+            assert not alerts, f"no script ran from data: {alerts}"
+            assert not errors, f"console errors (CSP violations included): {errors}"
+
+            step("a 360 px wide screen: nothing wider than the screen")
+            narrow = browser.new_context(viewport={"width": 360, "height": 740})
+            small = narrow.new_page()
+            login(small, admin)
+            for path, name in [("/", "13-narrow-dashboard"), ("/providers/contoso", "14-narrow-provider"),
+                               (f"/providers/contoso/Users", "15-narrow-users"), ("/activity", "16-narrow-activity")]:
+                small.goto(admin + path)
+                width = small.evaluate("document.documentElement.scrollWidth")
+                assert width <= 360, f"{path} is {width} px wide"
+                shot(small, name)
+            narrow.close()
+            browser.close()
+    finally:
+        server.stop()
+    print("browser tests passed; screenshots in", ARTIFACTS)
+
+
+if __name__ == "__main__":
+    main()
