@@ -243,8 +243,9 @@ fn serve(config: Config, create: bool) -> anyhow::Result<()> {
     // Held while serving, so `scimd restore` can tell the database is in use.
     let _in_use = store::maintenance::hold(&config.database)?;
     let (listener, base) = http::bind(&config)?;
+    let admin = http::bind_admin(&config)?;
     tracing::info!(database = %config.database.display(), schema = store::schema_version(), "database ready");
-    http::serve(config, store, listener, base)
+    http::serve(config, store, listener, admin, base)
 }
 
 fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
@@ -265,12 +266,13 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     let expires = now.timestamp() + 24 * 3600;
     let (info, secret) = create_token(&store, &provider, expires, "quickstart", false, now)?;
     let (listener, base) = http::bind(&config)?;
+    let admin = http::bind_admin(&config)?;
     let scim = http::scim_base(&base, &provider.name);
     let database = std::fs::canonicalize(&config.database).unwrap_or(config.database.clone());
-    let console = match config.admin_listen {
+    let console = match &admin {
         None => "off (admin_listen is empty)".to_string(),
-        Some(_) => {
-            let url = console_url(&config);
+        Some(listener) => {
+            let url = http::admin_url(&config, listener);
             // The first admin account, with a password shown now and never again; later runs
             // leave existing accounts alone.
             let password = crate::console::session::random_token()[..24].to_string();
@@ -316,7 +318,7 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     )?;
     out.flush()?;
     drop(out);
-    http::serve(config, store, listener, base)
+    http::serve(config, store, listener, admin, base)
 }
 
 /// The base URL commands print: `public_url` when configured, else the one the last server
@@ -949,6 +951,9 @@ fn console_url(config: &Config) -> String {
         "http"
     };
     match config.admin_listen {
+        Some(a) if a.port() == 0 => {
+            "the admin console (admin_listen has port 0: the server logs its address)".into()
+        }
         Some(a) => format!("{scheme}://{a}/"),
         None => "the admin console once admin_listen is set".into(),
     }

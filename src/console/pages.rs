@@ -372,9 +372,33 @@ pub(crate) async fn add_provider(
         .write(move |c| providers::insert(c, &n, &d, kind, at))
         .await
     {
-        Ok(p) => Ok(redirect(&format!("/providers/{}", urlencode(&p.name)))),
+        Ok(p) => {
+            tracing::info!(provider = %p.name, kind = %p.kind, admin = %s.session.admin, "identity provider added in the admin console");
+            Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
+        }
         Err(store::Error::Conflict(m) | store::Error::Invalid(m)) => again(&m),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Drops what this server remembers of a provider's tokens, so the provider's next request
+/// reads its type and schema model afresh (the command line's changes, from another process,
+/// reach the server one request later).
+async fn forget_tokens(state: &AppState, provider: &str) {
+    let name = provider.to_string();
+    let ids = state
+        .store
+        .run(move |c| -> store::Result<Vec<String>> {
+            let p = providers::require(c, &name)?;
+            Ok(tokens::list(c, Some(p.id))?
+                .into_iter()
+                .map(|t| t.id)
+                .collect())
+        })
+        .await
+        .unwrap_or_default();
+    for id in ids {
+        state.records.forget(&id);
     }
 }
 
@@ -423,6 +447,8 @@ pub(crate) async fn edit_provider(
         .store
         .write(move |c| providers::update(c, &name, Some(&description), Some(kind)))
         .await?;
+    tracing::info!(provider = %p.name, kind = %p.kind, admin = %s.session.admin, "identity provider changed in the admin console");
+    forget_tokens(&state, &p.name).await;
     Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
 }
 
@@ -484,10 +510,12 @@ pub(crate) async fn remove_provider(
             "the confirmation does not name this provider".into(),
         ));
     }
-    state
+    let removing = name.clone();
+    let usage = state
         .store
-        .write(move |c| providers::remove(c, &name, true))
+        .write(move |c| providers::remove(c, &removing, true))
         .await?;
+    tracing::info!(provider = %name, users = usage.users, groups = usage.groups, admin = %s.session.admin, "identity provider removed in the admin console");
     Ok(redirect("/providers"))
 }
 
@@ -930,10 +958,14 @@ pub(crate) async fn add_schema(
         .write(move |c| schemas::add(c, &provider, kind, &form.definition, &index, at))
         .await
     {
-        Ok(_) => Ok(redirect(&format!(
-            "/providers/{}#schemas",
-            urlencode(&name)
-        ))),
+        Ok(added) => {
+            tracing::info!(provider = %name, schema = %added.urn, admin = %s.session.admin, "extension schema added in the admin console");
+            forget_tokens(&state, &name).await;
+            Ok(redirect(&format!(
+                "/providers/{}#schemas",
+                urlencode(&name)
+            )))
+        }
         Err(store::Error::Invalid(m) | store::Error::Conflict(m)) => {
             provider_page(&state, &s, &name, Some(&m), StatusCode::BAD_REQUEST).await
         }
@@ -992,11 +1024,13 @@ pub(crate) async fn remove_schema(
     s.check(&form.csrf)?;
     let (name, urn) = (path.into_inner(), form.confirm.clone());
     let at = now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let provider = name.clone();
+    let (provider, removed) = (name.clone(), urn.clone());
     state
         .store
-        .write(move |c| schemas::remove(c, &provider, &urn, true, &at))
+        .write(move |c| schemas::remove(c, &provider, &removed, true, &at))
         .await?;
+    tracing::info!(provider = %name, schema = %urn, admin = %s.session.admin, "extension schema removed in the admin console");
+    forget_tokens(&state, &name).await;
     Ok(redirect(&format!(
         "/providers/{}#schemas",
         urlencode(&name)

@@ -262,10 +262,38 @@ pub fn bind(config: &Config) -> anyhow::Result<(TcpListener, String)> {
 
 /// Serves until SIGTERM or SIGINT, then lets requests in flight finish (up to
 /// `shutdown_timeout`) and stops the background jobs.
+/// Binds `admin_listen` (the admin console and /metrics), when set.
+pub fn bind_admin(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    config
+        .admin_listen
+        .map(|a| {
+            TcpListener::bind(a).with_context(|| {
+                format!(
+                    "binding admin_listen {a}: is another program using the port? Choose \
+                     another admin_listen, or set it empty to turn the admin listener off"
+                )
+            })
+        })
+        .transpose()
+}
+
+/// The admin console's URL on a bound admin listener.
+pub fn admin_url(config: &Config, listener: &TcpListener) -> String {
+    let scheme = match (&config.tls_cert, &config.tls_key) {
+        (Some(_), Some(_)) => "https",
+        _ => "http",
+    };
+    match listener.local_addr() {
+        Ok(a) => format!("{scheme}://{a}/"),
+        Err(_) => format!("{scheme}://{:?}/", config.admin_listen),
+    }
+}
+
 pub fn serve(
     config: Config,
     store: Store,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     public_base: String,
 ) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
@@ -287,15 +315,6 @@ pub fn serve(
             refusals: refusals.clone(),
         });
         let app_state = state.clone();
-        let admin = match config.admin_listen {
-            Some(a) => Some(TcpListener::bind(a).with_context(|| {
-                format!(
-                    "binding admin_listen {a}: is another program using the port? Choose \
-                     another admin_listen, or set it empty to turn the admin listener off"
-                )
-            })?),
-            None => None,
-        };
         if admin.is_some() {
             metrics::install().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
             actix_web::rt::spawn(async {

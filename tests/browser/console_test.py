@@ -121,9 +121,10 @@ def main():
             page = context.new_page()
             page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
             errors = []
-            # Refusals the steps below provoke (401 wrong password, 403 forged form) are logged
+            # Refusals the steps below provoke (401 wrong password, 403 forged form, 400 a bad
+            # schema) are logged
             # by the browser too; anything else is a fault.
-            expected = ("status of 401", "status of 403")
+            expected = ("status of 400", "status of 401", "status of 403")
             page.on("console", lambda m: errors.append(m.text)
                     if m.type == "error" and not any(e in m.text for e in expected) else None)
 
@@ -276,14 +277,36 @@ def main():
             page.get_by_role("button", name=re.compile("Remove scratch")).click()
             expect(page.get_by_role("link", name="scratch")).to_have_count(0)
 
+            step("an extension schema: uploaded from a file, listed, removed after confirming")
+            page.goto(f"{admin}/providers/contoso")
+            schema_file = os.path.join(os.path.dirname(__file__), "..", "it", "schemas", "contoso.json")
+            page.get_by_label("Schema file (JSON, RFC 7643 section 7)").set_input_files(schema_file)
+            expect(page.get_by_label("…or paste it")).to_have_value(re.compile("Contoso"))
+            page.get_by_label("Index these attributes (comma-separated, optional)").fill("costCenter")
+            page.get_by_role("button", name="Add schema").click()
+            urn = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User"
+            row = page.get_by_role("row", name=re.compile("Contoso:2.0:User"))
+            expect(row).to_contain_text("costCenter")
+            shot(page, "11-schema-added")
+            status, body = server.scim("GET", scim_url + "/Schemas/" + urn, token)
+            assert status == 200, (status, body)
+            page.get_by_label("…or paste it").fill("{ not json")
+            page.get_by_role("button", name="Add schema").click()
+            expect(page.get_by_role("alert")).to_be_visible()
+            row.get_by_role("link", name="Remove…").click()
+            expect(page.get_by_role("alert")).to_contain_text(urn)
+            page.get_by_role("button", name="Remove schema").click()
+            expect(page.get_by_role("row", name=re.compile("Contoso:2.0:User"))).to_have_count(0)
+            assert server.scim("GET", scim_url + "/Schemas/" + urn, token)[0] == 404
+
             step("dashboard and settings")
             page.goto(admin + "/")
             expect(page.get_by_role("row", name=re.compile("contoso"))).to_contain_text("Entra ID")
-            shot(page, "11-dashboard")
+            shot(page, "12-dashboard")
             page.get_by_role("link", name="Settings").click()
             expect(page.locator("pre.config")).to_contain_text("admin_session_idle")
             expect(page.get_by_role("cell", name="alice (you)")).to_be_visible()
-            shot(page, "12-settings")
+            shot(page, "13-settings")
 
             step("the session expires (its last request moved an hour back)")
             server.sql("UPDATE admin_sessions SET last_seen = last_seen - 3600")
@@ -304,8 +327,8 @@ def main():
             narrow = browser.new_context(viewport={"width": 360, "height": 740})
             small = narrow.new_page()
             login(small, admin)
-            for path, name in [("/", "13-narrow-dashboard"), ("/providers/contoso", "14-narrow-provider"),
-                               (f"/providers/contoso/Users", "15-narrow-users"), ("/activity", "16-narrow-activity")]:
+            for path, name in [("/", "14-narrow-dashboard"), ("/providers/contoso", "15-narrow-provider"),
+                               (f"/providers/contoso/Users", "16-narrow-users"), ("/activity", "17-narrow-activity")]:
                 small.goto(admin + path)
                 width = small.evaluate("document.documentElement.scrollWidth")
                 assert width <= 360, f"{path} is {width} px wide"

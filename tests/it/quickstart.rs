@@ -55,3 +55,44 @@ fn quickstart_prints_a_working_url_token_and_curl_line() {
         "{providers}"
     );
 }
+
+/// The trial also starts the admin console and prints its URL and a first login, once.
+#[test]
+fn quickstart_prints_the_console_and_a_first_login_that_works() {
+    let db = TestDb::new();
+    let server = quickstart(&db);
+    server.wait_for_line("curl -H");
+    let out = server.logs().join("\n");
+    let console = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("console:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_eq!(console, format!("{}/", server.admin()));
+    let login = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("console login: admin / "))
+        .unwrap();
+    let password = login.split_whitespace().next().unwrap().to_string();
+    assert!(password.len() >= 12, "{password}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let resp = agent
+        .post(format!("{console}login"))
+        .send_form([("name", "admin"), ("password", password.as_str())])
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    assert!(resp.headers().get("set-cookie").is_some());
+    drop(server);
+
+    // A second run leaves the account alone and shows no password.
+    let server = quickstart(&db);
+    server.wait_for_line("curl -H");
+    let out = server.logs().join("\n");
+    assert!(!out.contains("console login:"), "{out}");
+    assert!(out.contains("log in with your admin account"), "{out}");
+}

@@ -234,3 +234,46 @@ fn check_config_checks_the_certificate_and_key() {
     assert!(!half.status.success());
     assert!(String::from_utf8_lossy(&half.stderr).contains("give both"));
 }
+
+/// With TLS configured the admin console speaks HTTPS too, and its cookie is `Secure`.
+#[test]
+fn the_admin_console_uses_the_same_tls_and_a_secure_cookie() {
+    let db = TestDb::new();
+    let ca = Ca::new();
+    let (cert, key, _) = ca.issue(db.dir.path(), "console", (2036, 1, 1));
+    let mut add = crate::harness::command(&db.path)
+        .args(["admin", "add", "alice", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(add.stdin.take().unwrap(), "correct horse battery").unwrap();
+    assert!(add.wait().unwrap().success());
+    let server = tls_server(&db, &cert, &key);
+    let admin = server.admin();
+    assert!(admin.starts_with("https://"), "{admin}");
+    let addr = admin.trim_start_matches("https://").to_string();
+    let mut client = Client::connect(&addr, &ca, rustls::DEFAULT_VERSIONS).unwrap();
+    let (status, body) = client.get(&addr, "/login");
+    assert_eq!(status, 200);
+    assert!(body.contains("Log in"));
+    let form = "name=alice&password=correct+horse+battery&next=%2F";
+    write!(
+        client.tls,
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        client.tls.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 303"), "{head}");
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+}
