@@ -14,9 +14,9 @@ use scimd::scim::filter;
 use scimd::scim::projection::Projection;
 use scimd::scim::resource::prepare;
 use scimd::store::providers;
-use scimd::store::query::Compiler;
+use scimd::store::query;
 use scimd::store::resources;
-use scimd::store::search::{self, Condition, Paging};
+use scimd::store::search::{self, Paging};
 use scimd::store::{OpenMode, Store};
 #[path = "common/users.rs"]
 mod users;
@@ -142,16 +142,10 @@ fn main() -> anyhow::Result<()> {
                 } else {
                     let ast = filter::parse(&text)
                         .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
-                    let mut compiler = Compiler::new(ResourceKind::User.builtin(), BASE, 3);
-                    let sql = compiler
-                        .filter(&ast)
-                        .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
-                    let driven = compiler.driven_by_lookup(&ast);
-                    Some(Condition {
-                        sql,
-                        params: compiler.into_params(),
-                        driven,
-                    })
+                    Some(
+                        query::condition(ResourceKind::User.builtin(), BASE, &ast)
+                            .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?,
+                    )
                 };
                 let offset = offset.map_or(0, |o| o.min(users as i64 - 100).max(0));
                 let page = search::search(

@@ -15,7 +15,7 @@ use crate::scim::ResourceKind;
 use crate::scim::projection::Projection;
 use crate::store::activity::{self, Query};
 use crate::store::providers::{self, Provider};
-use crate::store::search::{self, Condition, Paging};
+use crate::store::search::{self, Paging};
 use crate::store::tokens::{self, NewTokenRow, TokenInfo};
 use crate::store::{self, admins, schemas};
 
@@ -1055,13 +1055,13 @@ fn kind_of(segment: &str) -> Result<ResourceKind, Failure> {
     }
 }
 
-/// The SCIM filter the simple search box stands for.
+/// The SCIM filter the simple search box stands for: the resource's unique name starting with
+/// the text, any case, which the name index answers at any size (other attributes need the
+/// filter box, and may read every resource).
 fn simple_filter(kind: ResourceKind, q: &str) -> String {
     let v = serde_json::to_string(q.trim()).unwrap_or_else(|_| "\"\"".into());
     match kind {
-        ResourceKind::User => format!(
-            "userName sw {v} or displayName sw {v} or emails.value sw {v} or name.familyName sw {v}"
-        ),
+        ResourceKind::User => format!("userName sw {v}"),
         ResourceKind::Group => format!("displayName sw {v}"),
     }
 }
@@ -1101,16 +1101,7 @@ pub(crate) async fn resources(
                     let rt = model.get(kind);
                     let condition = match &ast {
                         None => None,
-                        Some(f) => {
-                            let mut compiler = crate::store::query::Compiler::new(rt, &scim, 3);
-                            let sql = compiler.filter(f)?;
-                            let driven = compiler.driven_by_lookup(f);
-                            Some(Condition {
-                                sql,
-                                params: compiler.into_params(),
-                                driven,
-                            })
-                        }
+                        Some(f) => Some(crate::store::query::condition(rt, &scim, f)?),
                     };
                     let tx = c.transaction()?;
                     let page = search::search(
@@ -1166,7 +1157,7 @@ pub(crate) async fn resources(
         html! {
             p { a href=(pbase) { "← " (provider) } }
             form.search method="get" action={(pbase) "/" (endpoint)} role="search" {
-                label for="q" { @if kind == ResourceKind::User { "Name or email starts with" } @else { "Name starts with" } }
+                label for="q" { @if kind == ResourceKind::User { "userName starts with" } @else { "Name starts with" } }
                 input #q name="q" type="search" value=(simple.unwrap_or(""));
                 label for="filter" { "or a SCIM filter" }
                 input #filter name="filter" type="text" placeholder="userName eq \"a@example.com\"" value=(advanced.unwrap_or(""));

@@ -690,14 +690,7 @@ impl ListRequest {
 }
 
 fn compile(rt: &ResourceType, base: &str, ast: &filter::Filter) -> Result<Condition, Error> {
-    let mut compiler = Compiler::new(rt, base, 3);
-    let sql = compiler.filter(ast)?;
-    let driven = compiler.driven_by_lookup(ast);
-    Ok(Condition {
-        sql,
-        params: compiler.into_params(),
-        driven,
-    })
+    Ok(crate::store::query::condition(rt, base, ast)?)
 }
 
 const CURSOR_PREFIX: &str = "c";

@@ -87,6 +87,20 @@ impl<'a> Compiler<'a> {
         self.inner(attr, f, &|c, sub| c.member_expr(sub))
     }
 
+    /// Whether `f` requires the unique name to start with some text: a range of the name index
+    /// finds those resources faster than walking the provider's resources in key order.
+    pub fn prefix_of_name(&self, f: &Filter) -> bool {
+        let mut conjuncts = Vec::new();
+        collect_conjuncts(f, &mut conjuncts);
+        conjuncts.iter().any(|c| match c {
+            Filter::Compare(p, Op::Sw, CompValue::Str(s)) if !s.is_empty() => matches!(
+                filter::resolve(self.rt, p, None),
+                Ok(Target::Attr { ext: None, attr, .. }) if attr.role == Role::UniqueName
+            ),
+            _ => false,
+        })
+    }
+
     /// Whether the best way to run `f` is from a lookup in `value_index` or `members` (an
     /// `IN (...)` on the key) rather than from the provider's part of a resources index.
     /// SQLite's planner, without statistics, prefers the latter; the caller then keeps the
@@ -218,6 +232,18 @@ impl<'a> Compiler<'a> {
                     // The unique name has its own column, case-folded in `name_key` (indexed).
                     if let Some((Op::Eq, CompValue::Str(s))) = cmp {
                         return Ok(format!("r.name_key = {}", self.bind(Sql::Text(fold(s)))));
+                    }
+                    // A prefix is a range of the same index: every name_key that starts with
+                    // the folded prefix, then the test itself (which decides case-exactness).
+                    if let Some((Op::Sw, v @ CompValue::Str(s))) = cmp
+                        && let Some((low, high)) = prefix_range(&fold(s))
+                    {
+                        let low = self.bind(Sql::Text(low));
+                        let high = self.bind(Sql::Text(high));
+                        let test = self.compare(&column("r.name", false), t, Op::Sw, v);
+                        return Ok(format!(
+                            "(r.name_key >= {low} AND r.name_key < {high} AND {test})"
+                        ));
                     }
                     column("r.name", false)
                 } else if attr.multi_valued || attr.is_linked() {
@@ -560,6 +586,42 @@ impl<'a> Compiler<'a> {
     }
 }
 
+/// A filter compiled for `search`, with how it is best run.
+pub fn condition(
+    rt: &ResourceType,
+    base: &str,
+    f: &Filter,
+) -> Result<super::search::Condition, scim::Error> {
+    let mut compiler = Compiler::new(rt, base, 3);
+    let sql = compiler.filter(f)?;
+    let driven = compiler.driven_by_lookup(f);
+    let by_name = compiler.prefix_of_name(f);
+    Ok(super::search::Condition {
+        sql,
+        params: compiler.into_params(),
+        driven,
+        by_name,
+    })
+}
+
+/// The strings that start with `prefix` as a half-open range `[low, high)` in SQLite's text
+/// order (UTF-8 bytes, which is code point order): `high` is `prefix` with its last character
+/// replaced by the next one. `None` for an empty prefix or one of only `char::MAX`.
+fn prefix_range(prefix: &str) -> Option<(String, String)> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(n) = next {
+            chars.push(n);
+            return Some((prefix.to_string(), chars.into_iter().collect()));
+        }
+    }
+    None
+}
+
 /// The sub-attribute whose `eq` test an index answers, for an attribute with such an index:
 /// the member's or group's id (relation rows), or the indexed sub-attribute (`value_index`).
 fn lookup_key(attr: &Attribute) -> Option<&'static Attribute> {
@@ -609,6 +671,29 @@ fn sql_op(op: Op) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_prefix_is_a_range_of_its_strings() {
+        assert_eq!(prefix_range("ab"), Some(("ab".into(), "ac".into())));
+        assert_eq!(prefix_range(""), None);
+        assert_eq!(
+            prefix_range("a\u{D7FF}"),
+            Some(("a\u{D7FF}".into(), "a\u{E000}".into()))
+        );
+        assert_eq!(
+            prefix_range("a\u{10FFFF}"),
+            Some(("a\u{10FFFF}".into(), "b".into()))
+        );
+        assert_eq!(prefix_range("\u{10FFFF}"), None);
+        let (low, high) = prefix_range("jé").unwrap();
+        for s in ["jé", "jéa", "jé\u{10FFFF}x"] {
+            assert!(low.as_str() <= s && s < high.as_str(), "{s}");
+        }
+        for s in ["jd", "jf", "j", "jê"] {
+            assert!(!(low.as_str() <= s && s < high.as_str()), "{s}");
+        }
+    }
+
     use proptest::prelude::*;
     use proptest::sample::select;
     use rusqlite::Connection;
@@ -624,7 +709,12 @@ mod tests {
     use crate::scim::schema::ENTERPRISE_USER;
     use crate::store::providers;
     use crate::store::resources;
-    use crate::store::search::{self, Condition, Paging};
+    /// The first page by position, as a search without a cursor asks for it.
+    const FIRST: Paging<'static> = Paging::Index {
+        offset: 0,
+        order: None,
+    };
+    use crate::store::search::{self, Paging};
     use crate::store::test_conn;
 
     const BASE: &str = "http://x/scim/v2/p";
@@ -689,15 +779,8 @@ mod tests {
         kind: ResourceKind,
         text: &str,
     ) -> Result<Vec<String>, scim::Error> {
-        let mut compiler = Compiler::new(kind.builtin(), BASE, 3);
         let ast = parse(text)?;
-        let sql = compiler.filter(&ast)?;
-        let driven = compiler.driven_by_lookup(&ast);
-        let cond = Condition {
-            sql,
-            params: compiler.into_params(),
-            driven,
-        };
+        let cond = condition(kind.builtin(), BASE, &ast)?;
         let page = search::search(
             c,
             provider,
@@ -1104,16 +1187,8 @@ mod tests {
             resources::create(&c, p.id, rt, &prepared, None, "2026-03-01T00:00:00.000Z").unwrap();
         }
         let run = |text: &str| -> (String, usize) {
-            let mut compiler = Compiler::new(rt, BASE, 3);
-            let ast = parse(text).unwrap();
-            let sql = compiler.filter(&ast).unwrap();
-            let driven = compiler.driven_by_lookup(&ast);
-            let cond = Condition {
-                sql,
-                params: compiler.into_params(),
-                driven,
-            };
-            let plan = search::explain(&c, p.id, ResourceKind::User, Some(&cond), 100)
+            let cond = condition(rt, BASE, &parse(text).unwrap()).unwrap();
+            let plan = search::explain(&c, p.id, ResourceKind::User, Some(&cond), FIRST, 100)
                 .unwrap()
                 .join("\n");
             let found = search::search(
@@ -1157,16 +1232,8 @@ mod tests {
             &[("g1", vec![0, 1], vec![]), ("g2", vec![2], vec![])],
         );
         let plan = |kind: ResourceKind, text: &str| -> String {
-            let mut compiler = Compiler::new(kind.builtin(), BASE, 3);
-            let ast = parse(text).unwrap();
-            let sql = compiler.filter(&ast).unwrap();
-            let driven = compiler.driven_by_lookup(&ast);
-            let cond = Condition {
-                sql,
-                params: compiler.into_params(),
-                driven,
-            };
-            search::explain(&c, provider, kind, Some(&cond), 100)
+            let cond = condition(kind.builtin(), BASE, &parse(text).unwrap()).unwrap();
+            search::explain(&c, provider, kind, Some(&cond), FIRST, 100)
                 .unwrap()
                 .join("\n")
         };
@@ -1222,6 +1289,30 @@ mod tests {
                 assert!(
                     !line.starts_with("SCAN r"),
                     "{filter}: full scan of resources:\n{p}"
+                );
+            }
+        }
+        // A prefix of the name is a range of its index, by position and by cursor alike (the
+        // console's search pages with a cursor).
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            let name = if kind == ResourceKind::User {
+                "userName"
+            } else {
+                "displayName"
+            };
+            let cond = condition(
+                kind.builtin(),
+                BASE,
+                &parse(&format!("{name} sw \"uSeR1\"")).unwrap(),
+            )
+            .unwrap();
+            for paging in [FIRST, Paging::After(1)] {
+                let p = search::explain(&c, provider, kind, Some(&cond), paging, 100)
+                    .unwrap()
+                    .join("\n");
+                assert!(
+                    p.contains("USING INDEX resources_name (provider_id=? AND kind=? AND name_key>? AND name_key<?)"),
+                    "{name} sw: {p}"
                 );
             }
         }

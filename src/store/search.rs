@@ -16,6 +16,8 @@ pub struct Condition {
     pub params: Vec<Sql>,
     /// Run from the lookup inside the condition, not from the provider's index range.
     pub driven: bool,
+    /// Run from a range of the name index (`userName sw`), not from the cursor's key range.
+    pub by_name: bool,
 }
 
 /// How to page through results.
@@ -117,7 +119,12 @@ fn statements(
             args.push(Sql::Integer(limit + 1));
             (
                 format!(
-                    "SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq > ?{} ORDER BY r.seq LIMIT ?{}",
+                    "SELECT {COLUMNS} FROM resources r WHERE {scope} AND {}r.seq > ?{} ORDER BY r.seq LIMIT ?{}",
+                    if condition.is_some_and(|c| c.by_name) {
+                        "+"
+                    } else {
+                        ""
+                    },
                     n + 1,
                     n + 2
                 ),
@@ -258,18 +265,10 @@ pub(crate) fn explain(
     provider_id: i64,
     kind: ResourceKind,
     condition: Option<&Condition>,
+    paging: Paging<'_>,
     limit: i64,
 ) -> Result<Vec<String>> {
-    let st = statements(
-        provider_id,
-        kind,
-        condition,
-        Paging::Index {
-            offset: 0,
-            order: None,
-        },
-        limit,
-    );
+    let st = statements(provider_id, kind, condition, paging, limit);
     let mut plan = Vec::new();
     for (sql, args) in [
         (st.count_sql(), st.count_args()),

@@ -211,10 +211,10 @@ def main():
             shot(page, "07-users")
 
             step("search by name, and with a SCIM filter")
-            page.get_by_label("Name or email starts with").fill("adele")
+            page.get_by_label("userName starts with").fill("adele")
             page.get_by_role("button", name="Search").click()
             expect(page.locator("p.count")).to_have_text("1 Users match")
-            page.get_by_label("Name or email starts with").fill("")
+            page.get_by_label("userName starts with").fill("")
             page.get_by_label("or a SCIM filter").fill('userName eq "nobody"')
             page.get_by_role("button", name="Search").click()
             expect(page.locator("p.count")).to_have_text("0 Users match")
