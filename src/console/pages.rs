@@ -1157,10 +1157,14 @@ pub(crate) async fn resources(
         html! {
             p { a href=(pbase) { "← " (provider) } }
             form.search method="get" action={(pbase) "/" (endpoint)} role="search" {
-                label for="q" { @if kind == ResourceKind::User { "userName starts with" } @else { "Name starts with" } }
-                input #q name="q" type="search" value=(simple.unwrap_or(""));
-                label for="filter" { "or a SCIM filter" }
-                input #filter name="filter" type="text" placeholder="userName eq \"a@example.com\"" value=(advanced.unwrap_or(""));
+                div.field {
+                    label for="q" { @if kind == ResourceKind::User { "userName starts with" } @else { "Name starts with" } }
+                    input #q name="q" type="search" value=(simple.unwrap_or(""));
+                }
+                div.field {
+                    label for="filter" { "or a SCIM filter" }
+                    input #filter name="filter" type="text" placeholder="userName eq \"a@example.com\"" value=(advanced.unwrap_or(""));
+                }
                 button type="submit" { "Search" }
             }
             (view::error_box(message.as_deref()))
@@ -1399,17 +1403,25 @@ pub(crate) async fn activity(
         &s,
         html! {
             form.search method="get" action="/activity" {
-                label for="provider" { "Provider" }
-                select #provider name="provider" {
-                    option value="" { "all" }
-                    @for n in &names { option value=(n) selected[*n == chosen] { (n) } }
+                div.field {
+                    label for="provider" { "Provider" }
+                    select #provider name="provider" {
+                        option value="" { "all" }
+                        @for n in &names { option value=(n) selected[*n == chosen] { (n) } }
+                    }
                 }
-                label for="since" { "From (UTC)" }
-                input #since name="since" type="text" placeholder="2026-11-30" value=(q.since.clone().unwrap_or_default());
-                label for="until" { "To (UTC)" }
-                input #until name="until" type="text" placeholder="2026-11-30T18:00" value=(q.until.clone().unwrap_or_default());
-                label for="resource" { "Resource id" }
-                input #resource name="resource" type="text" value=(q.resource.clone().unwrap_or_default());
+                div.field {
+                    label for="since" { "From (UTC)" }
+                    input #since name="since" type="text" placeholder="2026-11-30" value=(q.since.clone().unwrap_or_default());
+                }
+                div.field {
+                    label for="until" { "To (UTC)" }
+                    input #until name="until" type="text" placeholder="2026-11-30T18:00" value=(q.until.clone().unwrap_or_default());
+                }
+                div.field {
+                    label for="resource" { "Resource id" }
+                    input #resource name="resource" type="text" value=(q.resource.clone().unwrap_or_default());
+                }
                 label.check { input type="checkbox" name="failed" value="1" checked[q.failed_only()]; " failed only" }
                 button type="submit" { "Show" }
             }
