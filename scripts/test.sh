@@ -10,6 +10,14 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+if ! command -v ldapsearch >/dev/null; then
+    # The LDAP tests drive the directory with OpenLDAP's own clients.
+    echo "== installing ldap-utils (Debian package: ldapsearch, ldapwhoami, ldapmodify)"
+    sudo_=""
+    [ "$(id -u)" -eq 0 ] || sudo_=sudo
+    $sudo_ apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq ldap-utils >/dev/null
+fi
 echo "== cargo test"
 cargo test --locked
 echo "== conformance checkers (scim2-tester, scim-sanity) against the release binary"

@@ -82,6 +82,9 @@ pub enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// The read-only LDAP directory (`ldap_listen`): service accounts applications bind with.
+    #[command(subcommand)]
+    Ldap(LdapCommand),
     /// Manage the admin console's accounts (the console is served on `admin_listen`, by
     /// default http://127.0.0.1:8081/). Passwords are stored as argon2id hashes.
     #[command(subcommand)]
@@ -210,6 +213,37 @@ pub enum DbCommand {
     /// Check the database: SQLite's integrity and foreign key checks and the schema version.
     /// Exits 0 when all is well, 1 otherwise (for scripts and monitoring).
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LdapCommand {
+    /// Service accounts: each reads one identity provider's tree, binding as
+    /// `cn=NAME,ou=services,dc=PROVIDER,dc=scimd` with a secret shown once.
+    #[command(subcommand)]
+    Account(LdapAccountCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LdapAccountCommand {
+    /// Create an account and print its bind DN and secret (once; only a hash is stored).
+    Add {
+        name: String,
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        /// How long it is valid, e.g. 90d, 12h (default 365d).
+        #[arg(long, value_name = "DURATION", conflicts_with = "expires")]
+        valid_for: Option<String>,
+        /// The date it stops working (2027-03-01 or an RFC 3339 time).
+        #[arg(long, value_name = "DATE")]
+        expires: Option<String>,
+    },
+    /// List accounts (never their secrets).
+    List {
+        #[arg(long, value_name = "NAME")]
+        provider: Option<String>,
+    },
+    /// Revoke an account: its next bind fails.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,8 +10,8 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::auth::{Secret, TokenState, token};
 use crate::cli::{
-    ActivityArgs, AdminCommand, Cli, Command, DbCommand, OnOff, ProviderCommand, QuickstartArgs,
-    SchemaCommand, ServeArgs, TokenCommand,
+    ActivityArgs, AdminCommand, Cli, Command, DbCommand, LdapAccountCommand, LdapCommand, OnOff,
+    ProviderCommand, QuickstartArgs, SchemaCommand, ServeArgs, TokenCommand,
 };
 use crate::config::{self, Config, LogFormat, RawConfig};
 use crate::http;
@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Db(DbCommand::Check) => return db_check(&config),
         Command::Admin(cmd) => admin_command(&config, cmd)?,
+        Command::Ldap(LdapCommand::Account(cmd)) => ldap_account_command(&config, cmd)?,
         Command::Export {
             provider,
             resource_type,
@@ -938,6 +939,119 @@ fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
             let store = open(config, OpenMode::MustExist)?;
             let a = store.write_blocking(move |c| admins::remove(c, &name, false))?;
             println!("removed admin {} and ended its sessions", a.name);
+        }
+    }
+    Ok(())
+}
+
+fn ldap_account_command(config: &Config, cmd: LdapAccountCommand) -> anyhow::Result<()> {
+    let now = Utc::now();
+    match cmd {
+        LdapAccountCommand::Add {
+            name,
+            provider,
+            valid_for,
+            expires,
+        } => {
+            store::ldap_accounts::check_name(&name).map_err(|e| anyhow!(e))?;
+            let valid_for = match (&valid_for, &expires) {
+                (None, None) => Some("365d".to_string()),
+                _ => valid_for,
+            };
+            let expires = expiry(
+                valid_for.as_deref(),
+                expires.as_deref(),
+                now,
+                config.token_max_lifetime,
+            )
+            .map_err(|e| anyhow!(e))?;
+            let new = token::generate();
+            let hash = token::hash(&new.secret).map_err(|e| anyhow!(e))?;
+            let store = open(config, OpenMode::MustExist)?;
+            let (id, created) = (new.id.clone(), now.timestamp());
+            let a = store.write_blocking(move |c| {
+                store::ldap_accounts::add(
+                    c,
+                    &store::ldap_accounts::NewAccount {
+                        id: &id,
+                        provider: &provider,
+                        name: &name,
+                        secret_hash: &hash,
+                        created,
+                        expires,
+                    },
+                )
+            })?;
+            println!(
+                "created LDAP account {} ({}) for identity provider {}, valid until {}",
+                a.name,
+                a.id,
+                a.provider,
+                fmt_time(a.expires)
+            );
+            println!(
+                "bind DN:  cn={},ou=services,{}",
+                crate::ldap::directory::escape(&a.name),
+                crate::ldap::directory::base_dn(&a.provider)
+            );
+            println!("base DN:  {}", crate::ldap::directory::base_dn(&a.provider));
+            println!("password (shown only this once; only a hash is stored):");
+            println!();
+            println!("{}", new.secret.expose());
+            println!();
+            if config.ldap_listen.is_none() {
+                println!("The LDAP directory is off: set ldap_listen (e.g. \"127.0.0.1:3389\").");
+            }
+        }
+        LdapAccountCommand::List { provider } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let list = store.call(|c| {
+                let pid = match &provider {
+                    Some(p) => Some(providers::require(c, p)?.id),
+                    None => None,
+                };
+                store::ldap_accounts::list(c, pid)
+            })?;
+            if list.is_empty() {
+                println!("no LDAP accounts: scimd ldap account add NAME --provider PROVIDER");
+            } else {
+                let now = now.timestamp();
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.id.clone(),
+                            a.provider.clone(),
+                            a.name.clone(),
+                            fmt_time(a.created),
+                            fmt_time(a.expires),
+                            a.last_used.map_or("never".into(), fmt_time),
+                            a.state(now).as_str().to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "ID",
+                        "PROVIDER",
+                        "NAME",
+                        "CREATED",
+                        "EXPIRES",
+                        "LAST USED",
+                        "STATE",
+                    ],
+                    &rows,
+                );
+            }
+        }
+        LdapAccountCommand::Revoke { id } => {
+            let store = open(config, OpenMode::MustExist)?;
+            let at = now.timestamp();
+            let a = store.write_blocking(move |c| store::ldap_accounts::revoke(c, &id, at))?;
+            println!(
+                "revoked LDAP account {} ({}) of identity provider {}; its next bind fails",
+                a.name, a.id, a.provider
+            );
         }
     }
     Ok(())

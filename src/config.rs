@@ -128,6 +128,15 @@ settings! {
     /// How long an admin console session lasts at most after logging in, however busy.
     admin_session_lifetime: String => Duration = Some("12h".into()),
         check positive_duration, show shown_duration;
+    /// Address of the read-only LDAP directory; empty (the default) turns it off.
+    ldap_listen: String => Option<SocketAddr> = Some(String::new()),
+        check optional_socket_address, show shown_optional_address;
+    /// Address of the LDAP directory over TLS from the first byte (LDAPS, with `tls_cert` and
+    /// `tls_key`); empty (the default) turns it off.
+    ldaps_listen: String => Option<SocketAddr> = Some(String::new()),
+        check optional_socket_address, show shown_optional_address;
+    /// Whether LDAP simple binds may send passwords unencrypted from the loopback interface.
+    ldap_plaintext_loopback: String => bool = Some("off".into()), check on_off, show shown_on_off;
     /// PEM certificate chain (leaf first) for native TLS; with `tls_key`, scimd speaks HTTPS.
     tls_cert: String => Option<PathBuf> = Some(String::new()), check optional_path, show shown_optional_path;
     /// PEM private key of `tls_cert`.
@@ -261,6 +270,18 @@ fn optional_socket_address(v: Option<&String>) -> Result<Option<SocketAddr>, Str
     }
 }
 
+fn on_off(v: Option<&String>) -> Result<bool, String> {
+    match v.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("off" | "false" | "no") => Ok(false),
+        Some("on" | "true" | "yes") => Ok(true),
+        Some(other) => Err(format!("{other:?} is neither on nor off")),
+    }
+}
+
+fn shown_on_off(b: &bool) -> String {
+    quoted(if *b { "on" } else { "off" })
+}
+
 fn shown_optional_address(a: &Option<SocketAddr>) -> String {
     quoted(&a.map(|a| a.to_string()).unwrap_or_default())
 }
@@ -370,6 +391,13 @@ impl RawConfig {
                     return Err(vec![
                         "tls_cert and tls_key: give both (a certificate chain and its key) or \
                          neither"
+                            .into(),
+                    ]);
+                }
+                if config.ldaps_listen.is_some() && config.tls_cert.is_none() {
+                    return Err(vec![
+                        "ldaps_listen: LDAPS needs tls_cert and tls_key (the same certificate \
+                         as HTTPS)"
                             .into(),
                     ]);
                 }

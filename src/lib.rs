@@ -30,6 +30,7 @@ pub(crate) mod error;
 pub mod export;
 pub(crate) mod http;
 pub mod jobs;
+pub(crate) mod ldap;
 pub mod render;
 pub mod scim;
 pub mod store;

@@ -4,4 +4,4 @@ pub mod token;
 pub mod verifier;
 
 pub(crate) use token::{Secret, TokenState};
-pub(crate) use verifier::Verifier;
+pub(crate) use verifier::{Verdict, Verifier};

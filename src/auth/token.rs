@@ -21,6 +21,11 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A secret presented in another form than a token (an LDAP bind's password).
+    pub(crate) fn from_text(text: &str) -> Secret {
+        Secret(text.to_string())
+    }
 }
 
 impl fmt::Debug for Secret {

@@ -337,6 +337,25 @@ pub fn serve(
             .map(tls::acceptor)
             .transpose()
             .map_err(|e| anyhow::anyhow!(e))?;
+        for (listen, implicit) in [(config.ldap_listen, false), (config.ldaps_listen, true)] {
+            let Some(a) = listen else { continue };
+            let key = if implicit { "ldaps_listen" } else { "ldap_listen" };
+            let listener = TcpListener::bind(a).with_context(|| {
+                format!(
+                    "binding {key} {a}: is another program using the port? Choose another \
+                     address, or set {key} empty to turn it off"
+                )
+            })?;
+            let bound = listener.local_addr()?;
+            let scheme = if implicit { "ldaps" } else { "ldap" };
+            tracing::info!(addr = %bound, "LDAP directory on {scheme}://{bound}");
+            actix_web::rt::spawn(crate::ldap::serve(
+                listener,
+                state.clone(),
+                acceptor.clone(),
+                implicit,
+            ));
+        }
         let admin_acceptor = acceptor.clone();
         // actix-web's HttpServer, built by hand so each connection's stream can be wrapped
         // (`conn::Conn`); the settings are HttpServer's defaults.

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::query::Compiler;
 use super::resources::{Reference, parse_kind};
 use super::{Error, Result};
+use crate::scim::ResourceKind;
 use crate::scim::patch::MemberChange;
 use crate::scim::resource::Member;
 use crate::scim::schema::ResourceType;
@@ -225,6 +226,18 @@ pub(crate) fn first_members(c: &Connection, group_seq: i64, n: usize) -> Result<
             kind: parse_kind(&r.get::<_, String>(1)?)?,
             display: r.get(2)?,
         })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The kind and unique name of each member of a group (for member DNs), oldest first.
+pub(crate) fn member_names(c: &Connection, group_seq: i64) -> Result<Vec<(ResourceKind, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT r.kind, r.name FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
+         WHERE m.group_seq = ?1 ORDER BY m.member_seq",
+    )?;
+    let rows = st.query_map([group_seq], |r| {
+        Ok((parse_kind(&r.get::<_, String>(0)?)?, r.get::<_, String>(1)?))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

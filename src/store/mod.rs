@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod admins;
+pub mod ldap_accounts;
 pub mod maintenance;
 pub mod members;
 pub mod providers;
@@ -133,6 +134,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0008_activity.sql")),
         M::up(include_str!("migrations/0009_server_state.sql")),
         M::up(include_str!("migrations/0010_admin_console.sql")),
+        M::up(include_str!("migrations/0011_ldap_accounts.sql")),
     ]
 }
 

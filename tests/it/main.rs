@@ -16,6 +16,7 @@ mod hostile;
 mod http_basics;
 mod interop;
 mod jobs;
+mod ldap;
 mod ops;
 mod patch;
 mod query;

@@ -277,3 +277,71 @@ fn the_admin_console_uses_the_same_tls_and_a_secure_cookie() {
         .unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
 }
+
+/// The LDAP directory with the same certificate: LDAPS from the first byte, and StartTLS on the
+/// plain port; a password is refused on the plain port until StartTLS.
+#[test]
+fn the_ldap_directory_speaks_ldaps_and_starttls() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let out = db.ok(&["ldap", "account", "add", "app", "--provider", "p"]);
+    let password = out
+        .lines()
+        .map(str::trim)
+        .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap()
+        .to_string();
+    let ca = Ca::new();
+    let dir = db.dir.path();
+    let (cert, key, _) = ca.issue(dir, "ldap", (2036, 1, 1));
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert.pem()).unwrap();
+    let server = Server::start_with(
+        &db.path,
+        &[],
+        &[
+            ("SCIMD_TLS_CERT", cert.to_str().unwrap()),
+            ("SCIMD_TLS_KEY", key.to_str().unwrap()),
+            ("SCIMD_LDAP_LISTEN", "127.0.0.1:0"),
+            ("SCIMD_LDAPS_LISTEN", "127.0.0.1:0"),
+        ],
+    );
+    let url = |scheme: &str| {
+        let line = server.wait_for_line(&format!("LDAP directory on {scheme}://"));
+        let addr = line
+            .split(&format!("{scheme}://"))
+            .nth(1)
+            .unwrap()
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .next()
+            .unwrap()
+            .to_string();
+        format!("{scheme}://{addr}")
+    };
+    let (ldap, ldaps) = (url("ldap"), url("ldaps"));
+    let bind = "cn=app,ou=services,dc=p,dc=scimd";
+    let whoami = |url: &str, extra: &[&str]| {
+        let out = std::process::Command::new("ldapwhoami")
+            .env("LDAPTLS_CACERT", &ca_file)
+            .env("LDAPTLS_REQCERT", "demand")
+            .args(["-x", "-H", url, "-D", bind, "-w", &password])
+            .args(extra)
+            .output()
+            .expect("ldapwhoami (Debian's ldap-utils; scripts/test.sh installs it)");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = whoami(&ldaps, &[]);
+    assert_eq!(code, Some(0), "LDAPS: {text}");
+    assert!(text.contains(&format!("dn:{bind}")), "{text}");
+    let (code, text) = whoami(&ldap, &["-ZZ"]);
+    assert_eq!(code, Some(0), "StartTLS: {text}");
+    let (code, text) = whoami(&ldap, &[]);
+    assert_eq!(code, Some(13), "a password in clear text: {text}");
+}

@@ -1,0 +1,668 @@
+//! PURE: the LDAP view of one identity provider — its tree of DNs, the mapping of SCIM
+//! attributes to LDAP ones, and LDAP filters translated to SCIM filters (which the store
+//! compiles into the same indexed SQL as a SCIM search). No I/O.
+//!
+//! Tree of provider `P`: `dc=P,dc=scimd` with `ou=people` (users, `uid=<userName>`) and
+//! `ou=groups` (groups, `cn=<displayName>`); service accounts bind as
+//! `cn=<name>,ou=services,dc=P,dc=scimd`.
+
+use ldap3_proto::proto::{LdapFilter, LdapSubstringFilter};
+use serde_json::Value;
+
+use crate::scim::ResourceKind;
+use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
+
+const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+
+/// One attribute-value assertion of a DN (`attr=value`), the attribute in lower case.
+pub(crate) type Rdn = (String, String);
+
+/// Parses a DN into its RDNs, first (leftmost) first; values unescaped (RFC 4514: `\,` and
+/// `\2c` forms). Multi-valued RDNs (`a=1+b=2`) are not used in this tree and are refused.
+pub(crate) fn parse_dn(dn: &str) -> Option<Vec<Rdn>> {
+    let dn = dn.trim();
+    if dn.is_empty() {
+        return Some(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut chars = dn.chars().peekable();
+    loop {
+        let mut attr = String::new();
+        for c in chars.by_ref() {
+            if c == '=' {
+                break;
+            }
+            attr.push(c);
+        }
+        let mut value = String::new();
+        let mut bytes: Vec<u8> = Vec::new();
+        let flush = |bytes: &mut Vec<u8>, value: &mut String| {
+            if !bytes.is_empty() {
+                value.push_str(&String::from_utf8_lossy(bytes));
+                bytes.clear();
+            }
+        };
+        let mut ended = true;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    let a = chars.next()?;
+                    if a.is_ascii_hexdigit()
+                        && let Some(b) = chars.peek().copied().filter(char::is_ascii_hexdigit)
+                    {
+                        chars.next();
+                        let byte = u8::from_str_radix(&format!("{a}{b}"), 16).ok()?;
+                        bytes.push(byte);
+                    } else {
+                        flush(&mut bytes, &mut value);
+                        value.push(a);
+                    }
+                }
+                ',' => {
+                    ended = false;
+                    break;
+                }
+                '+' => return None,
+                c => {
+                    flush(&mut bytes, &mut value);
+                    value.push(c);
+                }
+            }
+        }
+        flush(&mut bytes, &mut value);
+        let attr = attr.trim().to_ascii_lowercase();
+        if attr.is_empty() {
+            return None;
+        }
+        out.push((attr, value.trim().to_string()));
+        if ended {
+            return Some(out);
+        }
+    }
+}
+
+/// A value escaped for a DN (RFC 4514 section 2.4).
+pub(crate) fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let last = value.chars().count().saturating_sub(1);
+    for (i, c) in value.chars().enumerate() {
+        match c {
+            ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || i == last => out.push_str("\\ "),
+            '\0' => out.push_str("\\00"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The base DN of a provider's tree.
+pub(crate) fn base_dn(provider: &str) -> String {
+    format!("dc={},dc=scimd", escape(&provider.to_ascii_lowercase()))
+}
+
+pub(crate) fn user_dn(base: &str, user_name: &str) -> String {
+    format!("uid={},ou=people,{base}", escape(user_name))
+}
+
+pub(crate) fn group_dn(base: &str, name: &str) -> String {
+    format!("cn={},ou=groups,{base}", escape(name))
+}
+
+/// Where in a tree a DN points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Node {
+    /// `dc=scimd`, above every provider.
+    Top,
+    /// `dc=P,dc=scimd`.
+    Root(String),
+    People(String),
+    Groups(String),
+    Services(String),
+    User(String, String),
+    Group(String, String),
+    Account(String, String),
+}
+
+/// Locates a DN; `None` when it is not in any tree of this server.
+pub(crate) fn locate(dn: &str) -> Option<Node> {
+    let mut rdns = parse_dn(dn)?;
+    let (top, value) = rdns.pop()?;
+    if top != "dc" || !value.eq_ignore_ascii_case("scimd") {
+        return None;
+    }
+    let Some((dc, provider)) = rdns.pop() else {
+        return Some(Node::Top);
+    };
+    if dc != "dc" {
+        return None;
+    }
+    let Some((ou_attr, ou)) = rdns.pop() else {
+        return Some(Node::Root(provider));
+    };
+    if ou_attr != "ou" {
+        return None;
+    }
+    let ou = ou.to_ascii_lowercase();
+    let leaf = rdns.pop();
+    if !rdns.is_empty() {
+        return None;
+    }
+    Some(match (ou.as_str(), leaf) {
+        ("people", None) => Node::People(provider),
+        ("groups", None) => Node::Groups(provider),
+        ("services", None) => Node::Services(provider),
+        ("people", Some((a, v))) if a == "uid" => Node::User(provider, v),
+        ("groups", Some((a, v))) if a == "cn" => Node::Group(provider, v),
+        ("services", Some((a, v))) if a == "cn" => Node::Account(provider, v),
+        _ => return None,
+    })
+}
+
+fn path(attr: &str, sub: Option<&str>) -> AttrPath {
+    AttrPath {
+        uri: None,
+        attr: attr.into(),
+        sub: sub.map(Into::into),
+    }
+}
+
+fn ext_path(attr: &str) -> AttrPath {
+    AttrPath {
+        uri: Some(ENTERPRISE.into()),
+        attr: attr.into(),
+        sub: None,
+    }
+}
+
+/// The SCIM attribute an LDAP attribute of `kind` is read from (lower-case LDAP names).
+fn scim_path(kind: ResourceKind, ldap: &str) -> Option<AttrPath> {
+    Some(match (kind, ldap) {
+        (_, "entryuuid") => path("id", None),
+        (ResourceKind::User, "uid") => path("userName", None),
+        (ResourceKind::User, "cn" | "displayname") => path("displayName", None),
+        (ResourceKind::User, "givenname") => path("name", Some("givenName")),
+        (ResourceKind::User, "sn") => path("name", Some("familyName")),
+        (ResourceKind::User, "mail") => path("emails", Some("value")),
+        (ResourceKind::User, "telephonenumber") => path("phoneNumbers", Some("value")),
+        (ResourceKind::User, "title") => path("title", None),
+        (ResourceKind::User, "departmentnumber") => ext_path("department"),
+        (ResourceKind::User, "employeenumber") => ext_path("employeeNumber"),
+        (ResourceKind::User, "memberof") => path("groups", Some("value")),
+        (ResourceKind::Group, "cn") => path("displayName", None),
+        (ResourceKind::Group, "member" | "uniquemember") => path("members", Some("value")),
+        _ => return None,
+    })
+}
+
+/// Object classes each kind of entry has (lower case).
+fn has_class(kind: ResourceKind, class: &str) -> bool {
+    let class = class.to_ascii_lowercase();
+    match kind {
+        ResourceKind::User => matches!(
+            class.as_str(),
+            "top" | "person" | "organizationalperson" | "inetorgperson"
+        ),
+        ResourceKind::Group => matches!(class.as_str(), "top" | "groupofnames"),
+    }
+}
+
+fn always() -> Filter {
+    Filter::Not(Box::new(Filter::Never))
+}
+
+fn all(
+    mut parts: Vec<Filter>,
+    join: fn(Box<Filter>, Box<Filter>) -> Filter,
+    empty: Filter,
+) -> Filter {
+    let Some(mut acc) = parts.pop() else {
+        return empty;
+    };
+    while let Some(p) = parts.pop() {
+        acc = join(Box::new(p), Box::new(acc));
+    }
+    acc
+}
+
+/// Finds the id of the resource a DN names (for `member`, `memberOf` values), through the
+/// store.
+pub(crate) trait Resolve {
+    fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String>;
+}
+
+/// The SCIM filter that selects the entries of `kind` an LDAP filter matches. Attributes this
+/// tree does not map match nothing (and their negation everything); approximate matching is
+/// equality.
+pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve) -> Filter {
+    let str_cmp = |attr: &str, op: Op, value: &str| -> Filter {
+        let ldap = attr.to_ascii_lowercase();
+        if ldap == "objectclass" {
+            return if op == Op::Eq && has_class(kind, value) {
+                always()
+            } else {
+                Filter::Never
+            };
+        }
+        let Some(p) = scim_path(kind, &ldap) else {
+            return Filter::Never;
+        };
+        // DN-valued attributes compare the id of the entry the DN names.
+        let dn_kind = match (kind, ldap.as_str()) {
+            (ResourceKind::User, "memberof") => Some(ResourceKind::Group),
+            (ResourceKind::Group, "member" | "uniquemember") => Some(ResourceKind::User),
+            _ => None,
+        };
+        let value = match dn_kind {
+            None => value.to_string(),
+            Some(k) => {
+                let id = match locate(value) {
+                    Some(Node::User(_, name)) => resolve.id_of(ResourceKind::User, &name),
+                    Some(Node::Group(_, name))
+                        if k == ResourceKind::Group || kind == ResourceKind::Group =>
+                    {
+                        resolve.id_of(ResourceKind::Group, &name)
+                    }
+                    _ => None,
+                };
+                match id {
+                    Some(id) if op == Op::Eq => id,
+                    _ => return Filter::Never,
+                }
+            }
+        };
+        Filter::Compare(p, op, CompValue::Str(value))
+    };
+    match f {
+        LdapFilter::And(parts) => all(
+            parts.iter().map(|p| to_scim(p, kind, resolve)).collect(),
+            Filter::And,
+            always(),
+        ),
+        LdapFilter::Or(parts) => all(
+            parts.iter().map(|p| to_scim(p, kind, resolve)).collect(),
+            Filter::Or,
+            Filter::Never,
+        ),
+        LdapFilter::Not(inner) => Filter::Not(Box::new(to_scim(inner, kind, resolve))),
+        LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v) => str_cmp(a, Op::Eq, v),
+        LdapFilter::GreaterOrEqual(a, v) => str_cmp(a, Op::Ge, v),
+        LdapFilter::LessOrEqual(a, v) => str_cmp(a, Op::Le, v),
+        LdapFilter::Present(a) => {
+            let ldap = a.to_ascii_lowercase();
+            if ldap == "objectclass" {
+                return always();
+            }
+            match scim_path(kind, &ldap) {
+                Some(p) => Filter::Present(p),
+                None => Filter::Never,
+            }
+        }
+        LdapFilter::Substring(
+            a,
+            LdapSubstringFilter {
+                initial,
+                any,
+                final_,
+            },
+        ) => {
+            let mut parts = Vec::new();
+            if let Some(i) = initial {
+                parts.push(str_cmp(a, Op::Sw, i));
+            }
+            for m in any {
+                parts.push(str_cmp(a, Op::Co, m));
+            }
+            if let Some(e) = final_ {
+                parts.push(str_cmp(a, Op::Ew, e));
+            }
+            all(parts, Filter::And, always())
+        }
+        LdapFilter::Extensible(_) => Filter::Never,
+    }
+}
+
+/// Whether a filter can match entries of `kind` at all (`(objectClass=groupOfNames)` cannot
+/// match users): spares a search of the other kind.
+pub(crate) fn may_match(f: &Filter) -> bool {
+    !matches!(f, Filter::Never)
+}
+
+/// Simplifies constant parts (`Never`, `not Never`) so `may_match` sees through them.
+pub(crate) fn simplify(f: Filter) -> Filter {
+    let is_always =
+        |f: &Filter| matches!(f, Filter::Not(inner) if matches!(**inner, Filter::Never));
+    match f {
+        Filter::And(a, b) => {
+            let (a, b) = (simplify(*a), simplify(*b));
+            match (&a, &b) {
+                (Filter::Never, _) | (_, Filter::Never) => Filter::Never,
+                _ if is_always(&a) => b,
+                _ if is_always(&b) => a,
+                _ => Filter::And(Box::new(a), Box::new(b)),
+            }
+        }
+        Filter::Or(a, b) => {
+            let (a, b) = (simplify(*a), simplify(*b));
+            match (&a, &b) {
+                (Filter::Never, _) => b,
+                (_, Filter::Never) => a,
+                _ if is_always(&a) || is_always(&b) => always(),
+                _ => Filter::Or(Box::new(a), Box::new(b)),
+            }
+        }
+        Filter::Not(inner) => match simplify(*inner) {
+            Filter::Not(x) => *x,
+            x => Filter::Not(Box::new(x)),
+        },
+        other => other,
+    }
+}
+
+/// Whether a filter is the constant true (then no SCIM filter is needed).
+pub(crate) fn is_always(f: &Filter) -> bool {
+    matches!(f, Filter::Not(inner) if matches!(**inner, Filter::Never))
+}
+
+/// An entry's attributes as (LDAP name, values), from a resource's SCIM representation.
+/// `dn_of_user(id)` gives a user's DN (for `manager`); group members and memberships carry
+/// their DN already (see the caller).
+pub(crate) fn user_attributes(
+    doc: &Value,
+    base: &str,
+    manager_dn: Option<String>,
+) -> Vec<(String, Vec<String>)> {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let mut put = |name: &str, values: Vec<String>| {
+        if !values.is_empty() {
+            out.push((name.to_string(), values));
+        }
+    };
+    put(
+        "objectClass",
+        ["top", "person", "organizationalPerson", "inetOrgPerson"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let user_name = s(doc.get("userName")).unwrap_or_default();
+    put("uid", vec![user_name.clone()]);
+    let display = s(doc.get("displayName"));
+    put(
+        "cn",
+        vec![display.clone().unwrap_or_else(|| user_name.clone())],
+    );
+    put("displayName", display.into_iter().collect());
+    put(
+        "givenName",
+        s(doc.pointer("/name/givenName")).into_iter().collect(),
+    );
+    // sn is required by person: the family name, else the userName.
+    put(
+        "sn",
+        vec![s(doc.pointer("/name/familyName")).unwrap_or_else(|| user_name.clone())],
+    );
+    put("mail", primary_first(doc.get("emails")));
+    put("telephoneNumber", primary_first(doc.get("phoneNumbers")));
+    put("title", s(doc.get("title")).into_iter().collect());
+    let ext = doc.get(ENTERPRISE);
+    put(
+        "departmentNumber",
+        s(ext.and_then(|e| e.get("department")))
+            .into_iter()
+            .collect(),
+    );
+    put(
+        "employeeNumber",
+        s(ext.and_then(|e| e.get("employeeNumber")))
+            .into_iter()
+            .collect(),
+    );
+    put("manager", manager_dn.into_iter().collect());
+    put(
+        "memberOf",
+        doc.get("groups")
+            .and_then(Value::as_array)
+            .map(|gs| {
+                gs.iter()
+                    .filter_map(|g| s(g.get("display")))
+                    .map(|name| group_dn(base, &name))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    );
+    out
+}
+
+/// The values of a multi-valued attribute, the primary (else a work one) first.
+fn primary_first(v: Option<&Value>) -> Vec<String> {
+    let Some(items) = v.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let mut ranked: Vec<(u8, String)> = items
+        .iter()
+        .filter_map(|i| {
+            let value = i.get("value")?.as_str()?.to_string();
+            let rank = if i.get("primary").and_then(Value::as_bool) == Some(true) {
+                0
+            } else if i.get("type").and_then(Value::as_str) == Some("work") {
+                1
+            } else {
+                2
+            };
+            Some((rank, value))
+        })
+        .collect();
+    ranked.sort_by_key(|(r, _)| *r);
+    ranked.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Operational attributes (`+`) of an entry.
+pub(crate) fn operational(doc: &Value) -> Vec<(String, Vec<String>)> {
+    let s = |p: &str| doc.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let mut out = Vec::new();
+    if let Some(id) = s("/id") {
+        out.push(("entryUUID".to_string(), vec![id]));
+    }
+    if let Some(t) = s("/meta/created").and_then(|t| generalized_time(&t)) {
+        out.push(("createTimestamp".to_string(), vec![t]));
+    }
+    if let Some(t) = s("/meta/lastModified").and_then(|t| generalized_time(&t)) {
+        out.push(("modifyTimestamp".to_string(), vec![t]));
+    }
+    out
+}
+
+/// An RFC 3339 time as LDAP's GeneralizedTime (`20261130071611Z`).
+fn generalized_time(t: &str) -> Option<String> {
+    let d = chrono::DateTime::parse_from_rfc3339(t).ok()?;
+    Some(
+        d.with_timezone(&chrono::Utc)
+            .format("%Y%m%d%H%M%SZ")
+            .to_string(),
+    )
+}
+
+/// Keeps the attributes a search asked for: none listed or `*` all user attributes, `+` the
+/// operational ones, `1.1` none; names compare regardless of case.
+pub(crate) fn select(
+    user: Vec<(String, Vec<String>)>,
+    op: Vec<(String, Vec<String>)>,
+    wanted: &[String],
+) -> Vec<(String, Vec<String>)> {
+    let wants = |name: &str| wanted.iter().any(|w| w.eq_ignore_ascii_case(name));
+    let all_user = wanted.is_empty() || wants("*");
+    let all_op = wants("+");
+    user.into_iter()
+        .filter(|(n, _)| all_user || wants(n))
+        .chain(op.into_iter().filter(|(n, _)| all_op || wants(n)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Ids;
+    impl Resolve for Ids {
+        fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String> {
+            Some(format!("{}-{name}", kind.name()))
+        }
+    }
+
+    fn eq(attr: &str, value: &str) -> LdapFilter {
+        LdapFilter::Equality(attr.into(), value.into())
+    }
+
+    #[test]
+    fn dns_are_parsed_and_escaped_both_ways() {
+        assert_eq!(
+            parse_dn("uid=a\\,b,ou=People,dc=Okta,DC=scimd").unwrap(),
+            vec![
+                ("uid".into(), "a,b".into()),
+                ("ou".into(), "People".into()),
+                ("dc".into(), "Okta".into()),
+                ("dc".into(), "scimd".into())
+            ]
+        );
+        assert_eq!(parse_dn("cn=caf\\c3\\a9,dc=x").unwrap()[0].1, "café");
+        assert_eq!(parse_dn("").unwrap(), vec![]);
+        assert!(parse_dn("a=1+b=2,dc=x").is_none());
+        let name = " #a,b+c\"d\\e<f>g;h=i ";
+        let dn = user_dn(&base_dn("p"), name);
+        assert_eq!(
+            locate(&dn),
+            Some(Node::User("p".into(), name.trim().into()))
+        );
+        assert_eq!(escape("#x "), "\\#x\\ ");
+    }
+
+    #[test]
+    fn dns_are_located_in_the_tree() {
+        assert_eq!(locate("dc=scimd"), Some(Node::Top));
+        assert_eq!(locate("dc=okta,dc=scimd"), Some(Node::Root("okta".into())));
+        assert_eq!(
+            locate("ou=people,dc=okta,dc=scimd"),
+            Some(Node::People("okta".into()))
+        );
+        assert_eq!(
+            locate("cn=Sales,ou=groups,dc=okta,dc=scimd"),
+            Some(Node::Group("okta".into(), "Sales".into()))
+        );
+        assert_eq!(
+            locate("cn=grafana,ou=services,dc=okta,dc=scimd"),
+            Some(Node::Account("okta".into(), "grafana".into()))
+        );
+        assert_eq!(locate("dc=example,dc=com"), None);
+        assert_eq!(locate("cn=x,ou=other,dc=okta,dc=scimd"), None);
+    }
+
+    #[test]
+    fn filters_become_scim_filters() {
+        let f = LdapFilter::And(vec![
+            eq("objectClass", "inetOrgPerson"),
+            eq("uid", "alice@contoso.com"),
+        ]);
+        assert_eq!(
+            simplify(to_scim(&f, ResourceKind::User, &Ids)),
+            Filter::Compare(
+                path("userName", None),
+                Op::Eq,
+                CompValue::Str("alice@contoso.com".into())
+            )
+        );
+        // A group class never matches users.
+        let g = LdapFilter::And(vec![eq("objectClass", "groupOfNames"), eq("cn", "x")]);
+        assert!(!may_match(&simplify(to_scim(&g, ResourceKind::User, &Ids))));
+        // memberOf compares the group's id.
+        let m = eq("memberOf", "cn=Sales,ou=groups,dc=p,dc=scimd");
+        assert_eq!(
+            to_scim(&m, ResourceKind::User, &Ids),
+            Filter::Compare(
+                path("groups", Some("value")),
+                Op::Eq,
+                CompValue::Str("Group-Sales".into())
+            )
+        );
+        // Substrings: initial, any, final.
+        let s = LdapFilter::Substring(
+            "mail".into(),
+            LdapSubstringFilter {
+                initial: Some("a".into()),
+                any: vec!["b".into()],
+                final_: Some("c".into()),
+            },
+        );
+        let scim = simplify(to_scim(&s, ResourceKind::User, &Ids));
+        assert!(matches!(scim, Filter::And(_, _)));
+        // Unmapped attributes match nothing; objectClass presence everything.
+        assert_eq!(
+            to_scim(&eq("carLicense", "x"), ResourceKind::User, &Ids),
+            Filter::Never
+        );
+        assert!(is_always(&simplify(to_scim(
+            &LdapFilter::Present("objectClass".into()),
+            ResourceKind::Group,
+            &Ids
+        ))));
+        assert_eq!(
+            simplify(to_scim(
+                &LdapFilter::Or(vec![eq("carLicense", "x"), eq("cn", "G")]),
+                ResourceKind::Group,
+                &Ids
+            )),
+            Filter::Compare(
+                path("displayName", None),
+                Op::Eq,
+                CompValue::Str("G".into())
+            )
+        );
+    }
+
+    #[test]
+    fn users_are_mapped_to_inet_org_person() {
+        let doc = serde_json::json!({
+            "id": "u1", "userName": "alice@contoso.com", "displayName": "Alice Adams",
+            "name": {"givenName": "Alice", "familyName": "Adams"},
+            "emails": [{"value": "home@x", "type": "home"}, {"value": "alice@contoso.com", "type": "work"}],
+            "title": "CTO",
+            ENTERPRISE: {"department": "R&D", "employeeNumber": "42"},
+            "groups": [{"value": "g1", "display": "Sales"}],
+            "meta": {"created": "2026-11-30T07:16:11.000Z", "lastModified": "2026-11-30T07:16:11.000Z"}
+        });
+        let attrs = user_attributes(
+            &doc,
+            "dc=p,dc=scimd",
+            Some("uid=boss,ou=people,dc=p,dc=scimd".into()),
+        );
+        let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(get("uid"), Some(vec!["alice@contoso.com".into()]));
+        assert_eq!(get("cn"), Some(vec!["Alice Adams".into()]));
+        assert_eq!(get("sn"), Some(vec!["Adams".into()]));
+        assert_eq!(
+            get("mail"),
+            Some(vec!["alice@contoso.com".into(), "home@x".into()])
+        );
+        assert_eq!(get("departmentNumber"), Some(vec!["R&D".into()]));
+        assert_eq!(
+            get("memberOf"),
+            Some(vec!["cn=Sales,ou=groups,dc=p,dc=scimd".into()])
+        );
+        assert_eq!(
+            get("manager"),
+            Some(vec!["uid=boss,ou=people,dc=p,dc=scimd".into()])
+        );
+        let op = operational(&doc);
+        assert_eq!(
+            op[2],
+            ("modifyTimestamp".into(), vec!["20261130071611Z".into()])
+        );
+        let picked = select(attrs.clone(), op.clone(), &["MAIL".into(), "+".into()]);
+        assert_eq!(picked.len(), 4);
+        assert!(select(attrs, op, &["1.1".into()]).is_empty());
+    }
+}

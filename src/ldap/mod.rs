@@ -1,0 +1,1008 @@
+//! A read-only LDAP directory over the provisioned users and groups (`ldap_listen`), on the
+//! server's runtime, reading through the store's reader threads. Applications bind with a
+//! service account of one identity provider (`scimd ldap account add`) and search that
+//! provider's tree (see `directory`); filters become SCIM filters, compiled to the same
+//! indexed SQL as SCIM searches. Every write operation is refused: the identity provider is
+//! the only writer.
+
+pub(crate) mod directory;
+
+use std::net::{IpAddr, SocketAddr};
+
+use actix_web::web;
+use bytes::BytesMut;
+use ldap3_proto::LdapCodec;
+use ldap3_proto::control::LdapControl;
+use ldap3_proto::proto::{
+    LdapBindCred, LdapBindResponse, LdapExtendedResponse, LdapFilter, LdapMsg, LdapOp,
+    LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
+    LdapSearchScope, OID_WHOAMI,
+};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::codec::{Decoder, Encoder};
+
+use self::directory::{Node, Resolve};
+use crate::auth::{Secret, Verdict};
+use crate::http::AppState;
+use crate::http::tls::Stream;
+use crate::scim::ResourceKind;
+use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
+use crate::scim::projection::Projection;
+use crate::store::search::{self, Paging};
+use crate::store::{self, ldap_accounts, schemas};
+
+/// Entries read from the store per round trip while a search streams its results.
+const BATCH: i64 = 500;
+/// The largest request accepted (a search filter, a bind): 1 MiB.
+const MAX_REQUEST: usize = 1 << 20;
+/// The paged results control (RFC 2696).
+const OID_PAGED: &str = "1.2.840.113556.1.4.319";
+/// StartTLS (RFC 4511 section 4.14).
+const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
+
+/// What the connection does after an answer.
+enum Next {
+    Go,
+    Close,
+    StartTls,
+}
+
+/// Accepts LDAP connections until the runtime stops: LDAPS (TLS from the first byte) when
+/// `implicit`, else plain LDAP that StartTLS upgrades when `acceptor` is set.
+pub(crate) async fn serve(
+    listener: std::net::TcpListener,
+    state: web::Data<AppState>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    implicit: bool,
+) {
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "the LDAP listener could not start");
+            return;
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let state = state.clone();
+                let acceptor = acceptor.clone();
+                actix_web::rt::spawn(async move {
+                    let stream = match (implicit, &acceptor) {
+                        (true, Some(a)) => match tokio::time::timeout(
+                            crate::http::tls::HANDSHAKE_TIMEOUT,
+                            a.accept(stream),
+                        )
+                        .await
+                        {
+                            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                            _ => return,
+                        },
+                        (true, None) => return,
+                        (false, _) => Stream::Plain(stream),
+                    };
+                    if let Err(e) = connection(stream, peer, state, acceptor).await {
+                        tracing::debug!(%peer, error = %e, "LDAP connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting an LDAP connection failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Who a connection is bound as.
+struct Bound {
+    provider: String,
+    provider_id: i64,
+    account: String,
+}
+
+struct Session {
+    state: web::Data<AppState>,
+    peer: SocketAddr,
+    bound: Option<Bound>,
+    /// The connection is encrypted (LDAPS, or after StartTLS).
+    tls: bool,
+    /// StartTLS is possible (TLS is configured).
+    can_start_tls: bool,
+}
+
+fn done(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
+    LdapResult {
+        code,
+        matcheddn: String::new(),
+        message: message.into(),
+        referral: Vec::new(),
+    }
+}
+
+async fn connection(
+    mut stream: Stream,
+    peer: SocketAddr,
+    state: web::Data<AppState>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
+    let mut codec = LdapCodec::new(Some(MAX_REQUEST), None);
+    let mut input = BytesMut::with_capacity(4096);
+    let mut session = Session {
+        state,
+        peer,
+        bound: None,
+        tls: matches!(stream, Stream::Tls(_)),
+        can_start_tls: acceptor.is_some(),
+    };
+    loop {
+        loop {
+            let msg = match codec.decode(&mut input) {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(%peer, error = ?e, "undecodable LDAP message");
+                    return Ok(());
+                }
+            };
+            let mut out = Writer {
+                codec: &mut codec,
+                stream: &mut stream,
+            };
+            match session.handle(msg, &mut out).await? {
+                Next::Go => {}
+                Next::Close => return Ok(()),
+                Next::StartTls => {
+                    // The client starts its handshake after our answer: nothing else may be
+                    // buffered (RFC 4511 section 4.14.1).
+                    let (Stream::Plain(tcp), Some(a)) = (stream, acceptor.as_ref()) else {
+                        return Ok(());
+                    };
+                    if !input.is_empty() {
+                        return Ok(());
+                    }
+                    let tls =
+                        tokio::time::timeout(crate::http::tls::HANDSHAKE_TIMEOUT, a.accept(tcp))
+                            .await
+                            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                    stream = Stream::Tls(Box::new(tls));
+                    session.tls = true;
+                }
+            }
+        }
+        if stream.read_buf(&mut input).await? == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// Encodes answers onto the connection.
+struct Writer<'a> {
+    codec: &'a mut LdapCodec,
+    stream: &'a mut Stream,
+}
+
+impl Writer<'_> {
+    async fn send(&mut self, msgs: Vec<LdapMsg>) -> std::io::Result<()> {
+        let mut buf = BytesMut::new();
+        for m in msgs {
+            self.codec
+                .encode(m, &mut buf)
+                .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        }
+        self.stream.write_all(&buf).await
+    }
+}
+
+fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => v.is_loopback(),
+        IpAddr::V6(v) => v.is_loopback() || v.to_ipv4_mapped().is_some_and(|m| m.is_loopback()),
+    }
+}
+
+impl Session {
+    /// Answers one request.
+    async fn handle(&mut self, msg: LdapMsg, out: &mut Writer<'_>) -> std::io::Result<Next> {
+        let id = msg.msgid;
+        let reply = |op| vec![LdapMsg::new(id, op)];
+        let read_only = "scimd's directory is read-only: users and groups change only through \
+                         the identity provider (SCIM)";
+        match msg.op {
+            LdapOp::BindRequest(b) => {
+                let res = self.bind(b.version, &b.dn, b.cred).await;
+                out.send(reply(LdapOp::BindResponse(LdapBindResponse {
+                    res,
+                    saslcreds: None,
+                })))
+                .await?;
+            }
+            LdapOp::UnbindRequest => return Ok(Next::Close),
+            LdapOp::SearchRequest(req) => self.search(id, req, msg.ctrl, out).await?,
+            LdapOp::ExtendedRequest(x) if x.name == OID_WHOAMI => {
+                let who = match &self.bound {
+                    Some(b) => format!(
+                        "dn:cn={},ou=services,{}",
+                        directory::escape(&b.account),
+                        directory::base_dn(&b.provider)
+                    ),
+                    None => String::new(),
+                };
+                out.send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
+                    res: done(LdapResultCode::Success, ""),
+                    name: None,
+                    value: Some(who.into_bytes()),
+                })))
+                .await?;
+            }
+            LdapOp::ExtendedRequest(x) if x.name == OID_STARTTLS => {
+                let (code, message, next) = match (self.tls, self.can_start_tls) {
+                    (true, _) => (
+                        LdapResultCode::OperationsError,
+                        "this connection is encrypted already",
+                        Next::Go,
+                    ),
+                    (false, false) => (
+                        LdapResultCode::Unavailable,
+                        "TLS is not configured on this server (tls_cert, tls_key)",
+                        Next::Go,
+                    ),
+                    (false, true) => (LdapResultCode::Success, "", Next::StartTls),
+                };
+                out.send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
+                    res: done(code, message),
+                    name: Some(OID_STARTTLS.into()),
+                    value: None,
+                })))
+                .await?;
+                return Ok(next);
+            }
+            LdapOp::ExtendedRequest(x) => {
+                out.send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
+                    res: done(
+                        LdapResultCode::ProtocolError,
+                        format!("extended operation {} is not supported", x.name),
+                    ),
+                    name: None,
+                    value: None,
+                })))
+                .await?;
+            }
+            LdapOp::AddRequest(_) => {
+                out.send(reply(LdapOp::AddResponse(done(
+                    LdapResultCode::UnwillingToPerform,
+                    read_only,
+                ))))
+                .await?
+            }
+            LdapOp::ModifyRequest(_) => {
+                out.send(reply(LdapOp::ModifyResponse(done(
+                    LdapResultCode::UnwillingToPerform,
+                    read_only,
+                ))))
+                .await?
+            }
+            LdapOp::DelRequest(_) => {
+                out.send(reply(LdapOp::DelResponse(done(
+                    LdapResultCode::UnwillingToPerform,
+                    read_only,
+                ))))
+                .await?
+            }
+            LdapOp::ModifyDNRequest(_) => {
+                out.send(reply(LdapOp::ModifyDNResponse(done(
+                    LdapResultCode::UnwillingToPerform,
+                    read_only,
+                ))))
+                .await?
+            }
+            LdapOp::CompareRequest(_) => {
+                out.send(reply(LdapOp::CompareResult(done(
+                    LdapResultCode::UnwillingToPerform,
+                    "compare is not supported; search with an equality filter instead",
+                ))))
+                .await?
+            }
+            LdapOp::AbandonRequest(_) => {}
+            _ => return Ok(Next::Close),
+        }
+        Ok(Next::Go)
+    }
+
+    async fn bind(&mut self, version: i64, dn: &str, cred: LdapBindCred) -> LdapResult {
+        self.bound = None;
+        if version != 3 {
+            return done(
+                LdapResultCode::ProtocolError,
+                "only LDAP version 3 is spoken",
+            );
+        }
+        let LdapBindCred::Simple(password) = cred else {
+            return done(
+                LdapResultCode::AuthMethodNotSupported,
+                "only simple binds are supported",
+            );
+        };
+        if dn.is_empty() && password.is_empty() {
+            // Anonymous: allowed to bind, but it reads nothing beyond the root DSE.
+            return done(LdapResultCode::Success, "");
+        }
+        let config = &self.state.config;
+        let allowed_in_clear = config.ldap_plaintext_loopback && is_loopback(self.peer.ip());
+        if !self.tls && !allowed_in_clear {
+            return done(
+                LdapResultCode::ConfidentialityRequired,
+                "a password may not cross an unencrypted connection: use StartTLS or LDAPS \
+                 (or, on the loopback interface only, set ldap_plaintext_loopback = \"on\")",
+            );
+        }
+        let Some(Node::Account(provider, name)) = directory::locate(dn) else {
+            return done(
+                LdapResultCode::InvalidCredentials,
+                "bind as a service account: cn=NAME,ou=services,dc=PROVIDER,dc=scimd",
+            );
+        };
+        let (p, n) = (provider.clone(), name.clone());
+        let found = self
+            .state
+            .store
+            .run(move |c| ldap_accounts::for_bind(c, &p, &n))
+            .await;
+        let now = chrono::Utc::now().timestamp();
+        let invalid = || done(LdapResultCode::InvalidCredentials, "invalid credentials");
+        let (account, phc) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                tracing::info!(peer = %self.peer, dn, "LDAP bind refused: no such account");
+                return invalid();
+            }
+            Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
+        };
+        if account.state(now) != crate::auth::TokenState::Active {
+            tracing::info!(peer = %self.peer, dn, "LDAP bind refused: the account has expired");
+            return invalid();
+        }
+        let verdict = self
+            .state
+            .verifier
+            .verify(
+                &format!("ldap-{}", account.id),
+                &Secret::from_text(&password),
+                &phc,
+                Some(self.peer.ip()),
+            )
+            .await;
+        match verdict {
+            Verdict::Valid => {}
+            Verdict::Throttled => {
+                return done(
+                    LdapResultCode::Busy,
+                    "too many wrong passwords for this account: try again shortly",
+                );
+            }
+            Verdict::Invalid => {
+                tracing::info!(peer = %self.peer, dn, "LDAP bind refused: wrong password");
+                return invalid();
+            }
+        }
+        if account.last_used.is_none_or(|t| now - t >= 60) {
+            let id = account.id.clone();
+            let _ = self
+                .state
+                .store
+                .write(move |c| ldap_accounts::record_use(c, &id, now))
+                .await
+                .map_err(|e: store::Error| tracing::warn!(error = %e, "recording an LDAP bind"));
+        }
+        self.bound = Some(Bound {
+            provider: account.provider,
+            provider_id: account.provider_id,
+            account: account.name,
+        });
+        done(LdapResultCode::Success, "")
+    }
+
+    async fn search(
+        &mut self,
+        id: i32,
+        req: LdapSearchRequest,
+        controls: Vec<LdapControl>,
+        out: &mut Writer<'_>,
+    ) -> std::io::Result<()> {
+        let finish = |res: LdapResult, ctrl: Vec<LdapControl>| {
+            vec![LdapMsg::new_with_ctrls(
+                id,
+                LdapOp::SearchResultDone(res),
+                ctrl,
+            )]
+        };
+        let base = req.base.trim().to_string();
+        // The root DSE and the schema subentry answer anyone.
+        if base.is_empty() && req.scope == LdapSearchScope::Base {
+            let entry = self.root_dse();
+            let mut msgs = Vec::new();
+            if matches_static(&req.filter, &entry.1) {
+                msgs.push(entry_msg(id, entry, &req.attrs, req.typesonly));
+            }
+            msgs.extend(finish(done(LdapResultCode::Success, ""), Vec::new()));
+            return out.send(msgs).await;
+        }
+        if base.eq_ignore_ascii_case("cn=schema") || base.eq_ignore_ascii_case("cn=subschema") {
+            let entry = (
+                "cn=schema".to_string(),
+                vec![
+                    ("objectClass".into(), vec!["top".into(), "subschema".into()]),
+                    ("cn".into(), vec!["schema".into()]),
+                ],
+            );
+            let mut msgs = Vec::new();
+            if req.scope == LdapSearchScope::Base {
+                msgs.push(entry_msg(id, entry, &req.attrs, req.typesonly));
+            }
+            msgs.extend(finish(done(LdapResultCode::Success, ""), Vec::new()));
+            return out.send(msgs).await;
+        }
+        let Some(bound) = self.bound.as_ref() else {
+            return out
+                .send(finish(
+                    done(
+                        LdapResultCode::InsufficentAccessRights,
+                        "bind with a service account first (scimd ldap account add)",
+                    ),
+                    Vec::new(),
+                ))
+                .await;
+        };
+        let node = directory::locate(&base);
+        let tree_provider = match &node {
+            Some(
+                Node::Root(p)
+                | Node::People(p)
+                | Node::Groups(p)
+                | Node::Services(p)
+                | Node::User(p, _)
+                | Node::Group(p, _)
+                | Node::Account(p, _),
+            ) => Some(p.clone()),
+            Some(Node::Top) => Some(bound.provider.clone()),
+            None => None,
+        };
+        if !tree_provider.is_some_and(|p| p.eq_ignore_ascii_case(&bound.provider)) {
+            return out
+                .send(finish(
+                    done(
+                        LdapResultCode::NoSuchObject,
+                        format!(
+                            "{base:?} is not in this account's tree ({})",
+                            directory::base_dn(&bound.provider)
+                        ),
+                    ),
+                    Vec::new(),
+                ))
+                .await;
+        }
+        let tree = directory::base_dn(&bound.provider);
+        let scope = req.scope.clone();
+        let paged = controls.iter().find_map(|c| match c {
+            LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
+            _ => None,
+        });
+        // Which static entries and which kinds of resource the scope covers.
+        let (statics, kinds, only): (Vec<Entry>, Vec<ResourceKind>, Option<String>) =
+            match (node, scope) {
+                (Some(Node::Top), LdapSearchScope::Base) => (vec![top_entry()], vec![], None),
+                (Some(Node::Top), LdapSearchScope::OneLevel) => {
+                    (vec![root_entry(&bound.provider, &tree)], vec![], None)
+                }
+                (Some(Node::Top | Node::Root(_)), LdapSearchScope::Subtree)
+                | (Some(Node::Top | Node::Root(_)), LdapSearchScope::Children) => (
+                    vec![
+                        root_entry(&bound.provider, &tree),
+                        ou_entry("people", &tree),
+                        ou_entry("groups", &tree),
+                    ],
+                    vec![ResourceKind::User, ResourceKind::Group],
+                    None,
+                ),
+                (Some(Node::Root(_)), LdapSearchScope::Base) => {
+                    (vec![root_entry(&bound.provider, &tree)], vec![], None)
+                }
+                (Some(Node::Root(_)), LdapSearchScope::OneLevel) => (
+                    vec![ou_entry("people", &tree), ou_entry("groups", &tree)],
+                    vec![],
+                    None,
+                ),
+                (Some(Node::People(_)), LdapSearchScope::Base) => {
+                    (vec![ou_entry("people", &tree)], vec![], None)
+                }
+                (Some(Node::People(_)), s) => (
+                    if s == LdapSearchScope::Subtree {
+                        vec![ou_entry("people", &tree)]
+                    } else {
+                        vec![]
+                    },
+                    vec![ResourceKind::User],
+                    None,
+                ),
+                (Some(Node::Groups(_)), LdapSearchScope::Base) => {
+                    (vec![ou_entry("groups", &tree)], vec![], None)
+                }
+                (Some(Node::Groups(_)), s) => (
+                    if s == LdapSearchScope::Subtree {
+                        vec![ou_entry("groups", &tree)]
+                    } else {
+                        vec![]
+                    },
+                    vec![ResourceKind::Group],
+                    None,
+                ),
+                (Some(Node::Services(_)), LdapSearchScope::Base | LdapSearchScope::Subtree) => {
+                    (vec![ou_entry("services", &tree)], vec![], None)
+                }
+                (Some(Node::User(_, name)), LdapSearchScope::Base | LdapSearchScope::Subtree) => {
+                    (vec![], vec![ResourceKind::User], Some(name))
+                }
+                (Some(Node::Group(_, name)), LdapSearchScope::Base | LdapSearchScope::Subtree) => {
+                    (vec![], vec![ResourceKind::Group], Some(name))
+                }
+                _ => (vec![], vec![], None),
+            };
+        // Paging: the cookie says which kind and after which key to go on.
+        let (mut phase, mut after) = match &paged {
+            Some((_, cookie)) if !cookie.is_empty() => match parse_cookie(cookie) {
+                Some(c) => c,
+                None => {
+                    return out
+                        .send(finish(
+                            done(
+                                LdapResultCode::UnwillingToPerform,
+                                "this paged results cookie was not handed out by this server",
+                            ),
+                            Vec::new(),
+                        ))
+                        .await;
+                }
+            },
+            _ => (0, 0),
+        };
+        let page_size = paged.as_ref().map(|(s, _)| *s).filter(|s| *s > 0);
+        let size_limit = i64::from(req.sizelimit.max(0));
+        let limit = match (page_size, size_limit) {
+            (Some(p), 0) => p,
+            (Some(p), s) => p.min(s),
+            (None, s) => s,
+        };
+        let mut sent: i64 = 0;
+        let mut msgs = Vec::new();
+        // Static entries come first, once (not again on later pages).
+        if phase == 0 && after == 0 {
+            for e in statics {
+                if matches_static(&req.filter, &e.1) {
+                    msgs.push(entry_msg(id, e, &req.attrs, req.typesonly));
+                    sent += 1;
+                }
+            }
+            out.send(std::mem::take(&mut msgs)).await?;
+        }
+        let mut next_cookie: Option<(usize, i64)> = None;
+        let mut exceeded = false;
+        'kinds: while phase < kinds.len() {
+            let kind = kinds[phase];
+            loop {
+                let room = if limit > 0 { limit - sent } else { BATCH };
+                if room <= 0 {
+                    // The page or the size limit is full: one entry more tells whether
+                    // anything is left, here or in the kinds after this one.
+                    let mut probe = (phase, after);
+                    let left = loop {
+                        let Some(k) = kinds.get(probe.0) else {
+                            break false;
+                        };
+                        match self
+                            .batch(*k, &req.filter, only.clone(), probe.1, 1, &tree)
+                            .await
+                        {
+                            Ok((found, _, _)) if !found.is_empty() => break true,
+                            Ok(_) => probe = (probe.0 + 1, 0),
+                            Err(_) => break true,
+                        }
+                    };
+                    if left {
+                        match page_size {
+                            Some(_) => next_cookie = Some((phase, after)),
+                            None => exceeded = true,
+                        }
+                    }
+                    break 'kinds;
+                }
+                let batch = self
+                    .batch(
+                        kind,
+                        &req.filter,
+                        only.clone(),
+                        after,
+                        room.min(BATCH),
+                        &tree,
+                    )
+                    .await;
+                let (entries, last, more) = match batch {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an LDAP search failed");
+                        return out
+                            .send(finish(
+                                done(
+                                    LdapResultCode::Unavailable,
+                                    "the directory cannot be read right now",
+                                ),
+                                Vec::new(),
+                            ))
+                            .await;
+                    }
+                };
+                sent += entries.len() as i64;
+                let msgs: Vec<LdapMsg> = entries
+                    .into_iter()
+                    .map(|e| entry_msg(id, e, &req.attrs, req.typesonly))
+                    .collect();
+                out.send(msgs).await?;
+                if let Some(l) = last {
+                    after = l;
+                }
+                if !more {
+                    break;
+                }
+            }
+            phase += 1;
+            after = 0;
+        }
+        if exceeded {
+            return out
+                .send(finish(
+                    done(
+                        LdapResultCode::SizeLimitExceeded,
+                        format!("more than {size_limit} entries match"),
+                    ),
+                    Vec::new(),
+                ))
+                .await;
+        }
+        let ctrl = match page_size {
+            Some(_) => vec![LdapControl::SimplePagedResults {
+                size: 0,
+                cookie: next_cookie.map(cookie_of).unwrap_or_default(),
+            }],
+            None => Vec::new(),
+        };
+        out.send(finish(done(LdapResultCode::Success, ""), ctrl))
+            .await
+    }
+
+    /// Up to `want` entries of `kind` after the key `after` that match the filter: the
+    /// entries, the key of the last one, and whether more may follow.
+    async fn batch(
+        &self,
+        kind: ResourceKind,
+        filter: &LdapFilter,
+        only: Option<String>,
+        after: i64,
+        want: i64,
+        tree: &str,
+    ) -> store::Result<(Vec<Entry>, Option<i64>, bool)> {
+        let Some(bound) = self.bound.as_ref() else {
+            return Ok((Vec::new(), None, false));
+        };
+        let (pid, filter, tree) = (bound.provider_id, filter.clone(), tree.to_string());
+        let scim = crate::http::scim_base(&self.state.public_base, &bound.provider);
+        self.state
+            .store
+            .run(move |c| {
+                let model = schemas::model(c, pid)?;
+                let rt = model.get(kind);
+                let resolver = Resolver { c, pid };
+                let mut f = directory::simplify(directory::to_scim(&filter, kind, &resolver));
+                if !directory::may_match(&f) {
+                    return Ok((Vec::new(), None, false));
+                }
+                let name_attr = match kind {
+                    ResourceKind::User => "userName",
+                    ResourceKind::Group => "displayName",
+                };
+                let mut extra = Vec::new();
+                if let Some(name) = only {
+                    extra.push(Filter::Compare(
+                        AttrPath { uri: None, attr: name_attr.into(), sub: None },
+                        Op::Eq,
+                        CompValue::Str(name),
+                    ));
+                }
+                if kind == ResourceKind::User {
+                    // Deactivated users are not in the directory.
+                    extra.push(Filter::Not(Box::new(Filter::Compare(
+                        AttrPath { uri: None, attr: "active".into(), sub: None },
+                        Op::Eq,
+                        CompValue::Bool(false),
+                    ))));
+                }
+                for e in extra {
+                    f = if directory::is_always(&f) {
+                        e
+                    } else {
+                        Filter::And(Box::new(e), Box::new(f))
+                    };
+                }
+                let condition = if directory::is_always(&f) {
+                    None
+                } else {
+                    Some(
+                        crate::store::query::condition(rt, &scim, &f)
+                            .map_err(store::Error::Rejected)?,
+                    )
+                };
+                let tx = c.transaction()?;
+                let page = search::search(&tx, pid, kind, condition.as_ref(), Paging::After(after), want)?;
+                let rows: Vec<_> = page.items.iter().collect();
+                let last = rows.last().map(|r| r.seq);
+                let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+                let mut json = Vec::new();
+                crate::render::push_rows(&mut json, &tx, rt, &scim, &rows, &Projection::parse(rt, None, Some("members")))?;
+                let docs: Vec<Value> =
+                    serde_json::from_slice(&[b"[".as_slice(), &json, b"]"].concat())
+                        .map_err(|e| store::Error::Internal(format!("rendering for LDAP: {e}")))?;
+                let mut entries = Vec::with_capacity(docs.len());
+                for (doc, seq) in docs.iter().zip(seqs) {
+                    entries.push(match kind {
+                        ResourceKind::User => {
+                            let manager = doc
+                                .pointer("/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/manager/value")
+                                .and_then(Value::as_str)
+                                .and_then(|m| name_of(&tx, pid, ResourceKind::User, m).ok().flatten())
+                                .map(|n| directory::user_dn(&tree, &n));
+                            let name = doc.get("userName").and_then(Value::as_str).unwrap_or_default();
+                            let mut attrs = directory::user_attributes(doc, &tree, manager);
+                            attrs.extend(op_marker(directory::operational(doc)));
+                            (directory::user_dn(&tree, name), attrs)
+                        }
+                        ResourceKind::Group => {
+                            let name = doc.get("displayName").and_then(Value::as_str).unwrap_or_default();
+                            let members: Vec<String> = store::members::member_names(&tx, seq)?
+                                .into_iter()
+                                .map(|(k, n)| match k {
+                                    ResourceKind::User => directory::user_dn(&tree, &n),
+                                    ResourceKind::Group => directory::group_dn(&tree, &n),
+                                })
+                                .collect();
+                            let mut attrs = vec![
+                                ("objectClass".to_string(), vec!["top".to_string(), "groupOfNames".to_string()]),
+                                ("cn".to_string(), vec![name.to_string()]),
+                            ];
+                            if !members.is_empty() {
+                                attrs.push(("member".to_string(), members));
+                            }
+                            attrs.extend(op_marker(directory::operational(doc)));
+                            (directory::group_dn(&tree, name), attrs)
+                        }
+                    });
+                }
+                Ok((entries, last, page.more))
+            })
+            .await
+    }
+
+    fn root_dse(&self) -> Entry {
+        let mut contexts = Vec::new();
+        if let Some(b) = &self.bound {
+            contexts.push(directory::base_dn(&b.provider));
+        }
+        (
+            String::new(),
+            vec![
+                ("objectClass".into(), vec!["top".into()]),
+                ("vendorName".into(), vec!["scimd".into()]),
+                (
+                    "vendorVersion".into(),
+                    vec![env!("CARGO_PKG_VERSION").into()],
+                ),
+                ("supportedLDAPVersion".into(), vec!["3".into()]),
+                ("supportedControl".into(), vec![OID_PAGED.into()]),
+                (
+                    "supportedExtension".into(),
+                    if self.can_start_tls && !self.tls {
+                        vec![OID_WHOAMI.into(), OID_STARTTLS.into()]
+                    } else {
+                        vec![OID_WHOAMI.into()]
+                    },
+                ),
+                ("supportedSASLMechanisms".into(), vec![]),
+                ("subschemaSubentry".into(), vec!["cn=schema".into()]),
+                ("namingContexts".into(), contexts),
+            ],
+        )
+    }
+}
+
+/// Operational attributes carry a marker in their name until `entry_msg` sorts them out.
+fn op_marker(attrs: Vec<(String, Vec<String>)>) -> Vec<(String, Vec<String>)> {
+    attrs
+        .into_iter()
+        .map(|(n, v)| (format!("+{n}"), v))
+        .collect()
+}
+
+/// An entry: its DN and attributes.
+type Entry = (String, Vec<(String, Vec<String>)>);
+
+fn top_entry() -> Entry {
+    (
+        "dc=scimd".into(),
+        vec![
+            (
+                "objectClass".into(),
+                vec!["top".into(), "dcObject".into(), "organization".into()],
+            ),
+            ("dc".into(), vec!["scimd".into()]),
+            ("o".into(), vec!["scimd".into()]),
+        ],
+    )
+}
+
+fn root_entry(provider: &str, tree: &str) -> Entry {
+    (
+        tree.to_string(),
+        vec![
+            (
+                "objectClass".into(),
+                vec!["top".into(), "dcObject".into(), "organization".into()],
+            ),
+            ("dc".into(), vec![provider.to_ascii_lowercase()]),
+            ("o".into(), vec![provider.to_string()]),
+        ],
+    )
+}
+
+fn ou_entry(ou: &str, tree: &str) -> Entry {
+    (
+        format!("ou={ou},{tree}"),
+        vec![
+            (
+                "objectClass".into(),
+                vec!["top".into(), "organizationalUnit".into()],
+            ),
+            ("ou".into(), vec![ou.to_string()]),
+        ],
+    )
+}
+
+fn entry_msg(id: i32, (dn, attrs): Entry, wanted: &[String], types_only: bool) -> LdapMsg {
+    let (op, user): (Vec<_>, Vec<_>) = attrs.into_iter().partition(|(n, _)| n.starts_with('+'));
+    let op = op
+        .into_iter()
+        .map(|(n, v)| (n.trim_start_matches('+').to_string(), v))
+        .collect();
+    let attributes = directory::select(user, op, wanted)
+        .into_iter()
+        .map(|(atype, vals)| LdapPartialAttribute {
+            atype,
+            vals: if types_only {
+                Vec::new()
+            } else {
+                vals.into_iter().map(String::into_bytes).collect()
+            },
+        })
+        .collect();
+    LdapMsg::new(
+        id,
+        LdapOp::SearchResultEntry(LdapSearchResultEntry { dn, attributes }),
+    )
+}
+
+/// Whether a fixed entry (root DSE, tree nodes) matches a filter: equality and substrings
+/// compare regardless of case.
+fn matches_static(f: &LdapFilter, attrs: &[(String, Vec<String>)]) -> bool {
+    let values = |a: &str| -> Vec<String> {
+        attrs
+            .iter()
+            .filter(|(n, _)| n.trim_start_matches('+').eq_ignore_ascii_case(a))
+            .flat_map(|(_, v)| v.iter().map(|s| s.to_lowercase()))
+            .collect()
+    };
+    match f {
+        LdapFilter::And(parts) => parts.iter().all(|p| matches_static(p, attrs)),
+        LdapFilter::Or(parts) => parts.iter().any(|p| matches_static(p, attrs)),
+        LdapFilter::Not(p) => !matches_static(p, attrs),
+        LdapFilter::Present(a) => a.eq_ignore_ascii_case("objectClass") || !values(a).is_empty(),
+        LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v) => {
+            values(a).contains(&v.to_lowercase())
+        }
+        LdapFilter::Substring(a, s) => values(a).iter().any(|v| {
+            s.initial
+                .as_ref()
+                .is_none_or(|i| v.starts_with(&i.to_lowercase()))
+                && s.final_
+                    .as_ref()
+                    .is_none_or(|e| v.ends_with(&e.to_lowercase()))
+                && s.any.iter().all(|m| v.contains(&m.to_lowercase()))
+        }),
+        LdapFilter::GreaterOrEqual(a, v) => values(a).iter().any(|x| *x >= v.to_lowercase()),
+        LdapFilter::LessOrEqual(a, v) => values(a).iter().any(|x| *x <= v.to_lowercase()),
+        LdapFilter::Extensible(_) => false,
+    }
+}
+
+fn cookie_of((phase, after): (usize, i64)) -> Vec<u8> {
+    format!("scimd:{phase}:{after}").into_bytes()
+}
+
+fn parse_cookie(c: &[u8]) -> Option<(usize, i64)> {
+    let text = std::str::from_utf8(c).ok()?;
+    let mut parts = text.strip_prefix("scimd:")?.split(':');
+    let phase = parts.next()?.parse().ok()?;
+    let after = parts.next()?.parse().ok()?;
+    Some((phase, after))
+}
+
+/// Finds resources by unique name for DN-valued filters.
+struct Resolver<'c> {
+    c: &'c rusqlite::Connection,
+    pid: i64,
+}
+
+impl Resolve for Resolver<'_> {
+    fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String> {
+        self.c
+            .query_row(
+                "SELECT id FROM resources WHERE provider_id = ?1 AND kind = ?2 AND name_key = ?3",
+                rusqlite::params![self.pid, kind.name(), crate::scim::fold(name)],
+                |r| r.get(0),
+            )
+            .ok()
+    }
+}
+
+/// The unique name of the resource with this id.
+fn name_of(
+    c: &rusqlite::Connection,
+    pid: i64,
+    kind: ResourceKind,
+    id: &str,
+) -> store::Result<Option<String>> {
+    use rusqlite::OptionalExtension;
+    Ok(c.query_row(
+        "SELECT name FROM resources WHERE provider_id = ?1 AND kind = ?2 AND id = ?3",
+        rusqlite::params![pid, kind.name(), id],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_round_trip_and_foreign_ones_are_refused() {
+        assert_eq!(parse_cookie(&cookie_of((1, 42))), Some((1, 42)));
+        assert_eq!(parse_cookie(b"other"), None);
+    }
+
+    #[test]
+    fn fixed_entries_are_filtered_regardless_of_case() {
+        let e = ou_entry("people", "dc=p,dc=scimd");
+        assert!(matches_static(
+            &LdapFilter::Present("objectclass".into()),
+            &e.1
+        ));
+        assert!(matches_static(
+            &LdapFilter::Equality("objectClass".into(), "ORGANIZATIONALUNIT".into()),
+            &e.1
+        ));
+        assert!(!matches_static(
+            &LdapFilter::Equality("objectClass".into(), "person".into()),
+            &e.1
+        ));
+    }
+}

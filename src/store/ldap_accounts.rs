@@ -1,0 +1,183 @@
+//! The `ldap_accounts` table: service accounts applications bind to the LDAP directory with.
+//! Each reads one identity provider's tree; its secret is stored as an argon2id hash only.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Error, Result, providers};
+use crate::auth::TokenState;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub provider_id: i64,
+    pub provider: String,
+    pub name: String,
+    pub created: i64,
+    pub expires: i64,
+    pub revoked: Option<i64>,
+    pub last_used: Option<i64>,
+}
+
+impl Account {
+    pub(crate) fn state(&self, now: i64) -> TokenState {
+        crate::auth::token::state(self.expires, self.revoked, now)
+    }
+}
+
+const COLUMNS: &str =
+    "a.id, a.provider_id, p.name, a.name, a.created, a.expires, a.revoked, a.last_used";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        provider_id: r.get(1)?,
+        provider: r.get(2)?,
+        name: r.get(3)?,
+        created: r.get(4)?,
+        expires: r.get(5)?,
+        revoked: r.get(6)?,
+        last_used: r.get(7)?,
+    })
+}
+
+/// Account names appear in bind DNs (`cn=NAME,ou=services,...`): letters, digits, `-`, `_`, `.`.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid account name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
+    }
+}
+
+pub struct NewAccount<'a> {
+    pub id: &'a str,
+    pub provider: &'a str,
+    pub name: &'a str,
+    pub secret_hash: &'a str,
+    pub created: i64,
+    pub expires: i64,
+}
+
+pub fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
+    check_name(a.name).map_err(Error::Invalid)?;
+    let p = providers::require(c, a.provider)?;
+    let done = c.execute(
+        "INSERT INTO ldap_accounts (id, provider_id, name, secret_hash, created, expires)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        params![a.id, p.id, a.name, a.secret_hash, a.created, a.expires],
+    )?;
+    if done == 0 {
+        return Err(Error::Conflict(format!(
+            "identity provider {} already has an LDAP account {}; revoke it first",
+            p.name, a.name
+        )));
+    }
+    require(c, a.id)
+}
+
+pub fn list(c: &Connection, provider_id: Option<i64>) -> Result<Vec<Account>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id
+         WHERE ?1 IS NULL OR a.provider_id = ?1 ORDER BY p.name, a.name, a.created"
+    ))?;
+    let rows = st.query_map([provider_id], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn require(c: &Connection, id: &str) -> Result<Account> {
+    c.query_row(
+        &format!(
+            "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id
+             WHERE a.id = ?1"
+        ),
+        [id],
+        from_row,
+    )
+    .optional()?
+    .ok_or_else(|| {
+        Error::NotFound(format!(
+            "no LDAP account {id}: see `scimd ldap account list`"
+        ))
+    })
+}
+
+/// The account a bind names, with its secret's hash: by provider name and account name.
+pub fn for_bind(c: &Connection, provider: &str, name: &str) -> Result<Option<(Account, String)>> {
+    Ok(c.query_row(
+        &format!(
+            "SELECT {COLUMNS}, a.secret_hash FROM ldap_accounts a
+                 JOIN providers p ON p.id = a.provider_id
+                 WHERE p.name = ?1 COLLATE NOCASE AND a.name = ?2 AND a.revoked IS NULL
+                 ORDER BY a.created DESC LIMIT 1"
+        ),
+        params![provider, name],
+        |r| Ok((from_row(r)?, r.get::<_, String>(8)?)),
+    )
+    .optional()?)
+}
+
+pub fn revoke(c: &Connection, id: &str, now: i64) -> Result<Account> {
+    require(c, id)?;
+    c.execute(
+        "UPDATE ldap_accounts SET revoked = coalesce(revoked, ?2) WHERE id = ?1",
+        params![id, now],
+    )?;
+    require(c, id)
+}
+
+pub fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
+    c.execute(
+        "UPDATE ldap_accounts SET last_used = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scim::ProviderKind;
+
+    fn new<'a>(id: &'a str, name: &'a str) -> NewAccount<'a> {
+        NewAccount {
+            id,
+            provider: "p",
+            name,
+            secret_hash: "$argon2id$x",
+            created: 10,
+            expires: 1000,
+        }
+    }
+
+    #[test]
+    fn accounts_are_found_for_binds_until_revoked() {
+        let c = crate::store::test_conn();
+        providers::insert(&c, "p", "", ProviderKind::Generic, 1).unwrap();
+        let a = add(&c, &new("a1", "grafana")).unwrap();
+        assert_eq!(a.provider, "p");
+        assert!(matches!(
+            add(&c, &new("a2", "grafana")),
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            add(&c, &new("a3", "bad name")),
+            Err(Error::Invalid(_))
+        ));
+        let (found, hash) = for_bind(&c, "P", "grafana").unwrap().unwrap();
+        assert_eq!((found.id.as_str(), hash.as_str()), ("a1", "$argon2id$x"));
+        assert!(for_bind(&c, "p", "gitlab").unwrap().is_none());
+        revoke(&c, "a1", 20).unwrap();
+        assert!(for_bind(&c, "p", "grafana").unwrap().is_none());
+        assert_eq!(list(&c, None).unwrap()[0].revoked, Some(20));
+        assert_eq!(list(&c, None).unwrap()[0].state(30), TokenState::Revoked);
+        // A revoked account frees its name.
+        add(&c, &new("a4", "grafana")).unwrap();
+    }
+}

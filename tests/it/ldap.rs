@@ -1,0 +1,399 @@
+//! The LDAP directory against OpenLDAP's own clients (`ldapsearch`, `ldapwhoami`,
+//! `ldapmodify`, Debian's ldap-utils, installed by scripts/test.sh): users and groups
+//! provisioned over SCIM appear with the mapped attributes, nested memberOf and the manager's
+//! DN; deactivations and deletes show on the next search; paged results; service account binds
+//! good, wrong, expired and revoked; writes refused; anonymous reads refused.
+
+use std::process::Command;
+
+use serde_json::json;
+
+use crate::harness::{Scim, Server, TestDb};
+
+const BASE: &str = "dc=contoso,dc=scimd";
+const BIND: &str = "cn=grafana,ou=services,dc=contoso,dc=scimd";
+
+fn tool(name: &str) -> Command {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{name} is missing: scripts/test.sh installs Debian's ldap-utils (apt-get install ldap-utils)"
+    );
+    Command::new(name)
+}
+
+struct Directory {
+    _db: TestDb,
+    server: Server,
+    url: String,
+    password: String,
+    scim: Scim,
+    db_path: std::path::PathBuf,
+}
+
+/// Output (stdout and stderr together) and exit code of an OpenLDAP client.
+fn run(mut cmd: Command) -> (String, i32) {
+    let out = cmd.output().unwrap();
+    (
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        out.status.code().unwrap_or(-1),
+    )
+}
+
+impl Directory {
+    fn start(plaintext_loopback: &str) -> Directory {
+        let db = TestDb::new();
+        db.add_provider("contoso");
+        let (_, token) = db.create_token("contoso", &[]);
+        let out = db.ok(&["ldap", "account", "add", "grafana", "--provider", "contoso"]);
+        assert!(out.contains(&format!("bind DN:  {BIND}")), "{out}");
+        let password = out
+            .lines()
+            .map(str::trim)
+            .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap()
+            .to_string();
+        let server = Server::start_with(
+            &db.path,
+            &[],
+            &[
+                ("SCIMD_LDAP_LISTEN", "127.0.0.1:0"),
+                ("SCIMD_LDAP_PLAINTEXT_LOOPBACK", plaintext_loopback),
+            ],
+        );
+        let line = server.wait_for_line("LDAP directory on ldap://");
+        let url = format!(
+            "ldap://{}",
+            line.split("ldap://")
+                .nth(1)
+                .unwrap()
+                .split(|c: char| c.is_whitespace() || c == '"')
+                .next()
+                .unwrap()
+        );
+        let scim = Scim::new(&server, "contoso", &token);
+        let db_path = db.path.clone();
+        Directory {
+            _db: db,
+            server,
+            url,
+            password,
+            scim,
+            db_path,
+        }
+    }
+
+    /// `ldapsearch` with options (`-s one`, `-z 5`, `-E pr=...`) and requested attributes
+    /// given apart, since the attributes follow the filter.
+    fn search(&self, base: &str, filter: &str, extra: &[&str]) -> (String, i32) {
+        let split = extra
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.starts_with('-'))
+            .map(|(i, _)| i + 2)
+            .max()
+            .unwrap_or(0)
+            .min(extra.len());
+        let (options, attrs) = extra.split_at(split);
+        let mut cmd = tool("ldapsearch");
+        cmd.args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &self.url])
+            .args(["-D", BIND, "-w", &self.password, "-b", base])
+            .args(options)
+            .arg(filter)
+            .args(attrs);
+        run(cmd)
+    }
+
+    fn provision(&self) -> (String, String) {
+        let bob = self.scim.create(
+            "/Users",
+            &json!({"userName": "bob@contoso.com", "displayName": "Bob Boss",
+                    "name": {"givenName": "Bob", "familyName": "Boss"},
+                    "emails": [{"value": "bob@contoso.com", "type": "work", "primary": true}]}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let alice = self.scim.create(
+            "/Users",
+            &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+                    "userName": "alice@contoso.com", "displayName": "Alice Adams",
+                    "name": {"givenName": "Alice", "familyName": "Adams"}, "title": "Engineer",
+                    "emails": [{"value": "alice@home.example", "type": "home"},
+                               {"value": "alice@contoso.com", "type": "work", "primary": true}],
+                    "phoneNumbers": [{"value": "+1 555 0100", "type": "work"}],
+                    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":
+                        {"department": "R&D", "employeeNumber": "1042", "manager": {"value": bob}}}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.scim.create(
+            "/Users",
+            &json!({"userName": "carol@contoso.com", "active": false}),
+        );
+        let eng = self.scim.create(
+            "/Groups",
+            &json!({"displayName": "Engineering", "members": [{"value": alice}]}),
+        )["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.scim.create(
+            "/Groups",
+            &json!({"displayName": "Everyone", "members": [{"value": eng}, {"value": bob}]}),
+        );
+        (alice, bob)
+    }
+}
+
+#[test]
+fn users_and_groups_provisioned_over_scim_are_read_over_ldap() {
+    let d = Directory::start("on");
+    let (_alice, bob) = d.provision();
+
+    let (out, code) = d.search(BASE, "(uid=alice@contoso.com)", &[]);
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "dn: uid=alice@contoso.com,ou=people,dc=contoso,dc=scimd",
+        "objectClass: inetOrgPerson",
+        "uid: alice@contoso.com",
+        "cn: Alice Adams",
+        "givenName: Alice",
+        "sn: Adams",
+        "mail: alice@contoso.com",
+        "telephoneNumber: +1 555 0100",
+        "title: Engineer",
+        "departmentNumber: R&D",
+        "employeeNumber: 1042",
+        "manager: uid=bob@contoso.com,ou=people,dc=contoso,dc=scimd",
+        "memberOf: cn=Engineering,ou=groups,dc=contoso,dc=scimd",
+        // Nested: Engineering is a member of Everyone.
+        "memberOf: cn=Everyone,ou=groups,dc=contoso,dc=scimd",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    // The primary email comes first.
+    let mails: Vec<&str> = out.lines().filter(|l| l.starts_with("mail: ")).collect();
+    assert_eq!(
+        mails,
+        ["mail: alice@contoso.com", "mail: alice@home.example"]
+    );
+
+    // The same through mail, a substring, and memberOf; operational attributes on request.
+    let (out, _) = d.search(
+        BASE,
+        "(&(objectClass=person)(mail=ALICE@contoso.com))",
+        &["uid"],
+    );
+    assert_eq!(
+        out.trim(),
+        "dn: uid=alice@contoso.com,ou=people,dc=contoso,dc=scimd\nuid: alice@contoso.com"
+    );
+    let (out, _) = d.search(BASE, "(cn=Alice*)", &["1.1"]);
+    assert!(out.contains("dn: uid=alice@contoso.com"), "{out}");
+    let (out, _) = d.search(
+        "ou=people,dc=contoso,dc=scimd",
+        "(memberOf=cn=Engineering,ou=groups,dc=contoso,dc=scimd)",
+        &["uid"],
+    );
+    assert_eq!(out.matches("dn: ").count(), 1, "{out}");
+    let (out, _) = d.search(
+        BASE,
+        "(uid=alice@contoso.com)",
+        &["entryUUID", "modifyTimestamp"],
+    );
+    assert!(
+        out.contains("entryUUID: ") && out.contains("modifyTimestamp: 20"),
+        "{out}"
+    );
+
+    // Groups are groupOfNames with member DNs, nested groups as members.
+    let (out, _) = d.search(BASE, "(&(objectClass=groupOfNames)(cn=Everyone))", &[]);
+    assert!(
+        out.contains("dn: cn=Everyone,ou=groups,dc=contoso,dc=scimd"),
+        "{out}"
+    );
+    assert!(
+        out.contains("member: cn=Engineering,ou=groups,dc=contoso,dc=scimd"),
+        "{out}"
+    );
+    assert!(
+        out.contains("member: uid=bob@contoso.com,ou=people,dc=contoso,dc=scimd"),
+        "{out}"
+    );
+
+    // Deactivated users are not in the directory; deletes show on the next search.
+    let (out, _) = d.search(BASE, "(uid=carol@contoso.com)", &[]);
+    assert!(out.trim().is_empty(), "{out}");
+    let (out, _) = d.search(BASE, "(objectClass=inetOrgPerson)", &["1.1"]);
+    assert_eq!(out.matches("dn: ").count(), 2, "{out}");
+    assert_eq!(d.scim.delete(&format!("/Users/{bob}")).status, 204);
+    let (out, _) = d.search(BASE, "(uid=bob@contoso.com)", &[]);
+    assert!(out.trim().is_empty(), "{out}");
+
+    // Scopes: the base entry, its two units, a user by DN.
+    let (out, _) = d.search(BASE, "(objectClass=*)", &["-s", "one", "1.1"]);
+    assert_eq!(out.matches("dn: ").count(), 2, "{out}");
+    let (out, _) = d.search(
+        "uid=alice@contoso.com,ou=people,dc=contoso,dc=scimd",
+        "(objectClass=*)",
+        &["-s", "base", "cn"],
+    );
+    assert!(out.contains("cn: Alice Adams"), "{out}");
+
+    // The root DSE, for clients that probe it.
+    let (out, _) = d.search("", "(objectClass=*)", &["-s", "base", "+", "*"]);
+    assert!(
+        out.contains("supportedControl: 1.2.840.113556.1.4.319"),
+        "{out}"
+    );
+    assert!(out.contains("namingContexts: dc=contoso,dc=scimd"), "{out}");
+
+    // Another provider's tree is not there for this account.
+    let (out, code) = d.search("dc=other,dc=scimd", "(objectClass=*)", &[]);
+    assert_eq!(code, 32, "{out}");
+    drop(d.server);
+}
+
+#[test]
+fn large_directories_come_in_pages_and_size_limits_hold() {
+    let d = Directory::start("on");
+    for i in 0..25 {
+        d.scim.create(
+            "/Users",
+            &json!({"userName": format!("u{i:02}@contoso.com")}),
+        );
+    }
+    // 25 users, 3 tree entries; pages of 10 (RFC 2696) give all of them.
+    let (out, code) = d.search(BASE, "(objectClass=*)", &["-E", "pr=10/noprompt", "1.1"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("dn: ").count(), 28, "{out}");
+    let (out, code) = d.search(
+        "ou=people,dc=contoso,dc=scimd",
+        "(uid=u1*)",
+        &["-E", "pr=3/noprompt", "uid"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.matches("uid: u1").count(), 10, "{out}");
+    // A size limit stops the search and says so.
+    let (out, code) = d.search(BASE, "(objectClass=inetOrgPerson)", &["-z", "5", "1.1"]);
+    assert_eq!(code, 4, "sizeLimitExceeded: {out}");
+    assert_eq!(out.matches("dn: ").count(), 5, "{out}");
+}
+
+#[test]
+fn binds_with_good_wrong_expired_and_revoked_secrets_and_refused_writes() {
+    let d = Directory::start("on");
+    let mut who = tool("ldapwhoami");
+    who.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
+    let (out, code) = run(who);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("dn:{BIND}")), "{out}");
+
+    let mut wrong = tool("ldapwhoami");
+    wrong.args(["-x", "-H", &d.url, "-D", BIND, "-w", "not-the-secret"]);
+    let (out, code) = run(wrong);
+    assert_eq!(code, 49, "invalidCredentials: {out}");
+    d.server.wait_for_line("LDAP bind refused: wrong password");
+
+    // Anonymous: the root DSE, nothing else.
+    let mut anon = tool("ldapsearch");
+    anon.args(["-x", "-LLL", "-H", &d.url, "-b", BASE, "(objectClass=*)"]);
+    let (out, code) = run(anon);
+    assert_eq!(code, 50, "insufficientAccessRights: {out}");
+
+    // Writes are refused with a clear message.
+    let mut modify = tool("ldapmodify");
+    modify
+        .args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = modify.spawn().unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(
+            stdin,
+            "dn: uid=x,ou=people,{BASE}\nchangetype: add\nobjectClass: inetOrgPerson\nuid: x\ncn: x\nsn: x\n"
+        )
+        .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(53), "unwillingToPerform: {text}");
+    assert!(text.contains("read-only"), "{text}");
+
+    // Expired, then revoked: the next bind fails.
+    let db = d.db_path.clone();
+    let listed = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args([
+            "--database",
+            db.to_str().unwrap(),
+            "ldap",
+            "account",
+            "list",
+        ])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let id = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute("UPDATE ldap_accounts SET expires = 1", [])
+        .unwrap();
+    let mut expired = tool("ldapwhoami");
+    expired.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
+    let (out, code) = run(expired);
+    assert_eq!(code, 49, "expired: {out}");
+    c.execute("UPDATE ldap_accounts SET expires = 4102444800", [])
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args([
+            "--database",
+            db.to_str().unwrap(),
+            "ldap",
+            "account",
+            "revoke",
+            &id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut revoked = tool("ldapwhoami");
+    revoked.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
+    let (out, code) = run(revoked);
+    assert_eq!(code, 49, "revoked: {out}");
+}
+
+#[test]
+fn passwords_are_refused_over_plain_ldap_unless_allowed_for_loopback() {
+    let d = Directory::start("off");
+    let mut who = tool("ldapwhoami");
+    who.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
+    let (out, code) = run(who);
+    assert_eq!(code, 13, "confidentialityRequired: {out}");
+}
