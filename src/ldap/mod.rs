@@ -98,11 +98,22 @@ pub(crate) async fn serve(
     }
 }
 
-/// Who a connection is bound as.
+/// Who a connection is bound as: a service account, or a user with its own password.
 struct Bound {
     provider: String,
     provider_id: i64,
     account: String,
+    user: bool,
+}
+
+impl Bound {
+    fn dn(&self) -> String {
+        let base = directory::base_dn(&self.provider);
+        match self.user {
+            true => directory::user_dn(&base, &self.account),
+            false => format!("cn={},ou=services,{base}", directory::escape(&self.account)),
+        }
+    }
 }
 
 struct Session {
@@ -225,11 +236,7 @@ impl Session {
             LdapOp::SearchRequest(req) => self.search(id, req, msg.ctrl, out).await?,
             LdapOp::ExtendedRequest(x) if x.name == OID_WHOAMI => {
                 let who = match &self.bound {
-                    Some(b) => format!(
-                        "dn:cn={},ou=services,{}",
-                        directory::escape(&b.account),
-                        directory::base_dn(&b.provider)
-                    ),
+                    Some(b) => format!("dn:{}", b.dn()),
                     None => String::new(),
                 };
                 out.send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
@@ -340,11 +347,18 @@ impl Session {
                  (or, on the loopback interface only, set ldap_plaintext_loopback = \"on\")",
             );
         }
-        let Some(Node::Account(provider, name)) = directory::locate(dn) else {
-            return done(
-                LdapResultCode::InvalidCredentials,
-                "bind as a service account: cn=NAME,ou=services,dc=PROVIDER,dc=scimd",
-            );
+        let (provider, name) = match directory::locate(dn) {
+            Some(Node::Account(provider, name)) => (provider, name),
+            Some(Node::User(provider, name)) => {
+                return self.bind_user(dn, &provider, &name, &password).await;
+            }
+            _ => {
+                return done(
+                    LdapResultCode::InvalidCredentials,
+                    "bind as a service account (cn=NAME,ou=services,dc=PROVIDER,dc=scimd) or \
+                     as a user (uid=USERNAME,ou=people,dc=PROVIDER,dc=scimd)",
+                );
+            }
         };
         let (p, n) = (provider.clone(), name.clone());
         let found = self
@@ -402,8 +416,76 @@ impl Session {
             provider: account.provider,
             provider_id: account.provider_id,
             account: account.name,
+            user: false,
         });
         done(LdapResultCode::Success, "")
+    }
+
+    /// A user's own bind, with the password its identity provider sent (Okta can push
+    /// passwords; Entra ID never sends them, so its users cannot bind).
+    async fn bind_user(
+        &mut self,
+        dn: &str,
+        provider: &str,
+        name: &str,
+        password: &str,
+    ) -> LdapResult {
+        let (p, n) = (provider.to_string(), name.to_string());
+        let found = self
+            .state
+            .store
+            .run(move |c| ldap_accounts::user_for_bind(c, &p, &n))
+            .await;
+        let invalid = || done(LdapResultCode::InvalidCredentials, "invalid credentials");
+        let user = match found {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                tracing::info!(peer = %self.peer, dn, "LDAP bind refused: no such user");
+                return invalid();
+            }
+            Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
+        };
+        if !user.active {
+            tracing::info!(peer = %self.peer, dn, "LDAP bind refused: the user is deactivated");
+            return invalid();
+        }
+        let Some(phc) = user.password_hash else {
+            tracing::info!(peer = %self.peer, dn, "LDAP bind refused: no password was provisioned for this user");
+            return done(
+                LdapResultCode::InvalidCredentials,
+                "invalid credentials (no password was provisioned for this user; Entra ID \
+                 never sends passwords)",
+            );
+        };
+        let verdict = self
+            .state
+            .verifier
+            .verify(
+                &format!("user-{}", user.seq),
+                &Secret::from_text(password),
+                &phc,
+                Some(self.peer.ip()),
+            )
+            .await;
+        match verdict {
+            Verdict::Valid => {
+                self.bound = Some(Bound {
+                    provider: user.provider,
+                    provider_id: user.provider_id,
+                    account: user.user_name,
+                    user: true,
+                });
+                done(LdapResultCode::Success, "")
+            }
+            Verdict::Throttled => done(
+                LdapResultCode::Busy,
+                "too many wrong passwords for this user: try again shortly",
+            ),
+            Verdict::Invalid => {
+                tracing::info!(peer = %self.peer, dn, "LDAP bind refused: wrong password");
+                invalid()
+            }
+        }
     }
 
     async fn search(

@@ -123,6 +123,42 @@ pub fn for_bind(c: &Connection, provider: &str, name: &str) -> Result<Option<(Ac
     .optional()?)
 }
 
+/// A user that binds with its own password (the one its identity provider sent over SCIM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingUser {
+    pub seq: i64,
+    pub provider_id: i64,
+    pub provider: String,
+    pub user_name: String,
+    pub password_hash: Option<String>,
+    pub active: bool,
+}
+
+pub fn user_for_bind(
+    c: &Connection,
+    provider: &str,
+    user_name: &str,
+) -> Result<Option<BindingUser>> {
+    Ok(c.query_row(
+        "SELECT r.seq, p.id, p.name, r.name, r.password_hash,
+                    coalesce(json_extract(r.doc, '$.active'), 1)
+             FROM resources r JOIN providers p ON p.id = r.provider_id
+             WHERE p.name = ?1 COLLATE NOCASE AND r.kind = 'User' AND r.name_key = ?2",
+        params![provider, crate::scim::fold(user_name)],
+        |r| {
+            Ok(BindingUser {
+                seq: r.get(0)?,
+                provider_id: r.get(1)?,
+                provider: r.get(2)?,
+                user_name: r.get(3)?,
+                password_hash: r.get(4)?,
+                active: r.get::<_, i64>(5)? != 0,
+            })
+        },
+    )
+    .optional()?)
+}
+
 pub fn revoke(c: &Connection, id: &str, now: i64) -> Result<Account> {
     require(c, id)?;
     c.execute(

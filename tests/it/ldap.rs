@@ -267,23 +267,34 @@ fn users_and_groups_provisioned_over_scim_are_read_over_ldap() {
 #[test]
 fn large_directories_come_in_pages_and_size_limits_hold() {
     let d = Directory::start("on");
-    for i in 0..25 {
-        d.scim.create(
-            "/Users",
-            &json!({"userName": format!("u{i:02}@contoso.com")}),
-        );
-    }
-    // 25 users, 3 tree entries; pages of 10 (RFC 2696) give all of them.
-    let (out, code) = d.search(BASE, "(objectClass=*)", &["-E", "pr=10/noprompt", "1.1"]);
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(out.matches("dn: ").count(), 28, "{out}");
+    // 10,000 users over SCIM, eight clients at once.
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let scim = &d.scim;
+            s.spawn(move || {
+                for i in (t..10_000).step_by(8) {
+                    scim.create(
+                        "/Users",
+                        &json!({"userName": format!("u{i:05}@contoso.com")}),
+                    );
+                }
+            });
+        }
+    });
+    // With the 3 tree entries, pages of 500 (RFC 2696) give every one, each once.
+    let (out, code) = d.search(BASE, "(objectClass=*)", &["-E", "pr=500/noprompt", "1.1"]);
+    assert_eq!(code, 0, "{}", &out[out.len().saturating_sub(500)..]);
+    let dns: std::collections::HashSet<&str> =
+        out.lines().filter(|l| l.starts_with("dn: ")).collect();
+    assert_eq!(out.matches("dn: ").count(), 10_003);
+    assert_eq!(dns.len(), 10_003, "no entry twice");
     let (out, code) = d.search(
         "ou=people,dc=contoso,dc=scimd",
-        "(uid=u1*)",
+        "(uid=u0012*)",
         &["-E", "pr=3/noprompt", "uid"],
     );
     assert_eq!(code, 0, "{out}");
-    assert_eq!(out.matches("uid: u1").count(), 10, "{out}");
+    assert_eq!(out.matches("uid: u0012").count(), 10, "{out}");
     // A size limit stops the search and says so.
     let (out, code) = d.search(BASE, "(objectClass=inetOrgPerson)", &["-z", "5", "1.1"]);
     assert_eq!(code, 4, "sizeLimitExceeded: {out}");
@@ -396,4 +407,50 @@ fn passwords_are_refused_over_plain_ldap_unless_allowed_for_loopback() {
     who.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
     let (out, code) = run(who);
     assert_eq!(code, 13, "confidentialityRequired: {out}");
+}
+
+/// Users whose password the identity provider sent (Okta can; Entra ID never does) bind with
+/// it; deactivated users and users without a password cannot.
+#[test]
+fn users_bind_with_the_password_their_identity_provider_sent() {
+    let d = Directory::start("on");
+    let dana = d.scim.create(
+        "/Users",
+        &json!({"userName": "dana@contoso.com", "password": "dana's long password"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.scim
+        .create("/Users", &json!({"userName": "erin@contoso.com"}));
+    let whoami = |dn: &str, password: &str| {
+        let mut cmd = tool("ldapwhoami");
+        cmd.args(["-x", "-H", &d.url, "-D", dn, "-w", password]);
+        run(cmd)
+    };
+    let dana_dn = format!("uid=dana@contoso.com,ou=people,{BASE}");
+    let (out, code) = whoami(&dana_dn, "dana's long password");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("dn:{dana_dn}")), "{out}");
+    // The DN compares regardless of case, as userName does.
+    let (out, code) = whoami(
+        "uid=DANA@contoso.com,ou=People,dc=contoso,dc=scimd",
+        "dana's long password",
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(whoami(&dana_dn, "wrong").1, 49);
+    let (out, code) = whoami(
+        &format!("uid=erin@contoso.com,ou=people,{BASE}"),
+        "anything",
+    );
+    assert_eq!(code, 49, "{out}");
+    assert!(out.contains("no password was provisioned"), "{out}");
+    // Deactivated over SCIM: the next bind fails.
+    d.scim
+        .patch(
+            &format!("/Users/{dana}"),
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .expect(200);
+    assert_eq!(whoami(&dana_dn, "dana's long password").1, 49);
 }
