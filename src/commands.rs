@@ -397,7 +397,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             let store = open(config, OpenMode::MustExist)?;
             let now = Utc::now().timestamp();
             let now_ms = Utc::now().timestamp_millis();
-            let (p, usage, toks, extensions, st) = store.call(move |c| {
+            let (p, usage, toks, extensions, st, ldap) = store.call(move |c| {
                 let p = providers::require(c, &name)?;
                 Ok((
                     p.clone(),
@@ -405,6 +405,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                     tokens::list(c, Some(p.id))?,
                     schemas::list(c, Some(&p.name))?,
                     activity::status(c, p.id, now_ms)?,
+                    store::ldap_accounts::traffic(c, p.id, now_ms)?,
                 ))
             })?;
             let active = toks
@@ -443,6 +444,26 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             if !toks.is_empty() {
                 println!();
                 print_tokens(&toks, now);
+            }
+            if !ldap.is_empty() {
+                println!();
+                println!("LDAP, last 24 hours:");
+                let rows: Vec<Vec<String>> = ldap
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.account.clone(),
+                            t.binds.to_string(),
+                            t.failed_binds.to_string(),
+                            t.searches.to_string(),
+                            ago(Some(t.last), now_ms),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &["ACCOUNT", "BINDS", "FAILED BINDS", "SEARCHES", "LAST"],
+                    &rows,
+                );
             }
         }
         ProviderCommand::Set {

@@ -63,6 +63,8 @@ pub struct AppState {
     refusals: std::sync::Arc<refusals::Refusals>,
     /// Authenticated requests per provider, counted for `provider_traffic`.
     traffic: Arc<traffic::Traffic>,
+    /// LDAP binds and searches per account, counted for `ldap_traffic`.
+    pub(crate) ldap_counts: Arc<crate::ldap::Counts>,
 }
 
 impl AppState {
@@ -302,6 +304,7 @@ pub fn serve(
         let quirk_counter = std::sync::Arc::new(QuirkCounter::default());
         let refusals = std::sync::Arc::new(refusals::Refusals::default());
         let traffic = Arc::new(traffic::Traffic::default());
+        let ldap_counts = Arc::new(crate::ldap::Counts::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             verifier: Verifier::new(argon2_slots),
@@ -313,6 +316,7 @@ pub fn serve(
             models: Mutex::default(),
             traffic: traffic.clone(),
             refusals: refusals.clone(),
+            ldap_counts: ldap_counts.clone(),
         });
         let app_state = state.clone();
         if admin.is_some() {
@@ -422,8 +426,12 @@ pub fn serve(
             quirk_counter,
             jobs_stopped,
         ));
-        let (totals, counted, flush_store) =
-            (refusals.clone(), traffic.clone(), state.store.clone());
+        let (totals, counted, flush_store, ldap_counted) = (
+            refusals.clone(),
+            traffic.clone(),
+            state.store.clone(),
+            ldap_counts.clone(),
+        );
         let interval = config.activity_interval;
         let refusal_totals = actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(interval);
@@ -431,7 +439,7 @@ pub fn serve(
             tick.tick().await;
             loop {
                 tick.tick().await;
-                flush_counts(&flush_store, &totals, &counted).await;
+                flush_counts(&flush_store, &totals, &counted, &ldap_counted).await;
             }
         });
         if let Some(r) = resolver.clone() {
@@ -462,7 +470,7 @@ pub fn serve(
         let _ = stop_jobs.send(true);
         let _ = cleanup.await;
         refusal_totals.abort();
-        flush_counts(&state.store, &refusals, &traffic).await;
+        flush_counts(&state.store, &refusals, &traffic, &ldap_counts).await;
         tracing::info!("stopped");
         Ok(())
     })
@@ -501,16 +509,23 @@ pub(crate) fn client_ip(req: &HttpRequest, config: &Config) -> Option<std::net::
 
 /// Logs the refused authentications of the interval and writes them, with the requests
 /// counted per provider, to the activity tables.
-async fn flush_counts(store: &Store, refusals: &refusals::Refusals, traffic: &traffic::Traffic) {
+async fn flush_counts(
+    store: &Store,
+    refusals: &refusals::Refusals,
+    traffic: &traffic::Traffic,
+    ldap: &crate::ldap::Counts,
+) {
     let refused = refusals.log_totals();
     let counted = traffic.take();
-    if refused.is_empty() && counted.is_empty() {
+    let ldap_counted = ldap.take();
+    if refused.is_empty() && counted.is_empty() && ldap_counted.is_empty() {
         return;
     }
     let res = store
         .write(move |c| -> crate::store::Result<()> {
             crate::store::activity::record_auth_failures(c, &refused)?;
-            crate::store::activity::add_traffic(c, &counted)
+            crate::store::activity::add_traffic(c, &counted)?;
+            crate::store::ldap_accounts::add_traffic(c, &ldap_counted)
         })
         .await;
     if let Err(e) = res {

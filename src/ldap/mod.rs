@@ -98,6 +98,46 @@ pub(crate) async fn serve(
     }
 }
 
+/// Distinct accounts counted in one interval; binds of more are not counted.
+const COUNTED_ACCOUNTS: usize = 4096;
+
+/// Binds, failed binds and searches per provider and account since the last `take`.
+#[derive(Default)]
+pub(crate) struct Counts {
+    counts: std::sync::Mutex<std::collections::HashMap<(i64, String), [u64; 3]>>,
+    last: std::sync::Mutex<std::collections::HashMap<(i64, String), i64>>,
+}
+
+impl Counts {
+    fn add(&self, provider_id: i64, account: &str, which: usize) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let key = (provider_id, account.to_string());
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if counts.len() >= COUNTED_ACCOUNTS && !counts.contains_key(&key) {
+            return;
+        }
+        counts.entry(key.clone()).or_default()[which] += 1;
+        self.last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, now);
+    }
+
+    /// The counts since the last call: (provider id, account, binds, failed binds,
+    /// searches, last unix ms).
+    pub(crate) fn take(&self) -> Vec<(i64, String, u64, u64, u64, i64)> {
+        let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
+        let last = std::mem::take(&mut *self.last.lock().unwrap_or_else(|e| e.into_inner()));
+        counts
+            .into_iter()
+            .map(|(k, [b, f, s])| {
+                let at = last.get(&k).copied().unwrap_or(0);
+                (k.0, k.1, b, f, s, at)
+            })
+            .collect()
+    }
+}
+
 /// Who a connection is bound as: a service account, or a user with its own password.
 struct Bound {
     provider: String,
@@ -107,6 +147,14 @@ struct Bound {
 }
 
 impl Bound {
+    /// How binds and searches of this identity are counted.
+    fn key(&self) -> String {
+        match self.user {
+            true => format!("uid={}", self.account),
+            false => self.account.clone(),
+        }
+    }
+
     fn dn(&self) -> String {
         let base = directory::base_dn(&self.provider);
         match self.user {
@@ -378,6 +426,13 @@ impl Session {
         };
         if account.state(now) != crate::auth::TokenState::Active {
             tracing::info!(peer = %self.peer, dn, "LDAP bind refused: the account has expired");
+            self.failed_bind(
+                account.provider_id,
+                &account.name,
+                dn,
+                "the account has expired",
+            )
+            .await;
             return invalid();
         }
         let verdict = self
@@ -400,9 +455,14 @@ impl Session {
             }
             Verdict::Invalid => {
                 tracing::info!(peer = %self.peer, dn, "LDAP bind refused: wrong password");
+                self.failed_bind(account.provider_id, &account.name, dn, "wrong password")
+                    .await;
                 return invalid();
             }
         }
+        self.state
+            .ldap_counts
+            .add(account.provider_id, &account.name, 0);
         if account.last_used.is_none_or(|t| now - t >= 60) {
             let id = account.id.clone();
             let _ = self
@@ -445,12 +505,17 @@ impl Session {
             }
             Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
         };
+        let key = format!("uid={}", user.user_name);
         if !user.active {
             tracing::info!(peer = %self.peer, dn, "LDAP bind refused: the user is deactivated");
+            self.failed_bind(user.provider_id, &key, dn, "the user is deactivated")
+                .await;
             return invalid();
         }
         let Some(phc) = user.password_hash else {
             tracing::info!(peer = %self.peer, dn, "LDAP bind refused: no password was provisioned for this user");
+            self.failed_bind(user.provider_id, &key, dn, "no password was provisioned")
+                .await;
             return done(
                 LdapResultCode::InvalidCredentials,
                 "invalid credentials (no password was provisioned for this user; Entra ID \
@@ -469,6 +534,7 @@ impl Session {
             .await;
         match verdict {
             Verdict::Valid => {
+                self.state.ldap_counts.add(user.provider_id, &key, 0);
                 self.bound = Some(Bound {
                     provider: user.provider,
                     provider_id: user.provider_id,
@@ -483,8 +549,39 @@ impl Session {
             ),
             Verdict::Invalid => {
                 tracing::info!(peer = %self.peer, dn, "LDAP bind refused: wrong password");
+                self.failed_bind(user.provider_id, &key, dn, "wrong password")
+                    .await;
                 invalid()
             }
+        }
+    }
+
+    /// Counts a refused bind of a known account or user and records it in the activity log
+    /// as a refused request would be (status 49, LDAP's invalidCredentials).
+    async fn failed_bind(&self, provider_id: i64, key: &str, dn: &str, why: &str) {
+        self.state.ldap_counts.add(provider_id, key, 1);
+        let ctx = crate::store::activity::Context {
+            token_id: String::new(),
+            request_id: String::new(),
+            method: "LDAP BIND".into(),
+            path: dn.to_string(),
+            values: false,
+        };
+        let refusal = crate::store::activity::Refusal {
+            status: 49,
+            detail: Some(format!(
+                "LDAP bind of {key} refused from {}: {why}",
+                self.peer.ip()
+            )),
+            ..Default::default()
+        };
+        if let Err(e) = self
+            .state
+            .store
+            .write(move |c| crate::store::activity::record_refusal(c, provider_id, &ctx, &refusal))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a refused LDAP bind");
         }
     }
 
@@ -539,6 +636,9 @@ impl Session {
                 ))
                 .await;
         };
+        self.state
+            .ldap_counts
+            .add(bound.provider_id, &bound.key(), 2);
         let node = directory::locate(&base);
         let tree_provider = match &node {
             Some(

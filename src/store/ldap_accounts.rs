@@ -168,6 +168,61 @@ pub fn revoke(c: &Connection, id: &str, now: i64) -> Result<Account> {
     require(c, id)
 }
 
+/// Adds counts of one interval: (provider id, account, binds, failed binds, searches, last
+/// unix ms).
+pub fn add_traffic(c: &Connection, counted: &[(i64, String, u64, u64, u64, i64)]) -> Result<()> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO ldap_traffic (provider_id, account, hour, binds, failed_binds, searches, last_at)
+         SELECT id, ?2, ?6 / 3600000, ?3, ?4, ?5, ?6 FROM providers WHERE id = ?1
+         ON CONFLICT DO UPDATE SET binds = binds + excluded.binds,
+                                   failed_binds = failed_binds + excluded.failed_binds,
+                                   searches = searches + excluded.searches,
+                                   last_at = max(last_at, excluded.last_at)",
+    )?;
+    for (pid, account, binds, failed, searches, last) in counted {
+        st.execute(params![
+            pid,
+            account,
+            *binds as i64,
+            *failed as i64,
+            *searches as i64,
+            last
+        ])?;
+    }
+    Ok(())
+}
+
+/// One account's LDAP use over a period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Traffic {
+    pub account: String,
+    pub binds: i64,
+    pub failed_binds: i64,
+    pub searches: i64,
+    /// Unix milliseconds.
+    pub last: i64,
+}
+
+/// Binds, failed binds and searches per account of a provider in the 24 hours before
+/// `now_ms`, with the last time each was seen; busiest first.
+pub fn traffic(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Vec<Traffic>> {
+    let mut st = c.prepare(
+        "SELECT account, sum(binds), sum(failed_binds), sum(searches), max(last_at)
+         FROM ldap_traffic WHERE provider_id = ?1 AND hour >= ?2 / 3600000 - 23
+         GROUP BY account ORDER BY sum(binds) + sum(searches) DESC, account",
+    )?;
+    let rows = st.query_map(params![provider_id, now_ms], |r| {
+        Ok(Traffic {
+            account: r.get(0)?,
+            binds: r.get(1)?,
+            failed_binds: r.get(2)?,
+            searches: r.get(3)?,
+            last: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE ldap_accounts SET last_used = ?2 WHERE id = ?1",

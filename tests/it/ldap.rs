@@ -398,6 +398,38 @@ fn binds_with_good_wrong_expired_and_revoked_secrets_and_refused_writes() {
     revoked.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
     let (out, code) = run(revoked);
     assert_eq!(code, 49, "revoked: {out}");
+
+    // Refused binds of a known account are in the activity log, as refused requests are;
+    // binds and searches are counted per account in the provider's status.
+    let refused: i64 = c
+        .query_row(
+            "SELECT count(*) FROM activity WHERE method = 'LDAP BIND' AND status = 49",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(refused, 2, "the wrong secret and the expired account");
+    let mut d = d;
+    assert!(d.server.terminate());
+    let show = Command::new(env!("CARGO_BIN_EXE_scimd"))
+        .args([
+            "--database",
+            db.to_str().unwrap(),
+            "provider",
+            "show",
+            "contoso",
+        ])
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout).to_string();
+    let row = show
+        .lines()
+        .find(|l| l.starts_with("grafana "))
+        .unwrap_or_else(|| panic!("{show}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // Binds: the good whoami and the one before the write; failed: wrong and expired; one
+    // search (the anonymous one is not the account's).
+    assert_eq!(&cells[1..4], ["2", "2", "0"], "{show}");
 }
 
 #[test]

@@ -10,5 +10,18 @@ CREATE TABLE ldap_accounts (
     revoked     INTEGER,
     last_used   INTEGER
 ) STRICT;
+-- Binds and searches per provider, account (a service account's name, or `uid=` and a user's
+-- name) and hour, as the server counted them (added at each activity_interval).
+CREATE TABLE ldap_traffic (
+    provider_id  INTEGER NOT NULL REFERENCES providers(id) ON DELETE CASCADE,
+    account      TEXT NOT NULL,
+    hour         INTEGER NOT NULL,
+    binds        INTEGER NOT NULL DEFAULT 0,
+    failed_binds INTEGER NOT NULL DEFAULT 0,
+    searches     INTEGER NOT NULL DEFAULT 0,
+    last_at      INTEGER NOT NULL,
+    PRIMARY KEY (provider_id, account, hour)
+) STRICT;
+
 -- One live account per name and provider; a revoked one frees its name.
 CREATE UNIQUE INDEX ldap_accounts_name ON ldap_accounts (provider_id, name) WHERE revoked IS NULL;
