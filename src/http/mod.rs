@@ -65,6 +65,9 @@ pub struct AppState {
     traffic: Arc<traffic::Traffic>,
     /// LDAP binds and searches per account, counted for `ldap_traffic`.
     pub(crate) ldap_counts: Arc<crate::ldap::Counts>,
+    /// Turns true when the server stops: LDAP connections (which, unlike HTTP ones, the
+    /// server does not close itself) end at their next idle moment.
+    pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl AppState {
@@ -169,6 +172,31 @@ impl AppState {
         }
         let model = self.load_model(pid).await?;
         principal.used_model(model.version());
+        Ok(model)
+    }
+
+    /// A provider's model at `version`, read on the connection `c` only when the cache does
+    /// not hold that version (for work already on a reader thread, such as LDAP searches).
+    pub(crate) fn model_on(
+        &self,
+        c: &rusqlite::Connection,
+        pid: i64,
+    ) -> crate::store::Result<Arc<Model>> {
+        let version = crate::store::schemas::model_version(c, pid)?;
+        if version == 0 {
+            return Ok(self.builtin_model.clone());
+        }
+        if let Some(m) = lock(&self.models).get(&pid)
+            && m.version() == version
+        {
+            return Ok(m.clone());
+        }
+        let model = Arc::new(crate::store::schemas::model(c, pid)?);
+        let mut models = lock(&self.models);
+        if models.len() >= MODEL_CAPACITY {
+            models.clear();
+        }
+        models.insert(pid, model.clone());
         Ok(model)
     }
 
@@ -305,6 +333,7 @@ pub fn serve(
         let refusals = std::sync::Arc::new(refusals::Refusals::default());
         let traffic = Arc::new(traffic::Traffic::default());
         let ldap_counts = Arc::new(crate::ldap::Counts::default());
+        let (stop_ldap, stopping) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             store: store.clone(),
             verifier: Verifier::new(argon2_slots),
@@ -317,6 +346,7 @@ pub fn serve(
             traffic: traffic.clone(),
             refusals: refusals.clone(),
             ldap_counts: ldap_counts.clone(),
+            stopping,
         });
         let app_state = state.clone();
         if admin.is_some() {
@@ -341,6 +371,7 @@ pub fn serve(
             .map(tls::acceptor)
             .transpose()
             .map_err(|e| anyhow::anyhow!(e))?;
+        let mut ldap_listeners = Vec::new();
         for (listen, implicit) in [(config.ldap_listen, false), (config.ldaps_listen, true)] {
             let Some(a) = listen else { continue };
             let key = if implicit { "ldaps_listen" } else { "ldap_listen" };
@@ -353,14 +384,10 @@ pub fn serve(
             let bound = listener.local_addr()?;
             let scheme = if implicit { "ldaps" } else { "ldap" };
             tracing::info!(addr = %bound, "LDAP directory on {scheme}://{bound}");
-            actix_web::rt::spawn(crate::ldap::serve(
-                listener,
-                state.clone(),
-                acceptor.clone(),
-                implicit,
-            ));
+            ldap_listeners.push((listener, implicit));
         }
         let admin_acceptor = acceptor.clone();
+        let ldap_acceptor = acceptor.clone();
         // actix-web's HttpServer, built by hand so each connection's stream can be wrapped
         // (`conn::Conn`); the settings are HttpServer's defaults.
         let server = actix_server::Server::build()
@@ -417,6 +444,18 @@ pub fn serve(
                 })?
             }
         };
+        // LDAP connections are served by the same worker threads as HTTP.
+        let mut server = server;
+        for (listener, implicit) in ldap_listeners {
+            let (state, acceptor) = (state.clone(), ldap_acceptor.clone());
+            let name = if implicit { "ldaps" } else { "ldap" };
+            server = server.listen(name, listener, move || {
+                let (state, acceptor) = (state.clone(), acceptor.clone());
+                actix_service::fn_service(move |io: actix_web::rt::net::TcpStream| {
+                    crate::ldap::accept(io, state.clone(), acceptor.clone(), implicit)
+                })
+            })?;
+        }
         let server = server.run();
         let handle = server.handle();
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
@@ -449,6 +488,7 @@ pub fn serve(
             wait_for_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
             notify(sd_notify::NotifyState::Stopping);
+            let _ = stop_ldap.send(true);
             handle.stop(true).await;
         });
         // Migrations ran (the store is open) and the socket is bound: ready for systemd.

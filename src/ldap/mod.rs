@@ -30,7 +30,7 @@ use crate::scim::ResourceKind;
 use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
 use crate::scim::projection::Projection;
 use crate::store::search::{self, Paging};
-use crate::store::{self, ldap_accounts, schemas};
+use crate::store::{self, ldap_accounts};
 
 /// Entries read from the store per round trip while a search streams its results.
 const BATCH: i64 = 500;
@@ -48,54 +48,33 @@ enum Next {
     StartTls,
 }
 
-/// Accepts LDAP connections until the runtime stops: LDAPS (TLS from the first byte) when
-/// `implicit`, else plain LDAP that StartTLS upgrades when `acceptor` is set.
-pub(crate) async fn serve(
-    listener: std::net::TcpListener,
+/// Serves one LDAP connection: LDAPS (TLS from the first byte) when `implicit`, else plain
+/// LDAP that StartTLS upgrades when `acceptor` is set. Runs on an HTTP worker thread.
+pub(crate) async fn accept(
+    stream: tokio::net::TcpStream,
     state: web::Data<AppState>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     implicit: bool,
-) {
-    let listener = match listener
-        .set_nonblocking(true)
-        .and_then(|()| tokio::net::TcpListener::from_std(listener))
-    {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "the LDAP listener could not start");
-            return;
+) -> Result<(), std::io::Error> {
+    let peer = stream.peer_addr()?;
+    // Answers may go out in several writes (large searches): without this, Nagle's algorithm
+    // holds the last one for the client's delayed ACK (~40 ms).
+    let _ = stream.set_nodelay(true);
+    let stream = match (implicit, &acceptor) {
+        (true, Some(a)) => {
+            match tokio::time::timeout(crate::http::tls::HANDSHAKE_TIMEOUT, a.accept(stream)).await
+            {
+                Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
+                _ => return Ok(()),
+            }
         }
+        (true, None) => return Ok(()),
+        (false, _) => Stream::Plain(stream),
     };
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let state = state.clone();
-                let acceptor = acceptor.clone();
-                actix_web::rt::spawn(async move {
-                    let stream = match (implicit, &acceptor) {
-                        (true, Some(a)) => match tokio::time::timeout(
-                            crate::http::tls::HANDSHAKE_TIMEOUT,
-                            a.accept(stream),
-                        )
-                        .await
-                        {
-                            Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
-                            _ => return,
-                        },
-                        (true, None) => return,
-                        (false, _) => Stream::Plain(stream),
-                    };
-                    if let Err(e) = connection(stream, peer, state, acceptor).await {
-                        tracing::debug!(%peer, error = %e, "LDAP connection ended");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting an LDAP connection failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        }
+    if let Err(e) = connection(stream, peer, state, acceptor).await {
+        tracing::debug!(%peer, error = %e, "LDAP connection ended");
     }
+    Ok(())
 }
 
 /// Distinct accounts counted in one interval; binds of more are not counted.
@@ -211,8 +190,11 @@ async fn connection(
             let mut out = Writer {
                 codec: &mut codec,
                 stream: &mut stream,
+                pending: BytesMut::new(),
             };
-            match session.handle(msg, &mut out).await? {
+            let next = session.handle(msg, &mut out).await?;
+            out.flush().await?;
+            match next {
                 Next::Go => {}
                 Next::Close => return Ok(()),
                 Next::StartTls => {
@@ -233,8 +215,18 @@ async fn connection(
                 }
             }
         }
-        if stream.read_buf(&mut input).await? == 0 {
+        // Waiting for the next request is where a stopping server ends the connection.
+        let mut stopping = session.state.stopping.clone();
+        if *stopping.borrow() {
             return Ok(());
+        }
+        tokio::select! {
+            read = stream.read_buf(&mut input) => {
+                if read? == 0 {
+                    return Ok(());
+                }
+            }
+            _ = stopping.changed() => return Ok(()),
         }
     }
 }
@@ -243,17 +235,42 @@ async fn connection(
 struct Writer<'a> {
     codec: &'a mut LdapCodec,
     stream: &'a mut Stream,
+    /// Encoded answers not written yet: a search's entries and its result go out together
+    /// unless they pass `FLUSH_AT`.
+    pending: BytesMut,
 }
+
+/// Bytes of answers held before they are written.
+const FLUSH_AT: usize = 64 * 1024;
 
 impl Writer<'_> {
     async fn send(&mut self, msgs: Vec<LdapMsg>) -> std::io::Result<()> {
-        let mut buf = BytesMut::new();
         for m in msgs {
             self.codec
-                .encode(m, &mut buf)
+                .encode(m, &mut self.pending)
                 .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
         }
-        self.stream.write_all(&buf).await
+        if self.pending.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Answers encoded elsewhere (entries, on a reader thread).
+    async fn send_encoded(&mut self, bytes: BytesMut) -> std::io::Result<()> {
+        self.pending.unsplit(bytes);
+        if self.pending.len() >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        if !self.pending.is_empty() {
+            self.stream.write_all(&self.pending).await?;
+            self.pending.clear();
+        }
+        Ok(())
     }
 }
 
@@ -785,10 +802,10 @@ impl Session {
                             break false;
                         };
                         match self
-                            .batch(*k, &req.filter, only.clone(), probe.1, 1, &tree)
+                            .batch(*k, &req.filter, only.clone(), probe.1, 1, &tree, None)
                             .await
                         {
-                            Ok((found, _, _)) if !found.is_empty() => break true,
+                            Ok(found) if found.count > 0 => break true,
                             Ok(_) => probe = (probe.0 + 1, 0),
                             Err(_) => break true,
                         }
@@ -809,9 +826,15 @@ impl Session {
                         after,
                         room.min(BATCH),
                         &tree,
+                        Some((id, req.attrs.clone(), req.typesonly)),
                     )
                     .await;
-                let (entries, last, more) = match batch {
+                let Batch {
+                    encoded,
+                    count,
+                    last,
+                    more,
+                } = match batch {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::warn!(error = %e, "an LDAP search failed");
@@ -826,12 +849,8 @@ impl Session {
                             .await;
                     }
                 };
-                sent += entries.len() as i64;
-                let msgs: Vec<LdapMsg> = entries
-                    .into_iter()
-                    .map(|e| entry_msg(id, e, &req.attrs, req.typesonly))
-                    .collect();
-                out.send(msgs).await?;
+                sent += count as i64;
+                out.send_encoded(encoded).await?;
                 if let Some(l) = last {
                     after = l;
                 }
@@ -866,6 +885,7 @@ impl Session {
 
     /// Up to `want` entries of `kind` after the key `after` that match the filter: the
     /// entries, the key of the last one, and whether more may follow.
+    #[allow(clippy::too_many_arguments)]
     async fn batch(
         &self,
         kind: ResourceKind,
@@ -874,21 +894,23 @@ impl Session {
         after: i64,
         want: i64,
         tree: &str,
-    ) -> store::Result<(Vec<Entry>, Option<i64>, bool)> {
+        render: Option<(i32, Vec<String>, bool)>,
+    ) -> store::Result<Batch> {
         let Some(bound) = self.bound.as_ref() else {
-            return Ok((Vec::new(), None, false));
+            return Ok(Batch::default());
         };
         let (pid, filter, tree) = (bound.provider_id, filter.clone(), tree.to_string());
         let scim = crate::http::scim_base(&self.state.public_base, &bound.provider);
+        let state = self.state.clone();
         self.state
             .store
             .run(move |c| {
-                let model = schemas::model(c, pid)?;
+                let model = state.model_on(c, pid)?;
                 let rt = model.get(kind);
                 let resolver = Resolver { c, pid };
                 let mut f = directory::simplify(directory::to_scim(&filter, kind, &resolver));
                 if !directory::may_match(&f) {
-                    return Ok((Vec::new(), None, false));
+                    return Ok(Batch::default());
                 }
                 let name_attr = match kind {
                     ResourceKind::User => "userName",
@@ -970,7 +992,23 @@ impl Session {
                         }
                     });
                 }
-                Ok((entries, last, page.more))
+                // Encoded here, on the reader thread: the connections all share one thread.
+                let mut encoded = BytesMut::new();
+                let count = entries.len();
+                if let Some((id, attrs, types_only)) = &render {
+                    let mut codec = LdapCodec::new(None, None);
+                    for e in entries {
+                        codec
+                            .encode(entry_msg(*id, e, attrs, *types_only), &mut encoded)
+                            .map_err(|e| store::Error::Internal(format!("encoding an entry: {e:?}")))?;
+                    }
+                }
+                Ok(Batch {
+                    encoded,
+                    count,
+                    last,
+                    more: page.more,
+                })
             })
             .await
     }
@@ -1017,6 +1055,15 @@ fn op_marker(attrs: Vec<(String, Vec<String>)>) -> Vec<(String, Vec<String>)> {
 
 /// An entry: its DN and attributes.
 type Entry = (String, Vec<(String, Vec<String>)>);
+
+/// Entries read for a search: encoded, how many, the key of the last, whether more follow.
+#[derive(Default)]
+struct Batch {
+    encoded: BytesMut,
+    count: usize,
+    last: Option<i64>,
+    more: bool,
+}
 
 fn top_entry() -> Entry {
     (

@@ -486,3 +486,40 @@ fn users_bind_with_the_password_their_identity_provider_sent() {
         .expect(200);
     assert_eq!(whoami(&dana_dn, "dana's long password").1, 49);
 }
+
+/// An application's idle LDAP connection does not hold a stopping server (HTTP connections are
+/// closed by the server itself; LDAP clients keep pools open for hours).
+#[test]
+fn an_idle_ldap_connection_does_not_delay_shutdown() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let mut server = Server::start_with(
+        &db.path,
+        &[],
+        &[
+            ("SCIMD_LDAP_LISTEN", "127.0.0.1:0"),
+            // Were the connection waited for, the stop would take this long.
+            ("SCIMD_SHUTDOWN_TIMEOUT", "1h"),
+        ],
+    );
+    let line = server.wait_for_line("LDAP directory on ldap://");
+    let addr = line
+        .split("ldap://")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| c.is_whitespace() || c == '"')
+        .next()
+        .unwrap()
+        .to_string();
+    let idle = std::net::TcpStream::connect(&addr).unwrap();
+    let (done, stopped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let clean = server.terminate();
+        let _ = done.send(clean);
+    });
+    let clean = stopped
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the server still waits for the idle LDAP connection");
+    assert!(clean);
+    drop(idle);
+}

@@ -1,0 +1,194 @@
+//! LDAP load generator for bench/ldap.sh: C connections on two threads (as wrk), each bound once, searching one user
+//! at a time by an equality filter on a random user for D seconds; prints requests per second
+//! and the p50/p99 latency in milliseconds.
+//!
+//!   ldap_load ADDR BIND_DN PASSWORD BASE ATTR USERS CONNECTIONS SECONDS
+//!
+//! ATTR is uid or mail; user i is `user{i}@contoso.com` (as benches/seed makes them; every
+//! tenth is deactivated and skipped).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ldap3_proto::LdapCodec;
+use ldap3_proto::proto::{
+    LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapFilter, LdapMsg, LdapOp,
+    LdapSearchRequest, LdapSearchScope,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::codec::{Decoder, Encoder};
+
+/// What every connection does.
+#[derive(Clone)]
+struct Plan {
+    addr: String,
+    dn: String,
+    password: String,
+    base: String,
+    attr: String,
+    users: u64,
+    until: Instant,
+}
+
+/// One connection: bound once, then searching until `until`; returns each search's latency.
+async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
+    let Plan {
+        addr,
+        dn,
+        password,
+        base,
+        attr,
+        users,
+        until,
+    } = plan;
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tcp.set_nodelay(true).unwrap();
+    let mut codec = LdapCodec::new(None, None);
+    let mut input = BytesMut::new();
+    let mut next_id = 0;
+    let mut send = async |tcp: &mut tokio::net::TcpStream, codec: &mut LdapCodec, op: LdapOp| {
+        next_id += 1;
+        let mut buf = BytesMut::new();
+        codec.encode(LdapMsg::new(next_id, op), &mut buf).unwrap();
+        tcp.write_all(&buf).await.unwrap();
+    };
+    async fn receive(
+        tcp: &mut tokio::net::TcpStream,
+        codec: &mut LdapCodec,
+        input: &mut BytesMut,
+    ) -> LdapMsg {
+        loop {
+            if let Some(m) = codec.decode(input).unwrap() {
+                return m;
+            }
+            let n = tcp.read_buf(input).await.unwrap();
+            assert!(n > 0, "the server closed the connection");
+        }
+    }
+    send(
+        &mut tcp,
+        &mut codec,
+        LdapOp::BindRequest(LdapBindRequest {
+            version: 3,
+            dn,
+            cred: LdapBindCred::Simple(password),
+        }),
+    )
+    .await;
+    let bound = receive(&mut tcp, &mut codec, &mut input).await;
+    assert!(
+        matches!(&bound.op, LdapOp::BindResponse(r) if r.res.code == ldap3_proto::LdapResultCode::Success),
+        "bind failed: {bound:?}"
+    );
+    // A small xorshift per connection: no rand crate needed.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (seed + 1);
+    let mut latencies = Vec::new();
+    while Instant::now() < until {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // Every tenth seeded user is deactivated, so not in the directory.
+        let mut n = x % users;
+        if n.is_multiple_of(10) {
+            n = if n + 1 < users { n + 1 } else { n - 1 };
+        }
+        let user = format!("user{n}@contoso.com");
+        let started = Instant::now();
+        send(
+            &mut tcp,
+            &mut codec,
+            LdapOp::SearchRequest(LdapSearchRequest {
+                base: base.clone(),
+                scope: LdapSearchScope::Subtree,
+                aliases: LdapDerefAliases::Never,
+                sizelimit: 0,
+                timelimit: 0,
+                typesonly: false,
+                filter: LdapFilter::Equality(attr.clone(), user),
+                attrs: vec![],
+            }),
+        )
+        .await;
+        let mut entries = 0;
+        loop {
+            match receive(&mut tcp, &mut codec, &mut input).await.op {
+                LdapOp::SearchResultEntry(_) => entries += 1,
+                LdapOp::SearchResultDone(r) => {
+                    assert_eq!(r.code, ldap3_proto::LdapResultCode::Success);
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(entries, 1, "one user per search");
+        latencies.push(started.elapsed());
+    }
+    latencies
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    let [_, addr, dn, password, base, attr, users, conns, secs] = &a[..] else {
+        eprintln!("usage: ldap_load ADDR BIND_DN PASSWORD BASE ATTR USERS CONNECTIONS SECONDS");
+        std::process::exit(2);
+    };
+    let users: u64 = users.parse().unwrap();
+    let conns: usize = conns.parse().unwrap();
+    let seconds: u64 = secs.parse().unwrap();
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let plan = Plan {
+        addr: addr.clone(),
+        dn: dn.clone(),
+        password: password.clone(),
+        base: base.clone(),
+        attr: attr.clone(),
+        users,
+        until,
+    };
+    // Two threads (as wrk -t2), each a single-threaded runtime driving half the connections.
+    let threads: Vec<_> = (0..2usize)
+        .map(|t| {
+            let plan = plan.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let local = tokio::task::LocalSet::new();
+                    local
+                        .run_until(async move {
+                            let tasks: Vec<_> = (t..conns)
+                                .step_by(2)
+                                .map(|c| tokio::task::spawn_local(client(plan.clone(), c as u64)))
+                                .collect();
+                            let mut all = Vec::new();
+                            for task in tasks {
+                                all.extend(task.await.unwrap());
+                            }
+                            all
+                        })
+                        .await
+                })
+            })
+        })
+        .collect();
+    let mut all: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let elapsed = seconds as f64;
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "{:.0} {:.2} {:.2}",
+        all.len() as f64 / elapsed,
+        pct(0.5),
+        pct(0.99)
+    );
+}
