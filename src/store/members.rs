@@ -230,11 +230,14 @@ pub(crate) fn first_members(c: &Connection, group_seq: i64, n: usize) -> Result<
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The kind and unique name of each member of a group (for member DNs), oldest first.
+/// The kind and unique name of each member of a group (for member DNs), oldest first;
+/// deactivated users are left out, as they are out of the LDAP directory.
 pub(crate) fn member_names(c: &Connection, group_seq: i64) -> Result<Vec<(ResourceKind, String)>> {
     let mut st = c.prepare_cached(
         "SELECT r.kind, r.name FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
-         WHERE m.group_seq = ?1 ORDER BY m.member_seq",
+         WHERE m.group_seq = ?1
+           AND NOT (r.kind = 'User' AND coalesce(json_extract(r.doc, '$.active'), 1) = 0)
+         ORDER BY m.member_seq",
     )?;
     let rows = st.query_map([group_seq], |r| {
         Ok((parse_kind(&r.get::<_, String>(0)?)?, r.get::<_, String>(1)?))

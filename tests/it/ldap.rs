@@ -523,3 +523,71 @@ fn an_idle_ldap_connection_does_not_delay_shutdown() {
     assert!(clean);
     drop(idle);
 }
+
+/// What Microsoft Entra ID sends (its user shape, the manager and a member added by PATCH in
+/// its own dialect, a disable with a string boolean) is what applications then read over LDAP.
+#[test]
+fn an_entra_provisioning_cycle_is_read_over_ldap() {
+    const ENT: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+    let d = Directory::start("on");
+    let one = d.scim.create("/Users", &crate::replays::entra_user(1))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let two = d.scim.create("/Users", &crate::replays::entra_user(2))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.scim
+        .patch(
+            &format!("/Users/{two}"),
+            json!([{"op": "Add", "path": format!("{ENT}:manager"), "value": one}]),
+        )
+        .expect(200);
+    let group = d.scim.create(
+        "/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Group1", "externalId": "g1"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let added = d.scim.patch(
+        &format!("/Groups/{group}"),
+        json!([{"op": "Add", "path": "members", "value": [{"value": two}]}]),
+    );
+    assert!(
+        added.status == 200 || added.status == 204,
+        "{}",
+        added.status
+    );
+
+    let (out, code) = d.search(BASE, "(uid=test_user_2@contoso.com)", &[]);
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "dn: uid=Test_User_2@contoso.com,ou=people,dc=contoso,dc=scimd",
+        "cn: Test User 2",
+        "mail: Test_User_2@contoso.com",
+        "telephoneNumber: +1 (555) 555-0100",
+        "departmentNumber: R&D",
+        "employeeNumber: 2",
+        "manager: uid=Test_User_1@contoso.com,ou=people,dc=contoso,dc=scimd",
+        "memberOf: cn=Group1,ou=groups,dc=contoso,dc=scimd",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    // Disabled the way Entra does it: gone from the directory at the next search.
+    d.scim
+        .patch(
+            &format!("/Users/{two}"),
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )
+        .expect(200);
+    let (out, _) = d.search(BASE, "(uid=test_user_2@contoso.com)", &["1.1"]);
+    assert!(out.trim().is_empty(), "{out}");
+    let (out, _) = d.search(BASE, "(cn=Group1)", &["member"]);
+    assert!(
+        !out.contains("Test_User_2"),
+        "a disabled user is no member either: {out}"
+    );
+}

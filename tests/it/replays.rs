@@ -13,7 +13,7 @@ fn query(scim: &Scim, path_and_query: &str) -> Value {
     body
 }
 
-fn entra_user(n: u32) -> Value {
+pub(crate) fn entra_user(n: u32) -> Value {
     json!({
         "schemas": [USER, ENT],
         "externalId": format!("0a21f0f2-8d2a-4f8e-bf98-7363c4aed4e{n}"),
