@@ -24,6 +24,8 @@ echo "== conformance checkers (scim2-tester, scim-sanity) against the release bi
 ./scripts/conformance.sh
 echo "== the admin console in Chromium (scripts/browser.sh installs Playwright and chromium)"
 ./scripts/browser.sh
+echo "== the LDAP directory through a Python client (scripts/ldap-client.sh installs ldap3)"
+./scripts/ldap-client.sh
 echo "== export of 1,000,000 users in bounded memory"
 ./scripts/export-memory.sh
 echo "== the Debian package: built, installed with dpkg, removed, purged (scripts/deb-test.sh)"
