@@ -221,6 +221,27 @@ pub enum LdapCommand {
     /// `cn=NAME,ou=services,dc=PROVIDER,dc=scimd` with a secret shown once.
     #[command(subcommand)]
     Account(LdapAccountCommand),
+    /// Map an LDAP attribute of a provider's users to a SCIM attribute path, e.g.
+    /// `employeeType urn:ietf:params:scim:schemas:extension:Contoso:2.0:User:employeeType`; it
+    /// replaces the built-in attribute of that name. With uidNumber, gidNumber and
+    /// homeDirectory mapped, users are posixAccounts too. Applies from each search on.
+    Map {
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        attribute: String,
+        path: String,
+    },
+    /// Remove a provider's mapping of an LDAP attribute (the built-in one applies again).
+    Unmap {
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        attribute: String,
+    },
+    /// Show a provider's own LDAP attribute mappings.
+    Mappings {
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -66,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db(DbCommand::Check) => return db_check(&config),
         Command::Admin(cmd) => admin_command(&config, cmd)?,
         Command::Ldap(LdapCommand::Account(cmd)) => ldap_account_command(&config, cmd)?,
+        Command::Ldap(cmd) => ldap_mapping_command(&config, cmd)?,
         Command::Export {
             provider,
             resource_type,
@@ -961,6 +962,59 @@ fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
             let a = store.write_blocking(move |c| admins::remove(c, &name, false))?;
             println!("removed admin {} and ended its sessions", a.name);
         }
+    }
+    Ok(())
+}
+
+fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()> {
+    use crate::ldap::directory;
+    let store = open(config, OpenMode::MustExist)?;
+    match cmd {
+        LdapCommand::Map {
+            provider,
+            attribute,
+            path,
+        } => {
+            directory::check_mapped_name(&attribute).map_err(|e| anyhow!(e))?;
+            let parsed = directory::parse_path(&path).map_err(|e| anyhow!(e))?;
+            // The path must name an attribute of the provider's users as its model has them.
+            let (checked, shown) = (provider.clone(), path.clone());
+            store.call(move |c| {
+                let p = providers::require(c, &checked)?;
+                let model = schemas::model(c, p.id)?;
+                crate::scim::filter::resolve(
+                    model.get(crate::scim::ResourceKind::User),
+                    &parsed,
+                    None,
+                )
+                .map(|_| ())
+                .map_err(|e| store::Error::Invalid(format!("{shown}: {e}")))
+            })?;
+            let (p, a, s) = (provider.clone(), attribute.clone(), path.clone());
+            store.write_blocking(move |c| store::ldap_accounts::set_mapping(c, &p, &a, &s))?;
+            println!("users of {provider} now have {attribute} from {path}");
+        }
+        LdapCommand::Unmap {
+            provider,
+            attribute,
+        } => {
+            let (p, a) = (provider.clone(), attribute.clone());
+            store.write_blocking(move |c| store::ldap_accounts::remove_mapping(c, &p, &a))?;
+            println!("{attribute} of {provider}'s users is the built-in one again (if any)");
+        }
+        LdapCommand::Mappings { provider } => {
+            let rows = store.call(move |c| {
+                let p = providers::require(c, &provider)?;
+                store::ldap_accounts::mappings(c, p.id)
+            })?;
+            if rows.is_empty() {
+                println!("only the built-in mapping (README: LDAP for your applications)");
+            } else {
+                let rows: Vec<Vec<String>> = rows.into_iter().map(|(a, p)| vec![a, p]).collect();
+                print_table(&["LDAP ATTRIBUTE", "SCIM PATH"], &rows);
+            }
+        }
+        LdapCommand::Account(_) => {}
     }
     Ok(())
 }

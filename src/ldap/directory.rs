@@ -229,10 +229,102 @@ fn all(
     acc
 }
 
-/// Finds the id of the resource a DN names (for `member`, `memberOf` values), through the
-/// store.
+/// What a translation needs from the store: the id of the resource a DN names (for
+/// `member`, `memberOf` values), and the provider's own user attributes.
 pub(crate) trait Resolve {
     fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String>;
+
+    /// The SCIM path a provider maps this (lower-case) LDAP user attribute to.
+    fn mapped(&self, _ldap: &str) -> Option<AttrPath> {
+        None
+    }
+}
+
+/// An LDAP attribute name a provider may map: a letter, then letters, digits or `-`; not
+/// `uid` (the users' DNs are made of it) nor `objectClass`.
+pub(crate) fn check_mapped_name(name: &str) -> Result<(), String> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && name.len() <= 64;
+    if !ok {
+        return Err(format!("{name:?} is not an LDAP attribute name"));
+    }
+    if name.eq_ignore_ascii_case("uid") || name.eq_ignore_ascii_case("objectClass") {
+        return Err(format!(
+            "{name} cannot be remapped: entries are named and typed by it"
+        ));
+    }
+    Ok(())
+}
+
+/// A SCIM attribute path as a mapping names it (`title`, `name.givenName`,
+/// `urn:...:User:costCenter`).
+pub(crate) fn parse_path(text: &str) -> Result<AttrPath, String> {
+    match crate::scim::filter::parse(&format!("{text} pr")) {
+        Ok(Filter::Present(p)) => Ok(p),
+        _ => Err(format!("{text:?} is not a SCIM attribute path")),
+    }
+}
+
+/// The values at a SCIM path of a rendered resource, as LDAP strings.
+pub(crate) fn values_at(doc: &Value, path: &AttrPath) -> Vec<String> {
+    let field = |v: &Value, name: &str| -> Option<Value> {
+        v.as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let holder = match &path.uri {
+        Some(uri) => match field(doc, uri) {
+            Some(v) => v,
+            None => return Vec::new(),
+        },
+        None => doc.clone(),
+    };
+    let Some(top) = field(&holder, &path.attr) else {
+        return Vec::new();
+    };
+    let items: Vec<Value> = match top {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    items
+        .into_iter()
+        .filter_map(|v| match &path.sub {
+            Some(sub) => field(&v, sub),
+            None => Some(v),
+        })
+        .filter_map(|v| match v {
+            Value::String(s) => Some(s),
+            Value::Bool(b) => Some(if b { "TRUE".into() } else { "FALSE".into() }),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Applies a provider's own attributes to a user entry: each replaces the built-in one of its
+/// name; with `uidNumber`, `gidNumber` and `homeDirectory` the entry is a `posixAccount` too.
+pub(crate) fn apply_mappings(
+    attrs: &mut Vec<(String, Vec<String>)>,
+    doc: &Value,
+    mappings: &[(String, AttrPath)],
+) {
+    for (name, path) in mappings {
+        attrs.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let values = values_at(doc, path);
+        if !values.is_empty() {
+            attrs.push((name.clone(), values));
+        }
+    }
+    let has = |n: &str| attrs.iter().any(|(a, _)| a.eq_ignore_ascii_case(n));
+    if has("uidNumber")
+        && has("gidNumber")
+        && has("homeDirectory")
+        && let Some((_, classes)) = attrs.iter_mut().find(|(n, _)| n == "objectClass")
+    {
+        classes.push("posixAccount".into());
+    }
 }
 
 /// The SCIM filter that selects the entries of `kind` an LDAP filter matches. Attributes this
@@ -242,13 +334,27 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
     let str_cmp = |attr: &str, op: Op, value: &str| -> Filter {
         let ldap = attr.to_ascii_lowercase();
         if ldap == "objectclass" {
+            if op == Op::Eq
+                && kind == ResourceKind::User
+                && value.eq_ignore_ascii_case("posixAccount")
+            {
+                // Users are posixAccounts when the provider maps their numbers.
+                return match resolve.mapped("uidnumber") {
+                    Some(p) => Filter::Present(p),
+                    None => Filter::Never,
+                };
+            }
             return if op == Op::Eq && has_class(kind, value) {
                 always()
             } else {
                 Filter::Never
             };
         }
-        let Some(p) = scim_path(kind, &ldap) else {
+        let mapped = match kind {
+            ResourceKind::User => resolve.mapped(&ldap),
+            ResourceKind::Group => None,
+        };
+        let Some(p) = mapped.or_else(|| scim_path(kind, &ldap)) else {
             return Filter::Never;
         };
         // DN-valued attributes compare the id of the entry the DN names.
@@ -297,7 +403,11 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
             if ldap == "objectclass" {
                 return always();
             }
-            match scim_path(kind, &ldap) {
+            let mapped = match kind {
+                ResourceKind::User => resolve.mapped(&ldap),
+                ResourceKind::Group => None,
+            };
+            match mapped.or_else(|| scim_path(kind, &ldap)) {
                 Some(p) => Filter::Present(p),
                 None => Filter::Never,
             }
@@ -621,6 +731,43 @@ mod tests {
                 CompValue::Str("G".into())
             )
         );
+    }
+
+    #[test]
+    fn providers_map_their_own_attributes_and_posix_accounts() {
+        const CONTOSO: &str = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User";
+        let doc = serde_json::json!({
+            "userName": "a", "title": "CTO",
+            CONTOSO: {"costCenter": "CC-7", "uidNumber": 1001, "gidNumber": 100, "home": "/home/a",
+                      "sites": [{"name": "HQ"}, {"name": "Lab"}]}
+        });
+        let p = |s: &str| parse_path(s).unwrap();
+        let mappings = vec![
+            ("title".to_string(), p(&format!("{CONTOSO}:costCenter"))),
+            ("uidNumber".to_string(), p(&format!("{CONTOSO}:uidNumber"))),
+            ("gidNumber".to_string(), p(&format!("{CONTOSO}:gidNumber"))),
+            ("homeDirectory".to_string(), p(&format!("{CONTOSO}:home"))),
+            ("l".to_string(), p(&format!("{CONTOSO}:sites.name"))),
+        ];
+        let mut attrs = user_attributes(&doc, "dc=p,dc=scimd", None);
+        apply_mappings(&mut attrs, &doc, &mappings);
+        let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+        assert_eq!(
+            get("title"),
+            Some(vec!["CC-7".into()]),
+            "replaces the built-in title"
+        );
+        assert_eq!(get("uidNumber"), Some(vec!["1001".into()]));
+        assert_eq!(get("l"), Some(vec!["HQ".into(), "Lab".into()]));
+        assert!(
+            get("objectClass")
+                .unwrap()
+                .contains(&"posixAccount".to_string())
+        );
+        assert!(check_mapped_name("uid").is_err());
+        assert!(check_mapped_name("employeeType").is_ok());
+        assert!(check_mapped_name("1x").is_err());
+        assert!(parse_path("not a path").is_err());
     }
 
     #[test]

@@ -907,7 +907,15 @@ impl Session {
             .run(move |c| {
                 let model = state.model_on(c, pid)?;
                 let rt = model.get(kind);
-                let resolver = Resolver { c, pid };
+                let mappings: Vec<(String, AttrPath)> = ldap_accounts::mappings(c, pid)?
+                    .into_iter()
+                    .filter_map(|(n, p)| directory::parse_path(&p).ok().map(|p| (n, p)))
+                    .collect();
+                let resolver = Resolver {
+                    c,
+                    pid,
+                    mappings: &mappings,
+                };
                 let mut f = directory::simplify(directory::to_scim(&filter, kind, &resolver));
                 if !directory::may_match(&f) {
                     return Ok(Batch::default());
@@ -968,6 +976,7 @@ impl Session {
                                 .map(|n| directory::user_dn(&tree, &n));
                             let name = doc.get("userName").and_then(Value::as_str).unwrap_or_default();
                             let mut attrs = directory::user_attributes(doc, &tree, manager);
+                            directory::apply_mappings(&mut attrs, doc, &mappings);
                             attrs.extend(op_marker(directory::operational(doc)));
                             (directory::user_dn(&tree, name), attrs)
                         }
@@ -1178,6 +1187,7 @@ fn parse_cookie(c: &[u8]) -> Option<(usize, i64)> {
 struct Resolver<'c> {
     c: &'c rusqlite::Connection,
     pid: i64,
+    mappings: &'c [(String, AttrPath)],
 }
 
 impl Resolve for Resolver<'_> {
@@ -1189,6 +1199,13 @@ impl Resolve for Resolver<'_> {
                 |r| r.get(0),
             )
             .ok()
+    }
+
+    fn mapped(&self, ldap: &str) -> Option<AttrPath> {
+        self.mappings
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(ldap))
+            .map(|(_, p)| p.clone())
     }
 }
 

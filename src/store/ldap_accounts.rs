@@ -223,6 +223,42 @@ pub fn traffic(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Vec<Traf
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A provider's own user attributes: (LDAP attribute, SCIM attribute path), by name.
+pub fn mappings(c: &Connection, provider_id: i64) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT ldap_attr, scim_path FROM ldap_mappings WHERE provider_id = ?1 ORDER BY ldap_attr",
+    )?;
+    let rows = st.query_map([provider_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Maps an LDAP attribute of the provider's users to a SCIM attribute path (checked by the
+/// caller); replaces an earlier mapping of the same name.
+pub fn set_mapping(c: &Connection, provider: &str, ldap_attr: &str, scim_path: &str) -> Result<()> {
+    let p = providers::require(c, provider)?;
+    c.execute(
+        "INSERT INTO ldap_mappings (provider_id, ldap_attr, scim_path) VALUES (?1, ?2, ?3)
+         ON CONFLICT DO UPDATE SET scim_path = excluded.scim_path",
+        params![p.id, ldap_attr, scim_path],
+    )?;
+    Ok(())
+}
+
+pub fn remove_mapping(c: &Connection, provider: &str, ldap_attr: &str) -> Result<()> {
+    let p = providers::require(c, provider)?;
+    let n = c.execute(
+        "DELETE FROM ldap_mappings WHERE provider_id = ?1 AND ldap_attr = ?2",
+        params![p.id, ldap_attr],
+    )?;
+    if n == 0 {
+        return Err(Error::NotFound(format!(
+            "identity provider {} maps no LDAP attribute {ldap_attr}",
+            p.name
+        )));
+    }
+    Ok(())
+}
+
 pub fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE ldap_accounts SET last_used = ?2 WHERE id = ?1",

@@ -591,3 +591,83 @@ fn an_entra_provisioning_cycle_is_read_over_ldap() {
         "a disabled user is no member either: {out}"
     );
 }
+
+/// A provider maps LDAP attributes to its own SCIM attributes (custom extension ones too);
+/// with uidNumber, gidNumber and homeDirectory its users are posixAccounts.
+#[test]
+fn providers_map_their_own_attributes_including_extensions() {
+    const CONTOSO: &str = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User";
+    let d = Directory::start("on");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scimd"))
+            .arg("--database")
+            .arg(&d.db_path)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |args: &[&str]| {
+        let out = cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    ok(&[
+        "schema",
+        "add",
+        "--provider",
+        "contoso",
+        "tests/it/schemas/contoso.json",
+    ]);
+    for (attr, path) in [
+        ("employeeType", format!("{CONTOSO}:costCenter")),
+        ("uidNumber", format!("{CONTOSO}:clearance")),
+        ("gidNumber", format!("{CONTOSO}:clearance")),
+        ("homeDirectory", format!("{CONTOSO}:badgeNumber")),
+        ("title", "name.givenName".to_string()),
+    ] {
+        ok(&["ldap", "map", "--provider", "contoso", attr, &path]);
+    }
+    assert!(ok(&["ldap", "mappings", "--provider", "contoso"]).contains("employeeType"));
+    // What cannot be mapped is refused, naming why.
+    let refused = cli(&["ldap", "map", "--provider", "contoso", "uid", "displayName"]);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("cannot be remapped"));
+    let refused = cli(&[
+        "ldap",
+        "map",
+        "--provider",
+        "contoso",
+        "x",
+        &format!("{CONTOSO}:nope"),
+    ]);
+    assert!(!refused.status.success());
+
+    d.scim.create(
+        "/Users",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", CONTOSO],
+                "userName": "fred@contoso.com", "name": {"givenName": "Fred"}, "title": "Clerk",
+                CONTOSO: {"costCenter": "CC-1", "clearance": 1001, "badgeNumber": "/home/fred"}}),
+    );
+    let (out, code) = d.search(BASE, "(employeeType=CC-1)", &[]);
+    assert_eq!(code, 0, "{out}");
+    for line in [
+        "dn: uid=fred@contoso.com,ou=people,dc=contoso,dc=scimd",
+        "employeeType: CC-1",
+        "uidNumber: 1001",
+        "gidNumber: 1001",
+        "homeDirectory: /home/fred",
+        "objectClass: posixAccount",
+        // Replaced: the provider's title is the given name.
+        "title: Fred",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    let (out, _) = d.search(BASE, "(objectClass=posixAccount)", &["1.1"]);
+    assert_eq!(out.matches("dn: ").count(), 1, "{out}");
+    ok(&["ldap", "unmap", "--provider", "contoso", "title"]);
+    let (out, _) = d.search(BASE, "(uid=fred@contoso.com)", &["title"]);
+    assert!(out.contains("title: Clerk"), "{out}");
+}

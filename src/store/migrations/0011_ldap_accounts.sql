@@ -23,5 +23,14 @@ CREATE TABLE ldap_traffic (
     PRIMARY KEY (provider_id, account, hour)
 ) STRICT;
 
+-- A provider's own LDAP attributes for users: each read from a SCIM attribute path (custom
+-- extension attributes included), replacing the built-in mapping of that name.
+CREATE TABLE ldap_mappings (
+    provider_id INTEGER NOT NULL REFERENCES providers(id) ON DELETE CASCADE,
+    ldap_attr   TEXT NOT NULL COLLATE NOCASE,
+    scim_path   TEXT NOT NULL,
+    PRIMARY KEY (provider_id, ldap_attr)
+) STRICT;
+
 -- One live account per name and provider; a revoked one frees its name.
 CREATE UNIQUE INDEX ldap_accounts_name ON ldap_accounts (provider_id, name) WHERE revoked IS NULL;
