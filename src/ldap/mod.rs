@@ -777,6 +777,10 @@ impl Session {
         };
         let mut sent: i64 = 0;
         let mut msgs = Vec::new();
+        // The client's time limit, checked between batches of entries.
+        let time_limit = u64::try_from(req.timelimit).unwrap_or(0);
+        let deadline = (time_limit > 0)
+            .then(|| std::time::Instant::now() + std::time::Duration::from_secs(time_limit));
         // Static entries come first, once (not again on later pages).
         if phase == 0 && after == 0 {
             for e in statics {
@@ -818,6 +822,21 @@ impl Session {
                     }
                     break 'kinds;
                 }
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return out
+                        .send(finish(
+                            done(
+                                LdapResultCode::TimeLimitExceeded,
+                                format!(
+                                    "the search took longer than its time limit of {time_limit} s"
+                                ),
+                            ),
+                            Vec::new(),
+                        ))
+                        .await;
+                }
+                #[cfg(debug_assertions)]
+                test_delay().await;
                 let batch = self
                     .batch(
                         kind,
@@ -1051,6 +1070,22 @@ impl Session {
                 ("namingContexts".into(), contexts),
             ],
         )
+    }
+}
+
+/// Debug builds only: a pause before each batch of a search (`TEST_LDAP_BATCH_DELAY_MS`), so
+/// tests can make a search outlast its time limit.
+#[cfg(debug_assertions)]
+async fn test_delay() {
+    static DELAY: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ms = *DELAY.get_or_init(|| {
+        std::env::var("TEST_LDAP_BATCH_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
 }
 

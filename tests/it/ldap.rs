@@ -49,6 +49,10 @@ fn run(mut cmd: Command) -> (String, i32) {
 
 impl Directory {
     fn start(plaintext_loopback: &str) -> Directory {
+        Directory::start_with(plaintext_loopback, &[])
+    }
+
+    fn start_with(plaintext_loopback: &str, env: &[(&str, &str)]) -> Directory {
         let db = TestDb::new();
         db.add_provider("contoso");
         let (_, token) = db.create_token("contoso", &[]);
@@ -60,14 +64,12 @@ impl Directory {
             .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
             .unwrap()
             .to_string();
-        let server = Server::start_with(
-            &db.path,
-            &[],
-            &[
-                ("SCIMD_LDAP_LISTEN", "127.0.0.1:0"),
-                ("SCIMD_LDAP_PLAINTEXT_LOOPBACK", plaintext_loopback),
-            ],
-        );
+        let mut vars = vec![
+            ("SCIMD_LDAP_LISTEN", "127.0.0.1:0"),
+            ("SCIMD_LDAP_PLAINTEXT_LOOPBACK", plaintext_loopback),
+        ];
+        vars.extend_from_slice(env);
+        let server = Server::start_with(&db.path, &[], &vars);
         let line = server.wait_for_line("LDAP directory on ldap://");
         let url = format!(
             "ldap://{}",
@@ -670,4 +672,23 @@ fn providers_map_their_own_attributes_including_extensions() {
     ok(&["ldap", "unmap", "--provider", "contoso", "title"]);
     let (out, _) = d.search(BASE, "(uid=fred@contoso.com)", &["title"]);
     assert!(out.contains("title: Clerk"), "{out}");
+}
+
+/// A search that outlasts the client's time limit ends with timeLimitExceeded (the debug
+/// build pauses 1.5 s before each batch of entries here; the limit is 1 s).
+#[test]
+fn a_search_stops_at_its_time_limit() {
+    let d = Directory::start_with("on", &[("TEST_LDAP_BATCH_DELAY_MS", "1500")]);
+    d.scim
+        .create("/Users", &json!({"userName": "a@contoso.com"}));
+    d.scim.create("/Groups", &json!({"displayName": "G"}));
+    // Users first, then groups: the limit has passed before the groups are read.
+    let (out, code) = d.search(BASE, "(objectClass=*)", &["-l", "1", "1.1"]);
+    assert_eq!(code, 3, "timeLimitExceeded: {out}");
+    assert!(out.contains("dn: uid=a@contoso.com"), "{out}");
+    assert!(!out.contains("dn: cn=G,"), "{out}");
+    // Without a limit the same search completes.
+    let (out, code) = d.search(BASE, "(objectClass=*)", &["1.1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("dn: cn=G,"), "{out}");
 }
