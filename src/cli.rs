@@ -237,6 +237,17 @@ pub enum LdapCommand {
         provider: String,
         attribute: String,
     },
+    /// Set the base DN of a provider's tree (e.g. `ou=entra,dc=example,dc=com`; default
+    /// `dc=<provider>,dc=scimd`); `--default` goes back to the default. Binds and searches use
+    /// it from their next request.
+    Base {
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        #[arg(required_unless_present = "default", conflicts_with = "default")]
+        dn: Option<String>,
+        #[arg(long)]
+        default: bool,
+    },
     /// Show a provider's own LDAP attribute mappings.
     Mappings {
         #[arg(long, value_name = "NAME")]

@@ -1002,6 +1002,30 @@ fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()>
             store.write_blocking(move |c| store::ldap_accounts::remove_mapping(c, &p, &a))?;
             println!("{attribute} of {provider}'s users is the built-in one again (if any)");
         }
+        LdapCommand::Base {
+            provider,
+            dn,
+            default: _,
+        } => {
+            if let Some(dn) = &dn {
+                directory::parse_dn(dn)
+                    .filter(|r| {
+                        !r.is_empty() && r.iter().all(|(a, v)| !a.is_empty() && !v.is_empty())
+                    })
+                    .ok_or_else(|| {
+                        anyhow!("{dn:?} is not a DN such as ou=entra,dc=example,dc=com")
+                    })?;
+            }
+            let (p, d) = (provider.clone(), dn.clone());
+            store.write_blocking(move |c| store::ldap_accounts::set_base(c, &p, d.as_deref()))?;
+            match dn {
+                Some(dn) => println!("the LDAP tree of {provider} is now {dn}"),
+                None => println!(
+                    "the LDAP tree of {provider} is {} again",
+                    directory::base_dn(&provider)
+                ),
+            }
+        }
         LdapCommand::Mappings { provider } => {
             let rows = store.call(move |c| {
                 let p = providers::require(c, &provider)?;
@@ -1064,12 +1088,15 @@ fn ldap_account_command(config: &Config, cmd: LdapAccountCommand) -> anyhow::Res
                 a.provider,
                 fmt_time(a.expires)
             );
+            let pid = a.provider_id;
+            let base = store
+                .call(move |c| store::ldap_accounts::base_of(c, pid))?
+                .unwrap_or_else(|| crate::ldap::directory::base_dn(&a.provider));
             println!(
-                "bind DN:  cn={},ou=services,{}",
-                crate::ldap::directory::escape(&a.name),
-                crate::ldap::directory::base_dn(&a.provider)
+                "bind DN:  cn={},ou=services,{base}",
+                crate::ldap::directory::escape(&a.name)
             );
-            println!("base DN:  {}", crate::ldap::directory::base_dn(&a.provider));
+            println!("base DN:  {base}");
             println!("password (shown only this once; only a hash is stored):");
             println!();
             println!("{}", new.secret.expose());

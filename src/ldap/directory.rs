@@ -141,6 +141,30 @@ pub(crate) fn locate(dn: &str) -> Option<Node> {
     if dc != "dc" {
         return None;
     }
+    below(rdns, provider)
+}
+
+/// Locates a DN in the tree of `provider` rooted at `base` (a base DN of the provider's
+/// choosing); `None` when the DN is not in it. Names and values compare regardless of case.
+pub(crate) fn locate_under(dn: &str, provider: &str, base: &str) -> Option<Node> {
+    let mut rdns = parse_dn(dn)?;
+    let base = parse_dn(base)?;
+    if base.is_empty() || rdns.len() < base.len() {
+        return None;
+    }
+    let tail = rdns.split_off(rdns.len() - base.len());
+    let same = tail
+        .iter()
+        .zip(&base)
+        .all(|((a, v), (b, w))| a == b && v.eq_ignore_ascii_case(w));
+    if !same {
+        return None;
+    }
+    below(rdns, provider.to_string())
+}
+
+/// The node the RDNs under a provider's root name (leftmost first).
+fn below(mut rdns: Vec<Rdn>, provider: String) -> Option<Node> {
     let Some((ou_attr, ou)) = rdns.pop() else {
         return Some(Node::Root(provider));
     };
@@ -233,6 +257,11 @@ fn all(
 /// `member`, `memberOf` values), and the provider's own user attributes.
 pub(crate) trait Resolve {
     fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String>;
+
+    /// Where a DN of a filter value points (in the searching account's tree).
+    fn node(&self, dn: &str) -> Option<Node> {
+        locate(dn)
+    }
 
     /// The SCIM path a provider maps this (lower-case) LDAP user attribute to.
     fn mapped(&self, _ldap: &str) -> Option<AttrPath> {
@@ -366,7 +395,7 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
         let value = match dn_kind {
             None => value.to_string(),
             Some(k) => {
-                let id = match locate(value) {
+                let id = match resolve.node(value) {
                     Some(Node::User(_, name)) => resolve.id_of(ResourceKind::User, &name),
                     Some(Node::Group(_, name))
                         if k == ResourceKind::Group || kind == ResourceKind::Group =>
@@ -434,6 +463,32 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
         }
         LdapFilter::Extensible(_) => Filter::Never,
     }
+}
+
+/// A provider's root entry, typed by the first RDN of its base (`dc=`, `ou=`, `o=`, ...).
+pub(crate) fn root_attributes(provider: &str, base: &str) -> Vec<(String, Vec<String>)> {
+    let first = parse_dn(base)
+        .and_then(|r| r.into_iter().next())
+        .unwrap_or_else(|| ("dc".into(), provider.to_string()));
+    let classes: &[&str] = match first.0.as_str() {
+        "dc" => &["top", "dcObject", "organization"],
+        "ou" => &["top", "organizationalUnit"],
+        "o" => &["top", "organization"],
+        "c" => &["top", "country"],
+        "l" => &["top", "locality"],
+        _ => &["top", "extensibleObject"],
+    };
+    let mut attrs = vec![
+        (
+            "objectClass".to_string(),
+            classes.iter().map(|c| c.to_string()).collect(),
+        ),
+        (first.0.clone(), vec![first.1.clone()]),
+    ];
+    if first.0 == "dc" {
+        attrs.push(("o".into(), vec![provider.to_string()]));
+    }
+    attrs
 }
 
 /// Whether a filter can match entries of `kind` at all (`(objectClass=groupOfNames)` cannot
@@ -668,6 +723,17 @@ mod tests {
             Some(Node::Account("okta".into(), "grafana".into()))
         );
         assert_eq!(locate("dc=example,dc=com"), None);
+        let base = "ou=Entra,dc=example,dc=com";
+        assert_eq!(
+            locate_under("uid=a@x,ou=people,OU=entra,DC=Example,dc=com", "p", base),
+            Some(Node::User("p".into(), "a@x".into()))
+        );
+        assert_eq!(locate_under(base, "p", base), Some(Node::Root("p".into())));
+        assert_eq!(locate_under("dc=example,dc=com", "p", base), None);
+        assert_eq!(
+            locate_under("ou=people,ou=other,dc=example,dc=com", "p", base),
+            None
+        );
         assert_eq!(locate("cn=x,ou=other,dc=okta,dc=scimd"), None);
     }
 

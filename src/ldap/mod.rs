@@ -123,6 +123,10 @@ struct Bound {
     provider_id: i64,
     account: String,
     user: bool,
+    /// The provider's base DN: its own choice, else `dc=<provider>,dc=scimd`.
+    base: String,
+    /// Whether `base` is the provider's own choice.
+    custom: bool,
 }
 
 impl Bound {
@@ -135,10 +139,18 @@ impl Bound {
     }
 
     fn dn(&self) -> String {
-        let base = directory::base_dn(&self.provider);
+        let base = &self.base;
         match self.user {
-            true => directory::user_dn(&base, &self.account),
+            true => directory::user_dn(base, &self.account),
             false => format!("cn={},ou=services,{base}", directory::escape(&self.account)),
+        }
+    }
+
+    /// Where a DN points in this identity's tree.
+    fn locate(&self, dn: &str) -> Option<Node> {
+        match self.custom {
+            true => directory::locate_under(dn, &self.provider, &self.base),
+            false => directory::locate(dn),
         }
     }
 }
@@ -412,10 +424,38 @@ impl Session {
                  (or, on the loopback interface only, set ldap_plaintext_loopback = \"on\")",
             );
         }
-        let (provider, name) = match directory::locate(dn) {
+        let bases = match self
+            .state
+            .store
+            .run(|c| ldap_accounts::custom_bases(c))
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
+        };
+        let located = bases
+            .iter()
+            .find_map(|(p, b)| directory::locate_under(dn, p, b))
+            .or_else(|| {
+                // The default tree of a provider that chose its own base is not its tree.
+                directory::locate(dn).filter(|n| match n {
+                    Node::Account(p, _) | Node::User(p, _) => {
+                        !bases.iter().any(|(q, _)| q.eq_ignore_ascii_case(p))
+                    }
+                    _ => true,
+                })
+            });
+        let base_for = |provider: &str| -> (String, bool) {
+            match bases.iter().find(|(q, _)| q.eq_ignore_ascii_case(provider)) {
+                Some((_, b)) => (b.clone(), true),
+                None => (directory::base_dn(provider), false),
+            }
+        };
+        let (provider, name) = match located {
             Some(Node::Account(provider, name)) => (provider, name),
             Some(Node::User(provider, name)) => {
-                return self.bind_user(dn, &provider, &name, &password).await;
+                let base = base_for(&provider);
+                return self.bind_user(dn, &provider, &name, &password, base).await;
             }
             _ => {
                 return done(
@@ -489,11 +529,14 @@ impl Session {
                 .await
                 .map_err(|e: store::Error| tracing::warn!(error = %e, "recording an LDAP bind"));
         }
+        let (base, custom) = base_for(&account.provider);
         self.bound = Some(Bound {
             provider: account.provider,
             provider_id: account.provider_id,
             account: account.name,
             user: false,
+            base,
+            custom,
         });
         done(LdapResultCode::Success, "")
     }
@@ -506,6 +549,7 @@ impl Session {
         provider: &str,
         name: &str,
         password: &str,
+        (base, custom): (String, bool),
     ) -> LdapResult {
         let (p, n) = (provider.to_string(), name.to_string());
         let found = self
@@ -557,6 +601,8 @@ impl Session {
                     provider_id: user.provider_id,
                     account: user.user_name,
                     user: true,
+                    base,
+                    custom,
                 });
                 done(LdapResultCode::Success, "")
             }
@@ -656,7 +702,7 @@ impl Session {
         self.state
             .ldap_counts
             .add(bound.provider_id, &bound.key(), 2);
-        let node = directory::locate(&base);
+        let node = bound.locate(&base);
         let tree_provider = match &node {
             Some(
                 Node::Root(p)
@@ -675,16 +721,13 @@ impl Session {
                 .send(finish(
                     done(
                         LdapResultCode::NoSuchObject,
-                        format!(
-                            "{base:?} is not in this account's tree ({})",
-                            directory::base_dn(&bound.provider)
-                        ),
+                        format!("{base:?} is not in this account's tree ({})", bound.base),
                     ),
                     Vec::new(),
                 ))
                 .await;
         }
-        let tree = directory::base_dn(&bound.provider);
+        let tree = bound.base.clone();
         let scope = req.scope.clone();
         let paged = controls.iter().find_map(|c| match c {
             LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
@@ -919,6 +962,7 @@ impl Session {
             return Ok(Batch::default());
         };
         let (pid, filter, tree) = (bound.provider_id, filter.clone(), tree.to_string());
+        let (provider, custom) = (bound.provider.clone(), bound.custom);
         let scim = crate::http::scim_base(&self.state.public_base, &bound.provider);
         let state = self.state.clone();
         self.state
@@ -934,6 +978,7 @@ impl Session {
                     c,
                     pid,
                     mappings: &mappings,
+                    tree: custom.then_some((provider.as_str(), tree.as_str())),
                 };
                 let mut f = directory::simplify(directory::to_scim(&filter, kind, &resolver));
                 if !directory::may_match(&f) {
@@ -1044,7 +1089,7 @@ impl Session {
     fn root_dse(&self) -> Entry {
         let mut contexts = Vec::new();
         if let Some(b) = &self.bound {
-            contexts.push(directory::base_dn(&b.provider));
+            contexts.push(b.base.clone());
         }
         (
             String::new(),
@@ -1124,17 +1169,7 @@ fn top_entry() -> Entry {
 }
 
 fn root_entry(provider: &str, tree: &str) -> Entry {
-    (
-        tree.to_string(),
-        vec![
-            (
-                "objectClass".into(),
-                vec!["top".into(), "dcObject".into(), "organization".into()],
-            ),
-            ("dc".into(), vec![provider.to_ascii_lowercase()]),
-            ("o".into(), vec![provider.to_string()]),
-        ],
-    )
+    (tree.to_string(), directory::root_attributes(provider, tree))
 }
 
 fn ou_entry(ou: &str, tree: &str) -> Entry {
@@ -1223,6 +1258,8 @@ struct Resolver<'c> {
     c: &'c rusqlite::Connection,
     pid: i64,
     mappings: &'c [(String, AttrPath)],
+    /// The provider and the base it chose, if it did.
+    tree: Option<(&'c str, &'c str)>,
 }
 
 impl Resolve for Resolver<'_> {
@@ -1234,6 +1271,13 @@ impl Resolve for Resolver<'_> {
                 |r| r.get(0),
             )
             .ok()
+    }
+
+    fn node(&self, dn: &str) -> Option<Node> {
+        match self.tree {
+            Some((provider, base)) => directory::locate_under(dn, provider, base),
+            None => directory::locate(dn),
+        }
     }
 
     fn mapped(&self, ldap: &str) -> Option<AttrPath> {

@@ -223,6 +223,57 @@ pub fn traffic(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Vec<Traf
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The base DNs providers chose for their trees: (provider name, base DN).
+pub fn custom_bases(c: &Connection) -> Result<Vec<(String, String)>> {
+    let mut st = c.prepare_cached(
+        "SELECT p.name, s.base_dn FROM ldap_settings s JOIN providers p ON p.id = s.provider_id",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The base DN a provider chose, if any.
+pub fn base_of(c: &Connection, provider_id: i64) -> Result<Option<String>> {
+    Ok(c.query_row(
+        "SELECT base_dn FROM ldap_settings WHERE provider_id = ?1",
+        [provider_id],
+        |r| r.get(0),
+    )
+    .optional()?)
+}
+
+/// Sets (or with `None` removes) a provider's base DN; another provider's base may not hold
+/// it or be held by it.
+pub fn set_base(c: &Connection, provider: &str, base: Option<&str>) -> Result<()> {
+    let p = providers::require(c, provider)?;
+    match base {
+        None => {
+            c.execute("DELETE FROM ldap_settings WHERE provider_id = ?1", [p.id])?;
+        }
+        Some(b) => {
+            let lower = b.to_ascii_lowercase();
+            for (other, theirs) in custom_bases(c)? {
+                let t = theirs.to_ascii_lowercase();
+                if !other.eq_ignore_ascii_case(&p.name)
+                    && (lower == t
+                        || lower.ends_with(&format!(",{t}"))
+                        || t.ends_with(&format!(",{lower}")))
+                {
+                    return Err(Error::Conflict(format!(
+                        "{b} overlaps the tree of identity provider {other} ({theirs})"
+                    )));
+                }
+            }
+            c.execute(
+                "INSERT INTO ldap_settings (provider_id, base_dn) VALUES (?1, ?2)
+                 ON CONFLICT DO UPDATE SET base_dn = excluded.base_dn",
+                params![p.id, b],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// A provider's own user attributes: (LDAP attribute, SCIM attribute path), by name.
 pub fn mappings(c: &Connection, provider_id: i64) -> Result<Vec<(String, String)>> {
     let mut st = c.prepare_cached(

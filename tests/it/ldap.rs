@@ -692,3 +692,84 @@ fn a_search_stops_at_its_time_limit() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("dn: cn=G,"), "{out}");
 }
+
+/// A provider's tree under a base DN of its choosing: binds, searches, DNs and DN-valued
+/// filters all use it, and the default tree is no longer the provider's.
+#[test]
+fn a_provider_chooses_its_base_dn() {
+    let d = Directory::start("on");
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_scimd"))
+            .arg("--database")
+            .arg(&d.db_path)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let base = "ou=Entra,dc=example,dc=com";
+    let out = cli(&["ldap", "base", "--provider", "contoso", base]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !cli(&["ldap", "base", "--provider", "contoso", "not a dn"])
+            .status
+            .success()
+    );
+    let alice = d
+        .scim
+        .create("/Users", &json!({"userName": "alice@contoso.com"}))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.scim.create(
+        "/Groups",
+        &json!({"displayName": "Staff", "members": [{"value": alice}]}),
+    );
+    let search = |bind: &str, base: &str, filter: &str| {
+        let mut cmd = tool("ldapsearch");
+        cmd.args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &d.url])
+            .args(["-D", bind, "-w", &d.password, "-b", base, filter]);
+        run(cmd)
+    };
+    let bind = format!("cn=grafana,ou=services,{base}");
+    let (out, code) = search(&bind, base, "(uid=alice@contoso.com)");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("dn: uid=alice@contoso.com,ou=people,ou=Entra,dc=example,dc=com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("memberOf: cn=Staff,ou=groups,ou=Entra,dc=example,dc=com"),
+        "{out}"
+    );
+    let (out, _) = search(
+        &bind,
+        &format!("ou=groups,{base}"),
+        &format!("(member=uid=alice@contoso.com,ou=people,{base})"),
+    );
+    assert!(
+        out.contains("dn: cn=Staff,ou=groups,ou=Entra,dc=example,dc=com"),
+        "{out}"
+    );
+    // The root entry is typed by the base's first RDN: here an organizational unit too.
+    let (out, _) = search(&bind, base, "(objectClass=organizationalUnit)");
+    assert_eq!(out.matches("dn: ").count(), 3, "{out}");
+    assert!(
+        out.contains("dn: ou=Entra,dc=example,dc=com\nobjectClass: top\nobjectClass: organizationalUnit\nou: Entra"),
+        "{out}"
+    );
+    // The default tree is not the provider's any more.
+    let (out, code) = search(BIND, BASE, "(uid=alice@contoso.com)");
+    assert_eq!(code, 49, "{out}");
+    // Back to the default.
+    assert!(
+        cli(&["ldap", "base", "--provider", "contoso", "--default"])
+            .status
+            .success()
+    );
+    let (out, code) = search(BIND, BASE, "(uid=alice@contoso.com)");
+    assert_eq!(code, 0, "{out}");
+}

@@ -32,5 +32,11 @@ CREATE TABLE ldap_mappings (
     PRIMARY KEY (provider_id, ldap_attr)
 ) STRICT;
 
+-- A base DN of the provider's choosing for its LDAP tree (default dc=<provider>,dc=scimd).
+CREATE TABLE ldap_settings (
+    provider_id INTEGER PRIMARY KEY REFERENCES providers(id) ON DELETE CASCADE,
+    base_dn     TEXT NOT NULL
+) STRICT;
+
 -- One live account per name and provider; a revoked one frees its name.
 CREATE UNIQUE INDEX ldap_accounts_name ON ldap_accounts (provider_id, name) WHERE revoked IS NULL;
