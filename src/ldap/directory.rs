@@ -465,6 +465,143 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
     }
 }
 
+// The schema subentry (`cn=schema`): the standard definitions of what the tree uses (RFC 4519,
+// 4524, 2798, 2307, 4530, 4512), so clients that read the schema know the attributes' syntax.
+macro_rules! attr {
+    ($oid:literal, $name:literal, $syntax:expr, $extra:literal) => {
+        concat!(
+            "( ",
+            $oid,
+            " NAME '",
+            $name,
+            "' SYNTAX ",
+            $syntax,
+            $extra,
+            " )"
+        )
+    };
+}
+
+pub(crate) const ATTRIBUTE_TYPES: &[&str] = &[
+    attr!(
+        "2.5.4.0",
+        "objectClass",
+        "1.3.6.1.4.1.1466.115.121.1.38",
+        ""
+    ),
+    attr!(
+        "0.9.2342.19200300.100.1.1",
+        "uid",
+        "1.3.6.1.4.1.1466.115.121.1.15",
+        ""
+    ),
+    attr!("2.5.4.3", "cn", "1.3.6.1.4.1.1466.115.121.1.15", ""),
+    attr!("2.5.4.4", "sn", "1.3.6.1.4.1.1466.115.121.1.15", ""),
+    attr!("2.5.4.42", "givenName", "1.3.6.1.4.1.1466.115.121.1.15", ""),
+    attr!(
+        "2.16.840.1.113730.3.1.241",
+        "displayName",
+        "1.3.6.1.4.1.1466.115.121.1.15",
+        " SINGLE-VALUE"
+    ),
+    attr!(
+        "0.9.2342.19200300.100.1.3",
+        "mail",
+        "1.3.6.1.4.1.1466.115.121.1.26",
+        ""
+    ),
+    attr!(
+        "2.5.4.20",
+        "telephoneNumber",
+        "1.3.6.1.4.1.1466.115.121.1.50",
+        ""
+    ),
+    attr!("2.5.4.12", "title", "1.3.6.1.4.1.1466.115.121.1.15", ""),
+    attr!(
+        "2.16.840.1.113730.3.1.2",
+        "departmentNumber",
+        "1.3.6.1.4.1.1466.115.121.1.15",
+        ""
+    ),
+    attr!(
+        "2.16.840.1.113730.3.1.3",
+        "employeeNumber",
+        "1.3.6.1.4.1.1466.115.121.1.15",
+        " SINGLE-VALUE"
+    ),
+    attr!(
+        "0.9.2342.19200300.100.1.10",
+        "manager",
+        "1.3.6.1.4.1.1466.115.121.1.12",
+        ""
+    ),
+    attr!("2.5.4.31", "member", "1.3.6.1.4.1.1466.115.121.1.12", ""),
+    attr!(
+        "1.2.840.113556.1.2.102",
+        "memberOf",
+        "1.3.6.1.4.1.1466.115.121.1.12",
+        ""
+    ),
+    attr!("2.5.4.10", "o", "1.3.6.1.4.1.1466.115.121.1.15", ""),
+    attr!("2.5.4.11", "ou", "1.3.6.1.4.1.1466.115.121.1.15", ""),
+    attr!(
+        "0.9.2342.19200300.100.1.25",
+        "dc",
+        "1.3.6.1.4.1.1466.115.121.1.26",
+        " SINGLE-VALUE"
+    ),
+    attr!(
+        "1.3.6.1.1.1.1.0",
+        "uidNumber",
+        "1.3.6.1.4.1.1466.115.121.1.27",
+        " SINGLE-VALUE"
+    ),
+    attr!(
+        "1.3.6.1.1.1.1.1",
+        "gidNumber",
+        "1.3.6.1.4.1.1466.115.121.1.27",
+        " SINGLE-VALUE"
+    ),
+    attr!(
+        "1.3.6.1.1.1.1.3",
+        "homeDirectory",
+        "1.3.6.1.4.1.1466.115.121.1.26",
+        " SINGLE-VALUE"
+    ),
+    attr!(
+        "1.3.6.1.1.16.4",
+        "entryUUID",
+        "1.3.6.1.1.16.1",
+        " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.18.1",
+        "createTimestamp",
+        "1.3.6.1.4.1.1466.115.121.1.24",
+        " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.18.2",
+        "modifyTimestamp",
+        "1.3.6.1.4.1.1466.115.121.1.24",
+        " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
+    ),
+];
+
+pub(crate) const OBJECT_CLASSES: &[&str] = &[
+    "( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )",
+    "( 2.5.6.6 NAME 'person' SUP top STRUCTURAL MUST ( sn $ cn ) MAY telephoneNumber )",
+    "( 2.5.6.7 NAME 'organizationalPerson' SUP person STRUCTURAL MAY ( title $ ou ) )",
+    "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson STRUCTURAL \
+     MAY ( departmentNumber $ displayName $ employeeNumber $ givenName $ mail $ manager $ uid ) )",
+    "( 2.5.6.9 NAME 'groupOfNames' SUP top STRUCTURAL MUST cn MAY member )",
+    "( 2.5.6.5 NAME 'organizationalUnit' SUP top STRUCTURAL MUST ou )",
+    "( 2.5.6.4 NAME 'organization' SUP top STRUCTURAL MUST o )",
+    "( 1.3.6.1.4.1.1466.344 NAME 'dcObject' SUP top AUXILIARY MUST dc )",
+    "( 1.3.6.1.1.1.2.0 NAME 'posixAccount' SUP top AUXILIARY \
+     MUST ( cn $ uid $ uidNumber $ gidNumber $ homeDirectory ) )",
+];
+
 /// A provider's root entry, typed by the first RDN of its base (`dc=`, `ou=`, `o=`, ...).
 pub(crate) fn root_attributes(provider: &str, base: &str) -> Vec<(String, Vec<String>)> {
     let first = parse_dn(base)

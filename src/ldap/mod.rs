@@ -679,6 +679,21 @@ impl Session {
                 vec![
                     ("objectClass".into(), vec!["top".into(), "subschema".into()]),
                     ("cn".into(), vec!["schema".into()]),
+                    // Operational: clients ask for them by name or with `+`.
+                    (
+                        "+attributeTypes".into(),
+                        directory::ATTRIBUTE_TYPES
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    ),
+                    (
+                        "+objectClasses".into(),
+                        directory::OBJECT_CLASSES
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect(),
+                    ),
                 ],
             );
             let mut msgs = Vec::new();

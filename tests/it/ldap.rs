@@ -259,6 +259,16 @@ fn users_and_groups_provisioned_over_scim_are_read_over_ldap() {
         "{out}"
     );
     assert!(out.contains("namingContexts: dc=contoso,dc=scimd"), "{out}");
+    // The schema subentry it names, with the definitions of what the tree uses.
+    let (out, _) = d.search("cn=schema", "(objectClass=*)", &["-s", "base", "+"]);
+    assert!(
+        out.contains("objectClasses: ( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("attributeTypes: ( 0.9.2342.19200300.100.1.3 NAME 'mail'"),
+        "{out}"
+    );
 
     // Another provider's tree is not there for this account.
     let (out, code) = d.search("dc=other,dc=scimd", "(objectClass=*)", &[]);
