@@ -586,10 +586,123 @@ pub(crate) const ATTRIBUTE_TYPES: &[&str] = &[
         "1.3.6.1.4.1.1466.115.121.1.24",
         " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
     ),
+    // What the root DSE and this subentry hold: clients that check names against the schema
+    // (ldap3 does) ask for these.
+    attr!(
+        "2.5.18.10",
+        "subschemaSubentry",
+        "1.3.6.1.4.1.1466.115.121.1.12",
+        " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.21.5",
+        "attributeTypes",
+        "1.3.6.1.4.1.1466.115.121.1.3",
+        " USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.21.6",
+        "objectClasses",
+        "1.3.6.1.4.1.1466.115.121.1.37",
+        " USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.21.4",
+        "matchingRules",
+        "1.3.6.1.4.1.1466.115.121.1.30",
+        " USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.21.8",
+        "matchingRuleUse",
+        "1.3.6.1.4.1.1466.115.121.1.31",
+        " USAGE directoryOperation"
+    ),
+    attr!(
+        "1.3.6.1.4.1.1466.101.120.16",
+        "ldapSyntaxes",
+        "1.3.6.1.4.1.1466.115.121.1.54",
+        " USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.21.2",
+        "dITContentRules",
+        "1.3.6.1.4.1.1466.115.121.1.16",
+        " USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.21.1",
+        "dITStructureRules",
+        "1.3.6.1.4.1.1466.115.121.1.17",
+        " USAGE directoryOperation"
+    ),
+    attr!(
+        "2.5.21.7",
+        "nameForms",
+        "1.3.6.1.4.1.1466.115.121.1.35",
+        " USAGE directoryOperation"
+    ),
+    attr!(
+        "1.3.6.1.4.1.1466.101.120.5",
+        "namingContexts",
+        "1.3.6.1.4.1.1466.115.121.1.12",
+        " USAGE dSAOperation"
+    ),
+    attr!(
+        "1.3.6.1.4.1.1466.101.120.13",
+        "supportedControl",
+        "1.3.6.1.4.1.1466.115.121.1.38",
+        " USAGE dSAOperation"
+    ),
+    attr!(
+        "1.3.6.1.4.1.1466.101.120.7",
+        "supportedExtension",
+        "1.3.6.1.4.1.1466.115.121.1.38",
+        " USAGE dSAOperation"
+    ),
+    attr!(
+        "1.3.6.1.4.1.4203.1.3.5",
+        "supportedFeatures",
+        "1.3.6.1.4.1.1466.115.121.1.38",
+        " USAGE dSAOperation"
+    ),
+    attr!(
+        "1.3.6.1.4.1.1466.101.120.15",
+        "supportedLDAPVersion",
+        "1.3.6.1.4.1.1466.115.121.1.27",
+        " USAGE dSAOperation"
+    ),
+    attr!(
+        "1.3.6.1.4.1.1466.101.120.14",
+        "supportedSASLMechanisms",
+        "1.3.6.1.4.1.1466.115.121.1.15",
+        " USAGE dSAOperation"
+    ),
+    attr!(
+        "1.3.6.1.4.1.1466.101.120.6",
+        "altServer",
+        "1.3.6.1.4.1.1466.115.121.1.26",
+        " USAGE dSAOperation"
+    ),
+    attr!(
+        "1.3.6.1.1.4",
+        "vendorName",
+        "1.3.6.1.4.1.1466.115.121.1.15",
+        " SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation"
+    ),
+    attr!(
+        "1.3.6.1.1.5",
+        "vendorVersion",
+        "1.3.6.1.4.1.1466.115.121.1.15",
+        " SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation"
+    ),
 ];
 
 pub(crate) const OBJECT_CLASSES: &[&str] = &[
     "( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )",
+    "( 2.5.20.1 NAME 'subschema' AUXILIARY \
+     MAY ( dITStructureRules $ nameForms $ dITContentRules $ objectClasses $ attributeTypes $ \
+     matchingRules $ matchingRuleUse ) )",
     "( 2.5.6.6 NAME 'person' SUP top STRUCTURAL MUST ( sn $ cn ) MAY telephoneNumber )",
     "( 2.5.6.7 NAME 'organizationalPerson' SUP person STRUCTURAL MAY ( title $ ou ) )",
     "( 2.16.840.1.113730.3.2.2 NAME 'inetOrgPerson' SUP organizationalPerson STRUCTURAL \
