@@ -65,6 +65,19 @@ impl TestDb {
         String::from_utf8(out.stderr).unwrap()
     }
 
+    /// `scimd ldap account add NAME --provider P`; returns the secret it printed once and
+    /// all it printed.
+    pub fn ldap_account(&self, name: &str, provider: &str) -> (String, String) {
+        let out = self.ok(&["ldap", "account", "add", name, "--provider", provider]);
+        let secret = out
+            .lines()
+            .map(str::trim)
+            .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap_or_else(|| panic!("no secret in {out}"))
+            .to_string();
+        (secret, out)
+    }
+
     pub fn add_provider(&self, name: &str) {
         self.ok(&["provider", "add", name]);
     }

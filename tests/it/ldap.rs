@@ -26,12 +26,11 @@ fn tool(name: &str) -> Command {
 }
 
 struct Directory {
-    _db: TestDb,
+    db: TestDb,
     server: Server,
     url: String,
     password: String,
     scim: Scim,
-    db_path: std::path::PathBuf,
 }
 
 /// Output (stdout and stderr together) and exit code of an OpenLDAP client.
@@ -56,14 +55,8 @@ impl Directory {
         let db = TestDb::new();
         db.add_provider("contoso");
         let (_, token) = db.create_token("contoso", &[]);
-        let out = db.ok(&["ldap", "account", "add", "grafana", "--provider", "contoso"]);
+        let (password, out) = db.ldap_account("grafana", "contoso");
         assert!(out.contains(&format!("bind DN:  {BIND}")), "{out}");
-        let password = out
-            .lines()
-            .map(str::trim)
-            .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
-            .unwrap()
-            .to_string();
         let mut vars = vec![
             ("SCIMD_LDAP_LISTEN", "127.0.0.1:0"),
             ("SCIMD_LDAP_PLAINTEXT_LOOPBACK", plaintext_loopback),
@@ -81,14 +74,12 @@ impl Directory {
                 .unwrap()
         );
         let scim = Scim::new(&server, "contoso", &token);
-        let db_path = db.path.clone();
         Directory {
-            _db: db,
+            db,
             server,
             url,
             password,
             scim,
-            db_path,
         }
     }
 
@@ -361,18 +352,7 @@ fn binds_with_good_wrong_expired_and_revoked_secrets_and_refused_writes() {
     assert!(text.contains("read-only"), "{text}");
 
     // Expired, then revoked: the next bind fails.
-    let db = d.db_path.clone();
-    let listed = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args([
-            "--database",
-            db.to_str().unwrap(),
-            "ldap",
-            "account",
-            "list",
-        ])
-        .output()
-        .unwrap();
-    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    let listed = d.db.ok(&["ldap", "account", "list"]);
     let id = listed
         .lines()
         .nth(1)
@@ -381,7 +361,7 @@ fn binds_with_good_wrong_expired_and_revoked_secrets_and_refused_writes() {
         .next()
         .unwrap()
         .to_string();
-    let c = rusqlite::Connection::open(&db).unwrap();
+    let c = rusqlite::Connection::open(&d.db.path).unwrap();
     c.execute("UPDATE ldap_accounts SET expires = 1", [])
         .unwrap();
     let mut expired = tool("ldapwhoami");
@@ -390,22 +370,7 @@ fn binds_with_good_wrong_expired_and_revoked_secrets_and_refused_writes() {
     assert_eq!(code, 49, "expired: {out}");
     c.execute("UPDATE ldap_accounts SET expires = 4102444800", [])
         .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args([
-            "--database",
-            db.to_str().unwrap(),
-            "ldap",
-            "account",
-            "revoke",
-            &id,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.db.ok(&["ldap", "account", "revoke", &id]);
     let mut revoked = tool("ldapwhoami");
     revoked.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
     let (out, code) = run(revoked);
@@ -423,17 +388,7 @@ fn binds_with_good_wrong_expired_and_revoked_secrets_and_refused_writes() {
     assert_eq!(refused, 2, "the wrong secret and the expired account");
     let mut d = d;
     assert!(d.server.terminate());
-    let show = Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args([
-            "--database",
-            db.to_str().unwrap(),
-            "provider",
-            "show",
-            "contoso",
-        ])
-        .output()
-        .unwrap();
-    let show = String::from_utf8_lossy(&show.stdout).to_string();
+    let show = d.db.ok(&["provider", "show", "contoso"]);
     let row = show
         .lines()
         .find(|l| l.starts_with("grafana "))
@@ -610,23 +565,10 @@ fn an_entra_provisioning_cycle_is_read_over_ldap() {
 fn providers_map_their_own_attributes_including_extensions() {
     const CONTOSO: &str = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User";
     let d = Directory::start("on");
-    let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_scimd"))
-            .arg("--database")
-            .arg(&d.db_path)
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let ok = |args: &[&str]| {
-        let out = cli(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
+    let (cli, ok) = (
+        |args: &[&str]| d.db.cli(args),
+        |args: &[&str]| d.db.ok(args),
+    );
     ok(&[
         "schema",
         "add",
@@ -708,21 +650,9 @@ fn a_search_stops_at_its_time_limit() {
 #[test]
 fn a_provider_chooses_its_base_dn() {
     let d = Directory::start("on");
-    let cli = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_scimd"))
-            .arg("--database")
-            .arg(&d.db_path)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let cli = |args: &[&str]| d.db.cli(args);
     let base = "ou=Entra,dc=example,dc=com";
-    let out = cli(&["ldap", "base", "--provider", "contoso", base]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    d.db.ok(&["ldap", "base", "--provider", "contoso", base]);
     assert!(
         !cli(&["ldap", "base", "--provider", "contoso", "not a dn"])
             .status

@@ -284,13 +284,7 @@ fn the_admin_console_uses_the_same_tls_and_a_secure_cookie() {
 fn the_ldap_directory_speaks_ldaps_and_starttls() {
     let db = TestDb::new();
     db.add_provider("p");
-    let out = db.ok(&["ldap", "account", "add", "app", "--provider", "p"]);
-    let password = out
-        .lines()
-        .map(str::trim)
-        .find(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap()
-        .to_string();
+    let (password, _) = db.ldap_account("app", "p");
     let ca = Ca::new();
     let dir = db.dir.path();
     let (cert, key, _) = ca.issue(dir, "ldap", (2036, 1, 1));
