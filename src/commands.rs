@@ -842,18 +842,11 @@ fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             if old.revoked.is_some() {
                 bail!("token {id} is revoked; create a new one with `scimd token create`");
             }
-            let lifetime = match valid_for {
-                Some(v) => config::parse_duration(&v).map_err(|e| anyhow!("--valid-for: {e}"))?,
-                None => Duration::from_secs(u64::try_from(old.expires - old.created).unwrap_or(0))
-                    .min(config.token_max_lifetime),
-            };
-            let expires = expiry(
-                Some(&config::format_duration(lifetime)),
-                None,
-                now,
-                config.token_max_lifetime,
-            )
-            .map_err(|e| anyhow!(e))?;
+            let valid_for = valid_for
+                .map(|v| config::parse_duration(&v).map_err(|e| anyhow!("--valid-for: {e}")))
+                .transpose()?;
+            let expires = rotation_expiry(&old, valid_for, now, config.token_max_lifetime)
+                .map_err(|e| anyhow!(e))?;
             let old_until =
                 now.timestamp() + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 2);
             let new = token::generate();
@@ -1218,6 +1211,26 @@ fn print_new_token(config: &Config, provider: &str, info: &TokenInfo, secret: &S
     println!();
     println!("{}", secret.expose());
     println!();
+}
+
+/// When the token replacing `old` at `now` expires: after `valid_for`, else as long after
+/// `now` as `old` was valid (at most `max_lifetime`). The command line and the console rotate
+/// by this rule.
+pub(crate) fn rotation_expiry(
+    old: &TokenInfo,
+    valid_for: Option<Duration>,
+    now: DateTime<Utc>,
+    max_lifetime: Duration,
+) -> Result<i64, String> {
+    let lifetime = valid_for.unwrap_or_else(|| {
+        Duration::from_secs(u64::try_from(old.expires - old.created).unwrap_or(0)).min(max_lifetime)
+    });
+    expiry(
+        Some(&config::format_duration(lifetime)),
+        None,
+        now,
+        max_lifetime,
+    )
 }
 
 /// The expiry (unix seconds) of a token created at `now`, from `--valid-for` or `--expires`.

@@ -842,11 +842,8 @@ pub(crate) async fn rotate_token(
     }
     let overlap = crate::config::parse_duration(&form.overlap).map_err(Failure::Invalid)?;
     let at = now();
-    let lifetime = (old.expires - old.created).clamp(
-        1,
-        i64::try_from(state.config.token_max_lifetime.as_secs()).unwrap_or(i64::MAX),
-    );
-    let expires = at.timestamp() + lifetime;
+    let expires = crate::commands::rotation_expiry(&old, None, at, state.config.token_max_lifetime)
+        .map_err(Failure::Invalid)?;
     let old_until = at.timestamp() + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 4);
     let (new, hash) = new_secret(&state).await?;
     let (new_id, pid, rotated, created) = (new.id.clone(), p.id, old.clone(), at.timestamp());
@@ -1480,7 +1477,7 @@ pub(crate) async fn settings(state: web::Data<AppState>, s: Signed) -> Page {
                 }
             }))
             p.hint { "Accounts are managed on the server: " code { "scimd admin add|passwd|remove NAME" } "." }
-            p.hint { (view::raw("Times are shown in UTC.")) }
+            p.hint { "Times are shown in UTC." }
         },
     )
 }

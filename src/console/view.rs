@@ -2,7 +2,7 @@
 //! every interpolated value (a userName of `<script>` is shown as text). No inline script or
 //! style: the page loads `/static/console.js` and `/static/console.css` only.
 
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
 use crate::store::activity::Record;
@@ -211,11 +211,6 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
         Value::String(s) => out.push((prefix.to_string(), s.clone())),
         other => out.push((prefix.to_string(), other.to_string())),
     }
-}
-
-/// Text known to hold no markup (fixed strings of the program).
-pub(crate) fn raw(s: &'static str) -> PreEscaped<&'static str> {
-    PreEscaped(s)
 }
 
 #[cfg(test)]

@@ -80,39 +80,36 @@ pub(crate) async fn accept(
 /// Distinct accounts counted in one interval; binds of more are not counted.
 const COUNTED_ACCOUNTS: usize = 4096;
 
-/// Binds, failed binds and searches per provider and account since the last `take`.
+/// Binds, failed binds and searches per provider and account since the last `take`, with
+/// the last time each was seen (unix ms).
 #[derive(Default)]
 pub(crate) struct Counts {
-    counts: std::sync::Mutex<std::collections::HashMap<(i64, String), [u64; 3]>>,
-    last: std::sync::Mutex<std::collections::HashMap<(i64, String), i64>>,
+    counts: std::sync::Mutex<std::collections::HashMap<(i64, String), Counted>>,
 }
+
+/// Binds, failed binds, searches; the last of them in unix ms.
+type Counted = ([u64; 3], i64);
 
 impl Counts {
     fn add(&self, provider_id: i64, account: &str, which: usize) {
         let now = chrono::Utc::now().timestamp_millis();
-        let key = (provider_id, account.to_string());
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (provider_id, account.to_string());
         if counts.len() >= COUNTED_ACCOUNTS && !counts.contains_key(&key) {
             return;
         }
-        counts.entry(key.clone()).or_default()[which] += 1;
-        self.last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, now);
+        let entry = counts.entry(key).or_default();
+        entry.0[which] += 1;
+        entry.1 = now;
     }
 
     /// The counts since the last call: (provider id, account, binds, failed binds,
     /// searches, last unix ms).
     pub(crate) fn take(&self) -> Vec<(i64, String, u64, u64, u64, i64)> {
         let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
-        let last = std::mem::take(&mut *self.last.lock().unwrap_or_else(|e| e.into_inner()));
         counts
             .into_iter()
-            .map(|(k, [b, f, s])| {
-                let at = last.get(&k).copied().unwrap_or(0);
-                (k.0, k.1, b, f, s, at)
-            })
+            .map(|((pid, account), ([b, f, s], at))| (pid, account, b, f, s, at))
             .collect()
     }
 }
