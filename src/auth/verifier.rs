@@ -1,7 +1,9 @@
 //! Verifies presented secrets without paying argon2 on every request.
 //!
 //! argon2id costs tens of milliseconds and ~19 MiB per run. A secret that verified once is
-//! remembered as a keyed digest of (token id, secret), so only that exact secret matches later;
+//! remembered as a keyed digest of (token id, stored hash, secret), so only that exact secret
+//! matches later, and only while the stored hash is the same (a user's password that its
+//! identity provider replaced stops matching at once);
 //! the token row itself (expiry, revocation) is still read on every request by the caller.
 //! Secrets that failed are remembered too (a bounded set); concurrent requests presenting the
 //! same secret wait for one verification instead of each running argon2; and argon2 runs only on
@@ -125,10 +127,12 @@ impl Verifier {
         }
     }
 
-    fn digest(&self, id: &str, secret: &Secret) -> Key {
+    fn digest(&self, id: &str, phc: &str, secret: &Secret) -> Key {
         Blake2s256::new()
             .chain_update(self.key)
             .chain_update(id.as_bytes())
+            .chain_update([0u8])
+            .chain_update(phc.as_bytes())
             .chain_update([0u8])
             .chain_update(secret.expose().as_bytes())
             .finalize()
@@ -169,7 +173,7 @@ impl Verifier {
         phc: &str,
         client: Option<std::net::IpAddr>,
     ) -> Verdict {
-        let d = self.digest(id, secret);
+        let d = self.digest(id, phc, secret);
         if let Some(known) = self.remembered(id, &d) {
             return verdict(known);
         }
@@ -309,6 +313,35 @@ mod tests {
             v.verify(&u.id, &u.secret, &phc_u, None).await,
             Verdict::Valid
         );
+    }
+
+    /// A user's password is checked against the hash its identity provider last sent: after a
+    /// change the old password is refused although it verified before, and a new password
+    /// that once failed (against the old hash) is accepted.
+    #[tokio::test]
+    async fn what_is_remembered_holds_only_for_the_hash_it_was_checked_against() {
+        let v = Verifier::new(1);
+        let id = "user-7";
+        let (first, second) = (
+            Secret::from_text("first password"),
+            Secret::from_text("second password"),
+        );
+        let phc_first = token::hash(&first).unwrap();
+        let phc_second = token::hash(&second).unwrap();
+        assert_eq!(v.verify(id, &first, &phc_first, None).await, Verdict::Valid);
+        assert_eq!(
+            v.verify(id, &second, &phc_first, None).await,
+            Verdict::Invalid
+        );
+        assert_eq!(
+            v.verify(id, &first, &phc_second, None).await,
+            Verdict::Invalid
+        );
+        assert_eq!(
+            v.verify(id, &second, &phc_second, None).await,
+            Verdict::Valid
+        );
+        assert_eq!(v.verify(id, &first, &phc_first, None).await, Verdict::Valid);
     }
 
     #[tokio::test]
