@@ -175,14 +175,15 @@ impl AppState {
         Ok(model)
     }
 
-    /// A provider's model at `version`, read on the connection `c` only when the cache does
-    /// not hold that version (for work already on a reader thread, such as LDAP searches).
-    pub(crate) fn model_on(
+    /// A provider's model at `version` (its `model_version`, read by the caller), read on the
+    /// connection `c` only when the cache does not hold that version (for work already on a
+    /// reader thread, such as LDAP searches).
+    pub(crate) fn model_at(
         &self,
         c: &rusqlite::Connection,
         pid: i64,
+        version: i64,
     ) -> crate::store::Result<Arc<Model>> {
-        let version = crate::store::schemas::model_version(c, pid)?;
         if version == 0 {
             return Ok(self.builtin_model.clone());
         }

@@ -894,6 +894,34 @@ pub(crate) fn operational(doc: &Value) -> Vec<(String, Vec<String>)> {
 
 /// An RFC 3339 time as LDAP's GeneralizedTime (`20261130071611Z`).
 fn generalized_time(t: &str) -> Option<String> {
+    // The times scimd stores are UTC (`2026-11-30T07:16:11.123Z`): their digits, rearranged.
+    let b = t.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    let fraction = b.get(19..b.len().saturating_sub(1)).unwrap_or_default();
+    if b.len() >= 20
+        && b[b.len() - 1] == b'Z'
+        && (b[4], b[7], b[10], b[13], b[16]) == (b'-', b'-', b'T', b':', b':')
+        && digits(0..4)
+        && digits(5..7)
+        && digits(8..10)
+        && digits(11..13)
+        && digits(14..16)
+        && digits(17..19)
+        && (fraction.is_empty()
+            || (fraction[0] == b'.'
+                && fraction.len() > 1
+                && fraction[1..].iter().all(u8::is_ascii_digit)))
+    {
+        return Some(format!(
+            "{}{}{}{}{}{}Z",
+            &t[0..4],
+            &t[5..7],
+            &t[8..10],
+            &t[11..13],
+            &t[14..16],
+            &t[17..19]
+        ));
+    }
     let d = chrono::DateTime::parse_from_rfc3339(t).ok()?;
     Some(
         d.with_timezone(&chrono::Utc)
@@ -902,25 +930,49 @@ fn generalized_time(t: &str) -> Option<String> {
     )
 }
 
-/// Keeps the attributes a search asked for: none listed or `*` all user attributes, `+` the
-/// operational ones, `1.1` none; names compare regardless of case.
-pub(crate) fn select(
-    user: Vec<(String, Vec<String>)>,
-    op: Vec<(String, Vec<String>)>,
+/// Keeps the attributes a search asked for, of an entry's attributes (operational ones named
+/// with a leading `+`, which is not part of their name): none listed or `*` all user
+/// attributes, `+` the operational ones, `1.1` none; names compare regardless of case. User
+/// attributes come first.
+pub(crate) fn select<'a>(
+    attrs: &'a [(String, Vec<String>)],
     wanted: &[String],
-) -> Vec<(String, Vec<String>)> {
+) -> Vec<(&'a str, &'a [String])> {
     let wants = |name: &str| wanted.iter().any(|w| w.eq_ignore_ascii_case(name));
     let all_user = wanted.is_empty() || wants("*");
     let all_op = wants("+");
-    user.into_iter()
-        .filter(|(n, _)| all_user || wants(n))
-        .chain(op.into_iter().filter(|(n, _)| all_op || wants(n)))
-        .collect()
+    let user = attrs
+        .iter()
+        .filter(|(n, _)| !n.starts_with('+') && (all_user || wants(n)))
+        .map(|(n, v)| (n.as_str(), v.as_slice()));
+    let op = attrs
+        .iter()
+        .filter_map(|(n, v)| Some((n.strip_prefix('+')?, v.as_slice())))
+        .filter(|(n, _)| all_op || wants(n));
+    user.chain(op).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_become_generalized_time_in_utc() {
+        for (t, want) in [
+            ("2026-11-30T07:16:11Z", Some("20261130071611Z")),
+            ("2026-11-30T07:16:11.5Z", Some("20261130071611Z")),
+            ("2026-11-30T07:16:11.123456789Z", Some("20261130071611Z")),
+            ("2026-11-30T09:16:11+02:00", Some("20261130071611Z")),
+            ("2026-12-01T01:16:11.25+18:00", Some("20261130071611Z")),
+            ("2026-11-30t07:16:11z", Some("20261130071611Z")),
+            ("2026-11-30T07:16:11.Z", None),
+            ("2026-11-30 07:16:11", None),
+            ("yesterday", None),
+            ("", None),
+        ] {
+            assert_eq!(generalized_time(t).as_deref(), want, "{t}");
+        }
+    }
 
     struct Ids;
     impl Resolve for Ids {
@@ -1124,8 +1176,15 @@ mod tests {
             op[2],
             ("modifyTimestamp".into(), vec!["20261130071611Z".into()])
         );
-        let picked = select(attrs.clone(), op.clone(), &["MAIL".into(), "+".into()]);
-        assert_eq!(picked.len(), 4);
-        assert!(select(attrs, op, &["1.1".into()]).is_empty());
+        let mut marked = attrs.clone();
+        marked.extend(op.iter().map(|(n, v)| (format!("+{n}"), v.clone())));
+        let picked = select(&marked, &["MAIL".into(), "+".into()]);
+        let names: Vec<&str> = picked.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names,
+            ["mail", "entryUUID", "createTimestamp", "modifyTimestamp"]
+        );
+        assert!(select(&marked, &["1.1".into()]).is_empty());
+        assert_eq!(select(&marked, &[]).len(), attrs.len());
     }
 }

@@ -5,6 +5,7 @@
 //! indexed SQL as SCIM searches. Every write operation is refused: the identity provider is
 //! the only writer.
 
+mod ber;
 pub(crate) mod directory;
 
 use std::net::{IpAddr, SocketAddr};
@@ -28,8 +29,8 @@ use crate::http::AppState;
 use crate::http::tls::Stream;
 use crate::scim::ResourceKind;
 use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
-use crate::scim::projection::Projection;
-use crate::store::search::{self, Paging};
+use crate::scim::schema::ResourceType;
+use crate::store::search;
 use crate::store::{self, ldap_accounts};
 
 /// Entries read from the store per round trip while a search streams its results.
@@ -120,10 +121,52 @@ struct Bound {
     provider_id: i64,
     account: String,
     user: bool,
+    /// What the binding is checked against before each search.
+    check: Check,
     /// The provider's base DN: its own choice, else `dc=<provider>,dc=scimd`.
     base: String,
     /// Whether `base` is the provider's own choice.
     custom: bool,
+}
+
+/// The record a binding rests on: a service account (by id), or a user and the hash of the
+/// password it bound with.
+#[derive(Clone)]
+enum Check {
+    Account(String),
+    User { seq: i64, password_hash: String },
+}
+
+impl Check {
+    fn standing(&self, c: &rusqlite::Connection) -> store::Result<ldap_accounts::Standing> {
+        match self {
+            Check::Account(id) => {
+                ldap_accounts::account_standing(c, id, chrono::Utc::now().timestamp())
+            }
+            Check::User { seq, password_hash } => {
+                ldap_accounts::user_standing(c, *seq, password_hash)
+            }
+        }
+    }
+}
+
+/// Why a batch of entries was not read.
+enum Failure {
+    /// The binding is no longer valid (see `Check`).
+    Gone(&'static str),
+    Store(store::Error),
+}
+
+impl From<store::Error> for Failure {
+    fn from(e: store::Error) -> Failure {
+        Failure::Store(e)
+    }
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(e: rusqlite::Error) -> Failure {
+        Failure::Store(e.into())
+    }
 }
 
 impl Bound {
@@ -532,6 +575,7 @@ impl Session {
             provider_id: account.provider_id,
             account: account.name,
             user: false,
+            check: Check::Account(account.id),
             base,
             custom,
         });
@@ -598,6 +642,10 @@ impl Session {
                     provider_id: user.provider_id,
                     account: user.user_name,
                     user: true,
+                    check: Check::User {
+                        seq: user.seq,
+                        password_hash: phc,
+                    },
                     base,
                     custom,
                 });
@@ -848,92 +896,86 @@ impl Session {
         }
         let mut next_cookie: Option<(usize, i64)> = None;
         let mut exceeded = false;
-        'kinds: while phase < kinds.len() {
-            let kind = kinds[phase];
-            loop {
-                let room = if limit > 0 { limit - sent } else { BATCH };
-                if room <= 0 {
-                    // The page or the size limit is full: one entry more tells whether
-                    // anything is left, here or in the kinds after this one.
-                    let mut probe = (phase, after);
-                    let left = loop {
-                        let Some(k) = kinds.get(probe.0) else {
-                            break false;
-                        };
-                        match self
-                            .batch(*k, &req.filter, only.clone(), probe.1, 1, &tree, None)
-                            .await
-                        {
-                            Ok(found) if found.count > 0 => break true,
-                            Ok(_) => probe = (probe.0 + 1, 0),
-                            Err(_) => break true,
-                        }
-                    };
-                    if left {
-                        match page_size {
-                            Some(_) => next_cookie = Some((phase, after)),
-                            None => exceeded = true,
-                        }
+        while phase < kinds.len() {
+            let room = if limit > 0 {
+                limit - sent
+            } else {
+                batch_size()
+            };
+            if room <= 0 {
+                // The page or the size limit is full: one entry more tells whether anything
+                // is left, here or in the kinds after this one.
+                let left = match self
+                    .batch(
+                        &kinds,
+                        &req.filter,
+                        only.clone(),
+                        (phase, after),
+                        1,
+                        &tree,
+                        None,
+                    )
+                    .await
+                {
+                    Ok(found) => found.count > 0,
+                    Err(Failure::Gone(why)) => {
+                        return out.send(finish(self.unbind_gone(why), Vec::new())).await;
                     }
-                    break 'kinds;
+                    Err(Failure::Store(_)) => true,
+                };
+                if left {
+                    match page_size {
+                        Some(_) => next_cookie = Some((phase, after)),
+                        None => exceeded = true,
+                    }
                 }
-                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break;
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                return out
+                    .send(finish(
+                        done(
+                            LdapResultCode::TimeLimitExceeded,
+                            format!("the search took longer than its time limit of {time_limit} s"),
+                        ),
+                        Vec::new(),
+                    ))
+                    .await;
+            }
+            #[cfg(debug_assertions)]
+            test_delay().await;
+            let batch = self
+                .batch(
+                    &kinds,
+                    &req.filter,
+                    only.clone(),
+                    (phase, after),
+                    room.min(batch_size()),
+                    &tree,
+                    Some((id, req.attrs.clone(), req.typesonly)),
+                )
+                .await;
+            let Batch { encoded, count, at } = match batch {
+                Ok(b) => b,
+                Err(Failure::Gone(why)) => {
+                    return out.send(finish(self.unbind_gone(why), Vec::new())).await;
+                }
+                Err(Failure::Store(e)) => {
+                    tracing::warn!(error = %e, "an LDAP search failed");
                     return out
                         .send(finish(
                             done(
-                                LdapResultCode::TimeLimitExceeded,
-                                format!(
-                                    "the search took longer than its time limit of {time_limit} s"
-                                ),
+                                LdapResultCode::Unavailable,
+                                "the directory cannot be read right now",
                             ),
                             Vec::new(),
                         ))
                         .await;
                 }
-                #[cfg(debug_assertions)]
-                test_delay().await;
-                let batch = self
-                    .batch(
-                        kind,
-                        &req.filter,
-                        only.clone(),
-                        after,
-                        room.min(BATCH),
-                        &tree,
-                        Some((id, req.attrs.clone(), req.typesonly)),
-                    )
-                    .await;
-                let Batch {
-                    encoded,
-                    count,
-                    last,
-                    more,
-                } = match batch {
-                    Ok(b) => b,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "an LDAP search failed");
-                        return out
-                            .send(finish(
-                                done(
-                                    LdapResultCode::Unavailable,
-                                    "the directory cannot be read right now",
-                                ),
-                                Vec::new(),
-                            ))
-                            .await;
-                    }
-                };
-                sent += count as i64;
-                out.send_encoded(encoded).await?;
-                if let Some(l) = last {
-                    after = l;
-                }
-                if !more {
-                    break;
-                }
-            }
-            phase += 1;
-            after = 0;
+            };
+            sent += count as i64;
+            out.send_encoded(encoded).await?;
+            (phase, after) = at;
         }
         if exceeded {
             return out
@@ -957,19 +999,21 @@ impl Session {
             .await
     }
 
-    /// Up to `want` entries of `kind` after the key `after` that match the filter: the
-    /// entries, the key of the last one, and whether more may follow.
+    /// Up to `want` entries that match the filter, from the position `at` on: the index of
+    /// a kind in `kinds` and the key after which its entries go on. All in one job on a reader
+    /// thread and one read transaction, across kinds (a search of the whole tree is one round
+    /// trip). Gives the entries, encoded when `render` says how, and where to go on from.
     #[allow(clippy::too_many_arguments)]
     async fn batch(
         &self,
-        kind: ResourceKind,
+        kinds: &[ResourceKind],
         filter: &LdapFilter,
         only: Option<String>,
-        after: i64,
+        at: (usize, i64),
         want: i64,
         tree: &str,
         render: Option<(i32, Vec<String>, bool)>,
-    ) -> store::Result<Batch> {
+    ) -> Result<Batch, Failure> {
         let Some(bound) = self.bound.as_ref() else {
             return Ok(Batch::default());
         };
@@ -977,125 +1021,82 @@ impl Session {
         let (provider, custom) = (bound.provider.clone(), bound.custom);
         let scim = crate::http::scim_base(&self.state.public_base, &bound.provider);
         let state = self.state.clone();
+        let kinds = kinds.to_vec();
+        let check = bound.check.clone();
         self.state
             .store
             .run(move |c| {
-                let model = state.model_on(c, pid)?;
-                let rt = model.get(kind);
-                let mappings: Vec<(String, AttrPath)> = ldap_accounts::mappings(c, pid)?
+                // One read transaction: every statement below sees the same snapshot, and the
+                // snapshot is taken once.
+                let tx = store::Snapshot::begin(c)?;
+                let model_version = match check.standing(&tx)? {
+                    ldap_accounts::Standing::Valid { model_version } => model_version,
+                    ldap_accounts::Standing::Gone(why) => return Err(Failure::Gone(why)),
+                };
+                let model = state.model_at(&tx, pid, model_version)?;
+                let mappings: Vec<(String, AttrPath)> = ldap_accounts::mappings(&tx, pid)?
                     .into_iter()
                     .filter_map(|(n, p)| directory::parse_path(&p).ok().map(|p| (n, p)))
                     .collect();
                 let resolver = Resolver {
-                    c,
+                    c: &tx,
                     pid,
                     mappings: &mappings,
                     tree: custom.then_some((provider.as_str(), tree.as_str())),
                 };
-                let mut f = directory::simplify(directory::to_scim(&filter, kind, &resolver));
-                if !directory::may_match(&f) {
-                    return Ok(Batch::default());
-                }
-                let name_attr = match kind {
-                    ResourceKind::User => "userName",
-                    ResourceKind::Group => "displayName",
+                let mut out = Batch {
+                    at,
+                    ..Batch::default()
                 };
-                let mut extra = Vec::new();
-                if let Some(name) = only {
-                    extra.push(Filter::Compare(
-                        AttrPath { uri: None, attr: name_attr.into(), sub: None },
-                        Op::Eq,
-                        CompValue::Str(name),
-                    ));
-                }
-                if kind == ResourceKind::User {
-                    // Deactivated users are not in the directory.
-                    extra.push(Filter::Not(Box::new(Filter::Compare(
-                        AttrPath { uri: None, attr: "active".into(), sub: None },
-                        Op::Eq,
-                        CompValue::Bool(false),
-                    ))));
-                }
-                for e in extra {
-                    f = if directory::is_always(&f) {
-                        e
-                    } else {
-                        Filter::And(Box::new(e), Box::new(f))
+                let mut left = want;
+                while left > 0 && out.at.0 < kinds.len() {
+                    let (phase, after) = out.at;
+                    let kind = kinds[phase];
+                    out.at = (phase + 1, 0);
+                    let Some(condition) = entry_condition(
+                        model.get(kind),
+                        &scim,
+                        kind,
+                        &filter,
+                        only.as_deref(),
+                        &resolver,
+                    )?
+                    else {
+                        continue;
                     };
-                }
-                let condition = if directory::is_always(&f) {
-                    None
-                } else {
-                    Some(
-                        crate::store::query::condition(rt, &scim, &f)
-                            .map_err(store::Error::Rejected)?,
-                    )
-                };
-                let tx = c.transaction()?;
-                let page = search::search(&tx, pid, kind, condition.as_ref(), Paging::After(after), want)?;
-                let rows: Vec<_> = page.items.iter().collect();
-                let last = rows.last().map(|r| r.seq);
-                let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-                let mut json = Vec::new();
-                crate::render::push_rows(&mut json, &tx, rt, &scim, &rows, &Projection::parse(rt, None, Some("members")))?;
-                let docs: Vec<Value> =
-                    serde_json::from_slice(&[b"[".as_slice(), &json, b"]"].concat())
-                        .map_err(|e| store::Error::Internal(format!("rendering for LDAP: {e}")))?;
-                let mut entries = Vec::with_capacity(docs.len());
-                for (doc, seq) in docs.iter().zip(seqs) {
-                    entries.push(match kind {
-                        ResourceKind::User => {
-                            let manager = doc
-                                .pointer("/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/manager/value")
-                                .and_then(Value::as_str)
-                                .and_then(|m| name_of(&tx, pid, ResourceKind::User, m).ok().flatten())
-                                .map(|n| directory::user_dn(&tree, &n));
-                            let name = doc.get("userName").and_then(Value::as_str).unwrap_or_default();
-                            let mut attrs = directory::user_attributes(doc, &tree, manager);
-                            directory::apply_mappings(&mut attrs, doc, &mappings);
-                            attrs.extend(op_marker(directory::operational(doc)));
-                            (directory::user_dn(&tree, name), attrs)
-                        }
-                        ResourceKind::Group => {
-                            let name = doc.get("displayName").and_then(Value::as_str).unwrap_or_default();
-                            let members: Vec<String> = store::members::member_names(&tx, seq)?
-                                .into_iter()
-                                .map(|(k, n)| match k {
-                                    ResourceKind::User => directory::user_dn(&tree, &n),
-                                    ResourceKind::Group => directory::group_dn(&tree, &n),
-                                })
-                                .collect();
-                            let mut attrs = vec![
-                                ("objectClass".to_string(), vec!["top".to_string(), "groupOfNames".to_string()]),
-                                ("cn".to_string(), vec![name.to_string()]),
-                            ];
-                            if !members.is_empty() {
-                                attrs.push(("member".to_string(), members));
-                            }
-                            attrs.extend(op_marker(directory::operational(doc)));
-                            (directory::group_dn(&tree, name), attrs)
-                        }
-                    });
-                }
-                // Encoded here, on the reader thread: the connections all share one thread.
-                let mut encoded = BytesMut::new();
-                let count = entries.len();
-                if let Some((id, attrs, types_only)) = &render {
-                    let mut codec = LdapCodec::new(None, None);
-                    for e in entries {
-                        codec
-                            .encode(entry_msg(*id, e, attrs, *types_only), &mut encoded)
-                            .map_err(|e| store::Error::Internal(format!("encoding an entry: {e:?}")))?;
+                    let (rows, more) =
+                        search::after(&tx, pid, kind, condition.as_ref(), after, left)?;
+                    if more && let Some(r) = rows.iter().last() {
+                        out.at = (phase, r.seq);
+                    }
+                    out.count += rows.len();
+                    left -= rows.len() as i64;
+                    let Some((id, attrs, types_only)) = &render else {
+                        continue;
+                    };
+                    let entries =
+                        entries(&tx, model.get(kind), &scim, pid, &tree, &mappings, &rows)?;
+                    // Encoded here, on the reader thread, not on the connection's.
+                    for (dn, entry) in &entries {
+                        let selected = directory::select(entry, attrs);
+                        ber::entry(&mut out.encoded, *id, dn, &selected, *types_only);
                     }
                 }
-                Ok(Batch {
-                    encoded,
-                    count,
-                    last,
-                    more: page.more,
-                })
+                Ok(out)
             })
             .await
+    }
+
+    /// Ends a binding whose account or user is no longer valid (checked before each search)
+    /// and says why: the connection reads nothing more until it binds again.
+    fn unbind_gone(&mut self, why: &str) -> LdapResult {
+        if let Some(b) = self.bound.take() {
+            tracing::info!(peer = %self.peer, dn = %b.dn(), why, "LDAP binding ended");
+        }
+        done(
+            LdapResultCode::InsufficentAccessRights,
+            format!("{why}: this connection's binding has ended; bind again"),
+        )
     }
 
     fn root_dse(&self) -> Entry {
@@ -1130,6 +1131,25 @@ impl Session {
     }
 }
 
+/// Entries read per round trip: `BATCH`, or in debug builds `TEST_LDAP_BATCH_SIZE` (tests of
+/// what happens between batches).
+fn batch_size() -> i64 {
+    #[cfg(debug_assertions)]
+    {
+        static SIZE: std::sync::OnceLock<Option<i64>> = std::sync::OnceLock::new();
+        let size = SIZE.get_or_init(|| {
+            std::env::var("TEST_LDAP_BATCH_SIZE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+        });
+        if let Some(n) = size {
+            return *n;
+        }
+    }
+    BATCH
+}
+
 /// Debug builds only: a pause before each batch of a search (`TEST_LDAP_BATCH_DELAY_MS`), so
 /// tests can make a search outlast its time limit.
 #[cfg(debug_assertions)]
@@ -1162,8 +1182,168 @@ type Entry = (String, Vec<(String, Vec<String>)>);
 struct Batch {
     encoded: BytesMut,
     count: usize,
-    last: Option<i64>,
-    more: bool,
+    /// Where the search goes on: a kind's index and the key after which its entries follow.
+    at: (usize, i64),
+}
+
+/// The SQL condition for the entries of `kind` that match an LDAP filter (inside the named
+/// entry only, for a base-scope search of a user or group): `None` inside when every entry
+/// matches, `None` outside when none can.
+fn entry_condition(
+    rt: &ResourceType,
+    scim: &str,
+    kind: ResourceKind,
+    filter: &LdapFilter,
+    only: Option<&str>,
+    resolver: &Resolver<'_>,
+) -> store::Result<Option<Option<store::search::Condition>>> {
+    let mut f = directory::simplify(directory::to_scim(filter, kind, resolver));
+    if !directory::may_match(&f) {
+        return Ok(None);
+    }
+    let name_attr = match kind {
+        ResourceKind::User => "userName",
+        ResourceKind::Group => "displayName",
+    };
+    let mut extra = Vec::new();
+    if let Some(name) = only {
+        extra.push(Filter::Compare(
+            AttrPath {
+                uri: None,
+                attr: name_attr.into(),
+                sub: None,
+            },
+            Op::Eq,
+            CompValue::Str(name.to_string()),
+        ));
+    }
+    if kind == ResourceKind::User {
+        // Deactivated users are not in the directory.
+        extra.push(Filter::Not(Box::new(Filter::Compare(
+            AttrPath {
+                uri: None,
+                attr: "active".into(),
+                sub: None,
+            },
+            Op::Eq,
+            CompValue::Bool(false),
+        ))));
+    }
+    for e in extra {
+        f = if directory::is_always(&f) {
+            e
+        } else {
+            Filter::And(Box::new(e), Box::new(f))
+        };
+    }
+    if directory::is_always(&f) {
+        return Ok(Some(None));
+    }
+    Ok(Some(Some(
+        crate::store::query::condition(rt, scim, &f).map_err(store::Error::Rejected)?,
+    )))
+}
+
+/// The directory entries of these rows of one kind.
+fn entries(
+    tx: &rusqlite::Connection,
+    rt: &ResourceType,
+    scim: &str,
+    pid: i64,
+    tree: &str,
+    mappings: &[(String, AttrPath)],
+    rows: &store::resources::Rows,
+) -> store::Result<Vec<Entry>> {
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    // A user's groups, nested ones included, for memberOf (a group's members are read below).
+    let groups = match rt.kind() {
+        ResourceKind::User => Some(store::members::group_seqs_of_many(tx, &seqs)?),
+        ResourceKind::Group => None,
+    };
+    // The stored document, parsed once, with what a SCIM GET would add to it (id, meta,
+    // groups): the mappings may name any of those.
+    let mut docs = Vec::with_capacity(seqs.len());
+    for (i, row) in rows.iter().enumerate() {
+        let mut doc: serde_json::Map<String, Value> = serde_json::from_str(row.doc)
+            .map_err(|e| store::Error::Internal(format!("a stored document for LDAP: {e}")))?;
+        doc.insert("id".into(), row.id.into());
+        if let Some((names, lists)) = &groups {
+            let of: Vec<Value> = lists
+                .of(i)
+                .iter()
+                .map(|&(g, direct)| {
+                    let (_, id, name) = &names[g];
+                    serde_json::json!({
+                        "value": id,
+                        "display": name,
+                        "type": if direct { "direct" } else { "indirect" },
+                    })
+                })
+                .collect();
+            if !of.is_empty() {
+                doc.insert("groups".into(), Value::Array(of));
+            }
+        }
+        doc.insert(
+            "meta".into(),
+            serde_json::json!({
+                "resourceType": rt.name(),
+                "created": row.created,
+                "lastModified": row.modified,
+                "location": format!("{scim}/{}/{}", rt.kind().endpoint(), row.id),
+                "version": crate::render::etag(row.version),
+            }),
+        );
+        docs.push(Value::Object(doc));
+    }
+    let mut entries = Vec::with_capacity(docs.len());
+    for (doc, seq) in docs.iter().zip(seqs) {
+        entries.push(match rt.kind() {
+            ResourceKind::User => {
+                let manager = doc
+                    .pointer(
+                        "/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/manager/value",
+                    )
+                    .and_then(Value::as_str)
+                    .and_then(|m| name_of(tx, pid, ResourceKind::User, m).ok().flatten())
+                    .map(|n| directory::user_dn(tree, &n));
+                let name = doc
+                    .get("userName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let mut attrs = directory::user_attributes(doc, tree, manager);
+                directory::apply_mappings(&mut attrs, doc, mappings);
+                attrs.extend(op_marker(directory::operational(doc)));
+                (directory::user_dn(tree, name), attrs)
+            }
+            ResourceKind::Group => {
+                let name = doc
+                    .get("displayName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let members: Vec<String> = store::members::member_names(tx, seq)?
+                    .into_iter()
+                    .map(|(k, n)| match k {
+                        ResourceKind::User => directory::user_dn(tree, &n),
+                        ResourceKind::Group => directory::group_dn(tree, &n),
+                    })
+                    .collect();
+                let mut attrs = vec![
+                    (
+                        "objectClass".to_string(),
+                        vec!["top".to_string(), "groupOfNames".to_string()],
+                    ),
+                    ("cn".to_string(), vec![name.to_string()]),
+                ];
+                if !members.is_empty() {
+                    attrs.push(("member".to_string(), members));
+                }
+                attrs.extend(op_marker(directory::operational(doc)));
+                (directory::group_dn(tree, name), attrs)
+            }
+        });
+    }
+    Ok(entries)
 }
 
 fn top_entry() -> Entry {
@@ -1198,19 +1378,14 @@ fn ou_entry(ou: &str, tree: &str) -> Entry {
 }
 
 fn entry_msg(id: i32, (dn, attrs): Entry, wanted: &[String], types_only: bool) -> LdapMsg {
-    let (op, user): (Vec<_>, Vec<_>) = attrs.into_iter().partition(|(n, _)| n.starts_with('+'));
-    let op = op
-        .into_iter()
-        .map(|(n, v)| (n.trim_start_matches('+').to_string(), v))
-        .collect();
-    let attributes = directory::select(user, op, wanted)
+    let attributes = directory::select(&attrs, wanted)
         .into_iter()
         .map(|(atype, vals)| LdapPartialAttribute {
-            atype,
+            atype: atype.to_string(),
             vals: if types_only {
                 Vec::new()
             } else {
-                vals.into_iter().map(String::into_bytes).collect()
+                vals.iter().map(|v| v.clone().into_bytes()).collect()
             },
         })
         .collect();

@@ -159,6 +159,64 @@ pub fn user_for_bind(
     .optional()?)
 }
 
+/// Whether a bound LDAP identity may still read, checked before each search (a revoked or
+/// expired account, a deleted or deactivated user, a user whose password the identity
+/// provider changed, all stop at once, as SCIM tokens do); with the provider's schema model
+/// version, which the search needs anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Standing {
+    Valid { model_version: i64 },
+    Gone(&'static str),
+}
+
+/// A service account's standing at `now` (unix seconds).
+pub fn account_standing(c: &Connection, id: &str, now: i64) -> Result<Standing> {
+    let found = c
+        .prepare_cached(
+            "SELECT a.expires, a.revoked, p.model_version FROM ldap_accounts a
+             JOIN providers p ON p.id = a.provider_id WHERE a.id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get(2)?))
+        })
+        .optional()?;
+    Ok(match found {
+        None => Standing::Gone("the service account no longer exists"),
+        Some((expires, revoked, model_version)) => {
+            match crate::auth::token::state(expires, revoked, now) {
+                TokenState::Active => Standing::Valid { model_version },
+                TokenState::Revoked => Standing::Gone("the service account was revoked"),
+                TokenState::Expired => Standing::Gone("the service account has expired"),
+            }
+        }
+    })
+}
+
+/// The standing of a user bound with the password whose hash is `password_hash`.
+pub fn user_standing(c: &Connection, seq: i64, password_hash: &str) -> Result<Standing> {
+    let found = c
+        .prepare_cached(
+            "SELECT r.password_hash, coalesce(json_extract(r.doc, '$.active'), 1), p.model_version
+             FROM resources r JOIN providers p ON p.id = r.provider_id WHERE r.seq = ?1",
+        )?
+        .query_row([seq], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, i64>(1)? != 0,
+                r.get(2)?,
+            ))
+        })
+        .optional()?;
+    Ok(match found {
+        None => Standing::Gone("the user no longer exists"),
+        Some((_, false, _)) => Standing::Gone("the user was deactivated"),
+        Some((hash, true, _)) if hash.as_deref() != Some(password_hash) => {
+            Standing::Gone("the user's password was changed")
+        }
+        Some((_, true, model_version)) => Standing::Valid { model_version },
+    })
+}
+
 pub fn revoke(c: &Connection, id: &str, now: i64) -> Result<Account> {
     require(c, id)?;
     c.execute(

@@ -455,6 +455,42 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 }
 
 /// The schema version this binary writes.
+/// A read transaction for a job on a reader thread, begun and rolled back with cached
+/// statements (no SQL parsed per job, unlike `Connection::transaction`): every statement in
+/// it reads one snapshot, taken once.
+pub(crate) struct Snapshot<'c>(&'c Connection);
+
+impl<'c> Snapshot<'c> {
+    pub(crate) fn begin(c: &'c Connection) -> Result<Snapshot<'c>> {
+        if !c.is_autocommit() {
+            // A transaction an earlier job left open (its rollback failed) ends here.
+            c.execute_batch("ROLLBACK")?;
+        }
+        c.prepare_cached("BEGIN")?.execute([])?;
+        Ok(Snapshot(c))
+    }
+}
+
+impl std::ops::Deref for Snapshot<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.0
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .0
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut st| st.execute([]))
+        {
+            tracing::warn!(error = %e, "ending a read transaction");
+        }
+    }
+}
+
 pub(crate) fn schema_version() -> usize {
     migrations().len()
 }
@@ -545,6 +581,36 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("newer scimd"), "{msg}");
         assert!(msg.contains("99"), "{msg}");
+    }
+
+    #[test]
+    fn snapshots_see_one_state_and_end_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let reader = Connection::open(&path).unwrap();
+        let writer = Connection::open(&path).unwrap();
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1)",
+            )
+            .unwrap();
+        let count = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                .unwrap()
+        };
+        for round in 0..3 {
+            let snap = Snapshot::begin(&reader).unwrap();
+            assert_eq!(count(&snap), 1 + round);
+            writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+            assert_eq!(count(&snap), 1 + round, "the snapshot does not move");
+            drop(snap);
+            assert!(reader.is_autocommit());
+            assert_eq!(count(&reader), 2 + round);
+        }
+        // A transaction left open is ended by the next snapshot rather than refusing it.
+        reader.execute_batch("BEGIN").unwrap();
+        drop(Snapshot::begin(&reader).unwrap());
+        assert!(reader.is_autocommit());
     }
 
     #[test]

@@ -152,18 +152,44 @@ pub fn search(
     limit: i64,
 ) -> Result<Page> {
     let mut rows = Rows::with_capacity(limit.clamp(0, 1000) as usize);
-    let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, |r| {
+    let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, true, |r| {
         rows.push(r)
     })?;
     Ok(Page {
-        total,
+        total: total.unwrap_or_default(),
         items: rows,
         more,
     })
 }
 
+/// Up to `limit` resources of `kind` created after the one with key `after` that match
+/// `condition`, and whether more follow: a search without its total (no count statement),
+/// for readers that only walk the matches (the LDAP directory).
+pub fn after(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    condition: Option<&Condition>,
+    after: i64,
+    limit: i64,
+) -> Result<(Rows, bool)> {
+    let mut rows = Rows::with_capacity(limit.clamp(0, 1000) as usize);
+    let (_, more) = search_visit(
+        c,
+        provider_id,
+        kind,
+        condition,
+        Paging::After(after),
+        limit,
+        false,
+        |r| rows.push(r),
+    )?;
+    Ok((rows, more))
+}
+
 /// Runs a search, handing each row of the page (at most `limit`) to `visit`; gives the total
-/// and whether more rows follow the page.
+/// (when `total` asks for it) and whether more rows follow the page.
+#[allow(clippy::too_many_arguments)]
 fn search_visit(
     c: &Connection,
     provider_id: i64,
@@ -171,8 +197,9 @@ fn search_visit(
     condition: Option<&Condition>,
     paging: Paging<'_>,
     limit: i64,
+    total: bool,
     mut visit: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
-) -> Result<(i64, bool)> {
+) -> Result<(Option<i64>, bool)> {
     let first_position = match paging {
         Paging::Index { offset, .. } => Some(offset),
         _ => None,
@@ -189,13 +216,19 @@ fn search_visit(
         p => p,
     };
     let st = statements(provider_id, kind, condition, paging, limit);
-    let count = || -> Result<i64> {
-        Ok(c.prepare_cached(&st.count_sql())?
-            .query_row(params_from_iter(st.count_args().iter()), |r| r.get(0))?)
+    let count = || -> Result<Option<i64>> {
+        if !total {
+            return Ok(None);
+        }
+        Ok(Some(c.prepare_cached(&st.count_sql())?.query_row(
+            params_from_iter(st.count_args().iter()),
+            |r| r.get(0),
+        )?))
     };
     if limit == 0 {
-        let total = count()?;
-        return Ok((total, total > 0));
+        let mut q = c.prepare_cached(&st.count_sql())?;
+        let n: i64 = q.query_row(params_from_iter(st.count_args().iter()), |r| r.get(0))?;
+        return Ok((Some(n), n > 0));
     }
     let mut q = c.prepare_cached(&st.page_sql)?;
     let mut rows = q.query(params_from_iter(st.page_args.iter()))?;
@@ -213,7 +246,7 @@ fn search_visit(
     // the total itself: a lookup by a unique value (`userName eq`, `externalId eq`) runs one
     // statement, not a count besides. Past the end (no rows at an offset) it does not.
     let total = match first_position {
-        Some(offset) if seen < limit && (seen > 0 || offset == 0) => offset + seen,
+        Some(offset) if seen < limit && (seen > 0 || offset == 0) => Some(offset + seen),
         _ => count()?,
     };
     Ok((total, false))

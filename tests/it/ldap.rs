@@ -627,21 +627,31 @@ fn providers_map_their_own_attributes_including_extensions() {
 }
 
 /// A search that outlasts the client's time limit ends with timeLimitExceeded (the debug
-/// build pauses 1.5 s before each batch of entries here; the limit is 1 s).
+/// build reads one entry per batch here and pauses 1.5 s before each; the limit is 1 s).
 #[test]
 fn a_search_stops_at_its_time_limit() {
-    let d = Directory::start_with("on", &[("TEST_LDAP_BATCH_DELAY_MS", "1500")]);
+    let d = Directory::start_with(
+        "on",
+        &[
+            ("TEST_LDAP_BATCH_DELAY_MS", "1500"),
+            ("TEST_LDAP_BATCH_SIZE", "1"),
+        ],
+    );
     d.scim
         .create("/Users", &json!({"userName": "a@contoso.com"}));
+    d.scim
+        .create("/Users", &json!({"userName": "b@contoso.com"}));
     d.scim.create("/Groups", &json!({"displayName": "G"}));
-    // Users first, then groups: the limit has passed before the groups are read.
+    // One user, then the limit has passed before the next batch is read.
     let (out, code) = d.search(BASE, "(objectClass=*)", &["-l", "1", "1.1"]);
     assert_eq!(code, 3, "timeLimitExceeded: {out}");
     assert!(out.contains("dn: uid=a@contoso.com"), "{out}");
+    assert!(!out.contains("dn: uid=b@contoso.com"), "{out}");
     assert!(!out.contains("dn: cn=G,"), "{out}");
     // Without a limit the same search completes.
     let (out, code) = d.search(BASE, "(objectClass=*)", &["1.1"]);
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains("dn: uid=b@contoso.com"), "{out}");
     assert!(out.contains("dn: cn=G,"), "{out}");
 }
 
@@ -712,4 +722,179 @@ fn a_provider_chooses_its_base_dn() {
     );
     let (out, code) = search(BIND, BASE, "(uid=alice@contoso.com)");
     assert_eq!(code, 0, "{out}");
+}
+
+/// One LDAP connection kept open across operations (OpenLDAP's tools bind anew each time),
+/// as an application's connection pool keeps it.
+struct Connection {
+    tcp: std::net::TcpStream,
+    codec: ldap3_proto::LdapCodec,
+    input: bytes::BytesMut,
+    next_id: i32,
+}
+
+impl Connection {
+    fn open(url: &str) -> Connection {
+        let tcp = std::net::TcpStream::connect(url.trim_start_matches("ldap://")).unwrap();
+        tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+            .unwrap();
+        Connection {
+            tcp,
+            codec: ldap3_proto::LdapCodec::new(None, None),
+            input: bytes::BytesMut::new(),
+            next_id: 0,
+        }
+    }
+
+    fn send(&mut self, op: ldap3_proto::proto::LdapOp) {
+        use std::io::Write;
+        use tokio_util::codec::Encoder;
+        self.next_id += 1;
+        let mut out = bytes::BytesMut::new();
+        self.codec
+            .encode(ldap3_proto::proto::LdapMsg::new(self.next_id, op), &mut out)
+            .unwrap();
+        self.tcp.write_all(&out).unwrap();
+    }
+
+    fn receive(&mut self) -> ldap3_proto::proto::LdapOp {
+        use std::io::Read;
+        use tokio_util::codec::Decoder;
+        loop {
+            if let Some(m) = self.codec.decode(&mut self.input).unwrap() {
+                assert_eq!(m.msgid, self.next_id);
+                return m.op;
+            }
+            let mut chunk = [0u8; 16384];
+            let n = self.tcp.read(&mut chunk).unwrap();
+            assert!(n > 0, "the server closed the connection");
+            self.input.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn bind(&mut self, dn: &str, password: &str) -> ldap3_proto::LdapResultCode {
+        use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapOp};
+        self.send(LdapOp::BindRequest(LdapBindRequest {
+            version: 3,
+            dn: dn.to_string(),
+            cred: LdapBindCred::Simple(password.to_string()),
+        }));
+        match self.receive() {
+            LdapOp::BindResponse(r) => r.res.code,
+            other => panic!("not a bind response: {other:?}"),
+        }
+    }
+
+    /// A subtree search under `BASE`: the DNs found and the result (code and message).
+    fn search(&mut self, filter: &str) -> (Vec<String>, ldap3_proto::LdapResultCode, String) {
+        use ldap3_proto::proto::{
+            LdapDerefAliases, LdapFilter, LdapOp, LdapSearchRequest, LdapSearchScope,
+        };
+        let (attr, value) = filter.split_once('=').unwrap();
+        self.send(LdapOp::SearchRequest(LdapSearchRequest {
+            base: BASE.to_string(),
+            scope: LdapSearchScope::Subtree,
+            aliases: LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter: LdapFilter::Equality(attr.to_string(), value.to_string()),
+            attrs: vec![],
+        }));
+        let mut found = Vec::new();
+        loop {
+            match self.receive() {
+                LdapOp::SearchResultEntry(e) => found.push(e.dn),
+                LdapOp::SearchResultDone(r) => return (found, r.code, r.message),
+                other => panic!("not a search answer: {other:?}"),
+            }
+        }
+    }
+}
+
+/// A connection stays bound only while what it bound with is valid: an account revoked or
+/// expired, a user deactivated, deleted or given a new password by its identity provider, and
+/// the next search on that open connection is refused, as the next request of a revoked SCIM
+/// token is. Binding again with something valid reads again.
+#[test]
+fn open_connections_stop_reading_when_their_binding_is_no_longer_valid() {
+    use ldap3_proto::LdapResultCode::{InsufficentAccessRights, InvalidCredentials, Success};
+    let d = Directory::start("on");
+    d.provision();
+    let alice = format!("uid=alice@contoso.com,ou=people,{BASE}");
+    let account_id = |name: &str| {
+        d.db.ok(&["ldap", "account", "list"])
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(name))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no account {name}"))
+            .to_string()
+    };
+
+    // Revoked while bound.
+    let mut c = Connection::open(&d.url);
+    assert_eq!(c.bind(BIND, &d.password), Success);
+    assert_eq!(c.search("uid=alice@contoso.com").0, [alice.as_str()]);
+    d.db.ok(&["ldap", "account", "revoke", &account_id("grafana")]);
+    let (found, code, message) = c.search("uid=alice@contoso.com");
+    assert!(found.is_empty());
+    assert_eq!(code, InsufficentAccessRights, "{message}");
+    assert!(message.contains("revoked"), "{message}");
+    // Unbound from then on, and the secret no longer binds.
+    let (_, code, message) = c.search("uid=alice@contoso.com");
+    assert_eq!(code, InsufficentAccessRights, "{message}");
+    assert!(message.contains("bind"), "{message}");
+    assert_eq!(c.bind(BIND, &d.password), InvalidCredentials);
+
+    // Expired while bound: a new account on the same connection.
+    let (jira, _) = d.db.ldap_account("jira", "contoso");
+    let jira_dn = format!("cn=jira,ou=services,{BASE}");
+    assert_eq!(c.bind(&jira_dn, &jira), Success);
+    assert_eq!(c.search("uid=alice@contoso.com").0, [alice.as_str()]);
+    let db = rusqlite::Connection::open(&d.db.path).unwrap();
+    db.execute(
+        "UPDATE ldap_accounts SET expires = 1 WHERE id = ?1",
+        [account_id("jira")],
+    )
+    .unwrap();
+    let (_, code, message) = c.search("uid=alice@contoso.com");
+    assert_eq!(code, InsufficentAccessRights, "{message}");
+    assert!(message.contains("expired"), "{message}");
+
+    // A user bound with the password its identity provider sent: a new password, then a
+    // deactivation, then a delete each end the binding.
+    let dana = d.scim.create(
+        "/Users",
+        &json!({"userName": "dana@contoso.com", "password": "dana's first password"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dana_dn = format!("uid=dana@contoso.com,ou=people,{BASE}");
+    let mut u = Connection::open(&d.url);
+    assert_eq!(u.bind(&dana_dn, "dana's first password"), Success);
+    assert_eq!(u.search("uid=alice@contoso.com").1, Success);
+    let patch = |ops: serde_json::Value| {
+        d.scim.patch(&format!("/Users/{dana}"), ops).expect(200);
+    };
+    patch(json!([{"op": "replace", "path": "password", "value": "dana's second password"}]));
+    let (_, code, message) = u.search("uid=alice@contoso.com");
+    assert_eq!(code, InsufficentAccessRights, "{message}");
+    assert!(message.contains("password was changed"), "{message}");
+    assert_eq!(
+        u.bind(&dana_dn, "dana's first password"),
+        InvalidCredentials
+    );
+    assert_eq!(u.bind(&dana_dn, "dana's second password"), Success);
+    assert_eq!(u.search("uid=alice@contoso.com").1, Success);
+    patch(json!([{"op": "replace", "path": "active", "value": false}]));
+    let (_, code, message) = u.search("uid=alice@contoso.com");
+    assert_eq!(code, InsufficentAccessRights, "{message}");
+    assert!(message.contains("deactivated"), "{message}");
+    patch(json!([{"op": "replace", "path": "active", "value": true}]));
+    assert_eq!(u.bind(&dana_dn, "dana's second password"), Success);
+    assert_eq!(d.scim.delete(&format!("/Users/{dana}")).status, 204);
+    let (_, code, message) = u.search("uid=alice@contoso.com");
+    assert_eq!(code, InsufficentAccessRights, "{message}");
+    assert!(message.contains("no longer exists"), "{message}");
 }
