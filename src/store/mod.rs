@@ -454,7 +454,6 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The schema version this binary writes.
 /// A read transaction for a job on a reader thread, begun and rolled back with cached
 /// statements (no SQL parsed per job, unlike `Connection::transaction`): every statement in
 /// it reads one snapshot, taken once.
@@ -491,6 +490,7 @@ impl Drop for Snapshot<'_> {
     }
 }
 
+/// The schema version this binary writes.
 pub(crate) fn schema_version() -> usize {
     migrations().len()
 }
