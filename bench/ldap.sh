@@ -1,62 +1,107 @@
 #!/usr/bin/env bash
-# LDAP equality searches against SCIM point reads on the same server and data: seeds N users
+# LDAP equality searches against SCIM lookups on the same server and data: seeds N users
 # (default 1,000,000) with the benchmark's seeder, starts a release build with the LDAP
-# directory on, then measures in turn (64 connections, 10 s each, after 2 s of warm-up):
-# SCIM GET /Users/{id} (wrk), LDAP (uid=...) and LDAP (mail=...) for a random active user
-# (benches/ldap_load.rs, one bound connection per client). Prints req/s, p50 and p99 and each
-# LDAP figure as a share of the SCIM GET.
+# directory on, then measures in turn, R rounds (64 connections, D s each, after warm-ups):
+#   SCIM GET /Users/{id}                       (wrk, bench/load.lua get_user)
+#   SCIM GET /Users?filter=userName eq "..."   (wrk, bench/load.lua filter_username)
+#   LDAP (uid=...) and LDAP (mail=...)         (benches/ldap_load.rs, one bound connection per
+#                                               client, a random active user per search)
+# The scenarios alternate within each round, so a slow moment of a shared machine does not fall
+# on one of them only; each figure is the median of its rounds. Prints req/s, p50 and p99, and
+# each figure as a share of the SCIM GET and of the SCIM eq lookup of the same run.
 #
-#   bench/ldap.sh [--users N] [--duration S] [--connections C]
+#   bench/ldap.sh [--users N] [--duration D] [--rounds R] [--connections C] [--data DIR]
+#
+# --data keeps the seeded database in DIR and reuses it on the next run (seeding 1,000,000
+# users takes about half a minute); without it a temporary directory is used and removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-users=1000000 duration=10 conns=64
+users=1000000 duration=10 rounds=3 conns=64 data=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --users) users=$2; shift 2 ;;
         --duration) duration=$2; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
         --connections) conns=$2; shift 2 ;;
+        --data) data=$2; shift 2 ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
 command -v wrk >/dev/null || { echo "wrk is missing (bench/run.sh installs it)" >&2; exit 1; }
 cargo build --release --locked --bin scimd --example seed --example ldap_load
 bin=target/release
-work=$(mktemp -d)
+tmp=$(mktemp -d)
+work=${data:-$tmp}
+mkdir -p "$work"
 pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-echo "== seeding $users users"
-"$bin/examples/seed" --db "$work/s.db" --out "$work" --users "$users" --big-group 1000 >/dev/null
-secret=$("$bin/scimd" --database "$work/s.db" ldap account add bench --provider bench |
-    awk 'length($0) == 64')
+if [ ! -f "$work/s.db" ] || [ "$(cat "$work/users" 2>/dev/null)" != "$users" ]; then
+    echo "== seeding $users users into $work"
+    rm -f "$work"/s.db*
+    "$bin/examples/seed" --db "$work/s.db" --out "$work" --users "$users" --big-group 1000 >/dev/null
+    "$bin/scimd" --database "$work/s.db" ldap account add bench --provider bench |
+        awk 'length($0) == 64' >"$work/ldap_secret"
+    echo "$users" >"$work/users"
+else
+    echo "== reusing the $users users in $work"
+fi
+secret=$(cat "$work/ldap_secret")
+# The file in the page cache, as on a server that has been running: the first scenario would
+# otherwise pay for reading it from disk.
+cat "$work/s.db" >/dev/null
 SCIMD_LDAP_LISTEN=127.0.0.1:0 SCIMD_LDAP_PLAINTEXT_LOOPBACK=on SCIMD_ADMIN_LISTEN= \
-    "$bin/scimd" --database "$work/s.db" serve --listen 127.0.0.1:0 >"$work/log" 2>&1 &
+    "$bin/scimd" --database "$work/s.db" serve --listen 127.0.0.1:0 >"$tmp/log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
-    grep -q "LDAP directory on" "$work/log" && grep -q "listening on" "$work/log" && break
+    grep -q "LDAP directory on" "$tmp/log" && grep -q "listening on" "$tmp/log" && break
     sleep 0.1
 done
-http=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$work/log" | head -n 1)
-ldap=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$work/log" | head -n 1)
-scim() { # seconds -> "req/s p50 p99"
-    BENCH_SCENARIO=get_user BENCH_DIR=$work BENCH_BASE=/scim/v2/bench BENCH_USERS=$users \
-        wrk -t2 -c"$conns" -d"${1}s" --latency -s bench/load.lua "http://$http" |
+http=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$tmp/log" | head -n 1)
+ldap=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$tmp/log" | head -n 1)
+scim() { # scenario seconds -> "req/s p50 p99"
+    BENCH_SCENARIO=$1 BENCH_DIR=$work BENCH_BASE=/scim/v2/bench BENCH_USERS=$users \
+        wrk -t2 -c"$conns" -d"${2}s" --latency -s bench/load.lua "http://$http" |
         awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
              /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec:/ { rps = $2 }
              END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }'
 }
-search() { # attr seconds
+search() { # attr seconds -> "req/s p50 p99"
     "$bin/examples/ldap_load" "$ldap" cn=bench,ou=services,dc=bench,dc=scimd "$secret" \
         dc=bench,dc=scimd "$1" "$users" "$conns" "$2"
 }
-scim 2 >/dev/null
-get=$(scim "$duration")
-search uid 2 >/dev/null
-uid=$(search uid "$duration")
-mail=$(search mail "$duration")
+run() { # scenario seconds
+    case "$1" in
+        get) scim get_user "$2" ;;
+        eq) scim filter_username "$2" ;;
+        uid | mail) search "$1" "$2" ;;
+    esac
+}
+scenarios="get eq uid mail"
+for s in $scenarios; do run "$s" 2 >/dev/null; done
+for r in $(seq 1 "$rounds"); do
+    for s in $scenarios; do
+        run "$s" "$duration" >>"$tmp/$s"
+    done
+    echo "== round $r of $rounds done"
+done
+median() { # file -> the line with the median req/s
+    sort -n "$1" | awk '{ line[NR] = $0 } END { print line[int((NR + 1) / 2)] }'
+}
+read -r get_rps _ <<<"$(median "$tmp/get")"
+read -r eq_rps _ <<<"$(median "$tmp/eq")"
 share() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
-printf '%-36s %10s %9s %9s %10s\n' scenario "req/s" "p50 ms" "p99 ms" "vs GET"
-read -r r p50 p99 <<<"$get"; printf '%-36s %10s %9s %9s %10s\n' "SCIM GET /Users/{id}" "$r" "$p50" "$p99" "-"
-read -r r p50 p99 <<<"$uid"; printf '%-36s %10s %9s %9s %10s\n' "LDAP (uid=...) search" "$r" "$p50" "$p99" "$(share "$r" "${get%% *}")"
-read -r r p50 p99 <<<"$mail"; printf '%-36s %10s %9s %9s %10s\n' "LDAP (mail=...) search" "$r" "$p50" "$p99" "$(share "$r" "${get%% *}")"
-echo "($users users, $conns connections, ${duration} s each; scimd RSS $(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status") KiB)"
+printf '%-40s %9s %8s %8s %8s %8s\n' scenario "req/s" "p50 ms" "p99 ms" "vs GET" "vs eq"
+for s in $scenarios; do
+    read -r rps p50 p99 <<<"$(median "$tmp/$s")"
+    case "$s" in
+        get) name="SCIM GET /Users/{id}" ;;
+        eq) name="SCIM GET /Users?filter=userName eq" ;;
+        uid) name="LDAP (uid=...) search" ;;
+        mail) name="LDAP (mail=...) search" ;;
+    esac
+    printf '%-40s %9s %8s %8s %8s %8s\n' "$name" "$rps" "$p50" "$p99" \
+        "$(share "$rps" "$get_rps")" "$(share "$rps" "$eq_rps")"
+done
+echo "($users users, $conns connections, median of $rounds rounds of ${duration} s;" \
+    "scimd RSS $(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status") KiB)"

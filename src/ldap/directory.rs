@@ -783,13 +783,13 @@ pub(crate) fn is_always(f: &Filter) -> bool {
     matches!(f, Filter::Not(inner) if matches!(**inner, Filter::Never))
 }
 
-/// An entry's attributes as (LDAP name, values), from a resource's SCIM representation.
-/// `dn_of_user(id)` gives a user's DN (for `manager`); group members and memberships carry
-/// their DN already (see the caller).
+/// A user entry's attributes as (LDAP name, values), from its stored SCIM document, its
+/// manager's DN and the names of its groups (nested ones included).
 pub(crate) fn user_attributes(
     doc: &Value,
     base: &str,
     manager_dn: Option<String>,
+    groups: &[&str],
 ) -> Vec<(String, Vec<String>)> {
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
@@ -840,15 +840,7 @@ pub(crate) fn user_attributes(
     put("manager", manager_dn.into_iter().collect());
     put(
         "memberOf",
-        doc.get("groups")
-            .and_then(Value::as_array)
-            .map(|gs| {
-                gs.iter()
-                    .filter_map(|g| s(g.get("display")))
-                    .map(|name| group_dn(base, &name))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        groups.iter().map(|name| group_dn(base, name)).collect(),
     );
     out
 }
@@ -876,17 +868,13 @@ fn primary_first(v: Option<&Value>) -> Vec<String> {
     ranked.into_iter().map(|(_, v)| v).collect()
 }
 
-/// Operational attributes (`+`) of an entry.
-pub(crate) fn operational(doc: &Value) -> Vec<(String, Vec<String>)> {
-    let s = |p: &str| doc.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let mut out = Vec::new();
-    if let Some(id) = s("/id") {
-        out.push(("entryUUID".to_string(), vec![id]));
-    }
-    if let Some(t) = s("/meta/created").and_then(|t| generalized_time(&t)) {
+/// Operational attributes (`+`) of an entry: its id, and when it was created and last changed.
+pub(crate) fn operational(id: &str, created: &str, modified: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = vec![("entryUUID".to_string(), vec![id.to_string()])];
+    if let Some(t) = generalized_time(created) {
         out.push(("createTimestamp".to_string(), vec![t]));
     }
-    if let Some(t) = s("/meta/lastModified").and_then(|t| generalized_time(&t)) {
+    if let Some(t) = generalized_time(modified) {
         out.push(("modifyTimestamp".to_string(), vec![t]));
     }
     out
@@ -1117,7 +1105,7 @@ mod tests {
             ("homeDirectory".to_string(), p(&format!("{CONTOSO}:home"))),
             ("l".to_string(), p(&format!("{CONTOSO}:sites.name"))),
         ];
-        let mut attrs = user_attributes(&doc, "dc=p,dc=scimd", None);
+        let mut attrs = user_attributes(&doc, "dc=p,dc=scimd", None, &[]);
         apply_mappings(&mut attrs, &doc, &mappings);
         let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         assert_eq!(
@@ -1145,14 +1133,13 @@ mod tests {
             "name": {"givenName": "Alice", "familyName": "Adams"},
             "emails": [{"value": "home@x", "type": "home"}, {"value": "alice@contoso.com", "type": "work"}],
             "title": "CTO",
-            ENTERPRISE: {"department": "R&D", "employeeNumber": "42"},
-            "groups": [{"value": "g1", "display": "Sales"}],
-            "meta": {"created": "2026-11-30T07:16:11.000Z", "lastModified": "2026-11-30T07:16:11.000Z"}
+            ENTERPRISE: {"department": "R&D", "employeeNumber": "42"}
         });
         let attrs = user_attributes(
             &doc,
             "dc=p,dc=scimd",
             Some("uid=boss,ou=people,dc=p,dc=scimd".into()),
+            &["Sales"],
         );
         let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         assert_eq!(get("uid"), Some(vec!["alice@contoso.com".into()]));
@@ -1171,7 +1158,7 @@ mod tests {
             get("manager"),
             Some(vec!["uid=boss,ou=people,dc=p,dc=scimd".into()])
         );
-        let op = operational(&doc);
+        let op = operational("u1", "2026-11-30T07:16:10.000Z", "2026-11-30T07:16:11.000Z");
         assert_eq!(
             op[2],
             ("modifyTimestamp".into(), vec!["20261130071611Z".into()])

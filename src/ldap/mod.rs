@@ -1066,18 +1066,19 @@ impl Session {
                     };
                     let (rows, more) =
                         search::after(&tx, pid, kind, condition.as_ref(), after, left)?;
+                    let found = entries(&tx, model.get(kind), &scim, pid, &tree, &mappings, &rows)?;
                     if more && let Some(r) = rows.iter().last() {
+                        // Deactivated users among the rows make fewer entries than asked for:
+                        // the kind goes on after its last row, in this job.
                         out.at = (phase, r.seq);
                     }
-                    out.count += rows.len();
-                    left -= rows.len() as i64;
+                    out.count += found.len();
+                    left -= found.len() as i64;
                     let Some((id, attrs, types_only)) = &render else {
                         continue;
                     };
-                    let entries =
-                        entries(&tx, model.get(kind), &scim, pid, &tree, &mappings, &rows)?;
                     // Encoded here, on the reader thread, not on the connection's.
-                    for (dn, entry) in &entries {
+                    for (dn, entry) in &found {
                         let selected = directory::select(entry, attrs);
                         ber::entry(&mut out.encoded, *id, dn, &selected, *types_only);
                     }
@@ -1217,18 +1218,6 @@ fn entry_condition(
             CompValue::Str(name.to_string()),
         ));
     }
-    if kind == ResourceKind::User {
-        // Deactivated users are not in the directory.
-        extra.push(Filter::Not(Box::new(Filter::Compare(
-            AttrPath {
-                uri: None,
-                attr: "active".into(),
-                sub: None,
-            },
-            Op::Eq,
-            CompValue::Bool(false),
-        ))));
-    }
     for e in extra {
         f = if directory::is_always(&f) {
             e
@@ -1244,7 +1233,8 @@ fn entry_condition(
     )))
 }
 
-/// The directory entries of these rows of one kind.
+/// The directory entries of these rows of one kind: deactivated users are left out (they are
+/// not in the directory).
 fn entries(
     tx: &rusqlite::Connection,
     rt: &ResourceType,
@@ -1260,46 +1250,24 @@ fn entries(
         ResourceKind::User => Some(store::members::group_seqs_of_many(tx, &seqs)?),
         ResourceKind::Group => None,
     };
-    // The stored document, parsed once, with what a SCIM GET would add to it (id, meta,
-    // groups): the mappings may name any of those.
-    let mut docs = Vec::with_capacity(seqs.len());
+    let mut entries = Vec::with_capacity(seqs.len());
     for (i, row) in rows.iter().enumerate() {
-        let mut doc: serde_json::Map<String, Value> = serde_json::from_str(row.doc)
+        let doc: Value = serde_json::from_str(row.doc)
             .map_err(|e| store::Error::Internal(format!("a stored document for LDAP: {e}")))?;
-        doc.insert("id".into(), row.id.into());
-        if let Some((names, lists)) = &groups {
-            let of: Vec<Value> = lists
-                .of(i)
-                .iter()
-                .map(|&(g, direct)| {
-                    let (_, id, name) = &names[g];
-                    serde_json::json!({
-                        "value": id,
-                        "display": name,
-                        "type": if direct { "direct" } else { "indirect" },
-                    })
-                })
-                .collect();
-            if !of.is_empty() {
-                doc.insert("groups".into(), Value::Array(of));
-            }
-        }
-        doc.insert(
-            "meta".into(),
-            serde_json::json!({
-                "resourceType": rt.name(),
-                "created": row.created,
-                "lastModified": row.modified,
-                "location": format!("{scim}/{}/{}", rt.kind().endpoint(), row.id),
-                "version": crate::render::etag(row.version),
-            }),
-        );
-        docs.push(Value::Object(doc));
-    }
-    let mut entries = Vec::with_capacity(docs.len());
-    for (doc, seq) in docs.iter().zip(seqs) {
-        entries.push(match rt.kind() {
+        let operational = op_marker(directory::operational(row.id, row.created, row.modified));
+        let entry = match rt.kind() {
             ResourceKind::User => {
+                if doc.get("active") == Some(&Value::Bool(false)) {
+                    continue;
+                }
+                let group_names: Vec<&str> = match &groups {
+                    Some((names, lists)) => lists
+                        .of(i)
+                        .iter()
+                        .filter_map(|&(g, _)| names[g].2.as_deref())
+                        .collect(),
+                    None => Vec::new(),
+                };
                 let manager = doc
                     .pointer(
                         "/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/manager/value",
@@ -1311,9 +1279,18 @@ fn entries(
                     .get("userName")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let mut attrs = directory::user_attributes(doc, tree, manager);
-                directory::apply_mappings(&mut attrs, doc, mappings);
-                attrs.extend(op_marker(directory::operational(doc)));
+                let mut attrs = directory::user_attributes(&doc, tree, manager, &group_names);
+                if !mappings.is_empty() {
+                    let doc = as_served(
+                        doc.clone(),
+                        rt,
+                        scim,
+                        &row,
+                        groups.as_ref().map(|(n, l)| (n, l.of(i))),
+                    );
+                    directory::apply_mappings(&mut attrs, &doc, mappings);
+                }
+                attrs.extend(operational);
                 (directory::user_dn(tree, name), attrs)
             }
             ResourceKind::Group => {
@@ -1321,7 +1298,7 @@ fn entries(
                     .get("displayName")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let members: Vec<String> = store::members::member_names(tx, seq)?
+                let members: Vec<String> = store::members::member_names(tx, row.seq)?
                     .into_iter()
                     .map(|(k, n)| match k {
                         ResourceKind::User => directory::user_dn(tree, &n),
@@ -1338,12 +1315,55 @@ fn entries(
                 if !members.is_empty() {
                     attrs.push(("member".to_string(), members));
                 }
-                attrs.extend(op_marker(directory::operational(doc)));
+                attrs.extend(operational);
                 (directory::group_dn(tree, name), attrs)
             }
-        });
+        };
+        entries.push(entry);
     }
     Ok(entries)
+}
+
+/// A stored document with what a SCIM GET adds to it (`id`, `groups`, `meta`), which a
+/// provider's attribute mappings may name.
+fn as_served(
+    doc: Value,
+    rt: &ResourceType,
+    scim: &str,
+    row: &store::resources::Stored<'_>,
+    groups: Option<(&store::members::GroupNames, &[(usize, bool)])>,
+) -> Value {
+    let Value::Object(mut doc) = doc else {
+        return doc;
+    };
+    doc.insert("id".into(), row.id.into());
+    if let Some((names, of)) = groups
+        && !of.is_empty()
+    {
+        let groups = of
+            .iter()
+            .map(|&(g, direct)| {
+                let (_, id, name) = &names[g];
+                serde_json::json!({
+                    "value": id,
+                    "display": name,
+                    "type": if direct { "direct" } else { "indirect" },
+                })
+            })
+            .collect();
+        doc.insert("groups".into(), Value::Array(groups));
+    }
+    doc.insert(
+        "meta".into(),
+        serde_json::json!({
+            "resourceType": rt.name(),
+            "created": row.created,
+            "lastModified": row.modified,
+            "location": format!("{scim}/{}/{}", rt.kind().endpoint(), row.id),
+            "version": crate::render::etag(row.version),
+        }),
+    );
+    Value::Object(doc)
 }
 
 fn top_entry() -> Entry {
