@@ -4,11 +4,13 @@
 # directory on, then measures in turn, R rounds (64 connections, D s each, after warm-ups):
 #   SCIM GET /Users/{id}                       (wrk, bench/load.lua get_user)
 #   SCIM GET /Users?filter=userName eq "..."   (wrk, bench/load.lua filter_username)
+#   SCIM GET /Users?filter=emails.value eq ... (wrk, bench/load.lua filter_email)
 #   LDAP (uid=...) and LDAP (mail=...)         (benches/ldap_load.rs, one bound connection per
 #                                               client, a random active user per search)
 # The scenarios alternate within each round, so a slow moment of a shared machine does not fall
 # on one of them only; each figure is the median of its rounds. Prints req/s, p50 and p99, and
-# each figure as a share of the SCIM GET and of the SCIM eq lookup of the same run.
+# each figure as a share of the SCIM GET and of the SCIM eq lookup of the same attribute in the
+# same run (uid: userName eq, mail: emails.value eq).
 #
 #   bench/ldap.sh [--users N] [--duration D] [--rounds R] [--connections C] [--data DIR]
 #
@@ -74,10 +76,11 @@ run() { # scenario seconds
     case "$1" in
         get) scim get_user "$2" ;;
         eq) scim filter_username "$2" ;;
+        eqmail) scim filter_email "$2" ;;
         uid | mail) search "$1" "$2" ;;
     esac
 }
-scenarios="get eq uid mail"
+scenarios="get eq eqmail uid mail"
 for s in $scenarios; do run "$s" 2 >/dev/null; done
 for r in $(seq 1 "$rounds"); do
     for s in $scenarios; do
@@ -90,18 +93,20 @@ median() { # file -> the line with the median req/s
 }
 read -r get_rps _ <<<"$(median "$tmp/get")"
 read -r eq_rps _ <<<"$(median "$tmp/eq")"
+read -r eqmail_rps _ <<<"$(median "$tmp/eqmail")"
 share() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 printf '%-40s %9s %8s %8s %8s %8s\n' scenario "req/s" "p50 ms" "p99 ms" "vs GET" "vs eq"
 for s in $scenarios; do
     read -r rps p50 p99 <<<"$(median "$tmp/$s")"
     case "$s" in
-        get) name="SCIM GET /Users/{id}" ;;
-        eq) name="SCIM GET /Users?filter=userName eq" ;;
-        uid) name="LDAP (uid=...) search" ;;
-        mail) name="LDAP (mail=...) search" ;;
+        get) name="SCIM GET /Users/{id}" eq="" ;;
+        eq) name="SCIM GET /Users?filter=userName eq" eq=$eq_rps ;;
+        eqmail) name="SCIM GET /Users?filter=emails.value eq" eq=$eqmail_rps ;;
+        uid) name="LDAP (uid=...) search" eq=$eq_rps ;;
+        mail) name="LDAP (mail=...) search" eq=$eqmail_rps ;;
     esac
     printf '%-40s %9s %8s %8s %8s %8s\n' "$name" "$rps" "$p50" "$p99" \
-        "$(share "$rps" "$get_rps")" "$(share "$rps" "$eq_rps")"
+        "$(share "$rps" "$get_rps")" "$([ -n "$eq" ] && share "$rps" "$eq" || echo -)"
 done
 echo "($users users, $conns connections, median of $rounds rounds of ${duration} s;" \
     "scimd RSS $(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status") KiB)"

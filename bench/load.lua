@@ -75,6 +75,10 @@ request = function()
   elseif scenario == "filter_username" then
     local n = math.random(users) - 1
     return wrk.format("GET", base .. "/Users?filter=userName%20eq%20%22user" .. n .. "%40contoso.com%22", headers)
+  elseif scenario == "filter_email" then
+    -- Each seeded user's work email is its userName (bench/ldap.sh, beside LDAP's (mail=...)).
+    local n = math.random(users) - 1
+    return wrk.format("GET", base .. "/Users?filter=emails.value%20eq%20%22user" .. n .. "%40contoso.com%22", headers)
   elseif scenario == "filter_external_id" then
     local n = math.random(users) - 1
     return wrk.format("GET", base .. "/Users?filter=externalId%20eq%20%22" .. string.format("%08x", n) .. "-8d2a-4f8e-bf98-7363c4aed4ef%22", headers)

@@ -32,3 +32,5 @@ echo "== the Debian package: built, installed with dpkg, removed, purged (script
 ./scripts/deb-test.sh
 echo "== load benchmark smoke (bench/run.sh --smoke --peer): proves the benchmark still runs"
 ./bench/run.sh --smoke --peer
+echo "== LDAP benchmark smoke (bench/ldap.sh, 2,000 users, 1 s rounds): proves it still runs"
+./bench/ldap.sh --users 2000 --duration 1 --rounds 1
