@@ -884,7 +884,8 @@ impl Session {
         let time_limit = u64::try_from(req.timelimit).unwrap_or(0);
         let deadline = (time_limit > 0)
             .then(|| std::time::Instant::now() + std::time::Duration::from_secs(time_limit));
-        // Static entries come first, once (not again on later pages).
+        // Static entries come first, once (not again on later pages), but only once the
+        // binding has been checked: with the first batch, or here when no kind is searched.
         if phase == 0 && after == 0 {
             for e in statics {
                 if matches_static(&req.filter, &e.1) {
@@ -892,7 +893,29 @@ impl Session {
                     sent += 1;
                 }
             }
-            out.send(std::mem::take(&mut msgs)).await?;
+        }
+        if kinds.is_empty() {
+            match self
+                .batch(&[], &req.filter, None, (0, 0), 0, &tree, None)
+                .await
+            {
+                Ok(_) => {}
+                Err(Failure::Gone(why)) => {
+                    return out.send(finish(self.unbind_gone(why), Vec::new())).await;
+                }
+                Err(Failure::Store(e)) => {
+                    tracing::warn!(error = %e, "an LDAP search failed");
+                    return out
+                        .send(finish(
+                            done(
+                                LdapResultCode::Unavailable,
+                                "the directory cannot be read right now",
+                            ),
+                            Vec::new(),
+                        ))
+                        .await;
+                }
+            }
         }
         let mut next_cookie: Option<(usize, i64)> = None;
         let mut exceeded = false;
@@ -932,6 +955,7 @@ impl Session {
                 break;
             }
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                out.send(std::mem::take(&mut msgs)).await?;
                 return out
                     .send(finish(
                         done(
@@ -974,9 +998,11 @@ impl Session {
                 }
             };
             sent += count as i64;
+            out.send(std::mem::take(&mut msgs)).await?;
             out.send_encoded(encoded).await?;
             (phase, after) = at;
         }
+        out.send(std::mem::take(&mut msgs)).await?;
         if exceeded {
             return out
                 .send(finish(

@@ -794,13 +794,21 @@ impl Connection {
 
     /// A subtree search under `BASE`: the DNs found and the result (code and message).
     fn search(&mut self, filter: &str) -> (Vec<String>, ldap3_proto::LdapResultCode, String) {
-        use ldap3_proto::proto::{
-            LdapDerefAliases, LdapFilter, LdapOp, LdapSearchRequest, LdapSearchScope,
-        };
+        self.search_in(BASE, ldap3_proto::proto::LdapSearchScope::Subtree, filter)
+    }
+
+    /// A search with an equality filter (`attr=value`).
+    fn search_in(
+        &mut self,
+        base: &str,
+        scope: ldap3_proto::proto::LdapSearchScope,
+        filter: &str,
+    ) -> (Vec<String>, ldap3_proto::LdapResultCode, String) {
+        use ldap3_proto::proto::{LdapDerefAliases, LdapFilter, LdapOp, LdapSearchRequest};
         let (attr, value) = filter.split_once('=').unwrap();
         self.send(LdapOp::SearchRequest(LdapSearchRequest {
-            base: BASE.to_string(),
-            scope: LdapSearchScope::Subtree,
+            base: base.to_string(),
+            scope,
             aliases: LdapDerefAliases::Never,
             sizelimit: 0,
             timelimit: 0,
@@ -858,13 +866,23 @@ fn open_connections_stop_reading_when_their_binding_is_no_longer_valid() {
     let jira_dn = format!("cn=jira,ou=services,{BASE}");
     assert_eq!(c.bind(&jira_dn, &jira), Success);
     assert_eq!(c.search("uid=alice@contoso.com").0, [alice.as_str()]);
+    // A search of the tree's fixed entries only (no user or group read) is checked too.
+    let people = format!("ou=people,{BASE}");
+    let base_scope = ldap3_proto::proto::LdapSearchScope::Base;
+    let (found, code, _) = c.search_in(
+        &people,
+        base_scope.clone(),
+        "objectClass=organizationalUnit",
+    );
+    assert_eq!((found, code), (vec![people.clone()], Success));
     let db = rusqlite::Connection::open(&d.db.path).unwrap();
     db.execute(
         "UPDATE ldap_accounts SET expires = 1 WHERE id = ?1",
         [account_id("jira")],
     )
     .unwrap();
-    let (_, code, message) = c.search("uid=alice@contoso.com");
+    let (found, code, message) = c.search_in(&people, base_scope, "objectClass=organizationalUnit");
+    assert!(found.is_empty(), "nothing, not even a fixed entry");
     assert_eq!(code, InsufficentAccessRights, "{message}");
     assert!(message.contains("expired"), "{message}");
 
