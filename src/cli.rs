@@ -274,7 +274,7 @@ pub enum LdapAccountCommand {
         #[arg(long, value_name = "NAME")]
         provider: Option<String>,
     },
-    /// Revoke an account: its next bind fails.
+    /// Revoke an account: its open connections read nothing more, its next bind fails.
     Revoke { id: String },
 }
 

@@ -1144,7 +1144,7 @@ fn ldap_account_command(config: &Config, cmd: LdapAccountCommand) -> anyhow::Res
             let at = now.timestamp();
             let a = store.write_blocking(move |c| store::ldap_accounts::revoke(c, &id, at))?;
             println!(
-                "revoked LDAP account {} ({}) of identity provider {}; its next bind fails",
+                "revoked LDAP account {} ({}) of identity provider {}: its open connections read nothing more and its next bind fails",
                 a.name, a.id, a.provider
             );
         }
