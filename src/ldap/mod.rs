@@ -396,32 +396,17 @@ impl Session {
                 })))
                 .await?;
             }
-            LdapOp::AddRequest(_) => {
-                out.send(reply(LdapOp::AddResponse(done(
-                    LdapResultCode::UnwillingToPerform,
-                    read_only,
-                ))))
-                .await?
-            }
-            LdapOp::ModifyRequest(_) => {
-                out.send(reply(LdapOp::ModifyResponse(done(
-                    LdapResultCode::UnwillingToPerform,
-                    read_only,
-                ))))
-                .await?
-            }
-            LdapOp::DelRequest(_) => {
-                out.send(reply(LdapOp::DelResponse(done(
-                    LdapResultCode::UnwillingToPerform,
-                    read_only,
-                ))))
-                .await?
-            }
-            LdapOp::ModifyDNRequest(_) => {
-                out.send(reply(LdapOp::ModifyDNResponse(done(
-                    LdapResultCode::UnwillingToPerform,
-                    read_only,
-                ))))
+            op @ (LdapOp::AddRequest(_)
+            | LdapOp::ModifyRequest(_)
+            | LdapOp::DelRequest(_)
+            | LdapOp::ModifyDNRequest(_)) => {
+                let refused = done(LdapResultCode::UnwillingToPerform, read_only);
+                out.send(reply(match op {
+                    LdapOp::AddRequest(_) => LdapOp::AddResponse(refused),
+                    LdapOp::ModifyRequest(_) => LdapOp::ModifyResponse(refused),
+                    LdapOp::DelRequest(_) => LdapOp::DelResponse(refused),
+                    _ => LdapOp::ModifyDNResponse(refused),
+                }))
                 .await?
             }
             LdapOp::CompareRequest(_) => {
@@ -894,28 +879,12 @@ impl Session {
                 }
             }
         }
-        if kinds.is_empty() {
-            match self
+        if kinds.is_empty()
+            && let Err(f) = self
                 .batch(&[], &req.filter, None, (0, 0), 0, &tree, None)
                 .await
-            {
-                Ok(_) => {}
-                Err(Failure::Gone(why)) => {
-                    return out.send(finish(self.unbind_gone(why), Vec::new())).await;
-                }
-                Err(Failure::Store(e)) => {
-                    tracing::warn!(error = %e, "an LDAP search failed");
-                    return out
-                        .send(finish(
-                            done(
-                                LdapResultCode::Unavailable,
-                                "the directory cannot be read right now",
-                            ),
-                            Vec::new(),
-                        ))
-                        .await;
-                }
-            }
+        {
+            return out.send(finish(self.failed(f), Vec::new())).await;
         }
         let mut next_cookie: Option<(usize, i64)> = None;
         let mut exceeded = false;
@@ -941,8 +910,8 @@ impl Session {
                     .await
                 {
                     Ok(found) => found.count > 0,
-                    Err(Failure::Gone(why)) => {
-                        return out.send(finish(self.unbind_gone(why), Vec::new())).await;
+                    Err(f @ Failure::Gone(_)) => {
+                        return out.send(finish(self.failed(f), Vec::new())).await;
                     }
                     Err(Failure::Store(_)) => true,
                 };
@@ -981,21 +950,7 @@ impl Session {
                 .await;
             let Batch { encoded, count, at } = match batch {
                 Ok(b) => b,
-                Err(Failure::Gone(why)) => {
-                    return out.send(finish(self.unbind_gone(why), Vec::new())).await;
-                }
-                Err(Failure::Store(e)) => {
-                    tracing::warn!(error = %e, "an LDAP search failed");
-                    return out
-                        .send(finish(
-                            done(
-                                LdapResultCode::Unavailable,
-                                "the directory cannot be read right now",
-                            ),
-                            Vec::new(),
-                        ))
-                        .await;
-                }
+                Err(f) => return out.send(finish(self.failed(f), Vec::new())).await,
             };
             sent += count as i64;
             out.send(std::mem::take(&mut msgs)).await?;
@@ -1114,16 +1069,28 @@ impl Session {
             .await
     }
 
-    /// Ends a binding whose account or user is no longer valid (checked before each search)
-    /// and says why: the connection reads nothing more until it binds again.
-    fn unbind_gone(&mut self, why: &str) -> LdapResult {
-        if let Some(b) = self.bound.take() {
-            tracing::info!(peer = %self.peer, dn = %b.dn(), why, "LDAP binding ended");
+    /// The result of a search whose entries could not be read. A binding whose account or
+    /// user is no longer valid (checked before each search) ends, and the answer says why:
+    /// the connection reads nothing more until it binds again.
+    fn failed(&mut self, failure: Failure) -> LdapResult {
+        match failure {
+            Failure::Gone(why) => {
+                if let Some(b) = self.bound.take() {
+                    tracing::info!(peer = %self.peer, dn = %b.dn(), why, "LDAP binding ended");
+                }
+                done(
+                    LdapResultCode::InsufficentAccessRights,
+                    format!("{why}: this connection's binding has ended; bind again"),
+                )
+            }
+            Failure::Store(e) => {
+                tracing::warn!(error = %e, "an LDAP search failed");
+                done(
+                    LdapResultCode::Unavailable,
+                    "the directory cannot be read right now",
+                )
+            }
         }
-        done(
-            LdapResultCode::InsufficentAccessRights,
-            format!("{why}: this connection's binding has ended; bind again"),
-        )
     }
 
     fn root_dse(&self) -> Entry {
@@ -1301,23 +1268,21 @@ fn entries(
                     .and_then(Value::as_str)
                     .and_then(|m| name_of(tx, pid, ResourceKind::User, m).ok().flatten())
                     .map(|n| directory::user_dn(tree, &n));
-                let name = doc
-                    .get("userName")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+                let dn = directory::user_dn(
+                    tree,
+                    doc.get("userName")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                );
                 let mut attrs = directory::user_attributes(&doc, tree, manager, &group_names);
                 if !mappings.is_empty() {
-                    let doc = as_served(
-                        doc.clone(),
-                        rt,
-                        scim,
-                        &row,
-                        groups.as_ref().map(|(n, l)| (n, l.of(i))),
-                    );
-                    directory::apply_mappings(&mut attrs, &doc, mappings);
+                    // The document is not needed after this: moved, not copied.
+                    let groups = groups.as_ref().map(|(n, l)| (n, l.of(i)));
+                    let served = as_served(doc, rt, scim, &row, groups);
+                    directory::apply_mappings(&mut attrs, &served, mappings);
                 }
                 attrs.extend(operational);
-                (directory::user_dn(tree, name), attrs)
+                (dn, attrs)
             }
             ResourceKind::Group => {
                 let name = doc
