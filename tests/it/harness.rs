@@ -222,6 +222,20 @@ impl Server {
     }
 
     /// Waits (bounded) for a log line containing `needle`, and returns it.
+    /// The URL (`ldap://` or `ldaps://` as `scheme` says, with the bound address) of the LDAP
+    /// directory the server announced in its log.
+    pub fn ldap_url(&self, scheme: &str) -> String {
+        let line = self.wait_for_line(&format!("LDAP directory on {scheme}://"));
+        let addr = line
+            .split(&format!("{scheme}://"))
+            .nth(1)
+            .unwrap()
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .next()
+            .unwrap();
+        format!("{scheme}://{addr}")
+    }
+
     pub fn wait_for_line(&self, needle: &str) -> String {
         self.wait_for_line_with(&[needle])
     }

@@ -63,16 +63,7 @@ impl Directory {
         ];
         vars.extend_from_slice(env);
         let server = Server::start_with(&db.path, &[], &vars);
-        let line = server.wait_for_line("LDAP directory on ldap://");
-        let url = format!(
-            "ldap://{}",
-            line.split("ldap://")
-                .nth(1)
-                .unwrap()
-                .split(|c: char| c.is_whitespace() || c == '"')
-                .next()
-                .unwrap()
-        );
+        let url = server.ldap_url("ldap");
         let scim = Scim::new(&server, "contoso", &token);
         Directory {
             db,
@@ -476,15 +467,8 @@ fn an_idle_ldap_connection_does_not_delay_shutdown() {
             ("SCIMD_SHUTDOWN_TIMEOUT", "1h"),
         ],
     );
-    let line = server.wait_for_line("LDAP directory on ldap://");
-    let addr = line
-        .split("ldap://")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| c.is_whitespace() || c == '"')
-        .next()
-        .unwrap()
-        .to_string();
+    let url = server.ldap_url("ldap");
+    let addr = url.trim_start_matches("ldap://").to_string();
     let idle = std::net::TcpStream::connect(&addr).unwrap();
     let (done, stopped) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

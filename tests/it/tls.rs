@@ -300,19 +300,7 @@ fn the_ldap_directory_speaks_ldaps_and_starttls() {
             ("SCIMD_LDAPS_LISTEN", "127.0.0.1:0"),
         ],
     );
-    let url = |scheme: &str| {
-        let line = server.wait_for_line(&format!("LDAP directory on {scheme}://"));
-        let addr = line
-            .split(&format!("{scheme}://"))
-            .nth(1)
-            .unwrap()
-            .split(|c: char| c.is_whitespace() || c == '"')
-            .next()
-            .unwrap()
-            .to_string();
-        format!("{scheme}://{addr}")
-    };
-    let (ldap, ldaps) = (url("ldap"), url("ldaps"));
+    let (ldap, ldaps) = (server.ldap_url("ldap"), server.ldap_url("ldaps"));
     let bind = "cn=app,ou=services,dc=p,dc=scimd";
     let whoami = |url: &str, extra: &[&str]| {
         let out = std::process::Command::new("ldapwhoami")
