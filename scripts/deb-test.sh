@@ -28,6 +28,7 @@ as_scimd scimd --config /etc/scimd/config.toml provider add deb-test >/dev/null
 test -f /lib/systemd/system/scimd.service
 grep -q '^ExecStart=/usr/bin/scimd ' /lib/systemd/system/scimd.service
 grep -q '^Type=notify' /lib/systemd/system/scimd.service
+grep -q '^LimitNOFILE=65536' /lib/systemd/system/scimd.service
 echo "== removing: the database, the account and the configuration stay"
 dpkg -r scimd
 test -f /var/lib/scimd/scimd.db

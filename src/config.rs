@@ -137,6 +137,26 @@ settings! {
         check optional_socket_address, show shown_optional_address;
     /// Whether LDAP simple binds may send passwords unencrypted from the loopback interface.
     ldap_plaintext_loopback: String => bool = Some("off".into()), check on_off, show shown_on_off;
+    /// Most LDAP connections open at once; more are closed as they arrive.
+    ldap_max_connections: u32 => u32 = Some(1024), check at_least_one, show shown_number;
+    /// Most LDAP connections open at once from one client address.
+    ldap_max_connections_per_address: u32 => u32 = Some(128),
+        check at_least_one, show shown_number;
+    /// Largest LDAP request a connection may send before it has bound.
+    ldap_max_request_anonymous: String => usize = Some("64KiB".into()),
+        check body_size, show shown_size;
+    /// Largest LDAP request a bound connection may send.
+    ldap_max_request: String => usize = Some("1MiB".into()), check body_size, show shown_size;
+    /// How long a request that has begun to arrive may take to arrive whole.
+    ldap_request_timeout: String => Duration = Some("10s".into()),
+        check positive_duration, show shown_duration;
+    /// How long an LDAP connection may stay without a request before it is closed.
+    ldap_idle_timeout: String => Duration = Some("10m".into()),
+        check positive_duration, show shown_duration;
+    /// Most terms (comparisons, presence tests, substring parts) one LDAP search filter may have.
+    ldap_max_filter_terms: u32 => u32 = Some(1000), check at_least_one, show shown_number;
+    /// How deeply AND, OR and NOT may nest in one LDAP search filter.
+    ldap_max_filter_depth: u32 => u32 = Some(32), check at_least_one, show shown_number;
     /// PEM certificate chain (leaf first) for native TLS; with `tls_key`, scimd speaks HTTPS.
     tls_cert: String => Option<PathBuf> = Some(String::new()), check optional_path, show shown_optional_path;
     /// PEM private key of `tls_cert`.

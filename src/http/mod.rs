@@ -65,6 +65,8 @@ pub struct AppState {
     traffic: Arc<traffic::Traffic>,
     /// LDAP binds and searches per account, counted for `ldap_traffic`.
     pub(crate) ldap_counts: Arc<crate::ldap::Counts>,
+    /// LDAP connections open, overall and per address, against their caps.
+    pub(crate) ldap_gate: Arc<crate::ldap::gate::Gate>,
     /// Turns true when the server stops: LDAP connections (which, unlike HTTP ones, the
     /// server does not close itself) end at their next idle moment.
     pub(crate) stopping: tokio::sync::watch::Receiver<bool>,
@@ -347,6 +349,11 @@ pub fn serve(
             traffic: traffic.clone(),
             refusals: refusals.clone(),
             ldap_counts: ldap_counts.clone(),
+            ldap_gate: Arc::new(crate::ldap::gate::Gate::new(
+                config.ldap_max_connections,
+                config.ldap_max_connections_per_address,
+                crate::ldap::gate::raise_open_files_limit(),
+            )),
             stopping,
         });
         let app_state = state.clone();

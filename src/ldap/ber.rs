@@ -2,7 +2,9 @@
 //! directory search of one user spent a tenth of its time building `ldap3_proto`'s message
 //! and tag trees for each entry and encoding those; entries are the only answer sent in
 //! bulk, so they alone are written here (every other answer goes through `ldap3_proto`, and
-//! the tests below decode these with it).
+//! the tests below decode these with it). Also the one thing read here: the length of the
+//! next request, known from its first bytes, so a request too large is refused before it is
+//! buffered.
 
 use bytes::{BufMut, BytesMut};
 
@@ -13,6 +15,43 @@ const INTEGER: u8 = 0x02;
 const OCTET_STRING: u8 = 0x04;
 /// `[APPLICATION 4]`, constructed: SearchResultEntry.
 const SEARCH_RESULT_ENTRY: u8 = 0x64;
+
+/// What the first bytes of a request say about it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// Not enough bytes yet to know its length.
+    Unknown,
+    /// It is this many bytes long, header included.
+    Len(usize),
+    /// Not an LDAPMessage: not a SEQUENCE, or an indefinite or absurd length.
+    Malformed,
+}
+
+/// The length of the LDAPMessage that `buf` begins with (RFC 4511 section 5.1: definite
+/// lengths only).
+pub(crate) fn frame(buf: &[u8]) -> Frame {
+    let (Some(&tag), Some(&first)) = (buf.first(), buf.get(1)) else {
+        return Frame::Unknown;
+    };
+    if tag != SEQUENCE {
+        return Frame::Malformed;
+    }
+    if first < 0x80 {
+        return Frame::Len(2 + usize::from(first));
+    }
+    let n = usize::from(first & 0x7F);
+    // 0x80 is the indefinite form; more than four length bytes is over 4 GiB.
+    if n == 0 || n > 4 {
+        return Frame::Malformed;
+    }
+    let Some(bytes) = buf.get(2..2 + n) else {
+        return Frame::Unknown;
+    };
+    let len = bytes
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    Frame::Len(2 + n + len)
+}
 
 /// Bytes of a definite length's encoding.
 fn length_size(n: usize) -> usize {
@@ -109,6 +148,28 @@ mod tests {
     use tokio_util::codec::{Decoder, Encoder};
 
     type Attribute = (String, Vec<String>);
+
+    #[test]
+    fn a_requests_length_is_read_from_its_first_bytes() {
+        for n in [0usize, 5, 127, 128, 300, 70_000, 1 << 24] {
+            let mut out = BytesMut::new();
+            put_header(&mut out, SEQUENCE, n);
+            let head = out.len();
+            assert_eq!(frame(&out), Frame::Len(head + n), "{n}");
+            assert_eq!(frame(&out[..head - 1]), Frame::Unknown, "{n}");
+        }
+        assert_eq!(frame(&[]), Frame::Unknown);
+        assert_eq!(frame(&[0x30]), Frame::Unknown);
+        assert_eq!(frame(&[0x31, 0x00]), Frame::Malformed);
+        assert_eq!(frame(b"GET / HTTP/1.1"), Frame::Malformed);
+        assert_eq!(frame(&[0x30, 0x80]), Frame::Malformed);
+        assert_eq!(frame(&[0x30, 0x85, 1, 1, 1, 1, 1]), Frame::Malformed);
+        assert_eq!(frame(&[0x30, 0x84, 0xFF, 0xFF]), Frame::Unknown);
+        assert_eq!(
+            frame(&[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF]),
+            Frame::Len(6 + 0xFFFF_FFFF)
+        );
+    }
 
     fn decoded(mut bytes: BytesMut) -> LdapMsg {
         let msg = LdapCodec::new(Some(1 << 24), None)

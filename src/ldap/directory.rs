@@ -239,18 +239,54 @@ fn always() -> Filter {
     Filter::Not(Box::new(Filter::Never))
 }
 
+/// The parts joined as a balanced tree: its depth grows with the logarithm of the number of
+/// parts, so a flat list of thousands of terms never becomes a chain that the code walking it
+/// (simplification, SQL compilation, SQLite's own parser) must recurse through term by term.
 fn all(
     mut parts: Vec<Filter>,
     join: fn(Box<Filter>, Box<Filter>) -> Filter,
     empty: Filter,
 ) -> Filter {
-    let Some(mut acc) = parts.pop() else {
-        return empty;
-    };
-    while let Some(p) = parts.pop() {
-        acc = join(Box::new(p), Box::new(acc));
+    fn halves(
+        parts: &mut std::vec::Drain<'_, Filter>,
+        n: usize,
+        join: fn(Box<Filter>, Box<Filter>) -> Filter,
+    ) -> Option<Filter> {
+        match n {
+            0 => None,
+            1 => parts.next(),
+            _ => {
+                let left = halves(parts, n / 2, join)?;
+                let right = halves(parts, n - n / 2, join)?;
+                Some(join(Box::new(left), Box::new(right)))
+            }
+        }
     }
-    acc
+    let n = parts.len();
+    halves(&mut parts.drain(..), n, join).unwrap_or(empty)
+}
+
+/// How big a filter is: its terms (each comparison, presence test and substring part) and
+/// how deeply its AND, OR and NOT nest. Counted without recursion, whatever the shape.
+pub(crate) fn filter_size(f: &LdapFilter) -> (usize, usize) {
+    let (mut terms, mut depth) = (0, 0);
+    let mut stack = vec![(f, 0usize)];
+    while let Some((f, level)) = stack.pop() {
+        depth = depth.max(level);
+        match f {
+            LdapFilter::And(parts) | LdapFilter::Or(parts) => {
+                stack.extend(parts.iter().map(|p| (p, level + 1)));
+            }
+            LdapFilter::Not(inner) => stack.push((inner, level + 1)),
+            LdapFilter::Substring(_, s) => {
+                terms += usize::from(s.initial.is_some())
+                    + s.any.len()
+                    + usize::from(s.final_.is_some());
+            }
+            _ => terms += 1,
+        }
+    }
+    (terms, depth)
 }
 
 /// What a translation needs from the store: the id of the resource a DN names (for
@@ -971,6 +1007,63 @@ mod tests {
 
     fn eq(attr: &str, value: &str) -> LdapFilter {
         LdapFilter::Equality(attr.into(), value.into())
+    }
+
+    /// How deeply a SCIM filter nests, measured without recursion.
+    fn scim_depth(f: &Filter) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(f, 1)];
+        while let Some((f, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            match f {
+                Filter::And(a, b) | Filter::Or(a, b) => {
+                    stack.push((a, d + 1));
+                    stack.push((b, d + 1));
+                }
+                Filter::Not(a) => stack.push((a, d + 1)),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    #[test]
+    fn wide_filters_become_shallow_trees_and_are_measured_without_recursion() {
+        for n in [1usize, 2, 3, 1000, 100_000] {
+            let wide = LdapFilter::Or((0..n).map(|i| eq("uid", &format!("u{i}"))).collect());
+            assert_eq!(filter_size(&wide), (n, 1));
+            let scim = to_scim(&wide, ResourceKind::User, &Ids);
+            let depth = scim_depth(&scim);
+            assert!(
+                depth <= 2 + n.ilog2() as usize,
+                "{n} terms nest {depth} deep"
+            );
+            // Simplification walks it too.
+            assert!(scim_depth(&simplify(scim)) <= depth);
+        }
+        let nots = LdapFilter::And(
+            (0..30_000)
+                .map(|i| LdapFilter::Not(Box::new(eq("cn", &i.to_string()))))
+                .collect(),
+        );
+        assert_eq!(filter_size(&nots), (30_000, 2));
+        assert!(scim_depth(&to_scim(&nots, ResourceKind::Group, &Ids)) < 20);
+        let parts = LdapFilter::Substring(
+            "cn".into(),
+            LdapSubstringFilter {
+                initial: Some("a".into()),
+                any: vec!["b".into(); 20_000],
+                final_: None,
+            },
+        );
+        assert_eq!(filter_size(&parts), (20_001, 0));
+        assert!(scim_depth(&to_scim(&parts, ResourceKind::User, &Ids)) < 20);
+        // Nesting counts levels.
+        let mut deep = eq("cn", "x");
+        for _ in 0..100 {
+            deep = LdapFilter::Not(Box::new(LdapFilter::And(vec![deep])));
+        }
+        assert_eq!(filter_size(&deep), (1, 200));
     }
 
     #[test]

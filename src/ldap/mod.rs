@@ -7,6 +7,7 @@
 
 mod ber;
 pub(crate) mod directory;
+pub(crate) mod gate;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -35,10 +36,10 @@ use crate::store::{self, ldap_accounts};
 
 /// Entries read from the store per round trip while a search streams its results.
 const BATCH: i64 = 500;
-/// The largest request accepted (a search filter, a bind): 1 MiB.
-const MAX_REQUEST: usize = 1 << 20;
 /// The paged results control (RFC 2696).
 const OID_PAGED: &str = "1.2.840.113556.1.4.319";
+/// The notice of disconnection (RFC 4511 section 4.4.1).
+const OID_NOTICE_OF_DISCONNECTION: &str = "1.3.6.1.4.1.1466.20036";
 /// StartTLS (RFC 4511 section 4.14).
 const OID_STARTTLS: &str = "1.3.6.1.4.1.1466.20037";
 
@@ -47,10 +48,13 @@ enum Next {
     Go,
     Close,
     StartTls,
+    /// The message was not a request (a response, say): the connection ends with a notice.
+    NotARequest,
 }
 
 /// Serves one LDAP connection: LDAPS (TLS from the first byte) when `implicit`, else plain
-/// LDAP that StartTLS upgrades when `acceptor` is set. Runs on an HTTP worker thread.
+/// LDAP that StartTLS upgrades when `acceptor` is set. Runs on an HTTP worker thread. A
+/// connection past the caps of `gate::Gate` is closed at once.
 pub(crate) async fn accept(
     stream: tokio::net::TcpStream,
     state: web::Data<AppState>,
@@ -58,6 +62,10 @@ pub(crate) async fn accept(
     implicit: bool,
 ) -> Result<(), std::io::Error> {
     let peer = stream.peer_addr()?;
+    let _admitted = match state.ldap_gate.admit(peer.ip()) {
+        Ok(a) => a,
+        Err(_) => return Ok(()),
+    };
     // Answers may go out in several writes (large searches): without this, Nagle's algorithm
     // holds the last one for the client's delayed ACK (~40 ms).
     let _ = stream.set_nodelay(true);
@@ -214,13 +222,32 @@ fn done(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
     }
 }
 
+/// The notice of disconnection (RFC 4511 section 4.4.1): the unsolicited answer a server
+/// sends before it ends a connection on its own initiative.
+fn notice_of_disconnection(code: LdapResultCode, message: String) -> LdapMsg {
+    LdapMsg::new(
+        0,
+        LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res: done(code, message),
+            name: Some(OID_NOTICE_OF_DISCONNECTION.into()),
+            value: None,
+        }),
+    )
+}
+
+/// How long a notice of disconnection may take to go out (the client may not be reading).
+const NOTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn connection(
     mut stream: Stream,
     peer: SocketAddr,
     state: web::Data<AppState>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    let mut codec = LdapCodec::new(Some(MAX_REQUEST), None);
+    let config = state.config.clone();
+    let (anonymous_max, bound_max) = (config.ldap_max_request_anonymous, config.ldap_max_request);
+    // The codec's own limits only back up the checks below, made before a request is buffered.
+    let mut codec = LdapCodec::new(Some(anonymous_max.max(bound_max)), None);
     let mut input = BytesMut::with_capacity(4096);
     let mut session = Session {
         state,
@@ -229,26 +256,57 @@ async fn connection(
         tls: matches!(stream, Stream::Tls(_)),
         can_start_tls: acceptor.is_some(),
     };
+    // When the request now arriving began to arrive.
+    let mut started: Option<tokio::time::Instant> = None;
     loop {
-        loop {
+        let mut answered = false;
+        let refusal = loop {
+            // The next request's length, from its first bytes: one too large is refused before
+            // it is read, so what a connection may make the server hold is bounded.
+            let (limit, key) = match session.bound {
+                Some(_) => (bound_max, "ldap_max_request"),
+                None => (anonymous_max, "ldap_max_request_anonymous"),
+            };
+            match ber::frame(&input) {
+                ber::Frame::Unknown => break None,
+                ber::Frame::Malformed => {
+                    break Some("the client sent something that is not an LDAP message".to_string());
+                }
+                ber::Frame::Len(n) if n > limit => {
+                    break Some(format!(
+                        "a request of {n} bytes is larger than this server takes ({limit} \
+                         bytes, {key})"
+                    ));
+                }
+                ber::Frame::Len(n) if input.len() < n => {
+                    input.reserve(n - input.len());
+                    break None;
+                }
+                ber::Frame::Len(_) => {}
+            }
             let msg = match codec.decode(&mut input) {
                 Ok(Some(m)) => m,
-                Ok(None) => break,
+                Ok(None) => break None,
                 Err(e) => {
                     tracing::debug!(%peer, error = ?e, "undecodable LDAP message");
-                    return Ok(());
+                    break Some("the client sent a malformed LDAP message".to_string());
                 }
             };
+            answered = true;
             let mut out = Writer {
                 codec: &mut codec,
                 stream: &mut stream,
                 pending: BytesMut::new(),
+                timeout: config.send_timeout,
             };
             let next = session.handle(msg, &mut out).await?;
             out.flush().await?;
             match next {
                 Next::Go => {}
                 Next::Close => return Ok(()),
+                Next::NotARequest => {
+                    break Some("the client sent an LDAP message that is not a request".into());
+                }
                 Next::StartTls => {
                     // The client starts its handshake after our answer: nothing else may be
                     // buffered (RFC 4511 section 4.14.1).
@@ -266,7 +324,29 @@ async fn connection(
                     session.tls = true;
                 }
             }
+        };
+        if let Some(why) = refusal {
+            return disconnect(
+                &mut stream,
+                &mut codec,
+                peer,
+                LdapResultCode::ProtocolError,
+                why,
+            )
+            .await;
         }
+        // A request begins to arrive: it has `ldap_request_timeout` to arrive whole. Between
+        // requests, the connection may wait `ldap_idle_timeout`.
+        let now = tokio::time::Instant::now();
+        started = match (input.is_empty(), started) {
+            (true, _) => None,
+            (false, Some(t)) if !answered => Some(t),
+            (false, _) => Some(now),
+        };
+        let deadline = match started {
+            Some(t) => t + config.ldap_request_timeout,
+            None => now + config.ldap_idle_timeout,
+        };
         // Waiting for the next request is where a stopping server ends the connection.
         let mut stopping = session.state.stopping.clone();
         if *stopping.borrow() {
@@ -277,10 +357,50 @@ async fn connection(
                 if read? == 0 {
                     return Ok(());
                 }
+                if started.is_none() {
+                    started = Some(tokio::time::Instant::now());
+                }
             }
             _ = stopping.changed() => return Ok(()),
+            _ = tokio::time::sleep_until(deadline) => {
+                return match started {
+                    Some(_) => {
+                        let why = format!(
+                            "the request did not arrive whole within {} s (ldap_request_timeout)",
+                            config.ldap_request_timeout.as_secs()
+                        );
+                        disconnect(&mut stream, &mut codec, peer, LdapResultCode::ProtocolError, why).await
+                    }
+                    // An idle connection is closed without a word, as slapd's idletimeout does.
+                    None => Ok(()),
+                };
+            }
         }
     }
+}
+
+/// Ends a connection with a notice of disconnection, logged at debug level (a client that
+/// misbehaves must not fill the log).
+async fn disconnect(
+    stream: &mut Stream,
+    codec: &mut LdapCodec,
+    peer: SocketAddr,
+    code: LdapResultCode,
+    why: String,
+) -> std::io::Result<()> {
+    tracing::debug!(%peer, reason = %why, "LDAP connection ended by the server");
+    let mut bytes = BytesMut::new();
+    if codec
+        .encode(notice_of_disconnection(code, why), &mut bytes)
+        .is_ok()
+    {
+        let _ = tokio::time::timeout(NOTICE_TIMEOUT, async {
+            stream.write_all(&bytes).await?;
+            stream.shutdown().await
+        })
+        .await;
+    }
+    Ok(())
 }
 
 /// Encodes answers onto the connection.
@@ -290,6 +410,8 @@ struct Writer<'a> {
     /// Encoded answers not written yet: a search's entries and its result go out together
     /// unless they pass `FLUSH_AT`.
     pending: BytesMut,
+    /// How long the client may read nothing of an answer (`send_timeout`).
+    timeout: std::time::Duration,
 }
 
 /// Bytes of answers held before they are written.
@@ -319,7 +441,9 @@ impl Writer<'_> {
 
     async fn flush(&mut self) -> std::io::Result<()> {
         if !self.pending.is_empty() {
-            self.stream.write_all(&self.pending).await?;
+            tokio::time::timeout(self.timeout, self.stream.write_all(&self.pending))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
             self.pending.clear();
         }
         Ok(())
@@ -417,7 +541,7 @@ impl Session {
                 .await?
             }
             LdapOp::AbandonRequest(_) => {}
-            _ => return Ok(Next::Close),
+            _ => return Ok(Next::NotARequest),
         }
         Ok(Next::Go)
     }
@@ -692,6 +816,30 @@ impl Session {
                 ctrl,
             )]
         };
+        let config = &self.state.config;
+        let (terms, depth) = directory::filter_size(&req.filter);
+        let (max_terms, max_depth) = (
+            config.ldap_max_filter_terms as usize,
+            config.ldap_max_filter_depth as usize,
+        );
+        if terms > max_terms || depth > max_depth {
+            let what = match terms > max_terms {
+                true => format!(
+                    "the filter has {terms} terms; this server takes at most {max_terms} \
+                     (ldap_max_filter_terms)"
+                ),
+                false => format!(
+                    "the filter nests {depth} levels deep; this server takes at most \
+                     {max_depth} (ldap_max_filter_depth)"
+                ),
+            };
+            return out
+                .send(finish(
+                    done(LdapResultCode::AdminLimitExceeded, what),
+                    Vec::new(),
+                ))
+                .await;
+        }
         let base = req.base.trim().to_string();
         // The root DSE and the schema subentry answer anyone.
         if base.is_empty() && req.scope == LdapSearchScope::Base {

@@ -10,8 +10,8 @@ use serde_json::json;
 
 use crate::harness::{Scim, Server, TestDb};
 
-const BASE: &str = "dc=contoso,dc=scimd";
-const BIND: &str = "cn=grafana,ou=services,dc=contoso,dc=scimd";
+pub const BASE: &str = "dc=contoso,dc=scimd";
+pub const BIND: &str = "cn=grafana,ou=services,dc=contoso,dc=scimd";
 
 fn tool(name: &str) -> Command {
     let found = Command::new("sh")
@@ -25,12 +25,12 @@ fn tool(name: &str) -> Command {
     Command::new(name)
 }
 
-struct Directory {
-    db: TestDb,
-    server: Server,
-    url: String,
-    password: String,
-    scim: Scim,
+pub struct Directory {
+    pub db: TestDb,
+    pub server: Server,
+    pub url: String,
+    pub password: String,
+    pub scim: Scim,
 }
 
 /// Output (stdout and stderr together) and exit code of an OpenLDAP client.
@@ -51,7 +51,7 @@ impl Directory {
         Directory::start_with(plaintext_loopback, &[])
     }
 
-    fn start_with(plaintext_loopback: &str, env: &[(&str, &str)]) -> Directory {
+    pub fn start_with(plaintext_loopback: &str, env: &[(&str, &str)]) -> Directory {
         let db = TestDb::new();
         db.add_provider("contoso");
         let (_, token) = db.create_token("contoso", &[]);
@@ -95,7 +95,7 @@ impl Directory {
         run(cmd)
     }
 
-    fn provision(&self) -> (String, String) {
+    pub fn provision(&self) -> (String, String) {
         let bob = self.scim.create(
             "/Users",
             &json!({"userName": "bob@contoso.com", "displayName": "Bob Boss",
@@ -717,16 +717,21 @@ fn a_provider_chooses_its_base_dn() {
 
 /// One LDAP connection kept open across operations (OpenLDAP's tools bind anew each time),
 /// as an application's connection pool keeps it.
-struct Connection {
-    tcp: std::net::TcpStream,
+pub struct Connection {
+    pub tcp: std::net::TcpStream,
     codec: ldap3_proto::LdapCodec,
     input: bytes::BytesMut,
     next_id: i32,
 }
 
 impl Connection {
-    fn open(url: &str) -> Connection {
+    pub fn open(url: &str) -> Connection {
         let tcp = std::net::TcpStream::connect(url.trim_start_matches("ldap://")).unwrap();
+        Connection::over(tcp)
+    }
+
+    /// A connection over a TCP stream opened elsewhere (from another loopback address, say).
+    pub fn over(tcp: std::net::TcpStream) -> Connection {
         tcp.set_read_timeout(Some(std::time::Duration::from_secs(60)))
             .unwrap();
         Connection {
@@ -737,7 +742,7 @@ impl Connection {
         }
     }
 
-    fn send(&mut self, op: ldap3_proto::proto::LdapOp) {
+    pub fn send(&mut self, op: ldap3_proto::proto::LdapOp) {
         use std::io::Write;
         use tokio_util::codec::Encoder;
         self.next_id += 1;
@@ -748,22 +753,34 @@ impl Connection {
         self.tcp.write_all(&out).unwrap();
     }
 
-    fn receive(&mut self) -> ldap3_proto::proto::LdapOp {
+    pub fn receive(&mut self) -> ldap3_proto::proto::LdapOp {
+        let m = self
+            .receive_any()
+            .expect("the server closed the connection");
+        assert_eq!(m.msgid, self.next_id);
+        m.op
+    }
+
+    /// The next message, whatever its id (a notice of disconnection has 0), or `None` once
+    /// the server has closed the connection.
+    pub fn receive_any(&mut self) -> Option<ldap3_proto::proto::LdapMsg> {
         use std::io::Read;
         use tokio_util::codec::Decoder;
         loop {
             if let Some(m) = self.codec.decode(&mut self.input).unwrap() {
-                assert_eq!(m.msgid, self.next_id);
-                return m.op;
+                return Some(m);
             }
             let mut chunk = [0u8; 16384];
-            let n = self.tcp.read(&mut chunk).unwrap();
-            assert!(n > 0, "the server closed the connection");
-            self.input.extend_from_slice(&chunk[..n]);
+            match self.tcp.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.input.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("reading from the server: {e}"),
+            }
         }
     }
 
-    fn bind(&mut self, dn: &str, password: &str) -> ldap3_proto::LdapResultCode {
+    pub fn bind(&mut self, dn: &str, password: &str) -> ldap3_proto::LdapResultCode {
         use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapOp};
         self.send(LdapOp::BindRequest(LdapBindRequest {
             version: 3,
@@ -777,19 +794,34 @@ impl Connection {
     }
 
     /// A subtree search under `BASE`: the DNs found and the result (code and message).
-    fn search(&mut self, filter: &str) -> (Vec<String>, ldap3_proto::LdapResultCode, String) {
+    pub fn search(&mut self, filter: &str) -> (Vec<String>, ldap3_proto::LdapResultCode, String) {
         self.search_in(BASE, ldap3_proto::proto::LdapSearchScope::Subtree, filter)
     }
 
     /// A search with an equality filter (`attr=value`).
-    fn search_in(
+    pub fn search_in(
         &mut self,
         base: &str,
         scope: ldap3_proto::proto::LdapSearchScope,
         filter: &str,
     ) -> (Vec<String>, ldap3_proto::LdapResultCode, String) {
-        use ldap3_proto::proto::{LdapDerefAliases, LdapFilter, LdapOp, LdapSearchRequest};
+        use ldap3_proto::proto::LdapFilter;
         let (attr, value) = filter.split_once('=').unwrap();
+        self.search_with(
+            base,
+            scope,
+            LdapFilter::Equality(attr.to_string(), value.to_string()),
+        )
+    }
+
+    /// A search with any filter: the DNs found and the result (code and message).
+    pub fn search_with(
+        &mut self,
+        base: &str,
+        scope: ldap3_proto::proto::LdapSearchScope,
+        filter: ldap3_proto::proto::LdapFilter,
+    ) -> (Vec<String>, ldap3_proto::LdapResultCode, String) {
+        use ldap3_proto::proto::{LdapDerefAliases, LdapOp, LdapSearchRequest};
         self.send(LdapOp::SearchRequest(LdapSearchRequest {
             base: base.to_string(),
             scope,
@@ -797,7 +829,7 @@ impl Connection {
             sizelimit: 0,
             timelimit: 0,
             typesonly: false,
-            filter: LdapFilter::Equality(attr.to_string(), value.to_string()),
+            filter,
             attrs: vec![],
         }));
         let mut found = Vec::new();

@@ -17,6 +17,7 @@ mod http_basics;
 mod interop;
 mod jobs;
 mod ldap;
+mod ldap_abuse;
 mod ops;
 mod patch;
 mod query;

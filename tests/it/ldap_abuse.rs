@@ -1,0 +1,487 @@
+//! The LDAP port under hostile clients, over real connections: filters of any width and depth
+//! answer an LDAP error (never a crash), requests too large or never finished end their
+//! connection with a notice of disconnection, idle connections are closed, connections are
+//! capped overall and per address, and under a thousand hostile connections memory stays
+//! bounded while SCIM answers every request.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use ldap3_proto::LdapResultCode;
+use ldap3_proto::proto::{
+    LdapBindCred, LdapBindRequest, LdapFilter, LdapOp, LdapSearchScope, LdapSubstringFilter,
+};
+
+use crate::ldap::{BASE, BIND, Connection, Directory};
+
+fn eq(attr: &str, value: &str) -> LdapFilter {
+    LdapFilter::Equality(attr.into(), value.into())
+}
+
+fn bound(d: &Directory) -> Connection {
+    let mut c = Connection::open(&d.url);
+    assert_eq!(c.bind(BIND, &d.password), LdapResultCode::Success);
+    c
+}
+
+fn search(c: &mut Connection, filter: LdapFilter) -> (Vec<String>, LdapResultCode, String) {
+    c.search_with(BASE, LdapSearchScope::Subtree, filter)
+}
+
+/// The notice of disconnection the server sends before it closes a connection (RFC 4511
+/// section 4.4.1): its result code and message; then the connection is closed.
+fn notice(c: &mut Connection) -> (LdapResultCode, String) {
+    let m = c
+        .receive_any()
+        .expect("a notice of disconnection, not a bare close");
+    assert_eq!(m.msgid, 0, "{m:?}");
+    let LdapOp::ExtendedResponse(x) = m.op else {
+        panic!("not a notice of disconnection: {m:?}");
+    };
+    assert_eq!(x.name.as_deref(), Some("1.3.6.1.4.1.1466.20036"));
+    assert!(
+        c.receive_any().is_none(),
+        "the connection is closed after it"
+    );
+    (x.res.code, x.res.message)
+}
+
+/// A TCP connection to `url` from another loopback address (`127.0.0.N`).
+fn connect_from(url: &str, n: u8) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let to: std::net::SocketAddr = url.trim_start_matches("ldap://").parse().unwrap();
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    let from = std::net::SocketAddr::from(([127, 0, 0, n], 0));
+    s.bind(&from.into())?;
+    s.connect(&to.into())?;
+    let tcp: TcpStream = s.into();
+    tcp.set_read_timeout(Some(Duration::from_secs(60)))?;
+    Ok(tcp)
+}
+
+/// Whether the server closed `tcp` without answering (read gives end of file or a reset).
+fn closed_by_server(tcp: &mut TcpStream) -> bool {
+    read_to_close(tcp) == Some(0)
+}
+
+/// Reads until the server closes `tcp`: the bytes it sent before, or `None` when it did not
+/// close within the read timeout.
+fn read_to_close(tcp: &mut TcpStream) -> Option<usize> {
+    use std::io::Read;
+    let mut buf = [0u8; 1024];
+    let mut got = 0;
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return Some(got),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(got),
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The flat and deep shapes that once overflowed a reader thread's stack and ended the
+/// process (`has overflowed its stack`), and the widths that answered a misleading
+/// `unavailable` (52): each is now answered adminLimitExceeded (11) naming the setting, the
+/// connection stays open, and the next search, SCIM and other connections work.
+#[test]
+fn wide_and_deep_filters_get_admin_limit_exceeded_and_the_server_stays_up() {
+    let d = Directory::start_with("on", &[]);
+    d.provision();
+    let alice = format!("uid=alice@contoso.com,ou=people,{BASE}");
+    let mut c = bound(&d);
+    let many = |n: usize| -> Vec<LdapFilter> {
+        (0..n)
+            .map(|i| eq("uid", &format!("user{i}@contoso.com")))
+            .collect()
+    };
+    let shapes: Vec<(&str, LdapFilter)> = vec![
+        ("an OR of 3,000 terms", LdapFilter::Or(many(3000))),
+        ("an AND of 3,000 terms", LdapFilter::And(many(3000))),
+        (
+            "a substring of 20,000 parts",
+            LdapFilter::Substring(
+                "cn".into(),
+                LdapSubstringFilter {
+                    initial: Some("a".into()),
+                    any: vec!["b".into(); 20_000],
+                    final_: Some("c".into()),
+                },
+            ),
+        ),
+        (
+            "an AND of 30,000 NOTs",
+            LdapFilter::And(
+                (0..30_000)
+                    .map(|i| LdapFilter::Not(Box::new(eq("cn", &i.to_string()))))
+                    .collect(),
+            ),
+        ),
+        (
+            "an OR of 100,000 terms",
+            LdapFilter::Or((0..100_000).map(|_| eq("cn", "a")).collect()),
+        ),
+    ];
+    for (what, filter) in shapes {
+        let (found, code, message) = search(&mut c, filter);
+        assert!(found.is_empty(), "{what}");
+        assert_eq!(
+            code,
+            LdapResultCode::AdminLimitExceeded,
+            "{what}: {message}"
+        );
+        assert!(
+            message.contains("ldap_max_filter_terms"),
+            "{what}: {message}"
+        );
+        // The same connection goes on.
+        assert_eq!(
+            search(&mut c, eq("uid", "alice@contoso.com")).0,
+            [alice.as_str()]
+        );
+    }
+    // Deeper than 32 levels of AND, OR and NOT.
+    let mut deep = eq("uid", "alice@contoso.com");
+    for _ in 0..40 {
+        deep = LdapFilter::Not(Box::new(LdapFilter::Not(Box::new(deep))));
+    }
+    let (_, code, message) = search(&mut c, deep);
+    assert_eq!(code, LdapResultCode::AdminLimitExceeded, "{message}");
+    assert!(message.contains("ldap_max_filter_depth"), "{message}");
+    // At the limit: 1,000 terms, one of them alice, is an ordinary search.
+    let mut terms = many(999);
+    terms.push(eq("uid", "alice@contoso.com"));
+    let (found, code, message) = search(&mut c, LdapFilter::Or(terms));
+    assert_eq!(
+        (code, found),
+        (LdapResultCode::Success, vec![alice.clone()]),
+        "{message}"
+    );
+    // Nothing ended the process: another connection and SCIM answer.
+    assert_eq!(
+        search(&mut bound(&d), eq("uid", "alice@contoso.com")).0,
+        [alice.as_str()]
+    );
+    d.scim.get("/Users").expect(200);
+}
+
+/// With the limits raised, the widths that answered `unavailable` (1,000 to 2,500 terms as a
+/// chain one level deeper per term) are ordinary searches: the terms become a balanced tree.
+#[test]
+fn thousands_of_terms_are_searched_when_the_limit_allows_them() {
+    let d = Directory::start_with(
+        "on",
+        &[
+            ("SCIMD_LDAP_MAX_FILTER_TERMS", "30000"),
+            ("SCIMD_LDAP_MAX_FILTER_DEPTH", "100"),
+        ],
+    );
+    d.provision();
+    let alice = format!("uid=alice@contoso.com,ou=people,{BASE}");
+    let mut c = bound(&d);
+    let mut terms: Vec<LdapFilter> = (0..5000)
+        .map(|i| eq("uid", &format!("user{i}@contoso.com")))
+        .collect();
+    terms.push(eq("mail", "alice@contoso.com"));
+    let (found, code, message) = search(&mut c, LdapFilter::Or(terms));
+    assert_eq!(
+        (code, found),
+        (LdapResultCode::Success, vec![alice.clone()]),
+        "{message}"
+    );
+    let nots = LdapFilter::And(
+        std::iter::once(eq("uid", "alice@contoso.com"))
+            .chain((0..20_000).map(|i| LdapFilter::Not(Box::new(eq("cn", &i.to_string())))))
+            .collect(),
+    );
+    let (found, code, message) = search(&mut c, nots);
+    assert_eq!(
+        (code, found),
+        (LdapResultCode::Success, vec![alice.clone()]),
+        "{message}"
+    );
+    let mut deep = eq("uid", "alice@contoso.com");
+    for _ in 0..45 {
+        deep = LdapFilter::Not(Box::new(LdapFilter::Not(Box::new(deep))));
+    }
+    let (found, code, message) = search(&mut c, deep);
+    assert_eq!(
+        (code, found),
+        (LdapResultCode::Success, vec![alice]),
+        "{message}"
+    );
+}
+
+/// A request larger than the limit ends the connection with a notice of disconnection before
+/// the server reads it: 64 KiB before a bind, 1 MiB once bound (each configurable).
+#[test]
+fn requests_larger_than_the_limits_end_the_connection_with_a_notice() {
+    let d = Directory::start_with("on", &[("SCIMD_LDAP_MAX_REQUEST", "256KiB")]);
+    // Anonymous: a bind whose DN is 100 KB.
+    let mut c = Connection::open(&d.url);
+    c.send(LdapOp::BindRequest(LdapBindRequest {
+        version: 3,
+        dn: format!("cn={},ou=services,{BASE}", "x".repeat(100_000)),
+        cred: LdapBindCred::Simple("secret".into()),
+    }));
+    let (code, message) = notice(&mut c);
+    assert_eq!(code, LdapResultCode::ProtocolError);
+    assert!(message.contains("ldap_max_request_anonymous"), "{message}");
+    // Bound: 100 KB is fine, 300 KB is not.
+    let mut c = bound(&d);
+    let filter = |n: usize| LdapFilter::Or(vec![eq("uid", &"y".repeat(n))]);
+    assert_eq!(search(&mut c, filter(100_000)).1, LdapResultCode::Success);
+    c.send(LdapOp::SearchRequest(
+        ldap3_proto::proto::LdapSearchRequest {
+            base: BASE.into(),
+            scope: LdapSearchScope::Subtree,
+            aliases: ldap3_proto::proto::LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter: filter(300_000),
+            attrs: vec![],
+        },
+    ));
+    let (code, message) = notice(&mut c);
+    assert_eq!(code, LdapResultCode::ProtocolError);
+    assert!(message.contains("ldap_max_request"), "{message}");
+    assert!(message.contains("262144"), "{message}");
+}
+
+/// Whatever is not an LDAP request gets protocolError (2) in a notice of disconnection, not a
+/// silent close.
+#[test]
+fn malformed_requests_get_protocol_error() {
+    let d = Directory::start_with("on", &[]);
+    let shapes: [(&str, &[u8]); 4] = [
+        ("HTTP", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        (
+            "an indefinite length",
+            &[0x30, 0x80, 0x02, 0x01, 0x01, 0x00, 0x00],
+        ),
+        (
+            "a message id and no operation",
+            &[0x30, 0x03, 0x02, 0x01, 0x01],
+        ),
+        // A message id then a BindResponse: a response, not a request.
+        (
+            "a response",
+            &[
+                0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00,
+            ],
+        ),
+    ];
+    for (what, bytes) in shapes {
+        let mut c = Connection::open(&d.url);
+        c.tcp.write_all(bytes).unwrap();
+        let (code, message) = notice(&mut c);
+        assert_eq!(code, LdapResultCode::ProtocolError, "{what}: {message}");
+    }
+    // The server answers the next client as before.
+    let mut c = Connection::open(&d.url);
+    assert_eq!(c.bind(BIND, &d.password), LdapResultCode::Success);
+}
+
+/// A request trickled in a byte at a time is cut at `ldap_request_timeout`, however steadily
+/// the bytes come; a connection without requests is closed after `ldap_idle_timeout`.
+#[test]
+fn slow_and_idle_connections_are_closed() {
+    let d = Directory::start_with(
+        "on",
+        &[
+            ("SCIMD_LDAP_REQUEST_TIMEOUT", "2s"),
+            ("SCIMD_LDAP_IDLE_TIMEOUT", "3s"),
+        ],
+    );
+    // The head of a 200-byte request, then one byte every 200 ms: it never arrives whole
+    // within the time limit, and the server cuts the connection.
+    let mut c = Connection::open(&d.url);
+    c.tcp.write_all(&[0x30, 0x81, 200, 0x02, 0x01]).unwrap();
+    let mut sent = 0;
+    let cut = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if c.tcp.write_all(&[0x04]).is_err() {
+            break true;
+        }
+        sent += 1;
+        if sent == 190 {
+            break false;
+        }
+        // The notice may already be waiting.
+        c.tcp.set_nonblocking(true).unwrap();
+        let mut peek = [0u8; 1];
+        let ready = c.tcp.peek(&mut peek).is_ok();
+        c.tcp.set_nonblocking(false).unwrap();
+        if ready {
+            break true;
+        }
+    };
+    assert!(cut, "a request trickled for 38 s was never cut");
+    let (code, message) = notice(&mut c);
+    assert_eq!(code, LdapResultCode::ProtocolError);
+    assert!(message.contains("ldap_request_timeout"), "{message}");
+
+    // Bound, then idle: the server closes the connection by itself.
+    let mut c = bound(&d);
+    assert!(c.receive_any().is_none(), "an idle connection is closed");
+}
+
+/// Connections past `ldap_max_connections_per_address` from one address, or past
+/// `ldap_max_connections` overall, are closed as they arrive; a place given back is taken by
+/// the next connection, and the SCIM port answers throughout.
+#[test]
+fn connections_are_capped_overall_and_per_address() {
+    let d = Directory::start_with(
+        "on",
+        &[
+            ("SCIMD_LDAP_MAX_CONNECTIONS", "8"),
+            ("SCIMD_LDAP_MAX_CONNECTIONS_PER_ADDRESS", "5"),
+        ],
+    );
+    // Each admitted connection answers a bind; the sixth from 127.0.0.2 is closed unanswered.
+    let admitted = |from: u8| {
+        let mut c = Connection::over(connect_from(&d.url, from).unwrap());
+        assert_eq!(c.bind(BIND, &d.password), LdapResultCode::Success);
+        c
+    };
+    let mut held: Vec<Connection> = (0..5).map(|_| admitted(2)).collect();
+    let mut sixth = connect_from(&d.url, 2).unwrap();
+    assert!(
+        closed_by_server(&mut sixth),
+        "a sixth connection from one address"
+    );
+    held.extend((0..3).map(|_| admitted(3)));
+    let mut ninth = connect_from(&d.url, 4).unwrap();
+    assert!(closed_by_server(&mut ninth), "a ninth connection overall");
+    d.scim.get("/Users").expect(200);
+    // One closed by the client frees a place (the server notices the close first).
+    let mut gone = held.remove(0);
+    gone.send(LdapOp::UnbindRequest);
+    assert!(gone.receive_any().is_none());
+    let mut tries = 0;
+    let replacement = loop {
+        let tcp = connect_from(&d.url, 4).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut c = Connection::over(tcp);
+        c.send(LdapOp::BindRequest(LdapBindRequest {
+            version: 3,
+            dn: BIND.into(),
+            cred: LdapBindCred::Simple(d.password.clone()),
+        }));
+        match c.receive_any() {
+            Some(_) => break c,
+            None if tries < 50 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            None => panic!("the place of a closed connection was never given back"),
+        }
+    };
+    drop(replacement);
+    assert!(
+        d.server
+            .logs()
+            .iter()
+            .filter(|l| l.contains("LDAP connections refused"))
+            .count()
+            <= 1,
+        "refusals are logged at most once a minute"
+    );
+}
+
+/// Resident memory of a process, in bytes (`VmRSS`).
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb * 1024
+}
+
+/// Bytes waiting, unread by the server, on the server's side of connections to `port`
+/// (`/proc/net/tcp`'s rx_queue).
+fn unread_on_port(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let local_port = u16::from_str_radix(f.get(1)?.rsplit(':').next()?, 16).ok()?;
+            let rx = u64::from_str_radix(f.get(4)?.split(':').nth(1)?, 16).ok()?;
+            (local_port == port).then_some(rx)
+        })
+        .sum()
+}
+
+/// 1,100 connections from ten addresses: the caps admit 1,024; a thousand of those each send
+/// all but the last bytes of a 60 KiB request (within the 64 KiB anonymous limit) and hold it;
+/// another hundred declare 2 MiB requests. Memory stays within the bound the limits set
+/// (connections times the anonymous request size and each connection's upkeep, over the
+/// server's own; before the limits, 1,000 such connections took 2.2 GB), and SCIM answers
+/// every request meanwhile.
+#[test]
+fn a_thousand_hostile_connections_leave_memory_bounded_and_scim_answering() {
+    // The test holds over a thousand sockets itself.
+    let _ = rlimit::increase_nofile_limit(4096);
+    let d = Directory::start_with("on", &[("SCIMD_LDAP_REQUEST_TIMEOUT", "5m")]);
+    let pid = d.server.child.id();
+    let port: u16 = d.url.rsplit(':').next().unwrap().parse().unwrap();
+    let before = rss(pid);
+    let mut holding = Vec::new();
+    let mut part = vec![0x30, 0x83, 0x00, 0xF0, 0x00];
+    part.resize(60 * 1024 - 1, 0x04);
+    for i in 0..1100u32 {
+        let mut tcp = connect_from(&d.url, 10 + (i % 10) as u8).unwrap();
+        if i >= 1000 {
+            // Declares a 2 MiB request: refused before it is read.
+            let _ = tcp.write_all(&[0x30, 0x83, 0x20, 0x00, 0x00, 0x02, 0x01, 0x01]);
+        } else {
+            // Past the cap the server has closed it: the write may fail.
+            let _ = tcp.write_all(&part);
+        }
+        holding.push(tcp);
+        if i % 100 == 0 {
+            d.scim.get("/Users").expect(200);
+        }
+    }
+    // The server has read what it accepted.
+    let mut waited = 0;
+    while unread_on_port(port) > 0 && waited < 300 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    for _ in 0..20 {
+        d.scim.get("/Users").expect(200);
+    }
+    let grown = rss(pid).saturating_sub(before);
+    println!("RSS {before} bytes before, grown by {grown} bytes under 1,100 connections");
+    // Each admitted connection holds at most the anonymous limit (64 KiB) plus its own upkeep
+    // (task, codec, socket, allocator rounding: about 30 KiB measured); 32 MiB for the rest.
+    let limit = 1024 * (64 + 32) * 1024 + 32 * 1024 * 1024;
+    assert!(
+        grown < limit,
+        "RSS grew by {grown} bytes under 1,100 connections; the limits bound it below {limit}"
+    );
+    // The ones past the cap and the 2 MiB ones were closed.
+    for tcp in holding.iter_mut().skip(1000) {
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // A notice of disconnection may come first, then the close.
+        // A notice of disconnection may come first.
+        assert!(
+            read_to_close(tcp).is_some(),
+            "a connection declaring a 2 MiB request, or past the cap, is closed"
+        );
+    }
+    drop(holding);
+    // And the directory still serves a real client.
+    let mut c = bound(&d);
+    assert_eq!(
+        search(&mut c, eq("uid", "nobody")).1,
+        LdapResultCode::Success
+    );
+}
