@@ -37,6 +37,11 @@ const LAST_USED_GRANULARITY: i64 = 60;
 const NEW_SECRETS_BURST: f64 = 10.0;
 /// ...and then one per this interval.
 const NEW_SECRET_EVERY: Duration = Duration::from_secs(1);
+/// Binds with new secrets that one client address may have checked at once, whatever names
+/// they are for (LDAP binds, where unknown names cost argon2 too)...
+const ADDRESS_BURST: f64 = 50.0;
+/// ...and then one per this interval.
+const ADDRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// The outcome of checking a presented secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +66,10 @@ pub(crate) struct Verifier {
     in_flight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
     argon2: Mutex<mpsc::Sender<Argon2Job>>,
     budgets: Mutex<HashMap<String, Budget>>,
+    /// An argon2id hash of nothing anyone knows, made on first use: what a bind is checked
+    /// against when there is nothing to check (no such name, no password), so that answer
+    /// costs what a wrong password costs.
+    dummy: tokio::sync::OnceCell<String>,
 }
 
 type Argon2Job = Box<dyn FnOnce() + Send>;
@@ -102,22 +111,39 @@ impl Verifier {
             in_flight: Mutex::default(),
             argon2: Mutex::new(argon2_threads(concurrency)),
             budgets: Mutex::default(),
+            dummy: tokio::sync::OnceCell::new(),
         }
     }
 
     /// Takes one verification of a new secret from the token id's budget, if any is left.
     fn spend(&self, id: &str, now: Instant) -> bool {
+        self.spend_from(id, now, NEW_SECRETS_BURST, NEW_SECRET_EVERY)
+    }
+
+    /// Takes one from budget `id` (`burst` at most, refilled one per `every`), if any is left.
+    fn spend_from(&self, id: &str, now: Instant, burst: f64, every: Duration) -> bool {
         let mut budgets = lock(&self.budgets);
         if budgets.len() >= FAILED_CAPACITY && !budgets.contains_key(id) {
-            // Only ids with a token row get here; this bound is for pathological numbers.
-            budgets.retain(|_, b| b.left < NEW_SECRETS_BURST);
+            // Budgets that have refilled since are forgotten; if a flood of distinct ids leaves
+            // none of those, the oldest half goes, so the map stays bounded.
+            let full = |b: &Budget| {
+                b.left + now.duration_since(b.at).as_secs_f64() / NEW_SECRET_EVERY.as_secs_f64()
+                    >= NEW_SECRETS_BURST
+            };
+            budgets.retain(|_, b| !full(b));
+            if budgets.len() >= FAILED_CAPACITY {
+                let mut ats: Vec<Instant> = budgets.values().map(|b| b.at).collect();
+                ats.sort_unstable();
+                let cut = ats[ats.len() / 2];
+                budgets.retain(|_, b| b.at > cut);
+            }
         }
         let b = budgets.entry(id.to_string()).or_insert(Budget {
-            left: NEW_SECRETS_BURST,
+            left: burst,
             at: now,
         });
-        let refill = now.duration_since(b.at).as_secs_f64() / NEW_SECRET_EVERY.as_secs_f64();
-        b.left = (b.left + refill).min(NEW_SECRETS_BURST);
+        let refill = now.duration_since(b.at).as_secs_f64() / every.as_secs_f64();
+        b.left = (b.left + refill).min(burst);
         b.at = now;
         if b.left >= 1.0 {
             b.left -= 1.0;
@@ -173,6 +199,21 @@ impl Verifier {
         phc: &str,
         client: Option<std::net::IpAddr>,
     ) -> Verdict {
+        self.verify_as(id, id, secret, phc, client, false).await
+    }
+
+    /// `verify`, with the budget of new secrets kept under `budget` (a name, where the caller
+    /// must not tell known names from unknown ones) and, when `per_address`, also spent from
+    /// the client address's own budget across all names.
+    pub(crate) async fn verify_as(
+        &self,
+        id: &str,
+        budget: &str,
+        secret: &Secret,
+        phc: &str,
+        client: Option<std::net::IpAddr>,
+        per_address: bool,
+    ) -> Verdict {
         let d = self.digest(id, phc, secret);
         if let Some(known) = self.remembered(id, &d) {
             return verdict(known);
@@ -184,10 +225,17 @@ impl Verifier {
             return verdict(known);
         }
         let budget = match client {
-            Some(ip) => format!("{id} {ip}"),
-            None => id.to_string(),
+            Some(ip) => format!("{budget} {ip}"),
+            None => budget.to_string(),
         };
-        if !self.spend(&budget, Instant::now()) {
+        let now = Instant::now();
+        let address_ok = match (per_address, client) {
+            (true, Some(ip)) => {
+                self.spend_from(&format!("address {ip}"), now, ADDRESS_BURST, ADDRESS_EVERY)
+            }
+            _ => true,
+        };
+        if !address_ok || !self.spend(&budget, now) {
             lock(&self.in_flight).remove(&d);
             return Verdict::Throttled;
         }
@@ -207,6 +255,26 @@ impl Verifier {
         }
         lock(&self.in_flight).remove(&d);
         verdict(ok)
+    }
+
+    /// The hash checked when there is nothing to check (see `dummy`); `None` if argon2 failed.
+    pub(crate) async fn dummy_hash(&self) -> Option<String> {
+        self.dummy
+            .get_or_try_init(|| async {
+                let mut secret = [0u8; 32];
+                OsRng.fill_bytes(&mut secret);
+                let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+                match self
+                    .on_argon2_thread(move || token::hash_str(&secret))
+                    .await
+                {
+                    Some(Ok(phc)) => Ok(phc),
+                    _ => Err(()),
+                }
+            })
+            .await
+            .ok()
+            .cloned()
     }
 
     /// Whether `password` matches the argon2id PHC string `phc`, checked on the argon2 threads;

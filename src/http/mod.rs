@@ -65,6 +65,8 @@ pub struct AppState {
     traffic: Arc<traffic::Traffic>,
     /// LDAP binds and searches per account, counted for `ldap_traffic`.
     pub(crate) ldap_counts: Arc<crate::ldap::Counts>,
+    /// Refused LDAP binds, counted for the log and the activity log.
+    pub(crate) bind_refusals: Arc<crate::ldap::refusals::BindRefusals>,
     /// LDAP connections open, overall and per address, against their caps.
     pub(crate) ldap_gate: Arc<crate::ldap::gate::Gate>,
     /// Turns true when the server stops: LDAP connections (which, unlike HTTP ones, the
@@ -336,6 +338,7 @@ pub fn serve(
         let refusals = std::sync::Arc::new(refusals::Refusals::default());
         let traffic = Arc::new(traffic::Traffic::default());
         let ldap_counts = Arc::new(crate::ldap::Counts::default());
+        let bind_refusals = Arc::new(crate::ldap::refusals::BindRefusals::default());
         let (stop_ldap, stopping) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             store: store.clone(),
@@ -349,6 +352,7 @@ pub fn serve(
             traffic: traffic.clone(),
             refusals: refusals.clone(),
             ldap_counts: ldap_counts.clone(),
+            bind_refusals: bind_refusals.clone(),
             ldap_gate: Arc::new(crate::ldap::gate::Gate::new(
                 config.ldap_max_connections,
                 config.ldap_max_connections_per_address,
@@ -473,11 +477,12 @@ pub fn serve(
             quirk_counter,
             jobs_stopped,
         ));
-        let (totals, counted, flush_store, ldap_counted) = (
+        let (totals, counted, flush_store, ldap_counted, binds) = (
             refusals.clone(),
             traffic.clone(),
             state.store.clone(),
             ldap_counts.clone(),
+            bind_refusals.clone(),
         );
         let interval = config.activity_interval;
         let refusal_totals = actix_web::rt::spawn(async move {
@@ -486,7 +491,7 @@ pub fn serve(
             tick.tick().await;
             loop {
                 tick.tick().await;
-                flush_counts(&flush_store, &totals, &counted, &ldap_counted).await;
+                flush_counts(&flush_store, &totals, &counted, &ldap_counted, &binds).await;
             }
         });
         if let Some(r) = resolver.clone() {
@@ -518,7 +523,14 @@ pub fn serve(
         let _ = stop_jobs.send(true);
         let _ = cleanup.await;
         refusal_totals.abort();
-        flush_counts(&state.store, &refusals, &traffic, &ldap_counts).await;
+        flush_counts(
+            &state.store,
+            &refusals,
+            &traffic,
+            &ldap_counts,
+            &bind_refusals,
+        )
+        .await;
         tracing::info!("stopped");
         Ok(())
     })
@@ -562,16 +574,19 @@ async fn flush_counts(
     refusals: &refusals::Refusals,
     traffic: &traffic::Traffic,
     ldap: &crate::ldap::Counts,
+    binds: &crate::ldap::refusals::BindRefusals,
 ) {
     let refused = refusals.log_totals();
     let counted = traffic.take();
     let ldap_counted = ldap.take();
-    if refused.is_empty() && counted.is_empty() && ldap_counted.is_empty() {
+    let binds = crate::ldap::refusals::records(binds.take());
+    if refused.is_empty() && counted.is_empty() && ldap_counted.is_empty() && binds.is_empty() {
         return;
     }
     let res = store
         .write(move |c| -> crate::store::Result<()> {
             crate::store::activity::record_auth_failures(c, &refused)?;
+            crate::store::activity::record_bind_refusals(c, &binds)?;
             crate::store::activity::add_traffic(c, &counted)?;
             crate::store::ldap_accounts::add_traffic(c, &ldap_counted)
         })

@@ -8,6 +8,7 @@
 mod ber;
 pub(crate) mod directory;
 pub(crate) mod gate;
+pub(crate) mod refusals;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -203,6 +204,43 @@ impl Bound {
     }
 }
 
+/// Who a refused bind was for, as the log and the activity log name it.
+struct Refusal<'a> {
+    provider: &'a str,
+    /// Set when the name is one the provider has (an account or a user).
+    provider_id: Option<i64>,
+    /// The account's name, `uid=USERNAME`, or `(unknown names)`.
+    name: &'a str,
+    dn: &'a str,
+    reason: &'static str,
+}
+
+impl<'a> Refusal<'a> {
+    fn known(provider: &'a str, provider_id: i64, name: &'a str, dn: &'a str) -> Refusal<'a> {
+        Refusal {
+            provider,
+            provider_id: Some(provider_id),
+            name,
+            dn,
+            reason: "",
+        }
+    }
+
+    fn unknown(provider: &'a str, dn: &'a str, reason: &'static str) -> Refusal<'a> {
+        Refusal {
+            provider,
+            provider_id: None,
+            name: "(unknown names)",
+            dn,
+            reason,
+        }
+    }
+
+    fn because(self, reason: &'static str) -> Refusal<'a> {
+        Refusal { reason, ..self }
+    }
+}
+
 struct Session {
     state: web::Data<AppState>,
     peer: SocketAddr,
@@ -270,7 +308,9 @@ async fn connection(
             match ber::frame(&input) {
                 ber::Frame::Unknown => break None,
                 ber::Frame::Malformed => {
-                    break Some("the client sent something that is not an LDAP message".to_string());
+                    break Some(
+                        "the client sent something that is not an LDAP message".to_string(),
+                    );
                 }
                 ber::Frame::Len(n) if n > limit => {
                     break Some(format!(
@@ -621,50 +661,42 @@ impl Session {
             .run(move |c| ldap_accounts::for_bind(c, &p, &n))
             .await;
         let now = chrono::Utc::now().timestamp();
-        let invalid = || done(LdapResultCode::InvalidCredentials, "invalid credentials");
+        let budget = format!(
+            "ldap-bind cn={},{}",
+            name.to_lowercase(),
+            provider.to_lowercase()
+        );
         let (account, phc) = match found {
             Ok(Some(found)) => found,
             Ok(None) => {
-                tracing::info!(peer = %self.peer, dn, "LDAP bind refused: no such account");
-                return invalid();
+                let who = Refusal::unknown(&provider, dn, "no such account");
+                return self.refuse(who, &budget, &password).await;
             }
             Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
         };
         if account.state(now) != crate::auth::TokenState::Active {
-            tracing::info!(peer = %self.peer, dn, "LDAP bind refused: the account has expired");
-            self.failed_bind(
-                account.provider_id,
-                &account.name,
-                dn,
-                "the account has expired",
-            )
-            .await;
-            return invalid();
+            let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
+            return self
+                .refuse(who.because("the account has expired"), &budget, &password)
+                .await;
         }
         let verdict = self
             .state
             .verifier
-            .verify(
+            .verify_as(
                 &format!("ldap-{}", account.id),
+                &budget,
                 &Secret::from_text(&password),
                 &phc,
                 Some(self.peer.ip()),
+                true,
             )
             .await;
+        let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
         match verdict {
             Verdict::Valid => {}
-            Verdict::Throttled => {
-                return done(
-                    LdapResultCode::Busy,
-                    "too many wrong passwords for this account: try again shortly",
-                );
-            }
-            Verdict::Invalid => {
-                tracing::info!(peer = %self.peer, dn, "LDAP bind refused: wrong password");
-                self.failed_bind(account.provider_id, &account.name, dn, "wrong password")
-                    .await;
-                return invalid();
-            }
+            Verdict::Throttled => return self.throttled(who),
+            Verdict::Invalid => return self.refused(who.because("wrong password")),
         }
         self.state
             .ldap_counts
@@ -692,7 +724,9 @@ impl Session {
     }
 
     /// A user's own bind, with the password its identity provider sent (Okta can push
-    /// passwords; Entra ID never sends them, so its users cannot bind).
+    /// passwords; Entra ID never sends them, so its users cannot bind). A user that does not
+    /// exist, is deactivated or has no password is refused as a wrong password is: the same
+    /// answer, after the same argon2 work, within the same budget of guesses.
     async fn bind_user(
         &mut self,
         dn: &str,
@@ -707,40 +741,40 @@ impl Session {
             .store
             .run(move |c| ldap_accounts::user_for_bind(c, &p, &n))
             .await;
-        let invalid = || done(LdapResultCode::InvalidCredentials, "invalid credentials");
+        let budget = format!(
+            "ldap-bind uid={},{}",
+            name.to_lowercase(),
+            provider.to_lowercase()
+        );
         let user = match found {
             Ok(Some(u)) => u,
             Ok(None) => {
-                tracing::info!(peer = %self.peer, dn, "LDAP bind refused: no such user");
-                return invalid();
+                let who = Refusal::unknown(provider, dn, "no such user");
+                return self.refuse(who, &budget, password).await;
             }
             Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
         };
         let key = format!("uid={}", user.user_name);
+        let who = Refusal::known(&user.provider, user.provider_id, &key, dn);
         if !user.active {
-            tracing::info!(peer = %self.peer, dn, "LDAP bind refused: the user is deactivated");
-            self.failed_bind(user.provider_id, &key, dn, "the user is deactivated")
+            return self
+                .refuse(who.because("the user is deactivated"), &budget, password)
                 .await;
-            return invalid();
         }
         let Some(phc) = user.password_hash else {
-            tracing::info!(peer = %self.peer, dn, "LDAP bind refused: no password was provisioned for this user");
-            self.failed_bind(user.provider_id, &key, dn, "no password was provisioned")
-                .await;
-            return done(
-                LdapResultCode::InvalidCredentials,
-                "invalid credentials (no password was provisioned for this user; Entra ID \
-                 never sends passwords)",
-            );
+            let why = "no password was provisioned (Entra ID never sends passwords)";
+            return self.refuse(who.because(why), &budget, password).await;
         };
         let verdict = self
             .state
             .verifier
-            .verify(
+            .verify_as(
                 &format!("user-{}", user.seq),
+                &budget,
                 &Secret::from_text(password),
                 &phc,
                 Some(self.peer.ip()),
+                true,
             )
             .await;
         match verdict {
@@ -760,46 +794,63 @@ impl Session {
                 });
                 done(LdapResultCode::Success, "")
             }
-            Verdict::Throttled => done(
-                LdapResultCode::Busy,
-                "too many wrong passwords for this user: try again shortly",
-            ),
-            Verdict::Invalid => {
-                tracing::info!(peer = %self.peer, dn, "LDAP bind refused: wrong password");
-                self.failed_bind(user.provider_id, &key, dn, "wrong password")
-                    .await;
-                invalid()
-            }
+            Verdict::Throttled => self.throttled(who),
+            Verdict::Invalid => self.refused(who.because("wrong password")),
         }
     }
 
-    /// Counts a refused bind of a known account or user and records it in the activity log
-    /// as a refused request would be (status 49, LDAP's invalidCredentials).
-    async fn failed_bind(&self, provider_id: i64, key: &str, dn: &str, why: &str) {
-        self.state.ldap_counts.add(provider_id, key, 1);
-        let ctx = crate::store::activity::Context {
-            token_id: String::new(),
-            request_id: String::new(),
-            method: "LDAP BIND".into(),
-            path: dn.to_string(),
-            values: false,
+    /// Refuses a bind where there is no password to check (no such name, no password, the
+    /// account expired or the user deactivated) exactly as a wrong password is refused: the
+    /// password is checked against a throwaway hash, spending the same budget of guesses, so
+    /// neither the answer, nor the throttling, nor the time tells these cases apart.
+    async fn refuse(&self, who: Refusal<'_>, budget: &str, password: &str) -> LdapResult {
+        let verdict = match self.state.verifier.dummy_hash().await {
+            Some(phc) => {
+                self.state
+                    .verifier
+                    .verify_as(
+                        budget,
+                        budget,
+                        &Secret::from_text(password),
+                        &phc,
+                        Some(self.peer.ip()),
+                        true,
+                    )
+                    .await
+            }
+            None => Verdict::Invalid,
         };
-        let refusal = crate::store::activity::Refusal {
-            status: 49,
-            detail: Some(format!(
-                "LDAP bind of {key} refused from {}: {why}",
-                self.peer.ip()
-            )),
-            ..Default::default()
-        };
-        if let Err(e) = self
-            .state
-            .store
-            .write(move |c| crate::store::activity::record_refusal(c, provider_id, &ctx, &refusal))
-            .await
-        {
-            tracing::warn!(error = %e, "could not record a refused LDAP bind");
+        match verdict {
+            Verdict::Throttled => self.throttled(who),
+            _ => self.refused(who),
         }
+    }
+
+    /// The answer to every refused bind, counted (see `refusals`).
+    fn refused(&self, who: Refusal<'_>) -> LdapResult {
+        if let Some(id) = who.provider_id {
+            self.state.ldap_counts.add(id, who.name, 1);
+        }
+        self.state
+            .bind_refusals
+            .count(who.provider, who.name, who.dn, self.peer.ip(), who.reason);
+        done(LdapResultCode::InvalidCredentials, "invalid credentials")
+    }
+
+    /// The answer once a name or an address has had too many new passwords checked lately,
+    /// whether the name exists or not.
+    fn throttled(&self, who: Refusal<'_>) -> LdapResult {
+        self.state.bind_refusals.count(
+            who.provider,
+            who.name,
+            who.dn,
+            self.peer.ip(),
+            "too many binds with new passwords (throttled)",
+        );
+        done(
+            LdapResultCode::Busy,
+            "too many failed binds for this name or from this address: try again shortly",
+        )
     }
 
     async fn search(

@@ -345,7 +345,8 @@ pub fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
         cond.push(format!("a.at <= {b}"));
     }
     if q.failed {
-        cond.push("a.status >= 400".into());
+        // Refused LDAP binds carry LDAP's own code (49), below HTTP's errors.
+        cond.push("(a.status >= 400 OR a.action = 'auth failed')".into());
     }
     if let Some(id) = &q.resource_id {
         let b = bind(Sql::Text(id.clone()), &mut args);
@@ -414,8 +415,10 @@ pub fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
 }
 
 /// Deletes records older than `before` (unix milliseconds) and, per provider, all but the
-/// newest `keep` — at most `batch` rows per call, so the writer is never held long; returns how
-/// many went (call again while it returns `batch`).
+/// newest `keep` changes and all but the newest `keep` other records (refusals, refused
+/// authentications, connection tests): the two are capped apart, so a flood of refusals never
+/// pushes a change out. At most `batch` rows per call, so the writer is never held long;
+/// returns how many went (call again while it returns `batch`).
 pub fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Result<usize> {
     let providers: Vec<i64> = c
         .prepare_cached("SELECT id FROM providers")?
@@ -425,25 +428,64 @@ pub fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Result<usi
         "DELETE FROM activity WHERE seq IN
            (SELECT seq FROM activity WHERE provider_id = ?1 AND at < ?2 ORDER BY at LIMIT ?3)",
     )?;
-    let mut over = c.prepare_cached(
-        "DELETE FROM activity WHERE seq IN
-           (SELECT seq FROM activity WHERE provider_id = ?1
-              AND (at, seq) <= (SELECT at, seq FROM activity WHERE provider_id = ?1
-                                ORDER BY at DESC, seq DESC LIMIT 1 OFFSET ?2)
-            ORDER BY at LIMIT ?3)",
-    )?;
+    let over = |changes: bool| {
+        let which = match changes {
+            true => format!("action IN {CHANGES}"),
+            false => format!("action NOT IN {CHANGES}"),
+        };
+        format!(
+            "DELETE FROM activity WHERE seq IN
+               (SELECT seq FROM activity WHERE provider_id = ?1 AND {which}
+                  AND (at, seq) <= (SELECT at, seq FROM activity WHERE provider_id = ?1
+                                    AND {which}
+                                    ORDER BY at DESC, seq DESC LIMIT 1 OFFSET ?2)
+                ORDER BY at LIMIT ?3)"
+        )
+    };
+    let mut over_changes = c.prepare_cached(&over(true))?;
+    let mut over_others = c.prepare_cached(&over(false))?;
     let mut n = 0;
     for p in providers {
+        if n < batch {
+            n += old.execute(params![p, before, (batch - n) as i64])?;
+        }
+        for st in [&mut over_others, &mut over_changes] {
+            if n < batch {
+                n += st.execute(params![p, keep, (batch - n) as i64])?;
+            }
+        }
         if n >= batch {
             break;
-        }
-        n += old.execute(params![p, before, (batch - n) as i64])?;
-        if n < batch {
-            n += over.execute(params![p, keep, (batch - n) as i64])?;
         }
     }
     c.prepare_cached("DELETE FROM provider_traffic WHERE hour < ?1")?
         .execute([before / 3_600_000])?;
+    Ok(n)
+}
+
+/// Refused LDAP binds of one interval: (provider name, the name bound as, how many, what the
+/// record says). One record each, with its count; providers that do not exist are skipped.
+/// Returns the rows written.
+pub fn record_bind_refusals(
+    c: &Connection,
+    counted: &[(String, String, u64, String)],
+) -> Result<usize> {
+    let mut st = c.prepare_cached(
+        "INSERT INTO activity (at, provider_id, method, path, action, status, detail, count)
+         SELECT ?1, id, 'LDAP BIND', ?3, ?4, 49, ?5, ?6 FROM providers WHERE name = ?2",
+    )?;
+    let at = now_ms();
+    let mut n = 0;
+    for (provider, name, count, detail) in counted {
+        n += st.execute(params![
+            at,
+            provider,
+            name,
+            Action::AuthFailed.as_str(),
+            detail,
+            *count as i64
+        ])?;
+    }
     Ok(n)
 }
 

@@ -453,3 +453,66 @@ fn search_endpoints() {
     );
     scim.get("/Users/.search").scim_error(405);
 }
+
+/// The widest and deepest filters the parser takes (4,096 bytes, 32 levels) are searched, as
+/// lists and as value filters of a PATCH path; past those limits they are a 400 `invalidFilter`,
+/// never a 500 or a crash.
+#[test]
+fn the_widest_and_deepest_filters_are_answered() {
+    let (_db, _server, scim) = scim_server("wide");
+    let alice = scim.create(
+        "/Users",
+        &json!({"userName": "alice", "emails": [{"value": "a@x", "type": "work"}]}),
+    );
+    let id = alice["id"].as_str().unwrap();
+    let search = |filter: &str| {
+        scim.post(
+            "/Users/.search",
+            &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                    "filter": filter}),
+        )
+    };
+    // As many terms as 4,096 bytes hold, as OR and AND.
+    for join in [" or ", " and "] {
+        let mut terms: Vec<String> = Vec::new();
+        while terms.join(join).len() + join.len() + 7 <= 4096 {
+            terms.push("id pr".to_string());
+        }
+        let wide = terms.join(join);
+        assert!(wide.len() > 4000, "{}", wide.len());
+        let found = search(&wide).expect(200);
+        assert_eq!(
+            found["totalResults"],
+            1,
+            "{join:?} of {} terms",
+            terms.len()
+        );
+        let over = format!("{wide}{join}id pr{join}id pr");
+        assert_eq!(search(&over).scim_error(400)["scimType"], "invalidFilter");
+    }
+    // 32 levels of parentheses and not, then one more.
+    let nest = |n: usize| {
+        format!(
+            "{}userName eq \"alice\"{}",
+            "not (not (".repeat(n / 2),
+            "))".repeat(n / 2)
+        )
+    };
+    assert_eq!(search(&nest(30)).expect(200)["totalResults"], 1);
+    assert_eq!(
+        search(&nest(40)).scim_error(400)["scimType"],
+        "invalidFilter"
+    );
+    // A PATCH path whose value filter is as wide as the limit allows.
+    let mut terms: Vec<String> = Vec::new();
+    while terms.join(" or ").len() < 3900 {
+        terms.push(format!("type eq \"t{}\"", terms.len()));
+    }
+    terms.push("type eq \"work\"".into());
+    let path = format!("emails[{}].display", terms.join(" or "));
+    let patched = scim.patch(
+        &format!("/Users/{id}"),
+        json!([{"op": "replace", "path": path, "value": "Work"}]),
+    );
+    assert_eq!(patched.expect(200)["emails"][0]["display"], "Work");
+}
