@@ -346,3 +346,43 @@ fn retention_removes_exactly_the_old_and_the_excess_records() {
         0
     );
 }
+
+/// Changes and refusals are capped apart: a flood of refused binds and requests newer than
+/// every change pushes out older refusals, never a change.
+#[test]
+fn refusals_never_push_changes_out_of_the_activity_log() {
+    use scimd::jobs::{CleanupPolicy, cleanup_once};
+    let db = TestDb::new();
+    db.add_provider("a");
+    let now = chrono::Utc::now().timestamp();
+    {
+        let c = rusqlite::Connection::open(&db.path).unwrap();
+        let ins = |action: &str, status: i64, at: i64| {
+            c.execute(
+                "INSERT INTO activity (at, provider_id, action, status, detail)
+                 SELECT ?1, id, ?2, ?3, ?2 FROM providers WHERE name = 'a'",
+                rusqlite::params![at, action, status],
+            )
+            .unwrap();
+        };
+        for i in 0..4 {
+            ins("created", 201, now * 1000 - 10_000 + i);
+        }
+        for i in 0..50 {
+            ins("auth failed", 49, now * 1000 - 5_000 + i);
+            ins("refused", 404, now * 1000 - 5_000 + i);
+        }
+    }
+    let policy = CleanupPolicy {
+        retention: Duration::from_secs(30 * 86_400),
+        warn_within: Duration::from_secs(14 * 86_400),
+        activity_retention: Duration::from_secs(30 * 86_400),
+        activity_max_records: 10,
+    };
+    let report = cleanup_once(&db.store(), now, policy).unwrap();
+    assert_eq!(report.activity_removed, 100 - 10);
+    let left = records(&db, &[]);
+    let with = |d: &str| left.iter().filter(|r| r["detail"] == d).count();
+    assert_eq!(with("created"), 4, "every change is kept");
+    assert_eq!(with("auth failed") + with("refused"), 10);
+}

@@ -485,3 +485,180 @@ fn a_thousand_hostile_connections_leave_memory_bounded_and_scim_answering() {
         LdapResultCode::Success
     );
 }
+
+/// One bind over a fresh connection from `127.0.0.N`: its result code and message.
+fn bind_from(d: &Directory, from: u8, dn: &str, password: &str) -> (LdapResultCode, String) {
+    let mut c = Connection::over(connect_from(&d.url, from).unwrap());
+    bind_on(&mut c, dn, password)
+}
+
+fn bind_on(c: &mut Connection, dn: &str, password: &str) -> (LdapResultCode, String) {
+    c.send(LdapOp::BindRequest(LdapBindRequest {
+        version: 3,
+        dn: dn.into(),
+        cred: LdapBindCred::Simple(password.into()),
+    }));
+    match c.receive() {
+        LdapOp::BindResponse(r) => (r.res.code, r.res.message),
+        other => panic!("not a bind response: {other:?}"),
+    }
+}
+
+/// Binds do not tell who exists: a name nobody has, a user without a password (every Entra
+/// user), a deactivated user with its right password, an account or a user with a wrong one
+/// all get the same answer and are throttled after the same number of guesses (each from its
+/// own address); one address guessing across many names is throttled too.
+#[test]
+fn binds_give_the_same_answer_and_throttling_whoever_exists() {
+    let d = Directory::start_with("on", &[]);
+    d.provision();
+    d.scim.create(
+        "/Users",
+        &serde_json::json!({"userName": "dana@contoso.com", "password": "dana's password"}),
+    );
+    d.scim.create(
+        "/Users",
+        &serde_json::json!({"userName": "frank@contoso.com", "password": "frank's password",
+                            "active": false}),
+    );
+    let people = |u: &str| format!("uid={u},ou=people,{BASE}");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("a user nobody has", people("nobody@contoso.com"), ""),
+        (
+            "an account nobody has",
+            format!("cn=nobody,ou=services,{BASE}"),
+            "",
+        ),
+        (
+            "a provider nobody has",
+            "uid=x,ou=people,dc=nowhere,dc=scimd".into(),
+            "",
+        ),
+        ("a user without a password", people("alice@contoso.com"), ""),
+        (
+            "a deactivated user, right password",
+            people("frank@contoso.com"),
+            "frank's password",
+        ),
+        ("a user, wrong password", people("dana@contoso.com"), ""),
+        ("an account, wrong password", BIND.into(), ""),
+    ];
+    for (i, (what, dn, right)) in cases.iter().enumerate() {
+        let from = 20 + i as u8;
+        let mut codes = Vec::new();
+        for guess in 0..16 {
+            let password = match right.is_empty() {
+                true => format!("guess {guess}"),
+                // The right password every time: remembered, so it spends nothing...
+                false if guess == 0 => right.to_string(),
+                // ...then new ones, as a guesser sends.
+                false => format!("guess {guess}"),
+            };
+            let (code, message) = bind_from(&d, from, dn, &password);
+            match code {
+                LdapResultCode::InvalidCredentials => {
+                    assert_eq!(message, "invalid credentials", "{what}")
+                }
+                LdapResultCode::Busy => assert!(message.contains("try again"), "{what}"),
+                other => panic!("{what}: {other:?} {message}"),
+            }
+            codes.push(code);
+        }
+        assert!(
+            codes[..10]
+                .iter()
+                .all(|c| *c == LdapResultCode::InvalidCredentials),
+            "{what}: {codes:?}"
+        );
+        assert!(
+            codes[12..].contains(&LdapResultCode::Busy),
+            "{what}: {codes:?}"
+        );
+    }
+    // One address, a new name each time: its own budget runs out too.
+    let codes: Vec<LdapResultCode> = (0..80)
+        .map(|i| bind_from(&d, 40, &people(&format!("n{i}@contoso.com")), "x").0)
+        .collect();
+    assert!(
+        codes[..40]
+            .iter()
+            .all(|c| *c == LdapResultCode::InvalidCredentials)
+    );
+    assert!(codes[50..].contains(&LdapResultCode::Busy), "{codes:?}");
+    // The real holders, from their own addresses, still bind.
+    assert_eq!(
+        bind_from(&d, 41, &people("dana@contoso.com"), "dana's password").0,
+        LdapResultCode::Success
+    );
+    assert_eq!(
+        bind_from(&d, 41, BIND, &d.password).0,
+        LdapResultCode::Success
+    );
+}
+
+/// A flood of refused binds is counted, not written one by one: the log has one line per name
+/// and interval (DNs shortened), the activity log one counted record per name and interval,
+/// and every refusal is in the counts.
+#[test]
+fn a_flood_of_refused_binds_is_counted_not_logged_one_by_one() {
+    let mut d = Directory::start_with("on", &[("SCIMD_ACTIVITY_INTERVAL", "1s")]);
+    d.scim.create(
+        "/Users",
+        &serde_json::json!({"userName": "erin@contoso.com"}),
+    );
+    let started = std::time::Instant::now();
+    let dns = [
+        BIND.to_string(),
+        format!("uid=erin@contoso.com,ou=people,{BASE}"),
+        format!("uid=nobody@contoso.com,ou=people,{BASE}"),
+    ];
+    let mut sent = 0u64;
+    for (i, dn) in dns.iter().enumerate() {
+        let mut c = Connection::over(connect_from(&d.url, 50 + i as u8).unwrap());
+        for guess in 0..600 {
+            let (code, _) = bind_on(&mut c, dn, &format!("guess {guess}"));
+            assert!(matches!(
+                code,
+                LdapResultCode::InvalidCredentials | LdapResultCode::Busy
+            ));
+            sent += 1;
+        }
+    }
+    // A bound connection may send a large bind (1 MiB): its DN is shortened in the log.
+    let mut c = bound(&d);
+    let huge = format!("cn={},ou=services,{BASE}", "z".repeat(500_000));
+    assert_eq!(
+        bind_on(&mut c, &huge, "x").0,
+        LdapResultCode::InvalidCredentials
+    );
+    sent += 1;
+    let seconds = started.elapsed().as_secs() + 2;
+    assert!(d.server.terminate());
+    let logs = d.server.logs();
+    assert!(
+        logs.iter().all(|l| l.len() < 4096),
+        "a log line of {} bytes",
+        logs.iter().map(String::len).max().unwrap_or(0)
+    );
+    let refused_lines = logs
+        .iter()
+        .filter(|l| l.contains("LDAP bind refused ("))
+        .count() as u64;
+    let db = rusqlite::Connection::open(&d.db.path).unwrap();
+    let (rows, counted): (i64, i64) = db
+        .query_row(
+            "SELECT count(*), sum(count) FROM activity WHERE method = 'LDAP BIND'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let (rows, counted) = (rows as u64, counted as u64);
+    assert_eq!(counted, sent, "every refusal is counted");
+    // Three names (the huge DN is one of the unknown names), one record and at most one log
+    // line each per interval of a second.
+    assert!(rows <= 3 * seconds, "{rows} records in {seconds} s");
+    assert!(
+        refused_lines <= 3 * seconds,
+        "{refused_lines} log lines in {seconds} s"
+    );
+}
