@@ -963,6 +963,8 @@ pub(crate) fn select<'a>(
     wanted: &[String],
 ) -> Vec<(&'a str, &'a [String])> {
     let wants = |name: &str| wanted.iter().any(|w| w.eq_ignore_ascii_case(name));
+    // An attribute without values is left out (RFC 4511 section 4.5.2).
+    let attrs: Vec<&(String, Vec<String>)> = attrs.iter().filter(|(_, v)| !v.is_empty()).collect();
     let all_user = wanted.is_empty() || wants("*");
     let all_op = wants("+");
     let user = attrs

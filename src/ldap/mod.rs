@@ -1294,18 +1294,18 @@ impl Session {
 
     fn root_dse(&self) -> Entry {
         let mut contexts = Vec::new();
+        // The version only to a bound client: an anonymous one learns nothing to look up.
+        let mut version = Vec::new();
         if let Some(b) = &self.bound {
             contexts.push(b.base.clone());
+            version.push(env!("CARGO_PKG_VERSION").to_string());
         }
         (
             String::new(),
             vec![
                 ("objectClass".into(), vec!["top".into()]),
                 ("vendorName".into(), vec!["scimd".into()]),
-                (
-                    "vendorVersion".into(),
-                    vec![env!("CARGO_PKG_VERSION").into()],
-                ),
+                ("vendorVersion".into(), version),
                 ("supportedLDAPVersion".into(), vec!["3".into()]),
                 ("supportedControl".into(), vec![OID_PAGED.into()]),
                 (

@@ -662,3 +662,35 @@ fn a_flood_of_refused_binds_is_counted_not_logged_one_by_one() {
         "{refused_lines} log lines in {seconds} s"
     );
 }
+
+/// The root DSE answers anyone, but tells the server's version only to a bound client.
+#[test]
+fn the_anonymous_root_dse_does_not_tell_the_version() {
+    let d = Directory::start_with("on", &[]);
+    let root_dse = |bind: &[&str]| {
+        let out = std::process::Command::new("ldapsearch")
+            .args(["-x", "-LLL", "-H", &d.url])
+            .args(bind)
+            .args([
+                "-b",
+                "",
+                "-s",
+                "base",
+                "(objectClass=*)",
+                "vendorName",
+                "vendorVersion",
+            ])
+            .output()
+            .expect("ldapsearch (Debian's ldap-utils, installed by scripts/test.sh)");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let anonymous = root_dse(&[]);
+    assert!(anonymous.contains("vendorName: scimd"), "{anonymous}");
+    assert!(!anonymous.contains("vendorVersion"), "{anonymous}");
+    let bound = root_dse(&["-D", BIND, "-w", &d.password]);
+    assert!(
+        bound.contains(&format!("vendorVersion: {}", env!("CARGO_PKG_VERSION"))),
+        "{bound}"
+    );
+}
