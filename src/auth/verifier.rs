@@ -56,6 +56,17 @@ pub(crate) enum Verdict {
 struct Budget {
     left: f64,
     at: Instant,
+    /// What it holds at most, refilled one per `every`.
+    burst: f64,
+    every: Duration,
+}
+
+impl Budget {
+    /// What is left at `now`, refilled since `at`.
+    fn left_at(&self, now: Instant) -> f64 {
+        let refill = now.duration_since(self.at).as_secs_f64() / self.every.as_secs_f64();
+        (self.left + refill).min(self.burst)
+    }
 }
 
 pub(crate) struct Verifier {
@@ -126,11 +137,7 @@ impl Verifier {
         if budgets.len() >= FAILED_CAPACITY && !budgets.contains_key(id) {
             // Budgets that have refilled since are forgotten; if a flood of distinct ids leaves
             // none of those, the oldest half goes, so the map stays bounded.
-            let full = |b: &Budget| {
-                b.left + now.duration_since(b.at).as_secs_f64() / NEW_SECRET_EVERY.as_secs_f64()
-                    >= NEW_SECRETS_BURST
-            };
-            budgets.retain(|_, b| !full(b));
+            budgets.retain(|_, b| b.left_at(now) < b.burst);
             if budgets.len() >= FAILED_CAPACITY {
                 let mut ats: Vec<Instant> = budgets.values().map(|b| b.at).collect();
                 ats.sort_unstable();
@@ -141,9 +148,10 @@ impl Verifier {
         let b = budgets.entry(id.to_string()).or_insert(Budget {
             left: burst,
             at: now,
+            burst,
+            every,
         });
-        let refill = now.duration_since(b.at).as_secs_f64() / every.as_secs_f64();
-        b.left = (b.left + refill).min(burst);
+        b.left = b.left_at(now);
         b.at = now;
         if b.left >= 1.0 {
             b.left -= 1.0;
@@ -457,6 +465,24 @@ mod tests {
             assert!(v.spend("a", later));
         }
         assert!(!v.spend("a", later));
+    }
+
+    #[test]
+    fn budgets_stay_bounded_under_a_flood_of_distinct_names() {
+        let v = Verifier::new(1);
+        let start = Instant::now();
+        // Each spent once, none refilled yet: the oldest go, the map never passes its bound.
+        for i in 0..3 * FAILED_CAPACITY {
+            let at = start + Duration::from_micros(i as u64);
+            assert!(v.spend(&format!("name {i}"), at));
+            assert!(lock(&v.budgets).len() <= FAILED_CAPACITY);
+        }
+        // A budget still being spent is among those kept.
+        let at = start + Duration::from_micros(3 * FAILED_CAPACITY as u64);
+        for _ in 0..9 {
+            assert!(v.spend("name 12287", at));
+        }
+        assert!(!v.spend("name 12287", at));
     }
 
     #[test]

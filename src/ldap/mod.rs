@@ -282,8 +282,13 @@ async fn connection(
     state: web::Data<AppState>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
 ) -> std::io::Result<()> {
-    let config = state.config.clone();
+    let config = &state.config;
     let (anonymous_max, bound_max) = (config.ldap_max_request_anonymous, config.ldap_max_request);
+    let (request_timeout, idle_timeout, send_timeout) = (
+        config.ldap_request_timeout,
+        config.ldap_idle_timeout,
+        config.send_timeout,
+    );
     // The codec's own limits only back up the checks below, made before a request is buffered.
     let mut codec = LdapCodec::new(Some(anonymous_max.max(bound_max)), None);
     let mut input = BytesMut::with_capacity(4096);
@@ -296,6 +301,9 @@ async fn connection(
     };
     // When the request now arriving began to arrive.
     let mut started: Option<tokio::time::Instant> = None;
+    // One timer for the connection, moved to each new deadline (not one made per request).
+    let deadline = tokio::time::sleep(idle_timeout);
+    tokio::pin!(deadline);
     loop {
         let mut answered = false;
         let refusal = loop {
@@ -337,7 +345,7 @@ async fn connection(
                 codec: &mut codec,
                 stream: &mut stream,
                 pending: BytesMut::new(),
-                timeout: config.send_timeout,
+                timeout: send_timeout,
             };
             let next = session.handle(msg, &mut out).await?;
             out.flush().await?;
@@ -383,10 +391,10 @@ async fn connection(
             (false, Some(t)) if !answered => Some(t),
             (false, _) => Some(now),
         };
-        let deadline = match started {
-            Some(t) => t + config.ldap_request_timeout,
-            None => now + config.ldap_idle_timeout,
-        };
+        deadline.as_mut().reset(match started {
+            Some(t) => t + request_timeout,
+            None => now + idle_timeout,
+        });
         // Waiting for the next request is where a stopping server ends the connection.
         let mut stopping = session.state.stopping.clone();
         if *stopping.borrow() {
@@ -402,12 +410,12 @@ async fn connection(
                 }
             }
             _ = stopping.changed() => return Ok(()),
-            _ = tokio::time::sleep_until(deadline) => {
+            _ = &mut deadline => {
                 return match started {
                     Some(_) => {
                         let why = format!(
                             "the request did not arrive whole within {} s (ldap_request_timeout)",
-                            config.ldap_request_timeout.as_secs()
+                            request_timeout.as_secs()
                         );
                         disconnect(&mut stream, &mut codec, peer, LdapResultCode::ProtocolError, why).await
                     }

@@ -296,11 +296,21 @@ fn values_are_recorded_only_when_the_provider_allows() {
     assert_eq!(rs[1]["values"], json!({"title": "B"}));
 }
 
+/// The cleanup policy of a 30-day retention keeping at most `records` per provider.
+fn policy_keeping(records: u32) -> scimd::jobs::CleanupPolicy {
+    scimd::jobs::CleanupPolicy {
+        retention: Duration::from_secs(30 * 86_400),
+        warn_within: Duration::from_secs(14 * 86_400),
+        activity_retention: Duration::from_secs(30 * 86_400),
+        activity_max_records: records,
+    }
+}
+
 /// The cleanup job removes records past `activity_retention` and over `activity_max_records`
 /// per provider, and nothing else (its clock injected).
 #[test]
 fn retention_removes_exactly_the_old_and_the_excess_records() {
-    use scimd::jobs::{CleanupPolicy, cleanup_once};
+    use scimd::jobs::cleanup_once;
     let db = TestDb::new();
     db.add_provider("a");
     db.add_provider("b");
@@ -326,12 +336,7 @@ fn retention_removes_exactly_the_old_and_the_excess_records() {
         ins("a", 10, 5);
         ins("b", 1, 12); // recent, but over a cap of 10
     }
-    let policy = CleanupPolicy {
-        retention: Duration::from_secs(30 * 86_400),
-        warn_within: Duration::from_secs(14 * 86_400),
-        activity_retention: Duration::from_secs(30 * 86_400),
-        activity_max_records: 10,
-    };
+    let policy = policy_keeping(10);
     let report = cleanup_once(&db.store(), now, policy).unwrap();
     assert_eq!(report.activity_removed, 7 + 2);
     let left = records(&db, &[]);
@@ -351,7 +356,7 @@ fn retention_removes_exactly_the_old_and_the_excess_records() {
 /// every change pushes out older refusals, never a change.
 #[test]
 fn refusals_never_push_changes_out_of_the_activity_log() {
-    use scimd::jobs::{CleanupPolicy, cleanup_once};
+    use scimd::jobs::cleanup_once;
     let db = TestDb::new();
     db.add_provider("a");
     let now = chrono::Utc::now().timestamp();
@@ -373,12 +378,7 @@ fn refusals_never_push_changes_out_of_the_activity_log() {
             ins("refused", 404, now * 1000 - 5_000 + i);
         }
     }
-    let policy = CleanupPolicy {
-        retention: Duration::from_secs(30 * 86_400),
-        warn_within: Duration::from_secs(14 * 86_400),
-        activity_retention: Duration::from_secs(30 * 86_400),
-        activity_max_records: 10,
-    };
+    let policy = policy_keeping(10);
     let report = cleanup_once(&db.store(), now, policy).unwrap();
     assert_eq!(report.activity_removed, 100 - 10);
     let left = records(&db, &[]);

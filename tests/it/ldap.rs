@@ -801,6 +801,15 @@ impl Connection {
     }
 
     pub fn bind(&mut self, dn: &str, password: &str) -> ldap3_proto::LdapResultCode {
+        self.bind_result(dn, password).0
+    }
+
+    /// A simple bind's result code and message.
+    pub fn bind_result(
+        &mut self,
+        dn: &str,
+        password: &str,
+    ) -> (ldap3_proto::LdapResultCode, String) {
         use ldap3_proto::proto::{LdapBindCred, LdapBindRequest, LdapOp};
         self.send(LdapOp::BindRequest(LdapBindRequest {
             version: 3,
@@ -808,7 +817,7 @@ impl Connection {
             cred: LdapBindCred::Simple(password.to_string()),
         }));
         match self.receive() {
-            LdapOp::BindResponse(r) => r.res.code,
+            LdapOp::BindResponse(r) => (r.res.code, r.res.message),
             other => panic!("not a bind response: {other:?}"),
         }
     }

@@ -47,6 +47,14 @@ fn notice(c: &mut Connection) -> (LdapResultCode, String) {
     (x.res.code, x.res.message)
 }
 
+/// `inner` under `2 * pairs` NOTs.
+fn under_nots(mut inner: LdapFilter, pairs: usize) -> LdapFilter {
+    for _ in 0..pairs {
+        inner = LdapFilter::Not(Box::new(LdapFilter::Not(Box::new(inner))));
+    }
+    inner
+}
+
 /// A TCP connection to `url` from another loopback address (`127.0.0.N`).
 fn connect_from(url: &str, n: u8) -> std::io::Result<TcpStream> {
     use socket2::{Domain, Socket, Type};
@@ -142,10 +150,7 @@ fn wide_and_deep_filters_get_admin_limit_exceeded_and_the_server_stays_up() {
         );
     }
     // Deeper than 32 levels of AND, OR and NOT.
-    let mut deep = eq("uid", "alice@contoso.com");
-    for _ in 0..40 {
-        deep = LdapFilter::Not(Box::new(LdapFilter::Not(Box::new(deep))));
-    }
+    let deep = under_nots(eq("uid", "alice@contoso.com"), 40);
     let (_, code, message) = search(&mut c, deep);
     assert_eq!(code, LdapResultCode::AdminLimitExceeded, "{message}");
     assert!(message.contains("ldap_max_filter_depth"), "{message}");
@@ -201,10 +206,7 @@ fn thousands_of_terms_are_searched_when_the_limit_allows_them() {
         (LdapResultCode::Success, vec![alice.clone()]),
         "{message}"
     );
-    let mut deep = eq("uid", "alice@contoso.com");
-    for _ in 0..45 {
-        deep = LdapFilter::Not(Box::new(LdapFilter::Not(Box::new(deep))));
-    }
+    let deep = under_nots(eq("uid", "alice@contoso.com"), 45);
     let (found, code, message) = search(&mut c, deep);
     assert_eq!(
         (code, found),
@@ -489,19 +491,7 @@ fn a_thousand_hostile_connections_leave_memory_bounded_and_scim_answering() {
 /// One bind over a fresh connection from `127.0.0.N`: its result code and message.
 fn bind_from(d: &Directory, from: u8, dn: &str, password: &str) -> (LdapResultCode, String) {
     let mut c = Connection::over(connect_from(&d.url, from).unwrap());
-    bind_on(&mut c, dn, password)
-}
-
-fn bind_on(c: &mut Connection, dn: &str, password: &str) -> (LdapResultCode, String) {
-    c.send(LdapOp::BindRequest(LdapBindRequest {
-        version: 3,
-        dn: dn.into(),
-        cred: LdapBindCred::Simple(password.into()),
-    }));
-    match c.receive() {
-        LdapOp::BindResponse(r) => (r.res.code, r.res.message),
-        other => panic!("not a bind response: {other:?}"),
-    }
+    c.bind_result(dn, password)
 }
 
 /// Binds do not tell who exists: a name nobody has, a user without a password (every Entra
@@ -616,7 +606,7 @@ fn a_flood_of_refused_binds_is_counted_not_logged_one_by_one() {
     for (i, dn) in dns.iter().enumerate() {
         let mut c = Connection::over(connect_from(&d.url, 50 + i as u8).unwrap());
         for guess in 0..600 {
-            let (code, _) = bind_on(&mut c, dn, &format!("guess {guess}"));
+            let (code, _) = c.bind_result(dn, &format!("guess {guess}"));
             assert!(matches!(
                 code,
                 LdapResultCode::InvalidCredentials | LdapResultCode::Busy
@@ -628,7 +618,7 @@ fn a_flood_of_refused_binds_is_counted_not_logged_one_by_one() {
     let mut c = bound(&d);
     let huge = format!("cn={},ou=services,{BASE}", "z".repeat(500_000));
     assert_eq!(
-        bind_on(&mut c, &huge, "x").0,
+        c.bind_result(&huge, "x").0,
         LdapResultCode::InvalidCredentials
     );
     sent += 1;
