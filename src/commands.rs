@@ -142,6 +142,11 @@ fn check_config(cli: &Cli) -> ExitCode {
                         eprintln!("  - {e}");
                         return ExitCode::FAILURE;
                     }
+                    Ok(loaded) if let Err(e) = loaded.check_validity(Utc::now()) => {
+                        eprintln!("configuration has 1 problem(s):");
+                        eprintln!("  - tls_cert {}: {e}", cert.display());
+                        return ExitCode::FAILURE;
+                    }
                     Ok(loaded) => match loaded.not_after {
                         Some(at) if at - Utc::now() < chrono::Duration::days(14) => eprintln!(
                             "warning: the TLS certificate expires {} ({} days): renew it",
@@ -157,6 +162,15 @@ fn check_config(cli: &Cli) -> ExitCode {
                         None => println!("# TLS certificate and key go together"),
                     },
                 }
+            }
+            if let Some(a) = c.admin_listen
+                && !a.ip().is_loopback()
+            {
+                eprintln!(
+                    "warning: admin_listen {a} is reachable from other hosts: the console's login \
+                     page and /metrics (which needs no login) are open to them; keep it on an \
+                     internal or loopback address"
+                );
             }
             println!("# configuration is valid; effective settings:");
             print!("{}", c.to_redacted_toml());
@@ -775,7 +789,8 @@ fn print_records(records: &[activity::Record], json: bool, header: bool) {
         );
     } else {
         for r in rows {
-            println!("{}", r.join("  "));
+            let cells: Vec<String> = r.iter().map(|c| cell(c)).collect();
+            println!("{}", cells.join("  "));
         }
     }
 }
@@ -1320,9 +1335,31 @@ fn print_tokens(toks: &[TokenInfo], now: i64) {
     );
 }
 
+/// Characters of one table cell; a longer value is cut, ending in `…` (`activity --json`
+/// gives records whole).
+const CELL: usize = 200;
+
+/// A cell's text: at most `CELL` characters, without line breaks or other control characters.
+fn cell(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(CELL)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if value.chars().nth(CELL).is_some() {
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
 fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -1331,12 +1368,12 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
         let parts: Vec<String> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
             .collect();
         println!("{}", parts.join("  ").trim_end());
     };
     line(headers.to_vec());
-    for row in rows {
+    for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
 }

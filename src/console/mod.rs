@@ -134,8 +134,23 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/static/console.css", web::get().to(css))
         .route("/static/console.js", web::get().to(js))
         .route("/favicon.ico", web::get().to(HttpResponse::NoContent))
-        .route("/login", web::get().to(pages::login_form))
-        .route("/login", web::post().to(pages::login))
+        .service(
+            web::resource("/login")
+                // A login form is small: a larger one is refused before it is read whole.
+                .app_data(
+                    web::FormConfig::default()
+                        .limit(16 * 1024)
+                        .error_handler(|_, _| {
+                            Failure::Invalid(
+                                "This login form is larger than a login form can be (16 KiB)."
+                                    .into(),
+                            )
+                            .into()
+                        }),
+                )
+                .route(web::get().to(pages::login_form))
+                .route(web::post().to(pages::login)),
+        )
         .route("/logout", web::post().to(pages::logout))
         .route("/", web::get().to(pages::dashboard))
         .route("/providers", web::get().to(pages::providers))
@@ -222,8 +237,18 @@ pub(crate) async fn guard(
         return Ok(req.into_response(res).map_into_boxed_body());
     }
     let is_static = req.path().starts_with("/static/");
+    let https = req
+        .app_data::<web::Data<crate::http::AppState>>()
+        .is_some_and(|s| s.config.tls_cert.is_some() && s.config.tls_key.is_some());
     let mut res = next.call(req).await?.map_into_boxed_body();
     let h = res.headers_mut();
+    if https {
+        // The console speaks only HTTPS here: browsers are to remember that for a year.
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            header::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         header::HeaderValue::from_static(CSP),

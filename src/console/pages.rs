@@ -51,10 +51,21 @@ fn is_tls(state: &AppState) -> bool {
     state.config.tls_cert.is_some() && state.config.tls_key.is_some()
 }
 
-/// Only local paths are followed after login, so a link cannot send an admin elsewhere.
+/// Only local paths are followed after login, so a link cannot send an admin elsewhere:
+/// one `/`, then no second `/` or `\\`, and no control character or space anywhere (browsers
+/// drop tabs and line breaks from a URL, so `/<TAB>/evil.example` would be `//evil.example`,
+/// and a line break cannot go into a header).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c.is_whitespace())
+                && n.len() <= 2048 =>
+        {
+            n.into()
+        }
         _ => "/".into(),
     }
 }
@@ -106,10 +117,18 @@ pub(crate) async fn login(
         ));
     }
     let client = crate::http::client_ip(&req, &state.config);
+    // A name no admin can have is neither kept (in the attempt budget), logged, nor shown back.
+    let possible = admins::check_name(&form.name).is_ok();
+    let shown = if possible { form.name.as_str() } else { "" };
     let refuse = |status: StatusCode, message: &str| {
-        html_response(status, view::login(&next, &form.name, Some(message)))
+        html_response(status, view::login(&next, shown, Some(message)))
     };
-    if let Some(secs) = console.wait(&form.name, client) {
+    let account = if possible {
+        form.name.as_str()
+    } else {
+        "(not an account name)"
+    };
+    if let Some(secs) = console.wait(account, client) {
         return Ok(refuse(
             StatusCode::TOO_MANY_REQUESTS,
             &format!(
@@ -118,7 +137,7 @@ pub(crate) async fn login(
             ),
         ));
     }
-    let name = form.name.clone();
+    let name = account.to_string();
     let stored = state
         .store
         .run(move |c| admins::password_hash(c, &name))
@@ -132,14 +151,14 @@ pub(crate) async fn login(
         .await
         .unwrap_or(false);
     if !verified || admin_id == 0 {
-        console.failed(&form.name, client);
-        tracing::warn!(account = %form.name, client = ?client, "admin console login failed");
+        console.failed(account, client);
+        tracing::warn!(account, client = ?client, "admin console login failed");
         return Ok(refuse(
             StatusCode::UNAUTHORIZED,
             "Wrong account name or password.",
         ));
     }
-    console.succeeded(&form.name);
+    console.succeeded(account, client);
     let cookie = session::random_token();
     let csrf = session::random_token();
     let at = now().timestamp();
@@ -151,7 +170,7 @@ pub(crate) async fn login(
         .store
         .write(move |c| admins::start_session(c, admin_id, &stored_cookie, &csrf, &client_text, at))
         .await?;
-    tracing::info!(account = %form.name, client = ?client, "admin console login");
+    tracing::info!(account, client = ?client, "admin console login");
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, next))
         .insert_header((

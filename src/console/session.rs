@@ -16,7 +16,9 @@ use crate::store::admins::{self, Lifetimes, Session};
 
 pub(crate) const COOKIE: &str = "scimd_console";
 
-/// Failed logins allowed per account, and per client address, within `WINDOW`.
+/// Failed logins allowed per account from one client address, and per client address over
+/// all accounts, within `WINDOW`. Per account *and* address, as a token's budget is: guesses
+/// from elsewhere do not lock the admin out.
 const PER_ACCOUNT: usize = 5;
 const PER_CLIENT: usize = 20;
 const WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -34,7 +36,7 @@ pub(crate) struct Console {
 
 #[derive(Default)]
 struct Failures {
-    by_account: HashMap<String, Vec<Instant>>,
+    by_account: HashMap<(String, Option<IpAddr>), Vec<Instant>>,
     by_client: HashMap<IpAddr, Vec<Instant>>,
 }
 
@@ -57,7 +59,7 @@ impl Console {
             list.first()
                 .map(|first| (WINDOW - now.duration_since(*first)).as_secs() + 1)
         };
-        if let Some(list) = f.by_account.get_mut(account)
+        if let Some(list) = f.by_account.get_mut(&(account.to_string(), client))
             && recent(list, now) >= PER_ACCOUNT
         {
             wait = until(list);
@@ -81,7 +83,7 @@ impl Console {
             f.by_client.clear();
         }
         f.by_account
-            .entry(account.to_string())
+            .entry((account.to_string(), client))
             .or_default()
             .push(now);
         if let Some(ip) = client {
@@ -89,8 +91,10 @@ impl Console {
         }
     }
 
-    pub(crate) fn succeeded(&self, account: &str) {
-        lock(&self.failures).by_account.remove(account);
+    pub(crate) fn succeeded(&self, account: &str, client: Option<IpAddr>) {
+        lock(&self.failures)
+            .by_account
+            .remove(&(account.to_string(), client));
     }
 }
 
@@ -234,6 +238,9 @@ mod tests {
         assert!(c.wait("alice", Some(ip)).is_some_and(|s| s > 0 && s <= 901));
         // Another account from the same address still may.
         assert_eq!(c.wait("bob", Some(ip)), None);
+        // And the same account from another address.
+        let elsewhere: IpAddr = "192.0.2.9".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        assert_eq!(c.wait("alice", Some(elsewhere)), None);
     }
 
     #[test]

@@ -604,7 +604,13 @@ async fn watch_certificate(resolver: Arc<tls::Resolver>) {
     let warn_if_expiring = |not_after: Option<chrono::DateTime<chrono::Utc>>| {
         if let Some(at) = not_after {
             let left = at - chrono::Utc::now();
-            if left < chrono::Duration::days(14) {
+            if left <= chrono::Duration::zero() {
+                tracing::error!(
+                    expired = %at.to_rfc3339(),
+                    "the TLS certificate has expired: verifying clients refuse it; renew it, \
+                     then send SIGHUP (systemctl reload scimd)"
+                );
+            } else if left < chrono::Duration::days(14) {
                 tracing::warn!(
                     expires = %at.to_rfc3339(),
                     "the TLS certificate expires in {} days: renew it, then send SIGHUP \
@@ -623,7 +629,7 @@ async fn watch_certificate(resolver: Arc<tls::Resolver>) {
     daily.tick().await;
     loop {
         tokio::select! {
-            _ = hangup.recv() => match resolver.reload() {
+            _ = hangup.recv() => match resolver.reload(chrono::Utc::now()) {
                 Ok(not_after) => {
                     tracing::info!(
                         expires = %not_after.map(|d| d.to_rfc3339()).unwrap_or_default(),

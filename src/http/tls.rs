@@ -27,8 +27,30 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// A certificate chain and its key, read and checked.
 pub struct Loaded {
     pub key: Arc<CertifiedKey>,
+    /// When the leaf certificate becomes valid, if its validity could be read.
+    pub not_before: Option<DateTime<Utc>>,
     /// When the leaf certificate expires, if its validity could be read.
     pub not_after: Option<DateTime<Utc>>,
+}
+
+impl Loaded {
+    /// Whether the leaf certificate is valid at `now`: an expired or not yet valid one would
+    /// fail every verifying client's handshake.
+    pub fn check_validity(&self, now: DateTime<Utc>) -> Result<(), String> {
+        if let Some(at) = self.not_after.filter(|at| *at < now) {
+            return Err(format!(
+                "the TLS certificate expired on {}: renew it",
+                at.to_rfc3339()
+            ));
+        }
+        if let Some(at) = self.not_before.filter(|at| *at > now) {
+            return Err(format!(
+                "the TLS certificate is not valid before {}",
+                at.to_rfc3339()
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Reads a PEM certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1),
@@ -46,7 +68,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Loaded, String> {
     }
     let private =
         PrivateKeyDer::from_pem_file(key).map_err(|e| format!("tls_key {}: {e}", key.display()))?;
-    let not_after = not_after(&chain[0]);
+    let (not_before, not_after) = validity(&chain[0]).unzip();
     let certified = CertifiedKey::from_der(chain, private, &provider()).map_err(|e| {
         format!(
             "tls_key {} does not go with tls_cert {}: {e}",
@@ -56,6 +78,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Loaded, String> {
     })?;
     Ok(Loaded {
         key: Arc::new(certified),
+        not_before,
         not_after,
     })
 }
@@ -80,9 +103,11 @@ impl Resolver {
         })
     }
 
-    /// Reads the files again; on any problem keeps the certificate in use and says why.
-    pub fn reload(&self) -> Result<Option<DateTime<Utc>>, String> {
+    /// Reads the files again; on any problem (a certificate expired or not yet valid at `now`
+    /// among them) keeps the certificate in use and says why.
+    pub fn reload(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
         let loaded = load(&self.cert, &self.key)?;
+        loaded.check_validity(now)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded.key;
         *self.not_after.write().unwrap_or_else(|e| e.into_inner()) = loaded.not_after;
         Ok(loaded.not_after)
@@ -161,10 +186,10 @@ impl AsyncWrite for Stream {
     }
 }
 
-/// The leaf certificate's `notAfter`, read from its DER: Certificate ::= SEQUENCE {
-/// tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
+/// The leaf certificate's `notBefore` and `notAfter`, read from its DER: Certificate ::=
+/// SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serialNumber, signature, issuer,
 /// validity SEQUENCE { notBefore, notAfter }, ... }, ... } (RFC 5280 §4.1).
-fn not_after(cert: &[u8]) -> Option<DateTime<Utc>> {
+fn validity(cert: &[u8]) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     let (_, cert_body, _) = tlv(cert)?;
     let (_, mut tbs, _) = tlv(cert_body)?;
     // Skip the explicit version, if present, then serial, signature algorithm and issuer.
@@ -175,9 +200,15 @@ fn not_after(cert: &[u8]) -> Option<DateTime<Utc>> {
         tbs = tlv(tbs)?.2;
     }
     let (_, validity, _) = tlv(tbs)?;
-    let rest = tlv(validity)?.2;
-    let (tag, time, _) = tlv(rest)?;
-    let text = std::str::from_utf8(time).ok()?;
+    let (tag, before, rest) = tlv(validity)?;
+    let not_before = time(tag, before)?;
+    let (tag, after, _) = tlv(rest)?;
+    Some((not_before, time(tag, after)?))
+}
+
+/// A certificate's UTCTime (tag 0x17) or GeneralizedTime (0x18).
+fn time(tag: u8, value: &[u8]) -> Option<DateTime<Utc>> {
+    let text = std::str::from_utf8(value).ok()?;
     let full = match tag {
         // UTCTime YYMMDDHHMMSSZ: years 50-99 are 19xx (RFC 5280 §4.1.2.5.1).
         0x17 => {
@@ -218,10 +249,15 @@ fn tlv(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 mod tests {
     use super::*;
 
+    fn not_after(cert: &[u8]) -> Option<DateTime<Utc>> {
+        validity(cert).map(|(_, after)| after)
+    }
+
     #[test]
     fn reads_not_after_from_a_generated_certificate() {
         let mut params = rcgen::CertificateParams::new(vec!["scim.example.com".into()])
             .unwrap_or_else(|e| panic!("{e}"));
+        params.not_before = rcgen::date_time_ymd(2030, 2, 3);
         params.not_after = rcgen::date_time_ymd(2031, 7, 4);
         let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("{e}"));
         let cert = params
@@ -230,6 +266,8 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let when = not_after(cert.der()).map(|d| d.to_rfc3339());
         assert_eq!(when.as_deref(), Some("2031-07-04T00:00:00+00:00"));
+        let from = validity(cert.der()).map(|(b, _)| b.to_rfc3339());
+        assert_eq!(from.as_deref(), Some("2030-02-03T00:00:00+00:00"));
         // A date past 2049 is a GeneralizedTime.
         params.not_after = rcgen::date_time_ymd(2061, 1, 2);
         let cert = params.self_signed(&key).unwrap_or_else(|e| panic!("{e}"));

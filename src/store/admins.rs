@@ -47,7 +47,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "invalid admin name {name:?}: use 1 to 64 letters, digits, '-', '_', '.' or '@'"
+            "invalid admin name {}: use 1 to 64 letters, digits, '-', '_', '.' or '@'",
+            super::quoted_name(name)
         ))
     }
 }

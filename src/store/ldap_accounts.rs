@@ -51,7 +51,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "invalid account name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+            "invalid account name {}: use 1 to 64 letters, digits, '-', '_' or '.'",
+            super::quoted_name(name)
         ))
     }
 }
@@ -300,8 +301,9 @@ pub fn base_of(c: &Connection, provider_id: i64) -> Result<Option<String>> {
     .optional()?)
 }
 
-/// Sets (or with `None` removes) a provider's base DN; another provider's base may not hold
-/// it or be held by it.
+/// Sets (or with `None` removes) a provider's base DN; another provider's tree — its own base
+/// DN, or else its default `dc=NAME,dc=scimd` — may not hold it or be held by it (a base of
+/// `dc=b,dc=scimd` for provider `a` would take provider `b`'s tree from under its accounts).
 pub fn set_base(c: &Connection, provider: &str, base: Option<&str>) -> Result<()> {
     let p = providers::require(c, provider)?;
     match base {
@@ -309,16 +311,23 @@ pub fn set_base(c: &Connection, provider: &str, base: Option<&str>) -> Result<()
             c.execute("DELETE FROM ldap_settings WHERE provider_id = ?1", [p.id])?;
         }
         Some(b) => {
-            let lower = b.to_ascii_lowercase();
-            for (other, theirs) in custom_bases(c)? {
-                let t = theirs.to_ascii_lowercase();
-                if !other.eq_ignore_ascii_case(&p.name)
-                    && (lower == t
-                        || lower.ends_with(&format!(",{t}"))
-                        || t.ends_with(&format!(",{lower}")))
+            let mine = comparable_dn(b);
+            let custom = custom_bases(c)?;
+            for other in providers::list(c)? {
+                if other.id == p.id {
+                    continue;
+                }
+                let theirs = custom
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(&other.name))
+                    .map(|(_, base)| base.clone())
+                    .unwrap_or_else(|| format!("dc={},dc=scimd", other.name.to_ascii_lowercase()));
+                let t = comparable_dn(&theirs);
+                if mine == t || mine.ends_with(&format!(",{t}")) || t.ends_with(&format!(",{mine}"))
                 {
                     return Err(Error::Conflict(format!(
-                        "{b} overlaps the tree of identity provider {other} ({theirs})"
+                        "{b} overlaps the tree of identity provider {} ({theirs})",
+                        other.name
                     )));
                 }
             }
@@ -330,6 +339,15 @@ pub fn set_base(c: &Connection, provider: &str, base: Option<&str>) -> Result<()
         }
     }
     Ok(())
+}
+
+/// A DN in a form two spellings of it share: lower case, no spaces around `,` and `=`.
+fn comparable_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| rdn.split('=').map(str::trim).collect::<Vec<_>>().join("="))
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_ascii_lowercase()
 }
 
 /// A provider's own user attributes: (LDAP attribute, SCIM attribute path), by name.

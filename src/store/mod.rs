@@ -490,6 +490,35 @@ impl Drop for Snapshot<'_> {
     }
 }
 
+/// Most characters of a description (of a provider or a token), whichever door it came through.
+pub(crate) const MAX_DESCRIPTION: usize = 500;
+
+/// A description: at most `MAX_DESCRIPTION` characters, no control characters (it is printed
+/// in tables, logs and pages).
+pub(crate) fn check_description(text: &str) -> std::result::Result<(), String> {
+    let n = text.chars().count();
+    if n > MAX_DESCRIPTION {
+        return Err(format!(
+            "the description has {n} characters; at most {MAX_DESCRIPTION} are kept"
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(
+            "the description may not contain control characters (line breaks, tabs)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A name as an error message quotes it: at most 64 characters of it, so a refusal of a huge
+/// name is not itself huge.
+pub(crate) fn quoted_name(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        None => format!("{name:?}"),
+        Some((cut, _)) => format!("{:?}… ({} characters)", &name[..cut], name.chars().count()),
+    }
+}
+
 /// The schema version this binary writes.
 pub(crate) fn schema_version() -> usize {
     migrations().len()

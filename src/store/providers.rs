@@ -39,8 +39,9 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if name.is_empty() || name.len() > 64 || !ok_start || !ok_chars {
         return Err(format!(
-            "invalid provider name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.', \
-             starting with a letter or digit"
+            "invalid provider name {}: use 1 to 64 letters, digits, '-', '_' or '.', \
+             starting with a letter or digit",
+            super::quoted_name(name)
         ));
     }
     Ok(())
@@ -73,6 +74,7 @@ pub fn insert(
     now: i64,
 ) -> Result<Provider> {
     check_name(name).map_err(Error::Invalid)?;
+    super::check_description(description).map_err(Error::Invalid)?;
     if get(c, name)?.is_some() {
         return Err(Error::Conflict(format!("provider {name:?} already exists")));
     }
@@ -129,6 +131,7 @@ pub(crate) fn update(
 ) -> Result<Provider> {
     let mut p = require(c, name)?;
     if let Some(d) = description {
+        super::check_description(d).map_err(Error::Invalid)?;
         p.description = d.to_string();
     }
     if let Some(k) = kind {

@@ -81,6 +81,7 @@ fn info_from_row(r: &Row<'_>) -> rusqlite::Result<TokenInfo> {
 }
 
 pub(crate) fn insert(c: &Connection, t: &NewTokenRow<'_>) -> Result<()> {
+    super::check_description(t.description).map_err(Error::Invalid)?;
     c.execute(
         "INSERT INTO tokens (id, provider_id, secret_hash, description, read_only, created, expires)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -327,3 +327,67 @@ fn help_describes_every_command() {
         assert!(create.contains(flag), "token create --help lacks {flag}");
     }
 }
+
+/// Free text has a length limit whichever door it comes through (here the command line;
+/// the console calls the same store functions), refused naming the limit without echoing the
+/// text; tables print long values cut, so a value stored before the limit (or a long name in
+/// the activity log) cannot break `provider list`, `token list` or `activity`.
+#[test]
+fn long_free_text_is_refused_and_long_values_print_cut() {
+    let db = TestDb::new();
+    // As long as one argument may be (the kernel takes 128 KiB).
+    let long = "d".repeat(100_000);
+    let out = db.fails(&["provider", "add", "p", "--description", &long]);
+    assert!(
+        out.contains("at most 500"),
+        "{}",
+        &out[..out.len().min(300)]
+    );
+    assert!(out.len() < 1000, "the refusal is {} bytes", out.len());
+    let name = "n".repeat(100_000);
+    let out = db.fails(&["provider", "add", &name]);
+    assert!(
+        out.contains("invalid provider name"),
+        "{}",
+        &out[..out.len().min(300)]
+    );
+    assert!(out.len() < 1000, "the refusal is {} bytes", out.len());
+    db.add_provider("p");
+    let out = db.fails(&[
+        "token",
+        "create",
+        "--provider",
+        "p",
+        "--valid-for",
+        "30d",
+        "--description",
+        &long,
+    ]);
+    assert!(
+        out.contains("at most 500"),
+        "{}",
+        &out[..out.len().min(300)]
+    );
+    let out = db.fails(&["provider", "set", "p", "--description", "two\nlines"]);
+    assert!(out.contains("control characters"), "{out}");
+    // Stored before there was a limit: printed cut, on one line.
+    db.create_token("p", &[]);
+    let c = rusqlite::Connection::open(&db.path).unwrap();
+    let longer = "d".repeat(900_000);
+    c.execute("UPDATE providers SET description = ?1", [&longer])
+        .unwrap();
+    c.execute(
+        "UPDATE tokens SET description = ?1",
+        [format!("a\n{longer}")],
+    )
+    .unwrap();
+    for args in [&["provider", "list"][..], &["token", "list"]] {
+        let out = db.ok(args);
+        assert!(out.lines().count() == 2, "{args:?}: {}", out.len());
+        assert!(
+            out.len() < 1000 && out.contains('…'),
+            "{args:?}: {} bytes",
+            out.len()
+        );
+    }
+}

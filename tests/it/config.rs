@@ -171,3 +171,20 @@ fn json_logs_and_body_limit_from_config() {
     let body = resp.scim_error(413);
     assert!(body["detail"].as_str().unwrap().contains("1024"), "{body}");
 }
+
+/// An admin listener other hosts can reach is valid but warned about: `/metrics` needs no
+/// login. The default (loopback) gets no warning.
+#[test]
+fn check_config_warns_of_an_admin_listener_other_hosts_reach() {
+    let db = TestDb::new();
+    let (ok, _, err) = check_config(&db, None, &[], &[]);
+    assert!(ok && !err.contains("reachable"), "{err}");
+    for addr in ["0.0.0.0:8081", "[::]:8081", "192.0.2.10:8081"] {
+        let (ok, _, err) = check_config(&db, None, &[("SCIMD_ADMIN_LISTEN", addr)], &[]);
+        assert!(ok, "{err}");
+        assert!(
+            err.contains("reachable from other hosts") && err.contains("/metrics"),
+            "{addr}: {err}"
+        );
+    }
+}

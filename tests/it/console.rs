@@ -458,3 +458,79 @@ fn bad_input_gets_a_clear_page_not_a_crash() {
     );
     assert_eq!(schema.status, 400);
 }
+
+/// A login POSTed from another loopback address (`127.0.0.N`): the status line's code and the
+/// `Location` header, if any.
+fn login_from(base: &str, n: u8, form: &str) -> (u16, Option<String>, usize) {
+    use socket2::{Domain, Socket, Type};
+    use std::io::Read;
+    let addr = base.trim_start_matches("http://");
+    let to: std::net::SocketAddr = addr.parse().unwrap();
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, n], 0)).into())
+        .unwrap();
+    s.connect(&to.into()).unwrap();
+    let mut tcp: std::net::TcpStream = s.into();
+    write!(
+        tcp,
+        "POST /login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let location = answer
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("location: ")
+                .or(l.strip_prefix("Location: "))
+        })
+        .map(str::to_string);
+    (status, location, answer.len())
+}
+
+/// Guesses from one address lock an account there only: the admin signs in from another.
+/// A name no admin can have is neither kept, logged whole nor shown back; `next` is followed
+/// only as a plain local path (no tab, line break or second slash a browser would read as
+/// another site).
+#[test]
+fn the_login_form_locks_per_address_and_bounds_what_it_keeps_and_follows() {
+    let (_db, server, b) = console();
+    let wrong = "name=alice&password=not+the+password+at+all&next=%2F";
+    for _ in 0..5 {
+        assert_eq!(login_from(&b.base, 2, wrong).0, 401);
+    }
+    let right = "name=alice&password=correct+horse+battery&next=%2F";
+    assert_eq!(login_from(&b.base, 2, right).0, 429, "locked from there");
+    assert_eq!(login_from(&b.base, 3, right).0, 303, "not from elsewhere");
+
+    // A 15 KB name: refused like a wrong password, not echoed, logged short.
+    let huge = format!("name={}&password=x&next=%2F", "n".repeat(15_000));
+    let (status, _, size) = login_from(&b.base, 4, &huge);
+    assert_eq!(status, 401);
+    assert!(size < 10_000, "an answer of {size} bytes");
+    server.wait_for_line("admin console login failed");
+    assert!(server.logs().iter().all(|l| l.len() < 2000));
+    // Over the login form's 16 KiB it is not read at all.
+    let over = format!("name={}&password=x", "n".repeat(900_000));
+    let (status, _, size) = login_from(&b.base, 4, &over);
+    assert_eq!(status, 400);
+    assert!(size < 10_000, "an answer of {size} bytes");
+
+    for next in [
+        "/%09/evil.example",
+        "/%0d%0a/evil.example",
+        "%2F%0aSet-Cookie:x=1",
+        "/\\evil.example",
+    ] {
+        let form = format!("name=alice&password=correct+horse+battery&next={next}");
+        let (status, location, _) = login_from(&b.base, 5, &form);
+        assert_eq!((status, location.as_deref()), (303, Some("/")), "{next}");
+    }
+    let form = "name=alice&password=correct+horse+battery&next=%2Fsettings%3Fa%3Db";
+    assert_eq!(
+        login_from(&b.base, 5, form).1.as_deref(),
+        Some("/settings?a=b")
+    );
+}

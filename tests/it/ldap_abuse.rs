@@ -684,3 +684,37 @@ fn the_anonymous_root_dse_does_not_tell_the_version() {
         "{bound}"
     );
 }
+
+/// A base DN may not take another provider's tree: its default `dc=NAME,dc=scimd`, whatever
+/// the spelling, anything inside it, or `dc=scimd` around all of them.
+#[test]
+fn a_base_dn_over_another_providers_tree_is_refused() {
+    let d = Directory::start_with("on", &[]);
+    d.db.add_provider("fabrikam");
+    for base in [
+        "dc=fabrikam,dc=scimd",
+        "DC=Fabrikam, DC = scimd",
+        "ou=people,dc=fabrikam,dc=scimd",
+        "dc=scimd",
+    ] {
+        let out = d.db.fails(&["ldap", "base", "--provider", "contoso", base]);
+        assert!(
+            out.contains("overlaps the tree of identity provider fabrikam"),
+            "{base}: {out}"
+        );
+    }
+    // Fabrikam's accounts still bind with the DN they were given; a base of one's own is fine.
+    let (secret, _) = d.db.ldap_account("reader", "fabrikam");
+    let mut c = Connection::open(&d.url);
+    assert_eq!(
+        c.bind("cn=reader,ou=services,dc=fabrikam,dc=scimd", &secret),
+        LdapResultCode::Success
+    );
+    d.db.ok(&[
+        "ldap",
+        "base",
+        "--provider",
+        "contoso",
+        "ou=entra,dc=example,dc=com",
+    ]);
+}

@@ -33,12 +33,24 @@ impl Ca {
         name: &str,
         not_after: (i32, u8, u8),
     ) -> (PathBuf, PathBuf, Vec<u8>) {
+        self.issue_between(dir, name, (1975, 1, 1), not_after)
+    }
+
+    /// `issue`, valid from `not_before`.
+    fn issue_between(
+        &self,
+        dir: &Path,
+        name: &str,
+        not_before: (i32, u8, u8),
+        not_after: (i32, u8, u8),
+    ) -> (PathBuf, PathBuf, Vec<u8>) {
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
                 .unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);
+        params.not_before = rcgen::date_time_ymd(not_before.0, not_before.1, not_before.2);
         params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
         let key = rcgen::KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
@@ -180,6 +192,32 @@ fn https_with_a_verified_chain_and_a_certificate_reloaded_on_sighup() {
     server.wait_for_line("was not reloaded");
     let after = Client::connect(&addr, &ca, all).unwrap();
     assert_eq!(after.peer_certificate(), second_der);
+    // So is one that has expired, or is not valid yet: verifying clients would refuse it.
+    for (name, from, until, why) in [
+        (
+            "expired",
+            (2020, 1, 1),
+            (2021, 1, 1),
+            "expired on 2021-01-01",
+        ),
+        (
+            "early",
+            (2040, 1, 1),
+            (2041, 1, 1),
+            "not valid before 2040-01-01",
+        ),
+    ] {
+        let (c, k, _) = ca.issue_between(dir, name, from, until);
+        std::fs::rename(&c, &cert).unwrap();
+        std::fs::rename(&k, &key).unwrap();
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        server.wait_for_line_with(&["was not reloaded", why]);
+        let after = Client::connect(&addr, &ca, all).unwrap();
+        assert_eq!(after.peer_certificate(), second_der, "{name}");
+    }
 }
 
 #[test]
@@ -225,6 +263,29 @@ fn check_config_checks_the_certificate_and_key() {
         "{:?}",
         warned
     );
+    // Expired, or not valid yet: a problem, not a warning.
+    for (name, from, until, why) in [
+        (
+            "expired",
+            (2020, 1, 1),
+            (2021, 1, 1),
+            "expired on 2021-01-01",
+        ),
+        (
+            "early",
+            (2040, 1, 1),
+            (2041, 1, 1),
+            "not valid before 2040-01-01",
+        ),
+    ] {
+        let (c, k, _) = ca.issue_between(dir, name, from, until);
+        let out = check(&c, &k);
+        assert!(!out.status.success(), "{name}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(why),
+            "{out:?}"
+        );
+    }
     // One without the other.
     let half = crate::harness::command(&db.path)
         .arg("check-config")
@@ -276,6 +337,12 @@ fn the_admin_console_uses_the_same_tls_and_a_secure_cookie() {
         .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
         .unwrap();
     assert!(cookie.contains("; Secure"), "{cookie}");
+    // Browsers are told to come back over HTTPS only.
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{head}"
+    );
 }
 
 /// The LDAP directory with the same certificate: LDAPS from the first byte, and StartTLS on the
