@@ -313,8 +313,9 @@ impl Store {
         let limit = self.stuck_after;
         let writer = match self.writer.state() {
             _ if !self.file.is_current() => Some(format!(
-                "failing: {} no longer names the database file scimd opened (removed or \
-                 replaced); writes are refused: restore the file or restart scimd on it",
+                "failing: {} (or its -wal file) no longer names the file scimd opened \
+                 (removed or replaced); writes are refused: restore the file or restart scimd \
+                 on it",
                 self.file.path().display()
             )),
             writer::State::Gone => Some("gone: the writer thread has stopped".to_string()),

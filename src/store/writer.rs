@@ -205,35 +205,55 @@ struct Health {
     failing: std::sync::Mutex<Option<(Failure, Instant)>>,
 }
 
-/// The file the writer was opened on: its path, and the device and inode it named then.
+/// The file the writer was opened on: its path, and the device and inode it named then; the
+/// same of its write-ahead log (`-wal`), which holds every commit not yet checkpointed.
 #[derive(Debug, Clone)]
 pub(crate) struct DatabaseFile {
     path: std::path::PathBuf,
-    dev: u64,
-    ino: u64,
+    id: (u64, u64),
+    wal: Option<(std::path::PathBuf, (u64, u64))>,
+}
+
+/// The device and inode `path` names now.
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl DatabaseFile {
+    /// The file at `path` and its `-wal` (open connections in WAL mode keep it in place).
     pub(crate) fn of(path: &std::path::Path) -> std::io::Result<DatabaseFile> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(path)?;
+        let id =
+            identity(path).ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal = std::path::PathBuf::from(wal);
         Ok(DatabaseFile {
             path: path.to_path_buf(),
-            dev: m.dev(),
-            ino: m.ino(),
+            id,
+            wal: identity(&wal).map(|w| (wal, w)),
         })
     }
 
-    /// Whether the path still names the file that was opened. Writes to a removed file (an
-    /// operator cleaning up) or to a replaced one (a restore done wrong) would be lost to the
-    /// next start.
+    /// Whether the path still names the file that was opened, and its `-wal` the log that was.
+    /// Writes to a removed file (an operator cleaning up) or to a replaced one (a restore done
+    /// wrong) would be lost to the next start; so would every commit in a removed `-wal`.
     pub(crate) fn is_current(&self) -> bool {
-        use std::os::unix::fs::MetadataExt;
-        std::fs::metadata(&self.path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
+        identity(&self.path) == Some(self.id)
+            && self
+                .wal
+                .as_ref()
+                .is_none_or(|(path, id)| identity(path) == Some(*id))
     }
 
     pub(crate) fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// Whether the database file is still in place while its `-wal` is not: the commits in the
+    /// removed log can still be copied into the file (the writer holds the log open).
+    fn only_wal_gone(&self) -> bool {
+        identity(&self.path) == Some(self.id) && !self.is_current()
     }
 }
 
@@ -471,6 +491,8 @@ fn run(
 ) {
     let health = alive.0.clone();
     let mut last_logged = None;
+    // Whether the commits of a removed `-wal` have been copied into the database file.
+    let mut rescued = false;
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -488,11 +510,39 @@ fn run(
         let replaced = file.as_ref().filter(|f| !f.is_current()).map(|f| Failed {
             kind: Failure::Replaced,
             message: format!(
-                "{} no longer names the database file scimd opened (removed or replaced); \
-                 writes are refused until scimd is restarted on the right file",
+                "{} (or its -wal file) no longer names the file scimd opened (removed or \
+                 replaced); writes are refused until scimd is restarted on the right file",
                 f.path.display()
             ),
         });
+        if replaced.is_some()
+            && !rescued
+            && let Some(f) = file.as_ref().filter(|f| f.only_wal_gone())
+        {
+            // The log was removed but this connection still has it open: a checkpoint copies
+            // every commit in it into the database file, where a restart finds them.
+            rescued = true;
+            match conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            }) {
+                Ok((0, log, copied)) if log == copied => tracing::error!(
+                    frames = copied,
+                    "{}-wal was removed while scimd ran: its commits were copied into the \
+                     database file; writes are refused until scimd is restarted",
+                    f.path.display()
+                ),
+                other => tracing::error!(
+                    outcome = ?other,
+                    "{}-wal was removed while scimd ran and its commits could not all be \
+                     copied into the database file: stop scimd with SIGTERM (not SIGKILL)",
+                    f.path.display()
+                ),
+            }
+        }
         // Each job's panic is caught where it runs (`guarded`); this catches one in the
         // batch's own statements, so the thread survives that too.
         let commit = match replaced {

@@ -388,3 +388,43 @@ fn a_read_only_database_serves_reads_and_refuses_writes() {
     );
     assert_eq!(scim.get("/Users").expect(200)["totalResults"], 1);
 }
+
+/// The `-wal` file removed while serving (an operator "cleaning up"): writes are refused with
+/// 503 and `/readyz` says so, and the commits it held, acknowledged already, are copied into the
+/// database file before anything else happens, so even a SIGKILL then loses none of them.
+#[test]
+fn a_removed_wal_file_refuses_writes_and_loses_no_acknowledged_write() {
+    let (db, server, scim) = scim_server("p");
+    let mut acknowledged = Vec::new();
+    for i in 0..80 {
+        let name = format!("kept{i}");
+        scim.create("/Users", &json!({"userName": name}));
+        acknowledged.push(name);
+    }
+    let mut wal = db.path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::remove_file(&wal).unwrap();
+    let body = scim
+        .post("/Users", &json!({"userName": "after"}))
+        .scim_error(503);
+    assert!(body.get("scimType").is_none(), "{body}");
+    let health = get(&format!("{}/readyz", server.base), None);
+    assert_eq!(health.status, 503, "{}", health.text);
+    assert!(health.text.contains("-wal"), "{}", health.text);
+    server.wait_for_line("its commits were copied into the database file");
+    // Killed, not stopped: nothing gets a chance to checkpoint.
+    let mut server = server;
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let c = rusqlite::Connection::open(&db.path).unwrap();
+    let mut names: Vec<String> = c
+        .prepare("SELECT name FROM resources WHERE kind = 'User'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    names.sort();
+    acknowledged.sort();
+    assert_eq!(names, acknowledged);
+}
