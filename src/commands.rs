@@ -256,6 +256,8 @@ fn serve(config: Config, create: bool) -> anyhow::Result<()> {
         false => OpenMode::MustExistToServe,
     };
     let store = open(&config, mode)?;
+    // One server per database: a second one on it is refused.
+    let _serving = store::maintenance::claim_for_serving(&config.database)?;
     // Held while serving, so `scimd restore` can tell the database is in use.
     let _in_use = store::maintenance::hold(&config.database)?;
     let (listener, base) = http::bind(&config)?;
@@ -267,6 +269,7 @@ fn serve(config: Config, create: bool) -> anyhow::Result<()> {
 fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     let _log = init_logging(&config);
     let store = open(&config, OpenMode::CreateIfMissing)?;
+    let _serving = store::maintenance::claim_for_serving(&config.database)?;
     let _in_use = store::maintenance::hold(&config.database)?;
     let now = Utc::now();
     let name = args.provider.clone();

@@ -170,10 +170,75 @@ pub fn hold(db: &Path) -> Result<InUse, Error> {
     Ok(InUse(f))
 }
 
+/// Held by the one server of a database for its whole life (an exclusive lock on `DB.lock`,
+/// which holds its process id): a second server on the same database would write beside it.
+pub struct Serving(#[allow(dead_code)] File);
+
+/// Claims the database at `db` for this server, or says which process serves it already.
+/// Where the lock file cannot be written (a read-only directory: this server cannot write the
+/// database either), an existing one is locked as it is, and without one nothing is claimed.
+pub fn claim_for_serving(db: &Path) -> Result<Option<Serving>, Error> {
+    use std::io::{Read, Seek, Write};
+    let path = PathBuf::from(format!("{}.lock", db.display()));
+    let opened = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path);
+    let (mut f, writable) = match opened {
+        Ok(f) => (f, true),
+        Err(e) => match File::open(&path) {
+            Ok(f) => (f, false),
+            Err(_) => {
+                tracing::warn!(
+                    error = %e,
+                    "cannot make {}: a second server on this database would not be refused",
+                    path.display()
+                );
+                return Ok(None);
+            }
+        },
+    };
+    if f.try_lock().is_err() {
+        let mut pid = String::new();
+        let _ = f.read_to_string(&mut pid);
+        return Err(Error::Conflict(format!(
+            "another scimd server (process {}) is serving {}: two servers on one database \
+             would both write to it; stop that one first (systemctl stop scimd)",
+            pid.trim(),
+            db.display()
+        )));
+    }
+    if writable {
+        let written = f
+            .set_len(0)
+            .and_then(|()| f.rewind())
+            .and_then(|()| write!(f, "{}", std::process::id()));
+        written.map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+    }
+    Ok(Some(Serving(f)))
+}
+
 /// Replaces the database at `db` with the backup at `from`, keeping the replaced file (and its
 /// WAL) aside; returns where. Refuses while a server uses `db`, and refuses a file that is not
 /// a scimd database or was written by a newer scimd.
 pub fn restore(db: &Path, from: &Path, now: &str) -> Result<Option<PathBuf>, Error> {
+    let same = |a: &Path, b: &Path| {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(a), std::fs::metadata(b)) {
+            (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+            _ => false,
+        }
+    };
+    if same(db, from) {
+        return Err(invalid(format!(
+            "{} is the database itself: restore from a backup (scimd backup FILE), not from \
+             the file being replaced",
+            from.display()
+        )));
+    }
     let report = check(from).map_err(|e| invalid(format!("{}: {e}", from.display())))?;
     let has_tables = open_read_only(from)?
         .query_row(
@@ -220,6 +285,22 @@ pub fn restore(db: &Path, from: &Path, now: &str) -> Result<Option<PathBuf>, Err
     } else {
         None
     };
+    // The copy is made first: if it fails, nothing has been moved.
+    let staging = PathBuf::from(format!("{}.restoring", db.display()));
+    let _ = std::fs::remove_file(&staging);
+    let copied = (|| -> std::io::Result<()> {
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&staging)?;
+        std::io::copy(&mut File::open(from)?, &mut out)?;
+        out.sync_all()
+    })();
+    if let Err(e) = copied {
+        let _ = std::fs::remove_file(&staging);
+        return Err(invalid(format!("copying {}: {e}", from.display())));
+    }
     let aside = match guard {
         Some(_) => {
             let stamp: String = now.chars().filter(char::is_ascii_alphanumeric).collect();
@@ -236,21 +317,6 @@ pub fn restore(db: &Path, from: &Path, now: &str) -> Result<Option<PathBuf>, Err
         }
         None => None,
     };
-    let staging = PathBuf::from(format!("{}.restoring", db.display()));
-    let _ = std::fs::remove_file(&staging);
-    let copied = (|| -> std::io::Result<()> {
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&staging)?;
-        std::io::copy(&mut File::open(from)?, &mut out)?;
-        out.sync_all()
-    })();
-    if let Err(e) = copied {
-        let _ = std::fs::remove_file(&staging);
-        return Err(invalid(format!("copying {}: {e}", from.display())));
-    }
     std::fs::rename(&staging, db).map_err(|e| invalid(format!("{}: {e}", db.display())))?;
     sync(db)?;
     drop(guard);

@@ -279,3 +279,31 @@ fn metrics_count_known_traffic_on_the_admin_listener_only() {
     // The SCIM port, facing the identity provider, has no /metrics.
     assert_eq!(get(&format!("{}/metrics", server.base), None).status, 404);
 }
+
+/// A second server on a database another one serves is refused, naming the first; a restore
+/// from the database file itself is refused before anything is moved, and the database stays.
+#[test]
+fn one_server_per_database_and_no_restore_from_the_database_itself() {
+    let db = TestDb::new();
+    db.add_provider("p");
+    let first = crate::harness::Server::start(&db);
+    let err = db.fails(&["serve", "--listen", "127.0.0.1:0"]);
+    assert!(
+        err.contains("another scimd server") && err.contains(&first.child.id().to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        crate::harness::get(&format!("{}/readyz", first.base), None).status,
+        200
+    );
+    drop(first);
+    let err = db.fails(&["restore", db.path.to_str().unwrap()]);
+    assert!(err.contains("is the database itself"), "{err}");
+    assert!(db.ok(&["provider", "list"]).contains('p'));
+    // Once the first has stopped, a server starts again.
+    let again = crate::harness::Server::start(&db);
+    assert_eq!(
+        crate::harness::get(&format!("{}/readyz", again.base), None).status,
+        200
+    );
+}
