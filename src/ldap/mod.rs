@@ -985,6 +985,16 @@ impl Session {
             LdapControl::SimplePagedResults { size, cookie } => Some((*size, cookie.clone())),
             _ => None,
         });
+        // A paging cookie goes on only the search it was handed out for, to the one who asked.
+        let cookie_context = paged.as_ref().map(|_| {
+            format!(
+                "{}\0{}\0{base}\0{:?}\0{:?}",
+                bound.provider_id,
+                bound.key(),
+                req.scope,
+                req.filter
+            )
+        });
         // Which static entries and which kinds of resource the scope covers.
         let (statics, kinds, only): (Vec<Entry>, Vec<ResourceKind>, Option<String>) =
             match (node, scope) {
@@ -1047,20 +1057,23 @@ impl Session {
             };
         // Paging: the cookie says which kind and after which key to go on.
         let (mut phase, mut after) = match &paged {
-            Some((_, cookie)) if !cookie.is_empty() => match parse_cookie(cookie) {
-                Some(c) => c,
-                None => {
-                    return out
-                        .send(finish(
-                            done(
-                                LdapResultCode::UnwillingToPerform,
-                                "this paged results cookie was not handed out by this server",
-                            ),
-                            Vec::new(),
-                        ))
-                        .await;
+            Some((_, cookie)) if !cookie.is_empty() => {
+                match parse_cookie(cookie, cookie_context.as_deref().unwrap_or_default()) {
+                    Some(c) => c,
+                    None => {
+                        return out
+                            .send(finish(
+                                done(
+                                    LdapResultCode::UnwillingToPerform,
+                                    "this paged results cookie was not handed out by this server \
+                                 for this search",
+                                ),
+                                Vec::new(),
+                            ))
+                            .await;
+                    }
                 }
-            },
+            }
             _ => (0, 0),
         };
         let page_size = paged.as_ref().map(|(s, _)| *s).filter(|s| *s > 0);
@@ -1179,7 +1192,9 @@ impl Session {
         let ctrl = match page_size {
             Some(_) => vec![LdapControl::SimplePagedResults {
                 size: 0,
-                cookie: next_cookie.map(cookie_of).unwrap_or_default(),
+                cookie: next_cookie
+                    .map(|at| cookie_of(at, cookie_context.as_deref().unwrap_or_default()))
+                    .unwrap_or_default(),
             }],
             None => Vec::new(),
         };
@@ -1646,16 +1661,65 @@ fn matches_static(f: &LdapFilter, attrs: &[(String, Vec<String>)]) -> bool {
     }
 }
 
-fn cookie_of((phase, after): (usize, i64)) -> Vec<u8> {
-    format!("scimd:{phase}:{after}").into_bytes()
+/// The key paging cookies are sealed with: random, made once per process (a restart ends
+/// the searches being paged, as it ends their connections).
+fn cookie_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        use argon2::password_hash::rand_core::{OsRng, RngCore};
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        key
+    })
 }
 
-fn parse_cookie(c: &[u8]) -> Option<(usize, i64)> {
-    let text = std::str::from_utf8(c).ok()?;
-    let mut parts = text.strip_prefix("scimd:")?.split(':');
-    let phase = parts.next()?.parse().ok()?;
-    let after = parts.next()?.parse().ok()?;
-    Some((phase, after))
+/// 16 bytes of a keyed BLAKE2s digest of `parts`, told apart by `label`.
+fn sealed(label: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+    use blake2::{Blake2s256, Digest};
+    let mut h = Blake2s256::new()
+        .chain_update(cookie_key())
+        .chain_update(label);
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize()[..16]);
+    out
+}
+
+/// A paging cookie: where the search goes on, opaque (the position is masked) and
+/// authenticated (a tag over the position and `context`, the search and who asked for it).
+fn cookie_of((phase, after): (usize, i64), context: &str) -> Vec<u8> {
+    let mut plain = [0u8; 16];
+    plain[..8].copy_from_slice(&(phase as u64).to_be_bytes());
+    plain[8..].copy_from_slice(&after.to_be_bytes());
+    let tag = sealed(b"tag", &[context.as_bytes(), &plain]);
+    let mask = sealed(b"mask", &[&tag]);
+    let mut cookie = tag.to_vec();
+    cookie.extend(plain.iter().zip(mask).map(|(p, m)| p ^ m));
+    cookie
+}
+
+/// The position a cookie of `cookie_of` holds, if it was made by this process for `context`.
+fn parse_cookie(c: &[u8], context: &str) -> Option<(usize, i64)> {
+    if c.len() != 32 {
+        return None;
+    }
+    let tag: [u8; 16] = c[..16].try_into().ok()?;
+    let mask = sealed(b"mask", &[&tag]);
+    let mut plain = [0u8; 16];
+    for (i, (m, k)) in c[16..].iter().zip(mask).enumerate() {
+        plain[i] = m ^ k;
+    }
+    let want = sealed(b"tag", &[context.as_bytes(), &plain]);
+    let same = want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !same {
+        return None;
+    }
+    let phase = u64::from_be_bytes(plain[..8].try_into().ok()?);
+    let after = i64::from_be_bytes(plain[8..].try_into().ok()?);
+    Some((usize::try_from(phase).ok()?, after))
 }
 
 /// Finds resources by unique name for DN-valued filters.
@@ -1715,8 +1779,17 @@ mod tests {
 
     #[test]
     fn cookies_round_trip_and_foreign_ones_are_refused() {
-        assert_eq!(parse_cookie(&cookie_of((1, 42))), Some((1, 42)));
-        assert_eq!(parse_cookie(b"other"), None);
+        let cookie = cookie_of((1, 42), "search a");
+        assert_eq!(parse_cookie(&cookie, "search a"), Some((1, 42)));
+        // Opaque: the position is not in it as text or as bytes.
+        assert!(!cookie.ends_with(&42i64.to_be_bytes()));
+        // Another search, or another position written in, is refused.
+        assert_eq!(parse_cookie(&cookie, "search b"), None);
+        let mut forged = cookie.clone();
+        forged[31] ^= 1;
+        assert_eq!(parse_cookie(&forged, "search a"), None);
+        assert_eq!(parse_cookie(b"scimd:1:42", "search a"), None);
+        assert_eq!(parse_cookie(b"other", "search a"), None);
     }
 
     #[test]
