@@ -149,6 +149,43 @@ mod tests {
 
     type Attribute = (String, Vec<String>);
 
+    /// `n` constructed elements, each inside the one before (a filter of `n` nested NOTs).
+    fn nested(n: usize) -> Vec<u8> {
+        let mut inner = vec![0x87, 0x01, b'x'];
+        for _ in 0..n {
+            let mut out = BytesMut::new();
+            put_header(&mut out, 0xA2, inner.len());
+            out.extend_from_slice(&inner);
+            inner = out.to_vec();
+        }
+        let mut msg = BytesMut::new();
+        put_header(&mut msg, SEQUENCE, inner.len() + 3);
+        msg.extend_from_slice(&[INTEGER, 0x01, 0x01]);
+        msg.extend_from_slice(&inner);
+        msg.to_vec()
+    }
+
+    #[test]
+    fn deeply_nested_requests_are_refused_without_recursing_through_them() {
+        for n in [200, 10_000, 100_000] {
+            let msg = nested(n);
+            assert_eq!(frame(&msg), Frame::Len(msg.len()));
+            let mut buf = BytesMut::from(&msg[..]);
+            let decoded = LdapCodec::new(Some(msg.len()), None).decode(&mut buf);
+            assert!(decoded.is_err(), "{n} levels");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any bytes: the frame reader and the codec answer or refuse, never panic.
+        #[test]
+        fn any_bytes_are_framed_or_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = frame(&bytes);
+            let mut buf = BytesMut::from(&bytes[..]);
+            let _ = LdapCodec::new(Some(1 << 16), None).decode(&mut buf);
+        }
+    }
+
     #[test]
     fn a_requests_length_is_read_from_its_first_bytes() {
         for n in [0usize, 5, 127, 128, 300, 70_000, 1 << 24] {

@@ -1029,6 +1029,69 @@ mod tests {
         deepest
     }
 
+    /// Filters of any shape: leaves on the attributes the tree maps and does not, AND/OR
+    /// lists up to 64 wide, NOT, nested up to 12 deep.
+    fn filter_strategy() -> impl proptest::strategy::Strategy<Value = LdapFilter> {
+        use proptest::prelude::*;
+        let attr = proptest::sample::select(vec![
+            "uid",
+            "cn",
+            "mail",
+            "memberOf",
+            "member",
+            "objectClass",
+            "carLicense",
+            "sn",
+        ]);
+        let value = prop_oneof![Just("x".to_string()), "\\PC{0,8}"];
+        let leaf = prop_oneof![
+            (attr.clone(), value.clone()).prop_map(|(a, v)| LdapFilter::Equality(a.into(), v)),
+            attr.clone().prop_map(|a| LdapFilter::Present(a.into())),
+            (attr, proptest::collection::vec(value, 0..5)).prop_map(|(a, any)| {
+                LdapFilter::Substring(
+                    a.into(),
+                    LdapSubstringFilter {
+                        initial: None,
+                        any,
+                        final_: None,
+                    },
+                )
+            }),
+        ];
+        leaf.prop_recursive(12, 2000, 64, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..64).prop_map(LdapFilter::And),
+                proptest::collection::vec(inner.clone(), 0..64).prop_map(LdapFilter::Or),
+                inner.prop_map(|f| LdapFilter::Not(Box::new(f))),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever its shape, a filter is measured, translated and simplified without a panic,
+        /// and its translation is no deeper than its own nesting plus the logarithm of its
+        /// widest list (plus the few levels a leaf becomes).
+        #[test]
+        fn any_filter_shape_translates_shallowly(f in filter_strategy()) {
+            let (terms, depth) = filter_size(&f);
+            for kind in [ResourceKind::User, ResourceKind::Group] {
+                let scim = simplify(to_scim(&f, kind, &Ids));
+                let bound = 4 + depth * (2 + (terms.max(1) as f64).log2().ceil() as usize);
+                proptest::prop_assert!(scim_depth(&scim) <= bound, "{} > {bound}", scim_depth(&scim));
+            }
+        }
+
+        /// DNs of any text: parsed or refused, never a panic; what parses locates or not.
+        #[test]
+        fn any_dn_text_is_parsed_or_refused(text in "(\\PC|[,=+\\\\#])*") {
+            if let Some(rdns) = parse_dn(&text) {
+                proptest::prop_assert!(rdns.iter().all(|(a, _)| !a.is_empty()));
+            }
+            let _ = locate(&text);
+            let _ = locate_under(&text, "p", "ou=x,dc=example,dc=com");
+        }
+    }
+
     #[test]
     fn wide_filters_become_shallow_trees_and_are_measured_without_recursion() {
         for n in [1usize, 2, 3, 1000, 100_000] {
