@@ -166,10 +166,30 @@ pub(crate) async fn login(
         cookie.clone(),
         client.map_or_else(|| "-".to_string(), |c| c.to_string()),
     );
-    state
+    let kept = csrf.clone();
+    let started = state
         .store
         .write(move |c| admins::start_session(c, admin_id, &stored_cookie, &csrf, &client_text, at))
-        .await?;
+        .await;
+    match started {
+        Ok(()) => {}
+        Err(crate::store::Error::Unavailable(why)) => {
+            // The database cannot be written: the session lives in memory, so the admin can
+            // still read (and see why nothing can change).
+            tracing::warn!(account, reason = %why, "admin console session kept in memory");
+            console.remember(
+                &cookie,
+                admins::Session {
+                    admin_id,
+                    admin: account.to_string(),
+                    csrf: kept,
+                    created: at,
+                },
+                at,
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(account, client = ?client, "admin console login");
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, next))
@@ -188,15 +208,21 @@ pub(crate) struct CsrfForm {
 pub(crate) async fn logout(
     req: HttpRequest,
     state: web::Data<AppState>,
+    console: web::Data<Console>,
     s: Signed,
     form: web::Form<CsrfForm>,
 ) -> Page {
     s.check(&form.csrf)?;
     if let Some(cookie) = session::cookie_of(&req) {
-        state
+        console.forget(&cookie);
+        let ended = state
             .store
             .write(move |c| admins::end_session(c, &cookie))
-            .await?;
+            .await;
+        match ended {
+            Ok(()) | Err(crate::store::Error::Unavailable(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/login"))

@@ -12,7 +12,10 @@ use actix_web::{FromRequest, HttpRequest, web};
 
 use super::Failure;
 use crate::http::AppState;
-use crate::store::admins::{self, Lifetimes, Session};
+use crate::store::{
+    self,
+    admins::{self, Lifetimes, Session},
+};
 
 pub(crate) const COOKIE: &str = "scimd_console";
 
@@ -28,10 +31,17 @@ const TRACKED: usize = 10_000;
 /// `last_seen` is written at most this often per session (seconds), not on every page.
 const TOUCH_EVERY: i64 = 60;
 
+/// Sessions kept in memory at most (only while the database cannot be written).
+const MEMORY_SESSIONS: usize = 1000;
+
 /// The console's own state beside `AppState`.
 #[derive(Default)]
 pub(crate) struct Console {
     failures: Mutex<Failures>,
+    /// Sessions started while the database could not be written (a read-only file or mount),
+    /// by the hash of their cookie, with their last request: the admin can still read, and
+    /// they end with the process.
+    memory: Mutex<HashMap<String, (Session, i64)>>,
 }
 
 #[derive(Default)]
@@ -89,6 +99,32 @@ impl Console {
         if let Some(ip) = client {
             f.by_client.entry(ip).or_default().push(now);
         }
+    }
+
+    /// Keeps a session in memory (see `memory`).
+    pub(crate) fn remember(&self, cookie: &str, session: Session, now: i64) {
+        let mut memory = lock(&self.memory);
+        if memory.len() >= MEMORY_SESSIONS {
+            memory.clear();
+        }
+        memory.insert(admins::hash_session(cookie), (session, now));
+    }
+
+    /// The in-memory session a cookie names, if still valid at `now` (its last request noted).
+    fn recall(&self, cookie: &str, now: i64, limits: Lifetimes) -> Option<Session> {
+        let mut memory = lock(&self.memory);
+        let hash = admins::hash_session(cookie);
+        let (session, last_seen) = memory.get_mut(&hash)?;
+        if now - *last_seen > limits.idle || now - session.created > limits.absolute {
+            memory.remove(&hash);
+            return None;
+        }
+        *last_seen = now;
+        Some(session.clone())
+    }
+
+    pub(crate) fn forget(&self, cookie: &str) {
+        lock(&self.memory).remove(&admins::hash_session(cookie));
     }
 
     pub(crate) fn succeeded(&self, account: &str, client: Option<IpAddr>) {
@@ -177,6 +213,7 @@ impl FromRequest for Signed {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let console = req.app_data::<web::Data<Console>>().cloned();
         let cookie = cookie_of(req);
         let next = req
             .uri()
@@ -208,15 +245,22 @@ impl FromRequest for Signed {
                 .await
                 .map_err(Failure::Store)?;
             let Some((session, last_seen)) = found else {
-                return Err(to_login());
+                return console
+                    .and_then(|m| m.recall(&cookie, now, limits))
+                    .map(|session| Signed { session })
+                    .ok_or_else(to_login);
             };
             if now - last_seen >= TOUCH_EVERY {
                 let touched = cookie.clone();
-                state
+                let noted = state
                     .store
                     .write(move |c| admins::touch_session(c, &touched, now))
-                    .await
-                    .map_err(Failure::Store)?;
+                    .await;
+                match noted {
+                    // A database that cannot be written still serves the pages that read.
+                    Ok(()) | Err(store::Error::Unavailable(_)) => {}
+                    Err(e) => return Err(Failure::Store(e)),
+                }
             }
             Ok(Signed { session })
         })

@@ -347,6 +347,16 @@ fn a_read_only_database_serves_reads_and_refuses_writes() {
         let server = Server::start_with(&db.path, &[], &[]);
         Scim::new(&server, "p", &token).create("/Users", &json!({"userName": "kept"}));
     }
+    let mut add = crate::harness::command(&db.path)
+        .args(["admin", "add", "alice", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        writeln!(add.stdin.take().unwrap(), "correct horse battery").unwrap();
+    }
+    assert!(add.wait().unwrap().success());
     let dir = db.dir.path();
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -387,6 +397,36 @@ fn a_read_only_database_serves_reads_and_refuses_writes() {
         "one ERROR for a lasting failure, not one per request"
     );
     assert_eq!(scim.get("/Users").expect(200)["totalResults"], 1);
+    // The console can still be signed into, to read (the session is kept in memory).
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let admin = server.admin();
+    let login = agent
+        .post(format!("{admin}/login"))
+        .send_form([
+            ("name", "alice"),
+            ("password", "correct horse battery"),
+            ("next", "/providers"),
+        ])
+        .unwrap();
+    assert_eq!(login.status(), 303);
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut page = agent
+        .get(format!("{admin}/providers"))
+        .header("Cookie", &cookie)
+        .call()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.body_mut().read_to_string().unwrap().contains(">p<"));
 }
 
 /// The `-wal` file removed while serving (an operator "cleaning up"): writes are refused with
