@@ -240,6 +240,10 @@ fn db_check(config: &Config) -> anyhow::Result<ExitCode> {
         true => println!("foreign keys:    ok"),
         false => println!("foreign keys:    {}", r.foreign_keys.join("; ")),
     }
+    match &r.wal {
+        None => println!("write-ahead log: ok"),
+        Some(why) => println!("write-ahead log: {why}"),
+    }
     if r.schema_version < r.latest_version {
         println!("(the next `scimd serve` upgrades the schema)");
     }

@@ -26,12 +26,15 @@ pub struct CheckReport {
     pub foreign_keys: Vec<String>,
     pub schema_version: i64,
     pub latest_version: i64,
+    /// Why the write-ahead log does not hold what its index says it holds, if it does not.
+    pub wal: Option<String>,
 }
 
 impl CheckReport {
     pub fn is_ok(&self) -> bool {
         self.integrity.is_empty()
             && self.foreign_keys.is_empty()
+            && self.wal.is_none()
             && self.schema_version == self.latest_version
     }
 }
@@ -119,6 +122,8 @@ fn version_of(c: &Connection) -> Result<i64, Error> {
 
 /// Checks the database at `db` without changing it.
 pub fn check(db: &Path) -> Result<CheckReport, Error> {
+    // Read before SQLite opens the database: opening would start a new log over a missing one.
+    let wal = missing_commits(db);
     let c = open_read_only(db)?;
     let integrity: Vec<String> = c
         .prepare("PRAGMA integrity_check")
@@ -146,7 +151,45 @@ pub fn check(db: &Path) -> Result<CheckReport, Error> {
         foreign_keys,
         schema_version: version_of(&c)?,
         latest_version: super::latest_schema_version(),
+        wal,
     })
+}
+
+/// Whether commits the write-ahead log's index (`DB-shm`) counts are missing from the log
+/// (`DB-wal`) — removed or cut short — and not yet copied into the database file: those are
+/// lost. Reads the index header (SQLite's `WalIndexHdr`: page size at byte 14, frames in the
+/// log at 16, native byte order) and its checkpoint record (frames copied, at 96).
+fn missing_commits(db: &Path) -> Option<String> {
+    let at = |suffix: &str| PathBuf::from(format!("{}{suffix}", db.display()));
+    let mut head = [0u8; 100];
+    let mut shm = File::open(at("-shm")).ok()?;
+    std::io::Read::read_exact(&mut shm, &mut head).ok()?;
+    let u32_at = |i: usize| u32::from_ne_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let (initialised, frames, copied) = (head[12] == 1, u32_at(16), u32_at(96));
+    if !initialised || frames <= copied {
+        return None;
+    }
+    let page = match u16::from_ne_bytes([head[14], head[15]]) {
+        1 => 65_536,
+        n => u64::from(n),
+    };
+    let needed = 32 + u64::from(frames) * (24 + page);
+    match std::fs::metadata(at("-wal")) {
+        Ok(m) if m.len() >= needed => None,
+        Ok(m) => Some(format!(
+            "{}-wal holds {} bytes, but its index counts {frames} frames ({needed} bytes), {} \
+             of them not yet in the database file: they are lost",
+            db.display(),
+            m.len(),
+            frames - copied
+        )),
+        Err(_) => Some(format!(
+            "{}-wal is missing, but its index counts {} frames not yet in the database file: \
+             those commits are lost",
+            db.display(),
+            frames - copied
+        )),
+    }
 }
 
 /// The file a server holds a shared lock on while it serves (see `hold`): the database file.
@@ -321,4 +364,44 @@ pub fn restore(db: &Path, from: &Path, now: &str) -> Result<Option<PathBuf>, Err
     sync(db)?;
     drop(guard);
     Ok(aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A log index (`-shm`) header saying `frames` frames, `copied` of them in the file.
+    fn index(dir: &Path, frames: u32, copied: u32) -> PathBuf {
+        let db = dir.join("t.db");
+        let mut head = vec![0u8; 136];
+        head[12] = 1;
+        head[14..16].copy_from_slice(&4096u16.to_ne_bytes());
+        head[16..20].copy_from_slice(&frames.to_ne_bytes());
+        head[96..100].copy_from_slice(&copied.to_ne_bytes());
+        std::fs::write(dir.join("t.db-shm"), head).unwrap();
+        db
+    }
+
+    #[test]
+    fn commits_counted_by_the_log_index_but_missing_from_the_log_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = index(dir.path(), 10, 4);
+        let wal = dir.path().join("t.db-wal");
+        // No log at all: six commits lost.
+        let why = missing_commits(&db).unwrap();
+        assert!(why.contains("missing") && why.contains("6 frames"), "{why}");
+        // A log cut short.
+        std::fs::write(&wal, vec![0u8; 32 + 5 * (24 + 4096)]).unwrap();
+        assert!(missing_commits(&db).unwrap().contains("they are lost"));
+        // The whole log.
+        std::fs::write(&wal, vec![0u8; 32 + 10 * (24 + 4096)]).unwrap();
+        assert_eq!(missing_commits(&db), None);
+        // Every frame copied already: a missing log loses nothing.
+        std::fs::remove_file(&wal).unwrap();
+        let db = index(dir.path(), 10, 10);
+        assert_eq!(missing_commits(&db), None);
+        // No index: nothing to say.
+        std::fs::remove_file(dir.path().join("t.db-shm")).unwrap();
+        assert_eq!(missing_commits(&db), None);
+    }
 }

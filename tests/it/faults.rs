@@ -456,6 +456,10 @@ fn a_removed_wal_file_refuses_writes_and_loses_no_acknowledged_write() {
     let mut server = server;
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+    // Nothing the log's index counts is missing from the database file (checked before
+    // anything opens the database and starts a new log).
+    let check = db.ok(&["db", "check"]);
+    assert!(check.contains("write-ahead log: ok"), "{check}");
     let c = rusqlite::Connection::open(&db.path).unwrap();
     let mut names: Vec<String> = c
         .prepare("SELECT name FROM resources WHERE kind = 'User'")
