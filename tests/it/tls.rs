@@ -127,6 +127,23 @@ impl Client {
     }
 }
 
+/// Certificates outside their validity now: (name, not before, not after, what refuses them).
+type Day = (i32, u8, u8);
+const OUT_OF_WINDOW: [(&str, Day, Day, &str); 2] = [
+    (
+        "expired",
+        (2020, 1, 1),
+        (2021, 1, 1),
+        "expired on 2021-01-01",
+    ),
+    (
+        "early",
+        (2040, 1, 1),
+        (2041, 1, 1),
+        "not valid before 2040-01-01",
+    ),
+];
+
 fn tls_server(db: &TestDb, cert: &Path, key: &Path) -> Server {
     Server::start_with(
         &db.path,
@@ -193,20 +210,7 @@ fn https_with_a_verified_chain_and_a_certificate_reloaded_on_sighup() {
     let after = Client::connect(&addr, &ca, all).unwrap();
     assert_eq!(after.peer_certificate(), second_der);
     // So is one that has expired, or is not valid yet: verifying clients would refuse it.
-    for (name, from, until, why) in [
-        (
-            "expired",
-            (2020, 1, 1),
-            (2021, 1, 1),
-            "expired on 2021-01-01",
-        ),
-        (
-            "early",
-            (2040, 1, 1),
-            (2041, 1, 1),
-            "not valid before 2040-01-01",
-        ),
-    ] {
+    for (name, from, until, why) in OUT_OF_WINDOW {
         let (c, k, _) = ca.issue_between(dir, name, from, until);
         std::fs::rename(&c, &cert).unwrap();
         std::fs::rename(&k, &key).unwrap();
@@ -264,20 +268,7 @@ fn check_config_checks_the_certificate_and_key() {
         warned
     );
     // Expired, or not valid yet: a problem, not a warning.
-    for (name, from, until, why) in [
-        (
-            "expired",
-            (2020, 1, 1),
-            (2021, 1, 1),
-            "expired on 2021-01-01",
-        ),
-        (
-            "early",
-            (2040, 1, 1),
-            (2041, 1, 1),
-            "not valid before 2040-01-01",
-        ),
-    ] {
+    for (name, from, until, why) in OUT_OF_WINDOW {
         let (c, k, _) = ca.issue_between(dir, name, from, until);
         let out = check(&c, &k);
         assert!(!out.status.success(), "{name}");
