@@ -5,23 +5,24 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
+use crate::app::credentials::{self, Issue, Minted, Validity};
 use crate::auth::{Secret, TokenState, token};
 use crate::cli::{
     ActivityArgs, AdminCommand, Cli, Command, DbCommand, LdapAccountCommand, LdapCommand, OnOff,
     ProviderCommand, QuickstartArgs, SchemaCommand, ServeArgs, TokenCommand,
 };
 use crate::config::{self, Config, LogFormat, RawConfig};
-use crate::http;
 use crate::scim::ProviderKind;
 use crate::store::activity;
 use crate::store::admins;
 use crate::store::providers::{self, Provider};
 use crate::store::schemas;
-use crate::store::tokens::{self, NewTokenRow, TokenInfo};
+use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, OpenMode, Store};
+use crate::{app, server};
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::CheckConfig = cli.command {
@@ -136,7 +137,7 @@ fn check_config(cli: &Cli) -> ExitCode {
     match load_config(cli, None) {
         Ok(c) => {
             if let (Some(cert), Some(key)) = (&c.tls_cert, &c.tls_key) {
-                match http::tls::load(cert, key) {
+                match crate::tls::load(cert, key) {
                     Err(e) => {
                         eprintln!("configuration has 1 problem(s):");
                         eprintln!("  - {e}");
@@ -264,10 +265,10 @@ fn serve(config: Config, create: bool) -> anyhow::Result<()> {
     let _serving = store::maintenance::claim_for_serving(&config.database)?;
     // Held while serving, so `scimd restore` can tell the database is in use.
     let _in_use = store::maintenance::hold(&config.database)?;
-    let (listener, base) = http::bind(&config)?;
-    let admin = http::bind_admin(&config)?;
+    let (listener, base) = server::bind(&config)?;
+    let admin = server::bind_admin(&config)?;
     tracing::info!(database = %config.database.display(), schema = store::schema_version(), "database ready");
-    http::serve(config, store, listener, admin, base)
+    server::serve(config, store, listener, admin, base)
 }
 
 fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
@@ -288,17 +289,17 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     })?;
     let expires = now.timestamp() + 24 * 3600;
     let (info, secret) = create_token(&store, &provider, expires, "quickstart", false, now)?;
-    let (listener, base) = http::bind(&config)?;
-    let admin = http::bind_admin(&config)?;
-    let scim = http::scim_base(&base, &provider.name);
+    let (listener, base) = server::bind(&config)?;
+    let admin = server::bind_admin(&config)?;
+    let scim = app::scim_base(&base, &provider.name);
     let database = std::fs::canonicalize(&config.database).unwrap_or(config.database.clone());
     let console = match &admin {
         None => "off (admin_listen is empty)".to_string(),
         Some(listener) => {
-            let url = http::admin_url(&config, listener);
+            let url = server::admin_url(&config, listener);
             // The first admin account, with a password shown now and never again; later runs
             // leave existing accounts alone.
-            let password = crate::console::session::random_token()[..24].to_string();
+            let password = crate::auth::token::random_hex(32)[..24].to_string();
             let hash = token::hash_str(&password).map_err(|e| anyhow!(e))?;
             let created = now.timestamp();
             let made = store.write_blocking(move |c| {
@@ -341,7 +342,7 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     )?;
     out.flush()?;
     drop(out);
-    http::serve(config, store, listener, admin, base)
+    server::serve(config, store, listener, admin, base)
 }
 
 /// The base URL commands print: `public_url` when configured, else the one the last server
@@ -350,7 +351,7 @@ fn cli_base(config: &Config) -> String {
     match &config.public_url {
         Some(u) => u.clone(),
         None => store::served_url(&config.database)
-            .unwrap_or_else(|| http::public_base(config, config.listen)),
+            .unwrap_or_else(|| server::public_base(config, config.listen)),
     }
 }
 
@@ -368,7 +369,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             let p = store
                 .write_blocking(move |c| providers::insert(c, &name, &description, kind, now))?;
             println!("created identity provider {} ({})", p.name, p.kind);
-            println!("SCIM base URL: {}", http::scim_base(&base, &p.name));
+            println!("SCIM base URL: {}", app::scim_base(&base, &p.name));
             println!(
                 "next: scimd token create --provider {} --valid-for 365d",
                 p.name
@@ -390,7 +391,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                         ago(st.last_request, now_ms),
                         ago(st.last_write, now_ms),
                         st.errors_24h.to_string(),
-                        http::scim_base(&base, &p.name),
+                        app::scim_base(&base, &p.name),
                         p.description,
                     ]);
                 }
@@ -438,7 +439,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             println!("type:          {}", p.kind);
             println!("description:   {}", p.description);
             println!("created:       {}", fmt_time(p.created));
-            println!("SCIM base URL: {}", http::scim_base(&base, &p.name));
+            println!("SCIM base URL: {}", app::scim_base(&base, &p.name));
             println!("users:         {}", usage.users);
             println!("groups:        {}", usage.groups);
             println!(
@@ -672,12 +673,14 @@ fn since_arg(text: &str, flag: &str, now: DateTime<Utc>) -> anyhow::Result<i64> 
         let d = chrono::Duration::from_std(d).map_err(|e| anyhow!("{flag}: {e}"))?;
         return Ok((now - d).timestamp_millis());
     }
-    parse_date(text).map(|d| d.timestamp_millis()).map_err(|_| {
-        anyhow!(
-            "{flag}: {text:?} is neither an age such as 1h or 7d nor a date such as \
+    credentials::parse_date(text)
+        .map(|d| d.timestamp_millis())
+        .map_err(|_| {
+            anyhow!(
+                "{flag}: {text:?} is neither an age such as 1h or 7d nor a date such as \
              2026-11-30 or 2026-11-30T08:00:00Z"
-        )
-    })
+            )
+        })
 }
 
 fn activity_command(config: &Config, args: ActivityArgs) -> anyhow::Result<()> {
@@ -861,37 +864,22 @@ fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
                 let p = providers::require(c, &old.provider)?;
                 Ok((old, p))
             })?;
-            if old.revoked.is_some() {
-                bail!("token {id} is revoked; create a new one with `scimd token create`");
-            }
             let valid_for = valid_for
                 .map(|v| config::parse_duration(&v).map_err(|e| anyhow!("--valid-for: {e}")))
                 .transpose()?;
-            let expires = rotation_expiry(&old, valid_for, now, config.token_max_lifetime)
-                .map_err(|e| anyhow!(e))?;
-            let old_until =
-                now.timestamp() + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 2);
-            let new = token::generate();
-            let hash = token::hash(&new.secret).map_err(|e| anyhow!(e))?;
-            let (new_id, provider_id, created) = (new.id.clone(), p.id, now.timestamp());
-            let rotated = old.clone();
-            let (info, old_now) = store.write_blocking(move |c| {
-                tokens::rotate(
-                    c,
-                    &rotated.id,
-                    &NewTokenRow {
-                        id: &new_id,
-                        provider_id,
-                        secret_hash: &hash,
-                        description: &rotated.description,
-                        read_only: rotated.read_only,
-                        created,
-                        expires,
-                    },
-                    old_until,
-                )
-            })?;
-            print_new_token(config, &p.name, &info, &new.full);
+            let plan = credentials::plan_rotation(
+                old.clone(),
+                valid_for,
+                overlap,
+                now,
+                config.token_max_lifetime,
+            )
+            .map_err(|e| anyhow!("{e} (scimd token create)"))?;
+            let (minted, secret) = Minted::here().map_err(|e| anyhow!(e))?;
+            let pid = p.id;
+            let (info, old_now) =
+                store.write_blocking(move |c| credentials::rotate(c, &minted, pid, &plan))?;
+            print_new_token(config, &p.name, &info, &secret);
             println!(
                 "The old token {} keeps working until {}: put the new one into the identity \
                  provider before then.",
@@ -1199,25 +1187,16 @@ fn create_token(
     read_only: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<(TokenInfo, Secret)> {
-    let new = token::generate();
-    let hash = token::hash(&new.secret).map_err(|e| anyhow!(e))?;
-    let (id, provider_id, created) = (new.id.clone(), provider.id, now.timestamp());
-    let description = description.to_string();
-    let info = store.write_blocking(move |c| {
-        tokens::create(
-            c,
-            &NewTokenRow {
-                id: &id,
-                provider_id,
-                secret_hash: &hash,
-                description: &description,
-                read_only,
-                created,
-                expires,
-            },
-        )
-    })?;
-    Ok((info, new.full))
+    let (minted, secret) = Minted::here().map_err(|e| anyhow!(e))?;
+    let issue = Issue {
+        description: description.to_string(),
+        read_only,
+        created: now.timestamp(),
+        expires,
+    };
+    let pid = provider.id;
+    let info = store.write_blocking(move |c| credentials::create(c, &minted, pid, &issue))?;
+    Ok((info, secret))
 }
 
 fn print_new_token(config: &Config, provider: &str, info: &TokenInfo, secret: &Secret) {
@@ -1228,76 +1207,34 @@ fn print_new_token(config: &Config, provider: &str, info: &TokenInfo, secret: &S
         info.id,
         fmt_time(info.expires)
     );
-    println!("SCIM base URL: {}", http::scim_base(&base, provider));
+    println!("SCIM base URL: {}", app::scim_base(&base, provider));
     println!("token (shown only this once; only a hash is stored):");
     println!();
     println!("{}", secret.expose());
     println!();
 }
 
-/// When the token replacing `old` at `now` expires: after `valid_for`, else as long after
-/// `now` as `old` was valid (at most `max_lifetime`). The command line and the console rotate
-/// by this rule.
-pub(crate) fn rotation_expiry(
-    old: &TokenInfo,
-    valid_for: Option<Duration>,
-    now: DateTime<Utc>,
-    max_lifetime: Duration,
-) -> Result<i64, String> {
-    let lifetime = valid_for.unwrap_or_else(|| {
-        Duration::from_secs(u64::try_from(old.expires - old.created).unwrap_or(0)).min(max_lifetime)
-    });
-    expiry(
-        Some(&config::format_duration(lifetime)),
-        None,
-        now,
-        max_lifetime,
-    )
-}
-
-/// The expiry (unix seconds) of a token created at `now`, from `--valid-for` or `--expires`.
-pub(crate) fn expiry(
+/// The expiry (unix seconds) of a token created at `now`, from `--valid-for` or `--expires`
+/// (the rules are the core's, `credentials::expiry`; the flag is named here).
+fn expiry(
     valid_for: Option<&str>,
     expires: Option<&str>,
     now: DateTime<Utc>,
     max_lifetime: Duration,
 ) -> Result<i64, String> {
-    let at = match (valid_for, expires) {
-        (Some(v), None) => {
-            let d = config::parse_duration(v).map_err(|e| format!("--valid-for: {e}"))?;
-            let d = chrono::Duration::from_std(d)
-                .map_err(|_| format!("--valid-for: {v:?} is too long"))?;
-            now.checked_add_signed(d)
-                .ok_or_else(|| format!("--valid-for: {v:?} is too long"))?
-        }
-        (None, Some(e)) => parse_date(e)?,
+    let (validity, flag) = match (valid_for, expires) {
+        (Some(v), None) => (Validity::For(v), "--valid-for"),
+        (None, Some(e)) => (Validity::Until(e), "--expires"),
         _ => return Err("give exactly one of --valid-for and --expires".into()),
     };
-    if at <= now {
-        return Err(format!(
-            "the token would expire at {}, which is not in the future",
-            at.to_rfc3339()
-        ));
-    }
-    let max = chrono::Duration::from_std(max_lifetime).unwrap_or(chrono::Duration::MAX);
-    if at - now > max {
-        return Err(format!(
-            "tokens may be valid for at most {} (token_max_lifetime); ask for less or raise the limit",
-            config::format_duration(max_lifetime)
-        ));
-    }
-    Ok(at.timestamp())
-}
-
-fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
-    }
-    DateTime::parse_from_rfc3339(s)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|_| {
-            format!("--expires: {s:?} is not a date such as 2027-03-01 or 2027-03-01T12:00:00Z")
-        })
+    credentials::expiry(validity, now, max_lifetime).map_err(|e| {
+        // "not in the future" and the limit are about the token, not the flag.
+        if e.starts_with("the token") || e.starts_with("tokens") {
+            e
+        } else {
+            format!("{flag}: {e}")
+        }
+    })
 }
 
 fn fmt_time(secs: i64) -> String {

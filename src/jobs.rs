@@ -7,7 +7,6 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
-use crate::scim::quirks::QuirkCounter;
 use crate::store::activity;
 use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, Store};
@@ -85,12 +84,11 @@ pub fn cleanup_once(
 /// Runs `cleanup_once` at start and then every `cleanup_interval` until `stop` turns true;
 /// each run also logs the non-standard request shapes accepted so far.
 pub(crate) async fn cleanup_loop(
-    store: Store,
-    config: Config,
-    quirks: std::sync::Arc<QuirkCounter>,
+    state: std::sync::Arc<crate::app::AppState>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let policy = CleanupPolicy::from(&config);
+    let (store, config) = (state.store.clone(), &state.config);
+    let policy = CleanupPolicy::from(config);
     let sessions = crate::store::admins::Lifetimes {
         idle: secs(config.admin_session_idle),
         absolute: secs(config.admin_session_lifetime),
@@ -120,7 +118,7 @@ pub(crate) async fn cleanup_loop(
             Ok(Err(e)) => tracing::warn!(error = %e, "token cleanup failed; will retry"),
             Err(e) => tracing::error!(error = %e, "token cleanup stopped unexpectedly; will retry"),
         }
-        quirks.log_totals();
+        state.counters.log_quirk_totals();
     }
 }
 

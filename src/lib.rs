@@ -21,6 +21,7 @@
 //! - `config`: every setting declared once; `cli` and `commands`: the command line, whose
 //!   commands open the store and call the same use cases as the server.
 
+pub(crate) mod app;
 pub mod auth;
 pub mod cli;
 pub mod commands;
@@ -33,4 +34,7 @@ pub mod jobs;
 pub(crate) mod ldap;
 pub mod render;
 pub mod scim;
+pub(crate) mod server;
 pub mod store;
+pub(crate) mod tls;
+pub(crate) mod web;

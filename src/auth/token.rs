@@ -51,7 +51,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn random_hex(n: usize) -> String {
+/// `n` random bytes as hex (also console session cookies and CSRF tokens: 32).
+pub(crate) fn random_hex(n: usize) -> String {
     let mut buf = vec![0u8; n];
     OsRng.fill_bytes(&mut buf);
     hex(&buf)

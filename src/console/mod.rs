@@ -238,7 +238,7 @@ pub(crate) async fn guard(
     }
     let is_static = req.path().starts_with("/static/");
     let https = req
-        .app_data::<web::Data<crate::http::AppState>>()
+        .app_data::<web::Data<crate::app::AppState>>()
         .is_some_and(|s| s.config.tls_cert.is_some() && s.config.tls_key.is_some());
     let mut res = next.call(req).await?.map_into_boxed_body();
     let h = res.headers_mut();

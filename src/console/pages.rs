@@ -9,14 +9,15 @@ use serde::Deserialize;
 use super::session::{self, Console, Signed};
 use super::view::{self, Chrome, Nav};
 use super::{Failure, html_response, redirect, urlencode};
-use crate::auth::{TokenState, token};
-use crate::http::AppState;
+use crate::app::AppState;
+use crate::app::credentials::{self, Issue, Minted, Validity};
+use crate::auth::TokenState;
 use crate::scim::ResourceKind;
 use crate::scim::projection::Projection;
 use crate::store::activity::{self, Query};
 use crate::store::providers::{self, Provider};
 use crate::store::search::{self, Paging};
-use crate::store::tokens::{self, NewTokenRow, TokenInfo};
+use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, admins, schemas};
 
 type Page = Result<HttpResponse, Failure>;
@@ -25,7 +26,6 @@ type Page = Result<HttpResponse, Failure>;
 const PAGE: i64 = 50;
 const ACTIVITY_ROWS: usize = 200;
 /// Tokens expiring within this many days are highlighted.
-const EXPIRY_WARNING_DAYS: i64 = 14;
 /// Members listed on a group's page.
 const MEMBERS_SHOWN: usize = 200;
 
@@ -116,7 +116,7 @@ pub(crate) async fn login(
             "this login form was sent from another site".into(),
         ));
     }
-    let client = crate::http::client_ip(&req, &state.config);
+    let client = crate::web::client_ip(&req, &state.config);
     // A name no admin can have is neither kept (in the attempt budget), logged, nor shown back.
     let possible = admins::check_name(&form.name).is_ok();
     let shown = if possible { form.name.as_str() } else { "" };
@@ -159,8 +159,8 @@ pub(crate) async fn login(
         ));
     }
     console.succeeded(account, client);
-    let cookie = session::random_token();
-    let csrf = session::random_token();
+    let cookie = crate::auth::token::random_hex(32);
+    let csrf = crate::auth::token::random_hex(32);
     let at = now().timestamp();
     let (stored_cookie, client_text) = (
         cookie.clone(),
@@ -231,18 +231,24 @@ pub(crate) async fn logout(
 }
 
 fn scim_url(state: &AppState, provider: &str) -> String {
-    crate::http::scim_base(&state.public_base, provider)
+    crate::app::scim_base(&state.public_base, provider)
 }
 
-fn token_state(t: &TokenInfo, now: i64) -> (&'static str, bool) {
+/// Seconds before a token's expiry from which the console warns (`token_expiry_warning`).
+fn warn_within(state: &AppState) -> i64 {
+    i64::try_from(state.config.token_expiry_warning.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn token_state(t: &TokenInfo, now: i64, warn_within: i64) -> (&'static str, bool) {
     let state = t.state(now);
-    let soon = state == TokenState::Active && t.expires - now <= EXPIRY_WARNING_DAYS * 86400;
+    let soon = state == TokenState::Active && t.expires - now <= warn_within;
     (state.as_str(), soon)
 }
 
 pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
     let now_ms = now().timestamp_millis();
     let now_s = now_ms / 1000;
+    let warn = warn_within(&state);
     let rows = state
         .store
         .run(move |c| -> store::Result<_> {
@@ -252,7 +258,7 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
                 let st = activity::status(c, p.id, now_ms)?;
                 rows.push((p, usage, st));
             }
-            let soon = tokens::expiring(c, now_s, now_s + EXPIRY_WARNING_DAYS * 86400)?;
+            let soon = tokens::expiring(c, now_s, now_s.saturating_add(warn))?;
             Ok((rows, soon))
         })
         .await?;
@@ -264,7 +270,10 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
         html! {
             @if !expiring.is_empty() {
                 section.warning aria-labelledby="expiring" {
-                    h2 #expiring { "Tokens expiring within " (EXPIRY_WARNING_DAYS) " days" }
+                    h2 #expiring {
+                        "Tokens expiring within "
+                        (crate::config::format_duration(state.config.token_expiry_warning))
+                    }
                     ul {
                         @for t in &expiring {
                             li {
@@ -627,7 +636,7 @@ async fn provider_page(
             } @else {
                 (view::table(&["Token", "Description", "Created", "Expires", "Last used", "State", ""], html! {
                     @for t in &toks {
-                        @let (label, soon) = token_state(t, now_s);
+                        @let (label, soon) = token_state(t, now_s, warn_within(state));
                         tr.soon[soon] {
                             td { code { (t.id) } }
                             td { (t.description) @if t.read_only { " (read-only)" } }
@@ -715,16 +724,6 @@ pub(crate) struct TokenForm {
 }
 
 /// Hashes a fresh secret on the argon2 threads; the caller stores it.
-async fn new_secret(state: &AppState) -> Result<(token::NewToken, String), Failure> {
-    let new = token::generate();
-    let hash = state
-        .verifier
-        .hash(new.secret.expose().to_string())
-        .await
-        .map_err(Failure::Internal)?;
-    Ok((new, hash))
-}
-
 fn shown_once(
     s: &Signed,
     state: &AppState,
@@ -769,45 +768,33 @@ pub(crate) async fn create_token(
     s.check(&form.csrf)?;
     let p = require_provider(&state, &path).await?;
     let at = now();
-    let expires = if form.validity == "date" {
-        crate::commands::expiry(None, Some(&form.until), at, state.config.token_max_lifetime)
+    let validity = if form.validity == "date" {
+        Validity::Until(&form.until)
     } else {
-        crate::commands::expiry(
-            Some(&form.validity),
-            None,
-            at,
-            state.config.token_max_lifetime,
-        )
+        Validity::For(&form.validity)
     };
-    let expires = match expires {
+    let expires = match credentials::expiry(validity, at, state.config.token_max_lifetime) {
         Ok(e) => e,
         Err(m) => {
-            let m = m.replace("--expires: ", "").replace("--valid-for: ", "");
             return provider_page(&state, &s, &p.name, Some(&m), StatusCode::BAD_REQUEST).await;
         }
     };
-    let (new, hash) = new_secret(&state).await?;
-    let (id, pid, description) = (new.id.clone(), p.id, form.description.clone());
-    let created = at.timestamp();
+    let (minted, secret) = Minted::on(&state.verifier)
+        .await
+        .map_err(Failure::Internal)?;
+    let issue = Issue {
+        description: form.description.clone(),
+        read_only: false,
+        created: at.timestamp(),
+        expires,
+    };
+    let pid = p.id;
     let info = state
         .store
-        .write(move |c| {
-            tokens::create(
-                c,
-                &NewTokenRow {
-                    id: &id,
-                    provider_id: pid,
-                    secret_hash: &hash,
-                    description: &description,
-                    read_only: false,
-                    created,
-                    expires,
-                },
-            )
-        })
+        .write(move |c| credentials::create(c, &minted, pid, &issue))
         .await?;
     tracing::info!(provider = %p.name, token = %info.id, admin = %s.session.admin, "token created in the admin console");
-    shown_once(&s, &state, &p, &info, new.full.expose(), None)
+    shown_once(&s, &state, &p, &info, secret.expose(), None)
 }
 
 async fn token_of(
@@ -879,37 +866,22 @@ pub(crate) async fn rotate_token(
 ) -> Page {
     s.check(&form.csrf)?;
     let (p, old) = token_of(&state, &path.0, &path.1).await?;
-    if old.state(now().timestamp()) != TokenState::Active {
-        return Err(Failure::Invalid(format!(
-            "token {} is no longer active; create a new one instead",
-            old.id
-        )));
-    }
     let overlap = crate::config::parse_duration(&form.overlap).map_err(Failure::Invalid)?;
-    let at = now();
-    let expires = crate::commands::rotation_expiry(&old, None, at, state.config.token_max_lifetime)
-        .map_err(Failure::Invalid)?;
-    let old_until = at.timestamp() + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 4);
-    let (new, hash) = new_secret(&state).await?;
-    let (new_id, pid, rotated, created) = (new.id.clone(), p.id, old.clone(), at.timestamp());
+    let plan = credentials::plan_rotation(
+        old.clone(),
+        None,
+        overlap,
+        now(),
+        state.config.token_max_lifetime,
+    )
+    .map_err(Failure::Invalid)?;
+    let (minted, secret) = Minted::on(&state.verifier)
+        .await
+        .map_err(Failure::Internal)?;
+    let pid = p.id;
     let (info, old_now) = state
         .store
-        .write(move |c| {
-            tokens::rotate(
-                c,
-                &rotated.id,
-                &NewTokenRow {
-                    id: &new_id,
-                    provider_id: pid,
-                    secret_hash: &hash,
-                    description: &rotated.description,
-                    read_only: rotated.read_only,
-                    created,
-                    expires,
-                },
-                old_until,
-            )
-        })
+        .write(move |c| credentials::rotate(c, &minted, pid, &plan))
         .await?;
     tracing::info!(provider = %p.name, old = %old.id, token = %info.id, admin = %s.session.admin, "token rotated in the admin console");
     let note = format!(
@@ -918,7 +890,7 @@ pub(crate) async fn rotate_token(
         old.id,
         view::time(old_now.expires)
     );
-    shown_once(&s, &state, &p, &info, new.full.expose(), Some(note))
+    shown_once(&s, &state, &p, &info, secret.expose(), Some(note))
 }
 
 pub(crate) async fn revoke_token_form(
@@ -1130,7 +1102,7 @@ pub(crate) async fn resources(
     };
     let after = q.after.unwrap_or(0).max(0);
     let base = state.public_base.clone();
-    let scim = crate::http::scim_base(&base, &provider);
+    let scim = crate::app::scim_base(&base, &provider);
     let looked_up = provider.clone();
     let result = match parsed {
         Err(m) => Err(m),
@@ -1251,7 +1223,7 @@ pub(crate) async fn resource(
 ) -> Page {
     let (provider, kind, id) = path.into_inner();
     let kind = kind_of(&kind)?;
-    let scim = crate::http::scim_base(&state.public_base, &provider);
+    let scim = crate::app::scim_base(&state.public_base, &provider);
     let (looked_up, rid) = (provider.clone(), id.clone());
     let (doc, members, more_members, history) = state
         .store

@@ -11,7 +11,7 @@ use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use super::Failure;
-use crate::http::AppState;
+use crate::app::AppState;
 use crate::store::{
     self,
     admins::{self, Lifetimes, Session},
@@ -167,14 +167,6 @@ pub(crate) fn clear_cookie(secure: bool) -> String {
         "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
         if secure { "; Secure" } else { "" }
     )
-}
-
-/// 32 random bytes as hex: session cookies and CSRF tokens.
-pub(crate) fn random_token() -> String {
-    use argon2::password_hash::rand_core::{OsRng, RngCore};
-    let mut buf = [0u8; 32];
-    OsRng.fill_bytes(&mut buf);
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Equal strings, compared in time that depends only on their lengths.

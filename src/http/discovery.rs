@@ -6,7 +6,7 @@
 use actix_web::{HttpResponse, Resource, web};
 use serde_json::{Value, json};
 
-use super::auth::Principal;
+use super::Principal;
 use super::{AppState, method_not_allowed};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
 use crate::render::LIST_RESPONSE;

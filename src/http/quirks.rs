@@ -1,16 +1,17 @@
 //! The non-standard request shapes of one request: noted in its extensions for the access-log
-//! line, and counted per identity provider (`scim::quirks::QuirkCounter`).
+//! line, and counted per identity provider (`app::Counters::quirks`).
 
 use actix_web::{HttpMessage, HttpRequest};
 
-use crate::scim::quirks::{Quirk, QuirkCounter, Quirks};
+use crate::app::Counters;
+use crate::scim::quirks::{Quirk, Quirks};
 
 /// The quirks of one request, for its access-log line.
 #[derive(Debug, Clone, Copy)]
-pub struct Used(pub Quirks);
+pub(crate) struct Used(pub(crate) Quirks);
 
 /// Notes the quirks a request of `provider` used, and counts them.
-pub fn record(counter: &QuirkCounter, req: &HttpRequest, provider: &str, quirks: Quirks) {
+pub(crate) fn record(counter: &Counters, req: &HttpRequest, provider: &str, quirks: Quirks) {
     if quirks.is_empty() {
         return;
     }
@@ -18,11 +19,11 @@ pub fn record(counter: &QuirkCounter, req: &HttpRequest, provider: &str, quirks:
     let mut all = previous.unwrap_or_default();
     all.merge(quirks);
     req.extensions_mut().insert(Used(all));
-    counter.count(provider, quirks);
+    counter.quirks(provider, quirks);
 }
 
 /// The names of the quirks on the access-log line, or "-".
-pub fn names(req: &HttpRequest) -> String {
+pub(crate) fn names(req: &HttpRequest) -> String {
     match req.extensions().get::<Used>() {
         Some(Used(q)) if !q.is_empty() => q.iter().map(Quirk::name).collect::<Vec<_>>().join(","),
         _ => "-".to_string(),

@@ -8,7 +8,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, Resource, web};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use super::auth::Principal;
+use super::Principal;
 use super::body::ScimJson;
 use super::{AppState, method_not_allowed};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
@@ -166,14 +166,14 @@ async fn create(
     let model = state.model_knowing(&principal, body_urns(&body)).await?;
     let rt = model.get(kind);
     let prepared = resource::prepare(rt, &body)?;
-    state.record_quirks(&req, &principal.provider_name, prepared.quirks);
+    super::record_quirks(&state, &req, &principal.provider_name, prepared.quirks);
     let password_hash = hash_password(&state, prepared.password.clone()).await?;
     let projection = params.projection(rt);
     let base = state.scim_base(&principal.provider_name);
     let now = now();
     let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
     let tx_model = model.clone();
-    let ctx = state.activity_context(&principal, &req);
+    let ctx = super::activity_context(&principal, &req);
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
             let rt = tx_model.get(kind);
@@ -278,7 +278,7 @@ async fn replace(
     let model = state.model_knowing(&principal, body_urns(&body)).await?;
     let rt = model.get(kind);
     let prepared = resource::prepare(rt, &body)?;
-    state.record_quirks(&req, &principal.provider_name, prepared.quirks);
+    super::record_quirks(&state, &req, &principal.provider_name, prepared.quirks);
     let password_hash = hash_password(&state, prepared.password.clone()).await?;
     let projection = params.projection(rt);
     let base = state.scim_base(&principal.provider_name);
@@ -286,7 +286,7 @@ async fn replace(
     let now = now();
     let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
     let tx_model = model.clone();
-    let ctx = state.activity_context(&principal, &req);
+    let ctx = super::activity_context(&principal, &req);
     let written = state
         .write(&principal, move |c| -> Result<_, Error> {
             let rt = tx_model.get(kind);
@@ -420,7 +420,7 @@ async fn patch(
     };
     let in_tx = (base.clone(), projection.clone());
     let tx_model = model.clone();
-    let ctx = state.activity_context(&principal, &req);
+    let ctx = super::activity_context(&principal, &req);
     let password_set = hash.is_some();
     let (written, quirks) = state
         .write(&principal, move |tx| -> Result<_, Error> {
@@ -491,7 +491,7 @@ async fn patch(
             Ok(((patched.resource, computed), patched.quirks))
         })
         .await?;
-    state.record_quirks(&req, &principal.provider_name, quirks);
+    super::record_quirks(&state, &req, &principal.provider_name, quirks);
     match written {
         (resource, Some(computed)) => answer(
             StatusCode::OK,
@@ -514,7 +514,7 @@ async fn delete(
     let (_, id) = id.into_inner();
     let if_match = if_match(req.headers());
     let pid = principal.provider_id;
-    let ctx = state.activity_context(&principal, &req);
+    let ctx = super::activity_context(&principal, &req);
     let model = state.model(&principal).await?;
     let name_attribute = model.get(kind).name_attribute();
     state
@@ -744,7 +744,7 @@ async fn search_kind(
     let rt = model.get(kind);
     let (ast, quirks) = request.parsed()?;
     let condition = ast.as_ref().map(|f| compile(rt, &base, f)).transpose()?;
-    state.record_quirks(req, &principal.provider_name, quirks);
+    super::record_quirks(state, req, &principal.provider_name, quirks);
     let order = match &request.sort_by {
         Some(s) => Some(Compiler::new(rt, &base, 1).order_by(s, request.descending)?),
         None => None,
@@ -832,7 +832,7 @@ pub async fn search_all(
     // Tests of an attribute one type lacks match nothing of that type; a filter that names no
     // attribute of either type is an error (reported as for Users).
     let (ast, quirks) = request.parsed()?;
-    state.record_quirks(&req, &principal.provider_name, quirks);
+    super::record_quirks(&state, &req, &principal.provider_name, quirks);
     let mut kinds = Vec::new();
     for kind in [ResourceKind::User, ResourceKind::Group] {
         let rt = model.get(kind);

@@ -8,11 +8,10 @@
 mod ber;
 pub(crate) mod directory;
 pub(crate) mod gate;
-pub(crate) mod refusals;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use actix_web::web;
 use bytes::BytesMut;
 use ldap3_proto::LdapCodec;
 use ldap3_proto::control::LdapControl;
@@ -26,14 +25,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder};
 
 use self::directory::{Node, Resolve};
+use crate::app::AppState;
+use crate::app::counters::LdapEvent;
 use crate::auth::{Secret, Verdict};
-use crate::http::AppState;
-use crate::http::tls::Stream;
 use crate::scim::ResourceKind;
 use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
 use crate::scim::schema::ResourceType;
 use crate::store::search;
 use crate::store::{self, ldap_accounts};
+use crate::tls::Stream;
 
 /// Entries read from the store per round trip while a search streams its results.
 const BATCH: i64 = 500;
@@ -53,17 +53,50 @@ enum Next {
     NotARequest,
 }
 
+/// The LDAP front door as the server builds it: the core, the TLS acceptor (LDAPS and
+/// StartTLS), the connection caps, and the signal that the server is stopping.
+pub(crate) struct Door {
+    state: Arc<AppState>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    /// LDAP connections open, overall and per address, against their caps.
+    gate: Arc<gate::Gate>,
+    /// Turns true when the server stops: LDAP connections (which, unlike HTTP ones, the
+    /// server does not close itself) end at their next idle moment.
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Door {
+    /// Raises the open-files limit as far as allowed and fits the connection caps in it.
+    pub(crate) fn new(
+        state: Arc<AppState>,
+        acceptor: Option<tokio_rustls::TlsAcceptor>,
+        stopping: tokio::sync::watch::Receiver<bool>,
+    ) -> Door {
+        let gate = Arc::new(gate::Gate::new(
+            state.config.ldap_max_connections,
+            state.config.ldap_max_connections_per_address,
+            gate::raise_open_files_limit(),
+        ));
+        Door {
+            state,
+            acceptor,
+            gate,
+            stopping,
+        }
+    }
+}
+
 /// Serves one LDAP connection: LDAPS (TLS from the first byte) when `implicit`, else plain
-/// LDAP that StartTLS upgrades when `acceptor` is set. Runs on an HTTP worker thread. A
+/// LDAP that StartTLS upgrades when TLS is configured. Runs on an HTTP worker thread. A
 /// connection past the caps of `gate::Gate` is closed at once.
 pub(crate) async fn accept(
     stream: tokio::net::TcpStream,
-    state: web::Data<AppState>,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    door: Arc<Door>,
     implicit: bool,
 ) -> Result<(), std::io::Error> {
+    let (state, acceptor) = (door.state.clone(), door.acceptor.clone());
     let peer = stream.peer_addr()?;
-    let _admitted = match state.ldap_gate.admit(peer.ip()) {
+    let _admitted = match door.gate.admit(peer.ip()) {
         Ok(a) => a,
         Err(_) => return Ok(()),
     };
@@ -72,8 +105,7 @@ pub(crate) async fn accept(
     let _ = stream.set_nodelay(true);
     let stream = match (implicit, &acceptor) {
         (true, Some(a)) => {
-            match tokio::time::timeout(crate::http::tls::HANDSHAKE_TIMEOUT, a.accept(stream)).await
-            {
+            match tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, a.accept(stream)).await {
                 Ok(Ok(tls)) => Stream::Tls(Box::new(tls)),
                 _ => return Ok(()),
             }
@@ -81,47 +113,10 @@ pub(crate) async fn accept(
         (true, None) => return Ok(()),
         (false, _) => Stream::Plain(stream),
     };
-    if let Err(e) = connection(stream, peer, state, acceptor).await {
+    if let Err(e) = connection(stream, peer, state, acceptor, door.stopping.clone()).await {
         tracing::debug!(%peer, error = %e, "LDAP connection ended");
     }
     Ok(())
-}
-
-/// Distinct accounts counted in one interval; binds of more are not counted.
-const COUNTED_ACCOUNTS: usize = 4096;
-
-/// Binds, failed binds and searches per provider and account since the last `take`, with
-/// the last time each was seen (unix ms).
-#[derive(Default)]
-pub(crate) struct Counts {
-    counts: std::sync::Mutex<std::collections::HashMap<(i64, String), Counted>>,
-}
-
-/// Binds, failed binds, searches; the last of them in unix ms.
-type Counted = ([u64; 3], i64);
-
-impl Counts {
-    fn add(&self, provider_id: i64, account: &str, which: usize) {
-        let now = chrono::Utc::now().timestamp_millis();
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (provider_id, account.to_string());
-        if counts.len() >= COUNTED_ACCOUNTS && !counts.contains_key(&key) {
-            return;
-        }
-        let entry = counts.entry(key).or_default();
-        entry.0[which] += 1;
-        entry.1 = now;
-    }
-
-    /// The counts since the last call: (provider id, account, binds, failed binds,
-    /// searches, last unix ms).
-    pub(crate) fn take(&self) -> Vec<(i64, String, u64, u64, u64, i64)> {
-        let counts = std::mem::take(&mut *self.counts.lock().unwrap_or_else(|e| e.into_inner()));
-        counts
-            .into_iter()
-            .map(|((pid, account), ([b, f, s], at))| (pid, account, b, f, s, at))
-            .collect()
-    }
 }
 
 /// Who a connection is bound as: a service account, or a user with its own password.
@@ -242,7 +237,7 @@ impl<'a> Refusal<'a> {
 }
 
 struct Session {
-    state: web::Data<AppState>,
+    state: Arc<AppState>,
     peer: SocketAddr,
     bound: Option<Bound>,
     /// The connection is encrypted (LDAPS, or after StartTLS).
@@ -279,8 +274,9 @@ const NOTICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 async fn connection(
     mut stream: Stream,
     peer: SocketAddr,
-    state: web::Data<AppState>,
+    state: Arc<AppState>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     let config = &state.config;
     let (anonymous_max, bound_max) = (config.ldap_max_request_anonymous, config.ldap_max_request);
@@ -364,10 +360,9 @@ async fn connection(
                     if !input.is_empty() {
                         return Ok(());
                     }
-                    let tls =
-                        tokio::time::timeout(crate::http::tls::HANDSHAKE_TIMEOUT, a.accept(tcp))
-                            .await
-                            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                    let tls = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, a.accept(tcp))
+                        .await
+                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
                     stream = Stream::Tls(Box::new(tls));
                     session.tls = true;
                 }
@@ -396,7 +391,7 @@ async fn connection(
             None => now + idle_timeout,
         });
         // Waiting for the next request is where a stopping server ends the connection.
-        let mut stopping = session.state.stopping.clone();
+        let mut stopping = stopping.clone();
         if *stopping.borrow() {
             return Ok(());
         }
@@ -707,8 +702,8 @@ impl Session {
             Verdict::Invalid => return self.refused(who.because("wrong password")),
         }
         self.state
-            .ldap_counts
-            .add(account.provider_id, &account.name, 0);
+            .counters
+            .ldap(account.provider_id, &account.name, LdapEvent::Bind);
         if account.last_used.is_none_or(|t| now - t >= 60) {
             let id = account.id.clone();
             let _ = self
@@ -787,7 +782,9 @@ impl Session {
             .await;
         match verdict {
             Verdict::Valid => {
-                self.state.ldap_counts.add(user.provider_id, &key, 0);
+                self.state
+                    .counters
+                    .ldap(user.provider_id, &key, LdapEvent::Bind);
                 self.bound = Some(Bound {
                     provider: user.provider,
                     provider_id: user.provider_id,
@@ -837,18 +834,24 @@ impl Session {
     /// The answer to every refused bind, counted (see `refusals`).
     fn refused(&self, who: Refusal<'_>) -> LdapResult {
         if let Some(id) = who.provider_id {
-            self.state.ldap_counts.add(id, who.name, 1);
+            self.state
+                .counters
+                .ldap(id, who.name, LdapEvent::FailedBind);
         }
-        self.state
-            .bind_refusals
-            .count(who.provider, who.name, who.dn, self.peer.ip(), who.reason);
+        self.state.counters.bind_refusal(
+            who.provider,
+            who.name,
+            who.dn,
+            self.peer.ip(),
+            who.reason,
+        );
         done(LdapResultCode::InvalidCredentials, "invalid credentials")
     }
 
     /// The answer once a name or an address has had too many new passwords checked lately,
     /// whether the name exists or not.
     fn throttled(&self, who: Refusal<'_>) -> LdapResult {
-        self.state.bind_refusals.count(
+        self.state.counters.bind_refusal(
             who.provider,
             who.name,
             who.dn,
@@ -952,8 +955,8 @@ impl Session {
                 .await;
         };
         self.state
-            .ldap_counts
-            .add(bound.provider_id, &bound.key(), 2);
+            .counters
+            .ldap(bound.provider_id, &bound.key(), LdapEvent::Search);
         let node = bound.locate(&base);
         let tree_provider = match &node {
             Some(
@@ -1222,7 +1225,7 @@ impl Session {
         };
         let (pid, filter, tree) = (bound.provider_id, filter.clone(), tree.to_string());
         let (provider, custom) = (bound.provider.clone(), bound.custom);
-        let scim = crate::http::scim_base(&self.state.public_base, &bound.provider);
+        let scim = crate::app::scim_base(&self.state.public_base, &bound.provider);
         let state = self.state.clone();
         let kinds = kinds.to_vec();
         let check = bound.check.clone();

@@ -83,51 +83,6 @@ impl Quirks {
     }
 }
 
-/// Counts, per identity provider, the non-standard request shapes scimd accepted, and makes
-/// them visible in the logs: once when first seen, and as totals with every cleanup run.
-#[derive(Default)]
-pub(crate) struct QuirkCounter {
-    counts: std::sync::Mutex<std::collections::BTreeMap<(String, Quirk), u64>>,
-}
-
-impl QuirkCounter {
-    /// Counts the quirks a request of `provider` used.
-    pub(crate) fn count(&self, provider: &str, quirks: Quirks) {
-        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        for q in quirks.iter() {
-            let n = counts.entry((provider.to_string(), q)).or_insert(0);
-            *n += 1;
-            if *n == 1 {
-                tracing::info!(
-                    provider = %provider,
-                    quirk = %q.name(),
-                    "accepted a non-standard request shape from this identity provider (first time since start)"
-                );
-            }
-        }
-    }
-
-    /// Logs the totals since start, one line per provider.
-    pub(crate) fn log_totals(&self) {
-        let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let mut by_provider: std::collections::BTreeMap<&str, Vec<String>> =
-            std::collections::BTreeMap::new();
-        for ((provider, q), n) in counts.iter() {
-            by_provider
-                .entry(provider)
-                .or_default()
-                .push(format!("{}={n}", q.name()));
-        }
-        for (provider, list) in by_provider {
-            tracing::info!(
-                provider = %provider,
-                quirks = %list.join(" "),
-                "non-standard request shapes accepted since start"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

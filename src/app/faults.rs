@@ -6,8 +6,6 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use actix_web::dev::ServiceRequest;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
     /// The request's write panics after it changed rows (`panic-in-write`).
@@ -21,12 +19,12 @@ pub(crate) enum Fault {
 static ENABLED: LazyLock<bool> =
     LazyLock::new(|| std::env::var_os("SCIMD_TEST_FAULTS").is_some_and(|v| v == "1"));
 
-/// The fault a request asks for, when faults are enabled.
-pub(crate) fn requested(req: &ServiceRequest) -> Option<Fault> {
+/// The fault a request asks for (its `x-scimd-test-fault` header), when faults are enabled.
+pub(crate) fn requested(header: Option<&str>) -> Option<Fault> {
     if !*ENABLED {
         return None;
     }
-    let v = req.headers().get("x-scimd-test-fault")?.to_str().ok()?;
+    let v = header?;
     let ms = |s: &str| s.parse().ok().map(Duration::from_millis);
     match v.split_once('=') {
         None if v == "panic-in-write" => Some(Fault::PanicInWrite),
