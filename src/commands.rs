@@ -970,7 +970,7 @@ fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
 }
 
 fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()> {
-    use crate::ldap::directory;
+    use crate::scim::directory;
     let store = open(config, OpenMode::MustExist)?;
     match cmd {
         LdapCommand::Map {
@@ -1094,10 +1094,10 @@ fn ldap_account_command(config: &Config, cmd: LdapAccountCommand) -> anyhow::Res
             let pid = a.provider_id;
             let base = store
                 .call(move |c| store::ldap_accounts::base_of(c, pid))?
-                .unwrap_or_else(|| crate::ldap::directory::base_dn(&a.provider));
+                .unwrap_or_else(|| crate::scim::directory::base_dn(&a.provider));
             println!(
                 "bind DN:  cn={},ou=services,{base}",
-                crate::ldap::directory::escape(&a.name)
+                crate::scim::directory::escape(&a.name)
             );
             println!("base DN:  {base}");
             println!("password (shown only this once; only a hash is stored):");

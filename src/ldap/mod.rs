@@ -6,7 +6,6 @@
 //! the only writer.
 
 mod ber;
-pub(crate) mod directory;
 pub(crate) mod gate;
 
 use std::net::{IpAddr, SocketAddr};
@@ -24,11 +23,11 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder};
 
-use self::directory::{Node, Resolve};
 use crate::app::AppState;
 use crate::app::counters::LdapEvent;
 use crate::auth::{Secret, Verdict};
 use crate::scim::ResourceKind;
+use crate::scim::directory::{self, Node, Resolve};
 use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
 use crate::scim::schema::ResourceType;
 use crate::store::search;

@@ -2,13 +2,9 @@
 //! RFC 7643 §7 schema representation read into the same `Schema` the built-in model uses.
 //!
 //! The model's types hold `&'static` data (the built-in schemas are statics, and every part of
-//! the server borrows from them freely). A registered schema is therefore kept for the life of
-//! the process: each distinct definition is read once and interned, so registering, removing
-//! and registering the same schema again, or rebuilding a provider's model after any change,
-//! does not keep another copy.
-
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+//! the server borrows from them freely). A schema read here is therefore kept for the life of
+//! the process; the store interns each distinct definition (`store::schemas`), so registering,
+//! removing and registering the same schema again does not keep another copy.
 
 use serde_json::{Map, Value};
 
@@ -37,22 +33,7 @@ pub fn parse(text: &str, indexed: &[String]) -> Result<Parsed, String> {
             e.column()
         )
     })?;
-    let key = format!("{indexed:?}\u{0}{value}");
-    static INTERNED: std::sync::LazyLock<Mutex<HashMap<String, Parsed>>> =
-        std::sync::LazyLock::new(Default::default);
-    if let Some(p) = INTERNED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
-    {
-        return Ok(p.clone());
-    }
-    let parsed = read_schema(&value, indexed)?;
-    INTERNED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(key, parsed.clone());
-    Ok(parsed)
+    read_schema(&value, indexed)
 }
 
 fn leak(s: &str) -> &'static str {
@@ -394,9 +375,7 @@ mod tests {
             json["attributes"][3]["subAttributes"][1]["canonicalValues"][1],
             "lab"
         );
-        // The same definition again: the same interned schema.
-        let again = parse(CUSTOM, &["BADGENUMBER".to_string()]).unwrap_or_else(|e| panic!("{e}"));
-        assert!(std::ptr::eq(again.schema, s));
+        // (The store interns what this reads: see `store::schemas`.)
     }
 
     #[test]

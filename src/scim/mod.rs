@@ -1,5 +1,8 @@
-//! Pure SCIM logic, no I/O: the schema model, request validation, and response projection.
+//! Pure SCIM logic, no I/O and no locks: the schema model, request validation, PATCH, the
+//! filter language, response projection, and `directory`: how the users and groups appear
+//! in LDAP (DNs, the attribute table, LDAP filters as SCIM filters).
 
+pub(crate) mod directory;
 pub mod extension;
 pub mod filter;
 #[cfg(test)]

@@ -5,7 +5,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::query::Compiler;
-use super::resources::{Reference, parse_kind};
+use super::rows::{Reference, parse_kind};
 use super::{Error, Result};
 use crate::scim::ResourceKind;
 use crate::scim::patch::MemberChange;

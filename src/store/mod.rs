@@ -8,6 +8,7 @@ pub mod members;
 pub mod providers;
 pub mod query;
 pub mod resources;
+pub(crate) mod rows;
 pub mod schemas;
 pub mod search;
 pub mod tokens;

@@ -11,7 +11,7 @@ use rusqlite::types::Value as Sql;
 use crate::scim::filter::{self, CompValue, Filter, Op, Target, normalize_instant};
 use crate::scim::schema::{Attribute, ResourceType, Role, Type};
 use crate::scim::{self, fold};
-use crate::store::resources::{extension_index_attr, extension_index_value};
+use crate::store::rows::{extension_index_attr, extension_index_value, index_attr};
 use serde_json::Value;
 
 /// The column a `meta` sub-attribute is kept in.
@@ -632,11 +632,6 @@ fn lookup_key(attr: &Attribute) -> Option<&'static Attribute> {
     } else {
         None
     }
-}
-
-/// The `value_index.attr` key of an indexed sub-attribute: `emails.value`.
-pub(crate) fn index_attr(attr: &Attribute, sub: &Attribute) -> String {
-    format!("{}.{}", attr.name, sub.name)
 }
 
 fn collect_conjuncts<'f>(f: &'f Filter, out: &mut Vec<&'f Filter>) {

@@ -9,138 +9,14 @@ use serde_json::{Map, Value};
 use super::members::{
     MemberDelta, add_members, bump_below, change_members, member_seqs, set_members,
 };
-use super::query::index_attr;
+pub use super::rows::{Resource, Rows, Stored};
+use super::rows::{extension_index_attr, extension_index_value, index_attr, kind_str, parse_kind};
 use super::{Error, Result};
 use crate::scim::patch::{self, MemberChange, Operation};
 use crate::scim::quirks::Quirks;
 use crate::scim::resource::{self, PasswordUpdate, Prepared, etag_matches};
-use crate::scim::schema::{Attribute, ResourceType, Role, Uniqueness};
+use crate::scim::schema::{ResourceType, Role, Uniqueness};
 use crate::scim::{ResourceKind, fold, schema};
-
-/// A stored User or Group.
-#[derive(Debug, Clone)]
-pub struct Resource {
-    pub seq: i64,
-    pub id: String,
-    pub doc: Map<String, Value>,
-    pub created: String,
-    pub modified: String,
-    pub version: i64,
-}
-
-/// A stored User or Group as the renderer reads it: its columns, with the document as the JSON
-/// text it is stored as (a full representation never parses it). Borrowed from `Rows`.
-#[derive(Debug, Clone, Copy)]
-pub struct Stored<'a> {
-    pub seq: i64,
-    pub id: &'a str,
-    pub doc: &'a str,
-    pub created: &'a str,
-    pub modified: &'a str,
-    pub version: i64,
-}
-
-/// Rows read for rendering (a page, or the one resource a GET reads), their text columns kept
-/// in one buffer: one growing allocation per page instead of four per row.
-#[derive(Debug, Default)]
-pub struct Rows {
-    text: String,
-    rows: Vec<RowEnds>,
-}
-
-#[derive(Debug)]
-struct RowEnds {
-    seq: i64,
-    version: i64,
-    /// Where id, doc, created and modified end in `text`; each starts where the one before ends.
-    ends: [usize; 4],
-}
-
-impl Rows {
-    /// Room for `rows` rows of typical users, so the buffer is not copied as it grows.
-    pub(super) fn with_capacity(rows: usize) -> Rows {
-        Rows {
-            text: String::with_capacity(rows * 1024),
-            rows: Vec::with_capacity(rows),
-        }
-    }
-
-    /// Appends a row selected as `COLUMNS`.
-    pub(super) fn push(&mut self, r: &Row<'_>) -> rusqlite::Result<()> {
-        let mut ends = [0; 4];
-        for (end, col) in ends.iter_mut().zip(1..) {
-            match r.get_ref(col)? {
-                rusqlite::types::ValueRef::Text(t) => {
-                    let t = std::str::from_utf8(t).map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            col,
-                            rusqlite::types::Type::Text,
-                            Box::new(e),
-                        )
-                    })?;
-                    self.text.push_str(t);
-                }
-                other => {
-                    return Err(rusqlite::Error::InvalidColumnType(
-                        col,
-                        format!("column {col}"),
-                        other.data_type(),
-                    ));
-                }
-            }
-            *end = self.text.len();
-        }
-        self.rows.push(RowEnds {
-            seq: r.get(0)?,
-            version: r.get(5)?,
-            ends,
-        });
-        Ok(())
-    }
-
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = Stored<'_>> {
-        let mut start = 0;
-        self.rows.iter().map(move |row| {
-            let [a, b, c, d] = row.ends;
-            let view = Stored {
-                seq: row.seq,
-                id: &self.text[start..a],
-                doc: &self.text[a..b],
-                created: &self.text[b..c],
-                modified: &self.text[c..d],
-                version: row.version,
-            };
-            start = d;
-            view
-        })
-    }
-}
-
-/// One member of a group, as the representation shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Reference {
-    pub id: String,
-    pub kind: ResourceKind,
-    pub display: Option<String>,
-}
-
-pub(super) fn kind_str(kind: ResourceKind) -> &'static str {
-    kind.name()
-}
-
-pub(super) fn parse_kind(s: &str) -> rusqlite::Result<ResourceKind> {
-    ResourceKind::from_name(s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, s.into())
-    })
-}
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
     let doc: String = r.get(2)?;
@@ -160,8 +36,6 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Resource> {
         version: r.get(5)?,
     })
 }
-
-pub(super) const COLUMNS: &str = "r.seq, r.id, r.doc, r.created, r.modified, r.version";
 
 const GET_SQL: &str = "SELECT r.seq, r.id, r.doc, r.created, r.modified, r.version FROM resources r \
      WHERE r.id = ?1 AND r.provider_id = ?2 AND r.kind = ?3";
@@ -258,22 +132,6 @@ fn index_entries(rt: &ResourceType, doc: &Map<String, Value>) -> Vec<(String, St
         }
     }
     out
-}
-
-/// The `value_index.attr` key of an indexed extension attribute: `urn:...:User:badgeNumber`.
-pub(crate) fn extension_index_attr(urn: &str, attr: &Attribute) -> String {
-    format!("{urn}:{}", attr.name)
-}
-
-/// What `value_index` keeps of an extension attribute's value: text folded unless the
-/// attribute is case-exact; numbers and booleans as JSON.
-pub(crate) fn extension_index_value(attr: &Attribute, v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if attr.case_exact => Some(s.clone()),
-        Value::String(s) => Some(fold(s)),
-        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
-        _ => None,
-    }
 }
 
 /// Refuses a value of an extension attribute with `uniqueness` that another resource of the

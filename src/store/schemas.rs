@@ -68,7 +68,7 @@ pub fn add(
     now: i64,
 ) -> Result<Stored> {
     let p = providers::require(c, provider)?;
-    let parsed = extension::parse(definition, indexed).map_err(Error::Invalid)?;
+    let parsed = interned(definition, indexed).map_err(Error::Invalid)?;
     let urn = parsed.schema.id;
     if let Some(old) = get(c, provider, urn)? {
         return Err(Error::Conflict(format!(
@@ -255,7 +255,7 @@ pub(crate) fn model(c: &Connection, provider_id: i64) -> Result<Model> {
     let mut registered = Vec::with_capacity(rows.len());
     for (kind, definition, indexed) in rows {
         let indexed: Vec<String> = serde_json::from_str(&indexed).unwrap_or_default();
-        let parsed = extension::parse(&definition, &indexed)
+        let parsed = interned(&definition, &indexed)
             .map_err(|e| Error::Internal(format!("a stored schema no longer reads: {e}")))?;
         registered.push(Registered {
             kind,
@@ -264,4 +264,53 @@ pub(crate) fn model(c: &Connection, provider_id: i64) -> Result<Model> {
         });
     }
     Ok(Model::for_provider(version, unknown, &registered))
+}
+
+/// `extension::parse`, once per distinct definition and index list for the life of the
+/// process: a parsed schema is leaked (`&'static`), so rebuilding a provider's model after any
+/// change, or registering a removed schema again, reuses the first copy.
+fn interned(
+    definition: &str,
+    indexed: &[String],
+) -> std::result::Result<extension::Parsed, String> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex, PoisonError};
+    static INTERNED: LazyLock<Mutex<HashMap<String, extension::Parsed>>> =
+        LazyLock::new(Default::default);
+    let key = format!("{indexed:?}\u{0}{definition}");
+    if let Some(p) = INTERNED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+    {
+        return Ok(p.clone());
+    }
+    let parsed = extension::parse(definition, indexed)?;
+    INTERNED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, parsed.clone());
+    Ok(parsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_definition_again_is_the_same_interned_schema() {
+        let definition = r#"{"id": "urn:example:params:scim:schemas:extension:interned:2.0:User",
+            "name": "Interned", "attributes": [{"name": "badgeNumber", "type": "string",
+            "multiValued": false, "required": false, "caseExact": false, "mutability": "readWrite",
+            "returned": "default", "uniqueness": "none"}]}"#;
+        let indexed = ["BADGENUMBER".to_string()];
+        let first = interned(definition, &indexed).unwrap_or_else(|e| panic!("{e}"));
+        let again = interned(definition, &indexed).unwrap_or_else(|e| panic!("{e}"));
+        assert!(std::ptr::eq(again.schema, first.schema));
+        let other = interned(definition, &[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !std::ptr::eq(other.schema, first.schema),
+            "another index list is another copy"
+        );
+    }
 }

@@ -6,7 +6,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::Result;
-use super::resources::{COLUMNS, Rows, kind_str};
+use super::rows::{COLUMNS, Rows, kind_str};
 use crate::scim::ResourceKind;
 
 /// A compiled filter condition over `resources r`, with its parameters numbered from ?3

@@ -16,6 +16,7 @@ mod hostile;
 mod http_basics;
 mod interop;
 mod jobs;
+mod layers;
 mod ldap;
 mod ldap_abuse;
 mod ops;
