@@ -245,6 +245,16 @@ struct Session {
     can_start_tls: bool,
 }
 
+/// The answer when the store fails: the cause goes to the log, never to the client (whose
+/// message would otherwise carry SQLite's text).
+fn unavailable(what: &str, e: &store::Error) -> LdapResult {
+    tracing::warn!(error = %e, "{what} failed");
+    done(
+        LdapResultCode::Unavailable,
+        "the directory cannot be read right now",
+    )
+}
+
 fn done(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
     LdapResult {
         code,
@@ -622,7 +632,7 @@ impl Session {
             .await
         {
             Ok(b) => b,
-            Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
+            Err(e) => return unavailable("an LDAP bind", &e),
         };
         let located = bases
             .iter()
@@ -674,7 +684,7 @@ impl Session {
                 let who = Refusal::unknown(&provider, dn, "no such account");
                 return self.refuse(who, &budget, &password).await;
             }
-            Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
+            Err(e) => return unavailable("an LDAP bind", &e),
         };
         if account.state(now) != crate::auth::TokenState::Active {
             let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
@@ -754,7 +764,7 @@ impl Session {
                 let who = Refusal::unknown(provider, dn, "no such user");
                 return self.refuse(who, &budget, password).await;
             }
-            Err(e) => return done(LdapResultCode::Unavailable, e.to_string()),
+            Err(e) => return unavailable("an LDAP bind", &e),
         };
         let key = format!("uid={}", user.user_name);
         let who = Refusal::known(&user.provider, user.provider_id, &key, dn);
@@ -1248,6 +1258,7 @@ impl Session {
                     pid,
                     mappings: &mappings,
                     tree: custom.then_some((provider.as_str(), tree.as_str())),
+                    failed: Default::default(),
                 };
                 let mut out = Batch {
                     at,
@@ -1307,13 +1318,7 @@ impl Session {
                     format!("{why}: this connection's binding has ended; bind again"),
                 )
             }
-            Failure::Store(e) => {
-                tracing::warn!(error = %e, "an LDAP search failed");
-                done(
-                    LdapResultCode::Unavailable,
-                    "the directory cannot be read right now",
-                )
-            }
+            Failure::Store(e) => unavailable("an LDAP search", &e),
         }
     }
 
@@ -1416,6 +1421,9 @@ fn entry_condition(
     resolver: &Resolver<'_>,
 ) -> store::Result<Option<Option<store::search::Condition>>> {
     let mut f = directory::simplify(directory::to_scim(filter, kind, resolver));
+    if let Some(e) = resolver.take_error() {
+        return Err(e);
+    }
     if !directory::may_match(&f) {
         return Ok(None);
     }
@@ -1467,10 +1475,25 @@ fn entries(
         ResourceKind::User => Some(store::members::group_seqs_of_many(tx, &seqs)?),
         ResourceKind::Group => None,
     };
+    let docs = rows
+        .iter()
+        .map(|row| serde_json::from_str::<Value>(row.doc))
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| store::Error::Internal(format!("a stored document for LDAP: {e}")))?;
+    // The managers' names and the groups' member names: one statement for the whole batch.
+    let (managers, members) = match rt.kind() {
+        ResourceKind::User => {
+            let ids: Vec<&str> = docs.iter().filter_map(manager_id).collect();
+            let names = store::resources::names_by_id(tx, pid, ResourceKind::User, &ids)?;
+            (names, Default::default())
+        }
+        ResourceKind::Group => (
+            Default::default(),
+            store::members::member_names_many(tx, &seqs)?,
+        ),
+    };
     let mut entries = Vec::with_capacity(seqs.len());
-    for (i, row) in rows.iter().enumerate() {
-        let doc: Value = serde_json::from_str(row.doc)
-            .map_err(|e| store::Error::Internal(format!("a stored document for LDAP: {e}")))?;
+    for ((i, row), doc) in rows.iter().enumerate().zip(docs) {
         let operational = op_marker(directory::operational(row.id, row.created, row.modified));
         let entry = match rt.kind() {
             ResourceKind::User => {
@@ -1485,13 +1508,9 @@ fn entries(
                         .collect(),
                     None => Vec::new(),
                 };
-                let manager = doc
-                    .pointer(
-                        "/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/manager/value",
-                    )
-                    .and_then(Value::as_str)
-                    .and_then(|m| name_of(tx, pid, ResourceKind::User, m).ok().flatten())
-                    .map(|n| directory::user_dn(tree, &n));
+                let manager = manager_id(&doc)
+                    .and_then(|m| managers.get(m))
+                    .map(|n| directory::user_dn(tree, n));
                 let dn = directory::user_dn(
                     tree,
                     doc.get("userName")
@@ -1513,11 +1532,13 @@ fn entries(
                     .get("displayName")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let members: Vec<String> = store::members::member_names(tx, row.seq)?
+                let members: Vec<String> = members
+                    .get(&row.seq)
                     .into_iter()
+                    .flatten()
                     .map(|(k, n)| match k {
-                        ResourceKind::User => directory::user_dn(tree, &n),
-                        ResourceKind::Group => directory::group_dn(tree, &n),
+                        ResourceKind::User => directory::user_dn(tree, n),
+                        ResourceKind::Group => directory::group_dn(tree, n),
                     })
                     .collect();
                 let mut attrs = vec![
@@ -1731,17 +1752,27 @@ struct Resolver<'c> {
     mappings: &'c [(String, AttrPath)],
     /// The provider and the base it chose, if it did.
     tree: Option<(&'c str, &'c str)>,
+    /// The first lookup that failed: the translation is then not used (a failing read must not
+    /// pass for "no such entry").
+    failed: std::cell::RefCell<Option<rusqlite::Error>>,
+}
+
+impl Resolver<'_> {
+    /// The error of a lookup made while translating, if one failed.
+    fn take_error(&self) -> Option<store::Error> {
+        self.failed.borrow_mut().take().map(store::Error::from)
+    }
 }
 
 impl Resolve for Resolver<'_> {
     fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String> {
-        self.c
-            .query_row(
-                "SELECT id FROM resources WHERE provider_id = ?1 AND kind = ?2 AND name_key = ?3",
-                rusqlite::params![self.pid, kind.name(), crate::scim::fold(name)],
-                |r| r.get(0),
-            )
-            .ok()
+        match store::resources::id_by_name(self.c, self.pid, kind, name) {
+            Ok(id) => id,
+            Err(e) => {
+                self.failed.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
     }
 
     fn node(&self, dn: &str) -> Option<Node> {
@@ -1759,25 +1790,52 @@ impl Resolve for Resolver<'_> {
     }
 }
 
-/// The unique name of the resource with this id.
-fn name_of(
-    c: &rusqlite::Connection,
-    pid: i64,
-    kind: ResourceKind,
-    id: &str,
-) -> store::Result<Option<String>> {
-    use rusqlite::OptionalExtension;
-    Ok(c.query_row(
-        "SELECT name FROM resources WHERE provider_id = ?1 AND kind = ?2 AND id = ?3",
-        rusqlite::params![pid, kind.name(), id],
-        |r| r.get(0),
-    )
-    .optional()?)
+/// The id of a user's manager, as the enterprise extension keeps it.
+fn manager_id(doc: &Value) -> Option<&str> {
+    doc.pointer("/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/manager/value")
+        .and_then(Value::as_str)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lookup_that_fails_is_an_error_not_no_match() {
+        // No tables at all: the lookup of the member's id fails.
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        let resolver = Resolver {
+            c: &c,
+            pid: 1,
+            mappings: &[],
+            tree: None,
+            failed: Default::default(),
+        };
+        let filter =
+            LdapFilter::Equality("member".into(), "uid=alice,ou=people,dc=p,dc=scimd".into());
+        let rt = crate::scim::schema::Model::builtin().get(ResourceKind::Group);
+        let got = entry_condition(
+            rt,
+            "http://h/scim/v2/p",
+            ResourceKind::Group,
+            &filter,
+            None,
+            &resolver,
+        );
+        assert!(got.is_err());
+        // With the table there and no such user, the filter simply matches nothing.
+        let c = crate::store::test_conn();
+        let resolver = Resolver { c: &c, ..resolver };
+        let got = entry_condition(
+            rt,
+            "http://h/scim/v2/p",
+            ResourceKind::Group,
+            &filter,
+            None,
+            &resolver,
+        );
+        assert!(matches!(got, Ok(None)), "{:?}", got.err());
+    }
 
     #[test]
     fn cookies_round_trip_and_foreign_ones_are_refused() {

@@ -230,19 +230,33 @@ pub(crate) fn first_members(c: &Connection, group_seq: i64, n: usize) -> Result<
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The kind and unique name of each member of a group (for member DNs), oldest first;
-/// deactivated users are left out, as they are out of the LDAP directory.
-pub(crate) fn member_names(c: &Connection, group_seq: i64) -> Result<Vec<(ResourceKind, String)>> {
+/// The kind and unique name of each member of these groups (for member DNs), by group, oldest
+/// member first, in one statement whatever the number of groups; deactivated users are left
+/// out, as they are out of the LDAP directory.
+pub(crate) fn member_names_many(
+    c: &Connection,
+    group_seqs: &[i64],
+) -> Result<std::collections::HashMap<i64, Vec<(ResourceKind, String)>>> {
+    let mut out: std::collections::HashMap<i64, Vec<(ResourceKind, String)>> =
+        std::collections::HashMap::new();
+    if group_seqs.is_empty() {
+        return Ok(out);
+    }
     let mut st = c.prepare_cached(
-        "SELECT r.kind, r.name FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
-         WHERE m.group_seq = ?1
+        "SELECT m.group_seq, r.kind, r.name FROM members m CROSS JOIN resources r
+             ON r.seq = m.member_seq
+         WHERE m.group_seq IN (SELECT value FROM json_each(?1))
            AND NOT (r.kind = 'User' AND coalesce(json_extract(r.doc, '$.active'), 1) = 0)
-         ORDER BY m.member_seq",
+         ORDER BY m.group_seq, m.member_seq",
     )?;
-    let rows = st.query_map([group_seq], |r| {
-        Ok((parse_kind(&r.get::<_, String>(0)?)?, r.get::<_, String>(1)?))
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let seqs = serde_json::to_string(group_seqs).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut rows = st.query([seqs])?;
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?)
+            .or_default()
+            .push((parse_kind(&r.get::<_, String>(1)?)?, r.get(2)?));
+    }
+    Ok(out)
 }
 
 /// The members of a group, oldest resource first.

@@ -64,6 +64,44 @@ pub(crate) fn read(c: &Connection, provider_id: i64, kind: ResourceKind, id: &st
 }
 
 /// Whether resources of this type hold members (Groups): their name shows in their members'
+/// The id of the resource of `kind` whose unique name is `name` (regardless of case).
+pub(crate) fn id_by_name(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    name: &str,
+) -> rusqlite::Result<Option<String>> {
+    c.prepare_cached(
+        "SELECT id FROM resources WHERE provider_id = ?1 AND kind = ?2 AND name_key = ?3",
+    )?
+    .query_row(params![provider_id, kind_str(kind), fold(name)], |r| {
+        r.get(0)
+    })
+    .optional()
+}
+
+/// The unique names of the resources of `kind` with these ids, by id, in one statement
+/// whatever the number of ids (ids of no resource are left out).
+pub(crate) fn names_by_id(
+    c: &Connection,
+    provider_id: i64,
+    kind: ResourceKind,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, String>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let mut st = c.prepare_cached(
+        "SELECT id, name FROM resources
+         WHERE provider_id = ?1 AND kind = ?2 AND id IN (SELECT value FROM json_each(?3))",
+    )?;
+    let ids = serde_json::to_string(ids).map_err(|e| Error::Internal(e.to_string()))?;
+    let rows = st.query_map(params![provider_id, kind_str(kind), ids], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// computed values.
 fn holds_members(rt: &ResourceType) -> bool {
     rt.linked().is_some_and(|a| a.role == Role::Relation)

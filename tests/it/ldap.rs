@@ -872,6 +872,27 @@ impl Connection {
     }
 }
 
+/// A bind the store cannot answer gets `unavailable` with a plain message: what SQLite said
+/// goes to the server's log, never to the client. Each table a bind reads is taken away in
+/// turn (renamed under the running server), then put back, and binds work again.
+#[test]
+fn a_bind_the_store_cannot_answer_does_not_tell_the_client_why() {
+    use ldap3_proto::LdapResultCode::{Success, Unavailable};
+    let d = Directory::start("on");
+    let db = rusqlite::Connection::open(&d.db.path).unwrap();
+    for table in ["ldap_settings", "ldap_accounts"] {
+        db.execute_batch(&format!("ALTER TABLE {table} RENAME TO {table}_away"))
+            .unwrap();
+        let mut c = Connection::open(&d.url);
+        let (code, message) = c.bind_result(BIND, &d.password);
+        assert_eq!(code, Unavailable, "{table}: {message}");
+        assert_eq!(message, "the directory cannot be read right now", "{table}");
+        db.execute_batch(&format!("ALTER TABLE {table}_away RENAME TO {table}"))
+            .unwrap();
+        assert_eq!(Connection::open(&d.url).bind(BIND, &d.password), Success);
+    }
+}
+
 /// A connection stays bound only while what it bound with is valid: an account revoked or
 /// expired, a user deactivated, deleted or given a new password by its identity provider, and
 /// the next search on that open connection is refused, as the next request of a revoked SCIM
