@@ -79,8 +79,11 @@ impl AppState {
             .run(move |c| -> Result<T, Error> {
                 #[cfg(debug_assertions)]
                 faults::before_read(p.fault);
-                p.recheck(c, false)?;
-                f(c).map_err(Into::into)
+                // The token and what the request reads: one snapshot, the file locked once.
+                store::Snapshot::enter(c)?;
+                let out = p.recheck(c, false).and_then(|()| f(c).map_err(Into::into));
+                store::Snapshot::leave(c);
+                out
             })
             .await;
         self.forget_if_refused(principal, res)

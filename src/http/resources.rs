@@ -765,7 +765,8 @@ async fn search_kind(
     let (body, total) = state
         .read(&principal, move |c| -> store::Result<(Vec<u8>, i64)> {
             let rt = model.get(kind);
-            let tx = c.transaction()?;
+            // (`read` runs this in one read transaction: the page and the total agree.)
+            let tx: &rusqlite::Connection = c;
             let paging = match after {
                 Some(seq) => Paging::After(seq),
                 None => Paging::Index {
@@ -773,7 +774,7 @@ async fn search_kind(
                     order: order.as_deref(),
                 },
             };
-            let page = search::search(&tx, pid, kind, condition.as_ref(), paging, count)?;
+            let page = search::search(tx, pid, kind, condition.as_ref(), paging, count)?;
             let paged = match after {
                 None => Paged::Index(start_index),
                 Some(_) => Paged::Cursor(
@@ -787,7 +788,7 @@ async fn search_kind(
             let mut out = Vec::with_capacity(page.items.len() * 1536 + 256);
             render::list_start(&mut out, page.total, page.items.len(), &paged);
             let rows: Vec<_> = page.items.iter().collect();
-            render::push_rows(&mut out, &tx, rt, &base, &rows, &projection)?;
+            render::push_rows(&mut out, tx, rt, &base, &rows, &projection)?;
             render::list_end(&mut out);
             Ok((out, page.total))
         })
@@ -854,7 +855,8 @@ pub async fn search_all(
     let pid = principal.provider_id;
     let body = state
         .read(&principal, move |c| -> store::Result<Vec<u8>> {
-            let tx = c.transaction()?;
+            // (`read` runs this in one read transaction: every page reads one snapshot.)
+            let tx: &rusqlite::Connection = c;
             let mut total = 0;
             let mut skip = start_index - 1;
             let mut room = count;
@@ -865,7 +867,7 @@ pub async fn search_all(
                     offset: skip,
                     order: None,
                 };
-                let page = search::search(&tx, pid, *kind, cond.as_ref(), paging, room)?;
+                let page = search::search(tx, pid, *kind, cond.as_ref(), paging, room)?;
                 total += page.total;
                 skip = (skip - page.total).max(0);
                 room -= page.items.len() as i64;
@@ -876,7 +878,7 @@ pub async fn search_all(
                     shown += page.items.len();
                     let rt = model.get(*kind);
                     let rows: Vec<_> = page.items.iter().collect();
-                    render::push_rows(&mut items, &tx, rt, &base, &rows, projection)?;
+                    render::push_rows(&mut items, tx, rt, &base, &rows, projection)?;
                 }
             }
             let mut out = Vec::with_capacity(items.len() + 256);

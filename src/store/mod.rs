@@ -412,6 +412,11 @@ fn configure(c: &mut Connection, busy_timeout: Duration) -> rusqlite::Result<()>
     // FULL: an acknowledged write survives power loss, also in WAL mode.
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
+    // Pages read through a memory map of the file (up to 1 GiB of it) instead of one pread
+    // and one copy each: a point read made 0.85 preads on 10,000 users, when the file no
+    // longer fit SQLite's own 2 MB page cache per connection. The map is read-only (SQLite's
+    // default); writes still go through the -wal file.
+    c.pragma_update(None, "mmap_size", 1i64 << 30)?;
     // Plans never depend on bound values. Without this, binding a new value to a parameter
     // SQLite looked at while planning (LIMIT ?, OFFSET ?) expires the cached statement, and
     // every page query was compiled again on each use.
@@ -463,12 +468,30 @@ pub(crate) struct Snapshot<'c>(&'c Connection);
 
 impl<'c> Snapshot<'c> {
     pub(crate) fn begin(c: &'c Connection) -> Result<Snapshot<'c>> {
+        Snapshot::enter(c)?;
+        Ok(Snapshot(c))
+    }
+
+    /// Begins a read transaction on `c`, for work that needs the connection itself (`&mut`);
+    /// `leave` ends it. Besides one snapshot, it takes SQLite's file locks once for all its
+    /// statements instead of once per statement.
+    pub(crate) fn enter(c: &Connection) -> Result<()> {
         if !c.is_autocommit() {
             // A transaction an earlier job left open (its rollback failed) ends here.
             c.execute_batch("ROLLBACK")?;
         }
         c.prepare_cached("BEGIN")?.execute([])?;
-        Ok(Snapshot(c))
+        Ok(())
+    }
+
+    /// Ends the read transaction `enter` began (a failure is logged; the next `enter` ends it).
+    pub(crate) fn leave(c: &Connection) {
+        if let Err(e) = c
+            .prepare_cached("ROLLBACK")
+            .and_then(|mut st| st.execute([]))
+        {
+            tracing::warn!(error = %e, "ending a read transaction");
+        }
     }
 }
 
@@ -482,13 +505,7 @@ impl std::ops::Deref for Snapshot<'_> {
 
 impl Drop for Snapshot<'_> {
     fn drop(&mut self) {
-        if let Err(e) = self
-            .0
-            .prepare_cached("ROLLBACK")
-            .and_then(|mut st| st.execute([]))
-        {
-            tracing::warn!(error = %e, "ending a read transaction");
-        }
+        Snapshot::leave(self.0);
     }
 }
 
