@@ -5,19 +5,19 @@
 
 use std::time::{Duration, Instant};
 
-use scimd::scim::ProviderKind;
-use scimd::scim::ResourceKind;
-use scimd::scim::patch;
-use scimd::scim::resource::prepare;
-use scimd::store::providers;
-use scimd::store::resources;
-use scimd::store::{OpenMode, Store};
+use scimd::api::scim::ProviderKind;
+use scimd::api::scim::ResourceKind;
+use scimd::api::scim::patch;
+use scimd::api::scim::resource::prepare;
+use scimd::api::store::providers;
+use scimd::api::store::resources;
+use scimd::api::store::{OpenMode, Store};
 use serde_json::json;
 
 const BASE: &str = "http://127.0.0.1:8080/scim/v2/bench";
 
-fn invalid(e: impl std::fmt::Display) -> scimd::store::Error {
-    scimd::store::Error::Invalid(e.to_string())
+fn invalid(e: impl std::fmt::Display) -> scimd::api::store::Error {
+    scimd::api::store::Error::Invalid(e.to_string())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
                     resources::create(c, pid, ResourceKind::User.builtin(), &p, None, now)?.id,
                 );
             }
-            Ok::<_, scimd::store::Error>(made)
+            Ok::<_, scimd::api::store::Error>(made)
         })?;
         ids.extend(made);
     }

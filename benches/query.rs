@@ -7,17 +7,17 @@
 
 use std::time::{Duration, Instant};
 
-use scimd::render;
-use scimd::scim::ProviderKind;
-use scimd::scim::ResourceKind;
-use scimd::scim::filter;
-use scimd::scim::projection::Projection;
-use scimd::scim::resource::prepare;
-use scimd::store::providers;
-use scimd::store::query;
-use scimd::store::resources;
-use scimd::store::search::{self, Paging};
-use scimd::store::{OpenMode, Store};
+use scimd::api::render;
+use scimd::api::scim::ProviderKind;
+use scimd::api::scim::ResourceKind;
+use scimd::api::scim::filter;
+use scimd::api::scim::projection::Projection;
+use scimd::api::scim::resource::prepare;
+use scimd::api::store::providers;
+use scimd::api::store::query;
+use scimd::api::store::resources;
+use scimd::api::store::search::{self, Paging};
+use scimd::api::store::{OpenMode, Store};
 #[path = "common/users.rs"]
 mod users;
 
@@ -65,10 +65,10 @@ fn main() -> anyhow::Result<()> {
         store.write_blocking(move |c| {
             for &i in &chunk {
                 let p = prepare(ResourceKind::User.builtin(), &users::entra_like_user(i))
-                    .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
+                    .map_err(|e| scimd::api::store::Error::Invalid(e.to_string()))?;
                 resources::create(c, pid, ResourceKind::User.builtin(), &p, None, now)?;
             }
-            Ok::<_, scimd::store::Error>(())
+            Ok::<_, scimd::api::store::Error>(())
         })?;
     }
     let seeded = t.elapsed();
@@ -141,10 +141,10 @@ fn main() -> anyhow::Result<()> {
                     None
                 } else {
                     let ast = filter::parse(&text)
-                        .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?;
+                        .map_err(|e| scimd::api::store::Error::Invalid(e.to_string()))?;
                     Some(
                         query::condition(ResourceKind::User.builtin(), BASE, &ast)
-                            .map_err(|e| scimd::store::Error::Invalid(e.to_string()))?,
+                            .map_err(|e| scimd::api::store::Error::Invalid(e.to_string()))?,
                     )
                 };
                 let offset = offset.map_or(0, |o| o.min(users as i64 - 100).max(0));

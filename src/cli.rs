@@ -23,18 +23,18 @@ use crate::scim::{ProviderKind, ResourceKind};
 pub struct Cli {
     /// TOML configuration file (see config.example.toml). Also: SCIMD_CONFIG.
     #[arg(long, global = true, value_name = "PATH")]
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 
     /// SQLite database file; overrides `database` from the file and SCIMD_DATABASE.
     #[arg(long, global = true, value_name = "PATH")]
-    pub database: Option<PathBuf>,
+    pub(crate) database: Option<PathBuf>,
 
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run the SCIM server until SIGTERM or SIGINT (requests in flight are finished first).
     ///
     /// The database file must exist (`provider add` or `quickstart` creates it), so that a
@@ -106,41 +106,41 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address and port to listen on, e.g. 127.0.0.1:8080 or [::]:8080; port 0 picks a free
     /// port. Overrides `listen` and SCIMD_LISTEN.
     #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    pub(crate) listen: Option<String>,
 
     /// External URL clients use to reach this server, e.g. https://scim.example.com; used in
     /// SCIM base URLs and meta.location. Overrides `public_url` and SCIMD_PUBLIC_URL.
     #[arg(long, value_name = "URL")]
-    pub public_url: Option<String>,
+    pub(crate) public_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
-pub struct ServeCommand {
+pub(crate) struct ServeCommand {
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub(crate) serve: ServeArgs,
 
     /// Create the database file if it does not exist yet (a new installation). Without it,
     /// a missing database is an error.
     #[arg(long)]
-    pub create: bool,
+    pub(crate) create: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct QuickstartArgs {
+pub(crate) struct QuickstartArgs {
     #[command(flatten)]
-    pub serve: ServeArgs,
+    pub(crate) serve: ServeArgs,
 
     /// Name of the identity provider to create or reuse.
     #[arg(long, default_value = "default", value_name = "NAME")]
-    pub provider: String,
+    pub(crate) provider: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum KindArg {
+pub(crate) enum KindArg {
     /// Any RFC 7643/7644 client (Okta, OneLogin, JumpCloud, ...).
     Generic,
     /// Microsoft Entra ID: follow Microsoft's documented preferences where the RFC allows a choice.
@@ -157,7 +157,7 @@ impl From<KindArg> for ProviderKind {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ProviderCommand {
+pub(crate) enum ProviderCommand {
     /// Create an identity provider and print its SCIM base URL.
     Add {
         /// 1-64 letters, digits, '-', '_' or '.'; part of the SCIM base URL.
@@ -200,7 +200,7 @@ pub enum ProviderCommand {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ExportFormat {
+pub(crate) enum ExportFormat {
     /// One SCIM JSON resource per line.
     Jsonl,
     /// A header line, then id, externalId, userName or displayName and the other common
@@ -209,14 +209,14 @@ pub enum ExportFormat {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum DbCommand {
+pub(crate) enum DbCommand {
     /// Check the database: SQLite's integrity and foreign key checks and the schema version.
     /// Exits 0 when all is well, 1 otherwise (for scripts and monitoring).
     Check,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum LdapCommand {
+pub(crate) enum LdapCommand {
     /// Service accounts: each reads one identity provider's tree, binding as
     /// `cn=NAME,ou=services,dc=PROVIDER,dc=scimd` with a secret shown once.
     #[command(subcommand)]
@@ -256,7 +256,7 @@ pub enum LdapCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum LdapAccountCommand {
+pub(crate) enum LdapAccountCommand {
     /// Create an account and print its bind DN and secret (once; only a hash is stored).
     Add {
         name: String,
@@ -279,7 +279,7 @@ pub enum LdapAccountCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AdminCommand {
+pub(crate) enum AdminCommand {
     /// Add an admin account. The password (12 characters or more) is asked for twice on the
     /// terminal, or read from the first line of standard input with --password-stdin.
     Add {
@@ -300,47 +300,47 @@ pub enum AdminCommand {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum OnOff {
+pub(crate) enum OnOff {
     On,
     Off,
 }
 
 #[derive(Debug, Args)]
-pub struct ActivityArgs {
+pub(crate) struct ActivityArgs {
     /// Only this identity provider's records.
     #[arg(long, value_name = "NAME")]
-    pub provider: Option<String>,
+    pub(crate) provider: Option<String>,
     /// From this long ago (e.g. 1h, 7d) or this date or time (2026-11-30, 2026-11-30T08:00:00Z).
     #[arg(long, value_name = "AGE|DATE")]
-    pub since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Up to this date or time.
     #[arg(long, value_name = "DATE")]
-    pub until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Only refused requests and authentication failures (status 400 and above).
     #[arg(long)]
-    pub failed: bool,
+    pub(crate) failed: bool,
     /// One resource's history, by its SCIM id.
     #[arg(long, value_name = "ID", conflicts_with_all = ["user", "group"])]
-    pub resource: Option<String>,
+    pub(crate) resource: Option<String>,
     /// The history of the user with this userName (regardless of case).
     #[arg(long, value_name = "USERNAME", conflicts_with = "group")]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// The history of the group with this displayName (regardless of case).
     #[arg(long, value_name = "NAME")]
-    pub group: Option<String>,
+    pub(crate) group: Option<String>,
     /// Most records shown (the newest).
     #[arg(long, default_value_t = 100, value_name = "N")]
-    pub limit: usize,
+    pub(crate) limit: usize,
     /// Keep running and print new records as they are committed.
     #[arg(long)]
-    pub follow: bool,
+    pub(crate) follow: bool,
     /// One JSON object per line instead of a table.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum UnknownArg {
+pub(crate) enum UnknownArg {
     /// Refuse the request with 400, naming the attribute and the command that registers it.
     Reject,
     /// Drop the attribute; it is counted as a quirk and logged the first time.
@@ -357,7 +357,7 @@ impl From<UnknownArg> for Unknown {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ResourceTypeArg {
+pub(crate) enum ResourceTypeArg {
     User,
     Group,
 }
@@ -372,7 +372,7 @@ impl From<ResourceTypeArg> for ResourceKind {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum SchemaCommand {
+pub(crate) enum SchemaCommand {
     /// Register an extension schema from a file holding its RFC 7643 §7 representation:
     /// {"id": URN, "name": ..., "description": ..., "attributes": [{"name", "type", "multiValued",
     /// "caseExact", "required", "mutability", "returned", "uniqueness", "canonicalValues",
@@ -416,7 +416,7 @@ pub enum SchemaCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum TokenCommand {
+pub(crate) enum TokenCommand {
     /// Create a token for an identity provider and print it once.
     Create {
         /// The identity provider the token is for.

@@ -23,23 +23,23 @@ macro_rules! settings {
         /// One layer of configuration as written by the operator; `None` means "not set here".
         #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
         #[serde(deny_unknown_fields)]
-        pub struct RawConfig {
-            $(pub $key: Option<$raw>,)*
+        pub(crate) struct RawConfig {
+            $(pub(crate) $key: Option<$raw>,)*
         }
 
         /// Every key, in the order `config.example.toml` documents them.
         #[cfg(test)]
-        pub const KEYS: &[&str] = &[$(stringify!($key)),*];
+        pub(crate) const KEYS: &[&str] = &[$(stringify!($key)),*];
 
         /// The validated configuration every part of the server reads.
         #[derive(Debug, Clone)]
-        pub struct Config {
-            $($(#[doc = $doc])* pub $key: $ty,)*
+        pub(crate) struct Config {
+            $($(#[doc = $doc])* pub(crate) $key: $ty,)*
         }
 
         impl RawConfig {
             /// The built-in defaults, written the way an operator would write them.
-            pub fn defaults() -> RawConfig {
+            pub(crate) fn defaults() -> RawConfig {
                 RawConfig {
                     $($key: $default,)*
                 }
@@ -47,7 +47,7 @@ macro_rules! settings {
 
             /// Sets one key from its text form (environment variables and flags arrive as
             /// text).
-            pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+            pub(crate) fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
                 match key {
                     $(stringify!($key) => self.$key = Some(FromText::from_text(key, value)?),)*
                     _ => return Err(format!("unknown setting {key:?}")),
@@ -56,7 +56,7 @@ macro_rules! settings {
             }
 
             /// `other` wins wherever it sets a value.
-            pub fn overlay(self, other: RawConfig) -> RawConfig {
+            pub(crate) fn overlay(self, other: RawConfig) -> RawConfig {
                 RawConfig {
                     $($key: other.$key.or(self.$key),)*
                 }
@@ -79,7 +79,7 @@ macro_rules! settings {
 
         impl Config {
             /// The effective configuration as TOML, with anything secret replaced by `***`.
-            pub fn to_redacted_toml(&self) -> String {
+            pub(crate) fn to_redacted_toml(&self) -> String {
                 let mut out = String::new();
                 $(out.push_str(&format!("{} = {}\n", stringify!($key), $show(&self.$key)));)*
                 out
@@ -178,7 +178,7 @@ settings! {
 const ENV_NOT_KEYS: &[&str] = &["SCIMD_CONFIG", "SCIMD_TEST_FAULTS"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -365,11 +365,11 @@ fn shown_number(n: &u32) -> String {
 }
 
 impl RawConfig {
-    pub fn from_toml(text: &str) -> Result<RawConfig, String> {
+    pub(crate) fn from_toml(text: &str) -> Result<RawConfig, String> {
         toml::from_str(text).map_err(|e| e.message().to_string())
     }
 
-    pub fn from_file(path: &Path) -> Result<RawConfig, String> {
+    pub(crate) fn from_file(path: &Path) -> Result<RawConfig, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
         RawConfig::from_toml(&text).map_err(|e| format!("config file {}: {e}", path.display()))
@@ -377,7 +377,7 @@ impl RawConfig {
 
     /// Reads `SCIMD_<KEY>` variables. An unknown `SCIMD_` variable is an error that names it,
     /// so a typo never silently falls back to a default.
-    pub fn from_env<I>(vars: I) -> Result<RawConfig, Vec<String>>
+    pub(crate) fn from_env<I>(vars: I) -> Result<RawConfig, Vec<String>>
     where
         I: IntoIterator<Item = (String, String)>,
     {
@@ -403,7 +403,7 @@ impl RawConfig {
     }
 
     /// Checks every key and reports all problems at once.
-    pub fn validate(&self) -> Result<Config, Vec<String>> {
+    pub(crate) fn validate(&self) -> Result<Config, Vec<String>> {
         let mut problems = Vec::new();
         match self.check_each(&mut problems) {
             Some(config) if problems.is_empty() => {
@@ -443,22 +443,12 @@ fn check_public_url(u: &str) -> Result<String, String> {
     Ok(u.trim_end_matches('/').to_string())
 }
 
-impl Config {
-    /// The validated defaults, as used when nothing else is configured.
-    pub fn default_config() -> Config {
-        match RawConfig::defaults().validate() {
-            Ok(c) => c,
-            Err(problems) => unreachable!("built-in defaults are invalid: {problems:?}"),
-        }
-    }
-}
-
 /// Twice the CPUs the process may use (one reader thread per connection). Reads are CPU work
 /// once the database is in the page cache: more threads than that only take turns on the same
 /// cores, and each turn costs throughput and tail latency (measured on 2 CPUs: 4 reading
 /// threads served 13-32 % more point reads than 20). A database larger than memory waits on
 /// the disk instead; raise it then.
-pub fn default_pool_size() -> u32 {
+pub(crate) fn default_pool_size() -> u32 {
     std::thread::available_parallelism().map_or(4, |n| (2 * n.get()).min(64) as u32)
 }
 
@@ -481,7 +471,7 @@ const UNITS: &[(&str, u64)] = &[
 ];
 
 /// Parses durations such as `90d`, `24h`, `1h30m`, `45s`, `2w`. A bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration".into());
@@ -514,7 +504,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The shortest exact form, e.g. 86400s -> `1d`, 5400s -> `1h30m`.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let mut secs = d.as_secs();
     if secs == 0 {
         return "0s".into();
@@ -540,7 +530,7 @@ const SIZE_UNITS: &[(&str, usize)] = &[
 ];
 
 /// Parses sizes such as `1MiB`, `512KiB`, `2MB` or a plain number of bytes.
-pub fn parse_size(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let s = text.trim();
     let bad = || format!("{text:?} is not a size such as 1048576, 512KiB or 1MiB");
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());

@@ -7,13 +7,13 @@ use serde_json::json;
 
 use crate::{scim, store};
 
-pub const SCIM_CONTENT_TYPE: &str = "application/scim+json";
-pub const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+pub(crate) const SCIM_CONTENT_TYPE: &str = "application/scim+json";
+pub(crate) const ERROR_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 /// Longest request target (path and query) answered; a SCIM filter fits many times over.
-pub const MAX_TARGET: usize = 8 * 1024;
+pub(crate) const MAX_TARGET: usize = 8 * 1024;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error(transparent)]
     Scim(#[from] scim::Error),
     #[error("{0}")]
@@ -62,7 +62,7 @@ impl From<store::Error> for Error {
 }
 
 impl Error {
-    pub fn invalid_syntax(detail: impl Into<String>) -> Error {
+    pub(crate) fn invalid_syntax(detail: impl Into<String>) -> Error {
         Error::Scim(scim::Error::InvalidSyntax(detail.into()))
     }
 

@@ -15,7 +15,7 @@ use crate::store::{self, Store, providers, schemas};
 const PAGE: i64 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Jsonl,
     Csv,
 }
@@ -109,7 +109,7 @@ fn csv_line(fields: &[String], out: &mut Vec<u8>) {
 }
 
 /// Writes every resource of `kind` of the provider to `out`; returns how many.
-pub fn export(
+pub(crate) fn export(
     store: &Store,
     provider: &str,
     kind: ResourceKind,

@@ -11,8 +11,8 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = scimd::cli::Cli::parse();
-    match scimd::commands::run(cli) {
+    let cli = scimd::api::Cli::parse();
+    match scimd::api::run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -351,7 +351,7 @@ pub fn push_rows(
 }
 
 /// `push_rows` with another separator (a newline, for JSON lines).
-pub fn push_rows_separated(
+pub(crate) fn push_rows_separated(
     out: &mut Vec<u8>,
     c: &Connection,
     rt: &ResourceType,

@@ -18,25 +18,25 @@ use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// How long a client may take to complete the TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// A certificate chain and its key, read and checked.
-pub struct Loaded {
-    pub key: Arc<CertifiedKey>,
+pub(crate) struct Loaded {
+    pub(crate) key: Arc<CertifiedKey>,
     /// When the leaf certificate becomes valid, if its validity could be read.
-    pub not_before: Option<DateTime<Utc>>,
+    pub(crate) not_before: Option<DateTime<Utc>>,
     /// When the leaf certificate expires, if its validity could be read.
-    pub not_after: Option<DateTime<Utc>>,
+    pub(crate) not_after: Option<DateTime<Utc>>,
 }
 
 impl Loaded {
     /// Whether the leaf certificate is valid at `now`: an expired or not yet valid one would
     /// fail every verifying client's handshake.
-    pub fn check_validity(&self, now: DateTime<Utc>) -> Result<(), String> {
+    pub(crate) fn check_validity(&self, now: DateTime<Utc>) -> Result<(), String> {
         if let Some(at) = self.not_after.filter(|at| *at < now) {
             return Err(format!(
                 "the TLS certificate expired on {}: renew it",
@@ -55,7 +55,7 @@ impl Loaded {
 
 /// Reads a PEM certificate chain (leaf first) and a PEM private key (PKCS#8, PKCS#1 or SEC1),
 /// and checks that the key belongs to the leaf certificate.
-pub fn load(cert: &Path, key: &Path) -> Result<Loaded, String> {
+pub(crate) fn load(cert: &Path, key: &Path) -> Result<Loaded, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("tls_cert {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -85,7 +85,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Loaded, String> {
 
 /// The certificate every handshake gets; `reload` swaps it.
 #[derive(Debug)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     cert: PathBuf,
     key: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
@@ -93,7 +93,7 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    pub fn new(cert: &Path, key: &Path) -> Result<Resolver, String> {
+    pub(crate) fn new(cert: &Path, key: &Path) -> Result<Resolver, String> {
         let loaded = load(cert, key)?;
         Ok(Resolver {
             cert: cert.to_path_buf(),
@@ -105,7 +105,7 @@ impl Resolver {
 
     /// Reads the files again; on any problem (a certificate expired or not yet valid at `now`
     /// among them) keeps the certificate in use and says why.
-    pub fn reload(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
+    pub(crate) fn reload(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
         let loaded = load(&self.cert, &self.key)?;
         loaded.check_validity(now)?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded.key;
@@ -113,7 +113,7 @@ impl Resolver {
         Ok(loaded.not_after)
     }
 
-    pub fn not_after(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn not_after(&self) -> Option<DateTime<Utc>> {
         *self.not_after.read().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -130,7 +130,7 @@ impl ResolvesServerCert for Resolver {
 }
 
 /// The server side: TLS 1.3 and 1.2, HTTP/1.1 by ALPN, the certificate from `resolver`.
-pub fn acceptor(resolver: Arc<Resolver>) -> Result<tokio_rustls::TlsAcceptor, String> {
+pub(crate) fn acceptor(resolver: Arc<Resolver>) -> Result<tokio_rustls::TlsAcceptor, String> {
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| e.to_string())?
@@ -141,7 +141,7 @@ pub fn acceptor(resolver: Arc<Resolver>) -> Result<tokio_rustls::TlsAcceptor, St
 }
 
 /// A connection's byte stream: plain TCP, or TLS over it.
-pub enum Stream {
+pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
 }

@@ -9,13 +9,13 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use chrono::Utc;
-use scimd::auth::token;
-use scimd::scim::ProviderKind;
-use scimd::scim::ResourceKind;
-use scimd::scim::resource::prepare;
-use scimd::store::providers;
-use scimd::store::tokens::{self, NewTokenRow};
-use scimd::store::{Error, OpenMode, Store, resources};
+use scimd::api::auth::token;
+use scimd::api::scim::ProviderKind;
+use scimd::api::scim::ResourceKind;
+use scimd::api::scim::resource::prepare;
+use scimd::api::store::providers;
+use scimd::api::store::tokens::{self, NewTokenRow};
+use scimd::api::store::{Error, OpenMode, Store, resources};
 use serde_json::json;
 
 #[path = "../common/users.rs"]

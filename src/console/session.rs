@@ -181,7 +181,7 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
 /// A request from a signed-in admin. Extracting it from a request without a valid session
 /// sends a page request to the login page (and back afterwards) and refuses anything else.
 pub(crate) struct Signed {
-    pub session: Session,
+    pub(crate) session: Session,
 }
 
 impl Signed {

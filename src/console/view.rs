@@ -34,8 +34,8 @@ pub(crate) enum Nav {
 
 /// Who is signed in, for the header and the logout form.
 pub(crate) struct Chrome<'a> {
-    pub admin: &'a str,
-    pub csrf: &'a str,
+    pub(crate) admin: &'a str,
+    pub(crate) csrf: &'a str,
 }
 
 pub(crate) fn page(title: &str, nav: Nav, chrome: Option<&Chrome<'_>>, body: Markup) -> Markup {

@@ -14,7 +14,7 @@ use crate::error::Error;
 
 /// Put in the request's extensions so the access log can name the token.
 #[derive(Debug, Clone)]
-pub struct TokenId(pub String);
+pub(crate) struct TokenId(pub String);
 
 impl FromRequest for Principal {
     type Error = Error;
@@ -33,7 +33,7 @@ impl FromRequest for Principal {
 
 /// Middleware for everything under a provider's SCIM base URL: every request, also one to an
 /// unknown path, needs a valid token of that provider; read-only tokens may only read.
-pub async fn require_token(
+pub(crate) async fn require_token(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {

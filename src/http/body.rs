@@ -16,7 +16,7 @@ use serde_json::{Map, Number, Value};
 use crate::error::Error;
 
 /// A request body parsed as described above.
-pub struct ScimJson(pub Value);
+pub(crate) struct ScimJson(pub Value);
 
 impl std::ops::Deref for ScimJson {
     type Target = Value;

@@ -13,7 +13,7 @@ use crate::render::LIST_RESPONSE;
 use crate::scim::ResourceKind;
 use crate::scim::schema::{self, ResourceType};
 
-pub fn services() -> Vec<Resource> {
+pub(super) fn services() -> Vec<Resource> {
     let read_only = |path: &str, route: actix_web::Route| {
         web::resource(path.to_string())
             .route(route)

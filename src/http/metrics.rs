@@ -22,7 +22,7 @@ const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the process's metrics recorder (once; later calls reuse it).
-pub fn install() -> Result<(), String> {
+pub(crate) fn install() -> Result<(), String> {
     if HANDLE.get().is_some() {
         return Ok(());
     }
@@ -60,7 +60,7 @@ fn status_label(status: u16) -> metrics::SharedString {
 }
 
 /// The endpoint a path names, from a fixed set (so paths cannot grow the label values).
-pub fn endpoint(path: &str) -> &'static str {
+pub(crate) fn endpoint(path: &str) -> &'static str {
     let Some(rest) = path.strip_prefix("/scim/v2/") else {
         return match path {
             "/healthz" => "healthz",
@@ -101,7 +101,7 @@ thread_local! {
 
 /// Counts one answered request. `provider` is the authenticated provider's name, or "-" (a
 /// name taken from an unauthenticated URL would let anyone add label values).
-pub fn request(provider: &str, method: &'static str, path: &str, status: u16, seconds: f64) {
+pub(crate) fn request(provider: &str, method: &'static str, path: &str, status: u16, seconds: f64) {
     if HANDLE.get().is_none() {
         return;
     }
@@ -148,14 +148,14 @@ fn record(
 /// Folds the histogram samples recorded since the last call into their buckets. The exporter
 /// keeps each sample until then, so this runs every few seconds, scraped or not: memory stays
 /// bounded whatever the request rate.
-pub fn upkeep() {
+pub(crate) fn upkeep() {
     if let Some(h) = HANDLE.get() {
         h.run_upkeep();
     }
 }
 
 /// `/metrics`: what was counted, then what is read at scrape time.
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn scrape(state: web::Data<AppState>) -> HttpResponse {
     let mut out = HANDLE
         .get()
         .map(PrometheusHandle::render)

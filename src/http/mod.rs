@@ -178,7 +178,7 @@ async fn admit(
 /// The id of a request: the client's `X-Request-Id` when it is a plausible one, else one made
 /// here; echoed in the response and kept in the access log and the activity log.
 #[derive(Debug, Clone)]
-pub struct RequestId(pub String);
+pub(crate) struct RequestId(pub String);
 
 impl RequestId {
     fn of(req: &ServiceRequest) -> RequestId {
@@ -209,7 +209,7 @@ impl RequestId {
 
 /// Marks a list request that was Entra's Test Connection (see `store::activity`).
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionTest;
+pub(crate) struct ConnectionTest;
 
 async fn access_log(
     req: ServiceRequest,

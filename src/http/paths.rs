@@ -21,7 +21,7 @@ fn endpoint(segment: &str) -> &str {
 
 /// The path with its endpoint segment spelt as RFC 7644 spells it and without trailing
 /// slashes; `None` when it already is (most requests: nothing is allocated).
-pub fn canonical(path: &str) -> Option<String> {
+pub(super) fn canonical(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/scim/v2/")?;
     let (provider, tail) = rest.split_once('/')?;
     let trimmed = tail.trim_end_matches('/');

@@ -27,7 +27,7 @@ use crate::store::resources as rows;
 use crate::store::search::{self, Condition, Paging};
 
 /// The collection and item endpoints of one resource kind.
-pub fn services(kind: ResourceKind) -> Vec<Resource> {
+pub(crate) fn services(kind: ResourceKind) -> Vec<Resource> {
     let search_endpoint = web::resource(format!("/{}/.search", kind.endpoint()))
         .route(web::post().to(move |s, p, r, b| search(kind, s, p, r, b)))
         .default_service(web::to(method_not_allowed));
@@ -58,12 +58,12 @@ const SCIM_PARAMETERS: &[&str] = &[
 ];
 
 /// Query parameters, looked up regardless of case.
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 impl Params {
     /// The query's parameters. One that SCIM defines may appear once: which of two would
     /// count is exactly what a proxy and scimd could disagree about.
-    pub fn from_request(req: &HttpRequest) -> Result<Params, Error> {
+    pub(crate) fn from_request(req: &HttpRequest) -> Result<Params, Error> {
         let params = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
             .map(|q| Params(q.into_inner()))
             .map_err(|e| Error::invalid_syntax(format!("malformed query string: {e}")))?;
@@ -84,14 +84,14 @@ impl Params {
         Ok(params)
     }
 
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn projection(&self, rt: &ResourceType) -> Projection {
+    pub(crate) fn projection(&self, rt: &ResourceType) -> Projection {
         Projection::parse(rt, self.get("attributes"), self.get("excludedAttributes"))
     }
 
@@ -544,7 +544,7 @@ async fn delete(
 }
 
 /// What a list or search asks for (RFC 7644 §3.4.2, §3.4.3; RFC 9865 cursors).
-pub struct ListRequest {
+pub(crate) struct ListRequest {
     filter: Option<String>,
     sort_by: Option<String>,
     descending: bool,
@@ -596,7 +596,7 @@ impl ListRequest {
         })
     }
 
-    pub fn from_query(params: &Params, max: i64) -> Result<ListRequest, Error> {
+    pub(crate) fn from_query(params: &Params, max: i64) -> Result<ListRequest, Error> {
         let mut r = ListRequest::new(
             params.get("filter").map(str::to_string),
             params.get("sortBy").map(str::to_string),
@@ -612,7 +612,7 @@ impl ListRequest {
     }
 
     /// A SearchRequest body (`POST .../.search`).
-    pub fn from_body(body: &Value, max: i64) -> Result<ListRequest, Error> {
+    pub(crate) fn from_body(body: &Value, max: i64) -> Result<ListRequest, Error> {
         let obj = body
             .as_object()
             .ok_or_else(|| Error::invalid_syntax("a SearchRequest must be a JSON object"))?;
@@ -814,7 +814,7 @@ fn looks_up_a_guid(f: &filter::Filter) -> bool {
 }
 
 /// `POST /.search` at the provider's root: Users and Groups together, Users first.
-pub async fn search_all(
+pub(crate) async fn search_all(
     state: web::Data<AppState>,
     principal: Principal,
     req: HttpRequest,

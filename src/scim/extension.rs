@@ -18,14 +18,14 @@ const MAX_ATTRIBUTES: usize = 200;
 
 /// A registered extension schema: its definition and the attributes kept in the value index.
 #[derive(Debug, Clone)]
-pub struct Parsed {
-    pub schema: &'static Schema,
+pub(crate) struct Parsed {
+    pub(crate) schema: &'static Schema,
     /// Names of singular attributes whose values are indexed for `eq` lookups.
-    pub indexed: Vec<&'static str>,
+    pub(crate) indexed: Vec<&'static str>,
 }
 
 /// Reads a schema representation. Errors name the line (JSON syntax) or the attribute.
-pub fn parse(text: &str, indexed: &[String]) -> Result<Parsed, String> {
+pub(crate) fn parse(text: &str, indexed: &[String]) -> Result<Parsed, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| {
         format!(
             "not valid JSON at line {}, column {}: {e}",

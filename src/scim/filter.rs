@@ -53,9 +53,9 @@ pub enum CompValue {
 /// An attribute path as written: optional schema URN, attribute, optional sub-attribute.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttrPath {
-    pub uri: Option<String>,
-    pub attr: String,
-    pub sub: Option<String>,
+    pub(crate) uri: Option<String>,
+    pub(crate) attr: String,
+    pub(crate) sub: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

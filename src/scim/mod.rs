@@ -3,16 +3,16 @@
 //! in LDAP (DNs, the attribute table, LDAP filters as SCIM filters).
 
 pub(crate) mod directory;
-pub mod extension;
-pub mod filter;
+pub(crate) mod extension;
+pub(crate) mod filter;
 #[cfg(test)]
 mod fuzz;
-pub mod patch;
-pub mod projection;
-pub mod provider;
-pub mod quirks;
-pub mod resource;
-pub mod schema;
+pub(crate) mod patch;
+pub(crate) mod projection;
+pub(crate) mod provider;
+pub(crate) mod quirks;
+pub(crate) mod resource;
+pub(crate) mod schema;
 
 pub use provider::ProviderKind;
 pub use schema::ResourceKind;

@@ -19,7 +19,7 @@ use super::schema::{self, Attribute, Mutability, ResourceType, Role, Unknown};
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Add,
     Replace,
     Remove,
@@ -27,9 +27,9 @@ pub enum Kind {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
-    pub op: Kind,
-    pub path: Option<String>,
-    pub value: Option<Value>,
+    pub(crate) op: Kind,
+    pub(crate) path: Option<String>,
+    pub(crate) value: Option<Value>,
 }
 
 /// A change to a group's memberships, applied by the store in order.
@@ -44,12 +44,12 @@ pub(crate) enum MemberChange {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Outcome {
-    pub doc: Map<String, Value>,
+    pub(crate) doc: Map<String, Value>,
     /// `Some(Some(pw))` sets a password, `Some(None)` removes it.
-    pub password: Option<Option<String>>,
-    pub members: Vec<MemberChange>,
+    pub(crate) password: Option<Option<String>>,
+    pub(crate) members: Vec<MemberChange>,
     /// Non-standard shapes the operations used that were accepted.
-    pub quirks: Quirks,
+    pub(crate) quirks: Quirks,
     /// What a run of `add` operations on one multi-valued attribute has seen.
     adds: AddIndex,
 }

@@ -59,7 +59,7 @@ impl Quirk {
 
 /// The quirks one request used.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Quirks(u32);
+pub(crate) struct Quirks(u32);
 
 impl Quirks {
     pub(crate) fn note(&mut self, q: Quirk) {

@@ -15,23 +15,23 @@ use super::schema::{self, Attribute, Mutability, ResourceType, Role, Schema, Typ
 pub struct Prepared {
     /// Attributes to store, canonical names, extension objects under their URN. Excludes id,
     /// meta, schemas, read-only attributes, the password and group members.
-    pub doc: Map<String, Value>,
+    pub(crate) doc: Map<String, Value>,
     /// userName (User) or displayName (Group), exactly as sent.
-    pub name: String,
-    pub external_id: Option<String>,
+    pub(crate) name: String,
+    pub(crate) external_id: Option<String>,
     /// A write-only password, to be hashed before storing.
-    pub password: Option<String>,
+    pub(crate) password: Option<String>,
     /// Members of a Group, in order of first appearance, without duplicate ids.
-    pub members: Option<Vec<Member>>,
+    pub(crate) members: Option<Vec<Member>>,
     /// Non-standard shapes the body used that were accepted.
-    pub quirks: Quirks,
+    pub(crate) quirks: Quirks,
 }
 
 /// One member as a client sent it: the member's id, and the `display` it gave, kept as sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub id: String,
-    pub display: Option<String>,
+pub(crate) struct Member {
+    pub(crate) id: String,
+    pub(crate) display: Option<String>,
 }
 
 /// What a provider that refuses unknown attributes answers about one (`what` is a key or a

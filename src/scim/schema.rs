@@ -14,7 +14,7 @@ pub(crate) const ENTERPRISE_USER: &str =
     "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Type {
+pub(crate) enum Type {
     String,
     Boolean,
     Decimal,
@@ -26,7 +26,7 @@ pub enum Type {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mutability {
+pub(crate) enum Mutability {
     ReadOnly,
     ReadWrite,
     Immutable,
@@ -34,7 +34,7 @@ pub enum Mutability {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Returned {
+pub(crate) enum Returned {
     Always,
     Never,
     Default,
@@ -42,7 +42,7 @@ pub enum Returned {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Uniqueness {
+pub(crate) enum Uniqueness {
     None,
     Server,
     Global,
@@ -50,7 +50,7 @@ pub enum Uniqueness {
 
 /// How scimd keeps, finds and shows an attribute, beyond its RFC 7643 characteristics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// Kept in the stored document exactly as sent (almost every attribute).
     Document,
     /// `schemas`: written from the schemas a resource's document uses.
@@ -98,29 +98,29 @@ pub enum Role {
 
 /// The longest identifier (userName, a group's displayName, externalId, a member's id) or
 /// password a request may set, in bytes.
-pub const IDENTIFIER_MAX: usize = 1024;
+pub(crate) const IDENTIFIER_MAX: usize = 1024;
 
 /// The longest value of any other string attribute, in bytes (a photo URL, a certificate).
-pub const TEXT_MAX: usize = 64 * 1024;
+pub(crate) const TEXT_MAX: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Attribute {
-    pub name: &'static str,
-    pub role: Role,
+pub(crate) struct Attribute {
+    pub(crate) name: &'static str,
+    pub(crate) role: Role,
     /// For a sub-attribute of a multi-valued attribute: its values are kept case-folded in the
     /// `value_index` table, so `eq` on it is an index lookup (`emails.value`).
-    pub indexed: bool,
-    pub ty: Type,
-    pub multi_valued: bool,
-    pub required: bool,
-    pub case_exact: bool,
-    pub mutability: Mutability,
-    pub returned: Returned,
-    pub uniqueness: Uniqueness,
-    pub canonical_values: &'static [&'static str],
-    pub reference_types: &'static [&'static str],
-    pub sub_attributes: &'static [Attribute],
-    pub description: &'static str,
+    pub(crate) indexed: bool,
+    pub(crate) ty: Type,
+    pub(crate) multi_valued: bool,
+    pub(crate) required: bool,
+    pub(crate) case_exact: bool,
+    pub(crate) mutability: Mutability,
+    pub(crate) returned: Returned,
+    pub(crate) uniqueness: Uniqueness,
+    pub(crate) canonical_values: &'static [&'static str],
+    pub(crate) reference_types: &'static [&'static str],
+    pub(crate) sub_attributes: &'static [Attribute],
+    pub(crate) description: &'static str,
 }
 
 const fn attr(name: &'static str, ty: Type, description: &'static str) -> Attribute {
@@ -218,7 +218,7 @@ impl Attribute {
     /// Whether values identify something (a unique name, an external id, the id of a
     /// referenced resource): they are compared and looked up, so they hold no control
     /// characters and stay short.
-    pub fn is_identifier(&self) -> bool {
+    pub(crate) fn is_identifier(&self) -> bool {
         matches!(
             self.role,
             Role::UniqueName | Role::ExternalId | Role::Id | Role::RefId
@@ -227,7 +227,7 @@ impl Attribute {
 
     /// The longest value of this attribute, in bytes of UTF-8: `IDENTIFIER_MAX` for
     /// identifiers and a password, `TEXT_MAX` for any other string.
-    pub fn max_len(&self) -> usize {
+    pub(crate) fn max_len(&self) -> usize {
         if self.is_identifier() || self.role == Role::Secret {
             IDENTIFIER_MAX
         } else {
@@ -251,7 +251,7 @@ impl Attribute {
         self.ty == Type::Complex
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(self) -> Value {
         let mut v = json!({
             "name": self.name,
             "type": match self.ty {
@@ -293,7 +293,7 @@ impl Attribute {
             v["referenceTypes"] = json!(self.reference_types);
         }
         if !self.sub_attributes.is_empty() {
-            v["subAttributes"] = self.sub_attributes.iter().map(Attribute::to_json).collect();
+            v["subAttributes"] = self.sub_attributes.iter().copied().map(Attribute::to_json).collect();
         }
         v
     }
@@ -302,9 +302,9 @@ impl Attribute {
 #[derive(Debug)]
 pub struct Schema {
     pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
-    pub attributes: &'static [Attribute],
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
+    pub(crate) attributes: &'static [Attribute],
 }
 
 impl Schema {
@@ -321,7 +321,7 @@ impl Schema {
             "id": self.id,
             "name": self.name,
             "description": self.description,
-            "attributes": self.attributes.iter().map(Attribute::to_json).collect::<Vec<_>>(),
+            "attributes": self.attributes.iter().copied().map(Attribute::to_json).collect::<Vec<_>>(),
         })
     }
 }
@@ -629,7 +629,7 @@ impl ResourceKind {
 /// What a provider does with an attribute of a schema it has not registered (an extension
 /// object under an unknown URN, a PATCH path into one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Unknown {
+pub(crate) enum Unknown {
     /// Refuse the request with `400`, naming the attribute and the command that registers it.
     #[default]
     Reject,
@@ -638,7 +638,7 @@ pub enum Unknown {
 }
 
 impl Unknown {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Unknown::Reject => "reject",
             Unknown::Ignore => "ignore",
@@ -827,11 +827,11 @@ pub struct Model {
 
 /// One extension a provider registered, as the model needs it.
 #[derive(Debug, Clone)]
-pub struct Registered {
-    pub kind: ResourceKind,
-    pub schema: &'static Schema,
+pub(crate) struct Registered {
+    pub(crate) kind: ResourceKind,
+    pub(crate) schema: &'static Schema,
     /// Names of its singular attributes kept in `value_index`.
-    pub indexed: Vec<&'static str>,
+    pub(crate) indexed: Vec<&'static str>,
 }
 
 impl Model {
@@ -851,7 +851,7 @@ impl Model {
 
     /// A provider's model: the built-in one with its registered extensions and its policy for
     /// unknown attributes, as of `version`.
-    pub fn for_provider(version: i64, unknown: Unknown, extensions: &[Registered]) -> Model {
+    pub(crate) fn for_provider(version: i64, unknown: Unknown, extensions: &[Registered]) -> Model {
         let mut model = Model::builtin().clone();
         for e in extensions {
             model = model.with_extension(e.kind, e.schema);
@@ -868,7 +868,7 @@ impl Model {
         model
     }
 
-    pub fn version(&self) -> i64 {
+    pub(crate) fn version(&self) -> i64 {
         self.version
     }
 
@@ -887,7 +887,7 @@ impl Model {
     }
 
     /// This model with one more extension schema for `kind`.
-    pub fn with_extension(&self, kind: ResourceKind, extension: &'static Schema) -> Model {
+    pub(crate) fn with_extension(&self, kind: ResourceKind, extension: &'static Schema) -> Model {
         let mut model = self.clone();
         let t = match kind {
             ResourceKind::User => &mut model.user,
@@ -915,7 +915,7 @@ impl Model {
 
     /// Whether `urn` (a schema URN, or a path or key starting with one) belongs to a schema of
     /// this model, ignoring case.
-    pub fn knows(&self, urn: &str) -> bool {
+    pub(crate) fn knows(&self, urn: &str) -> bool {
         self.schemas().any(|s| {
             urn.get(..s.id.len())
                 .is_some_and(|p| p.eq_ignore_ascii_case(s.id))

@@ -30,7 +30,7 @@ const EMPTY: &[u8] = b"\r\ncontent-length: 0\r\n";
 const CLOSE: &[u8] = b"connection: close\r\n";
 const STATUS_LINE: &[u8] = b"HTTP/1.1 ";
 
-pub struct Conn<T = super::tls::Stream> {
+pub(super) struct Conn<T = super::tls::Stream> {
     io: T,
     inflow: Inflow,
     /// Request bytes rewritten but not yet handed to the parser.
@@ -48,7 +48,7 @@ pub struct Conn<T = super::tls::Stream> {
 }
 
 impl<T> Conn<T> {
-    pub fn new(io: T, send_timeout: Duration) -> Self {
+    pub(super) fn new(io: T, send_timeout: Duration) -> Self {
         Conn {
             io,
             inflow: Inflow::default(),

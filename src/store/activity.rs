@@ -11,18 +11,18 @@ use crate::scim::ResourceKind;
 
 /// Who asked, for a record: the token, the request, and whether values may be recorded.
 #[derive(Debug, Clone, Default)]
-pub struct Context {
-    pub token_id: String,
-    pub request_id: String,
-    pub method: String,
-    pub path: String,
+pub(crate) struct Context {
+    pub(crate) token_id: String,
+    pub(crate) request_id: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
     /// The provider's `activity_values` setting: record the new values of what changed.
-    pub values: bool,
+    pub(crate) values: bool,
 }
 
 /// What a record says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Created,
     Replaced,
     Patched,
@@ -42,7 +42,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
             Action::Replaced => "replaced",
@@ -61,23 +61,23 @@ impl Action {
 
 /// One change, as the store use cases report it.
 #[derive(Debug, Clone)]
-pub struct Change<'a> {
-    pub kind: ResourceKind,
-    pub id: &'a str,
-    pub name: &'a str,
-    pub action: Action,
-    pub changed: Vec<String>,
-    pub version: i64,
+pub(crate) struct Change<'a> {
+    pub(crate) kind: ResourceKind,
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) action: Action,
+    pub(crate) changed: Vec<String>,
+    pub(crate) version: i64,
     /// The new values of what changed (recorded only when the context allows it).
-    pub values: Option<Map<String, Value>>,
-    pub detail: Option<String>,
-    pub status: u16,
+    pub(crate) values: Option<Map<String, Value>>,
+    pub(crate) detail: Option<String>,
+    pub(crate) status: u16,
 }
 
 /// The attribute paths whose values differ between two documents: top-level attributes, and
 /// the attributes inside extension objects as `urn:...:attr`. Pure, in key order of `new` then
 /// of what `old` alone has.
-pub fn changed_paths(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<String> {
+pub(crate) fn changed_paths(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<String> {
     let mut out = Vec::new();
     let empty = Map::new();
     let mut visit = |key: &String, a: Option<&Value>, b: Option<&Value>| {
@@ -108,7 +108,11 @@ pub fn changed_paths(old: &Map<String, Value>, new: &Map<String, Value>) -> Vec<
 }
 
 /// `Deactivated` or `Reactivated` when `active` changed that way, else `otherwise`.
-pub fn action_for(old: &Map<String, Value>, new: &Map<String, Value>, otherwise: Action) -> Action {
+pub(crate) fn action_for(
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    otherwise: Action,
+) -> Action {
     let active = |m: &Map<String, Value>| m.get("active") != Some(&Value::Bool(false));
     match (active(old), active(new)) {
         (true, false) => Action::Deactivated,
@@ -118,7 +122,7 @@ pub fn action_for(old: &Map<String, Value>, new: &Map<String, Value>, otherwise:
 }
 
 /// The new values of `paths` in `doc` (for providers that record values).
-pub fn values_of(doc: &Map<String, Value>, paths: &[String]) -> Map<String, Value> {
+pub(crate) fn values_of(doc: &Map<String, Value>, paths: &[String]) -> Map<String, Value> {
     let mut out = Map::new();
     for p in paths {
         let v = match doc.get(p) {
@@ -142,7 +146,7 @@ fn now_ms() -> i64 {
 }
 
 /// Records a change; called inside the change's transaction.
-pub fn record_change(
+pub(crate) fn record_change(
     c: &Connection,
     provider_id: i64,
     ctx: &Context,
@@ -180,18 +184,23 @@ pub fn record_change(
 
 /// A refused request (4xx or 5xx after authentication), or a connection test.
 #[derive(Debug, Clone, Default)]
-pub struct Refusal {
-    pub status: u16,
-    pub scim_type: Option<String>,
-    pub detail: Option<String>,
-    pub body_bytes: Option<i64>,
+pub(crate) struct Refusal {
+    pub(crate) status: u16,
+    pub(crate) scim_type: Option<String>,
+    pub(crate) detail: Option<String>,
+    pub(crate) body_bytes: Option<i64>,
     /// The resource the request named, when its path names one.
-    pub kind: Option<ResourceKind>,
-    pub resource_id: Option<String>,
-    pub connection_test: bool,
+    pub(crate) kind: Option<ResourceKind>,
+    pub(crate) resource_id: Option<String>,
+    pub(crate) connection_test: bool,
 }
 
-pub fn record_refusal(c: &Connection, provider_id: i64, ctx: &Context, r: &Refusal) -> Result<()> {
+pub(crate) fn record_refusal(
+    c: &Connection,
+    provider_id: i64,
+    ctx: &Context,
+    r: &Refusal,
+) -> Result<()> {
     let action = match r.connection_test {
         true => Action::ConnectionTest,
         false => Action::Refused,
@@ -224,7 +233,7 @@ pub fn record_refusal(c: &Connection, provider_id: i64, ctx: &Context, r: &Refus
 /// counted with the provider's unknown tokens (`token_id` NULL), so the rows an interval adds
 /// are bounded by the provider's real tokens whatever ids a flood makes up; providers that do
 /// not exist are skipped. Returns the rows written.
-pub fn record_auth_failures(
+pub(crate) fn record_auth_failures(
     c: &Connection,
     counted: &[(String, String, u64, u64)],
 ) -> Result<usize> {
@@ -282,48 +291,48 @@ pub fn record_auth_failures(
 
 /// One stored record.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Record {
-    pub seq: i64,
+pub(crate) struct Record {
+    pub(crate) seq: i64,
     /// Unix milliseconds.
-    pub at: i64,
-    pub provider: String,
-    pub token_id: Option<String>,
-    pub request_id: Option<String>,
-    pub method: Option<String>,
-    pub path: Option<String>,
-    pub resource_type: Option<String>,
-    pub resource_id: Option<String>,
-    pub name: Option<String>,
-    pub action: String,
-    pub changed: Vec<String>,
-    pub version: Option<i64>,
-    pub status: i64,
-    pub scim_type: Option<String>,
-    pub detail: Option<String>,
-    pub body_bytes: Option<i64>,
-    pub count: i64,
-    pub values: Option<Value>,
+    pub(crate) at: i64,
+    pub(crate) provider: String,
+    pub(crate) token_id: Option<String>,
+    pub(crate) request_id: Option<String>,
+    pub(crate) method: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) resource_type: Option<String>,
+    pub(crate) resource_id: Option<String>,
+    pub(crate) name: Option<String>,
+    pub(crate) action: String,
+    pub(crate) changed: Vec<String>,
+    pub(crate) version: Option<i64>,
+    pub(crate) status: i64,
+    pub(crate) scim_type: Option<String>,
+    pub(crate) detail: Option<String>,
+    pub(crate) body_bytes: Option<i64>,
+    pub(crate) count: i64,
+    pub(crate) values: Option<Value>,
 }
 
 /// Which records to read.
 #[derive(Debug, Clone, Default)]
-pub struct Query {
-    pub provider: Option<String>,
+pub(crate) struct Query {
+    pub(crate) provider: Option<String>,
     /// Unix milliseconds, inclusive.
-    pub since: Option<i64>,
-    pub until: Option<i64>,
-    pub failed: bool,
-    pub resource_id: Option<String>,
+    pub(crate) since: Option<i64>,
+    pub(crate) until: Option<i64>,
+    pub(crate) failed: bool,
+    pub(crate) resource_id: Option<String>,
     /// A user's userName or a group's displayName, regardless of case.
-    pub name: Option<(ResourceKind, String)>,
+    pub(crate) name: Option<(ResourceKind, String)>,
     /// Only records after this one (for following).
-    pub after_seq: Option<i64>,
-    pub limit: usize,
+    pub(crate) after_seq: Option<i64>,
+    pub(crate) limit: usize,
 }
 
 /// Records matching `q`, oldest first: the last `limit` of them, or with `after_seq` the first
 /// `limit` after it.
-pub fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
+pub(crate) fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
     let mut cond = vec!["1".to_string()];
     let mut args: Vec<Sql> = Vec::new();
     let bind = |v: Sql, args: &mut Vec<Sql>| {
@@ -419,7 +428,7 @@ pub fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
 /// authentications, connection tests): the two are capped apart, so a flood of refusals never
 /// pushes a change out. At most `batch` rows per call, so the writer is never held long;
 /// returns how many went (call again while it returns `batch`).
-pub fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Result<usize> {
+pub(crate) fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Result<usize> {
     let providers: Vec<i64> = c
         .prepare_cached("SELECT id FROM providers")?
         .query_map([], |r| r.get(0))?
@@ -466,7 +475,7 @@ pub fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Result<usi
 /// Refused LDAP binds of one interval: (provider name, the name bound as, how many, what the
 /// record says). One record each, with its count; providers that do not exist are skipped.
 /// Returns the rows written.
-pub fn record_bind_refusals(
+pub(crate) fn record_bind_refusals(
     c: &Connection,
     counted: &[(String, String, u64, String)],
 ) -> Result<usize> {
@@ -491,7 +500,7 @@ pub fn record_bind_refusals(
 
 /// Adds the requests a server counted since its last flush (provider name -> (count, last
 /// request in unix milliseconds)).
-pub fn add_traffic(c: &Connection, counted: &[(String, u64, i64)]) -> Result<()> {
+pub(crate) fn add_traffic(c: &Connection, counted: &[(String, u64, i64)]) -> Result<()> {
     let mut st = c.prepare_cached(
         "INSERT INTO provider_traffic (provider_id, hour, requests, last_at)
          SELECT id, ?2 / 3600000, ?3, ?2 FROM providers WHERE name = ?1
@@ -506,11 +515,11 @@ pub fn add_traffic(c: &Connection, counted: &[(String, u64, i64)]) -> Result<()>
 
 /// What `provider list` and `provider show` say about a provider's recent activity.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     /// Unix milliseconds.
-    pub last_request: Option<i64>,
-    pub last_write: Option<i64>,
-    pub last_error: Option<(i64, String)>,
+    pub(crate) last_request: Option<i64>,
+    pub(crate) last_write: Option<i64>,
+    pub(crate) last_error: Option<(i64, String)>,
     pub requests_24h: i64,
     pub writes_24h: i64,
     pub errors_24h: i64,
@@ -519,7 +528,7 @@ pub struct Status {
 const CHANGES: &str = "('created','replaced','patched','deactivated','reactivated','deleted',\
                        'member added','member removed')";
 
-pub fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Status> {
+pub(crate) fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Status> {
     let day_ago = now_ms - 86_400_000;
     let (requests_24h, last_traffic): (i64, Option<i64>) = c
         .prepare_cached(

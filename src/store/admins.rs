@@ -10,30 +10,30 @@ use super::{Error, Result};
 
 /// An admin account as listed (never its hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admin {
-    pub id: i64,
-    pub name: String,
-    pub created: i64,
-    pub changed: i64,
-    pub last_login: Option<i64>,
+pub(crate) struct Admin {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) created: i64,
+    pub(crate) changed: i64,
+    pub(crate) last_login: Option<i64>,
     /// Sessions not yet ended (they may have timed out; the cleanup job removes those).
-    pub sessions: i64,
+    pub(crate) sessions: i64,
 }
 
 /// A session that is still valid, as a request finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Session {
-    pub admin_id: i64,
-    pub admin: String,
-    pub csrf: String,
-    pub created: i64,
+pub(crate) struct Session {
+    pub(crate) admin_id: i64,
+    pub(crate) admin: String,
+    pub(crate) csrf: String,
+    pub(crate) created: i64,
 }
 
 /// How long sessions last: since their last request, and at most since login (seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lifetimes {
-    pub idle: i64,
-    pub absolute: i64,
+pub(crate) struct Lifetimes {
+    pub(crate) idle: i64,
+    pub(crate) absolute: i64,
 }
 
 /// Admin names: 1–64 letters, digits, `-`, `_`, `.` or `@`.
@@ -55,7 +55,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
 
 /// Passwords of at least 12 characters; anything longer than 1024 is refused (argon2 would
 /// take it, but nobody types that).
-pub fn check_password(password: &str) -> Result<(), String> {
+pub(crate) fn check_password(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < 12 {
         return Err("the password needs at least 12 characters".into());
@@ -66,7 +66,7 @@ pub fn check_password(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-pub fn add(c: &Connection, name: &str, password_hash: &str, now: i64) -> Result<Admin> {
+pub(crate) fn add(c: &Connection, name: &str, password_hash: &str, now: i64) -> Result<Admin> {
     check_name(name).map_err(Error::Invalid)?;
     let done = c.execute(
         "INSERT INTO admins (name, password_hash, created, changed) VALUES (?1, ?2, ?3, ?3)
@@ -81,7 +81,7 @@ pub fn add(c: &Connection, name: &str, password_hash: &str, now: i64) -> Result<
     require(c, name)
 }
 
-pub fn list(c: &Connection) -> Result<Vec<Admin>> {
+pub(crate) fn list(c: &Connection) -> Result<Vec<Admin>> {
     let mut st = c.prepare(
         "SELECT a.id, a.name, a.created, a.changed, a.last_login,
                 (SELECT count(*) FROM admin_sessions s WHERE s.admin_id = a.id)
@@ -100,11 +100,11 @@ pub fn list(c: &Connection) -> Result<Vec<Admin>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn count(c: &Connection) -> Result<i64> {
+pub(crate) fn count(c: &Connection) -> Result<i64> {
     Ok(c.query_row("SELECT count(*) FROM admins", [], |r| r.get(0))?)
 }
 
-pub fn require(c: &Connection, name: &str) -> Result<Admin> {
+pub(crate) fn require(c: &Connection, name: &str) -> Result<Admin> {
     list(c)?
         .into_iter()
         .find(|a| a.name == name)
@@ -113,7 +113,7 @@ pub fn require(c: &Connection, name: &str) -> Result<Admin> {
 
 /// The stored hash of an admin's password, to verify a login against (outside a transaction:
 /// argon2 is slow).
-pub fn password_hash(c: &Connection, name: &str) -> Result<Option<(i64, String)>> {
+pub(crate) fn password_hash(c: &Connection, name: &str) -> Result<Option<(i64, String)>> {
     Ok(c.query_row(
         "SELECT id, password_hash FROM admins WHERE name = ?1",
         [name],
@@ -123,7 +123,12 @@ pub fn password_hash(c: &Connection, name: &str) -> Result<Option<(i64, String)>
 }
 
 /// Sets a new password and ends every session of the account.
-pub fn set_password(c: &Connection, name: &str, password_hash: &str, now: i64) -> Result<Admin> {
+pub(crate) fn set_password(
+    c: &Connection,
+    name: &str,
+    password_hash: &str,
+    now: i64,
+) -> Result<Admin> {
     let a = require(c, name)?;
     c.execute(
         "UPDATE admins SET password_hash = ?2, changed = ?3 WHERE id = ?1",
@@ -135,7 +140,7 @@ pub fn set_password(c: &Connection, name: &str, password_hash: &str, now: i64) -
 
 /// Removes an account and its sessions. The last account cannot be removed from the console
 /// (`keep_one`), so nobody locks everyone out by a click; the command line may.
-pub fn remove(c: &Connection, name: &str, keep_one: bool) -> Result<Admin> {
+pub(crate) fn remove(c: &Connection, name: &str, keep_one: bool) -> Result<Admin> {
     let a = require(c, name)?;
     if keep_one && count(c)? <= 1 {
         return Err(Error::Invalid(format!(
@@ -152,7 +157,7 @@ pub(crate) fn hash_session(cookie: &str) -> String {
 }
 
 /// Starts a session for a verified login; `cookie` and `csrf` are fresh random values.
-pub fn start_session(
+pub(crate) fn start_session(
     c: &Connection,
     admin_id: i64,
     cookie: &str,
@@ -174,7 +179,7 @@ pub fn start_session(
 
 /// The session a cookie names, if it has neither idled out nor outlived its absolute
 /// lifetime at `now`. A session found expired is deleted.
-pub fn find_session(
+pub(crate) fn find_session(
     c: &Connection,
     cookie: &str,
     now: i64,
@@ -214,7 +219,7 @@ pub fn find_session(
 }
 
 /// Notes a request of the session (called at most once a minute per session).
-pub fn touch_session(c: &Connection, cookie: &str, now: i64) -> Result<()> {
+pub(crate) fn touch_session(c: &Connection, cookie: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE admin_sessions SET last_seen = ?2 WHERE id_hash = ?1",
         params![hash_session(cookie), now],
@@ -222,7 +227,7 @@ pub fn touch_session(c: &Connection, cookie: &str, now: i64) -> Result<()> {
     Ok(())
 }
 
-pub fn end_session(c: &Connection, cookie: &str) -> Result<()> {
+pub(crate) fn end_session(c: &Connection, cookie: &str) -> Result<()> {
     c.execute(
         "DELETE FROM admin_sessions WHERE id_hash = ?1",
         [hash_session(cookie)],
@@ -231,7 +236,11 @@ pub fn end_session(c: &Connection, cookie: &str) -> Result<()> {
 }
 
 /// Deletes the sessions that have expired at `now`; returns how many.
-pub fn delete_expired_sessions(c: &Connection, now: i64, limits: Lifetimes) -> Result<usize> {
+pub(crate) fn delete_expired_sessions(
+    c: &Connection,
+    now: i64,
+    limits: Lifetimes,
+) -> Result<usize> {
     Ok(c.execute(
         "DELETE FROM admin_sessions WHERE last_seen < ?1 OR created < ?2",
         params![now - limits.idle, now - limits.absolute],

@@ -7,15 +7,15 @@ use super::{Error, Result, providers};
 use crate::auth::TokenState;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Account {
-    pub id: String,
-    pub provider_id: i64,
-    pub provider: String,
-    pub name: String,
-    pub created: i64,
-    pub expires: i64,
-    pub revoked: Option<i64>,
-    pub last_used: Option<i64>,
+pub(crate) struct Account {
+    pub(crate) id: String,
+    pub(crate) provider_id: i64,
+    pub(crate) provider: String,
+    pub(crate) name: String,
+    pub(crate) created: i64,
+    pub(crate) expires: i64,
+    pub(crate) revoked: Option<i64>,
+    pub(crate) last_used: Option<i64>,
 }
 
 impl Account {
@@ -57,16 +57,16 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     }
 }
 
-pub struct NewAccount<'a> {
-    pub id: &'a str,
-    pub provider: &'a str,
-    pub name: &'a str,
-    pub secret_hash: &'a str,
-    pub created: i64,
-    pub expires: i64,
+pub(crate) struct NewAccount<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) provider: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) secret_hash: &'a str,
+    pub(crate) created: i64,
+    pub(crate) expires: i64,
 }
 
-pub fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
+pub(crate) fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
     check_name(a.name).map_err(Error::Invalid)?;
     let p = providers::require(c, a.provider)?;
     let done = c.execute(
@@ -83,7 +83,7 @@ pub fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
     require(c, a.id)
 }
 
-pub fn list(c: &Connection, provider_id: Option<i64>) -> Result<Vec<Account>> {
+pub(crate) fn list(c: &Connection, provider_id: Option<i64>) -> Result<Vec<Account>> {
     let mut st = c.prepare(&format!(
         "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id
          WHERE ?1 IS NULL OR a.provider_id = ?1 ORDER BY p.name, a.name, a.created"
@@ -92,7 +92,7 @@ pub fn list(c: &Connection, provider_id: Option<i64>) -> Result<Vec<Account>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-pub fn require(c: &Connection, id: &str) -> Result<Account> {
+pub(crate) fn require(c: &Connection, id: &str) -> Result<Account> {
     c.query_row(
         &format!(
             "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id
@@ -110,7 +110,11 @@ pub fn require(c: &Connection, id: &str) -> Result<Account> {
 }
 
 /// The account a bind names, with its secret's hash: by provider name and account name.
-pub fn for_bind(c: &Connection, provider: &str, name: &str) -> Result<Option<(Account, String)>> {
+pub(crate) fn for_bind(
+    c: &Connection,
+    provider: &str,
+    name: &str,
+) -> Result<Option<(Account, String)>> {
     Ok(c.query_row(
         &format!(
             "SELECT {COLUMNS}, a.secret_hash FROM ldap_accounts a
@@ -126,16 +130,16 @@ pub fn for_bind(c: &Connection, provider: &str, name: &str) -> Result<Option<(Ac
 
 /// A user that binds with its own password (the one its identity provider sent over SCIM).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BindingUser {
-    pub seq: i64,
-    pub provider_id: i64,
-    pub provider: String,
-    pub user_name: String,
-    pub password_hash: Option<String>,
-    pub active: bool,
+pub(crate) struct BindingUser {
+    pub(crate) seq: i64,
+    pub(crate) provider_id: i64,
+    pub(crate) provider: String,
+    pub(crate) user_name: String,
+    pub(crate) password_hash: Option<String>,
+    pub(crate) active: bool,
 }
 
-pub fn user_for_bind(
+pub(crate) fn user_for_bind(
     c: &Connection,
     provider: &str,
     user_name: &str,
@@ -165,13 +169,13 @@ pub fn user_for_bind(
 /// provider changed, all stop at once, as SCIM tokens do); with the provider's schema model
 /// version, which the search needs anyway.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Standing {
+pub(crate) enum Standing {
     Valid { model_version: i64 },
     Gone(&'static str),
 }
 
 /// A service account's standing at `now` (unix seconds).
-pub fn account_standing(c: &Connection, id: &str, now: i64) -> Result<Standing> {
+pub(crate) fn account_standing(c: &Connection, id: &str, now: i64) -> Result<Standing> {
     let found = c
         .prepare_cached(
             "SELECT a.expires, a.revoked, p.model_version FROM ldap_accounts a
@@ -194,7 +198,7 @@ pub fn account_standing(c: &Connection, id: &str, now: i64) -> Result<Standing> 
 }
 
 /// The standing of a user bound with the password whose hash is `password_hash`.
-pub fn user_standing(c: &Connection, seq: i64, password_hash: &str) -> Result<Standing> {
+pub(crate) fn user_standing(c: &Connection, seq: i64, password_hash: &str) -> Result<Standing> {
     let found = c
         .prepare_cached(
             "SELECT r.password_hash, coalesce(json_extract(r.doc, '$.active'), 1), p.model_version
@@ -218,7 +222,7 @@ pub fn user_standing(c: &Connection, seq: i64, password_hash: &str) -> Result<St
     })
 }
 
-pub fn revoke(c: &Connection, id: &str, now: i64) -> Result<Account> {
+pub(crate) fn revoke(c: &Connection, id: &str, now: i64) -> Result<Account> {
     require(c, id)?;
     c.execute(
         "UPDATE ldap_accounts SET revoked = coalesce(revoked, ?2) WHERE id = ?1",
@@ -229,7 +233,10 @@ pub fn revoke(c: &Connection, id: &str, now: i64) -> Result<Account> {
 
 /// Adds counts of one interval: (provider id, account, binds, failed binds, searches, last
 /// unix ms).
-pub fn add_traffic(c: &Connection, counted: &[(i64, String, u64, u64, u64, i64)]) -> Result<()> {
+pub(crate) fn add_traffic(
+    c: &Connection,
+    counted: &[(i64, String, u64, u64, u64, i64)],
+) -> Result<()> {
     let mut st = c.prepare_cached(
         "INSERT INTO ldap_traffic (provider_id, account, hour, binds, failed_binds, searches, last_at)
          SELECT id, ?2, ?6 / 3600000, ?3, ?4, ?5, ?6 FROM providers WHERE id = ?1
@@ -253,18 +260,18 @@ pub fn add_traffic(c: &Connection, counted: &[(i64, String, u64, u64, u64, i64)]
 
 /// One account's LDAP use over a period.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Traffic {
-    pub account: String,
-    pub binds: i64,
-    pub failed_binds: i64,
-    pub searches: i64,
+pub(crate) struct Traffic {
+    pub(crate) account: String,
+    pub(crate) binds: i64,
+    pub(crate) failed_binds: i64,
+    pub(crate) searches: i64,
     /// Unix milliseconds.
-    pub last: i64,
+    pub(crate) last: i64,
 }
 
 /// Binds, failed binds and searches per account of a provider in the 24 hours before
 /// `now_ms`, with the last time each was seen; busiest first.
-pub fn traffic(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Vec<Traffic>> {
+pub(crate) fn traffic(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Vec<Traffic>> {
     let mut st = c.prepare(
         "SELECT account, sum(binds), sum(failed_binds), sum(searches), max(last_at)
          FROM ldap_traffic WHERE provider_id = ?1 AND hour >= ?2 / 3600000 - 23
@@ -283,7 +290,7 @@ pub fn traffic(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Vec<Traf
 }
 
 /// The base DNs providers chose for their trees: (provider name, base DN).
-pub fn custom_bases(c: &Connection) -> Result<Vec<(String, String)>> {
+pub(crate) fn custom_bases(c: &Connection) -> Result<Vec<(String, String)>> {
     let mut st = c.prepare_cached(
         "SELECT p.name, s.base_dn FROM ldap_settings s JOIN providers p ON p.id = s.provider_id",
     )?;
@@ -292,7 +299,7 @@ pub fn custom_bases(c: &Connection) -> Result<Vec<(String, String)>> {
 }
 
 /// The base DN a provider chose, if any.
-pub fn base_of(c: &Connection, provider_id: i64) -> Result<Option<String>> {
+pub(crate) fn base_of(c: &Connection, provider_id: i64) -> Result<Option<String>> {
     Ok(c.query_row(
         "SELECT base_dn FROM ldap_settings WHERE provider_id = ?1",
         [provider_id],
@@ -304,7 +311,7 @@ pub fn base_of(c: &Connection, provider_id: i64) -> Result<Option<String>> {
 /// Sets (or with `None` removes) a provider's base DN; another provider's tree — its own base
 /// DN, or else its default `dc=NAME,dc=scimd` — may not hold it or be held by it (a base of
 /// `dc=b,dc=scimd` for provider `a` would take provider `b`'s tree from under its accounts).
-pub fn set_base(c: &Connection, provider: &str, base: Option<&str>) -> Result<()> {
+pub(crate) fn set_base(c: &Connection, provider: &str, base: Option<&str>) -> Result<()> {
     let p = providers::require(c, provider)?;
     match base {
         None => {
@@ -351,7 +358,7 @@ fn comparable_dn(dn: &str) -> String {
 }
 
 /// A provider's own user attributes: (LDAP attribute, SCIM attribute path), by name.
-pub fn mappings(c: &Connection, provider_id: i64) -> Result<Vec<(String, String)>> {
+pub(crate) fn mappings(c: &Connection, provider_id: i64) -> Result<Vec<(String, String)>> {
     let mut st = c.prepare_cached(
         "SELECT ldap_attr, scim_path FROM ldap_mappings WHERE provider_id = ?1 ORDER BY ldap_attr",
     )?;
@@ -361,7 +368,12 @@ pub fn mappings(c: &Connection, provider_id: i64) -> Result<Vec<(String, String)
 
 /// Maps an LDAP attribute of the provider's users to a SCIM attribute path (checked by the
 /// caller); replaces an earlier mapping of the same name.
-pub fn set_mapping(c: &Connection, provider: &str, ldap_attr: &str, scim_path: &str) -> Result<()> {
+pub(crate) fn set_mapping(
+    c: &Connection,
+    provider: &str,
+    ldap_attr: &str,
+    scim_path: &str,
+) -> Result<()> {
     let p = providers::require(c, provider)?;
     c.execute(
         "INSERT INTO ldap_mappings (provider_id, ldap_attr, scim_path) VALUES (?1, ?2, ?3)
@@ -371,7 +383,7 @@ pub fn set_mapping(c: &Connection, provider: &str, ldap_attr: &str, scim_path: &
     Ok(())
 }
 
-pub fn remove_mapping(c: &Connection, provider: &str, ldap_attr: &str) -> Result<()> {
+pub(crate) fn remove_mapping(c: &Connection, provider: &str, ldap_attr: &str) -> Result<()> {
     let p = providers::require(c, provider)?;
     let n = c.execute(
         "DELETE FROM ldap_mappings WHERE provider_id = ?1 AND ldap_attr = ?2",
@@ -386,7 +398,7 @@ pub fn remove_mapping(c: &Connection, provider: &str, ldap_attr: &str) -> Result
     Ok(())
 }
 
-pub fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
+pub(crate) fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
     c.execute(
         "UPDATE ldap_accounts SET last_used = ?2 WHERE id = ?1",
         params![id, now],

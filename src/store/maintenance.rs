@@ -12,26 +12,26 @@ use super::Error;
 
 /// What `backup` wrote.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackupReport {
-    pub bytes: u64,
-    pub schema_version: i64,
+pub(crate) struct BackupReport {
+    pub(crate) bytes: u64,
+    pub(crate) schema_version: i64,
 }
 
 /// What `check` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckReport {
+pub(crate) struct CheckReport {
     /// `PRAGMA integrity_check` lines other than "ok".
-    pub integrity: Vec<String>,
+    pub(crate) integrity: Vec<String>,
     /// `PRAGMA foreign_key_check` rows, as text.
-    pub foreign_keys: Vec<String>,
-    pub schema_version: i64,
-    pub latest_version: i64,
+    pub(crate) foreign_keys: Vec<String>,
+    pub(crate) schema_version: i64,
+    pub(crate) latest_version: i64,
     /// Why the write-ahead log does not hold what its index says it holds, if it does not.
-    pub wal: Option<String>,
+    pub(crate) wal: Option<String>,
 }
 
 impl CheckReport {
-    pub fn is_ok(&self) -> bool {
+    pub(crate) fn is_ok(&self) -> bool {
         self.integrity.is_empty()
             && self.foreign_keys.is_empty()
             && self.wal.is_none()
@@ -59,7 +59,7 @@ fn open_read_only(path: &Path) -> Result<Connection, Error> {
 
 /// Writes a consistent copy of the database at `db` to `to` (which must not exist), mode 0600,
 /// synced to disk. `vacuum` writes a compacted copy (`VACUUM INTO`) instead of a page copy.
-pub fn backup(db: &Path, to: &Path, vacuum: bool) -> Result<BackupReport, Error> {
+pub(crate) fn backup(db: &Path, to: &Path, vacuum: bool) -> Result<BackupReport, Error> {
     let src = open_read_only(db)?;
     // Created here, empty and private, so the copy is never readable by others, not even
     // while it is being written.
@@ -121,7 +121,7 @@ fn version_of(c: &Connection) -> Result<i64, Error> {
 }
 
 /// Checks the database at `db` without changing it.
-pub fn check(db: &Path) -> Result<CheckReport, Error> {
+pub(crate) fn check(db: &Path) -> Result<CheckReport, Error> {
     // Read before SQLite opens the database: opening would start a new log over a missing one.
     let wal = missing_commits(db);
     let c = open_read_only(db)?;
@@ -198,11 +198,11 @@ fn lock_file(db: &Path) -> Result<File, Error> {
 }
 
 /// Held by a running server for its whole life, so `restore` can tell the file is in use.
-pub struct InUse(#[allow(dead_code)] File);
+pub(crate) struct InUse(#[allow(dead_code)] File);
 
 /// Marks the database at `db` as in use by this process (a shared lock; any number of servers
 /// and commands may hold one). Fails while a restore holds the file.
-pub fn hold(db: &Path) -> Result<InUse, Error> {
+pub(crate) fn hold(db: &Path) -> Result<InUse, Error> {
     let f = lock_file(db)?;
     f.try_lock_shared().map_err(|_| {
         Error::Conflict(format!(
@@ -215,12 +215,12 @@ pub fn hold(db: &Path) -> Result<InUse, Error> {
 
 /// Held by the one server of a database for its whole life (an exclusive lock on `DB.lock`,
 /// which holds its process id): a second server on the same database would write beside it.
-pub struct Serving(#[allow(dead_code)] File);
+pub(crate) struct Serving(#[allow(dead_code)] File);
 
 /// Claims the database at `db` for this server, or says which process serves it already.
 /// Where the lock file cannot be written (a read-only directory: this server cannot write the
 /// database either), an existing one is locked as it is, and without one nothing is claimed.
-pub fn claim_for_serving(db: &Path) -> Result<Option<Serving>, Error> {
+pub(crate) fn claim_for_serving(db: &Path) -> Result<Option<Serving>, Error> {
     use std::io::{Read, Seek, Write};
     let path = PathBuf::from(format!("{}.lock", db.display()));
     let opened = OpenOptions::new()
@@ -267,7 +267,7 @@ pub fn claim_for_serving(db: &Path) -> Result<Option<Serving>, Error> {
 /// Replaces the database at `db` with the backup at `from`, keeping the replaced file (and its
 /// WAL) aside; returns where. Refuses while a server uses `db`, and refuses a file that is not
 /// a scimd database or was written by a newer scimd.
-pub fn restore(db: &Path, from: &Path, now: &str) -> Result<Option<PathBuf>, Error> {
+pub(crate) fn restore(db: &Path, from: &Path, now: &str) -> Result<Option<PathBuf>, Error> {
     let same = |a: &Path, b: &Path| {
         use std::os::unix::fs::MetadataExt;
         match (std::fs::metadata(a), std::fs::metadata(b)) {

@@ -79,15 +79,15 @@ pub(super) fn change_members(
 
 /// What a PATCH did to a group's memberships.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MemberDelta {
-    pub added: usize,
-    pub removed: usize,
+pub(crate) struct MemberDelta {
+    pub(crate) added: usize,
+    pub(crate) removed: usize,
     /// A replacement of the whole list changed it.
-    pub replaced: bool,
+    pub(crate) replaced: bool,
 }
 
 impl MemberDelta {
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.added > 0 || self.removed > 0 || self.replaced
     }
 }

@@ -1,18 +1,18 @@
 //! SQLite storage: the connection pool, embedded migrations, and the way async code reaches it.
 
-pub mod activity;
-pub mod admins;
-pub mod ldap_accounts;
-pub mod maintenance;
-pub mod members;
-pub mod providers;
-pub mod query;
-pub mod resources;
+pub(crate) mod activity;
+pub(crate) mod admins;
+pub(crate) mod ldap_accounts;
+pub(crate) mod maintenance;
+pub(crate) mod members;
+pub(crate) mod providers;
+pub(crate) mod query;
+pub(crate) mod resources;
 pub(crate) mod rows;
-pub mod schemas;
-pub mod search;
-pub mod tokens;
-pub mod writer;
+pub(crate) mod schemas;
+pub(crate) mod search;
+pub(crate) mod tokens;
+pub(crate) mod writer;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -102,7 +102,7 @@ pub(crate) fn set_served_url(c: &Connection, url: &str) -> Result<()> {
 
 /// The public URL the last server to start on the database at `path` served under, if any;
 /// read without opening the store (a command that only prints a URL).
-pub fn served_url(path: &std::path::Path) -> Option<String> {
+pub(crate) fn served_url(path: &std::path::Path) -> Option<String> {
     let c = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
     c.query_row(
         "SELECT value FROM server_state WHERE key = 'public_url'",
@@ -113,7 +113,7 @@ pub fn served_url(path: &std::path::Path) -> Option<String> {
 }
 
 /// The schema version the newest migration leaves (`PRAGMA user_version`).
-pub fn latest_schema_version() -> i64 {
+pub(crate) fn latest_schema_version() -> i64 {
     migrations().len() as i64
 }
 
@@ -166,8 +166,8 @@ pub struct Store {
 /// What is wrong with the store's threads, part by part; `None` where a part is fine.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Health {
-    pub writer: Option<String>,
-    pub readers: Option<String>,
+    pub(crate) writer: Option<String>,
+    pub(crate) readers: Option<String>,
 }
 
 impl Health {

@@ -9,22 +9,22 @@ use crate::scim::schema::Unknown;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
     pub id: i64,
-    pub name: String,
-    pub description: String,
-    pub kind: ProviderKind,
+    pub(crate) name: String,
+    pub(crate) description: String,
+    pub(crate) kind: ProviderKind,
     /// Unix seconds.
-    pub created: i64,
+    pub(crate) created: i64,
     /// What requests with attributes of unregistered schemas get.
-    pub unknown_attributes: Unknown,
+    pub(crate) unknown_attributes: Unknown,
     /// Whether activity records carry new attribute values.
-    pub activity_values: bool,
+    pub(crate) activity_values: bool,
 }
 
 /// How many resources a provider holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Usage {
-    pub users: i64,
-    pub groups: i64,
+    pub(crate) users: i64,
+    pub(crate) groups: i64,
 }
 
 /// Provider names appear in URLs: 1–64 characters of letters, digits, `-`, `_` and `.`,

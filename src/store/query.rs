@@ -24,7 +24,7 @@ fn meta_column(m: &Attribute) -> &'static str {
 }
 
 /// A compiled condition (or ORDER BY) and its parameters, numbered from `first`.
-pub struct Compiler<'a> {
+pub(crate) struct Compiler<'a> {
     rt: &'a ResourceType,
     base: &'a str,
     first: usize,
@@ -53,7 +53,7 @@ fn invalid(msg: impl Into<String>) -> scim::Error {
 impl<'a> Compiler<'a> {
     /// `base` is the provider's SCIM base URL (for `$ref` values); parameters are numbered
     /// from `first`.
-    pub fn new(rt: &'a ResourceType, base: &'a str, first: usize) -> Compiler<'a> {
+    pub(crate) fn new(rt: &'a ResourceType, base: &'a str, first: usize) -> Compiler<'a> {
         Compiler {
             rt,
             base,
@@ -62,7 +62,7 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    pub fn into_params(self) -> Vec<Sql> {
+    pub(crate) fn into_params(self) -> Vec<Sql> {
         self.params
     }
 
@@ -72,7 +72,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// A boolean SQL condition selecting the resources `f` matches.
-    pub fn filter(&mut self, f: &Filter) -> Result<String, scim::Error> {
+    pub(crate) fn filter(&mut self, f: &Filter) -> Result<String, scim::Error> {
         filter::check(self.rt, f)?;
         self.node(f)
     }
@@ -89,7 +89,7 @@ impl<'a> Compiler<'a> {
 
     /// Whether `f` requires the unique name to start with some text: a range of the name index
     /// finds those resources faster than walking the provider's resources in key order.
-    pub fn prefix_of_name(&self, f: &Filter) -> bool {
+    pub(crate) fn prefix_of_name(&self, f: &Filter) -> bool {
         let mut conjuncts = Vec::new();
         collect_conjuncts(f, &mut conjuncts);
         conjuncts.iter().any(|c| match c {
@@ -105,7 +105,7 @@ impl<'a> Compiler<'a> {
     /// `IN (...)` on the key) rather than from the provider's part of a resources index.
     /// SQLite's planner, without statistics, prefers the latter; the caller then keeps the
     /// provider terms out of index selection.
-    pub fn driven_by_lookup(&self, f: &Filter) -> bool {
+    pub(crate) fn driven_by_lookup(&self, f: &Filter) -> bool {
         let mut conjuncts = Vec::new();
         collect_conjuncts(f, &mut conjuncts);
         let direct = |f: &Filter| match f {

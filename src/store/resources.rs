@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::members::{
     MemberDelta, add_members, bump_below, change_members, member_seqs, set_members,
 };
-pub use super::rows::{Resource, Rows, Stored};
+pub(crate) use super::rows::{Resource, Rows, Stored};
 use super::rows::{extension_index_attr, extension_index_value, index_attr, kind_str, parse_kind};
 use super::{Error, Result};
 use crate::scim::patch::{self, MemberChange, Operation};
@@ -435,19 +435,19 @@ fn touch(c: &Connection, seq: i64, now: &str) -> Result<()> {
 /// non-standard shapes the request's operations used.
 #[derive(Debug)]
 pub struct Patched {
-    pub resource: Resource,
+    pub(crate) resource: Resource,
     pub changed: bool,
-    pub quirks: Quirks,
+    pub(crate) quirks: Quirks,
     /// The document before the PATCH.
-    pub before: Map<String, Value>,
-    pub members: MemberDelta,
+    pub(crate) before: Map<String, Value>,
+    pub(crate) members: MemberDelta,
 }
 
 /// What a PUT wrote, and what was there before.
-pub struct Replaced {
-    pub resource: Resource,
-    pub before: Map<String, Value>,
-    pub members_changed: bool,
+pub(crate) struct Replaced {
+    pub(crate) resource: Resource,
+    pub(crate) before: Map<String, Value>,
+    pub(crate) members_changed: bool,
 }
 
 /// PATCH operations applied to a resource as it was at `version`: everything a PATCH decides,
@@ -465,7 +465,7 @@ pub struct PatchPlan {
 /// Applies `ops` to `old` (RFC 7644 §3.5.2) and validates the result as a PUT body is
 /// validated. `password_hash` is the hash of the password the operations set, computed
 /// beforehand (`patch::password_in`).
-pub fn plan_patch(
+pub(crate) fn plan_patch(
     rt: &ResourceType,
     old: &Resource,
     ops: &[Operation],
@@ -487,7 +487,7 @@ pub fn plan_patch(
 
 /// Reads a resource and plans a PATCH of it (`plan_patch`), checking `If-Match` first as the
 /// write will. Runs on a reader.
-pub fn read_and_plan_patch(
+pub(crate) fn read_and_plan_patch(
     c: &Connection,
     provider_id: i64,
     rt: &ResourceType,

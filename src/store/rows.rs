@@ -15,24 +15,24 @@ pub(crate) const COLUMNS: &str = "r.seq, r.id, r.doc, r.created, r.modified, r.v
 /// A stored User or Group.
 #[derive(Debug, Clone)]
 pub struct Resource {
-    pub seq: i64,
+    pub(crate) seq: i64,
     pub id: String,
-    pub doc: Map<String, Value>,
-    pub created: String,
-    pub modified: String,
-    pub version: i64,
+    pub(crate) doc: Map<String, Value>,
+    pub(crate) created: String,
+    pub(crate) modified: String,
+    pub(crate) version: i64,
 }
 
 /// A stored User or Group as the renderer reads it: its columns, with the document as the JSON
 /// text it is stored as (a full representation never parses it). Borrowed from `Rows`.
 #[derive(Debug, Clone, Copy)]
 pub struct Stored<'a> {
-    pub seq: i64,
-    pub id: &'a str,
-    pub doc: &'a str,
-    pub created: &'a str,
-    pub modified: &'a str,
-    pub version: i64,
+    pub(crate) seq: i64,
+    pub(crate) id: &'a str,
+    pub(crate) doc: &'a str,
+    pub(crate) created: &'a str,
+    pub(crate) modified: &'a str,
+    pub(crate) version: i64,
 }
 
 /// Rows read for rendering (a page, or the one resource a GET reads), their text columns kept
@@ -97,7 +97,7 @@ impl Rows {
         self.rows.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
 
@@ -122,9 +122,9 @@ impl Rows {
 /// One member of a group, as the representation shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reference {
-    pub id: String,
-    pub kind: ResourceKind,
-    pub display: Option<String>,
+    pub(crate) id: String,
+    pub(crate) kind: ResourceKind,
+    pub(crate) display: Option<String>,
 }
 
 pub(crate) fn kind_str(kind: ResourceKind) -> &'static str {

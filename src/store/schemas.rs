@@ -12,15 +12,15 @@ use crate::scim::schema::{Model, Registered, Unknown};
 
 /// One registered extension schema as stored.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
-    pub provider: String,
-    pub urn: String,
-    pub kind: ResourceKind,
+pub(crate) struct Stored {
+    pub(crate) provider: String,
+    pub(crate) urn: String,
+    pub(crate) kind: ResourceKind,
     /// The schema representation as it was given.
-    pub definition: String,
-    pub indexed: Vec<String>,
+    pub(crate) definition: String,
+    pub(crate) indexed: Vec<String>,
     /// Unix seconds.
-    pub created: i64,
+    pub(crate) created: i64,
 }
 
 fn kind_of(text: &str) -> rusqlite::Result<ResourceKind> {
@@ -59,7 +59,7 @@ fn bump(c: &Connection, provider_id: i64) -> Result<()> {
 }
 
 /// Registers an extension schema for one resource type of a provider.
-pub fn add(
+pub(crate) fn add(
     c: &Connection,
     provider: &str,
     kind: ResourceKind,
@@ -106,7 +106,7 @@ pub fn add(
 }
 
 /// Every registered schema, or one provider's, by provider and URN.
-pub fn list(c: &Connection, provider: Option<&str>) -> Result<Vec<Stored>> {
+pub(crate) fn list(c: &Connection, provider: Option<&str>) -> Result<Vec<Stored>> {
     let rows = match provider {
         Some(name) => {
             let p = providers::require(c, name)?;
@@ -126,7 +126,7 @@ pub fn list(c: &Connection, provider: Option<&str>) -> Result<Vec<Stored>> {
 }
 
 /// One provider's schema by URN (regardless of case).
-pub fn get(c: &Connection, provider: &str, urn: &str) -> Result<Option<Stored>> {
+pub(crate) fn get(c: &Connection, provider: &str, urn: &str) -> Result<Option<Stored>> {
     let p = providers::require(c, provider)?;
     Ok(c.query_row(
         &format!("{SELECT} WHERE e.provider_id = ?1 AND e.urn = ?2"),
@@ -136,7 +136,7 @@ pub fn get(c: &Connection, provider: &str, urn: &str) -> Result<Option<Stored>> 
     .optional()?)
 }
 
-pub fn require(c: &Connection, provider: &str, urn: &str) -> Result<Stored> {
+pub(crate) fn require(c: &Connection, provider: &str, urn: &str) -> Result<Stored> {
     get(c, provider, urn)?
         .ok_or_else(|| Error::NotFound(format!("provider {provider:?} has no schema {urn}")))
 }
@@ -163,7 +163,7 @@ fn holders(c: &Connection, p: &Provider, s: &Stored) -> Result<Vec<(i64, String)
 }
 
 /// How many resources hold values of a registered schema.
-pub fn usage(c: &Connection, provider: &str, urn: &str) -> Result<usize> {
+pub(crate) fn usage(c: &Connection, provider: &str, urn: &str) -> Result<usize> {
     let p = providers::require(c, provider)?;
     let s = require(c, provider, urn)?;
     Ok(holders(c, &p, &s)?.len())
@@ -172,7 +172,7 @@ pub fn usage(c: &Connection, provider: &str, urn: &str) -> Result<usize> {
 /// Removes a registered schema. While resources hold values of it, only with `with_values`,
 /// and then those values go in the same transaction (each such resource gets a new version).
 /// Returns how many resources changed.
-pub fn remove(
+pub(crate) fn remove(
     c: &Connection,
     provider: &str,
     urn: &str,
@@ -214,7 +214,7 @@ pub fn remove(
 }
 
 /// Sets what a provider does with attributes of schemas it has not registered.
-pub fn set_unknown(c: &Connection, provider: &str, policy: Unknown) -> Result<()> {
+pub(crate) fn set_unknown(c: &Connection, provider: &str, policy: Unknown) -> Result<()> {
     let p = providers::require(c, provider)?;
     c.execute(
         "UPDATE providers SET unknown_attributes = ?2 WHERE id = ?1",

@@ -12,12 +12,12 @@ use crate::scim::ResourceKind;
 /// A compiled filter condition over `resources r`, with its parameters numbered from ?3
 /// (?1 and ?2 are the provider and the kind).
 pub struct Condition {
-    pub sql: String,
-    pub params: Vec<Sql>,
+    pub(crate) sql: String,
+    pub(crate) params: Vec<Sql>,
     /// Run from the lookup inside the condition, not from the provider's index range.
-    pub driven: bool,
+    pub(crate) driven: bool,
     /// Run from a range of the name index (`userName sw`), not from the cursor's key range.
-    pub by_name: bool,
+    pub(crate) by_name: bool,
 }
 
 /// How to page through results.
@@ -32,9 +32,9 @@ pub enum Paging<'a> {
 
 /// One page of matching resources, the total number that match, and whether more follow.
 pub struct Page {
-    pub total: i64,
+    pub(crate) total: i64,
     pub items: Rows,
-    pub more: bool,
+    pub(crate) more: bool,
 }
 
 /// The page statement of a search with its arguments, and what the count statement is made
@@ -165,7 +165,7 @@ pub fn search(
 /// Up to `limit` resources of `kind` created after the one with key `after` that match
 /// `condition`, and whether more follow: a search without its total (no count statement),
 /// for readers that only walk the matches (the LDAP directory).
-pub fn after(
+pub(crate) fn after(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,

@@ -11,13 +11,13 @@ use crate::scim::ProviderKind;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenInfo {
     pub id: String,
-    pub provider: String,
+    pub(crate) provider: String,
     pub description: String,
     pub read_only: bool,
-    pub created: i64,
+    pub(crate) created: i64,
     pub expires: i64,
-    pub revoked: Option<i64>,
-    pub last_used: Option<i64>,
+    pub(crate) revoked: Option<i64>,
+    pub(crate) last_used: Option<i64>,
     pub replaced_by: Option<String>,
 }
 
@@ -38,18 +38,18 @@ impl TokenInfo {
 /// What the server needs to authenticate a request made with a token.
 #[derive(Debug, Clone)]
 pub(crate) struct AuthRecord {
-    pub provider_id: i64,
-    pub provider_name: String,
-    pub provider_kind: ProviderKind,
-    pub secret_hash: String,
-    pub read_only: bool,
-    pub expires: i64,
-    pub revoked: Option<i64>,
-    pub last_used: Option<i64>,
+    pub(crate) provider_id: i64,
+    pub(crate) provider_name: String,
+    pub(crate) provider_kind: ProviderKind,
+    pub(crate) secret_hash: String,
+    pub(crate) read_only: bool,
+    pub(crate) expires: i64,
+    pub(crate) revoked: Option<i64>,
+    pub(crate) last_used: Option<i64>,
     /// The provider's `model_version` (its extension schemas and unknown-attribute policy).
-    pub model_version: i64,
+    pub(crate) model_version: i64,
     /// The provider's `activity_values` setting.
-    pub activity_values: bool,
+    pub(crate) activity_values: bool,
 }
 
 /// A token row to insert; `secret_hash` is already the argon2id PHC string.

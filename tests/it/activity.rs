@@ -297,8 +297,8 @@ fn values_are_recorded_only_when_the_provider_allows() {
 }
 
 /// The cleanup policy of a 30-day retention keeping at most `records` per provider.
-fn policy_keeping(records: u32) -> scimd::jobs::CleanupPolicy {
-    scimd::jobs::CleanupPolicy {
+fn policy_keeping(records: u32) -> scimd::api::jobs::CleanupPolicy {
+    scimd::api::jobs::CleanupPolicy {
         retention: Duration::from_secs(30 * 86_400),
         warn_within: Duration::from_secs(14 * 86_400),
         activity_retention: Duration::from_secs(30 * 86_400),
@@ -310,7 +310,7 @@ fn policy_keeping(records: u32) -> scimd::jobs::CleanupPolicy {
 /// per provider, and nothing else (its clock injected).
 #[test]
 fn retention_removes_exactly_the_old_and_the_excess_records() {
-    use scimd::jobs::cleanup_once;
+    use scimd::api::jobs::cleanup_once;
     let db = TestDb::new();
     db.add_provider("a");
     db.add_provider("b");
@@ -356,7 +356,7 @@ fn retention_removes_exactly_the_old_and_the_excess_records() {
 /// every change pushes out older refusals, never a change.
 #[test]
 fn refusals_never_push_changes_out_of_the_activity_log() {
-    use scimd::jobs::cleanup_once;
+    use scimd::api::jobs::cleanup_once;
     let db = TestDb::new();
     db.add_provider("a");
     let now = chrono::Utc::now().timestamp();

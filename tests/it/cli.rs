@@ -7,15 +7,17 @@ use crate::harness::{Server, TestDb, get_bearer, token_in};
 /// Puts a User into a provider through the store's own insert, as `POST /Users` does (it also
 /// keeps the provider's row counts).
 fn insert_user(db: &TestDb, provider: &str, user_name: &str) {
-    let kind = scimd::scim::ResourceKind::User;
-    let prepared =
-        scimd::scim::resource::prepare(kind.builtin(), &serde_json::json!({"userName": user_name}))
-            .unwrap();
+    let kind = scimd::api::scim::ResourceKind::User;
+    let prepared = scimd::api::scim::resource::prepare(
+        kind.builtin(),
+        &serde_json::json!({"userName": user_name}),
+    )
+    .unwrap();
     let provider = provider.to_string();
     db.store()
         .write_blocking(move |c| {
-            let p = scimd::store::providers::require(c, &provider)?;
-            scimd::store::resources::create(
+            let p = scimd::api::store::providers::require(c, &provider)?;
+            scimd::api::store::resources::create(
                 c,
                 p.id,
                 kind.builtin(),
@@ -23,7 +25,7 @@ fn insert_user(db: &TestDb, provider: &str, user_name: &str) {
                 None,
                 "2026-01-01T00:00:00Z",
             )?;
-            Ok::<_, scimd::store::Error>(())
+            Ok::<_, scimd::api::store::Error>(())
         })
         .unwrap();
 }
@@ -263,7 +265,7 @@ fn token_rotate_keeps_the_old_token_working_for_the_overlap() {
 
     let infos = db
         .store()
-        .call(|c| scimd::store::tokens::list(c, None))
+        .call(|c| scimd::api::store::tokens::list(c, None))
         .unwrap();
     let old_info = infos.iter().find(|t| t.id == old_id).unwrap();
     let new_info = infos.iter().find(|t| t.id == new_id).unwrap();

@@ -10,13 +10,13 @@ fn schemas_match_the_model() {
     let list = scim.get("/Schemas").expect(200);
     assert_eq!(
         list["totalResults"],
-        scimd::scim::schema::Model::builtin().schemas().count()
+        scimd::api::scim::schema::Model::builtin().schemas().count()
     );
     for (served, model) in list["Resources"]
         .as_array()
         .unwrap()
         .iter()
-        .zip(scimd::scim::schema::Model::builtin().schemas())
+        .zip(scimd::api::scim::schema::Model::builtin().schemas())
     {
         let mut expected = model.to_json();
         expected["meta"] = json!({

@@ -99,9 +99,9 @@ impl TestDb {
     /// Stores a token for `provider` the way `token create` does, with any creation and expiry
     /// time (unix seconds); returns (token id, full token text).
     pub fn insert_token(&self, provider: &str, created: i64, expires: i64) -> (String, String) {
-        use scimd::store::{providers, tokens};
-        let t = scimd::auth::token::generate();
-        let hash = scimd::auth::token::hash(&t.secret).unwrap();
+        use scimd::api::store::{providers, tokens};
+        let t = scimd::api::auth::token::generate();
+        let hash = scimd::api::auth::token::hash(&t.secret).unwrap();
         let (id, provider) = (t.id.clone(), provider.to_string());
         self.store()
             .write_blocking(move |c| {
@@ -123,10 +123,10 @@ impl TestDb {
         (t.id, t.full.expose().to_string())
     }
 
-    pub fn store(&self) -> scimd::store::Store {
-        scimd::store::Store::open(
+    pub fn store(&self) -> scimd::api::store::Store {
+        scimd::api::store::Store::open(
             &self.path,
-            scimd::store::OpenMode::MustExist,
+            scimd::api::store::OpenMode::MustExist,
             Duration::from_secs(5),
             2,
         )

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use scimd::jobs::{CleanupPolicy, cleanup_once};
+use scimd::api::jobs::{CleanupPolicy, cleanup_once};
 
 use crate::harness::{Server, TestDb, get_bearer};
 
