@@ -3,11 +3,10 @@
 
 use std::io::Write;
 
-use serde_json::Value;
-
 use crate::render;
 use crate::scim::ResourceKind;
 use crate::scim::projection::Projection;
+use crate::scim::summary::export_columns;
 use crate::store::search::{self, Paging};
 use crate::store::{self, Store, providers, schemas};
 
@@ -18,77 +17,6 @@ const PAGE: i64 = 1000;
 pub(crate) enum Format {
     Jsonl,
     Csv,
-}
-
-/// The CSV columns: header names and where each value comes from in a User or Group.
-fn columns(kind: ResourceKind) -> &'static [&'static str] {
-    match kind {
-        ResourceKind::User => &[
-            "id",
-            "externalId",
-            "userName",
-            "displayName",
-            "givenName",
-            "familyName",
-            "email",
-            "active",
-            "title",
-            "department",
-            "created",
-            "lastModified",
-        ],
-        ResourceKind::Group => &[
-            "id",
-            "externalId",
-            "displayName",
-            "members",
-            "created",
-            "lastModified",
-        ],
-    }
-}
-
-fn text(v: Option<&Value>) -> String {
-    match v {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// One CSV row of the common attributes of a rendered resource.
-fn csv_row(kind: ResourceKind, r: &Value) -> Vec<String> {
-    let enterprise = &r[crate::scim::schema::ENTERPRISE_USER];
-    let primary_email = r["emails"].as_array().and_then(|es| {
-        es.iter()
-            .find(|e| e["primary"] == Value::Bool(true))
-            .or_else(|| es.first())
-            .map(|e| text(e.get("value")))
-    });
-    match kind {
-        ResourceKind::User => vec![
-            text(r.get("id")),
-            text(r.get("externalId")),
-            text(r.get("userName")),
-            text(r.get("displayName")),
-            text(r["name"].get("givenName")),
-            text(r["name"].get("familyName")),
-            primary_email.unwrap_or_default(),
-            text(r.get("active")),
-            text(r.get("title")),
-            text(enterprise.get("department")),
-            text(r["meta"].get("created")),
-            text(r["meta"].get("lastModified")),
-        ],
-        ResourceKind::Group => vec![
-            text(r.get("id")),
-            text(r.get("externalId")),
-            text(r.get("displayName")),
-            r["members"].as_array().map_or(0, Vec::len).to_string(),
-            text(r["meta"].get("created")),
-            text(r["meta"].get("lastModified")),
-        ],
-    }
 }
 
 /// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
@@ -125,7 +53,10 @@ pub(crate) fn export(
     let base = format!("{base}/scim/v2/{provider}");
     if format == Format::Csv {
         let mut header = Vec::new();
-        let names: Vec<String> = columns(kind).iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = export_columns(kind)
+            .iter()
+            .map(|c| c.header.to_string())
+            .collect();
         csv_line(&names, &mut header);
         out.write_all(&header)?;
     }
@@ -159,9 +90,11 @@ pub(crate) fn export(
                 Format::Csv => {
                     let mut csv = Vec::with_capacity(rows.len() * 256);
                     for line in json.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                        let v: Value = serde_json::from_slice(line)
+                        let v: serde_json::Value = serde_json::from_slice(line)
                             .map_err(|e| store::Error::Internal(e.to_string()))?;
-                        csv_line(&csv_row(kind, &v), &mut csv);
+                        let row: Vec<String> =
+                            export_columns(kind).iter().map(|c| c.value(&v)).collect();
+                        csv_line(&row, &mut csv);
                     }
                     csv
                 }

@@ -645,7 +645,7 @@ async fn provider_page(
                             td { (t.last_used.map_or("never".to_string(), view::time)) }
                             td { (label) }
                             td {
-                                @if label == "active" {
+                                @if t.state(now_s) == TokenState::Active {
                                     a href={(base) "/tokens/" (t.id) "/rotate"} { "Rotate" } " · "
                                     a href={(base) "/tokens/" (t.id) "/revoke"} { "Revoke" }
                                 }
@@ -1128,7 +1128,11 @@ pub(crate) async fn resources(
                     )?;
                     let mut out = Vec::new();
                     let rows: Vec<_> = page.items.iter().collect();
-                    let projection = Projection::parse(rt, None, Some("members"));
+                    // The list shows no members: a large group's are not read.
+                    let relation = rt
+                        .with_role(crate::scim::schema::Role::Relation)
+                        .map(|a| a.name);
+                    let projection = Projection::parse(rt, None, relation);
                     crate::render::push_rows(&mut out, &tx, rt, &scim, &rows, &projection)?;
                     let last = rows.last().map(|r| r.seq);
                     Ok((page.total, page.more, last, out))
@@ -1164,6 +1168,7 @@ pub(crate) async fn resources(
     let str_of = |d: &serde_json::Value, k: &str| {
         d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
     };
+    let columns = crate::scim::summary::list_columns(kind);
     ok(
         &format!("{} · {endpoint}", provider),
         Nav::Providers,
@@ -1184,25 +1189,18 @@ pub(crate) async fn resources(
             (view::error_box(message.as_deref()))
             p.count { (total) " " (endpoint) @if filter_text.is_some() { " match" } }
             (view::table(
-                &if kind == ResourceKind::User { vec!["userName", "Display name", "Email", "Active", "Last modified"] } else { vec!["Display name", "External id", "Last modified"] },
+                &columns.iter().map(|c| c.label).collect::<Vec<_>>(),
                 html! {
                     @for d in &docs {
                         @let id = str_of(d, "id");
                         @let href = format!("{pbase}/{endpoint}/{}", urlencode(&id));
-                        @let modified = d.pointer("/meta/lastModified").and_then(|v| v.as_str()).unwrap_or("").to_string();
-                        @if kind == ResourceKind::User {
-                            tr {
-                                td { a href=(href) { (str_of(d, "userName")) } }
-                                td { (str_of(d, "displayName")) }
-                                td { (d.pointer("/emails/0/value").and_then(|v| v.as_str()).unwrap_or("")) }
-                                td { (d.get("active").map_or("".to_string(), |v| v.to_string())) }
-                                td { (modified) }
-                            }
-                        } @else {
-                            tr {
-                                td { a href=(href) { (str_of(d, "displayName")) } }
-                                td { (str_of(d, "externalId")) }
-                                td { (modified) }
+                        tr {
+                            @for (i, c) in columns.iter().enumerate() {
+                                @if i == 0 {
+                                    td { a href=(href) { (c.value(d)) } }
+                                } @else {
+                                    td { (c.value(d)) }
+                                }
                             }
                         }
                     }
@@ -1238,7 +1236,11 @@ pub(crate) async fn resource(
                     kind.name()
                 )));
             };
-            let projection = Projection::parse(rt, None, Some("members"));
+            // A group's members are listed below, from the first ones only.
+            let relation = rt
+                .with_role(crate::scim::schema::Role::Relation)
+                .map(|a| a.name);
+            let projection = Projection::parse(rt, None, relation);
             let bytes = crate::render::resource(c, rt, &scim, row, &projection)?;
             let (members, more) = match kind {
                 ResourceKind::Group => {
@@ -1263,17 +1265,14 @@ pub(crate) async fn resource(
     let doc: serde_json::Value = serde_json::from_slice(&doc)
         .map_err(|e| Failure::Internal(format!("rendering a resource: {e}")))?;
     let pbase = format!("/providers/{}", urlencode(&provider));
+    let rt = kind.builtin();
     let title = doc
-        .get(if kind == ResourceKind::User {
-            "userName"
-        } else {
-            "displayName"
-        })
+        .get(rt.name_attribute())
         .and_then(|v| v.as_str())
         .unwrap_or(&id)
         .to_string();
     let groups = doc
-        .get("groups")
+        .get(rt.linked_name())
         .and_then(|g| g.as_array())
         .cloned()
         .unwrap_or_default();

@@ -178,13 +178,13 @@ async fn create(
         .write(&principal, move |c| -> Result<_, Error> {
             let rt = tx_model.get(kind);
             let r = rows::create(c, pid, rt, &prepared, password_hash.as_deref(), &now)?;
-            let mut changed = activity::changed_paths(&Map::new(), &r.doc);
-            if prepared.password.is_some() {
-                changed.push("password".into());
-            }
-            if prepared.members.as_ref().is_some_and(|m| !m.is_empty()) {
-                changed.push("members".into());
-            }
+            let changed = activity::changed_attributes(
+                rt,
+                &Map::new(),
+                &r.doc,
+                prepared.password.is_some(),
+                prepared.members.as_ref().is_some_and(|m| !m.is_empty()),
+            );
             let change = activity::Change {
                 kind,
                 id: &r.id,
@@ -301,18 +301,23 @@ async fn replace(
                 &now,
             )?;
             let r = replaced.resource;
-            let mut changed = activity::changed_paths(&replaced.before, &r.doc);
-            if prepared.password.is_some() {
-                changed.push("password".into());
-            }
-            if replaced.members_changed {
-                changed.push("members".into());
-            }
+            let changed = activity::changed_attributes(
+                rt,
+                &replaced.before,
+                &r.doc,
+                prepared.password.is_some(),
+                replaced.members_changed,
+            );
             let change = activity::Change {
                 kind,
                 id: &r.id,
                 name: &prepared.name,
-                action: activity::action_for(&replaced.before, &r.doc, activity::Action::Replaced),
+                action: activity::action_for(
+                    rt,
+                    &replaced.before,
+                    &r.doc,
+                    activity::Action::Replaced,
+                ),
                 values: ctx.values.then(|| activity::values_of(&r.doc, &changed)),
                 changed,
                 version: r.version,
@@ -445,18 +450,13 @@ async fn patch(
                 PatchAnswer::FullWhenSmall => members::at_most(tx, seq, GROUP_ANSWER_MEMBERS)?,
             };
             let r = &patched.resource;
-            let mut changed = activity::changed_paths(&patched.before, &r.doc);
-            if password_set {
-                changed.push("password".into());
-            }
             let m = patched.members;
-            if m.any() {
-                changed.push(rt.linked().map_or("members", |a| a.name).into());
-            }
+            let changed =
+                activity::changed_attributes(rt, &patched.before, &r.doc, password_set, m.any());
             let action = match (changed.len(), m.added, m.removed, m.replaced) {
                 (1, 1.., 0, false) => activity::Action::MemberAdded,
                 (1, 0, 1.., false) => activity::Action::MemberRemoved,
-                _ => activity::action_for(&patched.before, &r.doc, activity::Action::Patched),
+                _ => activity::action_for(rt, &patched.before, &r.doc, activity::Action::Patched),
             };
             let detail = m.any().then(|| {
                 format!(

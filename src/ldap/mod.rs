@@ -1018,8 +1018,8 @@ impl Session {
                 | (Some(Node::Top | Node::Root(_)), LdapSearchScope::Children) => (
                     vec![
                         root_entry(&bound.provider, &tree),
-                        ou_entry("people", &tree),
-                        ou_entry("groups", &tree),
+                        ou_entry(directory::PEOPLE, &tree),
+                        ou_entry(directory::GROUPS, &tree),
                     ],
                     vec![ResourceKind::User, ResourceKind::Group],
                     None,
@@ -1028,16 +1028,19 @@ impl Session {
                     (vec![root_entry(&bound.provider, &tree)], vec![], None)
                 }
                 (Some(Node::Root(_)), LdapSearchScope::OneLevel) => (
-                    vec![ou_entry("people", &tree), ou_entry("groups", &tree)],
+                    vec![
+                        ou_entry(directory::PEOPLE, &tree),
+                        ou_entry(directory::GROUPS, &tree),
+                    ],
                     vec![],
                     None,
                 ),
                 (Some(Node::People(_)), LdapSearchScope::Base) => {
-                    (vec![ou_entry("people", &tree)], vec![], None)
+                    (vec![ou_entry(directory::PEOPLE, &tree)], vec![], None)
                 }
                 (Some(Node::People(_)), s) => (
                     if s == LdapSearchScope::Subtree {
-                        vec![ou_entry("people", &tree)]
+                        vec![ou_entry(directory::PEOPLE, &tree)]
                     } else {
                         vec![]
                     },
@@ -1045,11 +1048,11 @@ impl Session {
                     None,
                 ),
                 (Some(Node::Groups(_)), LdapSearchScope::Base) => {
-                    (vec![ou_entry("groups", &tree)], vec![], None)
+                    (vec![ou_entry(directory::GROUPS, &tree)], vec![], None)
                 }
                 (Some(Node::Groups(_)), s) => (
                     if s == LdapSearchScope::Subtree {
-                        vec![ou_entry("groups", &tree)]
+                        vec![ou_entry(directory::GROUPS, &tree)]
                     } else {
                         vec![]
                     },
@@ -1057,7 +1060,7 @@ impl Session {
                     None,
                 ),
                 (Some(Node::Services(_)), LdapSearchScope::Base | LdapSearchScope::Subtree) => {
-                    (vec![ou_entry("services", &tree)], vec![], None)
+                    (vec![ou_entry(directory::SERVICES, &tree)], vec![], None)
                 }
                 (Some(Node::User(_, name)), LdapSearchScope::Base | LdapSearchScope::Subtree) => {
                     (vec![], vec![ResourceKind::User], Some(name))
@@ -1427,10 +1430,7 @@ fn entry_condition(
     if !directory::may_match(&f) {
         return Ok(None);
     }
-    let name_attr = match kind {
-        ResourceKind::User => "userName",
-        ResourceKind::Group => "displayName",
-    };
+    let name_attr = rt.name_attribute();
     let mut extra = Vec::new();
     if let Some(name) = only {
         extra.push(Filter::Compare(
@@ -1483,7 +1483,7 @@ fn entries(
     // The managers' names and the groups' member names: one statement for the whole batch.
     let (managers, members) = match rt.kind() {
         ResourceKind::User => {
-            let ids: Vec<&str> = docs.iter().filter_map(manager_id).collect();
+            let ids: Vec<&str> = docs.iter().filter_map(directory::manager_id).collect();
             let names = store::resources::names_by_id(tx, pid, ResourceKind::User, &ids)?;
             (names, Default::default())
         }
@@ -1497,7 +1497,7 @@ fn entries(
         let operational = op_marker(directory::operational(row.id, row.created, row.modified));
         let entry = match rt.kind() {
             ResourceKind::User => {
-                if doc.get("active") == Some(&Value::Bool(false)) {
+                if doc.as_object().is_some_and(|d| !rt.is_active(d)) {
                     continue;
                 }
                 let group_names: Vec<&str> = match &groups {
@@ -1508,12 +1508,12 @@ fn entries(
                         .collect(),
                     None => Vec::new(),
                 };
-                let manager = manager_id(&doc)
+                let manager = directory::manager_id(&doc)
                     .and_then(|m| managers.get(m))
                     .map(|n| directory::user_dn(tree, n));
                 let dn = directory::user_dn(
                     tree,
-                    doc.get("userName")
+                    doc.get(rt.name_attribute())
                         .and_then(Value::as_str)
                         .unwrap_or_default(),
                 );
@@ -1529,7 +1529,7 @@ fn entries(
             }
             ResourceKind::Group => {
                 let name = doc
-                    .get("displayName")
+                    .get(rt.name_attribute())
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 let members: Vec<String> = members
@@ -1587,7 +1587,7 @@ fn as_served(
                 })
             })
             .collect();
-        doc.insert("groups".into(), Value::Array(groups));
+        doc.insert(rt.linked_name().into(), Value::Array(groups));
     }
     doc.insert(
         "meta".into(),
@@ -1790,12 +1790,6 @@ impl Resolve for Resolver<'_> {
     }
 }
 
-/// The id of a user's manager, as the enterprise extension keeps it.
-fn manager_id(doc: &Value) -> Option<&str> {
-    doc.pointer("/urn:ietf:params:scim:schemas:extension:enterprise:2.0:User/manager/value")
-        .and_then(Value::as_str)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1854,7 +1848,7 @@ mod tests {
 
     #[test]
     fn fixed_entries_are_filtered_regardless_of_case() {
-        let e = ou_entry("people", "dc=p,dc=scimd");
+        let e = ou_entry(directory::PEOPLE, "dc=p,dc=scimd");
         assert!(matches_static(
             &LdapFilter::Present("objectclass".into()),
             &e.1

@@ -12,6 +12,11 @@ use serde_json::Value;
 use crate::scim::ResourceKind;
 use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
 
+/// The organizational units of a provider's tree: users, groups, service accounts.
+pub(crate) const PEOPLE: &str = "people";
+pub(crate) const GROUPS: &str = "groups";
+pub(crate) const SERVICES: &str = "services";
+
 const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 
 /// One attribute-value assertion of a DN (`attr=value`), the attribute in lower case.
@@ -177,12 +182,12 @@ fn below(mut rdns: Vec<Rdn>, provider: String) -> Option<Node> {
         return None;
     }
     Some(match (ou.as_str(), leaf) {
-        ("people", None) => Node::People(provider),
-        ("groups", None) => Node::Groups(provider),
-        ("services", None) => Node::Services(provider),
-        ("people", Some((a, v))) if a == "uid" => Node::User(provider, v),
-        ("groups", Some((a, v))) if a == "cn" => Node::Group(provider, v),
-        ("services", Some((a, v))) if a == "cn" => Node::Account(provider, v),
+        (PEOPLE, None) => Node::People(provider),
+        (GROUPS, None) => Node::Groups(provider),
+        (SERVICES, None) => Node::Services(provider),
+        (PEOPLE, Some((a, v))) if a == "uid" => Node::User(provider, v),
+        (GROUPS, Some((a, v))) if a == "cn" => Node::Group(provider, v),
+        (SERVICES, Some((a, v))) if a == "cn" => Node::Account(provider, v),
         _ => return None,
     })
 }
@@ -879,6 +884,11 @@ pub(crate) fn user_attributes(
         groups.iter().map(|name| group_dn(base, name)).collect(),
     );
     out
+}
+
+/// The id of a user's manager, as the enterprise extension keeps it.
+pub(crate) fn manager_id(doc: &Value) -> Option<&str> {
+    doc.get(ENTERPRISE)?.get("manager")?.get("value")?.as_str()
 }
 
 /// The values of a multi-valued attribute, the primary (else a work one) first.

@@ -13,6 +13,7 @@ pub(crate) mod provider;
 pub(crate) mod quirks;
 pub(crate) mod resource;
 pub(crate) mod schema;
+pub(crate) mod summary;
 
 pub use provider::ProviderKind;
 pub use schema::ResourceKind;

@@ -94,7 +94,21 @@ pub(crate) enum Role {
     Location,
     /// `meta.version`: the weak ETag of the row's version counter.
     Version,
+    /// Whether the resource may be used (User `active`): a resource whose value is `false` is
+    /// deactivated (out of the LDAP directory, its change recorded as a deactivation); one
+    /// without a value is active. The store reads it in SQL at `ACTIVE_JSON_PATH`.
+    Active,
 }
+
+/// The JSON path (SQLite's `json_extract`) of the attribute with `Role::Active` in a stored
+/// document, as a literal for SQL written with `concat!`; the built-in model checks that its
+/// attribute is there (`the_active_attribute_is_where_sql_reads_it`).
+macro_rules! active_json_path {
+    () => {
+        "$.active"
+    };
+}
+pub(crate) use active_json_path;
 
 /// The longest identifier (userName, a group's displayName, externalId, a member's id) or
 /// password a request may set, in bytes.
@@ -293,7 +307,12 @@ impl Attribute {
             v["referenceTypes"] = json!(self.reference_types);
         }
         if !self.sub_attributes.is_empty() {
-            v["subAttributes"] = self.sub_attributes.iter().copied().map(Attribute::to_json).collect();
+            v["subAttributes"] = self
+                .sub_attributes
+                .iter()
+                .copied()
+                .map(Attribute::to_json)
+                .collect();
         }
         v
     }
@@ -440,7 +459,7 @@ pub(crate) static USER_SCHEMA: Schema = Schema {
         string("preferredLanguage", "Preferred written or spoken language, e.g. en-US."),
         string("locale", "Locale for formatting dates, numbers and currency, e.g. en-US."),
         string("timezone", "Time zone in IANA form, e.g. Europe/Amsterdam."),
-        attr("active", Type::Boolean, "Whether the account may be used."),
+        attr("active", Type::Boolean, "Whether the account may be used.").role(Role::Active),
         string("password", "Write-only: accepted and stored as an argon2id hash, never returned.")
             .mutability(Mutability::WriteOnly)
             .returned(Returned::Never)
@@ -669,6 +688,7 @@ pub struct ResourceType {
     extensions: Vec<&'static Schema>,
     unique_name: Option<&'static Attribute>,
     linked: Option<&'static Attribute>,
+    active: Option<&'static Attribute>,
     unknown: Unknown,
     /// Extension attributes kept in `value_index` (singular ones a provider marked indexed).
     indexed_extension: Vec<(&'static str, &'static Attribute)>,
@@ -687,6 +707,7 @@ impl ResourceType {
                 .iter()
                 .find(|a| a.role == Role::UniqueName),
             linked: schema.attributes.iter().find(|a| a.is_linked()),
+            active: schema.attributes.iter().find(|a| a.role == Role::Active),
             unknown: Unknown::default(),
             indexed_extension: Vec::new(),
             finders: extensions
@@ -781,6 +802,29 @@ impl ResourceType {
     /// `Role::Computed`): a Group's members, a User's groups.
     pub(crate) fn linked(&self) -> Option<&'static Attribute> {
         self.linked
+    }
+
+    /// The name of `linked`, or "" for a type without one.
+    pub(crate) fn linked_name(&self) -> &'static str {
+        self.linked.map_or("", |a| a.name)
+    }
+
+    /// Whether a stored or served document is of an active resource (`Role::Active`): only an
+    /// explicit `false` deactivates.
+    pub(crate) fn is_active(&self, doc: &serde_json::Map<String, Value>) -> bool {
+        self.active
+            .is_none_or(|a| doc.get(a.name) != Some(&Value::Bool(false)))
+    }
+
+    /// The name of the attribute with `Role::Active`, if the type has one.
+    #[cfg(test)]
+    pub(crate) fn active_name(&self) -> Option<&'static str> {
+        self.active.map(|a| a.name)
+    }
+
+    /// The core attribute with `role` (the first, for roles several have).
+    pub(crate) fn with_role(&self, role: Role) -> Option<&'static Attribute> {
+        self.schema.attributes.iter().find(|a| a.role == role)
     }
 
     /// The multi-valued attributes of the core schema whose sub-attribute values are kept in
@@ -935,6 +979,22 @@ impl Model {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_active_attribute_is_where_sql_reads_it() {
+        let users = ResourceKind::User.builtin();
+        let name = users.active_name().unwrap_or_default();
+        assert_eq!(format!("$.{name}"), active_json_path!());
+        let doc = |v: Value| v.as_object().cloned().unwrap_or_default();
+        assert!(users.is_active(&doc(json!({}))));
+        assert!(users.is_active(&doc(json!({ name: true }))));
+        assert!(!users.is_active(&doc(json!({ name: false }))));
+        assert!(
+            ResourceKind::Group
+                .builtin()
+                .is_active(&doc(json!({ name: false })))
+        );
+    }
+
     use super::*;
 
     #[test]

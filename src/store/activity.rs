@@ -2,6 +2,7 @@
 //! record is written by the same transaction as the change, so a committed change always has
 //! one and a rolled-back one has none.
 
+use crate::scim::schema::ResourceType;
 use rusqlite::{Connection, params, params_from_iter, types::Value as Sql};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -107,14 +108,35 @@ pub(crate) fn changed_paths(old: &Map<String, Value>, new: &Map<String, Value>) 
     out
 }
 
-/// `Deactivated` or `Reactivated` when `active` changed that way, else `otherwise`.
+/// What a change record names as changed: `changed_paths`, then the write-only secret when
+/// one was set (it is not in the document) and the attribute kept as membership rows when
+/// those changed, named as the model names them.
+pub(crate) fn changed_attributes(
+    rt: &ResourceType,
+    old: &Map<String, Value>,
+    new: &Map<String, Value>,
+    secret_set: bool,
+    links_changed: bool,
+) -> Vec<String> {
+    let mut changed = changed_paths(old, new);
+    if secret_set && let Some(a) = rt.with_role(crate::scim::schema::Role::Secret) {
+        changed.push(a.name.into());
+    }
+    if links_changed && let Some(a) = rt.linked() {
+        changed.push(a.name.into());
+    }
+    changed
+}
+
+/// `Deactivated` or `Reactivated` when the resource's activation (`Role::Active`) changed
+/// that way, else `otherwise`.
 pub(crate) fn action_for(
+    rt: &ResourceType,
     old: &Map<String, Value>,
     new: &Map<String, Value>,
     otherwise: Action,
 ) -> Action {
-    let active = |m: &Map<String, Value>| m.get("active") != Some(&Value::Bool(false));
-    match (active(old), active(new)) {
+    match (rt.is_active(old), rt.is_active(new)) {
         (true, false) => Action::Deactivated,
         (false, true) => Action::Reactivated,
         _ => otherwise,
@@ -607,9 +629,19 @@ mod tests {
             ]
         );
         assert!(changed_paths(&old, &old).is_empty());
-        assert_eq!(action_for(&old, &new, Action::Patched), Action::Deactivated);
-        assert_eq!(action_for(&new, &old, Action::Patched), Action::Reactivated);
-        assert_eq!(action_for(&old, &old, Action::Replaced), Action::Replaced);
+        let users = crate::scim::ResourceKind::User.builtin();
+        assert_eq!(
+            action_for(users, &old, &new, Action::Patched),
+            Action::Deactivated
+        );
+        assert_eq!(
+            action_for(users, &new, &old, Action::Patched),
+            Action::Reactivated
+        );
+        assert_eq!(
+            action_for(users, &old, &old, Action::Replaced),
+            Action::Replaced
+        );
         let values = values_of(&new, &changed_paths(&old, &new));
         assert_eq!(values["title"], Value::Null);
         assert_eq!(values[&format!("{urn}:division")], "x");

@@ -1,6 +1,7 @@
 //! The `ldap_accounts` table: service accounts applications bind to the LDAP directory with.
 //! Each reads one identity provider's tree; its secret is stored as an argon2id hash only.
 
+use crate::scim::schema::active_json_path;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Error, Result, providers};
@@ -145,10 +146,14 @@ pub(crate) fn user_for_bind(
     user_name: &str,
 ) -> Result<Option<BindingUser>> {
     Ok(c.query_row(
-        "SELECT r.seq, p.id, p.name, r.name, r.password_hash,
-                    coalesce(json_extract(r.doc, '$.active'), 1)
+        concat!(
+            "SELECT r.seq, p.id, p.name, r.name, r.password_hash,
+                    coalesce(json_extract(r.doc, '",
+            active_json_path!(),
+            "'), 1)
              FROM resources r JOIN providers p ON p.id = r.provider_id
-             WHERE p.name = ?1 COLLATE NOCASE AND r.kind = 'User' AND r.name_key = ?2",
+             WHERE p.name = ?1 COLLATE NOCASE AND r.kind = 'User' AND r.name_key = ?2"
+        ),
         params![provider, crate::scim::fold(user_name)],
         |r| {
             Ok(BindingUser {
@@ -200,10 +205,12 @@ pub(crate) fn account_standing(c: &Connection, id: &str, now: i64) -> Result<Sta
 /// The standing of a user bound with the password whose hash is `password_hash`.
 pub(crate) fn user_standing(c: &Connection, seq: i64, password_hash: &str) -> Result<Standing> {
     let found = c
-        .prepare_cached(
-            "SELECT r.password_hash, coalesce(json_extract(r.doc, '$.active'), 1), p.model_version
-             FROM resources r JOIN providers p ON p.id = r.provider_id WHERE r.seq = ?1",
-        )?
+        .prepare_cached(concat!(
+            "SELECT r.password_hash, coalesce(json_extract(r.doc, '",
+            active_json_path!(),
+            "'), 1), p.model_version
+             FROM resources r JOIN providers p ON p.id = r.provider_id WHERE r.seq = ?1"
+        ))?
         .query_row([seq], |r| {
             Ok((
                 r.get::<_, Option<String>>(0)?,

@@ -11,6 +11,7 @@ use crate::scim::ResourceKind;
 use crate::scim::patch::MemberChange;
 use crate::scim::resource::Member;
 use crate::scim::schema::ResourceType;
+use crate::scim::schema::active_json_path;
 
 /// Applies PATCH membership changes row by row: the cost grows with the members named, not
 /// with the size of the group. Returns whether any membership changed.
@@ -242,13 +243,15 @@ pub(crate) fn member_names_many(
     if group_seqs.is_empty() {
         return Ok(out);
     }
-    let mut st = c.prepare_cached(
+    let mut st = c.prepare_cached(concat!(
         "SELECT m.group_seq, r.kind, r.name FROM members m CROSS JOIN resources r
              ON r.seq = m.member_seq
          WHERE m.group_seq IN (SELECT value FROM json_each(?1))
-           AND NOT (r.kind = 'User' AND coalesce(json_extract(r.doc, '$.active'), 1) = 0)
-         ORDER BY m.group_seq, m.member_seq",
-    )?;
+           AND NOT (r.kind = 'User' AND coalesce(json_extract(r.doc, '",
+        active_json_path!(),
+        "'), 1) = 0)
+         ORDER BY m.group_seq, m.member_seq"
+    ))?;
     let seqs = serde_json::to_string(group_seqs).map_err(|e| Error::Internal(e.to_string()))?;
     let mut rows = st.query([seqs])?;
     while let Some(r) = rows.next()? {
