@@ -929,13 +929,7 @@ impl Session {
                     ("objectClass".into(), vec!["top".into(), "subschema".into()]),
                     ("cn".into(), vec!["schema".into()]),
                     // Operational: clients ask for them by name or with `+`.
-                    (
-                        "+attributeTypes".into(),
-                        directory::ATTRIBUTE_TYPES
-                            .iter()
-                            .map(|s| s.to_string())
-                            .collect(),
-                    ),
+                    ("+attributeTypes".into(), directory::attribute_types()),
                     (
                         "+objectClasses".into(),
                         directory::OBJECT_CLASSES
@@ -1541,16 +1535,7 @@ fn entries(
                         ResourceKind::Group => directory::group_dn(tree, n),
                     })
                     .collect();
-                let mut attrs = vec![
-                    (
-                        "objectClass".to_string(),
-                        vec!["top".to_string(), "groupOfNames".to_string()],
-                    ),
-                    ("cn".to_string(), vec![name.to_string()]),
-                ];
-                if !members.is_empty() {
-                    attrs.push(("member".to_string(), members));
-                }
+                let mut attrs = directory::group_attributes(name, members);
                 attrs.extend(operational);
                 (directory::group_dn(tree, name), attrs)
             }

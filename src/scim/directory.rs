@@ -208,38 +208,6 @@ fn ext_path(attr: &str) -> AttrPath {
     }
 }
 
-/// The SCIM attribute an LDAP attribute of `kind` is read from (lower-case LDAP names).
-fn scim_path(kind: ResourceKind, ldap: &str) -> Option<AttrPath> {
-    Some(match (kind, ldap) {
-        (_, "entryuuid") => path("id", None),
-        (ResourceKind::User, "uid") => path("userName", None),
-        (ResourceKind::User, "cn" | "displayname") => path("displayName", None),
-        (ResourceKind::User, "givenname") => path("name", Some("givenName")),
-        (ResourceKind::User, "sn") => path("name", Some("familyName")),
-        (ResourceKind::User, "mail") => path("emails", Some("value")),
-        (ResourceKind::User, "telephonenumber") => path("phoneNumbers", Some("value")),
-        (ResourceKind::User, "title") => path("title", None),
-        (ResourceKind::User, "departmentnumber") => ext_path("department"),
-        (ResourceKind::User, "employeenumber") => ext_path("employeeNumber"),
-        (ResourceKind::User, "memberof") => path("groups", Some("value")),
-        (ResourceKind::Group, "cn") => path("displayName", None),
-        (ResourceKind::Group, "member" | "uniquemember") => path("members", Some("value")),
-        _ => return None,
-    })
-}
-
-/// Object classes each kind of entry has (lower case).
-fn has_class(kind: ResourceKind, class: &str) -> bool {
-    let class = class.to_ascii_lowercase();
-    match kind {
-        ResourceKind::User => matches!(
-            class.as_str(),
-            "top" | "person" | "organizationalperson" | "inetorgperson"
-        ),
-        ResourceKind::Group => matches!(class.as_str(), "top" | "groupofnames"),
-    }
-}
-
 fn always() -> Filter {
     Filter::Not(Box::new(Filter::Never))
 }
@@ -428,9 +396,9 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
             return Filter::Never;
         };
         // DN-valued attributes compare the id of the entry the DN names.
-        let dn_kind = match (kind, ldap.as_str()) {
-            (ResourceKind::User, "memberof") => Some(ResourceKind::Group),
-            (ResourceKind::Group, "member" | "uniquemember") => Some(ResourceKind::User),
+        let dn_kind = match built_in(kind, &ldap).map(|a| a.source) {
+            Some(Source::MemberOf) => Some(ResourceKind::Group),
+            Some(Source::Member) => Some(ResourceKind::User),
             _ => None,
         };
         let value = match dn_kind {
@@ -506,238 +474,312 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
     }
 }
 
-// The schema subentry (`cn=schema`): the standard definitions of what the tree uses (RFC 4519,
-// 4524, 2798, 2307, 4530, 4512), so clients that read the schema know the attributes' syntax.
-macro_rules! attr {
-    ($oid:literal, $name:literal, $syntax:expr, $extra:literal) => {
-        concat!(
-            "( ",
-            $oid,
-            " NAME '",
-            $name,
-            "' SYNTAX ",
-            $syntax,
-            $extra,
-            " )"
-        )
-    };
+// The one table of built-in LDAP attributes: each row says how entries show the attribute, how a
+// filter on it becomes a SCIM filter, and how the schema subentry (`cn=schema`) defines it, with
+// the standard definitions of what the tree uses (RFC 4519, 4524, 2798, 2307, 4530, 4512), so
+// clients that read the schema know the syntax. A new built-in attribute is one row here.
+
+/// The RFC 4517 syntaxes the table uses.
+mod syntax {
+    pub(super) const DIRECTORY_STRING: &str = "1.3.6.1.4.1.1466.115.121.1.15";
+    pub(super) const IA5_STRING: &str = "1.3.6.1.4.1.1466.115.121.1.26";
+    pub(super) const TELEPHONE_NUMBER: &str = "1.3.6.1.4.1.1466.115.121.1.50";
+    pub(super) const DN: &str = "1.3.6.1.4.1.1466.115.121.1.12";
+    pub(super) const OID: &str = "1.3.6.1.4.1.1466.115.121.1.38";
+    pub(super) const INTEGER: &str = "1.3.6.1.4.1.1466.115.121.1.27";
+    pub(super) const GENERALIZED_TIME: &str = "1.3.6.1.4.1.1466.115.121.1.24";
+    pub(super) const UUID: &str = "1.3.6.1.1.16.1";
+    pub(super) const ATTRIBUTE_TYPE: &str = "1.3.6.1.4.1.1466.115.121.1.3";
+    pub(super) const OBJECT_CLASS: &str = "1.3.6.1.4.1.1466.115.121.1.37";
+    pub(super) const MATCHING_RULE: &str = "1.3.6.1.4.1.1466.115.121.1.30";
+    pub(super) const MATCHING_RULE_USE: &str = "1.3.6.1.4.1.1466.115.121.1.31";
+    pub(super) const SYNTAX: &str = "1.3.6.1.4.1.1466.115.121.1.54";
+    pub(super) const CONTENT_RULE: &str = "1.3.6.1.4.1.1466.115.121.1.16";
+    pub(super) const STRUCTURE_RULE: &str = "1.3.6.1.4.1.1466.115.121.1.17";
+    pub(super) const NAME_FORM: &str = "1.3.6.1.4.1.1466.115.121.1.35";
 }
 
-pub(crate) const ATTRIBUTE_TYPES: &[&str] = &[
-    attr!(
-        "2.5.4.0",
-        "objectClass",
-        "1.3.6.1.4.1.1466.115.121.1.38",
-        ""
-    ),
-    attr!(
-        "0.9.2342.19200300.100.1.1",
-        "uid",
-        "1.3.6.1.4.1.1466.115.121.1.15",
-        ""
-    ),
-    attr!("2.5.4.3", "cn", "1.3.6.1.4.1.1466.115.121.1.15", ""),
-    attr!("2.5.4.4", "sn", "1.3.6.1.4.1.1466.115.121.1.15", ""),
-    attr!("2.5.4.42", "givenName", "1.3.6.1.4.1.1466.115.121.1.15", ""),
-    attr!(
-        "2.16.840.1.113730.3.1.241",
+use syntax as sx;
+
+/// Who an attribute is for (RFC 4512 `USAGE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Usage {
+    User,
+    /// Operational, kept by the directory (`NO-USER-MODIFICATION USAGE directoryOperation`).
+    Directory,
+    /// The root DSE's (`USAGE dSAOperation`).
+    Dsa,
+    /// The schema subentry's own (`USAGE directoryOperation`).
+    Subschema,
+}
+
+/// Where the values of a built-in attribute come from in the entries that have it, and with
+/// them what a filter on it compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// In no user or group entry: the root entry's, the root DSE's, the schema subentry's, or
+    /// one a provider maps itself (`scimd ldap map`).
+    Elsewhere,
+    /// The entry's object classes.
+    ObjectClass,
+    /// A core attribute, or a sub-attribute of one.
+    Core(&'static str, Option<&'static str>),
+    /// A core attribute, else (for an entry without it) the unique name.
+    CoreOrName(&'static str, Option<&'static str>),
+    /// An attribute of the enterprise extension.
+    Enterprise(&'static str),
+    /// All values of a multi-valued attribute, the primary (else a work one) first.
+    Values(&'static str),
+    /// The DN of the user's manager. (Not yet searchable.)
+    Manager,
+    /// The DNs of the groups a user is in, nested ones included: compared by the group's id.
+    MemberOf,
+    /// The DNs of a group's members: compared by the member's id.
+    Member,
+    /// The resource's id (operational).
+    Id,
+    /// When it was created, last changed (operational; not yet searchable).
+    Created,
+    Modified,
+}
+
+/// One built-in LDAP attribute.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LdapAttribute {
+    pub(crate) name: &'static str,
+    oid: &'static str,
+    syntax: &'static str,
+    single: bool,
+    usage: Usage,
+    /// Which entries show it: users, groups.
+    users: bool,
+    groups: bool,
+    /// Other names a filter may use for it.
+    aliases: &'static [&'static str],
+    source: Source,
+}
+
+const fn row(name: &'static str, oid: &'static str, syntax: &'static str) -> LdapAttribute {
+    LdapAttribute {
+        name,
+        oid,
+        syntax,
+        single: false,
+        usage: Usage::User,
+        users: false,
+        groups: false,
+        aliases: &[],
+        source: Source::Elsewhere,
+    }
+}
+
+impl LdapAttribute {
+    const fn users(self, source: Source) -> Self {
+        LdapAttribute {
+            users: true,
+            source,
+            ..self
+        }
+    }
+    const fn groups(self) -> Self {
+        LdapAttribute {
+            groups: true,
+            ..self
+        }
+    }
+    const fn single(self) -> Self {
+        LdapAttribute {
+            single: true,
+            ..self
+        }
+    }
+    const fn usage(self, usage: Usage) -> Self {
+        LdapAttribute { usage, ..self }
+    }
+    const fn source(self, source: Source) -> Self {
+        LdapAttribute { source, ..self }
+    }
+    const fn aliases(self, aliases: &'static [&'static str]) -> Self {
+        LdapAttribute { aliases, ..self }
+    }
+
+    /// Its definition in the schema subentry.
+    fn definition(&self) -> String {
+        let mut d = format!("( {} NAME '{}' SYNTAX {}", self.oid, self.name, self.syntax);
+        if self.single {
+            d.push_str(" SINGLE-VALUE");
+        }
+        d.push_str(match self.usage {
+            Usage::User => "",
+            Usage::Directory => " NO-USER-MODIFICATION USAGE directoryOperation",
+            Usage::Dsa if self.single => " NO-USER-MODIFICATION USAGE dSAOperation",
+            Usage::Dsa => " USAGE dSAOperation",
+            Usage::Subschema => " USAGE directoryOperation",
+        });
+        d.push_str(" )");
+        d
+    }
+
+    fn is_named(&self, lower: &str) -> bool {
+        self.name.eq_ignore_ascii_case(lower)
+            || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(lower))
+    }
+
+    fn of(&self, kind: ResourceKind) -> bool {
+        match kind {
+            ResourceKind::User => self.users,
+            ResourceKind::Group => self.groups,
+        }
+    }
+
+    /// The SCIM attribute a filter on it compares (none: the filter matches nothing).
+    fn filter_path(&self) -> Option<AttrPath> {
+        Some(match self.source {
+            Source::Core(a, sub) | Source::CoreOrName(a, sub) => path(a, sub),
+            Source::Enterprise(a) => ext_path(a),
+            Source::Values(a) => path(a, Some("value")),
+            Source::MemberOf => path("groups", Some("value")),
+            Source::Member => path("members", Some("value")),
+            Source::Id => path("id", None),
+            Source::Elsewhere
+            | Source::ObjectClass
+            | Source::Manager
+            | Source::Created
+            | Source::Modified => return None,
+        })
+    }
+}
+
+/// The object classes of user and group entries.
+const USER_CLASSES: &[&str] = &["top", "person", "organizationalPerson", "inetOrgPerson"];
+const GROUP_CLASSES: &[&str] = &["top", "groupOfNames"];
+
+/// The built-in attributes; entries show theirs in this order.
+pub(crate) const ATTRIBUTES: &[LdapAttribute] = &[
+    row("objectClass", "2.5.4.0", sx::OID)
+        .users(Source::ObjectClass)
+        .groups(),
+    row("uid", "0.9.2342.19200300.100.1.1", sx::DIRECTORY_STRING)
+        .users(Source::Core("userName", None)),
+    row("cn", "2.5.4.3", sx::DIRECTORY_STRING)
+        .users(Source::CoreOrName("displayName", None))
+        .groups(),
+    row(
         "displayName",
-        "1.3.6.1.4.1.1466.115.121.1.15",
-        " SINGLE-VALUE"
-    ),
-    attr!(
-        "0.9.2342.19200300.100.1.3",
-        "mail",
-        "1.3.6.1.4.1.1466.115.121.1.26",
-        ""
-    ),
-    attr!(
-        "2.5.4.20",
-        "telephoneNumber",
-        "1.3.6.1.4.1.1466.115.121.1.50",
-        ""
-    ),
-    attr!("2.5.4.12", "title", "1.3.6.1.4.1.1466.115.121.1.15", ""),
-    attr!(
-        "2.16.840.1.113730.3.1.2",
+        "2.16.840.1.113730.3.1.241",
+        sx::DIRECTORY_STRING,
+    )
+    .single()
+    .users(Source::Core("displayName", None)),
+    row("givenName", "2.5.4.42", sx::DIRECTORY_STRING)
+        .users(Source::Core("name", Some("givenName"))),
+    // Required by person: the family name, else the userName.
+    row("sn", "2.5.4.4", sx::DIRECTORY_STRING)
+        .users(Source::CoreOrName("name", Some("familyName"))),
+    row("mail", "0.9.2342.19200300.100.1.3", sx::IA5_STRING).users(Source::Values("emails")),
+    row("telephoneNumber", "2.5.4.20", sx::TELEPHONE_NUMBER).users(Source::Values("phoneNumbers")),
+    row("title", "2.5.4.12", sx::DIRECTORY_STRING).users(Source::Core("title", None)),
+    row(
         "departmentNumber",
-        "1.3.6.1.4.1.1466.115.121.1.15",
-        ""
-    ),
-    attr!(
-        "2.16.840.1.113730.3.1.3",
+        "2.16.840.1.113730.3.1.2",
+        sx::DIRECTORY_STRING,
+    )
+    .users(Source::Enterprise("department")),
+    row(
         "employeeNumber",
-        "1.3.6.1.4.1.1466.115.121.1.15",
-        " SINGLE-VALUE"
-    ),
-    attr!(
-        "0.9.2342.19200300.100.1.10",
-        "manager",
-        "1.3.6.1.4.1.1466.115.121.1.12",
-        ""
-    ),
-    attr!("2.5.4.31", "member", "1.3.6.1.4.1.1466.115.121.1.12", ""),
-    attr!(
-        "1.2.840.113556.1.2.102",
-        "memberOf",
-        "1.3.6.1.4.1.1466.115.121.1.12",
-        ""
-    ),
-    attr!("2.5.4.10", "o", "1.3.6.1.4.1.1466.115.121.1.15", ""),
-    attr!("2.5.4.11", "ou", "1.3.6.1.4.1.1466.115.121.1.15", ""),
-    attr!(
-        "0.9.2342.19200300.100.1.25",
-        "dc",
-        "1.3.6.1.4.1.1466.115.121.1.26",
-        " SINGLE-VALUE"
-    ),
-    attr!(
-        "1.3.6.1.1.1.1.0",
-        "uidNumber",
-        "1.3.6.1.4.1.1466.115.121.1.27",
-        " SINGLE-VALUE"
-    ),
-    attr!(
-        "1.3.6.1.1.1.1.1",
-        "gidNumber",
-        "1.3.6.1.4.1.1466.115.121.1.27",
-        " SINGLE-VALUE"
-    ),
-    attr!(
-        "1.3.6.1.1.1.1.3",
-        "homeDirectory",
-        "1.3.6.1.4.1.1466.115.121.1.26",
-        " SINGLE-VALUE"
-    ),
-    attr!(
-        "1.3.6.1.1.16.4",
-        "entryUUID",
-        "1.3.6.1.1.16.1",
-        " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.18.1",
-        "createTimestamp",
-        "1.3.6.1.4.1.1466.115.121.1.24",
-        " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.18.2",
-        "modifyTimestamp",
-        "1.3.6.1.4.1.1466.115.121.1.24",
-        " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
-    ),
+        "2.16.840.1.113730.3.1.3",
+        sx::DIRECTORY_STRING,
+    )
+    .single()
+    .users(Source::Enterprise("employeeNumber")),
+    row("manager", "0.9.2342.19200300.100.1.10", sx::DN).users(Source::Manager),
+    row("memberOf", "1.2.840.113556.1.2.102", sx::DN).users(Source::MemberOf),
+    row("member", "2.5.4.31", sx::DN)
+        .groups()
+        .source(Source::Member)
+        .aliases(&["uniqueMember"]),
+    row("o", "2.5.4.10", sx::DIRECTORY_STRING),
+    row("ou", "2.5.4.11", sx::DIRECTORY_STRING),
+    row("dc", "0.9.2342.19200300.100.1.25", sx::IA5_STRING).single(),
+    row("uidNumber", "1.3.6.1.1.1.1.0", sx::INTEGER).single(),
+    row("gidNumber", "1.3.6.1.1.1.1.1", sx::INTEGER).single(),
+    row("homeDirectory", "1.3.6.1.1.1.1.3", sx::IA5_STRING).single(),
+    row("entryUUID", "1.3.6.1.1.16.4", sx::UUID)
+        .single()
+        .usage(Usage::Directory)
+        .users(Source::Id)
+        .groups(),
+    row("createTimestamp", "2.5.18.1", sx::GENERALIZED_TIME)
+        .single()
+        .usage(Usage::Directory)
+        .users(Source::Created)
+        .groups(),
+    row("modifyTimestamp", "2.5.18.2", sx::GENERALIZED_TIME)
+        .single()
+        .usage(Usage::Directory)
+        .users(Source::Modified)
+        .groups(),
     // What the root DSE and this subentry hold: clients that check names against the schema
     // (ldap3 does) ask for these.
-    attr!(
-        "2.5.18.10",
-        "subschemaSubentry",
-        "1.3.6.1.4.1.1466.115.121.1.12",
-        " SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.21.5",
-        "attributeTypes",
-        "1.3.6.1.4.1.1466.115.121.1.3",
-        " USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.21.6",
-        "objectClasses",
-        "1.3.6.1.4.1.1466.115.121.1.37",
-        " USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.21.4",
-        "matchingRules",
-        "1.3.6.1.4.1.1466.115.121.1.30",
-        " USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.21.8",
-        "matchingRuleUse",
-        "1.3.6.1.4.1.1466.115.121.1.31",
-        " USAGE directoryOperation"
-    ),
-    attr!(
-        "1.3.6.1.4.1.1466.101.120.16",
-        "ldapSyntaxes",
-        "1.3.6.1.4.1.1466.115.121.1.54",
-        " USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.21.2",
-        "dITContentRules",
-        "1.3.6.1.4.1.1466.115.121.1.16",
-        " USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.21.1",
-        "dITStructureRules",
-        "1.3.6.1.4.1.1466.115.121.1.17",
-        " USAGE directoryOperation"
-    ),
-    attr!(
-        "2.5.21.7",
-        "nameForms",
-        "1.3.6.1.4.1.1466.115.121.1.35",
-        " USAGE directoryOperation"
-    ),
-    attr!(
-        "1.3.6.1.4.1.1466.101.120.5",
-        "namingContexts",
-        "1.3.6.1.4.1.1466.115.121.1.12",
-        " USAGE dSAOperation"
-    ),
-    attr!(
-        "1.3.6.1.4.1.1466.101.120.13",
-        "supportedControl",
-        "1.3.6.1.4.1.1466.115.121.1.38",
-        " USAGE dSAOperation"
-    ),
-    attr!(
-        "1.3.6.1.4.1.1466.101.120.7",
-        "supportedExtension",
-        "1.3.6.1.4.1.1466.115.121.1.38",
-        " USAGE dSAOperation"
-    ),
-    attr!(
-        "1.3.6.1.4.1.4203.1.3.5",
-        "supportedFeatures",
-        "1.3.6.1.4.1.1466.115.121.1.38",
-        " USAGE dSAOperation"
-    ),
-    attr!(
-        "1.3.6.1.4.1.1466.101.120.15",
+    row("subschemaSubentry", "2.5.18.10", sx::DN)
+        .single()
+        .usage(Usage::Directory),
+    row("attributeTypes", "2.5.21.5", sx::ATTRIBUTE_TYPE).usage(Usage::Subschema),
+    row("objectClasses", "2.5.21.6", sx::OBJECT_CLASS).usage(Usage::Subschema),
+    row("matchingRules", "2.5.21.4", sx::MATCHING_RULE).usage(Usage::Subschema),
+    row("matchingRuleUse", "2.5.21.8", sx::MATCHING_RULE_USE).usage(Usage::Subschema),
+    row("ldapSyntaxes", "1.3.6.1.4.1.1466.101.120.16", sx::SYNTAX).usage(Usage::Subschema),
+    row("dITContentRules", "2.5.21.2", sx::CONTENT_RULE).usage(Usage::Subschema),
+    row("dITStructureRules", "2.5.21.1", sx::STRUCTURE_RULE).usage(Usage::Subschema),
+    row("nameForms", "2.5.21.7", sx::NAME_FORM).usage(Usage::Subschema),
+    row("namingContexts", "1.3.6.1.4.1.1466.101.120.5", sx::DN).usage(Usage::Dsa),
+    row("supportedControl", "1.3.6.1.4.1.1466.101.120.13", sx::OID).usage(Usage::Dsa),
+    row("supportedExtension", "1.3.6.1.4.1.1466.101.120.7", sx::OID).usage(Usage::Dsa),
+    row("supportedFeatures", "1.3.6.1.4.1.4203.1.3.5", sx::OID).usage(Usage::Dsa),
+    row(
         "supportedLDAPVersion",
-        "1.3.6.1.4.1.1466.115.121.1.27",
-        " USAGE dSAOperation"
-    ),
-    attr!(
-        "1.3.6.1.4.1.1466.101.120.14",
+        "1.3.6.1.4.1.1466.101.120.15",
+        sx::INTEGER,
+    )
+    .usage(Usage::Dsa),
+    row(
         "supportedSASLMechanisms",
-        "1.3.6.1.4.1.1466.115.121.1.15",
-        " USAGE dSAOperation"
-    ),
-    attr!(
-        "1.3.6.1.4.1.1466.101.120.6",
-        "altServer",
-        "1.3.6.1.4.1.1466.115.121.1.26",
-        " USAGE dSAOperation"
-    ),
-    attr!(
-        "1.3.6.1.1.4",
-        "vendorName",
-        "1.3.6.1.4.1.1466.115.121.1.15",
-        " SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation"
-    ),
-    attr!(
-        "1.3.6.1.1.5",
-        "vendorVersion",
-        "1.3.6.1.4.1.1466.115.121.1.15",
-        " SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation"
-    ),
+        "1.3.6.1.4.1.1466.101.120.14",
+        sx::DIRECTORY_STRING,
+    )
+    .usage(Usage::Dsa),
+    row("altServer", "1.3.6.1.4.1.1466.101.120.6", sx::IA5_STRING).usage(Usage::Dsa),
+    row("vendorName", "1.3.6.1.1.4", sx::DIRECTORY_STRING)
+        .single()
+        .usage(Usage::Dsa),
+    row("vendorVersion", "1.3.6.1.1.5", sx::DIRECTORY_STRING)
+        .single()
+        .usage(Usage::Dsa),
 ];
+
+/// The schema subentry's `attributeTypes`: every row's definition.
+pub(crate) fn attribute_types() -> Vec<String> {
+    ATTRIBUTES.iter().map(LdapAttribute::definition).collect()
+}
+
+/// The built-in attribute of entries of `kind` a (lower-case) LDAP name names.
+fn built_in(kind: ResourceKind, ldap: &str) -> Option<&'static LdapAttribute> {
+    ATTRIBUTES.iter().find(|a| a.of(kind) && a.is_named(ldap))
+}
+
+/// The SCIM attribute a filter on an LDAP attribute of `kind` compares.
+fn scim_path(kind: ResourceKind, ldap: &str) -> Option<AttrPath> {
+    built_in(kind, ldap)?.filter_path()
+}
+
+/// Whether entries of `kind` have an object class.
+fn has_class(kind: ResourceKind, class: &str) -> bool {
+    let classes = match kind {
+        ResourceKind::User => USER_CLASSES,
+        ResourceKind::Group => GROUP_CLASSES,
+    };
+    classes.iter().any(|c| c.eq_ignore_ascii_case(class))
+}
 
 pub(crate) const OBJECT_CLASSES: &[&str] = &[
     "( 2.5.6.0 NAME 'top' ABSTRACT MUST objectClass )",
@@ -825,64 +867,63 @@ pub(crate) fn is_always(f: &Filter) -> bool {
 }
 
 /// A user entry's attributes as (LDAP name, values), from its stored SCIM document, its
-/// manager's DN and the names of its groups (nested ones included).
+/// manager's DN and the names of its groups (nested ones included), in the table's order.
 pub(crate) fn user_attributes(
     doc: &Value,
     base: &str,
     manager_dn: Option<String>,
     groups: &[&str],
 ) -> Vec<(String, Vec<String>)> {
-    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-    let mut out: Vec<(String, Vec<String>)> = Vec::new();
-    let mut put = |name: &str, values: Vec<String>| {
-        if !values.is_empty() {
-            out.push((name.to_string(), values));
-        }
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let core = |a: &str, sub: Option<&str>| {
+        let v = doc.get(a);
+        text(match sub {
+            Some(s) => v.and_then(|v| v.get(s)),
+            None => v,
+        })
     };
-    put(
-        "objectClass",
-        ["top", "person", "organizationalPerson", "inetOrgPerson"]
-            .map(String::from)
-            .to_vec(),
-    );
-    let user_name = s(doc.get("userName")).unwrap_or_default();
-    put("uid", vec![user_name.clone()]);
-    let display = s(doc.get("displayName"));
-    put(
-        "cn",
-        vec![display.clone().unwrap_or_else(|| user_name.clone())],
-    );
-    put("displayName", display.into_iter().collect());
-    put(
-        "givenName",
-        s(doc.pointer("/name/givenName")).into_iter().collect(),
-    );
-    // sn is required by person: the family name, else the userName.
-    put(
-        "sn",
-        vec![s(doc.pointer("/name/familyName")).unwrap_or_else(|| user_name.clone())],
-    );
-    put("mail", primary_first(doc.get("emails")));
-    put("telephoneNumber", primary_first(doc.get("phoneNumbers")));
-    put("title", s(doc.get("title")).into_iter().collect());
-    let ext = doc.get(ENTERPRISE);
-    put(
-        "departmentNumber",
-        s(ext.and_then(|e| e.get("department")))
-            .into_iter()
-            .collect(),
-    );
-    put(
-        "employeeNumber",
-        s(ext.and_then(|e| e.get("employeeNumber")))
-            .into_iter()
-            .collect(),
-    );
-    put("manager", manager_dn.into_iter().collect());
-    put(
-        "memberOf",
-        groups.iter().map(|name| group_dn(base, name)).collect(),
-    );
+    let user_name = text(doc.get("userName")).unwrap_or_default();
+    let mut out = Vec::new();
+    for attr in ATTRIBUTES
+        .iter()
+        .filter(|a| a.users && a.usage == Usage::User)
+    {
+        let values: Vec<String> = match attr.source {
+            Source::ObjectClass => USER_CLASSES.iter().map(|c| c.to_string()).collect(),
+            Source::Core(a, sub) => core(a, sub).into_iter().collect(),
+            Source::CoreOrName(a, sub) => vec![core(a, sub).unwrap_or_else(|| user_name.clone())],
+            Source::Enterprise(a) => text(doc.get(ENTERPRISE).and_then(|e| e.get(a)))
+                .into_iter()
+                .collect(),
+            Source::Values(a) => primary_first(doc.get(a)),
+            Source::Manager => manager_dn.clone().into_iter().collect(),
+            Source::MemberOf => groups.iter().map(|name| group_dn(base, name)).collect(),
+            _ => Vec::new(),
+        };
+        if !values.is_empty() {
+            out.push((attr.name.to_string(), values));
+        }
+    }
+    out
+}
+
+/// A group entry's attributes: its object classes, its name and its members' DNs.
+pub(crate) fn group_attributes(name: &str, members: Vec<String>) -> Vec<(String, Vec<String>)> {
+    let mut members = Some(members);
+    let mut out = Vec::new();
+    for attr in ATTRIBUTES
+        .iter()
+        .filter(|a| a.groups && a.usage == Usage::User)
+    {
+        let values: Vec<String> = match attr.source {
+            Source::ObjectClass => GROUP_CLASSES.iter().map(|c| c.to_string()).collect(),
+            Source::Member => members.take().unwrap_or_default(),
+            _ => vec![name.to_string()],
+        };
+        if !values.is_empty() {
+            out.push((attr.name.to_string(), values));
+        }
+    }
     out
 }
 
@@ -916,14 +957,19 @@ fn primary_first(v: Option<&Value>) -> Vec<String> {
 
 /// Operational attributes (`+`) of an entry: its id, and when it was created and last changed.
 pub(crate) fn operational(id: &str, created: &str, modified: &str) -> Vec<(String, Vec<String>)> {
-    let mut out = vec![("entryUUID".to_string(), vec![id.to_string()])];
-    if let Some(t) = generalized_time(created) {
-        out.push(("createTimestamp".to_string(), vec![t]));
-    }
-    if let Some(t) = generalized_time(modified) {
-        out.push(("modifyTimestamp".to_string(), vec![t]));
-    }
-    out
+    ATTRIBUTES
+        .iter()
+        .filter(|a| a.usage == Usage::Directory)
+        .filter_map(|a| {
+            let value = match a.source {
+                Source::Id => Some(id.to_string()),
+                Source::Created => generalized_time(created),
+                Source::Modified => generalized_time(modified),
+                _ => None,
+            }?;
+            Some((a.name.to_string(), vec![value]))
+        })
+        .collect()
 }
 
 /// An RFC 3339 time as LDAP's GeneralizedTime (`20261130071611Z`).
@@ -1014,6 +1060,60 @@ mod tests {
     impl Resolve for Ids {
         fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String> {
             Some(format!("{}-{name}", kind.name()))
+        }
+    }
+
+    /// The table links what entries show, what filters search and what the schema defines: an
+    /// attribute an entry shows is defined in the schema, and a filter on it selects by the
+    /// attribute its values come from (manager and the timestamps: not yet).
+    #[test]
+    fn every_shown_attribute_is_defined_and_searchable() {
+        let types = attribute_types();
+        let not_yet = [
+            "manager",
+            "createTimestamp",
+            "modifyTimestamp",
+            "objectClass",
+        ];
+        for kind in [ResourceKind::User, ResourceKind::Group] {
+            for a in ATTRIBUTES.iter().filter(|a| a.of(kind)) {
+                let defined = format!("NAME '{}'", a.name);
+                assert!(types.iter().any(|t| t.contains(&defined)), "{}", a.name);
+                let value = match a.source {
+                    Source::MemberOf => "cn=g,ou=groups,dc=p,dc=scimd",
+                    Source::Member => "uid=u,ou=people,dc=p,dc=scimd",
+                    _ => "x",
+                };
+                let f = to_scim(
+                    &LdapFilter::Equality(a.name.to_string(), value.to_string()),
+                    kind,
+                    &Ids,
+                );
+                if not_yet.contains(&a.name) {
+                    continue;
+                }
+                assert!(
+                    matches!(f, Filter::Compare(..)),
+                    "{kind:?} {}: {f:?}",
+                    a.name
+                );
+            }
+        }
+        // The definitions are the standard ones, character for character.
+        for want in [
+            "( 0.9.2342.19200300.100.1.3 NAME 'mail' SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )",
+            "( 2.16.840.1.113730.3.1.241 NAME 'displayName' SYNTAX \
+             1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )",
+            "( 1.3.6.1.1.16.4 NAME 'entryUUID' SYNTAX 1.3.6.1.1.16.1 SINGLE-VALUE \
+             NO-USER-MODIFICATION USAGE directoryOperation )",
+            "( 1.3.6.1.1.5 NAME 'vendorVersion' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 \
+             SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation )",
+            "( 2.5.21.5 NAME 'attributeTypes' SYNTAX 1.3.6.1.4.1.1466.115.121.1.3 USAGE \
+             directoryOperation )",
+            "( 1.3.6.1.4.1.1466.101.120.13 NAME 'supportedControl' SYNTAX \
+             1.3.6.1.4.1.1466.115.121.1.38 USAGE dSAOperation )",
+        ] {
+            assert!(types.iter().any(|t| t == want), "{want}");
         }
     }
 
