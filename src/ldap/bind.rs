@@ -1,0 +1,329 @@
+//! LDAP binds: service accounts and users with their own password, every refusal alike for
+//! names that exist and names that do not (the same answer, the same argon2 work, the same
+//! budget), counted instead of logged one by one.
+
+use super::*;
+
+/// Who a refused bind was for, as the log and the activity log name it.
+pub(super) struct Refusal<'a> {
+    pub(super) provider: &'a str,
+    /// Set when the name is one the provider has (an account or a user).
+    pub(super) provider_id: Option<i64>,
+    /// The account's name, `uid=USERNAME`, or `(unknown names)`.
+    pub(super) name: &'a str,
+    pub(super) dn: &'a str,
+    pub(super) reason: &'static str,
+}
+
+impl<'a> Refusal<'a> {
+    pub(super) fn known(
+        provider: &'a str,
+        provider_id: i64,
+        name: &'a str,
+        dn: &'a str,
+    ) -> Refusal<'a> {
+        Refusal {
+            provider,
+            provider_id: Some(provider_id),
+            name,
+            dn,
+            reason: "",
+        }
+    }
+
+    pub(super) fn unknown(provider: &'a str, dn: &'a str, reason: &'static str) -> Refusal<'a> {
+        Refusal {
+            provider,
+            provider_id: None,
+            name: "(unknown names)",
+            dn,
+            reason,
+        }
+    }
+
+    pub(super) fn because(self, reason: &'static str) -> Refusal<'a> {
+        Refusal { reason, ..self }
+    }
+}
+
+impl Session {
+    pub(super) async fn bind(&mut self, version: i64, dn: &str, cred: LdapBindCred) -> LdapResult {
+        self.bound = None;
+        if version != 3 {
+            return done(
+                LdapResultCode::ProtocolError,
+                "only LDAP version 3 is spoken",
+            );
+        }
+        let LdapBindCred::Simple(password) = cred else {
+            return done(
+                LdapResultCode::AuthMethodNotSupported,
+                "only simple binds are supported",
+            );
+        };
+        if dn.is_empty() && password.is_empty() {
+            // Anonymous: allowed to bind, but it reads nothing beyond the root DSE.
+            return done(LdapResultCode::Success, "");
+        }
+        let config = &self.state.config;
+        let allowed_in_clear = config.ldap_plaintext_loopback && is_loopback(self.peer.ip());
+        if !self.tls && !allowed_in_clear {
+            return done(
+                LdapResultCode::ConfidentialityRequired,
+                "a password may not cross an unencrypted connection: use StartTLS or LDAPS \
+                 (or, on the loopback interface only, set ldap_plaintext_loopback = \"on\")",
+            );
+        }
+        let bases = match self
+            .state
+            .store
+            .run(|c| ldap_accounts::custom_bases(c))
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return unavailable("an LDAP bind", &e),
+        };
+        let located = bases
+            .iter()
+            .find_map(|(p, b)| directory::locate_under(dn, p, b))
+            .or_else(|| {
+                // The default tree of a provider that chose its own base is not its tree.
+                directory::locate(dn).filter(|n| match n {
+                    Node::Account(p, _) | Node::User(p, _) => {
+                        !bases.iter().any(|(q, _)| q.eq_ignore_ascii_case(p))
+                    }
+                    _ => true,
+                })
+            });
+        let base_for = |provider: &str| -> (String, bool) {
+            match bases.iter().find(|(q, _)| q.eq_ignore_ascii_case(provider)) {
+                Some((_, b)) => (b.clone(), true),
+                None => (directory::base_dn(provider), false),
+            }
+        };
+        let (provider, name) = match located {
+            Some(Node::Account(provider, name)) => (provider, name),
+            Some(Node::User(provider, name)) => {
+                let base = base_for(&provider);
+                return self.bind_user(dn, &provider, &name, &password, base).await;
+            }
+            _ => {
+                return done(
+                    LdapResultCode::InvalidCredentials,
+                    "bind as a service account (cn=NAME,ou=services,dc=PROVIDER,dc=scimd) or \
+                     as a user (uid=USERNAME,ou=people,dc=PROVIDER,dc=scimd)",
+                );
+            }
+        };
+        let (p, n) = (provider.clone(), name.clone());
+        let found = self
+            .state
+            .store
+            .run(move |c| ldap_accounts::for_bind(c, &p, &n))
+            .await;
+        let now = chrono::Utc::now().timestamp();
+        let budget = format!(
+            "ldap-bind cn={},{}",
+            name.to_lowercase(),
+            provider.to_lowercase()
+        );
+        let (account, phc) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                let who = Refusal::unknown(&provider, dn, "no such account");
+                return self.refuse(who, &budget, &password).await;
+            }
+            Err(e) => return unavailable("an LDAP bind", &e),
+        };
+        if account.state(now) != crate::auth::TokenState::Active {
+            let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
+            return self
+                .refuse(who.because("the account has expired"), &budget, &password)
+                .await;
+        }
+        let verdict = self
+            .state
+            .verifier
+            .verify_as(
+                &format!("ldap-{}", account.id),
+                &budget,
+                &Secret::from_text(&password),
+                &phc,
+                Some(self.peer.ip()),
+                true,
+            )
+            .await;
+        let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
+        match verdict {
+            Verdict::Valid => {}
+            Verdict::Throttled => return self.throttled(who),
+            Verdict::Invalid => return self.refused(who.because("wrong password")),
+        }
+        self.state
+            .counters
+            .ldap(account.provider_id, &account.name, LdapEvent::Bind);
+        if account.last_used.is_none_or(|t| now - t >= 60) {
+            let id = account.id.clone();
+            let _ = self
+                .state
+                .store
+                .write(move |c| ldap_accounts::record_use(c, &id, now))
+                .await
+                .map_err(|e: store::Error| tracing::warn!(error = %e, "recording an LDAP bind"));
+        }
+        let (base, custom) = base_for(&account.provider);
+        self.bound = Some(Bound {
+            provider: account.provider,
+            provider_id: account.provider_id,
+            account: account.name,
+            user: false,
+            check: Check::Account(account.id),
+            base,
+            custom,
+        });
+        done(LdapResultCode::Success, "")
+    }
+
+    /// A user's own bind, with the password its identity provider sent (Okta can push
+    /// passwords; Entra ID never sends them, so its users cannot bind). A user that does not
+    /// exist, is deactivated or has no password is refused as a wrong password is: the same
+    /// answer, after the same argon2 work, within the same budget of guesses.
+    pub(super) async fn bind_user(
+        &mut self,
+        dn: &str,
+        provider: &str,
+        name: &str,
+        password: &str,
+        (base, custom): (String, bool),
+    ) -> LdapResult {
+        let (p, n) = (provider.to_string(), name.to_string());
+        let found = self
+            .state
+            .store
+            .run(move |c| ldap_accounts::user_for_bind(c, &p, &n))
+            .await;
+        let budget = format!(
+            "ldap-bind uid={},{}",
+            name.to_lowercase(),
+            provider.to_lowercase()
+        );
+        let user = match found {
+            Ok(Some(u)) => u,
+            Ok(None) => {
+                let who = Refusal::unknown(provider, dn, "no such user");
+                return self.refuse(who, &budget, password).await;
+            }
+            Err(e) => return unavailable("an LDAP bind", &e),
+        };
+        let key = format!("uid={}", user.user_name);
+        let who = Refusal::known(&user.provider, user.provider_id, &key, dn);
+        if !user.active {
+            return self
+                .refuse(who.because("the user is deactivated"), &budget, password)
+                .await;
+        }
+        let Some(phc) = user.password_hash else {
+            let why = "no password was provisioned (Entra ID never sends passwords)";
+            return self.refuse(who.because(why), &budget, password).await;
+        };
+        let verdict = self
+            .state
+            .verifier
+            .verify_as(
+                &format!("user-{}", user.seq),
+                &budget,
+                &Secret::from_text(password),
+                &phc,
+                Some(self.peer.ip()),
+                true,
+            )
+            .await;
+        match verdict {
+            Verdict::Valid => {
+                self.state
+                    .counters
+                    .ldap(user.provider_id, &key, LdapEvent::Bind);
+                self.bound = Some(Bound {
+                    provider: user.provider,
+                    provider_id: user.provider_id,
+                    account: user.user_name,
+                    user: true,
+                    check: Check::User {
+                        seq: user.seq,
+                        password_hash: phc,
+                    },
+                    base,
+                    custom,
+                });
+                done(LdapResultCode::Success, "")
+            }
+            Verdict::Throttled => self.throttled(who),
+            Verdict::Invalid => self.refused(who.because("wrong password")),
+        }
+    }
+
+    /// Refuses a bind where there is no password to check (no such name, no password, the
+    /// account expired or the user deactivated) exactly as a wrong password is refused: the
+    /// password is checked against a throwaway hash, spending the same budget of guesses, so
+    /// neither the answer, nor the throttling, nor the time tells these cases apart.
+    pub(super) async fn refuse(
+        &self,
+        who: Refusal<'_>,
+        budget: &str,
+        password: &str,
+    ) -> LdapResult {
+        let verdict = match self.state.verifier.dummy_hash().await {
+            Some(phc) => {
+                self.state
+                    .verifier
+                    .verify_as(
+                        budget,
+                        budget,
+                        &Secret::from_text(password),
+                        &phc,
+                        Some(self.peer.ip()),
+                        true,
+                    )
+                    .await
+            }
+            None => Verdict::Invalid,
+        };
+        match verdict {
+            Verdict::Throttled => self.throttled(who),
+            _ => self.refused(who),
+        }
+    }
+
+    /// The answer to every refused bind, counted (see `refusals`).
+    pub(super) fn refused(&self, who: Refusal<'_>) -> LdapResult {
+        if let Some(id) = who.provider_id {
+            self.state
+                .counters
+                .ldap(id, who.name, LdapEvent::FailedBind);
+        }
+        self.state.counters.bind_refusal(
+            who.provider,
+            who.name,
+            who.dn,
+            self.peer.ip(),
+            who.reason,
+        );
+        done(LdapResultCode::InvalidCredentials, "invalid credentials")
+    }
+
+    /// The answer once a name or an address has had too many new passwords checked lately,
+    /// whether the name exists or not.
+    pub(super) fn throttled(&self, who: Refusal<'_>) -> LdapResult {
+        self.state.counters.bind_refusal(
+            who.provider,
+            who.name,
+            who.dn,
+            self.peer.ip(),
+            "too many binds with new passwords (throttled)",
+        );
+        done(
+            LdapResultCode::Busy,
+            "too many failed binds for this name or from this address: try again shortly",
+        )
+    }
+}
