@@ -197,3 +197,146 @@ impl Session {
         Ok(Next::Go)
     }
 }
+
+/// A session answering messages with no socket: requests in, answers decoded from the bytes it
+/// wrote into memory.
+#[cfg(test)]
+mod tests {
+    use ldap3_proto::proto::{LdapAddRequest, LdapBindRequest, LdapDerefAliases};
+
+    use super::*;
+
+    struct Fixture {
+        session: Session,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture(peer: &str, tls: bool) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = crate::config::RawConfig::defaults();
+        let db = dir.path().join("t.db");
+        raw.set("database", &db.to_string_lossy()).unwrap();
+        let config = raw.validate().unwrap();
+        let store = store::Store::open(
+            &db,
+            store::OpenMode::CreateIfMissing,
+            std::time::Duration::from_secs(1),
+            1,
+        )
+        .unwrap();
+        let state = Arc::new(AppState::new(config, store, "http://h".into()));
+        let session = Session {
+            state,
+            peer: peer.parse().unwrap(),
+            bound: None,
+            tls,
+            can_start_tls: false,
+        };
+        Fixture { session, _dir: dir }
+    }
+
+    /// The session's answers to one request, and what the connection does next.
+    async fn answer(session: &mut Session, op: LdapOp) -> (Vec<LdapMsg>, Next) {
+        let mut codec = LdapCodec::new(None, None);
+        let mut bytes: Vec<u8> = Vec::new();
+        let next = {
+            let mut out = Writer {
+                codec: &mut codec,
+                stream: &mut bytes,
+                pending: BytesMut::new(),
+                timeout: std::time::Duration::from_secs(1),
+            };
+            let next = session.handle(LdapMsg::new(7, op), &mut out).await.unwrap();
+            out.flush().await.unwrap();
+            next
+        };
+        let mut input = BytesMut::from(&bytes[..]);
+        let mut msgs = Vec::new();
+        while let Some(m) = codec.decode(&mut input).unwrap() {
+            assert_eq!(m.msgid, 7);
+            msgs.push(m);
+        }
+        (msgs, next)
+    }
+
+    fn result(m: &LdapMsg) -> &LdapResult {
+        match &m.op {
+            LdapOp::BindResponse(r) => &r.res,
+            LdapOp::SearchResultDone(r) | LdapOp::AddResponse(r) => r,
+            other => panic!("not a result: {other:?}"),
+        }
+    }
+
+    fn search(base: &str, scope: LdapSearchScope) -> LdapOp {
+        LdapOp::SearchRequest(LdapSearchRequest {
+            base: base.into(),
+            scope,
+            aliases: LdapDerefAliases::Never,
+            sizelimit: 0,
+            timelimit: 0,
+            typesonly: false,
+            filter: LdapFilter::Present("objectClass".into()),
+            attrs: Vec::new(),
+        })
+    }
+
+    fn bind(dn: &str, password: &str) -> LdapOp {
+        LdapOp::BindRequest(LdapBindRequest {
+            version: 3,
+            dn: dn.into(),
+            cred: LdapBindCred::Simple(password.into()),
+        })
+    }
+
+    #[tokio::test]
+    async fn an_anonymous_session_reads_the_root_dse_and_nothing_else() {
+        let mut f = fixture("127.0.0.1:5000", false);
+        let (msgs, next) = answer(&mut f.session, bind("", "")).await;
+        assert_eq!(result(&msgs[0]).code, LdapResultCode::Success);
+        assert!(matches!(next, Next::Go));
+        let (msgs, _) = answer(&mut f.session, search("", LdapSearchScope::Base)).await;
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(matches!(msgs[0].op, LdapOp::SearchResultEntry(_)));
+        assert_eq!(result(&msgs[1]).code, LdapResultCode::Success);
+        let (msgs, _) = answer(
+            &mut f.session,
+            search("dc=p,dc=scimd", LdapSearchScope::Subtree),
+        )
+        .await;
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+        assert_eq!(
+            result(&msgs[0]).code,
+            LdapResultCode::InsufficentAccessRights
+        );
+    }
+
+    #[tokio::test]
+    async fn writes_are_refused_and_passwords_need_tls_off_loopback() {
+        let mut f = fixture("192.0.2.7:5000", false);
+        let add = LdapOp::AddRequest(LdapAddRequest {
+            dn: "uid=x,ou=people,dc=p,dc=scimd".into(),
+            attributes: Vec::new(),
+        });
+        let (msgs, _) = answer(&mut f.session, add).await;
+        let res = result(&msgs[0]);
+        assert_eq!(res.code, LdapResultCode::UnwillingToPerform);
+        assert!(res.message.contains("read-only"), "{}", res.message);
+        let (msgs, _) = answer(
+            &mut f.session,
+            bind("cn=a,ou=services,dc=p,dc=scimd", "secret"),
+        )
+        .await;
+        assert_eq!(
+            result(&msgs[0]).code,
+            LdapResultCode::ConfidentialityRequired
+        );
+        // Over TLS the same bind is judged on its password: no such account.
+        let mut f = fixture("192.0.2.7:5000", true);
+        let (msgs, _) = answer(
+            &mut f.session,
+            bind("cn=a,ou=services,dc=p,dc=scimd", "secret"),
+        )
+        .await;
+        assert_eq!(result(&msgs[0]).code, LdapResultCode::InvalidCredentials);
+    }
+}

@@ -197,10 +197,15 @@ pub(super) async fn disconnect(
     Ok(())
 }
 
+/// Where answers are written: the connection's stream, or any other byte sink (a session's
+/// unit tests write into memory).
+pub(super) trait Sink: tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncWrite + Unpin + Send> Sink for T {}
+
 /// Encodes answers onto the connection.
 pub(super) struct Writer<'a> {
     pub(super) codec: &'a mut LdapCodec,
-    pub(super) stream: &'a mut Stream,
+    pub(super) stream: &'a mut dyn Sink,
     /// Encoded answers not written yet: a search's entries and its result go out together
     /// unless they pass `FLUSH_AT`.
     pub(super) pending: BytesMut,
