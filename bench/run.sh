@@ -11,6 +11,9 @@
 #                                     with openssl); the ceiling stays plain HTTP, so the
 #                                     ratios show what TLS costs
 #
+# BENCH_SCIMD=PATH measures that scimd binary instead of the one built here (the seeder, the
+# ceiling and wrk stay the same): run it alternately with two builds to compare them.
+#
 # Options: --duration S (per run, default 10), --runs R (median of R, default 3),
 #          --connections C (default 64), --big-group N (default 100000),
 #          --warmup S (unmeasured load before each scenario, default 2).
@@ -48,6 +51,7 @@ fi
 echo "== building release binaries"
 cargo build --release --locked --bin scimd --example ceiling --example seed
 bin=target/release
+scimd_bin=${BENCH_SCIMD:-$bin/scimd}
 work=$(mktemp -d)
 pids=()
 cleanup() {
@@ -148,7 +152,7 @@ echo "== scimd: seeding $users users, 50 groups of 100, a $big-member group"
 "$bin/examples/seed" --db "$work/scimd.db" --out "$work" --users "$users" --big-group "$big" >/dev/null
 # The provider has an extension schema of its own, as a provider with Entra custom attributes
 # does: every request then uses the provider's model rather than the built-in one.
-"$bin/scimd" --database "$work/scimd.db" schema add --provider bench --index costCenter \
+"$scimd_bin" --database "$work/scimd.db" schema add --provider bench --index costCenter \
     tests/it/schemas/contoso.json >/dev/null
 
 # scimd's scheme; with --tls, a self-signed certificate for 127.0.0.1 (wrk does not verify).
@@ -168,7 +172,7 @@ fi
 start_scimd() {
     local start
     start=$(date +%s%N)
-    env "${tls_env[@]}" "$bin/scimd" --database "$work/scimd.db" serve --listen 127.0.0.1:0 \
+    env "${tls_env[@]}" "$scimd_bin" --database "$work/scimd.db" serve --listen 127.0.0.1:0 \
         >"$work/scimd.log" 2>&1 &
     pid=$!; pids+=($pid)
     saddr=$(addr_of "$work/scimd.log" "$pid")
@@ -258,7 +262,7 @@ fi
 echo
 echo "scimd load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores, $users users, ${conns} connections,"
 echo "${duration}s per run after ${warmup}s of warm-up, median of $runs; scimd start-up ${first_startup_ms} ms (incl. bind);"
-echo "the provider has an extension schema registered (tests/it/schemas/contoso.json)"
+echo "the provider has an extension schema registered (tests/it/schemas/contoso.json); scimd: $scimd_bin"
 [ "$tls" -eq 1 ] && echo "scimd serves HTTPS (TLS 1.3, ECDSA P-256); the ceiling plain HTTP"
 printf '%-30s %10s %9s %9s %8s %12s\n' scenario "req/s" "p50 ms" "p99 ms" errors "vs ceiling"
 for s in ceiling_get ceiling_page ceiling_insert ceiling_update; do row "$s" ${R[$s]}; done
