@@ -1,4 +1,6 @@
-//! Periodic token cleanup: delete long-dead tokens, warn about tokens that expire soon.
+//! Periodic cleanup of credentials (SCIM tokens and LDAP service accounts alike: delete the
+//! long dead, warn about those that expire soon), of old activity and of ended console
+//! sessions.
 
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
 use crate::store::activity;
+use crate::store::ldap_accounts::{self, Account};
 use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, Store};
 
@@ -36,10 +39,14 @@ impl From<&Config> for CleanupPolicy {
 
 #[derive(Debug)]
 pub struct CleanupReport {
+    /// Tokens deleted.
     pub deleted: usize,
     /// Activity records removed (past retention, or over the per-provider cap).
     pub activity_removed: usize,
     pub expiring_soon: Vec<TokenInfo>,
+    /// LDAP service accounts deleted and expiring soon, by the same rules as tokens.
+    pub(crate) accounts_deleted: usize,
+    pub(crate) accounts_expiring_soon: Vec<Account>,
 }
 
 /// Activity records removed by one write of the cleanup job.
@@ -57,9 +64,19 @@ pub fn cleanup_once(
     policy: CleanupPolicy,
 ) -> store::Result<CleanupReport> {
     let cutoff = now.saturating_sub(secs(policy.retention));
-    let deleted = store.write_blocking(move |c| tokens::delete_stale(c, cutoff))?;
+    let (deleted, accounts_deleted) = store.write_blocking(move |c| {
+        Ok::<_, store::Error>((
+            tokens::delete_stale(c, cutoff)?,
+            ldap_accounts::delete_stale(c, cutoff)?,
+        ))
+    })?;
     let until = now.saturating_add(secs(policy.warn_within));
-    let expiring_soon = store.call(|c| tokens::expiring(c, now, until))?;
+    let (expiring_soon, accounts_expiring_soon) = store.call(|c| {
+        Ok((
+            tokens::expiring(c, now, until)?,
+            ldap_accounts::expiring(c, now, until)?,
+        ))
+    })?;
     // Old activity goes in batches, each its own short write, so requests are never held long.
     let before_ms = now
         .saturating_sub(secs(policy.activity_retention))
@@ -78,6 +95,8 @@ pub fn cleanup_once(
         deleted,
         activity_removed,
         expiring_soon,
+        accounts_deleted,
+        accounts_expiring_soon,
     })
 }
 
@@ -129,6 +148,12 @@ fn log_report(report: &CleanupReport, now: i64) {
             "deleted expired and revoked tokens"
         );
     }
+    if report.accounts_deleted > 0 {
+        tracing::info!(
+            deleted = report.accounts_deleted,
+            "deleted expired and revoked LDAP service accounts"
+        );
+    }
     if report.activity_removed > 0 {
         tracing::info!(
             removed = report.activity_removed,
@@ -146,6 +171,19 @@ fn log_report(report: &CleanupReport, now: i64) {
             "token expires in {days:.1} days: provisioning with it will stop then; \
              replace it with `scimd token rotate {}`",
             t.id
+        );
+    }
+    for a in &report.accounts_expiring_soon {
+        let days = (a.expires - now) as f64 / 86_400.0;
+        let when =
+            DateTime::from_timestamp(a.expires, 0).map_or_else(String::new, |d| d.to_rfc3339());
+        tracing::warn!(
+            account = %a.id,
+            provider = %a.provider,
+            name = %a.name,
+            expires = %when,
+            "LDAP service account expires in {days:.1} days: applications binding with it will \
+             stop then; give them a new one (`scimd ldap account add`), then revoke this one"
         );
     }
 }
@@ -198,8 +236,30 @@ mod tests {
             activity_retention: Duration::from_secs(30 * 86_400),
             activity_max_records: 1_000_000,
         };
+        for (id, name, expires) in [("a-old", "old", 10 * DAY), ("a-soon", "soon", 105 * DAY)] {
+            ldap_accounts::add(
+                &c,
+                &ldap_accounts::NewAccount {
+                    id,
+                    provider: "p",
+                    name,
+                    secret_hash: "h",
+                    created: 0,
+                    expires,
+                },
+            )
+            .unwrap();
+        }
         let report = cleanup_once(&store, 100 * DAY, policy).unwrap();
         assert_eq!(report.deleted, 1);
+        // LDAP service accounts follow the same rules.
+        assert_eq!(report.accounts_deleted, 1);
+        let soon: Vec<_> = report
+            .accounts_expiring_soon
+            .iter()
+            .map(|a| a.id.as_str())
+            .collect();
+        assert_eq!(soon, ["a-soon"]);
         let soon: Vec<_> = report.expiring_soon.iter().map(|t| t.id.as_str()).collect();
         assert_eq!(soon, ["soon"]);
         let left: Vec<_> = tokens::list(&c, None)

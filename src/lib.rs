@@ -1,25 +1,24 @@
-//! scimd: a SCIM 2.0 server (RFC 7643/7644) with an embedded SQLite database.
+//! scimd: a SCIM 2.0 server (RFC 7643/7644) with an embedded SQLite database, an admin console
+//! and a read-only LDAP directory over the same identities.
 //!
-//! A request flows one way: `http` parses it, `scim` decides (pure: no I/O), `store` does it,
-//! `render` writes the answer.
+//! Four front doors stand on one core, and data flows one way: a door parses and presents,
+//! `app` authorises and runs the use case, `scim` decides (pure: no I/O, no locks), `store` does
+//! the I/O. `server` wires it all. `tests/it/layers.rs` keeps these rules.
 //!
-//! - `scim`: the schema model (`scim::schema`: every attribute, the common ones included, each
-//!   with a role — indexed, relation rows, computed, a reference in Entra's shapes, a
-//!   write-only secret — in a `Model` that can be built per provider), request validation
-//!   (`resource`), PATCH (`patch`), the filter language (`filter`), `attributes` projection,
-//!   the provider types and the non-standard shapes clients send (`quirks`).
-//! - `store`: SQLite. The use cases every writer calls — `resources::{create, replace, patch,
-//!   delete}`, provider and token administration — run on the one group-committing `writer`
-//!   thread, which survives a panicking job; reads run on reader threads. `members` keeps
-//!   memberships as rows, `search` pages, `query` compiles filters to SQL, `Error` is the
-//!   domain's outcomes plus `Internal`.
-//! - `render`: the one renderer, from stored rows and their computed values to response bodies.
-//! - `http`: routes, authentication, the SCIM error mapping (`error`), `/healthz`.
-//! - `auth`: the token format, argon2id hashing and the verification cache.
-//! - `jobs`: the periodic token cleanup, which writes through the store's writer like every
-//!   other change.
-//! - `config`: every setting declared once; `cli` and `commands`: the command line, whose
-//!   commands open the store and call the same use cases as the server.
+//! - Doors: `http` (the SCIM API), `console` (the admin console), `ldap` (the directory, in
+//!   layers: transport, session, bind, search, entries), `cli` and `commands` (the command
+//!   line, which opens the store and calls the same core).
+//! - `server`: the composition root: listeners, the core, the doors, jobs, signals, systemd.
+//! - `app`: the core: `AppState`, the caller of a SCIM request (`caller`), credentials
+//!   (`credentials`), what is counted between flushes (`counters`).
+//! - `scim`: the schema model with its roles, validation, PATCH, filters, projection, the
+//!   summary columns (`summary`) and the LDAP view with its one attribute table (`directory`).
+//! - `store`: SQLite: the writer thread every change goes through, the readers, one file per
+//!   table family; SQL lives here only. `render`: rows into response bodies.
+//! - `auth` (token format, argon2, the verifier), `tls`, `web` (what the HTTP doors share),
+//!   `config` (every setting declared once), `jobs` (cleanup), `export`, `error` (the SCIM
+//!   error type and its responses).
+//! - `api`: the only public items: what the binary, the tests and the benchmarks use.
 
 #![warn(unreachable_pub)]
 

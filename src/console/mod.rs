@@ -1,7 +1,8 @@
 //! The admin console on `admin_listen`: server-rendered pages for identity providers, their
 //! SCIM URL, tokens and extension schemas, read-only Users and Groups, the activity log and
-//! the settings. Every change goes through the same store functions as the command line, on
-//! the writer. Sessions live in SQLite (`store::admins`); see `session` for sign-in.
+//! the settings. Every change goes through the core the command line also calls (tokens:
+//! `app::credentials`), on the writer. Sessions live in SQLite (`store::admins`); see
+//! `session` for sign-in.
 
 mod pages;
 pub(crate) mod session;

@@ -258,20 +258,22 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
                 let st = activity::status(c, p.id, now_ms)?;
                 rows.push((p, usage, st));
             }
-            let soon = tokens::expiring(c, now_s, now_s.saturating_add(warn))?;
-            Ok((rows, soon))
+            let until = now_s.saturating_add(warn);
+            let soon = tokens::expiring(c, now_s, until)?;
+            let accounts = crate::store::ldap_accounts::expiring(c, now_s, until)?;
+            Ok((rows, soon, accounts))
         })
         .await?;
-    let (providers, expiring) = rows;
+    let (providers, expiring, accounts) = rows;
     ok(
         "Dashboard",
         Nav::Dashboard,
         &s,
         html! {
-            @if !expiring.is_empty() {
+            @if !expiring.is_empty() || !accounts.is_empty() {
                 section.warning aria-labelledby="expiring" {
                     h2 #expiring {
-                        "Tokens expiring within "
+                        "Credentials expiring within "
                         (crate::config::format_duration(state.config.token_expiry_warning))
                     }
                     ul {
@@ -280,6 +282,13 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
                                 a href={"/providers/" (urlencode(&t.provider))} { (t.provider) }
                                 ": token " code { (t.id) } " (" (t.description) ") expires "
                                 (view::time(t.expires))
+                            }
+                        }
+                        @for a in &accounts {
+                            li {
+                                a href={"/providers/" (urlencode(&a.provider))} { (a.provider) }
+                                ": LDAP service account " code { (a.name) } " (" code { (a.id) }
+                                ") expires " (view::time(a.expires))
                             }
                         }
                     }
@@ -1104,6 +1113,7 @@ pub(crate) async fn resources(
     let base = state.public_base.clone();
     let scim = crate::app::scim_base(&base, &provider);
     let looked_up = provider.clone();
+    let core = state.clone();
     let result = match parsed {
         Err(m) => Err(m),
         Ok(ast) => {
@@ -1111,7 +1121,8 @@ pub(crate) async fn resources(
                 .store
                 .run(move |c| -> store::Result<_> {
                     let p = providers::require(c, &looked_up)?;
-                    let model = schemas::model(c, p.id)?;
+                    // The provider's model from the core's cache, as SCIM requests get it.
+                    let model = core.model_at(c, p.id, schemas::model_version(c, p.id)?)?;
                     let rt = model.get(kind);
                     let condition = match &ast {
                         None => None,
@@ -1223,11 +1234,12 @@ pub(crate) async fn resource(
     let kind = kind_of(&kind)?;
     let scim = crate::app::scim_base(&state.public_base, &provider);
     let (looked_up, rid) = (provider.clone(), id.clone());
+    let core = state.clone();
     let (doc, members, more_members, history) = state
         .store
         .run(move |c| -> store::Result<_> {
             let p = providers::require(c, &looked_up)?;
-            let model = schemas::model(c, p.id)?;
+            let model = core.model_at(c, p.id, schemas::model_version(c, p.id)?)?;
             let rt = model.get(kind);
             let rows = crate::store::resources::read(c, p.id, kind, &rid)?;
             let Some(row) = rows.iter().next() else {

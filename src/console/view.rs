@@ -1,6 +1,8 @@
-//! The console's HTML: one layout and a function per page, written with maud, which escapes
-//! every interpolated value (a userName of `<script>` is shown as text). No inline script or
-//! style: the page loads `/static/console.js` and `/static/console.css` only.
+//! The console's shared HTML, written with maud, which escapes every interpolated value (a
+//! userName of `<script>` is shown as text): the page layout and navigation, and the pieces
+//! the pages (`pages.rs`) are made of — tables, copyable fields, times, attribute lists, CSRF
+//! fields. No inline script or style: a page loads `/static/console.js` and
+//! `/static/console.css` only.
 
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;

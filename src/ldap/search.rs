@@ -161,30 +161,25 @@ impl Session {
                     vec![],
                     None,
                 ),
-                (Some(Node::People(_)), LdapSearchScope::Base) => {
-                    (vec![ou_entry(directory::PEOPLE, &tree)], vec![], None)
+                // An organizational unit of users or of groups: itself (base, subtree), its
+                // entries (one level, subtree, children).
+                (Some(n @ (Node::People(_) | Node::Groups(_))), s) => {
+                    let (ou, kind) = match n {
+                        Node::People(_) => (directory::PEOPLE, ResourceKind::User),
+                        _ => (directory::GROUPS, ResourceKind::Group),
+                    };
+                    let itself = match s {
+                        LdapSearchScope::Base | LdapSearchScope::Subtree => {
+                            vec![ou_entry(ou, &tree)]
+                        }
+                        _ => vec![],
+                    };
+                    let kinds = match s {
+                        LdapSearchScope::Base => vec![],
+                        _ => vec![kind],
+                    };
+                    (itself, kinds, None)
                 }
-                (Some(Node::People(_)), s) => (
-                    if s == LdapSearchScope::Subtree {
-                        vec![ou_entry(directory::PEOPLE, &tree)]
-                    } else {
-                        vec![]
-                    },
-                    vec![ResourceKind::User],
-                    None,
-                ),
-                (Some(Node::Groups(_)), LdapSearchScope::Base) => {
-                    (vec![ou_entry(directory::GROUPS, &tree)], vec![], None)
-                }
-                (Some(Node::Groups(_)), s) => (
-                    if s == LdapSearchScope::Subtree {
-                        vec![ou_entry(directory::GROUPS, &tree)]
-                    } else {
-                        vec![]
-                    },
-                    vec![ResourceKind::Group],
-                    None,
-                ),
                 (Some(Node::Services(_)), LdapSearchScope::Base | LdapSearchScope::Subtree) => {
                     (vec![ou_entry(directory::SERVICES, &tree)], vec![], None)
                 }

@@ -84,6 +84,26 @@ pub(crate) fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
     require(c, a.id)
 }
 
+/// Deletes accounts that expired or were revoked before `cutoff` (`token_retention`, the
+/// rule tokens follow); returns how many.
+pub(crate) fn delete_stale(c: &Connection, cutoff: i64) -> Result<usize> {
+    Ok(c.execute(
+        "DELETE FROM ldap_accounts WHERE expires < ?1 OR revoked < ?1",
+        [cutoff],
+    )?)
+}
+
+/// Active accounts whose expiry falls in `[now, until)`, soonest first.
+pub(crate) fn expiring(c: &Connection, now: i64, until: i64) -> Result<Vec<Account>> {
+    let mut st = c.prepare(&format!(
+        "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id
+         WHERE a.revoked IS NULL AND a.expires >= ?1 AND a.expires < ?2
+         ORDER BY a.expires"
+    ))?;
+    let rows = st.query_map([now, until], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(crate) fn list(c: &Connection, provider_id: Option<i64>) -> Result<Vec<Account>> {
     let mut st = c.prepare(&format!(
         "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id

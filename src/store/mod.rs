@@ -270,21 +270,21 @@ impl Store {
         }
         let mut conn = Connection::open(path)
             .with_context(|| format!("opening database {}", path.display()))?;
-        configure(&mut conn, busy_timeout)
+        configure(&mut conn, busy_timeout, false)
             .with_context(|| format!("configuring database {}", path.display()))?;
         migrate(&mut conn).with_context(|| format!("database {}", path.display()))?;
         // This connection becomes the single writer's; a second one runs checkpoints.
         let mut checkpoints = Connection::open(path)
             .with_context(|| format!("opening database {}", path.display()))?;
-        configure(&mut checkpoints, busy_timeout)
+        configure(&mut checkpoints, busy_timeout, false)
             .with_context(|| format!("configuring database {}", path.display()))?;
         let file = writer::DatabaseFile::of(path)
             .with_context(|| format!("reading the metadata of database {}", path.display()))?;
         let writer = writer::Writer::start(conn, checkpoints, Some(file.clone()))
             .context("starting the writer thread")?;
 
-        let manager =
-            SqliteConnectionManager::file(path).with_init(move |c| configure(c, busy_timeout));
+        let manager = SqliteConnectionManager::file(path)
+            .with_init(move |c| configure(c, busy_timeout, true));
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
@@ -406,17 +406,25 @@ impl Store {
     }
 }
 
-fn configure(c: &mut Connection, busy_timeout: Duration) -> rusqlite::Result<()> {
+/// Most of the database file a reader maps (see `configure`).
+const READER_MMAP: i64 = 256 << 20;
+
+/// Configures a connection; `reader`: one of the pool's (reader threads, the command line).
+fn configure(c: &mut Connection, busy_timeout: Duration, reader: bool) -> rusqlite::Result<()> {
     c.busy_timeout(busy_timeout)?;
     c.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
     // FULL: an acknowledged write survives power loss, also in WAL mode.
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", "ON")?;
-    // Pages read through a memory map of the file (up to 1 GiB of it) instead of one pread
-    // and one copy each: a point read made 0.85 preads on 10,000 users, when the file no
+    // Readers read pages through a memory map of the file (its first 256 MiB) instead of one
+    // pread and one copy each: a point read made 0.85 preads on 10,000 users, when the file no
     // longer fit SQLite's own 2 MB page cache per connection. The map is read-only (SQLite's
-    // default); writes still go through the -wal file.
-    c.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    // default). The writer does not map: its scans (activity pruning, reindexing) would show
+    // as the process's resident memory. Mapped pages are the kernel's page cache, shared and
+    // reclaimable, but they count in RSS: up to READER_MMAP of it is the file.
+    if reader {
+        c.pragma_update(None, "mmap_size", READER_MMAP)?;
+    }
     // Plans never depend on bound values. Without this, binding a new value to a parameter
     // SQLite looked at while planning (LIMIT ?, OFFSET ?) expires the cached statement, and
     // every page query was compiled again on each use.
@@ -546,7 +554,7 @@ pub(crate) fn schema_version() -> usize {
 #[cfg(test)]
 pub(crate) fn test_conn() -> Connection {
     let mut c = Connection::open_in_memory().unwrap();
-    configure(&mut c, Duration::from_secs(1)).unwrap();
+    configure(&mut c, Duration::from_secs(1), false).unwrap();
     migrate(&mut c).unwrap();
     c
 }

@@ -541,3 +541,44 @@ fn the_login_form_locks_per_address_and_bounds_what_it_keeps_and_follows() {
         Some("/settings?a=b")
     );
 }
+
+/// The dashboard warns of every credential that expires within `token_expiry_warning`: SCIM
+/// tokens and LDAP service accounts alike, and only those.
+#[test]
+fn the_dashboard_warns_of_tokens_and_ldap_accounts_that_expire_soon() {
+    let (db, _server, mut b) = console();
+    db.add_provider("contoso");
+    db.create_token("contoso", &["--valid-for", "3d", "--description", "short"]);
+    db.create_token("contoso", &["--valid-for", "90d", "--description", "long"]);
+    db.ok(&[
+        "ldap",
+        "account",
+        "add",
+        "nas",
+        "--provider",
+        "contoso",
+        "--valid-for",
+        "5d",
+    ]);
+    db.ok(&[
+        "ldap",
+        "account",
+        "add",
+        "wiki",
+        "--provider",
+        "contoso",
+        "--valid-for",
+        "300d",
+    ]);
+    b.login("alice", PASSWORD);
+    let home = b.get("/");
+    assert!(
+        home.body.contains("Credentials expiring within 14d"),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("(short)"));
+    assert!(!home.body.contains("(long)"));
+    assert!(home.body.contains("LDAP service account <code>nas</code>"));
+    assert!(!home.body.contains("<code>wiki</code>"));
+}
