@@ -100,13 +100,20 @@ fn usable(record: &AuthRecord, now: i64) -> Result<(), Error> {
 /// Token rows as last read, by token id, so a request with a known token needs no database
 /// round trip of its own to authenticate. Never trusted for a token's state: `recheck` reads
 /// the row again in the request's own database work, and any disagreement drops the entry.
+///
+/// Token ids no row had when last looked up are remembered too, for `ABSENT_FOR`: a client
+/// repeating a token that does not exist costs no database read each time. A new token's id is
+/// random and unseen, so it works at once; revocation is a row's state, never an absence.
 #[derive(Default)]
 pub(crate) struct RecordCache {
     records: Mutex<HashMap<String, AuthRecord>>,
+    absent: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// Tokens are few; the bound only stops a pathological number of them from growing memory.
 const RECORD_CAPACITY: usize = 4096;
+/// How long a token id found in no row is taken as absent without reading again.
+const ABSENT_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl RecordCache {
     pub(crate) fn get(&self, id: &str) -> Option<AuthRecord> {
@@ -123,6 +130,21 @@ impl RecordCache {
 
     pub(crate) fn forget(&self, id: &str) {
         lock(&self.records).remove(id);
+    }
+
+    /// Whether `id` was found in no row within the last `ABSENT_FOR`.
+    fn known_absent(&self, id: &str, now: std::time::Instant) -> bool {
+        lock(&self.absent)
+            .get(id)
+            .is_some_and(|at| now.duration_since(*at) < ABSENT_FOR)
+    }
+
+    fn note_absent(&self, id: &str, now: std::time::Instant) {
+        let mut absent = lock(&self.absent);
+        if absent.len() >= RECORD_CAPACITY {
+            absent.clear();
+        }
+        absent.insert(id.to_string(), now);
     }
 }
 
@@ -159,12 +181,19 @@ pub(crate) async fn authenticate(
             Err(_) => state.records.forget(&id),
         }
     }
+    let now = std::time::Instant::now();
+    if state.records.known_absent(&id, now) {
+        return Err(Error::Unauthorized(INVALID));
+    }
     let lookup_id = id.clone();
-    let record = state
+    let Some(record) = state
         .store
         .run(move |c| tokens::auth_record(c, &lookup_id))
         .await?
-        .ok_or(Error::Unauthorized(INVALID))?;
+    else {
+        state.records.note_absent(&id, now);
+        return Err(Error::Unauthorized(INVALID));
+    };
     state.records.put(&id, record.clone());
     let principal = accept(state, provider, &id, &secret, record, client).await?;
     principal.checked.store(true, Ordering::Release);
@@ -225,4 +254,23 @@ async fn accept(
         #[cfg(debug_assertions)]
         fault: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absent_ids_are_remembered_briefly_and_boundedly() {
+        let cache = RecordCache::default();
+        let t0 = std::time::Instant::now();
+        assert!(!cache.known_absent("a", t0));
+        cache.note_absent("a", t0);
+        assert!(cache.known_absent("a", t0 + ABSENT_FOR / 2));
+        assert!(!cache.known_absent("a", t0 + ABSENT_FOR));
+        for i in 0..RECORD_CAPACITY + 10 {
+            cache.note_absent(&format!("x{i}"), t0);
+        }
+        assert!(lock(&cache.absent).len() <= RECORD_CAPACITY);
+    }
 }
