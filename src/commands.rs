@@ -225,6 +225,16 @@ fn open(config: &Config, mode: OpenMode) -> anyhow::Result<Store> {
     )
 }
 
+/// `open` for `serve` and `quickstart` (see `Store::open_to_serve`).
+fn open_to_serve(config: &Config, mode: OpenMode) -> anyhow::Result<Store> {
+    Store::open_to_serve(
+        &config.database,
+        mode,
+        config.busy_timeout,
+        config.pool_size,
+    )
+}
+
 /// `scimd db check`: prints what it found; exit code 0 when all is well.
 fn db_check(config: &Config) -> anyhow::Result<ExitCode> {
     let r = store::maintenance::check(&config.database)?;
@@ -260,7 +270,7 @@ fn serve(config: Config, create: bool) -> anyhow::Result<()> {
         true => OpenMode::CreateIfMissing,
         false => OpenMode::MustExistToServe,
     };
-    let store = open(&config, mode)?;
+    let store = open_to_serve(&config, mode)?;
     // One server per database: a second one on it is refused.
     let _serving = store::maintenance::claim_for_serving(&config.database)?;
     // Held while serving, so `scimd restore` can tell the database is in use.
@@ -273,7 +283,7 @@ fn serve(config: Config, create: bool) -> anyhow::Result<()> {
 
 fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     let _log = init_logging(&config);
-    let store = open(&config, OpenMode::CreateIfMissing)?;
+    let store = open_to_serve(&config, OpenMode::CreateIfMissing)?;
     let _serving = store::maintenance::claim_for_serving(&config.database)?;
     let _in_use = store::maintenance::hold(&config.database)?;
     let now = Utc::now();

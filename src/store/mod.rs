@@ -238,6 +238,28 @@ impl Store {
         busy_timeout: Duration,
         pool_size: u32,
     ) -> anyhow::Result<Store> {
+        Store::open_with(path, mode, busy_timeout, pool_size, false)
+    }
+
+    /// `open` for a server: its readers read through a memory map (see `configure`). The
+    /// command line's work (an export of every user, say) reads without one, so its memory
+    /// stays what it holds itself.
+    pub(crate) fn open_to_serve(
+        path: &Path,
+        mode: OpenMode,
+        busy_timeout: Duration,
+        pool_size: u32,
+    ) -> anyhow::Result<Store> {
+        Store::open_with(path, mode, busy_timeout, pool_size, true)
+    }
+
+    fn open_with(
+        path: &Path,
+        mode: OpenMode,
+        busy_timeout: Duration,
+        pool_size: u32,
+        mapped: bool,
+    ) -> anyhow::Result<Store> {
         if !path.exists() {
             match mode {
                 OpenMode::MustExist => bail!(
@@ -284,7 +306,7 @@ impl Store {
             .context("starting the writer thread")?;
 
         let manager = SqliteConnectionManager::file(path)
-            .with_init(move |c| configure(c, busy_timeout, true));
+            .with_init(move |c| configure(c, busy_timeout, mapped));
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
             .min_idle(Some(1))
@@ -409,8 +431,8 @@ impl Store {
 /// Most of the database file a reader maps (see `configure`).
 const READER_MMAP: i64 = 256 << 20;
 
-/// Configures a connection; `reader`: one of the pool's (reader threads, the command line).
-fn configure(c: &mut Connection, busy_timeout: Duration, reader: bool) -> rusqlite::Result<()> {
+/// Configures a connection; `mapped`: one of a server's readers (`Store::open_to_serve`).
+fn configure(c: &mut Connection, busy_timeout: Duration, mapped: bool) -> rusqlite::Result<()> {
     c.busy_timeout(busy_timeout)?;
     c.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))?;
     // FULL: an acknowledged write survives power loss, also in WAL mode.
@@ -422,7 +444,7 @@ fn configure(c: &mut Connection, busy_timeout: Duration, reader: bool) -> rusqli
     // default). The writer does not map: its scans (activity pruning, reindexing) would show
     // as the process's resident memory. Mapped pages are the kernel's page cache, shared and
     // reclaimable, but they count in RSS: up to READER_MMAP of it is the file.
-    if reader {
+    if mapped {
         c.pragma_update(None, "mmap_size", READER_MMAP)?;
     }
     // Plans never depend on bound values. Without this, binding a new value to a parameter
