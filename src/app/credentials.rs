@@ -65,7 +65,6 @@ pub(crate) fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// A new token's id and argon2 hash, made before the transaction that stores it; the secret
 /// itself (`scimd_<id>_<secret>`, shown once) is handed back beside it and never stored.
-#[derive(Clone)]
 pub(crate) struct Minted {
     id: String,
     hash: String,

@@ -661,26 +661,20 @@ mod tests {
         let filter =
             LdapFilter::Equality("member".into(), "uid=alice,ou=people,dc=p,dc=scimd".into());
         let rt = crate::scim::schema::Model::builtin().get(ResourceKind::Group);
-        let got = entry_condition(
-            rt,
-            "http://h/scim/v2/p",
-            ResourceKind::Group,
-            &filter,
-            None,
-            &resolver,
-        );
-        assert!(got.is_err());
+        let condition = |r: &Resolver<'_>| {
+            entry_condition(
+                rt,
+                "http://h/scim/v2/p",
+                ResourceKind::Group,
+                &filter,
+                None,
+                r,
+            )
+        };
+        assert!(condition(&resolver).is_err());
         // With the table there and no such user, the filter simply matches nothing.
         let c = crate::store::test_conn();
-        let resolver = Resolver { c: &c, ..resolver };
-        let got = entry_condition(
-            rt,
-            "http://h/scim/v2/p",
-            ResourceKind::Group,
-            &filter,
-            None,
-            &resolver,
-        );
+        let got = condition(&Resolver { c: &c, ..resolver });
         assert!(matches!(got, Ok(None)), "{:?}", got.err());
     }
 
