@@ -18,6 +18,7 @@ use crate::config::{self, Config, LogFormat, RawConfig};
 use crate::scim::ProviderKind;
 use crate::store::activity;
 use crate::store::admins;
+use crate::store::credentials::CredentialKind;
 use crate::store::providers::{self, Provider};
 use crate::store::schemas;
 use crate::store::tokens::{self, TokenInfo};
@@ -388,25 +389,29 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
         ProviderCommand::List => {
             let store = open(config, OpenMode::MustExist)?;
             let now_ms = Utc::now().timestamp_millis();
-            let rows = store.call(move |c| {
-                let mut rows = Vec::new();
-                for p in providers::list(c)? {
-                    let usage = providers::usage(c, p.id)?;
-                    let st = activity::status(c, p.id, now_ms)?;
-                    rows.push(vec![
-                        p.name.clone(),
-                        p.kind.to_string(),
-                        usage.users.to_string(),
-                        usage.groups.to_string(),
-                        ago(st.last_request, now_ms),
-                        ago(st.last_write, now_ms),
-                        st.errors_24h.to_string(),
-                        app::scim_base(&base, &p.name),
-                        p.description,
-                    ]);
-                }
-                Ok(rows)
-            })?;
+            let rows: Vec<Vec<String>> = store
+                .call(move |c| app::providers::summaries(c, now_ms))?
+                .into_iter()
+                .map(
+                    |app::providers::Summary {
+                         provider: p,
+                         usage,
+                         status: st,
+                     }| {
+                        vec![
+                            p.name.clone(),
+                            p.kind.to_string(),
+                            usage.users.to_string(),
+                            usage.groups.to_string(),
+                            ago(st.last_request, now_ms),
+                            ago(st.last_write, now_ms),
+                            st.errors_24h.to_string(),
+                            app::scim_base(&base, &p.name),
+                            p.description,
+                        ]
+                    },
+                )
+                .collect();
             if rows.is_empty() {
                 println!("no identity providers yet: scimd provider add NAME");
             } else {
@@ -430,17 +435,11 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             let store = open(config, OpenMode::MustExist)?;
             let now = Utc::now().timestamp();
             let now_ms = Utc::now().timestamp_millis();
-            let (p, usage, toks, extensions, st, ldap) = store.call(move |c| {
-                let p = providers::require(c, &name)?;
-                Ok((
-                    p.clone(),
-                    providers::usage(c, p.id)?,
-                    tokens::list(c, Some(p.id))?,
-                    schemas::list(c, Some(&p.name))?,
-                    activity::status(c, p.id, now_ms)?,
-                    store::ldap_accounts::traffic(c, p.id, now_ms)?,
-                ))
-            })?;
+            let o = store.call(move |c| app::providers::overview(c, &name, now_ms))?;
+            let toks: Vec<TokenInfo> = o.of_kind(CredentialKind::Token).cloned().collect();
+            let accounts: Vec<_> = o.of_kind(CredentialKind::LdapAccount).collect();
+            let (p, usage, st) = (&o.summary.provider, o.summary.usage, &o.summary.status);
+            let (extensions, ldap) = (&o.extensions, &o.ldap_traffic);
             let active = toks
                 .iter()
                 .filter(|t| t.state(now) == TokenState::Active)
@@ -456,7 +455,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                 "unknown attributes: {} (attributes of schemas not registered)",
                 p.unknown_attributes.as_str()
             );
-            for e in &extensions {
+            for e in extensions {
                 println!("extension:     {} ({})", e.urn, e.kind.name());
             }
             println!(
@@ -474,6 +473,14 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                 st.requests_24h, st.writes_24h, st.errors_24h
             );
             println!("tokens:        {active} active, {} in total", toks.len());
+            let live = accounts
+                .iter()
+                .filter(|a| a.state(now) == TokenState::Active)
+                .count();
+            println!(
+                "LDAP accounts: {live} active, {} in total (scimd ldap account list)",
+                accounts.len()
+            );
             if !toks.is_empty() {
                 println!();
                 print_tokens(&toks, now);

@@ -10,8 +10,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
 use crate::store::activity;
-use crate::store::ldap_accounts::{self, Account};
-use crate::store::tokens::{self, TokenInfo};
+use crate::store::credentials::{self, Credential, CredentialKind};
 use crate::store::{self, Store};
 
 #[derive(Debug, Clone, Copy)]
@@ -39,14 +38,14 @@ impl From<&Config> for CleanupPolicy {
 
 #[derive(Debug)]
 pub struct CleanupReport {
-    /// Tokens deleted.
+    /// Credentials deleted (tokens and LDAP service accounts alike)...
     pub deleted: usize,
+    /// ...of each kind (kinds with none left out).
+    pub(crate) deleted_by_kind: Vec<(CredentialKind, usize)>,
     /// Activity records removed (past retention, or over the per-provider cap).
     pub activity_removed: usize,
-    pub expiring_soon: Vec<TokenInfo>,
-    /// LDAP service accounts deleted and expiring soon, by the same rules as tokens.
-    pub(crate) accounts_deleted: usize,
-    pub(crate) accounts_expiring_soon: Vec<Account>,
+    /// Active credentials of every kind that expire within `warn_within`, soonest first.
+    pub expiring_soon: Vec<Credential>,
 }
 
 /// Activity records removed by one write of the cleanup job.
@@ -64,19 +63,9 @@ pub fn cleanup_once(
     policy: CleanupPolicy,
 ) -> store::Result<CleanupReport> {
     let cutoff = now.saturating_sub(secs(policy.retention));
-    let (deleted, accounts_deleted) = store.write_blocking(move |c| {
-        Ok::<_, store::Error>((
-            tokens::delete_stale(c, cutoff)?,
-            ldap_accounts::delete_stale(c, cutoff)?,
-        ))
-    })?;
+    let deleted_by_kind = store.write_blocking(move |c| credentials::delete_stale(c, cutoff))?;
     let until = now.saturating_add(secs(policy.warn_within));
-    let (expiring_soon, accounts_expiring_soon) = store.call(|c| {
-        Ok((
-            tokens::expiring(c, now, until)?,
-            ldap_accounts::expiring(c, now, until)?,
-        ))
-    })?;
+    let expiring_soon = store.call(move |c| credentials::expiring(c, now, until))?;
     // Old activity goes in batches, each its own short write, so requests are never held long.
     let before_ms = now
         .saturating_sub(secs(policy.activity_retention))
@@ -92,11 +81,10 @@ pub fn cleanup_once(
         }
     }
     Ok(CleanupReport {
-        deleted,
+        deleted: deleted_by_kind.iter().map(|(_, n)| n).sum(),
+        deleted_by_kind,
         activity_removed,
         expiring_soon,
-        accounts_deleted,
-        accounts_expiring_soon,
     })
 }
 
@@ -142,17 +130,8 @@ pub(crate) async fn cleanup_loop(
 }
 
 fn log_report(report: &CleanupReport, now: i64) {
-    if report.deleted > 0 {
-        tracing::info!(
-            deleted = report.deleted,
-            "deleted expired and revoked tokens"
-        );
-    }
-    if report.accounts_deleted > 0 {
-        tracing::info!(
-            deleted = report.accounts_deleted,
-            "deleted expired and revoked LDAP service accounts"
-        );
+    for (kind, n) in &report.deleted_by_kind {
+        tracing::info!(deleted = n, "deleted expired and revoked {}", kind.plural());
     }
     if report.activity_removed > 0 {
         tracing::info!(
@@ -160,31 +139,29 @@ fn log_report(report: &CleanupReport, now: i64) {
             "removed activity records past activity_retention or activity_max_records"
         );
     }
-    for t in &report.expiring_soon {
-        let days = (t.expires - now) as f64 / 86_400.0;
+    for k in &report.expiring_soon {
+        let days = (k.expires - now) as f64 / 86_400.0;
         let when =
-            DateTime::from_timestamp(t.expires, 0).map_or_else(String::new, |d| d.to_rfc3339());
-        tracing::warn!(
-            token = %t.id,
-            provider = %t.provider,
-            expires = %when,
-            "token expires in {days:.1} days: provisioning with it will stop then; \
-             replace it with `scimd token rotate {}`",
-            t.id
-        );
-    }
-    for a in &report.accounts_expiring_soon {
-        let days = (a.expires - now) as f64 / 86_400.0;
-        let when =
-            DateTime::from_timestamp(a.expires, 0).map_or_else(String::new, |d| d.to_rfc3339());
-        tracing::warn!(
-            account = %a.id,
-            provider = %a.provider,
-            name = %a.name,
-            expires = %when,
-            "LDAP service account expires in {days:.1} days: applications binding with it will \
-             stop then; give them a new one (`scimd ldap account add`), then revoke this one"
-        );
+            DateTime::from_timestamp(k.expires, 0).map_or_else(String::new, |d| d.to_rfc3339());
+        match k.kind {
+            CredentialKind::Token => tracing::warn!(
+                token = %k.id,
+                provider = %k.provider,
+                expires = %when,
+                "token expires in {days:.1} days: provisioning with it will stop then; \
+                 replace it with `scimd token rotate {}`",
+                k.id
+            ),
+            CredentialKind::LdapAccount => tracing::warn!(
+                account = %k.id,
+                provider = %k.provider,
+                name = %k.name,
+                expires = %when,
+                "LDAP service account expires in {days:.1} days: applications binding with \
+                 it will stop then; give them a new one (`scimd ldap account add`), then \
+                 revoke this one"
+            ),
+        }
     }
 }
 
@@ -192,8 +169,8 @@ fn log_report(report: &CleanupReport, now: i64) {
 mod tests {
     use super::*;
     use crate::scim::ProviderKind;
-    use crate::store::providers;
-    use crate::store::tokens::NewTokenRow;
+    use crate::store::tokens::{self, NewTokenRow};
+    use crate::store::{ldap_accounts, providers};
 
     const DAY: i64 = 86_400;
 
@@ -251,17 +228,24 @@ mod tests {
             .unwrap();
         }
         let report = cleanup_once(&store, 100 * DAY, policy).unwrap();
-        assert_eq!(report.deleted, 1);
-        // LDAP service accounts follow the same rules.
-        assert_eq!(report.accounts_deleted, 1);
+        // LDAP service accounts follow the same rules as tokens: one purge, one warning list.
+        assert_eq!(report.deleted, 2);
+        assert_eq!(
+            report.deleted_by_kind,
+            [(CredentialKind::Token, 1), (CredentialKind::LdapAccount, 1)]
+        );
         let soon: Vec<_> = report
-            .accounts_expiring_soon
+            .expiring_soon
             .iter()
-            .map(|a| a.id.as_str())
+            .map(|k| (k.id.as_str(), k.kind))
             .collect();
-        assert_eq!(soon, ["a-soon"]);
-        let soon: Vec<_> = report.expiring_soon.iter().map(|t| t.id.as_str()).collect();
-        assert_eq!(soon, ["soon"]);
+        assert_eq!(
+            soon,
+            [
+                ("a-soon", CredentialKind::LdapAccount),
+                ("soon", CredentialKind::Token)
+            ]
+        );
         let left: Vec<_> = tokens::list(&c, None)
             .unwrap()
             .into_iter()

@@ -10,7 +10,8 @@
 //!   line, which opens the store and calls the same core).
 //! - `server`: the composition root: listeners, the core, the doors, jobs, signals, systemd.
 //! - `app`: the core: `AppState`, the caller of a SCIM request (`caller`), credentials
-//!   (`credentials`), what is counted between flushes (`counters`).
+//!   (`credentials`), provider summaries and overviews (`providers`), what is counted between
+//!   flushes (`counters`).
 //! - `scim`: the schema model with its roles, validation, PATCH, filters, projection, the
 //!   summary columns (`summary`) and the LDAP view with its one attribute table (`directory`).
 //! - `store`: SQLite: the writer thread every change goes through, the readers, one file per

@@ -205,7 +205,10 @@ mod tests {
     fn token(created: i64, expires: i64, revoked: Option<i64>) -> TokenInfo {
         TokenInfo {
             id: "0123456789abcdef".into(),
+            kind: crate::store::credentials::CredentialKind::Token,
+            provider_id: 1,
             provider: "p".into(),
+            name: String::new(),
             description: "d".into(),
             read_only: false,
             created,

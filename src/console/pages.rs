@@ -15,6 +15,7 @@ use crate::auth::TokenState;
 use crate::scim::ResourceKind;
 use crate::scim::projection::Projection;
 use crate::store::activity::{self, Query};
+use crate::store::credentials::CredentialKind;
 use crate::store::providers::{self, Provider};
 use crate::store::search::{self, Paging};
 use crate::store::tokens::{self, TokenInfo};
@@ -25,7 +26,6 @@ type Page = Result<HttpResponse, Failure>;
 /// Items per page of Users, Groups and activity.
 const PAGE: i64 = 50;
 const ACTIVITY_ROWS: usize = 200;
-/// Tokens expiring within this many days are highlighted.
 /// Members listed on a group's page.
 const MEMBERS_SHOWN: usize = 200;
 
@@ -249,46 +249,41 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
     let now_ms = now().timestamp_millis();
     let now_s = now_ms / 1000;
     let warn = warn_within(&state);
-    let rows = state
+    let until = now_s.saturating_add(warn);
+    let (providers, expiring) = state
         .store
         .run(move |c| -> store::Result<_> {
-            let mut rows = Vec::new();
-            for p in providers::list(c)? {
-                let usage = providers::usage(c, p.id)?;
-                let st = activity::status(c, p.id, now_ms)?;
-                rows.push((p, usage, st));
-            }
-            let until = now_s.saturating_add(warn);
-            let soon = tokens::expiring(c, now_s, until)?;
-            let accounts = crate::store::ldap_accounts::expiring(c, now_s, until)?;
-            Ok((rows, soon, accounts))
+            Ok((
+                crate::app::providers::summaries(c, now_ms)?,
+                store::credentials::expiring(c, now_s, until)?,
+            ))
         })
         .await?;
-    let (providers, expiring, accounts) = rows;
     ok(
         "Dashboard",
         Nav::Dashboard,
         &s,
         html! {
-            @if !expiring.is_empty() || !accounts.is_empty() {
+            @if !expiring.is_empty() {
                 section.warning aria-labelledby="expiring" {
                     h2 #expiring {
                         "Credentials expiring within "
                         (crate::config::format_duration(state.config.token_expiry_warning))
                     }
                     ul {
-                        @for t in &expiring {
+                        @for k in &expiring {
                             li {
-                                a href={"/providers/" (urlencode(&t.provider))} { (t.provider) }
-                                ": token " code { (t.id) } " (" (t.description) ") expires "
-                                (view::time(t.expires))
-                            }
-                        }
-                        @for a in &accounts {
-                            li {
-                                a href={"/providers/" (urlencode(&a.provider))} { (a.provider) }
-                                ": LDAP service account " code { (a.name) } " (" code { (a.id) }
-                                ") expires " (view::time(a.expires))
+                                a href={"/providers/" (urlencode(&k.provider))} { (k.provider) }
+                                @match k.kind {
+                                    CredentialKind::Token => {
+                                        ": token " code { (k.id) } " (" (k.description) ")"
+                                    }
+                                    CredentialKind::LdapAccount => {
+                                        ": LDAP service account " code { (k.name) }
+                                        " (" code { (k.id) } ")"
+                                    }
+                                }
+                                " expires " (view::time(k.expires))
                             }
                         }
                     }
@@ -300,7 +295,7 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
                 (view::table(
                     &["Provider", "Type", "Users", "Groups", "Last request", "Last write", "Errors (24 h)"],
                     html! {
-                        @for (p, usage, st) in &providers {
+                        @for crate::app::providers::Summary { provider: p, usage, status: st } in &providers {
                             tr.failed[st.errors_24h > 0] {
                                 td { a href={"/providers/" (urlencode(&p.name))} { (p.name) } }
                                 td { (kind_label(p)) }
@@ -601,24 +596,19 @@ async fn provider_page(
     let now_ms = now().timestamp_millis();
     let now_s = now_ms / 1000;
     let name = name.to_string();
-    let (p, usage, toks, exts, st) = state
+    let o = state
         .store
-        .run(move |c| -> store::Result<_> {
-            let p = providers::require(c, &name)?;
-            Ok((
-                p.clone(),
-                providers::usage(c, p.id)?,
-                tokens::list(c, Some(p.id))?,
-                schemas::list(c, Some(&p.name))?,
-                activity::status(c, p.id, now_ms)?,
-            ))
-        })
+        .run(move |c| crate::app::providers::overview(c, &name, now_ms))
         .await?;
+    let (p, usage, st) = (&o.summary.provider, o.summary.usage, &o.summary.status);
+    let toks: Vec<&TokenInfo> = o.of_kind(CredentialKind::Token).collect();
+    let accounts: Vec<_> = o.of_kind(CredentialKind::LdapAccount).collect();
+    let exts = &o.extensions;
     let base = format!("/providers/{}", urlencode(&p.name));
     let body = html! {
         (view::error_box(message))
         p.summary {
-            (kind_label(&p)) " · " (p.description) " · "
+            (kind_label(p)) " · " (p.description) " · "
             a href={(base) "/Users"} { (usage.users) " users" } " · "
             a href={(base) "/Groups"} { (usage.groups) " groups" } " · "
             "last request " (view::time_ms(st.last_request)) " · "
@@ -681,13 +671,14 @@ async fn provider_page(
                 button type="submit" { "Create token" }
             }
         }
+        (ldap_section(&accounts, &o.ldap_traffic, now_s, warn_within(state)))
         section aria-labelledby="schemas" {
             h2 #schemas { "Extension schemas" }
             @if exts.is_empty() {
                 p { "None: the provider uses the core schemas and the enterprise extension." }
             } @else {
                 (view::table(&["Schema", "For", "Indexed", "Added", ""], html! {
-                    @for e in &exts {
+                    @for e in exts {
                         tr {
                             td { code { (e.urn) } }
                             td { (e.kind.endpoint()) }
@@ -720,6 +711,56 @@ async fn provider_page(
         status,
         view::page(&p.name, Nav::Providers, Some(&chrome(s)), body),
     ))
+}
+
+/// A provider's LDAP service accounts and its LDAP traffic of the last 24 hours.
+fn ldap_section(
+    accounts: &[&store::credentials::Credential],
+    traffic: &[store::ldap_accounts::Traffic],
+    now_s: i64,
+    warn: i64,
+) -> maud::Markup {
+    html! {
+        section aria-labelledby="ldap" {
+            h2 #ldap { "LDAP" }
+            h3 { "Service accounts" }
+            @if accounts.is_empty() {
+                p { "No LDAP service accounts." }
+            } @else {
+                (view::table(&["Name", "Id", "Created", "Expires", "Last used", "State"], html! {
+                    @for a in accounts {
+                        @let (label, soon) = token_state(a, now_s, warn);
+                        tr.soon[soon] {
+                            td { code { (a.name) } }
+                            td { code { (a.id) } }
+                            td { (view::time(a.created)) }
+                            td { (view::time(a.expires)) @if soon { " — expires soon" } }
+                            td { (a.last_used.map_or("never".to_string(), view::time)) }
+                            td { (label) }
+                        }
+                    }
+                }))
+            }
+            p.hint {
+                "Service accounts are managed on the server: "
+                code { "scimd ldap account add|list|revoke" } "."
+            }
+            @if !traffic.is_empty() {
+                h3 { "Last 24 hours" }
+                (view::table(&["Account", "Binds", "Failed binds", "Searches", "Last"], html! {
+                    @for t in traffic {
+                        tr {
+                            td { code { (t.account) } }
+                            td { (t.binds) }
+                            td { (t.failed_binds) }
+                            td { (t.searches) }
+                            td { (view::time_ms(Some(t.last))) }
+                        }
+                    }
+                }))
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -261,8 +261,8 @@ pub(crate) fn record_auth_failures(
 ) -> Result<usize> {
     use std::collections::BTreeMap;
     let mut known = c.prepare_cached(
-        "SELECT 1 FROM tokens t JOIN providers p ON p.id = t.provider_id
-         WHERE t.id = ?1 AND p.name = ?2",
+        "SELECT 1 FROM credentials t JOIN providers p ON p.id = t.provider_id
+         WHERE t.id = ?1 AND t.kind = 'scim' AND p.name = ?2",
     )?;
     let mut rows: BTreeMap<(String, Option<String>), (u64, u64)> = BTreeMap::new();
     for (provider, token, unauthorized, throttled) in counted {

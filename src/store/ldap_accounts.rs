@@ -1,45 +1,16 @@
-//! The `ldap_accounts` table: service accounts applications bind to the LDAP directory with.
-//! Each reads one identity provider's tree; its secret is stored as an argon2id hash only.
+//! LDAP service accounts (credentials of kind `LdapAccount`, see `credentials`: applications
+//! bind to the directory with them, each reading one identity provider's tree), the users that
+//! bind with their own passwords, and a provider's LDAP settings and traffic.
 
 use crate::scim::schema::active_json_path;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::credentials::{self, COLUMNS, Credential, CredentialKind, FROM, NewCredential};
 use super::{Error, Result, providers};
 use crate::auth::TokenState;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Account {
-    pub(crate) id: String,
-    pub(crate) provider_id: i64,
-    pub(crate) provider: String,
-    pub(crate) name: String,
-    pub(crate) created: i64,
-    pub(crate) expires: i64,
-    pub(crate) revoked: Option<i64>,
-    pub(crate) last_used: Option<i64>,
-}
-
-impl Account {
-    pub(crate) fn state(&self, now: i64) -> TokenState {
-        crate::auth::token::state(self.expires, self.revoked, now)
-    }
-}
-
-const COLUMNS: &str =
-    "a.id, a.provider_id, p.name, a.name, a.created, a.expires, a.revoked, a.last_used";
-
-fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
-    Ok(Account {
-        id: r.get(0)?,
-        provider_id: r.get(1)?,
-        provider: r.get(2)?,
-        name: r.get(3)?,
-        created: r.get(4)?,
-        expires: r.get(5)?,
-        revoked: r.get(6)?,
-        last_used: r.get(7)?,
-    })
-}
+/// A service account (a `Credential` of kind `LdapAccount`; `name` is its bind name).
+pub(crate) type Account = Credential;
 
 /// Account names appear in bind DNs (`cn=NAME,ou=services,...`): letters, digits, `-`, `_`, `.`.
 pub(crate) fn check_name(name: &str) -> Result<(), String> {
@@ -70,12 +41,21 @@ pub(crate) struct NewAccount<'a> {
 pub(crate) fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
     check_name(a.name).map_err(Error::Invalid)?;
     let p = providers::require(c, a.provider)?;
-    let done = c.execute(
-        "INSERT INTO ldap_accounts (id, provider_id, name, secret_hash, created, expires)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
-        params![a.id, p.id, a.name, a.secret_hash, a.created, a.expires],
+    let added = credentials::insert(
+        c,
+        &NewCredential {
+            id: a.id,
+            kind: CredentialKind::LdapAccount,
+            provider_id: p.id,
+            name: Some(a.name),
+            secret_hash: a.secret_hash,
+            description: "",
+            read_only: true,
+            created: a.created,
+            expires: a.expires,
+        },
     )?;
-    if done == 0 {
+    if !added {
         return Err(Error::Conflict(format!(
             "identity provider {} already has an LDAP account {}; revoke it first",
             p.name, a.name
@@ -84,50 +64,12 @@ pub(crate) fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
     require(c, a.id)
 }
 
-/// Deletes accounts that expired or were revoked before `cutoff` (`token_retention`, the
-/// rule tokens follow); returns how many.
-pub(crate) fn delete_stale(c: &Connection, cutoff: i64) -> Result<usize> {
-    Ok(c.execute(
-        "DELETE FROM ldap_accounts WHERE expires < ?1 OR revoked < ?1",
-        [cutoff],
-    )?)
-}
-
-/// Active accounts whose expiry falls in `[now, until)`, soonest first.
-pub(crate) fn expiring(c: &Connection, now: i64, until: i64) -> Result<Vec<Account>> {
-    let mut st = c.prepare(&format!(
-        "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id
-         WHERE a.revoked IS NULL AND a.expires >= ?1 AND a.expires < ?2
-         ORDER BY a.expires"
-    ))?;
-    let rows = st.query_map([now, until], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
 pub(crate) fn list(c: &Connection, provider_id: Option<i64>) -> Result<Vec<Account>> {
-    let mut st = c.prepare(&format!(
-        "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id
-         WHERE ?1 IS NULL OR a.provider_id = ?1 ORDER BY p.name, a.name, a.created"
-    ))?;
-    let rows = st.query_map([provider_id], from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    credentials::list(c, Some(CredentialKind::LdapAccount), provider_id)
 }
 
 pub(crate) fn require(c: &Connection, id: &str) -> Result<Account> {
-    c.query_row(
-        &format!(
-            "SELECT {COLUMNS} FROM ldap_accounts a JOIN providers p ON p.id = a.provider_id
-             WHERE a.id = ?1"
-        ),
-        [id],
-        from_row,
-    )
-    .optional()?
-    .ok_or_else(|| {
-        Error::NotFound(format!(
-            "no LDAP account {id}: see `scimd ldap account list`"
-        ))
-    })
+    credentials::require(c, CredentialKind::LdapAccount, id)
 }
 
 /// The account a bind names, with its secret's hash: by provider name and account name.
@@ -138,13 +80,13 @@ pub(crate) fn for_bind(
 ) -> Result<Option<(Account, String)>> {
     Ok(c.query_row(
         &format!(
-            "SELECT {COLUMNS}, a.secret_hash FROM ldap_accounts a
-                 JOIN providers p ON p.id = a.provider_id
-                 WHERE p.name = ?1 COLLATE NOCASE AND a.name = ?2 AND a.revoked IS NULL
-                 ORDER BY a.created DESC LIMIT 1"
+            "SELECT {COLUMNS}, k.secret_hash FROM {FROM}
+                 WHERE p.name = ?1 COLLATE NOCASE AND k.kind = 'ldap' AND k.name = ?2
+                   AND k.revoked IS NULL
+                 ORDER BY k.created DESC LIMIT 1"
         ),
         params![provider, name],
-        |r| Ok((from_row(r)?, r.get::<_, String>(8)?)),
+        |r| Ok((credentials::from_row(r)?, r.get::<_, String>(12)?)),
     )
     .optional()?)
 }
@@ -203,8 +145,8 @@ pub(crate) enum Standing {
 pub(crate) fn account_standing(c: &Connection, id: &str, now: i64) -> Result<Standing> {
     let found = c
         .prepare_cached(
-            "SELECT a.expires, a.revoked, p.model_version FROM ldap_accounts a
-             JOIN providers p ON p.id = a.provider_id WHERE a.id = ?1",
+            "SELECT a.expires, a.revoked, p.model_version FROM credentials a
+             JOIN providers p ON p.id = a.provider_id WHERE a.id = ?1 AND a.kind = 'ldap'",
         )?
         .query_row([id], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get(2)?))
@@ -250,12 +192,7 @@ pub(crate) fn user_standing(c: &Connection, seq: i64, password_hash: &str) -> Re
 }
 
 pub(crate) fn revoke(c: &Connection, id: &str, now: i64) -> Result<Account> {
-    require(c, id)?;
-    c.execute(
-        "UPDATE ldap_accounts SET revoked = coalesce(revoked, ?2) WHERE id = ?1",
-        params![id, now],
-    )?;
-    require(c, id)
+    credentials::revoke(c, CredentialKind::LdapAccount, id, now)
 }
 
 /// Adds counts of one interval: (provider id, account, binds, failed binds, searches, last
@@ -426,11 +363,7 @@ pub(crate) fn remove_mapping(c: &Connection, provider: &str, ldap_attr: &str) ->
 }
 
 pub(crate) fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
-    c.execute(
-        "UPDATE ldap_accounts SET last_used = ?2 WHERE id = ?1",
-        params![id, now],
-    )?;
-    Ok(())
+    credentials::record_use(c, id, now)
 }
 
 #[cfg(test)]

@@ -283,10 +283,11 @@ pub(crate) fn restore(db: &Path, from: &Path, now: &str) -> Result<Option<PathBu
         )));
     }
     let report = check(from).map_err(|e| invalid(format!("{}: {e}", from.display())))?;
+    // Credentials are in `tokens` before schema version 12, in `credentials` from it on.
     let has_tables = open_read_only(from)?
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN
-               ('providers', 'tokens', 'resources', 'members')",
+               ('providers', 'tokens', 'credentials', 'resources', 'members')",
             [],
             |r| r.get::<_, i64>(0),
         )

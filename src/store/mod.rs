@@ -2,6 +2,7 @@
 
 pub(crate) mod activity;
 pub(crate) mod admins;
+pub(crate) mod credentials;
 pub(crate) mod ldap_accounts;
 pub(crate) mod maintenance;
 pub(crate) mod members;
@@ -136,6 +137,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0009_server_state.sql")),
         M::up(include_str!("migrations/0010_admin_console.sql")),
         M::up(include_str!("migrations/0011_ldap_accounts.sql")),
+        M::up(include_str!("migrations/0012_credentials.sql")),
     ]
 }
 
@@ -620,6 +622,65 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(Migrations::new(migrations()).validate().is_ok());
+    }
+
+    /// Version 12 moves tokens and LDAP service accounts into one `credentials` table: every
+    /// row and field arrives, and each keeps working as its kind.
+    #[test]
+    fn tokens_and_ldap_accounts_move_into_one_credentials_table() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", true).unwrap();
+        Migrations::new(migrations())
+            .to_version(&mut c, 11)
+            .unwrap();
+        c.execute_batch(
+            "INSERT INTO providers (id, name, description, kind, created)
+                 VALUES (1, 'p', '', 'entra', 0);
+             INSERT INTO tokens (id, provider_id, secret_hash, description, read_only, created,
+                                 expires, revoked, last_used, replaced_by)
+                 VALUES ('t1', 1, 'h1', 'entra', 1, 10, 1000, NULL, 20, 't2'),
+                        ('t2', 1, 'h2', '', 0, 11, 2000, 30, NULL, NULL);
+             INSERT INTO ldap_accounts (id, provider_id, name, secret_hash, created, expires,
+                                        revoked, last_used)
+                 VALUES ('a1', 1, 'grafana', 'h3', 12, 3000, NULL, 40);",
+        )
+        .unwrap();
+        Migrations::new(migrations()).to_latest(&mut c).unwrap();
+        let t1 = tokens::require(&c, "t1").unwrap();
+        assert_eq!(
+            (
+                t1.description.as_str(),
+                t1.read_only,
+                t1.created,
+                t1.expires,
+                t1.last_used,
+                t1.replaced_by.as_deref()
+            ),
+            ("entra", true, 10, 1000, Some(20), Some("t2"))
+        );
+        assert_eq!(tokens::require(&c, "t2").unwrap().revoked, Some(30));
+        assert_eq!(
+            tokens::auth_record(&c, "t1").unwrap().unwrap().secret_hash,
+            "h1"
+        );
+        let (a1, hash) = ldap_accounts::for_bind(&c, "p", "grafana")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (a1.id.as_str(), hash.as_str(), a1.expires, a1.last_used),
+            ("a1", "h3", 3000, Some(40))
+        );
+        // A token is not an account, nor the reverse.
+        assert!(ldap_accounts::require(&c, "t1").is_err());
+        assert!(tokens::require(&c, "a1").is_err());
+        let tables: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('tokens', 'ldap_accounts')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(tables, 0);
     }
 
     #[test]

@@ -1,39 +1,14 @@
-//! The `tokens` table: argon2id-hashed bearer tokens with expiry, revocation and rotation.
+//! SCIM bearer tokens: the credentials of kind `Token` (see `credentials`), with what only
+//! tokens do: the record a request is authenticated with, and rotation.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
+use super::credentials::{self, Credential, CredentialKind, NewCredential};
 use super::{Error, Result};
-use crate::auth::TokenState;
-use crate::auth::token;
 use crate::scim::ProviderKind;
 
-/// A token as listed to operators: never the secret, not even its hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenInfo {
-    pub id: String,
-    pub(crate) provider: String,
-    pub description: String,
-    pub read_only: bool,
-    pub(crate) created: i64,
-    pub expires: i64,
-    pub(crate) revoked: Option<i64>,
-    pub(crate) last_used: Option<i64>,
-    pub replaced_by: Option<String>,
-}
-
-impl TokenInfo {
-    pub(crate) fn state(&self, now: i64) -> TokenState {
-        token::state(self.expires, self.revoked, now)
-    }
-
-    pub(crate) fn scope(&self) -> &'static str {
-        if self.read_only {
-            "read-only"
-        } else {
-            "read-write"
-        }
-    }
-}
+/// A token as listed to operators (a `Credential` of kind `Token`).
+pub(crate) type TokenInfo = Credential;
 
 /// What the server needs to authenticate a request made with a token.
 #[derive(Debug, Clone)]
@@ -63,66 +38,31 @@ pub struct NewTokenRow<'a> {
     pub expires: i64,
 }
 
-const INFO_COLUMNS: &str = "t.id, p.name, t.description, t.read_only, t.created, t.expires, \
-                            t.revoked, t.last_used, t.replaced_by";
-
-fn info_from_row(r: &Row<'_>) -> rusqlite::Result<TokenInfo> {
-    Ok(TokenInfo {
-        id: r.get(0)?,
-        provider: r.get(1)?,
-        description: r.get(2)?,
-        read_only: r.get(3)?,
-        created: r.get(4)?,
-        expires: r.get(5)?,
-        revoked: r.get(6)?,
-        last_used: r.get(7)?,
-        replaced_by: r.get(8)?,
-    })
-}
-
 pub(crate) fn insert(c: &Connection, t: &NewTokenRow<'_>) -> Result<()> {
-    super::check_description(t.description).map_err(Error::Invalid)?;
-    c.execute(
-        "INSERT INTO tokens (id, provider_id, secret_hash, description, read_only, created, expires)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            t.id,
-            t.provider_id,
-            t.secret_hash,
-            t.description,
-            t.read_only,
-            t.created,
-            t.expires
-        ],
+    credentials::insert(
+        c,
+        &NewCredential {
+            id: t.id,
+            kind: CredentialKind::Token,
+            provider_id: t.provider_id,
+            name: None,
+            secret_hash: t.secret_hash,
+            description: t.description,
+            read_only: t.read_only,
+            created: t.created,
+            expires: t.expires,
+        },
     )?;
     Ok(())
 }
 
 /// Every token, or those of one provider, newest first.
 pub fn list(c: &Connection, provider_id: Option<i64>) -> Result<Vec<TokenInfo>> {
-    let mut st = c.prepare(&format!(
-        "SELECT {INFO_COLUMNS} FROM tokens t JOIN providers p ON p.id = t.provider_id
-         WHERE ?1 IS NULL OR t.provider_id = ?1
-         ORDER BY t.created DESC, t.id"
-    ))?;
-    let rows = st.query_map([provider_id], info_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
-pub(crate) fn get(c: &Connection, id: &str) -> Result<Option<TokenInfo>> {
-    Ok(c.query_row(
-        &format!(
-            "SELECT {INFO_COLUMNS} FROM tokens t JOIN providers p ON p.id = t.provider_id
-             WHERE t.id = ?1"
-        ),
-        [id],
-        info_from_row,
-    )
-    .optional()?)
+    credentials::list(c, Some(CredentialKind::Token), provider_id)
 }
 
 pub(crate) fn require(c: &Connection, id: &str) -> Result<TokenInfo> {
-    get(c, id)?.ok_or_else(|| Error::NotFound(format!("no token with id {id:?}")))
+    credentials::require(c, CredentialKind::Token, id)
 }
 
 pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>> {
@@ -130,7 +70,8 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
         .prepare_cached(
             "SELECT t.provider_id, p.name, p.kind, t.secret_hash, t.read_only, t.expires,
                     t.revoked, t.last_used, p.model_version, p.activity_values
-             FROM tokens t JOIN providers p ON p.id = t.provider_id WHERE t.id = ?1",
+             FROM credentials t JOIN providers p ON p.id = t.provider_id
+             WHERE t.id = ?1 AND t.kind = 'scim'",
         )?
         .query_row([id], |r| {
             Ok((
@@ -178,23 +119,11 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
 
 /// Marks a token revoked; it stops working on the very next request.
 pub(crate) fn revoke(c: &Connection, id: &str, now: i64) -> Result<TokenInfo> {
-    let t = require(c, id)?;
-    if t.revoked.is_some() {
-        return Err(Error::Conflict(format!("token {id} is already revoked")));
-    }
-    c.execute(
-        "UPDATE tokens SET revoked = ?1 WHERE id = ?2",
-        params![now, id],
-    )?;
-    require(c, id)
+    credentials::revoke(c, CredentialKind::Token, id, now)
 }
 
 pub(crate) fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
-    c.execute(
-        "UPDATE tokens SET last_used = ?1 WHERE id = ?2 AND (last_used IS NULL OR last_used < ?1)",
-        params![now, id],
-    )?;
-    Ok(())
+    credentials::record_use(c, id, now)
 }
 
 /// Stores a new token (its secret already hashed) and returns it as listed. Runs on the writer.
@@ -214,34 +143,16 @@ pub(crate) fn rotate(
 ) -> Result<(TokenInfo, TokenInfo)> {
     insert(c, new)?;
     c.execute(
-        "UPDATE tokens SET expires = min(expires, ?1), replaced_by = ?2 WHERE id = ?3",
+        "UPDATE credentials SET expires = min(expires, ?1), replaced_by = ?2 WHERE id = ?3",
         params![old_expires, new.id, old_id],
     )?;
     Ok((require(c, new.id)?, require(c, old_id)?))
 }
 
-/// Deletes tokens that expired or were revoked before `cutoff`; returns how many.
-pub(crate) fn delete_stale(c: &Connection, cutoff: i64) -> Result<usize> {
-    Ok(c.execute(
-        "DELETE FROM tokens WHERE expires < ?1 OR revoked < ?1",
-        [cutoff],
-    )?)
-}
-
-/// Active tokens whose expiry falls in `[now, until)`, soonest first.
-pub(crate) fn expiring(c: &Connection, now: i64, until: i64) -> Result<Vec<TokenInfo>> {
-    let mut st = c.prepare(&format!(
-        "SELECT {INFO_COLUMNS} FROM tokens t JOIN providers p ON p.id = t.provider_id
-         WHERE t.revoked IS NULL AND t.expires >= ?1 AND t.expires < ?2
-         ORDER BY t.expires"
-    ))?;
-    let rows = st.query_map([now, until], info_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::TokenState;
     use crate::store::{providers, test_conn};
 
     fn row(id: &str, provider_id: i64, created: i64, expires: i64) -> NewTokenRow<'_> {
@@ -273,15 +184,16 @@ mod tests {
         rotate(&c, "c", &row("d", p.id, 30, 3000), 9999).unwrap();
         assert_eq!(require(&c, "c").unwrap().expires, 2000);
 
-        let soon = expiring(&c, 400, 600).unwrap();
+        let soon = credentials::expiring(&c, 400, 600).unwrap();
         assert_eq!(
             soon.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
             ["b"]
         );
 
         // Revoked at 10 and expired at 500: both go once the cutoff passes them.
-        assert_eq!(delete_stale(&c, 11).unwrap(), 1);
-        assert_eq!(delete_stale(&c, 501).unwrap(), 1);
+        let purged = |cutoff| credentials::delete_stale(&c, cutoff).unwrap();
+        assert_eq!(purged(11), [(CredentialKind::Token, 1)]);
+        assert_eq!(purged(501), [(CredentialKind::Token, 1)]);
         let left: Vec<_> = list(&c, None).unwrap().into_iter().map(|t| t.id).collect();
         assert_eq!(left, ["d", "c"]);
     }

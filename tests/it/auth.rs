@@ -115,7 +115,7 @@ fn expiry_takes_effect_on_the_next_request_despite_the_cache() {
     db.store()
         .call(move |c| {
             c.execute(
-                "UPDATE tokens SET expires = ?1 WHERE id = ?2",
+                "UPDATE credentials SET expires = ?1 WHERE id = ?2",
                 rusqlite::params![past, id],
             )?;
             Ok(())
@@ -230,7 +230,7 @@ fn a_remembered_token_is_refused_everywhere_once_revoked_and_nothing_is_written(
         db.store()
             .call(move |c| {
                 c.execute(
-                    "UPDATE tokens SET revoked = ?1 WHERE id = ?2",
+                    "UPDATE credentials SET revoked = ?1 WHERE id = ?2",
                     rusqlite::params![revoked, id],
                 )?;
                 Ok(())

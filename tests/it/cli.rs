@@ -379,7 +379,7 @@ fn long_free_text_is_refused_and_long_values_print_cut() {
     c.execute("UPDATE providers SET description = ?1", [&longer])
         .unwrap();
     c.execute(
-        "UPDATE tokens SET description = ?1",
+        "UPDATE credentials SET description = ?1 WHERE kind = 'scim'",
         [format!("a\n{longer}")],
     )
     .unwrap();

@@ -581,4 +581,14 @@ fn the_dashboard_warns_of_tokens_and_ldap_accounts_that_expire_soon() {
     assert!(!home.body.contains("(long)"));
     assert!(home.body.contains("LDAP service account <code>nas</code>"));
     assert!(!home.body.contains("<code>wiki</code>"));
+
+    // The provider's page lists its LDAP service accounts beside its tokens, under the same
+    // warning rule.
+    let page = b.get("/providers/contoso");
+    let ldap = &page.body[page.body.find("id=\"ldap\"").expect("an LDAP section")..];
+    assert!(
+        ldap.contains("<code>nas</code>") && ldap.contains("<code>wiki</code>"),
+        "{ldap}"
+    );
+    assert_eq!(ldap.matches("expires soon").count(), 1, "{ldap}");
 }

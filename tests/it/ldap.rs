@@ -361,14 +361,17 @@ fn binds_with_good_wrong_expired_and_revoked_secrets_and_refused_writes() {
         .unwrap()
         .to_string();
     let c = rusqlite::Connection::open(&d.db.path).unwrap();
-    c.execute("UPDATE ldap_accounts SET expires = 1", [])
+    c.execute("UPDATE credentials SET expires = 1 WHERE kind = 'ldap'", [])
         .unwrap();
     let mut expired = tool("ldapwhoami");
     expired.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
     let (out, code) = run(expired);
     assert_eq!(code, 49, "expired: {out}");
-    c.execute("UPDATE ldap_accounts SET expires = 4102444800", [])
-        .unwrap();
+    c.execute(
+        "UPDATE credentials SET expires = 4102444800 WHERE kind = 'ldap'",
+        [],
+    )
+    .unwrap();
     d.db.ok(&["ldap", "account", "revoke", &id]);
     let mut revoked = tool("ldapwhoami");
     revoked.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
@@ -880,7 +883,7 @@ fn a_bind_the_store_cannot_answer_does_not_tell_the_client_why() {
     use ldap3_proto::LdapResultCode::{Success, Unavailable};
     let d = Directory::start("on");
     let db = rusqlite::Connection::open(&d.db.path).unwrap();
-    for table in ["ldap_settings", "ldap_accounts"] {
+    for table in ["ldap_settings", "credentials"] {
         db.execute_batch(&format!("ALTER TABLE {table} RENAME TO {table}_away"))
             .unwrap();
         let mut c = Connection::open(&d.url);
@@ -943,7 +946,7 @@ fn open_connections_stop_reading_when_their_binding_is_no_longer_valid() {
     assert_eq!((found, code), (vec![people.clone()], Success));
     let db = rusqlite::Connection::open(&d.db.path).unwrap();
     db.execute(
-        "UPDATE ldap_accounts SET expires = 1 WHERE id = ?1",
+        "UPDATE credentials SET expires = 1 WHERE id = ?1",
         [account_id("jira")],
     )
     .unwrap();
