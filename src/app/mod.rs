@@ -11,6 +11,7 @@ pub(crate) mod credentials;
 #[cfg(debug_assertions)]
 pub(crate) mod faults;
 pub(crate) mod providers;
+pub(crate) mod resources;
 mod tally;
 
 use std::collections::HashMap;

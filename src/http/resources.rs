@@ -5,25 +5,22 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, Resource, web};
-use chrono::{SecondsFormat, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Principal;
 use super::body::ScimJson;
 use super::{AppState, method_not_allowed};
+use crate::app::resources::{self, Ask, Found, PatchAnswer, Written};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
-use crate::render::{self, Computed, Paged};
+use crate::render::{self, Paged};
+use crate::scim::filter;
 use crate::scim::projection::Projection;
 use crate::scim::quirks::Quirks;
-use crate::scim::resource::{self, etag_matches};
+use crate::scim::schema::Model;
 use crate::scim::schema::ResourceType;
 use crate::scim::{self, ProviderKind, ResourceKind};
-use crate::scim::{filter, patch};
 use crate::store;
-use crate::store::activity;
-use crate::store::members;
 use crate::store::query::Compiler;
-use crate::store::resources as rows;
 use crate::store::search::{self, Condition, Paging};
 
 /// The collection and item endpoints of one resource kind.
@@ -108,10 +105,6 @@ impl Params {
     }
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn if_match(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::IF_MATCH)
@@ -134,25 +127,32 @@ fn tag(mut res: HttpResponse, version: i64) -> HttpResponse {
     res
 }
 
-/// The answer to a write: the resource as the projection shows it, with its ETag.
-fn answer(
-    status: StatusCode,
-    rt: &ResourceType,
-    base: &str,
-    (r, computed): &(rows::Resource, Computed),
-    projection: &Projection,
-) -> Result<HttpResponse, Error> {
-    let body = render::written(rt, base, r, computed, projection)?;
-    Ok(tag(scim_body(status, body), r.version))
+/// The answer to a write: the resource as the projection shows it, with its ETag; `204` when
+/// the use case computed nothing to show.
+fn answer(status: StatusCode, w: &Written) -> Result<HttpResponse, Error> {
+    let (base, r, projection) = (&w.base, &w.resource, &w.projection);
+    match &w.computed {
+        Some(computed) => {
+            let body = render::written(w.resource_type(), base, r, computed, projection)?;
+            Ok(tag(scim_body(status, body), r.version))
+        }
+        None => Ok(tag(HttpResponse::NoContent().finish(), r.version)),
+    }
 }
 
-/// The schema URNs a body names as keys (extension objects).
-fn body_urns(body: &Value) -> impl Iterator<Item = &str> {
-    body.as_object()
-        .into_iter()
-        .flat_map(|o| o.keys())
-        .map(String::as_str)
-        .filter(|k| k.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:")))
+/// What a write was asked with, read from the request.
+fn ask(
+    principal: &Principal,
+    req: &HttpRequest,
+    model: &Model,
+    kind: ResourceKind,
+    params: &Params,
+) -> Ask {
+    Ask {
+        who: super::activity_context(principal, req),
+        projection: params.projection(model.get(kind)),
+        if_match: if_match(req.headers()),
+    }
 }
 
 async fn create(
@@ -163,66 +163,20 @@ async fn create(
     body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
-    let model = state.model_knowing(&principal, body_urns(&body)).await?;
-    let rt = model.get(kind);
-    let prepared = resource::prepare(rt, &body)?;
-    super::record_quirks(&state, &req, &principal.provider_name, prepared.quirks);
-    let password_hash = hash_password(&state, prepared.password.clone()).await?;
-    let projection = params.projection(rt);
-    let base = state.scim_base(&principal.provider_name);
-    let now = now();
-    let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
-    let tx_model = model.clone();
-    let ctx = super::activity_context(&principal, &req);
-    let written = state
-        .write(&principal, move |c| -> Result<_, Error> {
-            let rt = tx_model.get(kind);
-            let r = rows::create(c, pid, rt, &prepared, password_hash.as_deref(), &now)?;
-            let changed = activity::changed_attributes(
-                rt,
-                &Map::new(),
-                &r.doc,
-                prepared.password.is_some(),
-                prepared.members.as_ref().is_some_and(|m| !m.is_empty()),
-            );
-            let change = activity::Change {
-                kind,
-                id: &r.id,
-                name: &prepared.name,
-                action: activity::Action::Created,
-                values: ctx.values.then(|| activity::values_of(&r.doc, &changed)),
-                changed,
-                version: r.version,
-                detail: None,
-                status: 201,
-            };
-            activity::record_change(c, pid, &ctx, &change)?;
-            let computed = render::computed_of_new(c, &in_tx.0, rt, r.seq, &in_tx.1)?;
-            Ok((r, computed))
-        })
-        .await?;
-    let location = format!("{base}/{}/{}", kind.endpoint(), written.0.id);
-    let mut res = answer(StatusCode::CREATED, rt, &base, &written, &projection)?;
+    let quirks = |q| super::record_quirks(&state, &req, &principal.provider_name, q);
+    let ask = |m: &Model| ask(&principal, &req, m, kind, &params);
+    let written = resources::create(&state, &principal, kind, &body, ask, quirks).await?;
+    let location = format!(
+        "{}/{}/{}",
+        written.base,
+        kind.endpoint(),
+        written.resource.id
+    );
+    let mut res = answer(StatusCode::CREATED, &written)?;
     if let Ok(v) = header::HeaderValue::from_str(&location) {
         res.headers_mut().insert(header::LOCATION, v);
     }
     Ok(res)
-}
-
-/// The argon2id hash of a password a request sets, computed before any transaction opens.
-async fn hash_password(
-    state: &AppState,
-    password: Option<String>,
-) -> Result<Option<String>, Error> {
-    match password {
-        None => Ok(None),
-        Some(pw) => state
-            .verifier
-            .hash(pw)
-            .await
-            .map(Some)
-            .map_err(|e| Error::Store(store::Error::Internal(e))),
-    }
 }
 
 async fn get(
@@ -234,34 +188,16 @@ async fn get(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let model = state.model(&principal).await?;
-    let projection = params.projection(model.get(kind));
-    let base = state.scim_base(&principal.provider_name);
     let if_none_match = req
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let pid = principal.provider_id;
-    let found = state
-        .read(&principal, move |c| -> Result<_, Error> {
-            let rows = rows::read(c, pid, kind, &id)?;
-            let Some(row) = rows.iter().next() else {
-                return Err(Error::NotFound(format!("{} {id} not found", kind.name())));
-            };
-            if if_none_match
-                .as_deref()
-                .is_some_and(|h| etag_matches(h, row.version))
-            {
-                return Ok((None, row.version));
-            }
-            let body = render::resource(c, model.get(kind), &base, row, &projection)?;
-            Ok((Some(body), row.version))
-        })
-        .await?;
+    let projection = |rt: &ResourceType| params.projection(rt);
+    let found = resources::get(&state, &principal, kind, id, projection, if_none_match).await?;
     Ok(match found {
-        (None, version) => tag(HttpResponse::NotModified().finish(), version),
-        (Some(body), version) => tag(scim_body(StatusCode::OK, body), version),
+        Found::Unchanged(version) => tag(HttpResponse::NotModified().finish(), version),
+        Found::Body(body, version) => tag(scim_body(StatusCode::OK, body), version),
     })
 }
 
@@ -275,81 +211,11 @@ async fn replace(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let model = state.model_knowing(&principal, body_urns(&body)).await?;
-    let rt = model.get(kind);
-    let prepared = resource::prepare(rt, &body)?;
-    super::record_quirks(&state, &req, &principal.provider_name, prepared.quirks);
-    let password_hash = hash_password(&state, prepared.password.clone()).await?;
-    let projection = params.projection(rt);
-    let base = state.scim_base(&principal.provider_name);
-    let if_match = if_match(req.headers());
-    let now = now();
-    let (pid, in_tx) = (principal.provider_id, (base.clone(), projection.clone()));
-    let tx_model = model.clone();
-    let ctx = super::activity_context(&principal, &req);
-    let written = state
-        .write(&principal, move |c| -> Result<_, Error> {
-            let rt = tx_model.get(kind);
-            let replaced = rows::replace(
-                c,
-                pid,
-                rt,
-                &id,
-                &prepared,
-                password_hash.as_deref(),
-                if_match.as_deref(),
-                &now,
-            )?;
-            let r = replaced.resource;
-            let changed = activity::changed_attributes(
-                rt,
-                &replaced.before,
-                &r.doc,
-                prepared.password.is_some(),
-                replaced.members_changed,
-            );
-            let change = activity::Change {
-                kind,
-                id: &r.id,
-                name: &prepared.name,
-                action: activity::action_for(
-                    rt,
-                    &replaced.before,
-                    &r.doc,
-                    activity::Action::Replaced,
-                ),
-                values: ctx.values.then(|| activity::values_of(&r.doc, &changed)),
-                changed,
-                version: r.version,
-                detail: None,
-                status: 200,
-            };
-            activity::record_change(c, pid, &ctx, &change)?;
-            let computed = render::computed(c, &in_tx.0, rt, &[r.seq], &in_tx.1)?;
-            Ok((r, computed))
-        })
-        .await?;
-    answer(StatusCode::OK, rt, &base, &written, &projection)
+    let quirks = |q| super::record_quirks(&state, &req, &principal.provider_name, q);
+    let ask = |m: &Model| ask(&principal, &req, m, kind, &params);
+    let written = resources::replace(&state, &principal, kind, id, &body, ask, quirks).await?;
+    answer(StatusCode::OK, &written)
 }
-
-/// PATCHes with more operations than this are applied on a reader before the write (see
-/// `store::resources::PatchPlan`); identity providers send one to a few.
-const PLAN_ON_A_READER: usize = 8;
-
-/// How a PATCH is answered (RFC 7644 §3.5.2 allows `200` with the resource or `204`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum PatchAnswer {
-    /// `204`, no body.
-    Minimal,
-    /// `200` with the resource (subject to `attributes` / `excludedAttributes`).
-    Full,
-    /// `200` with the group while it has at most `GROUP_ANSWER_MEMBERS` members, else `204`:
-    /// the answer to adding one member never grows with the group.
-    FullWhenSmall,
-}
-
-/// Most members a group PATCH answers with in full when the client did not ask either way.
-const GROUP_ANSWER_MEMBERS: usize = 100;
 
 /// The client's `Prefer: return=minimal` or `return=representation` (RFC 7240) decides; a
 /// request naming `attributes` or `excludedAttributes` wants the representation. Otherwise a
@@ -391,117 +257,12 @@ async fn patch(
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
     let params = Params::from_request(&req)?;
-    let ops = patch::parse_request(&body)?;
-    let model = state.model_knowing(&principal, patch::urns(&ops)).await?;
-    let rt = model.get(kind);
-    patch::check_count(&ops, state.config.max_patch_operations as usize)?;
-    let hash = hash_password(&state, patch::password_in(rt, &ops)).await?;
     let answer_with = patch_answer(kind, principal.provider_kind, &params, &req);
-    let projection = params.projection(rt);
-    let base = state.scim_base(&principal.provider_name);
-    let if_match = if_match(req.headers());
-    let now = now();
-    let pid = principal.provider_id;
-    // Many operations are applied on a reader first, so that their work does not hold the
-    // writer; the writer uses that plan unless the resource changed in between.
-    let plan = if ops.len() > PLAN_ON_A_READER {
-        let (model, id, ops, hash, if_match) = (
-            model.clone(),
-            id.clone(),
-            ops.clone(),
-            hash.clone(),
-            if_match.clone(),
-        );
-        let plan = state
-            .read(&principal, move |c| {
-                let rt = model.get(kind);
-                let (hash, if_match) = (hash.as_deref(), if_match.as_deref());
-                rows::read_and_plan_patch(c, pid, rt, &id, &ops, hash, if_match)
-            })
-            .await?;
-        Some(plan)
-    } else {
-        None
-    };
-    let in_tx = (base.clone(), projection.clone());
-    let tx_model = model.clone();
-    let ctx = super::activity_context(&principal, &req);
-    let password_set = hash.is_some();
-    let (written, quirks) = state
-        .write(&principal, move |tx| -> Result<_, Error> {
-            let (base, projection) = &in_tx;
-            let rt = tx_model.get(kind);
-            let patched = rows::patch(
-                tx,
-                pid,
-                rt,
-                &id,
-                &ops,
-                hash.as_deref(),
-                if_match.as_deref(),
-                &now,
-                base,
-                plan.as_ref(),
-            )?;
-            let seq = patched.resource.seq;
-            let full = match answer_with {
-                PatchAnswer::Minimal => false,
-                PatchAnswer::Full => true,
-                PatchAnswer::FullWhenSmall => members::at_most(tx, seq, GROUP_ANSWER_MEMBERS)?,
-            };
-            let r = &patched.resource;
-            let m = patched.members;
-            let changed =
-                activity::changed_attributes(rt, &patched.before, &r.doc, password_set, m.any());
-            let action = match (changed.len(), m.added, m.removed, m.replaced) {
-                (1, 1.., 0, false) => activity::Action::MemberAdded,
-                (1, 0, 1.., false) => activity::Action::MemberRemoved,
-                _ => activity::action_for(rt, &patched.before, &r.doc, activity::Action::Patched),
-            };
-            let detail = m.any().then(|| {
-                format!(
-                    "members: {} added, {} removed{}",
-                    m.added,
-                    m.removed,
-                    if m.replaced { ", list replaced" } else { "" }
-                )
-            });
-            let name = r
-                .doc
-                .get(rt.name_attribute())
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let change = activity::Change {
-                kind,
-                id: &r.id,
-                name,
-                action,
-                values: ctx.values.then(|| activity::values_of(&r.doc, &changed)),
-                changed,
-                version: r.version,
-                detail,
-                status: if full { 200 } else { 204 },
-            };
-            activity::record_change(tx, pid, &ctx, &change)?;
-            let computed = if full {
-                Some(render::computed(tx, base, rt, &[seq], projection)?)
-            } else {
-                None
-            };
-            Ok(((patched.resource, computed), patched.quirks))
-        })
-        .await?;
+    let ask = |m: &Model| ask(&principal, &req, m, kind, &params);
+    let (written, quirks) =
+        resources::patch(&state, &principal, kind, id, &body, answer_with, ask).await?;
     super::record_quirks(&state, &req, &principal.provider_name, quirks);
-    match written {
-        (resource, Some(computed)) => answer(
-            StatusCode::OK,
-            rt,
-            &base,
-            &(resource, computed),
-            &projection,
-        ),
-        (resource, None) => Ok(tag(HttpResponse::NoContent().finish(), resource.version)),
-    }
+    answer(StatusCode::OK, &written)
 }
 
 async fn delete(
@@ -512,34 +273,12 @@ async fn delete(
     id: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Error> {
     let (_, id) = id.into_inner();
-    let if_match = if_match(req.headers());
-    let pid = principal.provider_id;
-    let ctx = super::activity_context(&principal, &req);
-    let model = state.model(&principal).await?;
-    let name_attribute = model.get(kind).name_attribute();
-    state
-        .write(&principal, move |c| -> Result<_, Error> {
-            let old = rows::delete(c, pid, kind, &id, if_match.as_deref())?;
-            let name = old
-                .doc
-                .get(name_attribute)
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let change = activity::Change {
-                kind,
-                id: &old.id,
-                name,
-                action: activity::Action::Deleted,
-                changed: Vec::new(),
-                values: None,
-                version: old.version,
-                detail: None,
-                status: 204,
-            };
-            activity::record_change(c, pid, &ctx, &change)?;
-            Ok(())
-        })
-        .await?;
+    let ask = Ask {
+        who: super::activity_context(&principal, &req),
+        projection: Projection::default(),
+        if_match: if_match(req.headers()),
+    };
+    resources::delete(&state, &principal, kind, id, ask).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
