@@ -10,6 +10,7 @@ pub(crate) mod counters;
 pub(crate) mod credentials;
 #[cfg(debug_assertions)]
 pub(crate) mod faults;
+pub(crate) mod lists;
 pub(crate) mod providers;
 pub(crate) mod resources;
 mod tally;

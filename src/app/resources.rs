@@ -1,4 +1,5 @@
-//! The use cases on Users and Groups: read one, create, replace, patch and delete. Each looks
+//! The use cases on Users and Groups: read one, create, replace, patch and delete (lists and
+//! searches are in `lists`). Each looks
 //! up the provider's model, lets `scim` decide, and runs its unit of work with the caller
 //! rechecked inside it; every change writes its activity record in the same transaction. The
 //! door parses the request before and presents the outcome after.
@@ -421,4 +422,173 @@ pub(crate) async fn delete(
             Ok(())
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::app::caller;
+    use crate::app::credentials::{self, Issue, Minted};
+    use crate::config::RawConfig;
+    use crate::scim::ProviderKind;
+    use crate::store::{OpenMode, Store, activity, providers};
+
+    /// A core over a database file with one provider and a token, and that token's caller.
+    async fn core() -> (tempfile::TempDir, AppState, Principal) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store =
+            Store::open(&path, OpenMode::CreateIfMissing, Duration::from_secs(5), 2).unwrap();
+        let (minted, secret) = Minted::here().unwrap();
+        store
+            .write(move |c| {
+                let p = providers::insert(c, "idp", "", ProviderKind::Generic, 0)?;
+                let plan = Issue {
+                    description: String::new(),
+                    read_only: false,
+                    created: 0,
+                    expires: i64::MAX / 2,
+                };
+                credentials::create(c, &minted, p.id, &plan)
+            })
+            .await
+            .unwrap();
+        let config = RawConfig::defaults().validate().unwrap();
+        let state = AppState::new(config, store, "http://scimd.test".into());
+        let header = format!("Bearer {}", secret.expose());
+        let (principal, _) = caller::authenticate(&state, "idp", Some(&header), None)
+            .await
+            .unwrap();
+        (dir, state, principal)
+    }
+
+    fn ask(request: &str) -> impl FnOnce(&Model) -> Ask {
+        let who = activity::Context {
+            request_id: request.into(),
+            ..Default::default()
+        };
+        move |_| Ask {
+            who,
+            projection: Projection::default(),
+            if_match: None,
+        }
+    }
+
+    async fn records(state: &AppState) -> Vec<activity::Record> {
+        let q = activity::Query {
+            limit: 100,
+            ..Default::default()
+        };
+        state
+            .store
+            .run(move |c| activity::query(c, &q))
+            .await
+            .unwrap()
+    }
+
+    /// Each use case runs without HTTP, and each change leaves its activity record, written in
+    /// the change's own transaction.
+    #[tokio::test]
+    async fn changes_are_recorded_by_the_use_cases_themselves() {
+        let (_dir, state, me) = core().await;
+        let user = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                          "userName": "ada", "active": true});
+        let mut quirks = Quirks::default();
+        let made = create(&state, &me, ResourceKind::User, &user, ask("r1"), |q| {
+            quirks = q
+        })
+        .await
+        .unwrap();
+        assert!(quirks.is_empty());
+        let id = made.resource.id.clone();
+        assert_eq!(made.base, "http://scimd.test/scim/v2/idp");
+
+        let off = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                         "Operations": [{"op": "replace", "path": "active", "value": false}]});
+        let (patched, _) = patch(
+            &state,
+            &me,
+            ResourceKind::User,
+            id.clone(),
+            &off,
+            PatchAnswer::Minimal,
+            ask("r2"),
+        )
+        .await
+        .unwrap();
+        assert!(
+            patched.computed.is_none(),
+            "a minimal answer computes nothing"
+        );
+
+        let found = get(
+            &state,
+            &me,
+            ResourceKind::User,
+            id.clone(),
+            |_| Projection::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        let Found::Body(body, version) = found else {
+            panic!("no body")
+        };
+        assert_eq!(version, patched.resource.version);
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["active"], json!(false));
+        let etag = format!("W/\"{version}\"");
+        let unchanged = get(
+            &state,
+            &me,
+            ResourceKind::User,
+            id.clone(),
+            |_| Projection::default(),
+            Some(etag),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(unchanged, Found::Unchanged(v) if v == version));
+
+        let gone = |r: &str| Ask {
+            who: activity::Context {
+                request_id: r.into(),
+                ..Default::default()
+            },
+            projection: Projection::default(),
+            if_match: Some("W/\"1\"".into()),
+        };
+        // A stale If-Match refuses the delete, and nothing is recorded for it.
+        let refused = delete(&state, &me, ResourceKind::User, id.clone(), gone("r3")).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Store(crate::store::Error::VersionMismatch(_)))
+            ),
+            "{refused:?}"
+        );
+        let mut fresh = gone("r4");
+        fresh.if_match = None;
+        delete(&state, &me, ResourceKind::User, id.clone(), fresh)
+            .await
+            .unwrap();
+
+        let seen: Vec<_> = records(&state)
+            .await
+            .into_iter()
+            .map(|r| (r.request_id.unwrap_or_default(), r.action))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("r1".to_string(), "created".to_string()),
+                ("r2".to_string(), "deactivated".to_string()),
+                ("r4".to_string(), "deleted".to_string()),
+            ]
+        );
+    }
 }

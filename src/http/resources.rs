@@ -10,18 +10,14 @@ use serde_json::Value;
 use super::Principal;
 use super::body::ScimJson;
 use super::{AppState, method_not_allowed};
+use crate::app::lists::{self, ListRequest, bad_value};
 use crate::app::resources::{self, Ask, Found, PatchAnswer, Written};
 use crate::error::{Error, SCIM_CONTENT_TYPE};
-use crate::render::{self, Paged};
-use crate::scim::filter;
+use crate::render;
 use crate::scim::projection::Projection;
-use crate::scim::quirks::Quirks;
 use crate::scim::schema::Model;
 use crate::scim::schema::ResourceType;
 use crate::scim::{self, ProviderKind, ResourceKind};
-use crate::store;
-use crate::store::query::Compiler;
-use crate::store::search::{self, Condition, Paging};
 
 /// The collection and item endpoints of one resource kind.
 pub(crate) fn services(kind: ResourceKind) -> Vec<Resource> {
@@ -282,59 +278,7 @@ async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// What a list or search asks for (RFC 7644 §3.4.2, §3.4.3; RFC 9865 cursors).
-pub(crate) struct ListRequest {
-    filter: Option<String>,
-    sort_by: Option<String>,
-    descending: bool,
-    start_index: i64,
-    count: i64,
-    cursor: Option<String>,
-    attributes: Option<String>,
-    excluded: Option<String>,
-}
-
-fn bad_value(msg: String) -> Error {
-    Error::Scim(scim::Error::InvalidValue(msg))
-}
-
 impl ListRequest {
-    fn new(
-        filter: Option<String>,
-        sort_by: Option<String>,
-        sort_order: Option<&str>,
-        start_index: Option<i64>,
-        count: Option<i64>,
-        max: i64,
-    ) -> Result<ListRequest, Error> {
-        let descending = match sort_order.map(str::to_ascii_lowercase).as_deref() {
-            None | Some("ascending") => false,
-            Some("descending") => true,
-            Some(other) => {
-                return Err(bad_value(format!(
-                    "sortOrder must be ascending or descending, got {other:?}"
-                )));
-            }
-        };
-        // A blank filter is a mistake, never "no filter": an identity provider that sends a
-        // broken one must not get every resource back.
-        if filter.as_deref().is_some_and(|f| f.trim().is_empty()) {
-            return Err(Error::Scim(scim::Error::InvalidFilter(
-                "the filter is empty; leave the parameter out to list everything".into(),
-            )));
-        }
-        Ok(ListRequest {
-            filter,
-            sort_by: sort_by.filter(|s| !s.trim().is_empty()),
-            descending,
-            start_index: start_index.unwrap_or(1).max(1),
-            count: count.unwrap_or(max).clamp(0, max),
-            cursor: None,
-            attributes: None,
-            excluded: None,
-        })
-    }
-
     pub(crate) fn from_query(params: &Params, max: i64) -> Result<ListRequest, Error> {
         let mut r = ListRequest::new(
             params.get("filter").map(str::to_string),
@@ -411,42 +355,6 @@ impl ListRequest {
         r.excluded = names("excludedAttributes")?;
         Ok(r)
     }
-
-    fn projection(&self, rt: &ResourceType) -> Projection {
-        Projection::parse(rt, self.attributes.as_deref(), self.excluded.as_deref())
-    }
-
-    /// The parsed filter, if any, and the non-standard shapes it used.
-    fn parsed(&self) -> Result<(Option<filter::Filter>, Quirks), Error> {
-        match &self.filter {
-            None => Ok((None, Quirks::default())),
-            Some(text) => {
-                let (f, q) = filter::parse_noting(text)?;
-                Ok((Some(f), q))
-            }
-        }
-    }
-}
-
-fn compile(rt: &ResourceType, base: &str, ast: &filter::Filter) -> Result<Condition, Error> {
-    Ok(crate::store::query::condition(rt, base, ast)?)
-}
-
-const CURSOR_PREFIX: &str = "c";
-
-fn decode_cursor(cursor: &str) -> Result<i64, Error> {
-    if cursor.is_empty() {
-        return Ok(0);
-    }
-    cursor
-        .strip_prefix(CURSOR_PREFIX)
-        .and_then(|n| i64::from_str_radix(n, 16).ok())
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            Error::Scim(scim::Error::InvalidCursor(format!(
-                "{cursor:?} is not a cursor this server handed out"
-            )))
-        })
 }
 
 async fn list(
@@ -457,7 +365,7 @@ async fn list(
 ) -> Result<HttpResponse, Error> {
     let params = Params::from_request(&req)?;
     let request = ListRequest::from_query(&params, i64::from(state.config.max_page_size))?;
-    search_kind(kind, &state, principal, &req, request).await
+    list_kind(kind, &state, &principal, &req, request).await
 }
 
 async fn search(
@@ -468,88 +376,22 @@ async fn search(
     body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let request = ListRequest::from_body(&body, i64::from(state.config.max_page_size))?;
-    search_kind(kind, &state, principal, &req, request).await
+    list_kind(kind, &state, &principal, &req, request).await
 }
 
-async fn search_kind(
+async fn list_kind(
     kind: ResourceKind,
     state: &AppState,
-    principal: Principal,
+    principal: &Principal,
     req: &HttpRequest,
     request: ListRequest,
 ) -> Result<HttpResponse, Error> {
-    let base = state.scim_base(&principal.provider_name);
-    let model = state.model(&principal).await?;
-    let rt = model.get(kind);
-    let (ast, quirks) = request.parsed()?;
-    let condition = ast.as_ref().map(|f| compile(rt, &base, f)).transpose()?;
-    super::record_quirks(state, req, &principal.provider_name, quirks);
-    let order = match &request.sort_by {
-        Some(s) => Some(Compiler::new(rt, &base, 1).order_by(s, request.descending)?),
-        None => None,
-    };
-    let after = match &request.cursor {
-        Some(_) if order.is_some() => {
-            return Err(bad_value(
-                "cursor pagination supports the default order only; leave out sortBy".into(),
-            ));
-        }
-        Some(c) => Some(decode_cursor(c)?),
-        None => None,
-    };
-    let projection = request.projection(rt);
-    let (start_index, count) = (request.start_index, request.count);
-    let pid = principal.provider_id;
-    let guid_lookup = ast.as_ref().is_some_and(looks_up_a_guid);
-    let (body, total) = state
-        .read(&principal, move |c| -> store::Result<(Vec<u8>, i64)> {
-            let rt = model.get(kind);
-            // (`read` runs this in one read transaction: the page and the total agree.)
-            let tx: &rusqlite::Connection = c;
-            let paging = match after {
-                Some(seq) => Paging::After(seq),
-                None => Paging::Index {
-                    offset: start_index - 1,
-                    order: order.as_deref(),
-                },
-            };
-            let page = search::search(tx, pid, kind, condition.as_ref(), paging, count)?;
-            let paged = match after {
-                None => Paged::Index(start_index),
-                Some(_) => Paged::Cursor(
-                    page.items
-                        .iter()
-                        .last()
-                        .filter(|_| page.more)
-                        .map(|r| format!("{CURSOR_PREFIX}{:x}", r.seq)),
-                ),
-            };
-            let mut out = Vec::with_capacity(page.items.len() * 1536 + 256);
-            render::list_start(&mut out, page.total, page.items.len(), &paged);
-            let rows: Vec<_> = page.items.iter().collect();
-            render::push_rows(&mut out, tx, rt, &base, &rows, &projection)?;
-            render::list_end(&mut out);
-            Ok((out, page.total))
-        })
-        .await?;
-    if guid_lookup && total == 0 {
+    let quirks = |q| super::record_quirks(state, req, &principal.provider_name, q);
+    let listed = lists::list(state, principal, kind, request, quirks).await?;
+    if listed.connection_test {
         req.extensions_mut().insert(super::ConnectionTest);
     }
-    Ok(scim_body(StatusCode::OK, body))
-}
-
-/// Whether a filter is `attribute eq "<a GUID>"`: Entra's Test Connection looks up a random
-/// GUID in the matching attribute and expects an empty list.
-fn looks_up_a_guid(f: &filter::Filter) -> bool {
-    let filter::Filter::Compare(_, filter::Op::Eq, filter::CompValue::Str(v)) = f else {
-        return false;
-    };
-    let b = v.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
+    Ok(scim_body(StatusCode::OK, listed.body))
 }
 
 /// `POST /.search` at the provider's root: Users and Groups together, Users first.
@@ -560,72 +402,7 @@ pub(crate) async fn search_all(
     body: ScimJson,
 ) -> Result<HttpResponse, Error> {
     let request = ListRequest::from_body(&body, i64::from(state.config.max_page_size))?;
-    if request.sort_by.is_some() || request.cursor.is_some() {
-        return Err(bad_value(
-            "a search across resource types supports neither sortBy nor cursor; search \
-             /Users/.search or /Groups/.search instead"
-                .into(),
-        ));
-    }
-    let base = state.scim_base(&principal.provider_name);
-    let model = state.model(&principal).await?;
-    // Tests of an attribute one type lacks match nothing of that type; a filter that names no
-    // attribute of either type is an error (reported as for Users).
-    let (ast, quirks) = request.parsed()?;
-    super::record_quirks(&state, &req, &principal.provider_name, quirks);
-    let mut kinds = Vec::new();
-    for kind in [ResourceKind::User, ResourceKind::Group] {
-        let rt = model.get(kind);
-        let cond = match &ast {
-            None => None,
-            Some(f) => match filter::prune(rt, f) {
-                Some(pruned) => Some(compile(rt, &base, &pruned)?),
-                None => continue,
-            },
-        };
-        kinds.push((kind, cond, request.projection(rt)));
-    }
-    if kinds.is_empty()
-        && let Some(f) = &ast
-    {
-        filter::check(model.get(ResourceKind::User), f)?;
-    }
-    let (start_index, count) = (request.start_index, request.count);
-    let pid = principal.provider_id;
-    let body = state
-        .read(&principal, move |c| -> store::Result<Vec<u8>> {
-            // (`read` runs this in one read transaction: every page reads one snapshot.)
-            let tx: &rusqlite::Connection = c;
-            let mut total = 0;
-            let mut skip = start_index - 1;
-            let mut room = count;
-            let mut items = Vec::new();
-            let mut shown = 0;
-            for (kind, cond, projection) in &kinds {
-                let paging = Paging::Index {
-                    offset: skip,
-                    order: None,
-                };
-                let page = search::search(tx, pid, *kind, cond.as_ref(), paging, room)?;
-                total += page.total;
-                skip = (skip - page.total).max(0);
-                room -= page.items.len() as i64;
-                if !page.items.is_empty() {
-                    if shown > 0 {
-                        items.push(b',');
-                    }
-                    shown += page.items.len();
-                    let rt = model.get(*kind);
-                    let rows: Vec<_> = page.items.iter().collect();
-                    render::push_rows(&mut items, tx, rt, &base, &rows, projection)?;
-                }
-            }
-            let mut out = Vec::with_capacity(items.len() + 256);
-            render::list_start(&mut out, total, shown, &Paged::Index(start_index));
-            out.extend_from_slice(&items);
-            render::list_end(&mut out);
-            Ok(out)
-        })
-        .await?;
+    let quirks = |q| super::record_quirks(&state, &req, &principal.provider_name, q);
+    let body = lists::list_all(&state, &principal, request, quirks).await?;
     Ok(scim_body(StatusCode::OK, body))
 }
