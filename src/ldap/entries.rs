@@ -13,8 +13,8 @@ impl Session {
             contexts.push(b.base.clone());
             version.push(env!("CARGO_PKG_VERSION").to_string());
         }
-        (
-            String::new(),
+        Entry::new(
+            "",
             vec![
                 ("objectClass".into(), vec!["top".into()]),
                 ("vendorName".into(), vec!["scimd".into()]),
@@ -35,14 +35,6 @@ impl Session {
             ],
         )
     }
-}
-
-/// Operational attributes carry a marker in their name until `entry_msg` sorts them out.
-pub(super) fn op_marker(attrs: Vec<(String, Vec<String>)>) -> Vec<(String, Vec<String>)> {
-    attrs
-        .into_iter()
-        .map(|(n, v)| (format!("+{n}"), v))
-        .collect()
 }
 
 /// The directory entries of these rows of one kind: deactivated users are left out (they are
@@ -81,7 +73,7 @@ pub(super) fn entries(
     };
     let mut entries = Vec::with_capacity(seqs.len());
     for ((i, row), doc) in rows.iter().enumerate().zip(docs) {
-        let operational = op_marker(directory::operational(row.id, row.created, row.modified));
+        let operational = directory::operational(row.id, row.created, row.modified);
         let entry = match rt.kind() {
             ResourceKind::User => {
                 if doc.as_object().is_some_and(|d| !rt.is_active(d)) {
@@ -111,8 +103,11 @@ pub(super) fn entries(
                     let served = as_served(doc, rt, scim, &row, groups);
                     directory::apply_mappings(&mut attrs, &served, mappings);
                 }
-                attrs.extend(operational);
-                (dn, attrs)
+                Entry {
+                    dn,
+                    attributes: attrs,
+                    operational,
+                }
             }
             ResourceKind::Group => {
                 let name = doc
@@ -128,9 +123,11 @@ pub(super) fn entries(
                         ResourceKind::Group => directory::group_dn(tree, n),
                     })
                     .collect();
-                let mut attrs = directory::group_attributes(name, members);
-                attrs.extend(operational);
-                (directory::group_dn(tree, name), attrs)
+                Entry {
+                    dn: directory::group_dn(tree, name),
+                    attributes: directory::group_attributes(name, members),
+                    operational,
+                }
             }
         };
         entries.push(entry);
@@ -181,8 +178,8 @@ pub(super) fn as_served(
 }
 
 pub(super) fn top_entry() -> Entry {
-    (
-        "dc=scimd".into(),
+    Entry::new(
+        "dc=scimd",
         vec![
             (
                 "objectClass".into(),
@@ -195,11 +192,11 @@ pub(super) fn top_entry() -> Entry {
 }
 
 pub(super) fn root_entry(provider: &str, tree: &str) -> Entry {
-    (tree.to_string(), directory::root_attributes(provider, tree))
+    Entry::new(tree, directory::root_attributes(provider, tree))
 }
 
 pub(super) fn ou_entry(ou: &str, tree: &str) -> Entry {
-    (
+    Entry::new(
         format!("ou={ou},{tree}"),
         vec![
             (
@@ -211,13 +208,9 @@ pub(super) fn ou_entry(ou: &str, tree: &str) -> Entry {
     )
 }
 
-pub(super) fn entry_msg(
-    id: i32,
-    (dn, attrs): Entry,
-    wanted: &[String],
-    types_only: bool,
-) -> LdapMsg {
-    let attributes = directory::select(&attrs, wanted)
+pub(super) fn entry_msg(id: i32, entry: &Entry, wanted: &[String], types_only: bool) -> LdapMsg {
+    let attributes = entry
+        .select(wanted)
         .into_iter()
         .map(|(atype, vals)| LdapPartialAttribute {
             atype: atype.to_string(),
@@ -230,24 +223,21 @@ pub(super) fn entry_msg(
         .collect();
     LdapMsg::new(
         id,
-        LdapOp::SearchResultEntry(LdapSearchResultEntry { dn, attributes }),
+        LdapOp::SearchResultEntry(LdapSearchResultEntry {
+            dn: entry.dn.clone(),
+            attributes,
+        }),
     )
 }
 
 /// Whether a fixed entry (root DSE, tree nodes) matches a filter: equality and substrings
 /// compare regardless of case.
-pub(super) fn matches_static(f: &LdapFilter, attrs: &[(String, Vec<String>)]) -> bool {
-    let values = |a: &str| -> Vec<String> {
-        attrs
-            .iter()
-            .filter(|(n, _)| n.trim_start_matches('+').eq_ignore_ascii_case(a))
-            .flat_map(|(_, v)| v.iter().map(|s| s.to_lowercase()))
-            .collect()
-    };
+pub(super) fn matches_static(f: &LdapFilter, entry: &Entry) -> bool {
+    let values = |a: &str| -> Vec<String> { entry.values(a).map(|v| v.to_lowercase()).collect() };
     match f {
-        LdapFilter::And(parts) => parts.iter().all(|p| matches_static(p, attrs)),
-        LdapFilter::Or(parts) => parts.iter().any(|p| matches_static(p, attrs)),
-        LdapFilter::Not(p) => !matches_static(p, attrs),
+        LdapFilter::And(parts) => parts.iter().all(|p| matches_static(p, entry)),
+        LdapFilter::Or(parts) => parts.iter().any(|p| matches_static(p, entry)),
+        LdapFilter::Not(p) => !matches_static(p, entry),
         LdapFilter::Present(a) => a.eq_ignore_ascii_case("objectClass") || !values(a).is_empty(),
         LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v) => {
             values(a).contains(&v.to_lowercase())
@@ -276,15 +266,15 @@ mod tests {
         let e = ou_entry(directory::PEOPLE, "dc=p,dc=scimd");
         assert!(matches_static(
             &LdapFilter::Present("objectclass".into()),
-            &e.1
+            &e
         ));
         assert!(matches_static(
             &LdapFilter::Equality("objectClass".into(), "ORGANIZATIONALUNIT".into()),
-            &e.1
+            &e
         ));
         assert!(!matches_static(
             &LdapFilter::Equality("objectClass".into(), "person".into()),
-            &e.1
+            &e
         ));
     }
 }

@@ -22,7 +22,7 @@ use crate::app::AppState;
 use crate::app::counters::LdapEvent;
 use crate::auth::{Secret, Verdict};
 use crate::scim::ResourceKind;
-use crate::scim::directory::{self, Node, Resolve};
+use crate::scim::directory::{self, Entry, Node, Resolve};
 use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
 use crate::scim::schema::ResourceType;
 use crate::store::{self, ldap_accounts};
@@ -150,6 +150,3 @@ fn done(code: LdapResultCode, message: impl Into<String>) -> LdapResult {
         referral: Vec::new(),
     }
 }
-
-/// An entry: its DN and attributes.
-type Entry = (String, Vec<(String, Vec<String>)>);

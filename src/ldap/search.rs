@@ -48,32 +48,34 @@ impl Session {
         if base.is_empty() && req.scope == LdapSearchScope::Base {
             let entry = self.root_dse();
             let mut msgs = Vec::new();
-            if matches_static(&req.filter, &entry.1) {
-                msgs.push(entry_msg(id, entry, &req.attrs, req.typesonly));
+            if matches_static(&req.filter, &entry) {
+                msgs.push(entry_msg(id, &entry, &req.attrs, req.typesonly));
             }
             msgs.extend(finish(done(LdapResultCode::Success, ""), Vec::new()));
             return out.send(msgs).await;
         }
         if base.eq_ignore_ascii_case("cn=schema") || base.eq_ignore_ascii_case("cn=subschema") {
-            let entry = (
-                "cn=schema".to_string(),
-                vec![
+            let entry = Entry {
+                dn: "cn=schema".into(),
+                attributes: vec![
                     ("objectClass".into(), vec!["top".into(), "subschema".into()]),
                     ("cn".into(), vec!["schema".into()]),
-                    // Operational: clients ask for them by name or with `+`.
-                    ("+attributeTypes".into(), directory::attribute_types()),
+                ],
+                // Operational: clients ask for them by name or with `+`.
+                operational: vec![
+                    ("attributeTypes".into(), directory::attribute_types()),
                     (
-                        "+objectClasses".into(),
+                        "objectClasses".into(),
                         directory::OBJECT_CLASSES
                             .iter()
                             .map(|s| s.to_string())
                             .collect(),
                     ),
                 ],
-            );
+            };
             let mut msgs = Vec::new();
             if req.scope == LdapSearchScope::Base {
-                msgs.push(entry_msg(id, entry, &req.attrs, req.typesonly));
+                msgs.push(entry_msg(id, &entry, &req.attrs, req.typesonly));
             }
             msgs.extend(finish(done(LdapResultCode::Success, ""), Vec::new()));
             return out.send(msgs).await;
@@ -229,8 +231,8 @@ impl Session {
         // binding has been checked: with the first batch, or here when no kind is searched.
         if phase == 0 && after == 0 {
             for e in statics {
-                if matches_static(&req.filter, &e.1) {
-                    msgs.push(entry_msg(id, e, &req.attrs, req.typesonly));
+                if matches_static(&req.filter, &e) {
+                    msgs.push(entry_msg(id, &e, &req.attrs, req.typesonly));
                     sent += 1;
                 }
             }
@@ -418,9 +420,9 @@ impl Session {
                         continue;
                     };
                     // Encoded here, on the reader thread, not on the connection's.
-                    for (dn, entry) in &found {
-                        let selected = directory::select(entry, attrs);
-                        ber::entry(&mut out.encoded, *id, dn, &selected, *types_only);
+                    for entry in &found {
+                        let selected = entry.select(attrs);
+                        ber::entry(&mut out.encoded, *id, &entry.dn, &selected, *types_only);
                     }
                 }
                 Ok(out)

@@ -956,7 +956,7 @@ fn primary_first(v: Option<&Value>) -> Vec<String> {
 }
 
 /// Operational attributes (`+`) of an entry: its id, and when it was created and last changed.
-pub(crate) fn operational(id: &str, created: &str, modified: &str) -> Vec<(String, Vec<String>)> {
+pub(crate) fn operational(id: &str, created: &str, modified: &str) -> Attributes {
     ATTRIBUTES
         .iter()
         .filter(|a| a.usage == Usage::Directory)
@@ -1010,28 +1010,55 @@ fn generalized_time(t: &str) -> Option<String> {
     )
 }
 
-/// Keeps the attributes a search asked for, of an entry's attributes (operational ones named
-/// with a leading `+`, which is not part of their name): none listed or `*` all user
-/// attributes, `+` the operational ones, `1.1` none; names compare regardless of case. User
-/// attributes come first.
-pub(crate) fn select<'a>(
-    attrs: &'a [(String, Vec<String>)],
-    wanted: &[String],
-) -> Vec<(&'a str, &'a [String])> {
-    let wants = |name: &str| wanted.iter().any(|w| w.eq_ignore_ascii_case(name));
-    // An attribute without values is left out (RFC 4511 section 4.5.2).
-    let attrs: Vec<&(String, Vec<String>)> = attrs.iter().filter(|(_, v)| !v.is_empty()).collect();
-    let all_user = wanted.is_empty() || wants("*");
-    let all_op = wants("+");
-    let user = attrs
-        .iter()
-        .filter(|(n, _)| !n.starts_with('+') && (all_user || wants(n)))
-        .map(|(n, v)| (n.as_str(), v.as_slice()));
-    let op = attrs
-        .iter()
-        .filter_map(|(n, v)| Some((n.strip_prefix('+')?, v.as_slice())))
-        .filter(|(n, _)| all_op || wants(n));
-    user.chain(op).collect()
+/// Attributes of an entry: (name, values) each.
+pub(crate) type Attributes = Vec<(String, Vec<String>)>;
+
+/// A directory entry: its DN, its user attributes and its operational attributes (RFC 4512
+/// §3.4: sent only when a search names them or asks for `+`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) dn: String,
+    pub(crate) attributes: Attributes,
+    pub(crate) operational: Attributes,
+}
+
+impl Entry {
+    /// An entry with user attributes only.
+    pub(crate) fn new(dn: impl Into<String>, attributes: Attributes) -> Entry {
+        Entry {
+            dn: dn.into(),
+            attributes,
+            operational: Vec::new(),
+        }
+    }
+
+    /// The values of the attribute `name` (user or operational; regardless of case).
+    pub(crate) fn values<'e>(&'e self, name: &'e str) -> impl Iterator<Item = &'e String> + 'e {
+        self.attributes
+            .iter()
+            .chain(&self.operational)
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .flat_map(|(_, v)| v)
+    }
+
+    /// The attributes a search asked for: none listed or `*` all user attributes, `+` the
+    /// operational ones, `1.1` none; names compare regardless of case. User attributes come
+    /// first; an attribute without values is left out (RFC 4511 section 4.5.2).
+    pub(crate) fn select(&self, wanted: &[String]) -> Vec<(&str, &[String])> {
+        let wants = |name: &str| wanted.iter().any(|w| w.eq_ignore_ascii_case(name));
+        let (all_user, all_op) = (wanted.is_empty() || wants("*"), wants("+"));
+        let user = self
+            .attributes
+            .iter()
+            .filter(|(n, v)| !v.is_empty() && (all_user || wants(n)));
+        let op = self
+            .operational
+            .iter()
+            .filter(|(n, v)| !v.is_empty() && (all_op || wants(n)));
+        user.chain(op)
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -1431,15 +1458,19 @@ mod tests {
             op[2],
             ("modifyTimestamp".into(), vec!["20261130071611Z".into()])
         );
-        let mut marked = attrs.clone();
-        marked.extend(op.iter().map(|(n, v)| (format!("+{n}"), v.clone())));
-        let picked = select(&marked, &["MAIL".into(), "+".into()]);
+        let entry = Entry {
+            dn: "uid=alice,ou=people,dc=p,dc=scimd".into(),
+            attributes: attrs.clone(),
+            operational: op,
+        };
+        let picked = entry.select(&["MAIL".into(), "+".into()]);
         let names: Vec<&str> = picked.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
             ["mail", "entryUUID", "createTimestamp", "modifyTimestamp"]
         );
-        assert!(select(&marked, &["1.1".into()]).is_empty());
-        assert_eq!(select(&marked, &[]).len(), attrs.len());
+        assert!(entry.select(&["1.1".into()]).is_empty());
+        assert_eq!(entry.select(&[]).len(), attrs.len());
+        assert_eq!(entry.values("ENTRYUUID").collect::<Vec<_>>(), ["u1"]);
     }
 }
