@@ -8,6 +8,7 @@
 pub(crate) mod caller;
 pub(crate) mod counters;
 pub(crate) mod credentials;
+pub(crate) mod directory;
 #[cfg(debug_assertions)]
 pub(crate) mod faults;
 pub(crate) mod lists;

@@ -49,31 +49,12 @@ impl<'a> Refusal<'a> {
 impl Session {
     pub(super) async fn bind(&mut self, version: i64, dn: &str, cred: LdapBindCred) -> LdapResult {
         self.bound = None;
-        if version != 3 {
-            return done(
-                LdapResultCode::ProtocolError,
-                "only LDAP version 3 is spoken",
-            );
-        }
-        let LdapBindCred::Simple(password) = cred else {
-            return done(
-                LdapResultCode::AuthMethodNotSupported,
-                "only simple binds are supported",
-            );
-        };
-        if dn.is_empty() && password.is_empty() {
+        let password = match self.bindable(version, dn, cred) {
+            Ok(Some(password)) => password,
             // Anonymous: allowed to bind, but it reads nothing beyond the root DSE.
-            return done(LdapResultCode::Success, "");
-        }
-        let config = &self.state.config;
-        let allowed_in_clear = config.ldap_plaintext_loopback && is_loopback(self.peer.ip());
-        if !self.tls && !allowed_in_clear {
-            return done(
-                LdapResultCode::ConfidentialityRequired,
-                "a password may not cross an unencrypted connection: use StartTLS or LDAPS \
-                 (or, on the loopback interface only, set ldap_plaintext_loopback = \"on\")",
-            );
-        }
+            Ok(None) => return done(LdapResultCode::Success, ""),
+            Err(refusal) => return refusal,
+        };
         let bases = match self
             .state
             .store
@@ -83,39 +64,70 @@ impl Session {
             Ok(b) => b,
             Err(e) => return unavailable("an LDAP bind", &e),
         };
-        let located = bases
-            .iter()
-            .find_map(|(p, b)| directory::locate_under(dn, p, b))
-            .or_else(|| {
-                // The default tree of a provider that chose its own base is not its tree.
-                directory::locate(dn).filter(|n| match n {
-                    Node::Account(p, _) | Node::User(p, _) => {
-                        !bases.iter().any(|(q, _)| q.eq_ignore_ascii_case(p))
-                    }
-                    _ => true,
-                })
-            });
-        let base_for = |provider: &str| -> (String, bool) {
-            match bases.iter().find(|(q, _)| q.eq_ignore_ascii_case(provider)) {
-                Some((_, b)) => (b.clone(), true),
-                None => (directory::base_dn(provider), false),
+        match locate_bind(dn, &bases) {
+            Some(Node::Account(provider, name)) => {
+                let base = base_for(&bases, &provider);
+                self.bind_account(dn, &provider, &name, &password, base)
+                    .await
             }
-        };
-        let (provider, name) = match located {
-            Some(Node::Account(provider, name)) => (provider, name),
             Some(Node::User(provider, name)) => {
-                let base = base_for(&provider);
-                return self.bind_user(dn, &provider, &name, &password, base).await;
+                let base = base_for(&bases, &provider);
+                self.bind_user(dn, &provider, &name, &password, base).await
             }
-            _ => {
-                return done(
-                    LdapResultCode::InvalidCredentials,
-                    "bind as a service account (cn=NAME,ou=services,dc=PROVIDER,dc=scimd) or \
-                     as a user (uid=USERNAME,ou=people,dc=PROVIDER,dc=scimd)",
-                );
-            }
+            _ => done(
+                LdapResultCode::InvalidCredentials,
+                "bind as a service account (cn=NAME,ou=services,dc=PROVIDER,dc=scimd) or as a \
+                 user (uid=USERNAME,ou=people,dc=PROVIDER,dc=scimd)",
+            ),
+        }
+    }
+
+    /// The password of a simple LDAPv3 bind this connection may make; `None` for an anonymous
+    /// bind; the refusal otherwise (another version or method, or a password in the clear off
+    /// the loopback interface).
+    fn bindable(
+        &self,
+        version: i64,
+        dn: &str,
+        cred: LdapBindCred,
+    ) -> Result<Option<String>, LdapResult> {
+        if version != 3 {
+            return Err(done(
+                LdapResultCode::ProtocolError,
+                "only LDAP version 3 is spoken",
+            ));
+        }
+        let LdapBindCred::Simple(password) = cred else {
+            return Err(done(
+                LdapResultCode::AuthMethodNotSupported,
+                "only simple binds are supported",
+            ));
         };
-        let (p, n) = (provider.clone(), name.clone());
+        if dn.is_empty() && password.is_empty() {
+            return Ok(None);
+        }
+        let config = &self.state.config;
+        let allowed_in_clear = config.ldap_plaintext_loopback && is_loopback(self.peer.ip());
+        if !self.tls && !allowed_in_clear {
+            return Err(done(
+                LdapResultCode::ConfidentialityRequired,
+                "a password may not cross an unencrypted connection: use StartTLS or LDAPS \
+                 (or, on the loopback interface only, set ldap_plaintext_loopback = \"on\")",
+            ));
+        }
+        Ok(Some(password))
+    }
+
+    /// A service account's bind.
+    async fn bind_account(
+        &mut self,
+        dn: &str,
+        provider: &str,
+        name: &str,
+        password: &str,
+        (base, custom): (String, bool),
+    ) -> LdapResult {
+        let (p, n) = (provider.to_string(), name.to_string());
         let found = self
             .state
             .store
@@ -130,15 +142,15 @@ impl Session {
         let (account, phc) = match found {
             Ok(Some(found)) => found,
             Ok(None) => {
-                let who = Refusal::unknown(&provider, dn, "no such account");
-                return self.refuse(who, &budget, &password).await;
+                let who = Refusal::unknown(provider, dn, "no such account");
+                return self.refuse(who, &budget, password).await;
             }
             Err(e) => return unavailable("an LDAP bind", &e),
         };
+        let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
         if account.state(now) != crate::auth::TokenState::Active {
-            let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
             return self
-                .refuse(who.because("the account has expired"), &budget, &password)
+                .refuse(who.because("the account has expired"), &budget, password)
                 .await;
         }
         let verdict = self
@@ -147,13 +159,12 @@ impl Session {
             .verify_as(
                 &format!("ldap-{}", account.id),
                 &budget,
-                &Secret::from_text(&password),
+                &Secret::from_text(password),
                 &phc,
                 Some(self.peer.ip()),
                 true,
             )
             .await;
-        let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
         match verdict {
             Verdict::Valid => {}
             Verdict::Throttled => return self.throttled(who),
@@ -171,13 +182,12 @@ impl Session {
                 .await
                 .map_err(|e: store::Error| tracing::warn!(error = %e, "recording an LDAP bind"));
         }
-        let (base, custom) = base_for(&account.provider);
         self.bound = Some(Bound {
-            provider: account.provider,
+            provider: account.provider.clone(),
             provider_id: account.provider_id,
-            account: account.name,
+            account: account.name.clone(),
             user: false,
-            check: Check::Account(account.id),
+            check: Check::Account(account.id.clone()),
             base,
             custom,
         });
@@ -325,5 +335,30 @@ impl Session {
             LdapResultCode::Busy,
             "too many failed binds for this name or from this address: try again shortly",
         )
+    }
+}
+
+/// Where a bind DN points, in the trees of providers that chose their own base (`bases`:
+/// provider, base DN) or in the default ones.
+fn locate_bind(dn: &str, bases: &[(String, String)]) -> Option<Node> {
+    bases
+        .iter()
+        .find_map(|(p, b)| directory::locate_under(dn, p, b))
+        .or_else(|| {
+            // The default tree of a provider that chose its own base is not its tree.
+            directory::locate(dn).filter(|n| match n {
+                Node::Account(p, _) | Node::User(p, _) => {
+                    !bases.iter().any(|(q, _)| q.eq_ignore_ascii_case(p))
+                }
+                _ => true,
+            })
+        })
+}
+
+/// A provider's base DN, and whether it is its own choice.
+fn base_for(bases: &[(String, String)], provider: &str) -> (String, bool) {
+    match bases.iter().find(|(q, _)| q.eq_ignore_ascii_case(provider)) {
+        Some((_, b)) => (b.clone(), true),
+        None => (directory::base_dn(provider), false),
     }
 }

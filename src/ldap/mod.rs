@@ -14,17 +14,17 @@ mod ber;
 mod bind;
 mod entries;
 pub(crate) mod gate;
+mod paging;
 mod search;
 mod session;
 mod transport;
 
 use crate::app::AppState;
 use crate::app::counters::LdapEvent;
+use crate::app::directory::{Batch, Check, Failure, Position, Reader, Want};
 use crate::auth::{Secret, Verdict};
 use crate::scim::ResourceKind;
-use crate::scim::directory::{self, Entry, Node, Resolve};
-use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
-use crate::scim::schema::ResourceType;
+use crate::scim::directory::{self, Entry, Node};
 use crate::store::{self, ldap_accounts};
 use crate::tls::Stream;
 use bytes::BytesMut;
@@ -35,7 +35,6 @@ use ldap3_proto::proto::{
     LdapPartialAttribute, LdapResult, LdapResultCode, LdapSearchRequest, LdapSearchResultEntry,
     LdapSearchScope, OID_WHOAMI,
 };
-use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -18,50 +18,18 @@ pub(super) struct Bound {
     pub(super) custom: bool,
 }
 
-/// The record a binding rests on: a service account (by id), or a user and the hash of the
-/// password it bound with.
-#[derive(Clone)]
-pub(super) enum Check {
-    Account(String),
-    User { seq: i64, password_hash: String },
-}
-
-impl Check {
-    pub(super) fn standing(
-        &self,
-        c: &rusqlite::Connection,
-    ) -> store::Result<ldap_accounts::Standing> {
-        match self {
-            Check::Account(id) => {
-                ldap_accounts::account_standing(c, id, chrono::Utc::now().timestamp())
-            }
-            Check::User { seq, password_hash } => {
-                ldap_accounts::user_standing(c, *seq, password_hash)
-            }
+impl Bound {
+    /// Who a search of this binding reads as.
+    pub(super) fn reader(&self) -> Reader {
+        Reader {
+            provider_id: self.provider_id,
+            provider: self.provider.clone(),
+            tree: self.base.clone(),
+            custom: self.custom,
+            check: self.check.clone(),
         }
     }
-}
 
-impl From<store::Error> for Failure {
-    fn from(e: store::Error) -> Failure {
-        Failure::Store(e)
-    }
-}
-
-impl From<rusqlite::Error> for Failure {
-    fn from(e: rusqlite::Error) -> Failure {
-        Failure::Store(e.into())
-    }
-}
-
-/// Why a batch of entries was not read.
-pub(super) enum Failure {
-    /// The binding is no longer valid (see `Check`).
-    Gone(&'static str),
-    Store(store::Error),
-}
-
-impl Bound {
     /// How binds and searches of this identity are counted.
     pub(super) fn key(&self) -> String {
         match self.user {
@@ -126,50 +94,10 @@ impl Session {
             }
             LdapOp::UnbindRequest => return Ok(Next::Close),
             LdapOp::SearchRequest(req) => self.search(id, req, msg.ctrl, out).await?,
-            LdapOp::ExtendedRequest(x) if x.name == OID_WHOAMI => {
-                let who = match &self.bound {
-                    Some(b) => format!("dn:{}", b.dn()),
-                    None => String::new(),
-                };
-                out.send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
-                    res: done(LdapResultCode::Success, ""),
-                    name: None,
-                    value: Some(who.into_bytes()),
-                })))
-                .await?;
-            }
-            LdapOp::ExtendedRequest(x) if x.name == OID_STARTTLS => {
-                let (code, message, next) = match (self.tls, self.can_start_tls) {
-                    (true, _) => (
-                        LdapResultCode::OperationsError,
-                        "this connection is encrypted already",
-                        Next::Go,
-                    ),
-                    (false, false) => (
-                        LdapResultCode::Unavailable,
-                        "TLS is not configured on this server (tls_cert, tls_key)",
-                        Next::Go,
-                    ),
-                    (false, true) => (LdapResultCode::Success, "", Next::StartTls),
-                };
-                out.send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
-                    res: done(code, message),
-                    name: Some(OID_STARTTLS.into()),
-                    value: None,
-                })))
-                .await?;
-                return Ok(next);
-            }
             LdapOp::ExtendedRequest(x) => {
-                out.send(reply(LdapOp::ExtendedResponse(LdapExtendedResponse {
-                    res: done(
-                        LdapResultCode::ProtocolError,
-                        format!("extended operation {} is not supported", x.name),
-                    ),
-                    name: None,
-                    value: None,
-                })))
-                .await?;
+                let (answer, next) = self.extended(&x.name);
+                out.send(reply(LdapOp::ExtendedResponse(answer))).await?;
+                return Ok(next);
             }
             op @ (LdapOp::AddRequest(_)
             | LdapOp::ModifyRequest(_)
@@ -195,6 +123,51 @@ impl Session {
             _ => return Ok(Next::NotARequest),
         }
         Ok(Next::Go)
+    }
+
+    /// The answer to an extended operation: Who am I? (RFC 4532) and StartTLS; no other.
+    fn extended(&self, name: &str) -> (LdapExtendedResponse, Next) {
+        let answer = |code, message: String, name: Option<&str>, value: Option<Vec<u8>>| {
+            LdapExtendedResponse {
+                res: done(code, message),
+                name: name.map(str::to_string),
+                value,
+            }
+        };
+        if name == OID_WHOAMI {
+            let who = match &self.bound {
+                Some(b) => format!("dn:{}", b.dn()),
+                None => String::new(),
+            };
+            let res = answer(
+                LdapResultCode::Success,
+                String::new(),
+                None,
+                Some(who.into_bytes()),
+            );
+            return (res, Next::Go);
+        }
+        if name != OID_STARTTLS {
+            let why = format!("extended operation {name} is not supported");
+            return (
+                answer(LdapResultCode::ProtocolError, why, None, None),
+                Next::Go,
+            );
+        }
+        let (code, message, next) = match (self.tls, self.can_start_tls) {
+            (true, _) => (
+                LdapResultCode::OperationsError,
+                "this connection is encrypted already",
+                Next::Go,
+            ),
+            (false, false) => (
+                LdapResultCode::Unavailable,
+                "TLS is not configured on this server (tls_cert, tls_key)",
+                Next::Go,
+            ),
+            (false, true) => (LdapResultCode::Success, "", Next::StartTls),
+        };
+        (answer(code, message.into(), Some(OID_STARTTLS), None), next)
     }
 }
 

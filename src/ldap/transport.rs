@@ -52,83 +52,37 @@ pub(super) async fn connection(
     let deadline = tokio::time::sleep(idle_timeout);
     tokio::pin!(deadline);
     loop {
-        let mut answered = false;
-        let refusal = loop {
-            // The next request's length, from its first bytes: one too large is refused before
-            // it is read, so what a connection may make the server hold is bounded.
-            let (limit, key) = match session.bound {
-                Some(_) => (bound_max, "ldap_max_request"),
-                None => (anonymous_max, "ldap_max_request_anonymous"),
-            };
-            match ber::frame(&input) {
-                ber::Frame::Unknown => break None,
-                ber::Frame::Malformed => {
-                    break Some(
-                        "the client sent something that is not an LDAP message".to_string(),
-                    );
-                }
-                ber::Frame::Len(n) if n > limit => {
-                    break Some(format!(
-                        "a request of {n} bytes is larger than this server takes ({limit} \
-                         bytes, {key})"
-                    ));
-                }
-                ber::Frame::Len(n) if input.len() < n => {
-                    input.reserve(n - input.len());
-                    break None;
-                }
-                ber::Frame::Len(_) => {}
+        let limits = (anonymous_max, bound_max);
+        let buffered = Buffered {
+            session: &mut session,
+            codec: &mut codec,
+            input: &mut input,
+            send_timeout,
+        };
+        let answered = match buffered.answer(&mut stream, limits).await? {
+            Answered::Waiting { any } => any,
+            Answered::Close => return Ok(()),
+            Answered::Refuse(why) => {
+                let code = LdapResultCode::ProtocolError;
+                return disconnect(&mut stream, &mut codec, peer, code, why).await;
             }
-            let msg = match codec.decode(&mut input) {
-                Ok(Some(m)) => m,
-                Ok(None) => break None,
-                Err(e) => {
-                    tracing::debug!(%peer, error = ?e, "undecodable LDAP message");
-                    break Some("the client sent a malformed LDAP message".to_string());
+            Answered::StartTls => {
+                // The client starts its handshake after our answer: nothing else may be
+                // buffered (RFC 4511 section 4.14.1).
+                let (Stream::Plain(tcp), Some(a)) = (stream, acceptor.as_ref()) else {
+                    return Ok(());
+                };
+                if !input.is_empty() {
+                    return Ok(());
                 }
-            };
-            answered = true;
-            let mut out = Writer {
-                codec: &mut codec,
-                stream: &mut stream,
-                pending: BytesMut::new(),
-                timeout: send_timeout,
-            };
-            let next = session.handle(msg, &mut out).await?;
-            out.flush().await?;
-            match next {
-                Next::Go => {}
-                Next::Close => return Ok(()),
-                Next::NotARequest => {
-                    break Some("the client sent an LDAP message that is not a request".into());
-                }
-                Next::StartTls => {
-                    // The client starts its handshake after our answer: nothing else may be
-                    // buffered (RFC 4511 section 4.14.1).
-                    let (Stream::Plain(tcp), Some(a)) = (stream, acceptor.as_ref()) else {
-                        return Ok(());
-                    };
-                    if !input.is_empty() {
-                        return Ok(());
-                    }
-                    let tls = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, a.accept(tcp))
-                        .await
-                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-                    stream = Stream::Tls(Box::new(tls));
-                    session.tls = true;
-                }
+                let tls = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, a.accept(tcp))
+                    .await
+                    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+                stream = Stream::Tls(Box::new(tls));
+                session.tls = true;
+                true
             }
         };
-        if let Some(why) = refusal {
-            return disconnect(
-                &mut stream,
-                &mut codec,
-                peer,
-                LdapResultCode::ProtocolError,
-                why,
-            )
-            .await;
-        }
         // A request begins to arrive: it has `ldap_request_timeout` to arrive whole. Between
         // requests, the connection may wait `ldap_idle_timeout`.
         let now = tokio::time::Instant::now();
@@ -168,6 +122,91 @@ pub(super) async fn connection(
                     // An idle connection is closed without a word, as slapd's idletimeout does.
                     None => Ok(()),
                 };
+            }
+        }
+    }
+}
+
+/// What answering the requests buffered so far came to.
+enum Answered {
+    /// Every whole request was answered (`any`: at least one); more bytes are awaited.
+    Waiting { any: bool },
+    /// The client unbound.
+    Close,
+    /// StartTLS was accepted: the handshake comes next.
+    StartTls,
+    /// The connection ends with a notice of disconnection saying why.
+    Refuse(String),
+}
+
+/// A connection's requests as they arrive, and the session that answers them.
+struct Buffered<'c> {
+    session: &'c mut Session,
+    codec: &'c mut LdapCodec,
+    input: &'c mut BytesMut,
+    send_timeout: std::time::Duration,
+}
+
+impl Buffered<'_> {
+    /// Answers each whole request in the input, in order. A request's length is read from its
+    /// first bytes: one larger than `limits` allows (anonymous, bound) is refused before it is
+    /// read, so what a connection may make the server hold is bounded.
+    async fn answer(
+        self,
+        stream: &mut Stream,
+        limits: (usize, usize),
+    ) -> std::io::Result<Answered> {
+        let mut any = false;
+        loop {
+            let (limit, key) = match self.session.bound {
+                Some(_) => (limits.1, "ldap_max_request"),
+                None => (limits.0, "ldap_max_request_anonymous"),
+            };
+            match ber::frame(self.input) {
+                ber::Frame::Unknown => return Ok(Answered::Waiting { any }),
+                ber::Frame::Malformed => {
+                    let why = "the client sent something that is not an LDAP message";
+                    return Ok(Answered::Refuse(why.into()));
+                }
+                ber::Frame::Len(n) if n > limit => {
+                    return Ok(Answered::Refuse(format!(
+                        "a request of {n} bytes is larger than this server takes ({limit} \
+                         bytes, {key})"
+                    )));
+                }
+                ber::Frame::Len(n) if self.input.len() < n => {
+                    let more = n - self.input.len();
+                    self.input.reserve(more);
+                    return Ok(Answered::Waiting { any });
+                }
+                ber::Frame::Len(_) => {}
+            }
+            let msg = match self.codec.decode(self.input) {
+                Ok(Some(m)) => m,
+                Ok(None) => return Ok(Answered::Waiting { any }),
+                Err(e) => {
+                    tracing::debug!(peer = %self.session.peer, error = ?e, "undecodable LDAP message");
+                    let why = "the client sent a malformed LDAP message";
+                    return Ok(Answered::Refuse(why.into()));
+                }
+            };
+            any = true;
+            let mut out = Writer {
+                codec: &mut *self.codec,
+                stream: &mut *stream,
+                pending: BytesMut::new(),
+                timeout: self.send_timeout,
+            };
+            let next = self.session.handle(msg, &mut out).await?;
+            out.flush().await?;
+            match next {
+                Next::Go => {}
+                Next::Close => return Ok(Answered::Close),
+                Next::StartTls => return Ok(Answered::StartTls),
+                Next::NotARequest => {
+                    let why = "the client sent an LDAP message that is not a request";
+                    return Ok(Answered::Refuse(why.into()));
+                }
             }
         }
     }
