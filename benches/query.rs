@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use scimd::api::render;
+use scimd::api::app;
 use scimd::api::scim::ProviderKind;
 use scimd::api::scim::ResourceKind;
 use scimd::api::scim::filter;
@@ -163,7 +163,14 @@ fn main() -> anyhow::Result<()> {
                 let rows: Vec<_> = page.items.iter().collect();
                 let mut body = Vec::new();
                 let user = ResourceKind::User.builtin();
-                render::push_rows(&mut body, c, user, BASE, &rows, &Projection::default())?;
+                app::push_rows(
+                    c,
+                    &mut body,
+                    (user, BASE),
+                    &rows,
+                    &Projection::default(),
+                    b",",
+                )?;
                 Ok(page.items.len())
             })?;
             times.push(t.elapsed());

@@ -3,10 +3,10 @@
 
 use std::io::Write;
 
-use crate::render;
 use crate::scim::ResourceKind;
 use crate::scim::projection::Projection;
-use crate::scim::summary::export_columns;
+use crate::scim::summary::{Row, export_columns};
+use crate::store::rows::Stored;
 use crate::store::search::{self, Paging};
 use crate::store::{self, Store, providers, schemas};
 
@@ -70,34 +70,17 @@ pub(crate) fn export(
             let page = search::search(c, pid, kind, None, Paging::After(after), PAGE)?;
             let rows: Vec<_> = page.items.iter().collect();
             let last = rows.last().map(|r| r.seq);
-            let mut json = Vec::with_capacity(rows.len() * 1024);
-            render::push_rows_separated(
-                &mut json,
-                c,
-                rt,
-                &base,
-                &rows,
-                &Projection::default(),
-                b"\n",
-            )?;
             let chunk = match format {
                 Format::Jsonl => {
+                    let mut json = Vec::with_capacity(rows.len() * 1024);
+                    let all = Projection::default();
+                    crate::app::push_rows(c, &mut json, (rt, &base), &rows, &all, b"\n")?;
                     if !rows.is_empty() {
                         json.push(b'\n');
                     }
                     json
                 }
-                Format::Csv => {
-                    let mut csv = Vec::with_capacity(rows.len() * 256);
-                    for line in json.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                        let v: serde_json::Value = serde_json::from_slice(line)
-                            .map_err(|e| store::Error::Internal(e.to_string()))?;
-                        let row: Vec<String> =
-                            export_columns(kind).iter().map(|c| c.value(&v)).collect();
-                        csv_line(&row, &mut csv);
-                    }
-                    csv
-                }
+                Format::Csv => csv_rows(c, kind, &rows)?,
             };
             Ok::<_, store::Error>((chunk, last, rows.len()))
         })?;
@@ -115,6 +98,38 @@ pub(crate) fn export(
     }
     out.flush()?;
     Ok(written)
+}
+
+/// CSV lines of `rows`: each column read from the stored document and the row's own fields
+/// (members counted only when a column shows the count).
+fn csv_rows(
+    c: &rusqlite::Connection,
+    kind: ResourceKind,
+    rows: &[Stored<'_>],
+) -> store::Result<Vec<u8>> {
+    let columns = export_columns(kind);
+    let counts = match columns.iter().any(|col| col.counts_linked()) {
+        true => {
+            let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+            store::members::member_counts(c, &seqs)?
+        }
+        false => vec![0; rows.len()],
+    };
+    let mut csv = Vec::with_capacity(rows.len() * 256);
+    for (r, linked) in rows.iter().zip(counts) {
+        let doc: serde_json::Value =
+            serde_json::from_str(r.doc).map_err(|e| store::Error::Internal(e.to_string()))?;
+        let row = Row {
+            doc: &doc,
+            id: r.id,
+            created: r.created,
+            modified: r.modified,
+            linked,
+        };
+        let line: Vec<String> = columns.iter().map(|col| col.value(&row)).collect();
+        csv_line(&line, &mut csv);
+    }
+    Ok(csv)
 }
 
 #[cfg(test)]

@@ -57,8 +57,8 @@ pub mod api {
         pub use crate::jobs::{CleanupPolicy, cleanup_once};
     }
 
-    pub mod render {
-        pub use crate::render::push_rows;
+    pub mod app {
+        pub use crate::app::push_rows;
     }
 
     pub mod scim {

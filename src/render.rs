@@ -13,12 +13,11 @@
 
 use std::io::Write as _;
 
-use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use crate::scim::projection::Projection;
 use crate::scim::schema::{Attribute, ResourceKind, ResourceType, Role};
-use crate::store::members::{group_seqs_of_many, members_of};
+use crate::store::members::Linked;
 use crate::store::resources::{Resource, Stored};
 use crate::store::{self, Error};
 
@@ -154,28 +153,24 @@ fn push_location(out: &mut Vec<u8>, base: &str, kind: ResourceKind, id: &str) {
     out.push(b'"');
 }
 
-/// Loads the computed attribute of each row (by key, in the given order) when `projection`
-/// keeps it. A whole page costs a few statements (see `store::members`).
-pub(crate) fn computed(
-    c: &Connection,
-    base: &str,
-    rt: &ResourceType,
-    seqs: &[i64],
-    projection: &Projection,
-) -> store::Result<Computed> {
-    let Some(attr) = rt.linked().filter(|a| projection.wants(a.name)) else {
-        return Ok(Computed::none(seqs.len()));
+/// The computed attribute of each row as read (`store::members::linked`), written once for
+/// all rows.
+pub(crate) fn computed(base: &str, rt: &ResourceType, linked: &Linked) -> Computed {
+    let attr = match (linked, rt.linked()) {
+        (Linked::None(_), _) | (_, None) => return Computed::none(linked.rows()),
+        (_, Some(attr)) => attr,
     };
     let keys = RefKeys::of(attr);
     let mut out = Computed {
         text: Vec::new(),
-        ends: Vec::with_capacity(seqs.len()),
+        ends: Vec::with_capacity(linked.rows()),
     };
-    match attr.role {
-        Role::Relation => {
-            for &seq in seqs {
+    match linked {
+        Linked::None(_) => {}
+        Linked::Members(all) => {
+            for members in all {
                 let start = out.text.len();
-                for m in members_of(c, seq)? {
+                for m in members {
                     out.text
                         .push(if out.text.len() == start { b'[' } else { b',' });
                     let display = m.display.as_deref();
@@ -195,8 +190,7 @@ pub(crate) fn computed(
                 out.ends.push(out.text.len());
             }
         }
-        _ => {
-            let (names, lists) = group_seqs_of_many(c, seqs)?;
+        Linked::Groups(names, lists) => {
             // Each group's reference is written once per page, split around its `type`: the
             // same groups recur on most users of a page. [start, type, after type, end] in refs.
             let mut refs = Vec::new();
@@ -218,7 +212,7 @@ pub(crate) fn computed(
                     }
                 })
                 .collect();
-            for member in 0..seqs.len() {
+            for member in 0..lists.len() {
                 let start = out.text.len();
                 for &(g, direct) in lists.of(member) {
                     let [head, at, tail, end] = rendered[g];
@@ -236,28 +230,9 @@ pub(crate) fn computed(
             }
         }
     }
-    Ok(out)
+    out
 }
 
-/// `computed` for a resource created in this transaction: only values it holds itself (a new
-/// group's members) can exist; nothing can have made it a member of anything yet, so a new
-/// user's groups are not looked up.
-pub(crate) fn computed_of_new(
-    c: &Connection,
-    base: &str,
-    rt: &ResourceType,
-    seq: i64,
-    projection: &Projection,
-) -> store::Result<Computed> {
-    match rt.linked() {
-        Some(a) if a.role == Role::Relation => computed(c, base, rt, &[seq], projection),
-        _ => Ok(Computed::none(1)),
-    }
-}
-
-/// Whether canonical JSON object text (as serde_json writes it: no whitespace) has the top-level
-/// key `key`. A key follows `{` or `,` and is followed by `:`; inside a string value its quotes
-/// would be escaped, so string content cannot match.
 fn has_top_level_key(doc: &str, key: &str, finder: &memchr::memmem::Finder<'_>) -> bool {
     let bytes = doc.as_bytes();
     finder.find_iter(bytes).any(|at| {
@@ -338,30 +313,17 @@ fn unrenderable(e: serde_json::Error) -> Error {
     Error::Internal(format!("rendering a resource: {e}"))
 }
 
-/// Appends `rows` separated by commas, with their computed values (loaded here).
-pub fn push_rows(
-    out: &mut Vec<u8>,
-    c: &Connection,
-    rt: &ResourceType,
-    base: &str,
-    rows: &[Stored<'_>],
-    projection: &Projection,
-) -> store::Result<()> {
-    push_rows_separated(out, c, rt, base, rows, projection, b",")
-}
-
-/// `push_rows` with another separator (a newline, for JSON lines).
+/// Appends `rows` with `separator` between them, each with its computed values (`computed`,
+/// one per row).
 pub(crate) fn push_rows_separated(
     out: &mut Vec<u8>,
-    c: &Connection,
     rt: &ResourceType,
     base: &str,
     rows: &[Stored<'_>],
+    computed: &Computed,
     projection: &Projection,
     separator: &[u8],
 ) -> store::Result<()> {
-    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
-    let computed = computed(c, base, rt, &seqs, projection)?;
     for (i, row) in rows.iter().enumerate() {
         if i > 0 {
             out.extend_from_slice(separator);
@@ -369,19 +331,6 @@ pub(crate) fn push_rows_separated(
         push_resource(out, rt, base, row, computed.of(i), projection)?;
     }
     Ok(())
-}
-
-/// One resource as a GET answers it, its computed values loaded here.
-pub(crate) fn resource(
-    c: &Connection,
-    rt: &ResourceType,
-    base: &str,
-    row: Stored<'_>,
-    projection: &Projection,
-) -> store::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(row.doc.len() + 512);
-    push_rows(&mut out, c, rt, base, &[row], projection)?;
-    Ok(out)
 }
 
 /// The answer to a write: the resource as the write stored it, with the computed values it

@@ -169,7 +169,7 @@ pub(crate) async fn list(
             let mut out = Vec::with_capacity(page.items.len() * 1536 + 256);
             render::list_start(&mut out, page.total, page.items.len(), &paged);
             let rows: Vec<_> = page.items.iter().collect();
-            render::push_rows(&mut out, tx, rt, &base, &rows, &projection)?;
+            super::push_rows(tx, &mut out, (rt, &base), &rows, &projection, b",")?;
             render::list_end(&mut out);
             Ok((out, page.total))
         })
@@ -258,7 +258,7 @@ pub(crate) async fn list_all(
                     shown += page.items.len();
                     let rt = model.get(*kind);
                     let rows: Vec<_> = page.items.iter().collect();
-                    render::push_rows(&mut items, tx, rt, &base, &rows, projection)?;
+                    super::push_rows(tx, &mut items, (rt, &base), &rows, projection, b",")?;
                 }
             }
             let mut out = Vec::with_capacity(items.len() + 256);

@@ -25,7 +25,9 @@ pub(crate) use counters::Counters;
 use crate::auth::Verifier;
 use crate::config::Config;
 use crate::error::Error;
-use crate::scim::schema::Model;
+use crate::render::Computed;
+use crate::scim::projection::Projection;
+use crate::scim::schema::{Model, ResourceType};
 use crate::store::{self, Store};
 
 /// Providers' models kept at once; the bound only stops a pathological number of providers
@@ -233,4 +235,32 @@ impl AppState {
 /// The SCIM base URL of one identity provider on a server reached at `public_base`.
 pub(crate) fn scim_base(public_base: &str, provider: &str) -> String {
     format!("{public_base}/scim/v2/{provider}")
+}
+
+/// The computed values (a group's `members`, a user's `groups`) of rows `seqs` when
+/// `projection` keeps them: read on `c` by `store`, written by `render`.
+pub(crate) fn computed(
+    c: &rusqlite::Connection,
+    base: &str,
+    rt: &ResourceType,
+    seqs: &[i64],
+    projection: &Projection,
+) -> store::Result<Computed> {
+    let linked = store::members::linked(c, rt, seqs, projection)?;
+    Ok(crate::render::computed(base, rt, &linked))
+}
+
+/// Appends `rows` as a SCIM GET shows them, `separator` between them, with their computed
+/// values read on `c`.
+pub fn push_rows(
+    c: &rusqlite::Connection,
+    out: &mut Vec<u8>,
+    (rt, base): (&ResourceType, &str),
+    rows: &[store::rows::Stored<'_>],
+    projection: &Projection,
+    separator: &[u8],
+) -> store::Result<()> {
+    let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+    let computed = computed(c, base, rt, &seqs, projection)?;
+    crate::render::push_rows_separated(out, rt, base, rows, &computed, projection, separator)
 }

@@ -132,7 +132,9 @@ pub(crate) async fn get(
             {
                 return Ok(Found::Unchanged(row.version));
             }
-            let body = render::resource(c, model.get(kind), &base, row, &projection)?;
+            let mut body = Vec::with_capacity(row.doc.len() + 512);
+            let rt = model.get(kind);
+            super::push_rows(c, &mut body, (rt, &base), &[row], &projection, b"")?;
             Ok(Found::Body(body, row.version))
         })
         .await
@@ -196,7 +198,8 @@ pub(crate) async fn create(
                 status: 201,
             };
             activity::record_change(c, pid, &ask.who, &change)?;
-            let computed = render::computed_of_new(c, &in_tx, rt, r.seq, &ask.projection)?;
+            let linked = members::linked_of_new(c, rt, r.seq, &ask.projection)?;
+            let computed = render::computed(&in_tx, rt, &linked);
             Ok((r, computed))
         })
         .await?;
@@ -254,7 +257,7 @@ pub(crate) async fn replace(
                 status: 200,
             };
             activity::record_change(c, pid, &ask.who, &change)?;
-            let computed = render::computed(c, &in_tx, rt, &[r.seq], &ask.projection)?;
+            let computed = super::computed(c, &in_tx, rt, &[r.seq], &ask.projection)?;
             Ok((r, computed))
         })
         .await?;
@@ -329,7 +332,7 @@ pub(crate) async fn patch(
             let change = patch_change(rt, &patched, hash.is_some(), &ask.who, full);
             activity::record_change(tx, pid, &ask.who, &change)?;
             let computed = if full {
-                Some(render::computed(tx, &in_tx, rt, &[seq], &ask.projection)?)
+                Some(super::computed(tx, &in_tx, rt, &[seq], &ask.projection)?)
             } else {
                 None
             };

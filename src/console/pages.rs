@@ -1178,14 +1178,8 @@ pub(crate) async fn resources(
                         Paging::After(after),
                         PAGE,
                     )?;
-                    let mut out = Vec::new();
                     let rows: Vec<_> = page.items.iter().collect();
-                    // The list shows no members: a large group's are not read.
-                    let relation = rt
-                        .with_role(crate::scim::schema::Role::Relation)
-                        .map(|a| a.name);
-                    let projection = Projection::parse(rt, None, relation);
-                    crate::render::push_rows(&mut out, &tx, rt, &scim, &rows, &projection)?;
+                    let out = summary_rows(&rows, crate::scim::summary::list_columns(kind))?;
                     let last = rows.last().map(|r| r.seq);
                     Ok((page.total, page.more, last, out))
                 })
@@ -1209,16 +1203,9 @@ pub(crate) async fn resources(
         }
         url
     };
-    let (message, total, more, last, docs) = match result {
+    let (message, total, more, last, rows) = match result {
         Err(m) => (Some(m), 0, false, None, Vec::new()),
-        Ok((total, more, last, bytes)) => {
-            let text = format!("[{}]", String::from_utf8_lossy(&bytes));
-            let docs: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
-            (None, total, more, last, docs)
-        }
-    };
-    let str_of = |d: &serde_json::Value, k: &str| {
-        d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+        Ok((total, more, last, rows)) => (None, total, more, last, rows),
     };
     let columns = crate::scim::summary::list_columns(kind);
     ok(
@@ -1243,15 +1230,14 @@ pub(crate) async fn resources(
             (view::table(
                 &columns.iter().map(|c| c.label).collect::<Vec<_>>(),
                 html! {
-                    @for d in &docs {
-                        @let id = str_of(d, "id");
-                        @let href = format!("{pbase}/{endpoint}/{}", urlencode(&id));
+                    @for (id, cells) in &rows {
+                        @let href = format!("{pbase}/{endpoint}/{}", urlencode(id));
                         tr {
-                            @for (i, c) in columns.iter().enumerate() {
+                            @for (i, cell) in cells.iter().enumerate() {
                                 @if i == 0 {
-                                    td { a href=(href) { (c.value(d)) } }
+                                    td { a href=(href) { (cell) } }
                                 } @else {
-                                    td { (c.value(d)) }
+                                    td { (cell) }
                                 }
                             }
                         }
@@ -1264,6 +1250,31 @@ pub(crate) async fn resources(
             }
         },
     )
+}
+
+/// Each row's id and the text of its `columns`, read from the stored documents (a list shows
+/// no members: a large group's are not read).
+fn summary_rows(
+    rows: &[store::rows::Stored<'_>],
+    columns: &[crate::scim::summary::Column],
+) -> store::Result<Vec<(String, Vec<String>)>> {
+    rows.iter()
+        .map(|r| {
+            let doc: serde_json::Value = serde_json::from_str(r.doc)
+                .map_err(|e| store::Error::Internal(format!("a stored document: {e}")))?;
+            let row = crate::scim::summary::Row {
+                doc: &doc,
+                id: r.id,
+                created: r.created,
+                modified: r.modified,
+                linked: 0,
+            };
+            Ok((
+                r.id.to_string(),
+                columns.iter().map(|c| c.value(&row)).collect(),
+            ))
+        })
+        .collect()
 }
 
 pub(crate) async fn resource(
@@ -1294,7 +1305,8 @@ pub(crate) async fn resource(
                 .with_role(crate::scim::schema::Role::Relation)
                 .map(|a| a.name);
             let projection = Projection::parse(rt, None, relation);
-            let bytes = crate::render::resource(c, rt, &scim, row, &projection)?;
+            let mut bytes = Vec::new();
+            crate::app::push_rows(c, &mut bytes, (rt, &scim), &[row], &projection, b"")?;
             let (members, more) = match kind {
                 ResourceKind::Group => {
                     let all = crate::store::members::first_members(c, row.seq, MEMBERS_SHOWN)?;

@@ -1,15 +1,25 @@
 //! The attributes that sum up a User or a Group in one row of a table: the columns of the
-//! console's lists and of the CSV export, each with where its value comes from in a resource
-//! as served. Part of the schema model, so no front door spells attribute names itself.
+//! console's lists and of the CSV export, each with where its value comes from: the stored
+//! document, or what a resource has besides it (`Row`). Part of the schema model, so no front
+//! door spells attribute names itself; read from stored rows, nothing is rendered to be parsed
+//! back.
 
 use serde_json::Value;
 
 use super::ResourceKind;
 use super::schema::ENTERPRISE_USER;
 
-/// Where a column's value comes from in a served resource.
+/// Where a column's value comes from.
 #[derive(Debug, Clone, Copy)]
 enum Pick {
+    /// The resource's `id`.
+    Id,
+    /// `meta.created`.
+    Created,
+    /// `meta.lastModified`.
+    Modified,
+    /// How many values the computed attribute has (a group's members).
+    Linked,
     /// A top-level attribute.
     Attr(&'static str),
     /// A sub-attribute of a complex one (`name.givenName`).
@@ -18,10 +28,16 @@ enum Pick {
     Enterprise(&'static str),
     /// The `value` of a multi-valued attribute: the primary one, else the first.
     Primary(&'static str),
-    /// How many values a multi-valued attribute has.
-    Count(&'static str),
-    /// A sub-attribute of `meta`.
-    Meta(&'static str),
+}
+
+/// A stored resource as the columns read it: its document, and what it has besides.
+pub(crate) struct Row<'a> {
+    pub(crate) doc: &'a Value,
+    pub(crate) id: &'a str,
+    pub(crate) created: &'a str,
+    pub(crate) modified: &'a str,
+    /// How many values its computed attribute has (0 where not read).
+    pub(crate) linked: usize,
 }
 
 /// One column: its name in a CSV header, its label in the console, and its value.
@@ -40,14 +56,14 @@ const fn col(header: &'static str, label: &'static str, pick: Pick) -> Column {
     }
 }
 
-const ID: Column = col("id", "Id", Pick::Attr("id"));
+const ID: Column = col("id", "Id", Pick::Id);
 const EXTERNAL_ID: Column = col("externalId", "External id", Pick::Attr("externalId"));
 const USER_NAME: Column = col("userName", "userName", Pick::Attr("userName"));
 const DISPLAY_NAME: Column = col("displayName", "Display name", Pick::Attr("displayName"));
 const EMAIL: Column = col("email", "Email", Pick::Primary("emails"));
 const ACTIVE: Column = col("active", "Active", Pick::Attr("active"));
-const CREATED: Column = col("created", "Created", Pick::Meta("created"));
-const MODIFIED: Column = col("lastModified", "Last modified", Pick::Meta("lastModified"));
+const CREATED: Column = col("created", "Created", Pick::Created);
+const MODIFIED: Column = col("lastModified", "Last modified", Pick::Modified);
 
 const USER_EXPORT: &[Column] = &[
     ID,
@@ -67,7 +83,7 @@ const GROUP_EXPORT: &[Column] = &[
     ID,
     EXTERNAL_ID,
     DISPLAY_NAME,
-    col("members", "Members", Pick::Count("members")),
+    col("members", "Members", Pick::Linked),
     CREATED,
     MODIFIED,
 ];
@@ -99,9 +115,14 @@ fn text(v: Option<&Value>) -> String {
 }
 
 impl Column {
-    /// The column's value in a resource as served, as text ("" when absent).
-    pub(crate) fn value(&self, r: &Value) -> String {
+    /// The column's value in a row, as text ("" when absent).
+    pub(crate) fn value(&self, row: &Row<'_>) -> String {
+        let r = row.doc;
         match self.pick {
+            Pick::Id => row.id.to_string(),
+            Pick::Created => row.created.to_string(),
+            Pick::Modified => row.modified.to_string(),
+            Pick::Linked => row.linked.to_string(),
             Pick::Attr(a) => text(r.get(a)),
             Pick::Sub(a, s) => text(r.get(a).and_then(|v| v.get(s))),
             Pick::Enterprise(a) => text(r.get(ENTERPRISE_USER).and_then(|e| e.get(a))),
@@ -115,13 +136,12 @@ impl Column {
                 })
                 .map(|v| text(v.get("value")))
                 .unwrap_or_default(),
-            Pick::Count(a) => r
-                .get(a)
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len)
-                .to_string(),
-            Pick::Meta(m) => text(r.get("meta").and_then(|v| v.get(m))),
         }
+    }
+
+    /// Whether the column counts the computed attribute (which must then be read).
+    pub(crate) fn counts_linked(&self) -> bool {
+        matches!(self.pick, Pick::Linked)
     }
 }
 
@@ -134,11 +154,17 @@ mod tests {
     #[test]
     fn columns_read_what_they_name() {
         let user = json!({
-            "id": "u1", "userName": "a@x", "active": false, "name": {"givenName": "A"},
+            "userName": "a@x", "active": false, "name": {"givenName": "A"},
             "emails": [{"value": "home@x"}, {"value": "work@x", "primary": true}],
             ENTERPRISE_USER: {"department": "R&D"},
-            "meta": {"created": "2026-01-01T00:00:00Z", "lastModified": "2026-01-02T00:00:00Z"}
         });
+        let user = Row {
+            doc: &user,
+            id: "u1",
+            created: "2026-01-01T00:00:00Z",
+            modified: "2026-01-02T00:00:00Z",
+            linked: 0,
+        };
         let row: Vec<String> = export_columns(ResourceKind::User)
             .iter()
             .map(|c| c.value(&user))
@@ -160,7 +186,12 @@ mod tests {
                 "2026-01-02T00:00:00Z"
             ]
         );
-        let group = json!({"displayName": "G", "members": [{"value": "u1"}, {"value": "u2"}]});
+        let doc = json!({"displayName": "G"});
+        let group = Row {
+            doc: &doc,
+            linked: 2,
+            ..user
+        };
         let members = export_columns(ResourceKind::Group)
             .iter()
             .find(|c| c.header == "members")

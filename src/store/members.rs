@@ -9,9 +9,10 @@ use super::rows::{Reference, parse_kind};
 use super::{Error, Result};
 use crate::scim::ResourceKind;
 use crate::scim::patch::MemberChange;
+use crate::scim::projection::Projection;
 use crate::scim::resource::Member;
-use crate::scim::schema::ResourceType;
 use crate::scim::schema::active_json_path;
+use crate::scim::schema::{ResourceType, Role};
 
 /// Applies PATCH membership changes row by row: the cost grows with the members named, not
 /// with the size of the group. Returns whether any membership changed.
@@ -212,6 +213,15 @@ pub(crate) fn at_most(c: &Connection, group_seq: i64, n: usize) -> Result<bool> 
     Ok(count as usize <= n)
 }
 
+/// How many members each of the groups `group_seqs` has, in that order.
+pub(crate) fn member_counts(c: &Connection, group_seqs: &[i64]) -> Result<Vec<usize>> {
+    let mut st = c.prepare_cached("SELECT count(*) FROM members WHERE group_seq = ?1")?;
+    group_seqs
+        .iter()
+        .map(|seq| Ok(st.query_row([seq], |r| r.get::<_, i64>(0))? as usize))
+        .collect()
+}
+
 /// The first `n` members of a group, oldest resource first, each named by the display the
 /// client sent or else its own name (a group's page in the console).
 pub(crate) fn first_members(c: &Connection, group_seq: i64, n: usize) -> Result<Vec<Reference>> {
@@ -262,6 +272,68 @@ pub(crate) fn member_names_many(
     Ok(out)
 }
 
+/// The values of a resource type's computed attribute for some rows, as read: each group's
+/// members (RFC 7643 §4.2), or each user's groups with their names (§4.1.2); what `render`
+/// writes as `members` or `groups`.
+pub(crate) enum Linked {
+    /// Not wanted (or the type has none), for this many rows.
+    None(usize),
+    /// Each row's members, in the order they were added.
+    Members(Vec<Vec<Reference>>),
+    /// Each row's groups, direct and inherited.
+    Groups(GroupNames, GroupLists),
+}
+
+impl Linked {
+    /// How many rows it is for.
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            Linked::None(n) => *n,
+            Linked::Members(all) => all.len(),
+            Linked::Groups(_, lists) => lists.len(),
+        }
+    }
+}
+
+/// The computed attribute of the rows `seqs` of `rt` (in that order) when `projection` keeps
+/// it; a page costs a few statements.
+pub(crate) fn linked(
+    c: &Connection,
+    rt: &ResourceType,
+    seqs: &[i64],
+    projection: &Projection,
+) -> Result<Linked> {
+    let Some(attr) = rt.linked().filter(|a| projection.wants(a.name)) else {
+        return Ok(Linked::None(seqs.len()));
+    };
+    Ok(match attr.role {
+        Role::Relation => Linked::Members(
+            seqs.iter()
+                .map(|&seq| members_of(c, seq))
+                .collect::<Result<_>>()?,
+        ),
+        _ => {
+            let (names, lists) = group_seqs_of_many(c, seqs)?;
+            Linked::Groups(names, lists)
+        }
+    })
+}
+
+/// `linked` for a resource created in this transaction: only values it holds itself (a new
+/// group's members) can exist; nothing can have made it a member of anything yet, so a new
+/// user's groups are not looked up.
+pub(crate) fn linked_of_new(
+    c: &Connection,
+    rt: &ResourceType,
+    seq: i64,
+    projection: &Projection,
+) -> Result<Linked> {
+    match rt.linked() {
+        Some(a) if a.role == Role::Relation => linked(c, rt, &[seq], projection),
+        _ => Ok(Linked::None(1)),
+    }
+}
+
 /// The members of a group, oldest resource first.
 pub(crate) fn members_of(c: &Connection, group_seq: i64) -> Result<Vec<Reference>> {
     let mut st = c.prepare_cached(
@@ -303,6 +375,11 @@ pub(crate) struct GroupLists {
 }
 
 impl GroupLists {
+    /// How many members' lists it holds.
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
     pub(crate) fn of(&self, member: usize) -> &[(usize, bool)] {
         let start = member.checked_sub(1).map_or(0, |m| self.ends[m]);
         &self.items[start..self.ends[member]]

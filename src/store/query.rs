@@ -695,7 +695,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::render;
     use crate::scim::ProviderKind;
     use crate::scim::ResourceKind;
     use crate::scim::filter::{matches, parse};
@@ -834,8 +833,10 @@ mod tests {
         all.items
             .iter()
             .filter(|r| {
-                let body = render::resource(c, kind.builtin(), BASE, *r, &Projection::default());
-                let rendered: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+                let mut body = Vec::new();
+                let (rt, all) = (kind.builtin(), &Projection::default());
+                crate::app::push_rows(c, &mut body, (rt, BASE), &[*r], all, b"").unwrap();
+                let rendered: Value = serde_json::from_slice(&body).unwrap();
                 matches(kind.builtin(), &f, &rendered)
             })
             .map(|r| r.id.to_string())
