@@ -345,10 +345,9 @@ pub(crate) fn entries(
                 );
                 let mut attrs = directory::user_attributes(&doc, tree, manager, &group_names);
                 if !mappings.is_empty() {
-                    // The document is not needed after this: moved, not copied.
                     let groups = groups.as_ref().map(|(n, l)| (n, l.of(i)));
-                    let served = as_served(doc, rt, scim, &row, groups);
-                    directory::apply_mappings(&mut attrs, &served, mappings);
+                    let served = served(rt, scim, &row, groups);
+                    directory::apply_mappings(&mut attrs, &doc, Some(&served), mappings);
                 }
                 Entry {
                     dn,
@@ -382,46 +381,33 @@ pub(crate) fn entries(
     Ok(entries)
 }
 
-/// A stored document with what a SCIM GET adds to it (`id`, `groups`, `meta`), which a
-/// provider's attribute mappings may name.
-pub(crate) fn as_served(
-    doc: Value,
-    rt: &ResourceType,
+/// What a SCIM GET shows of a user besides its stored document, for mappings that name it.
+fn served<'r>(
+    rt: &'r ResourceType,
     scim: &str,
-    row: &store::resources::Stored<'_>,
-    groups: Option<(&store::members::GroupNames, &[(usize, bool)])>,
-) -> Value {
-    let Value::Object(mut doc) = doc else {
-        return doc;
-    };
-    doc.insert("id".into(), row.id.into());
-    if let Some((names, of)) = groups
-        && !of.is_empty()
-    {
-        let groups = of
+    row: &store::rows::Stored<'r>,
+    groups: Option<(&'r store::members::GroupNames, &[(usize, bool)])>,
+) -> directory::Served<'r> {
+    let linked = match groups {
+        Some((names, of)) => of
             .iter()
             .map(|&(g, direct)| {
                 let (_, id, name) = &names[g];
-                serde_json::json!({
-                    "value": id,
-                    "display": name,
-                    "type": if direct { "direct" } else { "indirect" },
-                })
+                (id.as_str(), name.as_deref(), direct)
             })
-            .collect();
-        doc.insert(rt.linked_name().into(), Value::Array(groups));
+            .collect(),
+        None => Vec::new(),
+    };
+    directory::Served {
+        id: row.id,
+        resource_type: rt.name(),
+        created: row.created,
+        modified: row.modified,
+        version: crate::render::etag(row.version),
+        location: format!("{scim}/{}/{}", rt.kind().endpoint(), row.id),
+        linked_name: rt.linked_name(),
+        linked,
     }
-    doc.insert(
-        "meta".into(),
-        serde_json::json!({
-            "resourceType": rt.name(),
-            "created": row.created,
-            "lastModified": row.modified,
-            "location": format!("{scim}/{}/{}", rt.kind().endpoint(), row.id),
-            "version": crate::render::etag(row.version),
-        }),
-    );
-    Value::Object(doc)
 }
 
 #[cfg(test)]

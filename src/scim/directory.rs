@@ -341,16 +341,72 @@ pub(crate) fn values_at(doc: &Value, path: &AttrPath) -> Vec<String> {
         .collect()
 }
 
+/// What a SCIM GET shows of a user besides its stored document (RFC 7643 §3.1 `id` and
+/// `meta`, §4.1.2 `groups`), for mappings that name it. Values are looked up by path, never
+/// written out as a document.
+pub(crate) struct Served<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) resource_type: &'a str,
+    pub(crate) created: &'a str,
+    pub(crate) modified: &'a str,
+    /// The ETag (`W/"3"`).
+    pub(crate) version: String,
+    pub(crate) location: String,
+    /// The computed attribute's name (`groups`)...
+    pub(crate) linked_name: &'a str,
+    /// ...and its values: (id, display name, direct).
+    pub(crate) linked: Vec<(&'a str, Option<&'a str>, bool)>,
+}
+
+impl Served<'_> {
+    /// The values at `path` when it names something served rather than stored.
+    pub(crate) fn values(&self, path: &AttrPath) -> Option<Vec<String>> {
+        if path.uri.is_some() {
+            return None;
+        }
+        let (attr, sub) = (path.attr.as_str(), path.sub.as_deref());
+        let is = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        if is(attr, "id") {
+            return Some(vec![self.id.to_string()]);
+        }
+        if is(attr, "meta") {
+            let value = match sub? {
+                s if is(s, "resourceType") => self.resource_type.to_string(),
+                s if is(s, "created") => self.created.to_string(),
+                s if is(s, "lastModified") => self.modified.to_string(),
+                s if is(s, "version") => self.version.clone(),
+                s if is(s, "location") => self.location.clone(),
+                _ => return Some(Vec::new()),
+            };
+            return Some(vec![value]);
+        }
+        if !is(attr, self.linked_name) {
+            return None;
+        }
+        let pick = |&(id, display, direct): &(&str, Option<&str>, bool)| match sub {
+            Some(s) if is(s, "value") => Some(id.to_string()),
+            Some(s) if is(s, "display") => display.map(str::to_string),
+            Some(s) if is(s, "type") => Some(if direct { "direct" } else { "indirect" }.into()),
+            _ => None,
+        };
+        Some(self.linked.iter().filter_map(pick).collect())
+    }
+}
+
 /// Applies a provider's own attributes to a user entry: each replaces the built-in one of its
-/// name; with `uidNumber`, `gidNumber` and `homeDirectory` the entry is a `posixAccount` too.
+/// name, read from the stored document or from what is `served` besides it; with
+/// `uidNumber`, `gidNumber` and `homeDirectory` the entry is a `posixAccount` too.
 pub(crate) fn apply_mappings(
     attrs: &mut Vec<(String, Vec<String>)>,
     doc: &Value,
+    served: Option<&Served<'_>>,
     mappings: &[(String, AttrPath)],
 ) {
     for (name, path) in mappings {
         attrs.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        let values = values_at(doc, path);
+        let values = served
+            .and_then(|s| s.values(path))
+            .unwrap_or_else(|| values_at(doc, path));
         if !values.is_empty() {
             attrs.push((name.clone(), values));
         }
@@ -1066,6 +1122,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn served_values_are_found_by_path_and_stored_ones_are_not() {
+        let served = Served {
+            id: "u1",
+            resource_type: "User",
+            created: "c",
+            modified: "m",
+            version: "W/\"3\"".into(),
+            location: "https://h/scim/v2/p/Users/u1".into(),
+            linked_name: "groups",
+            linked: vec![("g1", Some("Sales"), true), ("g2", None, false)],
+        };
+        let at = |p: &str| served.values(&parse_path(p).unwrap());
+        assert_eq!(at("id"), Some(vec!["u1".to_string()]));
+        assert_eq!(at("meta.LASTMODIFIED"), Some(vec!["m".to_string()]));
+        assert_eq!(at("meta.version"), Some(vec!["W/\"3\"".to_string()]));
+        assert_eq!(at("groups.value"), Some(vec!["g1".into(), "g2".into()]));
+        assert_eq!(at("groups.display"), Some(vec!["Sales".to_string()]));
+        assert_eq!(
+            at("groups.type"),
+            Some(vec!["direct".into(), "indirect".into()])
+        );
+        // Stored attributes are read from the document.
+        assert_eq!(at("name.givenName"), None);
+        assert_eq!(at("userName"), None);
+    }
+
+    #[test]
     fn times_become_generalized_time_in_utc() {
         for (t, want) in [
             ("2026-11-30T07:16:11Z", Some("20261130071611Z")),
@@ -1401,7 +1484,7 @@ mod tests {
             ("l".to_string(), p(&format!("{CONTOSO}:sites.name"))),
         ];
         let mut attrs = user_attributes(&doc, "dc=p,dc=scimd", None, &[]);
-        apply_mappings(&mut attrs, &doc, &mappings);
+        apply_mappings(&mut attrs, &doc, None, &mappings);
         let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         assert_eq!(
             get("title"),

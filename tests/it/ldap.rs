@@ -596,6 +596,10 @@ fn providers_map_their_own_attributes_including_extensions() {
         ("gidNumber", format!("{CONTOSO}:clearance")),
         ("homeDirectory", format!("{CONTOSO}:badgeNumber")),
         ("title", "name.givenName".to_string()),
+        // What a SCIM GET shows besides the stored document can be mapped too.
+        ("roomNumber", "id".to_string()),
+        ("carLicense", "meta.resourceType".to_string()),
+        ("description", "groups.display".to_string()),
     ] {
         ok(&["ldap", "map", "--provider", "contoso", attr, &path]);
     }
@@ -613,11 +617,18 @@ fn providers_map_their_own_attributes_including_extensions() {
     ]);
     assert!(!refused.status.success());
 
-    d.scim.create(
+    let fred = d.scim.create(
         "/Users",
         &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", CONTOSO],
                 "userName": "fred@contoso.com", "name": {"givenName": "Fred"}, "title": "Clerk",
                 CONTOSO: {"costCenter": "CC-1", "clearance": 1001, "badgeNumber": "/home/fred"}}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.scim.create(
+        "/Groups",
+        &json!({"displayName": "Clerks", "members": [{"value": fred}]}),
     );
     let (out, code) = d.search(BASE, "(employeeType=CC-1)", &[]);
     assert_eq!(code, 0, "{out}");
@@ -630,6 +641,9 @@ fn providers_map_their_own_attributes_including_extensions() {
         "objectClass: posixAccount",
         // Replaced: the provider's title is the given name.
         "title: Fred",
+        &format!("roomNumber: {fred}"),
+        "carLicense: User",
+        "description: Clerks",
     ] {
         assert!(out.contains(line), "missing {line:?} in\n{out}");
     }
