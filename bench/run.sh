@@ -11,8 +11,10 @@
 #                                     with openssl); the ceiling stays plain HTTP, so the
 #                                     ratios show what TLS costs
 #
-# BENCH_SCIMD=PATH measures that scimd binary instead of the one built here (the seeder, the
-# ceiling and wrk stay the same): run it alternately with two builds to compare them.
+# BENCH_SCIMD=PATH measures that scimd binary instead of the one built here (the ceiling and
+# wrk stay the same): run it alternately with two builds to compare them. BENCH_SEED=PATH
+# seeds with that build's seeder (a build from before a schema migration cannot open a
+# database the newer seeder wrote).
 #
 # Options: --duration S (per run, default 10), --runs R (median of R, default 3),
 #          --connections C (default 64), --big-group N (default 100000),
@@ -149,7 +151,7 @@ done
 kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "== scimd: seeding $users users, 50 groups of 100, a $big-member group"
-"$bin/examples/seed" --db "$work/scimd.db" --out "$work" --users "$users" --big-group "$big" >/dev/null
+"${BENCH_SEED:-$bin/examples/seed}" --db "$work/scimd.db" --out "$work" --users "$users" --big-group "$big" >/dev/null
 # The provider has an extension schema of its own, as a provider with Entra custom attributes
 # does: every request then uses the provider's model rather than the built-in one.
 "$scimd_bin" --database "$work/scimd.db" schema add --provider bench --index costCenter \
