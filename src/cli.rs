@@ -188,6 +188,12 @@ pub(crate) enum ProviderCommand {
         /// (the default).
         #[arg(long, value_enum, value_name = "ON_OFF")]
         activity_values: Option<OnOff>,
+        /// What the provider's SCIM requests may do to users' passwords (used for LDAP binds):
+        /// `updates` (the default) keeps a password sent in a PUT or PATCH and ignores one in a
+        /// create (Okta sends a random one in every create); `all` keeps those too; `ignore`
+        /// keeps none and removes the passwords stored so far.
+        #[arg(long, value_enum, value_name = "POLICY")]
+        scim_passwords: Option<ScimPasswordsArg>,
     },
     /// Remove an identity provider with its tokens. Refuses while it still holds Users or Groups
     /// unless --yes is given, which removes them too.
@@ -337,6 +343,26 @@ pub(crate) struct ActivityArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ScimPasswordsArg {
+    /// Keep none; remove the stored ones.
+    Ignore,
+    /// Keep those sent in a PUT or PATCH, not in a create.
+    Updates,
+    /// Keep those sent in creates too.
+    All,
+}
+
+impl From<ScimPasswordsArg> for crate::scim::ScimPasswords {
+    fn from(p: ScimPasswordsArg) -> Self {
+        match p {
+            ScimPasswordsArg::Ignore => crate::scim::ScimPasswords::Ignore,
+            ScimPasswordsArg::Updates => crate::scim::ScimPasswords::Updates,
+            ScimPasswordsArg::All => crate::scim::ScimPasswords::All,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -462,6 +462,10 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                 "activity values: {} (new attribute values in activity records)",
                 if p.activity_values { "on" } else { "off" }
             );
+            println!(
+                "SCIM passwords: {} (ignore, updates: kept from PUT and PATCH only, or all)",
+                p.scim_passwords.as_str()
+            );
             println!("last request:  {}", when(st.last_request, now_ms));
             println!("last write:    {}", when(st.last_write, now_ms));
             match &st.last_error {
@@ -512,39 +516,56 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             kind,
             unknown_attributes,
             activity_values,
+            scim_passwords,
         } => {
             if description.is_none()
                 && kind.is_none()
                 && unknown_attributes.is_none()
                 && activity_values.is_none()
+                && scim_passwords.is_none()
             {
                 bail!(
-                    "nothing to change: give --type, --description, --unknown-attributes \
-                     and/or --activity-values"
+                    "nothing to change: give --type, --description, --unknown-attributes, \
+                     --activity-values and/or --scim-passwords"
                 );
             }
             let store = open(config, OpenMode::MustExist)?;
             let kind = kind.map(Into::into);
             let unknown = unknown_attributes.map(Into::into);
             let values = activity_values.map(|v| matches!(v, OnOff::On));
-            let p = store.write_blocking(move |c| {
+            let passwords = scim_passwords.map(crate::scim::ScimPasswords::from);
+            let (p, removed) = store.write_blocking(move |c| {
                 if let Some(u) = unknown {
                     schemas::set_unknown(c, &name, u)?;
                 }
                 if let Some(v) = values {
                     providers::set_activity_values(c, &name, v)?;
                 }
-                providers::update(c, &name, description.as_deref(), kind)
+                let removed = match passwords {
+                    Some(policy) => providers::set_scim_passwords(c, &name, policy)?,
+                    None => 0,
+                };
+                Ok::<_, store::Error>((
+                    providers::update(c, &name, description.as_deref(), kind)?,
+                    removed,
+                ))
             })?;
             println!(
                 "updated identity provider {}: type {}, unknown attributes {}, activity values \
-                 {}, description {:?}",
+                 {}, SCIM passwords {}, description {:?}",
                 p.name,
                 p.kind,
                 p.unknown_attributes.as_str(),
                 if p.activity_values { "on" } else { "off" },
+                p.scim_passwords.as_str(),
                 p.description
             );
+            if removed > 0 {
+                println!(
+                    "removed the {removed} stored passwords: those users no longer bind to LDAP \
+                     with them"
+                );
+            }
         }
         ProviderCommand::Remove { name, yes } => {
             let store = open(config, OpenMode::MustExist)?;

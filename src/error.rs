@@ -35,8 +35,8 @@ pub(crate) enum Error {
     #[error("the request target is {0} bytes long; at most {max} are read", max = MAX_TARGET)]
     UriTooLong(usize),
     #[error(
-        "the identity provider's schemas changed while this request was in flight; nothing \
-         was written, retry it"
+        "the identity provider's schemas or password policy changed while this request was in \
+         flight; nothing was written, retry it"
     )]
     ModelChanged,
     #[error("storage failure")]

@@ -28,6 +28,8 @@ pub(crate) struct Principal {
     pub(crate) model_version: i64,
     /// Whether the provider's activity records carry attribute values.
     pub(crate) activity_values: bool,
+    /// What the provider's requests may do to users' passwords.
+    pub(crate) scim_passwords: crate::scim::ScimPasswords,
     /// The version of the model this request validated against (`AppState::model`).
     pub(crate) model_used: Arc<AtomicI64>,
     /// Set once the token's row has been read again by this request's database work.
@@ -63,10 +65,15 @@ impl Principal {
             || record.read_only != self.read_only
             || record.activity_values != self.activity_values
             || record.model_version != self.model_version
+            || record.scim_passwords != self.scim_passwords
         {
             self.stale.store(true, Ordering::Release);
         }
-        if writing && record.model_version != self.model_used.load(Ordering::Acquire) {
+        // A write goes on only under the model and password policy it was prepared with.
+        if writing
+            && (record.model_version != self.model_used.load(Ordering::Acquire)
+                || record.scim_passwords != self.scim_passwords)
+        {
             return Err(Error::ModelChanged);
         }
         self.checked.store(true, Ordering::Release);
@@ -249,6 +256,7 @@ async fn accept(
         model_version: record.model_version,
         model_used: Arc::new(AtomicI64::new(record.model_version)),
         activity_values: record.activity_values,
+        scim_passwords: record.scim_passwords,
         checked: Arc::new(AtomicBool::new(false)),
         stale: Arc::new(AtomicBool::new(false)),
         #[cfg(debug_assertions)]

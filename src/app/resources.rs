@@ -141,17 +141,22 @@ pub(crate) async fn get(
 }
 
 /// A body validated against the provider's model (made to know the schemas it names), with
-/// the hash of any password it sets; `quirks` hears of the non-standard shapes it used.
+/// the hash of any password it sets that the provider's password policy keeps (`creating`: in a
+/// create); `quirks` hears of the non-standard shapes it used.
 async fn prepared(
     state: &AppState,
     principal: &Principal,
-    kind: ResourceKind,
+    (kind, creating): (ResourceKind, bool),
     body: &Value,
     quirks: impl FnOnce(Quirks),
 ) -> Result<(Arc<Model>, Prepared, Option<String>), Error> {
     let model = state.model_knowing(principal, body_urns(body)).await?;
-    let prepared = resource::prepare(model.get(kind), body)?;
+    let mut prepared = resource::prepare(model.get(kind), body)?;
     quirks(prepared.quirks);
+    if !principal.scim_passwords.keeps(creating) {
+        // The provider's policy (`--scim-passwords`): validated, then not kept.
+        prepared.password = None;
+    }
     let hash = hash_password(state, prepared.password.clone()).await?;
     Ok((model, prepared, hash))
 }
@@ -165,7 +170,7 @@ pub(crate) async fn create(
     ask: impl FnOnce(&Model) -> Ask,
     quirks: impl FnOnce(Quirks),
 ) -> Result<Written, Error> {
-    let (model, prepared, hash) = prepared(state, principal, kind, body, quirks).await?;
+    let (model, prepared, hash) = prepared(state, principal, (kind, true), body, quirks).await?;
     let ask = ask(&model);
     let projection = ask.projection.clone();
     let base = state.scim_base(&principal.provider_name);
@@ -223,7 +228,7 @@ pub(crate) async fn replace(
     ask: impl FnOnce(&Model) -> Ask,
     quirks: impl FnOnce(Quirks),
 ) -> Result<Written, Error> {
-    let (model, prepared, hash) = prepared(state, principal, kind, body, quirks).await?;
+    let (model, prepared, hash) = prepared(state, principal, (kind, false), body, quirks).await?;
     let ask = ask(&model);
     let projection = ask.projection.clone();
     let base = state.scim_base(&principal.provider_name);
@@ -287,7 +292,9 @@ pub(crate) async fn patch(
     let ask = ask(&model);
     let projection = ask.projection.clone();
     patch::check_count(&ops, state.config.max_patch_operations as usize)?;
-    let hash = hash_password(state, patch::password_in(model.get(kind), &ops)).await?;
+    let password = patch::password_in(model.get(kind), &ops);
+    let kept = password.filter(|_| principal.scim_passwords.keeps(false));
+    let hash = hash_password(state, kept).await?;
     let base = state.scim_base(&principal.provider_name);
     let pid = principal.provider_id;
     // Many operations are applied on a reader first, so that their work does not hold the

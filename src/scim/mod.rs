@@ -16,6 +16,7 @@ pub(crate) mod schema;
 pub(crate) mod summary;
 
 pub use provider::ProviderKind;
+pub(crate) use provider::ScimPasswords;
 pub use schema::ResourceKind;
 
 /// Case folding for attributes compared regardless of case (`caseExact: false`), such as

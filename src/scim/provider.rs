@@ -38,3 +38,71 @@ impl FromStr for ProviderKind {
         }
     }
 }
+
+/// What a provider's SCIM requests may do to users' passwords (`provider set --scim-passwords`).
+/// Some identity providers send a password nobody knows in every create (Okta does, with
+/// password sync off) and the real one, if at all, in a later PUT or PATCH; Entra ID never
+/// sends one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ScimPasswords {
+    /// Never stored; the provider's stored passwords are removed when it is set.
+    Ignore,
+    /// Stored from a PUT or PATCH, ignored in a create (the default).
+    #[default]
+    Updates,
+    /// Stored from creates too.
+    All,
+}
+
+impl ScimPasswords {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ScimPasswords::Ignore => "ignore",
+            ScimPasswords::Updates => "updates",
+            ScimPasswords::All => "all",
+        }
+    }
+
+    /// Whether a password the provider sends in a create (`creating`) or an update is kept.
+    pub(crate) fn keeps(self, creating: bool) -> bool {
+        match self {
+            ScimPasswords::Ignore => false,
+            ScimPasswords::Updates => !creating,
+            ScimPasswords::All => true,
+        }
+    }
+}
+
+impl FromStr for ScimPasswords {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "ignore" => Ok(ScimPasswords::Ignore),
+            "updates" => Ok(ScimPasswords::Updates),
+            "all" => Ok(ScimPasswords::All),
+            other => Err(format!(
+                "SCIM password policy {other:?} must be ignore, updates or all"
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_creates_are_kept_only_when_all_are() {
+        let kept = |p: ScimPasswords| (p.keeps(true), p.keeps(false));
+        assert_eq!(kept(ScimPasswords::Ignore), (false, false));
+        assert_eq!(kept(ScimPasswords::default()), (false, true));
+        assert_eq!(kept(ScimPasswords::All), (true, true));
+        for p in [
+            ScimPasswords::Ignore,
+            ScimPasswords::Updates,
+            ScimPasswords::All,
+        ] {
+            assert_eq!(p.as_str().parse::<ScimPasswords>(), Ok(p));
+        }
+    }
+}

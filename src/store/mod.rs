@@ -138,6 +138,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0010_admin_console.sql")),
         M::up(include_str!("migrations/0011_ldap_accounts.sql")),
         M::up(include_str!("migrations/0012_credentials.sql")),
+        M::up(include_str!("migrations/0013_scim_passwords.sql")),
     ]
 }
 

@@ -3,8 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::{Error, Result};
-use crate::scim::ProviderKind;
 use crate::scim::schema::Unknown;
+use crate::scim::{ProviderKind, ScimPasswords};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provider {
@@ -18,6 +18,8 @@ pub struct Provider {
     pub(crate) unknown_attributes: Unknown,
     /// Whether activity records carry new attribute values.
     pub(crate) activity_values: bool,
+    /// What its SCIM requests may do to users' passwords.
+    pub(crate) scim_passwords: ScimPasswords,
 }
 
 /// How many resources a provider holds.
@@ -47,7 +49,8 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-const COLUMNS: &str = "id, name, description, kind, created, unknown_attributes, activity_values";
+const COLUMNS: &str =
+    "id, name, description, kind, created, unknown_attributes, activity_values, scim_passwords";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Provider> {
     let kind: String = r.get(3)?;
@@ -63,6 +66,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Provider> {
             rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, e.into())
         })?,
         activity_values: r.get(6)?,
+        scim_passwords: r.get::<_, String>(7)?.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(7, rusqlite::types::Type::Text, e.into())
+        })?,
     })
 }
 
@@ -90,6 +96,7 @@ pub fn insert(
         created: now,
         unknown_attributes: Unknown::default(),
         activity_values: false,
+        scim_passwords: ScimPasswords::default(),
     })
 }
 
@@ -121,6 +128,29 @@ pub(crate) fn set_activity_values(c: &Connection, name: &str, on: bool) -> Resul
         params![on, p.id],
     )?;
     Ok(())
+}
+
+/// Sets what the provider's SCIM requests may do to users' passwords; `ignore` removes the
+/// passwords stored so far (users binding with them stop at their next search). Returns how
+/// many were removed.
+pub(crate) fn set_scim_passwords(
+    c: &Connection,
+    name: &str,
+    policy: ScimPasswords,
+) -> Result<usize> {
+    let p = require(c, name)?;
+    c.execute(
+        "UPDATE providers SET scim_passwords = ?1 WHERE id = ?2",
+        params![policy.as_str(), p.id],
+    )?;
+    if policy != ScimPasswords::Ignore {
+        return Ok(0);
+    }
+    Ok(c.execute(
+        "UPDATE resources SET password_hash = NULL
+         WHERE provider_id = ?1 AND password_hash IS NOT NULL",
+        [p.id],
+    )?)
 }
 
 pub(crate) fn update(

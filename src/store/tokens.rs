@@ -25,6 +25,8 @@ pub(crate) struct AuthRecord {
     pub(crate) model_version: i64,
     /// The provider's `activity_values` setting.
     pub(crate) activity_values: bool,
+    /// The provider's `scim_passwords` setting.
+    pub(crate) scim_passwords: crate::scim::ScimPasswords,
 }
 
 /// A token row to insert; `secret_hash` is already the argon2id PHC string.
@@ -69,52 +71,33 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
     let row = c
         .prepare_cached(
             "SELECT t.provider_id, p.name, p.kind, t.secret_hash, t.read_only, t.expires,
-                    t.revoked, t.last_used, p.model_version, p.activity_values
+                    t.revoked, t.last_used, p.model_version, p.activity_values, p.scim_passwords
              FROM credentials t JOIN providers p ON p.id = t.provider_id
              WHERE t.id = ?1 AND t.kind = 'scim'",
         )?
         .query_row([id], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, bool>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, Option<i64>>(6)?,
-                r.get::<_, Option<i64>>(7)?,
-                r.get::<_, i64>(8)?,
-                r.get::<_, bool>(9)?,
-            ))
+            let record = AuthRecord {
+                provider_id: r.get(0)?,
+                provider_name: r.get(1)?,
+                provider_kind: ProviderKind::Generic,
+                secret_hash: r.get(3)?,
+                read_only: r.get(4)?,
+                expires: r.get(5)?,
+                revoked: r.get(6)?,
+                last_used: r.get(7)?,
+                model_version: r.get(8)?,
+                activity_values: r.get(9)?,
+                scim_passwords: crate::scim::ScimPasswords::default(),
+            };
+            Ok((record, r.get::<_, String>(2)?, r.get::<_, String>(10)?))
         })
         .optional()?;
-    let Some((
-        provider_id,
-        provider_name,
-        kind,
-        secret_hash,
-        read_only,
-        expires,
-        revoked,
-        used,
-        model_version,
-        activity_values,
-    )) = row
-    else {
+    let Some((mut record, kind, passwords)) = row else {
         return Ok(None);
     };
-    Ok(Some(AuthRecord {
-        provider_id,
-        provider_name,
-        provider_kind: kind.parse().map_err(Error::Invalid)?,
-        secret_hash,
-        read_only,
-        expires,
-        revoked,
-        last_used: used,
-        model_version,
-        activity_values,
-    }))
+    record.provider_kind = kind.parse().map_err(Error::Invalid)?;
+    record.scim_passwords = passwords.parse().map_err(Error::Invalid)?;
+    Ok(Some(record))
 }
 
 /// Marks a token revoked; it stops working on the very next request.

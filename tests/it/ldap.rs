@@ -95,6 +95,17 @@ impl Directory {
         run(cmd)
     }
 
+    /// Sets the provider's `--scim-passwords` policy; a SCIM read follows, so the server's
+    /// remembered token record has the new policy before the next write (a write in flight
+    /// when the policy changes gets 503 and its retry the new policy).
+    pub fn scim_passwords(&self, policy: &str) {
+        let out = self
+            .db
+            .ok(&["provider", "set", "contoso", "--scim-passwords", policy]);
+        assert!(out.contains(&format!("SCIM passwords {policy}")), "{out}");
+        self.scim.get("/Users?count=1").expect(200);
+    }
+
     pub fn provision(&self) -> (String, String) {
         let bob = self.scim.create(
             "/Users",
@@ -425,11 +436,92 @@ fn passwords_are_refused_over_plain_ldap_unless_allowed_for_loopback() {
     assert_eq!(code, 13, "confidentialityRequired: {out}");
 }
 
+/// What a provider's SCIM requests may do to passwords (`provider set --scim-passwords`): by
+/// default a password in a create is not kept (Okta sends a random one in every create, even
+/// with password sync off) and one in a PUT or PATCH is; `all` keeps both; `ignore` keeps none
+/// and removes the stored ones, ending the bindings that rest on them.
+#[test]
+fn a_providers_password_policy_decides_which_scim_passwords_are_kept() {
+    use ldap3_proto::LdapResultCode::{InsufficentAccessRights, InvalidCredentials, Success};
+    let d = Directory::start("on");
+    let bind = |user: &str, password: &str| {
+        let dn = format!("uid={user},ou=people,{BASE}");
+        Connection::open(&d.url).bind(&dn, password)
+    };
+    let show = d.db.ok(&["provider", "show", "contoso"]);
+    assert!(show.contains("SCIM passwords: updates"), "{show}");
+    let gail = d.scim.create(
+        "/Users",
+        &json!({"userName": "gail@contoso.com", "password": "placeholder from the create"}),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        bind("gail@contoso.com", "placeholder from the create"),
+        InvalidCredentials
+    );
+    d.scim
+        .patch(
+            &format!("/Users/{gail}"),
+            json!([{"op": "replace", "path": "password", "value": "gail's real password"}]),
+        )
+        .expect(200);
+    assert_eq!(bind("gail@contoso.com", "gail's real password"), Success);
+    // The create's activity record does not claim a password was set; the PATCH's does.
+    let history = d.db.ok(&["activity", "--resource", &gail, "--json"]);
+    let changed: Vec<serde_json::Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["changed"].clone())
+        .collect();
+    assert!(!changed[0].to_string().contains("password"), "{history}");
+    assert!(changed[1].to_string().contains("password"), "{history}");
+
+    d.scim_passwords("all");
+    d.scim.create(
+        "/Users",
+        &json!({"userName": "hank@contoso.com", "password": "hank's password"}),
+    );
+    assert_eq!(bind("hank@contoso.com", "hank's password"), Success);
+
+    // `ignore`: the stored passwords go, and a binding that rests on one ends at once.
+    let mut gail_bound = Connection::open(&d.url);
+    let gail_dn = format!("uid=gail@contoso.com,ou=people,{BASE}");
+    assert_eq!(gail_bound.bind(&gail_dn, "gail's real password"), Success);
+    let out =
+        d.db.ok(&["provider", "set", "contoso", "--scim-passwords", "ignore"]);
+    assert!(out.contains("removed the 2 stored passwords"), "{out}");
+    let (_, code, message) = gail_bound.search("uid=hank@contoso.com");
+    assert_eq!(code, InsufficentAccessRights, "{message}");
+    assert_eq!(
+        bind("hank@contoso.com", "hank's password"),
+        InvalidCredentials
+    );
+    // A write prepared under the old policy is refused (503, nothing written); its retry
+    // follows the new one.
+    let ops = json!([{"op": "replace", "path": "password", "value": "another password"}]);
+    let refused = d.scim.patch(&format!("/Users/{gail}"), ops.clone());
+    let error = refused.scim_error(503);
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("password policy changed"),
+        "{error}"
+    );
+    d.scim.patch(&format!("/Users/{gail}"), ops).expect(200);
+    assert_eq!(
+        bind("gail@contoso.com", "another password"),
+        InvalidCredentials
+    );
+}
+
 /// Users whose password the identity provider sent (Okta can; Entra ID never does) bind with
 /// it; deactivated users and users without a password cannot.
 #[test]
 fn users_bind_with_the_password_their_identity_provider_sent() {
     let d = Directory::start("on");
+    d.scim_passwords("all");
     let dana = d.scim.create(
         "/Users",
         &json!({"userName": "dana@contoso.com", "password": "dana's long password"}),
@@ -971,6 +1063,7 @@ fn open_connections_stop_reading_when_their_binding_is_no_longer_valid() {
 
     // A user bound with the password its identity provider sent: a new password, then a
     // deactivation, then a delete each end the binding.
+    d.scim_passwords("all");
     let dana = d.scim.create(
         "/Users",
         &json!({"userName": "dana@contoso.com", "password": "dana's first password"}),

@@ -503,6 +503,7 @@ fn binds_give_the_same_answer_and_throttling_whoever_exists() {
     // Budgets do not refill during the test: where they run out is then the same on a fast
     // machine and on a slow one (each bind costs argon2 work).
     let d = Directory::start_with("on", &[("TEST_BUDGETS_NO_REFILL", "1")]);
+    d.scim_passwords("all");
     d.provision();
     d.scim.create(
         "/Users",

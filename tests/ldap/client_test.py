@@ -40,6 +40,8 @@ def main():
         return out.stdout
 
     cli("provider", "add", "contoso", "--type", "generic")
+    # User zero's password arrives in its create: kept only with --scim-passwords all.
+    cli("provider", "set", "contoso", "--scim-passwords", "all")
     token = re.search(r"^scimd_\S+$", cli("token", "create", "--provider", "contoso", "--valid-for", "1d"), re.M).group(0)
     secret = re.search(r"^[0-9a-f]{64}$", cli("ldap", "account", "add", "app", "--provider", "contoso"), re.M).group(0)
     server = subprocess.Popen([BIN, "--database", db, "serve", "--listen", "127.0.0.1:0"],
