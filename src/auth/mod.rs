@@ -4,4 +4,4 @@ pub(crate) mod token;
 pub(crate) mod verifier;
 
 pub(crate) use token::{Secret, TokenState};
-pub(crate) use verifier::{Verdict, Verifier};
+pub(crate) use verifier::{Secrets, Verdict, Verifier};

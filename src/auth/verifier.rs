@@ -57,6 +57,19 @@ fn refill(every: Duration) -> Duration {
     every
 }
 
+/// Whose secret is checked, which decides the budgets it spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Secrets {
+    /// A random token secret presented over SCIM: a budget of new secrets per token id.
+    Token,
+    /// A random secret bound with over LDAP (a service account): budgets per name and
+    /// address, and per address across names.
+    Random,
+    /// A person's own password: as `Random`, and once a budget is spent even a password that
+    /// was verified before is throttled, so a guesser cannot tell the right one by its answer.
+    Chosen,
+}
+
 /// The outcome of checking a presented secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -145,6 +158,13 @@ impl Verifier {
         self.spend_from(id, now, NEW_SECRETS_BURST, refill(NEW_SECRET_EVERY))
     }
 
+    /// Whether the budget `id` (or the address's, `address`) has nothing left at `now`.
+    fn spent(&self, id: &str, address: Option<&str>, now: Instant) -> bool {
+        let budgets = lock(&self.budgets);
+        let empty = |key: &str| budgets.get(key).is_some_and(|b| b.left_at(now) < 1.0);
+        empty(id) || address.is_some_and(empty)
+    }
+
     /// Takes one from budget `id` (`burst` at most, refilled one per `every`), if any is left.
     fn spend_from(&self, id: &str, now: Instant, burst: f64, every: Duration) -> bool {
         let mut budgets = lock(&self.budgets);
@@ -221,12 +241,13 @@ impl Verifier {
         phc: &str,
         client: Option<std::net::IpAddr>,
     ) -> Verdict {
-        self.verify_as(id, id, secret, phc, client, false).await
+        self.verify_as(id, id, secret, phc, client, Secrets::Token)
+            .await
     }
 
     /// `verify`, with the budget of new secrets kept under `budget` (a name, where the caller
-    /// must not tell known names from unknown ones) and, when `per_address`, also spent from
-    /// the client address's own budget across all names.
+    /// must not tell known names from unknown ones) and, for LDAP binds (`secrets` other than
+    /// `Token`), also spent from the client address's own budget across all names.
     pub(crate) async fn verify_as(
         &self,
         id: &str,
@@ -234,8 +255,20 @@ impl Verifier {
         secret: &Secret,
         phc: &str,
         client: Option<std::net::IpAddr>,
-        per_address: bool,
+        secrets: Secrets,
     ) -> Verdict {
+        let per_address = secrets != Secrets::Token;
+        let budget = match client {
+            Some(ip) => format!("{budget} {ip}"),
+            None => budget.to_string(),
+        };
+        let address = client
+            .filter(|_| per_address)
+            .map(|ip| format!("address {ip}"));
+        // A person's password: a spent budget throttles before anything is remembered.
+        if secrets == Secrets::Chosen && self.spent(&budget, address.as_deref(), Instant::now()) {
+            return Verdict::Throttled;
+        }
         let d = self.digest(id, phc, secret);
         if let Some(known) = self.remembered(id, &d) {
             return verdict(known);
@@ -246,17 +279,10 @@ impl Verifier {
         if let Some(known) = self.remembered(id, &d) {
             return verdict(known);
         }
-        let budget = match client {
-            Some(ip) => format!("{budget} {ip}"),
-            None => budget.to_string(),
-        };
         let now = Instant::now();
-        let address_ok = match (per_address, client) {
-            (true, Some(ip)) => {
-                let every = refill(ADDRESS_EVERY);
-                self.spend_from(&format!("address {ip}"), now, ADDRESS_BURST, every)
-            }
-            _ => true,
+        let address_ok = match &address {
+            Some(a) => self.spend_from(a, now, ADDRESS_BURST, refill(ADDRESS_EVERY)),
+            None => true,
         };
         if !address_ok || !self.spend(&budget, now) {
             lock(&self.in_flight).remove(&d);

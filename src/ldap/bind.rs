@@ -143,14 +143,18 @@ impl Session {
             Ok(Some(found)) => found,
             Ok(None) => {
                 let who = Refusal::unknown(provider, dn, "no such account");
-                return self.refuse(who, &budget, password).await;
+                return self.refuse(who, (&budget, Secrets::Random), password).await;
             }
             Err(e) => return unavailable("an LDAP bind", &e),
         };
         let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
         if account.state(now) != crate::auth::TokenState::Active {
             return self
-                .refuse(who.because("the account has expired"), &budget, password)
+                .refuse(
+                    who.because("the account has expired"),
+                    (&budget, Secrets::Random),
+                    password,
+                )
                 .await;
         }
         let verdict = self
@@ -162,7 +166,7 @@ impl Session {
                 &Secret::from_text(password),
                 &phc,
                 Some(self.peer.ip()),
-                true,
+                Secrets::Random,
             )
             .await;
         match verdict {
@@ -221,7 +225,7 @@ impl Session {
             Ok(Some(u)) => u,
             Ok(None) => {
                 let who = Refusal::unknown(provider, dn, "no such user");
-                return self.refuse(who, &budget, password).await;
+                return self.refuse(who, (&budget, Secrets::Chosen), password).await;
             }
             Err(e) => return unavailable("an LDAP bind", &e),
         };
@@ -229,12 +233,18 @@ impl Session {
         let who = Refusal::known(&user.provider, user.provider_id, &key, dn);
         if !user.active {
             return self
-                .refuse(who.because("the user is deactivated"), &budget, password)
+                .refuse(
+                    who.because("the user is deactivated"),
+                    (&budget, Secrets::Chosen),
+                    password,
+                )
                 .await;
         }
         let Some(phc) = user.password_hash else {
             let why = "no password was provisioned (Entra ID never sends passwords)";
-            return self.refuse(who.because(why), &budget, password).await;
+            return self
+                .refuse(who.because(why), (&budget, Secrets::Chosen), password)
+                .await;
         };
         let verdict = self
             .state
@@ -245,7 +255,7 @@ impl Session {
                 &Secret::from_text(password),
                 &phc,
                 Some(self.peer.ip()),
-                true,
+                Secrets::Chosen,
             )
             .await;
         match verdict {
@@ -279,7 +289,7 @@ impl Session {
     pub(super) async fn refuse(
         &self,
         who: Refusal<'_>,
-        budget: &str,
+        (budget, secrets): (&str, Secrets),
         password: &str,
     ) -> LdapResult {
         let verdict = match self.state.verifier.dummy_hash().await {
@@ -292,7 +302,7 @@ impl Session {
                         &Secret::from_text(password),
                         &phc,
                         Some(self.peer.ip()),
-                        true,
+                        secrets,
                     )
                     .await
             }

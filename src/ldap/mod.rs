@@ -22,7 +22,7 @@ mod transport;
 use crate::app::AppState;
 use crate::app::counters::LdapEvent;
 use crate::app::directory::{Batch, Check, Failure, Position, Reader, Want};
-use crate::auth::{Secret, Verdict};
+use crate::auth::{Secret, Secrets, Verdict};
 use crate::scim::ResourceKind;
 use crate::scim::directory::{self, Entry, Node};
 use crate::store::{self, ldap_accounts};

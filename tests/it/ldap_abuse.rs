@@ -721,3 +721,36 @@ fn a_base_dn_over_another_providers_tree_is_refused() {
         "ou=entra,dc=example,dc=com",
     ]);
 }
+
+/// A guesser cannot tell a user's right password by its answer: once the guesses from an
+/// address have spent that user's budget there, the right password (verified before, so
+/// remembered) is throttled exactly as a wrong one is; from the user's own address it still
+/// binds.
+#[test]
+fn a_remembered_user_password_is_throttled_like_a_wrong_guess() {
+    let d = Directory::start_with("on", &[("TEST_BUDGETS_NO_REFILL", "1")]);
+    d.scim_passwords("all");
+    d.scim.create(
+        "/Users",
+        &serde_json::json!({"userName": "dana@contoso.com", "password": "dana's password"}),
+    );
+    let dana = format!("uid=dana@contoso.com,ou=people,{BASE}");
+    let (own, guesser) = (60, 61);
+    assert_eq!(
+        bind_from(&d, own, &dana, "dana's password").0,
+        LdapResultCode::Success
+    );
+    let codes: Vec<LdapResultCode> = (0..12)
+        .map(|i| bind_from(&d, guesser, &dana, &format!("guess {i}")).0)
+        .collect();
+    assert!(codes[..10].iter().all(|c| *c == LdapResultCode::InvalidCredentials), "{codes:?}");
+    assert_eq!(codes[10..], [LdapResultCode::Busy, LdapResultCode::Busy]);
+    let (right, message) = bind_from(&d, guesser, &dana, "dana's password");
+    let (wrong, wrong_message) = bind_from(&d, guesser, &dana, "another guess");
+    assert_eq!(right, LdapResultCode::Busy, "the right password: {message}");
+    assert_eq!((right, message), (wrong, wrong_message), "{codes:?}");
+    assert_eq!(
+        bind_from(&d, own, &dana, "dana's password").0,
+        LdapResultCode::Success
+    );
+}
