@@ -6,9 +6,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== cargo fmt --check"
+# Each stage's wall time is printed when the next begins, and the whole run's at the end.
+started=$SECONDS
+stage_name="" stage_start=$SECONDS
+stage() {
+    if [ -n "$stage_name" ]; then
+        echo "-- $stage_name: $((SECONDS - stage_start)) s"
+    fi
+    stage_name=$1 stage_start=$SECONDS
+    echo "== $1"
+}
+trap 'status=$?; [ -n "$stage_name" ] && echo "-- $stage_name: $((SECONDS - stage_start)) s"; \
+      echo "-- the test command: $((SECONDS - started)) s, exit $status"' EXIT
+
+stage "cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy"
+stage "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
 if ! command -v ldapsearch >/dev/null; then
     # The LDAP tests drive the directory with OpenLDAP's own clients.
@@ -18,19 +31,19 @@ if ! command -v ldapsearch >/dev/null; then
     $sudo_ apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq ldap-utils >/dev/null
 fi
-echo "== cargo test"
+stage "cargo test"
 cargo test --locked
-echo "== conformance checkers (scim2-tester, scim-sanity) against the release binary"
+stage "conformance checkers (scim2-tester, scim-sanity) against the release binary"
 ./scripts/conformance.sh
-echo "== the admin console in Chromium (scripts/browser.sh installs Playwright and chromium)"
+stage "the admin console in Chromium (scripts/browser.sh installs Playwright and chromium)"
 ./scripts/browser.sh
-echo "== the LDAP directory through a Python client (scripts/ldap-client.sh installs ldap3)"
+stage "the LDAP directory through a Python client (scripts/ldap-client.sh installs ldap3)"
 ./scripts/ldap-client.sh
-echo "== export of 1,000,000 users in bounded memory"
+stage "export of 1,000,000 users in bounded memory"
 ./scripts/export-memory.sh
-echo "== the Debian package: built, installed with dpkg, removed, purged (scripts/deb-test.sh)"
+stage "the Debian package: built, installed with dpkg, removed, purged (scripts/deb-test.sh)"
 ./scripts/deb-test.sh
-echo "== load benchmark smoke (bench/run.sh --smoke --peer): proves the benchmark still runs"
+stage "load benchmark smoke (bench/run.sh --smoke --peer): proves the benchmark still runs"
 ./bench/run.sh --smoke --peer
-echo "== LDAP benchmark smoke (bench/ldap.sh, 2,000 users, 1 s rounds): proves it still runs"
+stage "LDAP benchmark smoke (bench/ldap.sh, 2,000 users, 1 s rounds): proves it still runs"
 ./bench/ldap.sh --users 2000 --duration 1 --rounds 1
