@@ -743,7 +743,12 @@ fn a_remembered_user_password_is_throttled_like_a_wrong_guess() {
     let codes: Vec<LdapResultCode> = (0..12)
         .map(|i| bind_from(&d, guesser, &dana, &format!("guess {i}")).0)
         .collect();
-    assert!(codes[..10].iter().all(|c| *c == LdapResultCode::InvalidCredentials), "{codes:?}");
+    assert!(
+        codes[..10]
+            .iter()
+            .all(|c| *c == LdapResultCode::InvalidCredentials),
+        "{codes:?}"
+    );
     assert_eq!(codes[10..], [LdapResultCode::Busy, LdapResultCode::Busy]);
     let (right, message) = bind_from(&d, guesser, &dana, "dana's password");
     let (wrong, wrong_message) = bind_from(&d, guesser, &dana, "another guess");
