@@ -83,6 +83,16 @@ impl Session {
         let reply = |op| vec![LdapMsg::new(id, op)];
         let read_only = "scimd's directory is read-only: users and groups change only through \
                          the identity provider (SCIM)";
+        // RFC 4511 §4.1.11: a control marked critical that the server does not apply means the
+        // operation is not performed.
+        if let Some(control) = unsupported_critical(&msg.ctrl) {
+            let why = format!("the {control} control is marked critical and is not supported here");
+            let refused = done(LdapResultCode::UnavailableCriticalExtension, why);
+            if let Some(op) = refusal(&msg.op, refused) {
+                out.send(reply(op)).await?;
+                return Ok(Next::Go);
+            }
+        }
         match msg.op {
             LdapOp::BindRequest(b) => {
                 let res = self.bind(b.version, &b.dn, b.cred).await;
@@ -171,6 +181,58 @@ impl Session {
     }
 }
 
+/// The first control of a request that is marked critical and that this server does not apply.
+/// Paged results are applied; ManageDsaIT is trivially (the directory has no referrals or
+/// aliases). The parser keeps no criticality for server-side sorting, which is ignored.
+fn unsupported_critical(controls: &[LdapControl]) -> Option<String> {
+    controls.iter().find_map(|c| match c {
+        LdapControl::Unknown {
+            oid,
+            criticality: true,
+            ..
+        } => Some(oid.clone()),
+        LdapControl::SyncRequest {
+            criticality: true, ..
+        } => Some("content synchronisation (1.3.6.1.4.1.4203.1.9.1.1)".into()),
+        LdapControl::PasswordPolicyRequest { criticality: true } => {
+            Some("password policy (1.3.6.1.4.1.42.2.27.8.5.1)".into())
+        }
+        LdapControl::SearchOptions {
+            criticality: true, ..
+        }
+        | LdapControl::ShowDeleted { criticality: true }
+        | LdapControl::SdFlags {
+            criticality: true, ..
+        }
+        | LdapControl::ExtendedDn {
+            criticality: true, ..
+        } => Some("Active Directory".into()),
+        _ => None,
+    })
+}
+
+/// The response of a request's kind carrying `res`; `None` for requests that have none.
+fn refusal(op: &LdapOp, res: LdapResult) -> Option<LdapOp> {
+    Some(match op {
+        LdapOp::BindRequest(_) => LdapOp::BindResponse(LdapBindResponse {
+            res,
+            saslcreds: None,
+        }),
+        LdapOp::SearchRequest(_) => LdapOp::SearchResultDone(res),
+        LdapOp::CompareRequest(_) => LdapOp::CompareResult(res),
+        LdapOp::AddRequest(_) => LdapOp::AddResponse(res),
+        LdapOp::ModifyRequest(_) => LdapOp::ModifyResponse(res),
+        LdapOp::DelRequest(_) => LdapOp::DelResponse(res),
+        LdapOp::ModifyDNRequest(_) => LdapOp::ModifyDNResponse(res),
+        LdapOp::ExtendedRequest(_) => LdapOp::ExtendedResponse(LdapExtendedResponse {
+            res,
+            name: None,
+            value: None,
+        }),
+        _ => return None,
+    })
+}
+
 /// A session answering messages with no socket: requests in, answers decoded from the bytes it
 /// wrote into memory.
 #[cfg(test)]
@@ -210,6 +272,15 @@ mod tests {
 
     /// The session's answers to one request, and what the connection does next.
     async fn answer(session: &mut Session, op: LdapOp) -> (Vec<LdapMsg>, Next) {
+        answer_with(session, op, Vec::new()).await
+    }
+
+    /// `answer`, for a request with controls.
+    async fn answer_with(
+        session: &mut Session,
+        op: LdapOp,
+        controls: Vec<LdapControl>,
+    ) -> (Vec<LdapMsg>, Next) {
         let mut codec = LdapCodec::new(None, None);
         let mut bytes: Vec<u8> = Vec::new();
         let next = {
@@ -219,7 +290,8 @@ mod tests {
                 pending: BytesMut::new(),
                 timeout: std::time::Duration::from_secs(1),
             };
-            let next = session.handle(LdapMsg::new(7, op), &mut out).await.unwrap();
+            let msg = LdapMsg::new_with_ctrls(7, op, controls);
+            let next = session.handle(msg, &mut out).await.unwrap();
             out.flush().await.unwrap();
             next
         };
@@ -280,6 +352,31 @@ mod tests {
         assert_eq!(
             result(&msgs[0]).code,
             LdapResultCode::InsufficentAccessRights
+        );
+    }
+
+    /// RFC 4511 §4.1.11: a critical control the server does not apply stops the operation
+    /// with unavailableCriticalExtension (12); the same control not marked critical is ignored.
+    #[tokio::test]
+    async fn unsupported_critical_controls_are_refused_and_others_ignored() {
+        let mut f = fixture("127.0.0.1:5000", false);
+        let assertion = |criticality| LdapControl::Unknown {
+            oid: "1.3.6.1.1.12".into(),
+            criticality,
+            value: None,
+        };
+        let root = || search("", LdapSearchScope::Base);
+        let (msgs, _) = answer_with(&mut f.session, root(), vec![assertion(true)]).await;
+        assert_eq!(msgs.len(), 1, "no entry: {msgs:?}");
+        let res = result(&msgs[0]);
+        assert_eq!(res.code, LdapResultCode::UnavailableCriticalExtension);
+        assert!(res.message.contains("1.3.6.1.1.12"), "{}", res.message);
+        let (msgs, _) = answer_with(&mut f.session, root(), vec![assertion(false)]).await;
+        assert_eq!(result(&msgs[1]).code, LdapResultCode::Success);
+        let (msgs, _) = answer_with(&mut f.session, bind("", ""), vec![assertion(true)]).await;
+        assert_eq!(
+            result(&msgs[0]).code,
+            LdapResultCode::UnavailableCriticalExtension
         );
     }
 

@@ -1099,3 +1099,20 @@ fn open_connections_stop_reading_when_their_binding_is_no_longer_valid() {
     assert_eq!(code, InsufficentAccessRights, "{message}");
     assert!(message.contains("no longer exists"), "{message}");
 }
+
+/// OpenLDAP's ldapsearch with controls marked critical that scimd does not apply (assertion,
+/// content synchronisation): unavailableCriticalExtension (12), nothing returned. Not marked
+/// critical, the assertion control is ignored and the search answers.
+#[test]
+fn critical_controls_that_are_not_supported_stop_the_search() {
+    let d = Directory::start("on");
+    d.provision();
+    for (flag, control) in [("-e", "!assert=(uid=nobody)"), ("-E", "!sync=ro")] {
+        let (out, code) = d.search(BASE, "(objectClass=*)", &[flag, control, "1.1"]);
+        assert_eq!(code, 12, "{control}: {out}");
+        assert!(!out.contains("dn: "), "{control}: {out}");
+    }
+    let (out, code) = d.search(BASE, "(uid=*)", &["-e", "assert=(uid=nobody)", "1.1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("dn: uid="), "{out}");
+}
