@@ -93,27 +93,68 @@ pub(super) fn entry_msg(id: i32, entry: &Entry, wanted: &[String], types_only: b
 /// Whether a fixed entry (root DSE, tree nodes) matches a filter: equality and substrings
 /// compare regardless of case.
 pub(super) fn matches_static(f: &LdapFilter, entry: &Entry) -> bool {
+    truth(f, entry) == Some(true)
+}
+
+/// A filter's value for a fixed entry: TRUE, FALSE or Undefined (`None`: an attribute neither
+/// the entry has nor the directory defines, or extensible matching), with NOT of Undefined
+/// Undefined (RFC 4511 §4.5.1.7).
+fn truth(f: &LdapFilter, entry: &Entry) -> Option<bool> {
     let values = |a: &str| -> Vec<String> { entry.values(a).map(|v| v.to_lowercase()).collect() };
+    let known = |a: &str| entry.values(a).next().is_some() || directory::defines(a);
+    let item = |a: &str, test: &dyn Fn(&[String]) -> bool| known(a).then(|| test(&values(a)));
     match f {
-        LdapFilter::And(parts) => parts.iter().all(|p| matches_static(p, entry)),
-        LdapFilter::Or(parts) => parts.iter().any(|p| matches_static(p, entry)),
-        LdapFilter::Not(p) => !matches_static(p, entry),
-        LdapFilter::Present(a) => a.eq_ignore_ascii_case("objectClass") || !values(a).is_empty(),
-        LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v) => {
-            values(a).contains(&v.to_lowercase())
+        LdapFilter::And(parts) => {
+            let vs: Vec<Option<bool>> = parts.iter().map(|p| truth(p, entry)).collect();
+            if vs.contains(&Some(false)) {
+                Some(false)
+            } else if vs.contains(&None) {
+                None
+            } else {
+                Some(true)
+            }
         }
-        LdapFilter::Substring(a, s) => values(a).iter().any(|v| {
-            s.initial
-                .as_ref()
-                .is_none_or(|i| v.starts_with(&i.to_lowercase()))
-                && s.final_
+        LdapFilter::Or(parts) => {
+            let vs: Vec<Option<bool>> = parts.iter().map(|p| truth(p, entry)).collect();
+            if vs.contains(&Some(true)) {
+                Some(true)
+            } else if vs.contains(&None) {
+                None
+            } else {
+                Some(false)
+            }
+        }
+        LdapFilter::Not(p) => truth(p, entry).map(|v| !v),
+        LdapFilter::Present(a) => {
+            if a.eq_ignore_ascii_case("objectClass") {
+                return Some(true);
+            }
+            item(a, &|vs| !vs.is_empty())
+        }
+        LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v) => {
+            let v = v.to_lowercase();
+            item(a, &|vs| vs.contains(&v))
+        }
+        LdapFilter::Substring(a, s) => item(a, &|vs| {
+            vs.iter().any(|v| {
+                s.initial
                     .as_ref()
-                    .is_none_or(|e| v.ends_with(&e.to_lowercase()))
-                && s.any.iter().all(|m| v.contains(&m.to_lowercase()))
+                    .is_none_or(|i| v.starts_with(&i.to_lowercase()))
+                    && s.final_
+                        .as_ref()
+                        .is_none_or(|e| v.ends_with(&e.to_lowercase()))
+                    && s.any.iter().all(|m| v.contains(&m.to_lowercase()))
+            })
         }),
-        LdapFilter::GreaterOrEqual(a, v) => values(a).iter().any(|x| *x >= v.to_lowercase()),
-        LdapFilter::LessOrEqual(a, v) => values(a).iter().any(|x| *x <= v.to_lowercase()),
-        LdapFilter::Extensible(_) => false,
+        LdapFilter::GreaterOrEqual(a, v) => {
+            let v = v.to_lowercase();
+            item(a, &|vs| vs.iter().any(|x| *x >= v))
+        }
+        LdapFilter::LessOrEqual(a, v) => {
+            let v = v.to_lowercase();
+            item(a, &|vs| vs.iter().any(|x| *x <= v))
+        }
+        LdapFilter::Extensible(_) => None,
     }
 }
 

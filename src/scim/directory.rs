@@ -421,11 +421,38 @@ pub(crate) fn apply_mappings(
     }
 }
 
-/// The SCIM filter that selects the entries of `kind` an LDAP filter matches. Attributes this
-/// tree does not map match nothing (and their negation everything); approximate matching is
-/// equality.
+/// The SCIM filter that selects the entries of `kind` an LDAP filter matches (is TRUE for).
+/// A filter item on an attribute this tree does not have, or with a matching this server does
+/// not apply, is Undefined (RFC 4511 §4.5.1.7): it matches nothing, and neither does its
+/// negation; approximate matching is equality.
 pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve) -> Filter {
-    let str_cmp = |attr: &str, op: Op, value: &str| -> Filter {
+    truth(f, kind, resolve).0
+}
+
+/// A filter item's value for an entry: a SCIM condition (TRUE where it holds, FALSE where
+/// not), or Undefined for every entry.
+enum Item {
+    Is(Filter),
+    Undefined,
+}
+
+impl Item {
+    /// The entries for which the item is TRUE, and those for which it is FALSE.
+    fn truth(self) -> (Filter, Filter) {
+        match self {
+            Item::Undefined => (Filter::Never, Filter::Never),
+            Item::Is(Filter::Never) => (Filter::Never, always()),
+            Item::Is(c) if is_always(&c) => (c, Filter::Never),
+            Item::Is(c) => (c.clone(), Filter::Not(Box::new(c))),
+        }
+    }
+}
+
+/// An LDAP filter as the entries it is TRUE for and those it is FALSE for; Undefined is
+/// neither. AND is TRUE when all parts are and FALSE when any is; OR the other way round; NOT
+/// swaps them, so NOT of Undefined stays Undefined.
+fn truth(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve) -> (Filter, Filter) {
+    let str_cmp = |attr: &str, op: Op, value: &str| -> Item {
         let ldap = attr.to_ascii_lowercase();
         if ldap == "objectclass" {
             if op == Op::Eq
@@ -433,23 +460,23 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
                 && value.eq_ignore_ascii_case("posixAccount")
             {
                 // Users are posixAccounts when the provider maps their numbers.
-                return match resolve.mapped("uidnumber") {
+                return Item::Is(match resolve.mapped("uidnumber") {
                     Some(p) => Filter::Present(p),
                     None => Filter::Never,
-                };
+                });
             }
-            return if op == Op::Eq && has_class(kind, value) {
+            return Item::Is(if op == Op::Eq && has_class(kind, value) {
                 always()
             } else {
                 Filter::Never
-            };
+            });
         }
         let mapped = match kind {
             ResourceKind::User => resolve.mapped(&ldap),
             ResourceKind::Group => None,
         };
         let Some(p) = mapped.or_else(|| scim_path(kind, &ldap)) else {
-            return Filter::Never;
+            return Item::Undefined;
         };
         // DN-valued attributes compare the id of the entry the DN names.
         let dn_kind = match built_in(kind, &ldap).map(|a| a.source) {
@@ -471,39 +498,49 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
                 };
                 match id {
                     Some(id) if op == Op::Eq => id,
-                    _ => return Filter::Never,
+                    // A DN that names no entry of the tree matches no value: FALSE.
+                    _ => return Item::Is(Filter::Never),
                 }
             }
         };
-        Filter::Compare(p, op, CompValue::Str(value))
+        Item::Is(Filter::Compare(p, op, CompValue::Str(value)))
     };
-    match f {
-        LdapFilter::And(parts) => all(
-            parts.iter().map(|p| to_scim(p, kind, resolve)).collect(),
-            Filter::And,
-            always(),
-        ),
-        LdapFilter::Or(parts) => all(
-            parts.iter().map(|p| to_scim(p, kind, resolve)).collect(),
-            Filter::Or,
-            Filter::Never,
-        ),
-        LdapFilter::Not(inner) => Filter::Not(Box::new(to_scim(inner, kind, resolve))),
+    let join = |parts: &[LdapFilter], and: bool| {
+        let (ts, fs): (Vec<Filter>, Vec<Filter>) =
+            parts.iter().map(|p| truth(p, kind, resolve)).unzip();
+        type Join = fn(Box<Filter>, Box<Filter>) -> Filter;
+        let (t_join, f_join): (Join, Join) = match and {
+            true => (Filter::And, Filter::Or),
+            false => (Filter::Or, Filter::And),
+        };
+        let (t_empty, f_empty) = match and {
+            true => (always(), Filter::Never),
+            false => (Filter::Never, always()),
+        };
+        (all(ts, t_join, t_empty), all(fs, f_join, f_empty))
+    };
+    let item = match f {
+        LdapFilter::And(parts) => return join(parts, true),
+        LdapFilter::Or(parts) => return join(parts, false),
+        LdapFilter::Not(inner) => {
+            let (t, f) = truth(inner, kind, resolve);
+            return (f, t);
+        }
         LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v) => str_cmp(a, Op::Eq, v),
         LdapFilter::GreaterOrEqual(a, v) => str_cmp(a, Op::Ge, v),
         LdapFilter::LessOrEqual(a, v) => str_cmp(a, Op::Le, v),
         LdapFilter::Present(a) => {
             let ldap = a.to_ascii_lowercase();
             if ldap == "objectclass" {
-                return always();
+                return (always(), Filter::Never);
             }
             let mapped = match kind {
                 ResourceKind::User => resolve.mapped(&ldap),
                 ResourceKind::Group => None,
             };
             match mapped.or_else(|| scim_path(kind, &ldap)) {
-                Some(p) => Filter::Present(p),
-                None => Filter::Never,
+                Some(p) => Item::Is(Filter::Present(p)),
+                None => Item::Undefined,
             }
         }
         LdapFilter::Substring(
@@ -514,20 +551,33 @@ pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve)
                 final_,
             },
         ) => {
-            let mut parts = Vec::new();
+            let mut items = Vec::new();
             if let Some(i) = initial {
-                parts.push(str_cmp(a, Op::Sw, i));
+                items.push(str_cmp(a, Op::Sw, i));
             }
             for m in any {
-                parts.push(str_cmp(a, Op::Co, m));
+                items.push(str_cmp(a, Op::Co, m));
             }
             if let Some(e) = final_ {
-                parts.push(str_cmp(a, Op::Ew, e));
+                items.push(str_cmp(a, Op::Ew, e));
             }
-            all(parts, Filter::And, always())
+            // The parts name one attribute: Undefined for all of them or for none.
+            let parts: Option<Vec<Filter>> = items
+                .into_iter()
+                .map(|i| match i {
+                    Item::Is(c) => Some(c),
+                    Item::Undefined => None,
+                })
+                .collect();
+            match parts {
+                Some(parts) => Item::Is(all(parts, Filter::And, always())),
+                None => Item::Undefined,
+            }
         }
-        LdapFilter::Extensible(_) => Filter::Never,
-    }
+        // Extensible matching is not applied: Undefined.
+        LdapFilter::Extensible(_) => Item::Undefined,
+    };
+    item.truth()
 }
 
 // The one table of built-in LDAP attributes: each row says how entries show the attribute, how a
@@ -816,6 +866,12 @@ pub(crate) const ATTRIBUTES: &[LdapAttribute] = &[
 /// The schema subentry's `attributeTypes`: every row's definition.
 pub(crate) fn attribute_types() -> Vec<String> {
     ATTRIBUTES.iter().map(LdapAttribute::definition).collect()
+}
+
+/// Whether the directory defines an attribute of this name (for any entry), so a filter item on
+/// it is TRUE or FALSE rather than Undefined.
+pub(crate) fn defines(name: &str) -> bool {
+    name.eq_ignore_ascii_case("objectClass") || ATTRIBUTES.iter().any(|a| a.is_named(name))
 }
 
 /// The built-in attribute of entries of `kind` a (lower-case) LDAP name names.
@@ -1310,6 +1366,35 @@ mod tests {
             let _ = locate(&text);
             let _ = locate_under(&text, "p", "ou=x,dc=example,dc=com");
         }
+    }
+
+    /// RFC 4511 §4.5.1.7: an item on an attribute the tree does not have is Undefined; NOT of
+    /// Undefined is Undefined (matches nothing), unlike NOT of FALSE.
+    #[test]
+    fn not_of_undefined_matches_nothing() {
+        let not = |f: LdapFilter| LdapFilter::Not(Box::new(f));
+        let scim = |f: &LdapFilter| simplify(to_scim(f, ResourceKind::User, &Ids));
+        let unknown = eq("noSuchAttribute", "x");
+        assert!(matches!(scim(&unknown), Filter::Never));
+        assert!(matches!(scim(&not(unknown.clone())), Filter::Never));
+        assert!(matches!(
+            scim(&not(LdapFilter::Present("noSuchAttribute".into()))),
+            Filter::Never
+        ));
+        assert!(matches!(
+            scim(&not(LdapFilter::Extensible(Default::default()))),
+            Filter::Never
+        ));
+        // A known attribute: NOT is the negation.
+        assert!(matches!(scim(&not(eq("uid", "a"))), Filter::Not(_)));
+        // FALSE (a class the entry does not have) negates to everything.
+        assert!(is_always(&scim(&not(eq("objectClass", "groupOfNames")))));
+        // NOT (Undefined AND uid=a) is TRUE where uid=a is FALSE.
+        let both = LdapFilter::And(vec![unknown.clone(), eq("uid", "a")]);
+        assert!(matches!(scim(&not(both)), Filter::Not(_)));
+        // Undefined OR uid=a is uid=a.
+        let either = LdapFilter::Or(vec![unknown, eq("uid", "a")]);
+        assert!(matches!(scim(&either), Filter::Compare(..)));
     }
 
     #[test]

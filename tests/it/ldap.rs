@@ -1116,3 +1116,22 @@ fn critical_controls_that_are_not_supported_stop_the_search() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("dn: uid="), "{out}");
 }
+
+/// NOT of a filter item on an attribute the directory does not have is Undefined, not TRUE
+/// (RFC 4511 §4.5.1.7): `(!(noSuchAttribute=x))` finds nothing; the negation of a known
+/// attribute still finds everyone else.
+#[test]
+fn the_negation_of_an_unknown_attribute_finds_nothing() {
+    let d = Directory::start("on");
+    d.provision();
+    let (out, code) = d.search(BASE, "(!(noSuchAttribute=x))", &["1.1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("dn: "), "{out}");
+    let (out, code) = d.search(
+        BASE,
+        "(&(objectClass=inetOrgPerson)(!(uid=nobody)))",
+        &["1.1"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("dn: uid="), "{out}");
+}
