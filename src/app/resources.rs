@@ -188,20 +188,13 @@ pub(crate) async fn create(
                 prepared.password.is_some(),
                 with_members,
             );
-            let change = Change {
-                kind,
-                id: &r.id,
-                name: &prepared.name,
-                action: Action::Created,
-                values: ask
-                    .who
-                    .values
-                    .then(|| activity::values_of(&r.doc, &changed)),
+            let change = change_of(
+                &ask.who,
+                (kind, &r, &prepared.name),
                 changed,
-                version: r.version,
-                detail: None,
-                status: 201,
-            };
+                Action::Created,
+                201,
+            );
             activity::record_change(c, pid, &ask.who, &change)?;
             let linked = members::linked_of_new(c, rt, r.seq, &ask.projection)?;
             let computed = render::computed(&in_tx, rt, &linked);
@@ -247,20 +240,8 @@ pub(crate) async fn replace(
                 prepared.password.is_some(),
                 replaced.members_changed,
             );
-            let change = Change {
-                kind,
-                id: &r.id,
-                name: &prepared.name,
-                action: activity::action_for(rt, &replaced.before, &r.doc, Action::Replaced),
-                values: ask
-                    .who
-                    .values
-                    .then(|| activity::values_of(&r.doc, &changed)),
-                changed,
-                version: r.version,
-                detail: None,
-                status: 200,
-            };
+            let action = activity::action_for(rt, &replaced.before, &r.doc, Action::Replaced);
+            let change = change_of(&ask.who, (kind, &r, &prepared.name), changed, action, 200);
             activity::record_change(c, pid, &ask.who, &change)?;
             let computed = super::computed(c, &in_tx, rt, &[r.seq], &ask.projection)?;
             Ok((r, computed))
@@ -386,16 +367,32 @@ fn patch_change<'p>(
         .get(rt.name_attribute())
         .and_then(Value::as_str)
         .unwrap_or_default();
+    let status = if full { 200 } else { 204 };
     Change {
-        kind: rt.kind(),
+        detail,
+        ..change_of(who, (rt.kind(), r, name), changed, action, status)
+    }
+}
+
+/// The activity record of a change that left `r` as it is now: the attributes that changed,
+/// with their new values when the provider's records carry values.
+fn change_of<'r>(
+    who: &activity::Context,
+    (kind, r, name): (ResourceKind, &'r Resource, &'r str),
+    changed: Vec<String>,
+    action: Action,
+    status: u16,
+) -> Change<'r> {
+    Change {
+        kind,
         id: &r.id,
         name,
         action,
         values: who.values.then(|| activity::values_of(&r.doc, &changed)),
         changed,
         version: r.version,
-        detail,
-        status: if full { 200 } else { 204 },
+        detail: None,
+        status,
     }
 }
 

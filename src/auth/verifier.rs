@@ -257,17 +257,23 @@ impl Verifier {
         client: Option<std::net::IpAddr>,
         secrets: Secrets,
     ) -> Verdict {
-        let per_address = secrets != Secrets::Token;
-        let budget = match client {
-            Some(ip) => format!("{budget} {ip}"),
-            None => budget.to_string(),
+        // The budgets' keys, made only where budgets are read: a remembered token costs none.
+        let keys = || {
+            let budget = match client {
+                Some(ip) => format!("{budget} {ip}"),
+                None => budget.to_string(),
+            };
+            let address = client
+                .filter(|_| secrets != Secrets::Token)
+                .map(|ip| format!("address {ip}"));
+            (budget, address)
         };
-        let address = client
-            .filter(|_| per_address)
-            .map(|ip| format!("address {ip}"));
         // A person's password: a spent budget throttles before anything is remembered.
-        if secrets == Secrets::Chosen && self.spent(&budget, address.as_deref(), Instant::now()) {
-            return Verdict::Throttled;
+        if secrets == Secrets::Chosen {
+            let (budget, address) = keys();
+            if self.spent(&budget, address.as_deref(), Instant::now()) {
+                return Verdict::Throttled;
+            }
         }
         let d = self.digest(id, phc, secret);
         if let Some(known) = self.remembered(id, &d) {
@@ -279,6 +285,7 @@ impl Verifier {
         if let Some(known) = self.remembered(id, &d) {
             return verdict(known);
         }
+        let (budget, address) = keys();
         let now = Instant::now();
         let address_ok = match &address {
             Some(a) => self.spend_from(a, now, ADDRESS_BURST, refill(ADDRESS_EVERY)),
