@@ -63,6 +63,10 @@ pub(crate) enum Command {
     ///
     /// A resource's history: `scimd activity --resource ID` (or --user NAME, --group NAME).
     Activity(ActivityArgs),
+    /// What admins did, from the command line or the console: providers, schemas, tokens, LDAP
+    /// accounts and settings, admin accounts, console logins. Newest last; each record was
+    /// written with the change it describes. Kept for `audit_retention` (365 days).
+    Audit(AuditArgs),
     /// Write a consistent copy of the database to PATH (mode 0600), also while `scimd serve`
     /// runs: SQLite's online backup copies the pages of one read transaction.
     Backup {
@@ -340,6 +344,19 @@ pub(crate) struct ActivityArgs {
     /// Keep running and print new records as they are committed.
     #[arg(long)]
     pub(crate) follow: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    /// Only records about this identity provider (also one since removed).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) provider: Option<String>,
+    /// Most records shown (the newest).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub(crate) limit: usize,
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub(crate) json: bool,

@@ -8,11 +8,12 @@ use anyhow::{anyhow, bail};
 use chrono::{DateTime, Utc};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
+use crate::app::admin::Actor;
 use crate::app::credentials::{self, Issue, Minted, Validity};
 use crate::auth::{Secret, TokenState, token};
 use crate::cli::{
-    ActivityArgs, AdminCommand, Cli, Command, DbCommand, LdapAccountCommand, LdapCommand, OnOff,
-    ProviderCommand, QuickstartArgs, SchemaCommand, ServeArgs, TokenCommand,
+    ActivityArgs, AdminCommand, AuditArgs, Cli, Command, DbCommand, LdapAccountCommand,
+    LdapCommand, OnOff, ProviderCommand, QuickstartArgs, SchemaCommand, ServeArgs, TokenCommand,
 };
 use crate::config::{self, Config, LogFormat, RawConfig};
 use crate::scim::ProviderKind;
@@ -43,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token_command(&config, cmd)?,
         Command::Schema(cmd) => schema_command(&config, cmd)?,
         Command::Activity(args) => activity_command(&config, args)?,
+        Command::Audit(args) => audit_command(&config, &args)?,
         Command::Backup { path, vacuum } => {
             let r = store::maintenance::backup(&config.database, &path, vacuum)?;
             println!(
@@ -290,8 +292,9 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     let now = Utc::now();
     let name = args.provider.clone();
     let provider = store.write_blocking(move |c| {
-        providers::ensure(
+        app::admin::ensure_provider(
             c,
+            &Actor::command_line(),
             &name,
             "created by scimd quickstart",
             ProviderKind::Generic,
@@ -314,10 +317,7 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
             let hash = token::hash_str(&password).map_err(|e| anyhow!(e))?;
             let created = now.timestamp();
             let made = store.write_blocking(move |c| {
-                if admins::count(c)? > 0 {
-                    return Ok(false);
-                }
-                admins::add(c, "admin", &hash, created).map(|_| true)
+                app::admin::add_first_admin(c, &Actor::command_line(), "admin", &hash, created)
             })?;
             match made {
                 true => format!(
@@ -377,8 +377,9 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             let store = open(config, OpenMode::CreateIfMissing)?;
             let now = Utc::now().timestamp();
             let kind = kind.into();
-            let p = store
-                .write_blocking(move |c| providers::insert(c, &name, &description, kind, now))?;
+            let p = store.write_blocking(move |c| {
+                app::admin::add_provider(c, &Actor::command_line(), &name, &description, kind, now)
+            })?;
             println!("created identity provider {} ({})", p.name, p.kind);
             println!("SCIM base URL: {}", app::scim_base(&base, &p.name));
             println!(
@@ -530,25 +531,15 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                 );
             }
             let store = open(config, OpenMode::MustExist)?;
-            let kind = kind.map(Into::into);
-            let unknown = unknown_attributes.map(Into::into);
-            let values = activity_values.map(|v| matches!(v, OnOff::On));
-            let passwords = scim_passwords.map(crate::scim::ScimPasswords::from);
+            let changes = app::admin::ProviderChanges {
+                description,
+                kind: kind.map(Into::into),
+                unknown_attributes: unknown_attributes.map(Into::into),
+                activity_values: activity_values.map(|v| matches!(v, OnOff::On)),
+                scim_passwords: scim_passwords.map(crate::scim::ScimPasswords::from),
+            };
             let (p, removed) = store.write_blocking(move |c| {
-                if let Some(u) = unknown {
-                    schemas::set_unknown(c, &name, u)?;
-                }
-                if let Some(v) = values {
-                    providers::set_activity_values(c, &name, v)?;
-                }
-                let removed = match passwords {
-                    Some(policy) => providers::set_scim_passwords(c, &name, policy)?,
-                    None => 0,
-                };
-                Ok::<_, store::Error>((
-                    providers::update(c, &name, description.as_deref(), kind)?,
-                    removed,
-                ))
+                app::admin::set_provider(c, &Actor::command_line(), &name, &changes)
             })?;
             println!(
                 "updated identity provider {}: type {}, unknown attributes {}, activity values \
@@ -570,7 +561,9 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
         ProviderCommand::Remove { name, yes } => {
             let store = open(config, OpenMode::MustExist)?;
             let removing = name.clone();
-            let usage = store.write_blocking(move |c| providers::remove(c, &removing, yes))?;
+            let usage = store.write_blocking(move |c| {
+                app::admin::remove_provider(c, &Actor::command_line(), &removing, yes)
+            })?;
             println!(
                 "removed identity provider {name} with its tokens, {} users and {} groups",
                 usage.users, usage.groups
@@ -604,7 +597,10 @@ fn schema_command(config: &Config, cmd: SchemaCommand) -> anyhow::Result<()> {
                 false => file.display().to_string(),
             };
             let s = store
-                .write_blocking(move |c| schemas::add(c, &provider, kind, &definition, &index, now))
+                .write_blocking(move |c| {
+                    let by = Actor::command_line();
+                    app::admin::add_schema(c, &by, &provider, kind, &definition, &index, now)
+                })
                 .map_err(|e| match e {
                     store::Error::Invalid(why) => anyhow!("{name}: {why}"),
                     other => other.into(),
@@ -664,9 +660,7 @@ fn schema_command(config: &Config, cmd: SchemaCommand) -> anyhow::Result<()> {
             let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let (p, u) = (provider.clone(), urn.clone());
             let (urn, changed) = store.write_blocking(move |c| {
-                let urn = schemas::require(c, &p, &u)?.urn;
-                let changed = schemas::remove(c, &p, &u, yes, &now)?;
-                Ok::<_, store::Error>((urn, changed))
+                app::admin::remove_schema(c, &Actor::command_line(), &p, &u, yes, &now)
             })?;
             println!(
                 "removed {urn} from identity provider {provider}; values deleted from {changed} resources"
@@ -781,6 +775,44 @@ fn activity_command(config: &Config, args: ActivityArgs) -> anyhow::Result<()> {
     }
 }
 
+fn audit_command(config: &Config, args: &AuditArgs) -> anyhow::Result<()> {
+    let store = open(config, OpenMode::MustExist)?;
+    let (provider, limit) = (args.provider.clone(), args.limit);
+    let mut records = store.call(move |c| app::admin::log(c, provider.as_deref(), None, limit))?;
+    records.reverse();
+    if args.json {
+        for r in &records {
+            println!("{}", serde_json::to_string(r)?);
+        }
+        return Ok(());
+    }
+    if records.is_empty() {
+        println!("no admin actions recorded that match");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .map(|r| {
+            vec![
+                fmt_ms(r.at),
+                r.actor.clone(),
+                r.client.clone().unwrap_or_default(),
+                r.action.clone(),
+                r.provider.clone().unwrap_or_default(),
+                r.target.clone(),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "TIME", "WHO", "FROM", "ACTION", "PROVIDER", "TARGET", "DETAIL",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
 fn print_records(records: &[activity::Record], json: bool, header: bool) {
     if json {
         for r in records {
@@ -883,7 +915,9 @@ fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Revoke { id } => {
             let store = open(config, OpenMode::MustExist)?;
             let at = now.timestamp();
-            let t = store.write_blocking(move |c| tokens::revoke(c, &id, at))?;
+            let t = store.write_blocking(move |c| {
+                app::admin::revoke(c, &Actor::command_line(), CredentialKind::Token, &id, at)
+            })?;
             println!(
                 "revoked token {} of identity provider {}; it stops working on its next request",
                 t.id, t.provider
@@ -914,9 +948,10 @@ fn token_command(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
             )
             .map_err(|e| anyhow!("{e} (scimd token create)"))?;
             let (minted, secret) = Minted::here().map_err(|e| anyhow!(e))?;
-            let pid = p.id;
-            let (info, old_now) =
-                store.write_blocking(move |c| credentials::rotate(c, &minted, pid, &plan))?;
+            let rotating = p.clone();
+            let (info, old_now) = store.write_blocking(move |c| {
+                app::admin::rotate_token(c, &Actor::command_line(), &minted, &rotating, &plan)
+            })?;
             print_new_token(config, &p.name, &info, &secret);
             println!(
                 "The old token {} keeps working until {}: put the new one into the identity \
@@ -960,7 +995,9 @@ fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
             let password = read_password(password_stdin)?;
             let hash = token::hash_str(&password).map_err(|e| anyhow!(e))?;
             let store = open(config, OpenMode::CreateIfMissing)?;
-            let a = store.write_blocking(move |c| admins::add(c, &name, &hash, now))?;
+            let a = store.write_blocking(move |c| {
+                app::admin::add_admin(c, &Actor::command_line(), &name, &hash, now)
+            })?;
             println!("added admin {}; log in at {}", a.name, console_url(config));
         }
         AdminCommand::Passwd {
@@ -972,7 +1009,9 @@ fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
             store.call(move |c| admins::require(c, &checked))?;
             let password = read_password(password_stdin)?;
             let hash = token::hash_str(&password).map_err(|e| anyhow!(e))?;
-            let a = store.write_blocking(move |c| admins::set_password(c, &name, &hash, now))?;
+            let a = store.write_blocking(move |c| {
+                app::admin::set_admin_password(c, &Actor::command_line(), &name, &hash, now)
+            })?;
             println!(
                 "changed the password of {}; its console sessions have ended",
                 a.name
@@ -1000,7 +1039,9 @@ fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
         }
         AdminCommand::Remove { name } => {
             let store = open(config, OpenMode::MustExist)?;
-            let a = store.write_blocking(move |c| admins::remove(c, &name, false))?;
+            let a = store.write_blocking(move |c| {
+                app::admin::remove_admin(c, &Actor::command_line(), &name)
+            })?;
             println!("removed admin {} and ended its sessions", a.name);
         }
     }
@@ -1032,7 +1073,9 @@ fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()>
                 .map_err(|e| store::Error::Invalid(format!("{shown}: {e}")))
             })?;
             let (p, a, s) = (provider.clone(), attribute.clone(), path.clone());
-            store.write_blocking(move |c| store::ldap_accounts::set_mapping(c, &p, &a, &s))?;
+            store.write_blocking(move |c| {
+                app::admin::set_mapping(c, &Actor::command_line(), &p, &a, &s)
+            })?;
             println!("users of {provider} now have {attribute} from {path}");
         }
         LdapCommand::Unmap {
@@ -1040,7 +1083,9 @@ fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()>
             attribute,
         } => {
             let (p, a) = (provider.clone(), attribute.clone());
-            store.write_blocking(move |c| store::ldap_accounts::remove_mapping(c, &p, &a))?;
+            store.write_blocking(move |c| {
+                app::admin::remove_mapping(c, &Actor::command_line(), &p, &a)
+            })?;
             println!("{attribute} of {provider}'s users is the built-in one again (if any)");
         }
         LdapCommand::Base {
@@ -1058,7 +1103,9 @@ fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()>
                     })?;
             }
             let (p, d) = (provider.clone(), dn.clone());
-            store.write_blocking(move |c| store::ldap_accounts::set_base(c, &p, d.as_deref()))?;
+            store.write_blocking(move |c| {
+                app::admin::set_base(c, &Actor::command_line(), &p, d.as_deref())
+            })?;
             match dn {
                 Some(dn) => println!("the LDAP tree of {provider} is now {dn}"),
                 None => println!(
@@ -1110,8 +1157,9 @@ fn ldap_account_command(config: &Config, cmd: LdapAccountCommand) -> anyhow::Res
             let store = open(config, OpenMode::MustExist)?;
             let (id, created) = (new.id.clone(), now.timestamp());
             let a = store.write_blocking(move |c| {
-                store::ldap_accounts::add(
+                app::admin::add_ldap_account(
                     c,
+                    &Actor::command_line(),
                     &store::ldap_accounts::NewAccount {
                         id: &id,
                         provider: &provider,
@@ -1190,7 +1238,10 @@ fn ldap_account_command(config: &Config, cmd: LdapAccountCommand) -> anyhow::Res
         LdapAccountCommand::Revoke { id } => {
             let store = open(config, OpenMode::MustExist)?;
             let at = now.timestamp();
-            let a = store.write_blocking(move |c| store::ldap_accounts::revoke(c, &id, at))?;
+            let a = store.write_blocking(move |c| {
+                let by = Actor::command_line();
+                app::admin::revoke(c, &by, CredentialKind::LdapAccount, &id, at)
+            })?;
             println!(
                 "revoked LDAP account {} ({}) of identity provider {}: its open connections read nothing more and its next bind fails",
                 a.name, a.id, a.provider
@@ -1232,8 +1283,10 @@ fn create_token(
         created: now.timestamp(),
         expires,
     };
-    let pid = provider.id;
-    let info = store.write_blocking(move |c| credentials::create(c, &minted, pid, &issue))?;
+    let p = provider.clone();
+    let info = store.write_blocking(move |c| {
+        app::admin::create_token(c, &Actor::command_line(), &minted, &p, &issue)
+    })?;
     Ok((info, secret))
 }
 

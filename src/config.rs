@@ -115,6 +115,9 @@ settings! {
         check duration, show shown_duration;
     /// Most activity records kept per identity provider (the oldest go first).
     activity_max_records: u32 => u32 = Some(1_000_000), check at_least_one, show shown_number;
+    /// How long the audit log (what admins did) is kept.
+    audit_retention: String => Duration = Some("365d".into()),
+        check duration, show shown_duration;
     /// How often refused authentications and request counts are written to the activity log.
     activity_interval: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;

@@ -9,9 +9,9 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 
 use crate::config::Config;
-use crate::store::activity;
 use crate::store::credentials::{self, Credential, CredentialKind};
 use crate::store::{self, Store};
+use crate::store::{activity, audit};
 
 #[derive(Debug, Clone, Copy)]
 pub struct CleanupPolicy {
@@ -23,6 +23,8 @@ pub struct CleanupPolicy {
     pub activity_retention: Duration,
     /// ...and at most this many per identity provider.
     pub activity_max_records: u32,
+    /// Admins' audit records are kept this long.
+    pub audit_retention: Duration,
 }
 
 impl From<&Config> for CleanupPolicy {
@@ -32,6 +34,7 @@ impl From<&Config> for CleanupPolicy {
             warn_within: c.token_expiry_warning,
             activity_retention: c.activity_retention,
             activity_max_records: c.activity_max_records,
+            audit_retention: c.audit_retention,
         }
     }
 }
@@ -44,6 +47,8 @@ pub struct CleanupReport {
     pub(crate) deleted_by_kind: Vec<(CredentialKind, usize)>,
     /// Activity records removed (past retention, or over the per-provider cap).
     pub activity_removed: usize,
+    /// Audit records removed (past `audit_retention`).
+    pub audit_removed: usize,
     /// Active credentials of every kind that expire within `warn_within`, soonest first.
     pub expiring_soon: Vec<Credential>,
 }
@@ -80,10 +85,22 @@ pub fn cleanup_once(
             break;
         }
     }
+    let before_ms = now
+        .saturating_sub(secs(policy.audit_retention))
+        .saturating_mul(1000);
+    let mut audit_removed = 0;
+    loop {
+        let n = store.write_blocking(move |c| audit::prune(c, before_ms, ACTIVITY_BATCH))?;
+        audit_removed += n;
+        if n < ACTIVITY_BATCH {
+            break;
+        }
+    }
     Ok(CleanupReport {
         deleted: deleted_by_kind.iter().map(|(_, n)| n).sum(),
         deleted_by_kind,
         activity_removed,
+        audit_removed,
         expiring_soon,
     })
 }
@@ -137,6 +154,12 @@ fn log_report(report: &CleanupReport, now: i64) {
         tracing::info!(
             removed = report.activity_removed,
             "removed activity records past activity_retention or activity_max_records"
+        );
+    }
+    if report.audit_removed > 0 {
+        tracing::info!(
+            removed = report.audit_removed,
+            "removed audit records past audit_retention"
         );
     }
     for k in &report.expiring_soon {
@@ -211,6 +234,7 @@ mod tests {
             retention: Duration::from_secs(30 * 86_400),
             warn_within: Duration::from_secs(14 * 86_400),
             activity_retention: Duration::from_secs(30 * 86_400),
+            audit_retention: Duration::from_secs(365 * 86_400),
             activity_max_records: 1_000_000,
         };
         for (id, name, expires) in [("a-old", "old", 10 * DAY), ("a-soon", "soon", 105 * DAY)] {

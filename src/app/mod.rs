@@ -5,6 +5,7 @@
 //! `credentials`: token expiry, creation and rotation; `counters`: what is counted between
 //! flushes). The core imports no front door.
 
+pub(crate) mod admin;
 pub(crate) mod caller;
 pub(crate) mod counters;
 pub(crate) mod credentials;

@@ -201,6 +201,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/providers/{p}/{kind}/{id}", web::get().to(pages::resource))
         .route("/activity", web::get().to(pages::activity))
         .route("/activity/rows", web::get().to(pages::activity_rows))
+        .route("/audit", web::get().to(pages::audit))
         .route("/settings", web::get().to(pages::settings));
 }
 

@@ -10,6 +10,7 @@ use super::session::{self, Console, Signed};
 use super::view::{self, Chrome, Nav};
 use super::{Failure, html_response, redirect, urlencode};
 use crate::app::AppState;
+use crate::app::admin::{self, Actor};
 use crate::app::credentials::{self, Issue, Minted, Validity};
 use crate::auth::TokenState;
 use crate::scim::ResourceKind;
@@ -153,6 +154,15 @@ pub(crate) async fn login(
     if !verified || admin_id == 0 {
         console.failed(account, client);
         tracing::warn!(account, client = ?client, "admin console login failed");
+        let by = Actor::console(account, client);
+        // The attempt budget bounds these writes; a database that cannot take one still answers.
+        if let Err(e) = state
+            .store
+            .write(move |c| admin::sign_in_refused(c, &by))
+            .await
+        {
+            tracing::warn!(error = %e, "a refused console login was not recorded");
+        }
         return Ok(refuse(
             StatusCode::UNAUTHORIZED,
             "Wrong account name or password.",
@@ -162,14 +172,19 @@ pub(crate) async fn login(
     let cookie = crate::auth::token::random_hex(32);
     let csrf = crate::auth::token::random_hex(32);
     let at = now().timestamp();
-    let (stored_cookie, client_text) = (
-        cookie.clone(),
-        client.map_or_else(|| "-".to_string(), |c| c.to_string()),
-    );
+    let (stored_cookie, by) = (cookie.clone(), Actor::console(account, client));
     let kept = csrf.clone();
     let started = state
         .store
-        .write(move |c| admins::start_session(c, admin_id, &stored_cookie, &csrf, &client_text, at))
+        .write(move |c| {
+            let started = admin::SignIn {
+                admin_id,
+                cookie: &stored_cookie,
+                csrf: &csrf,
+                at,
+            };
+            admin::sign_in(c, &by, &started)
+        })
         .await;
     match started {
         Ok(()) => {}
@@ -215,9 +230,10 @@ pub(crate) async fn logout(
     s.check(&form.csrf)?;
     if let Some(cookie) = session::cookie_of(&req) {
         console.forget(&cookie);
+        let by = s.actor.clone();
         let ended = state
             .store
-            .write(move |c| admins::end_session(c, &cookie))
+            .write(move |c| admin::sign_out(c, &by, &cookie))
             .await;
         match ended {
             Ok(()) | Err(crate::store::Error::Unavailable(_)) => {}
@@ -424,10 +440,10 @@ pub(crate) async fn add_provider(
         Err(e) => return again(&e),
     };
     let at = now().timestamp();
-    let (n, d) = (name.clone(), form.description.clone());
+    let (n, d, by) = (name.clone(), form.description.clone(), s.actor.clone());
     match state
         .store
-        .write(move |c| providers::insert(c, &n, &d, kind, at))
+        .write(move |c| admin::add_provider(c, &by, &n, &d, kind, at))
         .await
     {
         Ok(p) => {
@@ -500,10 +516,15 @@ pub(crate) async fn edit_provider(
         .kind
         .parse::<crate::scim::ProviderKind>()
         .map_err(Failure::Invalid)?;
-    let (name, description) = (path.into_inner(), form.description.clone());
-    let p = state
+    let changes = admin::ProviderChanges {
+        description: Some(form.description.clone()),
+        kind: Some(kind),
+        ..Default::default()
+    };
+    let (name, by) = (path.into_inner(), s.actor.clone());
+    let (p, _) = state
         .store
-        .write(move |c| providers::update(c, &name, Some(&description), Some(kind)))
+        .write(move |c| admin::set_provider(c, &by, &name, &changes))
         .await?;
     tracing::info!(provider = %p.name, kind = %p.kind, admin = %s.session.admin, "identity provider changed in the admin console");
     forget_tokens(&state, &p.name).await;
@@ -568,10 +589,10 @@ pub(crate) async fn remove_provider(
             "the confirmation does not name this provider".into(),
         ));
     }
-    let removing = name.clone();
+    let (removing, by) = (name.clone(), s.actor.clone());
     let usage = state
         .store
-        .write(move |c| providers::remove(c, &removing, true))
+        .write(move |c| admin::remove_provider(c, &by, &removing, true))
         .await?;
     tracing::info!(provider = %name, users = usage.users, groups = usage.groups, admin = %s.session.admin, "identity provider removed in the admin console");
     Ok(redirect("/providers"))
@@ -838,10 +859,10 @@ pub(crate) async fn create_token(
         created: at.timestamp(),
         expires,
     };
-    let pid = p.id;
+    let (provider, by) = (p.clone(), s.actor.clone());
     let info = state
         .store
-        .write(move |c| credentials::create(c, &minted, pid, &issue))
+        .write(move |c| admin::create_token(c, &by, &minted, &provider, &issue))
         .await?;
     tracing::info!(provider = %p.name, token = %info.id, admin = %s.session.admin, "token created in the admin console");
     shown_once(&s, &state, &p, &info, secret.expose(), None)
@@ -928,10 +949,10 @@ pub(crate) async fn rotate_token(
     let (minted, secret) = Minted::on(&state.verifier)
         .await
         .map_err(Failure::Internal)?;
-    let pid = p.id;
+    let (provider, by) = (p.clone(), s.actor.clone());
     let (info, old_now) = state
         .store
-        .write(move |c| credentials::rotate(c, &minted, pid, &plan))
+        .write(move |c| admin::rotate_token(c, &by, &minted, &provider, &plan))
         .await?;
     tracing::info!(provider = %p.name, old = %old.id, token = %info.id, admin = %s.session.admin, "token rotated in the admin console");
     let note = format!(
@@ -978,10 +999,10 @@ pub(crate) async fn revoke_token(
 ) -> Page {
     s.check(&form.csrf)?;
     let (p, t) = token_of(&state, &path.0, &path.1).await?;
-    let (id, at) = (t.id.clone(), now().timestamp());
+    let (id, at, by) = (t.id.clone(), now().timestamp(), s.actor.clone());
     state
         .store
-        .write(move |c| tokens::revoke(c, &id, at))
+        .write(move |c| admin::revoke(c, &by, CredentialKind::Token, &id, at))
         .await?;
     // The server's memory of verified tokens must not outlive the revocation.
     state.records.forget(&t.id);
@@ -1016,10 +1037,10 @@ pub(crate) async fn add_schema(
         .map(String::from)
         .collect();
     let (name, at) = (path.into_inner(), now().timestamp());
-    let provider = name.clone();
+    let (provider, by) = (name.clone(), s.actor.clone());
     match state
         .store
-        .write(move |c| schemas::add(c, &provider, kind, &form.definition, &index, at))
+        .write(move |c| admin::add_schema(c, &by, &provider, kind, &form.definition, &index, at))
         .await
     {
         Ok(added) => {
@@ -1088,10 +1109,10 @@ pub(crate) async fn remove_schema(
     s.check(&form.csrf)?;
     let (name, urn) = (path.into_inner(), form.confirm.clone());
     let at = now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let (provider, removed) = (name.clone(), urn.clone());
+    let (provider, removed, by) = (name.clone(), urn.clone(), s.actor.clone());
     state
         .store
-        .write(move |c| schemas::remove(c, &provider, &removed, true, &at))
+        .write(move |c| admin::remove_schema(c, &by, &provider, &removed, true, &at))
         .await?;
     tracing::info!(provider = %name, schema = %urn, admin = %s.session.admin, "extension schema removed in the admin console");
     forget_tokens(&state, &name).await;
@@ -1532,6 +1553,99 @@ pub(crate) async fn activity_rows(
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(body.into_string()))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AuditQuery {
+    provider: Option<String>,
+    /// Records older than this one (a `seq`): the next page.
+    before: Option<i64>,
+}
+
+/// Audit records shown per page.
+const AUDIT_ROWS: usize = 100;
+
+/// What admins did: newest first, a page at a time, optionally about one provider.
+pub(crate) async fn audit(
+    state: web::Data<AppState>,
+    s: Signed,
+    q: web::Query<AuditQuery>,
+) -> Page {
+    let chosen = q.provider.clone().filter(|p| !p.trim().is_empty());
+    let (provider, before) = (chosen.clone(), q.before);
+    let (records, names) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let names: Vec<String> = providers::list(c)?.into_iter().map(|p| p.name).collect();
+            let records =
+                crate::store::audit::list(c, provider.as_deref(), before, AUDIT_ROWS + 1)?;
+            Ok((records, names))
+        })
+        .await?;
+    let more = records.len() > AUDIT_ROWS;
+    let shown = &records[..records.len().min(AUDIT_ROWS)];
+    let chosen = chosen.unwrap_or_default();
+    let older = shown.last().map(|r| {
+        let mut url = format!("/audit?before={}", r.seq);
+        if !chosen.is_empty() {
+            url.push_str(&format!("&provider={}", urlencode(&chosen)));
+        }
+        url
+    });
+    ok(
+        "Audit log",
+        Nav::Audit,
+        &s,
+        html! {
+            form.search method="get" action="/audit" {
+                div.field {
+                    label for="provider" { "Provider" }
+                    select #provider name="provider" {
+                        option value="" { "all" }
+                        @for n in &names { option value=(n) selected[*n == chosen] { (n) } }
+                    }
+                }
+                button type="submit" { "Show" }
+            }
+            p.hint {
+                "What admins did, from the command line (" code { "scimd audit" } ") or this "
+                "console, newest first. Each record was written with the change it describes; "
+                "records of a removed provider stay."
+            }
+            @if shown.is_empty() {
+                p { "No admin actions recorded that match." }
+            } @else {
+                div.scroll tabindex="0" role="region" aria-label="Audit records" {
+                    table #audit {
+                        thead { tr {
+                            th scope="col" { "Time" } th scope="col" { "Who" }
+                            th scope="col" { "Provider" } th scope="col" { "What" }
+                        } }
+                        tbody {
+                            @for r in shown {
+                                tr {
+                                    td.nowrap { (view::time_ms(Some(r.at))) }
+                                    td {
+                                        (r.actor)
+                                        @if let Some(from) = &r.client { br; small { "from " (from) } }
+                                    }
+                                    td { (r.provider.as_deref().unwrap_or("")) }
+                                    td.what {
+                                        strong { (r.action) }
+                                        @if !r.target.is_empty() { " " code { (r.target) } }
+                                        @if !r.detail.is_empty() { br; small { (r.detail) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if more {
+                    @if let Some(url) = &older { p { a href=(url) { "Older records" } } }
+                }
+            }
+        },
+    )
 }
 
 pub(crate) async fn settings(state: web::Data<AppState>, s: Signed) -> Page {

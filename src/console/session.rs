@@ -12,6 +12,7 @@ use actix_web::{FromRequest, HttpRequest, web};
 
 use super::Failure;
 use crate::app::AppState;
+use crate::app::admin::Actor;
 use crate::store::{
     self,
     admins::{self, Lifetimes, Session},
@@ -182,9 +183,16 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
 /// sends a page request to the login page (and back afterwards) and refuses anything else.
 pub(crate) struct Signed {
     pub(crate) session: Session,
+    /// The admin as the audit log names them, with the address they came from.
+    pub(crate) actor: Actor,
 }
 
 impl Signed {
+    fn new(session: Session, client: Option<IpAddr>) -> Signed {
+        let actor = Actor::console(&session.admin, client);
+        Signed { session, actor }
+    }
+
     /// Refuses a state-changing request whose form does not carry the session's CSRF token.
     pub(crate) fn check(&self, csrf: &str) -> Result<(), Failure> {
         if same(csrf, &self.session.csrf) {
@@ -212,6 +220,9 @@ impl FromRequest for Signed {
             .path_and_query()
             .map_or("/".to_string(), |p| p.as_str().to_string());
         let is_page = req.method() == actix_web::http::Method::GET;
+        let client = state
+            .as_ref()
+            .and_then(|s| crate::web::client_ip(req, &s.config));
         Box::pin(async move {
             let Some(state) = state else {
                 return Err(Failure::Internal("console state missing".into()));
@@ -239,7 +250,7 @@ impl FromRequest for Signed {
             let Some((session, last_seen)) = found else {
                 return console
                     .and_then(|m| m.recall(&cookie, now, limits))
-                    .map(|session| Signed { session })
+                    .map(|session| Signed::new(session, client))
                     .ok_or_else(to_login);
             };
             if now - last_seen >= TOUCH_EVERY {
@@ -254,7 +265,7 @@ impl FromRequest for Signed {
                     Err(e) => return Err(Failure::Store(e)),
                 }
             }
-            Ok(Signed { session })
+            Ok(Signed::new(session, client))
         })
     }
 }

@@ -30,6 +30,7 @@ pub(crate) enum Nav {
     Dashboard,
     Providers,
     Activity,
+    Audit,
     Settings,
     None,
 }
@@ -65,6 +66,7 @@ pub(crate) fn page(title: &str, nav: Nav, chrome: Option<&Chrome<'_>>, body: Mar
                             (link("/", "Dashboard", Nav::Dashboard))
                             (link("/providers", "Identity providers", Nav::Providers))
                             (link("/activity", "Activity", Nav::Activity))
+                            (link("/audit", "Audit log", Nav::Audit))
                             (link("/settings", "Settings", Nav::Settings))
                         }
                         form.logout method="post" action="/logout" {

@@ -2,6 +2,7 @@
 
 pub(crate) mod activity;
 pub(crate) mod admins;
+pub(crate) mod audit;
 pub(crate) mod credentials;
 pub(crate) mod ldap_accounts;
 pub(crate) mod maintenance;
@@ -139,6 +140,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0011_ldap_accounts.sql")),
         M::up(include_str!("migrations/0012_credentials.sql")),
         M::up(include_str!("migrations/0013_scim_passwords.sql")),
+        M::up(include_str!("migrations/0014_audit.sql")),
     ]
 }
 

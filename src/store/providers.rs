@@ -195,21 +195,6 @@ pub(crate) fn delete(c: &Connection, provider_id: i64) -> Result<()> {
     Ok(())
 }
 
-/// The provider named `name`, created with `description` and `kind` when it does not exist yet
-/// (`quickstart`). Runs on the writer.
-pub(crate) fn ensure(
-    c: &Connection,
-    name: &str,
-    description: &str,
-    kind: ProviderKind,
-    now: i64,
-) -> Result<Provider> {
-    match get(c, name)? {
-        Some(p) => Ok(p),
-        None => insert(c, name, description, kind, now),
-    }
-}
-
 /// Removes a provider. One that still holds users or groups is refused unless `with_data`,
 /// which deletes them with it, in the same transaction. Returns what was deleted. Runs on the
 /// writer.

@@ -308,6 +308,15 @@ def main():
             expect(page.get_by_role("cell", name="alice (you)")).to_be_visible()
             shot(page, "13-settings")
 
+            step("the audit log shows what the admin did, with who and from where")
+            page.get_by_role("link", name="Audit log").click()
+            expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+            audit = page.locator("#audit tbody")
+            expect(audit).to_contain_text("token created")
+            expect(audit).to_contain_text("console:alice")
+            expect(audit).to_contain_text("console login")
+            shot(page, "06b-audit-log")
+
             step("the session expires (its last request moved an hour back)")
             server.sql("UPDATE admin_sessions SET last_seen = last_seen - 3600")
             page.goto(admin + "/providers")
@@ -328,7 +337,8 @@ def main():
             small = narrow.new_page()
             login(small, admin)
             for path, name in [("/", "14-narrow-dashboard"), ("/providers/contoso", "15-narrow-provider"),
-                               (f"/providers/contoso/Users", "16-narrow-users"), ("/activity", "17-narrow-activity")]:
+                               (f"/providers/contoso/Users", "16-narrow-users"), ("/activity", "17-narrow-activity"),
+                               ("/audit", "18-narrow-audit")]:
                 small.goto(admin + path)
                 width = small.evaluate("document.documentElement.scrollWidth")
                 assert width <= 360, f"{path} is {width} px wide"

@@ -309,6 +309,7 @@ fn policy_keeping(records: u32) -> scimd::api::jobs::CleanupPolicy {
         retention: Duration::from_secs(30 * 86_400),
         warn_within: Duration::from_secs(14 * 86_400),
         activity_retention: Duration::from_secs(30 * 86_400),
+        audit_retention: Duration::from_secs(365 * 86_400),
         activity_max_records: records,
     }
 }

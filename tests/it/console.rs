@@ -592,3 +592,138 @@ fn the_dashboard_warns_of_tokens_and_ldap_accounts_that_expire_soon() {
     );
     assert_eq!(ldap.matches("expires soon").count(), 1, "{ldap}");
 }
+
+/// The audit log as `scimd audit --json` prints it (oldest first), one record per value.
+fn audit(db: &TestDb, args: &[&str]) -> Vec<serde_json::Value> {
+    let mut all = vec!["audit", "--json"];
+    all.extend_from_slice(args);
+    db.ok(&all)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn actions(records: &[serde_json::Value]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["actor"].as_str().unwrap().split(':').next().unwrap(),
+                r["action"].as_str().unwrap(),
+                r["provider"].as_str().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+/// Admin actions from the command line and from the console write one audit record each, in
+/// the change's transaction (a refused change writes none); records name who acted and from
+/// where, and outlive a removed provider; the console's audit page shows them escaped.
+#[test]
+fn admin_actions_at_both_doors_are_audited_and_outlive_their_provider() {
+    let (db, server, mut b) = console();
+    db.ok(&["provider", "add", "okta", "--type", "generic"]);
+    db.create_token(
+        "okta",
+        &["--valid-for", "30d", "--description", "<b>okta</b>"],
+    );
+    db.ok(&["ldap", "account", "add", "nas", "--provider", "okta"]);
+    db.ok(&["provider", "set", "okta", "--scim-passwords", "ignore"]);
+    // Refused changes leave no record.
+    db.fails(&["provider", "add", "OKTA"]);
+    db.fails(&["provider", "remove", "nobody"]);
+    let before = audit(&db, &[]);
+    assert_eq!(
+        actions(&before),
+        [
+            "cli admin added -",
+            "cli provider added okta",
+            "cli token created okta",
+            "cli LDAP account created okta",
+            "cli provider changed okta",
+        ]
+    );
+    assert!(
+        before[4]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("SCIM passwords ignore"),
+        "{}",
+        before[4]
+    );
+
+    assert_eq!(b.login("alice", "wrong").status, 401);
+    assert_eq!(b.login("alice", PASSWORD).status, 303);
+    let csrf = b.get("/providers/new").csrf();
+    b.post(
+        "/providers",
+        &[
+            ("csrf", &csrf),
+            ("name", "entra"),
+            ("description", ""),
+            ("kind", "entra"),
+        ],
+    );
+    let made = b.post(
+        "/providers/entra/tokens",
+        &[
+            ("csrf", &csrf),
+            ("description", "sync"),
+            ("validity", "90d"),
+        ],
+    );
+    let at = made.body.find("scimd_").unwrap();
+    let token_id = made.body[at..].split('_').nth(1).unwrap().to_string();
+    let rotated = b.post(
+        &format!("/providers/entra/tokens/{token_id}/rotate"),
+        &[("csrf", &csrf), ("overlap", "1h")],
+    );
+    assert_eq!(rotated.status, 200);
+    b.post(
+        "/providers/okta/remove",
+        &[("csrf", &csrf), ("confirm", "okta")],
+    );
+    b.post("/logout", &[("csrf", &csrf)]);
+
+    let all = audit(&db, &[]);
+    assert_eq!(
+        actions(&all[before.len()..]),
+        [
+            "console console login refused -",
+            "console console login -",
+            "console provider added entra",
+            "console token created entra",
+            "console token rotated entra",
+            "console provider removed okta",
+            "console console logout -",
+        ]
+    );
+    let login = &all[before.len() + 1];
+    assert_eq!(login["actor"], "console:alice");
+    assert_eq!(login["client"], "127.0.0.1");
+    assert_eq!(all[before.len() + 4]["target"], token_id.as_str());
+    // The removed provider's records stay, findable by its name.
+    let okta = audit(&db, &["--provider", "okta"]);
+    assert_eq!(okta.len(), 5, "{okta:?}");
+    assert!(
+        okta.iter()
+            .any(|r| r["detail"].as_str().unwrap().contains("<b>okta</b>"))
+    );
+
+    // The console shows them, as text.
+    b.login("alice", PASSWORD);
+    let page = b.get("/audit?provider=okta");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("provider removed"), "{}", page.body);
+    assert!(page.body.contains("&lt;b&gt;okta&lt;/b&gt;"));
+    assert!(!page.body.contains("<b>okta</b>"));
+    assert!(!page.body.contains("<td>entra</td>"), "only okta's records");
+    assert!(page.body.contains("<td>okta</td>"));
+    let table = audit(&db, &["--limit", "2"]);
+    assert_eq!(
+        actions(&table),
+        ["console console logout -", "console console login -"]
+    );
+    drop(server);
+}
