@@ -111,7 +111,7 @@ where
                     after: 0,
                 };
                 let Some(condition) =
-                    entry_condition(rt, &scim, kind, &filter, only.as_deref(), &resolver)?
+                    entry_condition(rt, &scim, &filter, only.as_deref(), &resolver)?
                 else {
                     continue;
                 };
@@ -199,12 +199,11 @@ pub(crate) enum Failure {
 pub(crate) fn entry_condition(
     rt: &ResourceType,
     scim: &str,
-    kind: ResourceKind,
     filter: &LdapFilter,
     only: Option<&str>,
     resolver: &Resolver<'_>,
 ) -> store::Result<Option<Option<store::search::Condition>>> {
-    let mut f = directory::simplify(directory::to_scim(filter, kind, resolver));
+    let mut f = directory::simplify(directory::to_scim(filter, rt, resolver));
     if let Some(e) = resolver.take_error() {
         return Err(e);
     }
@@ -428,16 +427,8 @@ mod tests {
         let filter =
             LdapFilter::Equality("member".into(), "uid=alice,ou=people,dc=p,dc=scimd".into());
         let rt = crate::scim::schema::Model::builtin().get(ResourceKind::Group);
-        let condition = |r: &Resolver<'_>| {
-            entry_condition(
-                rt,
-                "http://h/scim/v2/p",
-                ResourceKind::Group,
-                &filter,
-                None,
-                r,
-            )
-        };
+        let condition =
+            |r: &Resolver<'_>| entry_condition(rt, "http://h/scim/v2/p", &filter, None, r);
         assert!(condition(&resolver).is_err());
         // With the table there and no such user, the filter simply matches nothing.
         let c = crate::store::test_conn();

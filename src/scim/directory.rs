@@ -10,7 +10,8 @@ use ldap3_proto::proto::{LdapFilter, LdapSubstringFilter};
 use serde_json::Value;
 
 use crate::scim::ResourceKind;
-use crate::scim::filter::{AttrPath, CompValue, Filter, Op};
+use crate::scim::filter::{self, AttrPath, CompValue, Filter, Op};
+use crate::scim::schema::{ResourceType, Type};
 
 /// The organizational units of a provider's tree: users, groups, service accounts.
 pub(crate) const PEOPLE: &str = "people";
@@ -425,8 +426,105 @@ pub(crate) fn apply_mappings(
 /// A filter item on an attribute this tree does not have, or with a matching this server does
 /// not apply, is Undefined (RFC 4511 §4.5.1.7): it matches nothing, and neither does its
 /// negation; approximate matching is equality.
-pub(crate) fn to_scim(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve) -> Filter {
-    truth(f, kind, resolve).0
+/// Values are compared by the syntax of the SCIM attribute they stand for (`rt` is the
+/// provider's model of the entries' type): a value that does not fit it is Undefined too.
+pub(crate) fn to_scim(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> Filter {
+    truth(f, rt, resolve).0
+}
+
+/// An LDAP assertion value as a value of a SCIM attribute of type `ty`, compared with `op`;
+/// `None` when it does not fit the attribute's syntax (RFC 4517: INTEGER, Boolean,
+/// GeneralizedTime), or the syntax has no such matching (no substrings of numbers, times or
+/// booleans).
+fn typed(p: &AttrPath, ty: Type, op: Op, value: &str) -> Option<Filter> {
+    let substring = matches!(op, Op::Sw | Op::Co | Op::Ew);
+    let compare = |v: CompValue| Some(Filter::Compare(p.clone(), op, v));
+    match ty {
+        Type::Integer if !substring => compare(CompValue::Num(value.parse::<i64>().ok()?.into())),
+        Type::Decimal if !substring => compare(CompValue::Num(serde_json::Number::from_f64(
+            value.parse::<f64>().ok()?,
+        )?)),
+        Type::Boolean if !substring => match value {
+            "TRUE" => compare(CompValue::Bool(true)),
+            "FALSE" => compare(CompValue::Bool(false)),
+            _ => None,
+        },
+        Type::DateTime if !substring => {
+            // Entries show whole seconds: an assertion of a second covers all of it.
+            let (from, to) = parse_generalized_time(value)?;
+            let at = |t: chrono::DateTime<chrono::Utc>| {
+                CompValue::Str(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            };
+            let c = |op, v| Filter::Compare(p.clone(), op, v);
+            Some(match op {
+                Op::Ge => c(Op::Ge, at(from)),
+                Op::Le => c(Op::Le, at(to)),
+                _ => Filter::And(Box::new(c(Op::Ge, at(from))), Box::new(c(Op::Le, at(to)))),
+            })
+        }
+        Type::Integer | Type::Decimal | Type::Boolean | Type::DateTime => None,
+        _ => compare(CompValue::Str(value.to_string())),
+    }
+}
+
+/// A GeneralizedTime value (RFC 4517 §3.3.13: `YYYYMMDDHH[MM[SS[.fff]]]` then `Z` or an offset
+/// `±HH[MM]`) as the first and last millisecond it names.
+fn parse_generalized_time(
+    text: &str,
+) -> Option<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    use chrono::{Duration, FixedOffset, NaiveDate, TimeZone};
+    let (body, offset) = match text.strip_suffix('Z') {
+        Some(b) => (b, 0),
+        None => {
+            let at = text.rfind(['+', '-'])?;
+            let (b, o) = text.split_at(at);
+            let sign = if o.starts_with('-') { -1 } else { 1 };
+            let digits = &o[1..];
+            if !(digits.len() == 2 || digits.len() == 4)
+                || !digits.bytes().all(|c| c.is_ascii_digit())
+            {
+                return None;
+            }
+            let h: i32 = digits[..2].parse().ok()?;
+            let m: i32 = digits
+                .get(2..)
+                .filter(|m| !m.is_empty())
+                .map_or(Some(0), |m| m.parse().ok())?;
+            (b, sign * (h * 3600 + m * 60))
+        }
+    };
+    let (whole, fraction) = match body.split_once(['.', ',']) {
+        Some((w, f)) if !f.is_empty() && f.bytes().all(|c| c.is_ascii_digit()) => (w, Some(f)),
+        Some(_) => return None,
+        None => (body, None),
+    };
+    if !matches!(whole.len(), 10 | 12 | 14) || !whole.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| whole.get(r).map_or(Some(0), |d| d.parse::<u32>().ok());
+    let date = NaiveDate::from_ymd_opt(whole[..4].parse().ok()?, n(4..6)?, n(6..8)?)?;
+    let (h, mi, se) = (n(8..10)?, n(10..12)?, n(12..14)?);
+    let naive = date.and_hms_opt(h, mi, se)?;
+    let start = FixedOffset::east_opt(offset)?
+        .from_local_datetime(&naive)
+        .single()?
+        .with_timezone(&chrono::Utc);
+    // The span the least significant unit given covers.
+    let unit = match (whole.len(), fraction) {
+        (_, Some(f)) => {
+            let digits = f.len().min(3);
+            let ms: i64 = f[..digits].parse::<i64>().ok()? * 10_i64.pow(3 - digits as u32);
+            let start = start + Duration::milliseconds(ms);
+            return Some((
+                start,
+                start + Duration::milliseconds(10_i64.pow(3 - digits as u32) - 1),
+            ));
+        }
+        (10, None) => Duration::hours(1),
+        (12, None) => Duration::minutes(1),
+        _ => Duration::seconds(1),
+    };
+    Some((start, start + unit - Duration::milliseconds(1)))
 }
 
 /// A filter item's value for an entry: a SCIM condition (TRUE where it holds, FALSE where
@@ -451,7 +549,8 @@ impl Item {
 /// An LDAP filter as the entries it is TRUE for and those it is FALSE for; Undefined is
 /// neither. AND is TRUE when all parts are and FALSE when any is; OR the other way round; NOT
 /// swaps them, so NOT of Undefined stays Undefined.
-fn truth(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve) -> (Filter, Filter) {
+fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, Filter) {
+    let kind = rt.kind();
     let str_cmp = |attr: &str, op: Op, value: &str| -> Item {
         let ldap = attr.to_ascii_lowercase();
         if ldap == "objectclass" {
@@ -481,11 +580,22 @@ fn truth(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve) -> (Filter, 
         // DN-valued attributes compare the id of the entry the DN names.
         let dn_kind = match built_in(kind, &ldap).map(|a| a.source) {
             Some(Source::MemberOf) => Some(ResourceKind::Group),
-            Some(Source::Member) => Some(ResourceKind::User),
+            Some(Source::Member | Source::Manager) => Some(ResourceKind::User),
             _ => None,
         };
         let value = match dn_kind {
-            None => value.to_string(),
+            None => {
+                // Other values are converted by the syntax of the attribute they stand for.
+                let Ok(target) = filter::resolve(rt, &p, None) else {
+                    return Item::Undefined;
+                };
+                return match typed(&p, target.ty(), op, value) {
+                    Some(f) => Item::Is(f),
+                    None => Item::Undefined,
+                };
+            }
+            // A DN has equality matching only.
+            Some(_) if op != Op::Eq => return Item::Undefined,
             Some(k) => {
                 let id = match resolve.node(value) {
                     Some(Node::User(_, name)) => resolve.id_of(ResourceKind::User, &name),
@@ -507,7 +617,7 @@ fn truth(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve) -> (Filter, 
     };
     let join = |parts: &[LdapFilter], and: bool| {
         let (ts, fs): (Vec<Filter>, Vec<Filter>) =
-            parts.iter().map(|p| truth(p, kind, resolve)).unzip();
+            parts.iter().map(|p| truth(p, rt, resolve)).unzip();
         type Join = fn(Box<Filter>, Box<Filter>) -> Filter;
         let (t_join, f_join): (Join, Join) = match and {
             true => (Filter::And, Filter::Or),
@@ -523,7 +633,7 @@ fn truth(f: &LdapFilter, kind: ResourceKind, resolve: &dyn Resolve) -> (Filter, 
         LdapFilter::And(parts) => return join(parts, true),
         LdapFilter::Or(parts) => return join(parts, false),
         LdapFilter::Not(inner) => {
-            let (t, f) = truth(inner, kind, resolve);
+            let (t, f) = truth(inner, rt, resolve);
             return (f, t);
         }
         LdapFilter::Equality(a, v) | LdapFilter::Approx(a, v) => str_cmp(a, Op::Eq, v),
@@ -747,11 +857,14 @@ impl LdapAttribute {
             Source::MemberOf => path("groups", Some("value")),
             Source::Member => path("members", Some("value")),
             Source::Id => path("id", None),
-            Source::Elsewhere
-            | Source::ObjectClass
-            | Source::Manager
-            | Source::Created
-            | Source::Modified => return None,
+            Source::Manager => AttrPath {
+                uri: Some(ENTERPRISE.into()),
+                attr: "manager".into(),
+                sub: Some("value".into()),
+            },
+            Source::Created => path("meta", Some("created")),
+            Source::Modified => path("meta", Some("lastModified")),
+            Source::Elsewhere | Source::ObjectClass => return None,
         })
     }
 }
@@ -1177,6 +1290,10 @@ impl Entry {
 mod tests {
     use super::*;
 
+    fn rt(kind: ResourceKind) -> &'static ResourceType {
+        crate::scim::schema::Model::builtin().get(kind)
+    }
+
     #[test]
     fn served_values_are_found_by_path_and_stored_ones_are_not() {
         let served = Served {
@@ -1231,35 +1348,32 @@ mod tests {
 
     /// The table links what entries show, what filters search and what the schema defines: an
     /// attribute an entry shows is defined in the schema, and a filter on it selects by the
-    /// attribute its values come from (manager and the timestamps: not yet).
+    /// attribute its values come from.
     #[test]
     fn every_shown_attribute_is_defined_and_searchable() {
         let types = attribute_types();
-        let not_yet = [
-            "manager",
-            "createTimestamp",
-            "modifyTimestamp",
-            "objectClass",
-        ];
+        // objectClass is answered from the type, not from a SCIM attribute.
+        let not_yet = ["objectClass"];
         for kind in [ResourceKind::User, ResourceKind::Group] {
             for a in ATTRIBUTES.iter().filter(|a| a.of(kind)) {
                 let defined = format!("NAME '{}'", a.name);
                 assert!(types.iter().any(|t| t.contains(&defined)), "{}", a.name);
                 let value = match a.source {
                     Source::MemberOf => "cn=g,ou=groups,dc=p,dc=scimd",
-                    Source::Member => "uid=u,ou=people,dc=p,dc=scimd",
+                    Source::Member | Source::Manager => "uid=u,ou=people,dc=p,dc=scimd",
+                    Source::Created | Source::Modified => "20261130071611Z",
                     _ => "x",
                 };
                 let f = to_scim(
                     &LdapFilter::Equality(a.name.to_string(), value.to_string()),
-                    kind,
+                    rt(kind),
                     &Ids,
                 );
                 if not_yet.contains(&a.name) {
                     continue;
                 }
                 assert!(
-                    matches!(f, Filter::Compare(..)),
+                    matches!(f, Filter::Compare(..) | Filter::And(..)),
                     "{kind:?} {}: {f:?}",
                     a.name
                 );
@@ -1351,7 +1465,7 @@ mod tests {
         fn any_filter_shape_translates_shallowly(f in filter_strategy()) {
             let (terms, depth) = filter_size(&f);
             for kind in [ResourceKind::User, ResourceKind::Group] {
-                let scim = simplify(to_scim(&f, kind, &Ids));
+                let scim = simplify(to_scim(&f, rt(kind), &Ids));
                 let bound = 4 + depth * (2 + (terms.max(1) as f64).log2().ceil() as usize);
                 proptest::prop_assert!(scim_depth(&scim) <= bound, "{} > {bound}", scim_depth(&scim));
             }
@@ -1371,9 +1485,93 @@ mod tests {
     /// RFC 4511 §4.5.1.7: an item on an attribute the tree does not have is Undefined; NOT of
     /// Undefined is Undefined (matches nothing), unlike NOT of FALSE.
     #[test]
+    fn values_are_converted_by_syntax_and_a_misfit_is_undefined() {
+        let users = rt(ResourceKind::User);
+        let at = |text: &str| {
+            parse_generalized_time(text).map(|(a, b)| (a.to_rfc3339(), b.to_rfc3339()))
+        };
+        assert_eq!(
+            at("20261130071611Z"),
+            Some((
+                "2026-11-30T07:16:11+00:00".into(),
+                "2026-11-30T07:16:11.999+00:00".into()
+            ))
+        );
+        assert_eq!(
+            at("202611300716+0100"),
+            Some((
+                "2026-11-30T06:16:00+00:00".into(),
+                "2026-11-30T06:16:59.999+00:00".into()
+            ))
+        );
+        assert_eq!(
+            at("20261130071611.5Z").map(|t| t.1),
+            Some("2026-11-30T07:16:11.599+00:00".into())
+        );
+        for bad in [
+            "2026",
+            "20261330071611Z",
+            "20261130071611",
+            "20261130071611.Z",
+            "x",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        // A time compares the instant, a whole second wide.
+        let ge = LdapFilter::GreaterOrEqual("modifyTimestamp".into(), "20261130071611Z".into());
+        assert_eq!(
+            to_scim(&ge, users, &Ids),
+            Filter::Compare(
+                path("meta", Some("lastModified")),
+                Op::Ge,
+                CompValue::Str("2026-11-30T07:16:11.000Z".into())
+            )
+        );
+        // A value that is not a time, a substring of one, or an ordering of DNs: Undefined,
+        // so neither the item nor its negation matches.
+        for undefined in [
+            eq("createTimestamp", "yesterday"),
+            LdapFilter::Substring(
+                "createTimestamp".into(),
+                LdapSubstringFilter {
+                    initial: Some("2026".into()),
+                    any: vec![],
+                    final_: None,
+                },
+            ),
+            LdapFilter::LessOrEqual("manager".into(), "uid=u,ou=people,dc=p,dc=scimd".into()),
+        ] {
+            assert_eq!(
+                to_scim(&undefined, users, &Ids),
+                Filter::Never,
+                "{undefined:?}"
+            );
+            let not = LdapFilter::Not(Box::new(undefined));
+            assert_eq!(to_scim(&not, users, &Ids), Filter::Never, "{not:?}");
+        }
+        // manager compares the id of the user its DN names.
+        assert_eq!(
+            to_scim(
+                &eq("manager", "uid=boss,ou=people,dc=p,dc=scimd"),
+                users,
+                &Ids
+            ),
+            Filter::Compare(
+                AttrPath {
+                    uri: Some(ENTERPRISE.into()),
+                    attr: "manager".into(),
+                    sub: Some("value".into())
+                },
+                Op::Eq,
+                CompValue::Str("User-boss".into())
+            )
+        );
+    }
+
+    #[test]
     fn not_of_undefined_matches_nothing() {
         let not = |f: LdapFilter| LdapFilter::Not(Box::new(f));
-        let scim = |f: &LdapFilter| simplify(to_scim(f, ResourceKind::User, &Ids));
+        let scim = |f: &LdapFilter| simplify(to_scim(f, rt(ResourceKind::User), &Ids));
         let unknown = eq("noSuchAttribute", "x");
         assert!(matches!(scim(&unknown), Filter::Never));
         assert!(matches!(scim(&not(unknown.clone())), Filter::Never));
@@ -1402,7 +1600,7 @@ mod tests {
         for n in [1usize, 2, 3, 1000, 100_000] {
             let wide = LdapFilter::Or((0..n).map(|i| eq("uid", &format!("u{i}"))).collect());
             assert_eq!(filter_size(&wide), (n, 1));
-            let scim = to_scim(&wide, ResourceKind::User, &Ids);
+            let scim = to_scim(&wide, rt(ResourceKind::User), &Ids);
             let depth = scim_depth(&scim);
             assert!(
                 depth <= 2 + n.ilog2() as usize,
@@ -1417,7 +1615,7 @@ mod tests {
                 .collect(),
         );
         assert_eq!(filter_size(&nots), (30_000, 2));
-        assert!(scim_depth(&to_scim(&nots, ResourceKind::Group, &Ids)) < 20);
+        assert!(scim_depth(&to_scim(&nots, rt(ResourceKind::Group), &Ids)) < 20);
         let parts = LdapFilter::Substring(
             "cn".into(),
             LdapSubstringFilter {
@@ -1427,7 +1625,7 @@ mod tests {
             },
         );
         assert_eq!(filter_size(&parts), (20_001, 0));
-        assert!(scim_depth(&to_scim(&parts, ResourceKind::User, &Ids)) < 20);
+        assert!(scim_depth(&to_scim(&parts, rt(ResourceKind::User), &Ids)) < 20);
         // Nesting counts levels.
         let mut deep = eq("cn", "x");
         for _ in 0..100 {
@@ -1497,7 +1695,7 @@ mod tests {
             eq("uid", "alice@contoso.com"),
         ]);
         assert_eq!(
-            simplify(to_scim(&f, ResourceKind::User, &Ids)),
+            simplify(to_scim(&f, rt(ResourceKind::User), &Ids)),
             Filter::Compare(
                 path("userName", None),
                 Op::Eq,
@@ -1506,11 +1704,15 @@ mod tests {
         );
         // A group class never matches users.
         let g = LdapFilter::And(vec![eq("objectClass", "groupOfNames"), eq("cn", "x")]);
-        assert!(!may_match(&simplify(to_scim(&g, ResourceKind::User, &Ids))));
+        assert!(!may_match(&simplify(to_scim(
+            &g,
+            rt(ResourceKind::User),
+            &Ids
+        ))));
         // memberOf compares the group's id.
         let m = eq("memberOf", "cn=Sales,ou=groups,dc=p,dc=scimd");
         assert_eq!(
-            to_scim(&m, ResourceKind::User, &Ids),
+            to_scim(&m, rt(ResourceKind::User), &Ids),
             Filter::Compare(
                 path("groups", Some("value")),
                 Op::Eq,
@@ -1526,22 +1728,22 @@ mod tests {
                 final_: Some("c".into()),
             },
         );
-        let scim = simplify(to_scim(&s, ResourceKind::User, &Ids));
+        let scim = simplify(to_scim(&s, rt(ResourceKind::User), &Ids));
         assert!(matches!(scim, Filter::And(_, _)));
         // Unmapped attributes match nothing; objectClass presence everything.
         assert_eq!(
-            to_scim(&eq("carLicense", "x"), ResourceKind::User, &Ids),
+            to_scim(&eq("carLicense", "x"), rt(ResourceKind::User), &Ids),
             Filter::Never
         );
         assert!(is_always(&simplify(to_scim(
             &LdapFilter::Present("objectClass".into()),
-            ResourceKind::Group,
+            rt(ResourceKind::Group),
             &Ids
         ))));
         assert_eq!(
             simplify(to_scim(
                 &LdapFilter::Or(vec![eq("carLicense", "x"), eq("cn", "G")]),
-                ResourceKind::Group,
+                rt(ResourceKind::Group),
                 &Ids
             )),
             Filter::Compare(

@@ -1135,3 +1135,90 @@ fn the_negation_of_an_unknown_attribute_finds_nothing() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("dn: uid="), "{out}");
 }
+
+/// Filters compare values by the syntax of the attribute they stand for (RFC 4517, §4.5.1.7 of
+/// RFC 4511): a number mapped to an integer attribute is found by its number, and a value that
+/// is not a number is Undefined — no entry, never an unavailable server; `manager`,
+/// `createTimestamp` and `modifyTimestamp` are searchable like every attribute entries show.
+#[test]
+fn filters_compare_numbers_times_and_dns_by_their_syntax() {
+    const CONTOSO: &str = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User";
+    let d = Directory::start("on");
+    d.db.ok(&[
+        "schema",
+        "add",
+        "--provider",
+        "contoso",
+        "tests/it/schemas/contoso.json",
+    ]);
+    d.db.ok(&[
+        "ldap",
+        "map",
+        "--provider",
+        "contoso",
+        "uidNumber",
+        &format!("{CONTOSO}:clearance"),
+    ]);
+    let (alice, _bob) = d.provision();
+    d.scim
+        .patch(
+            &format!("/Users/{alice}"),
+            json!([{"op": "add", "path": format!("{CONTOSO}:clearance"), "value": 10003}]),
+        )
+        .expect(200);
+    let found = |filter: &str| {
+        let (out, code) = d.search(BASE, filter, &["1.1"]);
+        assert_eq!(code, 0, "{filter}: {out}");
+        let mut dns: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("dn: uid="))
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect();
+        dns.sort();
+        dns
+    };
+    let alice_only = vec!["alice@contoso.com".to_string()];
+    assert_eq!(found("(uidNumber=10003)"), alice_only);
+    assert_eq!(found("(uidNumber>=10000)"), alice_only);
+    assert_eq!(
+        found("(&(objectClass=posixAccount)(uidNumber<=9999))"),
+        Vec::<String>::new()
+    );
+    // Not a number: Undefined, and so is its negation.
+    assert_eq!(found("(uidNumber=abc)"), Vec::<String>::new());
+    assert_eq!(found("(!(uidNumber=abc))"), Vec::<String>::new());
+    assert_eq!(found("(uidNumber=1*)"), Vec::<String>::new());
+    // manager by DN, and present.
+    let boss = "uid=bob@contoso.com,ou=people,dc=contoso,dc=scimd";
+    assert_eq!(found(&format!("(manager={boss})")), alice_only);
+    assert_eq!(found("(manager=*)"), alice_only);
+    assert_eq!(
+        found("(manager=uid=nobody@contoso.com,ou=people,dc=contoso,dc=scimd)"),
+        Vec::<String>::new()
+    );
+    // Timestamps, as the entries show them (GeneralizedTime, whole seconds).
+    let (out, _) = d.search(
+        BASE,
+        "(uid=alice@contoso.com)",
+        &["modifyTimestamp", "createTimestamp"],
+    );
+    let stamp = |name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+            .to_string()
+    };
+    let (modified, created) = (stamp("modifyTimestamp"), stamp("createTimestamp"));
+    assert!(found(&format!("(modifyTimestamp>={modified})")).contains(&alice_only[0]));
+    assert!(found(&format!("(modifyTimestamp={modified})")).contains(&alice_only[0]));
+    assert!(found(&format!("(createTimestamp<={created})")).contains(&alice_only[0]));
+    assert_eq!(
+        found("(modifyTimestamp>=29991231235959Z)"),
+        Vec::<String>::new()
+    );
+    assert_eq!(found("(modifyTimestamp>=yesterday)"), Vec::<String>::new());
+    assert_eq!(
+        found("(createTimestamp>=20000101000000Z)"),
+        ["alice@contoso.com", "bob@contoso.com"]
+    );
+}
