@@ -12,6 +12,7 @@
 
 mod ber;
 mod bind;
+mod compare;
 mod entries;
 pub(crate) mod gate;
 mod paging;

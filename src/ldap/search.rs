@@ -8,13 +8,13 @@ use super::*;
 use crate::app::directory::{batch, standing};
 
 /// What a search covers, from its base and scope.
-struct Plan {
+pub(super) struct Plan {
     /// Fixed entries (the tree's root and units) it shows, first.
-    statics: Vec<Entry>,
+    pub(super) statics: Vec<Entry>,
     /// Kinds of resource whose entries it reads, in this order.
-    kinds: Vec<ResourceKind>,
+    pub(super) kinds: Vec<ResourceKind>,
     /// Inside this one user or group only (a search based at its entry): its name.
-    only: Option<String>,
+    pub(super) only: Option<String>,
 }
 
 impl Plan {
@@ -192,7 +192,7 @@ impl Session {
 
     /// The plan of a search of the bound tree, and what a paging cookie of it is bound to; or
     /// the refusal (not bound, or a base outside the binding's tree).
-    fn plan(&self, req: &LdapSearchRequest) -> Result<(Plan, String), LdapResult> {
+    pub(super) fn plan(&self, req: &LdapSearchRequest) -> Result<(Plan, String), LdapResult> {
         let Some(bound) = self.bound.as_ref() else {
             return Err(done(
                 LdapResultCode::InsufficentAccessRights,
@@ -359,6 +359,22 @@ impl Session {
             // Unknown: said to be more, so the client asks again.
             Err(Failure::Store(_)) => Ok(true),
         }
+    }
+
+    /// Whether any entry of the plan matches `filter` (a failing read is a failure here).
+    pub(super) async fn any(&self, plan: &Plan, filter: &LdapFilter) -> Result<bool, Failure> {
+        let Some(bound) = self.bound.as_ref() else {
+            return Ok(false);
+        };
+        let want = Want {
+            kinds: &plan.kinds,
+            filter,
+            only: plan.only.as_deref(),
+            at: Position::default(),
+            count: 1,
+        };
+        let found = batch(&self.state, &bound.reader(), want, |_: &mut (), _| {}).await?;
+        Ok(found.count > 0)
     }
 
     /// Whether the binding may still read.

@@ -122,12 +122,9 @@ impl Session {
                 }))
                 .await?
             }
-            LdapOp::CompareRequest(_) => {
-                out.send(reply(LdapOp::CompareResult(done(
-                    LdapResultCode::UnwillingToPerform,
-                    "compare is not supported; search with an equality filter instead",
-                ))))
-                .await?
+            LdapOp::CompareRequest(c) => {
+                let res = self.compare(&c).await;
+                out.send(reply(LdapOp::CompareResult(res))).await?
             }
             LdapOp::AbandonRequest(_) => {}
             _ => return Ok(Next::NotARequest),

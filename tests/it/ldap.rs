@@ -1222,3 +1222,52 @@ fn filters_compare_numbers_times_and_dns_by_their_syntax() {
         ["alice@contoso.com", "bob@contoso.com"]
     );
 }
+
+/// Compare (RFC 4511 §4.10) with OpenLDAP's `ldapcompare`, as Apache's `Require ldap-group`
+/// and `ldap-attribute` use it: TRUE and FALSE by the attribute's equality matching (`member`
+/// as a `(member=…)` search finds it), no such attribute, no such entry (a deactivated user
+/// included), and the access rules of search (an anonymous compare is refused).
+#[test]
+fn compare_answers_as_a_search_of_the_entry_would() {
+    let d = Directory::start("on");
+    d.provision();
+    let compare = |dn: &str, assertion: &str, bind: bool| {
+        let mut cmd = tool("ldapcompare");
+        cmd.args(["-x", "-H", &d.url]);
+        if bind {
+            cmd.args(["-D", BIND, "-w", &d.password]);
+        }
+        cmd.args([dn, assertion]);
+        run(cmd)
+    };
+    let alice = format!("uid=alice@contoso.com,ou=people,{BASE}");
+    let engineering = format!("cn=Engineering,ou=groups,{BASE}");
+    let everyone = format!("cn=Everyone,ou=groups,{BASE}");
+    let bob = format!("uid=bob@contoso.com,ou=people,{BASE}");
+    for (dn, assertion, code, said) in [
+        (&engineering, format!("member:{alice}"), 6, "TRUE"),
+        (&engineering, format!("member:{bob}"), 5, "FALSE"),
+        (&everyone, format!("member:{bob}"), 6, "TRUE"),
+        (&alice, "mail:ALICE@contoso.com".to_string(), 6, "TRUE"),
+        (&alice, "title:Engineer".to_string(), 6, "TRUE"),
+        (&alice, "title:Boss".to_string(), 5, "FALSE"),
+        (&alice, format!("manager:{bob}"), 6, "TRUE"),
+        (&alice, "objectClass:inetOrgPerson".to_string(), 6, "TRUE"),
+        (&alice, "carLicense:x".to_string(), 16, "No such attribute"),
+        (&bob, "title:Engineer".to_string(), 16, "No such attribute"),
+    ] {
+        let (out, got) = compare(dn, &assertion, true);
+        assert_eq!(got, code, "{dn} {assertion}: {out}");
+        assert!(out.contains(said), "{dn} {assertion}: {out}");
+    }
+    // No such entry: a made-up user, and a deactivated one (not in the directory).
+    for dn in [
+        format!("uid=nobody@contoso.com,ou=people,{BASE}"),
+        format!("uid=carol@contoso.com,ou=people,{BASE}"),
+    ] {
+        let (out, code) = compare(&dn, "uid:carol@contoso.com", true);
+        assert_eq!(code, 32, "{dn}: {out}");
+    }
+    let (out, code) = compare(&alice, "title:Engineer", false);
+    assert_eq!(code, 50, "anonymous: {out}");
+}
