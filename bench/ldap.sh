@@ -7,6 +7,7 @@
 #   SCIM GET /Users?filter=emails.value eq ... (wrk, bench/load.lua filter_email)
 #   LDAP (uid=...) and LDAP (mail=...)         (benches/ldap_load.rs, one bound connection per
 #                                               client, a random active user per search)
+#   LDAP compare of a user's mail              (the same, a compare of the user's entry)
 # The scenarios alternate within each round, so a slow moment of a shared machine does not fall
 # on one of them only; each figure is the median of its rounds. Prints req/s, p50 and p99, and
 # each figure as a share of the SCIM GET and of the SCIM eq lookup of the same attribute in the
@@ -77,10 +78,10 @@ run() { # scenario seconds
         get) scim get_user "$2" ;;
         eq) scim filter_username "$2" ;;
         eqmail) scim filter_email "$2" ;;
-        uid | mail) search "$1" "$2" ;;
+        uid | mail | compare) search "$1" "$2" ;;
     esac
 }
-scenarios="get eq eqmail uid mail"
+scenarios="get eq eqmail uid mail compare"
 for s in $scenarios; do run "$s" 2 >/dev/null; done
 for r in $(seq 1 "$rounds"); do
     for s in $scenarios; do
@@ -94,6 +95,7 @@ median() { # file -> the line with the median req/s
 read -r get_rps _ <<<"$(median "$tmp/get")"
 read -r eq_rps _ <<<"$(median "$tmp/eq")"
 read -r eqmail_rps _ <<<"$(median "$tmp/eqmail")"
+read -r mail_rps _ <<<"$(median "$tmp/mail")"
 share() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 printf '%-40s %9s %8s %8s %8s %8s\n' scenario "req/s" "p50 ms" "p99 ms" "vs GET" "vs eq"
 for s in $scenarios; do
@@ -104,6 +106,7 @@ for s in $scenarios; do
         eqmail) name="SCIM GET /Users?filter=emails.value eq" eq=$eqmail_rps ;;
         uid) name="LDAP (uid=...) search" eq=$eq_rps ;;
         mail) name="LDAP (mail=...) search" eq=$eqmail_rps ;;
+        compare) name="LDAP compare (vs eq: the mail search)" eq=$mail_rps ;;
     esac
     printf '%-40s %9s %8s %8s %8s %8s\n' "$name" "$rps" "$p50" "$p99" \
         "$(share "$rps" "$get_rps")" "$([ -n "$eq" ] && share "$rps" "$eq" || echo -)"

@@ -5,7 +5,8 @@
 //!   ldap_load ADDR BIND_DN PASSWORD BASE ATTR USERS CONNECTIONS SECONDS
 //!
 //! ATTR is uid or mail; user i is `user{i}@contoso.com` (as benches/seed makes them; every
-//! tenth is deactivated and skipped).
+//! tenth is deactivated and skipped). ATTR `compare` sends a compare of the user's entry
+//! (`mail` with its address, which is true) instead of a search.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,8 +15,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use ldap3_proto::LdapCodec;
 use ldap3_proto::proto::{
-    LdapBindCred, LdapBindRequest, LdapDerefAliases, LdapFilter, LdapMsg, LdapOp,
-    LdapSearchRequest, LdapSearchScope,
+    LdapBindCred, LdapBindRequest, LdapCompareRequest, LdapDerefAliases, LdapFilter, LdapMsg,
+    LdapOp, LdapSearchRequest, LdapSearchScope,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder};
@@ -96,6 +97,23 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
         }
         let user = format!("user{n}@contoso.com");
         let started = Instant::now();
+        if attr == "compare" {
+            let dn = format!("uid={user},ou=people,{base}");
+            let compare = LdapCompareRequest {
+                dn,
+                atype: "mail".into(),
+                val: user.into_bytes(),
+            };
+            send(&mut tcp, &mut codec, LdapOp::CompareRequest(compare)).await;
+            match receive(&mut tcp, &mut codec, &mut input).await.op {
+                LdapOp::CompareResult(r) => {
+                    assert_eq!(r.code, ldap3_proto::LdapResultCode::CompareTrue, "{r:?}");
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            latencies.push(started.elapsed());
+            continue;
+        }
         send(
             &mut tcp,
             &mut codec,
