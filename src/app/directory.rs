@@ -259,7 +259,7 @@ impl Resolver<'_> {
 
 impl Resolve for Resolver<'_> {
     fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String> {
-        match store::resources::id_by_name(self.c, self.pid, kind, name) {
+        match store::resources::entry_id_by_name(self.c, self.pid, kind, name) {
             Ok(id) => id,
             Err(e) => {
                 self.failed.borrow_mut().get_or_insert(e);

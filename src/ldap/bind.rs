@@ -106,6 +106,14 @@ impl Session {
         if dn.is_empty() && password.is_empty() {
             return Ok(None);
         }
+        if password.is_empty() {
+            // An unauthenticated bind (a name, no password; RFC 4513 §5.1.2) is refused before
+            // the name is looked up, so the answer is the same for every name.
+            return Err(done(
+                LdapResultCode::UnwillingToPerform,
+                "a bind with a name and no password (an unauthenticated bind) is not allowed",
+            ));
+        }
         let config = &self.state.config;
         let allowed_in_clear = config.ldap_plaintext_loopback && is_loopback(self.peer.ip());
         if !self.tls && !allowed_in_clear {

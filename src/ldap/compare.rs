@@ -65,14 +65,12 @@ impl Session {
         if self.any(plan, has).await? {
             return answer(LdapResultCode::CompareFalse, "");
         }
-        let exists = LdapFilter::Present("objectClass".into());
-        if self.any(plan, &exists).await? {
-            answer(
+        match self.missing(plan).await? {
+            Some(no_such_object) => Ok(no_such_object),
+            None => answer(
                 LdapResultCode::NoSuchAttribute,
                 "the entry has no value of this attribute",
-            )
-        } else {
-            answer(LdapResultCode::NoSuchObject, "no such entry")
+            ),
         }
     }
 }

@@ -5,12 +5,34 @@
 use super::*;
 
 impl Session {
-    pub(super) fn root_dse(&self) -> Entry {
-        let mut contexts = Vec::new();
+    /// The bases of the trees a client may search: a bound client's own, or for an anonymous
+    /// one every provider's (as a directory lists its naming contexts, so SSSD and others can
+    /// find their search base; reading any of them still needs a bind).
+    pub(super) async fn naming_contexts(&self) -> Vec<String> {
+        if let Some(b) = &self.bound {
+            return vec![b.base.clone()];
+        }
+        let read = self.state.store.run(|c| {
+            let custom = ldap_accounts::custom_bases(c)?;
+            let all = store::providers::list(c)?;
+            Ok::<_, store::Error>(
+                all.into_iter()
+                    .map(|p| {
+                        custom
+                            .iter()
+                            .find(|(name, _)| name.eq_ignore_ascii_case(&p.name))
+                            .map_or_else(|| directory::base_dn(&p.name), |(_, b)| b.clone())
+                    })
+                    .collect(),
+            )
+        });
+        read.await.unwrap_or_default()
+    }
+
+    pub(super) fn root_dse(&self, contexts: Vec<String>) -> Entry {
         // The version only to a bound client: an anonymous one learns nothing to look up.
         let mut version = Vec::new();
-        if let Some(b) = &self.bound {
-            contexts.push(b.base.clone());
+        if self.bound.is_some() {
             version.push(env!("CARGO_PKG_VERSION").to_string());
         }
         Entry::new(

@@ -12,6 +12,8 @@ pub(super) struct Paging {
     pub(super) size: Option<i64>,
     /// Where this page starts.
     pub(super) from: Position,
+    /// Entries sent on the search's earlier pages (a size limit counts them all, RFC 2696 §3).
+    pub(super) sent: i64,
     /// What the cookie is bound to: the search and who asked for it.
     context: String,
 }
@@ -33,24 +35,25 @@ impl Paging {
             return Ok(None);
         };
         let context = context();
-        let from = match cookie.is_empty() {
-            true => Position::default(),
+        let (from, sent) = match cookie.is_empty() {
+            true => (Position::default(), 0),
             false => parse_cookie(cookie, &context).ok_or(ForeignCookie)?,
         };
         Ok(Some(Paging {
             size: Some(size).filter(|s| *s > 0),
             from,
+            sent,
             context,
         }))
     }
 
-    /// The control of the answer's last message: a cookie for `next`, or an empty one when
-    /// the search is complete.
-    pub(super) fn answer(&self, next: Option<Position>) -> LdapControl {
+    /// The control of the answer's last message: a cookie for `next` (with `sent` entries
+    /// sent so far, this page's included), or an empty one when the search is complete.
+    pub(super) fn answer(&self, next: Option<Position>, sent: i64) -> LdapControl {
         LdapControl::SimplePagedResults {
             size: 0,
             cookie: next
-                .map(|at| cookie_of(at, &self.context))
+                .map(|at| cookie_of(at, sent, &self.context))
                 .unwrap_or_default(),
         }
     }
@@ -68,8 +71,8 @@ fn cookie_key() -> &'static [u8; 32] {
     })
 }
 
-/// 16 bytes of a keyed BLAKE2s digest of `parts`, told apart by `label`.
-fn sealed(label: &[u8], parts: &[&[u8]]) -> [u8; 16] {
+/// `N` bytes (at most 32) of a keyed BLAKE2s digest of `parts`, told apart by `label`.
+fn sealed<const N: usize>(label: &[u8], parts: &[&[u8]]) -> [u8; N] {
     use blake2::{Blake2s256, Digest};
     let mut h = Blake2s256::new()
         .chain_update(cookie_key())
@@ -78,46 +81,50 @@ fn sealed(label: &[u8], parts: &[&[u8]]) -> [u8; 16] {
         h.update((p.len() as u64).to_be_bytes());
         h.update(p);
     }
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&h.finalize()[..16]);
+    let mut out = [0u8; N];
+    out.copy_from_slice(&h.finalize()[..N]);
     out
 }
 
 /// A paging cookie: where the search goes on, opaque (the position is masked) and
 /// authenticated (a tag over the position and `context`, the search and who asked for it).
-fn cookie_of(Position { phase, after }: Position, context: &str) -> Vec<u8> {
-    let mut plain = [0u8; 16];
+fn cookie_of(Position { phase, after }: Position, sent: i64, context: &str) -> Vec<u8> {
+    let mut plain = [0u8; 24];
     plain[..8].copy_from_slice(&(phase as u64).to_be_bytes());
-    plain[8..].copy_from_slice(&after.to_be_bytes());
-    let tag = sealed(b"tag", &[context.as_bytes(), &plain]);
-    let mask = sealed(b"mask", &[&tag]);
+    plain[8..16].copy_from_slice(&after.to_be_bytes());
+    plain[16..].copy_from_slice(&sent.to_be_bytes());
+    let tag: [u8; 16] = sealed(b"tag", &[context.as_bytes(), &plain]);
+    let mask: [u8; 24] = sealed(b"mask", &[&tag]);
     let mut cookie = tag.to_vec();
     cookie.extend(plain.iter().zip(mask).map(|(p, m)| p ^ m));
     cookie
 }
 
-/// The position a cookie of `cookie_of` holds, if it was made by this process for `context`.
-fn parse_cookie(c: &[u8], context: &str) -> Option<Position> {
-    if c.len() != 32 {
+/// The position and count a cookie of `cookie_of` holds, if it was made by this process for
+/// `context`.
+fn parse_cookie(c: &[u8], context: &str) -> Option<(Position, i64)> {
+    if c.len() != 40 {
         return None;
     }
     let tag: [u8; 16] = c[..16].try_into().ok()?;
-    let mask = sealed(b"mask", &[&tag]);
-    let mut plain = [0u8; 16];
+    let mask: [u8; 24] = sealed(b"mask", &[&tag]);
+    let mut plain = [0u8; 24];
     for (i, (m, k)) in c[16..].iter().zip(mask).enumerate() {
         plain[i] = m ^ k;
     }
-    let want = sealed(b"tag", &[context.as_bytes(), &plain]);
+    let want: [u8; 16] = sealed(b"tag", &[context.as_bytes(), &plain]);
     let same = want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
     if !same {
         return None;
     }
     let phase = u64::from_be_bytes(plain[..8].try_into().ok()?);
-    let after = i64::from_be_bytes(plain[8..].try_into().ok()?);
-    Some(Position {
+    let after = i64::from_be_bytes(plain[8..16].try_into().ok()?);
+    let sent = i64::from_be_bytes(plain[16..].try_into().ok()?);
+    let at = Position {
         phase: usize::try_from(phase).ok()?,
         after,
-    })
+    };
+    Some((at, sent))
 }
 
 #[cfg(test)]
@@ -130,14 +137,14 @@ mod tests {
             phase: 1,
             after: 42,
         };
-        let cookie = cookie_of(at, "search a");
-        assert_eq!(parse_cookie(&cookie, "search a"), Some(at));
+        let cookie = cookie_of(at, 7, "search a");
+        assert_eq!(parse_cookie(&cookie, "search a"), Some((at, 7)));
         // Opaque: the position is not in it as text or as bytes.
-        assert!(!cookie.ends_with(&42i64.to_be_bytes()));
+        assert!(!cookie.windows(8).any(|w| w == 42i64.to_be_bytes()));
         // Another search, or another position written in, is refused.
         assert_eq!(parse_cookie(&cookie, "search b"), None);
         let mut forged = cookie.clone();
-        forged[31] ^= 1;
+        forged[39] ^= 1;
         assert_eq!(parse_cookie(&forged, "search a"), None);
         assert_eq!(parse_cookie(b"scimd:1:42", "search a"), None);
         assert_eq!(parse_cookie(b"other", "search a"), None);

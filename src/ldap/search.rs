@@ -92,8 +92,8 @@ fn finish(id: i32, res: LdapResult, ctrl: Vec<LdapControl>) -> Vec<LdapMsg> {
 enum Ended {
     /// Every entry was sent.
     Complete,
-    /// The page is full and more follow from here.
-    PageFull(Position),
+    /// The page is full and more follow from here; so many entries were sent in all.
+    PageFull(Position, i64),
     /// More entries match than the client's size limit.
     SizeLimit,
 }
@@ -107,8 +107,8 @@ impl Ended {
                 let why = format!("more than {size_limit} entries match");
                 (done(LdapResultCode::SizeLimitExceeded, why), None)
             }
-            (Ended::PageFull(next), Some(p)) => (success(), Some(p.answer(Some(next)))),
-            (_, Some(p)) if p.size.is_some() => (success(), Some(p.answer(None))),
+            (Ended::PageFull(next, sent), Some(p)) => (success(), Some(p.answer(Some(next), sent))),
+            (_, Some(p)) if p.size.is_some() => (success(), Some(p.answer(None, 0))),
             _ => (success(), None),
         };
         finish(id, res, ctrl.into_iter().collect())
@@ -126,7 +126,7 @@ impl Session {
         if let Some(refusal) = self.too_large(&req.filter) {
             return out.send(finish(id, refusal, Vec::new())).await;
         }
-        if let Some(msgs) = self.fixed(id, &req) {
+        if let Some(msgs) = self.fixed(id, &req).await {
             return out.send(msgs).await;
         }
         let (plan, context) = match self.plan(&req) {
@@ -171,10 +171,11 @@ impl Session {
     }
 
     /// The answer of a search of the root DSE or the schema subentry, which answer anyone.
-    fn fixed(&self, id: i32, req: &LdapSearchRequest) -> Option<Vec<LdapMsg>> {
+    async fn fixed(&self, id: i32, req: &LdapSearchRequest) -> Option<Vec<LdapMsg>> {
         let base = req.base.trim();
         let entry = if base.is_empty() && req.scope == LdapSearchScope::Base {
-            Some(self.root_dse()).filter(|e| matches_static(&req.filter, e))
+            let contexts = self.naming_contexts().await;
+            Some(self.root_dse(contexts)).filter(|e| matches_static(&req.filter, e))
         } else if base.eq_ignore_ascii_case("cn=schema")
             || base.eq_ignore_ascii_case("cn=subschema")
         {
@@ -243,11 +244,16 @@ impl Session {
         let page_size = paging.as_ref().and_then(|p| p.size);
         let mut at = paging.as_ref().map(|p| p.from).unwrap_or_default();
         let size_limit = i64::from(req.sizelimit.max(0));
-        let limit = match (page_size, size_limit) {
-            (Some(p), 0) => p,
-            (Some(p), s) => p.min(s),
-            (None, s) => s,
+        // A size limit counts the entries of every page (RFC 2696 §3).
+        let earlier = paging.as_ref().map_or(0, |p| p.sent);
+        let left = (size_limit > 0).then(|| (size_limit - earlier).max(0));
+        let limit = match (page_size, left) {
+            (Some(p), None) => p,
+            (Some(p), Some(s)) => p.min(s),
+            (None, Some(s)) => s,
+            (None, None) => 0,
         };
+        let unlimited = page_size.is_none() && left.is_none();
         // The client's time limit, checked between batches of entries.
         let time_limit = u64::try_from(req.timelimit).unwrap_or(0);
         let deadline = (time_limit > 0)
@@ -269,10 +275,10 @@ impl Session {
         }
         let mut ended = Ended::Complete;
         while at.phase < plan.kinds.len() {
-            let room = if limit > 0 {
-                limit - sent
-            } else {
+            let room = if unlimited {
                 batch_size()
+            } else {
+                limit - sent
             };
             if room <= 0 {
                 // The page or the size limit is full: one entry more tells whether anything
@@ -280,8 +286,8 @@ impl Session {
                 match self.more(req, &plan, at).await {
                     Err(f) => return out.send(finish(id, self.failed(f), Vec::new())).await,
                     Ok(false) => {}
-                    Ok(true) if page_size.is_some() => ended = Ended::PageFull(at),
-                    Ok(true) => ended = Ended::SizeLimit,
+                    Ok(true) if left.is_some_and(|l| sent >= l) => ended = Ended::SizeLimit,
+                    Ok(true) => ended = Ended::PageFull(at, earlier + sent),
                 }
                 break;
             }
@@ -306,8 +312,41 @@ impl Session {
             at = batch.at;
         }
         out.send(msgs).await?;
+        if sent == 0 && earlier == 0 {
+            // A search based at a user or group that is not in the directory (no such name,
+            // or deactivated) names no object: 32, with the unit that does exist.
+            match self.missing(&plan).await {
+                Ok(Some(res)) => return out.send(finish(id, res, Vec::new())).await,
+                Ok(None) => {}
+                Err(f) => return out.send(finish(id, self.failed(f), Vec::new())).await,
+            }
+        }
         out.send(ended.answer(id, paging.as_ref(), size_limit))
             .await
+    }
+
+    /// `noSuchObject` (with the DN of the unit that exists) when the plan is based at one user
+    /// or group the directory does not have.
+    pub(super) async fn missing(&self, plan: &Plan) -> Result<Option<LdapResult>, Failure> {
+        let (Some(bound), Some(_), Some(kind)) =
+            (self.bound.as_ref(), plan.only.as_ref(), plan.kinds.first())
+        else {
+            return Ok(None);
+        };
+        if self
+            .any(plan, &LdapFilter::Present("objectClass".into()))
+            .await?
+        {
+            return Ok(None);
+        }
+        let unit = match kind {
+            ResourceKind::User => directory::PEOPLE,
+            ResourceKind::Group => directory::GROUPS,
+        };
+        Ok(Some(LdapResult {
+            matcheddn: format!("ou={unit},{}", bound.base),
+            ..done(LdapResultCode::NoSuchObject, "no such entry")
+        }))
     }
 
     /// Up to `count` encoded entries of the plan from `at` on (see `app::directory::batch`).

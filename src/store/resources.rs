@@ -63,17 +63,20 @@ pub(crate) fn read(c: &Connection, provider_id: i64, kind: ResourceKind, id: &st
     Ok(out)
 }
 
-/// Whether resources of this type hold members (Groups): their name shows in their members'
-/// The id of the resource of `kind` whose unique name is `name` (regardless of case).
-pub(crate) fn id_by_name(
+/// The id of the resource of `kind` named `name` that is in the LDAP directory: a deactivated
+/// user is not (a filter value naming its DN matches nothing).
+pub(crate) fn entry_id_by_name(
     c: &Connection,
     provider_id: i64,
     kind: ResourceKind,
     name: &str,
 ) -> rusqlite::Result<Option<String>> {
-    c.prepare_cached(
-        "SELECT id FROM resources WHERE provider_id = ?1 AND kind = ?2 AND name_key = ?3",
-    )?
+    c.prepare_cached(concat!(
+        "SELECT id FROM resources WHERE provider_id = ?1 AND kind = ?2 AND name_key = ?3
+           AND NOT (kind = 'User' AND coalesce(json_extract(doc, '",
+        crate::scim::schema::active_json_path!(),
+        "'), 1) = 0)"
+    ))?
     .query_row(params![provider_id, kind_str(kind), fold(name)], |r| {
         r.get(0)
     })

@@ -1271,3 +1271,102 @@ fn compare_answers_as_a_search_of_the_entry_would() {
     let (out, code) = compare(&alice, "title:Engineer", false);
     assert_eq!(code, 50, "anonymous: {out}");
 }
+
+/// The smaller protocol gaps, each as a client meets it: a base search on a DN with no entry
+/// (or a deactivated user's) is `noSuchObject` with the unit that exists as matched DN; a
+/// deactivated user's DN in a filter matches nothing, also where a group still lists him; the
+/// root DSE names the trees to an anonymous client; a size limit counts every page of a paged
+/// search; a bind with a name and no password is refused the same way for every name.
+#[test]
+fn missing_entries_deactivated_dns_naming_contexts_paged_limits_and_empty_passwords() {
+    let d = Directory::start("on");
+    let (alice, _bob) = d.provision();
+    let carol = d
+        .scim
+        .get("/Users?filter=userName%20eq%20%22carol@contoso.com%22")
+        .json()["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let eng = d
+        .scim
+        .get("/Groups?filter=displayName%20eq%20%22Engineering%22")
+        .json()["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.scim
+        .patch(
+            &format!("/Groups/{eng}"),
+            json!([{"op": "add", "path": "members", "value": [{"value": carol}]}]),
+        )
+        .expect(200);
+    let people = format!("ou=people,{BASE}");
+    for missing in ["nobody@contoso.com", "carol@contoso.com"] {
+        let (out, code) = d.search(
+            &format!("uid={missing},{people}"),
+            "(objectClass=*)",
+            &["-s", "base"],
+        );
+        assert_eq!(code, 32, "{missing}: {out}");
+        assert!(out.contains(&format!("Matched DN: {people}")), "{out}");
+    }
+    // An entry that exists but does not match the filter: success, no entry.
+    let (out, code) = d.search(
+        &format!("uid=alice@contoso.com,{people}"),
+        "(uid=nobody)",
+        &["-s", "base"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("dn: "), "{out}");
+
+    let carol_dn = format!("uid=carol@contoso.com,{people}");
+    let (out, code) = d.search(BASE, &format!("(member={carol_dn})"), &["1.1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("dn: "),
+        "a deactivated user's DN matches nothing: {out}"
+    );
+    let alice_dn = format!("uid=alice@contoso.com,{people}");
+    let (out, _) = d.search(BASE, &format!("(member={alice_dn})"), &["1.1"]);
+    assert!(out.contains("dn: cn=Engineering"), "{out} ({alice})");
+
+    // The root DSE, read anonymously, names the provider's tree.
+    let mut anonymous = tool("ldapsearch");
+    anonymous.args([
+        "-x",
+        "-LLL",
+        "-H",
+        &d.url,
+        "-b",
+        "",
+        "-s",
+        "base",
+        "namingContexts",
+    ]);
+    let (out, code) = run(anonymous);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("namingContexts: {BASE}")), "{out}");
+
+    // A size limit of 3 with pages of 2: two pages, 3 entries in all, then sizeLimitExceeded.
+    let (out, code) = d.search(
+        BASE,
+        "(objectClass=*)",
+        &["-z", "3", "-E", "pr=2/noprompt", "1.1"],
+    );
+    assert_eq!(code, 4, "sizeLimitExceeded: {out}");
+    assert_eq!(out.matches("dn: ").count(), 3, "{out}");
+
+    // A name and no password: refused alike whether the name exists or not.
+    for dn in [
+        alice_dn.as_str(),
+        "uid=nobody@contoso.com,ou=people,dc=contoso,dc=scimd",
+        BIND,
+    ] {
+        let mut bind = tool("ldapwhoami");
+        bind.args(["-x", "-H", &d.url, "-D", dn, "-w", ""]);
+        let (out, code) = run(bind);
+        assert_eq!(code, 53, "{dn}: {out}");
+        assert!(out.contains("no password"), "{dn}: {out}");
+    }
+}
