@@ -263,6 +263,38 @@ pub(crate) enum LdapCommand {
         #[arg(long, value_name = "NAME")]
         provider: String,
     },
+    /// POSIX identities for a provider's users and groups, needing nothing from the identity
+    /// provider: users become posixAccounts (uidNumber, gidNumber, homeDirectory, loginShell),
+    /// groups posixGroups (gidNumber, memberUid). Numbers are FIRST plus the resource's key in
+    /// the database, which is never reused and survives renames, backups and restores; a value
+    /// the provider maps itself (`scimd ldap map`) wins. Without options: show the settings.
+    Posix {
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        /// Turn POSIX identities on with these settings (the defaults, or the ones given).
+        #[arg(long, conflicts_with = "off")]
+        on: bool,
+        /// Turn them off: entries lose their POSIX attributes at the next search.
+        #[arg(long)]
+        off: bool,
+        /// The number the first resource's key counts from (default 100000).
+        #[arg(long, value_name = "N", conflicts_with = "off")]
+        first_id: Option<i64>,
+        /// No number above this is given (default 2000000000).
+        #[arg(long, value_name = "N", conflicts_with = "off")]
+        last_id: Option<i64>,
+        /// The home directory; {uid} is the user's name, {local} its part before '@'
+        /// (default /home/{uid}).
+        #[arg(long, value_name = "TEMPLATE", conflicts_with = "off")]
+        home: Option<String>,
+        /// The login shell (default /bin/bash).
+        #[arg(long, value_name = "PATH", conflicts_with = "off")]
+        shell: Option<String>,
+        /// Every user's primary group: `private` (each user's own, gidNumber = uidNumber; the
+        /// default) or a group number.
+        #[arg(long, value_name = "private|GID", conflicts_with = "off")]
+        primary_group: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

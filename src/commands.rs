@@ -1114,6 +1114,56 @@ fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()>
                 ),
             }
         }
+        LdapCommand::Posix {
+            provider,
+            on,
+            off,
+            first_id,
+            last_id,
+            home,
+            shell,
+            primary_group,
+        } => {
+            let current = {
+                let p = provider.clone();
+                store.call(move |c| {
+                    let pid = providers::require(c, &p)?.id;
+                    store::ldap_accounts::posix(c, pid)
+                })?
+            };
+            let changing = on
+                || first_id.is_some()
+                || last_id.is_some()
+                || home.is_some()
+                || shell.is_some()
+                || primary_group.is_some();
+            let wanted = if off {
+                None
+            } else if changing {
+                let mut x = current.clone().unwrap_or_default();
+                x.first_id = first_id.unwrap_or(x.first_id);
+                x.last_id = last_id.unwrap_or(x.last_id);
+                x.home = home.unwrap_or(x.home);
+                x.shell = shell.unwrap_or(x.shell);
+                if let Some(g) = primary_group {
+                    x.primary_gid = match g.as_str() {
+                        "private" => None,
+                        n => Some(n.parse().map_err(|_| {
+                            anyhow!("--primary-group: {n:?} is neither `private` nor a number")
+                        })?),
+                    };
+                }
+                Some(x)
+            } else {
+                print_posix(&provider, current.as_ref());
+                return Ok(());
+            };
+            let (p, w) = (provider.clone(), wanted.clone());
+            store.write_blocking(move |c| {
+                app::admin::set_posix(c, &Actor::command_line(), &p, w.as_ref())
+            })?;
+            print_posix(&provider, wanted.as_ref());
+        }
         LdapCommand::Mappings { provider } => {
             let rows = store.call(move |c| {
                 let p = providers::require(c, &provider)?;
@@ -1249,6 +1299,26 @@ fn ldap_account_command(config: &Config, cmd: LdapAccountCommand) -> anyhow::Res
         }
     }
     Ok(())
+}
+
+fn print_posix(provider: &str, posix: Option<&crate::scim::posix::Posix>) {
+    let Some(x) = posix else {
+        println!(
+            "POSIX identities of {provider}: off (scimd ldap posix --provider {provider} --on)"
+        );
+        return;
+    };
+    println!("POSIX identities of {provider}: on");
+    println!(
+        "  numbers:        {} + the resource's key, at most {}",
+        x.first_id, x.last_id
+    );
+    println!("  home directory: {}", x.home);
+    println!("  login shell:    {}", x.shell);
+    match x.primary_gid {
+        None => println!("  primary group:  each user's own (gidNumber = uidNumber)"),
+        Some(g) => println!("  primary group:  {g}"),
+    }
 }
 
 /// Where the admin console is served, as the command line tells people.

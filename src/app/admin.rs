@@ -396,6 +396,36 @@ pub(crate) fn set_base(
     )
 }
 
+/// Gives a provider POSIX identities (or with `None` takes them away).
+pub(crate) fn set_posix(
+    c: &Connection,
+    by: &Actor,
+    provider: &str,
+    posix: Option<&crate::scim::posix::Posix>,
+) -> Result<()> {
+    ldap_accounts::set_posix(c, provider, posix)?;
+    let detail = match posix {
+        None => "off".to_string(),
+        Some(x) => format!(
+            "on: numbers from {} to {}, home {}, shell {}, primary group {}",
+            x.first_id,
+            x.last_id,
+            x.home,
+            x.shell,
+            x.primary_gid
+                .map_or_else(|| "private".to_string(), |g| g.to_string())
+        ),
+    };
+    audit(
+        c,
+        by,
+        "LDAP POSIX identities set",
+        Some(provider),
+        provider,
+        &detail,
+    )
+}
+
 pub(crate) fn add_admin(
     c: &Connection,
     by: &Actor,

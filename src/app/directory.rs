@@ -5,6 +5,7 @@
 //! compiled to the same SQL as SCIM searches; entries are built from rows with one statement
 //! per batch for managers, groups and members, whatever the batch size.
 
+use crate::scim::posix::Posix;
 use serde_json::Value;
 
 use super::AppState;
@@ -90,11 +91,13 @@ where
                 .into_iter()
                 .filter_map(|(n, p)| directory::parse_path(&p).ok().map(|p| (n, p)))
                 .collect();
+            let posix = ldap_accounts::posix(&tx, pid)?;
             let tree = reader.tree.as_str();
             let resolver = Resolver {
                 c: &tx,
                 pid,
                 mappings: &mappings,
+                posix: posix.as_ref(),
                 tree: reader.custom.then_some((reader.provider.as_str(), tree)),
                 failed: Default::default(),
             };
@@ -117,7 +120,14 @@ where
                 };
                 let (rows, more) =
                     store::search::after(&tx, pid, kind, condition.as_ref(), after, left)?;
-                let found = entries(&tx, rt, &scim, pid, tree, &mappings, &rows)?;
+                let how = Shown {
+                    scim: &scim,
+                    pid,
+                    tree,
+                    mappings: &mappings,
+                    posix: posix.as_ref(),
+                };
+                let found = entries(&tx, rt, &how, &rows)?;
                 if more && let Some(r) = rows.iter().last() {
                     // Deactivated users among the rows make fewer entries than asked for:
                     // the kind goes on after its last row, in this job.
@@ -243,6 +253,7 @@ pub(crate) struct Resolver<'c> {
     pub(crate) c: &'c rusqlite::Connection,
     pub(crate) pid: i64,
     pub(crate) mappings: &'c [(String, AttrPath)],
+    pub(crate) posix: Option<&'c Posix>,
     /// The provider and the base it chose, if it did.
     pub(crate) tree: Option<(&'c str, &'c str)>,
     /// The first lookup that failed: the translation is then not used (a failing read must not
@@ -281,19 +292,37 @@ impl Resolve for Resolver<'_> {
             .find(|(n, _)| n.eq_ignore_ascii_case(ldap))
             .map(|(_, p)| p.clone())
     }
+
+    fn posix(&self) -> Option<&Posix> {
+        self.posix
+    }
 }
 
 /// The directory entries of these rows of one kind: deactivated users are left out (they are
 /// not in the directory).
+/// How a provider's entries are shown: its SCIM base, its tree, its own attributes and its
+/// POSIX identities.
+pub(crate) struct Shown<'a> {
+    pub(crate) scim: &'a str,
+    pub(crate) pid: i64,
+    pub(crate) tree: &'a str,
+    pub(crate) mappings: &'a [(String, AttrPath)],
+    pub(crate) posix: Option<&'a Posix>,
+}
+
 pub(crate) fn entries(
     tx: &rusqlite::Connection,
     rt: &ResourceType,
-    scim: &str,
-    pid: i64,
-    tree: &str,
-    mappings: &[(String, AttrPath)],
+    how: &Shown<'_>,
     rows: &store::resources::Rows,
 ) -> store::Result<Vec<Entry>> {
+    let Shown {
+        scim,
+        pid,
+        tree,
+        mappings,
+        posix,
+    } = *how;
     let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
     // A user's groups, nested ones included, for memberOf (a group's members are read below).
     let groups = match rt.kind() {
@@ -343,11 +372,16 @@ pub(crate) fn entries(
                         .unwrap_or_default(),
                 );
                 let mut attrs = directory::user_attributes(&doc, tree, manager, &group_names);
+                if let Some(p) = posix {
+                    let name = doc.get(rt.name_attribute()).and_then(Value::as_str);
+                    attrs.extend(p.user_attributes(row.seq, name.unwrap_or_default()));
+                }
                 if !mappings.is_empty() {
                     let groups = groups.as_ref().map(|(n, l)| (n, l.of(i)));
                     let served = served(rt, scim, &row, groups);
                     directory::apply_mappings(&mut attrs, &doc, Some(&served), mappings);
                 }
+                directory::posix_class(ResourceKind::User, &mut attrs);
                 Entry {
                     dn,
                     attributes: attrs,
@@ -359,18 +393,27 @@ pub(crate) fn entries(
                     .get(rt.name_attribute())
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let members: Vec<String> = members
-                    .get(&row.seq)
-                    .into_iter()
-                    .flatten()
+                let listed = members.get(&row.seq).map_or(&[][..], Vec::as_slice);
+                let dns: Vec<String> = listed
+                    .iter()
                     .map(|(k, n)| match k {
                         ResourceKind::User => directory::user_dn(tree, n),
                         ResourceKind::Group => directory::group_dn(tree, n),
                     })
                     .collect();
+                let mut attrs = directory::group_attributes(name, dns);
+                if let Some(p) = posix {
+                    let uids = listed
+                        .iter()
+                        .filter(|(k, _)| *k == ResourceKind::User)
+                        .map(|(_, n)| n.clone())
+                        .collect();
+                    attrs.extend(p.group_attributes(row.seq, uids));
+                    directory::posix_class(ResourceKind::Group, &mut attrs);
+                }
                 Entry {
                     dn: directory::group_dn(tree, name),
-                    attributes: directory::group_attributes(name, members),
+                    attributes: attrs,
                     operational,
                 }
             }
@@ -421,6 +464,7 @@ mod tests {
             c: &c,
             pid: 1,
             mappings: &[],
+            posix: None,
             tree: None,
             failed: Default::default(),
         };

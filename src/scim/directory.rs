@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::scim::ResourceKind;
 use crate::scim::filter::{self, AttrPath, CompValue, Filter, Op};
+use crate::scim::posix::{Part, Posix};
 use crate::scim::schema::{ResourceType, Type};
 
 /// The organizational units of a provider's tree: users, groups, service accounts.
@@ -277,6 +278,11 @@ pub(crate) trait Resolve {
     fn mapped(&self, _ldap: &str) -> Option<AttrPath> {
         None
     }
+
+    /// The provider's POSIX identities, if it has them.
+    fn posix(&self) -> Option<&Posix> {
+        None
+    }
 }
 
 /// An LDAP attribute name a provider may map: a letter, then letters, digits or `-`; not
@@ -395,8 +401,7 @@ impl Served<'_> {
 }
 
 /// Applies a provider's own attributes to a user entry: each replaces the built-in one of its
-/// name, read from the stored document or from what is `served` besides it; with
-/// `uidNumber`, `gidNumber` and `homeDirectory` the entry is a `posixAccount` too.
+/// name, read from the stored document or from what is `served` besides it.
 pub(crate) fn apply_mappings(
     attrs: &mut Vec<(String, Vec<String>)>,
     doc: &Value,
@@ -412,13 +417,21 @@ pub(crate) fn apply_mappings(
             attrs.push((name.clone(), values));
         }
     }
+}
+
+/// Adds the POSIX object class an entry's attributes make it: `posixAccount` for a user with
+/// `uidNumber`, `gidNumber` and `homeDirectory`, `posixGroup` for a group with `gidNumber`.
+pub(crate) fn posix_class(kind: ResourceKind, attrs: &mut [(String, Vec<String>)]) {
     let has = |n: &str| attrs.iter().any(|(a, _)| a.eq_ignore_ascii_case(n));
-    if has("uidNumber")
-        && has("gidNumber")
-        && has("homeDirectory")
-        && let Some((_, classes)) = attrs.iter_mut().find(|(n, _)| n == "objectClass")
-    {
-        classes.push("posixAccount".into());
+    let class = match kind {
+        ResourceKind::User if has("uidNumber") && has("gidNumber") && has("homeDirectory") => {
+            "posixAccount"
+        }
+        ResourceKind::Group if has("gidNumber") => "posixGroup",
+        _ => return,
+    };
+    if let Some((_, classes)) = attrs.iter_mut().find(|(n, _)| n == "objectClass") {
+        classes.push(class.into());
     }
 }
 
@@ -527,6 +540,44 @@ fn parse_generalized_time(
     Some((start, start + unit - Duration::milliseconds(1)))
 }
 
+/// An item on a POSIX attribute the provider does not map (`value` None: presence): Undefined
+/// when the provider has no POSIX identities or the value does not fit.
+fn posix_item(
+    rt: &ResourceType,
+    resolve: &dyn Resolve,
+    part: Part,
+    op: Op,
+    value: Option<&str>,
+) -> Item {
+    let Some(posix) = resolve.posix() else {
+        return Item::Undefined;
+    };
+    let users = rt.kind() == ResourceKind::User;
+    let by_name = |name: Option<&str>| -> Filter {
+        let str_eq = |p: AttrPath, v: String| Filter::Compare(p, Op::Eq, CompValue::Str(v));
+        match (users, name) {
+            (true, Some(n)) => str_eq(path(rt.name_attribute(), None), n.to_string()),
+            (true, None) => Filter::Never,
+            (false, name) => {
+                let Some(members) = scim_path(ResourceKind::Group, "member") else {
+                    return Filter::Never;
+                };
+                match name {
+                    None => Filter::Present(members),
+                    Some(n) => match resolve.id_of(ResourceKind::User, n) {
+                        Some(id) => str_eq(members, id),
+                        None => Filter::Never,
+                    },
+                }
+            }
+        }
+    };
+    match posix.condition(part, users, op, value, &by_name) {
+        Some(f) => Item::Is(f),
+        None => Item::Undefined,
+    }
+}
+
 /// A filter item's value for an entry: a SCIM condition (TRUE where it holds, FALSE where
 /// not), or Undefined for every entry.
 enum Item {
@@ -558,11 +609,30 @@ fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, F
                 && kind == ResourceKind::User
                 && value.eq_ignore_ascii_case("posixAccount")
             {
-                // Users are posixAccounts when the provider maps their numbers.
-                return Item::Is(match resolve.mapped("uidnumber") {
-                    Some(p) => Filter::Present(p),
-                    None => Filter::Never,
+                // Users are posixAccounts when the provider maps their numbers or has POSIX
+                // identities (within its range of numbers).
+                let mapped = resolve.mapped("uidnumber").map(Filter::Present);
+                let posix = resolve
+                    .posix()
+                    .and_then(|p| p.condition(Part::Uid, true, Op::Eq, None, &|_| Filter::Never));
+                return Item::Is(match (mapped, posix) {
+                    (Some(m), Some(p)) => Filter::Or(Box::new(m), Box::new(p)),
+                    (Some(f), None) | (None, Some(f)) => f,
+                    (None, None) => Filter::Never,
                 });
+            }
+            if op == Op::Eq
+                && kind == ResourceKind::Group
+                && value.eq_ignore_ascii_case("posixGroup")
+            {
+                return Item::Is(
+                    resolve
+                        .posix()
+                        .and_then(|p| {
+                            p.condition(Part::Gid, false, Op::Eq, None, &|_| Filter::Never)
+                        })
+                        .unwrap_or(Filter::Never),
+                );
             }
             return Item::Is(if op == Op::Eq && has_class(kind, value) {
                 always()
@@ -574,6 +644,11 @@ fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, F
             ResourceKind::User => resolve.mapped(&ldap),
             ResourceKind::Group => None,
         };
+        if mapped.is_none()
+            && let Some(Source::Posix(part)) = built_in(kind, &ldap).map(|a| a.source)
+        {
+            return posix_item(rt, resolve, part, op, Some(value));
+        }
         let Some(p) = mapped.or_else(|| scim_path(kind, &ldap)) else {
             return Item::Undefined;
         };
@@ -648,6 +723,11 @@ fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, F
                 ResourceKind::User => resolve.mapped(&ldap),
                 ResourceKind::Group => None,
             };
+            if mapped.is_none()
+                && let Some(Source::Posix(part)) = built_in(kind, &ldap).map(|a| a.source)
+            {
+                return posix_item(rt, resolve, part, Op::Eq, None).truth();
+            }
             match mapped.or_else(|| scim_path(kind, &ldap)) {
                 Some(p) => Item::Is(Filter::Present(p)),
                 None => Item::Undefined,
@@ -746,7 +826,7 @@ enum Source {
     Enterprise(&'static str),
     /// All values of a multi-valued attribute, the primary (else a work one) first.
     Values(&'static str),
-    /// The DN of the user's manager. (Not yet searchable.)
+    /// The DN of the user's manager: compared by the manager's id.
     Manager,
     /// The DNs of the groups a user is in, nested ones included: compared by the group's id.
     MemberOf,
@@ -754,9 +834,11 @@ enum Source {
     Member,
     /// The resource's id (operational).
     Id,
-    /// When it was created, last changed (operational; not yet searchable).
+    /// When it was created, last changed (operational).
     Created,
     Modified,
+    /// A POSIX identity attribute (see `posix`), when the provider has them.
+    Posix(Part),
 }
 
 /// One built-in LDAP attribute.
@@ -864,7 +946,7 @@ impl LdapAttribute {
             },
             Source::Created => path("meta", Some("created")),
             Source::Modified => path("meta", Some("lastModified")),
-            Source::Elsewhere | Source::ObjectClass => return None,
+            Source::Elsewhere | Source::ObjectClass | Source::Posix(_) => return None,
         })
     }
 }
@@ -920,9 +1002,23 @@ pub(crate) const ATTRIBUTES: &[LdapAttribute] = &[
     row("o", "2.5.4.10", sx::DIRECTORY_STRING),
     row("ou", "2.5.4.11", sx::DIRECTORY_STRING),
     row("dc", "0.9.2342.19200300.100.1.25", sx::IA5_STRING).single(),
-    row("uidNumber", "1.3.6.1.1.1.1.0", sx::INTEGER).single(),
-    row("gidNumber", "1.3.6.1.1.1.1.1", sx::INTEGER).single(),
-    row("homeDirectory", "1.3.6.1.1.1.1.3", sx::IA5_STRING).single(),
+    // RFC 2307 (bis): what `scimd ldap posix` serves, or a provider maps itself.
+    row("uidNumber", "1.3.6.1.1.1.1.0", sx::INTEGER)
+        .single()
+        .users(Source::Posix(Part::Uid)),
+    row("gidNumber", "1.3.6.1.1.1.1.1", sx::INTEGER)
+        .single()
+        .users(Source::Posix(Part::Gid))
+        .groups(),
+    row("homeDirectory", "1.3.6.1.1.1.1.3", sx::IA5_STRING)
+        .single()
+        .users(Source::Posix(Part::Home)),
+    row("loginShell", "1.3.6.1.1.1.1.4", sx::IA5_STRING)
+        .single()
+        .users(Source::Posix(Part::Shell)),
+    row("memberUid", "1.3.6.1.1.1.1.12", sx::IA5_STRING)
+        .groups()
+        .source(Source::Posix(Part::MemberUid)),
     row("entryUUID", "1.3.6.1.1.16.4", sx::UUID)
         .single()
         .usage(Usage::Directory)
@@ -1020,7 +1116,9 @@ pub(crate) const OBJECT_CLASSES: &[&str] = &[
     "( 2.5.6.4 NAME 'organization' SUP top STRUCTURAL MUST o )",
     "( 1.3.6.1.4.1.1466.344 NAME 'dcObject' SUP top AUXILIARY MUST dc )",
     "( 1.3.6.1.1.1.2.0 NAME 'posixAccount' SUP top AUXILIARY \
-     MUST ( cn $ uid $ uidNumber $ gidNumber $ homeDirectory ) )",
+     MUST ( cn $ uid $ uidNumber $ gidNumber $ homeDirectory ) MAY loginShell )",
+    "( 1.3.6.1.1.1.2.2 NAME 'posixGroup' SUP top AUXILIARY MUST ( cn $ gidNumber ) \
+     MAY memberUid )",
 ];
 
 /// A provider's root entry, typed by the first RDN of its base (`dc=`, `ou=`, `o=`, ...).
@@ -1143,6 +1241,7 @@ pub(crate) fn group_attributes(name: &str, members: Vec<String>) -> Vec<(String,
         let values: Vec<String> = match attr.source {
             Source::ObjectClass => GROUP_CLASSES.iter().map(|c| c.to_string()).collect(),
             Source::Member => members.take().unwrap_or_default(),
+            Source::Posix(_) => Vec::new(),
             _ => vec![name.to_string()],
         };
         if !values.is_empty() {
@@ -1344,6 +1443,11 @@ mod tests {
         fn id_of(&self, kind: ResourceKind, name: &str) -> Option<String> {
             Some(format!("{}-{name}", kind.name()))
         }
+
+        fn posix(&self) -> Option<&Posix> {
+            static POSIX: std::sync::LazyLock<Posix> = std::sync::LazyLock::new(Posix::default);
+            Some(&POSIX)
+        }
     }
 
     /// The table links what entries show, what filters search and what the schema defines: an
@@ -1362,6 +1466,9 @@ mod tests {
                     Source::MemberOf => "cn=g,ou=groups,dc=p,dc=scimd",
                     Source::Member | Source::Manager => "uid=u,ou=people,dc=p,dc=scimd",
                     Source::Created | Source::Modified => "20261130071611Z",
+                    Source::Posix(Part::Uid | Part::Gid) => "100005",
+                    Source::Posix(Part::Home) => "/home/u",
+                    Source::Posix(Part::Shell) => "/bin/bash",
                     _ => "x",
                 };
                 let f = to_scim(
@@ -1373,7 +1480,7 @@ mod tests {
                     continue;
                 }
                 assert!(
-                    matches!(f, Filter::Compare(..) | Filter::And(..)),
+                    matches!(f, Filter::Compare(..) | Filter::And(..) | Filter::Key(..)),
                     "{kind:?} {}: {f:?}",
                     a.name
                 );
@@ -1772,6 +1879,7 @@ mod tests {
         ];
         let mut attrs = user_attributes(&doc, "dc=p,dc=scimd", None, &[]);
         apply_mappings(&mut attrs, &doc, None, &mappings);
+        posix_class(ResourceKind::User, &mut attrs);
         let get = |n: &str| attrs.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
         assert_eq!(
             get("title"),

@@ -71,6 +71,9 @@ pub enum Filter {
     /// Matches nothing: what a test of an attribute a resource type lacks becomes in a search
     /// across resource types (see `prune`).
     Never,
+    /// A comparison of the resource's key (the store's never-reused row number), which the
+    /// LDAP directory's POSIX numbers are made of; SCIM filters never name it.
+    Key(Op, i64),
 }
 
 /// For a search across resource types: tests of attributes `kind` does not have match nothing
@@ -83,6 +86,10 @@ pub(crate) fn prune(rt: &ResourceType, f: &Filter) -> Option<Filter> {
             Filter::Or(a, b) => Filter::Or(Box::new(go(rt, a, any)), Box::new(go(rt, b, any))),
             Filter::Not(a) => Filter::Not(Box::new(go(rt, a, any))),
             Filter::Present(p) | Filter::Compare(p, _, _) | Filter::ValuePath(p, _) if known(p) => {
+                *any = true;
+                f.clone()
+            }
+            Filter::Key(..) => {
                 *any = true;
                 f.clone()
             }
@@ -550,6 +557,8 @@ fn check_in(
         }
         Filter::Not(a) => check_in(rt, a, within),
         Filter::Never => Ok(()),
+        Filter::Key(..) if within.is_none() => Ok(()),
+        Filter::Key(..) => Err(invalid("a value filter cannot compare the resource's key")),
         Filter::Present(p) => comparable(resolve(rt, p, within)?).map(|_| ()),
         Filter::Compare(p, op, v) => {
             let t = comparable(resolve(rt, p, within)?)?;
@@ -642,7 +651,8 @@ fn eval(rt: &ResourceType, f: &Filter, r: &Value, within: Option<&'static Attrib
         Filter::And(a, b) => eval(rt, a, r, within) && eval(rt, b, r, within),
         Filter::Or(a, b) => eval(rt, a, r, within) || eval(rt, b, r, within),
         Filter::Not(a) => !eval(rt, a, r, within),
-        Filter::Never => false,
+        // A rendered resource does not carry its key.
+        Filter::Never | Filter::Key(..) => false,
         Filter::Present(p) => match resolve(rt, p, within) {
             Ok(t) => values_at(&t, r, within.is_some()).iter().any(non_empty),
             Err(_) => false,

@@ -8,6 +8,7 @@ pub(crate) mod filter;
 #[cfg(test)]
 mod fuzz;
 pub(crate) mod patch;
+pub(crate) mod posix;
 pub(crate) mod projection;
 pub(crate) mod provider;
 pub(crate) mod quirks;

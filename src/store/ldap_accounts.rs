@@ -2,6 +2,7 @@
 //! bind to the directory with them, each reading one identity provider's tree), the users that
 //! bind with their own passwords, and a provider's LDAP settings and traffic.
 
+use crate::scim::posix::Posix;
 use crate::scim::schema::active_json_path;
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -319,6 +320,46 @@ fn comparable_dn(dn: &str) -> String {
         .collect::<Vec<_>>()
         .join(",")
         .to_ascii_lowercase()
+}
+
+/// A provider's POSIX identities, if it has them.
+pub(crate) fn posix(c: &Connection, provider_id: i64) -> Result<Option<Posix>> {
+    Ok(c.prepare_cached(
+        "SELECT first_id, last_id, home, shell, primary_gid FROM posix_settings
+             WHERE provider_id = ?1",
+    )?
+    .query_row([provider_id], |r| {
+        Ok(Posix {
+            first_id: r.get(0)?,
+            last_id: r.get(1)?,
+            home: r.get(2)?,
+            shell: r.get(3)?,
+            primary_gid: r.get(4)?,
+        })
+    })
+    .optional()?)
+}
+
+/// Gives a provider POSIX identities (checked here), or with `None` takes them away.
+pub(crate) fn set_posix(c: &Connection, provider: &str, posix: Option<&Posix>) -> Result<()> {
+    let p = providers::require(c, provider)?;
+    match posix {
+        None => {
+            c.execute("DELETE FROM posix_settings WHERE provider_id = ?1", [p.id])?;
+        }
+        Some(x) => {
+            x.check().map_err(Error::Invalid)?;
+            c.execute(
+                "INSERT INTO posix_settings (provider_id, first_id, last_id, home, shell, primary_gid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT DO UPDATE SET first_id = excluded.first_id,
+                   last_id = excluded.last_id, home = excluded.home, shell = excluded.shell,
+                   primary_gid = excluded.primary_gid",
+                params![p.id, x.first_id, x.last_id, x.home, x.shell, x.primary_gid],
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// A provider's own user attributes: (LDAP attribute, SCIM attribute path), by name.

@@ -141,6 +141,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0012_credentials.sql")),
         M::up(include_str!("migrations/0013_scim_passwords.sql")),
         M::up(include_str!("migrations/0014_audit.sql")),
+        M::up(include_str!("migrations/0015_posix.sql")),
     ]
 }
 

@@ -169,6 +169,10 @@ impl<'a> Compiler<'a> {
             Filter::Or(a, b) => format!("({} OR {})", self.node(a)?, self.node(b)?),
             Filter::Not(a) => format!("(NOT {})", self.node(a)?),
             Filter::Never => "0".to_string(),
+            Filter::Key(op, n) => {
+                let p = self.bind(Sql::Integer(*n));
+                format!("r.seq {} {p}", sql_op(*op))
+            }
             Filter::Present(p) => {
                 let t = filter::resolve(self.rt, p, None)?;
                 self.leaf(&t, None)?
@@ -205,7 +209,7 @@ impl<'a> Compiler<'a> {
                 self.inner(attr, b, sub_expr)?
             ),
             Filter::Not(a) => format!("(NOT {})", self.inner(attr, a, sub_expr)?),
-            Filter::Never => "0".to_string(),
+            Filter::Never | Filter::Key(..) => "0".to_string(),
             Filter::Present(p) | Filter::Compare(p, _, _) => {
                 let t = filter::resolve(self.rt, p, Some(attr))?;
                 let sub = t.leaf().ok_or_else(|| invalid("bad sub-attribute"))?;

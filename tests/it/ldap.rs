@@ -1370,3 +1370,165 @@ fn missing_entries_deactivated_dns_naming_contexts_paged_limits_and_empty_passwo
         assert!(out.contains("no password"), "{dn}: {out}");
     }
 }
+
+/// POSIX identities with nothing from the identity provider (`scimd ldap posix`): users are
+/// posixAccounts with numbers that stay theirs through a rename, their own primary group,
+/// home and shell from the templates; groups are posixGroups with gidNumber and memberUid;
+/// every one of them is searchable as SSSD and nslcd search; a mapped value wins; `--off`
+/// takes them away.
+#[test]
+fn posix_identities_need_nothing_from_the_identity_provider() {
+    const CONTOSO: &str = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User";
+    let d = Directory::start("on");
+    let (alice, _bob) = d.provision();
+    let shown = d.db.ok(&["ldap", "posix", "--provider", "contoso"]);
+    assert!(shown.contains("off"), "{shown}");
+    let set = d.db.ok(&[
+        "ldap",
+        "posix",
+        "--provider",
+        "contoso",
+        "--on",
+        "--first-id",
+        "20000",
+        "--home",
+        "/home/{local}",
+        "--shell",
+        "/bin/zsh",
+    ]);
+    assert!(set.contains("numbers:        20000"), "{set}");
+    let attr = |out: &str, name: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
+            .collect()
+    };
+    let (out, code) = d.search(
+        BASE,
+        "(&(objectClass=posixAccount)(uid=alice@contoso.com))",
+        &[
+            "uidNumber",
+            "gidNumber",
+            "homeDirectory",
+            "loginShell",
+            "objectClass",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let uid = attr(&out, "uidNumber");
+    assert_eq!(uid.len(), 1, "{out}");
+    let number: i64 = uid[0].parse().unwrap();
+    assert!(number > 20000, "{out}");
+    assert_eq!(attr(&out, "gidNumber"), uid, "a private primary group");
+    assert_eq!(attr(&out, "homeDirectory"), ["/home/alice"]);
+    assert_eq!(attr(&out, "loginShell"), ["/bin/zsh"]);
+    assert!(attr(&out, "objectClass").contains(&"posixAccount".to_string()));
+
+    // getpwuid and getgrgid, as SSSD asks.
+    let (out, _) = d.search(
+        BASE,
+        &format!("(&(objectClass=posixAccount)(uidNumber={number}))"),
+        &["1.1"],
+    );
+    assert_eq!(out.matches("dn: ").count(), 1, "{out}");
+    assert!(out.contains("uid=alice@contoso.com"), "{out}");
+    let (out, _) = d.search(
+        BASE,
+        "(&(objectClass=posixGroup)(cn=Engineering))",
+        &["gidNumber", "memberUid", "member"],
+    );
+    let gid = attr(&out, "gidNumber");
+    assert_eq!(gid.len(), 1, "{out}");
+    assert_ne!(gid[0], uid[0], "users and groups never share a number");
+    assert_eq!(attr(&out, "memberUid"), ["alice@contoso.com"]);
+    let (out, _) = d.search(
+        BASE,
+        &format!("(&(objectClass=posixGroup)(gidNumber={}))", gid[0]),
+        &["1.1"],
+    );
+    assert!(out.contains("dn: cn=Engineering"), "{out}");
+    // initgroups as RFC 2307 clients (memberUid) and rfc2307bis ones (member) ask.
+    let (out, _) = d.search(
+        BASE,
+        "(&(objectClass=posixGroup)(memberUid=alice@contoso.com))",
+        &["1.1"],
+    );
+    assert_eq!(out.matches("dn: ").count(), 1, "{out}");
+    // Everyone holds Engineering and bob, no user named alice directly.
+    let (out, _) = d.search(
+        BASE,
+        "(&(objectClass=posixGroup)(memberUid=bob@contoso.com))",
+        &["1.1"],
+    );
+    assert!(out.contains("dn: cn=Everyone"), "{out}");
+    let (out, _) = d.search(
+        BASE,
+        "(&(objectClass=posixAccount)(uidNumber=oops))",
+        &["1.1"],
+    );
+    assert!(!out.contains("dn: "), "{out}");
+    let (out, _) = d.search(
+        BASE,
+        "(&(objectClass=posixAccount)(homeDirectory=/home/alice))",
+        &["1.1"],
+    );
+    assert!(
+        !out.contains("dn: "),
+        "{{local}} homes are not searched by value: {out}"
+    );
+
+    // A rename keeps the number.
+    d.scim
+        .patch(
+            &format!("/Users/{alice}"),
+            json!([{"op": "replace", "path": "userName", "value": "alice.adams@contoso.com"}]),
+        )
+        .expect(200);
+    let (out, _) = d.search(BASE, &format!("(uidNumber={number})"), &["uid"]);
+    assert!(out.contains("uid: alice.adams@contoso.com"), "{out}");
+
+    // A value the identity provider sends, mapped, wins over the allocated one.
+    d.db.ok(&[
+        "schema",
+        "add",
+        "--provider",
+        "contoso",
+        "tests/it/schemas/contoso.json",
+    ]);
+    d.db.ok(&[
+        "ldap",
+        "map",
+        "--provider",
+        "contoso",
+        "uidNumber",
+        &format!("{CONTOSO}:clearance"),
+    ]);
+    d.scim
+        .patch(
+            &format!("/Users/{alice}"),
+            json!([{"op": "add", "path": format!("{CONTOSO}:clearance"), "value": 4242}]),
+        )
+        .expect(200);
+    let (out, _) = d.search(BASE, "(uidNumber=4242)", &["uidNumber", "gidNumber"]);
+    assert_eq!(attr(&out, "uidNumber"), ["4242"], "{out}");
+    assert_eq!(attr(&out, "gidNumber"), uid, "{out}");
+
+    // Off: no POSIX attributes, and posixGroup matches nothing.
+    assert!(
+        d.db.ok(&["ldap", "posix", "--provider", "contoso", "--off"])
+            .contains("off")
+    );
+    let (out, _) = d.search(BASE, "(objectClass=posixGroup)", &["1.1"]);
+    assert!(!out.contains("dn: "), "{out}");
+    let (out, _) = d.search(BASE, "(uid=bob@contoso.com)", &["gidNumber", "loginShell"]);
+    assert!(
+        !out.contains("gidNumber") && !out.contains("loginShell"),
+        "{out}"
+    );
+    let audit = d.db.ok(&["audit", "--provider", "contoso"]);
+    assert_eq!(
+        audit.matches("LDAP POSIX identities set").count(),
+        2,
+        "{audit}"
+    );
+}
