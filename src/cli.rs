@@ -231,13 +231,18 @@ pub(crate) enum LdapCommand {
     /// `cn=NAME,ou=services,dc=PROVIDER,dc=scimd` with a secret shown once.
     #[command(subcommand)]
     Account(LdapAccountCommand),
-    /// Map an LDAP attribute of a provider's users to a SCIM attribute path, e.g.
+    /// Map an LDAP attribute of a provider's users (or with --groups its groups) to a SCIM
+    /// attribute path, e.g.
     /// `employeeType urn:ietf:params:scim:schemas:extension:Contoso:2.0:User:employeeType`; it
     /// replaces the built-in attribute of that name. With uidNumber, gidNumber and
-    /// homeDirectory mapped, users are posixAccounts too. Applies from each search on.
+    /// homeDirectory mapped, users are posixAccounts too; with gidNumber, groups are
+    /// posixGroups. Applies from each search on.
     Map {
         #[arg(long, value_name = "NAME")]
         provider: String,
+        /// The attribute is the groups' (the path names a Group attribute).
+        #[arg(long)]
+        groups: bool,
         attribute: String,
         path: String,
     },
@@ -245,6 +250,9 @@ pub(crate) enum LdapCommand {
     Unmap {
         #[arg(long, value_name = "NAME")]
         provider: String,
+        /// The mapping of the groups' attribute.
+        #[arg(long)]
+        groups: bool,
         attribute: String,
     },
     /// Set the base DN of a provider's tree (e.g. `ou=entra,dc=example,dc=com`; default

@@ -1054,39 +1054,62 @@ fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()>
     match cmd {
         LdapCommand::Map {
             provider,
+            groups,
             attribute,
             path,
         } => {
+            use crate::scim::ResourceKind;
             directory::check_mapped_name(&attribute).map_err(|e| anyhow!(e))?;
             let parsed = directory::parse_path(&path).map_err(|e| anyhow!(e))?;
-            // The path must name an attribute of the provider's users as its model has them.
+            let kind = if groups {
+                ResourceKind::Group
+            } else {
+                ResourceKind::User
+            };
+            // The path must name an attribute of the provider's users (or groups) as its model
+            // has them; one of the other type's says which flag is missing.
             let (checked, shown) = (provider.clone(), path.clone());
             store.call(move |c| {
                 let p = providers::require(c, &checked)?;
                 let model = schemas::model(c, p.id)?;
-                crate::scim::filter::resolve(
-                    model.get(crate::scim::ResourceKind::User),
-                    &parsed,
-                    None,
-                )
-                .map(|_| ())
-                .map_err(|e| store::Error::Invalid(format!("{shown}: {e}")))
+                let resolve = |k| crate::scim::filter::resolve(model.get(k), &parsed, None);
+                resolve(kind).map(|_| ()).map_err(|e| {
+                    let other = match kind {
+                        ResourceKind::User => ResourceKind::Group,
+                        ResourceKind::Group => ResourceKind::User,
+                    };
+                    let hint = match (resolve(other).is_ok(), other) {
+                        (true, ResourceKind::Group) => " (an attribute of Groups: add --groups)",
+                        (true, ResourceKind::User) => {
+                            " (an attribute of Users: leave out --groups)"
+                        }
+                        (false, _) => "",
+                    };
+                    store::Error::Invalid(format!("{shown}: {e}{hint}"))
+                })
             })?;
             let (p, a, s) = (provider.clone(), attribute.clone(), path.clone());
             store.write_blocking(move |c| {
-                app::admin::set_mapping(c, &Actor::command_line(), &p, &a, &s)
+                app::admin::set_mapping(c, &Actor::command_line(), &p, (kind, &a), &s)
             })?;
-            println!("users of {provider} now have {attribute} from {path}");
+            let whose = kind.endpoint().to_lowercase();
+            println!("{whose} of {provider} now have {attribute} from {path}");
         }
         LdapCommand::Unmap {
             provider,
+            groups,
             attribute,
         } => {
+            let kind = match groups {
+                true => crate::scim::ResourceKind::Group,
+                false => crate::scim::ResourceKind::User,
+            };
             let (p, a) = (provider.clone(), attribute.clone());
             store.write_blocking(move |c| {
-                app::admin::remove_mapping(c, &Actor::command_line(), &p, &a)
+                app::admin::remove_mapping(c, &Actor::command_line(), &p, (kind, &a))
             })?;
-            println!("{attribute} of {provider}'s users is the built-in one again (if any)");
+            let whose = kind.endpoint().to_lowercase();
+            println!("{attribute} of {provider}'s {whose} is the built-in one again (if any)");
         }
         LdapCommand::Base {
             provider,
@@ -1172,8 +1195,10 @@ fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()>
             if rows.is_empty() {
                 println!("only the built-in mapping (README: LDAP for your applications)");
             } else {
-                let rows: Vec<Vec<String>> = rows.into_iter().map(|(a, p)| vec![a, p]).collect();
-                print_table(&["LDAP ATTRIBUTE", "SCIM PATH"], &rows);
+                let rows: Vec<Vec<String>> = (rows.into_iter())
+                    .map(|(k, a, p)| vec![k.endpoint().to_string(), a, p])
+                    .collect();
+                print_table(&["OF", "LDAP ATTRIBUTE", "SCIM PATH"], &rows);
             }
         }
         LdapCommand::Account(_) => {}

@@ -342,22 +342,23 @@ pub(crate) fn add_ldap_account(c: &Connection, by: &Actor, a: &NewAccount<'_>) -
     Ok(made)
 }
 
-/// Maps `ldap_attr` of the provider's users to `scim_path` (checked by the caller).
+/// Maps `ldap_attr` of the provider's entries of `kind` to `scim_path` (checked by the
+/// caller).
 pub(crate) fn set_mapping(
     c: &Connection,
     by: &Actor,
     provider: &str,
-    ldap_attr: &str,
+    (kind, ldap_attr): (ResourceKind, &str),
     scim_path: &str,
 ) -> Result<()> {
-    ldap_accounts::set_mapping(c, provider, ldap_attr, scim_path)?;
+    ldap_accounts::set_mapping(c, provider, kind, ldap_attr, scim_path)?;
     audit(
         c,
         by,
         "LDAP attribute mapped",
         Some(provider),
         ldap_attr,
-        scim_path,
+        &format!("{} from {scim_path}", kind.endpoint()),
     )
 }
 
@@ -365,16 +366,16 @@ pub(crate) fn remove_mapping(
     c: &Connection,
     by: &Actor,
     provider: &str,
-    ldap_attr: &str,
+    (kind, ldap_attr): (ResourceKind, &str),
 ) -> Result<()> {
-    ldap_accounts::remove_mapping(c, provider, ldap_attr)?;
+    ldap_accounts::remove_mapping(c, provider, kind, ldap_attr)?;
     audit(
         c,
         by,
         "LDAP attribute unmapped",
         Some(provider),
         ldap_attr,
-        "",
+        kind.endpoint(),
     )
 }
 

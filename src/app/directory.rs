@@ -87,10 +87,11 @@ where
             };
             let pid = reader.provider_id;
             let model = core.model_at(&tx, pid, model_version)?;
-            let mappings: Vec<(String, AttrPath)> = ldap_accounts::mappings(&tx, pid)?
-                .into_iter()
-                .filter_map(|(n, p)| directory::parse_path(&p).ok().map(|p| (n, p)))
-                .collect();
+            let mappings: Vec<(ResourceKind, String, AttrPath)> =
+                ldap_accounts::mappings(&tx, pid)?
+                    .into_iter()
+                    .filter_map(|(k, n, p)| directory::parse_path(&p).ok().map(|p| (k, n, p)))
+                    .collect();
             let posix = ldap_accounts::posix(&tx, pid)?;
             let tree = reader.tree.as_str();
             let resolver = Resolver {
@@ -120,11 +121,15 @@ where
                 };
                 let (rows, more) =
                     store::search::after(&tx, pid, kind, condition.as_ref(), after, left)?;
+                let own: Vec<(String, AttrPath)> = (mappings.iter())
+                    .filter(|(k, _, _)| *k == kind)
+                    .map(|(_, n, p)| (n.clone(), p.clone()))
+                    .collect();
                 let how = Shown {
                     scim: &scim,
                     pid,
                     tree,
-                    mappings: &mappings,
+                    mappings: &own,
                     posix: posix.as_ref(),
                 };
                 let found = entries(&tx, rt, &how, &rows)?;
@@ -252,7 +257,8 @@ pub(crate) fn entry_condition(
 pub(crate) struct Resolver<'c> {
     pub(crate) c: &'c rusqlite::Connection,
     pub(crate) pid: i64,
-    pub(crate) mappings: &'c [(String, AttrPath)],
+    /// The provider's own attributes: (entries of this type, LDAP name, SCIM path).
+    pub(crate) mappings: &'c [(ResourceKind, String, AttrPath)],
     pub(crate) posix: Option<&'c Posix>,
     /// The provider and the base it chose, if it did.
     pub(crate) tree: Option<(&'c str, &'c str)>,
@@ -286,11 +292,11 @@ impl Resolve for Resolver<'_> {
         }
     }
 
-    fn mapped(&self, ldap: &str) -> Option<AttrPath> {
+    fn mapped(&self, kind: ResourceKind, ldap: &str) -> Option<AttrPath> {
         self.mappings
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(ldap))
-            .map(|(_, p)| p.clone())
+            .find(|(k, n, _)| *k == kind && n.eq_ignore_ascii_case(ldap))
+            .map(|(_, _, p)| p.clone())
     }
 
     fn posix(&self) -> Option<&Posix> {
@@ -306,6 +312,7 @@ pub(crate) struct Shown<'a> {
     pub(crate) scim: &'a str,
     pub(crate) pid: i64,
     pub(crate) tree: &'a str,
+    /// The provider's own attributes of these entries.
     pub(crate) mappings: &'a [(String, AttrPath)],
     pub(crate) posix: Option<&'a Posix>,
 }
@@ -409,8 +416,11 @@ pub(crate) fn entries(
                         .map(|(_, n)| n.clone())
                         .collect();
                     attrs.extend(p.group_attributes(row.seq, uids));
-                    directory::posix_class(ResourceKind::Group, &mut attrs);
                 }
+                if !mappings.is_empty() {
+                    directory::apply_mappings(&mut attrs, &doc, None, mappings);
+                }
+                directory::posix_class(ResourceKind::Group, &mut attrs);
                 Entry {
                     dn: directory::group_dn(tree, name),
                     attributes: attrs,

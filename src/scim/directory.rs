@@ -274,8 +274,8 @@ pub(crate) trait Resolve {
         locate(dn)
     }
 
-    /// The SCIM path a provider maps this (lower-case) LDAP user attribute to.
-    fn mapped(&self, _ldap: &str) -> Option<AttrPath> {
+    /// The SCIM path a provider maps this (lower-case) LDAP attribute of entries of `kind` to.
+    fn mapped(&self, _kind: ResourceKind, _ldap: &str) -> Option<AttrPath> {
         None
     }
 
@@ -605,34 +605,22 @@ fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, F
     let str_cmp = |attr: &str, op: Op, value: &str| -> Item {
         let ldap = attr.to_ascii_lowercase();
         if ldap == "objectclass" {
-            if op == Op::Eq
-                && kind == ResourceKind::User
-                && value.eq_ignore_ascii_case("posixAccount")
-            {
-                // Users are posixAccounts when the provider maps their numbers or has POSIX
-                // identities (within its range of numbers).
-                let mapped = resolve.mapped("uidnumber").map(Filter::Present);
-                let posix = resolve
-                    .posix()
-                    .and_then(|p| p.condition(Part::Uid, true, Op::Eq, None, &|_| Filter::Never));
+            let (class, number, part) = match kind {
+                ResourceKind::User => ("posixAccount", "uidnumber", Part::Uid),
+                ResourceKind::Group => ("posixGroup", "gidnumber", Part::Gid),
+            };
+            if op == Op::Eq && value.eq_ignore_ascii_case(class) {
+                // POSIX entries: those whose number the provider maps, or all (within the
+                // range of numbers) when it has POSIX identities.
+                let mapped = resolve.mapped(kind, number).map(Filter::Present);
+                let users = kind == ResourceKind::User;
+                let posix = (resolve.posix())
+                    .and_then(|p| p.condition(part, users, Op::Eq, None, &|_| Filter::Never));
                 return Item::Is(match (mapped, posix) {
                     (Some(m), Some(p)) => Filter::Or(Box::new(m), Box::new(p)),
                     (Some(f), None) | (None, Some(f)) => f,
                     (None, None) => Filter::Never,
                 });
-            }
-            if op == Op::Eq
-                && kind == ResourceKind::Group
-                && value.eq_ignore_ascii_case("posixGroup")
-            {
-                return Item::Is(
-                    resolve
-                        .posix()
-                        .and_then(|p| {
-                            p.condition(Part::Gid, false, Op::Eq, None, &|_| Filter::Never)
-                        })
-                        .unwrap_or(Filter::Never),
-                );
             }
             return Item::Is(if op == Op::Eq && has_class(kind, value) {
                 always()
@@ -640,10 +628,7 @@ fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, F
                 Filter::Never
             });
         }
-        let mapped = match kind {
-            ResourceKind::User => resolve.mapped(&ldap),
-            ResourceKind::Group => None,
-        };
+        let mapped = resolve.mapped(kind, &ldap);
         if mapped.is_none()
             && let Some(Source::Posix(part)) = built_in(kind, &ldap).map(|a| a.source)
         {
@@ -719,10 +704,7 @@ fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, F
             if ldap == "objectclass" {
                 return (always(), Filter::Never);
             }
-            let mapped = match kind {
-                ResourceKind::User => resolve.mapped(&ldap),
-                ResourceKind::Group => None,
-            };
+            let mapped = resolve.mapped(kind, &ldap);
             if mapped.is_none()
                 && let Some(Source::Posix(part)) = built_in(kind, &ldap).map(|a| a.source)
             {

@@ -2,6 +2,7 @@
 //! bind to the directory with them, each reading one identity provider's tree), the users that
 //! bind with their own passwords, and a provider's LDAP settings and traffic.
 
+use crate::scim::ResourceKind;
 use crate::scim::posix::Posix;
 use crate::scim::schema::active_json_path;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -362,42 +363,61 @@ pub(crate) fn set_posix(c: &Connection, provider: &str, posix: Option<&Posix>) -
     Ok(())
 }
 
-/// A provider's own user attributes: (LDAP attribute, SCIM attribute path), by name.
-pub(crate) fn mappings(c: &Connection, provider_id: i64) -> Result<Vec<(String, String)>> {
+/// A provider's own attributes: (entries of this type, LDAP attribute, SCIM attribute path),
+/// users first, by name.
+pub(crate) fn mappings(
+    c: &Connection,
+    provider_id: i64,
+) -> Result<Vec<(ResourceKind, String, String)>> {
     let mut st = c.prepare_cached(
-        "SELECT ldap_attr, scim_path FROM ldap_mappings WHERE provider_id = ?1 ORDER BY ldap_attr",
+        "SELECT kind, ldap_attr, scim_path FROM ldap_mappings WHERE provider_id = ?1
+         ORDER BY kind DESC, ldap_attr",
     )?;
-    let rows = st.query_map([provider_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = st.query_map([provider_id], |r| {
+        let kind = match r.get::<_, String>(0)?.as_str() {
+            "Group" => ResourceKind::Group,
+            _ => ResourceKind::User,
+        };
+        Ok((kind, r.get(1)?, r.get(2)?))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Maps an LDAP attribute of the provider's users to a SCIM attribute path (checked by the
-/// caller); replaces an earlier mapping of the same name.
+/// Maps an LDAP attribute of the provider's entries of `kind` to a SCIM attribute path
+/// (checked by the caller); replaces an earlier mapping of the same name.
 pub(crate) fn set_mapping(
     c: &Connection,
     provider: &str,
+    kind: ResourceKind,
     ldap_attr: &str,
     scim_path: &str,
 ) -> Result<()> {
     let p = providers::require(c, provider)?;
     c.execute(
-        "INSERT INTO ldap_mappings (provider_id, ldap_attr, scim_path) VALUES (?1, ?2, ?3)
+        "INSERT INTO ldap_mappings (provider_id, kind, ldap_attr, scim_path)
+         VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT DO UPDATE SET scim_path = excluded.scim_path",
-        params![p.id, ldap_attr, scim_path],
+        params![p.id, kind.name(), ldap_attr, scim_path],
     )?;
     Ok(())
 }
 
-pub(crate) fn remove_mapping(c: &Connection, provider: &str, ldap_attr: &str) -> Result<()> {
+pub(crate) fn remove_mapping(
+    c: &Connection,
+    provider: &str,
+    kind: ResourceKind,
+    ldap_attr: &str,
+) -> Result<()> {
     let p = providers::require(c, provider)?;
     let n = c.execute(
-        "DELETE FROM ldap_mappings WHERE provider_id = ?1 AND ldap_attr = ?2",
-        params![p.id, ldap_attr],
+        "DELETE FROM ldap_mappings WHERE provider_id = ?1 AND kind = ?2 AND ldap_attr = ?3",
+        params![p.id, kind.name(), ldap_attr],
     )?;
     if n == 0 {
         return Err(Error::NotFound(format!(
-            "identity provider {} maps no LDAP attribute {ldap_attr}",
-            p.name
+            "identity provider {} maps no LDAP attribute {ldap_attr} of {}",
+            p.name,
+            kind.endpoint()
         )));
     }
     Ok(())

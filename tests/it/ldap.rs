@@ -1532,3 +1532,75 @@ fn posix_identities_need_nothing_from_the_identity_provider() {
         "{audit}"
     );
 }
+
+/// Group attributes can be mapped too (`scimd ldap map --groups`): a group's gidNumber sent by
+/// the identity provider in a Group extension makes it a posixGroup, searchable by number; a
+/// Group path given for users is refused with the flag that is missing.
+#[test]
+fn group_attributes_are_mapped_and_make_posix_groups() {
+    const GROUP: &str = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:Group";
+    let d = Directory::start("on");
+    d.provision();
+    d.db.ok(&[
+        "schema",
+        "add",
+        "--provider",
+        "contoso",
+        "--resource-type",
+        "group",
+        "tests/it/schemas/contoso-group.json",
+    ]);
+    let refused = d.db.fails(&[
+        "ldap",
+        "map",
+        "--provider",
+        "contoso",
+        "gidNumber",
+        &format!("{GROUP}:gidNumber"),
+    ]);
+    assert!(refused.contains("add --groups"), "{refused}");
+    let out = d.db.ok(&[
+        "ldap",
+        "map",
+        "--provider",
+        "contoso",
+        "--groups",
+        "gidNumber",
+        &format!("{GROUP}:gidNumber"),
+    ]);
+    assert!(
+        out.contains("groups of contoso now have gidNumber"),
+        "{out}"
+    );
+    assert!(
+        d.db.ok(&["ldap", "mappings", "--provider", "contoso"])
+            .contains("Groups")
+    );
+    d.scim.create(
+        "/Groups",
+        &json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", GROUP],
+                "displayName": "Operators", GROUP: {"gidNumber": 5001}}),
+    );
+    let (out, code) = d.search(
+        BASE,
+        "(&(objectClass=posixGroup)(gidNumber=5001))",
+        &["gidNumber", "objectClass"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("dn: cn=Operators"), "{out}");
+    assert!(out.contains("gidNumber: 5001"), "{out}");
+    assert!(out.contains("objectClass: posixGroup"), "{out}");
+    // Groups without the value are no posixGroups (POSIX identities are off).
+    let (out, _) = d.search(BASE, "(objectClass=posixGroup)", &["1.1"]);
+    assert_eq!(out.matches("dn: ").count(), 1, "{out}");
+    d.db.ok(&[
+        "ldap",
+        "unmap",
+        "--provider",
+        "contoso",
+        "--groups",
+        "gidNumber",
+    ]);
+    let (out, _) = d.search(BASE, "(gidNumber=5001)", &["1.1"]);
+    assert!(!out.contains("dn: "), "{out}");
+}
