@@ -39,6 +39,8 @@ stage "the admin console in Chromium (scripts/browser.sh installs Playwright and
 ./scripts/browser.sh
 stage "the LDAP directory through a Python client (scripts/ldap-client.sh installs ldap3)"
 ./scripts/ldap-client.sh
+stage "SSSD and PAM from Debian against the LDAP directory (scripts/sssd.sh, root; puts back what it changes)"
+./scripts/sssd.sh
 stage "export of 1,000,000 users in bounded memory"
 ./scripts/export-memory.sh
 stage "the Debian package: built, installed with dpkg, removed, purged (scripts/deb-test.sh)"
