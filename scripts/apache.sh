@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The LDAP directory as a web server uses it: Debian's Apache httpd 2.4 with mod_authnz_ldap
+# against the real scimd binary, over StartTLS with a verified certificate. Checks `Require
+# valid-user` (a user's bind with the password the identity provider sent), `Require
+# ldap-group` for a direct and a nested member (LDAP compare of `member`, and the subgroup
+# search), and `Require ldap-attribute` (compare of an attribute of the user's entry).
+#
+# Runs as root. Installs apache2 when it is missing, without letting the package start its
+# own server, and runs httpd in the foreground from a configuration of its own in a
+# temporary directory: nothing under /etc is changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "scripts/apache.sh needs root (to install apache2)" >&2; exit 1; }
+
+if ! dpkg -s apache2 >/dev/null 2>&1; then
+    echo "== installing apache2 (Debian package), not started"
+    # policy-rc.d keeps the package from starting its server on port 80.
+    had_policy=0
+    [ -e /usr/sbin/policy-rc.d ] && had_policy=1
+    if [ "$had_policy" -eq 0 ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2 >/dev/null || {
+        [ "$had_policy" -eq 0 ] && rm -f /usr/sbin/policy-rc.d
+        exit 1
+    }
+    [ "$had_policy" -eq 0 ] && rm -f /usr/sbin/policy-rc.d
+fi
+
+work=$(mktemp -d)
+chmod 755 "$work"
+scimd_pid="" httpd_pid=""
+finish() {
+    status=$?
+    [ -n "$httpd_pid" ] && kill "$httpd_pid" 2>/dev/null && wait "$httpd_pid" 2>/dev/null
+    [ -n "$scimd_pid" ] && kill "$scimd_pid" 2>/dev/null && wait "$scimd_pid" 2>/dev/null
+    if [ "$status" -ne 0 ]; then
+        echo "== Apache test failed; httpd's error log:" >&2
+        tail -n 30 "$work/error.log" >&2 2>/dev/null || true
+    fi
+    rm -rf "$work"
+    exit "$status"
+}
+trap finish EXIT
+
+cargo build --locked --bin scimd
+scimd=$PWD/target/debug/scimd
+db=$work/scimd.db
+"$scimd" --database "$db" provider add contoso >/dev/null
+token=$("$scimd" --database "$db" token create --provider contoso --valid-for 1d | grep -o 'scimd_[A-Za-z0-9_]*' | head -n 1)
+secret=$("$scimd" --database "$db" ldap account add apache --provider contoso | awk 'length($0) == 64')
+"$scimd" --database "$db" provider set contoso --scim-passwords all >/dev/null
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+    -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+chmod 644 "$work/tls.crt"
+SCIMD_LDAP_LISTEN=127.0.0.1:0 SCIMD_ADMIN_LISTEN= \
+    SCIMD_TLS_CERT="$work/tls.crt" SCIMD_TLS_KEY="$work/tls.key" \
+    "$scimd" --database "$db" serve --listen 127.0.0.1:0 >"$work/scimd.log" 2>&1 &
+scimd_pid=$!
+for _ in $(seq 1 100); do
+    grep -q "LDAP directory on" "$work/scimd.log" && grep -q "listening on" "$work/scimd.log" && break
+    sleep 0.1
+done
+http=$(sed -n 's/.*listening on https:\/\/\([0-9.:]*\).*/\1/p' "$work/scimd.log" | head -n 1)
+ldap=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$work/scimd.log" | head -n 1)
+scim="https://$http/scim/v2/contoso"
+post() {
+    curl -sf --cacert "$work/tls.crt" -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/scim+json' -X "$1" -d "$3" "$scim$2" |
+        python3 -c 'import json, sys; t = sys.stdin.read(); print(json.loads(t).get("id", "") if t else "")'
+}
+alice=$(post POST /Users '{"userName": "alice@contoso.com", "title": "Engineer", "password": "Alice-Pass-1"}')
+bob=$(post POST /Users '{"userName": "bob@contoso.com", "title": "Sales", "password": "Bob-Pass-1"}')
+eng=$(post POST /Groups "{\"displayName\": \"Engineering\", \"members\": [{\"value\": \"$alice\"}]}")
+post POST /Groups "{\"displayName\": \"Everyone\", \"members\": [{\"value\": \"$eng\"}]}" >/dev/null
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mods=/usr/lib/apache2/modules
+mkdir -p "$work/www/valid" "$work/www/group" "$work/www/nested" "$work/www/attr"
+for d in valid group nested attr; do echo "ok $d" >"$work/www/$d/index.html"; done
+base="dc=contoso,dc=scimd"
+ldap_block() {
+    cat <<EOF
+    AuthType Basic
+    AuthName "scimd"
+    AuthBasicProvider ldap
+    AuthLDAPURL "ldap://$ldap/ou=people,$base?uid?sub" STARTTLS
+    AuthLDAPBindDN "cn=apache,ou=services,$base"
+    AuthLDAPBindPassword "$secret"
+EOF
+}
+cat >"$work/httpd.conf" <<EOF
+ServerName 127.0.0.1
+ServerRoot $work
+Listen 127.0.0.1:$port
+PidFile $work/httpd.pid
+ErrorLog $work/error.log
+LogLevel warn
+User www-data
+Group www-data
+LoadModule mpm_event_module $mods/mod_mpm_event.so
+LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule authn_core_module $mods/mod_authn_core.so
+LoadModule authz_user_module $mods/mod_authz_user.so
+LoadModule auth_basic_module $mods/mod_auth_basic.so
+LoadModule dir_module $mods/mod_dir.so
+LoadModule mime_module $mods/mod_mime.so
+LoadModule ldap_module $mods/mod_ldap.so
+LoadModule authnz_ldap_module $mods/mod_authnz_ldap.so
+TypesConfig /etc/mime.types
+DirectoryIndex index.html
+DocumentRoot $work/www
+LDAPTrustedGlobalCert CA_BASE64 $work/tls.crt
+LDAPVerifyServerCert On
+# mod_ldap keeps binds and compares for LDAPCacheTTL (10 min) by default: a deactivation would
+# reach Apache only then. Off here, so the test sees it at once.
+LDAPCacheEntries 0
+LDAPOpCacheEntries 0
+<Directory $work/www>
+    Require all granted
+</Directory>
+<Location /valid>
+$(ldap_block)
+    Require valid-user
+</Location>
+<Location /group>
+$(ldap_block)
+    Require ldap-group cn=Engineering,ou=groups,$base
+</Location>
+<Location /nested>
+$(ldap_block)
+    AuthLDAPMaxSubGroupDepth 3
+    Require ldap-group cn=Everyone,ou=groups,$base
+</Location>
+<Location /attr>
+$(ldap_block)
+    Require ldap-attribute title=Engineer
+</Location>
+EOF
+apache2 -f "$work/httpd.conf" -DFOREGROUND &
+httpd_pid=$!
+for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
+    sleep 0.1
+done
+
+# The status Apache answers a user's request for a path.
+status() { curl -s -o /dev/null -w '%{http_code}' -u "$2" "http://127.0.0.1:$port/$1/"; }
+expect() { # path user:password status what
+    local got
+    got=$(status "$1" "$2")
+    [ "$got" = "$3" ] || { echo "Apache check failed: $4: got $got, want $3" >&2; exit 1; }
+    echo "   $4: $got"
+}
+echo "-- Require valid-user, ldap-group (direct, nested) and ldap-attribute"
+expect valid alice@contoso.com:Alice-Pass-1 200 "valid-user, right password"
+expect valid alice@contoso.com:wrong 401 "valid-user, wrong password"
+expect valid nobody@contoso.com:Alice-Pass-1 401 "valid-user, no such user"
+expect group alice@contoso.com:Alice-Pass-1 200 "ldap-group, a direct member"
+expect group bob@contoso.com:Bob-Pass-1 401 "ldap-group, not a member"
+expect nested alice@contoso.com:Alice-Pass-1 200 "ldap-group, a member through a nested group"
+expect nested bob@contoso.com:Bob-Pass-1 401 "ldap-group, nested, not a member"
+expect attr alice@contoso.com:Alice-Pass-1 200 "ldap-attribute title=Engineer, holds"
+expect attr bob@contoso.com:Bob-Pass-1 401 "ldap-attribute title=Engineer, does not"
+post PATCH "/Users/$alice" '{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+    "Operations": [{"op": "replace", "path": "active", "value": false}]}' >/dev/null
+expect valid alice@contoso.com:Alice-Pass-1 401 "valid-user, after a deactivation"
+echo "Apache checks passed"
