@@ -883,9 +883,58 @@ impl LdapAttribute {
         LdapAttribute { aliases, ..self }
     }
 
+    /// Its matching rules (RFC 4517 §4.2): equality, ordering and substrings, as its syntax
+    /// has them and as scimd compares its values.
+    fn matching(&self) -> [Option<&'static str>; 3] {
+        match self.name {
+            // Compared exactly (values made from templates and paths).
+            "homeDirectory" | "loginShell" => return [Some("caseExactIA5Match"), None, None],
+            // Names, looked up regardless of case; no substrings.
+            "memberUid" => return [Some("caseIgnoreIA5Match"), None, None],
+            _ => {}
+        }
+        match self.syntax {
+            sx::DIRECTORY_STRING => [
+                Some("caseIgnoreMatch"),
+                None,
+                Some("caseIgnoreSubstringsMatch"),
+            ],
+            sx::IA5_STRING => [
+                Some("caseIgnoreIA5Match"),
+                None,
+                Some("caseIgnoreIA5SubstringsMatch"),
+            ],
+            sx::TELEPHONE_NUMBER => [
+                Some("telephoneNumberMatch"),
+                None,
+                Some("telephoneNumberSubstringsMatch"),
+            ],
+            sx::DN => [Some("distinguishedNameMatch"), None, None],
+            sx::OID => [Some("objectIdentifierMatch"), None, None],
+            sx::INTEGER => [Some("integerMatch"), Some("integerOrderingMatch"), None],
+            sx::GENERALIZED_TIME => [
+                Some("generalizedTimeMatch"),
+                Some("generalizedTimeOrderingMatch"),
+                None,
+            ],
+            sx::UUID => [Some("UUIDMatch"), Some("UUIDOrderingMatch"), None],
+            sx::STRUCTURE_RULE => [Some("integerFirstComponentMatch"), None, None],
+            _ => [Some("objectIdentifierFirstComponentMatch"), None, None],
+        }
+    }
+
     /// Its definition in the schema subentry.
     fn definition(&self) -> String {
-        let mut d = format!("( {} NAME '{}' SYNTAX {}", self.oid, self.name, self.syntax);
+        let mut d = format!("( {} NAME '{}'", self.oid, self.name);
+        for (keyword, rule) in ["EQUALITY", "ORDERING", "SUBSTR"]
+            .into_iter()
+            .zip(self.matching())
+        {
+            if let Some(rule) = rule {
+                d.push_str(&format!(" {keyword} {rule}"));
+            }
+        }
+        d.push_str(&format!(" SYNTAX {}", self.syntax));
         if self.single {
             d.push_str(" SINGLE-VALUE");
         }
@@ -1470,17 +1519,21 @@ mod tests {
         }
         // The definitions are the standard ones, character for character.
         for want in [
-            "( 0.9.2342.19200300.100.1.3 NAME 'mail' SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )",
-            "( 2.16.840.1.113730.3.1.241 NAME 'displayName' SYNTAX \
-             1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )",
-            "( 1.3.6.1.1.16.4 NAME 'entryUUID' SYNTAX 1.3.6.1.1.16.1 SINGLE-VALUE \
-             NO-USER-MODIFICATION USAGE directoryOperation )",
-            "( 1.3.6.1.1.5 NAME 'vendorVersion' SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 \
-             SINGLE-VALUE NO-USER-MODIFICATION USAGE dSAOperation )",
-            "( 2.5.21.5 NAME 'attributeTypes' SYNTAX 1.3.6.1.4.1.1466.115.121.1.3 USAGE \
-             directoryOperation )",
-            "( 1.3.6.1.4.1.1466.101.120.13 NAME 'supportedControl' SYNTAX \
-             1.3.6.1.4.1.1466.115.121.1.38 USAGE dSAOperation )",
+            "( 0.9.2342.19200300.100.1.3 NAME 'mail' EQUALITY caseIgnoreIA5Match SUBSTR \
+             caseIgnoreIA5SubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.26 )",
+            "( 2.16.840.1.113730.3.1.241 NAME 'displayName' EQUALITY caseIgnoreMatch SUBSTR \
+             caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )",
+            "( 1.3.6.1.1.16.4 NAME 'entryUUID' EQUALITY UUIDMatch ORDERING UUIDOrderingMatch \
+             SYNTAX 1.3.6.1.1.16.1 SINGLE-VALUE NO-USER-MODIFICATION USAGE directoryOperation )",
+            "( 1.3.6.1.1.5 NAME 'vendorVersion' EQUALITY caseIgnoreMatch SUBSTR \
+             caseIgnoreSubstringsMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE \
+             NO-USER-MODIFICATION USAGE dSAOperation )",
+            "( 2.5.21.5 NAME 'attributeTypes' EQUALITY objectIdentifierFirstComponentMatch \
+             SYNTAX 1.3.6.1.4.1.1466.115.121.1.3 USAGE directoryOperation )",
+            "( 1.3.6.1.4.1.1466.101.120.13 NAME 'supportedControl' EQUALITY \
+             objectIdentifierMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.38 USAGE dSAOperation )",
+            "( 1.3.6.1.1.1.1.0 NAME 'uidNumber' EQUALITY integerMatch ORDERING \
+             integerOrderingMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )",
         ] {
             assert!(types.iter().any(|t| t == want), "{want}");
         }

@@ -1,8 +1,10 @@
-"""The LDAP directory through a Python LDAP client from PyPI (ldap3), the way an application's
-code reads it: provision over SCIM, bind as a service account, search with paged results,
-read the mapped attributes, verify a user's own password, and see writes refused.
+"""The LDAP directory through the Python LDAP clients from PyPI, the way an application's code
+reads it. ldap3 (schema-checked): provision over SCIM, bind as a service account, search with
+paged results, read the mapped attributes, verify a user's own password, and see writes
+refused. python-ldap (the OpenLDAP library's binding): parse the schema subentry, check that
+every attribute an entry shows is defined with its matching rules, compare, and page.
 
-Run by scripts/ldap-client.sh, which installs ldap3 itself. Usage:
+Run by scripts/ldap-client.sh, which installs both itself. Usage:
     client_test.py SCIMD_BINARY
 """
 
@@ -16,6 +18,9 @@ import tempfile
 import threading
 import urllib.request
 
+import ldap
+import ldap.schema
+from ldap.controls import SimplePagedResultsControl
 import ldap3
 from ldap3.core.exceptions import LDAPException
 
@@ -111,6 +116,43 @@ def main():
         assert user.bind(), user.result
         wrong = ldap3.Connection(directory, user=f"uid=user000@contoso.com,ou=people,{BASE}", password="nope")
         assert not wrong.bind() and wrong.result["result"] == 49, wrong.result
+
+        step("python-ldap: the schema subentry parses and defines what entries show")
+        url = f"ldap://{host}:{port}"
+        _, schema = ldap.schema.urlfetch(url)
+        assert schema is not None, "no schema subentry"
+        plain = ldap.initialize(url)
+        plain.simple_bind_s(f"cn=app,ou=services,{BASE}", secret)
+        shown = set()
+        for _, attrs in plain.search_s(BASE, ldap.SCOPE_SUBTREE, "(|(uid=user003@contoso.com)(cn=Staff))", ["*", "+"]):
+            shown.update(attrs)
+        for name in sorted(shown):
+            at = schema.get_obj(ldap.schema.AttributeType, name)
+            assert at is not None, f"{name} is not defined in the schema subentry"
+            assert at.equality, f"{name} has no EQUALITY rule"
+        mail = schema.get_obj(ldap.schema.AttributeType, "mail")
+        assert (mail.equality, mail.substr) == ("caseIgnoreIA5Match", "caseIgnoreIA5SubstringsMatch"), mail
+        must, may = schema.attribute_types(["inetOrgPerson"])
+        assert any("uid" in a.names for a in may.values()), may
+
+        step("python-ldap: compare and a paged search")
+        dn = f"uid=user003@contoso.com,ou=people,{BASE}"
+        assert plain.compare_s(dn, "mail", b"USER003@contoso.com") is True
+        assert plain.compare_s(dn, "mail", b"someone@contoso.com") is False
+        assert plain.compare_s(f"cn=Staff,ou=groups,{BASE}", "member", dn.encode()) is True
+        page = SimplePagedResultsControl(True, size=50, cookie=b"")
+        seen = 0
+        while True:
+            msgid = plain.search_ext(f"ou=people,{BASE}", ldap.SCOPE_ONELEVEL, "(objectClass=person)",
+                                     ["uid"], serverctrls=[page])
+            _, data, _, controls = plain.result3(msgid)
+            seen += len(data)
+            cookie = next(c.cookie for c in controls if c.controlType == SimplePagedResultsControl.controlType)
+            if not cookie:
+                break
+            page.cookie = cookie
+        assert seen == 120, seen
+        plain.unbind_s()
 
         step("writes are refused")
         ok = conn.modify(f"uid=user001@contoso.com,ou=people,{BASE}", {"title": [(ldap3.MODIFY_REPLACE, ["x"])]})
