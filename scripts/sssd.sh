@@ -6,9 +6,10 @@
 # password, refused when wrong and after a deactivation.
 #
 # Runs as root (SSSD's NSS responder is the machine's). It installs the packages when they are
-# missing and puts back, also on failure, what it changes: /etc/nsswitch.conf, SSSD's cache
-# directory, and the PAM service file it adds. It refuses to run beside an SSSD already
-# running, whose sockets it would take.
+# missing and puts back, also on failure, what it and their installation change:
+# /etc/nsswitch.conf, /etc/pam.d (the packages add pam_sss to common-*; the test adds a service
+# file) and SSSD's cache directory. It refuses to run beside an SSSD already running, whose
+# sockets it would take.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "scripts/sssd.sh needs root (SSSD serves the machine's NSS)" >&2; exit 1; }
@@ -21,8 +22,7 @@ work=$(mktemp -d)
 saved=$work/saved
 mkdir -p "$saved"
 cp -a /etc/nsswitch.conf "$saved/nsswitch.conf"
-had_pam=0
-[ -e /etc/pam.d/scimd-test ] && had_pam=1
+cp -a /etc/pam.d "$saved/pam.d"
 had_sss=0
 if [ -d /var/lib/sss ]; then
     had_sss=1
@@ -34,7 +34,7 @@ restore() {
     [ -n "$sssd_pid" ] && kill "$sssd_pid" 2>/dev/null && wait "$sssd_pid" 2>/dev/null
     [ -n "$scimd_pid" ] && kill "$scimd_pid" 2>/dev/null && wait "$scimd_pid" 2>/dev/null
     cp -a "$saved/nsswitch.conf" /etc/nsswitch.conf
-    [ "$had_pam" -eq 1 ] || rm -f /etc/pam.d/scimd-test
+    rm -rf /etc/pam.d && cp -a "$saved/pam.d" /etc/pam.d
     if [ "$had_sss" -eq 1 ]; then
         rm -rf /var/lib/sss && cp -a "$saved/sss" /var/lib/sss
     fi
