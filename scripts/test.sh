@@ -41,6 +41,8 @@ stage "the LDAP directory through a Python client (scripts/ldap-client.sh instal
 ./scripts/ldap-client.sh
 stage "SSSD and PAM from Debian against the LDAP directory (scripts/sssd.sh, root; puts back what it changes)"
 ./scripts/sssd.sh
+stage "nslcd from Debian against the LDAP directory (scripts/nslcd.sh, root; puts back what it changes)"
+./scripts/nslcd.sh
 stage "Apache httpd mod_authnz_ldap from Debian against the LDAP directory (scripts/apache.sh)"
 ./scripts/apache.sh
 stage "export of 1,000,000 users in bounded memory"
