@@ -15,6 +15,9 @@ const INTEGER: u8 = 0x02;
 const OCTET_STRING: u8 = 0x04;
 /// `[APPLICATION 4]`, constructed: SearchResultEntry.
 const SEARCH_RESULT_ENTRY: u8 = 0x64;
+const BOOLEAN: u8 = 0x01;
+/// `[0]`, constructed: an LDAPMessage's controls.
+const CONTROLS: u8 = 0xA0;
 
 /// What the first bytes of a request say about it.
 #[derive(Debug, PartialEq, Eq)]
@@ -51,6 +54,58 @@ pub(crate) fn frame(buf: &[u8]) -> Frame {
         .iter()
         .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
     Frame::Len(2 + n + len)
+}
+
+/// One TLV at the start of `buf`: its tag and its contents, and what follows it; `None` when
+/// it is not a whole definite-length TLV.
+fn tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = buf.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7F);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The OIDs of the controls a whole LDAPMessage marks critical (RFC 4511 §4.1.11), read from
+/// its bytes: the protocol crate keeps no criticality for some controls it parses (server-side
+/// sorting), and a critical control not applied must stop the operation.
+pub(crate) fn critical_controls(msg: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some((SEQUENCE, body, _)) = tlv(msg) else {
+        return out;
+    };
+    // messageID, protocolOp, then [0] Controls.
+    let Some((_, _, body)) = tlv(body) else {
+        return out;
+    };
+    let Some((_, _, body)) = tlv(body) else {
+        return out;
+    };
+    let Some((CONTROLS, mut controls, _)) = tlv(body) else {
+        return out;
+    };
+    while let Some((SEQUENCE, control, rest)) = tlv(controls) {
+        controls = rest;
+        let Some((OCTET_STRING, oid, after)) = tlv(control) else {
+            continue;
+        };
+        if let Some((BOOLEAN, flag, _)) = tlv(after)
+            && flag.iter().any(|b| *b != 0)
+        {
+            out.push(String::from_utf8_lossy(oid).into_owned());
+        }
+    }
+    out
 }
 
 /// Bytes of a definite length's encoding.
@@ -184,6 +239,36 @@ mod tests {
             let mut buf = BytesMut::from(&bytes[..]);
             let _ = LdapCodec::new(Some(1 << 16), None).decode(&mut buf);
         }
+    }
+
+    #[test]
+    fn critical_controls_are_read_from_the_message_bytes() {
+        use ldap3_proto::LdapCodec;
+        use ldap3_proto::control::LdapControl;
+        use ldap3_proto::proto::{LdapMsg, LdapOp};
+        use tokio_util::codec::Encoder;
+        let encode = |ctrl: Vec<LdapControl>| {
+            let mut out = BytesMut::new();
+            let msg = LdapMsg::new_with_ctrls(7, LdapOp::UnbindRequest, ctrl);
+            LdapCodec::new(None, None).encode(msg, &mut out).unwrap();
+            out
+        };
+        let unknown = |oid: &str, criticality| LdapControl::Unknown {
+            oid: oid.into(),
+            criticality,
+            value: None,
+        };
+        assert!(critical_controls(&encode(vec![])).is_empty());
+        let both = encode(vec![
+            unknown("1.2.3", false),
+            unknown("1.2.840.113556.1.4.473", true),
+        ]);
+        assert_eq!(critical_controls(&both), ["1.2.840.113556.1.4.473"]);
+        // Cut short or not a message: nothing, and no panic.
+        for n in 0..both.len() {
+            let _ = critical_controls(&both[..n]);
+        }
+        assert!(critical_controls(b"\x04\x00").is_empty());
     }
 
     #[test]

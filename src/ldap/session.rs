@@ -63,7 +63,13 @@ pub(super) struct Session {
     pub(super) tls: bool,
     /// StartTLS is possible (TLS is configured).
     pub(super) can_start_tls: bool,
+    /// The OIDs of the controls the request being answered marks critical, read from its bytes
+    /// (`ber::critical_controls`: the protocol crate drops some criticalities).
+    pub(super) critical: Vec<String>,
 }
+
+/// Server-side sorting (RFC 2891), which scimd does not apply.
+const OID_SORT: &str = "1.2.840.113556.1.4.473";
 
 pub(super) fn is_loopback(ip: IpAddr) -> bool {
     match ip {
@@ -85,7 +91,12 @@ impl Session {
                          the identity provider (SCIM)";
         // RFC 4511 §4.1.11: a control marked critical that the server does not apply means the
         // operation is not performed.
-        if let Some(control) = unsupported_critical(&msg.ctrl) {
+        let sort = self
+            .critical
+            .iter()
+            .any(|oid| oid == OID_SORT)
+            .then(|| format!("server-side sorting ({OID_SORT})"));
+        if let Some(control) = unsupported_critical(&msg.ctrl).or(sort) {
             let why = format!("the {control} control is marked critical and is not supported here");
             let refused = done(LdapResultCode::UnavailableCriticalExtension, why);
             if let Some(op) = refusal(&msg.op, refused) {
@@ -180,7 +191,8 @@ impl Session {
 
 /// The first control of a request that is marked critical and that this server does not apply.
 /// Paged results are applied; ManageDsaIT is trivially (the directory has no referrals or
-/// aliases). The parser keeps no criticality for server-side sorting, which is ignored.
+/// aliases). The parser keeps no criticality for server-side sorting: `Session::critical` has
+/// it, read from the request's bytes.
 fn unsupported_critical(controls: &[LdapControl]) -> Option<String> {
     controls.iter().find_map(|c| match c {
         LdapControl::Unknown {
@@ -263,6 +275,7 @@ mod tests {
             bound: None,
             tls,
             can_start_tls: false,
+            critical: Vec::new(),
         };
         Fixture { session, _dir: dir }
     }

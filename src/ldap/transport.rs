@@ -45,6 +45,7 @@ pub(super) async fn connection(
         bound: None,
         tls: matches!(stream, Stream::Tls(_)),
         can_start_tls: acceptor.is_some(),
+        critical: Vec::new(),
     };
     // When the request now arriving began to arrive.
     let mut started: Option<tokio::time::Instant> = None;
@@ -179,7 +180,9 @@ impl Buffered<'_> {
                     self.input.reserve(more);
                     return Ok(Answered::Waiting { any });
                 }
-                ber::Frame::Len(_) => {}
+                ber::Frame::Len(n) => {
+                    self.session.critical = ber::critical_controls(&self.input[..n]);
+                }
             }
             let msg = match self.codec.decode(self.input) {
                 Ok(Some(m)) => m,

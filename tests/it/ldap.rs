@@ -1107,12 +1107,20 @@ fn open_connections_stop_reading_when_their_binding_is_no_longer_valid() {
 fn critical_controls_that_are_not_supported_stop_the_search() {
     let d = Directory::start("on");
     d.provision();
-    for (flag, control) in [("-e", "!assert=(uid=nobody)"), ("-E", "!sync=ro")] {
+    for (flag, control) in [
+        ("-e", "!assert=(uid=nobody)"),
+        ("-E", "!sync=ro"),
+        ("-E", "!sss=uid"),
+    ] {
         let (out, code) = d.search(BASE, "(objectClass=*)", &[flag, control, "1.1"]);
         assert_eq!(code, 12, "{control}: {out}");
         assert!(!out.contains("dn: "), "{control}: {out}");
     }
     let (out, code) = d.search(BASE, "(uid=*)", &["-e", "assert=(uid=nobody)", "1.1"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("dn: uid="), "{out}");
+    // Server-side sorting not marked critical: answered, unsorted.
+    let (out, code) = d.search(BASE, "(uid=*)", &["-E", "sss=uid", "1.1"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("dn: uid="), "{out}");
 }
