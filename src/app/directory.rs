@@ -99,6 +99,7 @@ where
                 pid,
                 mappings: &mappings,
                 posix: posix.as_ref(),
+                base: tree,
                 tree: reader.custom.then_some((reader.provider.as_str(), tree)),
                 failed: Default::default(),
             };
@@ -260,6 +261,8 @@ pub(crate) struct Resolver<'c> {
     /// The provider's own attributes: (entries of this type, LDAP name, SCIM path).
     pub(crate) mappings: &'c [(ResourceKind, String, AttrPath)],
     pub(crate) posix: Option<&'c Posix>,
+    /// The base DN of the tree.
+    pub(crate) base: &'c str,
     /// The provider and the base it chose, if it did.
     pub(crate) tree: Option<(&'c str, &'c str)>,
     /// The first lookup that failed: the translation is then not used (a failing read must not
@@ -301,6 +304,10 @@ impl Resolve for Resolver<'_> {
 
     fn posix(&self) -> Option<&Posix> {
         self.posix
+    }
+
+    fn base(&self) -> Option<String> {
+        Some(self.base.to_string())
     }
 }
 
@@ -475,6 +482,7 @@ mod tests {
             pid: 1,
             mappings: &[],
             posix: None,
+            base: "dc=p,dc=scimd",
             tree: None,
             failed: Default::default(),
         };

@@ -176,7 +176,26 @@ fn truth(f: &LdapFilter, entry: &Entry) -> Option<bool> {
             let v = v.to_lowercase();
             item(a, &|vs| vs.iter().any(|x| *x <= v))
         }
-        LdapFilter::Extensible(_) => None,
+        // With the attribute's own equality rule: that equality, and with `:dn:` also the
+        // values of the entry's DN; else Undefined.
+        LdapFilter::Extensible(m) => {
+            let attr = m.type_.as_deref()?;
+            if !directory::is_own_equality(attr, m.matching_rule.as_deref()) {
+                return None;
+            }
+            let equality = truth(
+                &LdapFilter::Equality(attr.to_string(), m.match_value.clone()),
+                entry,
+            );
+            let in_dn = m.dn_attributes
+                && directory::parse_dn(&entry.dn).is_some_and(|rdns| {
+                    rdns.iter().any(|(a, v)| {
+                        a.eq_ignore_ascii_case(attr)
+                            && v.to_lowercase() == m.match_value.to_lowercase()
+                    })
+                });
+            if in_dn { Some(true) } else { equality }
+        }
     }
 }
 

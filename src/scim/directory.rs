@@ -283,6 +283,11 @@ pub(crate) trait Resolve {
     fn posix(&self) -> Option<&Posix> {
         None
     }
+
+    /// The base DN of the tree searched.
+    fn base(&self) -> Option<String> {
+        None
+    }
 }
 
 /// An LDAP attribute name a provider may map: a letter, then letters, digits or `-`; not
@@ -540,6 +545,80 @@ fn parse_generalized_time(
     Some((start, start + unit - Duration::milliseconds(1)))
 }
 
+/// The matching rules by OID as well as by name (RFC 4517 §4.2).
+const RULE_OIDS: &[(&str, &str)] = &[
+    ("objectIdentifierMatch", "2.5.13.0"),
+    ("distinguishedNameMatch", "2.5.13.1"),
+    ("caseIgnoreMatch", "2.5.13.2"),
+    ("caseExactMatch", "2.5.13.5"),
+    ("integerMatch", "2.5.13.14"),
+    ("telephoneNumberMatch", "2.5.13.20"),
+    ("UUIDMatch", "2.5.13.25"),
+    ("generalizedTimeMatch", "2.5.13.27"),
+    ("caseExactIA5Match", "1.3.6.1.4.1.1466.109.114.1"),
+    ("caseIgnoreIA5Match", "1.3.6.1.4.1.1466.109.114.2"),
+];
+
+/// Whether `rule` (a name or an OID) is the matching rule named `own`.
+fn names_rule(own: &str, rule: &str) -> bool {
+    own.eq_ignore_ascii_case(rule) || RULE_OIDS.iter().any(|(n, oid)| *n == own && *oid == rule)
+}
+
+/// Whether an extensible match on `attr` with `rule` (`None`: its own) is its equality, for
+/// the fixed entries (the tree's root and units), whose attributes any entry may have.
+pub(crate) fn is_own_equality(attr: &str, rule: Option<&str>) -> bool {
+    let Some(rule) = rule else {
+        return true;
+    };
+    ATTRIBUTES
+        .iter()
+        .filter(|a| a.is_named(attr))
+        .any(|a| a.matching()[0].is_some_and(|o| names_rule(o, rule)))
+}
+
+/// An extensible match (RFC 4511 §4.5.1.7.7): with the attribute's own equality rule (or no
+/// rule) it is that attribute's equality; `:dn:` also holds for entries whose DN has the
+/// attribute value — the unit (`ou=people`, `ou=groups`) or the tree's base. Another rule, or
+/// no attribute, is Undefined.
+fn extensible(
+    m: &ldap3_proto::proto::LdapMatchingRuleAssertion,
+    rt: &ResourceType,
+    resolve: &dyn Resolve,
+) -> (Filter, Filter) {
+    let Some(attr) = m.type_.as_deref() else {
+        return Item::Undefined.truth();
+    };
+    let kind = rt.kind();
+    if let Some(rule) = &m.matching_rule {
+        let own = built_in(kind, &attr.to_ascii_lowercase()).and_then(|a| a.matching()[0]);
+        if !own.is_some_and(|o| names_rule(o, rule)) {
+            return Item::Undefined.truth();
+        }
+    }
+    let equality = LdapFilter::Equality(attr.to_string(), m.match_value.clone());
+    if !m.dn_attributes {
+        return truth(&equality, rt, resolve);
+    }
+    let unit = match kind {
+        ResourceKind::User => PEOPLE,
+        ResourceKind::Group => GROUPS,
+    };
+    let mut rdns = vec![("ou".to_string(), unit.to_string())];
+    rdns.extend(
+        resolve
+            .base()
+            .and_then(|b| parse_dn(&b))
+            .unwrap_or_default(),
+    );
+    let in_dn = rdns.iter().any(|(a, v)| {
+        a.eq_ignore_ascii_case(attr) && crate::scim::fold(v) == crate::scim::fold(&m.match_value)
+    });
+    match in_dn {
+        true => (always(), Filter::Never),
+        false => truth(&equality, rt, resolve),
+    }
+}
+
 /// An item on a POSIX attribute the provider does not map (`value` None: presence): Undefined
 /// when the provider has no POSIX identities or the value does not fit.
 fn posix_item(
@@ -746,8 +825,7 @@ fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, F
                 None => Item::Undefined,
             }
         }
-        // Extensible matching is not applied: Undefined.
-        LdapFilter::Extensible(_) => Item::Undefined,
+        LdapFilter::Extensible(m) => return extensible(m, rt, resolve),
     };
     item.truth()
 }

@@ -1612,3 +1612,28 @@ fn group_attributes_are_mapped_and_make_posix_groups() {
     let (out, _) = d.search(BASE, "(gidNumber=5001)", &["1.1"]);
     assert!(!out.contains("dn: "), "{out}");
 }
+
+/// Extensible matches (RFC 4511 §4.5.1.7.7) with ldapsearch: with the attribute's own equality
+/// rule, by name or OID, or no rule, an item is that equality; `:dn:` also matches the DN's
+/// unit and base; another rule is Undefined (no entry, nor for its negation).
+#[test]
+fn extensible_matches_use_the_attributes_own_rule_and_dn_attributes() {
+    let d = Directory::start("on");
+    d.provision();
+    let count = |filter: &str| {
+        let (out, code) = d.search(BASE, filter, &["1.1"]);
+        assert_eq!(code, 0, "{filter}: {out}");
+        out.matches("dn: ").count()
+    };
+    assert_eq!(count("(uid:caseIgnoreMatch:=ALICE@contoso.com)"), 1);
+    assert_eq!(count("(uid:2.5.13.2:=alice@contoso.com)"), 1);
+    assert_eq!(count("(uid:=alice@contoso.com)"), 1);
+    assert_eq!(count("(uid:caseExactMatch:=alice@contoso.com)"), 0);
+    assert_eq!(count("(!(uid:caseExactMatch:=alice@contoso.com))"), 0);
+    // The unit itself, and its users (alice, bob; carol is deactivated) or groups.
+    assert_eq!(count("(ou:dn:=people)"), 3);
+    assert_eq!(count("(ou:dn:=groups)"), 3);
+    assert_eq!(count("(ou:caseExactMatch:=people)"), 0);
+    assert_eq!(count("(&(objectClass=inetOrgPerson)(dc:dn:=contoso))"), 2);
+    assert_eq!(count("(cn:dn:=Engineering)"), 1);
+}
