@@ -8,6 +8,7 @@
 #   LDAP (uid=...) and LDAP (mail=...)         (benches/ldap_load.rs, one bound connection per
 #                                               client, a random active user per search)
 #   LDAP compare of a user's mail              (the same, a compare of the user's entry)
+#   LDAP (uidNumber=...)                       (POSIX identities on: a number scimd gives)
 # The scenarios alternate within each round, so a slow moment of a shared machine does not fall
 # on one of them only; each figure is the median of its rounds. Prints req/s, p50 and p99, and
 # each figure as a share of the SCIM GET and of the SCIM eq lookup of the same attribute in the
@@ -50,6 +51,7 @@ else
     echo "== reusing the $users users in $work"
 fi
 secret=$(cat "$work/ldap_secret")
+"$bin/scimd" --database "$work/s.db" ldap posix --provider bench --on >/dev/null
 # The file in the page cache, as on a server that has been running: the first scenario would
 # otherwise pay for reading it from disk.
 cat "$work/s.db" >/dev/null
@@ -78,10 +80,10 @@ run() { # scenario seconds
         get) scim get_user "$2" ;;
         eq) scim filter_username "$2" ;;
         eqmail) scim filter_email "$2" ;;
-        uid | mail | compare) search "$1" "$2" ;;
+        uid | mail | compare | uidNumber) search "$1" "$2" ;;
     esac
 }
-scenarios="get eq eqmail uid mail compare"
+scenarios="get eq eqmail uid mail uidNumber compare"
 for s in $scenarios; do run "$s" 2 >/dev/null; done
 for r in $(seq 1 "$rounds"); do
     for s in $scenarios; do
@@ -96,6 +98,7 @@ read -r get_rps _ <<<"$(median "$tmp/get")"
 read -r eq_rps _ <<<"$(median "$tmp/eq")"
 read -r eqmail_rps _ <<<"$(median "$tmp/eqmail")"
 read -r mail_rps _ <<<"$(median "$tmp/mail")"
+read -r uid_rps _ <<<"$(median "$tmp/uid")"
 share() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f%%", 100 * a / b }'; }
 printf '%-40s %9s %8s %8s %8s %8s\n' scenario "req/s" "p50 ms" "p99 ms" "vs GET" "vs eq"
 for s in $scenarios; do
@@ -106,6 +109,7 @@ for s in $scenarios; do
         eqmail) name="SCIM GET /Users?filter=emails.value eq" eq=$eqmail_rps ;;
         uid) name="LDAP (uid=...) search" eq=$eq_rps ;;
         mail) name="LDAP (mail=...) search" eq=$eqmail_rps ;;
+        uidNumber) name="LDAP (uidNumber=...) (vs eq: the uid search)" eq=$uid_rps ;;
         compare) name="LDAP compare (vs eq: the mail search)" eq=$mail_rps ;;
     esac
     printf '%-40s %9s %8s %8s %8s %8s\n' "$name" "$rps" "$p50" "$p99" \

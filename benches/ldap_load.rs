@@ -6,7 +6,9 @@
 //!
 //! ATTR is uid or mail; user i is `user{i}@contoso.com` (as benches/seed makes them; every
 //! tenth is deactivated and skipped). ATTR `compare` sends a compare of the user's entry
-//! (`mail` with its address, which is true) instead of a search.
+//! (`mail` with its address, which is true) instead of a search. ATTR `uidNumber` searches by
+//! the number `scimd ldap posix` gives user i with the default first id (100000 + its key,
+//! i + 1 as the seeder creates them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -97,6 +99,10 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
         }
         let user = format!("user{n}@contoso.com");
         let started = Instant::now();
+        let value = match attr.as_str() {
+            "uidNumber" => (100_001 + n).to_string(),
+            _ => user.clone(),
+        };
         if attr == "compare" {
             let dn = format!("uid={user},ou=people,{base}");
             let compare = LdapCompareRequest {
@@ -124,7 +130,7 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
                 sizelimit: 0,
                 timelimit: 0,
                 typesonly: false,
-                filter: LdapFilter::Equality(attr.clone(), user),
+                filter: LdapFilter::Equality(attr.clone(), value),
                 attrs: vec![],
             }),
         )

@@ -81,23 +81,22 @@ where
             // One read transaction: every statement below sees the same snapshot, and the
             // snapshot is taken once.
             let tx = store::Snapshot::begin(c)?;
-            let model_version = match reader.check.standing(&tx)? {
-                ldap_accounts::Standing::Valid { model_version } => model_version,
+            let (model_version, ldap_version) = match reader.check.standing(&tx)? {
+                ldap_accounts::Standing::Valid {
+                    model_version,
+                    ldap_version,
+                } => (model_version, ldap_version),
                 ldap_accounts::Standing::Gone(why) => return Err(Failure::Gone(why)),
             };
             let pid = reader.provider_id;
             let model = core.model_at(&tx, pid, model_version)?;
-            let mappings: Vec<(ResourceKind, String, AttrPath)> =
-                ldap_accounts::mappings(&tx, pid)?
-                    .into_iter()
-                    .filter_map(|(k, n, p)| directory::parse_path(&p).ok().map(|p| (k, n, p)))
-                    .collect();
-            let posix = ldap_accounts::posix(&tx, pid)?;
+            let settings = core.ldap_settings_at(&tx, pid, ldap_version)?;
+            let (mappings, posix) = (&settings.mappings, &settings.posix);
             let tree = reader.tree.as_str();
             let resolver = Resolver {
                 c: &tx,
                 pid,
-                mappings: &mappings,
+                mappings,
                 posix: posix.as_ref(),
                 base: tree,
                 tree: reader.custom.then_some((reader.provider.as_str(), tree)),
@@ -252,6 +251,28 @@ pub(crate) fn entry_condition(
     Ok(Some(Some(
         crate::store::query::condition(rt, scim, &f).map_err(store::Error::Rejected)?,
     )))
+}
+
+/// A provider's own LDAP attributes and POSIX identities, as of one `ldap_version`.
+pub(crate) struct LdapSettings {
+    pub(crate) version: i64,
+    /// (entries of this type, LDAP name, SCIM path).
+    pub(crate) mappings: Vec<(ResourceKind, String, AttrPath)>,
+    pub(crate) posix: Option<Posix>,
+}
+
+impl LdapSettings {
+    pub(crate) fn read(c: &rusqlite::Connection, pid: i64, version: i64) -> store::Result<Self> {
+        let mappings = ldap_accounts::mappings(c, pid)?
+            .into_iter()
+            .filter_map(|(k, n, p)| directory::parse_path(&p).ok().map(|p| (k, n, p)))
+            .collect();
+        Ok(LdapSettings {
+            version,
+            mappings,
+            posix: ldap_accounts::posix(c, pid)?,
+        })
+    }
 }
 
 /// Finds resources by unique name for DN-valued filters.

@@ -52,6 +52,8 @@ pub(crate) struct AppState {
     pub(crate) builtin_model: Arc<Model>,
     /// Providers' own models, by provider id (see `model`).
     models: Mutex<HashMap<i64, Arc<Model>>>,
+    /// Providers' LDAP settings, by provider id (see `ldap_settings_at`).
+    ldap_settings: Mutex<HashMap<i64, Arc<directory::LdapSettings>>>,
     /// What is counted between flushes.
     pub(crate) counters: Counters,
 }
@@ -68,6 +70,7 @@ impl AppState {
             records: RecordCache::default(),
             builtin_model: Arc::new(Model::builtin().clone()),
             models: Mutex::default(),
+            ldap_settings: Mutex::default(),
             counters: Counters::default(),
         }
     }
@@ -203,6 +206,28 @@ impl AppState {
         }
         models.insert(pid, model.clone());
         Ok(model)
+    }
+
+    /// A provider's LDAP mappings and POSIX settings at `version` (`providers.ldap_version`, as
+    /// the binding's standing check read it): kept in memory, read again only when changed.
+    pub(crate) fn ldap_settings_at(
+        &self,
+        c: &rusqlite::Connection,
+        pid: i64,
+        version: i64,
+    ) -> store::Result<Arc<directory::LdapSettings>> {
+        if let Some(s) = lock(&self.ldap_settings).get(&pid)
+            && s.version == version
+        {
+            return Ok(s.clone());
+        }
+        let settings = Arc::new(directory::LdapSettings::read(c, pid, version)?);
+        let mut all = lock(&self.ldap_settings);
+        if all.len() >= MODEL_CAPACITY {
+            all.clear();
+        }
+        all.insert(pid, settings.clone());
+        Ok(settings)
     }
 
     /// Builds a provider's model from the database and keeps it (the newest of any two).

@@ -23,7 +23,7 @@ impl Session {
             attrs: vec!["1.1".into()],
         };
         let plan = match self.plan(&search) {
-            Ok((plan, _)) => plan,
+            Ok(plan) => plan,
             Err(refusal) => return refusal,
         };
         let Ok(value) = String::from_utf8(req.val.clone()) else {

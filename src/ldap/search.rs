@@ -129,11 +129,11 @@ impl Session {
         if let Some(msgs) = self.fixed(id, &req).await {
             return out.send(msgs).await;
         }
-        let (plan, context) = match self.plan(&req) {
+        let plan = match self.plan(&req) {
             Ok(p) => p,
             Err(refusal) => return out.send(finish(id, refusal, Vec::new())).await,
         };
-        let paging = match Paging::of(&controls, || context) {
+        let paging = match Paging::of(&controls, || self.paging_context(&req)) {
             Ok(p) => p,
             Err(ForeignCookie) => {
                 let refusal = done(
@@ -191,9 +191,21 @@ impl Session {
         Some(msgs)
     }
 
-    /// The plan of a search of the bound tree, and what a paging cookie of it is bound to; or
-    /// the refusal (not bound, or a base outside the binding's tree).
-    pub(super) fn plan(&self, req: &LdapSearchRequest) -> Result<(Plan, String), LdapResult> {
+    /// What a paging cookie of a search is bound to: the search and the one who asked (made
+    /// only for a search that pages).
+    fn paging_context(&self, req: &LdapSearchRequest) -> String {
+        let who = self.bound.as_ref().map(|b| (b.provider_id, b.key()));
+        format!(
+            "{who:?}\0{}\0{:?}\0{:?}",
+            req.base.trim(),
+            req.scope,
+            req.filter
+        )
+    }
+
+    /// The plan of a search of the bound tree; or the refusal (not bound, or a base outside
+    /// the binding's tree).
+    pub(super) fn plan(&self, req: &LdapSearchRequest) -> Result<Plan, LdapResult> {
         let Some(bound) = self.bound.as_ref() else {
             return Err(done(
                 LdapResultCode::InsufficentAccessRights,
@@ -220,16 +232,7 @@ impl Session {
                 format!("{base:?} is not in this account's tree ({})", bound.base),
             ));
         };
-        // A paging cookie goes on only the search it was handed out for, to the one who asked.
-        let context = format!(
-            "{}\0{}\0{base}\0{:?}\0{:?}",
-            bound.provider_id,
-            bound.key(),
-            req.scope,
-            req.filter
-        );
-        let plan = Plan::of(node, &req.scope, &bound.provider, &bound.base);
-        Ok((plan, context))
+        Ok(Plan::of(node, &req.scope, &bound.provider, &bound.base))
     }
 
     /// Sends the plan's entries as they are read, batch by batch, then the result.

@@ -139,7 +139,11 @@ pub(crate) fn user_for_bind(
 /// version, which the search needs anyway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Standing {
-    Valid { model_version: i64 },
+    /// May read; the provider's schema model and LDAP settings are at these versions.
+    Valid {
+        model_version: i64,
+        ldap_version: i64,
+    },
     Gone(&'static str),
 }
 
@@ -147,18 +151,26 @@ pub(crate) enum Standing {
 pub(crate) fn account_standing(c: &Connection, id: &str, now: i64) -> Result<Standing> {
     let found = c
         .prepare_cached(
-            "SELECT a.expires, a.revoked, p.model_version FROM credentials a
+            "SELECT a.expires, a.revoked, p.model_version, p.ldap_version FROM credentials a
              JOIN providers p ON p.id = a.provider_id WHERE a.id = ?1 AND a.kind = 'ldap'",
         )?
         .query_row([id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, r.get(2)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+            ))
         })
         .optional()?;
     Ok(match found {
         None => Standing::Gone("the service account no longer exists"),
-        Some((expires, revoked, model_version)) => {
+        Some((expires, revoked, model_version, ldap_version)) => {
             match crate::auth::token::state(expires, revoked, now) {
-                TokenState::Active => Standing::Valid { model_version },
+                TokenState::Active => Standing::Valid {
+                    model_version,
+                    ldap_version,
+                },
                 TokenState::Revoked => Standing::Gone("the service account was revoked"),
                 TokenState::Expired => Standing::Gone("the service account has expired"),
             }
@@ -172,7 +184,7 @@ pub(crate) fn user_standing(c: &Connection, seq: i64, password_hash: &str) -> Re
         .prepare_cached(concat!(
             "SELECT r.password_hash, coalesce(json_extract(r.doc, '",
             active_json_path!(),
-            "'), 1), p.model_version
+            "'), 1), p.model_version, p.ldap_version
              FROM resources r JOIN providers p ON p.id = r.provider_id WHERE r.seq = ?1"
         ))?
         .query_row([seq], |r| {
@@ -180,16 +192,20 @@ pub(crate) fn user_standing(c: &Connection, seq: i64, password_hash: &str) -> Re
                 r.get::<_, Option<String>>(0)?,
                 r.get::<_, i64>(1)? != 0,
                 r.get(2)?,
+                r.get(3)?,
             ))
         })
         .optional()?;
     Ok(match found {
         None => Standing::Gone("the user no longer exists"),
-        Some((_, false, _)) => Standing::Gone("the user was deactivated"),
-        Some((hash, true, _)) if hash.as_deref() != Some(password_hash) => {
+        Some((_, false, _, _)) => Standing::Gone("the user was deactivated"),
+        Some((hash, true, _, _)) if hash.as_deref() != Some(password_hash) => {
             Standing::Gone("the user's password was changed")
         }
-        Some((_, true, model_version)) => Standing::Valid { model_version },
+        Some((_, true, model_version, ldap_version)) => Standing::Valid {
+            model_version,
+            ldap_version,
+        },
     })
 }
 
@@ -341,9 +357,17 @@ pub(crate) fn posix(c: &Connection, provider_id: i64) -> Result<Option<Posix>> {
     .optional()?)
 }
 
+/// Marks a provider's LDAP settings (mappings, POSIX) changed, for `AppState::ldap_settings`.
+fn bump(c: &Connection, provider_id: i64) -> Result<()> {
+    c.prepare_cached("UPDATE providers SET ldap_version = ldap_version + 1 WHERE id = ?1")?
+        .execute([provider_id])?;
+    Ok(())
+}
+
 /// Gives a provider POSIX identities (checked here), or with `None` takes them away.
 pub(crate) fn set_posix(c: &Connection, provider: &str, posix: Option<&Posix>) -> Result<()> {
     let p = providers::require(c, provider)?;
+    bump(c, p.id)?;
     match posix {
         None => {
             c.execute("DELETE FROM posix_settings WHERE provider_id = ?1", [p.id])?;
@@ -393,6 +417,7 @@ pub(crate) fn set_mapping(
     scim_path: &str,
 ) -> Result<()> {
     let p = providers::require(c, provider)?;
+    bump(c, p.id)?;
     c.execute(
         "INSERT INTO ldap_mappings (provider_id, kind, ldap_attr, scim_path)
          VALUES (?1, ?2, ?3, ?4)
@@ -409,6 +434,7 @@ pub(crate) fn remove_mapping(
     ldap_attr: &str,
 ) -> Result<()> {
     let p = providers::require(c, provider)?;
+    bump(c, p.id)?;
     let n = c.execute(
         "DELETE FROM ldap_mappings WHERE provider_id = ?1 AND kind = ?2 AND ldap_attr = ?3",
         params![p.id, kind.name(), ldap_attr],

@@ -143,6 +143,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0014_audit.sql")),
         M::up(include_str!("migrations/0015_posix.sql")),
         M::up(include_str!("migrations/0016_group_mappings.sql")),
+        M::up(include_str!("migrations/0017_ldap_version.sql")),
     ]
 }
 
