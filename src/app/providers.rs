@@ -44,6 +44,11 @@ pub(crate) struct Overview {
     pub(crate) extensions: Vec<Stored>,
     /// LDAP binds and searches per account over the last 24 hours, busiest first.
     pub(crate) ldap_traffic: Vec<Traffic>,
+    /// Its LDAP tree: the base DN (its own or the default), its own attributes (entries of this
+    /// type, LDAP name, SCIM path) and its POSIX identities.
+    pub(crate) ldap_base: String,
+    pub(crate) ldap_mappings: Vec<(crate::scim::ResourceKind, String, String)>,
+    pub(crate) posix: Option<crate::scim::posix::Posix>,
 }
 
 impl Overview {
@@ -62,6 +67,10 @@ pub(crate) fn overview(c: &Connection, name: &str, now_ms: i64) -> Result<Overvi
             credentials: credentials::list(c, None, Some(pid))?,
             extensions: schemas::list(c, Some(&provider.name))?,
             ldap_traffic: ldap_accounts::traffic(c, pid, now_ms)?,
+            ldap_base: ldap_accounts::base_of(c, pid)?
+                .unwrap_or_else(|| crate::scim::directory::base_dn(&provider.name)),
+            ldap_mappings: ldap_accounts::mappings(c, pid)?,
+            posix: ldap_accounts::posix(c, pid)?,
             summary: Summary {
                 usage: providers::usage(c, pid)?,
                 status: activity::status(c, pid, now_ms)?,

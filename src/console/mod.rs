@@ -188,6 +188,14 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             "/providers/{p}/tokens/{id}/revoke",
             web::post().to(pages::revoke_token),
         )
+        .route(
+            "/providers/{p}/ldap-accounts/{id}/revoke",
+            web::get().to(pages::revoke_ldap_account_form),
+        )
+        .route(
+            "/providers/{p}/ldap-accounts/{id}/revoke",
+            web::post().to(pages::revoke_ldap_account),
+        )
         .route("/providers/{p}/schemas", web::post().to(pages::add_schema))
         .route(
             "/providers/{p}/schemas/remove",

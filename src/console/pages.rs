@@ -692,7 +692,7 @@ async fn provider_page(
                 button type="submit" { "Create token" }
             }
         }
-        (ldap_section(&accounts, &o.ldap_traffic, now_s, warn_within(state)))
+        (ldap_section(&o, &accounts, now_s, warn_within(state)))
         section aria-labelledby="schemas" {
             h2 #schemas { "Extension schemas" }
             @if exts.is_empty() {
@@ -736,19 +736,45 @@ async fn provider_page(
 
 /// A provider's LDAP service accounts and its LDAP traffic of the last 24 hours.
 fn ldap_section(
+    o: &crate::app::providers::Overview,
     accounts: &[&store::credentials::Credential],
-    traffic: &[store::ldap_accounts::Traffic],
     now_s: i64,
     warn: i64,
 ) -> maud::Markup {
+    let traffic = &o.ldap_traffic;
+    let base = format!("/providers/{}", urlencode(&o.summary.provider.name));
     html! {
         section aria-labelledby="ldap" {
             h2 #ldap { "LDAP" }
+            dl.facts {
+                dt { "Base DN" } dd { code { (o.ldap_base) } }
+                dt { "Service accounts bind as" }
+                dd { code { "cn=NAME,ou=services," (o.ldap_base) } }
+                dt { "POSIX identities" }
+                dd {
+                    @match &o.posix {
+                        None => { "off (" code { "scimd ldap posix --provider " (o.summary.provider.name) " --on" } ")" }
+                        Some(x) => {
+                            "on: uidNumber and gidNumber from " (x.first_id) " + the resource's key (at most "
+                            (x.last_id) "), home " code { (x.home) } ", shell " code { (x.shell) } ", primary group "
+                            @match x.primary_gid { None => { "each user's own" } Some(g) => { (g) } }
+                        }
+                    }
+                }
+            }
+            @if !o.ldap_mappings.is_empty() {
+                h3 { "The provider's own attributes" }
+                (view::table(&["Of", "LDAP attribute", "SCIM path"], html! {
+                    @for (kind, attr, path) in &o.ldap_mappings {
+                        tr { td { (kind.endpoint()) } td { code { (attr) } } td { code { (path) } } }
+                    }
+                }))
+            }
             h3 { "Service accounts" }
             @if accounts.is_empty() {
                 p { "No LDAP service accounts." }
             } @else {
-                (view::table(&["Name", "Id", "Created", "Expires", "Last used", "State"], html! {
+                (view::table(&["Name", "Id", "Created", "Expires", "Last used", "State", "Actions"], html! {
                     @for a in accounts {
                         @let (label, soon) = token_state(a, now_s, warn);
                         tr.soon[soon] {
@@ -758,13 +784,18 @@ fn ldap_section(
                             td { (view::time(a.expires)) @if soon { " — expires soon" } }
                             td { (a.last_used.map_or("never".to_string(), view::time)) }
                             td { (label) }
+                            td {
+                                @if a.revoked.is_none() && a.expires > now_s {
+                                    a href={(base) "/ldap-accounts/" (a.id) "/revoke"} aria-label={"Revoke " (a.name)} { "Revoke" }
+                                }
+                            }
                         }
                     }
                 }))
             }
             p.hint {
-                "Service accounts are managed on the server: "
-                code { "scimd ldap account add|list|revoke" } "."
+                "New service accounts are made on the server, which shows their secret once: "
+                code { "scimd ldap account add NAME --provider " (o.summary.provider.name) } "."
             }
             @if !traffic.is_empty() {
                 h3 { "Last 24 hours" }
@@ -1008,6 +1039,74 @@ pub(crate) async fn revoke_token(
     state.records.forget(&t.id);
     tracing::info!(provider = %p.name, token = %t.id, admin = %s.session.admin, "token revoked in the admin console");
     Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
+}
+
+/// A provider's LDAP service account of this id, active or not.
+async fn ldap_account_of(
+    state: &AppState,
+    provider: &str,
+    id: &str,
+) -> Result<(Provider, store::credentials::Credential), Failure> {
+    let (name, wanted) = (provider.to_string(), id.to_string());
+    let (p, a) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let p = providers::require(c, &name)?;
+            let a = store::ldap_accounts::require(c, &wanted)?;
+            Ok((p, a))
+        })
+        .await?;
+    if a.provider_id != p.id {
+        return Err(Failure::NotFound(format!(
+            "{} has no LDAP service account {id}",
+            p.name
+        )));
+    }
+    Ok((p, a))
+}
+
+pub(crate) async fn revoke_ldap_account_form(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+) -> Page {
+    let (p, a) = ldap_account_of(&state, &path.0, &path.1).await?;
+    let base = format!("/providers/{}", urlencode(&p.name));
+    ok(
+        &format!("Revoke LDAP service account {}?", a.name),
+        Nav::Providers,
+        &s,
+        html! {
+            p.warning role="alert" {
+                "LDAP service account " code { (a.name) } " stops working at once: its next bind "
+                "fails, and connections bound with it read nothing more. Applications that use it "
+                "(Grafana, SSSD, a NAS) stop finding users until they are given another."
+            }
+            form method="post" action={(base) "/ldap-accounts/" (a.id) "/revoke"} {
+                (view::csrf(&s.session.csrf))
+                button.danger type="submit" { "Revoke service account" }
+                " "
+                a href={(base) "#ldap"} { "Cancel" }
+            }
+        },
+    )
+}
+
+pub(crate) async fn revoke_ldap_account(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let (p, a) = ldap_account_of(&state, &path.0, &path.1).await?;
+    let (id, at, by) = (a.id.clone(), now().timestamp(), s.actor.clone());
+    state
+        .store
+        .write(move |c| admin::revoke(c, &by, CredentialKind::LdapAccount, &id, at))
+        .await?;
+    tracing::info!(provider = %p.name, account = %a.name, admin = %s.session.admin, "LDAP service account revoked in the admin console");
+    Ok(redirect(&format!("/providers/{}#ldap", urlencode(&p.name))))
 }
 
 #[derive(Deserialize)]

@@ -727,3 +727,86 @@ fn admin_actions_at_both_doors_are_audited_and_outlive_their_provider() {
     );
     drop(server);
 }
+
+/// The provider page shows its LDAP tree (base DN, POSIX identities, its own attributes) and
+/// revokes a service account after a confirmation, audited; an account of another provider is
+/// not found under this one.
+#[test]
+fn the_provider_page_shows_ldap_settings_and_revokes_service_accounts() {
+    let (db, _server, mut b) = console();
+    db.add_provider("contoso");
+    db.add_provider("other");
+    db.ok(&[
+        "ldap",
+        "posix",
+        "--provider",
+        "contoso",
+        "--on",
+        "--shell",
+        "/bin/zsh",
+    ]);
+    db.ok(&[
+        "ldap",
+        "map",
+        "--provider",
+        "contoso",
+        "employeeType",
+        "title",
+    ]);
+    let out = db.ok(&["ldap", "account", "add", "nas", "--provider", "contoso"]);
+    assert!(out.contains("bind DN"), "{out}");
+    let list = db.ok(&["ldap", "account", "list", "--provider", "contoso"]);
+    let id = list
+        .lines()
+        .find(|l| l.contains(" nas "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    db.ok(&["ldap", "account", "add", "wiki", "--provider", "other"]);
+    let other_list = db.ok(&["ldap", "account", "list", "--provider", "other"]);
+    let other_id = other_list
+        .lines()
+        .find(|l| l.contains(" wiki "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+
+    b.login("alice", PASSWORD);
+    let page = b.get("/providers/contoso");
+    let ldap = &page.body[page.body.find("id=\"ldap\"").expect("an LDAP section")..];
+    assert!(ldap.contains("<code>dc=contoso,dc=scimd</code>"), "{ldap}");
+    assert!(ldap.contains("/bin/zsh"), "{ldap}");
+    assert!(ldap.contains("<code>employeeType</code>"), "{ldap}");
+    assert!(
+        ldap.contains(&format!("/ldap-accounts/{id}/revoke")),
+        "{ldap}"
+    );
+
+    let confirm = b.get(&format!("/providers/contoso/ldap-accounts/{id}/revoke"));
+    assert_eq!(confirm.status, 200);
+    assert!(
+        confirm.body.contains("stops working at once"),
+        "{}",
+        confirm.body
+    );
+    assert_eq!(
+        b.get(&format!(
+            "/providers/contoso/ldap-accounts/{other_id}/revoke"
+        ))
+        .status,
+        404
+    );
+    let csrf = confirm.csrf();
+    let done = b.post(
+        &format!("/providers/contoso/ldap-accounts/{id}/revoke"),
+        &[("csrf", &csrf)],
+    );
+    assert_eq!(done.status, 303);
+    let list = db.ok(&["ldap", "account", "list", "--provider", "contoso"]);
+    assert!(list.contains("revoked"), "{list}");
+    let page = b.get("/providers/contoso");
+    assert!(!page.body.contains(&format!("/ldap-accounts/{id}/revoke")));
+    let audit = db.ok(&["audit", "--provider", "contoso"]);
+    assert!(audit.contains("LDAP service account revoked"), "{audit}");
+    assert!(audit.contains("console:alice"), "{audit}");
+}
