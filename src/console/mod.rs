@@ -173,6 +173,10 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/providers/{p}/tokens", web::post().to(pages::create_token))
         .route(
+            "/providers/{p}/tokens/{id}/created",
+            web::get().to(pages::token_created),
+        )
+        .route(
             "/providers/{p}/tokens/{id}/rotate",
             web::get().to(pages::rotate_token_form),
         )

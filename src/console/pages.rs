@@ -863,6 +863,7 @@ fn shown_once(
 
 pub(crate) async fn create_token(
     state: web::Data<AppState>,
+    console: web::Data<Console>,
     s: Signed,
     path: web::Path<String>,
     form: web::Form<TokenForm>,
@@ -896,7 +897,58 @@ pub(crate) async fn create_token(
         .write(move |c| admin::create_token(c, &by, &minted, &provider, &issue))
         .await?;
     tracing::info!(provider = %p.name, token = %info.id, admin = %s.session.admin, "token created in the admin console");
-    shown_once(&s, &state, &p, &info, secret.expose(), None)
+    let key = console.stash(&s.session.csrf, secret.expose().to_string(), None);
+    Ok(to_reveal(&p, &info, &key))
+}
+
+/// The redirect from a form that made a token to the page that shows its secret once: a
+/// reload of that page, or Back, never makes another.
+fn to_reveal(p: &Provider, info: &TokenInfo, key: &str) -> HttpResponse {
+    redirect(&format!(
+        "/providers/{}/tokens/{}/created?reveal={key}",
+        urlencode(&p.name),
+        info.id
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RevealQuery {
+    #[serde(default)]
+    reveal: String,
+}
+
+/// A new token's secret, shown once to the session that made it; asked again, the page says
+/// it is gone and how to get another.
+pub(crate) async fn token_created(
+    state: web::Data<AppState>,
+    console: web::Data<Console>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+    q: web::Query<RevealQuery>,
+) -> Page {
+    let (p, info) = token_of(&state, &path.0, &path.1).await?;
+    if let Some((secret, note)) = console.reveal(&q.reveal, &s.session.csrf) {
+        return shown_once(&s, &state, &p, &info, &secret, note);
+    }
+    let base = format!("/providers/{}", urlencode(&p.name));
+    let mut res = ok(
+        &format!("Token {}", info.id),
+        Nav::Providers,
+        &s,
+        html! {
+            p.warning role="alert" {
+                "The secret of token " code { (info.id) } " was shown once, when it was made, "
+                "and is not kept: it cannot be shown again. If it was not copied, rotate the "
+                "token (or revoke it and create another)."
+            }
+            p { a.button href=(base) { "Back to " (p.name) } }
+        },
+    )?;
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }
 
 async fn token_of(
@@ -962,6 +1014,7 @@ pub(crate) struct RotateForm {
 
 pub(crate) async fn rotate_token(
     state: web::Data<AppState>,
+    console: web::Data<Console>,
     s: Signed,
     path: web::Path<(String, String)>,
     form: web::Form<RotateForm>,
@@ -992,7 +1045,8 @@ pub(crate) async fn rotate_token(
         old.id,
         view::time(old_now.expires)
     );
-    shown_once(&s, &state, &p, &info, secret.expose(), Some(note))
+    let key = console.stash(&s.session.csrf, secret.expose().to_string(), Some(note));
+    Ok(to_reveal(&p, &info, &key))
 }
 
 pub(crate) async fn revoke_token_form(

@@ -43,7 +43,24 @@ pub(crate) struct Console {
     /// by the hash of their cookie, with their last request: the admin can still read, and
     /// they end with the process.
     memory: Mutex<HashMap<String, (Session, i64)>>,
+    /// New secrets waiting for the page after their form's redirect, which shows each once.
+    reveals: Mutex<HashMap<String, Reveal>>,
 }
+
+/// A secret a form made (a token), kept for the page its redirect leads to: that page shows
+/// it once, to the session that made it, within `REVEAL_WITHIN`; a reload shows it no more.
+struct Reveal {
+    /// The session's CSRF token: only that session may see it.
+    csrf: String,
+    secret: String,
+    note: Option<String>,
+    at: Instant,
+}
+
+/// How long a new secret waits for its page.
+const REVEAL_WITHIN: Duration = Duration::from_secs(300);
+/// Secrets waiting at most.
+const REVEALS: usize = 1000;
 
 #[derive(Default)]
 struct Failures {
@@ -126,6 +143,42 @@ impl Console {
 
     pub(crate) fn forget(&self, cookie: &str) {
         lock(&self.memory).remove(&admins::hash_session(cookie));
+    }
+
+    /// Keeps a new secret (and a note to show beside it) for the session with CSRF token
+    /// `csrf`; returns the one-time key its page is asked with.
+    pub(crate) fn stash(&self, csrf: &str, secret: String, note: Option<String>) -> String {
+        let now = Instant::now();
+        let mut reveals = lock(&self.reveals);
+        if reveals.len() >= REVEALS {
+            reveals.retain(|_, r| now.duration_since(r.at) < REVEAL_WITHIN);
+            if reveals.len() >= REVEALS {
+                reveals.clear();
+            }
+        }
+        let key = crate::auth::token::random_hex(16);
+        reveals.insert(
+            key.clone(),
+            Reveal {
+                csrf: csrf.to_string(),
+                secret,
+                note,
+                at: now,
+            },
+        );
+        key
+    }
+
+    /// The secret kept under `key` for the session with CSRF token `csrf`, taken: a second
+    /// ask, another session's, or one too late gets nothing.
+    pub(crate) fn reveal(&self, key: &str, csrf: &str) -> Option<(String, Option<String>)> {
+        let mut reveals = lock(&self.reveals);
+        let r = reveals.get(key)?;
+        if !same(&r.csrf, csrf) {
+            return None;
+        }
+        let r = reveals.remove(key)?;
+        (r.at.elapsed() < REVEAL_WITHIN).then_some((r.secret, r.note))
     }
 
     pub(crate) fn succeeded(&self, account: &str, client: Option<IpAddr>) {
@@ -309,6 +362,19 @@ mod tests {
         assert_eq!(cookie_of(&req).as_deref(), Some("abc"));
         assert!(set_cookie("x", true).contains("HttpOnly; SameSite=Strict; Secure"));
         assert!(!set_cookie("x", false).contains("Secure"));
+    }
+
+    #[test]
+    fn a_new_secret_is_revealed_once_and_to_its_session_only() {
+        let c = Console::default();
+        let key = c.stash("csrf-a", "s3cret".into(), Some("note".into()));
+        assert_eq!(c.reveal(&key, "csrf-b"), None, "another session");
+        assert_eq!(
+            c.reveal(&key, "csrf-a"),
+            Some(("s3cret".to_string(), Some("note".to_string())))
+        );
+        assert_eq!(c.reveal(&key, "csrf-a"), None, "once");
+        assert_eq!(c.reveal("made-up", "csrf-a"), None);
     }
 
     #[test]

@@ -369,9 +369,20 @@ fn a_token_made_in_the_console_works_for_scim_until_revoked() {
             ("validity", "90d"),
         ],
     );
+    // The form redirects to the page that shows the secret, once: a reload shows it no more
+    // and makes no second token.
+    assert_eq!(made.status, 303);
+    let reveal = made.location.clone().unwrap();
+    assert!(reveal.contains("/created?reveal="), "{reveal}");
+    let made = b.get(&reveal);
     assert_eq!(made.status, 200);
     assert!(made.body.contains("will not be shown again"));
     assert_eq!(made.header("cache-control"), Some("no-store"));
+    let again = b.get(&reveal);
+    assert_eq!(again.status, 200);
+    assert!(!again.body.contains("scimd_"), "{}", again.body);
+    assert!(again.body.contains("was shown once"), "{}", again.body);
+    assert_eq!(again.header("cache-control"), Some("no-store"));
     let at = made.body.find("scimd_").unwrap();
     let token: String = made.body[at..]
         .chars()
@@ -673,13 +684,20 @@ fn admin_actions_at_both_doors_are_audited_and_outlive_their_provider() {
             ("validity", "90d"),
         ],
     );
+    let made = b.get(made.location.as_deref().unwrap());
     let at = made.body.find("scimd_").unwrap();
     let token_id = made.body[at..].split('_').nth(1).unwrap().to_string();
     let rotated = b.post(
         &format!("/providers/entra/tokens/{token_id}/rotate"),
         &[("csrf", &csrf), ("overlap", "1h")],
     );
-    assert_eq!(rotated.status, 200);
+    assert_eq!(rotated.status, 303);
+    let rotated = b.get(rotated.location.as_deref().unwrap());
+    assert!(
+        rotated.body.contains("keeps working until"),
+        "{}",
+        rotated.body
+    );
     b.post(
         "/providers/okta/remove",
         &[("csrf", &csrf), ("confirm", "okta")],
