@@ -193,6 +193,14 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(pages::revoke_token),
         )
         .route(
+            "/providers/{p}/ldap-accounts",
+            web::post().to(pages::create_ldap_account),
+        )
+        .route(
+            "/providers/{p}/ldap-accounts/{id}/created",
+            web::get().to(pages::ldap_account_created),
+        )
+        .route(
             "/providers/{p}/ldap-accounts/{id}/revoke",
             web::get().to(pages::revoke_ldap_account_form),
         )

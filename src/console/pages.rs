@@ -692,7 +692,7 @@ async fn provider_page(
                 button type="submit" { "Create token" }
             }
         }
-        (ldap_section(&o, &accounts, now_s, warn_within(state)))
+        (ldap_section(&o, &accounts, &s.session.csrf, (now_s, warn_within(state))))
         section aria-labelledby="schemas" {
             h2 #schemas { "Extension schemas" }
             @if exts.is_empty() {
@@ -738,8 +738,8 @@ async fn provider_page(
 fn ldap_section(
     o: &crate::app::providers::Overview,
     accounts: &[&store::credentials::Credential],
-    now_s: i64,
-    warn: i64,
+    csrf: &str,
+    (now_s, warn): (i64, i64),
 ) -> maud::Markup {
     let traffic = &o.ldap_traffic;
     let base = format!("/providers/{}", urlencode(&o.summary.provider.name));
@@ -793,9 +793,18 @@ fn ldap_section(
                     }
                 }))
             }
-            p.hint {
-                "New service accounts are made on the server, which shows their secret once: "
-                code { "scimd ldap account add NAME --provider " (o.summary.provider.name) } "."
+            h3 { "Create a service account" }
+            form.stack method="post" action={(base) "/ldap-accounts"} {
+                (view::csrf(csrf))
+                label for="ldap-name" { "Name (letters, digits, " code { "-" } ", " code { "_" } ", " code { "." } "; the application's, e.g. grafana)" }
+                input #ldap-name name="name" type="text" required maxlength="64";
+                label for="ldap-validity" { "Expires after" }
+                select #ldap-validity name="validity" {
+                    option value="90d" { "90 days" }
+                    option value="180d" { "180 days" }
+                    option value="365d" selected { "365 days" }
+                }
+                button type="submit" { "Create service account" }
             }
             @if !traffic.is_empty() {
                 h3 { "Last 24 hours" }
@@ -1093,6 +1102,145 @@ pub(crate) async fn revoke_token(
     state.records.forget(&t.id);
     tracing::info!(provider = %p.name, token = %t.id, admin = %s.session.admin, "token revoked in the admin console");
     Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LdapAccountForm {
+    csrf: String,
+    name: String,
+    validity: String,
+}
+
+/// Creates an LDAP service account; its secret is shown once on the page the form redirects
+/// to.
+pub(crate) async fn create_ldap_account(
+    state: web::Data<AppState>,
+    console: web::Data<Console>,
+    s: Signed,
+    path: web::Path<String>,
+    form: web::Form<LdapAccountForm>,
+) -> Page {
+    s.check(&form.csrf)?;
+    let p = require_provider(&state, &path).await?;
+    let name = form.name.trim().to_string();
+    let at = now();
+    let checked = store::ldap_accounts::check_name(&name).and_then(|()| {
+        credentials::expiry(
+            Validity::For(&form.validity),
+            at,
+            state.config.token_max_lifetime,
+        )
+    });
+    let expires = match checked {
+        Ok(e) => e,
+        Err(m) => {
+            return provider_page(&state, &s, &p.name, Some(&m), StatusCode::BAD_REQUEST).await;
+        }
+    };
+    let new = crate::auth::token::generate();
+    let hash = state
+        .verifier
+        .hash(new.secret.expose().to_string())
+        .await
+        .map_err(Failure::Internal)?;
+    let (provider, by, id) = (p.name.clone(), s.actor.clone(), new.id.clone());
+    let (n, created) = (name.clone(), at.timestamp());
+    let made = state
+        .store
+        .write(move |c| {
+            let account = store::ldap_accounts::NewAccount {
+                id: &id,
+                provider: &provider,
+                name: &n,
+                secret_hash: &hash,
+                created,
+                expires,
+            };
+            admin::add_ldap_account(c, &by, &account)
+        })
+        .await;
+    let a = match made {
+        Ok(a) => a,
+        Err(store::Error::Conflict(m) | store::Error::Invalid(m)) => {
+            return provider_page(&state, &s, &p.name, Some(&m), StatusCode::BAD_REQUEST).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(provider = %p.name, account = %a.name, admin = %s.session.admin, "LDAP service account created in the admin console");
+    let key = console.stash(&s.session.csrf, new.secret.expose().to_string(), None);
+    Ok(redirect(&format!(
+        "/providers/{}/ldap-accounts/{}/created?reveal={key}",
+        urlencode(&p.name),
+        a.id
+    )))
+}
+
+/// A new LDAP service account's bind DN and secret, shown once to the session that made it.
+pub(crate) async fn ldap_account_created(
+    state: web::Data<AppState>,
+    console: web::Data<Console>,
+    s: Signed,
+    path: web::Path<(String, String)>,
+    q: web::Query<RevealQuery>,
+) -> Page {
+    let (p, a) = ldap_account_of(&state, &path.0, &path.1).await?;
+    let tree = {
+        let pid = p.id;
+        let name = p.name.clone();
+        state
+            .store
+            .run(move |c| store::ldap_accounts::base_of(c, pid))
+            .await?
+            .unwrap_or_else(|| crate::scim::directory::base_dn(&name))
+    };
+    let bind_dn = format!(
+        "cn={},ou=services,{tree}",
+        crate::scim::directory::escape(&a.name)
+    );
+    let base = format!("/providers/{}", urlencode(&p.name));
+    let secret = console.reveal(&q.reveal, &s.session.csrf);
+    let body = html! {
+        @match &secret {
+            Some((secret, _)) => {
+                div.dialog role="dialog" aria-labelledby="new-account" {
+                    h2 #new-account { "LDAP service account " code { (a.name) } " created" }
+                    p.warning role="alert" {
+                        "Copy the password now: it will not be shown again. Only a hash of it is stored."
+                    }
+                    label for="bind-dn" { "Bind DN" }
+                    (view::copyable("bind-dn", &bind_dn, "Bind DN"))
+                    label for="base-dn" { "Base DN" }
+                    (view::copyable("base-dn", &tree, "Base DN"))
+                    label for="password" { "Password" }
+                    (view::copyable("password", secret, "Password"))
+                    p { "Valid until " (view::time(a.expires)) "." }
+                    p { a.button href={(base) "#ldap"} { "Done" } }
+                }
+            }
+            None => {
+                p.warning role="alert" {
+                    "The password of LDAP service account " code { (a.name) } " was shown once, "
+                    "when it was made, and is not kept: it cannot be shown again. If it was not "
+                    "copied, revoke the account and create another."
+                }
+                p { a.button href={(base) "#ldap"} { "Back to " (p.name) } }
+            }
+        }
+    };
+    let mut res = html_response(
+        StatusCode::OK,
+        view::page(
+            "New LDAP service account",
+            Nav::Providers,
+            Some(&chrome(&s)),
+            body,
+        ),
+    );
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }
 
 /// A provider's LDAP service account of this id, active or not.

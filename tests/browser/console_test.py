@@ -185,6 +185,15 @@ def main():
             page.get_by_role("link", name="Back to contoso").click()
             assert token not in page.content(), "the token is never shown again"
             expect(page.get_by_role("cell", name="Entra provisioning")).to_have_count(1)
+
+            step("an LDAP service account: made in the console, its password shown once")
+            page.get_by_label("Name (letters").fill("grafana")
+            page.get_by_role("button", name="Create service account").click()
+            expect(page.get_by_label("Bind DN")).to_have_value("cn=grafana,ou=services,dc=contoso,dc=scimd")
+            assert len(page.get_by_label("Password").input_value()) == 64, "a 64-character password"
+            shot(page, "05a-ldap-account-created")
+            page.get_by_role("link", name="Done").click()
+            expect(page.get_by_role("link", name="Revoke grafana")).to_be_visible()
             shot(page, "05-provider-scim-tab")
 
             step("the copied token works for a SCIM request; the user and its activity appear")

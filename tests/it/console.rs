@@ -828,3 +828,83 @@ fn the_provider_page_shows_ldap_settings_and_revokes_service_accounts() {
     assert!(audit.contains("LDAP service account revoked"), "{audit}");
     assert!(audit.contains("console:alice"), "{audit}");
 }
+
+/// An LDAP service account made in the console: the form redirects to its bind DN and
+/// password, shown once; the password binds; a bad name or a taken one is refused with the
+/// form's page, saying why.
+#[test]
+fn a_service_account_made_in_the_console_binds_and_its_password_is_shown_once() {
+    let db = TestDb::new();
+    assert!(add_admin(&db, "alice", PASSWORD).status.success());
+    db.add_provider("contoso");
+    let server = Server::start_with(
+        &db.path,
+        &[],
+        &[
+            ("SCIMD_LDAP_LISTEN", "127.0.0.1:0"),
+            ("SCIMD_LDAP_PLAINTEXT_LOOPBACK", "on"),
+        ],
+    );
+    let mut b = Browser::new(&server);
+    b.login("alice", PASSWORD);
+    let csrf = b.get("/providers/contoso").csrf();
+    let made = b.post(
+        "/providers/contoso/ldap-accounts",
+        &[("csrf", &csrf), ("name", "grafana"), ("validity", "90d")],
+    );
+    assert_eq!(made.status, 303, "{}", made.body);
+    let reveal = made.location.clone().unwrap();
+    let page = b.get(&reveal);
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    assert!(
+        page.body
+            .contains("cn=grafana,ou=services,dc=contoso,dc=scimd"),
+        "{}",
+        page.body
+    );
+    let at = page
+        .body
+        .find("id=\"password\"")
+        .expect("the password field");
+    let password: String = page.body[at..]
+        .split("value=\"")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit())
+        .collect();
+    assert_eq!(password.len(), 64, "{}", &page.body[at..at + 200]);
+    let again = b.get(&reveal);
+    assert!(!again.body.contains(&password) && again.body.contains("was shown once"));
+    let out = std::process::Command::new("ldapwhoami")
+        .args(["-x", "-H", &server.ldap_url("ldap")])
+        .args([
+            "-D",
+            "cn=grafana,ou=services,dc=contoso,dc=scimd",
+            "-w",
+            &password,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (name, why) in [
+        ("bad name!", "invalid account name"),
+        ("grafana", "already has"),
+    ] {
+        let refused = b.post(
+            "/providers/contoso/ldap-accounts",
+            &[("csrf", &csrf), ("name", name), ("validity", "90d")],
+        );
+        assert_eq!(refused.status, 400, "{name}");
+        assert!(refused.body.contains(why), "{name}: {}", refused.body);
+    }
+    let audit = db.ok(&["audit", "--provider", "contoso"]);
+    assert!(
+        audit.contains("LDAP account created") && audit.contains("console:alice"),
+        "{audit}"
+    );
+}
