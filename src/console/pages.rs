@@ -1211,8 +1211,8 @@ pub(crate) async fn ldap_account_created(
                     (view::copyable("bind-dn", &bind_dn, "Bind DN"))
                     label for="base-dn" { "Base DN" }
                     (view::copyable("base-dn", &tree, "Base DN"))
-                    label for="password" { "Password" }
-                    (view::copyable("password", secret, "Password"))
+                    label for="account-secret" { "Password" }
+                    (view::copyable("account-secret", secret, "Password"))
                     p { "Valid until " (view::time(a.expires)) "." }
                     p { a.button href={(base) "#ldap"} { "Done" } }
                 }

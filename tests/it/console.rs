@@ -864,7 +864,7 @@ fn a_service_account_made_in_the_console_binds_and_its_password_is_shown_once() 
     );
     let at = page
         .body
-        .find("id=\"password\"")
+        .find("id=\"account-secret\"")
         .expect("the password field");
     let password: String = page.body[at..]
         .split("value=\"")
