@@ -137,6 +137,12 @@ pub(crate) fn plan_rotation(
     max_lifetime: Duration,
 ) -> Result<Rotation, String> {
     let at = now.timestamp();
+    if let Some(new) = &old.replaced_by {
+        return Err(format!(
+            "token {} was rotated already and is replaced by {new}: rotate {new} instead",
+            old.id
+        ));
+    }
     match old.state(at) {
         TokenState::Active => {}
         TokenState::Revoked => {
@@ -266,5 +272,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(forever.old_until, i64::MAX, "an overlap too long saturates");
+        let mut replaced = token(at - 10, at + 10, None);
+        replaced.replaced_by = Some("fedcba9876543210".into());
+        let twice = plan_rotation(replaced, None, DAY, now(), DAY).unwrap_err();
+        assert!(twice.contains("rotate fedcba9876543210 instead"), "{twice}");
     }
 }

@@ -255,8 +255,13 @@ fn warn_within(state: &AppState) -> i64 {
     i64::try_from(state.config.token_expiry_warning.as_secs()).unwrap_or(i64::MAX)
 }
 
+/// A credential's state as a table shows it, and whether it expires soon enough to warn of.
+/// A token rotated out still works until its overlap ends, as planned: no warning.
 fn token_state(t: &TokenInfo, now: i64, warn_within: i64) -> (&'static str, bool) {
     let state = t.state(now);
+    if state == TokenState::Active && t.replaced_by.is_some() {
+        return ("rotated out", false);
+    }
     let soon = state == TokenState::Active && t.expires - now <= warn_within;
     (state.as_str(), soon)
 }
@@ -654,7 +659,7 @@ async fn provider_page(
             @if toks.is_empty() {
                 p { "No tokens yet." }
             } @else {
-                (view::table(&["Token", "Description", "Created", "Expires", "Last used", "State", ""], html! {
+                (view::table(&["Token", "Description", "Created", "Expires", "Last used", "State", "Actions"], html! {
                     @for t in &toks {
                         @let (label, soon) = token_state(t, now_s, warn_within(state));
                         tr.soon[soon] {
@@ -663,10 +668,19 @@ async fn provider_page(
                             td { (view::time(t.created)) }
                             td { (view::time(t.expires)) @if soon { " — expires soon" } }
                             td { (t.last_used.map_or("never".to_string(), view::time)) }
-                            td { (label) }
+                            td {
+                                (label)
+                                @if let Some(new) = &t.replaced_by {
+                                    @if t.state(now_s) == TokenState::Active {
+                                        " (replaced by " code { (new) } "; works until it expires)"
+                                    }
+                                }
+                            }
                             td {
                                 @if t.state(now_s) == TokenState::Active {
-                                    a href={(base) "/tokens/" (t.id) "/rotate"} { "Rotate" } " · "
+                                    @if t.replaced_by.is_none() {
+                                        a href={(base) "/tokens/" (t.id) "/rotate"} { "Rotate" } " · "
+                                    }
                                     a href={(base) "/tokens/" (t.id) "/revoke"} { "Revoke" }
                                 }
                             }

@@ -243,11 +243,12 @@ pub(crate) fn delete_stale(c: &Connection, cutoff: i64) -> Result<Vec<(Credentia
         .collect())
 }
 
-/// Active credentials of every kind whose expiry falls in `[now, until)`, soonest first.
+/// Active credentials of every kind whose expiry falls in `[now, until)`, soonest first; a
+/// token rotated out (it stops when its overlap ends, as planned) is not one to warn of.
 pub(crate) fn expiring(c: &Connection, now: i64, until: i64) -> Result<Vec<Credential>> {
     let mut st = c.prepare(&format!(
         "SELECT {COLUMNS} FROM {FROM}
-         WHERE k.revoked IS NULL AND k.expires >= ?1 AND k.expires < ?2
+         WHERE k.revoked IS NULL AND k.replaced_by IS NULL AND k.expires >= ?1 AND k.expires < ?2
          ORDER BY k.expires, k.id"
     ))?;
     let rows = st.query_map([now, until], from_row)?;

@@ -908,3 +908,44 @@ fn a_service_account_made_in_the_console_binds_and_its_password_is_shown_once() 
         "{audit}"
     );
 }
+
+/// A token rotated out still works until its overlap ends, as planned: the provider page says
+/// "rotated out" and what replaced it, offers no second rotation, and the dashboard does not
+/// warn that it expires; rotating it again is refused, naming the token to rotate instead.
+#[test]
+fn a_rotated_out_token_is_no_false_alarm() {
+    let (db, _server, mut b) = console();
+    db.add_provider("contoso");
+    let (old, _) = db.create_token("contoso", &["--valid-for", "90d", "--description", "first"]);
+    let out = db.ok(&["token", "rotate", &old, "--overlap", "1h"]);
+    let new = crate::harness::token_in(&out).0;
+    let again = db.fails(&["token", "rotate", &old]);
+    assert!(again.contains(&format!("rotate {new} instead")), "{again}");
+    b.login("alice", PASSWORD);
+    let home = b.get("/");
+    assert!(
+        !home.body.contains(&old),
+        "no warning for the rotated-out token: {}",
+        home.body
+    );
+    let page = b.get("/providers/contoso");
+    assert!(page.body.contains("rotated out"), "{}", page.body);
+    assert!(
+        page.body
+            .contains(&format!("replaced by <code>{new}</code>")),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains(&format!("/tokens/{old}/rotate")),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!("/tokens/{old}/revoke")));
+    assert!(page.body.contains(&format!("/tokens/{new}/rotate")));
+    assert!(
+        page.body.contains("<th scope=\"col\">Actions</th>"),
+        "{}",
+        page.body
+    );
+}
