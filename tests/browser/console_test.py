@@ -270,7 +270,12 @@ def main():
             expect(page.get_by_role("alert")).to_contain_text("stops working at once")
             shot(page, "10-revoke-confirm")
             page.get_by_role("button", name="Revoke token").click()
-            expect(page.get_by_role("row", name=re.compile(rotated_id))).to_contain_text("revoked")
+            # The new token's own row (the old one's says it was replaced by it).
+            new_row = page.locator("tr", has=page.get_by_role("cell", name=rotated_id, exact=True))
+            expect(new_row).to_contain_text("revoked")
+            old_id = token.split("_")[1]
+            old_row = page.locator("tr", has=page.get_by_role("cell", name=old_id, exact=True))
+            expect(old_row).to_contain_text("rotated out")
             assert server.scim("GET", scim_url + "/Users", rotated)[0] == 401
 
             step("a form with a forged CSRF token is refused")
