@@ -102,6 +102,7 @@ pub(crate) fn copyable(id: &str, value: &str, label: &str) -> Markup {
         div.copy {
             input #(id) type="text" readonly value=(value) aria-label=(label);
             button type="button" data-copy=(id) { "Copy" }
+            span.sr id={(id) "-copied"} role="status" aria-live="polite" {}
         }
     }
 }
@@ -109,7 +110,8 @@ pub(crate) fn copyable(id: &str, value: &str, label: &str) -> Markup {
 /// A table that scrolls sideways on a narrow screen instead of the page.
 pub(crate) fn table(headers: &[&str], rows: Markup) -> Markup {
     html! {
-        div.scroll {
+        // Focusable, so a keyboard can scroll it sideways (axe: scrollable-region-focusable).
+        div.scroll tabindex="0" role="region" aria-label={"Table: " (headers.join(", "))} {
             table {
                 thead { tr { @for h in headers { th scope="col" { (h) } } } }
                 tbody { (rows) }

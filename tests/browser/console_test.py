@@ -174,6 +174,10 @@ def main():
             token = token_in(page)
             page.locator("button[data-copy=token]").click()
             expect(page.locator("button[data-copy=token]")).to_have_text("Copied")
+            # Focus stays on the button (a screen reader does not read the token out) and the
+            # copy is announced.
+            assert page.evaluate("document.activeElement.dataset.copy") == "token"
+            expect(page.locator("#token-copied")).to_have_text("Copied to the clipboard")
             copied = page.evaluate("navigator.clipboard.readText()")
             assert copied == token, "the copy button copies the token"
             shot(page, "04-token-created")

@@ -2,21 +2,28 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  // Copy buttons next to read-only fields (SCIM URL, a new token).
+  // Copy buttons next to read-only fields (SCIM URL, a new token). Focus stays on the button,
+  // so a screen reader does not read the secret aloud; the result is announced.
   for (const button of document.querySelectorAll("button[data-copy]")) {
+    const status = document.getElementById(button.dataset.copy + "-copied");
     button.addEventListener("click", async () => {
       const field = document.getElementById(button.dataset.copy);
       if (!field) return;
-      field.select();
       let copied = false;
       try {
         await navigator.clipboard.writeText(field.value);
         copied = true;
       } catch (_) {
+        field.select();
         copied = document.execCommand && document.execCommand("copy");
+        button.focus();
       }
       button.textContent = copied ? "Copied" : "Select and copy";
-      setTimeout(() => { button.textContent = "Copy"; }, 2000);
+      if (status) status.textContent = copied ? "Copied to the clipboard" : "Could not copy: select the text and copy it";
+      setTimeout(() => {
+        button.textContent = "Copy";
+        if (status) status.textContent = "";
+      }, 2000);
     });
   }
 
