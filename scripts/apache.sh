@@ -45,33 +45,11 @@ finish() {
 }
 trap finish EXIT
 
-cargo build --locked --bin scimd
-scimd=$PWD/target/debug/scimd
-db=$work/scimd.db
-"$scimd" --database "$db" provider add contoso >/dev/null
-token=$("$scimd" --database "$db" token create --provider contoso --valid-for 1d | grep -o 'scimd_[A-Za-z0-9_]*' | head -n 1)
-secret=$("$scimd" --database "$db" ldap account add apache --provider contoso | awk 'length($0) == 64')
+peer_name=Apache
+. scripts/ldap-peer.sh
+peer_provision apache
 "$scimd" --database "$db" provider set contoso --scim-passwords all >/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
-chmod 644 "$work/tls.crt"
-SCIMD_LDAP_LISTEN=127.0.0.1:0 SCIMD_ADMIN_LISTEN= \
-    SCIMD_TLS_CERT="$work/tls.crt" SCIMD_TLS_KEY="$work/tls.key" \
-    "$scimd" --database "$db" serve --listen 127.0.0.1:0 >"$work/scimd.log" 2>&1 &
-scimd_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "LDAP directory on" "$work/scimd.log" && grep -q "listening on" "$work/scimd.log" && break
-    sleep 0.1
-done
-http=$(sed -n 's/.*listening on https:\/\/\([0-9.:]*\).*/\1/p' "$work/scimd.log" | head -n 1)
-ldap=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$work/scimd.log" | head -n 1)
-scim="https://$http/scim/v2/contoso"
-post() {
-    curl -sf --cacert "$work/tls.crt" -H "Authorization: Bearer $token" \
-        -H 'Content-Type: application/scim+json' -X "$1" -d "$3" "$scim$2" |
-        python3 -c 'import json, sys; t = sys.stdin.read(); print(json.loads(t).get("id", "") if t else "")'
-}
+peer_serve
 alice=$(post POST /Users '{"userName": "alice@contoso.com", "title": "Engineer", "password": "Alice-Pass-1"}')
 bob=$(post POST /Users '{"userName": "bob@contoso.com", "title": "Sales", "password": "Bob-Pass-1"}')
 eng=$(post POST /Groups "{\"displayName\": \"Engineering\", \"members\": [{\"value\": \"$alice\"}]}")

@@ -65,33 +65,11 @@ if [ "$had_conf" -eq 0 ] && [ -e /etc/nslcd.conf ]; then
     cp -a /etc/nslcd.conf "$saved/nslcd.conf"
 fi
 
-cargo build --locked --bin scimd
-scimd=$PWD/target/debug/scimd
-db=$work/scimd.db
-"$scimd" --database "$db" provider add contoso >/dev/null
-token=$("$scimd" --database "$db" token create --provider contoso --valid-for 1d | grep -o 'scimd_[A-Za-z0-9_]*' | head -n 1)
-secret=$("$scimd" --database "$db" ldap account add nslcd --provider contoso | awk 'length($0) == 64')
+peer_name=nslcd
+. scripts/ldap-peer.sh
+peer_provision nslcd
 "$scimd" --database "$db" ldap posix --provider contoso --on >/dev/null
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
-    -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
-chmod 644 "$work/tls.crt"
-SCIMD_LDAP_LISTEN=127.0.0.1:0 SCIMD_ADMIN_LISTEN= \
-    SCIMD_TLS_CERT="$work/tls.crt" SCIMD_TLS_KEY="$work/tls.key" \
-    "$scimd" --database "$db" serve --listen 127.0.0.1:0 >"$work/scimd.log" 2>&1 &
-scimd_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "LDAP directory on" "$work/scimd.log" && grep -q "listening on" "$work/scimd.log" && break
-    sleep 0.1
-done
-http=$(sed -n 's/.*listening on https:\/\/\([0-9.:]*\).*/\1/p' "$work/scimd.log" | head -n 1)
-ldap=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$work/scimd.log" | head -n 1)
-scim="https://$http/scim/v2/contoso"
-post() {
-    curl -sf --cacert "$work/tls.crt" -H "Authorization: Bearer $token" \
-        -H 'Content-Type: application/scim+json' -X "$1" -d "$3" "$scim$2" |
-        python3 -c 'import json, sys; t = sys.stdin.read(); print(json.loads(t).get("id", "") if t else "")'
-}
+peer_serve
 alice=$(post POST /Users '{"userName": "alice@contoso.com", "displayName": "Alice Adams"}')
 bob=$(post POST /Users '{"userName": "bob@contoso.com", "displayName": "Bob Boss"}')
 eng=$(post POST /Groups "{\"displayName\": \"Engineering\", \"members\": [{\"value\": \"$alice\"}]}")
@@ -116,16 +94,6 @@ sed -i -E 's/^(passwd|group):(.*)$/\1:\2 ldap/' /etc/nsswitch.conf
 nslcd -d >"$work/nslcd.log" 2>&1 &
 nslcd_pid=$!
 
-fail() { echo "nslcd check failed: $*" >&2; exit 1; }
-# Waits up to 60 s for a command's output to contain a text.
-wait_for() {
-    local want=$1; shift
-    for _ in $(seq 1 120); do
-        "$@" 2>/dev/null | grep -qF -- "$want" && return 0
-        sleep 0.5
-    done
-    fail "'$*' never showed '$want'; it shows: $("$@" 2>&1 || true)"
-}
 
 echo "-- getent passwd and group through nslcd"
 wait_for "alice@contoso.com:" getent -s ldap passwd alice@contoso.com

@@ -974,27 +974,39 @@ pub(crate) async fn token_created(
     Ok(res)
 }
 
+/// A provider's credential of `kind` with this id, active or not; `NotFound` when it is
+/// another provider's.
+async fn credential_of(
+    state: &AppState,
+    kind: CredentialKind,
+    provider: &str,
+    id: &str,
+) -> Result<(Provider, TokenInfo), Failure> {
+    let (name, wanted) = (provider.to_string(), id.to_string());
+    let (p, k) = state
+        .store
+        .run(move |c| -> store::Result<_> {
+            let p = providers::require(c, &name)?;
+            let k = store::credentials::require(c, kind, &wanted)?;
+            Ok((p, k))
+        })
+        .await?;
+    if k.provider_id != p.id {
+        return Err(Failure::NotFound(format!(
+            "identity provider {} has no {} {id}",
+            p.name,
+            kind.noun()
+        )));
+    }
+    Ok((p, k))
+}
+
 async fn token_of(
     state: &AppState,
     provider: &str,
     id: &str,
 ) -> Result<(Provider, TokenInfo), Failure> {
-    let (provider, id) = (provider.to_string(), id.to_string());
-    let (p, t) = state
-        .store
-        .run(move |c| -> store::Result<_> {
-            let p = providers::require(c, &provider)?;
-            let t = tokens::require(c, &id)?;
-            Ok((p, t))
-        })
-        .await?;
-    if t.provider != p.name {
-        return Err(Failure::NotFound(format!(
-            "identity provider {} has no token {}",
-            p.name, t.id
-        )));
-    }
-    Ok((p, t))
+    credential_of(state, CredentialKind::Token, provider, id).await
 }
 
 pub(crate) async fn rotate_token_form(
@@ -1257,28 +1269,12 @@ pub(crate) async fn ldap_account_created(
     Ok(res)
 }
 
-/// A provider's LDAP service account of this id, active or not.
 async fn ldap_account_of(
     state: &AppState,
     provider: &str,
     id: &str,
-) -> Result<(Provider, store::credentials::Credential), Failure> {
-    let (name, wanted) = (provider.to_string(), id.to_string());
-    let (p, a) = state
-        .store
-        .run(move |c| -> store::Result<_> {
-            let p = providers::require(c, &name)?;
-            let a = store::ldap_accounts::require(c, &wanted)?;
-            Ok((p, a))
-        })
-        .await?;
-    if a.provider_id != p.id {
-        return Err(Failure::NotFound(format!(
-            "{} has no LDAP service account {id}",
-            p.name
-        )));
-    }
-    Ok((p, a))
+) -> Result<(Provider, TokenInfo), Failure> {
+    credential_of(state, CredentialKind::LdapAccount, provider, id).await
 }
 
 pub(crate) async fn revoke_ldap_account_form(
