@@ -206,7 +206,7 @@ R[auth_fail_unknown]=$(load auth_fail_unknown "$scheme://$saddr")
 kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
 auth_rss=$(sort -n "$work/auth_rss" | tail -n 1)
 auth_peak=$(rss_kb "$pid" VmHWM)
-# Guessing: argon2 runs for the burst of new secrets the server allows, 19 MiB each.
+# Guessing: new wrong secrets for the real token id, refused by the fingerprint (no argon2).
 ( while kill -0 "$pid" 2>/dev/null; do rss_kb "$pid" VmRSS; sleep 0.1; done >"$work/guess_rss" ) &
 sampler=$!
 R[auth_fail_guess]=$(load auth_fail_guess "$scheme://$saddr")
@@ -286,7 +286,7 @@ row "group_add_member ($big)" ${R[group_add_member_big]} "$c_ins"
 get_rps=$(field get_user 1)
 row auth_fail_secret ${R[auth_fail_secret]} "$get_rps"
 row auth_fail_unknown ${R[auth_fail_unknown]} "$get_rps"
-row "auth_fail_guess (429 mostly)" ${R[auth_fail_guess]} "$get_rps"
+row "auth_fail_guess (401, no argon2)" ${R[auth_fail_guess]} "$get_rps"
 echo "(patch_user is $(pct "$(field patch_user 1)" "$c_upd")% of ceiling_update, the ceiling changing two attributes of a"
 echo " random stored document: a random page written per request, where an insert appends)"
 echo "(group_add_member adds a user who is in neither group and removes that user with the next"
@@ -294,12 +294,12 @@ echo " request: every request changes a membership and the group keeps its size;
 echo " sends them, without excludedAttributes: the 100-member group is answered in full after"
 echo " each removal and with 204 after each add, the big one always with 204; the runs on"
 echo " the two groups alternate. auth_fail rows compare with scimd's own get_user; auth_fail_guess"
-echo " sends a new wrong secret for the real token id every time: beyond a burst they are refused"
-echo " without argon2)"
+echo " sends a new wrong secret for the real token id every time: the token's fingerprint refuses"
+echo " each without argon2 and without spending the holder's budget)"
 echo "scimd RSS: idle ${idle_rss} KiB; after the scenarios above ${loaded_rss} KiB (peak ${loaded_peak} KiB);"
 echo "           a fresh server: idle ${auth_idle} KiB; under auth_fail_secret and _unknown ${auth_rss} KiB"
 echo "           (largest 100 ms sample), high-water mark ${auth_peak} KiB; under auth_fail_guess"
-echo "           ${guess_rss} KiB, high-water mark ${guess_peak} KiB (argon2 runs, 19 MiB each)"
+echo "           ${guess_rss} KiB, high-water mark ${guess_peak} KiB"
 
 if [ "$peer" -eq 1 ]; then
     echo

@@ -1227,19 +1227,19 @@ fn ldap_account_command(config: &Config, cmd: LdapAccountCommand) -> anyhow::Res
                 config.token_max_lifetime,
             )
             .map_err(|e| anyhow!(e))?;
-            let new = token::generate();
-            let hash = token::hash(&new.secret).map_err(|e| anyhow!(e))?;
+            let (minted, new) = Minted::bare_here().map_err(|e| anyhow!(e))?;
             let store = open(config, OpenMode::MustExist)?;
-            let (id, created) = (new.id.clone(), now.timestamp());
+            let created = now.timestamp();
             let a = store.write_blocking(move |c| {
                 app::admin::add_ldap_account(
                     c,
                     &Actor::command_line(),
                     &store::ldap_accounts::NewAccount {
-                        id: &id,
+                        id: &minted.id,
                         provider: &provider,
                         name: &name,
-                        secret_hash: &hash,
+                        secret_hash: &minted.hash,
+                        fingerprint: Some(&minted.fingerprint),
                         created,
                         expires,
                     },

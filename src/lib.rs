@@ -49,7 +49,7 @@ pub mod api {
 
     pub mod auth {
         pub mod token {
-            pub use crate::auth::token::{generate, hash};
+            pub use crate::auth::token::{fingerprint, generate, hash};
         }
     }
 

@@ -81,6 +81,7 @@ fn main() -> anyhow::Result<()> {
     })?;
     let t = token::generate();
     let hash = token::hash(&t.secret).map_err(invalid)?;
+    let fingerprint = token::fingerprint(&t.id, &t.secret);
     let (token_id, pid) = (t.id.clone(), provider.id);
     store.write_blocking(move |c| {
         tokens::create(
@@ -89,6 +90,7 @@ fn main() -> anyhow::Result<()> {
                 id: &token_id,
                 provider_id: pid,
                 secret_hash: &hash,
+                fingerprint: Some(&fingerprint),
                 description: "load benchmark",
                 read_only: false,
                 created,

@@ -216,6 +216,11 @@ async fn accept(
     record: AuthRecord,
     client: Option<std::net::IpAddr>,
 ) -> Result<Principal, Error> {
+    // A secret that its fingerprint rules out costs no argon2 and spends no budget: a flood
+    // of wrong secrets, even from the holder's own address, never throttles the holder.
+    if !token::may_match(record.fingerprint.as_deref(), id, secret) {
+        return Err(Error::Unauthorized(INVALID));
+    }
     match state
         .verifier
         .verify(id, secret, &record.secret_hash, client)

@@ -65,24 +65,48 @@ pub(crate) fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// A new token's id and argon2 hash, made before the transaction that stores it; the secret
 /// itself (`scimd_<id>_<secret>`, shown once) is handed back beside it and never stored.
+/// The same for every machine-made secret (an LDAP service account's password is the bare
+/// secret, without the `scimd_<id>_` around it), with the fingerprint that refuses a wrong one
+/// before argon2.
 pub(crate) struct Minted {
-    id: String,
-    hash: String,
+    pub(crate) id: String,
+    pub(crate) hash: String,
+    pub(crate) fingerprint: String,
 }
 
 impl Minted {
+    fn of(new: &token::NewToken, hash: String) -> Minted {
+        Minted {
+            id: new.id.clone(),
+            fingerprint: token::fingerprint(&new.id, &new.secret),
+            hash,
+        }
+    }
+
     /// Mints on the calling thread (the command line).
     pub(crate) fn here() -> Result<(Minted, Secret), String> {
-        let new = token::generate();
-        let hash = token::hash(&new.secret)?;
-        Ok((Minted { id: new.id, hash }, new.full))
+        let (minted, new) = Minted::bare_here()?;
+        Ok((minted, new.full))
     }
 
     /// Mints on the verifier's argon2 threads (a server, whose workers must not block).
     pub(crate) async fn on(verifier: &Verifier) -> Result<(Minted, Secret), String> {
+        let (minted, new) = Minted::bare_on(verifier).await?;
+        Ok((minted, new.full))
+    }
+
+    /// `here`, handing back both forms of the secret.
+    pub(crate) fn bare_here() -> Result<(Minted, token::NewToken), String> {
+        let new = token::generate();
+        let hash = token::hash(&new.secret)?;
+        Ok((Minted::of(&new, hash), new))
+    }
+
+    /// `on`, handing back both forms of the secret.
+    pub(crate) async fn bare_on(verifier: &Verifier) -> Result<(Minted, token::NewToken), String> {
         let new = token::generate();
         let hash = verifier.hash(new.secret.expose().to_string()).await?;
-        Ok((Minted { id: new.id, hash }, new.full))
+        Ok((Minted::of(&new, hash), new))
     }
 
     fn row<'a>(&'a self, provider_id: i64, plan: &'a Issue) -> NewTokenRow<'a> {
@@ -90,6 +114,7 @@ impl Minted {
             id: &self.id,
             provider_id,
             secret_hash: &self.hash,
+            fingerprint: Some(&self.fingerprint),
             description: &plan.description,
             read_only: plan.read_only,
             created: plan.created,

@@ -108,6 +108,7 @@ mod tests {
                 id: "t1",
                 provider_id: p.id,
                 secret_hash: "h",
+                fingerprint: None,
                 description: "entra",
                 read_only: false,
                 created: 1,
@@ -120,6 +121,7 @@ mod tests {
             provider: "p",
             name: "grafana",
             secret_hash: "h",
+            fingerprint: None,
             created: 2,
             expires: 100,
         };

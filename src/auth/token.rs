@@ -83,6 +83,34 @@ pub(crate) fn parse(text: &str) -> Option<(&str, Secret)> {
     Some((id, Secret(secret.to_string())))
 }
 
+/// The fingerprint stored beside a machine-made secret's hash (see migration 18): 64 bits of
+/// a keyed BLAKE2s digest of the credential's id and secret, in hex.
+pub fn fingerprint(id: &str, secret: &Secret) -> String {
+    use blake2::{Blake2s256, Digest};
+    let d = Blake2s256::new()
+        .chain_update(b"scimd credential fingerprint\0")
+        .chain_update(id.as_bytes())
+        .chain_update([0u8])
+        .chain_update(secret.0.as_bytes())
+        .finalize();
+    hex(&d[..8])
+}
+
+/// Whether `secret` may be the one whose fingerprint is `stored`: a mismatch refuses it
+/// without argon2; `None` (a credential older than fingerprints) always may.
+pub(crate) fn may_match(stored: Option<&str>, id: &str, secret: &Secret) -> bool {
+    stored.is_none_or(|f| {
+        let mine = fingerprint(id, secret);
+        // Constant time is not needed against a fingerprint, but costs nothing.
+        mine.len() == f.len()
+            && mine
+                .bytes()
+                .zip(f.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                == 0
+    })
+}
+
 /// An argon2id PHC string of the secret (argon2's default cost: 19 MiB, 2 passes).
 pub fn hash(secret: &Secret) -> Result<String, String> {
     hash_str(&secret.0)
@@ -258,6 +286,23 @@ mod tests {
         .to_string();
         assert!(verify_str("x", &cheap) && !verify_str("y", &cheap));
         assert!(!verify_str("x", "not a phc string"));
+    }
+
+    #[test]
+    fn a_fingerprint_tells_the_right_secret_from_others() {
+        let t = generate();
+        let f = fingerprint(&t.id, &t.secret);
+        assert_eq!(f.len(), 16);
+        assert!(may_match(Some(&f), &t.id, &t.secret));
+        assert!(!may_match(Some(&f), &t.id, &generate().secret));
+        assert!(
+            !may_match(Some(&f), "00000000000000ff", &t.secret),
+            "keyed by the id"
+        );
+        assert!(
+            may_match(None, &t.id, &generate().secret),
+            "older credentials"
+        );
     }
 
     #[test]

@@ -1163,22 +1163,20 @@ pub(crate) async fn create_ldap_account(
             return provider_page(&state, &s, &p.name, Some(&m), StatusCode::BAD_REQUEST).await;
         }
     };
-    let new = crate::auth::token::generate();
-    let hash = state
-        .verifier
-        .hash(new.secret.expose().to_string())
+    let (minted, new) = Minted::bare_on(&state.verifier)
         .await
         .map_err(Failure::Internal)?;
-    let (provider, by, id) = (p.name.clone(), s.actor.clone(), new.id.clone());
+    let (provider, by) = (p.name.clone(), s.actor.clone());
     let (n, created) = (name.clone(), at.timestamp());
     let made = state
         .store
         .write(move |c| {
             let account = store::ldap_accounts::NewAccount {
-                id: &id,
+                id: &minted.id,
                 provider: &provider,
                 name: &n,
-                secret_hash: &hash,
+                secret_hash: &minted.hash,
+                fingerprint: Some(&minted.fingerprint),
                 created,
                 expires,
             };

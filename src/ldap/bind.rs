@@ -147,15 +147,19 @@ impl Session {
             name.to_lowercase(),
             provider.to_lowercase()
         );
-        let (account, phc) = match found {
+        let (account, phc, fingerprint) = match found {
             Ok(Some(found)) => found,
-            Ok(None) => {
-                let who = Refusal::unknown(provider, dn, "no such account");
-                return self.refuse(who, (&budget, Secrets::Random), password).await;
-            }
+            // A service account's secret is random: refused at once, whether the name exists,
+            // its account expired or the secret is wrong (its fingerprint says so), with no
+            // argon2 and no budget spent, so a flood of guesses locks nobody out.
+            Ok(None) => return self.refused(Refusal::unknown(provider, dn, "no such account")),
             Err(e) => return unavailable("an LDAP bind", &e),
         };
         let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
+        let secret = Secret::from_text(password);
+        if !crate::auth::token::may_match(fingerprint.as_deref(), &account.id, &secret) {
+            return self.refused(who.because("wrong password"));
+        }
         if account.state(now) != crate::auth::TokenState::Active {
             return self
                 .refuse(
@@ -171,7 +175,7 @@ impl Session {
             .verify_as(
                 &format!("ldap-{}", account.id),
                 &budget,
-                &Secret::from_text(password),
+                &secret,
                 &phc,
                 Some(self.peer.ip()),
                 Secrets::Random,

@@ -122,6 +122,8 @@ pub(crate) struct NewCredential<'a> {
     /// Unique among the provider's live credentials of this kind.
     pub(crate) name: Option<&'a str>,
     pub(crate) secret_hash: &'a str,
+    /// `token::fingerprint` of the secret (`None` only in tests of older rows).
+    pub(crate) fingerprint: Option<&'a str>,
     pub(crate) description: &'a str,
     pub(crate) read_only: bool,
     pub(crate) created: i64,
@@ -133,8 +135,8 @@ pub(crate) fn insert(c: &Connection, n: &NewCredential<'_>) -> Result<bool> {
     super::check_description(n.description).map_err(Error::Invalid)?;
     let done = c.execute(
         "INSERT INTO credentials (id, kind, provider_id, name, secret_hash, description,
-                                  read_only, created, expires)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                                  read_only, created, expires, fingerprint)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (provider_id, kind, name) WHERE revoked IS NULL AND name IS NOT NULL
          DO NOTHING",
         params![
@@ -146,7 +148,8 @@ pub(crate) fn insert(c: &Connection, n: &NewCredential<'_>) -> Result<bool> {
             n.description,
             n.read_only,
             n.created,
-            n.expires
+            n.expires,
+            n.fingerprint
         ],
     )?;
     Ok(done == 1)
@@ -271,6 +274,7 @@ mod tests {
             provider_id: p.id,
             name,
             secret_hash: "$argon2id$x",
+            fingerprint: None,
             description: "",
             read_only: false,
             created: 0,

@@ -36,6 +36,7 @@ pub(crate) struct NewAccount<'a> {
     pub(crate) provider: &'a str,
     pub(crate) name: &'a str,
     pub(crate) secret_hash: &'a str,
+    pub(crate) fingerprint: Option<&'a str>,
     pub(crate) created: i64,
     pub(crate) expires: i64,
 }
@@ -51,6 +52,7 @@ pub(crate) fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
             provider_id: p.id,
             name: Some(a.name),
             secret_hash: a.secret_hash,
+            fingerprint: a.fingerprint,
             description: "",
             read_only: true,
             created: a.created,
@@ -74,21 +76,22 @@ pub(crate) fn require(c: &Connection, id: &str) -> Result<Account> {
     credentials::require(c, CredentialKind::LdapAccount, id)
 }
 
-/// The account a bind names, with its secret's hash: by provider name and account name.
+/// The account a bind names, with its secret's hash and fingerprint: by provider name and
+/// account name.
 pub(crate) fn for_bind(
     c: &Connection,
     provider: &str,
     name: &str,
-) -> Result<Option<(Account, String)>> {
+) -> Result<Option<(Account, String, Option<String>)>> {
     Ok(c.query_row(
         &format!(
-            "SELECT {COLUMNS}, k.secret_hash FROM {FROM}
+            "SELECT {COLUMNS}, k.secret_hash, k.fingerprint FROM {FROM}
                  WHERE p.name = ?1 COLLATE NOCASE AND k.kind = 'ldap' AND k.name = ?2
                    AND k.revoked IS NULL
                  ORDER BY k.created DESC LIMIT 1"
         ),
         params![provider, name],
-        |r| Ok((credentials::from_row(r)?, r.get::<_, String>(12)?)),
+        |r| Ok((credentials::from_row(r)?, r.get(12)?, r.get(13)?)),
     )
     .optional()?)
 }
@@ -464,6 +467,7 @@ mod tests {
             provider: "p",
             name,
             secret_hash: "$argon2id$x",
+            fingerprint: None,
             created: 10,
             expires: 1000,
         }
@@ -483,7 +487,7 @@ mod tests {
             add(&c, &new("a3", "bad name")),
             Err(Error::Invalid(_))
         ));
-        let (found, hash) = for_bind(&c, "P", "grafana").unwrap().unwrap();
+        let (found, hash, _) = for_bind(&c, "P", "grafana").unwrap().unwrap();
         assert_eq!((found.id.as_str(), hash.as_str()), ("a1", "$argon2id$x"));
         assert!(for_bind(&c, "p", "gitlab").unwrap().is_none());
         revoke(&c, "a1", 20).unwrap();

@@ -144,6 +144,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0015_posix.sql")),
         M::up(include_str!("migrations/0016_group_mappings.sql")),
         M::up(include_str!("migrations/0017_ldap_version.sql")),
+        M::up(include_str!("migrations/0018_fingerprints.sql")),
     ]
 }
 
@@ -669,7 +670,7 @@ mod tests {
             tokens::auth_record(&c, "t1").unwrap().unwrap().secret_hash,
             "h1"
         );
-        let (a1, hash) = ldap_accounts::for_bind(&c, "p", "grafana")
+        let (a1, hash, _) = ldap_accounts::for_bind(&c, "p", "grafana")
             .unwrap()
             .unwrap();
         assert_eq!(

@@ -17,6 +17,7 @@ pub(crate) struct AuthRecord {
     pub(crate) provider_name: String,
     pub(crate) provider_kind: ProviderKind,
     pub(crate) secret_hash: String,
+    pub(crate) fingerprint: Option<String>,
     pub(crate) read_only: bool,
     pub(crate) expires: i64,
     pub(crate) revoked: Option<i64>,
@@ -34,6 +35,7 @@ pub struct NewTokenRow<'a> {
     pub id: &'a str,
     pub provider_id: i64,
     pub secret_hash: &'a str,
+    pub fingerprint: Option<&'a str>,
     pub description: &'a str,
     pub read_only: bool,
     pub created: i64,
@@ -49,6 +51,7 @@ pub(crate) fn insert(c: &Connection, t: &NewTokenRow<'_>) -> Result<()> {
             provider_id: t.provider_id,
             name: None,
             secret_hash: t.secret_hash,
+            fingerprint: t.fingerprint,
             description: t.description,
             read_only: t.read_only,
             created: t.created,
@@ -71,7 +74,8 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
     let row = c
         .prepare_cached(
             "SELECT t.provider_id, p.name, p.kind, t.secret_hash, t.read_only, t.expires,
-                    t.revoked, t.last_used, p.model_version, p.activity_values, p.scim_passwords
+                    t.revoked, t.last_used, p.model_version, p.activity_values, p.scim_passwords,
+                    t.fingerprint
              FROM credentials t JOIN providers p ON p.id = t.provider_id
              WHERE t.id = ?1 AND t.kind = 'scim'",
         )?
@@ -88,6 +92,7 @@ pub(crate) fn auth_record(c: &Connection, id: &str) -> Result<Option<AuthRecord>
                 model_version: r.get(8)?,
                 activity_values: r.get(9)?,
                 scim_passwords: crate::scim::ScimPasswords::default(),
+                fingerprint: r.get(11)?,
             };
             Ok((record, r.get::<_, String>(2)?, r.get::<_, String>(10)?))
         })
@@ -143,6 +148,7 @@ mod tests {
             id,
             provider_id,
             secret_hash: "$argon2id$x",
+            fingerprint: None,
             description: "",
             read_only: false,
             created,

@@ -332,7 +332,8 @@ fn a_type_change_while_serving_reaches_remembered_tokens() {
 fn guessing_secrets_for_a_known_token_id_is_throttled_not_hashed() {
     let db = TestDb::new();
     db.add_provider("idp");
-    let (id, token) = db.create_token("idp", &[]);
+    // A token from before fingerprints: every new secret would cost argon2 without a budget.
+    let (id, token) = db.insert_token_without_fingerprint("idp");
     let server = Server::start(&db);
     let url = spc(&server, "idp");
     assert_eq!(get_bearer(&url, &token).status, 200);
@@ -366,6 +367,44 @@ fn guessing_secrets_for_a_known_token_id_is_throttled_not_hashed() {
         &url,
         &format!("scimd_0000000000000000_{:064x}", 1),
     ));
+}
+
+/// A token made today carries a fingerprint of its secret: a flood of wrong secrets for its
+/// id, from the holder's own address, is refused at once (401, never 429: no argon2, no budget
+/// spent), and the holder, not remembered yet as after a restart, gets through from that same
+/// address during the flood. The log's totals count the refusals and no throttling.
+#[test]
+fn wrong_secrets_for_a_token_made_today_never_lock_its_holder_out() {
+    let db = TestDb::new();
+    db.add_provider("idp");
+    let (id, token) = db.create_token("idp", &[]);
+    let mut server = Server::start(&db);
+    let addr = server.addr();
+    let path = "/scim/v2/idp/ServiceProviderConfig";
+    for round in 0..3 {
+        let statuses: Vec<u16> = (0..100)
+            .map(|i| {
+                let guess = format!("scimd_{id}_{:064x}", round * 1000 + i);
+                get_from([127, 0, 0, 1], &addr, path, &guess).status
+            })
+            .collect();
+        assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+        let r = get_from([127, 0, 0, 1], &addr, path, &token);
+        assert_eq!(r.status, 200, "round {round}: {}", r.text);
+    }
+    assert!(server.terminate());
+    server.wait_for_line("stopped");
+    let totals: Vec<String> = server
+        .logs()
+        .into_iter()
+        .filter(|l| l.contains("authentication refus") && l.contains("throttled="))
+        .collect();
+    assert!(
+        totals
+            .iter()
+            .any(|l| l.contains(&format!("token={id}")) && l.contains("throttled=0")),
+        "{totals:#?}"
+    );
 }
 
 /// A GET sent from a chosen loopback source address.
@@ -409,7 +448,7 @@ fn get_via(
 fn a_guessing_flood_neither_locks_the_holder_out_nor_floods_the_log() {
     let db = TestDb::new();
     db.add_provider("idp");
-    let (id, token) = db.create_token("idp", &[]);
+    let (id, token) = db.insert_token_without_fingerprint("idp");
     // A fresh server: the holder's secret is not remembered yet, as after every restart.
     let mut server = Server::start(&db);
     let addr = server.addr();
@@ -460,7 +499,7 @@ fn a_guessing_flood_neither_locks_the_holder_out_nor_floods_the_log() {
 fn behind_a_trusted_proxy_the_holder_gets_through_a_flood_and_forged_headers_do_not_help() {
     let db = TestDb::new();
     db.add_provider("idp");
-    let (id, token) = db.create_token("idp", &[]);
+    let (id, token) = db.insert_token_without_fingerprint("idp");
     let path = "/scim/v2/idp/ServiceProviderConfig";
     let flood = |addr: &str, forwarded: &dyn Fn(usize) -> String| {
         (0..60)

@@ -99,9 +99,28 @@ impl TestDb {
     /// Stores a token for `provider` the way `token create` does, with any creation and expiry
     /// time (unix seconds); returns (token id, full token text).
     pub fn insert_token(&self, provider: &str, created: i64, expires: i64) -> (String, String) {
+        self.insert_token_row(provider, created, expires, true)
+    }
+
+    /// A token as versions before fingerprints stored it (no fingerprint: every new secret
+    /// presented for it costs argon2 and spends the budgets); returns (id, full text).
+    pub fn insert_token_without_fingerprint(&self, provider: &str) -> (String, String) {
+        let now = chrono::Utc::now().timestamp();
+        self.insert_token_row(provider, now, now + 86_400, false)
+    }
+
+    fn insert_token_row(
+        &self,
+        provider: &str,
+        created: i64,
+        expires: i64,
+        fingerprinted: bool,
+    ) -> (String, String) {
         use scimd::api::store::{providers, tokens};
         let t = scimd::api::auth::token::generate();
         let hash = scimd::api::auth::token::hash(&t.secret).unwrap();
+        let fingerprint =
+            fingerprinted.then(|| scimd::api::auth::token::fingerprint(&t.id, &t.secret));
         let (id, provider) = (t.id.clone(), provider.to_string());
         self.store()
             .write_blocking(move |c| {
@@ -112,6 +131,7 @@ impl TestDb {
                         id: &id,
                         provider_id: p.id,
                         secret_hash: &hash,
+                        fingerprint: fingerprint.as_deref(),
                         description: "test",
                         read_only: false,
                         created,

@@ -495,9 +495,11 @@ fn bind_from(d: &Directory, from: u8, dn: &str, password: &str) -> (LdapResultCo
 }
 
 /// Binds do not tell who exists: a name nobody has, a user without a password (every Entra
-/// user), a deactivated user with its right password, an account or a user with a wrong one
-/// all get the same answer and are throttled after the same number of guesses (each from its
-/// own address); one address guessing across many names is throttled too.
+/// user), a deactivated user with its right password, or a user with a wrong one all get the
+/// same answer and are throttled after the same number of guesses (each from its own address);
+/// one address guessing across many names is throttled too. Service accounts, whose secrets
+/// are random, are never throttled: a wrong secret, like a name nobody has, is refused at once
+/// (its fingerprint rules it out), so the holder binds even from the guesser's address.
 #[test]
 fn binds_give_the_same_answer_and_throttling_whoever_exists() {
     // Budgets do not refill during the test: where they run out is then the same on a fast
@@ -557,6 +559,15 @@ fn binds_give_the_same_answer_and_throttling_whoever_exists() {
             }
             codes.push(code);
         }
+        if dn.contains("ou=services") {
+            assert!(
+                codes
+                    .iter()
+                    .all(|c| *c == LdapResultCode::InvalidCredentials),
+                "{what}: {codes:?}"
+            );
+            continue;
+        }
         assert!(
             codes[..10]
                 .iter()
@@ -568,6 +579,11 @@ fn binds_give_the_same_answer_and_throttling_whoever_exists() {
             "{what}: {codes:?}"
         );
     }
+    // The account's holder binds from the address that just sent 16 wrong secrets for it.
+    assert_eq!(
+        bind_from(&d, 26, BIND, &d.password).0,
+        LdapResultCode::Success
+    );
     // One address, a new name each time: its own budget runs out too.
     let codes: Vec<LdapResultCode> = (0..80)
         .map(|i| bind_from(&d, 40, &people(&format!("n{i}@contoso.com")), "x").0)
