@@ -53,6 +53,11 @@ pub(crate) enum Command {
     /// hash is stored.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Users' application passwords (made by each user on the console's /me page after
+    /// signing in with the identity provider): list and revoke. Nobody but the user ever sees
+    /// a secret.
+    #[command(subcommand)]
+    AppPassword(AppPasswordCommand),
     /// Manage an identity provider's extension schemas (custom attributes, e.g. Entra's
     /// `urn:ietf:params:scim:schemas:extension:<Name>:2.0:User`). Changes reach a running
     /// server with the provider's next request.
@@ -207,6 +212,66 @@ pub(crate) enum ProviderCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Sign-in with the identity provider (OpenID Connect): its users sign in to the console's
+    /// /me page and make application passwords for LDAP applications; members of an admin
+    /// group get the admin pages.
+    #[command(subcommand)]
+    Oidc(OidcCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OidcCommand {
+    /// Set (or change) the provider's OpenID Connect client. Register
+    /// `<console_url>/oidc/callback` as its redirect URI at the identity provider. The first
+    /// set needs --issuer, --client-id and --client-secret-file; later ones change what they
+    /// name.
+    Set {
+        name: String,
+        /// The issuer URL (its /.well-known/openid-configuration is read), e.g.
+        /// https://login.microsoftonline.com/<tenant-id>/v2.0. HTTPS, or plain HTTP on
+        /// 127.0.0.0/8 or ::1 only.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// The application's client id at the identity provider.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// A file holding the client secret (a trailing newline is ignored).
+        #[arg(long, value_name = "PATH")]
+        client_secret_file: Option<std::path::PathBuf>,
+        /// PEM certificates to trust for the issuer instead of the system's roots.
+        #[arg(long, value_name = "PEM")]
+        ca_file: Option<std::path::PathBuf>,
+        /// Which claim names the provisioned user, and the SCIM attribute it must equal:
+        /// `preferred_username=userName` (the default), `sub=externalId`, Entra's
+        /// `oid=externalId`, `email=emails.value`.
+        #[arg(long = "match", value_name = "CLAIM=SCIM_ATTRIBUTE")]
+        matching: Option<String>,
+        /// Members (directly or through nested groups) of the provisioned group with this
+        /// displayName get the admin pages when they sign in.
+        #[arg(long, value_name = "GROUP", conflicts_with = "no_admin_group")]
+        admin_group: Option<String>,
+        /// Nobody gets the admin pages by signing in (local admin accounts only).
+        #[arg(long)]
+        no_admin_group: bool,
+    },
+    /// Show the provider's OpenID Connect client (never its secret) and the redirect URI.
+    Show { name: String },
+    /// Turn sign-in with the provider off and end the sessions it started.
+    Unset { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AppPasswordCommand {
+    /// List application passwords (never their secrets): all, one provider's, or one user's.
+    List {
+        #[arg(long)]
+        provider: Option<String>,
+        /// A userName (with --provider).
+        #[arg(long, requires = "provider")]
+        user: Option<String>,
+    },
+    /// Revoke an application password: binds with it fail at once, also on open connections.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -26,6 +26,8 @@ use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, OpenMode, Store};
 use crate::{app, server};
 
+mod sign_in;
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::CheckConfig = cli.command {
         return Ok(check_config(&cli));
@@ -42,6 +44,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Quickstart(args) => quickstart(config, &args)?,
         Command::Provider(cmd) => provider(&config, cmd)?,
         Command::Token(cmd) => token_command(&config, cmd)?,
+        Command::AppPassword(cmd) => sign_in::app_password_command(&config, cmd)?,
         Command::Schema(cmd) => schema_command(&config, cmd)?,
         Command::Activity(args) => activity_command(&config, args)?,
         Command::Audit(args) => audit_command(&config, &args)?,
@@ -558,6 +561,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
                 );
             }
         }
+        ProviderCommand::Oidc(cmd) => sign_in::oidc_command(config, cmd)?,
         ProviderCommand::Remove { name, yes } => {
             let store = open(config, OpenMode::MustExist)?;
             let removing = name.clone();

@@ -125,6 +125,10 @@ settings! {
     /// Never the SCIM port.
     admin_listen: String => Option<SocketAddr> = Some("127.0.0.1:8081".into()),
         check optional_socket_address, show shown_optional_address;
+    /// The console's external URL, where browsers reach it (sign-in with an identity provider
+    /// redirects back to `<console_url>/oidc/callback`); empty means `http(s)://` followed by
+    /// `admin_listen`.
+    console_url: String => Option<String> = Some(String::new()), check external_url, show shown_url;
     /// How long an admin console session lasts without a request.
     admin_session_idle: String => Duration = Some("30m".into()),
         check positive_duration, show shown_duration;
@@ -229,6 +233,28 @@ fn public_url(v: Option<&String>) -> Result<Option<String>, String> {
         None | Some("") => Ok(None),
         Some(u) => check_public_url(u).map(Some),
     }
+}
+
+impl Config {
+    /// The console's external URL: `console_url`, else `http(s)://` and `admin_listen`.
+    pub(crate) fn console_url(&self) -> String {
+        if let Some(u) = &self.console_url {
+            return u.clone();
+        }
+        let scheme = match self.tls_cert.is_some() && self.tls_key.is_some() {
+            true => "https",
+            false => "http",
+        };
+        match self.admin_listen {
+            Some(a) => format!("{scheme}://{a}"),
+            None => format!("{scheme}://127.0.0.1:8081"),
+        }
+    }
+}
+
+/// `public_url`'s rules, for another external URL (`console_url`).
+fn external_url(v: Option<&String>) -> Result<Option<String>, String> {
+    public_url(v)
 }
 
 fn log_level(v: Option<&String>) -> Result<String, String> {

@@ -129,7 +129,8 @@ pub(crate) async fn cleanup_loop(
         let ended = store.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || {
             ended.write_blocking(move |c| {
-                crate::store::admins::delete_expired_sessions(c, now, sessions)
+                crate::store::admins::delete_expired_sessions(c, now, sessions)?;
+                crate::store::sign_in::delete_expired_sessions(c, now, sessions).map(|_| ())
             })
         })
         .await
@@ -183,6 +184,14 @@ fn log_report(report: &CleanupReport, now: i64) {
                 "LDAP service account expires in {days:.1} days: applications binding with \
                  it will stop then; give them a new one (`scimd ldap account add`), then \
                  revoke this one"
+            ),
+            CredentialKind::AppPassword => tracing::warn!(
+                password = %k.id,
+                provider = %k.provider,
+                description = %k.description,
+                expires = %when,
+                "application password expires in {days:.1} days: its user makes a new one \
+                 on the console's /me page"
             ),
         }
     }

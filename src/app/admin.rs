@@ -67,7 +67,7 @@ fn user_of_this_process() -> Option<String> {
 }
 
 /// Writes one audit record, timed now.
-fn audit(
+pub(super) fn audit(
     c: &Connection,
     by: &Actor,
     action: &str,
@@ -314,6 +314,23 @@ pub(crate) fn revoke(
     let revoked = match kind {
         CredentialKind::Token => tokens::revoke(c, id, now)?,
         CredentialKind::LdapAccount => ldap_accounts::revoke(c, id, now)?,
+        CredentialKind::AppPassword => {
+            let k = crate::store::credentials::revoke(c, kind, id, now)?;
+            // The user's own activity shows it too.
+            crate::store::activity::record_person(
+                c,
+                k.provider_id,
+                &crate::store::activity::PersonRecord {
+                    action: crate::store::activity::Action::AppPasswordRevoked,
+                    user_id: k.owner.as_deref().unwrap_or_default(),
+                    user_name: "",
+                    credential: &k.id,
+                    client: by.client.clone(),
+                    detail: format!("{} (revoked by {})", k.description, by.name),
+                },
+            )?;
+            k
+        }
     };
     audit(
         c,

@@ -247,6 +247,7 @@ mod tests {
             revoked,
             last_used: None,
             replaced_by: None,
+            owner: None,
         }
     }
 

@@ -170,7 +170,15 @@ pub(crate) async fn standing(state: &AppState, reader: &Reader) -> Result<(), Fa
 #[derive(Debug, Clone)]
 pub(crate) enum Check {
     Account(String),
-    User { seq: i64, password_hash: String },
+    User {
+        seq: i64,
+        password_hash: String,
+    },
+    /// A user bound with one of their application passwords (its id).
+    AppPassword {
+        seq: i64,
+        id: String,
+    },
 }
 
 impl Check {
@@ -184,6 +192,9 @@ impl Check {
             }
             Check::User { seq, password_hash } => {
                 ldap_accounts::user_standing(c, *seq, password_hash)
+            }
+            Check::AppPassword { seq, id } => {
+                store::sign_in::app_password_standing(c, *seq, id, chrono::Utc::now().timestamp())
             }
         }
     }

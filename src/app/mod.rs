@@ -15,6 +15,7 @@ pub(crate) mod faults;
 pub(crate) mod lists;
 pub(crate) mod providers;
 pub(crate) mod resources;
+pub(crate) mod sign_in;
 mod tally;
 
 use std::collections::HashMap;

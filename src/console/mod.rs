@@ -4,7 +4,9 @@
 //! `app::credentials`), on the writer. Sessions live in SQLite (`store::admins`); see
 //! `session` for sign-in.
 
+mod me;
 mod pages;
+mod person;
 pub(crate) mod session;
 mod view;
 
@@ -15,6 +17,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, ResponseError, web};
 use maud::Markup;
 
+pub(crate) use me::SignIns;
 pub(crate) use session::Console;
 
 use crate::store;
@@ -153,6 +156,13 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(pages::login)),
         )
         .route("/logout", web::post().to(pages::logout))
+        .route("/oidc/callback", web::get().to(me::callback))
+        .route("/oidc/{provider}/start", web::get().to(me::start))
+        .route("/me", web::get().to(me::page))
+        .route("/me/logout", web::post().to(me::logout))
+        .route("/me/passwords", web::post().to(me::create))
+        .route("/me/passwords/{id}/created", web::get().to(me::created))
+        .route("/me/passwords/{id}/revoke", web::post().to(me::revoke))
         .route("/", web::get().to(pages::dashboard))
         .route("/providers", web::get().to(pages::providers))
         .route("/providers", web::post().to(pages::add_provider))

@@ -76,10 +76,14 @@ pub(crate) struct NextQuery {
     next: Option<String>,
 }
 
-pub(crate) async fn login_form(q: web::Query<NextQuery>) -> HttpResponse {
+pub(crate) async fn login_form(
+    state: web::Data<AppState>,
+    q: web::Query<NextQuery>,
+) -> HttpResponse {
+    let sign_ins = super::me::providers_with_sign_in(&state).await;
     html_response(
         StatusCode::OK,
-        view::login(&safe_next(q.next.as_deref()), "", None),
+        view::login(&safe_next(q.next.as_deref()), "", None, &sign_ins),
     )
 }
 
@@ -121,8 +125,9 @@ pub(crate) async fn login(
     // A name no admin can have is neither kept (in the attempt budget), logged, nor shown back.
     let possible = admins::check_name(&form.name).is_ok();
     let shown = if possible { form.name.as_str() } else { "" };
+    let sign_ins = super::me::providers_with_sign_in(&state).await;
     let refuse = |status: StatusCode, message: &str| {
-        html_response(status, view::login(&next, shown, Some(message)))
+        html_response(status, view::login(&next, shown, Some(message), &sign_ins))
     };
     let account = if possible {
         form.name.as_str()
@@ -240,6 +245,8 @@ pub(crate) async fn logout(
             Err(e) => return Err(e.into()),
         }
     }
+    // An admin who signed in with the identity provider ends that session.
+    super::me::end(&state, &req).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, "/login"))
         .insert_header((header::SET_COOKIE, session::clear_cookie(is_tls(&state))))
@@ -302,6 +309,10 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
                                     CredentialKind::LdapAccount => {
                                         ": LDAP service account " code { (k.name) }
                                         " (" code { (k.id) } ")"
+                                    }
+                                    CredentialKind::AppPassword => {
+                                        ": application password " code { (k.id) }
+                                        " (" (k.description) ")"
                                     }
                                 }
                                 " expires " (view::time(k.expires))

@@ -268,6 +268,7 @@ impl FromRequest for Signed {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let console = req.app_data::<web::Data<Console>>().cloned();
         let cookie = cookie_of(req);
+        let request = req.clone();
         let next = req
             .uri()
             .path_and_query()
@@ -290,7 +291,9 @@ impl FromRequest for Signed {
                 }
             };
             let Some(cookie) = cookie else {
-                return Err(to_login());
+                return signed_in_with_the_provider(&state, &request, client)
+                    .await?
+                    .ok_or_else(to_login);
             };
             let limits = lifetimes(&state);
             let now = chrono::Utc::now().timestamp();
@@ -301,9 +304,11 @@ impl FromRequest for Signed {
                 .await
                 .map_err(Failure::Store)?;
             let Some((session, last_seen)) = found else {
-                return console
-                    .and_then(|m| m.recall(&cookie, now, limits))
-                    .map(|session| Signed::new(session, client))
+                if let Some(session) = console.and_then(|m| m.recall(&cookie, now, limits)) {
+                    return Ok(Signed::new(session, client));
+                }
+                return signed_in_with_the_provider(&state, &request, client)
+                    .await?
                     .ok_or_else(to_login);
             };
             if now - last_seen >= TOUCH_EVERY {
@@ -321,6 +326,38 @@ impl FromRequest for Signed {
             Ok(Signed::new(session, client))
         })
     }
+}
+
+/// A person signed in with their identity provider who is, now, a member of its admin group:
+/// an admin for this request (named `userName (provider)`, with no admin account). A person who
+/// is not gets a page saying where to go.
+async fn signed_in_with_the_provider(
+    state: &AppState,
+    req: &HttpRequest,
+    client: Option<IpAddr>,
+) -> Result<Option<Signed>, Failure> {
+    let Some(person) = super::person::person(state, req, lifetimes(state)).await? else {
+        return Ok(None);
+    };
+    let checked = person.clone();
+    let admin = state
+        .store
+        .run(move |c| super::person::is_admin(c, &checked))
+        .await?;
+    if !admin {
+        return Err(Failure::Forbidden(format!(
+            "{} is signed in with {}, but the admin pages are for its admin group only: your \
+             page is /me.",
+            person.user_name, person.provider
+        )));
+    }
+    let session = Session {
+        admin_id: 0,
+        admin: format!("{} ({})", person.user_name, person.provider),
+        csrf: person.csrf,
+        created: person.created,
+    };
+    Ok(Some(Signed::new(session, client)))
 }
 
 #[cfg(test)]

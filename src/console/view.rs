@@ -120,13 +120,23 @@ pub(crate) fn table(headers: &[&str], rows: Markup) -> Markup {
     }
 }
 
-pub(crate) fn login(next: &str, name: &str, message: Option<&str>) -> Markup {
+/// The login page: a sign-in link per identity provider with OpenID Connect (`sign_ins`),
+/// then the admin accounts' form.
+pub(crate) fn login(next: &str, name: &str, message: Option<&str>, sign_ins: &[String]) -> Markup {
     page(
         "Log in",
         Nav::None,
         None,
         html! {
             (error_box(message))
+            @if !sign_ins.is_empty() {
+                ul.sign-ins {
+                    @for p in sign_ins {
+                        li { a.button href={"/oidc/" (super::urlencode(p)) "/start"} { "Sign in with " (p) } }
+                    }
+                }
+                p.hint { "Or, with an admin account of this server:" }
+            }
             form.stack method="post" action="/login" {
                 input type="hidden" name="next" value=(next);
                 label for="name" { "Admin account" }

@@ -241,6 +241,11 @@ impl Session {
             }
             Err(e) => return unavailable("an LDAP bind", &e),
         };
+        if let Some((id, secret)) = crate::auth::token::parse(password) {
+            return self
+                .bind_app_password(dn, user, (id, secret), (base, custom))
+                .await;
+        }
         let key = format!("uid={}", user.user_name);
         let who = Refusal::known(&user.provider, user.provider_id, &key, dn);
         if !user.active {
@@ -292,6 +297,88 @@ impl Session {
             Verdict::Throttled => self.throttled(who),
             Verdict::Invalid => self.refused(who.because("wrong password")),
         }
+    }
+
+    /// A user's bind with one of their application passwords (`scimd_<id>_<secret>`, made on
+    /// the console's /me page). Its secret is random: one that its fingerprint rules out, or
+    /// that is not this user's, revoked or expired, is refused at once, with no argon2 and no
+    /// budget spent; the right one costs one argon2 verification (then remembered).
+    async fn bind_app_password(
+        &mut self,
+        dn: &str,
+        user: ldap_accounts::BindingUser,
+        (id, secret): (&str, Secret),
+        (base, custom): (String, bool),
+    ) -> LdapResult {
+        let key = format!("uid={}", user.user_name);
+        let who = Refusal::known(&user.provider, user.provider_id, &key, dn);
+        let wanted = id.to_string();
+        let found = self
+            .state
+            .store
+            .run(move |c| crate::store::sign_in::app_password_for_bind(c, &wanted))
+            .await;
+        let (k, phc, fingerprint) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => return self.refused(who.because("no such application password")),
+            Err(e) => return unavailable("an LDAP bind", &e),
+        };
+        let now = chrono::Utc::now().timestamp();
+        if k.owner.as_deref() != Some(user.id.as_str()) || k.provider_id != user.provider_id {
+            return self.refused(who.because("another user's application password"));
+        }
+        if !crate::auth::token::may_match(fingerprint.as_deref(), &k.id, &secret) {
+            return self.refused(who.because("wrong application password"));
+        }
+        if !user.active {
+            return self.refused(who.because("the user is deactivated"));
+        }
+        if k.state(now) != crate::auth::TokenState::Active {
+            return self.refused(who.because("the application password is revoked or expired"));
+        }
+        let budget = format!("ldap-bind app {}", k.id);
+        let verdict = self
+            .state
+            .verifier
+            .verify_as(
+                &format!("app-{}", k.id),
+                &budget,
+                &secret,
+                &phc,
+                Some(self.peer.ip()),
+                Secrets::Random,
+            )
+            .await;
+        match verdict {
+            Verdict::Valid => {}
+            Verdict::Throttled => return self.throttled(who),
+            Verdict::Invalid => return self.refused(who.because("wrong application password")),
+        }
+        self.state
+            .counters
+            .ldap(user.provider_id, &key, LdapEvent::Bind);
+        if k.last_used.is_none_or(|t| now - t >= 60) {
+            let id = k.id.clone();
+            let _ = self
+                .state
+                .store
+                .write(move |c| crate::store::credentials::record_use(c, &id, now))
+                .await
+                .map_err(|e: store::Error| tracing::warn!(error = %e, "recording an LDAP bind"));
+        }
+        self.bound = Some(Bound {
+            provider: user.provider,
+            provider_id: user.provider_id,
+            account: user.user_name,
+            user: true,
+            check: Check::AppPassword {
+                seq: user.seq,
+                id: k.id,
+            },
+            base,
+            custom,
+        });
+        done(LdapResultCode::Success, "")
     }
 
     /// Refuses a bind where there is no password to check (no such name, no password, the

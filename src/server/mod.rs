@@ -253,12 +253,14 @@ fn listen_admin(
     let send_timeout = state.config.send_timeout;
     let state = web::Data::from(state.clone());
     let console = web::Data::new(console::Console::default());
+    let sign_ins = web::Data::new(console::SignIns::default());
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     tracing::info!(addr = %admin_addr, "admin console and /metrics on {scheme}://{admin_addr}/");
     Ok(server.listen("admin", listener, move || {
         let app = App::new()
             .app_data(state.clone())
             .app_data(console.clone())
+            .app_data(sign_ins.clone())
             .app_data(web::FormConfig::default().limit(1 << 20))
             .route("/metrics", web::get().to(http::metrics::scrape))
             .configure(console::routes)

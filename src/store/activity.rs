@@ -40,6 +40,12 @@ pub(crate) enum Action {
     AuthFailed,
     /// Entra's Test Connection: a lookup of a random GUID that finds nothing.
     ConnectionTest,
+    /// A person signed in to the console with the identity provider.
+    SignedIn,
+    /// A sign-in with the identity provider that let nobody in.
+    SignInRefused,
+    AppPasswordCreated,
+    AppPasswordRevoked,
 }
 
 impl Action {
@@ -56,6 +62,10 @@ impl Action {
             Action::Refused => "refused",
             Action::AuthFailed => "auth failed",
             Action::ConnectionTest => "connection test",
+            Action::SignedIn => "signed in",
+            Action::SignInRefused => "sign-in refused",
+            Action::AppPasswordCreated => "application password created",
+            Action::AppPasswordRevoked => "application password revoked",
         }
     }
 }
@@ -200,6 +210,47 @@ pub(crate) fn record_change(
         change.status,
         change.detail,
         values,
+    ])?;
+    Ok(())
+}
+
+/// What a person did at the console (signed in, made or revoked an application password),
+/// or an admin did to a person's application password.
+pub(crate) struct PersonRecord<'a> {
+    pub(crate) action: Action,
+    pub(crate) user_id: &'a str,
+    pub(crate) user_name: &'a str,
+    /// The application password concerned (shown where a token is).
+    pub(crate) credential: &'a str,
+    pub(crate) client: Option<String>,
+    pub(crate) detail: String,
+}
+
+pub(crate) fn record_person(c: &Connection, provider_id: i64, r: &PersonRecord<'_>) -> Result<()> {
+    let status = match r.action {
+        Action::SignInRefused => 403,
+        _ => 200,
+    };
+    let detail = match (&r.client, r.detail.is_empty()) {
+        (Some(ip), true) => format!("from {ip}"),
+        (Some(ip), false) => format!("{} (from {ip})", r.detail),
+        (None, _) => r.detail.clone(),
+    };
+    c.prepare_cached(
+        "INSERT INTO activity (at, provider_id, token_id, method, path, kind, resource_id, name,
+                               action, status, detail)
+         VALUES (?1, ?2, nullif(?3, ''), 'CONSOLE', '/me', 'User', nullif(?4, ''),
+                 nullif(?5, ''), ?6, ?7, nullif(?8, ''))",
+    )?
+    .execute(params![
+        now_ms(),
+        provider_id,
+        r.credential,
+        r.user_id,
+        r.user_name,
+        r.action.as_str(),
+        status,
+        detail,
     ])?;
     Ok(())
 }
@@ -563,6 +614,7 @@ pub(crate) fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<St
     let last_any: Option<i64> = c
         .prepare_cached(
             "SELECT at FROM activity WHERE provider_id = ?1 AND action != 'auth failed'
+               AND coalesce(method, '') != 'CONSOLE'
              ORDER BY at DESC LIMIT 1",
         )?
         .query_row([provider_id], |r| r.get(0))
@@ -579,6 +631,7 @@ pub(crate) fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<St
             "SELECT at, status || ' ' || coalesce(method || ' ' || path || ': ', '') ||
                     coalesce(detail, '')
              FROM activity WHERE provider_id = ?1 AND status >= 400
+               AND coalesce(method, '') != 'CONSOLE'
              ORDER BY at DESC LIMIT 1",
         )?
         .query_row([provider_id], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -586,7 +639,8 @@ pub(crate) fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<St
     let (writes_24h, errors_24h): (i64, i64) = c
         .prepare_cached(&format!(
             "SELECT coalesce(sum(action IN {CHANGES}), 0),
-                    coalesce(sum(CASE WHEN status >= 400 THEN count ELSE 0 END), 0)
+                    coalesce(sum(CASE WHEN status >= 400 AND coalesce(method, '') != 'CONSOLE'
+                                      THEN count ELSE 0 END), 0)
              FROM activity WHERE provider_id = ?1 AND at >= ?2"
         ))?
         .query_row(params![provider_id, day_ago], |r| {

@@ -16,17 +16,23 @@ pub enum CredentialKind {
     Token,
     /// An LDAP service account (an application binds and reads with it).
     LdapAccount,
+    /// A user's application password (an application binds as that user with it).
+    AppPassword,
 }
 
 impl CredentialKind {
-    pub(crate) const ALL: [CredentialKind; 2] =
-        [CredentialKind::Token, CredentialKind::LdapAccount];
+    pub(crate) const ALL: [CredentialKind; 3] = [
+        CredentialKind::Token,
+        CredentialKind::LdapAccount,
+        CredentialKind::AppPassword,
+    ];
 
     /// As stored in the `kind` column.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             CredentialKind::Token => "scim",
             CredentialKind::LdapAccount => "ldap",
+            CredentialKind::AppPassword => "app",
         }
     }
 
@@ -39,6 +45,7 @@ impl CredentialKind {
         match self {
             CredentialKind::Token => "token",
             CredentialKind::LdapAccount => "LDAP service account",
+            CredentialKind::AppPassword => "application password",
         }
     }
 
@@ -47,6 +54,7 @@ impl CredentialKind {
         match self {
             CredentialKind::Token => "tokens",
             CredentialKind::LdapAccount => "LDAP service accounts",
+            CredentialKind::AppPassword => "application passwords",
         }
     }
 }
@@ -68,6 +76,8 @@ pub struct Credential {
     pub(crate) last_used: Option<i64>,
     /// The token a rotation made to replace this one.
     pub replaced_by: Option<String>,
+    /// An application password's user (its SCIM id).
+    pub(crate) owner: Option<String>,
 }
 
 impl Credential {
@@ -86,7 +96,7 @@ impl Credential {
 
 /// Columns `from_row` reads, over `FROM`.
 pub(crate) const COLUMNS: &str = "k.id, k.kind, k.provider_id, p.name, coalesce(k.name, ''), \
-     k.description, k.read_only, k.created, k.expires, k.revoked, k.last_used, k.replaced_by";
+     k.description, k.read_only, k.created, k.expires, k.revoked, k.last_used, k.replaced_by, k.owner";
 /// The credential (`k`) with its provider (`p`).
 pub(crate) const FROM: &str = "credentials k JOIN providers p ON p.id = k.provider_id";
 
@@ -111,6 +121,7 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Credential> {
         revoked: r.get(9)?,
         last_used: r.get(10)?,
         replaced_by: r.get(11)?,
+        owner: r.get(12)?,
     })
 }
 
@@ -128,6 +139,8 @@ pub(crate) struct NewCredential<'a> {
     pub(crate) read_only: bool,
     pub(crate) created: i64,
     pub(crate) expires: i64,
+    /// An application password's user.
+    pub(crate) owner: Option<&'a str>,
 }
 
 /// Inserts a credential; `false` when its name is taken by a live one of the same kind.
@@ -135,8 +148,8 @@ pub(crate) fn insert(c: &Connection, n: &NewCredential<'_>) -> Result<bool> {
     super::check_description(n.description).map_err(Error::Invalid)?;
     let done = c.execute(
         "INSERT INTO credentials (id, kind, provider_id, name, secret_hash, description,
-                                  read_only, created, expires, fingerprint)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                                  read_only, created, expires, fingerprint, owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (provider_id, kind, name) WHERE revoked IS NULL AND name IS NOT NULL
          DO NOTHING",
         params![
@@ -149,7 +162,8 @@ pub(crate) fn insert(c: &Connection, n: &NewCredential<'_>) -> Result<bool> {
             n.read_only,
             n.created,
             n.expires,
-            n.fingerprint
+            n.fingerprint,
+            n.owner
         ],
     )?;
     Ok(done == 1)
@@ -172,6 +186,9 @@ pub(crate) fn require(c: &Connection, kind: CredentialKind, id: &str) -> Result<
             CredentialKind::Token => format!("no token with id {id:?}"),
             CredentialKind::LdapAccount => {
                 format!("no LDAP account {id}: see `scimd ldap account list`")
+            }
+            CredentialKind::AppPassword => {
+                format!("no application password {id}: see `scimd app-password list`")
             }
         })
     })
@@ -275,6 +292,7 @@ mod tests {
             name,
             secret_hash: "$argon2id$x",
             fingerprint: None,
+            owner: None,
             description: "",
             read_only: false,
             created: 0,

@@ -53,6 +53,7 @@ pub(crate) fn add(c: &Connection, a: &NewAccount<'_>) -> Result<Account> {
             name: Some(a.name),
             secret_hash: a.secret_hash,
             fingerprint: a.fingerprint,
+            owner: None,
             description: "",
             read_only: true,
             created: a.created,
@@ -91,7 +92,7 @@ pub(crate) fn for_bind(
                  ORDER BY k.created DESC LIMIT 1"
         ),
         params![provider, name],
-        |r| Ok((credentials::from_row(r)?, r.get(12)?, r.get(13)?)),
+        |r| Ok((credentials::from_row(r)?, r.get(13)?, r.get(14)?)),
     )
     .optional()?)
 }
@@ -100,6 +101,8 @@ pub(crate) fn for_bind(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BindingUser {
     pub(crate) seq: i64,
+    /// Its SCIM id (what owns its application passwords).
+    pub(crate) id: String,
     pub(crate) provider_id: i64,
     pub(crate) provider: String,
     pub(crate) user_name: String,
@@ -117,7 +120,7 @@ pub(crate) fn user_for_bind(
             "SELECT r.seq, p.id, p.name, r.name, r.password_hash,
                     coalesce(json_extract(r.doc, '",
             active_json_path!(),
-            "'), 1)
+            "'), 1), r.id
              FROM resources r JOIN providers p ON p.id = r.provider_id
              WHERE p.name = ?1 COLLATE NOCASE AND r.kind = 'User' AND r.name_key = ?2"
         ),
@@ -130,6 +133,7 @@ pub(crate) fn user_for_bind(
                 user_name: r.get(3)?,
                 password_hash: r.get(4)?,
                 active: r.get::<_, i64>(5)? != 0,
+                id: r.get(6)?,
             })
         },
     )

@@ -13,6 +13,7 @@ pub(crate) mod resources;
 pub(crate) mod rows;
 pub(crate) mod schemas;
 pub(crate) mod search;
+pub(crate) mod sign_in;
 pub(crate) mod tokens;
 pub(crate) mod writer;
 
@@ -145,6 +146,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0016_group_mappings.sql")),
         M::up(include_str!("migrations/0017_ldap_version.sql")),
         M::up(include_str!("migrations/0018_fingerprints.sql")),
+        M::up(include_str!("migrations/0019_sign_in.sql")),
     ]
 }
 

@@ -52,6 +52,7 @@ pub(crate) fn insert(c: &Connection, t: &NewTokenRow<'_>) -> Result<()> {
             name: None,
             secret_hash: t.secret_hash,
             fingerprint: t.fingerprint,
+            owner: None,
             description: t.description,
             read_only: t.read_only,
             created: t.created,
