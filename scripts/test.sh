@@ -37,6 +37,8 @@ stage "conformance checkers (scim2-tester, scim-sanity) against the release bina
 ./scripts/conformance.sh
 stage "the admin console in Chromium (scripts/browser.sh installs Playwright and chromium)"
 ./scripts/browser.sh
+stage "sign-in with a real OpenID Connect provider (npm oidc-provider), Chromium and LDAP binds (scripts/sign-in.sh)"
+./scripts/sign-in.sh
 stage "the LDAP directory through a Python client (scripts/ldap-client.sh installs ldap3)"
 ./scripts/ldap-client.sh
 stage "SSSD and PAM from Debian against the LDAP directory (scripts/sssd.sh, root; puts back what it changes)"

@@ -448,13 +448,16 @@ async fn render(
     revealed: Option<(&Credential, &str)>,
 ) -> Result<HttpResponse, Failure> {
     let s = me.session.clone();
-    let (passwords, admin) = state
+    let (passwords, admin, base) = state
         .store
         .run(move |c| -> store::Result<_> {
             let list = store::sign_in::app_passwords(c, Some(s.provider_id), Some(&s.user_id))?;
-            Ok((list, is_admin(c, &s)?))
+            let base = store::ldap_accounts::base_of(c, s.provider_id)?
+                .unwrap_or_else(|| crate::scim::directory::base_dn(&s.provider));
+            Ok((list, is_admin(c, &s)?, base))
         })
         .await?;
+    let bind_dn = crate::scim::directory::user_dn(&base, &me.session.user_name);
     let now = chrono::Utc::now().timestamp();
     let s = &me.session;
     let live = passwords
@@ -479,7 +482,8 @@ async fn render(
                 }
                 label for="app-password" { "Application password for " (k.description) }
                 (view::copyable("app-password", secret, "Application password"))
-                p { "Use it with your LDAP login name; valid until " (expiry_text(k.expires)) "." }
+                p { "Valid until " (expiry_text(k.expires)) ". The application binds as "
+                    code { (bind_dn) } " (or logs you in with your user name) and this password." }
                 p { a.button href="/me" { "Done" } }
             }
         }
@@ -487,7 +491,7 @@ async fn render(
         p {
             "An application that logs you in over LDAP (a NAS, a VPN, Grafana) takes one of "
             "these instead of your " (s.provider) " password. Make one per application, so "
-            "you can revoke it alone."
+            "you can revoke it alone. Your LDAP login (bind DN) is " code { (bind_dn) } "."
         }
         @if passwords.is_empty() {
             p { "You have none yet." }

@@ -82,12 +82,17 @@ pub(crate) fn admin_url(config: &Config, listener: &TcpListener) -> String {
 /// Serves until SIGTERM or SIGINT, then lets requests in flight finish (up to
 /// `shutdown_timeout`) and stops the background jobs.
 pub(crate) fn serve(
-    config: Config,
+    mut config: Config,
     store: Store,
     listener: TcpListener,
     admin: Option<TcpListener>,
     public_base: String,
 ) -> anyhow::Result<()> {
+    // Without `console_url`, the console is where its listener is bound (its real port, also
+    // when `admin_listen` asked for port 0).
+    if let (None, Some(a)) = (&config.console_url, &admin) {
+        config.console_url = Some(admin_url(&config, a).trim_end_matches('/').to_string());
+    }
     actix_web::rt::System::new().block_on(async move {
         let addr = listener.local_addr()?;
         let state = Arc::new(AppState::new(config.clone(), store, public_base.clone()));
