@@ -108,6 +108,9 @@ pub(crate) struct Verifier {
     /// against when there is nothing to check (no such name, no password), so that answer
     /// costs what a wrong password costs.
     dummy: tokio::sync::OnceCell<String>,
+    /// Presented secrets checked with argon2 since start (`/metrics`): what a flood of wrong
+    /// secrets costs, and what one bind or request costs.
+    verifications: std::sync::atomic::AtomicU64,
 }
 
 type Argon2Job = Box<dyn FnOnce() + Send>;
@@ -150,7 +153,14 @@ impl Verifier {
             argon2: Mutex::new(argon2_threads(concurrency)),
             budgets: Mutex::default(),
             dummy: tokio::sync::OnceCell::new(),
+            verifications: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Presented secrets checked with argon2 since start.
+    pub(crate) fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Takes one verification of a new secret from the token id's budget, if any is left.
@@ -296,6 +306,8 @@ impl Verifier {
             return Verdict::Throttled;
         }
         let (secret2, phc2) = (secret.clone(), phc.to_string());
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let ok = self
             .on_argon2_thread(move || token::verify(&secret2, &phc2))
             .await
@@ -337,6 +349,8 @@ impl Verifier {
     /// an empty `phc` (no such account) costs a full run against a throwaway hash, so the
     /// answer takes as long either way. `None` if the argon2 threads have stopped.
     pub(crate) async fn check_password(&self, password: String, phc: String) -> Option<bool> {
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.on_argon2_thread(move || {
             if phc.is_empty() {
                 let _ = token::hash_str(&password);

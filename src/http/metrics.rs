@@ -195,11 +195,15 @@ pub(crate) async fn scrape(state: web::Data<AppState>) -> HttpResponse {
          # HELP scimd_wal_bytes Size of the database's write-ahead log.\n\
          # TYPE scimd_wal_bytes gauge\n\
          scimd_wal_bytes {}\n\
+         # HELP scimd_argon2_verifications_total Presented secrets checked with argon2.\n\
+         # TYPE scimd_argon2_verifications_total counter\n\
+         scimd_argon2_verifications_total {}\n\
          # HELP scimd_build_info The running build.\n\
          # TYPE scimd_build_info gauge\n\
          scimd_build_info{{version=\"{}\"}} 1\n",
         size(""),
         size("-wal"),
+        state.verifier.verifications(),
         env!("CARGO_PKG_VERSION")
     );
     HttpResponse::Ok()

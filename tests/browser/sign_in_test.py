@@ -93,6 +93,21 @@ def bind(ldap_addr, user, password):
         return None
 
 
+def argon2_runs(console):
+    """scimd's count of secrets checked with argon2 since start (from /metrics)."""
+    with urllib.request.urlopen(console + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return int(re.search(r"^scimd_argon2_verifications_total (\d+)$", text, re.M).group(1))
+
+
+def new_password(page, name):
+    """Makes an application password on /me; returns its secret, read from the page once."""
+    page.fill("#description", name)
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url(re.compile(r"/me/passwords/[0-9a-f]+/created\?reveal="))
+    return page.locator("#app-password").input_value()
+
+
 def sign_in(page, console, login, expect_path):
     """Signs in with the issuer from the console's login page, as `login`."""
     page.goto(console + "/login")
@@ -191,32 +206,42 @@ def main():
             expect(page.get_by_role("alert")).to_contain_text("/me")
             page.goto(console + "/me")
 
-            step("an application password: made, shown once, binds over LDAP")
-            page.fill("#description", "grafana on laptop")
-            page.get_by_role("button", name="Create").click()
-            page.wait_for_url(re.compile(r"/me/passwords/[0-9a-f]+/created\?reveal="))
-            secret = page.locator("#app-password").input_value()
+            step("an application password: made, shown once, binds over LDAP with one argon2 run")
+            secret = new_password(page, "grafana on laptop")
             assert len(secret) >= 20 and " " not in secret, secret
             shot(page, "03-app-password-once")
             page.reload()
             expect(page.locator("#app-password")).to_have_count(0)
             expect(page.get_by_role("alert")).to_contain_text("shown once")
+            page.goto(console + "/me")
+            for spare in ("spare 1", "spare 2"):
+                new_password(page, spare)
+            before = argon2_runs(console)
             conn = bind(ldap_addr, "ann@contoso.com", secret)
             assert conn is not None, "bind with the application password"
+            first = argon2_runs(console) - before
             assert conn.search(BASE, "(uid=ann@contoso.com)", attributes=["uid"]), conn.result
+            assert bind(ldap_addr, "ann@contoso.com", secret) is not None
+            again = argon2_runs(console) - before - first
+            print(f"   argon2 runs: {first} for the first bind (of 3 passwords), {again} for the next")
+            assert first == 1 and again == 0, (first, again)
 
             step("wrong application passwords, a flood from the holder's own address, lock nobody out")
             password_id = secret.split("_")[1]
+            before = argon2_runs(console)
             for i in range(100):
                 wrong = f"scimd_{password_id}_{i:064x}"
                 assert bind(ldap_addr, "ann@contoso.com", wrong) is None
+            flood = argon2_runs(console) - before
+            print(f"   argon2 runs for 100 wrong application passwords: {flood}")
+            assert flood == 0, flood
             assert bind(ldap_addr, "ann@contoso.com", secret) is not None, "the holder after the flood"
             # Another user's password does not open this user.
             assert bind(ldap_addr, "ada@contoso.com", secret) is None
 
             step("revoked on /me: the next bind fails, and the open connection stops reading")
             page.goto(console + "/me")
-            page.get_by_role("button", name="Revoke grafana on laptop").click()
+            page.get_by_role("button", name="Revoke grafana on laptop", exact=True).click()
             page.wait_for_url(re.compile(r"/me$"))
             expect(page.get_by_role("row", name=re.compile("grafana on laptop"))).to_contain_text("revoked")
             shot(page, "04-revoked")
@@ -225,10 +250,7 @@ def main():
             assert not ok and conn.result["result"] != 0, conn.result
 
             step("deactivating the user over SCIM ends their console session and their binds")
-            page.fill("#description", "nas")
-            page.get_by_role("button", name="Create").click()
-            page.wait_for_url(re.compile(r"/created\?reveal="))
-            nas = page.locator("#app-password").input_value()
+            nas = new_password(page, "nas")
             assert bind(ldap_addr, "ann@contoso.com", nas) is not None
             status, _ = scim(scim_base, token, "PATCH", f"/Users/{ids['ann@contoso.com']}",
                              {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
