@@ -49,6 +49,10 @@ pub(crate) struct Overview {
     pub(crate) ldap_base: String,
     pub(crate) ldap_mappings: Vec<(crate::scim::ResourceKind, String, String)>,
     pub(crate) posix: Option<crate::scim::posix::Posix>,
+    /// Sign-in with the provider, when set.
+    pub(crate) sign_in: Option<crate::store::sign_in::OidcSettings>,
+    /// The userName of each application password's owner, by owner id.
+    pub(crate) owners: std::collections::HashMap<String, String>,
 }
 
 impl Overview {
@@ -63,8 +67,21 @@ pub(crate) fn overview(c: &Connection, name: &str, now_ms: i64) -> Result<Overvi
     in_snapshot(c, |c| {
         let provider = providers::require(c, name)?;
         let pid = provider.id;
+        let credentials = credentials::list(c, None, Some(pid))?;
+        let owner_ids: Vec<&str> = credentials
+            .iter()
+            .filter_map(|k| k.owner.as_deref())
+            .collect();
+        let owners = crate::store::resources::names_by_id(
+            c,
+            pid,
+            crate::scim::ResourceKind::User,
+            &owner_ids,
+        )?;
         Ok(Overview {
-            credentials: credentials::list(c, None, Some(pid))?,
+            sign_in: crate::store::sign_in::settings(c, &provider.name)?,
+            owners,
+            credentials,
             extensions: schemas::list(c, Some(&provider.name))?,
             ldap_traffic: ldap_accounts::traffic(c, pid, now_ms)?,
             ldap_base: ldap_accounts::base_of(c, pid)?

@@ -4,6 +4,7 @@
 //! `app::credentials`), on the writer. Sessions live in SQLite (`store::admins`); see
 //! `session` for sign-in.
 
+mod app_passwords;
 mod me;
 mod pages;
 mod person;
@@ -217,6 +218,14 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/providers/{p}/ldap-accounts/{id}/revoke",
             web::post().to(pages::revoke_ldap_account),
+        )
+        .route(
+            "/providers/{p}/app-passwords/{id}/revoke",
+            web::get().to(app_passwords::revoke_form),
+        )
+        .route(
+            "/providers/{p}/app-passwords/{id}/revoke",
+            web::post().to(app_passwords::revoke),
         )
         .route("/providers/{p}/schemas", web::post().to(pages::add_schema))
         .route(

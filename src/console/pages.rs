@@ -718,6 +718,7 @@ async fn provider_page(
             }
         }
         (ldap_section(&o, &accounts, &s.session.csrf, (now_s, warn_within(state))))
+        (super::app_passwords::section(&o, &format!("{}/oidc/callback", state.config.console_url()), now_s))
         section aria-labelledby="schemas" {
             h2 #schemas { "Extension schemas" }
             @if exts.is_empty() {

@@ -279,6 +279,19 @@ def main():
             expect(admin.get_by_role("heading", level=1)).to_have_text("Dashboard")
             expect(admin.locator(".who")).to_contain_text("ada@contoso.com (contoso)")
             shot(admin, "07-admin-by-group")
+
+            step("an admin sees users' application passwords (never a secret) and revokes one")
+            admin.goto(console + "/providers/contoso")
+            section = admin.locator("section", has=admin.locator("#sign-in"))
+            expect(section).to_contain_text(issuer.found["issuer"])
+            row = section.get_by_role("row", name=re.compile("spare 1"))
+            expect(row).to_contain_text("ann@contoso.com")
+            assert "scimd_" not in section.inner_text()
+            row.get_by_role("link", name="Revoke spare 1").click()
+            admin.get_by_role("button", name="Revoke application password").click()
+            admin.wait_for_url(re.compile(r"/providers/contoso#sign-in$"))
+            expect(section.get_by_role("row", name=re.compile("spare 1"))).to_contain_text("revoked")
+            shot(admin, "08-provider-sign-in-section")
             admin.context.close()
             browser.close()
 
@@ -291,6 +304,8 @@ def main():
         for action in ["signed in", "sign-in refused", "application password created",
                        "application password revoked"]:
             assert action in activity, (action, activity)
+        audit = cli("audit", "--provider", "contoso")
+        assert "application password revoked" in audit and "ada@contoso.com (contoso)" in audit, audit
         print("sign-in tests passed")
     finally:
         if issuer:
