@@ -155,10 +155,16 @@ def main():
                                  "userName": name, "active": active})
             assert status == 201, body
             ids[name] = body["id"]
+        # ada is in the admin group through a nested group.
+        status, body = scim(scim_base, token, "POST", "/Groups",
+                            {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                             "displayName": "operations",
+                             "members": [{"value": ids["ada@contoso.com"]}]})
+        assert status == 201, body
         status, body = scim(scim_base, token, "POST", "/Groups",
                             {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                              "displayName": "scimd admins",
-                             "members": [{"value": ids["ada@contoso.com"]}]})
+                             "members": [{"value": body["id"]}]})
         assert status == 201, body
         # Entra never sends passwords: before sign-in, nobody can bind.
         assert bind(ldap_addr, "ann@contoso.com", "anything") is None
@@ -272,7 +278,7 @@ def main():
             shot(fresh, "06-not-provisioned")
             fresh.context.close()
 
-            step("a member of the admin group reaches the admin pages")
+            step("a member of the admin group (through a nested group) reaches the admin pages")
             admin = browser.new_context().new_page()
             sign_in(admin, console, "ada@contoso.com", "/me$")
             admin.get_by_role("link", name="Admin pages").click()
