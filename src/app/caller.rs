@@ -218,12 +218,10 @@ async fn accept(
 ) -> Result<Principal, Error> {
     // A secret that its fingerprint rules out costs no argon2 and spends no budget: a flood
     // of wrong secrets, even from the holder's own address, never throttles the holder.
-    if !token::may_match(record.fingerprint.as_deref(), id, secret) {
-        return Err(Error::Unauthorized(INVALID));
-    }
+    let stored = (record.secret_hash.as_str(), record.fingerprint.as_deref());
     match state
         .verifier
-        .verify(id, secret, &record.secret_hash, client)
+        .verify_fingerprinted(id, secret, stored, client)
         .await
     {
         Verdict::Valid => {}

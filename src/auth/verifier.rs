@@ -255,6 +255,27 @@ impl Verifier {
             .await
     }
 
+    /// `verify` for a token whose row holds a fingerprint of its secret (`token::fingerprint`):
+    /// a remembered secret costs one digest, as before (the fingerprint is not even computed
+    /// on that path, every request's); a new one that the fingerprint rules out is refused
+    /// without argon2 and without spending any budget, so guesses never throttle the holder.
+    pub(crate) async fn verify_fingerprinted(
+        &self,
+        id: &str,
+        secret: &Secret,
+        (phc, fingerprint): (&str, Option<&str>),
+        client: Option<std::net::IpAddr>,
+    ) -> Verdict {
+        let d = self.digest(id, phc, secret);
+        if let Some(known) = self.remembered(id, &d) {
+            return verdict(known);
+        }
+        if !token::may_match(fingerprint, id, secret) {
+            return Verdict::Invalid;
+        }
+        self.verify(id, secret, phc, client).await
+    }
+
     /// `verify`, with the budget of new secrets kept under `budget` (a name, where the caller
     /// must not tell known names from unknown ones) and, for LDAP binds (`secrets` other than
     /// `Token`), also spent from the client address's own budget across all names.
@@ -422,6 +443,36 @@ mod tests {
             v.verify("0000000000000000", &t.secret, "junk", None).await,
             Verdict::Invalid
         );
+    }
+
+    #[tokio::test]
+    async fn wrong_secrets_its_fingerprint_rules_out_spend_nothing() {
+        let v = Verifier::new(2);
+        let t = token::generate();
+        let phc = token::hash(&t.secret).unwrap();
+        let f = token::fingerprint(&t.id, &t.secret);
+        for _ in 0..3 * NEW_SECRETS_BURST as usize {
+            let wrong = token::generate().secret;
+            let got = v
+                .verify_fingerprinted(&t.id, &wrong, (&phc, Some(&f)), None)
+                .await;
+            assert_eq!(got, Verdict::Invalid);
+        }
+        assert_eq!(v.verifications(), 0, "no argon2 for a wrong secret");
+        assert_eq!(
+            v.verify_fingerprinted(&t.id, &t.secret, (&phc, Some(&f)), None)
+                .await,
+            Verdict::Valid,
+            "the holder is not throttled"
+        );
+        assert_eq!(v.verifications(), 1);
+        // Remembered: no argon2 again.
+        assert_eq!(
+            v.verify_fingerprinted(&t.id, &t.secret, (&phc, Some(&f)), None)
+                .await,
+            Verdict::Valid
+        );
+        assert_eq!(v.verifications(), 1);
     }
 
     #[tokio::test]
