@@ -113,7 +113,8 @@ fn usable(record: &AuthRecord, now: i64) -> Result<(), Error> {
 /// random and unseen, so it works at once; revocation is a row's state, never an absence.
 #[derive(Default)]
 pub(crate) struct RecordCache {
-    records: Mutex<HashMap<String, AuthRecord>>,
+    /// Shared, so a request takes a reference count, not a copy of the row's strings.
+    records: Mutex<HashMap<String, Arc<AuthRecord>>>,
     absent: Mutex<HashMap<String, std::time::Instant>>,
 }
 
@@ -123,11 +124,11 @@ const RECORD_CAPACITY: usize = 4096;
 const ABSENT_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl RecordCache {
-    pub(crate) fn get(&self, id: &str) -> Option<AuthRecord> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<AuthRecord>> {
         lock(&self.records).get(id).cloned()
     }
 
-    pub(crate) fn put(&self, id: &str, record: AuthRecord) {
+    pub(crate) fn put(&self, id: &str, record: Arc<AuthRecord>) {
         let mut records = lock(&self.records);
         if records.len() >= RECORD_CAPACITY {
             records.clear();
@@ -201,6 +202,7 @@ pub(crate) async fn authenticate(
         state.records.note_absent(&id, now);
         return Err(Error::Unauthorized(INVALID));
     };
+    let record = Arc::new(record);
     state.records.put(&id, record.clone());
     let principal = accept(state, provider, &id, &secret, record, client).await?;
     principal.checked.store(true, Ordering::Release);
@@ -213,7 +215,7 @@ async fn accept(
     provider: &str,
     id: &str,
     secret: &token::Secret,
-    record: AuthRecord,
+    record: Arc<AuthRecord>,
     client: Option<std::net::IpAddr>,
 ) -> Result<Principal, Error> {
     // A secret that its fingerprint rules out costs no argon2 and spends no budget: a flood
@@ -253,7 +255,7 @@ async fn accept(
     Ok(Principal {
         token_id: id.to_string(),
         provider_id: record.provider_id,
-        provider_name: record.provider_name,
+        provider_name: record.provider_name.clone(),
         provider_kind: record.provider_kind,
         read_only: record.read_only,
         model_version: record.model_version,
