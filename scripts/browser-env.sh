@@ -20,3 +20,18 @@ if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.installed"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
     cp "$req" "$venv/requirements.installed"
 fi
+
+# axe-core (npm, exact version in tests/browser/package-lock.json), which the console test runs
+# in every page.
+if ! cmp -s tests/browser/package-lock.json tests/browser/node_modules/.installed-lock 2>/dev/null; then
+    if ! command -v npm >/dev/null; then
+        echo "== installing Node.js and npm (Debian packages)"
+        sudo_=""
+        [ "$(id -u)" -eq 0 ] || sudo_=sudo
+        $sudo_ apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq nodejs npm >/dev/null
+    fi
+    echo "== installing axe-core (npm ci)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error &&
+        cp package-lock.json node_modules/.installed-lock)
+fi

@@ -3,19 +3,11 @@
 # oidc-provider, exact version in tests/oidc/package-lock.json, run by tests/oidc/issuer.mjs
 # on 127.0.0.2), Chromium through Playwright and LDAP binds through ldap3 against the real
 # scimd binary (tests/browser/sign_in_test.py). Installs what it needs: chromium and the
-# Python packages (scripts/browser-env.sh), the npm package (npm ci, with the machine's
-# Node.js). Screenshots go to target/sign-in-artifacts.
+# Python packages and Node.js (scripts/browser-env.sh), the npm package (npm ci). Screenshots go to target/sign-in-artifacts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/browser-env.sh
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    echo "== installing Node.js and npm (Debian packages)"
-    sudo_=""
-    [ "$(id -u)" -eq 0 ] || sudo_=sudo
-    $sudo_ apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq nodejs npm >/dev/null
-fi
 if ! cmp -s tests/oidc/package-lock.json tests/oidc/node_modules/.installed-lock 2>/dev/null; then
     echo "== installing oidc-provider (npm ci)"
     (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error &&

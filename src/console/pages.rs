@@ -724,7 +724,7 @@ async fn provider_page(
             @if exts.is_empty() {
                 p { "None: the provider uses the core schemas and the enterprise extension." }
             } @else {
-                (view::table(&["Schema", "For", "Indexed", "Added", ""], html! {
+                (view::table(&["Schema", "For", "Indexed", "Added", "Actions"], html! {
                     @for e in exts {
                         tr {
                             td { code { (e.urn) } }
@@ -1850,7 +1850,8 @@ pub(crate) async fn activity(
                 "Newest first; at most " (ACTIVITY_ROWS) " records. "
                 @if follow { "New records appear here as they arrive." }
             }
-            div.scroll {
+            // Focusable, so a keyboard can scroll it sideways (axe: scrollable-region-focusable).
+            div.scroll tabindex="0" role="region" aria-label="Activity records" {
                 table #activity data-follow=[follow.then_some(rows_url.as_str())] data-last=(last) {
                     thead { tr { @for h in view::ACTIVITY_HEADERS { th scope="col" { (h) } } } }
                     tbody {

@@ -20,6 +20,8 @@ import urllib.request
 
 from playwright.sync_api import expect, sync_playwright
 
+import axe_check
+
 BIN, ARTIFACTS = sys.argv[1], sys.argv[2]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "correct horse battery"
@@ -90,8 +92,14 @@ class Scimd:
         self.dir.cleanup()
 
 
+# Every page a screenshot is taken of is checked by axe-core; what it finds is reported at
+# the end.
+VIOLATIONS = []
+
+
 def shot(page, name):
     page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"), full_page=True)
+    axe_check.check(page, name, VIOLATIONS)
 
 
 def login(page, admin):
@@ -367,7 +375,16 @@ def main():
                 assert width <= 360, f"{path} is {width} px wide"
                 shot(small, name)
             narrow.close()
+            step("a dark screen: the dashboard as a screenshot")
+            dark = browser.new_context(viewport={"width": 1280, "height": 860}, color_scheme="dark")
+            shade = dark.new_page()
+            login(shade, admin)
+            shade.goto(admin + "/providers/contoso")
+            shade.screenshot(path=os.path.join(ARTIFACTS, "19-dark-provider.png"), full_page=True)
+            dark.close()
             browser.close()
+            step(f"axe-core {axe_check.VERSION}: every page, light and dark")
+            assert not VIOLATIONS, "axe found:\n" + "\n".join(VIOLATIONS)
     finally:
         server.stop()
     print("browser tests passed; screenshots in", ARTIFACTS)

@@ -22,6 +22,8 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 from playwright.sync_api import expect, sync_playwright
 
+import axe_check
+
 BIN, ISSUER_SCRIPT, ARTIFACTS = sys.argv[1], sys.argv[2], sys.argv[3]
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 BASE = "dc=contoso,dc=scimd"
@@ -32,8 +34,12 @@ def step(name):
     print(f"-- {name}", flush=True)
 
 
+VIOLATIONS = []
+
+
 def shot(page, name):
     page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"), full_page=True)
+    axe_check.check(page, name, VIOLATIONS)
 
 
 class Process:
@@ -300,6 +306,8 @@ def main():
             shot(admin, "08-provider-sign-in-section")
             admin.context.close()
             browser.close()
+            step(f"axe-core {axe_check.VERSION}: every page above, light and dark")
+            assert not VIOLATIONS, "axe found:\n" + "\n".join(VIOLATIONS)
 
         step("the command line lists and revokes users' application passwords")
         listed = cli("app-password", "list", "--provider", "contoso", "--user", "ann@contoso.com")
