@@ -9,6 +9,7 @@ mod me;
 mod pages;
 mod person;
 pub(crate) mod session;
+mod test_connection;
 mod view;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -183,6 +184,7 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(pages::remove_provider),
         )
         .route("/providers/{p}/tokens", web::post().to(pages::create_token))
+        .route("/providers/{p}/test", web::post().to(test_connection::test))
         .route(
             "/providers/{p}/tokens/{id}/created",
             web::get().to(pages::token_created),

@@ -659,6 +659,9 @@ async fn provider_page(
             h2 #scim { "SCIM" }
             label for="scim-url" { "SCIM base URL" }
             (view::copyable("scim-url", &scim_url(state, &p.name), "SCIM base URL"))
+            @if let Some(w) = super::test_connection::url_warning(&scim_url(state, &p.name)) {
+                p.warning { (w) }
+            }
             p.hint {
                 @if p.kind == crate::scim::ProviderKind::Entra {
                     "In Entra ID: Provisioning → Admin Credentials → Tenant URL; the token goes into Secret Token."
@@ -666,6 +669,7 @@ async fn provider_page(
                     "Give the identity provider this URL and a token as a Bearer token."
                 }
             }
+            (super::test_connection::form(&p.name, &s.session.csrf))
             h3 { "Tokens" }
             @if toks.is_empty() {
                 p { "No tokens yet." }

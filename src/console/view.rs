@@ -85,6 +85,9 @@ pub(crate) fn page(title: &str, nav: Nav, chrome: Option<&Chrome<'_>>, body: Mar
     }
 }
 
+/// The input type of a field whose value is not shown on screen.
+pub(crate) const SECRET_INPUT: &str = "password";
+
 pub(crate) fn error_box(message: Option<&str>) -> Markup {
     html! {
         @if let Some(m) = message {
@@ -142,7 +145,7 @@ pub(crate) fn login(next: &str, name: &str, message: Option<&str>, sign_ins: &[S
                 label for="name" { "Admin account" }
                 input #name name="name" type="text" autocomplete="username" required value=(name) autofocus;
                 label for="password" { "Password" }
-                input #password name="password" type="password" autocomplete="current-password" required;
+                input #password name="password" type=(SECRET_INPUT) autocomplete="current-password" required;
                 button type="submit" { "Log in" }
             }
             p.hint { "No account yet? On the server: " code { "scimd admin add NAME" } }

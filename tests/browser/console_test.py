@@ -198,6 +198,24 @@ def main():
             assert token not in page.content(), "the token is never shown again"
             expect(page.get_by_role("cell", name="Entra provisioning")).to_have_count(1)
 
+            step("test connection: the identity provider's first calls, with the new token")
+            # The SCIM URL here is loopback: the page says Entra cannot reach it.
+            expect(page.locator("section[aria-labelledby=scim] .warning")).to_contain_text("not reachable from the internet")
+            page.get_by_label("A token of this provider").fill(copied)
+            page.get_by_role("button", name="Test connection").click()
+            expect(page.get_by_role("status")).to_contain_text("Connection works")
+            expect(page.get_by_role("row")).to_have_count(4)
+            expect(page.get_by_role("row", name=re.compile("ServiceProviderConfig"))).to_contain_text("200")
+            assert copied not in page.content(), "the token is not shown back"
+            shot(page, "04c-test-connection")
+            page.get_by_role("link", name="Back to contoso").click()
+            page.get_by_label("A token of this provider").fill(copied[:-4] + "0000")
+            page.get_by_role("button", name="Test connection").click()
+            expect(page.get_by_role("alert")).to_contain_text("Connection failed")
+            expect(page.get_by_role("row", name=re.compile("ServiceProviderConfig"))).to_contain_text("the token was refused")
+            shot(page, "04d-test-connection-refused")
+            page.get_by_role("link", name="Back to contoso").click()
+
             step("an LDAP service account: made in the console, its password shown once")
             page.get_by_label("Name (letters").fill("grafana")
             page.get_by_role("button", name="Create service account").click()
