@@ -167,5 +167,9 @@ pub(crate) async fn revoke(
         .write(move |c| admin::revoke(c, &by, CredentialKind::AppPassword, &id, at))
         .await?;
     tracing::info!(provider = %p, user = %owner, id = %k.id, admin = %s.session.admin, "application password revoked in the admin console");
-    Ok(redirect(&format!("/providers/{}#sign-in", urlencode(&p))))
+    Ok(redirect(&format!(
+        "/providers/{}?{}#sign-in",
+        urlencode(&p),
+        view::Done::query("password-revoked", &k.id)
+    )))
 }

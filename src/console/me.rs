@@ -436,14 +436,19 @@ fn expiry_text(expires: i64) -> String {
 }
 
 /// `GET /me`.
-pub(crate) async fn page(state: web::Data<AppState>, me: Me) -> Result<HttpResponse, Failure> {
-    render(&state, &me, None, StatusCode::OK, None).await
+pub(crate) async fn page(
+    state: web::Data<AppState>,
+    me: Me,
+    q: web::Query<view::Done>,
+) -> Result<HttpResponse, Failure> {
+    render(&state, &me, Err(q.notice()), StatusCode::OK, None).await
 }
 
+/// The page, with an error (`Ok`) or a confirmation (`Err`) above it.
 async fn render(
     state: &AppState,
     me: &Me,
-    message: Option<&str>,
+    said: Result<Option<&str>, maud::Markup>,
     status: StatusCode,
     revealed: Option<(&Credential, &str)>,
 ) -> Result<HttpResponse, Failure> {
@@ -458,6 +463,10 @@ async fn render(
         })
         .await?;
     let bind_dn = crate::scim::directory::user_dn(&base, &me.session.user_name);
+    let (message, notice) = match said {
+        Ok(m) => (m, html! {}),
+        Err(n) => (None, n),
+    };
     let now = chrono::Utc::now().timestamp();
     let s = &me.session;
     let live = passwords
@@ -474,6 +483,7 @@ async fn render(
             }
         }
         (view::error_box(message))
+        (notice)
         @if let Some((k, secret)) = revealed {
             div.dialog role="dialog" aria-labelledby="new-password" {
                 h2 #new-password { "Application password created" }
@@ -566,7 +576,9 @@ pub(crate) async fn create(
         return render(
             &state,
             &me,
-            Some("Give the password a name of 1 to 200 characters, such as \"grafana on laptop\"."),
+            Ok(Some(
+                "Give the password a name of 1 to 200 characters, such as \"grafana on laptop\".",
+            )),
             StatusCode::BAD_REQUEST,
             None,
         )
@@ -581,7 +593,7 @@ pub(crate) async fn create(
                 return render(
                     &state,
                     &me,
-                    Some("Choose how long the password is valid."),
+                    Ok(Some("Choose how long the password is valid.")),
                     StatusCode::BAD_REQUEST,
                     None,
                 )
@@ -607,7 +619,7 @@ pub(crate) async fn create(
     let made = match made {
         Ok(k) => k,
         Err(store::Error::Conflict(m) | store::Error::Invalid(m)) => {
-            return render(&state, &me, Some(&m), StatusCode::BAD_REQUEST, None).await;
+            return render(&state, &me, Ok(Some(&m)), StatusCode::BAD_REQUEST, None).await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -649,16 +661,18 @@ pub(crate) async fn created(
         ));
     };
     match console.reveal(&q.reveal, &me.session.csrf) {
-        Some((secret, _)) => render(&state, &me, None, StatusCode::OK, Some((&k, &secret))).await,
+        Some((secret, _)) => {
+            render(&state, &me, Ok(None), StatusCode::OK, Some((&k, &secret))).await
+        }
         None => {
             render(
                 &state,
                 &me,
-                Some(&format!(
+                Ok(Some(&format!(
                     "The application password {} was shown once, when it was made, and is not \
                      kept. If it was not copied, revoke it and make another.",
                     k.id
-                )),
+                ))),
                 StatusCode::OK,
                 None,
             )
@@ -696,10 +710,13 @@ pub(crate) async fn revoke(
     match done {
         Ok(k) => {
             tracing::info!(provider = %me.session.provider, user = %me.session.user_name, id = %k.id, "application password revoked");
-            Ok(redirect("/me"))
+            Ok(redirect(&format!(
+                "/me?{}",
+                view::Done::query("password-revoked", &k.id)
+            )))
         }
         Err(store::Error::Conflict(m) | store::Error::NotFound(m)) => {
-            render(&state, &me, Some(&m), StatusCode::BAD_REQUEST, None).await
+            render(&state, &me, Ok(Some(&m)), StatusCode::BAD_REQUEST, None).await
         }
         Err(e) => Err(e.into()),
     }

@@ -38,6 +38,9 @@ pub(crate) enum Failure {
     /// No valid session: a page request goes to the login page, then back to `0`.
     #[error("log in first")]
     Login(String),
+    /// A session that has ended (idle or too old): as `Login`, and the login page says why.
+    #[error("your session has ended")]
+    Ended(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -63,7 +66,7 @@ impl From<store::Error> for Failure {
 impl ResponseError for Failure {
     fn status_code(&self) -> StatusCode {
         match self {
-            Failure::Login(_) => StatusCode::SEE_OTHER,
+            Failure::Login(_) | Failure::Ended(_) => StatusCode::SEE_OTHER,
             Failure::Forbidden(_) => StatusCode::FORBIDDEN,
             Failure::NotFound(_) => StatusCode::NOT_FOUND,
             Failure::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -75,8 +78,12 @@ impl ResponseError for Failure {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let Failure::Login(next) = self {
-            let to = format!("/login?next={}", urlencode(next));
+        if let Failure::Login(next) | Failure::Ended(next) = self {
+            let ended = match self {
+                Failure::Ended(_) => "&ended=1",
+                _ => "",
+            };
+            let to = format!("/login?next={}{ended}", urlencode(next));
             return HttpResponse::SeeOther()
                 .insert_header((header::LOCATION, to))
                 .finish();
@@ -100,7 +107,7 @@ impl ResponseError for Failure {
             status,
             view::page(
                 title,
-                view::Nav::None,
+                view::Nav::Error,
                 None,
                 maud::html! {
                     (view::error_box(Some(&message)))

@@ -74,6 +74,8 @@ fn safe_next(next: Option<&str>) -> String {
 #[derive(Deserialize)]
 pub(crate) struct NextQuery {
     next: Option<String>,
+    /// Set when a session ended: the page says so.
+    ended: Option<String>,
 }
 
 pub(crate) async fn login_form(
@@ -83,7 +85,15 @@ pub(crate) async fn login_form(
     let sign_ins = super::me::providers_with_sign_in(&state).await;
     html_response(
         StatusCode::OK,
-        view::login(&safe_next(q.next.as_deref()), "", None, &sign_ins),
+        view::login(
+            &safe_next(q.next.as_deref()),
+            "",
+            q.ended.as_ref().map(|_| {
+                "Your session has ended (too long without a request, or too long since logging \
+                 in): log in again to go on where you were."
+            }),
+            &sign_ins,
+        ),
     )
 }
 
@@ -352,13 +362,18 @@ fn kind_label(p: &Provider) -> &'static str {
     }
 }
 
-pub(crate) async fn providers(state: web::Data<AppState>, s: Signed) -> Page {
+pub(crate) async fn providers(
+    state: web::Data<AppState>,
+    s: Signed,
+    q: web::Query<view::Done>,
+) -> Page {
     let list = state.store.run(|c| providers::list(c)).await?;
     ok(
         "Identity providers",
         Nav::Providers,
         &s,
         html! {
+            (q.notice())
             p { a.button href="/providers/new" { "Add identity provider" } }
             @if list.is_empty() {
                 p { "None yet." }
@@ -393,7 +408,14 @@ fn provider_form(
             @if let Some(n) = name {
                 label for="name" { "Name (used in the SCIM URL)" }
                 input #name name="name" type="text" required maxlength="64"
-                    pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" value=(n);
+                    pattern="[A-Za-z0-9][A-Za-z0-9._\\-]*" aria-describedby="name-rule"
+                    title="1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; no spaces"
+                    value=(n);
+                p.hint #name-rule {
+                    "1 to 64 letters, digits, " code { "." } ", " code { "_" } " or " code { "-" }
+                    ", starting with a letter or digit; no spaces (it becomes part of the URL "
+                    code { "/scim/v2/NAME" } ")."
+                }
             }
             label for="description" { "Description" }
             input #description name="description" type="text" value=(description);
@@ -464,7 +486,11 @@ pub(crate) async fn add_provider(
     {
         Ok(p) => {
             tracing::info!(provider = %p.name, kind = %p.kind, admin = %s.session.admin, "identity provider added in the admin console");
-            Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
+            Ok(redirect(&format!(
+                "/providers/{}?{}",
+                urlencode(&p.name),
+                view::Done::query("provider-added", &p.name)
+            )))
         }
         Err(store::Error::Conflict(m) | store::Error::Invalid(m)) => again(&m),
         Err(e) => Err(e.into()),
@@ -544,7 +570,11 @@ pub(crate) async fn edit_provider(
         .await?;
     tracing::info!(provider = %p.name, kind = %p.kind, admin = %s.session.admin, "identity provider changed in the admin console");
     forget_tokens(&state, &p.name).await;
-    Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
+    Ok(redirect(&format!(
+        "/providers/{}?{}",
+        urlencode(&p.name),
+        view::Done::query("provider-changed", &p.name)
+    )))
 }
 
 pub(crate) async fn remove_provider_form(
@@ -611,7 +641,10 @@ pub(crate) async fn remove_provider(
         .write(move |c| admin::remove_provider(c, &by, &removing, true))
         .await?;
     tracing::info!(provider = %name, users = usage.users, groups = usage.groups, admin = %s.session.admin, "identity provider removed in the admin console");
-    Ok(redirect("/providers"))
+    Ok(redirect(&format!(
+        "/providers?{}",
+        view::Done::query("provider-removed", &name)
+    )))
 }
 
 /// The provider page: its SCIM tab (URL, type, tokens, token creation) and its extensions.
@@ -619,17 +652,40 @@ pub(crate) async fn provider(
     state: web::Data<AppState>,
     s: Signed,
     path: web::Path<String>,
+    q: web::Query<view::Done>,
 ) -> Page {
-    provider_page(&state, &s, &path, None, StatusCode::OK).await
+    let notice = q.notice();
+    provider_page(&state, &s, &path, Err(notice), StatusCode::OK).await
 }
 
+/// A form the provider page refused: why, and what it held that the page shows again.
+struct Refused<'a> {
+    message: &'a str,
+    schema_draft: Option<&'a str>,
+}
+
+impl<'a> Refused<'a> {
+    fn new(message: &'a str) -> Refused<'a> {
+        Refused {
+            message,
+            schema_draft: None,
+        }
+    }
+}
+
+/// A provider's page; `said` is an error to show (`Ok`, from a form just refused, with what
+/// the form held to show again) or a confirmation (`Err`).
 async fn provider_page(
     state: &AppState,
     s: &Signed,
     name: &str,
-    message: Option<&str>,
+    said: Result<Refused<'_>, maud::Markup>,
     status: StatusCode,
 ) -> Page {
+    let (message, draft, notice) = match &said {
+        Ok(r) => (Some(r.message), r.schema_draft, html! {}),
+        Err(n) => (None, None, n.clone()),
+    };
     let now_ms = now().timestamp_millis();
     let now_s = now_ms / 1000;
     let name = name.to_string();
@@ -644,6 +700,7 @@ async fn provider_page(
     let base = format!("/providers/{}", urlencode(&p.name));
     let body = html! {
         (view::error_box(message))
+        (notice)
         p.summary {
             (kind_label(p)) " · " (p.description) " · "
             a href={(base) "/Users"} { (usage.users) " users" } " · "
@@ -751,7 +808,7 @@ async fn provider_page(
                 label for="schema-file" { "Schema file (JSON, RFC 7643 section 7)" }
                 input #schema-file type="file" accept=".json,application/json" data-into="schema-definition";
                 label for="schema-definition" { "…or paste it" }
-                textarea #schema-definition name="definition" rows="8" required {}
+                textarea #schema-definition name="definition" rows="8" required { (draft.unwrap_or_default()) }
                 label for="schema-index" { "Index these attributes (comma-separated, optional)" }
                 input #schema-index name="index" type="text";
                 button type="submit" { "Add schema" }
@@ -918,7 +975,14 @@ pub(crate) async fn create_token(
     let expires = match credentials::expiry(validity, at, state.config.token_max_lifetime) {
         Ok(e) => e,
         Err(m) => {
-            return provider_page(&state, &s, &p.name, Some(&m), StatusCode::BAD_REQUEST).await;
+            return provider_page(
+                &state,
+                &s,
+                &p.name,
+                Ok(Refused::new(&m)),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
         }
     };
     let (minted, secret) = Minted::on(&state.verifier)
@@ -1143,7 +1207,11 @@ pub(crate) async fn revoke_token(
     // The server's memory of verified tokens must not outlive the revocation.
     state.records.forget(&t.id);
     tracing::info!(provider = %p.name, token = %t.id, admin = %s.session.admin, "token revoked in the admin console");
-    Ok(redirect(&format!("/providers/{}", urlencode(&p.name))))
+    Ok(redirect(&format!(
+        "/providers/{}?{}",
+        urlencode(&p.name),
+        view::Done::query("token-revoked", &t.id)
+    )))
 }
 
 #[derive(Deserialize)]
@@ -1176,7 +1244,14 @@ pub(crate) async fn create_ldap_account(
     let expires = match checked {
         Ok(e) => e,
         Err(m) => {
-            return provider_page(&state, &s, &p.name, Some(&m), StatusCode::BAD_REQUEST).await;
+            return provider_page(
+                &state,
+                &s,
+                &p.name,
+                Ok(Refused::new(&m)),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
         }
     };
     let (minted, new) = Minted::bare_on(&state.verifier)
@@ -1202,7 +1277,14 @@ pub(crate) async fn create_ldap_account(
     let a = match made {
         Ok(a) => a,
         Err(store::Error::Conflict(m) | store::Error::Invalid(m)) => {
-            return provider_page(&state, &s, &p.name, Some(&m), StatusCode::BAD_REQUEST).await;
+            return provider_page(
+                &state,
+                &s,
+                &p.name,
+                Ok(Refused::new(&m)),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -1332,7 +1414,11 @@ pub(crate) async fn revoke_ldap_account(
         .write(move |c| admin::revoke(c, &by, CredentialKind::LdapAccount, &id, at))
         .await?;
     tracing::info!(provider = %p.name, account = %a.name, admin = %s.session.admin, "LDAP service account revoked in the admin console");
-    Ok(redirect(&format!("/providers/{}#ldap", urlencode(&p.name))))
+    Ok(redirect(&format!(
+        "/providers/{}?{}#ldap",
+        urlencode(&p.name),
+        view::Done::query("account-revoked", &a.name)
+    )))
 }
 
 #[derive(Deserialize)]
@@ -1363,6 +1449,8 @@ pub(crate) async fn add_schema(
         .collect();
     let (name, at) = (path.into_inner(), now().timestamp());
     let (provider, by) = (name.clone(), s.actor.clone());
+    // Shown again in the form if the schema is refused, so a pasted one is not lost.
+    let draft = form.definition.clone();
     match state
         .store
         .write(move |c| admin::add_schema(c, &by, &provider, kind, &form.definition, &index, at))
@@ -1372,12 +1460,17 @@ pub(crate) async fn add_schema(
             tracing::info!(provider = %name, schema = %added.urn, admin = %s.session.admin, "extension schema added in the admin console");
             forget_tokens(&state, &name).await;
             Ok(redirect(&format!(
-                "/providers/{}#schemas",
-                urlencode(&name)
+                "/providers/{}?{}#schemas",
+                urlencode(&name),
+                view::Done::query("schema-added", &added.urn)
             )))
         }
         Err(store::Error::Invalid(m) | store::Error::Conflict(m)) => {
-            provider_page(&state, &s, &name, Some(&m), StatusCode::BAD_REQUEST).await
+            let refused = Refused {
+                message: &m,
+                schema_draft: Some(&draft),
+            };
+            provider_page(&state, &s, &name, Ok(refused), StatusCode::BAD_REQUEST).await
         }
         Err(e) => Err(e.into()),
     }
@@ -1442,8 +1535,9 @@ pub(crate) async fn remove_schema(
     tracing::info!(provider = %name, schema = %urn, admin = %s.session.admin, "extension schema removed in the admin console");
     forget_tokens(&state, &name).await;
     Ok(redirect(&format!(
-        "/providers/{}#schemas",
-        urlencode(&name)
+        "/providers/{}?{}#schemas",
+        urlencode(&name),
+        view::Done::query("schema-removed", &urn)
     )))
 }
 

@@ -307,9 +307,13 @@ impl FromRequest for Signed {
                 if let Some(session) = console.and_then(|m| m.recall(&cookie, now, limits)) {
                     return Ok(Signed::new(session, client));
                 }
+                // The browser had a session: the login page says it ended.
                 return signed_in_with_the_provider(&state, &request, client)
                     .await?
-                    .ok_or_else(to_login);
+                    .ok_or_else(|| match to_login() {
+                        Failure::Login(next) => Failure::Ended(next),
+                        other => other,
+                    });
             };
             if now - last_seen >= TOUCH_EVERY {
                 let touched = cookie.clone();

@@ -33,6 +33,8 @@ pub(crate) enum Nav {
     Audit,
     Settings,
     None,
+    /// An error page: the navigation, without knowing who is signed in (no logout form).
+    Error,
 }
 
 /// Who is signed in, for the header and the logout form.
@@ -61,7 +63,7 @@ pub(crate) fn page(title: &str, nav: Nav, chrome: Option<&Chrome<'_>>, body: Mar
                 a.skip href="#main" { "Skip to content" }
                 header.top {
                     span.brand { "scimd" }
-                    @if let Some(c) = chrome {
+                    @if chrome.is_some() || nav == Nav::Error {
                         nav aria-label="Main" {
                             (link("/", "Dashboard", Nav::Dashboard))
                             (link("/providers", "Identity providers", Nav::Providers))
@@ -69,6 +71,8 @@ pub(crate) fn page(title: &str, nav: Nav, chrome: Option<&Chrome<'_>>, body: Mar
                             (link("/audit", "Audit log", Nav::Audit))
                             (link("/settings", "Settings", Nav::Settings))
                         }
+                    }
+                    @if let Some(c) = chrome {
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(c.csrf);
                             span.who { (c.admin) }
@@ -82,6 +86,55 @@ pub(crate) fn page(title: &str, nav: Nav, chrome: Option<&Chrome<'_>>, body: Mar
                 }
             }
         }
+    }
+}
+
+/// What a page confirms after the change that led to it (`?done=CODE&what=NAME`): a fixed
+/// message per code, so a link cannot make the console say anything else; `what` (escaped,
+/// shortened) names the thing changed.
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct Done {
+    done: Option<String>,
+    what: Option<String>,
+}
+
+impl Done {
+    /// The query string that makes a page confirm `code` for `what`.
+    pub(crate) fn query(code: &str, what: &str) -> String {
+        format!("done={code}&what={}", super::urlencode(what))
+    }
+
+    pub(crate) fn notice(&self) -> Markup {
+        let what: String = self
+            .what
+            .as_deref()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        let text = match self.done.as_deref() {
+            Some("provider-added") => format!(
+                "Identity provider {what} added. Next: create a token below, then give the \
+                 identity provider the SCIM base URL and the token."
+            ),
+            Some("provider-changed") => format!("Changes to {what} saved."),
+            Some("provider-removed") => {
+                format!("Identity provider {what} removed, with its users, groups and tokens.")
+            }
+            Some("token-revoked") => {
+                format!("Token {what} revoked: requests with it are refused from now on.")
+            }
+            Some("account-revoked") => {
+                format!("LDAP service account {what} revoked: its binds fail from now on.")
+            }
+            Some("schema-added") => format!("Extension schema {what} added."),
+            Some("schema-removed") => format!("Extension schema {what} removed."),
+            Some("password-revoked") => {
+                format!("Application password {what} revoked: binds with it fail from now on.")
+            }
+            _ => return html! {},
+        };
+        html! { p.notice role="status" { (text) } }
     }
 }
 

@@ -129,10 +129,11 @@ def main():
             page = context.new_page()
             page.on("dialog", lambda d: (alerts.append(d.message), d.dismiss()))
             errors = []
-            # Refusals the steps below provoke (401 wrong password, 403 forged form, 400 a bad
+            # Refusals the steps below provoke (401 wrong password, 403 forged form, 404 a page
+            # that is not there, 400 a bad
             # schema) are logged
             # by the browser too; anything else is a fault.
-            expected = ("status of 400", "status of 401", "status of 403")
+            expected = ("status of 400", "status of 401", "status of 403", "status of 404")
             page.on("console", lambda m: errors.append(m.text)
                     if m.type == "error" and not any(e in m.text for e in expected) else None)
 
@@ -166,6 +167,7 @@ def main():
             shot(page, "03-add-provider")
             page.get_by_role("button", name="Save").click()
             expect(page.get_by_role("heading", name="contoso")).to_be_visible()
+            expect(page.locator(".notice")).to_contain_text("Identity provider contoso added")
             scim_url = f"{server.scim_base}/scim/v2/contoso"
             expect(page.locator("#scim-url")).to_have_value(scim_url)
 
@@ -300,6 +302,7 @@ def main():
             expect(page.get_by_role("alert")).to_contain_text("stops working at once")
             shot(page, "10-revoke-confirm")
             page.get_by_role("button", name="Revoke token").click()
+            expect(page.locator(".notice")).to_contain_text(f"Token {rotated.split('_')[1]} revoked")
             # The new token's own row (the old one's says it was replaced by it).
             new_row = page.locator("tr", has=page.get_by_role("cell", name=rotated_id, exact=True))
             expect(new_row).to_contain_text("revoked")
@@ -314,6 +317,12 @@ def main():
             page.get_by_label("Name (used in the SCIM URL)").fill("forged")
             page.get_by_role("button", name="Save").click()
             expect(page.get_by_role("alert")).to_contain_text("did not come from the console")
+            # An error page keeps the navigation.
+            expect(page.get_by_role("navigation", name="Main")).to_contain_text("Identity providers")
+            r = page.goto(f"{admin}/providers/nosuch")
+            assert r.status == 404
+            expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+            shot(page, "10b-not-found")
             page.goto(f"{admin}/providers")
             expect(page.get_by_role("link", name="forged")).to_have_count(0)
 
@@ -325,6 +334,11 @@ def main():
             expect(page.get_by_role("alert")).to_contain_text("0 users, 0 groups and 0 tokens")
             page.get_by_role("button", name=re.compile("Remove scratch")).click()
             expect(page.get_by_role("link", name="scratch")).to_have_count(0)
+            expect(page.locator(".notice")).to_contain_text("Identity provider scratch removed")
+            step("a provider name with a space: the rule is next to the field")
+            page.goto(f"{admin}/providers/new")
+            expect(page.locator("#name-rule")).to_contain_text("no spaces")
+            shot(page, "03b-provider-name-rule")
 
             step("an extension schema: uploaded from a file, listed, removed after confirming")
             page.goto(f"{admin}/providers/contoso")
@@ -334,6 +348,7 @@ def main():
             page.get_by_label("Index these attributes (comma-separated, optional)").fill("costCenter")
             page.get_by_role("button", name="Add schema").click()
             urn = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User"
+            expect(page.locator(".notice")).to_contain_text(f"Extension schema {urn} added")
             row = page.get_by_role("row", name=re.compile("Contoso:2.0:User"))
             expect(row).to_contain_text("costCenter")
             shot(page, "11-schema-added")
@@ -342,6 +357,8 @@ def main():
             page.get_by_label("…or paste it").fill("{ not json")
             page.get_by_role("button", name="Add schema").click()
             expect(page.get_by_role("alert")).to_be_visible()
+            # What was pasted is still there to correct.
+            expect(page.get_by_label("…or paste it")).to_have_value("{ not json")
             row.get_by_role("link", name="Remove…").click()
             expect(page.get_by_role("alert")).to_contain_text(urn)
             page.get_by_role("button", name="Remove schema").click()
@@ -370,6 +387,7 @@ def main():
             server.sql("UPDATE admin_sessions SET last_seen = last_seen - 3600")
             page.goto(admin + "/providers")
             expect(page).to_have_url(re.compile(r"/login\?next=%2Fproviders"))
+            expect(page.get_by_role("alert")).to_contain_text("Your session has ended")
             login(page, admin)
 
             step("log out")

@@ -261,7 +261,11 @@ fn forms_without_the_session_csrf_token_change_nothing() {
         &[("csrf", &csrf), ("name", "okta"), ("kind", "generic")],
     );
     assert_eq!(p.status, 303);
-    assert_eq!(p.location.as_deref(), Some("/providers/okta"));
+    // To the new provider's page, which confirms what was done.
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/providers/okta?done=provider-added&what=okta")
+    );
     // A login posted from another site's page is refused.
     let foreign = agent()
         .post(format!("{}/login", b.base))
