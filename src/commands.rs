@@ -1044,7 +1044,7 @@ fn admin_command(config: &Config, cmd: AdminCommand) -> anyhow::Result<()> {
         AdminCommand::Remove { name } => {
             let store = open(config, OpenMode::MustExist)?;
             let a = store.write_blocking(move |c| {
-                app::admin::remove_admin(c, &Actor::command_line(), &name)
+                app::admin::remove_admin(c, &Actor::command_line(), &name, false)
             })?;
             println!("removed admin {} and ended its sessions", a.name);
         }

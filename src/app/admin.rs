@@ -491,8 +491,14 @@ pub(crate) fn set_admin_password(
     Ok(a)
 }
 
-pub(crate) fn remove_admin(c: &Connection, by: &Actor, name: &str) -> Result<Admin> {
-    let a = admins::remove(c, name, false)?;
+/// Removes an admin account; with `keep_one`, never the last one.
+pub(crate) fn remove_admin(
+    c: &Connection,
+    by: &Actor,
+    name: &str,
+    keep_one: bool,
+) -> Result<Admin> {
+    let a = admins::remove(c, name, keep_one)?;
     audit(
         c,
         by,

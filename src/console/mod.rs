@@ -4,6 +4,7 @@
 //! `app::credentials`), on the writer. Sessions live in SQLite (`store::admins`); see
 //! `session` for sign-in.
 
+mod admins;
 mod app_passwords;
 mod me;
 mod pages;
@@ -250,7 +251,17 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/activity", web::get().to(pages::activity))
         .route("/activity/rows", web::get().to(pages::activity_rows))
         .route("/audit", web::get().to(pages::audit))
-        .route("/settings", web::get().to(pages::settings));
+        .route("/settings", web::get().to(pages::settings))
+        .route("/settings/admins", web::post().to(admins::add))
+        .route(
+            "/settings/admins/{name}/remove",
+            web::get().to(admins::remove_form),
+        )
+        .route(
+            "/settings/admins/{name}/remove",
+            web::post().to(admins::remove),
+        )
+        .route("/settings/password", web::post().to(admins::password));
 }
 
 async fn css() -> HttpResponse {

@@ -76,6 +76,8 @@ pub(crate) struct NextQuery {
     next: Option<String>,
     /// Set when a session ended: the page says so.
     ended: Option<String>,
+    /// Set after the admin changed their password.
+    changed: Option<String>,
 }
 
 pub(crate) async fn login_form(
@@ -88,10 +90,14 @@ pub(crate) async fn login_form(
         view::login(
             &safe_next(q.next.as_deref()),
             "",
-            q.ended.as_ref().map(|_| {
-                "Your session has ended (too long without a request, or too long since logging \
-                 in): log in again to go on where you were."
-            }),
+            match (&q.ended, &q.changed) {
+                (_, Some(_)) => Some("Your password was changed: log in with the new one."),
+                (Some(_), None) => Some(
+                    "Your session has ended (too long without a request, or too long since \
+                     logging in): log in again to go on where you were.",
+                ),
+                (None, None) => None,
+            },
             &sign_ins,
         ),
     )
@@ -2068,7 +2074,11 @@ pub(crate) async fn audit(
     )
 }
 
-pub(crate) async fn settings(state: web::Data<AppState>, s: Signed) -> Page {
+pub(crate) async fn settings(
+    state: web::Data<AppState>,
+    s: Signed,
+    q: web::Query<view::Done>,
+) -> Page {
     let admins = state.store.run(|c| admins::list(c)).await?;
     let config = state.config.to_redacted_toml();
     ok(
@@ -2076,22 +2086,12 @@ pub(crate) async fn settings(state: web::Data<AppState>, s: Signed) -> Page {
         Nav::Settings,
         &s,
         html! {
+            (q.notice())
             h2 { "Effective configuration" }
             p.hint { "Secrets are shown as ***. Change settings in the configuration file or SCIMD_* variables and restart." }
             pre.config { (config) }
-            h2 { "Admin accounts" }
-            (view::table(&["Account", "Created", "Password changed", "Last login", "Sessions"], html! {
-                @for a in &admins {
-                    tr {
-                        td { (a.name) @if a.name == s.session.admin { " (you)" } }
-                        td { (view::time(a.created)) }
-                        td { (view::time(a.changed)) }
-                        td { (a.last_login.map_or("never".to_string(), view::time)) }
-                        td { (a.sessions) }
-                    }
-                }
-            }))
-            p.hint { "Accounts are managed on the server: " code { "scimd admin add|passwd|remove NAME" } "." }
+            (super::admins::section(&admins, &s, None))
+            p.hint { "On the server: " code { "scimd admin add|passwd|remove NAME" } "." }
             p.hint { "Times are shown in UTC." }
         },
     )

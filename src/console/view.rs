@@ -129,6 +129,8 @@ impl Done {
             }
             Some("schema-added") => format!("Extension schema {what} added."),
             Some("schema-removed") => format!("Extension schema {what} removed."),
+            Some("admin-added") => format!("Admin account {what} added."),
+            Some("admin-removed") => format!("Admin account {what} removed; its sessions ended."),
             Some("password-revoked") => {
                 format!("Application password {what} revoked: binds with it fail from now on.")
             }

@@ -953,3 +953,56 @@ fn a_rotated_out_token_is_no_false_alarm() {
         page.body
     );
 }
+
+/// Admin accounts managed in the console: the last one and your own cannot be removed, a new
+/// one logs in, and the audit log names who did each.
+#[test]
+fn admin_accounts_are_managed_in_the_console_within_limits() {
+    let (db, _server, mut b) = console();
+    b.login("alice", PASSWORD);
+    let csrf = b.get("/settings").csrf();
+    // Your own account (here also the last one) stays.
+    let p = b.post("/settings/admins/alice/remove", &[("csrf", &csrf)]);
+    assert_eq!(p.status, 400, "{}", p.body);
+    assert!(p.body.contains("your own account"), "{}", p.body);
+    // A short password, or two that differ, add nothing.
+    for (secret, again, why) in [
+        ("short", "short", "at least 12 characters"),
+        ("a long enough one", "another long one", "differ"),
+    ] {
+        let p = b.post(
+            "/settings/admins",
+            &[
+                ("csrf", &csrf),
+                ("name", "bob"),
+                ("secret", secret),
+                ("again", again),
+            ],
+        );
+        assert_eq!(p.status, 400, "{}", p.body);
+        assert!(p.body.contains(why), "{why}: {}", p.body);
+    }
+    let p = b.post(
+        "/settings/admins",
+        &[
+            ("csrf", &csrf),
+            ("name", "bob"),
+            ("secret", "bob's password here"),
+            ("again", "bob's password here"),
+        ],
+    );
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert!(db.ok(&["admin", "list"]).contains("bob"));
+    let p = b.post("/settings/admins/bob/remove", &[("csrf", &csrf)]);
+    assert_eq!(p.status, 303, "{}", p.body);
+    assert!(!db.ok(&["admin", "list"]).contains("bob"));
+    let did = actions(&audit(&db, &[]));
+    assert!(
+        did.contains(&"console admin added -".to_string()),
+        "{did:?}"
+    );
+    assert!(
+        did.contains(&"console admin removed -".to_string()),
+        "{did:?}"
+    );
+}
