@@ -6,6 +6,7 @@
 
 mod admins;
 mod app_passwords;
+mod detail;
 mod me;
 mod pages;
 mod person;

@@ -28,7 +28,7 @@ type Page = Result<HttpResponse, Failure>;
 const PAGE: i64 = 50;
 const ACTIVITY_ROWS: usize = 200;
 /// Members listed on a group's page.
-const MEMBERS_SHOWN: usize = 200;
+const MEMBERS_SHOWN: usize = 100;
 
 fn chrome(s: &Signed) -> Chrome<'_> {
     Chrome {
@@ -1723,17 +1723,27 @@ fn summary_rows(
         .collect()
 }
 
+/// Which page of a group's members its page shows: after the member with key `after`, the
+/// first one at position `from` (1-based).
+#[derive(Deserialize, Default)]
+pub(crate) struct MembersQuery {
+    after: Option<i64>,
+    from: Option<usize>,
+}
+
 pub(crate) async fn resource(
     state: web::Data<AppState>,
     s: Signed,
     path: web::Path<(String, String, String)>,
+    q: web::Query<MembersQuery>,
 ) -> Page {
     let (provider, kind, id) = path.into_inner();
+    let (after, from) = (q.after.unwrap_or(0).max(0), q.from.unwrap_or(1).max(1));
     let kind = kind_of(&kind)?;
     let scim = crate::app::scim_base(&state.public_base, &provider);
     let (looked_up, rid) = (provider.clone(), id.clone());
     let core = state.clone();
-    let (doc, members, more_members, history) = state
+    let (doc, members, total_members, history, names) = state
         .store
         .run(move |c| -> store::Result<_> {
             let p = providers::require(c, &looked_up)?;
@@ -1753,13 +1763,14 @@ pub(crate) async fn resource(
             let projection = Projection::parse(rt, None, relation);
             let mut bytes = Vec::new();
             crate::app::push_rows(c, &mut bytes, (rt, &scim), &[row], &projection, b"")?;
-            let (members, more) = match kind {
+            let (members, total) = match kind {
                 ResourceKind::Group => {
-                    let all = crate::store::members::first_members(c, row.seq, MEMBERS_SHOWN)?;
-                    let more = !crate::store::members::at_most(c, row.seq, MEMBERS_SHOWN)?;
-                    (all, more)
+                    let page =
+                        crate::store::members::members_page(c, row.seq, after, MEMBERS_SHOWN)?;
+                    let total = crate::store::members::member_counts(c, &[row.seq])?;
+                    (page, total.first().copied().unwrap_or(0))
                 }
-                ResourceKind::User => (Vec::new(), false),
+                ResourceKind::User => (Vec::new(), 0),
             };
             let history = activity::query(
                 c,
@@ -1770,7 +1781,13 @@ pub(crate) async fn resource(
                     ..Query::default()
                 },
             )?;
-            Ok((bytes, members, more, history))
+            // The summary names the resources it references (a manager) by their userName.
+            let served: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| store::Error::Internal(e.to_string()))?;
+            let ids = super::detail::referenced(rt, &served);
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            let names = crate::store::resources::names_by_id(c, p.id, ResourceKind::User, &ids)?;
+            Ok((bytes, members, total, history, names))
         })
         .await?;
     let doc: serde_json::Value = serde_json::from_slice(&doc)
@@ -1793,6 +1810,7 @@ pub(crate) async fn resource(
         &s,
         html! {
             p { a href={(pbase) "/" (kind.endpoint())} { "← " (provider) " " (kind.endpoint()) } }
+            (super::detail::summary(rt, &doc, &pbase, &names))
             h2 { "Attributes" }
             (view::attributes(&doc))
             @if kind == ResourceKind::User {
@@ -1805,14 +1823,23 @@ pub(crate) async fn resource(
                     }
                 }
             } @else {
-                h2 { "Members" }
+                h2 #members { "Members" }
                 @if members.is_empty() { p { "None." } }
+                @else {
+                    p.count { (from) "–" (from + members.len() - 1) " of " (total_members) }
+                }
                 ul {
-                    @for m in &members {
+                    @for (_, m) in &members {
                         li { a href={(pbase) "/" (m.kind.endpoint()) "/" (urlencode(&m.id))} { (m.display.clone().unwrap_or(m.id.clone())) } }
                     }
                 }
-                @if more_members { p.hint { "The first " (MEMBERS_SHOWN) " members are shown; filter the SCIM endpoint for the rest." } }
+                @let here = format!("{pbase}/Groups/{}", urlencode(&id));
+                nav.pager aria-label="Members" {
+                    @if after > 0 { a href={(here) "#members"} { "First" } }
+                    @if let Some((last, _)) = members.last().filter(|_| from + members.len() - 1 < total_members) {
+                        a href={(here) "?after=" (last) "&from=" (from + members.len()) "#members"} { "Next" }
+                    }
+                }
             }
             h2 { "Activity" }
             @if history.is_empty() { p { "No activity recorded for this resource." } }

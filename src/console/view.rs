@@ -219,16 +219,24 @@ pub(crate) fn activity_row(r: &Record, with_provider: bool) -> Markup {
     };
     html! {
         tr.failed[failed] data-seq=(r.seq) {
-            td { (time_ms(Some(r.at))) }
+            td.nowrap { (time_ms(Some(r.at))) }
             @if with_provider { td { (r.provider) } }
             td { (r.action) @if r.count > 1 { " ×" (r.count) } }
             td { (what) }
             td { (r.status) }
-            td {
-                @if !r.changed.is_empty() { (r.changed.join(", ")) }
-                @if let Some(d) = &r.detail { (d) }
-            }
+            td { (changed_and_detail(r)) }
         }
+    }
+}
+
+/// What a record says changed, and its detail: one text. A membership record's detail names
+/// what changed already ("members: 20 added"), so it stands alone.
+fn changed_and_detail(r: &Record) -> String {
+    let changed = r.changed.join(", ");
+    match r.detail.as_deref().filter(|d| !d.is_empty()) {
+        None => changed,
+        Some(d) if changed.is_empty() || d.starts_with(changed.as_str()) => d.to_string(),
+        Some(d) => format!("{changed} — {d}"),
     }
 }
 

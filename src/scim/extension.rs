@@ -330,6 +330,8 @@ fn read_attribute(v: &Value, index: usize, parent: Option<&str>) -> Result<Attri
         reference_types,
         sub_attributes,
         description: leak(optional_text(obj, "description", &full)?.unwrap_or("")),
+        // A provider's own attributes are in the page's full list.
+        summary: false,
     })
 }
 

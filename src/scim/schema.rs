@@ -135,6 +135,8 @@ pub(crate) struct Attribute {
     pub(crate) reference_types: &'static [&'static str],
     pub(crate) sub_attributes: &'static [Attribute],
     pub(crate) description: &'static str,
+    /// Shown in the summary at the top of a resource's page in the console.
+    pub(crate) summary: bool,
 }
 
 const fn attr(name: &'static str, ty: Type, description: &'static str) -> Attribute {
@@ -153,6 +155,7 @@ const fn attr(name: &'static str, ty: Type, description: &'static str) -> Attrib
         reference_types: &[],
         sub_attributes: &[],
         description,
+        summary: false,
     }
 }
 
@@ -205,6 +208,10 @@ impl Attribute {
     }
     const fn role(mut self, role: Role) -> Self {
         self.role = role;
+        self
+    }
+    const fn summary(mut self) -> Self {
+        self.summary = true;
         self
     }
     const fn index(mut self) -> Self {
@@ -449,12 +456,13 @@ pub(crate) static USER_SCHEMA: Schema = Schema {
         string("userName", "Unique identifier of the user for the identity provider; unique per provider regardless of case.")
             .required()
             .unique(Uniqueness::Server)
-            .role(Role::UniqueName),
+            .role(Role::UniqueName)
+            .summary(),
         complex("name", "The components of the user's name.", NAME_SUBS),
-        string("displayName", "The name shown for the user."),
+        string("displayName", "The name shown for the user.").summary(),
         string("nickName", "A casual name for the user."),
         attr("profileUrl", Type::Reference, "URL of the user's online profile.").refs(&["external"]),
-        string("title", "Job title."),
+        string("title", "Job title.").summary(),
         string("userType", "Relationship to the organisation, e.g. Employee or Contractor."),
         string("preferredLanguage", "Preferred written or spoken language, e.g. en-US."),
         string("locale", "Locale for formatting dates, numbers and currency, e.g. en-US."),
@@ -464,8 +472,12 @@ pub(crate) static USER_SCHEMA: Schema = Schema {
             .mutability(Mutability::WriteOnly)
             .returned(Returned::Never)
             .role(Role::Secret),
-        complex("emails", "Email addresses.", EMAIL_SUBS).multi(),
-        complex("phoneNumbers", "Phone numbers.", PHONE_SUBS).multi(),
+        complex("emails", "Email addresses.", EMAIL_SUBS)
+            .multi()
+            .summary(),
+        complex("phoneNumbers", "Phone numbers.", PHONE_SUBS)
+            .multi()
+            .summary(),
         complex("ims", "Instant messaging addresses.", IM_SUBS).multi(),
         complex("photos", "URLs of photos of the user.", PHOTO_SUBS).multi(),
         complex("addresses", "Physical mailing addresses.", ADDRESS_SUBS).multi(),
@@ -531,12 +543,14 @@ pub(crate) static ENTERPRISE_USER_SCHEMA: Schema = Schema {
     name: "EnterpriseUser",
     description: "Enterprise User",
     attributes: &[
-        string("employeeNumber", "Identifier assigned by the organisation."),
+        string("employeeNumber", "Identifier assigned by the organisation.").summary(),
         string("costCenter", "Cost center."),
         string("organization", "Organisation."),
         string("division", "Division."),
-        string("department", "Department."),
-        complex("manager", "The user's manager.", MANAGER_SUBS).role(Role::Reference),
+        string("department", "Department.").summary(),
+        complex("manager", "The user's manager.", MANAGER_SUBS)
+            .role(Role::Reference)
+            .summary(),
     ],
 };
 
@@ -589,7 +603,8 @@ pub(crate) static EXTERNAL_ID: Attribute = string(
     "The identifier the identity provider uses for the resource.",
 )
 .case_exact()
-.role(Role::ExternalId);
+.role(Role::ExternalId)
+.summary();
 /// `meta` (RFC 7643 §3.1).
 pub(crate) static META: Attribute = complex(
     "meta",
@@ -753,6 +768,23 @@ impl ResourceType {
         self.schema
     }
 
+    /// The attributes a resource's summary shows, in order: the core schema's, `externalId`,
+    /// then each extension's, with the URN an extension's value is kept under.
+    pub(crate) fn summary(&self) -> Vec<(Option<&'static str>, &'static Attribute)> {
+        let core = self.schema.attributes.iter().filter(|a| a.summary);
+        let mut out: Vec<_> = core.map(|a| (None, a)).collect();
+        out.push((None, &EXTERNAL_ID));
+        for e in &self.extensions {
+            out.extend(
+                e.attributes
+                    .iter()
+                    .filter(|a| a.summary)
+                    .map(|a| (Some(e.id), a)),
+            );
+        }
+        out
+    }
+
     pub(crate) fn extensions(&self) -> &[&'static Schema] {
         &self.extensions
     }
@@ -817,7 +849,6 @@ impl ResourceType {
     }
 
     /// The name of the attribute with `Role::Active`, if the type has one.
-    #[cfg(test)]
     pub(crate) fn active_name(&self) -> Option<&'static str> {
         self.active.map(|a| a.name)
     }

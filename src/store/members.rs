@@ -222,21 +222,29 @@ pub(crate) fn member_counts(c: &Connection, group_seqs: &[i64]) -> Result<Vec<us
         .collect()
 }
 
-/// The first `n` members of a group, oldest resource first, each named by the display the
-/// client sent or else its own name (a group's page in the console).
-pub(crate) fn first_members(c: &Connection, group_seq: i64, n: usize) -> Result<Vec<Reference>> {
+/// Up to `n` members of a group after the member with key `after` (0: from the first), oldest
+/// resource first, each with its key and named by the display the client sent or else its own
+/// name (a group's page in the console, a page at a time whatever the group's size).
+pub(crate) fn members_page(
+    c: &Connection,
+    group_seq: i64,
+    after: i64,
+    n: usize,
+) -> Result<Vec<(i64, Reference)>> {
     let mut st = c.prepare_cached(
-        "SELECT r.id, r.kind, coalesce(m.display, json_extract(r.doc, '$.userName'),
-                                       json_extract(r.doc, '$.displayName'))
+        "SELECT r.id, r.kind, coalesce(m.display, r.name), m.member_seq
          FROM members m CROSS JOIN resources r ON r.seq = m.member_seq
-         WHERE m.group_seq = ?1 ORDER BY m.member_seq LIMIT ?2",
+         WHERE m.group_seq = ?1 AND m.member_seq > ?2 ORDER BY m.member_seq LIMIT ?3",
     )?;
-    let rows = st.query_map(params![group_seq, n as i64], |r| {
-        Ok(Reference {
-            id: r.get(0)?,
-            kind: parse_kind(&r.get::<_, String>(1)?)?,
-            display: r.get(2)?,
-        })
+    let rows = st.query_map(params![group_seq, after, n as i64], |r| {
+        Ok((
+            r.get(3)?,
+            Reference {
+                id: r.get(0)?,
+                kind: parse_kind(&r.get::<_, String>(1)?)?,
+                display: r.get(2)?,
+            },
+        ))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -268,7 +268,22 @@ def main():
             page.get_by_role("button", name="Search").click()
             expect(page.get_by_role("alert")).to_be_visible()
 
-            step("a user's page: attributes, groups and its activity")
+            step("a user's page: a summary (status, title, phone, department, manager), attributes, groups and its activity")
+            status, body = server.scim("POST", scim_url + "/Users", copied, {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "megan@contoso.com", "displayName": "Megan Bowen"})
+            assert status == 201, body
+            megan = body["id"]
+            enterprise = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+            status, body = server.scim("PATCH", scim_url + "/Users/" + adele, copied, {
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [
+                    {"op": "add", "path": "title", "value": "Retail Manager"},
+                    {"op": "add", "path": "phoneNumbers", "value": [{"value": "+1 425 555 0109", "type": "mobile"}]},
+                    {"op": "add", "path": f"{enterprise}:department", "value": "Retail"},
+                    {"op": "add", "path": f"{enterprise}:manager", "value": megan},
+                ]})
+            assert status in (200, 204), (status, body)
             status, _ = server.scim("POST", scim_url + "/Groups", copied, {
                 "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
                 "displayName": "Sales", "members": [{"value": adele}],
@@ -278,6 +293,13 @@ def main():
             expect(page.get_by_role("row", name=re.compile("userName adele@contoso.com"))).to_be_visible()
             expect(page.get_by_role("link", name="Sales")).to_be_visible()
             expect(page.locator("table").last).to_contain_text("created")
+            card = page.locator(".summary-card")
+            expect(card).to_contain_text("active")
+            expect(card).to_contain_text("Retail Manager")
+            expect(card).to_contain_text("+1 425 555 0109 (mobile)")
+            expect(card).to_contain_text("adele@contoso.com (work) — primary")
+            expect(card).to_contain_text("Retail")
+            expect(card.get_by_role("link", name="megan@contoso.com")).to_be_visible()
             shot(page, "08-user-detail")
             page.get_by_role("link", name="Sales").click()
             shot(page, "08b-group-detail")

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::harness::{Scim, Server, TestDb, command, get_bearer};
+use crate::harness::{GROUP, Scim, Server, TestDb, command, get_bearer};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -1005,4 +1005,50 @@ fn admin_accounts_are_managed_in_the_console_within_limits() {
         did.contains(&"console admin removed -".to_string()),
         "{did:?}"
     );
+}
+
+/// A group's page lists its members a page at a time, with where it is ("1–100 of 130") and a
+/// Next link that gets the rest; a membership record reads as one phrase on the activity page.
+#[test]
+fn a_group_page_pages_its_members_and_membership_records_read_well() {
+    let (db, server, mut b) = console();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let scim = Scim::new(&server, "p", &token);
+    let members: Vec<serde_json::Value> = (0..130)
+        .map(|i| serde_json::json!({"value": scim.user(&format!("u{i:03}"))["id"]}))
+        .collect();
+    let group = scim.create(
+        "/Groups",
+        &serde_json::json!({"schemas": [GROUP], "displayName": "Big"}),
+    );
+    let gid = group["id"].as_str().unwrap().to_string();
+    let added = scim.patch(
+        &format!("/Groups/{gid}"),
+        serde_json::json!([{"op": "add", "path": "members", "value": members}]),
+    );
+    assert_eq!(added.status, 204, "{}", added.text);
+    b.login("alice", PASSWORD);
+    let first = b.get(&format!("/providers/p/Groups/{gid}"));
+    assert_eq!(first.status, 200);
+    assert!(first.body.contains("1–100 of 130"), "{}", first.body);
+    assert!(first.body.contains(">u000<") && !first.body.contains(">u100<"));
+    let next = first
+        .body
+        .split("href=\"")
+        .find(|h| h.contains("?after="))
+        .and_then(|h| h.split('"').next())
+        .expect("a Next link")
+        .replace("&amp;", "&");
+    let second = b.get(&next);
+    assert!(second.body.contains("101–130 of 130"), "{}", second.body);
+    assert!(second.body.contains(">u100<") && second.body.contains(">u129<"));
+    assert!(!second.body.contains("?after="), "no Next on the last page");
+    let activity = b.get("/activity?provider=p");
+    assert!(
+        activity.body.contains("members: 130 added"),
+        "{}",
+        activity.body
+    );
+    assert!(!activity.body.contains("membersmembers"));
 }
