@@ -741,6 +741,7 @@ fn activity_command(config: &Config, args: ActivityArgs) -> anyhow::Result<()> {
             _ => None,
         },
         after_seq: None,
+        seq: None,
         limit: args.limit,
     };
     let store = open(config, OpenMode::MustExist)?;

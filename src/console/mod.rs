@@ -4,6 +4,7 @@
 //! `app::credentials`), on the writer. Sessions live in SQLite (`store::admins`); see
 //! `session` for sign-in.
 
+mod activity_export;
 mod admins;
 mod app_passwords;
 mod detail;
@@ -251,6 +252,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/providers/{p}/{kind}/{id}", web::get().to(pages::resource))
         .route("/activity", web::get().to(pages::activity))
         .route("/activity/rows", web::get().to(pages::activity_rows))
+        .route("/activity/export", web::get().to(pages::activity_export))
+        .route("/activity/{seq}", web::get().to(pages::activity_record))
         .route("/audit", web::get().to(pages::audit))
         .route("/settings", web::get().to(pages::settings))
         .route("/settings/admins", web::post().to(admins::add))

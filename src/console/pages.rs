@@ -1892,6 +1892,23 @@ impl ActivityQuery {
         self.failed.as_deref().is_some_and(|v| !v.is_empty())
     }
 
+    /// The same filters as a query string (for the export links).
+    fn filters(&self) -> String {
+        let mut out = String::new();
+        for (k, v) in [
+            ("provider", &self.provider),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("failed", &self.failed),
+            ("resource", &self.resource),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                out.push_str(&format!("&{k}={}", urlencode(v)));
+            }
+        }
+        out
+    }
+
     fn to_query(&self) -> Result<Query, String> {
         let text = |o: &Option<String>| {
             o.as_deref()
@@ -1979,7 +1996,11 @@ pub(crate) async fn activity(
             (view::error_box(message.as_deref()))
             p.hint {
                 "Newest first; at most " (ACTIVITY_ROWS) " records. "
-                @if follow { "New records appear here as they arrive." }
+                @if follow { "New records appear here as they arrive. " }
+                "Each record's time opens all it holds (request, token, request id). Export these filters: "
+                a href={"/activity/export?format=csv" (q.filters())} { "CSV" } ", "
+                a href={"/activity/export?format=jsonl" (q.filters())} { "JSON lines" }
+                " (at most " (super::activity_export::EXPORT_ROWS) " records)."
             }
             // Focusable, so a keyboard can scroll it sideways (axe: scrollable-region-focusable).
             div.scroll tabindex="0" role="region" aria-label="Activity records" {
@@ -1991,6 +2012,53 @@ pub(crate) async fn activity(
                 }
             }
         },
+    )
+}
+
+/// `GET /activity/export?format=csv|jsonl&<filters>`: the records the filters select, newest
+/// last, as a file.
+pub(crate) async fn activity_export(
+    state: web::Data<AppState>,
+    _s: Signed,
+    q: web::Query<ActivityQuery>,
+    format: web::Query<super::activity_export::Format>,
+) -> Result<HttpResponse, Failure> {
+    let mut query = q.to_query().map_err(Failure::Invalid)?;
+    query.limit = super::activity_export::EXPORT_ROWS;
+    let records = state.store.run(move |c| activity::query(c, &query)).await?;
+    Ok(super::activity_export::file(&format, &records))
+}
+
+/// `GET /activity/{seq}`: everything one record holds.
+pub(crate) async fn activity_record(
+    state: web::Data<AppState>,
+    s: Signed,
+    path: web::Path<i64>,
+) -> Page {
+    let seq = path.into_inner();
+    let found = state
+        .store
+        .run(move |c| {
+            activity::query(
+                c,
+                &Query {
+                    seq: Some(seq),
+                    limit: 1,
+                    ..Query::default()
+                },
+            )
+        })
+        .await?;
+    let Some(r) = found.into_iter().next() else {
+        return Err(Failure::NotFound(format!(
+            "There is no activity record {seq}."
+        )));
+    };
+    ok(
+        &format!("Activity record {seq}"),
+        Nav::Activity,
+        &s,
+        super::activity_export::detail(&r),
     )
 }
 

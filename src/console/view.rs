@@ -219,7 +219,7 @@ pub(crate) fn activity_row(r: &Record, with_provider: bool) -> Markup {
     };
     html! {
         tr.failed[failed] data-seq=(r.seq) {
-            td.nowrap { (time_ms(Some(r.at))) }
+            td.nowrap { a href={"/activity/" (r.seq)} { (time_ms(Some(r.at))) } }
             @if with_provider { td { (r.provider) } }
             td { (r.action) @if r.count > 1 { " ×" (r.count) } }
             td { (what) }

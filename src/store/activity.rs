@@ -400,6 +400,8 @@ pub(crate) struct Query {
     pub(crate) name: Option<(ResourceKind, String)>,
     /// Only records after this one (for following).
     pub(crate) after_seq: Option<i64>,
+    /// Only this record.
+    pub(crate) seq: Option<i64>,
     pub(crate) limit: usize,
 }
 
@@ -446,6 +448,10 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
     if let Some(s) = q.after_seq {
         let b = bind(Sql::Integer(s), &mut args);
         cond.push(format!("a.seq > {b}"));
+    }
+    if let Some(s) = q.seq {
+        let b = bind(Sql::Integer(s), &mut args);
+        cond.push(format!("a.seq = {b}"));
     }
     let limit = bind(Sql::Integer(q.limit.max(1) as i64), &mut args);
     // Following reads forward from a position; otherwise the newest `limit`, shown oldest first.

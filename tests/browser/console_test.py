@@ -241,6 +241,17 @@ def main():
             # No reload: the page's script brings the new record in.
             expect(page.locator("#activity tbody")).to_contain_text("User adele@contoso.com", timeout=15000)
             shot(page, "06-activity-live")
+            # A record opens in full: the request line and the token that sent it.
+            page.locator("#activity tbody tr", has_text="adele@contoso.com").first.get_by_role("link").first.click()
+            expect(page.get_by_role("heading", level=1)).to_contain_text("Activity record")
+            expect(page.locator("dl.facts")).to_contain_text("POST /scim/v2/contoso/Users")
+            expect(page.locator("dl.facts")).to_contain_text(copied.split("_")[1])
+            shot(page, "06c-activity-record")
+            with page.expect_download() as got:
+                page.goto(admin + "/activity")
+                page.get_by_role("link", name="CSV").click()
+            assert got.value.suggested_filename == "scimd-activity.csv"
+            page.goto(admin + "/activity")
             page.get_by_label("failed only").check()
             page.get_by_role("button", name="Show").click()
             expect(page.locator("#activity tbody tr")).to_have_count(0)

@@ -1051,4 +1051,46 @@ fn a_group_page_pages_its_members_and_membership_records_read_well() {
         activity.body
     );
     assert!(!activity.body.contains("membersmembers"));
+    // Each record opens in full: the request line, the token, the request id.
+    let seq = activity
+        .body
+        .split("href=\"/activity/")
+        .filter_map(|h| h.split('"').next())
+        .filter_map(|s| s.parse::<i64>().ok())
+        .max()
+        .expect("a record link");
+    let record = b.get(&format!("/activity/{seq}"));
+    assert_eq!(record.status, 200);
+    assert!(
+        record
+            .body
+            .contains(&format!("PATCH /scim/v2/p/Groups/{gid}")),
+        "{}",
+        record.body
+    );
+    assert!(record.body.contains(token.split('_').nth(1).unwrap()));
+    assert_eq!(b.get("/activity/999999").status, 404);
+    // The same records as files.
+    let csv = b.get("/activity/export?format=csv&provider=p");
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(
+        csv.body.starts_with("seq,time,provider,action,"),
+        "{}",
+        csv.body
+    );
+    assert_eq!(
+        csv.body.lines().count(),
+        1 + 132,
+        "a header and 132 records"
+    );
+    assert!(csv.body.contains("members: 130 added"));
+    let lines = b.get("/activity/export?format=jsonl&provider=p");
+    let records: Vec<serde_json::Value> = lines
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 132);
+    assert!(records.iter().any(|r| r["action"] == "member added"));
 }
