@@ -205,3 +205,60 @@ mod tests {
         }
     }
 }
+
+/// The SCIM filter behind the console's simple search for `text`: the unique name (userName,
+/// a group's displayName) starting with it; or, with `contains`, any of the attributes a
+/// resource's summary shows in its core schema (names, title, emails, phone numbers) and
+/// `externalId` containing it. Built from the model, so no front door spells the names.
+pub(crate) fn search_filter(
+    rt: &super::schema::ResourceType,
+    text: &str,
+    contains: bool,
+) -> String {
+    let v = serde_json::to_string(text.trim()).unwrap_or_else(|_| "\"\"".into());
+    if !contains {
+        return format!("{} sw {v}", rt.name_attribute());
+    }
+    let mut paths = vec![rt.name_attribute().to_string()];
+    for (urn, a) in rt.summary() {
+        if urn.is_some() || a.name == rt.name_attribute() {
+            continue;
+        }
+        match (a.multi_valued, a.default_sub()) {
+            (true, Some(sub)) => paths.push(format!("{}.{}", a.name, sub.name)),
+            (false, _) if a.ty == super::schema::Type::String => paths.push(a.name.to_string()),
+            _ => {}
+        }
+    }
+    paths
+        .iter()
+        .map(|p| format!("{p} co {v}"))
+        .collect::<Vec<_>>()
+        .join(" or ")
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    #[test]
+    fn the_simple_search_is_spelled_from_the_model() {
+        let users = ResourceKind::User.builtin();
+        assert_eq!(search_filter(users, "ann", false), "userName sw \"ann\"");
+        let any = search_filter(users, "smith", true);
+        for term in [
+            "userName co \"smith\"",
+            "displayName co \"smith\"",
+            "emails.value co \"smith\"",
+            "externalId co \"smith\"",
+        ] {
+            assert!(any.contains(term), "{any}");
+        }
+        assert!(super::super::filter::parse(&any).is_ok(), "{any}");
+        let groups = ResourceKind::Group.builtin();
+        assert_eq!(
+            search_filter(groups, "sal", true),
+            "displayName co \"sal\" or externalId co \"sal\""
+        );
+    }
+}

@@ -28,6 +28,9 @@ pub enum Paging<'a> {
     After(i64),
     /// Resources from the one with this key on, in creation order (set by `search_rows`).
     Start(i64),
+    /// The last resources created before the one with this key, in creation order (a
+    /// console's previous page; `i64::MAX` for the last page).
+    Before(i64),
 }
 
 /// One page of matching resources, the total number that match, and whether more follow.
@@ -95,6 +98,19 @@ fn statements(
                 format!(
                     "SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq >= ?{} \
                      ORDER BY r.seq LIMIT ?{}",
+                    n + 1,
+                    n + 2
+                ),
+                false,
+            )
+        }
+        Paging::Before(seq) => {
+            args.push(Sql::Integer(seq));
+            args.push(Sql::Integer(limit));
+            (
+                format!(
+                    "SELECT * FROM (SELECT {COLUMNS} FROM resources r WHERE {scope} AND r.seq < ?{} \
+                     ORDER BY r.seq DESC LIMIT ?{}) ORDER BY seq",
                     n + 1,
                     n + 2
                 ),

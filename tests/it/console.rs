@@ -1094,3 +1094,50 @@ fn a_group_page_pages_its_members_and_membership_records_read_well() {
     assert_eq!(records.len(), 132);
     assert!(records.iter().any(|r| r["action"] == "member added"));
 }
+
+/// A list of 130 users pages by 50 with its place ("51–100 of 130") and First, Previous,
+/// Next and Last, each a bounded read whatever the list's length; a search for text inside
+/// names finds what a starts-with search does not.
+#[test]
+fn a_list_pages_both_ways_and_searches_inside_names() {
+    let (db, server, mut b) = console();
+    db.add_provider("p");
+    let (_, token) = db.create_token("p", &[]);
+    let scim = Scim::new(&server, "p", &token);
+    for i in 0..130 {
+        scim.user(&format!("u{i:03}@contoso.com"));
+    }
+    b.login("alice", PASSWORD);
+    let link = |p: &Page, rel: &str| {
+        let at = p.body.find(&format!(">{rel} page<")).expect(rel);
+        let href = p.body[..at].rsplit("href=\"").next().unwrap();
+        href.split('"').next().unwrap().replace("&amp;", "&")
+    };
+    let first = b.get("/providers/p/Users");
+    assert!(first.body.contains("1–50 of 130 Users"), "{}", first.body);
+    assert!(!first.body.contains(">Previous page<"));
+    let second = b.get(&link(&first, "Next"));
+    assert!(
+        second.body.contains("51–100 of 130 Users"),
+        "{}",
+        second.body
+    );
+    assert!(second.body.contains(">u050@contoso.com<"));
+    let last = b.get(&link(&second, "Last"));
+    assert!(last.body.contains("81–130 of 130 Users"), "{}", last.body);
+    assert!(last.body.contains(">u129@contoso.com<") && !last.body.contains(">Next page<"));
+    let back = b.get(&link(&last, "Previous"));
+    assert!(back.body.contains("31–80 of 130 Users"), "{}", back.body);
+    assert!(back.body.contains(">u030@contoso.com<") && back.body.contains(">u079@contoso.com<"));
+    let start = b.get(&link(&back, "First"));
+    assert!(start.body.contains("1–50 of 130 Users"));
+    // "07@" is inside u007@… and u107@…, at the start of none.
+    let starts = b.get("/providers/p/Users?q=07%40");
+    assert!(starts.body.contains("0 Users match"), "{}", starts.body);
+    let inside = b.get("/providers/p/Users?q=07%40&mode=contains");
+    assert!(
+        inside.body.contains("1–2 of 2 Users that match"),
+        "{}",
+        inside.body
+    );
+}
