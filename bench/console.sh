@@ -2,7 +2,8 @@
 # How the admin console's Users pages hold up on a large provider: seeds N users (default
 # 1,000,000) with the benchmark's seeder, starts a release build, logs in, and prints the time
 # of each page (median of 5, curl's time_total): the first page, a page near the end (cursor
-# paging), a userName search from the simple box, a SCIM eq filter, and a user's page.
+# paging), the last and a previous page, a userName search from the simple box, a search for
+# text inside names and emails, a SCIM eq filter, and a user's page.
 #
 #   bench/console.sh [--users N]
 set -euo pipefail
@@ -43,7 +44,10 @@ printf '%-44s %8s\n' page "ms"
 printf '%-44s %8s\n' "first page (50 of $users)" "$(time_of "$users_url")"
 printf '%-44s %8s\n' "page after user $((users - 100))" "$(time_of "$users_url?after=$((users - 100))")"
 printf '%-44s %8s\n' "second page (cursor from the first)" "$(time_of "$users_url?after=$last_seq")"
+printf '%-44s %8s\n' "last page" "$(time_of "$users_url?last=1")"
+printf '%-44s %8s\n' "previous page (before user $((users - 100)))" "$(time_of "$users_url?before=$((users - 100))&from=$((users - 150))")"
 enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$1"; }
 printf '%-44s %8s\n' "simple search \"${name:0:12}\"" "$(time_of "$users_url?q=$(enc "${name:0:12}")")"
+printf '%-44s %8s\n' "contains search \"${name:3:6}\" (reads every user)" "$(time_of "$users_url?q=$(enc "${name:3:6}")&mode=contains")"
 printf '%-44s %8s\n' "filter userName eq (indexed)" "$(time_of "$users_url?filter=$(enc "userName eq \"$name\"")")"
 [ -n "$some" ] && printf '%-44s %8s\n' "a user's page" "$(time_of "$users_url/$some")"
