@@ -1686,7 +1686,7 @@ pub(crate) async fn resources(
                     label for="mode" { "Where" }
                     select #mode name="mode" {
                         option value="starts" selected[!contains] { (kind.builtin().name_attribute()) " starts with it" }
-                        option value="contains" selected[contains] { "names, emails, phones contain it" }
+                        option value="contains" selected[contains] { "names, emails, phones contain it (reads every one: slow on a large provider)" }
                     }
                 }
                 div.field {
