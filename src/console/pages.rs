@@ -1686,7 +1686,7 @@ pub(crate) async fn resources(
                     label for="mode" { "Where" }
                     select #mode name="mode" {
                         option value="starts" selected[!contains] { (kind.builtin().name_attribute()) " starts with it" }
-                        option value="contains" selected[contains] { "names, emails, phones contain it (reads every one: slow on a large provider)" }
+                        option value="contains" selected[contains] { "anywhere in names, emails, phones" }
                     }
                 }
                 div.field {
@@ -1696,6 +1696,9 @@ pub(crate) async fn resources(
                 button type="submit" { "Search" }
             }
             (view::error_box(message.as_deref()))
+            @if contains && simple.is_some() {
+                p.hint { "A search anywhere reads every one of the provider's " (endpoint) ": slow on a large provider (seconds at a million)." }
+            }
             p.count {
                 @if rows.is_empty() { (total) " " (endpoint) @if filter_text.is_some() { " match" } }
                 @else { (from) "–" (to) " of " (total) " " (endpoint) @if filter_text.is_some() { " that match" } }

@@ -256,9 +256,11 @@ pub(crate) fn attributes(doc: &Value) -> Markup {
     let mut rows = Vec::new();
     flatten("", doc, &mut rows);
     html! {
-        (table(&["Attribute", "Value"], html! {
-            @for (k, v) in &rows { tr { th scope="row" { (k) } td { (v) } } }
-        }))
+        div.attributes {
+            (table(&["Attribute", "Value"], html! {
+                @for (k, v) in &rows { tr { th scope="row" { (k) } td { (v) } } }
+            }))
+        }
     }
 }
 
