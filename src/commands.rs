@@ -742,6 +742,8 @@ fn activity_command(config: &Config, args: ActivityArgs) -> anyhow::Result<()> {
         },
         after_seq: None,
         seq: None,
+        action: None,
+        status: None,
         limit: args.limit,
     };
     let store = open(config, OpenMode::MustExist)?;

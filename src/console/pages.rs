@@ -1900,6 +1900,9 @@ pub(crate) struct ActivityQuery {
     until: Option<String>,
     failed: Option<String>,
     resource: Option<String>,
+    /// One action (`activity::Action::as_str`), and one status.
+    action: Option<String>,
+    status: Option<String>,
     /// Only records after this one (what the page's script asks for).
     after: Option<i64>,
 }
@@ -1941,6 +1944,8 @@ impl ActivityQuery {
             ("until", &self.until),
             ("failed", &self.failed),
             ("resource", &self.resource),
+            ("action", &self.action),
+            ("status", &self.status),
         ] {
             if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
                 out.push_str(&format!("&{k}={}", urlencode(v)));
@@ -1963,6 +1968,25 @@ impl ActivityQuery {
             failed: self.failed_only(),
             resource_id: text(&self.resource),
             after_seq: self.after,
+            action: text(&self.action)
+                .map(|a| {
+                    activity::Action::ALL
+                        .iter()
+                        .find(|k| k.as_str() == a)
+                        .map(|k| k.as_str().to_string())
+                        .ok_or_else(|| format!("{a:?} is not an action the log records"))
+                })
+                .transpose()?,
+            status: text(&self.status)
+                .map(|s| {
+                    s.parse::<i64>()
+                        .ok()
+                        .filter(|n| (100..600).contains(n) || *n == 49)
+                        .ok_or_else(|| {
+                            format!("{s:?} is not a status such as 200, 404 or 409 (49: a refused LDAP bind)")
+                        })
+                })
+                .transpose()?,
             limit: ACTIVITY_ROWS,
             ..Query::default()
         })
@@ -2000,6 +2024,8 @@ pub(crate) async fn activity(
         ("provider", &q.provider),
         ("since", &q.since),
         ("resource", &q.resource),
+        ("action", &q.action),
+        ("status", &q.status),
     ] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             rows_url.push_str(&format!("&{k}={}", urlencode(v)));
@@ -2029,6 +2055,20 @@ pub(crate) async fn activity(
                 div.field {
                     label for="resource" { "Resource id" }
                     input #resource name="resource" type="text" value=(q.resource.clone().unwrap_or_default());
+                }
+                div.field {
+                    label for="action" { "Action" }
+                    @let chosen_action = q.action.clone().unwrap_or_default();
+                    select #action name="action" {
+                        option value="" { "any" }
+                        @for a in activity::Action::ALL {
+                            option value=(a.as_str()) selected[a.as_str() == chosen_action] { (a.as_str()) }
+                        }
+                    }
+                }
+                div.field {
+                    label for="status" { "Status" }
+                    input #status name="status" type="text" inputmode="numeric" size="4" placeholder="409" value=(q.status.clone().unwrap_or_default());
                 }
                 label.check { input type="checkbox" name="failed" value="1" checked[q.failed_only()]; " failed only" }
                 button type="submit" { "Show" }

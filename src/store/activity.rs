@@ -49,6 +49,25 @@ pub(crate) enum Action {
 }
 
 impl Action {
+    /// Every action, in the order a filter lists them.
+    pub(crate) const ALL: [Action; 15] = [
+        Action::Created,
+        Action::Replaced,
+        Action::Patched,
+        Action::Deactivated,
+        Action::Reactivated,
+        Action::Deleted,
+        Action::MemberAdded,
+        Action::MemberRemoved,
+        Action::Refused,
+        Action::AuthFailed,
+        Action::ConnectionTest,
+        Action::SignedIn,
+        Action::SignInRefused,
+        Action::AppPasswordCreated,
+        Action::AppPasswordRevoked,
+    ];
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
@@ -402,6 +421,10 @@ pub(crate) struct Query {
     pub(crate) after_seq: Option<i64>,
     /// Only this record.
     pub(crate) seq: Option<i64>,
+    /// Only records of this action (`Action::as_str`).
+    pub(crate) action: Option<String>,
+    /// Only records answered with this status.
+    pub(crate) status: Option<i64>,
     pub(crate) limit: usize,
 }
 
@@ -452,6 +475,14 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
     if let Some(s) = q.seq {
         let b = bind(Sql::Integer(s), &mut args);
         cond.push(format!("a.seq = {b}"));
+    }
+    if let Some(a) = &q.action {
+        let b = bind(Sql::Text(a.clone()), &mut args);
+        cond.push(format!("a.action = {b}"));
+    }
+    if let Some(s) = q.status {
+        let b = bind(Sql::Integer(s), &mut args);
+        cond.push(format!("a.status = {b}"));
     }
     let limit = bind(Sql::Integer(q.limit.max(1) as i64), &mut args);
     // Following reads forward from a position; otherwise the newest `limit`, shown oldest first.

@@ -1051,6 +1051,15 @@ fn a_group_page_pages_its_members_and_membership_records_read_well() {
         activity.body
     );
     assert!(!activity.body.contains("membersmembers"));
+    // Filters combine: an action, a status.
+    let added = b.get("/activity?provider=p&action=member+added");
+    assert!(added.body.contains("members: 130 added"), "{}", added.body);
+    assert!(!added.body.contains("<td>created"), "{}", added.body);
+    let created = b.get("/activity?provider=p&status=201");
+    assert!(created.body.contains("<td>created"), "{}", created.body);
+    assert!(!created.body.contains("members: 130 added"));
+    let bad = b.get("/activity?status=abc");
+    assert!(bad.body.contains("is not a status"), "{}", bad.body);
     // Each record opens in full: the request line, the token, the request id.
     let seq = activity
         .body
