@@ -292,6 +292,10 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     let store = open_to_serve(&config, OpenMode::CreateIfMissing)?;
     let _serving = store::maintenance::claim_for_serving(&config.database)?;
     let _in_use = store::maintenance::hold(&config.database)?;
+    // The ports first: a start that cannot bind them fails before it makes a token it would
+    // never show.
+    let (listener, base) = server::bind(&config)?;
+    let admin = server::bind_admin(&config)?;
     let now = Utc::now();
     let name = args.provider.clone();
     let provider = store.write_blocking(move |c| {
@@ -306,8 +310,6 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
     })?;
     let expires = now.timestamp() + 24 * 3600;
     let (info, secret) = create_token(&store, &provider, expires, "quickstart", false, now)?;
-    let (listener, base) = server::bind(&config)?;
-    let admin = server::bind_admin(&config)?;
     let scim = app::scim_base(&base, &provider.name);
     let database = std::fs::canonicalize(&config.database).unwrap_or(config.database.clone());
     let console = match &admin {

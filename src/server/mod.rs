@@ -44,7 +44,8 @@ pub(crate) fn public_base(config: &Config, bound: SocketAddr) -> String {
 pub(crate) fn bind(config: &Config) -> anyhow::Result<(TcpListener, String)> {
     let listener = TcpListener::bind(config.listen).with_context(|| {
         format!(
-            "binding {}: is another program using the port? Choose another with --listen",
+            "binding {}: is another program using the port? Choose another with --listen \
+             (or SCIMD_LISTEN, or listen in the configuration file)",
             config.listen
         )
     })?;
@@ -60,7 +61,8 @@ pub(crate) fn bind_admin(config: &Config) -> anyhow::Result<Option<TcpListener>>
             TcpListener::bind(a).with_context(|| {
                 format!(
                     "binding admin_listen {a}: is another program using the port? Choose \
-                     another admin_listen, or set it empty to turn the admin listener off"
+                     another admin_listen (SCIMD_ADMIN_LISTEN=127.0.0.1:8091, or admin_listen \
+                     in the configuration file), or set it empty to turn the admin listener off"
                 )
             })
         })

@@ -96,3 +96,23 @@ fn quickstart_prints_the_console_and_a_first_login_that_works() {
     assert!(!out.contains("console login:"), "{out}");
     assert!(out.contains("log in with your admin account"), "{out}");
 }
+
+/// A trial that cannot bind its console's port says which setting moves it, and makes no
+/// token it would never show.
+#[test]
+fn a_busy_console_port_is_named_and_costs_no_token() {
+    let db = TestDb::new();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = command(&db.path)
+        .args(["quickstart", "--listen", "127.0.0.1:0"])
+        .env("SCIMD_ADMIN_LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SCIMD_ADMIN_LISTEN"), "{err}");
+    drop(busy);
+    let tokens = db.ok(&["token", "list"]);
+    assert!(!tokens.contains("quickstart"), "{tokens}");
+}
