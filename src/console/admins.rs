@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::session::{self, Signed};
+use super::session::{self, CsrfForm, Signed};
 use super::view::{self, Chrome, Nav};
 use super::{Failure, html_response, redirect, urlencode};
 use crate::app::AppState;
@@ -165,11 +165,6 @@ pub(crate) async fn remove_form(
             },
         ),
     ))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    csrf: String,
 }
 
 /// `POST /settings/admins/{name}/remove`: never your own account, never the last one.

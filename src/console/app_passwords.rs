@@ -5,9 +5,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use maud::{Markup, html};
-use serde::Deserialize;
 
-use super::session::Signed;
+use super::session::{CsrfForm, Signed};
 use super::view::{self, Chrome, Nav};
 use super::{Failure, html_response, redirect, urlencode};
 use crate::app::AppState;
@@ -141,11 +140,6 @@ pub(crate) async fn revoke_form(
             }
         },
     ))
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    csrf: String,
 }
 
 /// `POST /providers/{p}/app-passwords/{id}/revoke`.

@@ -14,7 +14,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::person::{COOKIE, cookie_named, is_admin};
-use super::session::Console;
+use super::session::{Console, CsrfForm};
 use super::view::{self, Nav};
 use super::{Failure, html_response, redirect, urlencode};
 use crate::app::AppState;
@@ -679,11 +679,6 @@ pub(crate) async fn created(
             .await
         }
     }
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    csrf: String,
 }
 
 /// `POST /me/passwords/{id}/revoke`.

@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use maud::html;
 use serde::Deserialize;
 
-use super::session::{self, Console, Signed};
+use super::session::{self, Console, CsrfForm, Signed};
 use super::view::{self, Chrome, Nav};
 use super::{Failure, html_response, redirect, urlencode};
 use crate::app::AppState;
@@ -234,11 +234,6 @@ pub(crate) async fn login(
             session::set_cookie(&cookie, is_tls(&state)),
         ))
         .finish())
-}
-
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    csrf: String,
 }
 
 pub(crate) async fn logout(

@@ -15,6 +15,7 @@ pub(crate) const COOKIE: &str = "scimd_me";
 /// `last_seen` is written at most this often per session (seconds).
 const TOUCH_EVERY: i64 = 60;
 
+/// The value of the cookie `name` in a request, if any (among others in one header or several).
 pub(crate) fn cookie_named(req: &HttpRequest, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)

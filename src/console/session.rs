@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 
 use super::Failure;
@@ -199,13 +198,7 @@ pub(crate) fn lifetimes(state: &AppState) -> Lifetimes {
 
 /// The value of the console's cookie in a request, if any.
 pub(crate) fn cookie_of(req: &HttpRequest) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
+    super::person::cookie_named(req, COOKIE)
 }
 
 /// The `Set-Cookie` value that starts a session (`Secure` when the console speaks HTTPS).
@@ -230,6 +223,12 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// A form that carries only the session's CSRF token (confirmations, revocations, logout).
+#[derive(serde::Deserialize)]
+pub(crate) struct CsrfForm {
+    pub(crate) csrf: String,
 }
 
 /// A request from a signed-in admin. Extracting it from a request without a valid session
@@ -398,7 +397,10 @@ mod tests {
     #[test]
     fn cookies_are_read_among_others() {
         let req = actix_web::test::TestRequest::default()
-            .insert_header((header::COOKIE, "a=1; scimd_console=abc; b=2"))
+            .insert_header((
+                actix_web::http::header::COOKIE,
+                "a=1; scimd_console=abc; b=2",
+            ))
             .to_http_request();
         assert_eq!(cookie_of(&req).as_deref(), Some("abc"));
         assert!(set_cookie("x", true).contains("HttpOnly; SameSite=Strict; Secure"));

@@ -189,15 +189,7 @@ impl Session {
         self.state
             .counters
             .ldap(account.provider_id, &account.name, LdapEvent::Bind);
-        if account.last_used.is_none_or(|t| now - t >= 60) {
-            let id = account.id.clone();
-            let _ = self
-                .state
-                .store
-                .write(move |c| ldap_accounts::record_use(c, &id, now))
-                .await
-                .map_err(|e: store::Error| tracing::warn!(error = %e, "recording an LDAP bind"));
-        }
+        self.note_use(&account.id, account.last_used, now).await;
         self.bound = Some(Bound {
             provider: account.provider.clone(),
             provider_id: account.provider_id,
@@ -208,6 +200,23 @@ impl Session {
             custom,
         });
         done(LdapResultCode::Success, "")
+    }
+
+    /// Notes that the credential `id` bound at `now`, at most once a minute (`last_used` as its
+    /// row was read); a database that cannot take the write does not refuse the bind.
+    async fn note_use(&self, id: &str, last_used: Option<i64>, now: i64) {
+        if last_used.is_some_and(|t| now - t < 60) {
+            return;
+        }
+        let id = id.to_string();
+        let noted = self
+            .state
+            .store
+            .write(move |c| crate::store::credentials::record_use(c, &id, now))
+            .await;
+        if let Err(e) = noted {
+            tracing::warn!(error = %e, "recording an LDAP bind");
+        }
     }
 
     /// A user's own bind, with the password its identity provider sent (Okta can push
@@ -357,15 +366,7 @@ impl Session {
         self.state
             .counters
             .ldap(user.provider_id, &key, LdapEvent::Bind);
-        if k.last_used.is_none_or(|t| now - t >= 60) {
-            let id = k.id.clone();
-            let _ = self
-                .state
-                .store
-                .write(move |c| crate::store::credentials::record_use(c, &id, now))
-                .await
-                .map_err(|e: store::Error| tracing::warn!(error = %e, "recording an LDAP bind"));
-        }
+        self.note_use(&k.id, k.last_used, now).await;
         self.bound = Some(Bound {
             provider: user.provider,
             provider_id: user.provider_id,

@@ -456,10 +456,6 @@ pub(crate) fn remove_mapping(
     Ok(())
 }
 
-pub(crate) fn record_use(c: &Connection, id: &str, now: i64) -> Result<()> {
-    credentials::record_use(c, id, now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
