@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# How the admin console's Users pages hold up on a large provider: seeds N users (default
-# 1,000,000) with the benchmark's seeder, starts a release build, logs in, and prints the time
-# of each page (median of 5, curl's time_total): the first page, a page near the end (cursor
-# paging), the last and a previous page, a userName search from the simple box, a search for
-# text inside names and emails, a SCIM eq filter, and a user's page.
+# How the admin console holds up on a large provider: seeds N users (default 1,000,000) and as
+# many activity records with the benchmark's seeder, starts a release build, logs in, and
+# prints the time of every page (median of 5, curl's time_total): the dashboard, the provider
+# page, the lists of Users (first, deep, last and previous pages, the simple searches, a SCIM
+# filter) and Groups, a user's and a large group's page, the activity log (all, one provider,
+# filtered, one record), the audit log and the settings.
 #
-#   bench/console.sh [--users N]
+#   bench/console.sh [--users N] [--activity N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 users=1000000
-[ "${1:-}" = "--users" ] && users=$2
+activity=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --users) users=$2; shift 2 ;;
+        --activity) activity=$2; shift 2 ;;
+        *) echo "usage: bench/console.sh [--users N] [--activity N]" >&2; exit 2 ;;
+    esac
+done
+activity=${activity:-$users}
 cargo build --release --locked --bin scimd --example seed
 work=$(mktemp -d)
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-echo "== seeding $users users"
-./target/release/examples/seed --db "$work/s.db" --out "$work" --users "$users" --big-group 1000 >/dev/null
+echo "== seeding $users users and $activity activity records"
+./target/release/examples/seed --db "$work/s.db" --out "$work" --users "$users" --big-group 1000 \
+    --activity "$activity" >/dev/null
 pw="console bench password"
 echo "$pw" | ./target/release/scimd --database "$work/s.db" admin add bench --password-stdin >/dev/null
 SCIMD_ADMIN_LISTEN=127.0.0.1:0 ./target/release/scimd --database "$work/s.db" serve \
@@ -51,3 +61,19 @@ printf '%-44s %8s\n' "simple search \"${name:0:12}\"" "$(time_of "$users_url?q=$
 printf '%-44s %8s\n' "contains search \"${name:3:6}\" (reads every user)" "$(time_of "$users_url?q=$(enc "${name:3:6}")&mode=contains")"
 printf '%-44s %8s\n' "filter userName eq (indexed)" "$(time_of "$users_url?filter=$(enc "userName eq \"$name\"")")"
 [ -n "$some" ] && printf '%-44s %8s\n' "a user's page" "$(time_of "$users_url/$some")"
+big=$(cat "$work/big_group")
+row() { printf '%-44s %8s\n' "$1" "$(time_of "$admin$2")"; }
+row "dashboard" "/"
+row "providers" "/providers"
+row "provider page" "/providers/bench"
+row "first page of Groups" "/providers/bench/Groups"
+row "a group of 1,000 (first 100 members)" "/providers/bench/Groups/$big"
+row "activity (newest 100, every provider)" "/activity"
+row "activity of one provider" "/activity?provider=bench"
+row "activity, failed only" "/activity?failed=on"
+row "activity, action patched" "/activity?action=patched"
+row "activity, status 409" "/activity?status=409"
+row "activity of one user" "/activity?resource=$some"
+row "one activity record" "/activity/$((activity / 2))"
+row "audit log" "/audit"
+row "settings" "/settings"

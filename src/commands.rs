@@ -742,6 +742,7 @@ fn activity_command(config: &Config, args: ActivityArgs) -> anyhow::Result<()> {
             (_, Some(g)) => Some((crate::scim::ResourceKind::Group, g.clone())),
             _ => None,
         },
+        window: None,
         after_seq: None,
         seq: None,
         action: None,

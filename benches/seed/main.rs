@@ -1,6 +1,6 @@
 //! Seeds a scimd database for the load benchmark (bench/run.sh) through scimd's own store code:
 //! a provider `bench`, a token, N Entra-like users, groups of 100 of them and one large group of
-//! users of its own.
+//! users of its own, and (with --activity N) N activity records spread over the last days.
 //! Writes the token and the ids the load scripts pick from into --out.
 //!
 //!     cargo run --release --example seed -- --db DB --out DIR --users 10000 --big-group 100000
@@ -45,7 +45,7 @@ fn id_lines(ids: &[String]) -> String {
 }
 
 const USAGE: &str = "usage: seed --db DB --out DIR [--users N] [--groups N] [--group-size N] \
-                     [--big-group N]";
+                     [--big-group N] [--activity N]";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -65,6 +65,7 @@ fn main() -> anyhow::Result<()> {
     let groups: usize = arg(&args, "--groups", "50").parse()?;
     let group_size: usize = arg(&args, "--group-size", "100").parse()?;
     let big: usize = arg(&args, "--big-group", "0").parse()?;
+    let activity: usize = arg(&args, "--activity", "0").parse()?;
     // The small groups are made of the N users the load scripts pick from.
     anyhow::ensure!(n > 0, "--users must be at least 1");
     let store = Store::open(
@@ -160,6 +161,75 @@ fn main() -> anyhow::Result<()> {
             group_ids.last().cloned().unwrap_or_default(),
         )?;
     }
-    println!("seeded {total} users, {} groups", group_ids.len());
+    seed_activity(&store, provider.id, &ids, activity, now.timestamp_millis())?;
+    println!(
+        "seeded {total} users, {} groups, {activity} activity records",
+        group_ids.len()
+    );
+    Ok(())
+}
+
+/// `n` activity records of the kinds a busy Entra provider leaves, one every 250 ms up to
+/// `now_ms`: mostly PATCHes, some creations, membership changes and refusals. Written as rows,
+/// the way the request path writes them, so the console reads what it reads in production.
+fn seed_activity(
+    store: &Store,
+    provider_id: i64,
+    ids: &[String],
+    n: usize,
+    now_ms: i64,
+) -> anyhow::Result<()> {
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(50_000) {
+        let chunk = chunk.to_vec();
+        let ids: Vec<String> = chunk.iter().map(|i| ids[i % ids.len()].clone()).collect();
+        store.write_blocking(move |c| {
+            let mut insert = c.prepare_cached(
+                "INSERT INTO activity (at, provider_id, token_id, request_id, method, path, kind,
+                                       resource_id, name, action, changed, version, status,
+                                       scim_type, detail)
+                 VALUES (?1, ?2, 'bench', ?3, ?4, ?5, 'User', ?6, ?7, ?8, ?9, 2, ?10, ?11, ?12)",
+            )?;
+            for (&i, id) in chunk.iter().zip(&ids) {
+                let at = now_ms - (n - i) as i64 * 250;
+                let (method, action, changed, status, scim_type, detail) = match i % 20 {
+                    0 => ("POST", "created", "[]", 201, None, None),
+                    1 => ("PATCH", "member added", "[\"members\"]", 200, None, None),
+                    2 => (
+                        "POST",
+                        "refused",
+                        "[]",
+                        409,
+                        Some("uniqueness"),
+                        Some("userName is already taken"),
+                    ),
+                    3 => ("PATCH", "deactivated", "[\"active\"]", 200, None, None),
+                    _ => (
+                        "PATCH",
+                        "patched",
+                        "[\"title\",\"department\"]",
+                        200,
+                        None,
+                        None,
+                    ),
+                };
+                insert.execute(rusqlite::params![
+                    at,
+                    provider_id,
+                    format!("req-{i}"),
+                    method,
+                    format!("/scim/bench/v2/Users/{id}"),
+                    id,
+                    format!("user{}@example.com", i % 100_000),
+                    action,
+                    changed,
+                    status,
+                    scim_type,
+                    detail,
+                ])?;
+            }
+            Ok::<_, Error>(())
+        })?;
+    }
     Ok(())
 }

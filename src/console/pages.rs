@@ -1758,6 +1758,10 @@ fn summary_rows(
         .collect()
 }
 
+/// How far back a user's or group's page looks for its records: the newest this many of the
+/// log (a bounded read whatever the log's size; the activity page finds older ones).
+const HISTORY_WINDOW: i64 = 100_000;
+
 /// Which page of a group's members its page shows: after the member with key `after`, the
 /// first one at position `from` (1-based).
 #[derive(Deserialize, Default)]
@@ -1812,6 +1816,7 @@ pub(crate) async fn resource(
                 &Query {
                     provider: Some(p.name.clone()),
                     resource_id: Some(rid.clone()),
+                    window: Some(HISTORY_WINDOW),
                     limit: 100,
                     ..Query::default()
                 },
@@ -1877,12 +1882,13 @@ pub(crate) async fn resource(
                 }
             }
             h2 { "Activity" }
-            @if history.is_empty() { p { "No activity recorded for this resource." } }
+            @if history.is_empty() { p { "No activity for it among the newest " (HISTORY_WINDOW) " records." } }
             @else {
                 (view::table(view::HISTORY_HEADERS, html! {
                     @for r in history.iter().rev() { (view::activity_row(r, false)) }
                 }))
             }
+            p { a href={"/activity?provider=" (urlencode(&provider)) "&resource=" (urlencode(&id))} { "All of its activity" } }
         },
     )
 }

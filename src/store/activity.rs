@@ -425,35 +425,78 @@ pub(crate) struct Query {
     pub(crate) action: Option<String>,
     /// Only records answered with this status.
     pub(crate) status: Option<i64>,
+    /// Only among the newest this many records of the log (a resource's recent records).
+    pub(crate) window: Option<i64>,
     pub(crate) limit: usize,
 }
 
 /// Records matching `q`, oldest first: the last `limit` of them, or with `after_seq` the first
 /// `limit` after it.
+///
+/// Each read walks an index range, never sorts the log: one provider's newest records are the
+/// end of its `(provider_id, at)` range; every provider's newest are the newest of each
+/// provider's, merged here; records that are not changes (the failed-only view) have an index
+/// of their own; following reads the key range after a record. A resource's records have no
+/// index (one would cost every change a page write): they are found by reading back from the
+/// newest record, as far as `window` allows.
 pub(crate) fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
+    let by_key =
+        q.after_seq.is_some() || q.seq.is_some() || q.resource_id.is_some() || q.name.is_some();
+    if q.provider.is_some() || by_key {
+        return query_one(c, q);
+    }
+    let providers: Vec<String> = c
+        .prepare_cached("SELECT name FROM providers")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut all = Vec::new();
+    for p in providers {
+        all.extend(query_one(
+            c,
+            &Query {
+                provider: Some(p),
+                ..q.clone()
+            },
+        )?);
+    }
+    all.sort_by_key(|r| (r.at, r.seq));
+    let skip = all.len().saturating_sub(q.limit.max(1));
+    all.drain(..skip);
+    Ok(all)
+}
+
+fn query_one(c: &Connection, q: &Query) -> Result<Vec<Record>> {
     let mut cond = vec!["1".to_string()];
     let mut args: Vec<Sql> = Vec::new();
     let bind = |v: Sql, args: &mut Vec<Sql>| {
         args.push(v);
         format!("?{}", args.len())
     };
+    // A resource's records and following read by key: the provider's index would read every
+    // one of its records in time order to find them.
+    let by_key =
+        q.after_seq.is_some() || q.seq.is_some() || q.resource_id.is_some() || q.name.is_some();
+    let plus = if by_key { "+" } else { "" };
     if let Some(p) = &q.provider {
         let b = bind(Sql::Text(p.clone()), &mut args);
         cond.push(format!(
-            "a.provider_id = (SELECT id FROM providers WHERE name = {b})"
+            "{plus}a.provider_id = (SELECT id FROM providers WHERE name = {b})"
         ));
     }
     if let Some(t) = q.since {
         let b = bind(Sql::Integer(t), &mut args);
-        cond.push(format!("a.at >= {b}"));
+        cond.push(format!("{plus}a.at >= {b}"));
     }
     if let Some(t) = q.until {
         let b = bind(Sql::Integer(t), &mut args);
-        cond.push(format!("a.at <= {b}"));
+        cond.push(format!("{plus}a.at <= {b}"));
     }
     if q.failed {
-        // Refused LDAP binds carry LDAP's own code (49), below HTTP's errors.
-        cond.push("(a.status >= 400 OR a.action = 'auth failed')".into());
+        // Refused LDAP binds carry LDAP's own code (49), below HTTP's errors. No change is a
+        // failure, which lets the index of other records answer.
+        cond.push(format!(
+            "(a.status >= 400 OR a.action = 'auth failed') AND a.action NOT IN {CHANGES}"
+        ));
     }
     if let Some(id) = &q.resource_id {
         let b = bind(Sql::Text(id.clone()), &mut args);
@@ -466,6 +509,12 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
         cond.push(format!(
             "a.resource_id IN (SELECT resource_id FROM activity
                                WHERE kind = {k} AND name = {n} COLLATE NOCASE)"
+        ));
+    }
+    if let Some(w) = q.window {
+        let b = bind(Sql::Integer(w), &mut args);
+        cond.push(format!(
+            "a.seq > (SELECT coalesce(max(seq), 0) FROM activity) - {b}"
         ));
     }
     if let Some(s) = q.after_seq {
@@ -486,9 +535,10 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
     }
     let limit = bind(Sql::Integer(q.limit.max(1) as i64), &mut args);
     // Following reads forward from a position; otherwise the newest `limit`, shown oldest first.
-    let (order, outer) = match q.after_seq {
-        Some(_) => ("a.seq ASC", "seq ASC"),
-        None => ("a.at DESC, a.seq DESC", "at ASC, seq ASC"),
+    let (order, outer) = match (q.after_seq, by_key) {
+        (Some(_), _) => ("a.seq ASC", "seq ASC"),
+        (None, true) => ("a.seq DESC", "at ASC, seq ASC"),
+        (None, false) => ("a.at DESC, a.seq DESC", "at ASC, seq ASC"),
     };
     let sql = format!(
         "SELECT * FROM (
@@ -638,6 +688,31 @@ pub(crate) struct Status {
 const CHANGES: &str = "('created','replaced','patched','deactivated','reactivated','deleted',\
                        'member added','member removed')";
 
+/// A provider's newest error (?1): errors are never changes, and saying so lets the index of
+/// other records answer.
+fn last_error_sql() -> String {
+    format!(
+        "SELECT at, status || ' ' || coalesce(method || ' ' || path || ': ', '') ||
+                coalesce(detail, '')
+         FROM activity WHERE provider_id = ?1 AND action NOT IN {CHANGES}
+           AND status >= 400 AND coalesce(method, '') != 'CONSOLE'
+         ORDER BY at DESC LIMIT 1"
+    )
+}
+
+/// A provider's (?1) changes and errors since ?2. The changes are its records less the others:
+/// two counts over index ranges, where counting the changes themselves reads each of them.
+fn day_counts_sql() -> String {
+    format!(
+        "SELECT (SELECT count(*) FROM activity WHERE provider_id = ?1 AND at >= ?2)
+                - (SELECT count(*) FROM activity WHERE provider_id = ?1 AND at >= ?2
+                     AND action NOT IN {CHANGES}),
+                (SELECT coalesce(sum(count), 0) FROM activity
+                 WHERE provider_id = ?1 AND at >= ?2 AND action NOT IN {CHANGES}
+                   AND status >= 400 AND coalesce(method, '') != 'CONSOLE')"
+    )
+}
+
 pub(crate) fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<Status> {
     let day_ago = now_ms - 86_400_000;
     let (requests_24h, last_traffic): (i64, Option<i64>) = c
@@ -664,22 +739,11 @@ pub(crate) fn status(c: &Connection, provider_id: i64, now_ms: i64) -> Result<St
         .query_row([provider_id], |r| r.get(0))
         .ok();
     let last_error: Option<(i64, String)> = c
-        .prepare_cached(
-            "SELECT at, status || ' ' || coalesce(method || ' ' || path || ': ', '') ||
-                    coalesce(detail, '')
-             FROM activity WHERE provider_id = ?1 AND status >= 400
-               AND coalesce(method, '') != 'CONSOLE'
-             ORDER BY at DESC LIMIT 1",
-        )?
+        .prepare_cached(&last_error_sql())?
         .query_row([provider_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .ok();
     let (writes_24h, errors_24h): (i64, i64) = c
-        .prepare_cached(&format!(
-            "SELECT coalesce(sum(action IN {CHANGES}), 0),
-                    coalesce(sum(CASE WHEN status >= 400 AND coalesce(method, '') != 'CONSOLE'
-                                      THEN count ELSE 0 END), 0)
-             FROM activity WHERE provider_id = ?1 AND at >= ?2"
-        ))?
+        .prepare_cached(&day_counts_sql())?
         .query_row(params![provider_id, day_ago], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })?;
@@ -736,5 +800,99 @@ mod tests {
         let values = values_of(&new, &changed_paths(&old, &new));
         assert_eq!(values["title"], Value::Null);
         assert_eq!(values[&format!("{urn}:division")], "x");
+    }
+
+    /// The dashboard's figures and the activity page's views read index ranges: the failed
+    /// view, the last error and the day's counts the index of records that are not changes,
+    /// every provider's newest records each provider's own range, merged.
+    #[test]
+    fn views_of_the_log_read_index_ranges_and_agree_with_the_records() {
+        let c = crate::store::test_conn();
+        for (id, name) in [(1, "a"), (2, "b")] {
+            c.execute(
+                "INSERT INTO providers (id, name, kind, created) VALUES (?1, ?2, 'generic', 0)",
+                params![id, name],
+            )
+            .unwrap();
+        }
+        let now = now_ms();
+        // (provider, at, action, status, count)
+        let rows = [
+            (1, now - 5_000, "created", 201, 1),
+            (2, now - 4_000, "patched", 200, 1),
+            (1, now - 3_000, "refused", 409, 1),
+            (1, now - 2_000, "auth failed", 401, 3),
+            (2, now - 1_000, "member added", 200, 1),
+            (1, now - 90_000_000, "refused", 400, 1),
+        ];
+        for (p, at, action, status, count) in rows {
+            c.execute(
+                "INSERT INTO activity (at, provider_id, method, path, action, status, count)
+                 VALUES (?1, ?2, 'POST', '/Users', ?3, ?4, ?5)",
+                params![at, p, action, status, count],
+            )
+            .unwrap();
+        }
+        let st = status(&c, 1, now).unwrap();
+        assert_eq!((st.writes_24h, st.errors_24h), (1, 4));
+        assert_eq!(st.last_error.map(|e| e.0), Some(now - 2_000));
+        let failed = query(
+            &c,
+            &Query {
+                failed: true,
+                limit: 10,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+        let actions: Vec<&str> = failed.iter().map(|r| r.action.as_str()).collect();
+        assert_eq!(actions, ["refused", "refused", "auth failed"]);
+        // The newest three of both providers, oldest first.
+        let newest = query(
+            &c,
+            &Query {
+                limit: 3,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+        let seen: Vec<(&str, &str)> = newest
+            .iter()
+            .map(|r| (r.provider.as_str(), r.action.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a", "refused"),
+                ("a", "auth failed"),
+                ("b", "member added")
+            ]
+        );
+        // A window of the newest two records sees only them.
+        let windowed = query(
+            &c,
+            &Query {
+                window: Some(2),
+                limit: 10,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(windowed.len(), 2);
+        let plan = |sql: &str| -> String {
+            let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let args = [1, now - 86_400_000];
+            let n = q.parameter_count();
+            q.query_map(params_from_iter(&args[..n]), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        for sql in [last_error_sql(), day_counts_sql()] {
+            let p = plan(&sql);
+            assert!(p.contains("activity_others"), "{p}");
+            assert!(!p.contains("SCAN activity"), "{p}");
+        }
     }
 }

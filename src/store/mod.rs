@@ -147,6 +147,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0017_ldap_version.sql")),
         M::up(include_str!("migrations/0018_fingerprints.sql")),
         M::up(include_str!("migrations/0019_sign_in.sql")),
+        M::up(include_str!("migrations/0020_activity_others.sql")),
     ]
 }
 
