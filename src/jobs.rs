@@ -1,6 +1,6 @@
 //! Periodic cleanup of credentials (SCIM tokens and LDAP service accounts alike: delete the
 //! long dead, warn about those that expire soon), of old activity and of ended console
-//! sessions.
+//! sessions; and the console's search index, kept up with the resources.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use tokio::time::MissedTickBehavior;
 use crate::config::Config;
 use crate::store::credentials::{self, Credential, CredentialKind};
 use crate::store::{self, Store};
-use crate::store::{activity, audit};
+use crate::store::{activity, audit, text_index};
 
 #[derive(Debug, Clone, Copy)]
 pub struct CleanupPolicy {
@@ -55,6 +55,36 @@ pub struct CleanupReport {
 
 /// Activity records removed by one write of the cleanup job.
 const ACTIVITY_BATCH: usize = 5000;
+/// Keys of the search index one purge write looks at.
+const PURGE_KEYS: i64 = 20_000;
+/// Resources or activity records one step of the search index takes on: a write of a few
+/// milliseconds, so requests' writes never wait long behind it.
+const INDEX_BATCH: i64 = 500;
+
+/// Keeps the console's search index (`text_index`) up with the resources: every second, the
+/// resources and changes since its last step, a step at a time, each its own short write
+/// between the requests' ones. The index is never on a request's path: a search reads what
+/// the job has not reached from the resources themselves.
+pub(crate) async fn text_index_loop(store: Store, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        while !*stop.borrow() {
+            match store.write(|c| text_index::step(c, INDEX_BATCH)).await {
+                Ok(n) if n == INDEX_BATCH => tokio::task::yield_now().await,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "updating the search index failed; will retry");
+                    break;
+                }
+            }
+        }
+    }
+}
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
@@ -95,6 +125,14 @@ pub fn cleanup_once(
         if n < ACTIVITY_BATCH {
             break;
         }
+    }
+    // The search index's rows of deleted resources, a range of keys per write.
+    let last = store.call(|c| text_index::last_key(c))?;
+    let mut from: i64 = 0;
+    while from <= last {
+        let to = from.saturating_add(PURGE_KEYS);
+        store.write_blocking(move |c| text_index::purge(c, from, to))?;
+        from = to;
     }
     Ok(CleanupReport {
         deleted: deleted_by_kind.iter().map(|(_, n)| n).sum(),

@@ -1571,8 +1571,9 @@ fn kind_of(segment: &str) -> Result<ResourceKind, Failure> {
 /// A provider's Users or Groups: a page of 50 with its place ("51–100 of N") and First,
 /// Previous, Next and Last (each a bounded read by key, whatever the list's length). The
 /// simple search looks at the start of the unique name, which the name index answers at any
-/// size, or anywhere in the names, emails, phones and externalId, which reads every resource of
-/// the provider (`co`: measured in `bench/console.sh`); the filter box takes any SCIM filter.
+/// size, or anywhere in the names, emails, phones and externalId, which the text index answers
+/// for three characters or more (`store::text_index`; shorter text reads every resource of the
+/// provider); the filter box takes any SCIM filter. Measured in `bench/console.sh`.
 pub(crate) async fn resources(
     state: web::Data<AppState>,
     s: Signed,
@@ -1609,6 +1610,10 @@ pub(crate) async fn resources(
     let scim = crate::app::scim_base(&base, &provider);
     let looked_up = provider.clone();
     let core = state.clone();
+    // A search anywhere asks the text index first.
+    let indexed_text = simple
+        .filter(|_| contains && advanced.is_none())
+        .map(str::to_string);
     let result = match parsed {
         Err(m) => Err(m),
         Ok(ast) => {
@@ -1619,16 +1624,24 @@ pub(crate) async fn resources(
                     // The provider's model from the core's cache, as SCIM requests get it.
                     let model = core.model_at(c, p.id, schemas::model_version(c, p.id)?)?;
                     let rt = model.get(kind);
-                    let condition = match &ast {
-                        None => None,
-                        Some(f) => Some(crate::store::query::condition(rt, &scim, f)?),
-                    };
                     let tx = c.transaction()?;
+                    let by_index = match (&ast, &indexed_text) {
+                        (Some(f), Some(t)) => {
+                            crate::store::text_index::contains_condition(&tx, rt, &scim, t, f)?
+                        }
+                        _ => None,
+                    };
+                    let indexed = by_index.is_some();
+                    let condition = match (by_index, &ast) {
+                        (Some(cond), _) => Some(cond),
+                        (None, None) => None,
+                        (None, Some(f)) => Some(crate::store::query::condition(rt, &scim, f)?),
+                    };
                     let page = search::search(&tx, p.id, kind, condition.as_ref(), paging, PAGE)?;
                     let rows: Vec<_> = page.items.iter().collect();
                     let out = summary_rows(&rows, crate::scim::summary::list_columns(kind))?;
                     let ends = (rows.first().map(|r| r.seq), rows.last().map(|r| r.seq));
-                    Ok((page.total, ends, out))
+                    Ok((page.total, ends, out, indexed))
                 })
                 .await;
             match answer {
@@ -1654,9 +1667,9 @@ pub(crate) async fn resources(
         }
         url
     };
-    let (message, total, (first, last), rows) = match result {
-        Err(m) => (Some(m), 0, (None, None), Vec::new()),
-        Ok((total, ends, rows)) => (None, total, ends, rows),
+    let (message, total, (first, last), rows, indexed) = match result {
+        Err(m) => (Some(m), 0, (None, None), Vec::new(), false),
+        Ok((total, ends, rows, indexed)) => (None, total, ends, rows, indexed),
     };
     let page = PAGE;
     let from = match last_page {
@@ -1691,8 +1704,8 @@ pub(crate) async fn resources(
                 button type="submit" { "Search" }
             }
             (view::error_box(message.as_deref()))
-            @if contains && simple.is_some() {
-                p.hint { "A search anywhere reads every one of the provider's " (endpoint) ": slow on a large provider (seconds at a million)." }
+            @if contains && simple.is_some() && advanced.is_none() && !indexed && message.is_none() {
+                p.hint { "Text under three characters is looked for in every one of the provider's " (endpoint) " (so is any text while the search index is being built): slow on a large provider, seconds at a million." }
             }
             p.count {
                 @if rows.is_empty() { (total) " " (endpoint) @if filter_text.is_some() { " match" } }

@@ -206,19 +206,11 @@ mod tests {
     }
 }
 
-/// The SCIM filter behind the console's simple search for `text`: the unique name (userName,
-/// a group's displayName) starting with it; or, with `contains`, any of the attributes a
-/// resource's summary shows in its core schema (names, title, emails, phone numbers) and
-/// `externalId` containing it. Built from the model, so no front door spells the names.
-pub(crate) fn search_filter(
-    rt: &super::schema::ResourceType,
-    text: &str,
-    contains: bool,
-) -> String {
-    let v = serde_json::to_string(text.trim()).unwrap_or_else(|_| "\"\"".into());
-    if !contains {
-        return format!("{} sw {v}", rt.name_attribute());
-    }
+/// The attributes the console's search anywhere looks in: the unique name (userName, a
+/// group's displayName), the attributes a resource's summary shows in its core schema (names,
+/// title, emails, phone numbers) and `externalId`, as filter paths. From the model, so no
+/// front door spells the names.
+fn search_paths(rt: &super::schema::ResourceType) -> Vec<String> {
     let mut paths = vec![rt.name_attribute().to_string()];
     for (urn, a) in rt.summary() {
         if urn.is_some() || a.name == rt.name_attribute() {
@@ -231,10 +223,106 @@ pub(crate) fn search_filter(
         }
     }
     paths
+}
+
+/// The SCIM filter behind the console's simple search for `text`: the unique name starting
+/// with it; or, with `contains`, any of the `search_paths` containing it.
+pub(crate) fn search_filter(
+    rt: &super::schema::ResourceType,
+    text: &str,
+    contains: bool,
+) -> String {
+    let v = serde_json::to_string(text.trim()).unwrap_or_else(|_| "\"\"".into());
+    if !contains {
+        return format!("{} sw {v}", rt.name_attribute());
+    }
+    search_paths(rt)
         .iter()
         .map(|p| format!("{p} co {v}"))
         .collect::<Vec<_>>()
         .join(" or ")
+}
+
+/// What a resource's search anywhere looks in, as the text index keeps it: the values of the
+/// `search_paths` that compare regardless of case, case-folded, and those compared exactly
+/// (`externalId`), as they are; one value per line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct SearchText {
+    pub(crate) folded: String,
+    pub(crate) exact: String,
+}
+
+/// The `SearchText` of a stored resource: its document and its `externalId`.
+pub(crate) fn search_text(
+    rt: &super::schema::ResourceType,
+    doc: &Value,
+    external_id: Option<&str>,
+) -> SearchText {
+    use super::filter::{Target, parse_attr_path, resolve};
+    let mut out = SearchText::default();
+    for p in search_paths(rt) {
+        let Ok(path) = parse_attr_path(&p) else {
+            continue;
+        };
+        let Ok(target) = resolve(rt, &path, None) else {
+            continue;
+        };
+        let mut values: Vec<&str> = Vec::new();
+        match &target {
+            Target::ExternalId => values.extend(external_id),
+            Target::Attr { attr, sub, .. } => {
+                let v = doc.get(attr.name);
+                match (v, sub) {
+                    (Some(Value::Array(items)), Some(s)) => values.extend(
+                        items
+                            .iter()
+                            .filter_map(|i| i.get(s.name).and_then(Value::as_str)),
+                    ),
+                    (Some(Value::Object(o)), Some(s)) => {
+                        values.extend(o.get(s.name).and_then(Value::as_str))
+                    }
+                    (Some(Value::String(t)), None) => values.push(t),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        let into = if target.case_exact() {
+            &mut out.exact
+        } else {
+            &mut out.folded
+        };
+        for v in values {
+            if !into.is_empty() {
+                into.push('\n');
+            }
+            if target.case_exact() {
+                into.push_str(v);
+            } else {
+                into.push_str(&super::fold(v));
+            }
+        }
+    }
+    out
+}
+
+/// The text index query (SQLite FTS5 with trigrams) that finds the resources whose
+/// `search_text` holds `text` in a value: its folded form among the folded values, or itself
+/// among the exact ones, each as one phrase (consecutive trigrams, so a substring, never
+/// across two values: no value and no search holds a line break). `None` where trigrams
+/// cannot answer: under three characters, or with a control character.
+pub(crate) fn search_text_query(text: &str) -> Option<String> {
+    let t = text.trim();
+    let folded = super::fold(t);
+    if t.chars().count() < 3 || folded.chars().count() < 3 || t.chars().any(char::is_control) {
+        return None;
+    }
+    let phrase = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    Some(format!(
+        "folded : {} OR exact : {}",
+        phrase(&folded),
+        phrase(t)
+    ))
 }
 
 #[cfg(test)]
@@ -260,5 +348,56 @@ mod search_tests {
             search_filter(groups, "sal", true),
             "displayName co \"sal\" or externalId co \"sal\""
         );
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn search_text_holds_what_the_contains_filter_reads() {
+        let users = ResourceKind::User.builtin();
+        let doc = json!({
+            "userName": "Ann.Smith@Example.com", "displayName": "Ann SMITH", "title": "CTO",
+            "emails": [{"value": "ANN@home.example"}, {"value": "a@work.example", "primary": true}],
+            "phoneNumbers": [{"value": "+1 555 0100"}],
+            "name": {"givenName": "Ann"},
+        });
+        let t = search_text(users, &doc, Some("Ext-42"));
+        for v in [
+            "ann.smith@example.com",
+            "ann smith",
+            "cto",
+            "ann@home.example",
+            "a@work.example",
+            "+1 555 0100",
+        ] {
+            assert!(t.folded.lines().any(|l| l == v), "{v} in {:?}", t.folded);
+        }
+        assert_eq!(t.exact, "Ext-42");
+        // Every value the filter reads is there: the filter's paths and the text's agree.
+        let filter = search_filter(users, "x", true);
+        assert_eq!(
+            filter.matches(" co ").count(),
+            t.folded.lines().count() - 1 + t.exact.lines().count(),
+            "{filter}: one email path for two emails"
+        );
+        let groups = ResourceKind::Group.builtin();
+        let g = search_text(groups, &json!({"displayName": "Sales EMEA"}), None);
+        assert_eq!(g.folded, "sales emea");
+        assert_eq!(g.exact, "");
+    }
+
+    #[test]
+    fn search_text_queries_are_phrases_of_three_characters_or_more() {
+        assert_eq!(
+            search_text_query(" Smi\"th ").as_deref(),
+            Some("folded : \"smi\"\"th\" OR exact : \"Smi\"\"th\"")
+        );
+        assert_eq!(search_text_query("ab"), None);
+        assert_eq!(search_text_query("a\nbc"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The composition root: binds the listeners, builds the core (`app::AppState`) and each
 //! front door over it (the SCIM API from `http`, the admin console and `/metrics` on
-//! `admin_listen`, the LDAP directory), and runs the jobs (token cleanup, the counters'
+//! `admin_listen`, the LDAP directory), and runs the jobs (token cleanup, the search index, the counters'
 //! flush, metrics upkeep, certificate reloads on SIGHUP), signals and systemd notifications
 //! until the server stops.
 
@@ -147,6 +147,10 @@ pub(crate) fn serve(
         let server = server.run();
         let handle = server.handle();
         let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+        let indexing = actix_web::rt::spawn(jobs::text_index_loop(
+            state.store.clone(),
+            jobs_stopped.clone(),
+        ));
         let cleanup = actix_web::rt::spawn(jobs::cleanup_loop(state.clone(), jobs_stopped));
         let flushed = state.clone();
         let interval = config.activity_interval;
@@ -187,6 +191,7 @@ pub(crate) fn serve(
         server.await?;
         let _ = stop_jobs.send(true);
         let _ = cleanup.await;
+        let _ = indexing.await;
         counts.abort();
         state.counters.flush(&state.store).await;
         tracing::info!("stopped");

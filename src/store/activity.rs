@@ -629,6 +629,9 @@ pub(crate) fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Res
     }
     c.prepare_cached("DELETE FROM provider_traffic WHERE hour < ?1")?
         .execute([before / 3_600_000])?;
+    if n > 0 {
+        super::text_index::forget_deleted_records(c)?;
+    }
     Ok(n)
 }
 

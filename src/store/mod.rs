@@ -14,6 +14,7 @@ pub(crate) mod rows;
 pub(crate) mod schemas;
 pub(crate) mod search;
 pub(crate) mod sign_in;
+pub(crate) mod text_index;
 pub(crate) mod tokens;
 pub(crate) mod writer;
 
@@ -148,6 +149,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0018_fingerprints.sql")),
         M::up(include_str!("migrations/0019_sign_in.sql")),
         M::up(include_str!("migrations/0020_activity_others.sql")),
+        M::up(include_str!("migrations/0021_search_text.sql")),
     ]
 }
 

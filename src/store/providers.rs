@@ -192,6 +192,8 @@ pub(crate) fn usage(c: &Connection, provider_id: i64) -> Result<Usage> {
 /// Deletes the provider with its tokens, users, groups and memberships (foreign-key cascade).
 pub(crate) fn delete(c: &Connection, provider_id: i64) -> Result<()> {
     c.execute("DELETE FROM providers WHERE id = ?1", [provider_id])?;
+    // Its activity records went with it, perhaps the newest ones.
+    super::text_index::forget_deleted_records(c)?;
     Ok(())
 }
 

@@ -596,7 +596,17 @@ pub fn condition(
     base: &str,
     f: &Filter,
 ) -> Result<super::search::Condition, scim::Error> {
-    let mut compiler = Compiler::new(rt, base, 3);
+    condition_from(rt, base, f, 3)
+}
+
+/// `condition` with its parameters numbered from `?first`, for a condition around it.
+pub(crate) fn condition_from(
+    rt: &ResourceType,
+    base: &str,
+    f: &Filter,
+    first: usize,
+) -> Result<super::search::Condition, scim::Error> {
+    let mut compiler = Compiler::new(rt, base, first);
     let sql = compiler.filter(f)?;
     let driven = compiler.driven_by_lookup(f);
     let by_name = compiler.prefix_of_name(f);

@@ -1149,4 +1149,88 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
         "{}",
         inside.body
     );
+    // The search index's job catches up within seconds; the searches then read it, and a
+    // change it has not reached yet is still found (and a changed value no longer is).
+    let caught_up = || {
+        let c = rusqlite::Connection::open(&db.path).unwrap();
+        c.query_row(
+            "SELECT built >= (SELECT max(seq) FROM resources)
+                    AND followed >= (SELECT max(seq) FROM activity)
+             FROM search_text_state",
+            [],
+            |r| r.get::<_, bool>(0),
+        )
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !caught_up() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the search index never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let indexed = b.get("/providers/p/Users?q=07%40&mode=contains");
+    assert!(
+        indexed.body.contains("1–2 of 2 Users that match"),
+        "{}",
+        indexed.body
+    );
+    assert!(
+        !indexed.body.contains("under three characters"),
+        "{}",
+        indexed.body
+    );
+    let u107 = scim
+        .get("/Users?filter=userName%20eq%20%22u107%40contoso.com%22")
+        .json()["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    scim.patch(
+        &format!("/Users/{u107}"),
+        serde_json::json!([{"op": "replace", "path": "displayName", "value": "Zoë Q. Smithers"}]),
+    )
+    .expect(200);
+    let both = b.get("/providers/p/Users?q=SMITHERS&mode=contains");
+    assert!(
+        both.body.contains("1–1 of 1 Users that match"),
+        "{}",
+        both.body
+    );
+    assert!(both.body.contains(">u107@contoso.com<"), "{}", both.body);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !caught_up() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the search index never caught up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let after = b.get("/providers/p/Users?q=smithers&mode=contains");
+    assert!(
+        after.body.contains("1–1 of 1 Users that match"),
+        "{}",
+        after.body
+    );
+    let many = b.get("/providers/p/Users?q=u1%25&mode=contains");
+    assert!(many.body.contains("0 Users match"), "{}", many.body);
+    let hundreds = b.get("/providers/p/Users?q=%40contoso&mode=contains");
+    assert!(
+        hundreds.body.contains("1–50 of 130 Users that match"),
+        "{}",
+        hundreds.body
+    );
+    // Two characters are no trigram: every user is read, and the page says so.
+    let short = b.get("/providers/p/Users?q=q.&mode=contains");
+    assert!(
+        short.body.contains("1–1 of 1 Users that match"),
+        "{}",
+        short.body
+    );
+    assert!(
+        short.body.contains("under three characters"),
+        "{}",
+        short.body
+    );
 }

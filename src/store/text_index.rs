@@ -1,0 +1,330 @@
+//! The console's search anywhere (text inside names, emails, phones, title, externalId) at any
+//! size: a trigram index (SQLite FTS5, migration 21) of each resource's `SearchText`, rowid =
+//! the resource's key.
+//!
+//! The index is kept off the request path: `step`, run by a background job, adds the resources
+//! created after `built` and writes again those named by activity records after `followed`
+//! (every change writes one in its transaction). A search answers from the index for the
+//! resources it is up to date for and evaluates the filter itself on the few it is not (the
+//! tail), so it never misses a change the job has not reached. Rows of deleted resources
+//! match nothing (a search joins the resources) and go in `purge`.
+
+use rusqlite::types::Value as Sql;
+use rusqlite::{Connection, params};
+
+use super::Result;
+use super::rows::parse_kind;
+use super::search::Condition;
+use crate::scim::filter::Filter;
+use crate::scim::schema::ResourceType;
+use crate::scim::summary::{search_text, search_text_query};
+
+/// A tail longer than this (the index being built after an upgrade, or far behind) and a
+/// search reads every resource instead.
+const TAIL_MAX: usize = 20_000;
+
+fn marks(c: &Connection) -> Result<(i64, i64)> {
+    Ok(
+        c.prepare_cached("SELECT built, followed FROM search_text_state WHERE id = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?,
+    )
+}
+
+fn write_row(
+    c: &Connection,
+    seq: i64,
+    kind: &str,
+    doc: &str,
+    external_id: Option<&str>,
+) -> Result<()> {
+    let rt = parse_kind(kind)?.builtin();
+    let doc: serde_json::Value = serde_json::from_str(doc).unwrap_or_default();
+    let text = search_text(rt, &doc, external_id);
+    c.prepare_cached("DELETE FROM search_text WHERE rowid = ?1")?
+        .execute([seq])?;
+    c.prepare_cached("INSERT INTO search_text (rowid, folded, exact) VALUES (?1, ?2, ?3)")?
+        .execute(params![seq, text.folded, text.exact])?;
+    Ok(())
+}
+
+/// One step of the job, in the caller's write transaction: the changes of up to `batch`
+/// activity records after `followed`, and up to `batch` resources created after `built`.
+/// Returns the larger of the two counts (call again while it is `batch`).
+pub(crate) fn step(c: &Connection, batch: i64) -> Result<i64> {
+    let (built, followed) = marks(c)?;
+    let mut changed = c.prepare_cached(
+        "SELECT a.seq, r.seq, r.kind, r.doc, r.external_id
+         FROM activity a LEFT JOIN resources r ON r.id = a.resource_id
+         WHERE a.seq > ?1 ORDER BY a.seq LIMIT ?2",
+    )?;
+    let mut rows = changed.query(params![followed, batch])?;
+    let (mut followed_to, mut records) = (followed, 0);
+    while let Some(r) = rows.next()? {
+        followed_to = r.get(0)?;
+        records += 1;
+        // A resource past `built` gets its row below; a deleted one has none to write.
+        if let Some(seq) = r.get::<_, Option<i64>>(1)?.filter(|s| *s <= built) {
+            let (kind, doc): (String, String) = (r.get(2)?, r.get(3)?);
+            write_row(
+                c,
+                seq,
+                &kind,
+                &doc,
+                r.get::<_, Option<String>>(4)?.as_deref(),
+            )?;
+        }
+    }
+    drop(rows);
+    let mut created = c.prepare_cached(
+        "SELECT seq, kind, doc, external_id FROM resources WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let mut rows = created.query(params![built, batch])?;
+    let (mut built_to, mut resources) = (built, 0);
+    while let Some(r) = rows.next()? {
+        built_to = r.get(0)?;
+        resources += 1;
+        let (kind, doc): (String, String) = (r.get(1)?, r.get(2)?);
+        write_row(
+            c,
+            built_to,
+            &kind,
+            &doc,
+            r.get::<_, Option<String>>(3)?.as_deref(),
+        )?;
+    }
+    drop(rows);
+    c.prepare_cached("UPDATE search_text_state SET built = ?1, followed = ?2 WHERE id = 1")?
+        .execute(params![built_to, followed_to])?;
+    Ok(records.max(resources))
+}
+
+/// Called in the transaction that deletes activity records: when the newest go (a provider's
+/// removal), SQLite hands their keys out again, and the job must read them as new.
+pub(crate) fn forget_deleted_records(c: &Connection) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE search_text_state
+         SET followed = min(followed, (SELECT coalesce(max(seq), 0) FROM activity))
+         WHERE id = 1",
+    )?
+    .execute([])?;
+    Ok(())
+}
+
+/// Deletes the rows of resources that no longer exist among keys `from..to`; returns how many.
+pub(crate) fn purge(c: &Connection, from: i64, to: i64) -> Result<usize> {
+    Ok(c.prepare_cached(
+        "DELETE FROM search_text WHERE rowid IN
+           (SELECT s.rowid FROM search_text s WHERE s.rowid >= ?1 AND s.rowid < ?2
+              AND NOT EXISTS (SELECT 1 FROM resources WHERE seq = s.rowid))",
+    )?
+    .execute(params![from, to])?)
+}
+
+/// The largest resource key there ever was (the end of the range `purge` walks).
+pub(crate) fn last_key(c: &Connection) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT coalesce(max(rowid), 0) FROM search_text")?
+            .query_row([], |r| r.get(0))?,
+    )
+}
+
+/// The condition for "the text is inside one of the searched values" (`filter`, the
+/// equivalent SCIM filter, with its parameters from ?5), answered by the index; `None` when
+/// the index cannot answer it (text under three characters, or a tail too long).
+pub(crate) fn contains_condition(
+    c: &Connection,
+    rt: &ResourceType,
+    base: &str,
+    text: &str,
+    filter: &Filter,
+) -> Result<Option<Condition>> {
+    let Some(query) = search_text_query(text) else {
+        return Ok(None);
+    };
+    let (built, followed) = marks(c)?;
+    let mut tail_st = c.prepare_cached(
+        "SELECT seq FROM resources WHERE seq > ?1
+         UNION
+         SELECT r.seq FROM activity a JOIN resources r ON r.id = a.resource_id WHERE a.seq > ?2
+         LIMIT ?3",
+    )?;
+    let tail: Vec<i64> = tail_st
+        .query_map(params![built, followed, TAIL_MAX as i64 + 1], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    if tail.len() > TAIL_MAX {
+        return Ok(None);
+    }
+    let inner = super::query::condition_from(rt, base, filter, 5)?;
+    let tail = serde_json::to_string(&tail).unwrap_or_else(|_| "[]".into());
+    let mut params = vec![Sql::Text(query), Sql::Text(tail)];
+    params.extend(inner.params);
+    Ok(Some(Condition {
+        // Hits of the index where it is up to date; the filter itself on the tail.
+        sql: format!(
+            "r.seq IN (SELECT rowid FROM search_text WHERE search_text MATCH ?3
+                       UNION ALL SELECT value FROM json_each(?4))
+             AND (r.seq NOT IN (SELECT value FROM json_each(?4)) OR ({}))",
+            inner.sql
+        ),
+        params,
+        driven: true,
+        by_name: false,
+    }))
+}
+
+/// Whether the index has caught up with every resource and change.
+#[cfg(test)]
+pub(crate) fn caught_up(c: &Connection) -> Result<bool> {
+    let (built, followed) = marks(c)?;
+    let behind: Option<i64> = c
+        .prepare_cached(
+            "SELECT 1 WHERE EXISTS (SELECT 1 FROM resources WHERE seq > ?1)
+                         OR EXISTS (SELECT 1 FROM activity WHERE seq > ?2)",
+        )?
+        .query_row(params![built, followed], |r| r.get(0))
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    Ok(behind.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::scim::filter::parse;
+    use crate::scim::resource::prepare;
+    use crate::scim::{ProviderKind, ResourceKind};
+    use crate::store::providers;
+    use crate::store::resources::create;
+    use crate::store::search::{Paging, search};
+    use crate::store::test_conn;
+
+    fn found(c: &Connection, provider: i64, text: &str) -> (i64, Vec<String>, bool) {
+        let rt = ResourceKind::User.builtin();
+        let f = parse(&crate::scim::summary::search_filter(rt, text, true)).unwrap();
+        let cond = contains_condition(c, rt, "http://x/scim", text, &f).unwrap();
+        let indexed = cond.is_some();
+        let cond = match cond {
+            Some(c) => c,
+            None => crate::store::query::condition(rt, "http://x/scim", &f).unwrap(),
+        };
+        let page = search(
+            c,
+            provider,
+            ResourceKind::User,
+            Some(&cond),
+            Paging::After(0),
+            50,
+        )
+        .unwrap();
+        let names = page
+            .items
+            .iter()
+            .map(|r| {
+                let doc: serde_json::Value = serde_json::from_str(r.doc).unwrap();
+                doc["userName"].as_str().unwrap_or("").to_string()
+            })
+            .collect();
+        (page.total, names, indexed)
+    }
+
+    fn user(c: &Connection, p: i64, body: serde_json::Value) -> String {
+        let rt = ResourceKind::User.builtin();
+        create(c, p, rt, &prepare(rt, &body).unwrap(), None, "t")
+            .unwrap()
+            .id
+    }
+
+    /// A search finds what the filter finds whether or not the job has reached a change:
+    /// new resources, changed ones and deleted ones, across a provider's removal.
+    #[test]
+    fn searches_agree_with_the_filter_before_and_after_the_job() {
+        let c = test_conn();
+        let a = providers::insert(&c, "a", "", ProviderKind::Generic, 0).unwrap();
+        let b = providers::insert(&c, "b", "", ProviderKind::Generic, 0).unwrap();
+        user(
+            &c,
+            a.id,
+            json!({"userName": "ann", "displayName": "Ann Smith"}),
+        );
+        let bob = user(
+            &c,
+            a.id,
+            json!({"userName": "bob", "emails": [{"value": "Bob@SMITHS.example"}]}),
+        );
+        user(
+            &c,
+            b.id,
+            json!({"userName": "cy", "displayName": "Cy Smith"}),
+        );
+        user(
+            &c,
+            a.id,
+            json!({"userName": "dee", "externalId": "Smith-7"}),
+        );
+        // Before the job: every resource is in the tail.
+        assert_eq!(
+            found(&c, a.id, "SMITH"),
+            (2, vec!["ann".into(), "bob".into()], true)
+        );
+        while step(&c, 2).unwrap() == 2 {}
+        assert!(caught_up(&c).unwrap());
+        assert_eq!(
+            found(&c, a.id, "smith"),
+            (2, vec!["ann".into(), "bob".into()], true)
+        );
+        // externalId compares exactly.
+        assert_eq!(found(&c, a.id, "Smith-"), (1, vec!["dee".into()], true));
+        assert_eq!(found(&c, a.id, "smith-").0, 0);
+        // A change the job has not reached: the filter answers for it.
+        c.execute(
+            "UPDATE resources SET doc = '{\"userName\":\"bob\"}' WHERE id = ?1",
+            [&bob],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO activity (at, provider_id, kind, resource_id, action, status)
+             VALUES (0, ?1, 'User', ?2, 'patched', 200)",
+            params![a.id, bob],
+        )
+        .unwrap();
+        assert_eq!(found(&c, a.id, "smith").1, vec!["ann".to_string()]);
+        step(&c, 100).unwrap();
+        assert_eq!(found(&c, a.id, "smith").1, vec!["ann".to_string()]);
+        // Short text is no trigram: the filter reads every resource.
+        assert!(!found(&c, a.id, "sm").2);
+        // A removed provider takes the newest records; the keys SQLite hands out again are read.
+        let followed = marks(&c).unwrap().1;
+        providers::delete(&c, a.id).unwrap();
+        assert!(marks(&c).unwrap().1 < followed);
+        let cy = c
+            .query_row(
+                "SELECT id FROM resources WHERE provider_id = ?1",
+                [b.id],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap();
+        c.execute(
+            "UPDATE resources SET doc = '{\"userName\":\"cy\",\"displayName\":\"Cy Jones\"}' WHERE id = ?1",
+            [&cy],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO activity (at, provider_id, kind, resource_id, action, status)
+             VALUES (0, ?1, 'User', ?2, 'patched', 200)",
+            params![b.id, cy],
+        )
+        .unwrap();
+        step(&c, 100).unwrap();
+        assert_eq!(found(&c, b.id, "jones").1, vec!["cy".to_string()]);
+        assert_eq!(found(&c, b.id, "smith").0, 0);
+        // The removed provider's rows go in a purge.
+        let last = last_key(&c).unwrap();
+        assert_eq!(purge(&c, 0, last + 1).unwrap(), 3);
+        assert_eq!(found(&c, b.id, "jones").1, vec!["cy".to_string()]);
+    }
+}
