@@ -77,6 +77,10 @@ printf '%-44s %8s\n' "filter userName eq (indexed)" "$(time_of "$users_url?filte
 [ -n "$some" ] && printf '%-44s %8s\n' "a user's page" "$(time_of "$users_url/$some")"
 big=$(cat "$work/big_group")
 row() { printf '%-44s %8s\n' "$1" "$(time_of "$admin$2")"; }
+row "Users by name, Z to A" "/providers/bench/Users?sort=-name"
+row "Users by name, a page from a name" "/providers/bench/Users?sort=name&after=user5"
+row "Users by name, last page" "/providers/bench/Users?sort=name&last=1"
+row "Users, newest first" "/providers/bench/Users?sort=-created"
 row "dashboard" "/"
 row "providers" "/providers"
 row "provider page" "/providers/bench"

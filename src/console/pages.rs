@@ -18,7 +18,7 @@ use crate::scim::projection::Projection;
 use crate::store::activity::{self, Query};
 use crate::store::credentials::CredentialKind;
 use crate::store::providers::{self, Provider};
-use crate::store::search::{self, Paging};
+use crate::store::search::{self, Order, Paging};
 use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, admins, schemas};
 
@@ -1550,10 +1550,13 @@ pub(crate) struct ResourceQuery {
     mode: Option<String>,
     /// A SCIM filter.
     filter: Option<String>,
-    /// The key of the last resource of the previous page (Next).
-    after: Option<i64>,
-    /// The key of the first resource of the next page (Previous).
-    before: Option<i64>,
+    /// The order: `created` (the default), `-created` (newest first), `name`, `-name`.
+    sort: Option<String>,
+    /// The key in the order (a resource's key, or its folded name) of the last resource of
+    /// the previous page (Next).
+    after: Option<String>,
+    /// The key in the order of the first resource of the next page (Previous).
+    before: Option<String>,
     /// The last page.
     last: Option<String>,
     /// The position of the page's first resource (1-based), carried from page to page.
@@ -1599,12 +1602,46 @@ pub(crate) async fn resources(
         Some(Ok(f)) => Ok(Some(f)),
         None => Ok(None),
     };
-    let after = q.after.unwrap_or(0).max(0);
+    let sort = q.sort.as_deref().unwrap_or("created");
+    let order = match sort {
+        "created" => Order::Created { desc: false },
+        "-created" => Order::Created { desc: true },
+        "name" => Order::Name { desc: false },
+        "-name" => Order::Name { desc: true },
+        other => {
+            return Err(Failure::Invalid(format!(
+                "cannot sort by {other:?}: created, -created, name or -name"
+            )));
+        }
+    };
+    // A key in the order: a resource's key in creation order, a folded name by name.
+    let key_of = |text: &str| -> Result<rusqlite::types::Value, Failure> {
+        match order {
+            Order::Created { .. } => text
+                .parse::<i64>()
+                .map(rusqlite::types::Value::Integer)
+                .map_err(|_| Failure::Invalid(format!("not a page position: {text:?}"))),
+            Order::Name { .. } => Ok(rusqlite::types::Value::Text(text.to_string())),
+        }
+    };
     let last_page = q.last.is_some();
-    let paging = match (last_page, q.before) {
-        (true, _) => Paging::Before(i64::MAX),
-        (false, Some(b)) => Paging::Before(b.max(0)),
-        (false, None) => Paging::After(after),
+    let at_start = q.after.is_none() && q.before.is_none() && !last_page;
+    let paging = match (last_page, &q.before, &q.after) {
+        (true, _, _) => Paging::Keyed {
+            order,
+            key: None,
+            back: true,
+        },
+        (false, Some(b), _) => Paging::Keyed {
+            order,
+            key: Some(key_of(b)?),
+            back: true,
+        },
+        (false, None, a) => Paging::Keyed {
+            order,
+            key: a.as_deref().map(key_of).transpose()?,
+            back: false,
+        },
     };
     let base = state.public_base.clone();
     let scim = crate::app::scim_base(&base, &provider);
@@ -1640,7 +1677,20 @@ pub(crate) async fn resources(
                     let page = search::search(&tx, p.id, kind, condition.as_ref(), paging, PAGE)?;
                     let rows: Vec<_> = page.items.iter().collect();
                     let out = summary_rows(&rows, crate::scim::summary::list_columns(kind))?;
-                    let ends = (rows.first().map(|r| r.seq), rows.last().map(|r| r.seq));
+                    // The page's ends as keys in the order, for Previous and Next.
+                    let key = |seq: Option<i64>| -> store::Result<Option<String>> {
+                        let Some(seq) = seq else { return Ok(None) };
+                        Ok(Some(match order {
+                            Order::Created { .. } => seq.to_string(),
+                            Order::Name { .. } => tx
+                                .prepare_cached("SELECT name_key FROM resources WHERE seq = ?1")?
+                                .query_row([seq], |r| r.get(0))?,
+                        }))
+                    };
+                    let ends = (
+                        key(rows.first().map(|r| r.seq))?,
+                        key(rows.last().map(|r| r.seq))?,
+                    );
                     Ok((page.total, ends, out, indexed))
                 })
                 .await;
@@ -1656,6 +1706,23 @@ pub(crate) async fn resources(
     // A page's link: where it starts (`at`) and the search it carries.
     let carry = |at: &str| {
         let mut url = format!("{pbase}/{endpoint}?{at}");
+        if sort != "created" {
+            url.push_str(&format!("&sort={}", urlencode(sort)));
+        }
+        if let Some(s) = simple {
+            url.push_str(&format!("&q={}", urlencode(s)));
+        }
+        if contains {
+            url.push_str("&mode=contains");
+        }
+        if let Some(f) = advanced {
+            url.push_str(&format!("&filter={}", urlencode(f)));
+        }
+        url
+    };
+    // The list in another order, from its start, with the same search.
+    let sorted_by = |to: &str| {
+        let mut url = format!("{pbase}/{endpoint}?sort={}", urlencode(to));
         if let Some(s) = simple {
             url.push_str(&format!("&q={}", urlencode(s)));
         }
@@ -1674,7 +1741,7 @@ pub(crate) async fn resources(
     let page = PAGE;
     let from = match last_page {
         true => (total - rows.len() as i64 + 1).max(1),
-        false if after == 0 && q.before.is_none() => 1,
+        false if at_start => 1,
         false => q.from.unwrap_or(1).max(1),
     };
     let to = from + rows.len() as i64 - 1;
@@ -1701,6 +1768,14 @@ pub(crate) async fn resources(
                     label for="filter" { "or a SCIM filter" }
                     input #filter name="filter" type="text" placeholder="userName eq \"a@example.com\"" value=(advanced.unwrap_or(""));
                 }
+                div.field {
+                    label for="sort" { "Order" }
+                    select #sort name="sort" {
+                        @for (value, label) in [("created", "Oldest first"), ("-created", "Newest first"), ("name", "By name, A to Z"), ("-name", "By name, Z to A")] {
+                            option value=(value) selected[sort == value] { (label) }
+                        }
+                    }
+                }
                 button type="submit" { "Search" }
             }
             (view::error_box(message.as_deref()))
@@ -1711,8 +1786,20 @@ pub(crate) async fn resources(
                 @if rows.is_empty() { (total) " " (endpoint) @if filter_text.is_some() { " match" } }
                 @else { (from) "–" (to) " of " (total) " " (endpoint) @if filter_text.is_some() { " that match" } }
             }
-            (view::table(
-                &columns.iter().map(|c| c.label).collect::<Vec<_>>(),
+            (view::sortable_table(
+                &columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| view::Heading {
+                        label: c.label,
+                        // The first column is the unique name, which the name index orders.
+                        sort: (i == 0).then(|| match sort {
+                            "name" => (sorted_by("-name"), Some("ascending")),
+                            "-name" => (sorted_by("name"), Some("descending")),
+                            _ => (sorted_by("name"), None),
+                        }),
+                    })
+                    .collect::<Vec<_>>(),
                 html! {
                     @for (id, cells) in &rows {
                         @let href = format!("{pbase}/{endpoint}/{}", urlencode(id));
@@ -1730,14 +1817,14 @@ pub(crate) async fn resources(
             ))
             nav.pager aria-label="Pages" {
                 @if from > 1 {
-                    a href=(carry("after=0")) { "First page" }
+                    a href=(carry("")) { "First page" }
                     @if let Some(f) = first {
-                        a href=(carry(&format!("before={f}&from={}", (from - page).max(1)))) rel="prev" { "Previous page" }
+                        a href=(carry(&format!("before={}&from={}", urlencode(&f), (from - page).max(1)))) rel="prev" { "Previous page" }
                     }
                 }
                 @if to < total {
                     @if let Some(l) = last {
-                        a href=(carry(&format!("after={l}&from={}", to + 1))) rel="next" { "Next page" }
+                        a href=(carry(&format!("after={}&from={}", urlencode(&l), to + 1))) rel="next" { "Next page" }
                     }
                     a href=(carry("last=1")) { "Last page" }
                 }

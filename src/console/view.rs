@@ -178,6 +178,41 @@ pub(crate) fn table(headers: &[&str], rows: Markup) -> Markup {
     }
 }
 
+/// A column heading: its label and, for a column the list can be sorted by, where a click
+/// sorts it and how it is sorted now (`ascending` or `descending`, for `aria-sort`).
+pub(crate) struct Heading<'a> {
+    pub(crate) label: &'a str,
+    pub(crate) sort: Option<(String, Option<&'static str>)>,
+}
+
+/// `table` with headings that sort: a sortable heading is a link, the sorted one says how
+/// (`aria-sort`, and an arrow that screen readers skip).
+pub(crate) fn sortable_table(headings: &[Heading<'_>], rows: Markup) -> Markup {
+    let labels: Vec<&str> = headings.iter().map(|h| h.label).collect();
+    html! {
+        div.scroll tabindex="0" role="region" aria-label={"Table: " (labels.join(", "))} {
+            table {
+                thead { tr { @for h in headings {
+                    @match &h.sort {
+                        None => th scope="col" { (h.label) },
+                        Some((href, state)) => th scope="col" aria-sort=[state] {
+                            a href=(href) {
+                                (h.label)
+                                @match state {
+                                    Some("ascending") => span aria-hidden="true" { " ▲" },
+                                    Some(_) => span aria-hidden="true" { " ▼" },
+                                    None => {},
+                                }
+                            }
+                        },
+                    }
+                } } }
+                tbody { (rows) }
+            }
+        }
+    }
+}
+
 /// The login page: a sign-in link per identity provider with OpenID Connect (`sign_ins`),
 /// then the admin accounts' form.
 pub(crate) fn login(next: &str, name: &str, message: Option<&str>, sign_ins: &[String]) -> Markup {

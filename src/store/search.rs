@@ -31,6 +31,39 @@ pub enum Paging<'a> {
     /// The last resources created before the one with this key, in creation order (a
     /// console's previous page; `i64::MAX` for the last page).
     Before(i64),
+    /// A console list in `order`: the resources past `key` in it (from the start without one),
+    /// or with `back` the last ones before `key` (the end without one), in the order. Each a
+    /// range of an index: the keys, or the unique names.
+    Keyed {
+        order: Order,
+        key: Option<Sql>,
+        back: bool,
+    },
+}
+
+/// The orders a console list is shown in, each read from an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Creation order, oldest or (`desc`) newest first.
+    Created { desc: bool },
+    /// By the unique name (userName, a group's displayName) regardless of case.
+    Name { desc: bool },
+}
+
+impl Order {
+    /// The column ordered by, as the page query selects it.
+    fn column(self) -> &'static str {
+        match self {
+            Order::Created { .. } => "r.seq",
+            Order::Name { .. } => "r.name_key",
+        }
+    }
+
+    fn desc(self) -> bool {
+        match self {
+            Order::Created { desc } | Order::Name { desc } => desc,
+        }
+    }
 }
 
 /// One page of matching resources, the total number that match, and whether more follow.
@@ -116,6 +149,40 @@ fn statements(
                 ),
                 false,
             )
+        }
+        Paging::Keyed { order, key, back } => {
+            // Read in the order's direction, or against it for a page before `key`.
+            let ascending = order.desc() == back;
+            let (cmp, dir) = if ascending {
+                (">", "ASC")
+            } else {
+                ("<", "DESC")
+            };
+            // A name search reads the name index's range; keep the key off it then.
+            let col = match (order, condition.is_some_and(|c| c.by_name)) {
+                (Order::Created { .. }, true) => "+r.seq",
+                _ => order.column(),
+            };
+            let mut keyed = String::new();
+            if let Some(k) = key {
+                args.push(k);
+                keyed = format!(" AND {col} {cmp} ?{}", args.len());
+            }
+            let page_size = if back { limit } else { limit + 1 };
+            args.push(Sql::Integer(page_size));
+            let inner = format!(
+                "SELECT {COLUMNS}, {} AS sort_key FROM resources r WHERE {scope}{keyed} \
+                 ORDER BY {col} {dir} LIMIT ?{}",
+                order.column(),
+                args.len()
+            );
+            let page_sql = if back {
+                let outer = if order.desc() { "DESC" } else { "ASC" };
+                format!("SELECT * FROM ({inner}) ORDER BY sort_key {outer}")
+            } else {
+                inner
+            };
+            (page_sql, !back)
         }
         Paging::Index { offset, order } => {
             args.push(Sql::Integer(limit));
@@ -499,5 +566,65 @@ mod tests {
                 assert_eq!(page.items.len(), shown, "offset {offset} limit {limit}");
             }
         }
+    }
+
+    /// Keyed pages walk every order both ways: forward from the start and from a key, back
+    /// from the end and from a key, with a name search reading the name index.
+    #[test]
+    fn keyed_pages_walk_each_order_both_ways() {
+        let c = test_conn();
+        let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
+        // Created in this order; by name regardless of case: a B c D e f G.
+        for n in ["D", "a", "G", "c", "f", "B", "e"] {
+            let prepared = prepare(ResourceKind::User.builtin(), &json!({"userName": n})).unwrap();
+            insert(&c, p.id, ResourceKind::User.builtin(), &prepared, None, "t").unwrap();
+        }
+        let names = |order: Order, key: Option<Sql>, back: bool, cond: Option<&Condition>| {
+            let page = search(
+                &c,
+                p.id,
+                ResourceKind::User,
+                cond,
+                Paging::Keyed { order, key, back },
+                3,
+            )
+            .unwrap();
+            let names: Vec<String> = page
+                .items
+                .iter()
+                .map(|r| {
+                    let d: serde_json::Value = serde_json::from_str(r.doc).unwrap();
+                    d["userName"].as_str().unwrap().to_string()
+                })
+                .collect();
+            (names.join(""), page.total, page.more)
+        };
+        let text = |k: &str| Some(Sql::Text(k.into()));
+        let name = Order::Name { desc: false };
+        assert_eq!(names(name, None, false, None), ("aBc".into(), 7, true));
+        assert_eq!(names(name, text("c"), false, None), ("Def".into(), 7, true));
+        assert_eq!(names(name, text("f"), false, None), ("G".into(), 7, false));
+        assert_eq!(names(name, None, true, None), ("efG".into(), 7, false));
+        assert_eq!(names(name, text("d"), true, None), ("aBc".into(), 7, false));
+        let back = Order::Name { desc: true };
+        assert_eq!(names(back, None, false, None), ("Gfe".into(), 7, true));
+        assert_eq!(names(back, text("e"), false, None), ("DcB".into(), 7, true));
+        assert_eq!(names(back, None, true, None), ("cBa".into(), 7, false));
+        let newest = Order::Created { desc: true };
+        assert_eq!(names(newest, None, false, None), ("eBf".into(), 7, true));
+        let oldest = Order::Created { desc: false };
+        assert_eq!(names(oldest, None, true, None), ("fBe".into(), 7, false));
+        // A name search: `userName sw "d"` and `sw "e"` meet nothing else.
+        let rt = ResourceKind::User.builtin();
+        let f = crate::scim::filter::parse("userName sw \"e\" or userName sw \"d\"").unwrap();
+        let cond = crate::store::query::condition(rt, "http://x", &f).unwrap();
+        assert_eq!(
+            names(back, None, false, Some(&cond)),
+            ("eD".into(), 2, false)
+        );
+        assert_eq!(
+            names(newest, None, false, Some(&cond)),
+            ("eD".into(), 2, false)
+        );
     }
 }

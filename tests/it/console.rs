@@ -1140,6 +1140,46 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
     assert!(back.body.contains(">u030@contoso.com<") && back.body.contains(">u079@contoso.com<"));
     let start = b.get(&link(&back, "First"));
     assert!(start.body.contains("1–50 of 130 Users"));
+    // Sorted by name, Z to A (the name heading's link, clicked twice), then paged both ways.
+    let href = |p: &Page, text: &str| {
+        let at = p.body.find(text).expect(text);
+        let href = p.body[..at].rsplit("href=\"").next().unwrap();
+        href.split('"').next().unwrap().replace("&amp;", "&")
+    };
+    let by_name = b.get(&href(&start, ">userName<"));
+    assert!(
+        by_name.body.contains("aria-sort=\"ascending\""),
+        "{}",
+        by_name.body
+    );
+    let z_to_a = b.get(&href(&by_name, ">userName<"));
+    assert!(z_to_a.body.contains("aria-sort=\"descending\""));
+    let rows = |p: &Page| -> Vec<String> {
+        p.body
+            .match_indices(">u")
+            .map(|(i, _)| p.body[i + 1..i + 5].to_string())
+            .filter(|r| r[1..].bytes().all(|b| b.is_ascii_digit()))
+            .collect()
+    };
+    assert_eq!(rows(&z_to_a).first().map(String::as_str), Some("u129"));
+    let next = b.get(&link(&z_to_a, "Next"));
+    assert!(next.body.contains("51–100 of 130 Users"), "{}", next.body);
+    assert_eq!(rows(&next).first().map(String::as_str), Some("u079"));
+    let end = b.get(&link(&next, "Last"));
+    assert!(end.body.contains("81–130 of 130 Users"), "{}", end.body);
+    assert_eq!(rows(&end).last().map(String::as_str), Some("u000"));
+    let before = b.get(&link(&end, "Previous"));
+    assert!(
+        before.body.contains("31–80 of 130 Users"),
+        "{}",
+        before.body
+    );
+    assert_eq!(rows(&before).first().map(String::as_str), Some("u099"));
+    let newest = b.get("/providers/p/Users?sort=-created");
+    assert_eq!(rows(&newest).first().map(String::as_str), Some("u129"));
+    let oops = b.get("/providers/p/Users?sort=email");
+    assert_eq!(oops.status, 400);
+    assert!(oops.body.contains("cannot sort by"), "{}", oops.body);
     // "07@" is inside u007@… and u107@…, at the start of none.
     let starts = b.get("/providers/p/Users?q=07%40");
     assert!(starts.body.contains("0 Users match"), "{}", starts.body);
