@@ -120,12 +120,13 @@ pub(crate) fn purge(c: &Connection, from: i64, to: i64) -> Result<usize> {
     .execute(params![from, to])?)
 }
 
-/// The largest resource key there ever was (the end of the range `purge` walks).
+/// The largest resource key there ever was (the end of the range `purge` walks): the
+/// AUTOINCREMENT high-water mark, one row, where `max(rowid)` of the index reads all of it.
 pub(crate) fn last_key(c: &Connection) -> Result<i64> {
-    Ok(
-        c.prepare_cached("SELECT coalesce(max(rowid), 0) FROM search_text")?
-            .query_row([], |r| r.get(0))?,
-    )
+    Ok(c.prepare_cached(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'resources'), 0)",
+    )?
+    .query_row([], |r| r.get(0))?)
 }
 
 /// The condition for "the text is inside one of the searched values" (`filter`, the
