@@ -1703,37 +1703,27 @@ pub(crate) async fn resources(
     };
     let pbase = format!("/providers/{}", urlencode(&provider));
     let endpoint = kind.endpoint();
-    // A page's link: where it starts (`at`) and the search it carries.
+    // The search a page's links carry.
+    let mut search_args = String::new();
+    if let Some(s) = simple {
+        search_args.push_str(&format!("&q={}", urlencode(s)));
+    }
+    if contains {
+        search_args.push_str("&mode=contains");
+    }
+    if let Some(f) = advanced {
+        search_args.push_str(&format!("&filter={}", urlencode(f)));
+    }
+    // A page's link: where it starts (`at`), the order and the search.
     let carry = |at: &str| {
-        let mut url = format!("{pbase}/{endpoint}?{at}");
-        if sort != "created" {
-            url.push_str(&format!("&sort={}", urlencode(sort)));
-        }
-        if let Some(s) = simple {
-            url.push_str(&format!("&q={}", urlencode(s)));
-        }
-        if contains {
-            url.push_str("&mode=contains");
-        }
-        if let Some(f) = advanced {
-            url.push_str(&format!("&filter={}", urlencode(f)));
-        }
-        url
+        let order = match sort {
+            "created" => String::new(),
+            other => format!("&sort={}", urlencode(other)),
+        };
+        format!("{pbase}/{endpoint}?{at}{order}{search_args}")
     };
     // The list in another order, from its start, with the same search.
-    let sorted_by = |to: &str| {
-        let mut url = format!("{pbase}/{endpoint}?sort={}", urlencode(to));
-        if let Some(s) = simple {
-            url.push_str(&format!("&q={}", urlencode(s)));
-        }
-        if contains {
-            url.push_str("&mode=contains");
-        }
-        if let Some(f) = advanced {
-            url.push_str(&format!("&filter={}", urlencode(f)));
-        }
-        url
-    };
+    let sorted_by = |to: &str| format!("{pbase}/{endpoint}?sort={}{search_args}", urlencode(to));
     let (message, total, (first, last), rows, indexed) = match result {
         Err(m) => (Some(m), 0, (None, None), Vec::new(), false),
         Ok((total, ends, rows, indexed)) => (None, total, ends, rows, indexed),

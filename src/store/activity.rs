@@ -430,6 +430,17 @@ pub(crate) struct Query {
     pub(crate) limit: usize,
 }
 
+impl Query {
+    /// Whether the records are read by key (following, one record, a resource's records)
+    /// rather than from a provider's time index.
+    fn by_key(&self) -> bool {
+        self.after_seq.is_some()
+            || self.seq.is_some()
+            || self.resource_id.is_some()
+            || self.name.is_some()
+    }
+}
+
 /// Records matching `q`, oldest first: the last `limit` of them, or with `after_seq` the first
 /// `limit` after it.
 ///
@@ -440,9 +451,7 @@ pub(crate) struct Query {
 /// index (one would cost every change a page write): they are found by reading back from the
 /// newest record, as far as `window` allows.
 pub(crate) fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
-    let by_key =
-        q.after_seq.is_some() || q.seq.is_some() || q.resource_id.is_some() || q.name.is_some();
-    if q.provider.is_some() || by_key {
+    if q.provider.is_some() || q.by_key() {
         return query_one(c, q);
     }
     let providers: Vec<String> = c
@@ -474,8 +483,7 @@ fn query_one(c: &Connection, q: &Query) -> Result<Vec<Record>> {
     };
     // A resource's records and following read by key: the provider's index would read every
     // one of its records in time order to find them.
-    let by_key =
-        q.after_seq.is_some() || q.seq.is_some() || q.resource_id.is_some() || q.name.is_some();
+    let by_key = q.by_key();
     let plus = if by_key { "+" } else { "" };
     if let Some(p) = &q.provider {
         let b = bind(Sql::Text(p.clone()), &mut args);

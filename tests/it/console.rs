@@ -1202,14 +1202,17 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
         )
         .unwrap()
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !caught_up() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the search index never caught up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let wait_for_index = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !caught_up() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the search index never caught up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for_index();
     let indexed = b.get("/providers/p/Users?q=07%40&mode=contains");
     assert!(
         indexed.body.contains("1–2 of 2 Users that match"),
@@ -1239,14 +1242,7 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
         both.body
     );
     assert!(both.body.contains(">u107@contoso.com<"), "{}", both.body);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !caught_up() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the search index never caught up"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_index();
     let after = b.get("/providers/p/Users?q=smithers&mode=contains");
     assert!(
         after.body.contains("1–1 of 1 Users that match"),
