@@ -57,9 +57,11 @@ pub struct CleanupReport {
 const ACTIVITY_BATCH: usize = 5000;
 /// Keys of the search index one purge write looks at.
 const PURGE_KEYS: i64 = 20_000;
-/// Resources or activity records one step of the search index takes on: a write of a few
-/// milliseconds, so requests' writes never wait long behind it.
+/// Resources or activity records one step of the search index takes on, and the text it
+/// writes at most (large documents): a write of a few milliseconds, so requests' writes never
+/// wait long behind it and its commit adds little to the WAL.
 const INDEX_BATCH: i64 = 500;
+const INDEX_BYTES: usize = 256 * 1024;
 
 /// Keeps the console's search index (`text_index`) up with the resources: every second, the
 /// resources and changes since its last step, a step at a time, each its own short write
@@ -74,9 +76,12 @@ pub(crate) async fn text_index_loop(store: Store, mut stop: watch::Receiver<bool
             _ = tick.tick() => {}
         }
         while !*stop.borrow() {
-            match store.write(|c| text_index::step(c, INDEX_BATCH)).await {
-                Ok(n) if n == INDEX_BATCH => tokio::task::yield_now().await,
-                Ok(_) => break,
+            match store
+                .write(|c| text_index::step(c, INDEX_BATCH, INDEX_BYTES))
+                .await
+            {
+                Ok(true) => tokio::task::yield_now().await,
+                Ok(false) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "updating the search index failed; will retry");
                     break;

@@ -306,23 +306,25 @@ pub(crate) fn search_text(
     out
 }
 
-/// The text index query (SQLite FTS5 with trigrams) that finds the resources whose
+/// The text index patterns (SQLite FTS5 with trigrams, GLOB) that find the resources whose
 /// `search_text` holds `text` in a value: its folded form among the folded values, or itself
-/// among the exact ones, each as one phrase (consecutive trigrams, so a substring, never
-/// across two values: no value and no search holds a line break). `None` where trigrams
-/// cannot answer: under three characters, or with a control character.
-pub(crate) fn search_text_query(text: &str) -> Option<String> {
+/// among the exact ones (never across two values: no value and no search holds a line break).
+/// `None` where trigrams cannot answer: under three characters, a control character, or one
+/// of GLOB's own (`*`, `?`, `[`).
+pub(crate) fn search_text_patterns(text: &str) -> Option<SearchText> {
     let t = text.trim();
     let folded = super::fold(t);
-    if t.chars().count() < 3 || folded.chars().count() < 3 || t.chars().any(char::is_control) {
+    if t.chars().count() < 3
+        || folded.chars().count() < 3
+        || t.chars()
+            .any(|c| c.is_control() || matches!(c, '*' | '?' | '['))
+    {
         return None;
     }
-    let phrase = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
-    Some(format!(
-        "folded : {} OR exact : {}",
-        phrase(&folded),
-        phrase(t)
-    ))
+    Some(SearchText {
+        folded: format!("*{folded}*"),
+        exact: format!("*{t}*"),
+    })
 }
 
 #[cfg(test)]
@@ -392,12 +394,16 @@ mod text_tests {
     }
 
     #[test]
-    fn search_text_queries_are_phrases_of_three_characters_or_more() {
+    fn search_text_patterns_hold_three_characters_or_more_and_no_wildcard() {
+        let p = search_text_patterns(" Smi\"th ").unwrap();
         assert_eq!(
-            search_text_query(" Smi\"th ").as_deref(),
-            Some("folded : \"smi\"\"th\" OR exact : \"Smi\"\"th\"")
+            (p.folded.as_str(), p.exact.as_str()),
+            ("*smi\"th*", "*Smi\"th*")
         );
-        assert_eq!(search_text_query("ab"), None);
-        assert_eq!(search_text_query("a\nbc"), None);
+        assert!(search_text_patterns("ab").is_none());
+        assert!(search_text_patterns("a\nbc").is_none());
+        for wild in ["a*bc", "ab?c", "[abc]"] {
+            assert!(search_text_patterns(wild).is_none(), "{wild}");
+        }
     }
 }

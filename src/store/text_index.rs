@@ -17,7 +17,7 @@ use super::rows::parse_kind;
 use super::search::Condition;
 use crate::scim::filter::Filter;
 use crate::scim::schema::ResourceType;
-use crate::scim::summary::{search_text, search_text_query};
+use crate::scim::summary::{search_text, search_text_patterns};
 
 /// A tail longer than this (the index being built after an upgrade, or far behind) and a
 /// search reads every resource instead.
@@ -36,7 +36,7 @@ fn write_row(
     kind: &str,
     doc: &str,
     external_id: Option<&str>,
-) -> Result<()> {
+) -> Result<usize> {
     let rt = parse_kind(kind)?.builtin();
     let doc: serde_json::Value = serde_json::from_str(doc).unwrap_or_default();
     let text = search_text(rt, &doc, external_id);
@@ -44,13 +44,15 @@ fn write_row(
         .execute([seq])?;
     c.prepare_cached("INSERT INTO search_text (rowid, folded, exact) VALUES (?1, ?2, ?3)")?
         .execute(params![seq, text.folded, text.exact])?;
-    Ok(())
+    Ok(text.folded.len() + text.exact.len())
 }
 
 /// One step of the job, in the caller's write transaction: the changes of up to `batch`
-/// activity records after `followed`, and up to `batch` resources created after `built`.
-/// Returns the larger of the two counts (call again while it is `batch`).
-pub(crate) fn step(c: &Connection, batch: i64) -> Result<i64> {
+/// activity records after `followed`, then up to `batch` resources created after `built`,
+/// each part ending early once it has written `bytes` of text (a transaction's size is what
+/// its commit writes to the WAL and what holds the writer). Returns whether it ended early
+/// (call again while it does).
+pub(crate) fn step(c: &Connection, batch: i64, bytes: usize) -> Result<bool> {
     let (built, followed) = marks(c)?;
     let mut changed = c.prepare_cached(
         "SELECT a.seq, r.seq, r.kind, r.doc, r.external_id
@@ -58,14 +60,16 @@ pub(crate) fn step(c: &Connection, batch: i64) -> Result<i64> {
          WHERE a.seq > ?1 ORDER BY a.seq LIMIT ?2",
     )?;
     let mut rows = changed.query(params![followed, batch])?;
-    let (mut followed_to, mut records) = (followed, 0);
-    while let Some(r) = rows.next()? {
+    let (mut followed_to, mut records, mut written) = (followed, 0, 0);
+    while written < bytes
+        && let Some(r) = rows.next()?
+    {
         followed_to = r.get(0)?;
         records += 1;
         // A resource past `built` gets its row below; a deleted one has none to write.
         if let Some(seq) = r.get::<_, Option<i64>>(1)?.filter(|s| *s <= built) {
             let (kind, doc): (String, String) = (r.get(2)?, r.get(3)?);
-            write_row(
+            written += write_row(
                 c,
                 seq,
                 &kind,
@@ -74,17 +78,20 @@ pub(crate) fn step(c: &Connection, batch: i64) -> Result<i64> {
             )?;
         }
     }
+    let more = records == batch || written >= bytes;
     drop(rows);
     let mut created = c.prepare_cached(
         "SELECT seq, kind, doc, external_id FROM resources WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let mut rows = created.query(params![built, batch])?;
-    let (mut built_to, mut resources) = (built, 0);
-    while let Some(r) = rows.next()? {
+    let (mut built_to, mut resources, mut written) = (built, 0, 0);
+    while written < bytes
+        && let Some(r) = rows.next()?
+    {
         built_to = r.get(0)?;
         resources += 1;
         let (kind, doc): (String, String) = (r.get(1)?, r.get(2)?);
-        write_row(
+        written += write_row(
             c,
             built_to,
             &kind,
@@ -92,10 +99,11 @@ pub(crate) fn step(c: &Connection, batch: i64) -> Result<i64> {
             r.get::<_, Option<String>>(3)?.as_deref(),
         )?;
     }
+    let more = more || resources == batch || written >= bytes;
     drop(rows);
     c.prepare_cached("UPDATE search_text_state SET built = ?1, followed = ?2 WHERE id = 1")?
         .execute(params![built_to, followed_to])?;
-    Ok(records.max(resources))
+    Ok(more)
 }
 
 /// Called in the transaction that deletes activity records: when the newest go (a provider's
@@ -130,7 +138,7 @@ pub(crate) fn last_key(c: &Connection) -> Result<i64> {
 }
 
 /// The condition for "the text is inside one of the searched values" (`filter`, the
-/// equivalent SCIM filter, with its parameters from ?5), answered by the index; `None` when
+/// equivalent SCIM filter, with its parameters from ?6), answered by the index; `None` when
 /// the index cannot answer it (text under three characters, or a tail too long).
 pub(crate) fn contains_condition(
     c: &Connection,
@@ -139,7 +147,7 @@ pub(crate) fn contains_condition(
     text: &str,
     filter: &Filter,
 ) -> Result<Option<Condition>> {
-    let Some(query) = search_text_query(text) else {
+    let Some(patterns) = search_text_patterns(text) else {
         return Ok(None);
     };
     let (built, followed) = marks(c)?;
@@ -155,16 +163,22 @@ pub(crate) fn contains_condition(
     if tail.len() > TAIL_MAX {
         return Ok(None);
     }
-    let inner = super::query::condition_from(rt, base, filter, 5)?;
+    let inner = super::query::condition_from(rt, base, filter, 6)?;
     let tail = serde_json::to_string(&tail).unwrap_or_else(|_| "[]".into());
-    let mut params = vec![Sql::Text(query), Sql::Text(tail)];
+    let mut params = vec![
+        Sql::Text(patterns.folded),
+        Sql::Text(patterns.exact),
+        Sql::Text(tail),
+    ];
     params.extend(inner.params);
     Ok(Some(Condition {
         // Hits of the index where it is up to date; the filter itself on the tail.
         sql: format!(
-            "r.seq IN (SELECT rowid FROM search_text WHERE search_text MATCH ?3
-                       UNION ALL SELECT value FROM json_each(?4))
-             AND (r.seq NOT IN (SELECT value FROM json_each(?4)) OR ({}))",
+            // (Two selects: FTS5 reads its index for one GLOB, but scans for an OR of two.)
+            "r.seq IN (SELECT rowid FROM search_text WHERE folded GLOB ?3
+                       UNION SELECT rowid FROM search_text WHERE exact GLOB ?4
+                       UNION SELECT value FROM json_each(?5))
+             AND (r.seq NOT IN (SELECT value FROM json_each(?5)) OR ({}))",
             inner.sql
         ),
         params,
@@ -272,7 +286,7 @@ mod tests {
             found(&c, a.id, "SMITH"),
             (2, vec!["ann".into(), "bob".into()], true)
         );
-        while step(&c, 2).unwrap() == 2 {}
+        while step(&c, 2, 1 << 20).unwrap() {}
         assert!(caught_up(&c).unwrap());
         assert_eq!(
             found(&c, a.id, "smith"),
@@ -294,7 +308,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(found(&c, a.id, "smith").1, vec!["ann".to_string()]);
-        step(&c, 100).unwrap();
+        step(&c, 100, 1 << 20).unwrap();
         assert_eq!(found(&c, a.id, "smith").1, vec!["ann".to_string()]);
         // Short text is no trigram: the filter reads every resource.
         assert!(!found(&c, a.id, "sm").2);
@@ -320,12 +334,37 @@ mod tests {
             params![b.id, cy],
         )
         .unwrap();
-        step(&c, 100).unwrap();
+        step(&c, 100, 1 << 20).unwrap();
         assert_eq!(found(&c, b.id, "jones").1, vec!["cy".to_string()]);
         assert_eq!(found(&c, b.id, "smith").0, 0);
         // The removed provider's rows go in a purge.
         let last = last_key(&c).unwrap();
         assert_eq!(purge(&c, 0, last + 1).unwrap(), 3);
         assert_eq!(found(&c, b.id, "jones").1, vec!["cy".to_string()]);
+    }
+
+    /// A step ends once it has written its share of text, and the next one goes on from there:
+    /// large documents make short writes, and nothing is skipped.
+    #[test]
+    fn a_step_writes_at_most_its_bytes_and_the_next_goes_on() {
+        let c = test_conn();
+        let p = providers::insert(&c, "p", "", ProviderKind::Generic, 0).unwrap();
+        for n in 0..5 {
+            user(
+                &c,
+                p.id,
+                json!({"userName": format!("u{n}"), "title": format!("{n}{}", "x".repeat(1000))}),
+            );
+        }
+        let mut steps = 0;
+        while step(&c, 500, 1500).unwrap() {
+            steps += 1;
+            assert!(steps < 10, "the index never caught up");
+        }
+        // Two titles of 1,001 bytes per step: three steps, the last one short.
+        assert_eq!(steps, 2);
+        assert!(caught_up(&c).unwrap());
+        assert_eq!(found(&c, p.id, "4xxx"), (1, vec!["u4".into()], true));
+        assert_eq!(found(&c, p.id, "xxx").0, 5);
     }
 }
