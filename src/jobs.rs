@@ -63,21 +63,33 @@ const PURGE_KEYS: i64 = 20_000;
 const INDEX_BATCH: i64 = 500;
 const INDEX_BYTES: usize = 256 * 1024;
 
-/// Keeps the console's search index (`text_index`) up with the resources: every second, the
-/// resources and changes since its last step, a step at a time, each its own short write
-/// between the requests' ones. The index is never on a request's path: a search reads what
-/// the job has not reached from the resources themselves.
+/// A step of the search index runs once no write has been asked for this long (the index
+/// waits for the writer to be quiet, so it never slows provisioning)...
+const INDEX_QUIET: Duration = Duration::from_millis(100);
+/// ...or once no step has run for this long, so the index moves on under a load that never
+/// pauses.
+const INDEX_STARVED: Duration = Duration::from_secs(10);
+
+/// Keeps the console's search index (`text_index`) up with the resources: whenever the writer
+/// is quiet, the resources and changes since its last step, a step at a time, each its own
+/// short write. The index is never on a request's path: a search reads what the job has not
+/// reached from the resources themselves.
 pub(crate) async fn text_index_loop(store: Store, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last_step = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             _ = tick.tick() => {}
         }
         while !*stop.borrow() {
+            if store.quiet_for() < INDEX_QUIET && last_step.elapsed() < INDEX_STARVED {
+                break;
+            }
+            last_step = std::time::Instant::now();
             match store
-                .write(|c| text_index::step(c, INDEX_BATCH, INDEX_BYTES))
+                .write_in_background(|c| text_index::step(c, INDEX_BATCH, INDEX_BYTES))
                 .await
             {
                 Ok(true) => tokio::task::yield_now().await,

@@ -423,6 +423,22 @@ impl Store {
         self.writer.write(f).await
     }
 
+    /// `write` for background work that waits for the writer to be quiet (`quiet_for`) and
+    /// must not keep it from being so.
+    pub(crate) async fn write_in_background<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + writer::StorageFailure + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.writer.write_in_background(f).await
+    }
+
+    /// How long since a write (not a background one) was last asked for.
+    pub(crate) fn quiet_for(&self) -> std::time::Duration {
+        self.writer.quiet_for()
+    }
+
     /// `write` for callers without an async runtime (the command-line tools, jobs on a
     /// blocking thread): blocks until the write has committed.
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>

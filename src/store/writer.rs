@@ -199,10 +199,19 @@ struct Health {
     epoch: Instant,
     /// Milliseconds since `epoch` (plus one) when the batch now running started; 0 when idle.
     busy_since: AtomicU64,
+    /// Milliseconds since `epoch` when a write other than a background one was last asked for.
+    last_asked: AtomicU64,
     alive: AtomicBool,
     /// Why batches fail to commit (not counting a busy lock) and since when; cleared by the
     /// next commit.
     failing: std::sync::Mutex<Option<(Failure, Instant)>>,
+}
+
+impl Health {
+    fn asked(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_asked.store(now, Ordering::Release);
+    }
 }
 
 /// The file the writer was opened on: its path, and the device and inode it named then; the
@@ -342,6 +351,7 @@ impl Writer {
         let health = Arc::new(Health {
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
+            last_asked: AtomicU64::new(0),
             alive: AtomicBool::new(true),
             failing: std::sync::Mutex::new(None),
         });
@@ -390,9 +400,30 @@ impl Writer {
         E: From<Error> + StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
+        self.health.asked();
         self.submit(f)?
             .await
             .map_err(|_| E::from(Error::Internal("the writer dropped a request".into())))?
+    }
+
+    /// `write` for work that waits for quiet (`quiet_for`) rather than making it: it does not
+    /// count as a write asked for.
+    pub(crate) async fn write_in_background<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<Error> + StorageFailure + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        self.submit(f)?
+            .await
+            .map_err(|_| E::from(Error::Internal("the writer dropped a request".into())))?
+    }
+
+    /// How long since a write other than a background one was last asked for.
+    pub(crate) fn quiet_for(&self) -> Duration {
+        let last = self.health.last_asked.load(Ordering::Acquire);
+        let now = u64::try_from(self.health.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(now.saturating_sub(last))
     }
 
     /// `write` for callers without an async runtime (the command-line tools): blocks the
@@ -403,6 +434,7 @@ impl Writer {
         E: From<Error> + StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
+        self.health.asked();
         self.submit(f)?
             .blocking_recv()
             .map_err(|_| E::from(Error::Internal("the writer dropped a request".into())))?
@@ -807,12 +839,40 @@ mod tests {
         assert_eq!(rows(&open()), [0, 1, 2]);
     }
 
+    /// A request's write makes the writer busy; a background write does not, so background
+    /// work that waits for quiet does not wait for itself.
+    #[tokio::test]
+    async fn background_writes_leave_the_writer_quiet() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let open = || {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            c
+        };
+        let conn = open();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let writer = Writer::start(conn, open(), None).unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let insert = |c: &Connection| -> Result<usize, Error> {
+            Ok(c.execute("INSERT INTO t (x) VALUES (1)", [])?)
+        };
+        let asked = || writer.health.last_asked.load(Ordering::Acquire);
+        writer.write_in_background(insert).await.unwrap();
+        assert_eq!(asked(), 0, "a background write counted as asked for");
+        assert!(writer.quiet_for() >= Duration::from_millis(30));
+        writer.write(insert).await.unwrap();
+        assert!(asked() >= 30, "the request's write was not counted");
+        assert_eq!(rows(&open()).len(), 2);
+    }
+
     #[test]
     fn a_writer_whose_thread_has_ended_is_gone() {
         let (jobs, _queue) = mpsc::channel::<Queued>();
         let health = Arc::new(Health {
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
+            last_asked: AtomicU64::new(0),
             alive: AtomicBool::new(true),
             failing: std::sync::Mutex::new(None),
         });
