@@ -743,6 +743,7 @@ fn activity_command(config: &Config, args: ActivityArgs) -> anyhow::Result<()> {
             _ => None,
         },
         window: None,
+        before_seq: None,
         after_seq: None,
         seq: None,
         action: None,

@@ -1691,7 +1691,12 @@ pub(crate) async fn resources(
                         key(rows.first().map(|r| r.seq))?,
                         key(rows.last().map(|r| r.seq))?,
                     );
-                    Ok((page.total, ends, out, indexed))
+                    let total = Total {
+                        n: page.total,
+                        more_than: page.more_than_total,
+                        more: page.more,
+                    };
+                    Ok((total, ends, out, indexed))
                 })
                 .await;
             match answer {
@@ -1725,16 +1730,32 @@ pub(crate) async fn resources(
     // The list in another order, from its start, with the same search.
     let sorted_by = |to: &str| format!("{pbase}/{endpoint}?sort={}{search_args}", urlencode(to));
     let (message, total, (first, last), rows, indexed) = match result {
-        Err(m) => (Some(m), 0, (None, None), Vec::new(), false),
+        Err(m) => (Some(m), Total::default(), (None, None), Vec::new(), false),
         Ok((total, ends, rows, indexed)) => (None, total, ends, rows, indexed),
     };
     let page = PAGE;
+    let shown = rows.len() as i64;
+    // The first row's position. A broad search's total is "more than" a count, so its last
+    // page, and the pages before it reached from there, have none (until one comes out short:
+    // nothing lies before it, so it is the first).
     let from = match last_page {
-        true => (total - rows.len() as i64 + 1).max(1),
-        false if at_start => 1,
-        false => q.from.unwrap_or(1).max(1),
+        true => (!total.more_than).then(|| (total.n - shown + 1).max(1)),
+        false if at_start => Some(1),
+        false if total.more_than && q.before.is_some() && shown < page => Some(1),
+        false => q.from.map(|f| f.max(1)).or((!total.more_than).then_some(1)),
     };
-    let to = from + rows.len() as i64 - 1;
+    let to = from.map(|f| f + shown - 1);
+    let of = match total.more_than {
+        true => format!("more than {}", total.n),
+        false => total.n.to_string(),
+    };
+    let has_previous = from.is_none_or(|f| f > 1);
+    let has_next = match total.more_than {
+        true => !last_page && (total.more || q.before.is_some()),
+        false => to.is_some_and(|t| t < total.n),
+    };
+    // A link's position, where this page's is known.
+    let position = |p: Option<i64>| p.map(|p| format!("&from={p}")).unwrap_or_default();
     let columns = crate::scim::summary::list_columns(kind);
     ok(
         &format!("{} · {endpoint}", provider),
@@ -1770,11 +1791,16 @@ pub(crate) async fn resources(
             }
             (view::error_box(message.as_deref()))
             @if contains && simple.is_some() && advanced.is_none() && !indexed && message.is_none() {
-                p.hint { "Text under three characters is looked for in every one of the provider's " (endpoint) " (so is any text while the search index is being built): slow on a large provider, seconds at a million." }
+                p.hint { "Text under three characters, or with * ? or [, is looked for in every one of the provider's " (endpoint) " (so is any text while the search index is being built): slow on a large provider, seconds at a million." }
             }
             p.count {
-                @if rows.is_empty() { (total) " " (endpoint) @if filter_text.is_some() { " match" } }
-                @else { (from) "–" (to) " of " (total) " " (endpoint) @if filter_text.is_some() { " that match" } }
+                @if rows.is_empty() { (of) " " (endpoint) @if filter_text.is_some() { " match" } }
+                @else {
+                    @if let (Some(from), Some(to)) = (from, to) { (from) "–" (to) }
+                    @else if last_page { "The last " (shown) }
+                    @else { (shown) }
+                    " of " (of) " " (endpoint) @if filter_text.is_some() { " that match" }
+                }
             }
             (view::sortable_table(
                 &columns
@@ -1806,21 +1832,30 @@ pub(crate) async fn resources(
                 }
             ))
             nav.pager aria-label="Pages" {
-                @if from > 1 {
+                @if has_previous {
                     a href=(carry("")) { "First page" }
                     @if let Some(f) = first {
-                        a href=(carry(&format!("before={}&from={}", urlencode(&f), (from - page).max(1)))) rel="prev" { "Previous page" }
+                        a href=(carry(&format!("before={}{}", urlencode(&f), position(from.map(|f| (f - page).max(1)))))) rel="prev" { "Previous page" }
                     }
                 }
-                @if to < total {
+                @if has_next {
                     @if let Some(l) = last {
-                        a href=(carry(&format!("after={}&from={}", urlencode(&l), to + 1))) rel="next" { "Next page" }
+                        a href=(carry(&format!("after={}{}", urlencode(&l), position(to.map(|t| t + 1))))) rel="next" { "Next page" }
                     }
                     a href=(carry("last=1")) { "Last page" }
                 }
             }
         },
     )
+}
+
+/// A list's total: `n`, or more than `n` (a broad search counts so many at most), and whether
+/// rows follow the page.
+#[derive(Default)]
+struct Total {
+    n: i64,
+    more_than: bool,
+    more: bool,
 }
 
 /// Each row's id and the text of its `columns`, read from the stored documents (a list shows
@@ -1996,6 +2031,8 @@ pub(crate) struct ActivityQuery {
     status: Option<String>,
     /// Only records after this one (what the page's script asks for).
     after: Option<i64>,
+    /// Only records up to this one (a resource's older records).
+    before: Option<i64>,
 }
 
 fn parse_when(text: &str, end_of_day: bool) -> Result<Option<i64>, String> {
@@ -2058,6 +2095,9 @@ impl ActivityQuery {
             until: parse_when(self.until.as_deref().unwrap_or(""), true)?,
             failed: self.failed_only(),
             resource_id: text(&self.resource),
+            // A resource's records have no index: they are read a window of the log at a time.
+            window: text(&self.resource).map(|_| HISTORY_WINDOW),
+            before_seq: self.before,
             after_seq: self.after,
             action: text(&self.action)
                 .map(|a| {
@@ -2093,7 +2133,8 @@ pub(crate) async fn activity(
         Ok(query) => (Some(query), None),
         Err(m) => (None, Some(m)),
     };
-    let (records, names) = state
+    let windowed = query.as_ref().is_some_and(|q| q.window.is_some());
+    let (records, names, newest) = state
         .store
         .run(move |c| -> store::Result<_> {
             let names: Vec<String> = providers::list(c)?.into_iter().map(|p| p.name).collect();
@@ -2101,11 +2142,22 @@ pub(crate) async fn activity(
                 Some(q) => activity::query(c, q)?,
                 None => Vec::new(),
             };
-            Ok((records, names))
+            Ok((records, names, activity::last_seq(c)?))
         })
         .await?;
+    // A window's records of the log: its ends, and where the next one back ends (before the
+    // oldest shown when the page is full, else before the window).
+    let window = windowed.then(|| {
+        let top = q.before.unwrap_or(newest).min(newest);
+        let low = (top - HISTORY_WINDOW + 1).max(1);
+        let older = match records.first() {
+            Some(r) if records.len() >= ACTIVITY_ROWS => Some(r.seq - 1),
+            _ => (low > 1).then_some(low - 1),
+        };
+        (low, top, older.filter(|o| *o >= 1))
+    });
     let chosen = q.provider.clone().unwrap_or_default();
-    let follow = q.until.as_deref().unwrap_or("").trim().is_empty();
+    let follow = q.until.as_deref().unwrap_or("").trim().is_empty() && q.before.is_none();
     let last = records.last().map_or(0, |r| r.seq);
     let mut rows_url = format!(
         "/activity/rows?failed={}",
@@ -2172,6 +2224,14 @@ pub(crate) async fn activity(
                 a href={"/activity/export?format=csv" (q.filters())} { "CSV" } ", "
                 a href={"/activity/export?format=jsonl" (q.filters())} { "JSON lines" }
                 " (at most " (super::activity_export::EXPORT_ROWS) " records)."
+            }
+            @if let Some((low, top, older)) = window {
+                p.hint {
+                    "A resource's records are looked for " (HISTORY_WINDOW) " records of the log at a time: these are among records " (low) "–" (top) ". "
+                    @if let Some(o) = older {
+                        a href={"/activity?before=" (o) (q.filters())} { "Older records" }
+                    } @else { "There are none older." }
+                }
             }
             // Focusable, so a keyboard can scroll it sideways (axe: scrollable-region-focusable).
             div.scroll tabindex="0" role="region" aria-label="Activity records" {

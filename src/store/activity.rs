@@ -425,8 +425,11 @@ pub(crate) struct Query {
     pub(crate) action: Option<String>,
     /// Only records answered with this status.
     pub(crate) status: Option<i64>,
-    /// Only among the newest this many records of the log (a resource's recent records).
+    /// Only among the newest this many records of the log, or of those up to `before_seq` (a
+    /// resource's records, read a window of the log at a time).
     pub(crate) window: Option<i64>,
+    /// Only this record and those before it.
+    pub(crate) before_seq: Option<i64>,
     pub(crate) limit: usize,
 }
 
@@ -436,6 +439,7 @@ impl Query {
     fn by_key(&self) -> bool {
         self.after_seq.is_some()
             || self.seq.is_some()
+            || self.before_seq.is_some()
             || self.resource_id.is_some()
             || self.name.is_some()
     }
@@ -472,6 +476,14 @@ pub(crate) fn query(c: &Connection, q: &Query) -> Result<Vec<Record>> {
     let skip = all.len().saturating_sub(q.limit.max(1));
     all.drain(..skip);
     Ok(all)
+}
+
+/// The newest record's key (0 for an empty log).
+pub(crate) fn last_seq(c: &Connection) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT coalesce(max(seq), 0) FROM activity")?
+            .query_row([], |r| r.get(0))?,
+    )
 }
 
 fn query_one(c: &Connection, q: &Query) -> Result<Vec<Record>> {
@@ -519,11 +531,17 @@ fn query_one(c: &Connection, q: &Query) -> Result<Vec<Record>> {
                                WHERE kind = {k} AND name = {n} COLLATE NOCASE)"
         ));
     }
+    let top = match q.before_seq {
+        Some(s) => {
+            let b = bind(Sql::Integer(s), &mut args);
+            cond.push(format!("a.seq <= {b}"));
+            b
+        }
+        None => "(SELECT coalesce(max(seq), 0) FROM activity)".to_string(),
+    };
     if let Some(w) = q.window {
         let b = bind(Sql::Integer(w), &mut args);
-        cond.push(format!(
-            "a.seq > (SELECT coalesce(max(seq), 0) FROM activity) - {b}"
-        ));
+        cond.push(format!("a.seq > {top} - {b}"));
     }
     if let Some(s) = q.after_seq {
         let b = bind(Sql::Integer(s), &mut args);
@@ -890,6 +908,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(windowed.len(), 2);
+        // The window before it: the two records before those.
+        let before = query(
+            &c,
+            &Query {
+                window: Some(2),
+                before_seq: Some(windowed[0].seq - 1),
+                limit: 10,
+                ..Query::default()
+            },
+        )
+        .unwrap();
+        let seqs: Vec<i64> = before.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [windowed[0].seq - 2, windowed[0].seq - 1]);
         let plan = |sql: &str| -> String {
             let mut q = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let args = [1, now - 86_400_000];

@@ -615,6 +615,7 @@ pub(crate) fn condition_from(
         params: compiler.into_params(),
         driven,
         by_name,
+        count_cap: None,
     })
 }
 

@@ -18,6 +18,9 @@ pub struct Condition {
     pub(crate) driven: bool,
     /// Run from a range of the name index (`userName sw`), not from the cursor's key range.
     pub(crate) by_name: bool,
+    /// Count at most this many matches (the total is then "more than" it): set for a condition
+    /// so broad that counting all its matches would read most of a large provider.
+    pub(crate) count_cap: Option<i64>,
 }
 
 /// How to page through results.
@@ -69,6 +72,8 @@ impl Order {
 /// One page of matching resources, the total number that match, and whether more follow.
 pub struct Page {
     pub(crate) total: i64,
+    /// More than `total` match (the condition's `count_cap`).
+    pub(crate) more_than_total: bool,
     pub items: Rows,
     pub(crate) more: bool,
 }
@@ -82,6 +87,7 @@ struct Statements {
     /// The page's arguments; the count takes the first `count_arity` of them.
     page_args: Vec<Sql>,
     count_arity: usize,
+    count_cap: Option<i64>,
     probe_more: bool,
 }
 
@@ -93,7 +99,21 @@ impl Statements {
             None => Cow::Borrowed(
                 "SELECT coalesce((SELECT n FROM resource_counts WHERE provider_id = ?1 AND kind = ?2), 0)",
             ),
-            Some(scope) => Cow::Owned(format!("SELECT count(*) FROM resources r WHERE {scope}")),
+            Some(scope) => Cow::Owned(match self.count_cap {
+                None => format!("SELECT count(*) FROM resources r WHERE {scope}"),
+                Some(cap) => format!(
+                    "SELECT count(*) FROM (SELECT 1 FROM resources r WHERE {scope} LIMIT {})",
+                    cap + 1
+                ),
+            }),
+        }
+    }
+
+    /// A count's answer as (total, whether more than it match).
+    fn total(&self, counted: i64) -> (i64, bool) {
+        match self.count_cap {
+            Some(cap) if counted > cap => (cap, true),
+            _ => (counted, false),
         }
     }
 
@@ -220,6 +240,7 @@ fn statements(
         page_sql,
         page_args: args,
         count_arity: n,
+        count_cap: condition.and_then(|c| c.count_cap),
         probe_more,
     }
 }
@@ -238,8 +259,10 @@ pub fn search(
     let (total, more) = search_visit(c, provider_id, kind, condition, paging, limit, true, |r| {
         rows.push(r)
     })?;
+    let (total, more_than_total) = total.unwrap_or_default();
     Ok(Page {
-        total: total.unwrap_or_default(),
+        total,
+        more_than_total,
         items: rows,
         more,
     })
@@ -282,7 +305,7 @@ fn search_visit(
     limit: i64,
     total: bool,
     mut visit: impl FnMut(&Row<'_>) -> rusqlite::Result<()>,
-) -> Result<(Option<i64>, bool)> {
+) -> Result<(Option<(i64, bool)>, bool)> {
     let first_position = match paging {
         Paging::Index { offset, .. } => Some(offset),
         _ => None,
@@ -299,19 +322,15 @@ fn search_visit(
         p => p,
     };
     let st = statements(provider_id, kind, condition, paging, limit);
-    let count = || -> Result<Option<i64>> {
-        if !total {
-            return Ok(None);
-        }
-        Ok(Some(c.prepare_cached(&st.count_sql())?.query_row(
-            params_from_iter(st.count_args().iter()),
-            |r| r.get(0),
-        )?))
+    let count = || -> Result<(i64, bool)> {
+        let n: i64 = c
+            .prepare_cached(&st.count_sql())?
+            .query_row(params_from_iter(st.count_args().iter()), |r| r.get(0))?;
+        Ok(st.total(n))
     };
     if limit == 0 {
-        let mut q = c.prepare_cached(&st.count_sql())?;
-        let n: i64 = q.query_row(params_from_iter(st.count_args().iter()), |r| r.get(0))?;
-        return Ok((Some(n), n > 0));
+        let total = count()?;
+        return Ok((Some(total), total.0 > 0));
     }
     let mut q = c.prepare_cached(&st.page_sql)?;
     let mut rows = q.query(params_from_iter(st.page_args.iter()))?;
@@ -319,7 +338,7 @@ fn search_visit(
     while let Some(r) = rows.next()? {
         if seen == limit {
             // The row past the page, fetched only to learn that there is one.
-            return Ok((count()?, st.probe_more));
+            return Ok((total.then(count).transpose()?, st.probe_more));
         }
         visit(r)?;
         seen += 1;
@@ -329,8 +348,8 @@ fn search_visit(
     // the total itself: a lookup by a unique value (`userName eq`, `externalId eq`) runs one
     // statement, not a count besides. Past the end (no rows at an offset) it does not.
     let total = match first_position {
-        Some(offset) if seen < limit && (seen > 0 || offset == 0) => Some(offset + seen),
-        _ => count()?,
+        Some(offset) if seen < limit && (seen > 0 || offset == 0) => Some((offset + seen, false)),
+        _ => total.then(count).transpose()?,
     };
     Ok((total, false))
 }

@@ -22,6 +22,10 @@ use crate::scim::summary::{search_text, search_text_patterns};
 /// A tail longer than this (the index being built after an upgrade, or far behind) and a
 /// search reads every resource instead.
 const TAIL_MAX: usize = 20_000;
+/// Text found in more than this many resources is broad: reading all of them (to page them
+/// in order, to count them) would take a second at a million, so a broad search checks the
+/// resources in the page's order against the index instead, and counts this many at most.
+const BROAD: i64 = 5_000;
 
 fn marks(c: &Connection) -> Result<(i64, i64)> {
     Ok(
@@ -101,8 +105,11 @@ pub(crate) fn step(c: &Connection, batch: i64, bytes: usize) -> Result<bool> {
     }
     let more = more || resources == batch || written >= bytes;
     drop(rows);
-    c.prepare_cached("UPDATE search_text_state SET built = ?1, followed = ?2 WHERE id = 1")?
-        .execute(params![built_to, followed_to])?;
+    // Nothing new, nothing written: an idle server's steps commit nothing.
+    if (built_to, followed_to) != (built, followed) {
+        c.prepare_cached("UPDATE search_text_state SET built = ?1, followed = ?2 WHERE id = 1")?
+            .execute(params![built_to, followed_to])?;
+    }
     Ok(more)
 }
 
@@ -139,13 +146,26 @@ pub(crate) fn last_key(c: &Connection) -> Result<i64> {
 
 /// The condition for "the text is inside one of the searched values" (`filter`, the
 /// equivalent SCIM filter, with its parameters from ?6), answered by the index; `None` when
-/// the index cannot answer it (text under three characters, or a tail too long).
+/// the index cannot answer it (text under three characters or with a GLOB wildcard, or a
+/// tail too long).
 pub(crate) fn contains_condition(
     c: &Connection,
     rt: &ResourceType,
     base: &str,
     text: &str,
     filter: &Filter,
+) -> Result<Option<Condition>> {
+    condition_within(c, rt, base, text, filter, BROAD)
+}
+
+/// `contains_condition` with text in more than `broad` rows counted broad.
+fn condition_within(
+    c: &Connection,
+    rt: &ResourceType,
+    base: &str,
+    text: &str,
+    filter: &Filter,
+    broad: i64,
 ) -> Result<Option<Condition>> {
     let Some(patterns) = search_text_patterns(text) else {
         return Ok(None);
@@ -163,6 +183,19 @@ pub(crate) fn contains_condition(
     if tail.len() > TAIL_MAX {
         return Ok(None);
     }
+    // How many rows hold the text, as far as `BROAD` (each a row of the index, among every
+    // provider's).
+    let found: i64 = c
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM search_text WHERE folded GLOB ?1 LIMIT ?3))
+                  + (SELECT count(*) FROM (SELECT 1 FROM search_text WHERE exact GLOB ?2 LIMIT ?3))",
+        )?
+        .query_row(
+            params![patterns.folded, patterns.exact, broad + 1],
+            |r| r.get(0),
+        )?;
+    let cap = broad;
+    let broad = found > cap;
     let inner = super::query::condition_from(rt, base, filter, 6)?;
     let tail = serde_json::to_string(&tail).unwrap_or_else(|_| "[]".into());
     let mut params = vec![
@@ -171,19 +204,32 @@ pub(crate) fn contains_condition(
         Sql::Text(tail),
     ];
     params.extend(inner.params);
-    Ok(Some(Condition {
-        // Hits of the index where it is up to date; the filter itself on the tail.
-        sql: format!(
-            // (Two selects: FTS5 reads its index for one GLOB, but scans for an OR of two.)
+    let sql = if broad {
+        // Each resource in the page's order, looked up in the index by key (or, in the tail,
+        // the filter itself) until the page is full.
+        format!(
+            "CASE WHEN r.seq IN (SELECT value FROM json_each(?5)) THEN ({})
+                  ELSE EXISTS (SELECT 1 FROM search_text s WHERE s.rowid = r.seq
+                                 AND (s.folded GLOB ?3 OR s.exact GLOB ?4)) END",
+            inner.sql
+        )
+    } else {
+        // The index's rows that hold the text where it is up to date; the filter itself on
+        // the tail. (Two selects: FTS5 reads its index for one GLOB, but scans for an OR.)
+        format!(
             "r.seq IN (SELECT rowid FROM search_text WHERE folded GLOB ?3
                        UNION SELECT rowid FROM search_text WHERE exact GLOB ?4
                        UNION SELECT value FROM json_each(?5))
              AND (r.seq NOT IN (SELECT value FROM json_each(?5)) OR ({}))",
             inner.sql
-        ),
+        )
+    };
+    Ok(Some(Condition {
+        sql,
         params,
-        driven: true,
+        driven: !broad,
         by_name: false,
+        count_cap: broad.then_some(cap),
     }))
 }
 
@@ -218,10 +264,35 @@ mod tests {
     use crate::store::search::{Paging, search};
     use crate::store::test_conn;
 
+    /// A search's total, names and whether the index answered it, each way the index can: as
+    /// a narrow search, and as a broad one (text in more than one row: it must find the same
+    /// resources, and count one at most).
     fn found(c: &Connection, provider: i64, text: &str) -> (i64, Vec<String>, bool) {
+        let narrow = found_within(c, provider, text, BROAD);
+        let broad = found_within(c, provider, text, 1);
+        assert_eq!(broad.1, narrow.1, "{text}: the broad search found others");
+        let (total, more_than) = broad.0;
+        assert!(
+            if more_than {
+                total == 1 && narrow.0.0 > 1
+            } else {
+                total == narrow.0.0
+            },
+            "{text}: broad total {total} {more_than}, narrow {:?}",
+            narrow.0
+        );
+        (narrow.0.0, narrow.1, narrow.2)
+    }
+
+    fn found_within(
+        c: &Connection,
+        provider: i64,
+        text: &str,
+        broad: i64,
+    ) -> ((i64, bool), Vec<String>, bool) {
         let rt = ResourceKind::User.builtin();
         let f = parse(&crate::scim::summary::search_filter(rt, text, true)).unwrap();
-        let cond = contains_condition(c, rt, "http://x/scim", text, &f).unwrap();
+        let cond = condition_within(c, rt, "http://x/scim", text, &f, broad).unwrap();
         let indexed = cond.is_some();
         let cond = match cond {
             Some(c) => c,
@@ -244,7 +315,7 @@ mod tests {
                 doc["userName"].as_str().unwrap_or("").to_string()
             })
             .collect();
-        (page.total, names, indexed)
+        ((page.total, page.more_than_total), names, indexed)
     }
 
     fn user(c: &Connection, p: i64, body: serde_json::Value) -> String {

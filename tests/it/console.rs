@@ -1079,6 +1079,32 @@ fn a_group_page_pages_its_members_and_membership_records_read_well() {
     );
     assert!(record.body.contains(token.split('_').nth(1).unwrap()));
     assert_eq!(b.get("/activity/999999").status, 404);
+    // A resource's records, read a window of the log at a time (the newest 100,000 records,
+    // then those before): here the group's two, then from before its PATCH only its creation.
+    let of_group = b.get(&format!("/activity?resource={gid}"));
+    assert!(
+        of_group.body.contains("members: 130 added") && of_group.body.contains("<td>created"),
+        "{}",
+        of_group.body
+    );
+    assert!(
+        of_group.body.contains("among records 1–") && of_group.body.contains("none older"),
+        "{}",
+        of_group.body
+    );
+    let older = b.get(&format!("/activity?resource={gid}&before={}", seq - 1));
+    assert!(
+        !older.body.contains("members: 130 added") && older.body.contains("<td>created"),
+        "{}",
+        older.body
+    );
+    assert!(
+        older
+            .body
+            .contains(&format!("among records 1–{}.", seq - 1)),
+        "{}",
+        older.body
+    );
     // The same records as files.
     let csv = b.get("/activity/export?format=csv&provider=p");
     assert_eq!(csv.status, 200);
@@ -1191,27 +1217,7 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
     );
     // The search index's job catches up within seconds; the searches then read it, and a
     // change it has not reached yet is still found (and a changed value no longer is).
-    let caught_up = || {
-        let c = rusqlite::Connection::open(&db.path).unwrap();
-        c.query_row(
-            "SELECT built >= (SELECT max(seq) FROM resources)
-                    AND followed >= (SELECT max(seq) FROM activity)
-             FROM search_text_state",
-            [],
-            |r| r.get::<_, bool>(0),
-        )
-        .unwrap()
-    };
-    let wait_for_index = || {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while !caught_up() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the search index never caught up"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
+    let wait_for_index = || wait_for_search_index(&db);
     wait_for_index();
     let indexed = b.get("/providers/p/Users?q=07%40&mode=contains");
     assert!(
@@ -1268,5 +1274,118 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
         short.body.contains("under three characters"),
         "{}",
         short.body
+    );
+}
+
+/// Waits for the server's search index job to reach every resource and change.
+fn wait_for_search_index(db: &TestDb) {
+    let caught_up = || {
+        let c = rusqlite::Connection::open(&db.path).unwrap();
+        c.query_row(
+            "SELECT built >= (SELECT max(seq) FROM resources)
+                    AND followed >= (SELECT coalesce(max(seq), 0) FROM activity)
+             FROM search_text_state",
+            [],
+            |r| r.get::<_, bool>(0),
+        )
+        .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !caught_up() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the search index never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Text in more than 5,000 resources is a broad search: its pages are read in order and
+/// checked against the index, and it counts 5,000 at most ("more than 5000"); it pages both
+/// ways and to its end all the same, and a narrow search beside it still counts exactly.
+#[test]
+fn a_broad_search_pages_through_more_than_it_counts() {
+    use scimd::api::scim::ResourceKind;
+    use scimd::api::scim::resource::prepare;
+    use scimd::api::store::{providers, resources};
+
+    let (db, _server, mut b) = console();
+    db.add_provider("p");
+    // Written straight to the database (5,103 users over HTTP would take a while); the
+    // server's index job reads them like any others.
+    let store = db.store();
+    store
+        .write_blocking(|c| {
+            let p = providers::require(c, "p")?.id;
+            let rt = ResourceKind::User.builtin();
+            let names = (0..3)
+                .map(|i| format!("other{i}@example.org"))
+                .chain((0..5100).map(|i| format!("b{i:04}@contoso.com")));
+            for name in names {
+                let doc = prepare(rt, &json!({"userName": name})).unwrap();
+                resources::create(c, p, rt, &doc, None, "2026-01-01T00:00:00Z")?;
+            }
+            Ok::<_, scimd::api::store::Error>(())
+        })
+        .unwrap();
+    drop(store);
+    wait_for_search_index(&db);
+    b.login("alice", PASSWORD);
+    let link = |p: &Page, rel: &str| {
+        let at = p.body.find(&format!(">{rel} page<")).expect(rel);
+        let href = p.body[..at].rsplit("href=\"").next().unwrap();
+        href.split('"').next().unwrap().replace("&amp;", "&")
+    };
+    let first = b.get("/providers/p/Users?q=CONTOSO&mode=contains");
+    assert!(
+        first
+            .body
+            .contains("1–50 of more than 5000 Users that match"),
+        "{}",
+        first.body
+    );
+    assert!(
+        first.body.contains(">b0000@contoso.com<") && first.body.contains(">b0049@contoso.com<")
+    );
+    assert!(!first.body.contains("other0") && !first.body.contains(">Previous page<"));
+    let second = b.get(&link(&first, "Next"));
+    assert!(
+        second
+            .body
+            .contains("51–100 of more than 5000 Users that match"),
+        "{}",
+        second.body
+    );
+    assert!(second.body.contains(">b0050@contoso.com<"));
+    let last = b.get(&link(&second, "Last"));
+    assert!(
+        last.body
+            .contains("The last 50 of more than 5000 Users that match"),
+        "{}",
+        last.body
+    );
+    assert!(last.body.contains(">b5099@contoso.com<") && !last.body.contains(">Next page<"));
+    let before = b.get(&link(&last, "Previous"));
+    assert!(
+        before
+            .body
+            .contains("\"count\">50 of more than 5000 Users that match"),
+        "{}",
+        before.body
+    );
+    assert!(
+        before.body.contains(">b5000@contoso.com<") && before.body.contains(">b5049@contoso.com<")
+    );
+    assert!(before.body.contains(">Next page<"), "{}", before.body);
+    let newest = b.get("/providers/p/Users?q=contoso&mode=contains&sort=-name");
+    assert!(
+        newest.body.contains(">b5099@contoso.com<") && !newest.body.contains(">b5049@contoso.com<")
+    );
+    // Beside it, text in three users is counted exactly.
+    let narrow = b.get("/providers/p/Users?q=EXAMPLE.org&mode=contains");
+    assert!(
+        narrow.body.contains("1–3 of 3 Users that match"),
+        "{}",
+        narrow.body
     );
 }
