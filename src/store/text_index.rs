@@ -46,8 +46,16 @@ fn write_row(
     let text = search_text(rt, &doc, external_id);
     c.prepare_cached("DELETE FROM search_text WHERE rowid = ?1")?
         .execute([seq])?;
-    c.prepare_cached("INSERT INTO search_text (rowid, folded, exact) VALUES (?1, ?2, ?3)")?
-        .execute(params![seq, text.folded, text.exact])?;
+    c.prepare_cached("DELETE FROM search_exact WHERE rowid = ?1")?
+        .execute([seq])?;
+    if !text.folded.is_empty() {
+        c.prepare_cached("INSERT INTO search_text (rowid, folded) VALUES (?1, ?2)")?
+            .execute(params![seq, text.folded])?;
+    }
+    if !text.exact.is_empty() {
+        c.prepare_cached("INSERT INTO search_exact (rowid, exact) VALUES (?1, ?2)")?
+            .execute(params![seq, text.exact])?;
+    }
     Ok(text.folded.len() + text.exact.len())
 }
 
@@ -125,14 +133,21 @@ pub(crate) fn forget_deleted_records(c: &Connection) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the rows of resources that no longer exist among keys `from..to`; returns how many.
+/// Deletes the rows of resources that no longer exist among keys `from..to`; returns how many
+/// resources had some.
 pub(crate) fn purge(c: &Connection, from: i64, to: i64) -> Result<usize> {
-    Ok(c.prepare_cached(
-        "DELETE FROM search_text WHERE rowid IN
-           (SELECT s.rowid FROM search_text s WHERE s.rowid >= ?1 AND s.rowid < ?2
-              AND NOT EXISTS (SELECT 1 FROM resources WHERE seq = s.rowid))",
-    )?
-    .execute(params![from, to])?)
+    let mut gone = 0;
+    for table in ["search_text", "search_exact"] {
+        gone = gone.max(
+            c.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE rowid IN
+                   (SELECT s.rowid FROM {table} s WHERE s.rowid >= ?1 AND s.rowid < ?2
+                      AND NOT EXISTS (SELECT 1 FROM resources WHERE seq = s.rowid))"
+            ))?
+            .execute(params![from, to])?,
+        );
+    }
+    Ok(gone)
 }
 
 /// The largest resource key there ever was (the end of the range `purge` walks): the
@@ -188,7 +203,7 @@ fn condition_within(
     let found: i64 = c
         .prepare_cached(
             "SELECT (SELECT count(*) FROM (SELECT 1 FROM search_text WHERE folded GLOB ?1 LIMIT ?3))
-                  + (SELECT count(*) FROM (SELECT 1 FROM search_text WHERE exact GLOB ?2 LIMIT ?3))",
+                  + (SELECT count(*) FROM (SELECT 1 FROM search_exact WHERE exact GLOB ?2 LIMIT ?3))",
         )?
         .query_row(
             params![patterns.folded, patterns.exact, broad + 1],
@@ -205,12 +220,13 @@ fn condition_within(
     ];
     params.extend(inner.params);
     let sql = if broad {
-        // Each resource in the page's order, looked up in the index by key (or, in the tail,
-        // the filter itself) until the page is full.
+        // Each resource in the page's order, its text read from the index by key and matched
+        // here (or, in the tail, the filter itself) until the page is full. (A GLOB beside the
+        // key inside the FTS5 query would have FTS5 walk the trigrams' lists for each one.)
         format!(
             "CASE WHEN r.seq IN (SELECT value FROM json_each(?5)) THEN ({})
-                  ELSE EXISTS (SELECT 1 FROM search_text s WHERE s.rowid = r.seq
-                                 AND (s.folded GLOB ?3 OR s.exact GLOB ?4)) END",
+                  ELSE (SELECT folded FROM search_text WHERE rowid = r.seq) GLOB ?3
+                    OR (SELECT exact FROM search_exact WHERE rowid = r.seq) GLOB ?4 END",
             inner.sql
         )
     } else {
@@ -218,7 +234,7 @@ fn condition_within(
         // the tail. (Two selects: FTS5 reads its index for one GLOB, but scans for an OR.)
         format!(
             "r.seq IN (SELECT rowid FROM search_text WHERE folded GLOB ?3
-                       UNION SELECT rowid FROM search_text WHERE exact GLOB ?4
+                       UNION SELECT rowid FROM search_exact WHERE exact GLOB ?4
                        UNION SELECT value FROM json_each(?5))
              AND (r.seq NOT IN (SELECT value FROM json_each(?5)) OR ({}))",
             inner.sql
