@@ -39,6 +39,8 @@ stage "the admin console in Chromium (scripts/browser.sh installs Playwright and
 ./scripts/browser.sh
 stage "sign-in with a real OpenID Connect provider (npm oidc-provider), Chromium and LDAP binds (scripts/sign-in.sh)"
 ./scripts/sign-in.sh
+stage "the change feed to a receiver checking Standard Webhooks signatures (scripts/feed.sh)"
+./scripts/feed.sh
 stage "the LDAP directory through a Python client (scripts/ldap-client.sh installs ldap3)"
 ./scripts/ldap-client.sh
 stage "SSSD and PAM from Debian against the LDAP directory (scripts/sssd.sh, root; puts back what it changes)"

@@ -112,6 +112,60 @@ pub(crate) enum Command {
     /// Validate the configuration, list every problem, and print the effective settings with
     /// secrets redacted. Exits non-zero when the configuration is invalid.
     CheckConfig,
+    /// The change feed: every change of a provider's users and groups, pushed to a receiver as
+    /// signed webhooks (Standard Webhooks), in commit order, at least once. Changes reach a
+    /// running server within a second.
+    #[command(subcommand)]
+    Feed(FeedCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FeedCommand {
+    /// Add a feed: from now on each committed change of the provider's users and groups is
+    /// posted to URL. Prints the signing secret (whsec_...) once.
+    Add {
+        /// The feed's name (letters, digits, '-', '_', '.').
+        name: String,
+        #[arg(long, value_name = "NAME")]
+        provider: String,
+        /// The receiver: https://..., or plain http:// to 127.0.0.1 or ::1.
+        #[arg(long)]
+        url: String,
+        /// Only these operations, comma-separated: create, replace, patch, delete, activate,
+        /// deactivate, members (default: all).
+        #[arg(long, value_name = "OPS")]
+        events: Option<String>,
+        /// Each event carries the resource as it stands when delivered.
+        #[arg(long)]
+        full: bool,
+        /// Trust this CA (PEM) for the receiver's certificate instead of the system's.
+        #[arg(long, value_name = "PATH")]
+        ca_file: Option<PathBuf>,
+    },
+    /// List the feeds: provider, receiver, position, state.
+    List,
+    /// One feed in full: its receiver, events, position and the provider's last event, and
+    /// its last delivery or error.
+    Show { name: String },
+    /// Stop delivering (events are kept and delivered after `resume`).
+    Pause { name: String },
+    /// Deliver again after `pause`.
+    Resume { name: String },
+    /// Remove a feed.
+    Remove { name: String },
+    /// Deliver again from event SEQ on (as long as it is kept).
+    Replay {
+        name: String,
+        #[arg(long, value_name = "SEQ")]
+        from: i64,
+    },
+    /// A new signing secret, printed once; the old one signs beside it for --overlap (default
+    /// 24h), so the receiver can switch without missing a message.
+    RotateSecret {
+        name: String,
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        overlap: String,
+    },
 }
 
 #[derive(Debug, Args)]

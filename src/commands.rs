@@ -26,6 +26,7 @@ use crate::store::tokens::{self, TokenInfo};
 use crate::store::{self, OpenMode, Store};
 use crate::{app, server};
 
+mod feed;
 mod sign_in;
 
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -97,6 +98,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             drop(out);
             eprintln!("exported {n} resources");
         }
+        Command::Feed(cmd) => feed::feed_command(&config, cmd)?,
         Command::CheckConfig => unreachable!("handled above"),
     }
     Ok(ExitCode::SUCCESS)

@@ -118,6 +118,9 @@ settings! {
     /// How long the audit log (what admins did) is kept.
     audit_retention: String => Duration = Some("365d".into()),
         check duration, show shown_duration;
+    /// How long the change feed's events are kept (delivered or not).
+    feed_retention: String => Duration = Some("7d".into()),
+        check duration, show shown_duration;
     /// How often refused authentications and request counts are written to the activity log.
     activity_interval: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;

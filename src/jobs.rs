@@ -25,6 +25,8 @@ pub struct CleanupPolicy {
     pub activity_max_records: u32,
     /// Admins' audit records are kept this long.
     pub audit_retention: Duration,
+    /// The change feed's events are kept this long.
+    pub feed_retention: Duration,
 }
 
 impl From<&Config> for CleanupPolicy {
@@ -35,6 +37,7 @@ impl From<&Config> for CleanupPolicy {
             activity_retention: c.activity_retention,
             activity_max_records: c.activity_max_records,
             audit_retention: c.audit_retention,
+            feed_retention: c.feed_retention,
         }
     }
 }
@@ -139,6 +142,17 @@ pub fn cleanup_once(
     loop {
         let n = store.write_blocking(move |c| audit::prune(c, before_ms, ACTIVITY_BATCH))?;
         audit_removed += n;
+        if n < ACTIVITY_BATCH {
+            break;
+        }
+    }
+    let before_ms = now
+        .saturating_sub(secs(policy.feed_retention))
+        .saturating_mul(1000);
+    loop {
+        let n = store.write_blocking(move |c| {
+            crate::store::feeds::prune(c, before_ms, ACTIVITY_BATCH as i64)
+        })?;
         if n < ACTIVITY_BATCH {
             break;
         }
@@ -300,6 +314,7 @@ mod tests {
             warn_within: Duration::from_secs(14 * 86_400),
             activity_retention: Duration::from_secs(30 * 86_400),
             audit_retention: Duration::from_secs(365 * 86_400),
+            feed_retention: Duration::from_secs(7 * 86_400),
             activity_max_records: 1_000_000,
         };
         for (id, name, expires) in [("a-old", "old", 10 * DAY), ("a-soon", "soon", 105 * DAY)] {

@@ -12,6 +12,7 @@ pub(crate) mod credentials;
 pub(crate) mod directory;
 #[cfg(debug_assertions)]
 pub(crate) mod faults;
+pub(crate) mod feeds;
 pub(crate) mod lists;
 pub(crate) mod providers;
 pub(crate) mod resources;

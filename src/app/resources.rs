@@ -387,6 +387,10 @@ fn change_of<'r>(
         kind,
         id: &r.id,
         name,
+        external_id: r
+            .doc
+            .get(crate::scim::schema::EXTERNAL_ID.name)
+            .and_then(Value::as_str),
         action,
         values: who.values.then(|| activity::values_of(&r.doc, &changed)),
         changed,
@@ -418,6 +422,10 @@ pub(crate) async fn delete(
                 kind,
                 id: &old.id,
                 name,
+                external_id: old
+                    .doc
+                    .get(crate::scim::schema::EXTERNAL_ID.name)
+                    .and_then(Value::as_str),
                 action: Action::Deleted,
                 changed: Vec::new(),
                 values: None,

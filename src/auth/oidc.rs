@@ -7,7 +7,6 @@
 //!
 //! HTTP here is blocking (ureq): callers run these functions off the async workers.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -79,41 +78,9 @@ pub(crate) struct Http {
 
 impl Http {
     pub(crate) fn new(ca_pem: Option<&str>) -> Result<Http, String> {
-        let roots: Vec<ureq::tls::Certificate<'static>> = match ca_pem {
-            Some(pem) => {
-                let certs: Vec<_> = ureq::tls::parse_pem(pem.as_bytes())
-                    .filter_map(|item| match item {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(e)),
-                    })
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("the CA file is not PEM: {e}"))?;
-                if certs.is_empty() {
-                    return Err("the CA file holds no certificate".into());
-                }
-                certs
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                found
-                    .certs
-                    .iter()
-                    .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
-                    .collect()
-            }
-        };
-        let tls = ureq::tls::TlsConfig::builder()
-            .root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .timeout_global(Some(TIMEOUT))
-            .tls_config(tls)
-            .build()
-            .into();
-        Ok(Http { agent })
+        Ok(Http {
+            agent: crate::outbound::agent(ca_pem, TIMEOUT)?,
+        })
     }
 
     fn call(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
@@ -131,14 +98,9 @@ impl Http {
 
 /// Plain HTTP only to a loopback address (a trial, a test); everything else over HTTPS.
 fn check_scheme(uri: &openidconnect::http::Uri) -> Result<(), HttpError> {
-    if uri.scheme_str() == Some("https") {
-        return Ok(());
-    }
-    let host = uri.host().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<IpAddr>() {
-        Ok(ip) if ip.is_loopback() && uri.scheme_str() == Some("http") => Ok(()),
-        _ => Err(HttpError::NotHttps(uri.to_string())),
+    match crate::outbound::allowed(uri.scheme_str(), uri.host().unwrap_or_default()) {
+        true => Ok(()),
+        false => Err(HttpError::NotHttps(uri.to_string())),
     }
 }
 

@@ -3,6 +3,7 @@
 //! in LDAP (DNs, the attribute table, LDAP filters as SCIM filters).
 
 pub(crate) mod directory;
+pub(crate) mod events;
 pub(crate) mod extension;
 pub(crate) mod filter;
 #[cfg(test)]

@@ -526,11 +526,18 @@ pub(crate) static GROUP_SCHEMA: Schema = Schema {
         .required()
         .unique(Uniqueness::Server)
         .role(Role::UniqueName),
-        complex("members", "Users and Groups in the group.", MEMBER_SUBS)
-            .multi()
-            .role(Role::Relation),
+        complex(
+            MEMBERS_ATTRIBUTE,
+            "Users and Groups in the group.",
+            MEMBER_SUBS,
+        )
+        .multi()
+        .role(Role::Relation),
     ],
 };
+
+/// A Group's membership attribute.
+pub(crate) const MEMBERS_ATTRIBUTE: &str = "members";
 
 const MANAGER_SUBS: &[Attribute] = &[
     string("value", "The id of the manager's User.").case_exact(),

@@ -151,6 +151,8 @@ pub(crate) fn serve(
             state.store.clone(),
             jobs_stopped.clone(),
         ));
+        let delivering =
+            actix_web::rt::spawn(crate::feed::run(state.clone(), jobs_stopped.clone()));
         let cleanup = actix_web::rt::spawn(jobs::cleanup_loop(state.clone(), jobs_stopped));
         let flushed = state.clone();
         let interval = config.activity_interval;
@@ -192,6 +194,7 @@ pub(crate) fn serve(
         let _ = stop_jobs.send(true);
         let _ = cleanup.await;
         let _ = indexing.await;
+        let _ = delivering.await;
         counts.abort();
         state.counters.flush(&state.store).await;
         tracing::info!("stopped");

@@ -2,6 +2,7 @@
 //! record is written by the same transaction as the change, so a committed change always has
 //! one and a rolled-back one has none.
 
+use crate::scim::events::Op;
 use crate::scim::schema::ResourceType;
 use rusqlite::{Connection, params, params_from_iter, types::Value as Sql};
 use serde::Serialize;
@@ -68,6 +69,20 @@ impl Action {
         Action::AppPasswordRevoked,
     ];
 
+    /// The change feed's operation for a change of this action (none for the others).
+    pub(crate) fn feed_op(self) -> Option<Op> {
+        Some(match self {
+            Action::Created => Op::Create,
+            Action::Replaced => Op::Replace,
+            Action::Patched => Op::Patch,
+            Action::Deleted => Op::Delete,
+            Action::Reactivated => Op::Activate,
+            Action::Deactivated => Op::Deactivate,
+            Action::MemberAdded | Action::MemberRemoved => Op::Members,
+            _ => return None,
+        })
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Action::Created => "created",
@@ -95,6 +110,7 @@ pub(crate) struct Change<'a> {
     pub(crate) kind: ResourceKind,
     pub(crate) id: &'a str,
     pub(crate) name: &'a str,
+    pub(crate) external_id: Option<&'a str>,
     pub(crate) action: Action,
     pub(crate) changed: Vec<String>,
     pub(crate) version: i64,
@@ -207,6 +223,19 @@ pub(crate) fn record_change(
         (Some(v), true) => Some(Value::Object(v.clone()).to_string()),
         _ => None,
     };
+    let at = now_ms();
+    // The change feed's event, when the provider has a feed: in this transaction too.
+    if let Some(op) = change.action.feed_op() {
+        let event = super::feeds::NewEvent {
+            kind: change.kind,
+            id: change.id,
+            external_id: change.external_id,
+            op,
+            changed: &change.changed,
+            version: change.version,
+        };
+        super::feeds::append(c, provider_id, &event, at)?;
+    }
     c.prepare_cached(
         "INSERT INTO activity (at, provider_id, token_id, request_id, method, path, kind,
                                resource_id, name, action, changed, version, status, detail,
@@ -214,7 +243,7 @@ pub(crate) fn record_change(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
-        now_ms(),
+        at,
         provider_id,
         ctx.token_id,
         ctx.request_id,

@@ -4,6 +4,7 @@ pub(crate) mod activity;
 pub(crate) mod admins;
 pub(crate) mod audit;
 pub(crate) mod credentials;
+pub(crate) mod feeds;
 pub(crate) mod ldap_accounts;
 pub(crate) mod maintenance;
 pub(crate) mod members;
@@ -150,6 +151,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0019_sign_in.sql")),
         M::up(include_str!("migrations/0020_activity_others.sql")),
         M::up(include_str!("migrations/0021_search_text.sql")),
+        M::up(include_str!("migrations/0022_feeds.sql")),
     ]
 }
 

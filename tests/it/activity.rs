@@ -310,6 +310,7 @@ fn policy_keeping(records: u32) -> scimd::api::jobs::CleanupPolicy {
         warn_within: Duration::from_secs(14 * 86_400),
         activity_retention: Duration::from_secs(30 * 86_400),
         audit_retention: Duration::from_secs(365 * 86_400),
+        feed_retention: Duration::from_secs(7 * 86_400),
         activity_max_records: records,
     }
 }

@@ -30,6 +30,7 @@ fn cleanup_deletes_long_expired_tokens_and_reports_soon_expiring_ones() {
         warn_within: Duration::from_secs(14 * 86_400),
         activity_retention: Duration::from_secs(30 * 86_400),
         audit_retention: Duration::from_secs(365 * 86_400),
+        feed_retention: Duration::from_secs(7 * 86_400),
         activity_max_records: 1_000_000,
     };
     let report = cleanup_once(&db.store(), now, policy).unwrap();

@@ -1,0 +1,318 @@
+//! The change feed's tables (migration 22): the events every change of a provider with a feed
+//! writes in its own transaction (an outbox), and the feeds that deliver them.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{Error, Result};
+use crate::scim::ResourceKind;
+use crate::scim::events::Op;
+
+/// A committed change, as its event records it.
+pub(crate) struct NewEvent<'a> {
+    pub(crate) kind: ResourceKind,
+    pub(crate) id: &'a str,
+    pub(crate) external_id: Option<&'a str>,
+    pub(crate) op: Op,
+    pub(crate) changed: &'a [String],
+    pub(crate) version: i64,
+}
+
+/// Writes the event of a change, in its transaction, when the provider has a feed (its
+/// counter row exists): one UPDATE otherwise, which finds no row.
+pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64) -> Result<()> {
+    let seq: Option<i64> = c
+        .prepare_cached(
+            "UPDATE feed_counters SET last = last + 1 WHERE provider_id = ?1 RETURNING last",
+        )?
+        .query_row([provider_id], |r| r.get(0))
+        .optional()?;
+    let Some(seq) = seq else { return Ok(()) };
+    c.prepare_cached(
+        "INSERT INTO feed_events (provider_id, seq, at, kind, resource_id, external_id, op,
+                                  changed, version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        provider_id,
+        seq,
+        at,
+        e.kind.name(),
+        e.id,
+        e.external_id,
+        e.op.as_str(),
+        serde_json::to_string(e.changed).unwrap_or_else(|_| "[]".into()),
+        e.version,
+    ])?;
+    Ok(())
+}
+
+/// One event of a provider's feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Event {
+    pub(crate) seq: i64,
+    /// Unix milliseconds of the commit.
+    pub(crate) at: i64,
+    pub(crate) kind: String,
+    pub(crate) resource_id: String,
+    pub(crate) external_id: Option<String>,
+    pub(crate) op: String,
+    pub(crate) changed: Vec<String>,
+    pub(crate) version: i64,
+}
+
+/// Up to `limit` of the provider's events after `after`, in order.
+pub(crate) fn events_after(
+    c: &Connection,
+    provider_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Event>> {
+    let mut st = c.prepare_cached(
+        "SELECT seq, at, kind, resource_id, external_id, op, changed, version FROM feed_events
+         WHERE provider_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![provider_id, after, limit], |r| {
+        let changed: String = r.get(6)?;
+        Ok(Event {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            resource_id: r.get(3)?,
+            external_id: r.get(4)?,
+            op: r.get(5)?,
+            changed: serde_json::from_str(&changed).unwrap_or_default(),
+            version: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The provider's last event number (0 before its first feed).
+pub(crate) fn last_seq(c: &Connection, provider_id: i64) -> Result<i64> {
+    Ok(
+        c.prepare_cached("SELECT last FROM feed_counters WHERE provider_id = ?1")?
+            .query_row([provider_id], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0),
+    )
+}
+
+/// The oldest event the provider still keeps (None when it keeps none).
+pub(crate) fn first_seq(c: &Connection, provider_id: i64) -> Result<Option<i64>> {
+    Ok(
+        c.prepare_cached("SELECT min(seq) FROM feed_events WHERE provider_id = ?1")?
+            .query_row([provider_id], |r| r.get(0))?,
+    )
+}
+
+/// A feed as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Feed {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) provider_id: i64,
+    pub(crate) provider: String,
+    pub(crate) url: String,
+    pub(crate) format: String,
+    pub(crate) ops: Vec<String>,
+    pub(crate) full: bool,
+    pub(crate) ca_file: Option<String>,
+    pub(crate) secret: String,
+    pub(crate) old_secret: Option<String>,
+    pub(crate) old_until: Option<i64>,
+    pub(crate) paused: bool,
+    pub(crate) position: i64,
+    pub(crate) created: i64,
+    pub(crate) delivered_at: Option<i64>,
+    pub(crate) failing_since: Option<i64>,
+    pub(crate) last_error: Option<String>,
+}
+
+const FEED_COLUMNS: &str = "f.id, f.name, f.provider_id, p.name, f.url, f.format, f.ops, f.full,
+    f.ca_file, f.secret, f.old_secret, f.old_until, f.paused, f.position, f.created,
+    f.delivered_at, f.failing_since, f.last_error";
+
+fn feed_of(r: &Row<'_>) -> rusqlite::Result<Feed> {
+    let ops: String = r.get(6)?;
+    Ok(Feed {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        provider_id: r.get(2)?,
+        provider: r.get(3)?,
+        url: r.get(4)?,
+        format: r.get(5)?,
+        ops: ops.split(',').map(String::from).collect(),
+        full: r.get(7)?,
+        ca_file: r.get(8)?,
+        secret: r.get(9)?,
+        old_secret: r.get(10)?,
+        old_until: r.get(11)?,
+        paused: r.get(12)?,
+        position: r.get(13)?,
+        created: r.get(14)?,
+        delivered_at: r.get(15)?,
+        failing_since: r.get(16)?,
+        last_error: r.get(17)?,
+    })
+}
+
+/// What a new feed is made of.
+pub(crate) struct NewFeed<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) provider_id: i64,
+    pub(crate) url: &'a str,
+    pub(crate) ops: &'a [String],
+    pub(crate) full: bool,
+    pub(crate) ca_file: Option<&'a str>,
+    pub(crate) secret: &'a str,
+    pub(crate) now: i64,
+}
+
+/// Adds a feed starting after the provider's last event (it delivers what commits from now
+/// on); the provider's first feed starts its events.
+pub(crate) fn add(c: &Connection, f: &NewFeed<'_>) -> Result<Feed> {
+    c.prepare_cached(
+        "INSERT INTO feed_counters (provider_id, last) VALUES (?1, 0)
+         ON CONFLICT (provider_id) DO NOTHING",
+    )?
+    .execute([f.provider_id])?;
+    let position = last_seq(c, f.provider_id)?;
+    c.prepare_cached(
+        "INSERT INTO feeds (name, provider_id, url, format, ops, full, ca_file, secret, position,
+                            created)
+         VALUES (?1, ?2, ?3, 'webhook', ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?
+    .execute(params![
+        f.name,
+        f.provider_id,
+        f.url,
+        f.ops.join(","),
+        f.full,
+        f.ca_file,
+        f.secret,
+        position,
+        f.now
+    ])
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(err, _)
+            if err.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Error::Conflict(format!("a feed named {} already exists", f.name))
+        }
+        e => e.into(),
+    })?;
+    require(c, f.name)
+}
+
+pub(crate) fn list(c: &Connection) -> Result<Vec<Feed>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {FEED_COLUMNS} FROM feeds f JOIN providers p ON p.id = f.provider_id
+         ORDER BY f.name"
+    ))?;
+    let rows = st.query_map([], feed_of)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn get(c: &Connection, name: &str) -> Result<Option<Feed>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {FEED_COLUMNS} FROM feeds f JOIN providers p ON p.id = f.provider_id
+             WHERE f.name = ?1"
+    ))?
+    .query_row([name], feed_of)
+    .optional()?)
+}
+
+pub(crate) fn by_id(c: &Connection, id: i64) -> Result<Option<Feed>> {
+    Ok(c.prepare_cached(&format!(
+        "SELECT {FEED_COLUMNS} FROM feeds f JOIN providers p ON p.id = f.provider_id
+             WHERE f.id = ?1"
+    ))?
+    .query_row([id], feed_of)
+    .optional()?)
+}
+
+pub(crate) fn require(c: &Connection, name: &str) -> Result<Feed> {
+    get(c, name)?.ok_or_else(|| Error::NotFound(format!("no feed named {name}")))
+}
+
+/// Pauses or resumes a feed; returns it.
+pub(crate) fn set_paused(c: &Connection, name: &str, paused: bool) -> Result<Feed> {
+    let f = require(c, name)?;
+    c.prepare_cached("UPDATE feeds SET paused = ?2 WHERE id = ?1")?
+        .execute(params![f.id, paused])?;
+    require(c, name)
+}
+
+/// Removes a feed; the provider's events stay for its other feeds until the retention.
+pub(crate) fn remove(c: &Connection, name: &str) -> Result<Feed> {
+    let f = require(c, name)?;
+    c.prepare_cached("DELETE FROM feeds WHERE id = ?1")?
+        .execute([f.id])?;
+    Ok(f)
+}
+
+/// Sets where a feed goes on from: it delivers the events after `position` next. Refused
+/// before the oldest event kept (those are gone) or past the last one.
+pub(crate) fn set_position(c: &Connection, name: &str, position: i64) -> Result<Feed> {
+    let f = require(c, name)?;
+    let last = last_seq(c, f.provider_id)?;
+    let first = first_seq(c, f.provider_id)?.unwrap_or(last + 1);
+    if position < first - 1 || position > last {
+        return Err(Error::Conflict(format!(
+            "feed {}: events {}..{} are kept; it can go on from any of them",
+            f.name, first, last
+        )));
+    }
+    c.prepare_cached(
+        "UPDATE feeds SET position = ?2, failing_since = NULL, last_error = NULL WHERE id = ?1",
+    )?
+    .execute(params![f.id, position])?;
+    require(c, name)
+}
+
+/// A new signing secret; the old one signs beside it until `old_until` (unix seconds).
+pub(crate) fn rotate_secret(
+    c: &Connection,
+    name: &str,
+    secret: &str,
+    old_until: i64,
+) -> Result<Feed> {
+    let f = require(c, name)?;
+    c.prepare_cached(
+        "UPDATE feeds SET old_secret = secret, old_until = ?3, secret = ?2 WHERE id = ?1",
+    )?
+    .execute(params![f.id, secret, old_until])?;
+    require(c, name)
+}
+
+/// Records a delivery: the feed's position moves to `position` (never back: a replay sets it
+/// with `set_position`, and a delivery that was under way then does not undo it).
+pub(crate) fn delivered(c: &Connection, id: i64, from: i64, position: i64, at: i64) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE feeds SET position = ?3, delivered_at = ?4, failing_since = NULL,
+                          last_error = NULL
+         WHERE id = ?1 AND position = ?2",
+    )?
+    .execute(params![id, from, position, at])?;
+    Ok(())
+}
+
+/// Records a failed delivery attempt (the first of a run sets `failing_since`).
+pub(crate) fn failed(c: &Connection, id: i64, error: &str, at: i64) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE feeds SET failing_since = coalesce(failing_since, ?3), last_error = ?2
+         WHERE id = ?1",
+    )?
+    .execute(params![id, error, at])?;
+    Ok(())
+}
+
+/// Deletes events committed before `before` (unix milliseconds), at most `limit` of them;
+/// returns how many.
+pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
+    Ok(c.prepare_cached(
+        "DELETE FROM feed_events WHERE (provider_id, seq) IN
+               (SELECT provider_id, seq FROM feed_events WHERE at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before, limit])?)
+}
