@@ -398,7 +398,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             let store = open(config, OpenMode::MustExist)?;
             let now_ms = Utc::now().timestamp_millis();
             let rows: Vec<Vec<String>> = store
-                .call(move |c| app::providers::summaries(c, now_ms))?
+                .call(move |c| app::providers::summaries(c, now_ms, None))?
                 .into_iter()
                 .map(
                     |app::providers::Summary {
@@ -443,7 +443,7 @@ fn provider(config: &Config, cmd: ProviderCommand) -> anyhow::Result<()> {
             let store = open(config, OpenMode::MustExist)?;
             let now = Utc::now().timestamp();
             let now_ms = Utc::now().timestamp_millis();
-            let o = store.call(move |c| app::providers::overview(c, &name, now_ms))?;
+            let o = store.call(move |c| app::providers::overview(c, &name, now_ms, None))?;
             let toks: Vec<TokenInfo> = o.of_kind(CredentialKind::Token).cloned().collect();
             let accounts: Vec<_> = o.of_kind(CredentialKind::LdapAccount).collect();
             let (p, usage, st) = (&o.summary.provider, o.summary.usage, &o.summary.status);

@@ -58,6 +58,8 @@ pub(crate) struct AppState {
     ldap_settings: Mutex<HashMap<i64, Arc<directory::LdapSettings>>>,
     /// What is counted between flushes.
     pub(crate) counters: Counters,
+    /// Providers' changes and errors per settled hour (see `activity::HourCounts`).
+    pub(crate) hour_counts: crate::store::activity::HourCounts,
 }
 
 impl AppState {
@@ -74,6 +76,7 @@ impl AppState {
             models: Mutex::default(),
             ldap_settings: Mutex::default(),
             counters: Counters::default(),
+            hour_counts: Default::default(),
         }
     }
 

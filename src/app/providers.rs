@@ -20,14 +20,19 @@ pub(crate) struct Summary {
 }
 
 /// Every provider, by name, with its size and recent activity at `now_ms`.
-pub(crate) fn summaries(c: &Connection, now_ms: i64) -> Result<Vec<Summary>> {
+/// Every provider's summary at `now_ms` (`hours`: the counts of settled hours kept so far).
+pub(crate) fn summaries(
+    c: &Connection,
+    now_ms: i64,
+    hours: Option<&activity::HourCounts>,
+) -> Result<Vec<Summary>> {
     in_snapshot(c, |c| {
         providers::list(c)?
             .into_iter()
             .map(|provider| {
                 Ok(Summary {
                     usage: providers::usage(c, provider.id)?,
-                    status: activity::status(c, provider.id, now_ms)?,
+                    status: activity::status(c, (provider.id, provider.created), now_ms, hours)?,
                     provider,
                 })
             })
@@ -63,7 +68,12 @@ impl Overview {
 }
 
 /// The overview of the provider called `name` (or `NotFound`) at `now_ms`.
-pub(crate) fn overview(c: &Connection, name: &str, now_ms: i64) -> Result<Overview> {
+pub(crate) fn overview(
+    c: &Connection,
+    name: &str,
+    now_ms: i64,
+    hours: Option<&activity::HourCounts>,
+) -> Result<Overview> {
     in_snapshot(c, |c| {
         let provider = providers::require(c, name)?;
         let pid = provider.id;
@@ -90,7 +100,7 @@ pub(crate) fn overview(c: &Connection, name: &str, now_ms: i64) -> Result<Overvi
             posix: ldap_accounts::posix(c, pid)?,
             summary: Summary {
                 usage: providers::usage(c, pid)?,
-                status: activity::status(c, pid, now_ms)?,
+                status: activity::status(c, (pid, provider.created), now_ms, hours)?,
                 provider,
             },
         })
@@ -145,17 +155,17 @@ mod tests {
         ldap_accounts::add(&c, &account).unwrap();
         ldap_accounts::add_traffic(&c, &[(p.id, "grafana".into(), 3, 1, 7, 5_000)]).unwrap();
 
-        let o = overview(&c, "P", 10_000).unwrap();
+        let o = overview(&c, "P", 10_000, None).unwrap();
         assert_eq!(o.summary.provider.name, "p");
         let ids = |kind| o.of_kind(kind).map(|k| k.id.as_str()).collect::<Vec<_>>();
         assert_eq!(ids(CredentialKind::Token), ["t1"]);
         assert_eq!(ids(CredentialKind::LdapAccount), ["a1"]);
         assert_eq!((o.ldap_traffic.len(), o.ldap_traffic[0].searches), (1, 7));
         assert!(matches!(
-            overview(&c, "nobody", 0),
+            overview(&c, "nobody", 0, None),
             Err(crate::store::Error::NotFound(_))
         ));
-        let names: Vec<_> = summaries(&c, 0)
+        let names: Vec<_> = summaries(&c, 0, None)
             .unwrap()
             .into_iter()
             .map(|s| s.provider.name)

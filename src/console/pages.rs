@@ -289,11 +289,12 @@ pub(crate) async fn dashboard(state: web::Data<AppState>, s: Signed) -> Page {
     let now_s = now_ms / 1000;
     let warn = warn_within(&state);
     let until = now_s.saturating_add(warn);
+    let core = state.clone();
     let (providers, expiring) = state
         .store
         .run(move |c| -> store::Result<_> {
             Ok((
-                crate::app::providers::summaries(c, now_ms)?,
+                crate::app::providers::summaries(c, now_ms, Some(&core.hour_counts))?,
                 store::credentials::expiring(c, now_s, until)?,
             ))
         })
@@ -677,7 +678,7 @@ impl<'a> Refused<'a> {
 /// A provider's page; `said` is an error to show (`Ok`, from a form just refused, with what
 /// the form held to show again) or a confirmation (`Err`).
 async fn provider_page(
-    state: &AppState,
+    state: &web::Data<AppState>,
     s: &Signed,
     name: &str,
     said: Result<Refused<'_>, maud::Markup>,
@@ -690,9 +691,10 @@ async fn provider_page(
     let now_ms = now().timestamp_millis();
     let now_s = now_ms / 1000;
     let name = name.to_string();
+    let core = state.clone();
     let o = state
         .store
-        .run(move |c| crate::app::providers::overview(c, &name, now_ms))
+        .run(move |c| crate::app::providers::overview(c, &name, now_ms, Some(&core.hour_counts)))
         .await?;
     let (p, usage, st) = (&o.summary.provider, o.summary.usage, &o.summary.status);
     let toks: Vec<&TokenInfo> = o.of_kind(CredentialKind::Token).collect();
