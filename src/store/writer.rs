@@ -809,15 +809,23 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_writer_thread_survives_a_panicking_write() {
+    /// A database file in a directory of its own (removed with the guard).
+    fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.db");
-        let open = || {
-            let c = Connection::open(&path).unwrap();
-            c.pragma_update(None, "journal_mode", "WAL").unwrap();
-            c
-        };
+        (dir, path)
+    }
+
+    fn open_wal(path: &std::path::Path) -> Connection {
+        let c = Connection::open(path).unwrap();
+        c.pragma_update(None, "journal_mode", "WAL").unwrap();
+        c
+    }
+
+    #[tokio::test]
+    async fn the_writer_thread_survives_a_panicking_write() {
+        let (_dir, path) = temp_db();
+        let open = || open_wal(&path);
         let conn = open();
         conn.execute_batch("CREATE TABLE t (x INTEGER UNIQUE)")
             .unwrap();
@@ -843,13 +851,8 @@ mod tests {
     /// work that waits for quiet does not wait for itself.
     #[tokio::test]
     async fn background_writes_leave_the_writer_quiet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("w.db");
-        let open = || {
-            let c = Connection::open(&path).unwrap();
-            c.pragma_update(None, "journal_mode", "WAL").unwrap();
-            c
-        };
+        let (_dir, path) = temp_db();
+        let open = || open_wal(&path);
         let conn = open();
         conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
         let writer = Writer::start(conn, open(), None).unwrap();

@@ -1143,11 +1143,6 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
         scim.user(&format!("u{i:03}@contoso.com"));
     }
     b.login("alice", PASSWORD);
-    let link = |p: &Page, rel: &str| {
-        let at = p.body.find(&format!(">{rel} page<")).expect(rel);
-        let href = p.body[..at].rsplit("href=\"").next().unwrap();
-        href.split('"').next().unwrap().replace("&amp;", "&")
-    };
     let first = b.get("/providers/p/Users");
     assert!(first.body.contains("1–50 of 130 Users"), "{}", first.body);
     assert!(!first.body.contains(">Previous page<"));
@@ -1167,11 +1162,6 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
     let start = b.get(&link(&back, "First"));
     assert!(start.body.contains("1–50 of 130 Users"));
     // Sorted by name, Z to A (the name heading's link, clicked twice), then paged both ways.
-    let href = |p: &Page, text: &str| {
-        let at = p.body.find(text).expect(text);
-        let href = p.body[..at].rsplit("href=\"").next().unwrap();
-        href.split('"').next().unwrap().replace("&amp;", "&")
-    };
     let by_name = b.get(&href(&start, ">userName<"));
     assert!(
         by_name.body.contains("aria-sort=\"ascending\""),
@@ -1277,6 +1267,18 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
     );
 }
 
+/// The address of the last link before `text` on a page.
+fn href(p: &Page, text: &str) -> String {
+    let at = p.body.find(text).expect(text);
+    let href = p.body[..at].rsplit("href=\"").next().unwrap();
+    href.split('"').next().unwrap().replace("&amp;", "&")
+}
+
+/// The address of a list's "`rel` page" link (First, Previous, Next, Last).
+fn link(p: &Page, rel: &str) -> String {
+    href(p, &format!(">{rel} page<"))
+}
+
 /// Waits for the server's search index job to reach every resource and change.
 fn wait_for_search_index(db: &TestDb) {
     let caught_up = || {
@@ -1331,11 +1333,6 @@ fn a_broad_search_pages_through_more_than_it_counts() {
     drop(store);
     wait_for_search_index(&db);
     b.login("alice", PASSWORD);
-    let link = |p: &Page, rel: &str| {
-        let at = p.body.find(&format!(">{rel} page<")).expect(rel);
-        let href = p.body[..at].rsplit("href=\"").next().unwrap();
-        href.split('"').next().unwrap().replace("&amp;", "&")
-    };
     let first = b.get("/providers/p/Users?q=CONTOSO&mode=contains");
     assert!(
         first
