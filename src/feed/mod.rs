@@ -87,12 +87,17 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
             continue;
         }
         let (pid, from) = (feed.provider_id, feed.position);
-        let events = match state
-            .store
-            .run(move |c| feeds::events_after(c, pid, from, BATCH))
-            .await
-        {
-            Ok(e) => e,
+        let read = state.store.run(move |c| -> store::Result<_> {
+            Ok((
+                feeds::events_after(c, pid, from, BATCH)?,
+                feeds::last_seq(c, pid)?,
+            ))
+        });
+        let events = match read.await {
+            Ok((e, newest)) => {
+                record_lag(&feed, &e, newest);
+                e
+            }
             Err(e) => {
                 tracing::warn!(error = %e, feed = %feed.name, "reading a feed's events failed");
                 tokio::time::sleep(POLL).await;
@@ -167,6 +172,19 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
             }
         }
     }
+}
+
+/// The feed's lag as metrics: events committed and not yet delivered, and the age of the
+/// oldest of them.
+fn record_lag(feed: &Feed, pending: &[Event], newest: i64) {
+    let behind = newest.saturating_sub(feed.position).max(0);
+    let age_ms = pending
+        .first()
+        .map_or(0, |e| chrono::Utc::now().timestamp_millis() - e.at)
+        .max(0);
+    metrics::gauge!("scimd_feed_lag_events", "feed" => feed.name.clone()).set(behind as f64);
+    metrics::gauge!("scimd_feed_lag_seconds", "feed" => feed.name.clone())
+        .set(age_ms as f64 / 1000.0);
 }
 
 /// How long to wait after `failures` failures in a row: doubling from `FIRST_WAIT` up to

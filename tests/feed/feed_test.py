@@ -131,14 +131,23 @@ class Scimd:
 
         def read():
             for line in self.proc.stdout:
-                m = re.search(r"listening on (\S+)", line)
-                if m:
-                    found["url"] = m.group(1)
+                for key, pattern in [("url", r"listening on (\S+)"),
+                                     ("admin", r"admin console and /metrics on (http://[0-9.:]+)")]:
+                    m = re.search(pattern, line)
+                    if m:
+                        found[key] = m.group(1)
+                if len(found) == 2:
                     ready.set()
 
         threading.Thread(target=read, daemon=True).start()
         assert ready.wait(30), "the server did not start"
-        self.url = found["url"]
+        self.url, self.admin = found["url"], found["admin"]
+
+    def metric(self, name, feed):
+        with urllib.request.urlopen(f"{self.admin}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        m = re.search(rf'^{name}{{feed="{feed}"}} (\S+)$', text, re.M)
+        return float(m.group(1)) if m else None
 
     def stop(self, sig=signal.SIGTERM):
         self.proc.send_signal(sig)
@@ -149,7 +158,7 @@ def main():
     work = tempfile.TemporaryDirectory()
     db = os.path.join(work.name, "scimd.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIMD_")}
-    env.update({"SCIMD_ADMIN_LISTEN": ""})
+    env.update({"SCIMD_ADMIN_LISTEN": "127.0.0.1:0"})
     scimd = Scimd(db, env)
     scimd.cli("provider", "add", "p", "--type", "generic")
     token = re.search(r"^scimd_\S+$", scimd.cli("token", "create", "--provider", "p",
@@ -202,9 +211,10 @@ def main():
         port = receiver.port
         receiver.stop()
         more = [user(f"down{i}") for i in range(10)]
-        time.sleep(1.5)
+        wait_for("a lag of 10 events in /metrics",
+                 lambda: (scimd.metric("scimd_feed_lag_events", "hooks") or 0) >= 10)
         show = scimd.cli("feed", "show", "hooks").stdout
-        assert "failing since" in show and "last error" in show, show
+        assert "failing since" in show and "last error" in show and "10 behind" in show, show
         back = Receiver(secret, port)
         back.events = list(receiver.events)
         receiver = back
@@ -213,6 +223,7 @@ def main():
         assert [e["id"] for e in receiver.events[23:]] == more
         wait_for("the feed delivering again",
                  lambda: "delivering" in scimd.cli("feed", "show", "hooks").stdout)
+        wait_for("no lag in /metrics", lambda: scimd.metric("scimd_feed_lag_events", "hooks") == 0)
 
         step("429 with Retry-After: the next try waits as long")
         with receiver.lock:
