@@ -256,11 +256,16 @@ pub(crate) fn remove(c: &Connection, name: &str) -> Result<Feed> {
 pub(crate) fn set_position(c: &Connection, name: &str, position: i64) -> Result<Feed> {
     let f = require(c, name)?;
     let last = last_seq(c, f.provider_id)?;
-    let first = first_seq(c, f.provider_id)?.unwrap_or(last + 1);
+    let Some(first) = first_seq(c, f.provider_id)? else {
+        return Err(Error::Conflict(format!(
+            "feed {}: no events are kept (the provider's last is {last}): nothing to replay",
+            f.name
+        )));
+    };
     if position < first - 1 || position > last {
         return Err(Error::Conflict(format!(
-            "feed {}: events {}..{} are kept; it can go on from any of them",
-            f.name, first, last
+            "feed {}: events {first} to {last} are kept; replay from one of them",
+            f.name
         )));
     }
     c.prepare_cached(

@@ -245,6 +245,8 @@ def main():
         assert [e["id"] for e in receiver.events[34:]] == paused
 
         step("replay from an event delivers the same events again")
+        bad = scimd.cli("feed", "replay", "hooks", "--from", "999", ok=False)
+        assert bad.returncode != 0 and "events 1 to 37 are kept" in bad.stderr, bad.stderr
         scimd.cli("feed", "replay", "hooks", "--from", "30")
         wait_for("45 events", lambda: receiver.count() >= 45)
         assert receiver.seqs()[37:] == list(range(30, 38)), receiver.seqs()[37:]
