@@ -10,15 +10,7 @@ echo "== building the release binary"
 cargo build --release --locked --bin scimd
 bin="$PWD/target/release/scimd"
 
-venv="$PWD/.venv-conformance"
-req="tests/conformance/requirements.txt"
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.installed"; then
-    echo "== installing the conformance checkers into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-    cp "$req" "$venv/requirements.installed"
-fi
+. scripts/venv.sh .venv-conformance tests/conformance/requirements.txt
 
 work=$(mktemp -d)
 server_pid=""

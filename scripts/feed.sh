@@ -5,14 +5,6 @@
 # scimd binary, including SIGKILL in the middle of a burst of creates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv="$PWD/.venv-feed"
-req="tests/feed/requirements.txt"
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.installed"; then
-    echo "== installing standardwebhooks into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-    cp "$req" "$venv/requirements.installed"
-fi
+. scripts/venv.sh .venv-feed tests/feed/requirements.txt
 cargo build --locked --bin scimd
 "$venv/bin/python" tests/feed/feed_test.py "$PWD/target/debug/scimd"

@@ -13,14 +13,6 @@ if ! dpkg -s libldap2-dev libsasl2-dev >/dev/null 2>&1; then
     $sudo_ apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq libldap2-dev libsasl2-dev >/dev/null
 fi
-venv="$PWD/.venv-ldap"
-req="tests/ldap/requirements.txt"
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.installed"; then
-    echo "== installing ldap3 into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-    cp "$req" "$venv/requirements.installed"
-fi
+. scripts/venv.sh .venv-ldap tests/ldap/requirements.txt
 cargo build --locked --bin scimd
 "$venv/bin/python" tests/ldap/client_test.py "$PWD/target/debug/scimd"

@@ -401,9 +401,7 @@ impl Writer {
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.health.asked();
-        self.submit(f)?
-            .await
-            .map_err(|_| E::from(Error::Internal("the writer dropped a request".into())))?
+        self.write_in_background(f).await
     }
 
     /// `write` for work that waits for quiet (`quiet_for`) rather than making it: it does not
