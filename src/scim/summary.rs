@@ -28,6 +28,8 @@ enum Pick {
     Enterprise(&'static str),
     /// The `value` of a multi-valued attribute: the primary one, else the first.
     Primary(&'static str),
+    /// "active" or "inactive", as a user's page says it (`active` absent counts as true).
+    Status,
 }
 
 /// A stored resource as the columns read it: its document, and what it has besides.
@@ -62,6 +64,7 @@ const USER_NAME: Column = col("userName", "userName", Pick::Attr("userName"));
 const DISPLAY_NAME: Column = col("displayName", "Display name", Pick::Attr("displayName"));
 const EMAIL: Column = col("email", "Email", Pick::Primary("emails"));
 const ACTIVE: Column = col("active", "Active", Pick::Attr("active"));
+const STATUS: Column = col("status", "Status", Pick::Status);
 const CREATED: Column = col("created", "Created", Pick::Created);
 const MODIFIED: Column = col("lastModified", "Last modified", Pick::Modified);
 
@@ -87,7 +90,7 @@ const GROUP_EXPORT: &[Column] = &[
     CREATED,
     MODIFIED,
 ];
-const USER_LIST: &[Column] = &[USER_NAME, DISPLAY_NAME, EMAIL, ACTIVE, MODIFIED];
+const USER_LIST: &[Column] = &[USER_NAME, DISPLAY_NAME, EMAIL, STATUS, MODIFIED];
 const GROUP_LIST: &[Column] = &[DISPLAY_NAME, EXTERNAL_ID, MODIFIED];
 
 /// The columns of the CSV export.
@@ -126,6 +129,10 @@ impl Column {
             Pick::Attr(a) => text(r.get(a)),
             Pick::Sub(a, s) => text(r.get(a).and_then(|v| v.get(s))),
             Pick::Enterprise(a) => text(r.get(ENTERPRISE_USER).and_then(|e| e.get(a))),
+            Pick::Status => match r.get(ACTIVE.header) {
+                Some(Value::Bool(false)) => "inactive".into(),
+                _ => "active".into(),
+            },
             Pick::Primary(a) => r
                 .get(a)
                 .and_then(Value::as_array)
@@ -197,12 +204,20 @@ mod tests {
             .find(|c| c.header == "members")
             .map(|c| c.value(&group));
         assert_eq!(members.as_deref(), Some("2"));
-        // Every list column is one the export has too.
+        // Every list column is one the export has too, but the status, which the export
+        // gives as the raw `active` (blank when absent) and a list as a word.
         for kind in [ResourceKind::User, ResourceKind::Group] {
-            for c in list_columns(kind) {
+            for c in list_columns(kind)
+                .iter()
+                .filter(|c| c.header != STATUS.header)
+            {
                 assert!(export_columns(kind).iter().any(|e| e.header == c.header));
             }
         }
+        let status = |doc: Value| STATUS.value(&Row { doc: &doc, ..user });
+        assert_eq!(status(json!({"active": false})), "inactive");
+        assert_eq!(status(json!({"active": true})), "active");
+        assert_eq!(status(json!({})), "active");
     }
 }
 

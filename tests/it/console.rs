@@ -1265,6 +1265,24 @@ fn a_list_pages_both_ways_and_searches_inside_names() {
         "{}",
         short.body
     );
+    // The status column says what a user's page says: active unless `active` is false.
+    let u000 = scim
+        .get("/Users?filter=userName%20eq%20%22u000%40contoso.com%22")
+        .json()["Resources"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    scim.patch(
+        &format!("/Users/{u000}"),
+        serde_json::json!([{"op": "replace", "path": "active", "value": false}]),
+    )
+    .expect(200);
+    let list = b.get("/providers/p/Users");
+    assert!(
+        list.body.contains("<td>inactive</td>") && list.body.contains("<td>active</td>"),
+        "{}",
+        list.body
+    );
 }
 
 /// The address of the last link before `text` on a page.
