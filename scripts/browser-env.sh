@@ -11,15 +11,7 @@ if [ ! -x "$chromium" ]; then
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium >/dev/null
 fi
 
-venv="$PWD/.venv-browser"
-req="tests/browser/requirements.txt"
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$req" "$venv/requirements.installed"; then
-    echo "== installing Playwright for Python into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
-    cp "$req" "$venv/requirements.installed"
-fi
+. scripts/venv.sh .venv-browser tests/browser/requirements.txt
 
 # axe-core (npm, exact version in tests/browser/package-lock.json), which the console test runs
 # in every page.

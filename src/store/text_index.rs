@@ -341,6 +341,21 @@ mod tests {
             .id
     }
 
+    /// Changes a user's document as a PATCH would, with its activity record, behind the job.
+    fn rewrite(c: &Connection, provider: i64, id: &str, doc: serde_json::Value) {
+        c.execute(
+            "UPDATE resources SET doc = ?2 WHERE id = ?1",
+            params![id, doc.to_string()],
+        )
+        .unwrap();
+        c.execute(
+            "INSERT INTO activity (at, provider_id, kind, resource_id, action, status)
+             VALUES (0, ?1, 'User', ?2, 'patched', 200)",
+            params![provider, id],
+        )
+        .unwrap();
+    }
+
     /// A search finds what the filter finds whether or not the job has reached a change:
     /// new resources, changed ones and deleted ones, across a provider's removal.
     #[test]
@@ -383,17 +398,7 @@ mod tests {
         assert_eq!(found(&c, a.id, "Smith-"), (1, vec!["dee".into()], true));
         assert_eq!(found(&c, a.id, "smith-").0, 0);
         // A change the job has not reached: the filter answers for it.
-        c.execute(
-            "UPDATE resources SET doc = '{\"userName\":\"bob\"}' WHERE id = ?1",
-            [&bob],
-        )
-        .unwrap();
-        c.execute(
-            "INSERT INTO activity (at, provider_id, kind, resource_id, action, status)
-             VALUES (0, ?1, 'User', ?2, 'patched', 200)",
-            params![a.id, bob],
-        )
-        .unwrap();
+        rewrite(&c, a.id, &bob, json!({"userName": "bob"}));
         assert_eq!(found(&c, a.id, "smith").1, vec!["ann".to_string()]);
         step(&c, 100, 1 << 20).unwrap();
         assert_eq!(found(&c, a.id, "smith").1, vec!["ann".to_string()]);
@@ -410,17 +415,12 @@ mod tests {
                 |r| r.get::<_, String>(0),
             )
             .unwrap();
-        c.execute(
-            "UPDATE resources SET doc = '{\"userName\":\"cy\",\"displayName\":\"Cy Jones\"}' WHERE id = ?1",
-            [&cy],
-        )
-        .unwrap();
-        c.execute(
-            "INSERT INTO activity (at, provider_id, kind, resource_id, action, status)
-             VALUES (0, ?1, 'User', ?2, 'patched', 200)",
-            params![b.id, cy],
-        )
-        .unwrap();
+        rewrite(
+            &c,
+            b.id,
+            &cy,
+            json!({"userName": "cy", "displayName": "Cy Jones"}),
+        );
         step(&c, 100, 1 << 20).unwrap();
         assert_eq!(found(&c, b.id, "jones").1, vec!["cy".to_string()]);
         assert_eq!(found(&c, b.id, "smith").0, 0);
