@@ -122,15 +122,30 @@ pub(crate) enum Command {
 #[derive(Debug, Subcommand)]
 pub(crate) enum FeedCommand {
     /// Add a feed: from now on each committed change of the provider's users and groups is
-    /// posted to URL. Prints the signing secret (whsec_...) once.
+    /// posted to URL (or kept for the receiver to pull, with --pull). Prints a webhook feed's
+    /// signing secret (whsec_...) once, or where a SET feed's public key is published.
+    #[command(group(clap::ArgGroup::new("to").required(true).args(["url", "pull"])))]
     Add {
         /// The feed's name (letters, digits, '-', '_', '.').
         name: String,
         #[arg(long, value_name = "NAME")]
         provider: String,
-        /// The receiver: https://..., or plain http:// to 127.0.0.1 or ::1.
+        /// The receiver: https://..., or plain http:// to 127.0.0.1 or ::1 (to any host with
+        /// feed_allow_http = "on").
         #[arg(long)]
-        url: String,
+        url: Option<String>,
+        /// The receiver pulls the events (RFC 8936 poll at <SCIM base>/Feeds/NAME, with a
+        /// token of the provider); implies --format set.
+        #[arg(long)]
+        pull: bool,
+        /// webhook: Standard Webhooks messages (JSON, HMAC-SHA256); set: Security Event Tokens
+        /// of RFC 9967 (JWTs signed with ES256, pushed per RFC 8935 or pulled).
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
+        /// A SET's audience (aud claim); default: the receiver's URL, or the feed's name when
+        /// it pulls.
+        #[arg(long, value_name = "AUD")]
+        audience: Option<String>,
         /// Only these operations, comma-separated: create, replace, patch, delete, activate,
         /// deactivate, members (default: all).
         #[arg(long, value_name = "OPS")]
@@ -159,8 +174,9 @@ pub(crate) enum FeedCommand {
         #[arg(long, value_name = "SEQ")]
         from: i64,
     },
-    /// A new signing secret, printed once; the old one signs beside it for --overlap (default
-    /// 24h), so the receiver can switch without missing a message.
+    /// A new signing secret, printed once (a SET feed: a new key, published beside the old
+    /// one); the old one signs (or stays published) for --overlap (default 24h), so the
+    /// receiver can switch without missing a message.
     RotateSecret {
         name: String,
         #[arg(long, default_value = "24h", value_name = "DURATION")]

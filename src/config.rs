@@ -121,6 +121,13 @@ settings! {
     /// How long the change feed's events are kept (delivered or not).
     feed_retention: String => Duration = Some("7d".into()),
         check duration, show shown_duration;
+    /// How long a change feed's receiver may fail in a row before the feed is marked failing
+    /// (in the activity log, the console and `scimd_feed_failing`); it keeps trying.
+    feed_failing_after: String => Duration = Some("15m".into()),
+        check duration, show shown_duration;
+    /// Whether change feeds may post to plain `http://` receivers that are not on loopback
+    /// (inside a trusted network); HTTPS is always allowed.
+    feed_allow_http: String => bool = Some("off".into()), check on_off, show shown_on_off;
     /// How often refused authentications and request counts are written to the activity log.
     activity_interval: String => Duration = Some("60s".into()),
         check positive_duration, show shown_duration;

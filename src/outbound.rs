@@ -51,6 +51,14 @@ pub(crate) fn allowed(scheme: Option<&str>, host: &str) -> bool {
     scheme == Some("http") && host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// `allowed` for a URL, and with `allow_http` (a feed's `feed_allow_http`) plain HTTP to any
+/// host too.
+pub(crate) fn allowed_url(url: &ureq::http::Uri, allow_http: bool) -> bool {
+    let host = url.host().unwrap_or_default();
+    allowed(url.scheme_str(), host)
+        || (allow_http && url.scheme_str() == Some("http") && !host.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

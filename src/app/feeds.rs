@@ -1,12 +1,13 @@
-//! The change feed's use cases, the same at every door: add a feed (its signing secret is
-//! made here and shown once), pause, resume, remove, replay from an event and rotate the
-//! secret. Each runs in the caller's write transaction and writes its audit record there.
+//! The change feed's use cases, the same at every door: add a feed (its signing secret or key
+//! is made here; a webhook secret is shown once), pause, resume, remove, replay from an event
+//! and rotate the secret or key. Each runs in the caller's write transaction and writes its
+//! audit record there.
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use rusqlite::Connection;
 
 use super::admin::{Actor, audit};
-use crate::feed::webhook;
+use crate::feed::{set, webhook};
 use crate::scim::events::Op;
 use crate::store::feeds::{self, Feed, NewFeed};
 use crate::store::{Error, Result, providers};
@@ -15,17 +16,53 @@ use crate::store::{Error, Result, providers};
 pub(crate) struct FeedSpec {
     pub(crate) name: String,
     pub(crate) provider: String,
-    pub(crate) url: String,
+    /// None: the receiver pulls (a feed of SETs only).
+    pub(crate) url: Option<String>,
+    pub(crate) format: Format,
+    /// A SET's `aud` (default: the receiver's URL, or the feed's name when it pulls).
+    pub(crate) audience: Option<String>,
     pub(crate) ops: Vec<String>,
     pub(crate) full: bool,
     pub(crate) ca_file: Option<String>,
+    /// `feed_allow_http`: plain HTTP to any host.
+    pub(crate) allow_http: bool,
 }
 
-/// A new signing secret (`whsec_` and 32 random bytes in base64).
-pub(crate) fn new_secret() -> String {
-    let mut random = [0u8; 32];
-    OsRng.fill_bytes(&mut random);
-    webhook::secret_of(&random)
+/// What a feed sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Standard Webhooks messages (JSON, HMAC-signed).
+    Webhook,
+    /// Security Event Tokens (RFC 9967), signed with ES256.
+    Set,
+}
+
+impl Format {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Format::Webhook => "webhook",
+            Format::Set => "set",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Format> {
+        [Format::Webhook, Format::Set]
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    /// A new signing secret (`whsec_` and 32 random bytes in base64) or key (P-256, PKCS#8 in
+    /// base64).
+    pub(crate) fn new_secret(self) -> Result<String> {
+        match self {
+            Format::Webhook => {
+                let mut random = [0u8; 32];
+                OsRng.fill_bytes(&mut random);
+                Ok(webhook::secret_of(&random))
+            }
+            Format::Set => set::new_key().map_err(Error::Internal),
+        }
+    }
 }
 
 /// The operations a comma-separated list names (all without one); an unknown one is refused,
@@ -48,16 +85,17 @@ pub(crate) fn parse_ops(text: Option<&str>) -> std::result::Result<Vec<String>, 
     Ok(out)
 }
 
-/// A receiver's URL as a feed takes it: absolute, HTTPS, or plain HTTP to loopback.
-pub(crate) fn check_url(url: &str) -> std::result::Result<(), String> {
+/// A receiver's URL as a feed takes it: absolute, HTTPS, or plain HTTP to loopback (to any
+/// host with `allow_http`).
+pub(crate) fn check_url(url: &str, allow_http: bool) -> std::result::Result<(), String> {
     let uri: ureq::http::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
-    let Some(host) = uri.host() else {
+    if uri.host().is_none() {
         return Err(format!("{url:?} is not an absolute URL"));
-    };
-    if !crate::outbound::allowed(uri.scheme_str(), host) {
+    }
+    if !crate::outbound::allowed_url(&uri, allow_http) {
         return Err(format!(
             "{url} is not HTTPS: a feed's receiver is reached over HTTPS (plain HTTP only on \
-             127.0.0.0/8 or ::1)"
+             127.0.0.0/8 or ::1, or anywhere with feed_allow_http = \"on\")"
         ));
     }
     Ok(())
@@ -77,27 +115,41 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-/// Adds a feed with `secret`; it delivers the changes committed from now on.
-pub(crate) fn add(
-    c: &Connection,
-    by: &Actor,
-    spec: &FeedSpec,
-    secret: &str,
-    now: i64,
-) -> Result<Feed> {
+/// Adds a feed with a new secret or key, which it returns beside the feed; it delivers the
+/// changes committed from now on.
+pub(crate) fn add(c: &Connection, by: &Actor, spec: &FeedSpec, now: i64) -> Result<(Feed, String)> {
     check_name(&spec.name)?;
-    check_url(&spec.url).map_err(Error::Invalid)?;
+    match (&spec.url, spec.format) {
+        (Some(url), _) => check_url(url, spec.allow_http).map_err(Error::Invalid)?,
+        (None, Format::Set) => {}
+        (None, Format::Webhook) => {
+            return Err(Error::Invalid(
+                "a webhook feed needs the receiver's URL; a receiver that pulls takes Security \
+                 Event Tokens (format set)"
+                    .into(),
+            ));
+        }
+    }
     let p = providers::require(c, &spec.provider)?;
+    let audience = match (&spec.audience, &spec.url) {
+        _ if spec.format == Format::Webhook => None,
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(url)) => Some(url.clone()),
+        (None, None) => Some(spec.name.clone()),
+    };
+    let secret = spec.format.new_secret()?;
     let f = feeds::add(
         c,
         &NewFeed {
             name: &spec.name,
             provider_id: p.id,
-            url: &spec.url,
+            url: spec.url.as_deref(),
+            format: spec.format.as_str(),
+            audience: audience.as_deref(),
             ops: &spec.ops,
             full: spec.full,
             ca_file: spec.ca_file.as_deref(),
-            secret,
+            secret: &secret,
             now,
         },
     )?;
@@ -108,13 +160,16 @@ pub(crate) fn add(
         Some(&p.name),
         &f.name,
         &format!(
-            "to {} ({}{})",
-            f.url,
+            "{} {} ({}{})",
+            f.format,
+            f.url
+                .as_deref()
+                .map_or_else(|| "pulled".to_string(), |u| format!("to {u}")),
             f.ops.join(","),
             if f.full { ", full" } else { "" }
         ),
     )?;
-    Ok(f)
+    Ok((f, secret))
 }
 
 pub(crate) fn set_paused(c: &Connection, by: &Actor, name: &str, paused: bool) -> Result<Feed> {
@@ -148,17 +203,23 @@ pub(crate) fn replay(c: &Connection, by: &Actor, name: &str, from: i64) -> Resul
     Ok(f)
 }
 
-/// A new secret; the old one signs beside it until `old_until` (unix seconds).
+/// A new secret or key; the old one signs (a webhook's) or is published (a SET key) beside it
+/// until `old_until` (unix seconds).
 pub(crate) fn rotate(
     c: &Connection,
     by: &Actor,
     name: &str,
-    secret: &str,
     old_until: i64,
-) -> Result<Feed> {
-    let f = feeds::rotate_secret(c, name, secret, old_until)?;
-    audit(c, by, "feed secret rotated", Some(&f.provider), &f.name, "")?;
-    Ok(f)
+) -> Result<(Feed, String)> {
+    let format = Format::parse(&feeds::require(c, name)?.format).unwrap_or(Format::Webhook);
+    let secret = format.new_secret()?;
+    let f = feeds::rotate_secret(c, name, &secret, old_until)?;
+    let what = match f.format.as_str() {
+        "set" => "feed key rotated",
+        _ => "feed secret rotated",
+    };
+    audit(c, by, what, Some(&f.provider), &f.name, "")?;
+    Ok((f, secret))
 }
 
 #[cfg(test)]
@@ -177,14 +238,20 @@ mod tests {
                 .unwrap_err()
                 .contains("create, replace")
         );
-        assert!(check_url("https://hooks.example.com/scim").is_ok());
-        assert!(check_url("http://127.0.0.1:8080/x").is_ok());
+        assert!(check_url("https://hooks.example.com/scim", false).is_ok());
+        assert!(check_url("http://127.0.0.1:8080/x", false).is_ok());
         assert!(
-            check_url("http://hooks.example.com/x")
+            check_url("http://hooks.example.com/x", false)
                 .unwrap_err()
-                .contains("HTTPS")
+                .contains("feed_allow_http")
         );
-        assert!(check_url("/relative").is_err());
-        assert!(new_secret().starts_with("whsec_"));
+        assert!(check_url("http://hooks.example.com/x", true).is_ok());
+        assert!(check_url("ftp://hooks.example.com/x", true).is_err());
+        assert!(check_url("/relative", true).is_err());
+        assert!(Format::Webhook.new_secret().unwrap().starts_with("whsec_"));
+        let key = Format::Set.new_secret().unwrap();
+        assert!(set::SigningKey::load(&key).is_ok());
+        assert_eq!(Format::parse(" SET "), Some(Format::Set));
+        assert_eq!(Format::parse("json"), None);
     }
 }

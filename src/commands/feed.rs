@@ -5,7 +5,7 @@ use chrono::Utc;
 
 use super::{fmt_time, open};
 use crate::app::admin::Actor;
-use crate::app::feeds::{self, FeedSpec};
+use crate::app::feeds::{self, FeedSpec, Format};
 use crate::cli::FeedCommand;
 use crate::config::Config;
 use crate::store::OpenMode;
@@ -15,9 +15,23 @@ use crate::store::feeds::{self as stored, Feed};
 fn state(f: &Feed) -> String {
     match (f.paused, f.failing_since) {
         (true, _) => "paused".into(),
-        (false, Some(since)) => format!("failing since {}", fmt_time(since / 1000)),
+        (false, Some(since)) if f.failing_noted => {
+            format!("failing since {}", fmt_time(since / 1000))
+        }
+        (false, Some(since)) => format!("retrying since {}", fmt_time(since / 1000)),
+        (false, None) if f.url.is_none() => "waiting to be pulled".into(),
         (false, None) => "delivering".into(),
     }
+}
+
+/// Where a SET feed's public keys are published.
+pub(crate) fn jwks_url(base: &str, feed: &str) -> String {
+    format!("{base}/feeds/{feed}/jwks.json")
+}
+
+/// Where a feed's events go: the receiver's URL, or "pulled".
+fn receiver(f: &Feed) -> &str {
+    f.url.as_deref().unwrap_or("pulled by the receiver")
 }
 
 pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<()> {
@@ -28,11 +42,21 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
             name,
             provider,
             url,
+            pull: _,
+            format,
+            audience,
             events,
             full,
             ca_file,
         } => {
             let ops = feeds::parse_ops(events.as_deref()).map_err(|e| anyhow!(e))?;
+            let format = match (format.as_deref(), &url) {
+                (Some(f), _) => {
+                    Format::parse(f).ok_or_else(|| anyhow!("--format {f}: webhook or set"))?
+                }
+                (None, Some(_)) => Format::Webhook,
+                (None, None) => Format::Set,
+            };
             if let Some(path) = &ca_file {
                 let pem = std::fs::read_to_string(path)
                     .map_err(|e| anyhow!("reading {}: {e}", path.display()))?;
@@ -43,19 +67,49 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
                 name,
                 provider,
                 url,
+                format,
+                audience,
                 ops,
                 full,
                 ca_file: ca_file.map(|p| p.display().to_string()),
+                allow_http: config.feed_allow_http,
             };
-            let secret = feeds::new_secret();
-            let (kept, now) = (secret.clone(), Utc::now().timestamp());
-            let f = store.write_blocking(move |c| feeds::add(c, &by, &spec, &kept, now))?;
-            println!(
-                "added feed {} of provider {}: each change from now on is posted to {}",
-                f.name, f.provider, f.url
-            );
-            println!("signing secret (shown once; the receiver checks webhook-signature with it):");
-            println!("{secret}");
+            let now = Utc::now().timestamp();
+            let (f, secret) = store.write_blocking(move |c| feeds::add(c, &by, &spec, now))?;
+            let base = super::cli_base(config);
+            match &f.url {
+                Some(url) => println!(
+                    "added feed {} of provider {}: each change from now on is posted to {url}",
+                    f.name, f.provider
+                ),
+                None => println!(
+                    "added feed {} of provider {}: each change from now on waits for the \
+                     receiver to pull it (RFC 8936) from\n  POST {}/Feeds/{}\nwith a token of \
+                     provider {} (`scimd token create --provider {} --read-only`)",
+                    f.name,
+                    f.provider,
+                    crate::app::scim_base(&base, &f.provider),
+                    f.name,
+                    f.provider,
+                    f.provider
+                ),
+            }
+            match format {
+                Format::Webhook => {
+                    println!(
+                        "signing secret (shown once; the receiver checks webhook-signature with it):"
+                    );
+                    println!("{secret}");
+                }
+                Format::Set => {
+                    println!(
+                        "Security Event Tokens (RFC 9967) signed with ES256, audience {}; the \
+                         receiver verifies them with the key published at",
+                        f.audience.as_deref().unwrap_or_default()
+                    );
+                    println!("{}", jwks_url(&base, &f.name));
+                }
+            }
         }
         FeedCommand::List => {
             let all = store.call(|c| stored::list(c))?;
@@ -64,10 +118,11 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
             }
             for f in all {
                 println!(
-                    "{}  provider {}  {}  at event {}  {}",
+                    "{}  provider {}  {} {}  at event {}  {}",
                     f.name,
                     f.provider,
-                    f.url,
+                    f.format,
+                    receiver(&f),
                     f.position,
                     state(&f)
                 );
@@ -82,8 +137,23 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
             })?;
             println!("feed:        {}", f.name);
             println!("provider:    {}", f.provider);
-            println!("receiver:    {}", f.url);
-            println!("format:      {} (Standard Webhooks signatures)", f.format);
+            let base = super::cli_base(config);
+            println!("receiver:    {}", receiver(&f));
+            if f.url.is_none() {
+                println!(
+                    "poll:        POST {}/Feeds/{} (RFC 8936) with a token of the provider",
+                    crate::app::scim_base(&base, &f.provider),
+                    f.name
+                );
+            }
+            match f.format.as_str() {
+                "set" => {
+                    println!("format:      set (RFC 9967 Security Event Tokens, ES256)");
+                    println!("audience:    {}", f.audience.as_deref().unwrap_or_default());
+                    println!("keys:        {}", jwks_url(&base, &f.name));
+                }
+                _ => println!("format:      webhook (Standard Webhooks signatures)"),
+            }
             println!(
                 "events:      {}{}",
                 f.ops.join(", "),
@@ -110,10 +180,11 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
                 println!("last error:  {e}");
             }
             if let Some(until) = f.old_until.filter(|u| *u > Utc::now().timestamp()) {
-                println!(
-                    "old secret:  signs beside the new one until {}",
-                    fmt_time(until)
-                );
+                let what = match f.format.as_str() {
+                    "set" => "old key:     published beside the new one until",
+                    _ => "old secret:  signs beside the new one until",
+                };
+                println!("{what} {}", fmt_time(until));
             }
         }
         FeedCommand::Pause { name } => {
@@ -141,15 +212,25 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
                 crate::config::parse_duration(&overlap).map_err(|e| anyhow!("--overlap: {e}"))?;
             let until =
                 Utc::now().timestamp() + i64::try_from(overlap.as_secs()).unwrap_or(i64::MAX / 2);
-            let secret = feeds::new_secret();
-            let kept = secret.clone();
-            let f = store.write_blocking(move |c| feeds::rotate(c, &by, &name, &kept, until))?;
-            println!(
-                "new signing secret of feed {} (shown once); the old one signs beside it until {}:",
-                f.name,
-                fmt_time(until)
-            );
-            println!("{secret}");
+            let (f, secret) = store.write_blocking(move |c| feeds::rotate(c, &by, &name, until))?;
+            match Format::parse(&f.format).unwrap_or(Format::Webhook) {
+                Format::Webhook => {
+                    println!(
+                        "new signing secret of feed {} (shown once); the old one signs beside it \
+                         until {}:",
+                        f.name,
+                        fmt_time(until)
+                    );
+                    println!("{secret}");
+                }
+                Format::Set => println!(
+                    "feed {} signs with a new key from now on; the old one stays published at {} \
+                     until {}",
+                    f.name,
+                    jwks_url(&super::cli_base(config), &f.name),
+                    fmt_time(until)
+                ),
+            }
         }
     }
     Ok(())

@@ -1,12 +1,17 @@
 //! The change feed's delivery: a worker per feed that is not paused reads the provider's
 //! events after the feed's position, posts them to its receiver as signed Standard Webhooks
 //! messages (up to `BATCH` at a time, so a receiver that is behind catches up in few
-//! requests), and moves the position once the receiver has answered 2xx. At least once and in
-//! order: a message is sent again, the same, until it is taken. A failure waits before the
-//! next try, exponentially longer with jitter, or as long as a 429's or 503's `Retry-After`
-//! says. Delivery runs beside provisioning: it reads on the pool, and writes one row per
-//! delivered message as a background write.
+//! requests) or as Security Event Tokens (one per request, RFC 8935), and moves the position
+//! once the receiver has answered 2xx. At least once and in order: a message is sent again,
+//! the same, until it is taken. A failure waits before the next try, exponentially longer
+//! with jitter, or as long as a 429's or 503's `Retry-After` says; failing for
+//! `feed_failing_after` marks the feed failing (an activity record, `scimd_feed_failing`).
+//! A feed its receiver pulls (`poll`) only has its lag measured here. Delivery runs beside
+//! provisioning: it reads on the pool, and writes one row per delivered message as a
+//! background write.
 
+pub(crate) mod poll;
+pub(crate) mod set;
 pub(crate) mod webhook;
 
 use std::collections::HashMap;
@@ -17,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::app::AppState;
+use crate::store::activity::{self, Action};
 use crate::store::feeds::{self, Event, Feed};
 use crate::store::{self, schemas};
 
@@ -108,9 +114,15 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
             tokio::time::sleep(POLL).await;
             continue;
         };
+        let Some(url) = feed.url.clone() else {
+            // The receiver pulls: nothing to send.
+            tokio::time::sleep(POLL).await;
+            continue;
+        };
         let wanted: Vec<&Event> = events.iter().filter(|e| feed.ops.contains(&e.op)).collect();
-        let outcome = if wanted.is_empty() {
-            Ok(())
+        // How far the receiver took the events, and why it stopped short.
+        let (upto, refused) = if wanted.is_empty() {
+            (last, None)
         } else {
             // One agent per feed, made again when its CA file changes.
             let client = match &agent {
@@ -128,41 +140,65 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
                     }
                 },
             };
-            let body = match message_body(&state, &feed, &wanted).await {
-                Ok(b) => b,
+            let resources = match current_resources_of(&state, &feed, &wanted).await {
+                Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, feed = %feed.name, "building a message failed");
                     tokio::time::sleep(POLL).await;
                     continue;
                 }
             };
-            let msg = webhook::message_id(feed.id, wanted[0].seq, last);
-            let f = feed.clone();
-            tokio::task::spawn_blocking(move || post(&client, &f, &msg, &body))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(Refused {
+            let target = Target {
+                url,
+                allow_http: state.config.feed_allow_http,
+            };
+            let (f, st) = (feed.clone(), state.clone());
+            let all: Vec<Event> = events.clone();
+            let picked: Vec<(Event, Option<Value>)> =
+                wanted.iter().map(|e| (*e).clone()).zip(resources).collect();
+            tokio::task::spawn_blocking(move || match f.format.as_str() {
+                "set" => push_sets(&st, &client, &target, &f, &all, &picked),
+                _ => push_webhook(&client, &target, &f, &picked, last),
+            })
+            .await
+            .unwrap_or_else(|e| {
+                (
+                    from,
+                    Some(Refused {
                         error: format!("the delivery panicked: {e}"),
                         retry_after: None,
-                    })
-                })
+                    }),
+                )
+            })
         };
-        match outcome {
-            Ok(()) => {
-                failures = 0;
-                let now = chrono::Utc::now().timestamp_millis();
-                let done = state
-                    .store
-                    .write_in_background(move |c| feeds::delivered(c, id, from, last, now))
-                    .await;
-                if let Err(e) = done {
-                    tracing::warn!(error = %e, feed = %feed.name, "recording a delivery failed");
-                    tokio::time::sleep(POLL).await;
-                }
-                metrics::counter!("scimd_feed_events_delivered_total", "feed" => feed.name.clone())
-                    .increment(wanted.len() as u64);
+        if upto > from {
+            let now = chrono::Utc::now().timestamp_millis();
+            let recovered = feed
+                .failing_noted
+                .then(|| (feed.provider_id, feed.name.clone()));
+            let done = state
+                .store
+                .write_in_background(move |c| -> store::Result<()> {
+                    feeds::delivered(c, id, from, upto, now)?;
+                    if let Some((pid, name)) = &recovered {
+                        feeds::set_failing_noted(c, id, false)?;
+                        activity::record_feed(c, *pid, name, Action::FeedRecovered, "")?;
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, feed = %feed.name, "recording a delivery failed");
+                tokio::time::sleep(POLL).await;
             }
-            Err(r) => {
+            let sent = wanted.iter().filter(|e| e.seq <= upto).count();
+            metrics::counter!("scimd_feed_events_delivered_total", "feed" => feed.name.clone())
+                .increment(sent as u64);
+            metrics::gauge!("scimd_feed_failing", "feed" => feed.name.clone()).set(0.0);
+        }
+        match refused {
+            None => failures = 0,
+            Some(r) => {
                 record_failure(&state, &feed, &r.error).await;
                 let pause = r.retry_after.unwrap_or_else(|| wait(failures));
                 failures = failures.saturating_add(1);
@@ -172,6 +208,106 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
             }
         }
     }
+}
+
+/// Where a feed posts, and whether plain HTTP may go beyond loopback.
+struct Target {
+    url: String,
+    allow_http: bool,
+}
+
+/// Posts `events` as one Standard Webhooks message; all of them (up to `last`) are taken, or
+/// none.
+fn push_webhook(
+    agent: &ureq::Agent,
+    target: &Target,
+    feed: &Feed,
+    events: &[(Event, Option<Value>)],
+    last: i64,
+) -> (i64, Option<Refused>) {
+    let items = events
+        .iter()
+        .map(|(e, r)| event_json(e, r.clone()))
+        .collect();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let body = webhook::body(&feed.provider, &now, items);
+    let msg = webhook::message_id(feed.id, events[0].0.seq, last);
+    match post(agent, target, feed, Body::Webhook { msg: &msg }, &body) {
+        Ok(()) => (last, None),
+        Err(r) => (feed.position, Some(r)),
+    }
+}
+
+/// Posts each wanted event as one Security Event Token (RFC 8935), in order; returns how far
+/// the receiver took them (the events the feed does not send count as taken).
+fn push_sets(
+    state: &AppState,
+    agent: &ureq::Agent,
+    target: &Target,
+    feed: &Feed,
+    all: &[Event],
+    picked: &[(Event, Option<Value>)],
+) -> (i64, Option<Refused>) {
+    let refused = |error: String| Refused {
+        error,
+        retry_after: None,
+    };
+    let key = match set::SigningKey::load(&feed.secret) {
+        Ok(k) => k,
+        Err(e) => return (feed.position, Some(refused(e))),
+    };
+    let iss = crate::app::scim_base(&state.public_base, &feed.provider);
+    let mut upto = feed.position;
+    let mut next = picked.iter().peekable();
+    for e in all {
+        let Some((_, data)) = next.next_if(|(p, _)| p.seq == e.seq) else {
+            upto = e.seq;
+            continue;
+        };
+        let token = match sign_event(&key, feed, &iss, e, data.clone()) {
+            Ok(t) => t,
+            Err(err) => return (upto, Some(refused(err))),
+        };
+        if let Err(r) = post(agent, target, feed, Body::Set, token.as_bytes()) {
+            return (upto, Some(r));
+        }
+        upto = e.seq;
+    }
+    (upto, None)
+}
+
+/// One event as a signed Security Event Token of `feed`.
+pub(crate) fn sign_event(
+    key: &set::SigningKey,
+    feed: &Feed,
+    iss: &str,
+    e: &Event,
+    data: Option<Value>,
+) -> Result<String, String> {
+    let op = crate::scim::events::Op::parse(&e.op)
+        .ok_or_else(|| format!("event {} has no known operation ({})", e.seq, e.op))?;
+    let kind = crate::scim::ResourceKind::from_name(&e.kind)
+        .ok_or_else(|| format!("event {} is of no known resource type ({})", e.seq, e.kind))?;
+    let events = set::events(set::Change {
+        op,
+        method: e.method.as_deref(),
+        changed: &e.changed,
+        version: crate::render::etag(e.version),
+        data,
+    });
+    let claims = set::claims(
+        &set::Envelope {
+            iss,
+            aud: feed.audience.as_deref().unwrap_or(&feed.name),
+            jti: &set::jti(feed.id, e.seq),
+            txn: &format!("{}:{}", feed.provider, e.seq),
+            iat: e.at / 1000,
+            uri: &format!("/{}/{}", kind.endpoint(), e.resource_id),
+            external_id: e.external_id.as_deref(),
+        },
+        events,
+    );
+    key.sign(&claims)
 }
 
 /// The feed's lag as metrics: events committed and not yet delivered, and the age of the
@@ -206,18 +342,39 @@ async fn sleep_unless_stopped(d: Duration, stop: &watch::Receiver<bool>) {
     }
 }
 
+/// Records a failed attempt; once the feed has failed for `feed_failing_after` in a row, the
+/// provider's activity says so (once) and `scimd_feed_failing` is 1.
 async fn record_failure(state: &AppState, feed: &Feed, error: &str) {
-    let (id, error, now) = (
+    let now = chrono::Utc::now().timestamp_millis();
+    let after = i64::try_from(state.config.feed_failing_after.as_millis()).unwrap_or(i64::MAX);
+    let since = feed.failing_since.unwrap_or(now);
+    let turns_failing = !feed.failing_noted && now.saturating_sub(since) >= after;
+    if feed.failing_noted || turns_failing {
+        metrics::gauge!("scimd_feed_failing", "feed" => feed.name.clone()).set(1.0);
+    }
+    let (id, pid, name, why) = (
         feed.id,
+        feed.provider_id,
+        feed.name.clone(),
         error.to_string(),
-        chrono::Utc::now().timestamp_millis(),
     );
     if let Err(e) = state
         .store
-        .write_in_background(move |c| feeds::failed(c, id, &error, now))
+        .write_in_background(move |c| -> store::Result<()> {
+            feeds::failed(c, id, &why, now)?;
+            if turns_failing {
+                feeds::set_failing_noted(c, id, true)?;
+                activity::record_feed(c, pid, &name, Action::FeedFailing, &why)?;
+            }
+            Ok(())
+        })
         .await
     {
         tracing::warn!(error = %e, "recording a failed delivery failed");
+    }
+    if turns_failing {
+        tracing::warn!(feed = %feed.name, error, "a change feed is failing: its receiver has not \
+            taken its events for feed_failing_after; it keeps its position and keeps trying");
     }
 }
 
@@ -256,36 +413,29 @@ fn event_json(e: &Event, resource: Option<Value>) -> Value {
     Value::Object(v)
 }
 
-/// The body of the message carrying `events`.
-async fn message_body(
+/// The resources of `events` as they stand now, for a feed that sends them (None each
+/// otherwise, and for one deleted since).
+async fn current_resources_of(
     state: &Arc<AppState>,
     feed: &Feed,
     events: &[&Event],
-) -> store::Result<Vec<u8>> {
-    let resources = if feed.full {
-        let (st, pid, provider) = (state.clone(), feed.provider_id, feed.provider.clone());
-        let wanted: Vec<(String, String)> = events
-            .iter()
-            .map(|e| (e.kind.clone(), e.resource_id.clone()))
-            .collect();
-        state
-            .store
-            .run(move |c| current_resources(&st, c, pid, &provider, &wanted))
-            .await?
-    } else {
-        vec![None; events.len()]
-    };
-    let items = events
+) -> store::Result<Vec<Option<Value>>> {
+    if !feed.full {
+        return Ok(vec![None; events.len()]);
+    }
+    let (st, pid, provider) = (state.clone(), feed.provider_id, feed.provider.clone());
+    let wanted: Vec<(String, String)> = events
         .iter()
-        .zip(resources)
-        .map(|(e, r)| event_json(e, r))
+        .map(|e| (e.kind.clone(), e.resource_id.clone()))
         .collect();
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    Ok(webhook::body(&feed.provider, &now, items))
+    state
+        .store
+        .run(move |c| current_resources(&st, c, pid, &provider, &wanted))
+        .await
 }
 
 /// Each resource as SCIM shows it now (None for one deleted since).
-fn current_resources(
+pub(crate) fn current_resources(
     state: &AppState,
     c: &mut rusqlite::Connection,
     pid: i64,
@@ -314,39 +464,59 @@ fn current_resources(
     Ok(out)
 }
 
+/// What a request carries: a Standard Webhooks message (signed in headers) or a SET.
+enum Body<'a> {
+    Webhook { msg: &'a str },
+    Set,
+}
+
 /// Posts one message; Ok once the receiver answered 2xx.
-fn post(agent: &ureq::Agent, feed: &Feed, msg: &str, body: &[u8]) -> Result<(), Refused> {
+fn post(
+    agent: &ureq::Agent,
+    target: &Target,
+    feed: &Feed,
+    kind: Body<'_>,
+    body: &[u8],
+) -> Result<(), Refused> {
     let refused = |error: String| Refused {
         error,
         retry_after: None,
     };
-    let uri: ureq::http::Uri = feed
-        .url
+    let url = &target.url;
+    let uri: ureq::http::Uri = url
         .parse()
-        .map_err(|_| refused(format!("{} is not a URL", feed.url)))?;
-    if !crate::outbound::allowed(uri.scheme_str(), uri.host().unwrap_or_default()) {
+        .map_err(|_| refused(format!("{url} is not a URL")))?;
+    if !crate::outbound::allowed_url(&uri, target.allow_http) {
         return Err(refused(format!(
-            "{} is plain HTTP to a host that is not loopback: receivers are reached over HTTPS",
-            feed.url
+            "{url} is plain HTTP to a host that is not loopback: receivers are reached over \
+             HTTPS (or set feed_allow_http = \"on\")"
         )));
     }
-    let now = chrono::Utc::now().timestamp();
-    let mut secrets = vec![feed.secret.as_str()];
-    if let (Some(old), Some(until)) = (&feed.old_secret, feed.old_until)
-        && until > now
-    {
-        secrets.push(old);
-    }
-    let signature = webhook::signature_header(&secrets, msg, now, body).map_err(refused)?;
+    let request = agent.post(url);
+    let request = match kind {
+        Body::Webhook { msg } => {
+            let now = chrono::Utc::now().timestamp();
+            let mut secrets = vec![feed.secret.as_str()];
+            if let (Some(old), Some(until)) = (&feed.old_secret, feed.old_until)
+                && until > now
+            {
+                secrets.push(old);
+            }
+            let signature = webhook::signature_header(&secrets, msg, now, body).map_err(refused)?;
+            request
+                .header("content-type", "application/json")
+                .header("webhook-id", msg)
+                .header("webhook-timestamp", &now.to_string())
+                .header("webhook-signature", &signature)
+        }
+        Body::Set => request
+            .header("content-type", format!("application/{}", set::TYP))
+            .header("accept", "application/json"),
+    };
     let started = Instant::now();
-    let answer = agent
-        .post(&feed.url)
-        .header("content-type", "application/json")
-        .header("webhook-id", msg)
-        .header("webhook-timestamp", &now.to_string())
-        .header("webhook-signature", &signature)
+    let answer = request
         .send(body)
-        .map_err(|e| refused(format!("no answer from {}: {e}", feed.url)))?;
+        .map_err(|e| refused(format!("no answer from {url}: {e}")))?;
     metrics::histogram!("scimd_feed_delivery_seconds", "feed" => feed.name.clone())
         .record(started.elapsed().as_secs_f64());
     let status = answer.status().as_u16();
@@ -360,8 +530,25 @@ fn post(agent: &ureq::Agent, feed: &Feed, msg: &str, body: &[u8]) -> Result<(), 
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|_| status == 429 || status == 503)
         .map(|s| Duration::from_secs(s).min(LONGEST_WAIT));
+    // RFC 8935 §2.3: a receiver that refuses a SET says why in {"err", "description"}.
+    let why = match kind {
+        Body::Set => answer
+            .into_body()
+            .read_to_string()
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .map(|v| {
+                format!(
+                    ": {} {}",
+                    v["err"].as_str().unwrap_or_default(),
+                    v["description"].as_str().unwrap_or_default()
+                )
+            })
+            .unwrap_or_default(),
+        Body::Webhook { .. } => String::new(),
+    };
     Err(Refused {
-        error: format!("{} answered {status}", feed.url),
+        error: format!("{url} answered {status}{}", why.trim_end()),
         retry_after,
     })
 }

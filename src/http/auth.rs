@@ -73,8 +73,10 @@ pub(crate) async fn require_token(
     }
     req.extensions_mut()
         .insert(TokenId(principal.token_id.clone()));
+    // A poll of a pulled feed reads events (and moves only the feed's own position).
     let reads_only = matches!(*req.method(), Method::GET | Method::HEAD)
-        || (req.method() == Method::POST && req.path().ends_with("/.search"));
+        || (req.method() == Method::POST
+            && (req.path().ends_with("/.search") || req.path().split('/').nth(4) == Some("Feeds")));
     if principal.read_only && !reads_only {
         return Err(Error::Forbidden("this token is read-only").into());
     }

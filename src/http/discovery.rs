@@ -57,6 +57,12 @@ async fn service_provider_config(state: web::Data<AppState>, principal: Principa
         "changePassword": {"supported": false},
         "sort": {"supported": true},
         "etag": {"supported": true},
+        // RFC 9967 §4: the events a feed of Security Event Tokens sends (`scimd feed add
+        // --format set`); requests are never answered asynchronously.
+        "securityEvents": {
+            "eventUris": crate::feed::set::event_uris(),
+            "asyncRequest": "none"
+        },
         // RFC 9865: index and cursor pagination.
         "pagination": {
             "cursor": true,

@@ -5,6 +5,7 @@
 pub(crate) mod auth;
 mod body;
 mod discovery;
+mod feeds;
 pub(crate) mod metrics;
 mod paths;
 pub(crate) mod quirks;
@@ -67,6 +68,7 @@ pub(crate) fn app(
         .wrap(from_fn(access_log))
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
+        .route("/feeds/{name}/jwks.json", web::get().to(feeds::jwks))
         .service(
             web::scope("/scim/v2/{provider}")
                 .wrap(from_fn(auth::require_token))
@@ -75,6 +77,11 @@ pub(crate) fn app(
                 .service(resources::services(ResourceKind::User))
                 .service(resources::services(ResourceKind::Group))
                 .service(discovery::services())
+                .service(
+                    web::resource("/Feeds/{name}")
+                        .route(web::post().to(feeds::poll))
+                        .default_service(web::to(method_not_allowed)),
+                )
                 .service(
                     web::resource("/.search")
                         .route(web::post().to(resources::search_all))

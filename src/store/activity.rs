@@ -49,11 +49,15 @@ pub(crate) enum Action {
     SignInRefused,
     AppPasswordCreated,
     AppPasswordRevoked,
+    /// A change feed's receiver has not taken its events for `feed_failing_after`.
+    FeedFailing,
+    /// A failing change feed delivers again.
+    FeedRecovered,
 }
 
 impl Action {
     /// Every action, in the order a filter lists them.
-    pub(crate) const ALL: [Action; 15] = [
+    pub(crate) const ALL: [Action; 17] = [
         Action::Created,
         Action::Replaced,
         Action::Patched,
@@ -69,6 +73,8 @@ impl Action {
         Action::SignInRefused,
         Action::AppPasswordCreated,
         Action::AppPasswordRevoked,
+        Action::FeedFailing,
+        Action::FeedRecovered,
     ];
 
     /// The change feed's operation for a change of this action (none for the others).
@@ -102,6 +108,8 @@ impl Action {
             Action::SignInRefused => "sign-in refused",
             Action::AppPasswordCreated => "application password created",
             Action::AppPasswordRevoked => "application password revoked",
+            Action::FeedFailing => "feed failing",
+            Action::FeedRecovered => "feed recovered",
         }
     }
 }
@@ -235,6 +243,7 @@ pub(crate) fn record_change(
             op,
             changed: &change.changed,
             version: change.version,
+            method: Some(&ctx.method),
         };
         super::feeds::append(c, provider_id, &event, at)?;
     }
@@ -301,6 +310,35 @@ pub(crate) fn record_person(c: &Connection, provider_id: i64, r: &PersonRecord<'
         r.action.as_str(),
         status,
         detail,
+    ])?;
+    Ok(())
+}
+
+/// A change feed that turned failing (`status` 502, what its receiver last answered in
+/// `detail`) or delivers again (200): method `FEED`, path `/feeds/<name>`, left out of the
+/// provider's request and error figures like the console's records.
+pub(crate) fn record_feed(
+    c: &Connection,
+    provider_id: i64,
+    feed: &str,
+    action: Action,
+    detail: &str,
+) -> Result<()> {
+    let status = match action {
+        Action::FeedFailing => 502,
+        _ => 200,
+    };
+    c.prepare_cached(
+        "INSERT INTO activity (at, provider_id, method, path, action, status, detail)
+         VALUES (?1, ?2, 'FEED', ?3, ?4, ?5, nullif(?6, ''))",
+    )?
+    .execute(params![
+        now_ms(),
+        provider_id,
+        format!("/feeds/{feed}"),
+        action.as_str(),
+        status,
+        detail
     ])?;
     Ok(())
 }
@@ -755,7 +793,7 @@ fn last_error_sql() -> String {
         "SELECT at, status || ' ' || coalesce(method || ' ' || path || ': ', '') ||
                 coalesce(detail, '')
          FROM activity WHERE provider_id = ?1 AND action NOT IN {CHANGES}
-           AND status >= 400 AND coalesce(method, '') != 'CONSOLE'
+           AND status >= 400 AND coalesce(method, '') NOT IN ('CONSOLE', 'FEED')
          ORDER BY at DESC LIMIT 1"
     )
 }
@@ -770,7 +808,7 @@ fn day_counts_sql() -> String {
                      AND action NOT IN {CHANGES}),
                 (SELECT coalesce(sum(count), 0) FROM activity
                  WHERE provider_id = ?1 AND at >= ?2 AND at < ?3 AND action NOT IN {CHANGES}
-                   AND status >= 400 AND coalesce(method, '') != 'CONSOLE')"
+                   AND status >= 400 AND coalesce(method, '') NOT IN ('CONSOLE', 'FEED'))"
     )
 }
 
@@ -870,7 +908,7 @@ pub(crate) fn status(
     let last_any: Option<i64> = c
         .prepare_cached(
             "SELECT at FROM activity WHERE provider_id = ?1 AND action != 'auth failed'
-               AND coalesce(method, '') != 'CONSOLE'
+               AND coalesce(method, '') NOT IN ('CONSOLE', 'FEED')
              ORDER BY at DESC LIMIT 1",
         )?
         .query_row([provider_id], |r| r.get(0))

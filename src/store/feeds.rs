@@ -15,6 +15,9 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) op: Op,
     pub(crate) changed: &'a [String],
     pub(crate) version: i64,
+    /// The request's method, kept for a change of activation or membership (a SET tells
+    /// whether a replace or a patch made it).
+    pub(crate) method: Option<&'a str>,
 }
 
 /// Writes the event of a change, in its transaction, when the provider has a feed (its
@@ -29,8 +32,8 @@ pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64
     let Some(seq) = seq else { return Ok(()) };
     c.prepare_cached(
         "INSERT INTO feed_events (provider_id, seq, at, kind, resource_id, external_id, op,
-                                  changed, version)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                                  changed, version, method)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         provider_id,
@@ -42,6 +45,10 @@ pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64
         e.op.as_str(),
         serde_json::to_string(e.changed).unwrap_or_else(|_| "[]".into()),
         e.version,
+        match e.op {
+            Op::Activate | Op::Deactivate | Op::Members => e.method,
+            _ => None,
+        },
     ])?;
     Ok(())
 }
@@ -58,6 +65,7 @@ pub(crate) struct Event {
     pub(crate) op: String,
     pub(crate) changed: Vec<String>,
     pub(crate) version: i64,
+    pub(crate) method: Option<String>,
 }
 
 /// Up to `limit` of the provider's events after `after`, in order.
@@ -68,7 +76,8 @@ pub(crate) fn events_after(
     limit: i64,
 ) -> Result<Vec<Event>> {
     let mut st = c.prepare_cached(
-        "SELECT seq, at, kind, resource_id, external_id, op, changed, version FROM feed_events
+        "SELECT seq, at, kind, resource_id, external_id, op, changed, version, method
+         FROM feed_events
          WHERE provider_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
     let rows = st.query_map(params![provider_id, after, limit], |r| {
@@ -82,6 +91,7 @@ pub(crate) fn events_after(
             op: r.get(5)?,
             changed: serde_json::from_str(&changed).unwrap_or_default(),
             version: r.get(7)?,
+            method: r.get(8)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -112,7 +122,8 @@ pub(crate) struct Feed {
     pub(crate) name: String,
     pub(crate) provider_id: i64,
     pub(crate) provider: String,
-    pub(crate) url: String,
+    /// The receiver's URL; None when the receiver pulls.
+    pub(crate) url: Option<String>,
     pub(crate) format: String,
     pub(crate) ops: Vec<String>,
     pub(crate) full: bool,
@@ -120,17 +131,21 @@ pub(crate) struct Feed {
     pub(crate) secret: String,
     pub(crate) old_secret: Option<String>,
     pub(crate) old_until: Option<i64>,
+    /// A SET's `aud`.
+    pub(crate) audience: Option<String>,
     pub(crate) paused: bool,
     pub(crate) position: i64,
     pub(crate) created: i64,
     pub(crate) delivered_at: Option<i64>,
     pub(crate) failing_since: Option<i64>,
+    /// The activity log has a record that it is failing.
+    pub(crate) failing_noted: bool,
     pub(crate) last_error: Option<String>,
 }
 
 const FEED_COLUMNS: &str = "f.id, f.name, f.provider_id, p.name, f.url, f.format, f.ops, f.full,
     f.ca_file, f.secret, f.old_secret, f.old_until, f.paused, f.position, f.created,
-    f.delivered_at, f.failing_since, f.last_error";
+    f.delivered_at, f.failing_since, f.last_error, f.audience, f.failing_noted";
 
 fn feed_of(r: &Row<'_>) -> rusqlite::Result<Feed> {
     let ops: String = r.get(6)?;
@@ -153,6 +168,8 @@ fn feed_of(r: &Row<'_>) -> rusqlite::Result<Feed> {
         delivered_at: r.get(15)?,
         failing_since: r.get(16)?,
         last_error: r.get(17)?,
+        audience: r.get(18)?,
+        failing_noted: r.get(19)?,
     })
 }
 
@@ -160,7 +177,9 @@ fn feed_of(r: &Row<'_>) -> rusqlite::Result<Feed> {
 pub(crate) struct NewFeed<'a> {
     pub(crate) name: &'a str,
     pub(crate) provider_id: i64,
-    pub(crate) url: &'a str,
+    pub(crate) url: Option<&'a str>,
+    pub(crate) format: &'a str,
+    pub(crate) audience: Option<&'a str>,
     pub(crate) ops: &'a [String],
     pub(crate) full: bool,
     pub(crate) ca_file: Option<&'a str>,
@@ -179,8 +198,8 @@ pub(crate) fn add(c: &Connection, f: &NewFeed<'_>) -> Result<Feed> {
     let position = last_seq(c, f.provider_id)?;
     c.prepare_cached(
         "INSERT INTO feeds (name, provider_id, url, format, ops, full, ca_file, secret, position,
-                            created)
-         VALUES (?1, ?2, ?3, 'webhook', ?4, ?5, ?6, ?7, ?8, ?9)",
+                            created, audience)
+         VALUES (?1, ?2, ?3, ?10, ?4, ?5, ?6, ?7, ?8, ?9, ?11)",
     )?
     .execute(params![
         f.name,
@@ -191,7 +210,9 @@ pub(crate) fn add(c: &Connection, f: &NewFeed<'_>) -> Result<Feed> {
         f.ca_file,
         f.secret,
         position,
-        f.now
+        f.now,
+        f.format,
+        f.audience
     ])
     .map_err(|e| match e {
         rusqlite::Error::SqliteFailure(err, _)
@@ -299,6 +320,41 @@ pub(crate) fn delivered(c: &Connection, id: i64, from: i64, position: i64, at: i
          WHERE id = ?1 AND position = ?2",
     )?
     .execute(params![id, from, position, at])?;
+    Ok(())
+}
+
+/// Records what a pulling receiver acknowledged (RFC 8936 `ack` and `setErrs`, as event
+/// numbers): the position moves over each event after it that was acknowledged or that the
+/// feed does not send, and stops at the first one neither (an acknowledgement after a gap is
+/// forgotten, and that event is sent again: at least once). Returns the new position.
+pub(crate) fn acknowledge(c: &Connection, f: &Feed, handled: &[i64], at: i64) -> Result<i64> {
+    let Some(&top) = handled.iter().max() else {
+        return Ok(f.position);
+    };
+    let mut position = f.position;
+    let mut st = c.prepare_cached(
+        "SELECT seq, op FROM feed_events WHERE provider_id = ?1 AND seq > ?2 AND seq <= ?3
+         ORDER BY seq",
+    )?;
+    let mut rows = st.query(params![f.provider_id, f.position, top])?;
+    while let Some(r) = rows.next()? {
+        let (seq, op): (i64, String) = (r.get(0)?, r.get(1)?);
+        // Numbers have no gaps (only pruning removes events, the oldest first).
+        if f.ops.contains(&op) && !handled.contains(&seq) {
+            break;
+        }
+        position = seq;
+    }
+    if position != f.position {
+        delivered(c, f.id, f.position, position, at)?;
+    }
+    Ok(position)
+}
+
+/// Records that the activity log now says (or no longer says) the feed is failing.
+pub(crate) fn set_failing_noted(c: &Connection, id: i64, noted: bool) -> Result<()> {
+    c.prepare_cached("UPDATE feeds SET failing_noted = ?2 WHERE id = ?1")?
+        .execute(params![id, noted])?;
     Ok(())
 }
 

@@ -152,6 +152,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0020_activity_others.sql")),
         M::up(include_str!("migrations/0021_search_text.sql")),
         M::up(include_str!("migrations/0022_feeds.sql")),
+        M::up(include_str!("migrations/0023_feed_sets.sql")),
     ]
 }
 

@@ -158,7 +158,8 @@ def main():
     work = tempfile.TemporaryDirectory()
     db = os.path.join(work.name, "scimd.db")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIMD_")}
-    env.update({"SCIMD_ADMIN_LISTEN": "127.0.0.1:0"})
+    # Failing at the first failed delivery, so `feed show` says so at once.
+    env.update({"SCIMD_ADMIN_LISTEN": "127.0.0.1:0", "SCIMD_FEED_FAILING_AFTER": "0s"})
     scimd = Scimd(db, env)
     scimd.cli("provider", "add", "p", "--type", "generic")
     token = re.search(r"^scimd_\S+$", scimd.cli("token", "create", "--provider", "p",
