@@ -10,6 +10,10 @@
 #   bench/run.sh --tls                scimd serves HTTPS (a self-signed certificate made here
 #                                     with openssl); the ceiling stays plain HTTP, so the
 #                                     ratios show what TLS costs
+#   bench/run.sh --feeds              also create_user and patch_user with two webhook feeds
+#                                     delivering to receivers on loopback (bench/receiver.py),
+#                                     their runs alternating with runs without feeds, and the
+#                                     feeds' lag while creates run at full rate
 #
 # BENCH_SCIMD=PATH measures that scimd binary instead of the one built here (the ceiling and
 # wrk stay the same): run it alternately with two builds to compare them. BENCH_SEED=PATH
@@ -25,7 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0 warmup=2 peer=0 tls=0
+users=10000 duration=10 runs=3 conns=64 big=100000 smoke=0 warmup=2 peer=0 tls=0 feeds=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --users) users=$2; shift 2 ;;
@@ -36,6 +40,7 @@ while [ $# -gt 0 ]; do
         --warmup) warmup=$2; shift 2 ;;
         --peer) peer=1; shift ;;
         --tls) tls=1; shift ;;
+        --feeds) feeds=1; shift ;;
         --smoke) smoke=1; users=300; duration=1; runs=1; conns=8; big=1000; warmup=0; shift ;;
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
@@ -191,6 +196,66 @@ done
 load_groups R "$scheme://$saddr"
 loaded_rss=$(rss_kb "$pid" VmRSS)
 loaded_peak=$(rss_kb "$pid" VmHWM)
+
+# Two webhook feeds: runs without them and with them alternate (added and removed on the
+# running server between runs), so both see the same machine and database. While creates run
+# with the feeds, /metrics is read every 250 ms for their lag; after each run, how long until
+# both have delivered everything.
+if [ "$feeds" -eq 1 ]; then
+    echo "== scimd: create_user and patch_user without feeds and with two, alternating"
+    admin=$(sed -n 's/.*admin console and \/metrics on \(http:\/\/[0-9.:]*\).*/\1/p' "$work/scimd.log" | head -n 1)
+    [ -n "$admin" ] || { echo "--feeds needs the admin listener (for /metrics)" >&2; exit 1; }
+    ports=()
+    for i in 1 2; do
+        python3 -u bench/receiver.py "$work/rx$i.count" >"$work/rx$i.port" 2>"$work/rx$i.log" &
+        pids+=($!)
+        for _ in $(seq 1 100); do [ -s "$work/rx$i.port" ] && break; sleep 0.1; done
+        ports+=("$(head -n 1 "$work/rx$i.port")")
+    done
+    feed_lag() { # the largest lag (events and seconds) of the two feeds now
+        curl -sf "$admin/metrics" | awk '
+            /^scimd_feed_lag_events\{/ { if ($2 > e) e = $2 }
+            /^scimd_feed_lag_seconds\{/ { if ($2 > s) s = $2 }
+            END { printf "%d %.2f\n", e, s }'
+    }
+    feeds_on() {
+        for i in 1 2; do
+            "$scimd_bin" --database "$work/scimd.db" feed add "bench$i" --provider bench \
+                --url "http://127.0.0.1:${ports[$((i - 1))]}/hook" >/dev/null
+        done
+    }
+    feeds_off() {
+        for i in 1 2; do "$scimd_bin" --database "$work/scimd.db" feed remove "bench$i" >/dev/null; done
+    }
+    max_lag_events=0 max_lag_seconds=0 catch_up_ms=0
+    for s in create_user patch_user; do
+        off=() on=()
+        warm "$s" "$scheme://$saddr"
+        for _ in $(seq 1 "$runs"); do
+            off+=("$(one_run "$s" "$scheme://$saddr")")
+            feeds_on
+            ( while :; do feed_lag; sleep 0.25; done >"$work/lag" ) &
+            sampler=$!
+            on+=("$(one_run "$s" "$scheme://$saddr")")
+            kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+            read -r e secs < <(sort -k1,1n "$work/lag" | tail -n 1)
+            read -r _ secs < <(sort -k2,2n "$work/lag" | tail -n 1)
+            e=${e:-0} secs=${secs:-0}
+            max_lag_events=$(( e > max_lag_events ? e : max_lag_events ))
+            max_lag_seconds=$(awk -v a="$secs" -v b="$max_lag_seconds" 'BEGIN { print (a > b ? a : b) }')
+            start=$(date +%s%N)
+            for _ in $(seq 1 600); do
+                [ "$(feed_lag | cut -d' ' -f1)" = "0" ] && break
+                sleep 0.1
+            done
+            waited=$(( ($(date +%s%N) - start) / 1000000 ))
+            catch_up_ms=$(( waited > catch_up_ms ? waited : catch_up_ms ))
+            feeds_off
+        done
+        R[${s}_nofeeds]=$(median "${off[@]}")
+        R[${s}_feeds]=$(median "${on[@]}")
+    done
+fi
 stop_scimd
 
 # Bad tokens against a freshly started server, so its memory under that load is measured
@@ -283,6 +348,15 @@ row create_user ${R[create_user]} "$c_ins"
 row patch_user ${R[patch_user]} "$c_ins"
 row "group_add_member (100)" ${R[group_add_member_100]} "$c_ins"
 row "group_add_member ($big)" ${R[group_add_member_big]} "$c_ins"
+if [ "$feeds" -eq 1 ]; then
+    for s in create_user patch_user; do
+        row "${s} (no feeds)" ${R[${s}_nofeeds]} "$c_ins"
+        row "${s} (two webhook feeds)" ${R[${s}_feeds]} "$c_ins"
+    done
+    echo "(runs with and without the feeds alternate; while creates ran with them, the feeds were"
+    echo " at most ${max_lag_events} events and ${max_lag_seconds} s behind, and all delivered"
+    echo " ${catch_up_ms} ms after the load stopped, at most)"
+fi
 get_rps=$(field get_user 1)
 row auth_fail_secret ${R[auth_fail_secret]} "$get_rps"
 row auth_fail_unknown ${R[auth_fail_unknown]} "$get_rps"
@@ -334,6 +408,14 @@ for s in patch_user group_add_member_100 group_add_member_big; do
 done
 target "group_add_member ($big) within 20% of (100) ($(pct "$(field group_add_member_big 1)" "$(field group_add_member_100 1)")%)" \
     'a >= 0.8 * b' -v a="$(field group_add_member_big 1)" -v b="$(field group_add_member_100 1)"
+if [ "$feeds" -eq 1 ]; then
+    for s in create_user patch_user; do
+        target "$s with two feeds >= 90% of without ($(pct "$(field ${s}_feeds 1)" "$(field ${s}_nofeeds 1)")%)" \
+            'a >= 0.9 * b' -v a="$(field ${s}_feeds 1)" -v b="$(field ${s}_nofeeds 1)"
+    done
+    target "feeds keep up with creates at full rate: delivered within 5 s of the load stopping (${catch_up_ms} ms)" \
+        'a <= 5000' -v a="$catch_up_ms"
+fi
 target "list_page >= 40% of ceiling_page ($(pct "$(field list_page 1)" "$c_page")%)" \
     'a >= 0.4 * b' -v a="$(field list_page 1)" -v b="$c_page"
 for s in auth_fail_secret auth_fail_unknown auth_fail_guess; do

@@ -101,6 +101,56 @@ pub(crate) fn check_url(url: &str, allow_http: bool) -> std::result::Result<(), 
     Ok(())
 }
 
+/// Where a SET feed's public keys are published on a server reached at `public_base`.
+pub(crate) fn jwks_url(public_base: &str, feed: &str) -> String {
+    format!("{public_base}/feeds/{feed}/jwks.json")
+}
+
+/// Where a pulled feed is polled (RFC 8936), under its provider's SCIM base URL.
+pub(crate) fn poll_url(public_base: &str, f: &Feed) -> String {
+    format!(
+        "{}/Feeds/{}",
+        super::scim_base(public_base, &f.provider),
+        f.name
+    )
+}
+
+/// What a feed is doing, as every door names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    Paused,
+    /// Failed for `feed_failing_after` in a row since (unix ms); still trying.
+    Failing(i64),
+    /// Failed since (unix ms), not yet for `feed_failing_after`.
+    Retrying(i64),
+    /// Its receiver pulls; nothing failing.
+    Pulled,
+    Delivering,
+}
+
+impl State {
+    pub(crate) fn of(f: &Feed) -> State {
+        match (f.paused, f.failing_since) {
+            (true, _) => State::Paused,
+            (false, Some(since)) if f.failing_noted => State::Failing(since),
+            (false, Some(since)) => State::Retrying(since),
+            (false, None) if f.url.is_none() => State::Pulled,
+            (false, None) => State::Delivering,
+        }
+    }
+
+    /// "failing since <time>", with the caller's way of writing a time (unix seconds).
+    pub(crate) fn text(self, time: impl Fn(i64) -> String) -> String {
+        match self {
+            State::Paused => "paused".into(),
+            State::Failing(ms) => format!("failing since {}", time(ms / 1000)),
+            State::Retrying(ms) => format!("retrying since {}", time(ms / 1000)),
+            State::Pulled => "waiting to be pulled".into(),
+            State::Delivering => "delivering".into(),
+        }
+    }
+}
+
 fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64

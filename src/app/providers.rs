@@ -58,6 +58,9 @@ pub(crate) struct Overview {
     pub(crate) sign_in: Option<crate::store::sign_in::OidcSettings>,
     /// The userName of each application password's owner, by owner id.
     pub(crate) owners: std::collections::HashMap<String, String>,
+    /// Its change feeds, and the number of its last event.
+    pub(crate) feeds: Vec<crate::store::feeds::Feed>,
+    pub(crate) feed_last: i64,
 }
 
 impl Overview {
@@ -89,6 +92,8 @@ pub(crate) fn overview(
             &owner_ids,
         )?;
         Ok(Overview {
+            feeds: crate::store::feeds::of_provider(c, pid)?,
+            feed_last: crate::store::feeds::last_seq(c, pid)?,
             sign_in: crate::store::sign_in::settings(c, &provider.name)?,
             owners,
             credentials,

@@ -13,20 +13,7 @@ use crate::store::feeds::{self as stored, Feed};
 
 /// A feed's state as `list` and `show` name it.
 fn state(f: &Feed) -> String {
-    match (f.paused, f.failing_since) {
-        (true, _) => "paused".into(),
-        (false, Some(since)) if f.failing_noted => {
-            format!("failing since {}", fmt_time(since / 1000))
-        }
-        (false, Some(since)) => format!("retrying since {}", fmt_time(since / 1000)),
-        (false, None) if f.url.is_none() => "waiting to be pulled".into(),
-        (false, None) => "delivering".into(),
-    }
-}
-
-/// Where a SET feed's public keys are published.
-pub(crate) fn jwks_url(base: &str, feed: &str) -> String {
-    format!("{base}/feeds/{feed}/jwks.json")
+    feeds::State::of(f).text(fmt_time)
 }
 
 /// Where a feed's events go: the receiver's URL, or "pulled".
@@ -84,12 +71,11 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
                 ),
                 None => println!(
                     "added feed {} of provider {}: each change from now on waits for the \
-                     receiver to pull it (RFC 8936) from\n  POST {}/Feeds/{}\nwith a token of \
-                     provider {} (`scimd token create --provider {} --read-only`)",
+                     receiver to pull it (RFC 8936) from\n  POST {}\nwith a token of provider {} \
+                     (`scimd token create --provider {} --read-only`)",
                     f.name,
                     f.provider,
-                    crate::app::scim_base(&base, &f.provider),
-                    f.name,
+                    feeds::poll_url(&base, &f),
                     f.provider,
                     f.provider
                 ),
@@ -107,7 +93,7 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
                          receiver verifies them with the key published at",
                         f.audience.as_deref().unwrap_or_default()
                     );
-                    println!("{}", jwks_url(&base, &f.name));
+                    println!("{}", feeds::jwks_url(&base, &f.name));
                 }
             }
         }
@@ -141,16 +127,15 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
             println!("receiver:    {}", receiver(&f));
             if f.url.is_none() {
                 println!(
-                    "poll:        POST {}/Feeds/{} (RFC 8936) with a token of the provider",
-                    crate::app::scim_base(&base, &f.provider),
-                    f.name
+                    "poll:        POST {} (RFC 8936) with a token of the provider",
+                    feeds::poll_url(&base, &f)
                 );
             }
             match f.format.as_str() {
                 "set" => {
                     println!("format:      set (RFC 9967 Security Event Tokens, ES256)");
                     println!("audience:    {}", f.audience.as_deref().unwrap_or_default());
-                    println!("keys:        {}", jwks_url(&base, &f.name));
+                    println!("keys:        {}", feeds::jwks_url(&base, &f.name));
                 }
                 _ => println!("format:      webhook (Standard Webhooks signatures)"),
             }
@@ -227,7 +212,7 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
                     "feed {} signs with a new key from now on; the old one stays published at {} \
                      until {}",
                     f.name,
-                    jwks_url(&super::cli_base(config), &f.name),
+                    feeds::jwks_url(&super::cli_base(config), &f.name),
                     fmt_time(until)
                 ),
             }

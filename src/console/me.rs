@@ -631,19 +631,13 @@ pub(crate) async fn create(
     )))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct RevealQuery {
-    #[serde(default)]
-    reveal: String,
-}
-
 /// `GET /me/passwords/{id}/created`: the new password, once.
 pub(crate) async fn created(
     state: web::Data<AppState>,
     console: web::Data<Console>,
     me: Me,
     path: web::Path<String>,
-    q: web::Query<RevealQuery>,
+    q: web::Query<super::view::RevealQuery>,
 ) -> Result<HttpResponse, Failure> {
     let mine = {
         let (s, id) = (me.session.clone(), path.into_inner());

@@ -8,6 +8,7 @@ mod activity_export;
 mod admins;
 mod app_passwords;
 mod detail;
+mod feeds;
 mod me;
 mod pages;
 mod person;
@@ -238,6 +239,32 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/providers/{p}/app-passwords/{id}/revoke",
             web::post().to(app_passwords::revoke),
+        )
+        .route("/providers/{p}/feeds", web::post().to(feeds::add))
+        .route("/providers/{p}/feeds/{f}", web::get().to(feeds::show))
+        .route(
+            "/providers/{p}/feeds/{f}/pause",
+            web::post().to(feeds::pause),
+        )
+        .route(
+            "/providers/{p}/feeds/{f}/replay",
+            web::post().to(feeds::replay),
+        )
+        .route(
+            "/providers/{p}/feeds/{f}/rotate",
+            web::post().to(feeds::rotate),
+        )
+        .route(
+            "/providers/{p}/feeds/{f}/secret",
+            web::get().to(feeds::secret),
+        )
+        .route(
+            "/providers/{p}/feeds/{f}/remove",
+            web::get().to(feeds::remove_form),
+        )
+        .route(
+            "/providers/{p}/feeds/{f}/remove",
+            web::post().to(feeds::remove),
         )
         .route("/providers/{p}/schemas", web::post().to(pages::add_schema))
         .route(

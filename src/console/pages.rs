@@ -783,6 +783,7 @@ async fn provider_page(
         }
         (ldap_section(&o, &accounts, &s.session.csrf, (now_s, warn_within(state))))
         (super::app_passwords::section(&o, &format!("{}/oidc/callback", state.config.console_url()), now_s))
+        (super::feeds::section(&o, &s.session.csrf))
         section aria-labelledby="schemas" {
             h2 #schemas { "Extension schemas" }
             @if exts.is_empty() {
@@ -1017,12 +1018,6 @@ fn to_reveal(p: &Provider, info: &TokenInfo, key: &str) -> HttpResponse {
     ))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct RevealQuery {
-    #[serde(default)]
-    reveal: String,
-}
-
 /// A new token's secret, shown once to the session that made it; asked again, the page says
 /// it is gone and how to get another.
 pub(crate) async fn token_created(
@@ -1030,7 +1025,7 @@ pub(crate) async fn token_created(
     console: web::Data<Console>,
     s: Signed,
     path: web::Path<(String, String)>,
-    q: web::Query<RevealQuery>,
+    q: web::Query<view::RevealQuery>,
 ) -> Page {
     let (p, info) = token_of(&state, &path.0, &path.1).await?;
     if let Some((secret, note)) = console.reveal(&q.reveal, &s.session.csrf) {
@@ -1306,7 +1301,7 @@ pub(crate) async fn ldap_account_created(
     console: web::Data<Console>,
     s: Signed,
     path: web::Path<(String, String)>,
-    q: web::Query<RevealQuery>,
+    q: web::Query<view::RevealQuery>,
 ) -> Page {
     let (p, a) = ldap_account_of(&state, &path.0, &path.1).await?;
     let tree = {

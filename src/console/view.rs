@@ -131,6 +131,18 @@ impl Done {
             Some("schema-removed") => format!("Extension schema {what} removed."),
             Some("admin-added") => format!("Admin account {what} added."),
             Some("admin-removed") => format!("Admin account {what} removed; its sessions ended."),
+            Some("feed-added") => format!(
+                "Feed {what} added: it sends each change committed from now on. Its receiver \
+                 verifies the tokens with the public keys below."
+            ),
+            Some("feed-paused") => format!("Feed {what} paused: events wait until it resumes."),
+            Some("feed-resumed") => format!("Feed {what} resumed."),
+            Some("feed-replayed") => format!("The feed delivers again from event {what}."),
+            Some("feed-key-rotated") => format!(
+                "Feed {what} signs with a new key from now on; the old one stays published for \
+                 the overlap."
+            ),
+            Some("feed-removed") => format!("Feed {what} removed."),
             Some("password-revoked") => {
                 format!("Application password {what} revoked: binds with it fail from now on.")
             }
@@ -138,6 +150,14 @@ impl Done {
         };
         html! { p.notice role="status" { (text) } }
     }
+}
+
+/// The query of a page that shows a secret once: the key it was stashed under
+/// (`Console::stash`).
+#[derive(serde::Deserialize)]
+pub(crate) struct RevealQuery {
+    #[serde(default)]
+    pub(crate) reveal: String,
 }
 
 /// The input type of a field whose value is not shown on screen.

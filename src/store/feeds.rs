@@ -234,6 +234,16 @@ pub(crate) fn list(c: &Connection) -> Result<Vec<Feed>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// The feeds of one provider, by name.
+pub(crate) fn of_provider(c: &Connection, provider_id: i64) -> Result<Vec<Feed>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {FEED_COLUMNS} FROM feeds f JOIN providers p ON p.id = f.provider_id
+         WHERE f.provider_id = ?1 ORDER BY f.name"
+    ))?;
+    let rows = st.query_map([provider_id], feed_of)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub(crate) fn get(c: &Connection, name: &str) -> Result<Option<Feed>> {
     Ok(c.prepare_cached(&format!(
         "SELECT {FEED_COLUMNS} FROM feeds f JOIN providers p ON p.id = f.provider_id
