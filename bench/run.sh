@@ -230,13 +230,13 @@ if [ "$feeds" -eq 1 ]; then
     max_lag_events=0 max_lag_seconds=0 catch_up_ms=0
     for s in create_user patch_user; do
         off=() on=()
-        warm "$s" "$scheme://$saddr"
+        warm "$s" "$scheme://$saddr" small_group
         for _ in $(seq 1 "$runs"); do
-            off+=("$(one_run "$s" "$scheme://$saddr")")
+            off+=("$(one_run "$s" "$scheme://$saddr" small_group)")
             feeds_on
             ( while :; do feed_lag; sleep 0.25; done >"$work/lag" ) &
             sampler=$!
-            on+=("$(one_run "$s" "$scheme://$saddr")")
+            on+=("$(one_run "$s" "$scheme://$saddr" small_group)")
             kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
             read -r e secs < <(sort -k1,1n "$work/lag" | tail -n 1)
             read -r _ secs < <(sort -k2,2n "$work/lag" | tail -n 1)

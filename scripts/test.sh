@@ -53,7 +53,7 @@ stage "export of 1,000,000 users in bounded memory"
 ./scripts/export-memory.sh
 stage "the Debian package: built, installed with dpkg, removed, purged (scripts/deb-test.sh)"
 ./scripts/deb-test.sh
-stage "load benchmark smoke (bench/run.sh --smoke --peer): proves the benchmark still runs"
-./bench/run.sh --smoke --peer
+stage "load benchmark smoke (bench/run.sh --smoke --peer --feeds): proves the benchmark still runs"
+./bench/run.sh --smoke --peer --feeds
 stage "LDAP benchmark smoke (bench/ldap.sh, 2,000 users, 1 s rounds): proves it still runs"
 ./bench/ldap.sh --users 2000 --duration 1 --rounds 1

@@ -95,7 +95,17 @@ pub(crate) async fn text_index_loop(store: Store, mut stop: watch::Receiver<bool
                 .write_in_background(|c| text_index::step(c, INDEX_BATCH, INDEX_BYTES))
                 .await
             {
-                Ok(true) => tokio::task::yield_now().await,
+                // A backlog is worked through at half the writer's time at most: as long a
+                // pause after each step as the step took, so another process that wants to
+                // write (a command such as `scimd feed add`) finds the database free well
+                // within its busy timeout instead of meeting one step after another.
+                Ok(true) => {
+                    let took = last_step.elapsed().max(Duration::from_millis(10));
+                    tokio::select! {
+                        _ = stop.changed() => break,
+                        _ = tokio::time::sleep(took) => {}
+                    }
+                }
                 Ok(false) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "updating the search index failed; will retry");

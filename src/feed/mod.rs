@@ -31,6 +31,10 @@ const BATCH: i64 = 100;
 /// How often a worker looks for new events, and the supervisor for new, paused or removed
 /// feeds (a pause takes effect within this).
 const POLL: Duration = Duration::from_millis(250);
+/// After a message that was not full, how long a worker lets events gather before it reads
+/// again: under a steady stream of changes, messages of many events a few times a second
+/// rather than one per change (each costs a request and a write).
+const LINGER: Duration = Duration::from_millis(100);
 /// A receiver's whole answer must come within this.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The first wait after a failure, and the longest.
@@ -197,7 +201,12 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
             metrics::gauge!("scimd_feed_failing", "feed" => feed.name.clone()).set(0.0);
         }
         match refused {
-            None => failures = 0,
+            None => {
+                failures = 0;
+                if (events.len() as i64) < BATCH {
+                    sleep_unless_stopped(LINGER, &stop).await;
+                }
+            }
             Some(r) => {
                 record_failure(&state, &feed, &r.error).await;
                 let pause = r.retry_after.unwrap_or_else(|| wait(failures));

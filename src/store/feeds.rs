@@ -274,11 +274,22 @@ pub(crate) fn set_paused(c: &Connection, name: &str, paused: bool) -> Result<Fee
     require(c, name)
 }
 
-/// Removes a feed; the provider's events stay for its other feeds until the retention.
+/// Removes a feed; the provider's events stay for its other feeds until the retention. The
+/// provider's last feed takes its events and its counter with it: its changes write no events
+/// until it has a feed again (whose numbers start afresh).
 pub(crate) fn remove(c: &Connection, name: &str) -> Result<Feed> {
     let f = require(c, name)?;
     c.prepare_cached("DELETE FROM feeds WHERE id = ?1")?
         .execute([f.id])?;
+    let others: i64 = c
+        .prepare_cached("SELECT count(*) FROM feeds WHERE provider_id = ?1")?
+        .query_row([f.provider_id], |r| r.get(0))?;
+    if others == 0 {
+        c.prepare_cached("DELETE FROM feed_counters WHERE provider_id = ?1")?
+            .execute([f.provider_id])?;
+        c.prepare_cached("DELETE FROM feed_events WHERE provider_id = ?1")?
+            .execute([f.provider_id])?;
+    }
     Ok(f)
 }
 

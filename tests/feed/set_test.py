@@ -302,6 +302,15 @@ def main():
         out = Scimd(db, env_http).cli("feed", "add", "lan", "--provider", "p", "--url", "http://192.0.2.1/x")
         assert "added feed lan" in out.stdout, out.stdout
         scimd.cli("feed", "remove", "lan")
+
+        step("once its last feed is removed, a provider's changes write no events")
+        for f in ["sets", "pulled"]:
+            scimd.cli("feed", "remove", f)
+        send("POST", "/Users", {"userName": "after-the-feeds"})
+        with sqlite3.connect(db) as c:
+            left = c.execute("SELECT (SELECT count(*) FROM feed_events), "
+                             "(SELECT count(*) FROM feed_counters)").fetchone()
+        assert left == (0, 0), left
         print("sets: all passed", flush=True)
     finally:
         if scimd.proc and scimd.proc.poll() is None:
