@@ -102,7 +102,8 @@ pub(crate) async fn text_index_loop(store: Store, mut stop: watch::Receiver<bool
                 Ok(true) => {
                     let took = last_step.elapsed().max(Duration::from_millis(10));
                     tokio::select! {
-                        _ = stop.changed() => break,
+                        // The stop is seen here, not by the outer loop: end now.
+                        _ = stop.changed() => return,
                         _ = tokio::time::sleep(took) => {}
                     }
                 }
