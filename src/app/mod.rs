@@ -60,6 +60,8 @@ pub(crate) struct AppState {
     pub(crate) counters: Counters,
     /// Providers' changes and errors per settled hour (see `activity::HourCounts`).
     pub(crate) hour_counts: crate::store::activity::HourCounts,
+    /// Set when the server begins to stop: requests that wait (a feed's long poll) answer now.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             ldap_settings: Mutex::default(),
             counters: Counters::default(),
             hour_counts: Default::default(),
+            stopping: Default::default(),
         }
     }
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::app::AppState;
@@ -27,7 +27,7 @@ use crate::store::feeds::{self, Event, Feed};
 use crate::store::{self, schemas};
 
 /// Events one message carries at most.
-const BATCH: i64 = 100;
+const BATCH: i64 = 1000;
 /// How often a worker looks for new events, and the supervisor for new, paused or removed
 /// feeds (a pause takes effect within this).
 const POLL: Duration = Duration::from_millis(250);
@@ -234,12 +234,12 @@ fn push_webhook(
     events: &[(Event, Option<Value>)],
     last: i64,
 ) -> (i64, Option<Refused>) {
-    let items = events
+    let items: Vec<WireEvent<'_>> = events
         .iter()
-        .map(|(e, r)| event_json(e, r.clone()))
+        .map(|(e, r)| WireEvent::of(e, r.as_ref()))
         .collect();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let body = webhook::body(&feed.provider, &now, items);
+    let body = webhook::body(&feed.provider, &now, &items);
     let msg = webhook::message_id(feed.id, events[0].0.seq, last);
     match post(agent, target, feed, Body::Webhook { msg: &msg }, &body) {
         Ok(()) => (last, None),
@@ -398,28 +398,40 @@ fn client(ca_file: Option<&str>) -> Result<ureq::Agent, String> {
     crate::outbound::agent(pem.as_deref(), TIMEOUT)
 }
 
-/// The JSON of one event as a message carries it (with the resource as it stands now when
-/// the feed is `full` and it still exists).
-fn event_json(e: &Event, resource: Option<Value>) -> Value {
-    let at = chrono::DateTime::from_timestamp_millis(e.at)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let mut v = serde_json::Map::new();
-    v.insert("seq".into(), json!(e.seq));
-    v.insert("time".into(), json!(at));
-    v.insert("resourceType".into(), json!(e.kind));
-    v.insert("id".into(), json!(e.resource_id));
-    v.insert(
-        crate::scim::schema::EXTERNAL_ID.name.into(),
-        json!(e.external_id),
-    );
-    v.insert("operation".into(), json!(e.op));
-    v.insert("changed".into(), json!(e.changed));
-    v.insert("version".into(), json!(crate::render::etag(e.version)));
-    if let Some(r) = resource {
-        v.insert("resource".into(), r);
+/// One event as a message carries it (with the resource as it stands now when the feed is
+/// `full` and it still exists). Serialized straight from the event's fields: a message of a
+/// thousand events built as JSON values first cost a tenth of a core at full create rate.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEvent<'a> {
+    seq: i64,
+    time: String,
+    resource_type: &'a str,
+    id: &'a str,
+    external_id: Option<&'a str>,
+    operation: &'a str,
+    changed: &'a [String],
+    version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource: Option<&'a Value>,
+}
+
+impl<'a> WireEvent<'a> {
+    fn of(e: &'a Event, resource: Option<&'a Value>) -> WireEvent<'a> {
+        WireEvent {
+            seq: e.seq,
+            time: chrono::DateTime::from_timestamp_millis(e.at)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            resource_type: &e.kind,
+            id: &e.resource_id,
+            external_id: e.external_id.as_deref(),
+            operation: &e.op,
+            changed: &e.changed,
+            version: crate::render::etag(e.version),
+            resource,
+        }
     }
-    Value::Object(v)
 }
 
 /// The resources of `events` as they stand now, for a feed that sends them (None each

@@ -5,7 +5,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 /// How a signing secret starts.
 pub(crate) const SECRET_PREFIX: &str = "whsec_";
@@ -59,13 +59,24 @@ pub(crate) fn message_id(feed_id: i64, first: i64, last: i64) -> String {
 
 /// A message's body: `type`, `timestamp` (RFC 3339) and `data` with the provider and its
 /// events in order.
-pub(crate) fn body(provider: &str, timestamp: &str, events: Vec<Value>) -> Vec<u8> {
-    let v = json!({
-        "type": "scim.events",
-        "timestamp": timestamp,
-        "data": {"provider": provider, "events": events},
-    });
-    serde_json::to_vec(&v).unwrap_or_default()
+pub(crate) fn body<E: Serialize>(provider: &str, timestamp: &str, events: &E) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Data<'a, E> {
+        provider: &'a str,
+        events: &'a E,
+    }
+    #[derive(Serialize)]
+    struct Message<'a, E> {
+        r#type: &'static str,
+        timestamp: &'a str,
+        data: Data<'a, E>,
+    }
+    let m = Message {
+        r#type: "scim.events",
+        timestamp,
+        data: Data { provider, events },
+    };
+    serde_json::to_vec(&m).unwrap_or_default()
 }
 
 #[cfg(test)]

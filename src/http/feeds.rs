@@ -43,7 +43,8 @@ async fn pulled_feed(state: &AppState, principal: &Principal, name: String) -> R
 }
 
 /// RFC 8936 poll: acknowledges what the request says was taken (or refused), then answers
-/// with the next tokens, waiting up to `LONG_POLL` for one unless told to return at once.
+/// with the next tokens, waiting up to `LONG_POLL` for one unless told to return at once (or
+/// the server begins to stop).
 pub(crate) async fn poll(
     state: web::Data<AppState>,
     principal: Principal,
@@ -80,7 +81,12 @@ pub(crate) async fn poll(
     let deadline = Instant::now() + LONG_POLL;
     loop {
         let (wanted, more) = next_events(&state, &feed, request.max_events).await?;
-        if !wanted.is_empty() || request.return_immediately || Instant::now() >= deadline {
+        let stopping = state.stopping.load(std::sync::atomic::Ordering::Relaxed);
+        if !wanted.is_empty()
+            || request.return_immediately
+            || stopping
+            || Instant::now() >= deadline
+        {
             let sets = sign(&state, &feed, &wanted).await?;
             return Ok(json(StatusCode::OK, &poll::answer(sets, more)));
         }

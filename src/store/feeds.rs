@@ -389,12 +389,23 @@ pub(crate) fn failed(c: &Connection, id: i64, error: &str, at: i64) -> Result<()
     Ok(())
 }
 
-/// Deletes events committed before `before` (unix milliseconds), at most `limit` of them;
-/// returns how many.
+/// Deletes events committed before `before` (unix milliseconds), at most `limit` of each
+/// provider's; returns how many. A provider's oldest events are its first by number (they are
+/// numbered in commit order), so this reads the key's start and needs no index by time, which
+/// every change would otherwise write to.
 pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
-    Ok(c.prepare_cached(
-        "DELETE FROM feed_events WHERE (provider_id, seq) IN
-               (SELECT provider_id, seq FROM feed_events WHERE at < ?1 LIMIT ?2)",
-    )?
-    .execute(params![before, limit])?)
+    let providers: Vec<i64> = c
+        .prepare_cached("SELECT provider_id FROM feed_counters")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut deleted = 0;
+    for p in providers {
+        deleted += c
+            .prepare_cached(
+                "DELETE FROM feed_events WHERE provider_id = ?1 AND at < ?2 AND seq IN
+                   (SELECT seq FROM feed_events WHERE provider_id = ?1 ORDER BY seq LIMIT ?3)",
+            )?
+            .execute(params![p, before, limit])?;
+    }
+    Ok(deleted)
 }

@@ -5,6 +5,10 @@
 -- activated or deactivated the resource names the replace or the patch beside it.
 ALTER TABLE feed_events ADD COLUMN method TEXT;
 
+-- Pruning reads a provider's events from the oldest number on: an index by time is one more
+-- write for every change, and nothing else reads it.
+DROP INDEX feed_events_at;
+
 -- SQLite cannot change a CHECK or a NOT NULL in place: the feeds table is made again.
 CREATE TABLE feeds_new (
     id              INTEGER PRIMARY KEY,
