@@ -389,12 +389,15 @@ if [ "$peer" -eq 1 ]; then
     echo "peer RSS: idle after seeding ${peer_idle} KiB; after the scenarios ${peer_rss} KiB"
 fi
 
-# The targets of the performance issue, checked against this run's own figures.
+# The targets of the performance issue, checked against this run's own figures (a smoke run's
+# figures, from a second of load on small data, say nothing of them).
 echo
 echo "targets (this machine, this run):"
 target() { # description, awk condition over the variables given after it
     local desc=$1 cond=$2; shift 2
-    if awk "$@" "BEGIN { exit !($cond) }"; then echo "  met      $desc"; else echo "  NOT met  $desc"; fi
+    if awk "$@" "BEGIN { exit !($cond) }"; then echo "  met      $desc"
+    elif [ "$smoke" -eq 1 ]; then echo "  (smoke: not enforced)  $desc"
+    else echo "  NOT met  $desc"; fi
 }
 for s in get_user filter_username; do
     target "$s >= 50% of ceiling_get ($(pct "$(field $s 1)" "$c_get")%), p99 <= 10 ms ($(field $s 3) ms)" \

@@ -195,6 +195,12 @@ pub(crate) struct ServeArgs {
     /// SCIM base URLs and meta.location. Overrides `public_url` and SCIMD_PUBLIC_URL.
     #[arg(long, value_name = "URL")]
     pub(crate) public_url: Option<String>,
+
+    /// Address and port of the admin console and /metrics (default 127.0.0.1:8081; port 0
+    /// picks a free port; an empty value turns them off). Overrides `admin_listen` and
+    /// SCIMD_ADMIN_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) admin_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -129,6 +129,7 @@ pub(crate) fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config
     if let Some(s) = serve {
         flags.listen.clone_from(&s.listen);
         flags.public_url.clone_from(&s.public_url);
+        flags.admin_listen.clone_from(&s.admin_listen);
     }
     raw = raw.overlay(flags);
     match raw.validate() {
@@ -311,7 +312,14 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
         )
     })?;
     let expires = now.timestamp() + 24 * 3600;
-    let (info, secret) = create_token(&store, &provider, expires, "quickstart", false, now)?;
+    let (info, secret) = create_token(
+        &store,
+        &provider,
+        expires,
+        store::credentials::TRIAL_TOKEN,
+        false,
+        now,
+    )?;
     let scim = app::scim_base(&base, &provider.name);
     let database = std::fs::canonicalize(&config.database).unwrap_or(config.database.clone());
     let console = match &admin {

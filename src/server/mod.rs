@@ -60,9 +60,10 @@ pub(crate) fn bind_admin(config: &Config) -> anyhow::Result<Option<TcpListener>>
         .map(|a| {
             TcpListener::bind(a).with_context(|| {
                 format!(
-                    "binding admin_listen {a}: is another program using the port? Choose \
-                     another admin_listen (SCIMD_ADMIN_LISTEN=127.0.0.1:8091, or admin_listen \
-                     in the configuration file), or set it empty to turn the admin listener off"
+                    "binding admin_listen {a} (the admin console and /metrics): is another \
+                     program using the port? Choose another with --admin-listen 127.0.0.1:8091 \
+                     (or SCIMD_ADMIN_LISTEN, or admin_listen in the configuration file), or \
+                     turn the admin listener off with --admin-listen ''"
                 )
             })
         })
@@ -168,9 +169,13 @@ pub(crate) fn serve(
         if let Some(r) = resolver.clone() {
             actix_web::rt::spawn(watch_certificate(r));
         }
+        let stopping = state.clone();
         actix_web::rt::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down: finishing requests in flight");
+            stopping
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             notify(sd_notify::NotifyState::Stopping);
             let _ = stop_ldap.send(true);
             handle.stop(true).await;

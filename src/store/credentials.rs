@@ -59,6 +59,10 @@ impl CredentialKind {
     }
 }
 
+/// The description of the token `scimd quickstart` makes: a trial's, valid for a day, which
+/// expiry warnings leave alone (quickstart says when it expires as it prints it).
+pub(crate) const TRIAL_TOKEN: &str = "quickstart";
+
 /// A credential as listed to operators: never the secret, not even its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {

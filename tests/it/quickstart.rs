@@ -111,8 +111,80 @@ fn a_busy_console_port_is_named_and_costs_no_token() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SCIMD_ADMIN_LISTEN"), "{err}");
+    assert!(
+        err.contains("SCIMD_ADMIN_LISTEN") && err.contains("--admin-listen"),
+        "{err}"
+    );
+    // The flag, too, is named when it asked for the busy port.
+    let out = command(&db.path)
+        .args(["quickstart", "--listen", "127.0.0.1:0", "--admin-listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("admin_listen 127.0.0.1:{port}")) && err.contains("--admin-listen"),
+        "{err}"
+    );
     drop(busy);
     let tokens = db.ok(&["token", "list"]);
     assert!(!tokens.contains("quickstart"), "{tokens}");
+}
+
+/// `--admin-listen` moves the trial's console (overriding SCIMD_ADMIN_LISTEN), or turns it
+/// off when empty.
+#[test]
+fn the_console_moves_or_goes_with_admin_listen() {
+    let db = TestDb::new();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut cmd = command(&db.path);
+    cmd.args(["quickstart", "--listen", "127.0.0.1:0", "--admin-listen"])
+        .arg(format!("127.0.0.1:{port}"));
+    let server = Server::spawn(cmd);
+    server.wait_for_line("curl -H");
+    assert_eq!(server.admin(), format!("http://127.0.0.1:{port}"));
+    drop(server);
+    let mut cmd = command(&db.path);
+    cmd.args([
+        "quickstart",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "",
+    ]);
+    let server = Server::spawn(cmd);
+    let console = server.wait_for_line("console:");
+    assert!(console.contains("off"), "{console}");
+}
+
+/// The expiry warnings leave the trial's own day-long token alone (quickstart says when it
+/// expires as it prints it); other tokens about to expire are still named.
+#[test]
+fn the_trial_token_is_not_warned_about() {
+    let db = TestDb::new();
+    db.ok(&["provider", "add", "default"]);
+    let other = db.ok(&[
+        "token",
+        "create",
+        "--provider",
+        "default",
+        "--valid-for",
+        "1d",
+    ]);
+    let (other_id, _) = token_in(&other);
+    let server = quickstart(&db);
+    let printed = server.wait_for_line("curl -H");
+    let (trial_id, _) = token_in(&printed);
+    let warned = server.wait_for_line_with(&["token expires in", &other_id]);
+    assert!(!warned.contains(&trial_id), "{warned}");
+    let logs = server.logs().join("\n");
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("token expires in") && l.contains(&trial_id)),
+        "{logs}"
+    );
 }
