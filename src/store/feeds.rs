@@ -234,6 +234,16 @@ pub(crate) fn list(c: &Connection) -> Result<Vec<Feed>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Whether the provider has a feed of Security Event Tokens.
+pub(crate) fn has_set_feed(c: &Connection, provider_id: i64) -> Result<bool> {
+    Ok(
+        c.prepare_cached("SELECT 1 FROM feeds WHERE provider_id = ?1 AND format = 'set' LIMIT 1")?
+            .query_row([provider_id], |_| Ok(()))
+            .optional()?
+            .is_some(),
+    )
+}
+
 /// The feeds of one provider, by name.
 pub(crate) fn of_provider(c: &Connection, provider_id: i64) -> Result<Vec<Feed>> {
     let mut st = c.prepare_cached(&format!(

@@ -137,16 +137,18 @@ def main():
                 "SELECT action FROM activity WHERE method = 'FEED' ORDER BY seq")]
 
     try:
-        step("ServiceProviderConfig advertises the events of RFC 9967 and no asynchronous requests")
+        step("a pushed feed of SETs: each change is one token, verified with the published key")
+        spc = send("GET", "/ServiceProviderConfig")
+        assert "securityEvents" not in spc, "advertised before the provider has a feed of SETs"
+        rx = SetReceiver()
+        out = scimd.cli("feed", "add", "sets", "--provider", "p", "--format", "set", "--url", rx.url)
+        # ServiceProviderConfig now advertises the events of RFC 9967, and no asynchronous
+        # requests.
         spc = send("GET", "/ServiceProviderConfig")
         uris = spc["securityEvents"]["eventUris"]
         assert spc["securityEvents"]["asyncRequest"] == "none", spc
         for e in ["create:notice", "create:full", "patch:notice", "put:full", "delete", "deactivate"]:
             assert PROV + e in uris, uris
-
-        step("a pushed feed of SETs: each change is one token, verified with the published key")
-        rx = SetReceiver()
-        out = scimd.cli("feed", "add", "sets", "--provider", "p", "--format", "set", "--url", rx.url)
         assert "whsec_" not in out.stdout, out.stdout
         jwks_url = re.search(r"^(http\S+/feeds/sets/jwks\.json)$", out.stdout, re.M).group(1)
         keys = Keys(jwks_url.replace(re.match(r"http://[^/]+", jwks_url).group(0), scimd.url))
