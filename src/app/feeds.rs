@@ -115,6 +115,11 @@ pub(crate) fn poll_url(public_base: &str, f: &Feed) -> String {
     )
 }
 
+/// Where a feed's events go, as every door names it: the receiver's URL, or that it pulls.
+pub(crate) fn receiver(f: &Feed) -> &str {
+    f.url.as_deref().unwrap_or("pulled by the receiver")
+}
+
 /// What a feed is doing, as every door names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum State {

@@ -16,11 +16,6 @@ fn state(f: &Feed) -> String {
     feeds::State::of(f).text(fmt_time)
 }
 
-/// Where a feed's events go: the receiver's URL, or "pulled".
-fn receiver(f: &Feed) -> &str {
-    f.url.as_deref().unwrap_or("pulled by the receiver")
-}
-
 pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<()> {
     let store = open(config, OpenMode::MustExist)?;
     let by = Actor::command_line();
@@ -108,7 +103,7 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
                     f.name,
                     f.provider,
                     f.format,
-                    receiver(&f),
+                    feeds::receiver(&f),
                     f.position,
                     state(&f)
                 );
@@ -124,7 +119,7 @@ pub(super) fn feed_command(config: &Config, cmd: FeedCommand) -> anyhow::Result<
             println!("feed:        {}", f.name);
             println!("provider:    {}", f.provider);
             let base = super::cli_base(config);
-            println!("receiver:    {}", receiver(&f));
+            println!("receiver:    {}", feeds::receiver(&f));
             if f.url.is_none() {
                 println!(
                     "poll:        POST {} (RFC 8936) with a token of the provider",

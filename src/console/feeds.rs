@@ -38,10 +38,6 @@ fn feed_path(f: &Feed) -> String {
     )
 }
 
-fn receiver(f: &Feed) -> &str {
-    f.url.as_deref().unwrap_or("pulled by the receiver")
-}
-
 fn format_label(f: &Feed) -> &'static str {
     match f.format.as_str() {
         "set" => "Security Event Tokens (RFC 9967)",
@@ -68,7 +64,7 @@ pub(crate) fn section(o: &Overview, csrf: &str) -> Markup {
                         tr {
                             td { a href=(feed_path(f)) { (f.name) } }
                             td { (format_label(f)) }
-                            td { code { (receiver(f)) } }
+                            td { code { (use_cases::receiver(f)) } }
                             td { (o.feed_last - f.position) " events" }
                             td { (State::of(f).text(view::time)) }
                             td { a href=(feed_path(f)) aria-label={"Manage feed " (f.name)} { "Manage" } }
@@ -297,7 +293,7 @@ pub(crate) async fn show(
         p { a href={(provider) "#feeds"} { "← " (f.provider) } }
         dl.facts {
             dt { "Format" } dd { (format_label(&f)) }
-            dt { "Receiver" } dd { code { (receiver(&f)) } }
+            dt { "Receiver" } dd { code { (use_cases::receiver(&f)) } }
             @if f.url.is_none() {
                 dt { "Poll (RFC 8936)" }
                 dd { "POST " code { (use_cases::poll_url(&state.public_base, &f)) } " with a token of " (f.provider) " (read-only is enough)" }
@@ -505,7 +501,7 @@ pub(crate) async fn remove_form(
         &format!("Remove feed {}?", f.name),
         html! {
             p.warning role="alert" {
-                "Feed " (f.name) " stops at once: its receiver (" (receiver(&f)) ") gets nothing "
+                "Feed " (f.name) " stops at once: its receiver (" (use_cases::receiver(&f)) ") gets nothing "
                 "more. The provider's events stay for its other feeds until feed_retention."
             }
             form method="post" action={(here) "/remove"} {

@@ -97,9 +97,11 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
             continue;
         }
         let (pid, from) = (feed.provider_id, feed.position);
+        // A feed its receiver pulls is only measured here: its oldest waiting event is enough.
+        let limit = if feed.url.is_some() { BATCH } else { 1 };
         let read = state.store.run(move |c| -> store::Result<_> {
             Ok((
-                feeds::events_after(c, pid, from, BATCH)?,
+                feeds::events_after(c, pid, from, limit)?,
                 feeds::last_seq(c, pid)?,
             ))
         });
