@@ -73,7 +73,8 @@ pub(crate) fn section(o: &Overview, redirect_uri: &str, now_s: i64) -> Markup {
     }
 }
 
-fn page(s: &Signed, title: &str, body: Markup) -> HttpResponse {
+/// A page of the provider section, in the console's layout.
+pub(super) fn page(s: &Signed, title: &str, body: Markup) -> HttpResponse {
     let chrome = Chrome {
         admin: &s.session.admin,
         csrf: &s.session.csrf,

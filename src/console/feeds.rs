@@ -8,9 +8,10 @@ use actix_web::{HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use super::app_passwords::page;
 use super::session::{Console, CsrfForm, Signed};
-use super::view::{self, Chrome, Nav};
-use super::{Failure, html_response, redirect, urlencode};
+use super::view;
+use super::{Failure, redirect, urlencode};
 use crate::app::AppState;
 use crate::app::feeds::{self as use_cases, FeedSpec, Format, State};
 use crate::app::providers::Overview;
@@ -18,17 +19,6 @@ use crate::scim::events::Op;
 use crate::store::feeds::{self, Feed};
 
 type Page = Result<HttpResponse, Failure>;
-
-fn page(s: &Signed, title: &str, body: Markup) -> HttpResponse {
-    let chrome = Chrome {
-        admin: &s.session.admin,
-        csrf: &s.session.csrf,
-    };
-    html_response(
-        StatusCode::OK,
-        view::page(title, Nav::Providers, Some(&chrome), body),
-    )
-}
 
 fn feed_path(f: &Feed) -> String {
     format!(

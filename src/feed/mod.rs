@@ -438,7 +438,7 @@ impl<'a> WireEvent<'a> {
 
 /// The resources of `events` as they stand now, for a feed that sends them (None each
 /// otherwise, and for one deleted since).
-async fn current_resources_of(
+pub(crate) async fn current_resources_of(
     state: &Arc<AppState>,
     feed: &Feed,
     events: &[&Event],
@@ -458,7 +458,7 @@ async fn current_resources_of(
 }
 
 /// Each resource as SCIM shows it now (None for one deleted since).
-pub(crate) fn current_resources(
+fn current_resources(
     state: &AppState,
     c: &mut rusqlite::Connection,
     pid: i64,

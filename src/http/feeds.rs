@@ -153,24 +153,8 @@ async fn sign(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let resources = match feed.full {
-        true => {
-            let (st, pid, provider) = (
-                state.clone().into_inner(),
-                feed.provider_id,
-                feed.provider.clone(),
-            );
-            let wanted: Vec<(String, String)> = events
-                .iter()
-                .map(|e| (e.kind.clone(), e.resource_id.clone()))
-                .collect();
-            state
-                .store
-                .run(move |c| feed::current_resources(&st, c, pid, &provider, &wanted))
-                .await?
-        }
-        false => vec![None; events.len()],
-    };
+    let refs: Vec<&Event> = events.iter().collect();
+    let resources = feed::current_resources_of(&state.clone().into_inner(), feed, &refs).await?;
     let key = set::SigningKey::load(&feed.secret).map_err(internal)?;
     let iss = state.scim_base(&feed.provider);
     events
