@@ -75,18 +75,10 @@ bob=$(post POST /Users '{"userName": "bob@contoso.com", "displayName": "Bob Boss
 eng=$(post POST /Groups "{\"displayName\": \"Engineering\", \"members\": [{\"value\": \"$alice\"}]}")
 post POST /Groups "{\"displayName\": \"Everyone\", \"members\": [{\"value\": \"$eng\"}, {\"value\": \"$bob\"}]}" >/dev/null
 
-cat >/etc/nslcd.conf <<CONF
-uid nslcd
-gid nslcd
-uri ldap://$ldap/
-base dc=contoso,dc=scimd
-binddn cn=nslcd,ou=services,dc=contoso,dc=scimd
-bindpw $secret
-ssl start_tls
-tls_reqcert demand
-tls_cacertfile $work/tls.crt
-nss_nested_groups yes
-CONF
+# The configuration of docs/ldap/nslcd.md, as the page shows it.
+python3 scripts/recipe.py docs/ldap/nslcd.md nslcd.conf \
+    scimd.example.com:3389="$ldap" /etc/ssl/certs/scimd.pem="$work/tls.crt" \
+    "<the account's secret>=$secret" >/etc/nslcd.conf
 chmod 640 /etc/nslcd.conf
 chgrp nslcd /etc/nslcd.conf
 # Lookups through nslcd for `id` (getent -s ldap needs no change): put back on exit.

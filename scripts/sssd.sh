@@ -77,35 +77,20 @@ bob=$(post POST /Users '{"userName": "bob@contoso.com", "displayName": "Bob Boss
 eng=$(post POST /Groups "{\"displayName\": \"Engineering\", \"members\": [{\"value\": \"$alice\"}]}")
 post POST /Groups "{\"displayName\": \"Everyone\", \"members\": [{\"value\": \"$eng\"}, {\"value\": \"$bob\"}]}" >/dev/null
 
-cat >"$work/sssd.conf" <<EOF
-[sssd]
-services = nss, pam
-domains = scimdtest
-
-[nss]
-# An enumeration (getent passwd) is read from SSSD's cache afresh, not kept for two minutes.
-enum_cache_timeout = 1
-
-[domain/scimdtest]
-id_provider = ldap
-auth_provider = ldap
-ldap_uri = ldap://$ldap
-ldap_search_base = dc=contoso,dc=scimd
-ldap_default_bind_dn = cn=sssd,ou=services,dc=contoso,dc=scimd
-ldap_default_authtok = $secret
-ldap_schema = rfc2307bis
-ldap_group_member = member
-ldap_id_use_start_tls = true
-ldap_tls_cacert = $work/tls.crt
-ldap_tls_reqcert = demand
-# User names are email-like: all of it is the name.
-re_expression = (?P<name>.+)
-use_fully_qualified_names = false
-auto_private_groups = true
+# The configuration of docs/ldap/sssd.md, as the page shows it, and settings that make the
+# checks quick (an enumeration refreshed every 5 s, caches of 1 s).
+python3 scripts/recipe.py docs/ldap/sssd.md sssd.conf \
+    scimd.example.com:3389="$ldap" /etc/ssl/certs/scimd.pem="$work/tls.crt" \
+    "<the account's secret>=$secret" >"$work/sssd.conf"
+cat >>"$work/sssd.conf" <<EOF
 cache_credentials = false
 entry_cache_timeout = 1
 enumerate = true
 ldap_enumeration_refresh_timeout = 5
+
+[nss]
+# An enumeration (getent passwd) is read from SSSD's cache afresh, not kept for two minutes.
+enum_cache_timeout = 1
 EOF
 chmod 600 "$work/sssd.conf"
 # Lookups through SSSD for `id` (getent -s sss needs no change): put back on exit.

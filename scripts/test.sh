@@ -23,6 +23,8 @@ stage "cargo fmt --check"
 cargo fmt --all -- --check
 stage "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+stage "the documentation: links, figures stated once in docs/performance.md (scripts/docs-check.py)"
+python3 scripts/docs-check.py
 if ! command -v ldapsearch >/dev/null; then
     # The LDAP tests drive the directory with OpenLDAP's own clients.
     echo "== installing ldap-utils (Debian package: ldapsearch, ldapwhoami, ldapmodify)"
@@ -41,7 +43,7 @@ stage "sign-in with a real OpenID Connect provider (npm oidc-provider), Chromium
 ./scripts/sign-in.sh
 stage "the change feed to a receiver checking Standard Webhooks signatures (scripts/feed.sh)"
 ./scripts/feed.sh
-stage "the LDAP directory through a Python client (scripts/ldap-client.sh installs ldap3)"
+stage "the LDAP directory through Python clients and the recipes of docs/ldap (scripts/ldap-client.sh installs ldap3, python-ldap)"
 ./scripts/ldap-client.sh
 stage "SSSD and PAM from Debian against the LDAP directory (scripts/sssd.sh, root; puts back what it changes)"
 ./scripts/sssd.sh

@@ -356,7 +356,7 @@ fn quickstart(config: Config, args: &QuickstartArgs) -> anyhow::Result<()> {
          Try it:\n\n  \
          curl -H 'Authorization: Bearer {}' {scim}/ServiceProviderConfig\n\n\
          For Microsoft Entra ID, use the SCIM URL as Tenant URL and the token as Secret Token \
-         (Entra needs an https URL that it can reach; see README.md).\n\
+         (Entra needs an https URL that it can reach; see docs/identity-providers.md).\n\
          Press Ctrl-C to stop.\n",
         database.display(),
         provider.name,
@@ -1214,7 +1214,7 @@ fn ldap_mapping_command(config: &Config, cmd: LdapCommand) -> anyhow::Result<()>
                 store::ldap_accounts::mappings(c, p.id)
             })?;
             if rows.is_empty() {
-                println!("only the built-in mapping (README: LDAP for your applications)");
+                println!("only the built-in mapping (docs/ldap/README.md: the tree)");
             } else {
                 let rows: Vec<Vec<String>> = (rows.into_iter())
                     .map(|(k, a, p)| vec![k.endpoint().to_string(), a, p])

@@ -3,7 +3,7 @@
 //! searches.
 //!
 //! The full representation is written as text around the document's stored JSON text, which is
-//! never parsed (point reads and pages depend on it: see the README's performance notes). A
+//! never parsed (point reads and pages depend on it: see docs/performance.md). A
 //! response shaped by `attributes`/`excludedAttributes` is that text parsed once, projected and
 //! written again. Strings are escaped by serde_json's own writer.
 //!
