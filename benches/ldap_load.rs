@@ -8,18 +8,22 @@
 //! tenth is deactivated and skipped). ATTR `compare` sends a compare of the user's entry
 //! (`mail` with its address, which is true) instead of a search. ATTR `uidNumber` searches by
 //! the number `scimd ldap posix` gives user i with the default first id (100000 + its key,
-//! i + 1 as the seeder creates them).
+//! i + 1 as the seeder creates them). ATTR `bind` binds as BIND_DN with PASSWORD again on the
+//! same connection (a warm bind); ATTR `paged` reads every entry under `ou=people,BASE` with
+//! the paged results control, 1,000 per page: one request is the whole read. Works against any
+//! LDAP server holding the seeder's users (bench/slapd.sh runs it against slapd too).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use ldap3_proto::LdapCodec;
+use ldap3_proto::control::LdapControl;
 use ldap3_proto::proto::{
     LdapBindCred, LdapBindRequest, LdapCompareRequest, LdapDerefAliases, LdapFilter, LdapMsg,
     LdapOp, LdapSearchRequest, LdapSearchScope,
 };
+use ldap3_proto::{LdapCodec, LdapResultCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -51,12 +55,25 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
     let mut codec = LdapCodec::new(None, None);
     let mut input = BytesMut::new();
     let mut next_id = 0;
-    let mut send = async |tcp: &mut tokio::net::TcpStream, codec: &mut LdapCodec, op: LdapOp| {
+    let mut send_with = async |tcp: &mut tokio::net::TcpStream,
+                               codec: &mut LdapCodec,
+                               op: LdapOp,
+                               ctrl: Vec<LdapControl>| {
         next_id += 1;
         let mut buf = BytesMut::new();
-        codec.encode(LdapMsg::new(next_id, op), &mut buf).unwrap();
+        let msg = LdapMsg {
+            msgid: next_id,
+            op,
+            ctrl,
+        };
+        codec.encode(msg, &mut buf).unwrap();
         tcp.write_all(&buf).await.unwrap();
     };
+    let bind = LdapOp::BindRequest(LdapBindRequest {
+        version: 3,
+        dn,
+        cred: LdapBindCred::Simple(password),
+    });
     async fn receive(
         tcp: &mut tokio::net::TcpStream,
         codec: &mut LdapCodec,
@@ -70,25 +87,66 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
             assert!(n > 0, "the server closed the connection");
         }
     }
-    send(
-        &mut tcp,
-        &mut codec,
-        LdapOp::BindRequest(LdapBindRequest {
-            version: 3,
-            dn,
-            cred: LdapBindCred::Simple(password),
-        }),
-    )
-    .await;
+    send_with(&mut tcp, &mut codec, bind.clone(), vec![]).await;
     let bound = receive(&mut tcp, &mut codec, &mut input).await;
     assert!(
-        matches!(&bound.op, LdapOp::BindResponse(r) if r.res.code == ldap3_proto::LdapResultCode::Success),
+        matches!(&bound.op, LdapOp::BindResponse(r) if r.res.code == LdapResultCode::Success),
         "bind failed: {bound:?}"
     );
     // A small xorshift per connection: no rand crate needed.
     let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ (seed + 1);
     let mut latencies = Vec::new();
     while Instant::now() < until {
+        let started = Instant::now();
+        if attr == "bind" {
+            send_with(&mut tcp, &mut codec, bind.clone(), vec![]).await;
+            match receive(&mut tcp, &mut codec, &mut input).await.op {
+                LdapOp::BindResponse(r) => assert_eq!(r.res.code, LdapResultCode::Success),
+                other => panic!("unexpected {other:?}"),
+            }
+            latencies.push(started.elapsed());
+            continue;
+        }
+        if attr == "paged" {
+            // Every entry under ou=people, page after page, until the server's cookie is empty.
+            let mut cookie = Vec::new();
+            let mut entries = 0;
+            loop {
+                let search = LdapOp::SearchRequest(LdapSearchRequest {
+                    base: format!("ou=people,{base}"),
+                    scope: LdapSearchScope::Subtree,
+                    aliases: LdapDerefAliases::Never,
+                    sizelimit: 0,
+                    timelimit: 0,
+                    typesonly: false,
+                    filter: LdapFilter::Equality("objectClass".into(), "inetOrgPerson".into()),
+                    attrs: vec![],
+                });
+                let page = LdapControl::SimplePagedResults { size: 1000, cookie };
+                send_with(&mut tcp, &mut codec, search, vec![page]).await;
+                cookie = loop {
+                    let msg = receive(&mut tcp, &mut codec, &mut input).await;
+                    match msg.op {
+                        LdapOp::SearchResultEntry(_) => entries += 1,
+                        LdapOp::SearchResultDone(r) => {
+                            assert_eq!(r.code, LdapResultCode::Success, "{r:?}");
+                            break msg.ctrl.into_iter().find_map(|c| match c {
+                                LdapControl::SimplePagedResults { cookie, .. } => Some(cookie),
+                                _ => None,
+                            });
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                .expect("a paged search answered without the paged results control");
+                if cookie.is_empty() {
+                    break;
+                }
+            }
+            assert!(entries > 0, "a paged read found no entry");
+            latencies.push(started.elapsed());
+            continue;
+        }
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -98,7 +156,6 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
             n = if n + 1 < users { n + 1 } else { n - 1 };
         }
         let user = format!("user{n}@contoso.com");
-        let started = Instant::now();
         let value = match attr.as_str() {
             "uidNumber" => (100_001 + n).to_string(),
             _ => user.clone(),
@@ -110,17 +167,23 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
                 atype: "mail".into(),
                 val: user.into_bytes(),
             };
-            send(&mut tcp, &mut codec, LdapOp::CompareRequest(compare)).await;
+            send_with(
+                &mut tcp,
+                &mut codec,
+                LdapOp::CompareRequest(compare),
+                vec![],
+            )
+            .await;
             match receive(&mut tcp, &mut codec, &mut input).await.op {
                 LdapOp::CompareResult(r) => {
-                    assert_eq!(r.code, ldap3_proto::LdapResultCode::CompareTrue, "{r:?}");
+                    assert_eq!(r.code, LdapResultCode::CompareTrue, "{r:?}");
                 }
                 other => panic!("unexpected {other:?}"),
             }
             latencies.push(started.elapsed());
             continue;
         }
-        send(
+        send_with(
             &mut tcp,
             &mut codec,
             LdapOp::SearchRequest(LdapSearchRequest {
@@ -133,6 +196,7 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
                 filter: LdapFilter::Equality(attr.clone(), value),
                 attrs: vec![],
             }),
+            vec![],
         )
         .await;
         let mut entries = 0;
@@ -140,7 +204,7 @@ async fn client(plan: Plan, seed: u64) -> Vec<Duration> {
             match receive(&mut tcp, &mut codec, &mut input).await.op {
                 LdapOp::SearchResultEntry(_) => entries += 1,
                 LdapOp::SearchResultDone(r) => {
-                    assert_eq!(r.code, ldap3_proto::LdapResultCode::Success);
+                    assert_eq!(r.code, LdapResultCode::Success);
                     break;
                 }
                 other => panic!("unexpected {other:?}"),

@@ -29,6 +29,10 @@ test -f /lib/systemd/system/scimd.service
 grep -q '^ExecStart=/usr/bin/scimd ' /lib/systemd/system/scimd.service
 grep -q '^Type=notify' /lib/systemd/system/scimd.service
 grep -q '^LimitNOFILE=65536' /lib/systemd/system/scimd.service
+# The documentation the README links to, beside it.
+test -f /usr/share/doc/scimd/README.md
+test -f /usr/share/doc/scimd/docs/ldap/sssd.md
+test -f /usr/share/doc/scimd/docs/console/04-token-created.png
 echo "== removing: the database, the account and the configuration stay"
 dpkg -r scimd
 test -f /var/lib/scimd/scimd.db

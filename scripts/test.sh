@@ -59,3 +59,5 @@ stage "load benchmark smoke (bench/run.sh --smoke --peer --feeds): proves the be
 ./bench/run.sh --smoke --peer --feeds
 stage "LDAP benchmark smoke (bench/ldap.sh, 2,000 users, 1 s rounds): proves it still runs"
 ./bench/ldap.sh --users 2000 --duration 1 --rounds 1
+stage "LDAP against slapd benchmark smoke (bench/slapd.sh installs Debian's slapd, 2,000 users, 1 s rounds)"
+./bench/slapd.sh --users 2000 --duration 1 --rounds 1
