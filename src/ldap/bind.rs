@@ -55,24 +55,41 @@ impl Session {
             Ok(None) => return done(LdapResultCode::Success, ""),
             Err(refusal) => return refusal,
         };
-        let bases = match self
+        // Where the DN points and what it names, in one read.
+        let target = dn.to_string();
+        let looked_up = self
             .state
             .store
-            .run(|c| ldap_accounts::custom_bases(c))
-            .await
-        {
+            .run(move |c| {
+                let bases = ldap_accounts::custom_bases(c)?;
+                let found = match locate_bind(&target, &bases) {
+                    Some(Node::Account(p, n)) => {
+                        let account = ldap_accounts::for_bind(c, &p, &n)?;
+                        Some((Node::Account(p, n), Named::Account(account)))
+                    }
+                    Some(Node::User(p, n)) => {
+                        let user = ldap_accounts::user_for_bind(c, &p, &n)?;
+                        Some((Node::User(p, n), Named::User(user)))
+                    }
+                    _ => None,
+                };
+                Ok((bases, found))
+            })
+            .await;
+        let (bases, found) = match looked_up {
             Ok(b) => b,
             Err(e) => return unavailable("an LDAP bind", &e),
         };
-        match locate_bind(dn, &bases) {
-            Some(Node::Account(provider, name)) => {
+        match found {
+            Some((Node::Account(provider, name), Named::Account(account))) => {
                 let base = base_for(&bases, &provider);
-                self.bind_account(dn, &provider, &name, &password, base)
+                self.bind_account(dn, (&provider, &name, account), &password, base)
                     .await
             }
-            Some(Node::User(provider, name)) => {
+            Some((Node::User(provider, name), Named::User(user))) => {
                 let base = base_for(&bases, &provider);
-                self.bind_user(dn, &provider, &name, &password, base).await
+                self.bind_user(dn, (&provider, &name, user), &password, base)
+                    .await
             }
             _ => done(
                 LdapResultCode::InvalidCredentials,
@@ -126,21 +143,14 @@ impl Session {
         Ok(Some(password))
     }
 
-    /// A service account's bind.
+    /// A service account's bind (`found`: the account of that name, as the bind read it).
     async fn bind_account(
         &mut self,
         dn: &str,
-        provider: &str,
-        name: &str,
+        (provider, name, found): (&str, &str, Option<ldap_accounts::AccountForBind>),
         password: &str,
         (base, custom): (String, bool),
     ) -> LdapResult {
-        let (p, n) = (provider.to_string(), name.to_string());
-        let found = self
-            .state
-            .store
-            .run(move |c| ldap_accounts::for_bind(c, &p, &n))
-            .await;
         let now = chrono::Utc::now().timestamp();
         let budget = format!(
             "ldap-bind cn={},{}",
@@ -148,12 +158,11 @@ impl Session {
             provider.to_lowercase()
         );
         let (account, phc, fingerprint) = match found {
-            Ok(Some(found)) => found,
+            Some(found) => found,
             // A service account's secret is random: refused at once, whether the name exists,
             // its account expired or the secret is wrong (its fingerprint says so), with no
             // argon2 and no budget spent, so a flood of guesses locks nobody out.
-            Ok(None) => return self.refused(Refusal::unknown(provider, dn, "no such account")),
-            Err(e) => return unavailable("an LDAP bind", &e),
+            None => return self.refused(Refusal::unknown(provider, dn, "no such account")),
         };
         let who = Refusal::known(&account.provider, account.provider_id, &account.name, dn);
         let secret = Secret::from_text(password);
@@ -226,29 +235,18 @@ impl Session {
     pub(super) async fn bind_user(
         &mut self,
         dn: &str,
-        provider: &str,
-        name: &str,
+        (provider, name, found): (&str, &str, Option<ldap_accounts::BindingUser>),
         password: &str,
         (base, custom): (String, bool),
     ) -> LdapResult {
-        let (p, n) = (provider.to_string(), name.to_string());
-        let found = self
-            .state
-            .store
-            .run(move |c| ldap_accounts::user_for_bind(c, &p, &n))
-            .await;
         let budget = format!(
             "ldap-bind uid={},{}",
             name.to_lowercase(),
             provider.to_lowercase()
         );
-        let user = match found {
-            Ok(Some(u)) => u,
-            Ok(None) => {
-                let who = Refusal::unknown(provider, dn, "no such user");
-                return self.refuse(who, (&budget, Secrets::Chosen), password).await;
-            }
-            Err(e) => return unavailable("an LDAP bind", &e),
+        let Some(user) = found else {
+            let who = Refusal::unknown(provider, dn, "no such user");
+            return self.refuse(who, (&budget, Secrets::Chosen), password).await;
         };
         if let Some((id, secret)) = crate::auth::token::parse(password) {
             return self
@@ -446,6 +444,12 @@ impl Session {
             "too many failed binds for this name or from this address: try again shortly",
         )
     }
+}
+
+/// What a bind DN names, as the bind's read found it.
+enum Named {
+    Account(Option<ldap_accounts::AccountForBind>),
+    User(Option<ldap_accounts::BindingUser>),
 }
 
 /// Where a bind DN points, in the trees of providers that chose their own base (`bases`:

@@ -728,6 +728,15 @@ fn truth(f: &LdapFilter, rt: &ResourceType, resolve: &dyn Resolve) -> (Filter, F
                 let Ok(target) = filter::resolve(rt, &p, None) else {
                     return Item::Undefined;
                 };
+                // A telephone number matches with spaces and hyphens ignored, whatever
+                // attribute holds it (telephoneNumberMatch); it has no ordering.
+                let phone = built_in(kind, &ldap).is_some_and(|a| a.syntax == sx::TELEPHONE_NUMBER);
+                if phone && target.ty() == Type::String {
+                    return match op {
+                        Op::Ge | Op::Le => Item::Undefined,
+                        _ => Item::Is(Filter::Compare(p, op, CompValue::Phone(value.to_string()))),
+                    };
+                }
                 return match typed(&p, target.ty(), op, value) {
                     Some(f) => Item::Is(f),
                     None => Item::Undefined,

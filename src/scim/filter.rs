@@ -48,6 +48,20 @@ pub enum CompValue {
     Num(Number),
     Bool(bool),
     Null,
+    /// A telephone number compared as LDAP's telephoneNumberMatch and
+    /// telephoneNumberSubstringsMatch compare them (RFC 4517 §4.2.29, RFC 4518 §2.6.1): case
+    /// folded, with spaces and hyphens ignored on both sides (`phone_fold`). The LDAP
+    /// directory's filters make it; SCIM filters never do.
+    Phone(String),
+}
+
+/// A telephone number as telephoneNumberMatch compares it: case folded, spaces and hyphens
+/// removed (RFC 4518 §2.6.1).
+pub(crate) fn phone_fold(s: &str) -> String {
+    super::fold(s)
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '\u{2010}'..='\u{2015}' | '\u{2212}'))
+        .collect()
 }
 
 /// An attribute path as written: optional schema URN, attribute, optional sub-attribute.
@@ -624,6 +638,7 @@ fn check_operands(t: &Target, op: Op, v: &CompValue) -> Result<(), Error> {
             .map(|_| ())
             .ok_or_else(|| invalid(format!("{s:?} is not an RFC 3339 date-time"))),
         (Type::String | Type::Reference | Type::Binary, CompValue::Str(_)) => Ok(()),
+        (Type::String, CompValue::Phone(_)) => Ok(()),
         (ty, v) => Err(invalid(
             format!("cannot compare a {ty:?} attribute with {v:?}").to_lowercase(),
         )),
@@ -755,8 +770,10 @@ fn compare(t: &Target, actual: &Value, op: Op, want: &CompValue) -> bool {
                 _ => false,
             }
         }
-        (Value::String(a), CompValue::Str(b)) => {
-            let (a, b) = if ty == Type::DateTime {
+        (Value::String(a), CompValue::Str(b) | CompValue::Phone(b)) => {
+            let (a, b) = if let CompValue::Phone(_) = want {
+                (phone_fold(a), phone_fold(b))
+            } else if ty == Type::DateTime {
                 match (normalize_instant(a), normalize_instant(b)) {
                     (Some(a), Some(b)) => (a, b),
                     _ => return false,
@@ -1087,5 +1104,30 @@ mod tests {
         assert!(t(
             r#"not (userName eq "bob") and (active eq true or emails pr)"#
         ));
+    }
+
+    #[test]
+    fn telephone_numbers_ignore_spaces_and_hyphens() {
+        assert_eq!(phone_fold(" +1 (555) 010-0 X1 "), "+1(555)0100x1");
+        assert_eq!(phone_fold("+1\u{2010}555\u{2212}0100"), "+15550100");
+        let u = ResourceKind::User.builtin();
+        let r = json!({"userName": "a", "phoneNumbers": [{"value": "+1 555 0100"}]});
+        let phone = |op, v: &str| {
+            let f = Filter::Compare(
+                AttrPath {
+                    uri: None,
+                    attr: "phoneNumbers".into(),
+                    sub: Some("value".into()),
+                },
+                op,
+                CompValue::Phone(v.into()),
+            );
+            check(u, &f).unwrap();
+            matches(u, &f, &r)
+        };
+        assert!(phone(Op::Eq, "+1-555-0100"));
+        assert!(phone(Op::Sw, "+1555"));
+        assert!(phone(Op::Ew, "5 0100"));
+        assert!(!phone(Op::Eq, "+1 555 0101"));
     }
 }

@@ -630,7 +630,7 @@ fn upsert_seed(attr: &'static Attribute, f: &Filter) -> Option<Map<String, Value
                     CompValue::Str(s) => Value::from(s.as_str()),
                     CompValue::Bool(b) => Value::Bool(*b),
                     CompValue::Num(n) => Value::Number(n.clone()),
-                    CompValue::Null => return false,
+                    CompValue::Null | CompValue::Phone(_) => return false,
                 };
                 out.insert(sub.name.into(), json);
                 true

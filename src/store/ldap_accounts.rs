@@ -79,22 +79,30 @@ pub(crate) fn require(c: &Connection, id: &str) -> Result<Account> {
 
 /// The account a bind names, with its secret's hash and fingerprint: by provider name and
 /// account name.
+/// A service account as a bind checks it: the account, its secret's argon2 hash and its
+/// fingerprint (accounts made before fingerprints have none).
+pub(crate) type AccountForBind = (Account, String, Option<String>);
+
+/// The statement `for_bind` runs (made once: every bind runs it, from the statement cache).
+static FOR_BIND: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS}, k.secret_hash, k.fingerprint FROM {FROM}
+             WHERE p.name = ?1 COLLATE NOCASE AND k.kind = 'ldap' AND k.name = ?2
+               AND k.revoked IS NULL
+             ORDER BY k.created DESC LIMIT 1"
+    )
+});
+
 pub(crate) fn for_bind(
     c: &Connection,
     provider: &str,
     name: &str,
-) -> Result<Option<(Account, String, Option<String>)>> {
-    Ok(c.query_row(
-        &format!(
-            "SELECT {COLUMNS}, k.secret_hash, k.fingerprint FROM {FROM}
-                 WHERE p.name = ?1 COLLATE NOCASE AND k.kind = 'ldap' AND k.name = ?2
-                   AND k.revoked IS NULL
-                 ORDER BY k.created DESC LIMIT 1"
-        ),
-        params![provider, name],
-        |r| Ok((credentials::from_row(r)?, r.get(13)?, r.get(14)?)),
-    )
-    .optional()?)
+) -> Result<Option<AccountForBind>> {
+    Ok(c.prepare_cached(&FOR_BIND)?
+        .query_row(params![provider, name], |r| {
+            Ok((credentials::from_row(r)?, r.get(13)?, r.get(14)?))
+        })
+        .optional()?)
 }
 
 /// A user that binds with its own password (the one its identity provider sent over SCIM).
@@ -115,28 +123,25 @@ pub(crate) fn user_for_bind(
     provider: &str,
     user_name: &str,
 ) -> Result<Option<BindingUser>> {
-    Ok(c.query_row(
-        concat!(
-            "SELECT r.seq, p.id, p.name, r.name, r.password_hash,
+    Ok(c.prepare_cached(concat!(
+        "SELECT r.seq, p.id, p.name, r.name, r.password_hash,
                     coalesce(json_extract(r.doc, '",
-            active_json_path!(),
-            "'), 1), r.id
+        active_json_path!(),
+        "'), 1), r.id
              FROM resources r JOIN providers p ON p.id = r.provider_id
              WHERE p.name = ?1 COLLATE NOCASE AND r.kind = 'User' AND r.name_key = ?2"
-        ),
-        params![provider, crate::scim::fold(user_name)],
-        |r| {
-            Ok(BindingUser {
-                seq: r.get(0)?,
-                provider_id: r.get(1)?,
-                provider: r.get(2)?,
-                user_name: r.get(3)?,
-                password_hash: r.get(4)?,
-                active: r.get::<_, i64>(5)? != 0,
-                id: r.get(6)?,
-            })
-        },
-    )
+    ))?
+    .query_row(params![provider, crate::scim::fold(user_name)], |r| {
+        Ok(BindingUser {
+            seq: r.get(0)?,
+            provider_id: r.get(1)?,
+            provider: r.get(2)?,
+            user_name: r.get(3)?,
+            password_hash: r.get(4)?,
+            active: r.get::<_, i64>(5)? != 0,
+            id: r.get(6)?,
+        })
+    })
     .optional()?)
 }
 

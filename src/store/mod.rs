@@ -505,6 +505,20 @@ fn configure(c: &mut Connection, busy_timeout: Duration, mapped: bool) -> rusqli
             })
         },
     )?;
+    // Telephone numbers as the LDAP directory's telephoneNumberMatch compares them.
+    c.create_scalar_function(
+        "scim_phone",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Text(t) => {
+                    Some(crate::scim::filter::phone_fold(&String::from_utf8_lossy(t)))
+                }
+                _ => None,
+            })
+        },
+    )?;
     Ok(())
 }
 

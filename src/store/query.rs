@@ -328,7 +328,7 @@ impl<'a> Compiler<'a> {
             CompValue::Str(s) => Value::String(s.clone()),
             CompValue::Num(n) => Value::Number(n.clone()),
             CompValue::Bool(b) => Value::Bool(*b),
-            CompValue::Null => return None,
+            CompValue::Null | CompValue::Phone(_) => return None,
         };
         let key = extension_index_value(attr, &value)?;
         let value_key = self.bind(Sql::Text(key));
@@ -501,8 +501,10 @@ impl<'a> Compiler<'a> {
                 };
                 format!("{sql} {} {p}", sql_op(op))
             }
-            CompValue::Str(s) => {
-                let (lhs, rhs) = if t.ty() == Type::DateTime {
+            CompValue::Str(s) | CompValue::Phone(s) => {
+                let (lhs, rhs) = if let CompValue::Phone(_) = v {
+                    (format!("scim_phone({sql})"), filter::phone_fold(s))
+                } else if t.ty() == Type::DateTime {
                     (
                         sql.clone(),
                         normalize_instant(s).unwrap_or_else(|| s.clone()),

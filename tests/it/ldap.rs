@@ -1149,6 +1149,54 @@ fn the_negation_of_an_unknown_attribute_finds_nothing() {
 /// is not a number is Undefined — no entry, never an unavailable server; `manager`,
 /// `createTimestamp` and `modifyTimestamp` are searchable like every attribute entries show.
 #[test]
+fn telephone_numbers_match_with_spaces_and_hyphens_ignored() {
+    // telephoneNumberMatch (RFC 4517 §4.2.29, RFC 4518 §2.6.1): alice's "+1 555 0100" is the
+    // same number however a client spaces or hyphenates it, for equality and substrings.
+    let d = Directory::start("on");
+    d.provision();
+    let found = |filter: &str| {
+        let (out, code) = d.search(BASE, filter, &["1.1"]);
+        assert_eq!(code, 0, "{filter}: {out}");
+        out.lines()
+            .filter_map(|l| l.strip_prefix("dn: uid="))
+            .map(|l| l.split(',').next().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let alice = vec!["alice@contoso.com".to_string()];
+    for filter in [
+        "(telephoneNumber=+1 555 0100)",
+        "(telephoneNumber=+15550100)",
+        "(telephoneNumber=+1-555-0100)",
+        "(telephoneNumber= +1 5550 100 )",
+        "(telephoneNumber=+1555*)",
+        "(telephoneNumber=*5-0100)",
+        "(telephoneNumber=*550*)",
+        "(telephoneNumber:2.5.13.20:=+15550100)",
+    ] {
+        assert_eq!(found(filter), alice, "{filter}");
+    }
+    for filter in [
+        "(telephoneNumber=+15550101)",
+        "(telephoneNumber=+1 555 01)",
+        "(telephoneNumber=*0101)",
+    ] {
+        assert_eq!(found(filter), Vec::<String>::new(), "{filter}");
+    }
+    // Telephone numbers have no ordering: Undefined, and so is its negation.
+    assert_eq!(found("(telephoneNumber>=+1)"), Vec::<String>::new());
+    assert!(!found("(!(telephoneNumber=+15550100))").contains(&alice[0]));
+    // A compare of the attribute matches the same way.
+    let mut cmd = tool("ldapcompare");
+    cmd.args(["-x", "-H", &d.url, "-D", BIND, "-w", &d.password]);
+    cmd.args([
+        &format!("uid=alice@contoso.com,ou=people,{BASE}"),
+        "telephoneNumber:+1-555-0100",
+    ]);
+    let (out, code) = run(cmd);
+    assert_eq!(code, 6, "compareTrue expected: {out}");
+}
+
+#[test]
 fn filters_compare_numbers_times_and_dns_by_their_syntax() {
     const CONTOSO: &str = "urn:ietf:params:scim:schemas:extension:Contoso:2.0:User";
     let d = Directory::start("on");
