@@ -33,19 +33,9 @@ while [ $# -gt 0 ]; do
 done
 if ! dpkg -s slapd ldap-utils >/dev/null 2>&1; then
     echo "== installing slapd and ldap-utils (Debian packages), not configured, not started"
-    had_policy=0
-    [ -e /usr/sbin/policy-rc.d ] && had_policy=1
-    if [ "$had_policy" -eq 0 ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-    fi
     echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slapd ldap-utils >/dev/null || {
-        [ "$had_policy" -eq 0 ] && rm -f /usr/sbin/policy-rc.d
-        exit 1
-    }
-    [ "$had_policy" -eq 0 ] && rm -f /usr/sbin/policy-rc.d
+    . scripts/apt-not-started.sh
+    apt_install_not_started slapd ldap-utils
 fi
 cargo build --release --locked --bin scimd --example seed --example ldap_load
 bin=target/release

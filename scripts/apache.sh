@@ -14,19 +14,8 @@ cd "$(dirname "$0")/.."
 
 if ! dpkg -s apache2 >/dev/null 2>&1; then
     echo "== installing apache2 (Debian package), not started"
-    # policy-rc.d keeps the package from starting its server on port 80.
-    had_policy=0
-    [ -e /usr/sbin/policy-rc.d ] && had_policy=1
-    if [ "$had_policy" -eq 0 ]; then
-        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-    fi
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2 >/dev/null || {
-        [ "$had_policy" -eq 0 ] && rm -f /usr/sbin/policy-rc.d
-        exit 1
-    }
-    [ "$had_policy" -eq 0 ] && rm -f /usr/sbin/policy-rc.d
+    . scripts/apt-not-started.sh
+    apt_install_not_started apache2
 fi
 
 work=$(mktemp -d)

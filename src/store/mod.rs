@@ -491,35 +491,26 @@ fn configure(c: &mut Connection, busy_timeout: Duration, mapped: bool) -> rusqli
     // that met an evicted one parsed and planned its SQL again.
     c.set_prepared_statement_cache_capacity(128);
     // The same case folding as Rust's (full Unicode, unlike SQLite's ASCII-only lower()), so
-    // SQL comparisons agree with the name_key and value_index columns written from Rust.
-    c.create_scalar_function(
-        "scim_fold",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            Ok(match ctx.get_raw(0) {
-                rusqlite::types::ValueRef::Text(t) => {
-                    Some(crate::scim::fold(&String::from_utf8_lossy(t)))
-                }
-                _ => None,
-            })
-        },
-    )?;
-    // Telephone numbers as the LDAP directory's telephoneNumberMatch compares them.
-    c.create_scalar_function(
-        "scim_phone",
-        1,
-        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
-        |ctx| {
-            Ok(match ctx.get_raw(0) {
-                rusqlite::types::ValueRef::Text(t) => {
-                    Some(crate::scim::filter::phone_fold(&String::from_utf8_lossy(t)))
-                }
-                _ => None,
-            })
-        },
-    )?;
+    // SQL comparisons agree with the name_key and value_index columns written from Rust; and
+    // telephone numbers as the LDAP directory's telephoneNumberMatch compares them.
+    text_function(c, "scim_fold", crate::scim::fold)?;
+    text_function(c, "scim_phone", crate::scim::filter::phone_fold)?;
     Ok(())
+}
+
+/// Registers `name(text)` as SQL: `f` of a text value, NULL for anything else.
+fn text_function(c: &Connection, name: &str, f: fn(&str) -> String) -> rusqlite::Result<()> {
+    c.create_scalar_function(
+        name,
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        move |ctx| {
+            Ok(match ctx.get_raw(0) {
+                rusqlite::types::ValueRef::Text(t) => Some(f(&String::from_utf8_lossy(t))),
+                _ => None,
+            })
+        },
+    )
 }
 
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
