@@ -20,17 +20,8 @@
 # users takes about half a minute); without it a temporary directory is used and removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-users=1000000 duration=10 rounds=3 conns=64 data=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --users) users=$2; shift 2 ;;
-        --duration) duration=$2; shift 2 ;;
-        --rounds) rounds=$2; shift 2 ;;
-        --connections) conns=$2; shift 2 ;;
-        --data) data=$2; shift 2 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
-    esac
-done
+. bench/ldap-data.sh
+ldap_bench_options 1000000 "$@"
 command -v wrk >/dev/null || { echo "wrk is missing (bench/run.sh installs it)" >&2; exit 1; }
 cargo build --release --locked --bin scimd --example seed --example ldap_load
 bin=target/release
@@ -40,17 +31,7 @@ mkdir -p "$work"
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
-if [ ! -f "$work/s.db" ] || [ "$(cat "$work/users" 2>/dev/null)" != "$users" ]; then
-    echo "== seeding $users users into $work"
-    rm -f "$work"/s.db*
-    "$bin/examples/seed" --db "$work/s.db" --out "$work" --users "$users" --big-group 1000 >/dev/null
-    "$bin/scimd" --database "$work/s.db" ldap account add bench --provider bench |
-        awk 'length($0) == 64' >"$work/ldap_secret"
-    echo "$users" >"$work/users"
-else
-    echo "== reusing the $users users in $work"
-fi
-secret=$(cat "$work/ldap_secret")
+ldap_bench_seed
 "$bin/scimd" --database "$work/s.db" ldap posix --provider bench --on >/dev/null
 # The file in the page cache, as on a server that has been running: the first scenario would
 # otherwise pay for reading it from disk.

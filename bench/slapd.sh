@@ -20,17 +20,8 @@
 # --data keeps the seeded database and slapd's database in DIR for the next run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-users=10000 duration=10 rounds=3 conns=64 data=""
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --users) users=$2; shift 2 ;;
-        --duration) duration=$2; shift 2 ;;
-        --rounds) rounds=$2; shift 2 ;;
-        --connections) conns=$2; shift 2 ;;
-        --data) data=$2; shift 2 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
-    esac
-done
+. bench/ldap-data.sh
+ldap_bench_options 10000 "$@"
 if ! dpkg -s slapd ldap-utils >/dev/null 2>&1; then
     echo "== installing slapd and ldap-utils (Debian packages), not configured, not started"
     echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
@@ -52,17 +43,9 @@ trap cleanup EXIT
 base=dc=bench,dc=scimd
 service="cn=bench,ou=services,$base"
 
-fresh=0
-if [ ! -f "$work/s.db" ] || [ "$(cat "$work/users" 2>/dev/null)" != "$users" ]; then
-    echo "== seeding $users users into $work"
-    rm -rf "$work"/s.db* "$work/slapd-db" "$work/entries.ldif"
-    "$bin/examples/seed" --db "$work/s.db" --out "$work" --users "$users" --big-group 1000 >/dev/null
-    "$bin/scimd" --database "$work/s.db" ldap account add bench --provider bench |
-        awk 'length($0) == 64' >"$work/ldap_secret"
-    echo "$users" >"$work/users"
-    fresh=1
-fi
-secret=$(cat "$work/ldap_secret")
+ldap_bench_seed
+# A directory seeded now gets a slapd database of its own afresh.
+if [ "$seeded" -eq 1 ]; then rm -rf "$work/slapd-db" "$work/entries.ldif"; fi
 # The entries as LDAP clients see them without POSIX identities (slapd's nis schema makes
 # posixGroup structural, which groupOfNames already is).
 "$bin/scimd" --database "$work/s.db" ldap posix --provider bench --off >/dev/null
@@ -76,7 +59,7 @@ for _ in $(seq 1 100); do
 done
 scimd_addr=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$tmp/scimd.log" | head -n 1)
 
-if [ "$fresh" -eq 1 ] || [ ! -f "$work/slapd-db/data.mdb" ]; then
+if [ ! -f "$work/slapd-db/data.mdb" ]; then
     echo "== reading every entry scimd serves, and loading them into slapd"
     ldapsearch -LLL -x -H "ldap://$scimd_addr" -D "$service" -w "$secret" -b "$base" \
         -E pr=1000/noprompt -o ldif-wrap=no '(|(objectClass=inetOrgPerson)(objectClass=groupOfNames))' '*' \
