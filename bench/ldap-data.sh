@@ -34,3 +34,19 @@ ldap_bench_seed() {
     fi
     secret=$(cat "$work/ldap_secret")
 }
+
+# ldap_bench_serve: scimd serving $work/s.db (its file read into the page cache first, as on a
+# server that has been running) with the LDAP directory on and passwords in clear text allowed
+# from loopback; logs to $tmp/scimd.log. Sets scimd_pid, ldap_addr and http_addr (HOST:PORT).
+ldap_bench_serve() {
+    cat "$work/s.db" >/dev/null
+    SCIMD_LDAP_LISTEN=127.0.0.1:0 SCIMD_LDAP_PLAINTEXT_LOOPBACK=on SCIMD_ADMIN_LISTEN= \
+        "$bin/scimd" --database "$work/s.db" serve --listen 127.0.0.1:0 >"$tmp/scimd.log" 2>&1 &
+    scimd_pid=$!
+    for _ in $(seq 1 100); do
+        grep -q "LDAP directory on" "$tmp/scimd.log" && grep -q "listening on" "$tmp/scimd.log" && break
+        sleep 0.1
+    done
+    ldap_addr=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$tmp/scimd.log" | head -n 1)
+    http_addr=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$tmp/scimd.log" | head -n 1)
+}

@@ -28,23 +28,13 @@ bin=target/release
 tmp=$(mktemp -d)
 work=${data:-$tmp}
 mkdir -p "$work"
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"; }
+scimd_pid=""
+cleanup() { [ -n "$scimd_pid" ] && kill "$scimd_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 ldap_bench_seed
 "$bin/scimd" --database "$work/s.db" ldap posix --provider bench --on >/dev/null
-# The file in the page cache, as on a server that has been running: the first scenario would
-# otherwise pay for reading it from disk.
-cat "$work/s.db" >/dev/null
-SCIMD_LDAP_LISTEN=127.0.0.1:0 SCIMD_LDAP_PLAINTEXT_LOOPBACK=on SCIMD_ADMIN_LISTEN= \
-    "$bin/scimd" --database "$work/s.db" serve --listen 127.0.0.1:0 >"$tmp/log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-    grep -q "LDAP directory on" "$tmp/log" && grep -q "listening on" "$tmp/log" && break
-    sleep 0.1
-done
-http=$(sed -n 's/.*listening on http:\/\/\([0-9.:]*\).*/\1/p' "$tmp/log" | head -n 1)
-ldap=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$tmp/log" | head -n 1)
+ldap_bench_serve
+http=$http_addr ldap=$ldap_addr
 scim() { # scenario seconds -> "req/s p50 p99"
     BENCH_SCENARIO=$1 BENCH_DIR=$work BENCH_BASE=/scim/v2/bench BENCH_USERS=$users \
         wrk -t2 -c"$conns" -d"${2}s" --latency -s bench/load.lua "http://$http" |
@@ -97,4 +87,4 @@ for s in $scenarios; do
         "$(share "$rps" "$get_rps")" "$([ -n "$eq" ] && share "$rps" "$eq" || echo -)"
 done
 echo "($users users, $conns connections, median of $rounds rounds of ${duration} s;" \
-    "scimd RSS $(awk '$1 == "VmRSS:" { print $2 }' "/proc/$pid/status") KiB)"
+    "scimd RSS $(awk '$1 == "VmRSS:" { print $2 }' "/proc/$scimd_pid/status") KiB)"

@@ -49,15 +49,8 @@ if [ "$seeded" -eq 1 ]; then rm -rf "$work/slapd-db" "$work/entries.ldif"; fi
 # The entries as LDAP clients see them without POSIX identities (slapd's nis schema makes
 # posixGroup structural, which groupOfNames already is).
 "$bin/scimd" --database "$work/s.db" ldap posix --provider bench --off >/dev/null
-cat "$work/s.db" >/dev/null
-SCIMD_LDAP_LISTEN=127.0.0.1:0 SCIMD_LDAP_PLAINTEXT_LOOPBACK=on SCIMD_ADMIN_LISTEN= \
-    "$bin/scimd" --database "$work/s.db" serve --listen 127.0.0.1:0 >"$tmp/scimd.log" 2>&1 &
-scimd_pid=$!
-for _ in $(seq 1 100); do
-    grep -q "LDAP directory on" "$tmp/scimd.log" && break
-    sleep 0.1
-done
-scimd_addr=$(sed -n 's/.*LDAP directory on ldap:\/\/\([0-9.:]*\).*/\1/p' "$tmp/scimd.log" | head -n 1)
+ldap_bench_serve
+scimd_addr=$ldap_addr
 
 if [ ! -f "$work/slapd-db/data.mdb" ]; then
     echo "== reading every entry scimd serves, and loading them into slapd"
