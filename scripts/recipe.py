@@ -34,22 +34,30 @@ def block(page, name):
     return "".join(lines)
 
 
-def main():
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    page, name = sys.argv[1], sys.argv[2]
+def fill(page, name, pairs, every=True):
+    """The block with each (placeholder, value) of `pairs` put in. With `every`, a placeholder
+    the block does not hold is an error; a `<words in brackets>` left always is."""
     text = block(page, name)
-    for pair in sys.argv[3:]:
-        placeholder, sep, value = pair.partition("=")
-        if not sep:
-            sys.exit(f"recipe.py: {pair!r} is not PLACEHOLDER=VALUE")
-        if placeholder not in text:
+    for placeholder, value in pairs:
+        if every and placeholder not in text:
             sys.exit(f"recipe.py: the block {name} of {page} does not hold {placeholder!r}")
         text = text.replace(placeholder, value)
     left = re.findall(r"<[a-z][\w']* [^<>\n]*>", text)
     if left:
         sys.exit(f"recipe.py: the block {name} of {page} still holds {left}")
-    sys.stdout.write(text)
+    return text
+
+
+def main():
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    pairs = []
+    for pair in sys.argv[3:]:
+        placeholder, sep, value = pair.partition("=")
+        if not sep:
+            sys.exit(f"recipe.py: {pair!r} is not PLACEHOLDER=VALUE")
+        pairs.append((placeholder, value))
+    sys.stdout.write(fill(sys.argv[1], sys.argv[2], pairs))
 
 
 if __name__ == "__main__":

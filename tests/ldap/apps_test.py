@@ -59,13 +59,12 @@ class Site:
         self.secrets = secrets
 
     def page(self, name, block, account):
-        text = recipe.block(os.path.join(PAGES, name), block)
-        for placeholder, value in [("scimd.example.com", "127.0.0.1"), ("3389", str(self.ldap_port)),
-                                   ("6636", str(self.ldaps_port)), ("/etc/ssl/certs/scimd.pem", self.ca),
-                                   ("<the account's secret>", self.secrets[account])]:
-            text = text.replace(placeholder, value)
-        check(not re.search(r"<[a-z][\w']* [^<>\n]*>", text), f"{name} {block}: a placeholder is left")
-        return text
+        """The page's block with this site in place of the page's host, ports, CA and secret
+        (a page names only those it needs)."""
+        return recipe.fill(os.path.join(PAGES, name), block,
+                           [("scimd.example.com", "127.0.0.1"), ("3389", str(self.ldap_port)),
+                            ("6636", str(self.ldaps_port)), ("/etc/ssl/certs/scimd.pem", self.ca),
+                            ("<the account's secret>", self.secrets[account])], every=False)
 
     def connect(self, host, port, tls, start_tls):
         """A connection as an application opens it: plain, LDAPS, or plain then StartTLS."""
