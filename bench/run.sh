@@ -228,33 +228,57 @@ if [ "$feeds" -eq 1 ]; then
     feeds_off() {
         for i in 1 2; do "$scimd_bin" --database "$work/scimd.db" feed remove "bench$i" >/dev/null; done
     }
+    cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; } # scimd's user + system time
+    # scimd's CPU time per request (µs) over a run whose result line is $1, begun at $2 ticks.
+    cpu_per_request() {
+        awk -v r="$(cut -d' ' -f1 <<<"$1")" -v t=$(($(cpu_ticks) - $2)) -v hz="$(getconf CLK_TCK)" -v d="$duration" \
+            'BEGIN { printf "%.0f", (r > 0 ? t / hz * 1e6 / (r * d) : 0) }'
+    }
+    # A run without the feeds; its scimd CPU per request goes to off_cpu.
+    run_off() {
+        local t0; t0=$(cpu_ticks)
+        off+=("$(one_run "$s" "$scheme://$saddr" small_group)")
+        off_cpu+=("$(cpu_per_request "${off[-1]}" "$t0")")
+    }
+    # A run with the two feeds: added before, their lag sampled during, and after it how long
+    # they take to deliver everything; then removed.
+    run_on() {
+        local t0 e secs start waited
+        feeds_on
+        ( while :; do feed_lag; sleep 0.25; done >"$work/lag" ) &
+        sampler=$!
+        t0=$(cpu_ticks)
+        on+=("$(one_run "$s" "$scheme://$saddr" small_group)")
+        kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+        read -r e secs < <(sort -k1,1n "$work/lag" | tail -n 1)
+        read -r _ secs < <(sort -k2,2n "$work/lag" | tail -n 1)
+        e=${e:-0} secs=${secs:-0}
+        max_lag_events=$(( e > max_lag_events ? e : max_lag_events ))
+        max_lag_seconds=$(awk -v a="$secs" -v b="$max_lag_seconds" 'BEGIN { print (a > b ? a : b) }')
+        start=$(date +%s%N)
+        for _ in $(seq 1 600); do
+            [ "$(feed_lag | cut -d' ' -f1)" = "0" ] && break
+            sleep 0.1
+        done
+        waited=$(( ($(date +%s%N) - start) / 1000000 ))
+        catch_up_ms=$(( waited > catch_up_ms ? waited : catch_up_ms ))
+        # The CPU of the deliveries after the load stopped counts too.
+        on_cpu+=("$(cpu_per_request "${on[-1]}" "$t0")")
+        feeds_off
+    }
     max_lag_events=0 max_lag_seconds=0 catch_up_ms=0
+    declare -A CPU
     for s in create_user patch_user; do
-        off=() on=()
+        off=() on=() off_cpu=() on_cpu=()
         warm "$s" "$scheme://$saddr" small_group
-        for _ in $(seq 1 "$runs"); do
-            off+=("$(one_run "$s" "$scheme://$saddr" small_group)")
-            feeds_on
-            ( while :; do feed_lag; sleep 0.25; done >"$work/lag" ) &
-            sampler=$!
-            on+=("$(one_run "$s" "$scheme://$saddr" small_group)")
-            kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
-            read -r e secs < <(sort -k1,1n "$work/lag" | tail -n 1)
-            read -r _ secs < <(sort -k2,2n "$work/lag" | tail -n 1)
-            e=${e:-0} secs=${secs:-0}
-            max_lag_events=$(( e > max_lag_events ? e : max_lag_events ))
-            max_lag_seconds=$(awk -v a="$secs" -v b="$max_lag_seconds" 'BEGIN { print (a > b ? a : b) }')
-            start=$(date +%s%N)
-            for _ in $(seq 1 600); do
-                [ "$(feed_lag | cut -d' ' -f1)" = "0" ] && break
-                sleep 0.1
-            done
-            waited=$(( ($(date +%s%N) - start) / 1000000 ))
-            catch_up_ms=$(( waited > catch_up_ms ? waited : catch_up_ms ))
-            feeds_off
+        # Creates grow the database run by run: the order alternates (off, on; on, off; ...)
+        # so neither side always runs on the larger one.
+        for k in $(seq 1 "$runs"); do
+            if [ $((k % 2)) -eq 1 ]; then run_off; run_on; else run_on; run_off; fi
         done
         R[${s}_nofeeds]=$(median "${off[@]}")
         R[${s}_feeds]=$(median "${on[@]}")
+        CPU[$s]="$(median "${off_cpu[@]}") $(median "${on_cpu[@]}")"
     done
 fi
 stop_scimd
@@ -356,7 +380,8 @@ if [ "$feeds" -eq 1 ]; then
     done
     echo "(runs with and without the feeds alternate; while creates ran with them, the feeds were"
     echo " at most ${max_lag_events} events and ${max_lag_seconds} s behind, and all delivered"
-    echo " ${catch_up_ms} ms after the load stopped, at most)"
+    echo " ${catch_up_ms} ms after the load stopped, at most; scimd's CPU time per request, median,"
+    echo " without and with the feeds: create_user $(cut -d' ' -f1 <<<"${CPU[create_user]}") and $(cut -d' ' -f2 <<<"${CPU[create_user]}") µs, patch_user $(cut -d' ' -f1 <<<"${CPU[patch_user]}") and $(cut -d' ' -f2 <<<"${CPU[patch_user]}") µs)"
 fi
 get_rps=$(field get_user 1)
 row auth_fail_secret ${R[auth_fail_secret]} "$get_rps"
