@@ -125,7 +125,9 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
             tokio::time::sleep(POLL).await;
             continue;
         };
-        let wanted: Vec<&Event> = events.iter().filter(|e| feed.ops.contains(&e.op)).collect();
+        let wanted: Vec<&Event> = events.iter().filter(|e| feed.wants(e)).collect();
+        let wanted_seqs: Vec<i64> = wanted.iter().map(|e| e.seq).collect();
+        let read_all = events.len() as i64 >= BATCH;
         // How far the receiver took the events, and why it stopped short.
         let (upto, refused) = if wanted.is_empty() {
             (last, None)
@@ -159,12 +161,13 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
                 allow_http: state.config.feed_allow_http,
             };
             let (f, st) = (feed.clone(), state.clone());
-            let all: Vec<Event> = events.clone();
-            let picked: Vec<(Event, Option<Value>)> =
-                wanted.iter().map(|e| (*e).clone()).zip(resources).collect();
-            tokio::task::spawn_blocking(move || match f.format.as_str() {
-                "set" => push_sets(&st, &client, &target, &f, &all, &picked),
-                _ => push_webhook(&client, &target, &f, &picked, last),
+            // The events move to the delivery thread (a batch is up to a thousand: no copy).
+            tokio::task::spawn_blocking(move || {
+                let picked = picked(&f, &events, &resources);
+                match f.format.as_str() {
+                    "set" => push_sets(&st, &client, &target, &f, &events, &picked),
+                    _ => push_webhook(&client, &target, &f, &picked, last),
+                }
             })
             .await
             .unwrap_or_else(|e| {
@@ -197,7 +200,7 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
                 tracing::warn!(error = %e, feed = %feed.name, "recording a delivery failed");
                 tokio::time::sleep(POLL).await;
             }
-            let sent = wanted.iter().filter(|e| e.seq <= upto).count();
+            let sent = wanted_seqs.iter().filter(|&&seq| seq <= upto).count();
             metrics::counter!("scimd_feed_events_delivered_total", "feed" => feed.name.clone())
                 .increment(sent as u64);
             metrics::gauge!("scimd_feed_failing", "feed" => feed.name.clone()).set(0.0);
@@ -205,7 +208,7 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
         match refused {
             None => {
                 failures = 0;
-                if (events.len() as i64) < BATCH {
+                if !read_all {
                     sleep_unless_stopped(LINGER, &stop).await;
                 }
             }
@@ -221,6 +224,20 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
     }
 }
 
+/// The events of `events` the feed sends, each with its resource from `resources` (one per
+/// such event, in order).
+fn picked<'a>(
+    feed: &Feed,
+    events: &'a [Event],
+    resources: &'a [Option<Value>],
+) -> Vec<(&'a Event, Option<&'a Value>)> {
+    events
+        .iter()
+        .filter(|e| feed.wants(e))
+        .zip(resources.iter().map(Option::as_ref))
+        .collect()
+}
+
 /// Where a feed posts, and whether plain HTTP may go beyond loopback.
 struct Target {
     url: String,
@@ -233,13 +250,10 @@ fn push_webhook(
     agent: &ureq::Agent,
     target: &Target,
     feed: &Feed,
-    events: &[(Event, Option<Value>)],
+    events: &[(&Event, Option<&Value>)],
     last: i64,
 ) -> (i64, Option<Refused>) {
-    let items: Vec<WireEvent<'_>> = events
-        .iter()
-        .map(|(e, r)| WireEvent::of(e, r.as_ref()))
-        .collect();
+    let items: Vec<WireEvent<'_>> = events.iter().map(|&(e, r)| WireEvent::of(e, r)).collect();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let body = webhook::body(&feed.provider, &now, &items);
     let msg = webhook::message_id(feed.id, events[0].0.seq, last);
@@ -257,7 +271,7 @@ fn push_sets(
     target: &Target,
     feed: &Feed,
     all: &[Event],
-    picked: &[(Event, Option<Value>)],
+    picked: &[(&Event, Option<&Value>)],
 ) -> (i64, Option<Refused>) {
     let refused = |error: String| Refused {
         error,
@@ -275,7 +289,7 @@ fn push_sets(
             upto = e.seq;
             continue;
         };
-        let token = match sign_event(&key, feed, &iss, e, data.clone()) {
+        let token = match sign_event(&key, feed, &iss, e, data.cloned()) {
             Ok(t) => t,
             Err(err) => return (upto, Some(refused(err))),
         };

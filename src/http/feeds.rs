@@ -119,7 +119,7 @@ async fn next_events(
             if wanted.len() == max {
                 break 'scan true;
             }
-            if feed.ops.contains(&e.op) {
+            if feed.wants(&e) {
                 wanted.push(e);
             } else if wanted.is_empty() {
                 passed = Some(e.seq);

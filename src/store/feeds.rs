@@ -21,23 +21,23 @@ pub(crate) struct NewEvent<'a> {
 }
 
 /// Writes the event of a change, in its transaction, when the provider has a feed (its
-/// counter row exists): one UPDATE otherwise, which finds no row.
+/// counter row exists): one UPDATE otherwise, which finds no row. The event takes its number
+/// from the counter the UPDATE moved on (two plain statements: an UPDATE … RETURNING costs the
+/// writer more, since SQLite gathers the returned rows before the first is read).
 pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64) -> Result<()> {
-    let seq: Option<i64> = c
-        .prepare_cached(
-            "UPDATE feed_counters SET last = last + 1 WHERE provider_id = ?1 RETURNING last",
-        )?
-        .query_row([provider_id], |r| r.get(0))
-        .optional()?;
-    let Some(seq) = seq else { return Ok(()) };
+    let counted = c
+        .prepare_cached("UPDATE feed_counters SET last = last + 1 WHERE provider_id = ?1")?
+        .execute([provider_id])?;
+    if counted == 0 {
+        return Ok(());
+    }
     c.prepare_cached(
         "INSERT INTO feed_events (provider_id, seq, at, kind, resource_id, external_id, op,
                                   changed, version, method)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+         SELECT ?1, last, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM feed_counters WHERE provider_id = ?1",
     )?
     .execute(params![
         provider_id,
-        seq,
         at,
         e.kind.name(),
         e.id,
@@ -141,6 +141,18 @@ pub(crate) struct Feed {
     /// The activity log has a record that it is failing.
     pub(crate) failing_noted: bool,
     pub(crate) last_error: Option<String>,
+}
+
+impl Feed {
+    /// Whether the feed sends events of the operation `op` (its name).
+    pub(crate) fn sends(&self, op: &str) -> bool {
+        self.ops.iter().any(|o| o == op)
+    }
+
+    /// Whether the feed sends the event `e`.
+    pub(crate) fn wants(&self, e: &Event) -> bool {
+        self.sends(&e.op)
+    }
 }
 
 const FEED_COLUMNS: &str = "f.id, f.name, f.provider_id, p.name, f.url, f.format, f.ops, f.full,
@@ -371,7 +383,7 @@ pub(crate) fn acknowledge(c: &Connection, f: &Feed, handled: &[i64], at: i64) ->
     while let Some(r) = rows.next()? {
         let (seq, op): (i64, String) = (r.get(0)?, r.get(1)?);
         // Numbers have no gaps (only pruning removes events, the oldest first).
-        if f.ops.contains(&op) && !handled.contains(&seq) {
+        if f.sends(&op) && !handled.contains(&seq) {
             break;
         }
         position = seq;
