@@ -24,8 +24,8 @@
 #          --connections C (default 64), --big-group N (default 100000),
 #          --warmup S (unmeasured load before each scenario, default 2).
 # Prints req/s, p50 and p99 latency, errors (non-2xx answers, failed and timed-out requests),
-# and each scimd figure as a ratio of the ceiling measured minutes earlier in the same run,
-# since these machines are shared and noisy.
+# and each scimd figure as a ratio of the ceiling measured in the same run (point reads and the
+# first page in runs alternating with the ceiling's), since these machines are shared and noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -124,20 +124,31 @@ load() {
     median "${results[@]}"
 }
 
-# group_add_member on the small and the big group, their runs alternating so that both see
-# the same state of the machine and the database (the target compares the two); sets
-# ${1}[group_add_member_100] and ${1}[group_add_member_big].
-load_groups() {
+# Two scenarios measured in alternating runs (A then B, B then A, ...) so that both see the
+# same state of the machine and of the database; sets ${1}[KEY_A] and ${1}[KEY_B].
+#   load_pair INTO KEY_A SCENARIO_A URL_A GROUP_A KEY_B SCENARIO_B URL_B GROUP_B
+load_pair() {
     local -n into=$1
-    local url=$2 small=() bigs=()
-    warm group_add_member "$url" small_group
-    warm group_add_member "$url" big_group
-    for _ in $(seq 1 "$runs"); do
-        small+=("$(one_run group_add_member "$url" small_group)")
-        bigs+=("$(one_run group_add_member "$url" big_group)")
+    local a=() b=() k
+    warm "$3" "$4" "$5"
+    warm "$7" "$8" "$9"
+    for k in $(seq 1 "$runs"); do
+        if [ $((k % 2)) -eq 1 ]; then
+            a+=("$(one_run "$3" "$4" "$5")")
+            b+=("$(one_run "$7" "$8" "$9")")
+        else
+            b+=("$(one_run "$7" "$8" "$9")")
+            a+=("$(one_run "$3" "$4" "$5")")
+        fi
     done
-    into[group_add_member_100]=$(median "${small[@]}")
-    into[group_add_member_big]=$(median "${bigs[@]}")
+    into[$2]=$(median "${a[@]}")
+    into[$6]=$(median "${b[@]}")
+}
+
+# group_add_member on the small and the big group, alternating (the target compares the two).
+load_groups() {
+    load_pair "$1" group_add_member_100 group_add_member "$2" small_group \
+        group_add_member_big group_add_member "$2" big_group
 }
 
 declare -A R
@@ -146,15 +157,6 @@ row() { # name reqs p50 p99 bad ceiling
     [ -n "${6:-}" ] && [ "${6:-0}" != "0" ] && ratio=$(awk -v a="$2" -v b="$6" 'BEGIN { printf "%.0f%%", 100 * a / b }')
     printf '%-30s %10s %9s %9s %8s %12s\n' "$1" "$2" "$3" "$4" "$5" "$ratio"
 }
-
-echo "== ceiling: seeding $users documents"
-"$bin/examples/ceiling" --db "$work/ceiling.db" --listen 127.0.0.1:0 --seed "$users" >"$work/ceiling.log" 2>&1 &
-pids+=($!)
-caddr=$(addr_of "$work/ceiling.log" "${pids[-1]}")
-for s in ceiling_get ceiling_page ceiling_insert ceiling_update; do
-    R[$s]=$(load "$s" "http://$caddr")
-done
-kill "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 
 echo "== scimd: seeding $users users, 50 groups of 100, a $big-member group"
 "${BENCH_SEED:-$bin/examples/seed}" --db "$work/scimd.db" --out "$work" --users "$users" --big-group "$big" >/dev/null
@@ -191,7 +193,22 @@ stop_scimd() { kill "$pid"; wait "$pid" 2>/dev/null || true; }
 start_scimd
 first_startup_ms=$startup_ms
 idle_rss=$(rss_kb "$pid" VmRSS)
-for s in get_user filter_username filter_external_id list_page page_middle patch_user create_user; do
+
+# The ceiling runs beside scimd (each idle while the other is measured): its reads alternate
+# with scimd's, since a ceiling measured minutes earlier may have seen a quieter machine; then
+# its writes, on its own.
+echo "== ceiling: seeding $users documents"
+"$bin/examples/ceiling" --db "$work/ceiling.db" --listen 127.0.0.1:0 --seed "$users" >"$work/ceiling.log" 2>&1 &
+ceiling_pid=$!; pids+=($ceiling_pid)
+caddr=$(addr_of "$work/ceiling.log" "$ceiling_pid")
+load_pair R ceiling_get ceiling_get "http://$caddr" small_group get_user get_user "$scheme://$saddr" small_group
+load_pair R ceiling_page ceiling_page "http://$caddr" small_group list_page list_page "$scheme://$saddr" small_group
+for s in ceiling_insert ceiling_update; do
+    R[$s]=$(load "$s" "http://$caddr")
+done
+kill "$ceiling_pid"; wait "$ceiling_pid" 2>/dev/null || true
+
+for s in filter_username filter_external_id page_middle patch_user create_user; do
     R[$s]=$(load "$s" "$scheme://$saddr")
 done
 load_groups R "$scheme://$saddr"
