@@ -70,8 +70,12 @@ const INDEX_BYTES: usize = 256 * 1024;
 /// waits for the writer to be quiet, so it never slows provisioning)...
 const INDEX_QUIET: Duration = Duration::from_millis(100);
 /// ...or once no step has run for this long, so the index moves on under a load that never
-/// pauses.
-const INDEX_STARVED: Duration = Duration::from_secs(10);
+/// pauses; such a step is smaller, since requests' writes are waiting behind it: a full one
+/// held the writer for over 100 ms once the index was large (SQLite's FTS5 merges its
+/// segments as it writes), which showed as the p99 of creates and PATCHes.
+const INDEX_STARVED: Duration = Duration::from_secs(2);
+const STARVED_BATCH: i64 = 100;
+const STARVED_BYTES: usize = 32 * 1024;
 
 /// Keeps the console's search index (`text_index`) up with the resources: whenever the writer
 /// is quiet, the resources and changes since its last step, a step at a time, each its own
@@ -87,12 +91,18 @@ pub(crate) async fn text_index_loop(store: Store, mut stop: watch::Receiver<bool
             _ = tick.tick() => {}
         }
         while !*stop.borrow() {
-            if store.quiet_for() < INDEX_QUIET && last_step.elapsed() < INDEX_STARVED {
+            let quiet = store.quiet_for() >= INDEX_QUIET;
+            if !quiet && last_step.elapsed() < INDEX_STARVED {
                 break;
             }
             last_step = std::time::Instant::now();
+            let (batch, bytes) = if quiet {
+                (INDEX_BATCH, INDEX_BYTES)
+            } else {
+                (STARVED_BATCH, STARVED_BYTES)
+            };
             match store
-                .write_in_background(|c| text_index::step(c, INDEX_BATCH, INDEX_BYTES))
+                .write_in_background(move |c| text_index::step(c, batch, bytes))
                 .await
             {
                 // A backlog is worked through at half the writer's time at most: as long a
