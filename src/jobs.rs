@@ -73,9 +73,9 @@ const INDEX_QUIET: Duration = Duration::from_millis(100);
 /// pauses; such a step is smaller, since requests' writes are waiting behind it: a full one
 /// held the writer for over 100 ms once the index was large (SQLite's FTS5 merges its
 /// segments as it writes), which showed as the p99 of creates and PATCHes.
-const INDEX_STARVED: Duration = Duration::from_secs(2);
-const STARVED_BATCH: i64 = 100;
-const STARVED_BYTES: usize = 32 * 1024;
+const INDEX_STARVED: Duration = Duration::from_secs(1);
+const STARVED_BATCH: i64 = 25;
+const STARVED_BYTES: usize = 8 * 1024;
 
 /// Keeps the console's search index (`text_index`) up with the resources: whenever the writer
 /// is quiet, the resources and changes since its last step, a step at a time, each its own

@@ -199,8 +199,11 @@ struct Health {
     epoch: Instant,
     /// Milliseconds since `epoch` (plus one) when the batch now running started; 0 when idle.
     busy_since: AtomicU64,
-    /// Milliseconds since `epoch` when a write other than a background one was last asked for.
+    /// Milliseconds since `epoch` when a write other than a background one was last asked for
+    /// or last answered.
     last_asked: AtomicU64,
+    /// Writes other than background ones asked for and not yet answered.
+    in_flight: AtomicU64,
     alive: AtomicBool,
     /// Why batches fail to commit (not counting a busy lock) and since when; cleared by the
     /// next commit.
@@ -211,6 +214,24 @@ impl Health {
     fn asked(&self) {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_asked.store(now, Ordering::Release);
+    }
+
+    /// Counts a write asked for until the guard is dropped (answered, or its request gone).
+    fn asking(self: &Arc<Self>) -> Asking {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.asked();
+        Asking(self.clone())
+    }
+}
+
+/// A write asked for and not yet answered: the writer is not quiet while one is (a commit that
+/// stalls on the disk holds every client, so that none asks for more, but it is no lull).
+struct Asking(Arc<Health>);
+
+impl Drop for Asking {
+    fn drop(&mut self) {
+        self.0.asked();
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -352,6 +373,7 @@ impl Writer {
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
             last_asked: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             alive: AtomicBool::new(true),
             failing: std::sync::Mutex::new(None),
         });
@@ -400,7 +422,7 @@ impl Writer {
         E: From<Error> + StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
-        self.health.asked();
+        let _asking = self.health.asking();
         self.write_in_background(f).await
     }
 
@@ -417,8 +439,12 @@ impl Writer {
             .map_err(|_| E::from(Error::Internal("the writer dropped a request".into())))?
     }
 
-    /// How long since a write other than a background one was last asked for.
+    /// How long since a write other than a background one was last asked for or answered;
+    /// zero while one waits for its answer.
     pub(crate) fn quiet_for(&self) -> Duration {
+        if self.health.in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
         let last = self.health.last_asked.load(Ordering::Acquire);
         let now = u64::try_from(self.health.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         Duration::from_millis(now.saturating_sub(last))
@@ -432,7 +458,7 @@ impl Writer {
         E: From<Error> + StorageFailure + Send + 'static,
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
-        self.health.asked();
+        let _asking = self.health.asking();
         self.submit(f)?
             .blocking_recv()
             .map_err(|_| E::from(Error::Internal("the writer dropped a request".into())))?
@@ -867,6 +893,52 @@ mod tests {
         assert_eq!(rows(&open()).len(), 2);
     }
 
+    /// A write that takes long (a commit stalled on the disk) is no lull, though nothing new
+    /// is asked for while it lasts; quiet counts from its answer.
+    #[tokio::test]
+    async fn a_write_waiting_for_its_answer_keeps_the_writer_busy() {
+        let (_dir, path) = temp_db();
+        let open = || open_wal(&path);
+        let conn = open();
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let writer = Writer::start(conn, open(), None).unwrap();
+        let (entered, inside) = std::sync::mpsc::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = std::sync::Mutex::new(held);
+        let slow = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(move |c| -> Result<usize, Error> {
+                        let _ = entered.send(());
+                        let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(10));
+                        Ok(c.execute("INSERT INTO t (x) VALUES (1)", [])?)
+                    })
+                    .await
+            })
+        };
+        // Waited for off the runtime's thread, which runs the write's task meanwhile.
+        tokio::task::spawn_blocking(move || inside.recv_timeout(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(
+            writer.quiet_for(),
+            Duration::ZERO,
+            "a held write looked quiet"
+        );
+        let released = writer.health.epoch.elapsed().as_millis() as u64;
+        release.send(()).unwrap();
+        slow.await.unwrap().unwrap();
+        let last = writer.health.last_asked.load(Ordering::Acquire);
+        assert!(
+            last >= released,
+            "quiet counted from the ask ({last} < {released})"
+        );
+        assert_eq!(writer.health.in_flight.load(Ordering::Acquire), 0);
+    }
+
     #[test]
     fn a_writer_whose_thread_has_ended_is_gone() {
         let (jobs, _queue) = mpsc::channel::<Queued>();
@@ -874,6 +946,7 @@ mod tests {
             epoch: Instant::now(),
             busy_since: AtomicU64::new(0),
             last_asked: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             alive: AtomicBool::new(true),
             failing: std::sync::Mutex::new(None),
         });
