@@ -60,9 +60,10 @@ pub struct CleanupReport {
 const ACTIVITY_BATCH: usize = 5000;
 /// Keys of the search index one purge write looks at.
 const PURGE_KEYS: i64 = 20_000;
-/// Resources or activity records one step of the search index takes on, and the text it
-/// writes at most (large documents): a write of a few milliseconds, so requests' writes never
-/// wait long behind it and its commit adds little to the WAL.
+/// Resources or activity records one step of the search index takes on while the writer is
+/// quiet, and the text it writes at most (large documents): 10–30 ms of work, and a commit of
+/// up to a few hundred milliseconds once the index is large, which a request that arrives
+/// meanwhile waits behind (one step at most: the next waits for quiet again).
 const INDEX_BATCH: i64 = 500;
 const INDEX_BYTES: usize = 256 * 1024;
 
