@@ -221,15 +221,19 @@ slow_commits() {
         /^scimd_writer_commit_seconds_bucket\{le="\+Inf"\}/ { n = $2 }
         END { print n - a, n - b }'
 }
+# The slow commits since `slow_commits` printed $1.
+slow_since() {
+    paste -d' ' <(echo "$1") <(slow_commits) | awk '$1 == "-" { print "- -"; next } { print $3 - $1, $4 - $2 }'
+}
 declare -A SLOW
 for s in filter_username filter_external_id page_middle patch_user create_user; do
     before=$(slow_commits)
     R[$s]=$(load "$s" "$scheme://$saddr")
-    SLOW[$s]=$(paste -d' ' <(echo "$before") <(slow_commits) | awk '$1 == "-" { print "- -"; next } { print $3 - $1, $4 - $2 }')
+    SLOW[$s]=$(slow_since "$before")
 done
 before=$(slow_commits)
 load_groups R "$scheme://$saddr"
-SLOW[group_add_member]=$(paste -d' ' <(echo "$before") <(slow_commits) | awk '$1 == "-" { print "- -"; next } { print $3 - $1, $4 - $2 }')
+SLOW[group_add_member]=$(slow_since "$before")
 loaded_rss=$(rss_kb "$pid" VmRSS)
 loaded_peak=$(rss_kb "$pid" VmHWM)
 
