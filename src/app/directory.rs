@@ -5,8 +5,8 @@
 //! compiled to the same SQL as SCIM searches; entries are built from rows with one statement
 //! per batch for managers, groups and members, whatever the batch size.
 
+use crate::scim::borrowed::Json;
 use crate::scim::posix::Posix;
-use serde_json::Value;
 
 use super::AppState;
 use crate::scim::ResourceKind;
@@ -375,10 +375,11 @@ pub(crate) fn entries(
         ResourceKind::User => Some(store::members::group_seqs_of_many(tx, &seqs)?),
         ResourceKind::Group => None,
     };
+    // Read borrowed: the few attributes an entry shows, without copying the document.
     let docs = rows
         .iter()
-        .map(|row| serde_json::from_str::<Value>(row.doc))
-        .collect::<Result<Vec<Value>, _>>()
+        .map(|row| Json::parse(row.doc))
+        .collect::<Result<Vec<Json<'_>>, _>>()
         .map_err(|e| store::Error::Internal(format!("a stored document for LDAP: {e}")))?;
     // The managers' names and the groups' member names: one statement for the whole batch.
     let (managers, members) = match rt.kind() {
@@ -397,7 +398,7 @@ pub(crate) fn entries(
         let operational = directory::operational(row.id, row.created, row.modified);
         let entry = match rt.kind() {
             ResourceKind::User => {
-                if doc.as_object().is_some_and(|d| !rt.is_active(d)) {
+                if doc.is_object() && !rt.is_active_doc(&doc) {
                     continue;
                 }
                 let group_names: Vec<&str> = match &groups {
@@ -414,12 +415,12 @@ pub(crate) fn entries(
                 let dn = directory::user_dn(
                     tree,
                     doc.get(rt.name_attribute())
-                        .and_then(Value::as_str)
+                        .and_then(Json::as_str)
                         .unwrap_or_default(),
                 );
                 let mut attrs = directory::user_attributes(&doc, tree, manager, &group_names);
                 if let Some(p) = posix {
-                    let name = doc.get(rt.name_attribute()).and_then(Value::as_str);
+                    let name = doc.get(rt.name_attribute()).and_then(Json::as_str);
                     attrs.extend(p.user_attributes(row.seq, name.unwrap_or_default()));
                 }
                 if !mappings.is_empty() {
@@ -437,7 +438,7 @@ pub(crate) fn entries(
             ResourceKind::Group => {
                 let name = doc
                     .get(rt.name_attribute())
-                    .and_then(Value::as_str)
+                    .and_then(Json::as_str)
                     .unwrap_or_default();
                 let listed = members.get(&row.seq).map_or(&[][..], Vec::as_slice);
                 let dns: Vec<String> = listed

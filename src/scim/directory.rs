@@ -7,9 +7,9 @@
 //! `cn=<name>,ou=services,dc=P,dc=scimd`.
 
 use ldap3_proto::proto::{LdapFilter, LdapSubstringFilter};
-use serde_json::Value;
 
 use crate::scim::ResourceKind;
+use crate::scim::borrowed::Json;
 use crate::scim::filter::{self, AttrPath, CompValue, Filter, Op};
 use crate::scim::posix::{Part, Posix};
 use crate::scim::schema::{ResourceType, Type};
@@ -317,37 +317,40 @@ pub(crate) fn parse_path(text: &str) -> Result<AttrPath, String> {
 }
 
 /// The values at a SCIM path of a rendered resource, as LDAP strings.
-pub(crate) fn values_at(doc: &Value, path: &AttrPath) -> Vec<String> {
-    let field = |v: &Value, name: &str| -> Option<Value> {
-        v.as_object()?
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
+pub(crate) fn values_at(doc: &Json<'_>, path: &AttrPath) -> Vec<String> {
+    fn field<'d, 'a>(v: &'d Json<'a>, name: &str) -> Option<&'d Json<'a>> {
+        match v {
+            Json::Object(members) => members
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v),
+            _ => None,
+        }
+    }
     let holder = match &path.uri {
         Some(uri) => match field(doc, uri) {
             Some(v) => v,
             None => return Vec::new(),
         },
-        None => doc.clone(),
+        None => doc,
     };
-    let Some(top) = field(&holder, &path.attr) else {
+    let Some(top) = field(holder, &path.attr) else {
         return Vec::new();
     };
-    let items: Vec<Value> = match top {
-        Value::Array(items) => items,
-        other => vec![other],
+    let items = match top {
+        Json::Array(items) => items.as_slice(),
+        other => std::slice::from_ref(other),
     };
     items
-        .into_iter()
+        .iter()
         .filter_map(|v| match &path.sub {
-            Some(sub) => field(&v, sub),
+            Some(sub) => field(v, sub),
             None => Some(v),
         })
         .filter_map(|v| match v {
-            Value::String(s) => Some(s),
-            Value::Bool(b) => Some(if b { "TRUE".into() } else { "FALSE".into() }),
-            Value::Number(n) => Some(n.to_string()),
+            Json::Str(s) => Some(s.to_string()),
+            Json::Bool(b) => Some(if *b { "TRUE".into() } else { "FALSE".into() }),
+            Json::Number(n) => Some(n.to_string()),
             _ => None,
         })
         .collect()
@@ -409,7 +412,7 @@ impl Served<'_> {
 /// name, read from the stored document or from what is `served` besides it.
 pub(crate) fn apply_mappings(
     attrs: &mut Vec<(String, Vec<String>)>,
-    doc: &Value,
+    doc: &Json<'_>,
     served: Option<&Served<'_>>,
     mappings: &[(String, AttrPath)],
 ) {
@@ -1310,12 +1313,12 @@ pub(crate) fn is_always(f: &Filter) -> bool {
 /// A user entry's attributes as (LDAP name, values), from its stored SCIM document, its
 /// manager's DN and the names of its groups (nested ones included), in the table's order.
 pub(crate) fn user_attributes(
-    doc: &Value,
+    doc: &Json<'_>,
     base: &str,
     manager_dn: Option<String>,
     groups: &[&str],
 ) -> Vec<(String, Vec<String>)> {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    let text = |v: Option<&Json<'_>>| v.and_then(Json::as_str).map(str::to_string);
     let core = |a: &str, sub: Option<&str>| {
         let v = doc.get(a);
         text(match sub {
@@ -1370,22 +1373,22 @@ pub(crate) fn group_attributes(name: &str, members: Vec<String>) -> Vec<(String,
 }
 
 /// The id of a user's manager, as the enterprise extension keeps it.
-pub(crate) fn manager_id(doc: &Value) -> Option<&str> {
+pub(crate) fn manager_id<'d>(doc: &'d Json<'_>) -> Option<&'d str> {
     doc.get(ENTERPRISE)?.get("manager")?.get("value")?.as_str()
 }
 
 /// The values of a multi-valued attribute, the primary (else a work one) first.
-fn primary_first(v: Option<&Value>) -> Vec<String> {
-    let Some(items) = v.and_then(Value::as_array) else {
+fn primary_first(v: Option<&Json<'_>>) -> Vec<String> {
+    let Some(items) = v.and_then(Json::as_array) else {
         return Vec::new();
     };
     let mut ranked: Vec<(u8, String)> = items
         .iter()
         .filter_map(|i| {
             let value = i.get("value")?.as_str()?.to_string();
-            let rank = if i.get("primary").and_then(Value::as_bool) == Some(true) {
+            let rank = if i.get("primary").and_then(Json::as_bool) == Some(true) {
                 0
-            } else if i.get("type").and_then(Value::as_str) == Some("work") {
+            } else if i.get("type").and_then(Json::as_str) == Some("work") {
                 1
             } else {
                 2
@@ -1999,6 +2002,8 @@ mod tests {
             ("homeDirectory".to_string(), p(&format!("{CONTOSO}:home"))),
             ("l".to_string(), p(&format!("{CONTOSO}:sites.name"))),
         ];
+        let text = doc.to_string();
+        let doc = Json::parse(&text).unwrap();
         let mut attrs = user_attributes(&doc, "dc=p,dc=scimd", None, &[]);
         apply_mappings(&mut attrs, &doc, None, &mappings);
         posix_class(ResourceKind::User, &mut attrs);
@@ -2030,6 +2035,8 @@ mod tests {
             "title": "CTO",
             ENTERPRISE: {"department": "R&D", "employeeNumber": "42"}
         });
+        let text = doc.to_string();
+        let doc = Json::parse(&text).unwrap();
         let attrs = user_attributes(
             &doc,
             "dc=p,dc=scimd",

@@ -2,6 +2,7 @@
 //! filter language, response projection, and `directory`: how the users and groups appear
 //! in LDAP (DNs, the attribute table, LDAP filters as SCIM filters).
 
+pub(crate) mod borrowed;
 pub(crate) mod directory;
 pub(crate) mod events;
 pub(crate) mod extension;

@@ -855,6 +855,12 @@ impl ResourceType {
             .is_none_or(|a| doc.get(a.name) != Some(&Value::Bool(false)))
     }
 
+    /// `is_active` of a document read borrowed (`scim::borrowed`).
+    pub(crate) fn is_active_doc(&self, doc: &crate::scim::borrowed::Json<'_>) -> bool {
+        self.active
+            .is_none_or(|a| doc.get(a.name).and_then(|v| v.as_bool()) != Some(false))
+    }
+
     /// The name of the attribute with `Role::Active`, if the type has one.
     pub(crate) fn active_name(&self) -> Option<&'static str> {
         self.active.map(|a| a.name)
