@@ -71,6 +71,31 @@ where
     B: Default + Send + 'static,
     E: Fn(&mut B, &Entry) + Send + 'static,
 {
+    read(state, reader, want, Some(encode)).await
+}
+
+/// Whether `want` finds any entry (a compare, or whether a search goes on): the rows are
+/// read and deactivated users left out as `batch` does, but no entry is built.
+pub(crate) async fn exists(
+    state: &std::sync::Arc<AppState>,
+    reader: &Reader,
+    want: Want<'_>,
+) -> Result<bool, Failure> {
+    let found = read::<(), fn(&mut (), &Entry)>(state, reader, want, None).await?;
+    Ok(found.count > 0)
+}
+
+/// `batch`, or with no encoder only the count of the entries it would make.
+async fn read<B, E>(
+    state: &std::sync::Arc<AppState>,
+    reader: &Reader,
+    want: Want<'_>,
+    encode: Option<E>,
+) -> Result<Batch<B>, Failure>
+where
+    B: Default + Send + 'static,
+    E: Fn(&mut B, &Entry) + Send + 'static,
+{
     let (kinds, filter) = (want.kinds.to_vec(), want.filter.clone());
     let (only, at, count) = (want.only.map(str::to_string), want.at, want.count);
     let (reader, core) = (reader.clone(), state.clone());
@@ -121,18 +146,27 @@ where
                 };
                 let (rows, more) =
                     store::search::after(&tx, pid, kind, condition.as_ref(), after, left)?;
-                let own: Vec<(String, AttrPath)> = (mappings.iter())
-                    .filter(|(k, _, _)| *k == kind)
-                    .map(|(_, n, p)| (n.clone(), p.clone()))
-                    .collect();
-                let how = Shown {
-                    scim: &scim,
-                    pid,
-                    tree,
-                    mappings: &own,
-                    posix: posix.as_ref(),
+                let found = match &encode {
+                    Some(encode) => {
+                        let own: Vec<(String, AttrPath)> = (mappings.iter())
+                            .filter(|(k, _, _)| *k == kind)
+                            .map(|(_, n, p)| (n.clone(), p.clone()))
+                            .collect();
+                        let how = Shown {
+                            scim: &scim,
+                            pid,
+                            tree,
+                            mappings: &own,
+                            posix: posix.as_ref(),
+                        };
+                        let found = entries(&tx, rt, &how, &rows)?;
+                        for entry in &found {
+                            encode(&mut out.out, entry);
+                        }
+                        found.len()
+                    }
+                    None => in_directory(rt, &rows)?,
                 };
-                let found = entries(&tx, rt, &how, &rows)?;
                 if more && let Some(r) = rows.iter().last() {
                     // Deactivated users among the rows make fewer entries than asked for:
                     // the kind goes on after its last row, in this job.
@@ -141,11 +175,8 @@ where
                         after: r.seq,
                     };
                 }
-                out.count += found.len();
-                left -= found.len() as i64;
-                for entry in &found {
-                    encode(&mut out.out, entry);
-                }
+                out.count += found;
+                left -= found as i64;
             }
             Ok(out)
         })
@@ -343,8 +374,18 @@ impl Resolve for Resolver<'_> {
     }
 }
 
-/// The directory entries of these rows of one kind: deactivated users are left out (they are
-/// not in the directory).
+/// How many of these rows of one kind are in the directory (deactivated users are not).
+fn in_directory(rt: &ResourceType, rows: &store::resources::Rows) -> store::Result<usize> {
+    if rt.kind() == ResourceKind::Group {
+        return Ok(rows.iter().count());
+    }
+    rows.iter().try_fold(0, |n, row| {
+        let doc = Json::parse(row.doc)
+            .map_err(|e| store::Error::Internal(format!("a stored document for LDAP: {e}")))?;
+        Ok(n + usize::from(!doc.is_object() || rt.is_active_doc(&doc)))
+    })
+}
+
 /// How a provider's entries are shown: its SCIM base, its tree, its own attributes and its
 /// POSIX identities.
 pub(crate) struct Shown<'a> {
@@ -356,6 +397,8 @@ pub(crate) struct Shown<'a> {
     pub(crate) posix: Option<&'a Posix>,
 }
 
+/// The directory entries of these rows of one kind: deactivated users are left out (they are
+/// not in the directory).
 pub(crate) fn entries(
     tx: &rusqlite::Connection,
     rt: &ResourceType,

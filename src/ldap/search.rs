@@ -5,7 +5,7 @@
 
 use super::paging::{ForeignCookie, Paging};
 use super::*;
-use crate::app::directory::{batch, standing};
+use crate::app::directory::{batch, exists, standing};
 
 /// What a search covers, from its base and scope.
 pub(super) struct Plan {
@@ -395,8 +395,8 @@ impl Session {
             at,
             count: 1,
         };
-        match batch(&self.state, &bound.reader(), want, |_: &mut (), _| {}).await {
-            Ok(found) => Ok(found.count > 0),
+        match exists(&self.state, &bound.reader(), want).await {
+            Ok(found) => Ok(found),
             Err(f @ Failure::Gone(_)) => Err(f),
             // Unknown: said to be more, so the client asks again.
             Err(Failure::Store(_)) => Ok(true),
@@ -415,8 +415,7 @@ impl Session {
             at: Position::default(),
             count: 1,
         };
-        let found = batch(&self.state, &bound.reader(), want, |_: &mut (), _| {}).await?;
-        Ok(found.count > 0)
+        exists(&self.state, &bound.reader(), want).await
     }
 
     /// Whether the binding may still read.
