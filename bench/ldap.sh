@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/ldap-data.sh
 ldap_bench_options 1000000 "$@"
-command -v wrk >/dev/null || { echo "wrk is missing (bench/run.sh installs it)" >&2; exit 1; }
+. bench/wrk.sh
 cargo build --release --locked --bin scimd --example seed --example ldap_load
 bin=target/release
 tmp=$(mktemp -d)

@@ -47,14 +47,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-if ! command -v wrk >/dev/null; then
-    echo "== installing wrk (Debian package)"
-    if [ "$(id -u)" -eq 0 ]; then
-        apt-get update -qq && apt-get install -y -qq wrk >/dev/null
-    else
-        sudo apt-get update -qq && sudo apt-get install -y -qq wrk >/dev/null
-    fi
-fi
+. bench/wrk.sh
 
 echo "== building release binaries"
 cargo build --release --locked --bin scimd --example ceiling --example seed
