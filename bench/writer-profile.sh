@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 command -v perf >/dev/null || { echo "perf is missing (Debian: linux-perf)" >&2; exit 1; }
-command -v wrk >/dev/null || { echo "wrk is missing (bench/run.sh installs it)" >&2; exit 1; }
+. bench/wrk.sh
 cargo build --release --locked --bin scimd --example seed
 bin=target/release
 work=$(mktemp -d)
