@@ -234,6 +234,7 @@ pub(crate) fn record_change(
         _ => None,
     };
     let at = now_ms();
+    let changed = serde_json::to_string(&change.changed).unwrap_or_else(|_| "[]".into());
     // The change feed's event, when the provider has a feed: in this transaction too.
     if let Some(op) = change.action.feed_op() {
         let event = super::feeds::NewEvent {
@@ -241,7 +242,7 @@ pub(crate) fn record_change(
             id: change.id,
             external_id: change.external_id,
             op,
-            changed: &change.changed,
+            changed: &changed,
             version: change.version,
             method: Some(&ctx.method),
         };
@@ -264,7 +265,7 @@ pub(crate) fn record_change(
         change.id,
         change.name,
         change.action.as_str(),
-        serde_json::to_string(&change.changed).unwrap_or_else(|_| "[]".into()),
+        changed,
         change.version,
         change.status,
         change.detail,

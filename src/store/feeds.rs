@@ -13,7 +13,8 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) id: &'a str,
     pub(crate) external_id: Option<&'a str>,
     pub(crate) op: Op,
-    pub(crate) changed: &'a [String],
+    /// The changed attributes' names, as a JSON array.
+    pub(crate) changed: &'a str,
     pub(crate) version: i64,
     /// The request's method, kept for a change of activation or membership (a SET tells
     /// whether a replace or a patch made it).
@@ -21,20 +22,18 @@ pub(crate) struct NewEvent<'a> {
 }
 
 /// Writes the event of a change, in its transaction, when the provider has a feed (its
-/// counter row exists): one UPDATE otherwise, which finds no row. The event takes its number
-/// from the counter the UPDATE moved on (two plain statements: an UPDATE … RETURNING costs the
-/// writer more, since SQLite gathers the returned rows before the first is read).
+/// counter row exists): one INSERT, which inserts nothing otherwise. The event's number follows
+/// the provider's newest event kept (its key's last entry, found by a seek), or the counter
+/// when none is kept: the counter is written only when events are pruned (`prune`), not by
+/// every change, so a change's transaction writes one row and one page fewer.
 pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64) -> Result<()> {
-    let counted = c
-        .prepare_cached("UPDATE feed_counters SET last = last + 1 WHERE provider_id = ?1")?
-        .execute([provider_id])?;
-    if counted == 0 {
-        return Ok(());
-    }
     c.prepare_cached(
         "INSERT INTO feed_events (provider_id, seq, at, kind, resource_id, external_id, op,
                                   changed, version, method)
-         SELECT ?1, last, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM feed_counters WHERE provider_id = ?1",
+         SELECT ?1, max(last, coalesce((SELECT max(seq) FROM feed_events WHERE provider_id = ?1),
+                                       0)) + 1,
+                ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
+         FROM feed_counters WHERE provider_id = ?1",
     )?
     .execute(params![
         provider_id,
@@ -43,7 +42,7 @@ pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64
         e.id,
         e.external_id,
         e.op.as_str(),
-        serde_json::to_string(e.changed).unwrap_or_else(|_| "[]".into()),
+        e.changed,
         e.version,
         match e.op {
             Op::Activate | Op::Deactivate | Op::Members => e.method,
@@ -99,12 +98,14 @@ pub(crate) fn events_after(
 
 /// The provider's last event number (0 before its first feed).
 pub(crate) fn last_seq(c: &Connection, provider_id: i64) -> Result<i64> {
-    Ok(
-        c.prepare_cached("SELECT last FROM feed_counters WHERE provider_id = ?1")?
-            .query_row([provider_id], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0),
-    )
+    Ok(c.prepare_cached(
+        "SELECT max(last, coalesce((SELECT max(seq) FROM feed_events WHERE provider_id = ?1),
+                                       0))
+             FROM feed_counters WHERE provider_id = ?1",
+    )?
+    .query_row([provider_id], |r| r.get(0))
+    .optional()?
+    .unwrap_or(0))
 }
 
 /// The oldest event the provider still keeps (None when it keeps none).
@@ -422,6 +423,15 @@ pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
         .collect::<rusqlite::Result<_>>()?;
     let mut deleted = 0;
     for p in providers {
+        // The counter keeps the last number, so that the next event follows it even when
+        // every event kept is pruned.
+        c.prepare_cached(
+            "UPDATE feed_counters
+             SET last = max(last, coalesce((SELECT max(seq) FROM feed_events
+                                            WHERE provider_id = ?1), 0))
+             WHERE provider_id = ?1",
+        )?
+        .execute([p])?;
         deleted += c
             .prepare_cached(
                 "DELETE FROM feed_events WHERE provider_id = ?1 AND at < ?2 AND seq IN
@@ -430,4 +440,71 @@ pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
             .execute(params![p, before, limit])?;
     }
     Ok(deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_go_on_without_gaps_across_pruning_and_start_afresh_after_the_last_feed() {
+        let c = crate::store::test_conn();
+        c.execute(
+            "INSERT INTO providers (id, name, kind, created) VALUES (1, 'a', 'generic', 0)",
+            [],
+        )
+        .unwrap();
+        let event = |id: &'static str| NewEvent {
+            kind: ResourceKind::User,
+            id,
+            external_id: None,
+            op: Op::Create,
+            changed: "[\"userName\"]",
+            version: 1,
+            method: Some("POST"),
+        };
+        let seqs = |c: &Connection| -> Vec<i64> {
+            events_after(c, 1, 0, 100)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        // No feed: a change writes no event.
+        append(&c, 1, &event("u0"), 10).unwrap();
+        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![], 0));
+        let feed = |name| NewFeed {
+            name,
+            provider_id: 1,
+            url: Some("https://r.example/hook"),
+            format: "webhook",
+            audience: None,
+            ops: &[],
+            full: false,
+            ca_file: None,
+            secret: "whsec_AAAA",
+            now: 0,
+        };
+        add(&c, &feed("f")).unwrap();
+        for id in ["u1", "u2", "u3"] {
+            append(&c, 1, &event(id), 10).unwrap();
+        }
+        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![1, 2, 3], 3));
+        // Every event kept is pruned: the next one still follows the last.
+        assert_eq!(prune(&c, 11, 100).unwrap(), 3);
+        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![], 3));
+        append(&c, 1, &event("u4"), 20).unwrap();
+        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![4], 4));
+        // A pruning that deletes nothing moves nothing.
+        assert_eq!(prune(&c, 11, 100).unwrap(), 0);
+        append(&c, 1, &event("u5"), 20).unwrap();
+        assert_eq!(seqs(&c), vec![4, 5]);
+        // The provider's last feed removed: no events, and a new feed's numbers start afresh.
+        remove(&c, "f").unwrap();
+        append(&c, 1, &event("u6"), 30).unwrap();
+        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![], 0));
+        add(&c, &feed("g")).unwrap();
+        append(&c, 1, &event("u7"), 30).unwrap();
+        assert_eq!(seqs(&c), vec![1]);
+    }
 }
