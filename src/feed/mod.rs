@@ -45,6 +45,7 @@ const LONGEST_WAIT: Duration = Duration::from_secs(300);
 /// when it is removed.
 pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
     let mut workers: HashMap<i64, tokio::task::JoinHandle<()>> = HashMap::new();
+    let recent = Arc::new(Recent::default());
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -61,9 +62,10 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
         };
         workers.retain(|_, w| !w.is_finished());
         for f in listed {
-            workers
-                .entry(f.id)
-                .or_insert_with(|| actix_web::rt::spawn(worker(state.clone(), f.id, stop.clone())));
+            workers.entry(f.id).or_insert_with(|| {
+                let worker = worker(state.clone(), recent.clone(), f.id, stop.clone());
+                actix_web::rt::spawn(worker)
+            });
         }
     }
     for (_, w) in workers {
@@ -78,44 +80,115 @@ struct Refused {
     retry_after: Option<Duration>,
 }
 
+/// The events read last for each provider, shared by its feeds: feeds of one provider that
+/// keep up deliver the same events, and one read serves them all (with two feeds, half the
+/// reads of a provider's events).
+#[derive(Default)]
+struct Recent(std::sync::Mutex<HashMap<i64, Arc<Read>>>);
+
+/// The events of one read: every event of the provider after `after` up to the last of
+/// `events`, and the provider's last number then.
+#[derive(Default)]
+struct Read {
+    after: i64,
+    events: Vec<Event>,
+    newest: i64,
+}
+
+/// The events a worker delivers next: part of a read.
+struct Pending {
+    read: Arc<Read>,
+    range: std::ops::Range<usize>,
+}
+
+impl Pending {
+    fn events(&self) -> &[Event] {
+        &self.read.events[self.range.clone()]
+    }
+}
+
+impl Recent {
+    /// Up to `limit` of the provider's events after `from`: from the provider's last read when
+    /// it holds them, else read now (and kept for the provider's other feeds when `share`).
+    fn after(
+        &self,
+        c: &rusqlite::Connection,
+        pid: i64,
+        from: i64,
+        limit: i64,
+        share: bool,
+    ) -> store::Result<Pending> {
+        let held = self.0.lock().ok().and_then(|m| m.get(&pid).cloned());
+        if let Some(read) = held
+            && read.after <= from
+            && read.events.last().is_some_and(|e| e.seq > from)
+        {
+            let start = read.events.partition_point(|e| e.seq <= from);
+            let end = read
+                .events
+                .len()
+                .min(start + usize::try_from(limit).unwrap_or(0));
+            // A provider whose feeds were all removed numbers its events afresh when it has
+            // one again: then another event is stored under this number.
+            if feeds::is_stored(c, pid, &read.events[start])? {
+                return Ok(Pending {
+                    read,
+                    range: start..end,
+                });
+            }
+        }
+        let read = Arc::new(Read {
+            after: from,
+            events: feeds::events_after(c, pid, from, limit)?,
+            newest: feeds::last_seq(c, pid)?,
+        });
+        if share && let Ok(mut m) = self.0.lock() {
+            m.insert(pid, read.clone());
+        }
+        let range = 0..read.events.len();
+        Ok(Pending { read, range })
+    }
+}
+
 /// One feed's deliveries, until it is removed or `stop`.
-async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
+async fn worker(state: Arc<AppState>, recent: Arc<Recent>, id: i64, stop: watch::Receiver<bool>) {
     let mut failures: u32 = 0;
     let mut agent: Option<(Option<String>, ureq::Agent)> = None;
     while !*stop.borrow() {
-        let feed = match state.store.run(move |c| feeds::by_id(c, id)).await {
-            Ok(Some(f)) => f,
+        // The feed and its next events, in one job on the pool.
+        let shared = recent.clone();
+        let read = state.store.run(move |c| -> store::Result<_> {
+            let Some(feed) = feeds::by_id(c, id)? else {
+                return Ok(None);
+            };
+            if feed.paused {
+                return Ok(Some((feed, None)));
+            }
+            // A feed its receiver pulls is only measured here: its oldest waiting event is
+            // enough.
+            let (limit, push) = match feed.url {
+                Some(_) => (BATCH, true),
+                None => (1, false),
+            };
+            let pending = shared.after(c, feed.provider_id, feed.position, limit, push)?;
+            Ok(Some((feed, Some(pending))))
+        });
+        let (feed, pending) = match read.await {
+            Ok(Some((feed, Some(pending)))) => (feed, pending),
+            Ok(Some((_, None))) => {
+                tokio::time::sleep(POLL).await;
+                continue;
+            }
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(error = %e, "reading a feed failed; will retry");
+                tracing::warn!(error = %e, feed_id = id, "reading a feed's events failed");
                 tokio::time::sleep(POLL).await;
                 continue;
             }
         };
-        if feed.paused {
-            tokio::time::sleep(POLL).await;
-            continue;
-        }
-        let (pid, from) = (feed.provider_id, feed.position);
-        // A feed its receiver pulls is only measured here: its oldest waiting event is enough.
-        let limit = if feed.url.is_some() { BATCH } else { 1 };
-        let read = state.store.run(move |c| -> store::Result<_> {
-            Ok((
-                feeds::events_after(c, pid, from, limit)?,
-                feeds::last_seq(c, pid)?,
-            ))
-        });
-        let events = match read.await {
-            Ok((e, newest)) => {
-                record_lag(&feed, &e, newest);
-                e
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, feed = %feed.name, "reading a feed's events failed");
-                tokio::time::sleep(POLL).await;
-                continue;
-            }
-        };
+        let from = feed.position;
+        record_lag(&feed, pending.events(), pending.read.newest);
+        let events = pending.events();
         let Some(last) = events.last().map(|e| e.seq) else {
             tokio::time::sleep(POLL).await;
             continue;
@@ -161,11 +234,12 @@ async fn worker(state: Arc<AppState>, id: i64, stop: watch::Receiver<bool>) {
                 allow_http: state.config.feed_allow_http,
             };
             let (f, st) = (feed.clone(), state.clone());
-            // The events move to the delivery thread (a batch is up to a thousand: no copy).
+            // The events go to the delivery thread as they were read (no copy).
             tokio::task::spawn_blocking(move || {
-                let picked = picked(&f, &events, &resources);
+                let events = pending.events();
+                let picked = picked(&f, events, &resources);
                 match f.format.as_str() {
-                    "set" => push_sets(&st, &client, &target, &f, &events, &picked),
+                    "set" => push_sets(&st, &client, &target, &f, events, &picked),
                     _ => push_webhook(&client, &target, &f, &picked, last),
                 }
             })
@@ -604,5 +678,85 @@ mod tests {
             assert!(w >= full / 2 && w <= full, "{failures}: {w:?} of {full:?}");
         }
         assert!(wait(30) <= LONGEST_WAIT);
+    }
+
+    #[test]
+    fn a_providers_feeds_share_its_last_read_until_its_numbers_start_afresh() {
+        let c = crate::store::test_conn();
+        c.execute(
+            "INSERT INTO providers (id, name, kind, created) VALUES (1, 'a', 'generic', 0)",
+            [],
+        )
+        .unwrap();
+        let append = |id: &str, at: i64| {
+            let e = feeds::NewEvent {
+                kind: crate::scim::ResourceKind::User,
+                id,
+                external_id: None,
+                op: crate::scim::events::Op::Create,
+                changed: "[]",
+                version: 1,
+                method: None,
+            };
+            feeds::append(&c, 1, &e, at).unwrap();
+        };
+        let add = |name| {
+            feeds::add(
+                &c,
+                &feeds::NewFeed {
+                    name,
+                    provider_id: 1,
+                    url: Some("https://r.example/hook"),
+                    format: "webhook",
+                    audience: None,
+                    ops: &[],
+                    full: false,
+                    ca_file: None,
+                    secret: "whsec_AAAA",
+                    now: 0,
+                },
+            )
+            .unwrap()
+        };
+        add("f");
+        for (i, id) in ["u1", "u2", "u3"].iter().enumerate() {
+            append(id, 10 + i as i64);
+        }
+        let ids = |p: &Pending| -> Vec<String> {
+            p.events().iter().map(|e| e.resource_id.clone()).collect()
+        };
+        let recent = Recent::default();
+        let first = recent.after(&c, 1, 0, BATCH, true).unwrap();
+        assert_eq!(ids(&first), ["u1", "u2", "u3"]);
+        assert_eq!(first.read.newest, 3);
+        // A feed a little behind or ahead of it takes its part of the same read.
+        for (from, want) in [(1, vec!["u2", "u3"]), (2, vec!["u3"])] {
+            let next = recent.after(&c, 1, from, BATCH, true).unwrap();
+            assert!(Arc::ptr_eq(&next.read, &first.read));
+            assert_eq!(ids(&next), want);
+        }
+        assert_eq!(ids(&recent.after(&c, 1, 1, 1, true).unwrap()), ["u2"]);
+        // Past the read's last event, or before its start: read again.
+        append("u4", 20);
+        let past = recent.after(&c, 1, 3, BATCH, true).unwrap();
+        assert!(!Arc::ptr_eq(&past.read, &first.read));
+        assert_eq!(ids(&past), ["u4"]);
+        let before = recent.after(&c, 1, 0, BATCH, false).unwrap();
+        assert_eq!(ids(&before), ["u1", "u2", "u3", "u4"]);
+        // A read not shared is not kept: the next one still finds the shared one.
+        assert!(Arc::ptr_eq(
+            &recent.after(&c, 1, 3, BATCH, true).unwrap().read,
+            &past.read
+        ));
+        // The last feed removed and a new one added: event 1 is another event now.
+        feeds::remove(&c, "f").unwrap();
+        add("g");
+        for id in ["n1", "n2", "n3", "n4", "n5"] {
+            append(id, 30);
+        }
+        assert_eq!(
+            ids(&recent.after(&c, 1, 3, BATCH, true).unwrap()),
+            ["n4", "n5"]
+        );
     }
 }

@@ -96,6 +96,18 @@ pub(crate) fn events_after(
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Whether `e` is still stored under its number (not pruned, and not another event since the
+/// provider's feeds were all removed and its numbers started afresh).
+pub(crate) fn is_stored(c: &Connection, provider_id: i64, e: &Event) -> Result<bool> {
+    Ok(c.prepare_cached(
+        "SELECT 1 FROM feed_events
+             WHERE provider_id = ?1 AND seq = ?2 AND at = ?3 AND resource_id = ?4",
+    )?
+    .query_row(params![provider_id, e.seq, e.at, e.resource_id], |_| Ok(()))
+    .optional()?
+    .is_some())
+}
+
 /// The provider's last event number (0 before its first feed).
 pub(crate) fn last_seq(c: &Connection, provider_id: i64) -> Result<i64> {
     Ok(c.prepare_cached(
