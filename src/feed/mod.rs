@@ -682,12 +682,7 @@ mod tests {
 
     #[test]
     fn a_providers_feeds_share_its_last_read_until_its_numbers_start_afresh() {
-        let c = crate::store::test_conn();
-        c.execute(
-            "INSERT INTO providers (id, name, kind, created) VALUES (1, 'a', 'generic', 0)",
-            [],
-        )
-        .unwrap();
+        let c = feeds::testing::with_provider();
         let append = |id: &str, at: i64| {
             let e = feeds::NewEvent {
                 kind: crate::scim::ResourceKind::User,
@@ -700,24 +695,7 @@ mod tests {
             };
             feeds::append(&c, 1, &e, at).unwrap();
         };
-        let add = |name| {
-            feeds::add(
-                &c,
-                &feeds::NewFeed {
-                    name,
-                    provider_id: 1,
-                    url: Some("https://r.example/hook"),
-                    format: "webhook",
-                    audience: None,
-                    ops: &[],
-                    full: false,
-                    ca_file: None,
-                    secret: "whsec_AAAA",
-                    now: 0,
-                },
-            )
-            .unwrap()
-        };
+        let add = |name| feeds::add(&c, &feeds::testing::webhook(name)).unwrap();
         add("f");
         for (i, id) in ["u1", "u2", "u3"].iter().enumerate() {
             append(id, 10 + i as i64);

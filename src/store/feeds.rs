@@ -454,18 +454,47 @@ pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
     Ok(deleted)
 }
 
+/// What the feed tests start from.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
 
-    #[test]
-    fn numbers_go_on_without_gaps_across_pruning_and_start_afresh_after_the_last_feed() {
+    /// A fresh database with one provider, id 1.
+    pub(crate) fn with_provider() -> Connection {
         let c = crate::store::test_conn();
         c.execute(
             "INSERT INTO providers (id, name, kind, created) VALUES (1, 'a', 'generic', 0)",
             [],
         )
         .unwrap();
+        c
+    }
+
+    /// A webhook feed of provider 1, every operation.
+    pub(crate) fn webhook(name: &str) -> NewFeed<'_> {
+        NewFeed {
+            name,
+            provider_id: 1,
+            url: Some("https://r.example/hook"),
+            format: "webhook",
+            audience: None,
+            ops: &[],
+            full: false,
+            ca_file: None,
+            secret: "whsec_AAAA",
+            now: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{webhook, with_provider};
+    use super::*;
+
+    #[test]
+    fn numbers_go_on_without_gaps_across_pruning_and_start_afresh_after_the_last_feed() {
+        let c = with_provider();
         let event = |id: &'static str| NewEvent {
             kind: ResourceKind::User,
             id,
@@ -485,19 +514,7 @@ mod tests {
         // No feed: a change writes no event.
         append(&c, 1, &event("u0"), 10).unwrap();
         assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![], 0));
-        let feed = |name| NewFeed {
-            name,
-            provider_id: 1,
-            url: Some("https://r.example/hook"),
-            format: "webhook",
-            audience: None,
-            ops: &[],
-            full: false,
-            ca_file: None,
-            secret: "whsec_AAAA",
-            now: 0,
-        };
-        add(&c, &feed("f")).unwrap();
+        add(&c, &webhook("f")).unwrap();
         for id in ["u1", "u2", "u3"] {
             append(&c, 1, &event(id), 10).unwrap();
         }
@@ -515,7 +532,7 @@ mod tests {
         remove(&c, "f").unwrap();
         append(&c, 1, &event("u6"), 30).unwrap();
         assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![], 0));
-        add(&c, &feed("g")).unwrap();
+        add(&c, &webhook("g")).unwrap();
         append(&c, 1, &event("u7"), 30).unwrap();
         assert_eq!(seqs(&c), vec![1]);
     }
