@@ -382,7 +382,7 @@ fn in_directory(rt: &ResourceType, rows: &store::resources::Rows) -> store::Resu
     rows.iter().try_fold(0, |n, row| {
         let doc = Json::parse(row.doc)
             .map_err(|e| store::Error::Internal(format!("a stored document for LDAP: {e}")))?;
-        Ok(n + usize::from(!doc.is_object() || rt.is_active_doc(&doc)))
+        Ok(n + usize::from(rt.is_active_doc(&doc)))
     })
 }
 
@@ -441,7 +441,7 @@ pub(crate) fn entries(
         let operational = directory::operational(row.id, row.created, row.modified);
         let entry = match rt.kind() {
             ResourceKind::User => {
-                if doc.is_object() && !rt.is_active_doc(&doc) {
+                if !rt.is_active_doc(&doc) {
                     continue;
                 }
                 let group_names: Vec<&str> = match &groups {

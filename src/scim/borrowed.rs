@@ -56,10 +56,6 @@ impl<'a> Json<'a> {
             _ => None,
         }
     }
-
-    pub(crate) fn is_object(&self) -> bool {
-        matches!(self, Json::Object(_))
-    }
 }
 
 impl<'de> Deserialize<'de> for Json<'de> {
@@ -179,7 +175,7 @@ mod tests {
         assert_eq!(emails[1].get("value").and_then(Json::as_str), Some("b@x"));
         assert_eq!(emails[0].get("primary").and_then(Json::as_bool), Some(true));
         let name = doc.get("name").unwrap();
-        assert!(name.is_object());
+        assert!(matches!(name, Json::Object(_)));
         assert_eq!(name.get("tab\tkey").and_then(Json::as_str), Some("v"));
         // A string without an escape points into the text; one with an escape is a copy.
         assert!(matches!(

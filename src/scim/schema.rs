@@ -855,7 +855,8 @@ impl ResourceType {
             .is_none_or(|a| doc.get(a.name) != Some(&Value::Bool(false)))
     }
 
-    /// `is_active` of a document read borrowed (`scim::borrowed`).
+    /// `is_active` of a document read borrowed (`scim::borrowed`); anything but an object
+    /// with `active: false` is active.
     pub(crate) fn is_active_doc(&self, doc: &crate::scim::borrowed::Json<'_>) -> bool {
         self.active
             .is_none_or(|a| doc.get(a.name).and_then(|v| v.as_bool()) != Some(false))
