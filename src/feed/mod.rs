@@ -88,7 +88,6 @@ struct Recent(std::sync::Mutex<HashMap<i64, Arc<Read>>>);
 
 /// The events of one read: every event of the provider after `after` up to the last of
 /// `events`, and the provider's last number then.
-#[derive(Default)]
 struct Read {
     after: i64,
     events: Vec<Event>,
