@@ -21,20 +21,28 @@ pub(crate) struct NewEvent<'a> {
     pub(crate) method: Option<&'a str>,
 }
 
+/// The provider's last event number, in a statement on its `feed_counters` row with the provider
+/// as `?1`: the newest event kept, or the counter when none is (the counter is brought up to
+/// date only when events are pruned).
+macro_rules! last_number {
+    () => {
+        "max(last, coalesce((SELECT max(seq) FROM feed_events WHERE provider_id = ?1), 0))"
+    };
+}
+
 /// Writes the event of a change, in its transaction, when the provider has a feed (its
 /// counter row exists): one INSERT, which inserts nothing otherwise. The event's number follows
 /// the provider's newest event kept (its key's last entry, found by a seek), or the counter
 /// when none is kept: the counter is written only when events are pruned (`prune`), not by
 /// every change, so a change's transaction writes one row and one page fewer.
 pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64) -> Result<()> {
-    c.prepare_cached(
+    c.prepare_cached(concat!(
         "INSERT INTO feed_events (provider_id, seq, at, kind, resource_id, external_id, op,
                                   changed, version, method)
-         SELECT ?1, max(last, coalesce((SELECT max(seq) FROM feed_events WHERE provider_id = ?1),
-                                       0)) + 1,
-                ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9
-         FROM feed_counters WHERE provider_id = ?1",
-    )?
+         SELECT ?1, ",
+        last_number!(),
+        " + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM feed_counters WHERE provider_id = ?1"
+    ))?
     .execute(params![
         provider_id,
         at,
@@ -110,11 +118,11 @@ pub(crate) fn is_stored(c: &Connection, provider_id: i64, e: &Event) -> Result<b
 
 /// The provider's last event number (0 before its first feed).
 pub(crate) fn last_seq(c: &Connection, provider_id: i64) -> Result<i64> {
-    Ok(c.prepare_cached(
-        "SELECT max(last, coalesce((SELECT max(seq) FROM feed_events WHERE provider_id = ?1),
-                                       0))
-             FROM feed_counters WHERE provider_id = ?1",
-    )?
+    Ok(c.prepare_cached(concat!(
+        "SELECT ",
+        last_number!(),
+        " FROM feed_counters WHERE provider_id = ?1"
+    ))?
     .query_row([provider_id], |r| r.get(0))
     .optional()?
     .unwrap_or(0))
@@ -437,12 +445,11 @@ pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
     for p in providers {
         // The counter keeps the last number, so that the next event follows it even when
         // every event kept is pruned.
-        c.prepare_cached(
-            "UPDATE feed_counters
-             SET last = max(last, coalesce((SELECT max(seq) FROM feed_events
-                                            WHERE provider_id = ?1), 0))
-             WHERE provider_id = ?1",
-        )?
+        c.prepare_cached(concat!(
+            "UPDATE feed_counters SET last = ",
+            last_number!(),
+            " WHERE provider_id = ?1"
+        ))?
         .execute([p])?;
         deleted += c
             .prepare_cached(
