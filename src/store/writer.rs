@@ -871,15 +871,20 @@ mod tests {
         assert_eq!(rows(&open()), [0, 1, 2]);
     }
 
+    /// A writer on a fresh database holding one table, `t (x)`.
+    fn writer_on_table(path: &std::path::Path) -> Writer {
+        let conn = open_wal(path);
+        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        Writer::start(conn, open_wal(path), None).unwrap()
+    }
+
     /// A request's write makes the writer busy; a background write does not, so background
     /// work that waits for quiet does not wait for itself.
     #[tokio::test]
     async fn background_writes_leave_the_writer_quiet() {
         let (_dir, path) = temp_db();
         let open = || open_wal(&path);
-        let conn = open();
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let writer = Writer::start(conn, open(), None).unwrap();
+        let writer = writer_on_table(&path);
         std::thread::sleep(Duration::from_millis(30));
         let insert = |c: &Connection| -> Result<usize, Error> {
             Ok(c.execute("INSERT INTO t (x) VALUES (1)", [])?)
@@ -898,10 +903,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_waiting_for_its_answer_keeps_the_writer_busy() {
         let (_dir, path) = temp_db();
-        let open = || open_wal(&path);
-        let conn = open();
-        conn.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
-        let writer = Writer::start(conn, open(), None).unwrap();
+        let writer = writer_on_table(&path);
         let (entered, inside) = std::sync::mpsc::channel::<()>();
         let (release, held) = std::sync::mpsc::channel::<()>();
         let held = std::sync::Mutex::new(held);
