@@ -31,20 +31,24 @@ macro_rules! last_number {
 }
 
 /// Writes the event of a change, in its transaction, when the provider has a feed (its
-/// counter row exists): one INSERT, which inserts nothing otherwise. The event's number follows
-/// the provider's newest event kept (its key's last entry, found by a seek), or the counter
-/// when none is kept: the counter is written only when events are pruned (`prune`), not by
-/// every change, so a change's transaction writes one row and one page fewer.
+/// counter row exists). The event's number follows the provider's newest event kept (its key's
+/// last entry, found by a seek), or the counter when none is kept: the counter is written only
+/// when events are pruned (`prune`), not by every change, so a change's transaction writes one
+/// row and one page fewer. The number is read first and the row inserted from values: an
+/// `INSERT … SELECT` that reads `feed_events` itself makes SQLite gather its result in a
+/// temporary table first, which cost the writer as much as the insert.
 pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64) -> Result<()> {
-    c.prepare_cached(concat!(
+    let Some(last) = last_number(c, provider_id)? else {
+        return Ok(());
+    };
+    c.prepare_cached(
         "INSERT INTO feed_events (provider_id, seq, at, kind, resource_id, external_id, op,
                                   changed, version, method)
-         SELECT ?1, ",
-        last_number!(),
-        " + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM feed_counters WHERE provider_id = ?1"
-    ))?
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
     .execute(params![
         provider_id,
+        last + 1,
         at,
         e.kind.name(),
         e.id,
@@ -58,6 +62,17 @@ pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64
         },
     ])?;
     Ok(())
+}
+
+/// The provider's last event number; None when it has no feed (no counter row).
+fn last_number(c: &Connection, provider_id: i64) -> Result<Option<i64>> {
+    Ok(c.prepare_cached(concat!(
+        "SELECT ",
+        last_number!(),
+        " FROM feed_counters WHERE provider_id = ?1"
+    ))?
+    .query_row([provider_id], |r| r.get(0))
+    .optional()?)
 }
 
 /// One event of a provider's feed.
@@ -118,14 +133,7 @@ pub(crate) fn is_stored(c: &Connection, provider_id: i64, e: &Event) -> Result<b
 
 /// The provider's last event number (0 before its first feed).
 pub(crate) fn last_seq(c: &Connection, provider_id: i64) -> Result<i64> {
-    Ok(c.prepare_cached(concat!(
-        "SELECT ",
-        last_number!(),
-        " FROM feed_counters WHERE provider_id = ?1"
-    ))?
-    .query_row([provider_id], |r| r.get(0))
-    .optional()?
-    .unwrap_or(0))
+    Ok(last_number(c, provider_id)?.unwrap_or(0))
 }
 
 /// The oldest event the provider still keeps (None when it keeps none).
