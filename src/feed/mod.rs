@@ -22,6 +22,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::app::AppState;
+use crate::scim::ResourceKind;
 use crate::store::activity::{self, Action};
 use crate::store::feeds::{self, Event, Feed};
 use crate::store::{self, schemas};
@@ -92,6 +93,62 @@ struct Read {
     after: i64,
     events: Vec<Event>,
     newest: i64,
+    /// The events as webhook messages carry them, written once for all the provider's feeds.
+    wire: std::sync::OnceLock<Wire>,
+}
+
+impl Read {
+    fn new(after: i64, events: Vec<Event>, newest: i64) -> Read {
+        Read {
+            after,
+            events,
+            newest,
+            wire: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn wire(&self) -> &Wire {
+        self.wire.get_or_init(|| Wire::of(&self.events))
+    }
+}
+
+/// Events as JSON objects one after the other, a comma between each two, and where each ends:
+/// a message of a run of them copies one slice.
+struct Wire {
+    text: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Wire {
+    fn of(events: &[Event]) -> Wire {
+        let mut text = Vec::with_capacity(events.len() * 256);
+        let mut ends = Vec::with_capacity(events.len());
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            webhook::event(&mut text, e);
+            ends.push(text.len());
+        }
+        Wire { text, ends }
+    }
+
+    fn start(&self, i: usize) -> usize {
+        if i == 0 { 0 } else { self.ends[i - 1] + 1 }
+    }
+
+    /// Event `i`'s object.
+    fn event(&self, i: usize) -> &[u8] {
+        &self.text[self.start(i)..self.ends[i]]
+    }
+
+    /// The objects of a run of events, with the commas between them.
+    fn run(&self, r: std::ops::Range<usize>) -> &[u8] {
+        match r.end.checked_sub(1) {
+            Some(last) if r.start <= last => &self.text[self.start(r.start)..self.ends[last]],
+            _ => &[],
+        }
+    }
 }
 
 /// The events a worker delivers next: part of a read.
@@ -136,11 +193,11 @@ impl Recent {
                 });
             }
         }
-        let read = Arc::new(Read {
-            after: from,
-            events: feeds::events_after(c, pid, from, limit)?,
-            newest: feeds::last_seq(c, pid)?,
-        });
+        let read = Arc::new(Read::new(
+            from,
+            feeds::events_after(c, pid, from, limit)?,
+            feeds::last_seq(c, pid)?,
+        ));
         if share && let Ok(mut m) = self.0.lock() {
             m.insert(pid, read.clone());
         }
@@ -235,11 +292,10 @@ async fn worker(state: Arc<AppState>, recent: Arc<Recent>, id: i64, stop: watch:
             let (f, st) = (feed.clone(), state.clone());
             // The events go to the delivery thread as they were read (no copy).
             tokio::task::spawn_blocking(move || {
-                let events = pending.events();
-                let picked = picked(&f, events, &resources);
+                let picked = picked(&f, pending.events(), &resources);
                 match f.format.as_str() {
-                    "set" => push_sets(&st, &client, &target, &f, events, &picked),
-                    _ => push_webhook(&client, &target, &f, &picked, last),
+                    "set" => push_sets(&st, &client, &target, &f, pending.events(), &picked),
+                    _ => push_webhook(&client, &target, &f, &pending, &picked, last),
                 }
             })
             .await
@@ -297,16 +353,18 @@ async fn worker(state: Arc<AppState>, recent: Arc<Recent>, id: i64, stop: watch:
     }
 }
 
-/// The events of `events` the feed sends, each with its resource from `resources` (one per
-/// such event, in order).
+/// The events of `events` the feed sends, by their place in `events`, each with its resource
+/// from `resources` (one per such event, in order).
 fn picked<'a>(
     feed: &Feed,
-    events: &'a [Event],
+    events: &[Event],
     resources: &'a [Option<Value>],
-) -> Vec<(&'a Event, Option<&'a Value>)> {
+) -> Vec<(usize, Option<&'a Value>)> {
     events
         .iter()
-        .filter(|e| feed.wants(e))
+        .enumerate()
+        .filter(|(_, e)| feed.wants(e))
+        .map(|(i, _)| i)
         .zip(resources.iter().map(Option::as_ref))
         .collect()
 }
@@ -317,23 +375,53 @@ struct Target {
     allow_http: bool,
 }
 
-/// Posts `events` as one Standard Webhooks message; all of them (up to `last`) are taken, or
-/// none.
+/// Posts the `picked` events of `pending` as one Standard Webhooks message; all of them (up
+/// to `last`) are taken, or none. The events' JSON is the read's, written once for every feed
+/// of the provider; a feed that sends every event of its part and no resources copies it whole.
 fn push_webhook(
     agent: &ureq::Agent,
     target: &Target,
     feed: &Feed,
-    events: &[(&Event, Option<&Value>)],
+    pending: &Pending,
+    picked: &[(usize, Option<&Value>)],
     last: i64,
 ) -> (i64, Option<Refused>) {
-    let items: Vec<WireEvent<'_>> = events.iter().map(|&(e, r)| WireEvent::of(e, r)).collect();
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let body = webhook::body(&feed.provider, &now, &items);
-    let msg = webhook::message_id(feed.id, events[0].0.seq, last);
+    let body = webhook_body(&feed.provider, &now, pending, picked);
+    let first = picked
+        .first()
+        .map_or(last, |&(i, _)| pending.events()[i].seq);
+    let msg = webhook::message_id(feed.id, first, last);
     match post(agent, target, feed, Body::Webhook { msg: &msg }, &body) {
         Ok(()) => (last, None),
         Err(r) => (feed.position, Some(r)),
     }
+}
+
+/// The body of a webhook message of the `picked` events of `pending`.
+fn webhook_body(
+    provider: &str,
+    now: &str,
+    pending: &Pending,
+    picked: &[(usize, Option<&Value>)],
+) -> Vec<u8> {
+    let wire = pending.read.wire();
+    let offset = pending.range.start;
+    webhook::body(provider, now, |out| {
+        if picked.len() == pending.range.len() && picked.iter().all(|(_, r)| r.is_none()) {
+            out.extend_from_slice(wire.run(pending.range.clone()));
+            return;
+        }
+        for (n, &(i, resource)) in picked.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            match resource {
+                Some(r) => webhook::with_resource(out, wire.event(offset + i), r),
+                None => out.extend_from_slice(wire.event(offset + i)),
+            }
+        }
+    })
 }
 
 /// Posts each wanted event as one Security Event Token (RFC 8935), in order; returns how far
@@ -344,7 +432,7 @@ fn push_sets(
     target: &Target,
     feed: &Feed,
     all: &[Event],
-    picked: &[(&Event, Option<&Value>)],
+    picked: &[(usize, Option<&Value>)],
 ) -> (i64, Option<Refused>) {
     let refused = |error: String| Refused {
         error,
@@ -357,8 +445,8 @@ fn push_sets(
     let iss = crate::app::scim_base(&state.public_base, &feed.provider);
     let mut upto = feed.position;
     let mut next = picked.iter().peekable();
-    for e in all {
-        let Some((_, data)) = next.next_if(|(p, _)| p.seq == e.seq) else {
+    for (i, e) in all.iter().enumerate() {
+        let Some((_, data)) = next.next_if(|(p, _)| *p == i) else {
             upto = e.seq;
             continue;
         };
@@ -382,14 +470,10 @@ pub(crate) fn sign_event(
     e: &Event,
     data: Option<Value>,
 ) -> Result<String, String> {
-    let op = crate::scim::events::Op::parse(&e.op)
-        .ok_or_else(|| format!("event {} has no known operation ({})", e.seq, e.op))?;
-    let kind = crate::scim::ResourceKind::from_name(&e.kind)
-        .ok_or_else(|| format!("event {} is of no known resource type ({})", e.seq, e.kind))?;
     let events = set::events(set::Change {
-        op,
+        op: e.op,
         method: e.method.as_deref(),
-        changed: &e.changed,
+        changed: &e.changed_names(),
         version: crate::render::etag(e.version),
         data,
     });
@@ -400,7 +484,7 @@ pub(crate) fn sign_event(
             jti: &set::jti(feed.id, e.seq),
             txn: &format!("{}:{}", feed.provider, e.seq),
             iat: e.at / 1000,
-            uri: &format!("/{}/{}", kind.endpoint(), e.resource_id),
+            uri: &format!("/{}/{}", e.kind.endpoint(), e.resource_id),
             external_id: e.external_id.as_deref(),
         },
         events,
@@ -487,42 +571,6 @@ fn client(ca_file: Option<&str>) -> Result<ureq::Agent, String> {
     crate::outbound::agent(pem.as_deref(), TIMEOUT)
 }
 
-/// One event as a message carries it (with the resource as it stands now when the feed is
-/// `full` and it still exists). Serialized straight from the event's fields: a message of a
-/// thousand events built as JSON values first cost a tenth of a core at full create rate.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WireEvent<'a> {
-    seq: i64,
-    time: String,
-    resource_type: &'a str,
-    id: &'a str,
-    external_id: Option<&'a str>,
-    operation: &'a str,
-    changed: &'a [String],
-    version: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resource: Option<&'a Value>,
-}
-
-impl<'a> WireEvent<'a> {
-    fn of(e: &'a Event, resource: Option<&'a Value>) -> WireEvent<'a> {
-        WireEvent {
-            seq: e.seq,
-            time: chrono::DateTime::from_timestamp_millis(e.at)
-                .unwrap_or_default()
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            resource_type: &e.kind,
-            id: &e.resource_id,
-            external_id: e.external_id.as_deref(),
-            operation: &e.op,
-            changed: &e.changed,
-            version: crate::render::etag(e.version),
-            resource,
-        }
-    }
-}
-
 /// The resources of `events` as they stand now, for a feed that sends them (None each
 /// otherwise, and for one deleted since).
 pub(crate) async fn current_resources_of(
@@ -534,9 +582,9 @@ pub(crate) async fn current_resources_of(
         return Ok(vec![None; events.len()]);
     }
     let (st, pid, provider) = (state.clone(), feed.provider_id, feed.provider.clone());
-    let wanted: Vec<(String, String)> = events
+    let wanted: Vec<(ResourceKind, String)> = events
         .iter()
-        .map(|e| (e.kind.clone(), e.resource_id.clone()))
+        .map(|e| (e.kind, e.resource_id.clone()))
         .collect();
     state
         .store
@@ -550,16 +598,12 @@ fn current_resources(
     c: &mut rusqlite::Connection,
     pid: i64,
     provider: &str,
-    wanted: &[(String, String)],
+    wanted: &[(ResourceKind, String)],
 ) -> store::Result<Vec<Option<Value>>> {
     let model = state.model_at(c, pid, schemas::model_version(c, pid)?)?;
     let base = crate::app::scim_base(&state.public_base, provider);
     let mut out = Vec::new();
-    for (kind, id) in wanted {
-        let Ok(kind) = crate::store::rows::parse_kind(kind) else {
-            out.push(None);
-            continue;
-        };
+    for &(kind, ref id) in wanted {
         let rt = model.get(kind);
         let rows = crate::store::resources::read(c, pid, kind, id)?;
         let Some(row) = rows.iter().next() else {
@@ -734,6 +778,67 @@ mod tests {
         assert_eq!(
             ids(&recent.after(&c, 1, 3, BATCH, true).unwrap()),
             ["n4", "n5"]
+        );
+    }
+
+    #[test]
+    fn a_message_copies_its_events_from_the_read_and_adds_resources_where_sent() {
+        use crate::scim::events::Op;
+        let event = |seq: i64, op| Event {
+            seq,
+            at: 0,
+            kind: ResourceKind::User,
+            resource_id: format!("u{seq}"),
+            external_id: None,
+            op,
+            changed: "[]".into(),
+            version: 1,
+            method: None,
+        };
+        let read = Arc::new(Read::new(
+            0,
+            vec![
+                event(1, Op::Create),
+                event(2, Op::Patch),
+                event(3, Op::Delete),
+            ],
+            3,
+        ));
+        let seqs_ops_resources = |body: Vec<u8>| -> Vec<(i64, String, Option<Value>)> {
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            v["data"]["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["seq"].as_i64().unwrap(),
+                        e["operation"].as_str().unwrap().to_string(),
+                        e.get("resource").cloned(),
+                    )
+                })
+                .collect()
+        };
+        let part = |range| Pending {
+            read: read.clone(),
+            range,
+        };
+        // Every event of its part, no resources: one slice of the read's JSON.
+        let all = webhook_body("p", "t", &part(1..3), &[(0, None), (1, None)]);
+        assert_eq!(
+            seqs_ops_resources(all),
+            [(2, "patch".into(), None), (3, "delete".into(), None)]
+        );
+        assert!(read.wire().run(0..0).is_empty());
+        // Some of them, one with its resource.
+        let r = serde_json::json!({"id": "u1"});
+        let some = webhook_body("p", "t", &part(0..3), &[(0, Some(&r)), (2, None)]);
+        assert_eq!(
+            seqs_ops_resources(some),
+            [
+                (1, "create".into(), Some(r.clone())),
+                (3, "delete".into(), None)
+            ]
         );
     }
 }

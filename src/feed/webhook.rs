@@ -5,7 +5,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde::Serialize;
+use serde_json::Value;
+
+use crate::store::feeds::Event;
 
 /// How a signing secret starts.
 pub(crate) const SECRET_PREFIX: &str = "whsec_";
@@ -58,25 +60,66 @@ pub(crate) fn message_id(feed_id: i64, first: i64, last: i64) -> String {
 }
 
 /// A message's body: `type`, `timestamp` (RFC 3339) and `data` with the provider and its
-/// events in order.
-pub(crate) fn body<E: Serialize>(provider: &str, timestamp: &str, events: &E) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Data<'a, E> {
-        provider: &'a str,
-        events: &'a E,
+/// events in order, which `events` writes (JSON objects separated by commas).
+pub(crate) fn body(provider: &str, timestamp: &str, events: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(br#"{"type":"scim.events","timestamp":"#);
+    string(&mut out, timestamp);
+    out.extend_from_slice(br#","data":{"provider":"#);
+    string(&mut out, provider);
+    out.extend_from_slice(br#","events":["#);
+    events(&mut out);
+    out.extend_from_slice(b"]}}");
+    out
+}
+
+/// Appends one event as a message carries it: `seq`, `time` (RFC 3339, milliseconds),
+/// `resourceType`, `id`, `externalId`, `operation`, `changed` and `version`. A feed that sends
+/// the resource adds it with `with_resource`.
+pub(crate) fn event(out: &mut Vec<u8>, e: &Event) {
+    let time = chrono::DateTime::from_timestamp_millis(e.at)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    out.extend_from_slice(br#"{"seq":"#);
+    out.extend_from_slice(e.seq.to_string().as_bytes());
+    out.extend_from_slice(br#","time":"#);
+    string(out, &time);
+    out.extend_from_slice(br#","resourceType":"#);
+    string(out, e.kind.name());
+    out.extend_from_slice(br#","id":"#);
+    string(out, &e.resource_id);
+    out.extend_from_slice(br#","externalId":"#);
+    match &e.external_id {
+        Some(x) => string(out, x),
+        None => out.extend_from_slice(b"null"),
     }
-    #[derive(Serialize)]
-    struct Message<'a, E> {
-        r#type: &'static str,
-        timestamp: &'a str,
-        data: Data<'a, E>,
+    out.extend_from_slice(br#","operation":"#);
+    string(out, e.op.as_str());
+    // The names are stored as the JSON array the change record wrote: carried as they are.
+    out.extend_from_slice(br#","changed":"#);
+    match e.changed.trim() {
+        names if names.starts_with('[') && names.ends_with(']') => {
+            out.extend_from_slice(names.as_bytes())
+        }
+        _ => out.extend_from_slice(b"[]"),
     }
-    let m = Message {
-        r#type: "scim.events",
-        timestamp,
-        data: Data { provider, events },
-    };
-    serde_json::to_vec(&m).unwrap_or_default()
+    out.extend_from_slice(br#","version":"W/\""#);
+    out.extend_from_slice(e.version.to_string().as_bytes());
+    out.extend_from_slice(br#"\""}"#);
+}
+
+/// Appends an event `event` wrote with the resource as it stands now beside its other members.
+pub(crate) fn with_resource(out: &mut Vec<u8>, event: &[u8], resource: &Value) {
+    out.extend_from_slice(event.strip_suffix(b"}").unwrap_or(event));
+    out.extend_from_slice(br#","resource":"#);
+    // Writing into a Vec does not fail.
+    serde_json::to_writer(&mut *out, resource).ok();
+    out.push(b'}');
+}
+
+/// Appends `s` as a JSON string.
+fn string(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(&mut *out, s).ok();
 }
 
 #[cfg(test)]
@@ -102,5 +145,49 @@ mod tests {
             signature_header(&[&secret_of(&[1; 32]), &secret_of(&[2; 32])], "m", 1, b"x").unwrap();
         assert_eq!(both.split(' ').count(), 2);
         assert!(both.split(' ').all(|s| s.starts_with("v1,")));
+    }
+
+    #[test]
+    fn a_body_carries_each_event_as_json_with_its_resource_when_given() {
+        let mut e = Event {
+            seq: 7,
+            at: 1_700_000_000_123,
+            kind: crate::scim::ResourceKind::User,
+            resource_id: "u\"1".into(),
+            external_id: None,
+            op: crate::scim::events::Op::Patch,
+            changed: r#"["title","urn:x:y:z"]"#.into(),
+            version: 3,
+            method: None,
+        };
+        let mut plain = Vec::new();
+        event(&mut plain, &e);
+        e.external_id = Some("x\\1".into());
+        e.changed = "not json".into();
+        let mut other = Vec::new();
+        event(&mut other, &e);
+        let resource = serde_json::json!({"id": "u\"1", "active": true});
+        let body = body("entra", "2026-12-07T10:00:00.000Z", |out| {
+            out.extend_from_slice(&plain);
+            out.push(b',');
+            with_resource(out, &other, &resource);
+        });
+        let parsed: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({
+                "type": "scim.events",
+                "timestamp": "2026-12-07T10:00:00.000Z",
+                "data": {"provider": "entra", "events": [
+                    {"seq": 7, "time": "2023-11-14T22:13:20.123Z", "resourceType": "User",
+                     "id": "u\"1", "externalId": null, "operation": "patch",
+                     "changed": ["title", "urn:x:y:z"], "version": "W/\"3\""},
+                    {"seq": 7, "time": "2023-11-14T22:13:20.123Z", "resourceType": "User",
+                     "id": "u\"1", "externalId": "x\\1", "operation": "patch",
+                     "changed": [], "version": "W/\"3\"",
+                     "resource": {"id": "u\"1", "active": true}},
+                ]},
+            })
+        );
     }
 }

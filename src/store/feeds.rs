@@ -81,13 +81,22 @@ pub(crate) struct Event {
     pub(crate) seq: i64,
     /// Unix milliseconds of the commit.
     pub(crate) at: i64,
-    pub(crate) kind: String,
+    pub(crate) kind: ResourceKind,
     pub(crate) resource_id: String,
     pub(crate) external_id: Option<String>,
-    pub(crate) op: String,
-    pub(crate) changed: Vec<String>,
+    pub(crate) op: Op,
+    /// The changed attributes' names, as the JSON array stored (a message carries it as it
+    /// is; `changed_names` reads it).
+    pub(crate) changed: String,
     pub(crate) version: i64,
     pub(crate) method: Option<String>,
+}
+
+impl Event {
+    /// The changed attributes' names.
+    pub(crate) fn changed_names(&self) -> Vec<String> {
+        serde_json::from_str(&self.changed).unwrap_or_default()
+    }
 }
 
 /// Up to `limit` of the provider's events after `after`, in order.
@@ -102,21 +111,35 @@ pub(crate) fn events_after(
          FROM feed_events
          WHERE provider_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
-    let rows = st.query_map(params![provider_id, after, limit], |r| {
-        let changed: String = r.get(6)?;
-        Ok(Event {
+    // A read of a feed that is behind fills the whole batch: room for it at once.
+    let mut out = Vec::with_capacity(usize::try_from(limit.clamp(0, 1000)).unwrap_or(0));
+    let mut rows = st.query(params![provider_id, after, limit])?;
+    while let Some(r) = rows.next()? {
+        out.push(Event {
             seq: r.get(0)?,
             at: r.get(1)?,
-            kind: r.get(2)?,
+            kind: parsed(r, 2, ResourceKind::from_name)?,
             resource_id: r.get(3)?,
             external_id: r.get(4)?,
-            op: r.get(5)?,
-            changed: serde_json::from_str(&changed).unwrap_or_default(),
+            op: parsed(r, 5, Op::parse)?,
+            changed: r.get(6)?,
             version: r.get(7)?,
             method: r.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        });
+    }
+    Ok(out)
+}
+
+/// Column `i` of `r` read by `parse`; a value it does not know fails the read.
+fn parsed<T>(r: &Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::Result<T> {
+    let text = r.get_ref(i)?.as_str()?;
+    parse(text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("{text:?} is not a known value of the change feed").into(),
+        )
+    })
 }
 
 /// Whether `e` is still stored under its number (not pruned, and not another event since the
@@ -180,7 +203,7 @@ impl Feed {
 
     /// Whether the feed sends the event `e`.
     pub(crate) fn wants(&self, e: &Event) -> bool {
-        self.sends(&e.op)
+        self.sends(e.op.as_str())
     }
 }
 
