@@ -206,80 +206,14 @@ impl Recent {
     }
 }
 
-/// How much less CPU a feed's thread gets than provisioning's when they contend: a nice value
-/// of 10 weighs about a tenth of the default 0.
-const NICE: i32 = 10;
-
-type LaneJob = Box<dyn FnOnce(&mut rusqlite::Connection) + Send>;
-
-/// A feed's own thread, at a lower priority than the threads that serve requests: its reads,
-/// messages and posts run there, on a connection of its own, so that a machine short of CPU
-/// serves provisioning first and the feed catches up in the gaps (its events wait in the
-/// outbox meanwhile). The thread ends with the lane.
-struct Lane(std::sync::mpsc::Sender<LaneJob>);
-
-impl Lane {
-    fn start(state: &AppState) -> Result<Lane, String> {
-        let mut conn = state
-            .store
-            .own_connection()
-            .map_err(|e| format!("opening the feed's connection: {e}"))?;
-        let (jobs, queue) = std::sync::mpsc::channel::<LaneJob>();
-        std::thread::Builder::new()
-            .name("scimd-feed".into())
-            .spawn(move || {
-                let tid = rustix::thread::gettid();
-                if let Err(e) = rustix::process::setpriority_process(Some(tid), NICE) {
-                    tracing::debug!(error = %e, "a feed's thread keeps the default priority");
-                }
-                while let Ok(job) = queue.recv() {
-                    // A panicking job drops its answer (the worker sees an error) and leaves
-                    // the thread serving.
-                    let _ =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
-                }
-            })
-            .map_err(|e| format!("starting a feed's thread: {e}"))?;
-        Ok(Lane(jobs))
-    }
-
-    /// Runs `f` on the lane's thread and answers what it returns.
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut rusqlite::Connection) -> T + Send + 'static,
-    ) -> Result<T, String> {
-        let (answer, answered) = tokio::sync::oneshot::channel();
-        self.0
-            .send(Box::new(move |c| {
-                let _ = answer.send(f(c));
-            }))
-            .map_err(|_| "the feed's thread has stopped".to_string())?;
-        answered
-            .await
-            .map_err(|_| "a feed's job stopped without an answer".to_string())
-    }
-}
-
 /// One feed's deliveries, until it is removed or `stop`.
 async fn worker(state: Arc<AppState>, recent: Arc<Recent>, id: i64, stop: watch::Receiver<bool>) {
     let mut failures: u32 = 0;
     let mut agent: Option<(Option<String>, ureq::Agent)> = None;
-    let mut lane: Option<Lane> = None;
     while !*stop.borrow() {
-        let lane = match &lane {
-            Some(l) => l,
-            None => match Lane::start(&state) {
-                Ok(l) => lane.insert(l),
-                Err(e) => {
-                    tracing::warn!(error = %e, feed_id = id, "a feed cannot start; will retry");
-                    sleep_unless_stopped(POLL, &stop).await;
-                    continue;
-                }
-            },
-        };
-        // The feed and its next events, in one job.
+        // The feed and its next events, in one job on the pool.
         let shared = recent.clone();
-        let read = lane.run(move |c| -> store::Result<_> {
+        let read = state.store.run(move |c| -> store::Result<_> {
             let Some(feed) = feeds::by_id(c, id)? else {
                 return Ok(None);
             };
@@ -295,7 +229,7 @@ async fn worker(state: Arc<AppState>, recent: Arc<Recent>, id: i64, stop: watch:
             let pending = shared.after(c, feed.provider_id, feed.position, limit, push)?;
             Ok(Some((feed, Some(pending))))
         });
-        let (feed, pending) = match read.await.and_then(|r| r.map_err(|e| e.to_string())) {
+        let (feed, pending) = match read.await {
             Ok(Some((feed, Some(pending)))) => (feed, pending),
             Ok(Some((_, None))) => {
                 tokio::time::sleep(POLL).await;
@@ -343,46 +277,37 @@ async fn worker(state: Arc<AppState>, recent: Arc<Recent>, id: i64, stop: watch:
                     }
                 },
             };
+            let resources = match current_resources_of(&state, &feed, &wanted).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, feed = %feed.name, "building a message failed");
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            };
             let target = Target {
                 url,
                 allow_http: state.config.feed_allow_http,
             };
             let (f, st) = (feed.clone(), state.clone());
-            // The events go to the feed's thread as they were read (no copy); the resources
-            // a full feed sends are read there too.
-            let sent = lane.run(move |c| -> store::Result<(i64, Option<Refused>)> {
-                let events = pending.events();
-                let resources = if f.full {
-                    let keys: Vec<(ResourceKind, String)> = events
-                        .iter()
-                        .filter(|e| f.wants(e))
-                        .map(|e| (e.kind, e.resource_id.clone()))
-                        .collect();
-                    current_resources(&st, c, f.provider_id, &f.provider, &keys)?
-                } else {
-                    Vec::new()
-                };
-                let picked = picked(&f, events, &resources);
-                Ok(match f.format.as_str() {
-                    "set" => push_sets(&st, &client, &target, &f, events, &picked),
+            // The events go to the delivery thread as they were read (no copy).
+            tokio::task::spawn_blocking(move || {
+                let picked = picked(&f, pending.events(), &resources);
+                match f.format.as_str() {
+                    "set" => push_sets(&st, &client, &target, &f, pending.events(), &picked),
                     _ => push_webhook(&client, &target, &f, &pending, &picked, last),
-                })
-            });
-            match sent.await {
-                Ok(Ok(taken)) => taken,
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, feed = %feed.name, "building a message failed");
-                    tokio::time::sleep(POLL).await;
-                    continue;
                 }
-                Err(e) => (
+            })
+            .await
+            .unwrap_or_else(|e| {
+                (
                     from,
                     Some(Refused {
-                        error: format!("the delivery failed: {e}"),
+                        error: format!("the delivery panicked: {e}"),
                         retry_after: None,
                     }),
-                ),
-            }
+                )
+            })
         };
         if upto > from {
             let now = chrono::Utc::now().timestamp_millis();
@@ -429,18 +354,18 @@ async fn worker(state: Arc<AppState>, recent: Arc<Recent>, id: i64, stop: watch:
 }
 
 /// The events of `events` the feed sends, by their place in `events`, each with its resource
-/// from `resources` (one per such event, in order; none when the feed sends no resources).
+/// from `resources` (one per such event, in order).
 fn picked<'a>(
     feed: &Feed,
     events: &[Event],
     resources: &'a [Option<Value>],
 ) -> Vec<(usize, Option<&'a Value>)> {
-    let mut resources = resources.iter();
     events
         .iter()
         .enumerate()
         .filter(|(_, e)| feed.wants(e))
-        .map(|(i, _)| (i, resources.next().and_then(Option::as_ref)))
+        .map(|(i, _)| i)
+        .zip(resources.iter().map(Option::as_ref))
         .collect()
 }
 

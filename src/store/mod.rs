@@ -178,7 +178,6 @@ pub struct Store {
     stuck_after: Duration,
     /// The database file as opened, to notice when its path names another file or none.
     file: writer::DatabaseFile,
-    busy_timeout: Duration,
 }
 
 /// What is wrong with the store's threads, part by part; `None` where a part is fine.
@@ -344,7 +343,6 @@ impl Store {
             readers_alive,
             stuck_after: (busy_timeout * 2).max(Duration::from_secs(1)),
             file,
-            busy_timeout,
         })
     }
 
@@ -453,15 +451,6 @@ impl Store {
         F: FnMut(&Connection) -> Result<T, E> + Send + 'static,
     {
         self.writer.write_blocking(f)
-    }
-
-    /// A connection of its own for a thread that reads outside the pool (a change feed's, at a
-    /// lower priority: holding one of the pool's connections while it waits for the CPU would
-    /// hold up a request), configured as the pool's are, without the memory map.
-    pub(crate) fn own_connection(&self) -> Result<Connection> {
-        let mut c = Connection::open(self.file.path())?;
-        configure(&mut c, self.busy_timeout, false)?;
-        Ok(c)
     }
 
     /// Runs a read on the calling thread (command-line tools, tests). Changes go through
