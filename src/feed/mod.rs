@@ -83,9 +83,18 @@ struct Refused {
 
 /// The events read last for each provider, shared by its feeds: feeds of one provider that
 /// keep up deliver the same events, and one read serves them all (with two feeds, half the
-/// reads of a provider's events).
+/// reads of a provider's events). A provider's feeds read one at a time, so that two waking
+/// together do not both read the same events: the second waits for the first's read and takes
+/// its part. The last `KEPT_READS` reads are kept, so that a feed a message behind another
+/// still finds its events.
 #[derive(Default)]
-struct Recent(std::sync::Mutex<HashMap<i64, Arc<Read>>>);
+struct Recent(std::sync::Mutex<HashMap<i64, Kept>>);
+
+/// A provider's last reads, oldest first.
+type Kept = Arc<std::sync::Mutex<Vec<Arc<Read>>>>;
+
+/// Reads kept for each provider.
+const KEPT_READS: usize = 4;
 
 /// The events of one read: every event of the provider after `after` up to the last of
 /// `events`, and the provider's last number then.
@@ -164,8 +173,9 @@ impl Pending {
 }
 
 impl Recent {
-    /// Up to `limit` of the provider's events after `from`: from the provider's last read when
-    /// it holds them, else read now (and kept for the provider's other feeds when `share`).
+    /// Up to `limit` of the provider's events after `from`: from one of the provider's last
+    /// reads when it holds them, else read now (and kept for the provider's other feeds when
+    /// `share`).
     fn after(
         &self,
         c: &rusqlite::Connection,
@@ -174,23 +184,33 @@ impl Recent {
         limit: i64,
         share: bool,
     ) -> store::Result<Pending> {
-        let held = self.0.lock().ok().and_then(|m| m.get(&pid).cloned());
-        if let Some(read) = held
-            && read.after <= from
-            && read.events.last().is_some_and(|e| e.seq > from)
-        {
-            let start = read.events.partition_point(|e| e.seq <= from);
-            let end = read
-                .events
-                .len()
-                .min(start + usize::try_from(limit).unwrap_or(0));
-            // A provider whose feeds were all removed numbers its events afresh when it has
-            // one again: then another event is stored under this number.
-            if feeds::is_stored(c, pid, &read.events[start])? {
-                return Ok(Pending {
-                    read,
-                    range: start..end,
-                });
+        let slot = self
+            .0
+            .lock()
+            .ok()
+            .map(|mut m| m.entry(pid).or_default().clone());
+        let mut held = slot.as_ref().and_then(|s| s.lock().ok());
+        if let Some(reads) = held.as_mut() {
+            let found = reads
+                .iter()
+                .rev()
+                .find(|r| r.after <= from && r.events.last().is_some_and(|e| e.seq > from));
+            if let Some(read) = found.cloned() {
+                let start = read.events.partition_point(|e| e.seq <= from);
+                let end = read
+                    .events
+                    .len()
+                    .min(start + usize::try_from(limit).unwrap_or(0));
+                // A provider whose feeds were all removed numbers its events afresh when it
+                // has one again: then another event is stored under this number, and no read
+                // kept holds the provider's events.
+                if feeds::is_stored(c, pid, &read.events[start])? {
+                    return Ok(Pending {
+                        read,
+                        range: start..end,
+                    });
+                }
+                reads.clear();
             }
         }
         let read = Arc::new(Read::new(
@@ -198,8 +218,11 @@ impl Recent {
             feeds::events_after(c, pid, from, limit)?,
             feeds::last_seq(c, pid)?,
         ));
-        if share && let Ok(mut m) = self.0.lock() {
-            m.insert(pid, read.clone());
+        if share && let Some(reads) = held.as_mut() {
+            if reads.len() == KEPT_READS {
+                reads.remove(0);
+            }
+            reads.push(read.clone());
         }
         let range = 0..read.events.len();
         Ok(Pending { read, range })
@@ -757,17 +780,23 @@ mod tests {
             assert_eq!(ids(&next), want);
         }
         assert_eq!(ids(&recent.after(&c, 1, 1, 1, true).unwrap()), ["u2"]);
-        // Past the read's last event, or before its start: read again.
+        // Past the read's last event: read again, and the earlier read is kept beside it for
+        // a feed still behind.
         append("u4", 20);
         let past = recent.after(&c, 1, 3, BATCH, true).unwrap();
         assert!(!Arc::ptr_eq(&past.read, &first.read));
         assert_eq!(ids(&past), ["u4"]);
-        let before = recent.after(&c, 1, 0, BATCH, false).unwrap();
-        assert_eq!(ids(&before), ["u1", "u2", "u3", "u4"]);
-        // A read not shared is not kept: the next one still finds the shared one.
+        let behind = recent.after(&c, 1, 0, BATCH, true).unwrap();
+        assert!(Arc::ptr_eq(&behind.read, &first.read));
+        // A read not shared is not kept: the next one reads again, and is kept.
+        append("u5", 20);
+        let alone = recent.after(&c, 1, 4, BATCH, false).unwrap();
+        assert_eq!(ids(&alone), ["u5"]);
+        let kept = recent.after(&c, 1, 4, BATCH, true).unwrap();
+        assert!(!Arc::ptr_eq(&kept.read, &alone.read));
         assert!(Arc::ptr_eq(
-            &recent.after(&c, 1, 3, BATCH, true).unwrap().read,
-            &past.read
+            &recent.after(&c, 1, 4, BATCH, true).unwrap().read,
+            &kept.read
         ));
         // The last feed removed and a new one added: event 1 is another event now.
         feeds::remove(&c, "f").unwrap();
@@ -779,6 +808,16 @@ mod tests {
             ids(&recent.after(&c, 1, 3, BATCH, true).unwrap()),
             ["n4", "n5"]
         );
+        // Only the last KEPT_READS reads are kept.
+        append("n6", 40);
+        let oldest = recent.after(&c, 1, 5, BATCH, true).unwrap();
+        for k in 0..KEPT_READS {
+            append("later", 40);
+            recent.after(&c, 1, 6 + k as i64, BATCH, true).unwrap();
+        }
+        let again = recent.after(&c, 1, 5, BATCH, true).unwrap();
+        assert!(!Arc::ptr_eq(&again.read, &oldest.read));
+        assert_eq!(ids(&again)[0], "n6");
     }
 
     #[test]
