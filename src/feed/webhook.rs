@@ -88,7 +88,9 @@ pub(crate) fn event(out: &mut Vec<u8>, e: &Event) {
     string(out, e.kind.name());
     out.extend_from_slice(br#","id":"#);
     string(out, &e.resource_id);
-    out.extend_from_slice(br#","externalId":"#);
+    out.push(b',');
+    string(out, crate::scim::events::EXTERNAL_ID);
+    out.push(b':');
     match &e.external_id {
         Some(x) => string(out, x),
         None => out.extend_from_slice(b"null"),

@@ -2,6 +2,10 @@
 //! provisioning event): created, replaced, patched, deleted, activated, deactivated, and a
 //! group's members changed. Pure vocabulary.
 
+/// The member of a change feed's event that carries the resource's `externalId`, named as
+/// SCIM names the attribute.
+pub(crate) const EXTERNAL_ID: &str = "externalId";
+
 /// One operation of a feed's event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
