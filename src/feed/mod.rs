@@ -62,6 +62,7 @@ pub(crate) async fn run(state: Arc<AppState>, mut stop: watch::Receiver<bool>) {
             }
         };
         workers.retain(|_, w| !w.is_finished());
+        recent.forget(&listed);
         for f in listed {
             workers.entry(f.id).or_insert_with(|| {
                 let worker = worker(state.clone(), recent.clone(), f.id, stop.clone());
@@ -173,6 +174,30 @@ impl Pending {
 }
 
 impl Recent {
+    /// Lets go of the reads no feed of `feeds` can take anything from: a provider's with no
+    /// feed left, and those that end at or before the position of every feed of theirs (the
+    /// kept reads would otherwise hold their events' memory after the feeds have moved on).
+    fn forget(&self, feeds: &[Feed]) {
+        let Ok(mut providers) = self.0.lock() else {
+            return;
+        };
+        providers.retain(|pid, kept| {
+            let Some(lowest) = feeds
+                .iter()
+                .filter(|f| f.provider_id == *pid)
+                .map(|f| f.position)
+                .min()
+            else {
+                return false;
+            };
+            // One being read now is left for the next round.
+            if let Ok(mut reads) = kept.try_lock() {
+                reads.retain(|r| r.events.last().is_some_and(|e| e.seq > lowest));
+            }
+            true
+        });
+    }
+
     /// Up to `limit` of the provider's events after `from`: from one of the provider's last
     /// reads when it holds them, else read now (and kept for the provider's other feeds when
     /// `share`).
@@ -818,6 +843,18 @@ mod tests {
         let again = recent.after(&c, 1, 5, BATCH, true).unwrap();
         assert!(!Arc::ptr_eq(&again.read, &oldest.read));
         assert_eq!(ids(&again)[0], "n6");
+        // Reads every feed has moved past are let go, and a provider's with no feed.
+        let kept = |recent: &Recent| -> usize {
+            let providers = recent.0.lock().unwrap();
+            providers.get(&1).map_or(0, |k| k.lock().unwrap().len())
+        };
+        let mut g = feeds::require(&c, "g").unwrap();
+        g.position = 9;
+        recent.forget(std::slice::from_ref(&g));
+        // Kept were the reads from 7, 8 and 9 and the one from 5: two hold events after 9.
+        assert_eq!(kept(&recent), 2);
+        recent.forget(&[]);
+        assert!(recent.0.lock().unwrap().is_empty());
     }
 
     #[test]
