@@ -60,9 +60,16 @@ pub(crate) fn message_id(feed_id: i64, first: i64, last: i64) -> String {
 }
 
 /// A message's body: `type`, `timestamp` (RFC 3339) and `data` with the provider and its
-/// events in order, which `events` writes (JSON objects separated by commas).
-pub(crate) fn body(provider: &str, timestamp: &str, events: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256);
+/// events in order, which `events` writes (JSON objects separated by commas) in about `size`
+/// bytes (room for them is made at once: a message of a thousand events grown by doubling
+/// would copy itself a dozen times into fresh pages).
+pub(crate) fn body(
+    provider: &str,
+    timestamp: &str,
+    size: usize,
+    events: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + provider.len() + timestamp.len() + size);
     out.extend_from_slice(br#"{"type":"scim.events","timestamp":"#);
     string(&mut out, timestamp);
     out.extend_from_slice(br#","data":{"provider":"#);
@@ -81,7 +88,7 @@ pub(crate) fn event(out: &mut Vec<u8>, e: &Event) {
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     out.extend_from_slice(br#"{"seq":"#);
-    out.extend_from_slice(e.seq.to_string().as_bytes());
+    number(out, e.seq);
     out.extend_from_slice(br#","time":"#);
     string(out, &time);
     out.extend_from_slice(br#","resourceType":"#);
@@ -106,7 +113,7 @@ pub(crate) fn event(out: &mut Vec<u8>, e: &Event) {
         _ => out.extend_from_slice(b"[]"),
     }
     out.extend_from_slice(br#","version":"W/\""#);
-    out.extend_from_slice(e.version.to_string().as_bytes());
+    number(out, e.version);
     out.extend_from_slice(br#"\""}"#);
 }
 
@@ -117,6 +124,18 @@ pub(crate) fn with_resource(out: &mut Vec<u8>, event: &[u8], resource: &Value) {
     // Writing into a Vec does not fail.
     serde_json::to_writer(&mut *out, resource).ok();
     out.push(b'}');
+}
+
+/// Appends `n` in decimal.
+fn number(out: &mut Vec<u8>, n: i64) {
+    use std::io::Write;
+    // Writing into a Vec does not fail.
+    write!(out, "{n}").ok();
+}
+
+/// The room `event` takes for `e`, near enough (its fixed part, a time, and its texts).
+pub(crate) fn event_size(e: &Event) -> usize {
+    170 + e.resource_id.len() + e.external_id.as_ref().map_or(0, String::len) + e.changed.len()
 }
 
 /// Appends `s` as a JSON string.
@@ -169,7 +188,7 @@ mod tests {
         let mut other = Vec::new();
         event(&mut other, &e);
         let resource = serde_json::json!({"id": "u\"1", "active": true});
-        let body = body("entra", "2026-12-07T10:00:00.000Z", |out| {
+        let body = body("entra", "2026-12-07T10:00:00.000Z", 0, |out| {
             out.extend_from_slice(&plain);
             out.push(b',');
             with_resource(out, &other, &resource);
