@@ -11,7 +11,7 @@
 #                                     with openssl); the ceiling stays plain HTTP, so the
 #                                     ratios show what TLS costs
 #   bench/run.sh --feeds              also create_user and patch_user with two webhook feeds
-#                                     delivering to receivers on loopback (bench/receiver.py),
+#                                     delivering to receivers on loopback (benches/receiver.rs),
 #                                     their runs alternating with runs without feeds (at least
 #                                     five pairs; the median of the pairs' ratios), and the
 #                                     feeds' lag while creates run at full rate
@@ -50,7 +50,7 @@ done
 . bench/wrk.sh
 
 echo "== building release binaries"
-cargo build --release --locked --bin scimd --example ceiling --example seed
+cargo build --release --locked --bin scimd --example ceiling --example seed --example receiver
 bin=target/release
 scimd_bin=${BENCH_SCIMD:-$bin/scimd}
 work=$(mktemp -d)
@@ -239,7 +239,7 @@ if [ "$feeds" -eq 1 ]; then
     [ -n "$admin" ] || { echo "--feeds needs the admin listener (for /metrics)" >&2; exit 1; }
     ports=()
     for i in 1 2; do
-        python3 -u bench/receiver.py "$work/rx$i.count" >"$work/rx$i.port" 2>"$work/rx$i.log" &
+        "$bin/examples/receiver" "$work/rx$i.count" >"$work/rx$i.port" 2>"$work/rx$i.log" &
         pids+=($!)
         for _ in $(seq 1 100); do [ -s "$work/rx$i.port" ] && break; sleep 0.1; done
         ports+=("$(head -n 1 "$work/rx$i.port")")
