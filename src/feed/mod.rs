@@ -785,18 +785,7 @@ mod tests {
     #[test]
     fn a_providers_feeds_share_its_last_read_until_its_numbers_start_afresh() {
         let c = feeds::testing::with_provider();
-        let append = |id: &str, at: i64| {
-            let e = feeds::NewEvent {
-                kind: crate::scim::ResourceKind::User,
-                id,
-                external_id: None,
-                op: crate::scim::events::Op::Create,
-                changed: "[]",
-                version: 1,
-                method: None,
-            };
-            feeds::append(&c, 1, &e, at).unwrap();
-        };
+        let append = |id: &str, at: i64| activity::testing::create(&c, id, at);
         let add = |name| feeds::add(&c, &feeds::testing::webhook(name)).unwrap();
         add("f");
         for (i, id) in ["u1", "u2", "u3"].iter().enumerate() {

@@ -229,30 +229,32 @@ pub(crate) fn record_change(
     ctx: &Context,
     change: &Change<'_>,
 ) -> Result<()> {
+    record_change_at(c, provider_id, ctx, change, now_ms())
+}
+
+/// `record_change` at `at` (unix milliseconds). When the provider has a change feed, the
+/// record is the change's event too: it carries the event's number and the externalId.
+pub(crate) fn record_change_at(
+    c: &Connection,
+    provider_id: i64,
+    ctx: &Context,
+    change: &Change<'_>,
+    at: i64,
+) -> Result<()> {
     let values = match (&change.values, ctx.values) {
         (Some(v), true) => Some(Value::Object(v.clone()).to_string()),
         _ => None,
     };
-    let at = now_ms();
     let changed = serde_json::to_string(&change.changed).unwrap_or_else(|_| "[]".into());
-    // The change feed's event, when the provider has a feed: in this transaction too.
-    if let Some(op) = change.action.feed_op() {
-        let event = super::feeds::NewEvent {
-            kind: change.kind,
-            id: change.id,
-            external_id: change.external_id,
-            op,
-            changed: &changed,
-            version: change.version,
-            method: Some(&ctx.method),
-        };
-        super::feeds::append(c, provider_id, &event, at)?;
-    }
+    let feed_seq = match change.action.feed_op() {
+        Some(_) => super::feeds::next_number(c, provider_id)?,
+        None => None,
+    };
     c.prepare_cached(
         "INSERT INTO activity (at, provider_id, token_id, request_id, method, path, kind,
                                resource_id, name, action, changed, version, status, detail,
-                               doc_values)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                               doc_values, feed_seq, external_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )?
     .execute(params![
         at,
@@ -270,6 +272,8 @@ pub(crate) fn record_change(
         change.status,
         change.detail,
         values,
+        feed_seq,
+        feed_seq.and(change.external_id),
     ])?;
     Ok(())
 }
@@ -682,8 +686,9 @@ fn query_one(c: &Connection, q: &Query) -> Result<Vec<Record>> {
 /// Deletes records older than `before` (unix milliseconds) and, per provider, all but the
 /// newest `keep` changes and all but the newest `keep` other records (refusals, refused
 /// authentications, connection tests): the two are capped apart, so a flood of refusals never
-/// pushes a change out. At most `batch` rows per call, so the writer is never held long;
-/// returns how many went (call again while it returns `batch`).
+/// pushes a change out. A record that is a change feed's event stays until the feed retention
+/// lets go of the event (`feeds::prune`). At most `batch` rows per call, so the writer is never
+/// held long; returns how many went (call again while it returns `batch`).
 pub(crate) fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Result<usize> {
     let providers: Vec<i64> = c
         .prepare_cached("SELECT id FROM providers")?
@@ -691,7 +696,8 @@ pub(crate) fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Res
         .collect::<rusqlite::Result<_>>()?;
     let mut old = c.prepare_cached(
         "DELETE FROM activity WHERE seq IN
-           (SELECT seq FROM activity WHERE provider_id = ?1 AND at < ?2 ORDER BY at LIMIT ?3)",
+           (SELECT seq FROM activity WHERE provider_id = ?1 AND at < ?2 AND feed_seq IS NULL
+            ORDER BY at LIMIT ?3)",
     )?;
     let over = |changes: bool| {
         let which = match changes {
@@ -700,7 +706,7 @@ pub(crate) fn prune(c: &Connection, before: i64, keep: i64, batch: usize) -> Res
         };
         format!(
             "DELETE FROM activity WHERE seq IN
-               (SELECT seq FROM activity WHERE provider_id = ?1 AND {which}
+               (SELECT seq FROM activity WHERE provider_id = ?1 AND {which} AND feed_seq IS NULL
                   AND (at, seq) <= (SELECT at, seq FROM activity WHERE provider_id = ?1
                                     AND {which}
                                     ORDER BY at DESC, seq DESC LIMIT 1 OFFSET ?2)
@@ -938,8 +944,40 @@ pub(crate) fn status(
 }
 
 #[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A user's creation at `at` (unix milliseconds) by provider 1, recorded as a request's
+    /// change is: an event when the provider has a feed.
+    pub(crate) fn create(c: &Connection, id: &str, at: i64) {
+        let ctx = Context {
+            token_id: String::new(),
+            request_id: String::new(),
+            method: "POST".into(),
+            path: "/Users".into(),
+            values: false,
+        };
+        let change = Change {
+            kind: ResourceKind::User,
+            id,
+            name: id,
+            external_id: None,
+            action: Action::Created,
+            changed: Vec::new(),
+            version: 1,
+            values: None,
+            detail: None,
+            status: 201,
+        };
+        record_change_at(c, 1, &ctx, &change, at).unwrap();
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scim::events::Op;
+    use crate::store::feeds;
     use serde_json::json;
 
     fn map(v: Value) -> Map<String, Value> {
@@ -1148,5 +1186,81 @@ mod tests {
             assert!(p.contains("activity_others"), "{p}");
             assert!(!p.contains("SCAN activity"), "{p}");
         }
+    }
+
+    #[test]
+    fn numbers_go_on_without_gaps_across_pruning_and_start_afresh_after_the_last_feed() {
+        let c = feeds::testing::with_provider();
+        let append = |c: &Connection, id: &str, at: i64| testing::create(c, id, at);
+        let seqs = |c: &Connection| -> Vec<i64> {
+            feeds::events_after(c, 1, 0, 100)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        // No feed: a change writes no event.
+        append(&c, "u0", 10);
+        assert_eq!((seqs(&c), feeds::last_seq(&c, 1).unwrap()), (vec![], 0));
+        feeds::add(&c, &feeds::testing::webhook("f")).unwrap();
+        for id in ["u1", "u2", "u3"] {
+            append(&c, id, 10);
+        }
+        assert_eq!(
+            (seqs(&c), feeds::last_seq(&c, 1).unwrap()),
+            (vec![1, 2, 3], 3)
+        );
+        // Every event kept is pruned: the next one still follows the last.
+        assert_eq!(feeds::prune(&c, 11, 100).unwrap(), 3);
+        assert_eq!((seqs(&c), feeds::last_seq(&c, 1).unwrap()), (vec![], 3));
+        append(&c, "u4", 20);
+        assert_eq!((seqs(&c), feeds::last_seq(&c, 1).unwrap()), (vec![4], 4));
+        // A pruning that deletes nothing moves nothing.
+        assert_eq!(feeds::prune(&c, 11, 100).unwrap(), 0);
+        append(&c, "u5", 20);
+        assert_eq!(seqs(&c), vec![4, 5]);
+        // The provider's last feed removed: no events, and a new feed's numbers start afresh.
+        feeds::remove(&c, "f").unwrap();
+        append(&c, "u6", 30);
+        assert_eq!((seqs(&c), feeds::last_seq(&c, 1).unwrap()), (vec![], 0));
+        feeds::add(&c, &feeds::testing::webhook("g")).unwrap();
+        append(&c, "u7", 30);
+        assert_eq!(seqs(&c), vec![1]);
+    }
+
+    #[test]
+    fn a_feeds_operation_of_a_record_is_its_actions_in_sql_too() {
+        let c = crate::store::test_conn();
+        for a in Action::ALL {
+            let op: Option<String> = c
+                .query_row(
+                    &format!("SELECT {} FROM (SELECT ?1 AS action)", feeds::OP_OF_ACTION),
+                    [a.as_str()],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(op.as_deref(), a.feed_op().map(Op::as_str), "{a:?}");
+        }
+    }
+
+    #[test]
+    fn a_record_that_is_a_kept_event_outlives_the_activity_retention_until_the_feeds_one() {
+        let c = feeds::testing::with_provider();
+        feeds::add(&c, &feeds::testing::webhook("f")).unwrap();
+        for id in ["u1", "u2"] {
+            testing::create(&c, id, 10);
+        }
+        let records = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM activity", [], |r| r.get(0))
+                .unwrap()
+        };
+        // Past the activity retention and over the cap: the events' records stay.
+        assert_eq!(prune(&c, 1_000, 0, 100).unwrap(), 0);
+        assert_eq!(records(&c), 2);
+        // The feed retention lets go of the events: their records go at the next pruning.
+        assert_eq!(feeds::prune(&c, 1_000, 100).unwrap(), 2);
+        assert!(feeds::events_after(&c, 1, 0, 10).unwrap().is_empty());
+        assert_eq!(prune(&c, 1_000, 0, 100).unwrap(), 2);
+        assert_eq!(records(&c), 0);
     }
 }

@@ -1,5 +1,6 @@
-//! The change feed's tables (migration 22): the events every change of a provider with a feed
-//! writes in its own transaction (an outbox), and the feeds that deliver them.
+//! The change feed's tables: the feeds that deliver a provider's events, and the events, which
+//! are the activity records of its changes while they carry a number (migration 24; every
+//! change of a provider with a feed numbers its record in its own transaction: an outbox).
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -7,61 +8,23 @@ use super::{Error, Result};
 use crate::scim::ResourceKind;
 use crate::scim::events::Op;
 
-/// A committed change, as its event records it.
-pub(crate) struct NewEvent<'a> {
-    pub(crate) kind: ResourceKind,
-    pub(crate) id: &'a str,
-    pub(crate) external_id: Option<&'a str>,
-    pub(crate) op: Op,
-    /// The changed attributes' names, as a JSON array.
-    pub(crate) changed: &'a str,
-    pub(crate) version: i64,
-    /// The request's method, kept for a change of activation or membership (a SET tells
-    /// whether a replace or a patch made it).
-    pub(crate) method: Option<&'a str>,
-}
-
 /// The provider's last event number, in a statement on its `feed_counters` row with the provider
 /// as `?1`: the newest event kept, or the counter when none is (the counter is brought up to
 /// date only when events are pruned).
 macro_rules! last_number {
     () => {
-        "max(last, coalesce((SELECT max(seq) FROM feed_events WHERE provider_id = ?1), 0))"
+        "max(last, coalesce((SELECT max(feed_seq) FROM activity
+                             WHERE provider_id = ?1 AND feed_seq IS NOT NULL), 0))"
     };
 }
 
-/// Writes the event of a change, in its transaction, when the provider has a feed (its
-/// counter row exists). The event's number follows the provider's newest event kept (its key's
-/// last entry, found by a seek), or the counter when none is kept: the counter is written only
-/// when events are pruned (`prune`), not by every change, so a change's transaction writes one
-/// row and one page fewer. The number is read first and the row inserted from values: an
-/// `INSERT … SELECT` that reads `feed_events` itself makes SQLite gather its result in a
-/// temporary table first, which cost the writer as much as the insert.
-pub(crate) fn append(c: &Connection, provider_id: i64, e: &NewEvent<'_>, at: i64) -> Result<()> {
-    let Some(last) = last_number(c, provider_id)? else {
-        return Ok(());
-    };
-    c.prepare_cached(
-        "INSERT INTO feed_events (provider_id, seq, at, kind, resource_id, external_id, op,
-                                  changed, version, method)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        provider_id,
-        last + 1,
-        at,
-        e.kind.name(),
-        e.id,
-        e.external_id,
-        e.op.as_str(),
-        e.changed,
-        e.version,
-        match e.op {
-            Op::Activate | Op::Deactivate | Op::Members => e.method,
-            _ => None,
-        },
-    ])?;
-    Ok(())
+/// The number the next change of the provider writes its event under, when the provider has
+/// a feed (its counter row exists): after its newest event kept (the last entry of the index
+/// of numbers, found by a seek), or after the counter when none is kept. The counter is written
+/// only when events are pruned (`prune`), not by every change, so a change writes nothing but
+/// its activity record with the number and the externalId in it.
+pub(crate) fn next_number(c: &Connection, provider_id: i64) -> Result<Option<i64>> {
+    Ok(last_number(c, provider_id)?.map(|last| last + 1))
 }
 
 /// The provider's last event number; None when it has no feed (no counter row).
@@ -73,6 +36,49 @@ fn last_number(c: &Connection, provider_id: i64) -> Result<Option<i64>> {
     ))?
     .query_row([provider_id], |r| r.get(0))
     .optional()?)
+}
+
+/// The change feed's operation of an activity record, from its `action` (NULL for records
+/// that are not changes): the SQL of `activity::Action::feed_op`, which a test there holds to
+/// it.
+macro_rules! op_of_action {
+    () => {
+        "CASE action WHEN 'created' THEN 'create' WHEN 'replaced' THEN 'replace'
+                     WHEN 'patched' THEN 'patch' WHEN 'deleted' THEN 'delete'
+                     WHEN 'reactivated' THEN 'activate' WHEN 'deactivated' THEN 'deactivate'
+                     WHEN 'member added' THEN 'members' WHEN 'member removed' THEN 'members' END"
+    };
+}
+#[cfg(test)]
+pub(crate) const OP_OF_ACTION: &str = op_of_action!();
+
+/// The columns of an event in its activity record, in `event_of`'s order.
+const EVENT_COLUMNS: &str = concat!(
+    "feed_seq, at, kind, resource_id, external_id, ",
+    op_of_action!(),
+    ", changed, version, method"
+);
+
+fn event_of(r: &Row<'_>) -> rusqlite::Result<Event> {
+    let op = parsed(r, 5, Op::parse)?;
+    Ok(Event {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        kind: parsed(r, 2, ResourceKind::from_name)?,
+        resource_id: r.get(3)?,
+        external_id: r.get(4)?,
+        op,
+        changed: r
+            .get::<_, Option<String>>(6)?
+            .unwrap_or_else(|| "[]".into()),
+        version: r.get::<_, Option<i64>>(7)?.unwrap_or(0),
+        // Kept for a change of activation or membership (a SET tells whether a replace or a
+        // patch made it).
+        method: match op {
+            Op::Activate | Op::Deactivate | Op::Members => r.get(8)?,
+            _ => None,
+        },
+    })
 }
 
 /// One event of a provider's feed.
@@ -106,26 +112,16 @@ pub(crate) fn events_after(
     after: i64,
     limit: i64,
 ) -> Result<Vec<Event>> {
-    let mut st = c.prepare_cached(
-        "SELECT seq, at, kind, resource_id, external_id, op, changed, version, method
-         FROM feed_events
-         WHERE provider_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM activity
+         WHERE provider_id = ?1 AND feed_seq > ?2 AND feed_seq IS NOT NULL
+         ORDER BY feed_seq LIMIT ?3"
+    ))?;
     // A read of a feed that is behind fills the whole batch: room for it at once.
     let mut out = Vec::with_capacity(usize::try_from(limit.clamp(0, 1000)).unwrap_or(0));
     let mut rows = st.query(params![provider_id, after, limit])?;
     while let Some(r) = rows.next()? {
-        out.push(Event {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            kind: parsed(r, 2, ResourceKind::from_name)?,
-            resource_id: r.get(3)?,
-            external_id: r.get(4)?,
-            op: parsed(r, 5, Op::parse)?,
-            changed: r.get(6)?,
-            version: r.get(7)?,
-            method: r.get(8)?,
-        });
+        out.push(event_of(r)?);
     }
     Ok(out)
 }
@@ -146,8 +142,8 @@ fn parsed<T>(r: &Row<'_>, i: usize, parse: fn(&str) -> Option<T>) -> rusqlite::R
 /// provider's feeds were all removed and its numbers started afresh).
 pub(crate) fn is_stored(c: &Connection, provider_id: i64, e: &Event) -> Result<bool> {
     Ok(c.prepare_cached(
-        "SELECT 1 FROM feed_events
-             WHERE provider_id = ?1 AND seq = ?2 AND at = ?3 AND resource_id = ?4",
+        "SELECT 1 FROM activity
+             WHERE provider_id = ?1 AND feed_seq = ?2 AND at = ?3 AND resource_id = ?4",
     )?
     .query_row(params![provider_id, e.seq, e.at, e.resource_id], |_| Ok(()))
     .optional()?
@@ -161,10 +157,10 @@ pub(crate) fn last_seq(c: &Connection, provider_id: i64) -> Result<i64> {
 
 /// The oldest event the provider still keeps (None when it keeps none).
 pub(crate) fn first_seq(c: &Connection, provider_id: i64) -> Result<Option<i64>> {
-    Ok(
-        c.prepare_cached("SELECT min(seq) FROM feed_events WHERE provider_id = ?1")?
-            .query_row([provider_id], |r| r.get(0))?,
-    )
+    Ok(c.prepare_cached(
+        "SELECT min(feed_seq) FROM activity WHERE provider_id = ?1 AND feed_seq IS NOT NULL",
+    )?
+    .query_row([provider_id], |r| r.get(0))?)
 }
 
 /// A feed as stored.
@@ -361,8 +357,11 @@ pub(crate) fn remove(c: &Connection, name: &str) -> Result<Feed> {
     if others == 0 {
         c.prepare_cached("DELETE FROM feed_counters WHERE provider_id = ?1")?
             .execute([f.provider_id])?;
-        c.prepare_cached("DELETE FROM feed_events WHERE provider_id = ?1")?
-            .execute([f.provider_id])?;
+        c.prepare_cached(
+            "UPDATE activity SET feed_seq = NULL, external_id = NULL
+             WHERE provider_id = ?1 AND feed_seq IS NOT NULL",
+        )?
+        .execute([f.provider_id])?;
     }
     Ok(f)
 }
@@ -427,15 +426,18 @@ pub(crate) fn acknowledge(c: &Connection, f: &Feed, handled: &[i64], at: i64) ->
         return Ok(f.position);
     };
     let mut position = f.position;
-    let mut st = c.prepare_cached(
-        "SELECT seq, op FROM feed_events WHERE provider_id = ?1 AND seq > ?2 AND seq <= ?3
-         ORDER BY seq",
-    )?;
+    let mut st = c.prepare_cached(concat!(
+        "SELECT feed_seq, ",
+        op_of_action!(),
+        " FROM activity
+             WHERE provider_id = ?1 AND feed_seq > ?2 AND feed_seq <= ?3 AND feed_seq IS NOT NULL
+             ORDER BY feed_seq"
+    ))?;
     let mut rows = st.query(params![f.provider_id, f.position, top])?;
     while let Some(r) = rows.next()? {
-        let (seq, op): (i64, String) = (r.get(0)?, r.get(1)?);
+        let (seq, op): (i64, Op) = (r.get(0)?, parsed(r, 1, Op::parse)?);
         // Numbers have no gaps (only pruning removes events, the oldest first).
-        if f.sends(&op) && !handled.contains(&seq) {
+        if f.sends(op.as_str()) && !handled.contains(&seq) {
             break;
         }
         position = seq;
@@ -463,16 +465,17 @@ pub(crate) fn failed(c: &Connection, id: i64, error: &str, at: i64) -> Result<()
     Ok(())
 }
 
-/// Deletes events committed before `before` (unix milliseconds), at most `limit` of each
-/// provider's; returns how many. A provider's oldest events are its first by number (they are
-/// numbered in commit order), so this reads the key's start and needs no index by time, which
-/// every change would otherwise write to.
+/// Lets go of the events committed before `before` (unix milliseconds), at most `limit` of
+/// each provider's; returns how many. Their activity records lose their number and stay for
+/// the activity retention. A provider's oldest events are its first by number (they are
+/// numbered in commit order), so this reads the start of the index of numbers and needs no
+/// index by time.
 pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
     let providers: Vec<i64> = c
         .prepare_cached("SELECT provider_id FROM feed_counters")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut deleted = 0;
+    let mut pruned = 0;
     for p in providers {
         // The counter keeps the last number, so that the next event follows it even when
         // every event kept is pruned.
@@ -482,14 +485,16 @@ pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
             " WHERE provider_id = ?1"
         ))?
         .execute([p])?;
-        deleted += c
+        pruned += c
             .prepare_cached(
-                "DELETE FROM feed_events WHERE provider_id = ?1 AND at < ?2 AND seq IN
-                   (SELECT seq FROM feed_events WHERE provider_id = ?1 ORDER BY seq LIMIT ?3)",
+                "UPDATE activity SET feed_seq = NULL, external_id = NULL
+                 WHERE at < ?2 AND seq IN
+                   (SELECT seq FROM activity WHERE provider_id = ?1 AND feed_seq IS NOT NULL
+                    ORDER BY feed_seq LIMIT ?3)",
             )?
             .execute(params![p, before, limit])?;
     }
-    Ok(deleted)
+    Ok(pruned)
 }
 
 /// What the feed tests start from.
@@ -522,56 +527,5 @@ pub(crate) mod testing {
             secret: "whsec_AAAA",
             now: 0,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::testing::{webhook, with_provider};
-    use super::*;
-
-    #[test]
-    fn numbers_go_on_without_gaps_across_pruning_and_start_afresh_after_the_last_feed() {
-        let c = with_provider();
-        let event = |id: &'static str| NewEvent {
-            kind: ResourceKind::User,
-            id,
-            external_id: None,
-            op: Op::Create,
-            changed: "[\"userName\"]",
-            version: 1,
-            method: Some("POST"),
-        };
-        let seqs = |c: &Connection| -> Vec<i64> {
-            events_after(c, 1, 0, 100)
-                .unwrap()
-                .iter()
-                .map(|e| e.seq)
-                .collect()
-        };
-        // No feed: a change writes no event.
-        append(&c, 1, &event("u0"), 10).unwrap();
-        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![], 0));
-        add(&c, &webhook("f")).unwrap();
-        for id in ["u1", "u2", "u3"] {
-            append(&c, 1, &event(id), 10).unwrap();
-        }
-        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![1, 2, 3], 3));
-        // Every event kept is pruned: the next one still follows the last.
-        assert_eq!(prune(&c, 11, 100).unwrap(), 3);
-        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![], 3));
-        append(&c, 1, &event("u4"), 20).unwrap();
-        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![4], 4));
-        // A pruning that deletes nothing moves nothing.
-        assert_eq!(prune(&c, 11, 100).unwrap(), 0);
-        append(&c, 1, &event("u5"), 20).unwrap();
-        assert_eq!(seqs(&c), vec![4, 5]);
-        // The provider's last feed removed: no events, and a new feed's numbers start afresh.
-        remove(&c, "f").unwrap();
-        append(&c, 1, &event("u6"), 30).unwrap();
-        assert_eq!((seqs(&c), last_seq(&c, 1).unwrap()), (vec![], 0));
-        add(&c, &webhook("g")).unwrap();
-        append(&c, 1, &event("u7"), 30).unwrap();
-        assert_eq!(seqs(&c), vec![1]);
     }
 }

@@ -153,6 +153,7 @@ fn migrations() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0021_search_text.sql")),
         M::up(include_str!("migrations/0022_feeds.sql")),
         M::up(include_str!("migrations/0023_feed_sets.sql")),
+        M::up(include_str!("migrations/0024_feed_in_activity.sql")),
     ]
 }
 
@@ -658,6 +659,77 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         assert!(Migrations::new(migrations()).validate().is_ok());
+    }
+
+    /// Version 24 moves the change feed's events onto their changes' activity records: an
+    /// event whose record is kept lands on it, one whose record is gone becomes a record
+    /// again, and the numbers, the externalIds and the order stay.
+    #[test]
+    fn feed_events_move_onto_their_activity_records() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", true).unwrap();
+        Migrations::new(migrations())
+            .to_version(&mut c, 23)
+            .unwrap();
+        c.execute_batch(
+            "INSERT INTO providers (id, name, description, kind, created)
+                 VALUES (1, 'p', '', 'entra', 0);
+             INSERT INTO feed_counters (provider_id, last) VALUES (1, 4);
+             INSERT INTO activity (at, provider_id, method, kind, resource_id, action, changed,
+                                   version, status)
+                 VALUES (20, 1, 'PATCH', 'User', 'u1', 'patched', '[\"title\"]', 2, 200),
+                        (30, 1, 'PATCH', 'Group', 'g1', 'member added', '[\"members\"]', 5,
+                         200),
+                        (31, 1, 'GET', 'User', NULL, 'refused', NULL, NULL, 404);
+             INSERT INTO feed_events (provider_id, seq, at, kind, resource_id, external_id, op,
+                                      changed, version, method)
+                 VALUES (1, 5, 10, 'User', 'u1', 'x1', 'create', '[\"userName\"]', 1, NULL),
+                        (1, 6, 20, 'User', 'u1', 'x1', 'patch', '[\"title\"]', 2, NULL),
+                        (1, 7, 30, 'Group', 'g1', NULL, 'members', '[\"members\"]', 5,
+                         'PATCH');",
+        )
+        .unwrap();
+        Migrations::new(migrations()).to_latest(&mut c).unwrap();
+        let events = feeds::events_after(&c, 1, 0, 10).unwrap();
+        let seen: Vec<_> = events
+            .iter()
+            .map(|e| {
+                (
+                    e.seq,
+                    e.at,
+                    e.resource_id.as_str(),
+                    e.external_id.as_deref(),
+                    e.op.as_str(),
+                    e.changed.as_str(),
+                    e.version,
+                    e.method.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            vec![
+                (5, 10, "u1", Some("x1"), "create", "[\"userName\"]", 1, None),
+                (6, 20, "u1", Some("x1"), "patch", "[\"title\"]", 2, None),
+                (
+                    7,
+                    30,
+                    "g1",
+                    None,
+                    "members",
+                    "[\"members\"]",
+                    5,
+                    Some("PATCH")
+                ),
+            ]
+        );
+        // Two events found their records; the first became one; the refusal is no event.
+        let records: i64 = c
+            .query_row("SELECT count(*) FROM activity", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(records, 4);
+        assert_eq!(feeds::last_seq(&c, 1).unwrap(), 7);
+        assert_eq!(feeds::first_seq(&c, 1).unwrap(), Some(5));
     }
 
     /// Version 12 moves tokens and LDAP service accounts into one `credentials` table: every

@@ -304,7 +304,8 @@ def main():
         with sqlite3.connect(db) as c:
             # The provider's last event number: its newest event kept (the counter row holds
             # it only as of the last pruning).
-            last = c.execute("SELECT max(seq) FROM feed_events").fetchone()[0]
+            # Events are the activity records of changes while they carry a number.
+            last = c.execute("SELECT max(feed_seq) FROM activity").fetchone()[0]
             stored = {r[0] for r in c.execute("SELECT id FROM resources")}
         wait_for(f"events up to {last}", lambda: receiver.seqs() and max(receiver.seqs()) >= last, timeout=60)
         seen = {e["id"] for e in receiver.events}
