@@ -101,21 +101,19 @@ type Kept = Arc<std::sync::Mutex<Vec<Arc<Read>>>>;
 const KEPT_READS: usize = 4;
 
 /// The events of one read: every event of the provider after `after` up to the last of
-/// `events`, and the provider's last number then.
+/// `events`.
 struct Read {
     after: i64,
     events: Vec<Event>,
-    newest: i64,
     /// The events as webhook messages carry them, written once for all the provider's feeds.
     wire: std::sync::OnceLock<Wire>,
 }
 
 impl Read {
-    fn new(after: i64, events: Vec<Event>, newest: i64) -> Read {
+    fn new(after: i64, events: Vec<Event>) -> Read {
         Read {
             after,
             events,
-            newest,
             wire: std::sync::OnceLock::new(),
         }
     }
@@ -164,10 +162,13 @@ impl Wire {
     }
 }
 
-/// The events a worker delivers next: part of a read.
+/// The events a worker delivers next: part of a read; and the provider's last number now
+/// (for the feed's lag: a feed that retries the same events finds them in a read kept from
+/// before, while the changes after them go on).
 struct Pending {
     read: Arc<Read>,
     range: std::ops::Range<usize>,
+    newest: i64,
 }
 
 impl Pending {
@@ -236,16 +237,14 @@ impl Recent {
                     return Ok(Pending {
                         read,
                         range: start..end,
+                        newest: feeds::last_seq(c, pid)?,
                     });
                 }
                 reads.clear();
             }
         }
-        let read = Arc::new(Read::new(
-            from,
-            feeds::events_after(c, pid, from, limit)?,
-            feeds::last_seq(c, pid)?,
-        ));
+        let read = Arc::new(Read::new(from, feeds::events_after(c, pid, from, limit)?));
+        let newest = feeds::last_seq(c, pid)?;
         if share && let Some(reads) = held.as_mut() {
             if reads.len() == KEPT_READS {
                 reads.remove(0);
@@ -253,7 +252,11 @@ impl Recent {
             reads.push(read.clone());
         }
         let range = 0..read.events.len();
-        Ok(Pending { read, range })
+        Ok(Pending {
+            read,
+            range,
+            newest,
+        })
     }
 }
 
@@ -294,7 +297,7 @@ async fn worker(state: Arc<AppState>, recent: Arc<Recent>, id: i64, stop: watch:
             }
         };
         let from = feed.position;
-        record_lag(&feed, pending.events(), pending.read.newest);
+        record_lag(&feed, pending.events(), pending.newest);
         let events = pending.events();
         let Some(last) = events.last().map(|e| e.seq) else {
             tokio::time::sleep(POLL).await;
@@ -797,7 +800,7 @@ mod tests {
         let recent = Recent::default();
         let first = recent.after(&c, 1, 0, BATCH, true).unwrap();
         assert_eq!(ids(&first), ["u1", "u2", "u3"]);
-        assert_eq!(first.read.newest, 3);
+        assert_eq!(first.newest, 3);
         // A feed a little behind or ahead of it takes its part of the same read.
         for (from, want) in [(1, vec!["u2", "u3"]), (2, vec!["u3"])] {
             let next = recent.after(&c, 1, from, BATCH, true).unwrap();
@@ -813,6 +816,8 @@ mod tests {
         assert_eq!(ids(&past), ["u4"]);
         let behind = recent.after(&c, 1, 0, BATCH, true).unwrap();
         assert!(Arc::ptr_eq(&behind.read, &first.read));
+        // Its lag counts the changes since that read.
+        assert_eq!(behind.newest, 4);
         // A read not shared is not kept: the next one reads again, and is kept.
         append("u5", 20);
         let alone = recent.after(&c, 1, 4, BATCH, false).unwrap();
@@ -878,7 +883,6 @@ mod tests {
                 event(2, Op::Patch),
                 event(3, Op::Delete),
             ],
-            3,
         ));
         let seqs_ops_resources = |body: Vec<u8>| -> Vec<(i64, String, Option<Value>)> {
             let v: Value = serde_json::from_slice(&body).unwrap();
@@ -898,6 +902,7 @@ mod tests {
         let part = |range| Pending {
             read: read.clone(),
             range,
+            newest: 3,
         };
         // Every event of its part, no resources: one slice of the read's JSON.
         let all = webhook_body("p", "t", &part(1..3), &[(0, None), (1, None)]);
