@@ -275,6 +275,9 @@ pub(crate) fn record_change_at(
         feed_seq,
         feed_seq.and(change.external_id),
     ])?;
+    if let Some(n) = feed_seq {
+        super::feeds::numbered(provider_id, n);
+    }
     Ok(())
 }
 

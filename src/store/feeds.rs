@@ -22,9 +22,52 @@ macro_rules! last_number {
 /// a feed (its counter row exists): after its newest event kept (the last entry of the index
 /// of numbers, found by a seek), or after the counter when none is kept. The counter is written
 /// only when events are pruned (`prune`), not by every change, so a change writes nothing but
-/// its activity record with the number and the externalId in it.
+/// its activity record with the number and the externalId in it. On the writer thread the
+/// answer comes from `NUMBERS` after the batch's first change of the provider.
 pub(crate) fn next_number(c: &Connection, provider_id: i64) -> Result<Option<i64>> {
-    Ok(last_number(c, provider_id)?.map(|last| last + 1))
+    let cached = NUMBERS.with_borrow(|n| n.as_ref().and_then(|n| n.get(&provider_id).copied()));
+    let last = match cached {
+        Some(last) => last,
+        None => {
+            let last = last_number(c, provider_id)?;
+            NUMBERS.with_borrow_mut(|n| n.as_mut().map(|n| n.insert(provider_id, last)));
+            last
+        }
+    };
+    Ok(last.map(|last| last + 1))
+}
+
+/// Notes that the provider's change wrote its event under `number` (see `next_number`).
+pub(crate) fn numbered(provider_id: i64, number: i64) {
+    NUMBERS.with_borrow_mut(|n| n.as_mut().map(|n| n.insert(provider_id, Some(number))));
+}
+
+thread_local! {
+    /// On the writer thread (`cache_numbers`): each provider's last event number (None: it
+    /// has no feed) as the current batch has written them, so that a batch's changes of a
+    /// provider read it once rather than each (a seek in the activity records' index and one
+    /// in the counters). Forgotten when a batch begins (another process may have committed
+    /// before it: `scimd feed add` or `remove` on the same file), when a request's work is
+    /// rolled back, and by every write that changes a provider's numbering (`add`, `remove`,
+    /// `prune`, and deleting a provider, whose id SQLite may give to the next one). None on
+    /// every other thread: there every change reads its number.
+    static NUMBERS: std::cell::RefCell<Option<std::collections::HashMap<i64, Option<i64>>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Makes this thread (the writer's) keep the providers' last numbers between the changes of
+/// a batch.
+pub(crate) fn cache_numbers() {
+    NUMBERS.with_borrow_mut(|n| *n = Some(std::collections::HashMap::new()));
+}
+
+/// Forgets the numbers this thread keeps, if it keeps any.
+pub(crate) fn forget_numbers() {
+    NUMBERS.with_borrow_mut(|n| {
+        if let Some(n) = n.as_mut() {
+            n.clear();
+        }
+    });
 }
 
 /// The provider's last event number; None when it has no feed (no counter row).
@@ -250,6 +293,7 @@ pub(crate) struct NewFeed<'a> {
 /// Adds a feed starting after the provider's last event (it delivers what commits from now
 /// on); the provider's first feed starts its events.
 pub(crate) fn add(c: &Connection, f: &NewFeed<'_>) -> Result<Feed> {
+    forget_numbers();
     c.prepare_cached(
         "INSERT INTO feed_counters (provider_id, last) VALUES (?1, 0)
          ON CONFLICT (provider_id) DO NOTHING",
@@ -348,6 +392,7 @@ pub(crate) fn set_paused(c: &Connection, name: &str, paused: bool) -> Result<Fee
 /// provider's last feed takes its events and its counter with it: its changes write no events
 /// until it has a feed again (whose numbers start afresh).
 pub(crate) fn remove(c: &Connection, name: &str) -> Result<Feed> {
+    forget_numbers();
     let f = require(c, name)?;
     c.prepare_cached("DELETE FROM feeds WHERE id = ?1")?
         .execute([f.id])?;
@@ -471,6 +516,7 @@ pub(crate) fn failed(c: &Connection, id: i64, error: &str, at: i64) -> Result<()
 /// numbered in commit order), so this reads the start of the index of numbers and needs no
 /// index by time.
 pub(crate) fn prune(c: &Connection, before: i64, limit: i64) -> Result<usize> {
+    forget_numbers();
     let providers: Vec<i64> = c
         .prepare_cached("SELECT provider_id FROM feed_counters")?
         .query_map([], |r| r.get(0))?

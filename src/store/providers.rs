@@ -191,6 +191,8 @@ pub(crate) fn usage(c: &Connection, provider_id: i64) -> Result<Usage> {
 
 /// Deletes the provider with its tokens, users, groups and memberships (foreign-key cascade).
 pub(crate) fn delete(c: &Connection, provider_id: i64) -> Result<()> {
+    // Its id may go to the next provider: the writer's event numbers of it are no more.
+    super::feeds::forget_numbers();
     c.execute("DELETE FROM providers WHERE id = ?1", [provider_id])?;
     // Its activity records went with it, perhaps the newest ones.
     super::text_index::forget_deleted_records(c)?;

@@ -383,7 +383,10 @@ impl Writer {
         let alive = AliveWhileHeld(health.clone());
         std::thread::Builder::new()
             .name("scimd-writer".into())
-            .spawn(move || run(conn, queue, committed, alive, file))?;
+            .spawn(move || {
+                super::feeds::cache_numbers();
+                run(conn, queue, committed, alive, file)
+            })?;
         Ok(Writer { jobs, health })
     }
 
@@ -521,6 +524,7 @@ fn in_savepoint<T, E: From<Error>>(
     exec(c, "SAVEPOINT request").map_err(|e| E::from(e.into()))?;
     let r = f(c);
     if r.is_err() {
+        super::feeds::forget_numbers();
         exec(c, "ROLLBACK TO request").map_err(|e| E::from(e.into()))?;
     }
     exec(c, "RELEASE request").map_err(|e| E::from(e.into()))?;
@@ -649,11 +653,15 @@ fn run(
 /// not start or commit, or was lost (SQLite rolls the whole transaction back on some errors);
 /// then the caller rolls back what is left and no request of the batch has written anything.
 fn commit_batch(conn: &Connection, batch: &mut [Queued]) -> Result<(), Failed> {
+    // What the last batch knew may be out of date (another process may have written since),
+    // and a batch that starts over begins from what is committed.
+    super::feeds::forget_numbers();
     exec(conn, "BEGIN IMMEDIATE").map_err(failure)?;
     if !run_optimistic(conn, batch) {
         if !conn.is_autocommit() {
             exec(conn, "ROLLBACK").map_err(failure)?;
         }
+        super::feeds::forget_numbers();
         exec(conn, "BEGIN IMMEDIATE").map_err(failure)?;
         for job in batch.iter_mut() {
             job.run(conn, true);
@@ -804,6 +812,76 @@ mod tests {
         );
         assert_eq!(rows(&c), [1, 5]);
         assert!(c.is_autocommit(), "the transaction committed");
+    }
+
+    /// A job doing `work` on the store's tables.
+    fn store_job(
+        work: impl FnMut(&Connection) -> Result<(), Error> + Send + 'static,
+    ) -> (Queued, Answer) {
+        let (answer, answered) = oneshot::channel();
+        let task = Task {
+            work,
+            result: None,
+            answer,
+        };
+        (Box::new(task), answered)
+    }
+
+    /// A user's creation by provider 1 (an event when it has a feed), failing after it when
+    /// `fail`.
+    fn create(id: &'static str, fail: bool) -> (Queued, Answer) {
+        store_job(move |c| {
+            crate::store::activity::testing::create(c, id, 10);
+            match fail {
+                true => Err(Error::Invalid("refused".into())),
+                false => Ok(()),
+            }
+        })
+    }
+
+    #[test]
+    fn the_event_numbers_the_writer_keeps_follow_what_commits() {
+        use crate::store::feeds;
+        let c = feeds::testing::with_provider();
+        feeds::add(&c, &feeds::testing::webhook("f")).unwrap();
+        feeds::cache_numbers();
+        let events = |c: &Connection| -> Vec<(i64, String)> {
+            feeds::events_after(c, 1, 0, 100)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.seq, e.resource_id))
+                .collect()
+        };
+        // The second change fails after its event was numbered: the batch runs again with
+        // each request alone, and the third takes the number the second gave back.
+        let (a, ra) = create("a", false);
+        let (b, rb) = create("b", true);
+        let (d, rd) = create("d", false);
+        let mut batch = vec![a, b, d];
+        let commit = commit_batch(&c, &mut batch);
+        assert_eq!(finish(batch, commit, vec![ra, rb, rd]), [true, false, true]);
+        assert_eq!(events(&c), [(1, "a".into()), (2, "d".into())]);
+        // The last feed removed in a batch: the changes after it write no event; a new feed
+        // numbers afresh, in the same batch too.
+        let (r, rr) = store_job(|c| feeds::remove(c, "f").map(|_| ()));
+        let (e, re) = create("e", false);
+        let (g, rg) = store_job(|c| feeds::add(c, &feeds::testing::webhook("g")).map(|_| ()));
+        let (h, rh) = create("h", false);
+        let mut batch = vec![r, e, g, h];
+        let commit = commit_batch(&c, &mut batch);
+        assert_eq!(
+            finish(batch, commit, vec![rr, re, rg, rh]),
+            [true, true, true, true]
+        );
+        assert_eq!(events(&c), [(1, "h".into())]);
+        // A write from elsewhere between two batches (another process, here the same
+        // connection outside the writer): the next batch reads the numbers again.
+        c.execute("UPDATE feed_counters SET last = 40", []).unwrap();
+        let (i, ri) = create("i", false);
+        let mut batch = vec![i];
+        let commit = commit_batch(&c, &mut batch);
+        assert_eq!(finish(batch, commit, vec![ri]), [true]);
+        assert_eq!(events(&c), [(1, "h".into()), (41, "i".into())]);
     }
 
     #[test]
