@@ -661,16 +661,23 @@ mod tests {
         assert!(Migrations::new(migrations()).validate().is_ok());
     }
 
+    /// A database in memory migrated up to schema `version` (a migration's test fills it as an
+    /// older scimd would have, then migrates it to the latest).
+    fn at_version(version: usize) -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", true).unwrap();
+        Migrations::new(migrations())
+            .to_version(&mut c, version)
+            .unwrap();
+        c
+    }
+
     /// Version 24 moves the change feed's events onto their changes' activity records: an
     /// event whose record is kept lands on it, one whose record is gone becomes a record
     /// again, and the numbers, the externalIds and the order stay.
     #[test]
     fn feed_events_move_onto_their_activity_records() {
-        let mut c = Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "foreign_keys", true).unwrap();
-        Migrations::new(migrations())
-            .to_version(&mut c, 23)
-            .unwrap();
+        let mut c = at_version(23);
         c.execute_batch(
             "INSERT INTO providers (id, name, description, kind, created)
                  VALUES (1, 'p', '', 'entra', 0);
@@ -736,11 +743,7 @@ mod tests {
     /// row and field arrives, and each keeps working as its kind.
     #[test]
     fn tokens_and_ldap_accounts_move_into_one_credentials_table() {
-        let mut c = Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "foreign_keys", true).unwrap();
-        Migrations::new(migrations())
-            .to_version(&mut c, 11)
-            .unwrap();
+        let mut c = at_version(11);
         c.execute_batch(
             "INSERT INTO providers (id, name, description, kind, created)
                  VALUES (1, 'p', '', 'entra', 0);
