@@ -110,7 +110,8 @@ settings! {
     /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or networks).
     trusted_proxies: String => Vec<ipnet::IpNet> = Some(String::new()),
         check networks, show shown_networks;
-    /// How long activity records are kept.
+    /// How long activity records are kept (a change's record that is also a change feed's event
+    /// stays until `feed_retention` is over).
     activity_retention: String => Duration = Some("30d".into()),
         check duration, show shown_duration;
     /// Most activity records kept per identity provider (the oldest go first).
