@@ -234,7 +234,7 @@ pub(crate) fn record_change(
 
 /// `record_change` at `at` (unix milliseconds). When the provider has a change feed, the
 /// record is the change's event too: it carries the event's number and the externalId.
-pub(crate) fn record_change_at(
+fn record_change_at(
     c: &Connection,
     provider_id: i64,
     ctx: &Context,
